@@ -1,0 +1,47 @@
+//! The api's settings: the shared storage settings plus what only the HTTP
+//! service needs. Parsed once, from flags and environment, in `main`.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use shared::config::Settings;
+
+/// pan's HTTP API: users, chunked resumable uploads, files.
+///
+/// With no settings at all it runs the embedded deployment under ./data
+/// (SQLite, local directories, merge workers in this process).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "api", version, about, long_about = None)]
+pub struct ApiConfig {
+    /// Address and port to listen on.
+    #[arg(long, env = "PAN_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Run the merge workers inside this process. Default: true when REDIS_URL
+    /// is unset (embedded), false otherwise (run `worker` processes).
+    #[arg(long, env = "PAN_EMBEDDED_WORKERS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub embedded_workers: Option<bool>,
+
+    /// Never run workers in this process (api nodes of a fleet); same as
+    /// --embedded-workers=false.
+    #[arg(long, conflicts_with = "embedded_workers")]
+    pub no_worker: bool,
+
+    /// Print the OpenAPI spec this server serves, then exit.
+    #[arg(long)]
+    pub print_openapi: bool,
+
+    /// Storage and upload settings.
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+impl ApiConfig {
+    /// Whether this process runs merge workers.
+    pub fn runs_workers(&self) -> bool {
+        !self.no_worker
+            && self
+                .embedded_workers
+                .unwrap_or(self.settings.redis_url.is_none())
+    }
+}

@@ -1,0 +1,166 @@
+//! The one mapping from domain errors to HTTP: a status and a JSON body
+//! `{code, message}` with a stable UPPER_SNAKE code. Errors poem produces by
+//! itself (unknown route, wrong method, unparsable JSON or query, missing
+//! token) are rewritten into the same shape by [`json_errors`].
+
+use poem::{IntoResponse, Response};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+use shared::Error;
+
+/// The body of every error response.
+#[derive(Debug, Clone, Object)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `UPLOAD_NOT_FOUND`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// For `CHUNKS_MISSING`: the first (at most 100) missing chunk indexes.
+    #[oai(skip_serializing_if_is_none)]
+    pub missing: Option<Vec<u64>>,
+    /// For `CHUNKS_MISSING`: how many chunks are missing in all.
+    #[oai(skip_serializing_if_is_none)]
+    pub missing_count: Option<u64>,
+}
+
+impl ErrorBody {
+    /// A body with just a code and a message.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorBody {
+            code: code.into(),
+            message: message.into(),
+            missing: None,
+            missing_count: None,
+        }
+    }
+}
+
+/// Every error status an operation may answer with.
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// The request is malformed or breaks a rule (code says which).
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Missing, malformed, unknown or expired credentials.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// Not allowed (e.g. an expired or tampered signed URL).
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// No such resource belongs to the caller.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The resource is not in a state that allows this (or already exists).
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// The body is larger than allowed.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// The request body has a media type this operation does not take.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
+    /// The requested byte range lies outside the file.
+    #[oai(status = 416)]
+    RangeNotSatisfiable(Json<ErrorBody>),
+    /// A bug or a broken backend; details are in the server log.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// A backend is unreachable; retry later.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+/// Handlers return this.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// A 400 with a code.
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest(Json(ErrorBody::new(code, message)))
+    }
+
+    /// A 401.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        ApiError::Unauthorized(Json(ErrorBody::new("UNAUTHENTICATED", message)))
+    }
+
+    /// A status and body for errors poem raised before a handler ran.
+    fn from_status(status: u16, message: String) -> Self {
+        let (code, wrap): (&str, fn(Json<ErrorBody>) -> ApiError) = match status {
+            401 => ("UNAUTHENTICATED", ApiError::Unauthorized),
+            403 => ("FORBIDDEN", ApiError::Forbidden),
+            404 => ("NOT_FOUND", ApiError::NotFound),
+            409 => ("CONFLICT", ApiError::Conflict),
+            413 => ("PAYLOAD_TOO_LARGE", ApiError::PayloadTooLarge),
+            415 => ("UNSUPPORTED_MEDIA_TYPE", ApiError::UnsupportedMediaType),
+            416 => ("RANGE_NOT_SATISFIABLE", ApiError::RangeNotSatisfiable),
+            503 => ("UNAVAILABLE", ApiError::Unavailable),
+            s if s >= 500 => ("INTERNAL", ApiError::Internal),
+            _ => ("INVALID_REQUEST", ApiError::BadRequest),
+        };
+        wrap(Json(ErrorBody::new(code, message)))
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let body = |code: &str| Json(ErrorBody::new(code, e.to_string()));
+        match &e {
+            Error::Invalid { code, .. } => ApiError::BadRequest(body(code)),
+            Error::Unauthenticated(_) => ApiError::Unauthorized(body("UNAUTHENTICATED")),
+            Error::BadCredentials => ApiError::Unauthorized(body("BAD_CREDENTIALS")),
+            Error::UsernameTaken => ApiError::Conflict(body("USERNAME_TAKEN")),
+            Error::UploadNotFound => ApiError::NotFound(body("UPLOAD_NOT_FOUND")),
+            Error::FileNotFound => ApiError::NotFound(body("FILE_NOT_FOUND")),
+            Error::NotUploading { .. } => ApiError::Conflict(body("UPLOAD_NOT_UPLOADING")),
+            Error::ChunksMissing { missing, count } => ApiError::Conflict(Json(ErrorBody {
+                code: "CHUNKS_MISSING".into(),
+                message: e.to_string(),
+                missing: Some(missing.clone()),
+                missing_count: Some(*count),
+            })),
+            Error::TooLarge { code, .. } => ApiError::PayloadTooLarge(body(code)),
+            Error::RangeNotSatisfiable { .. } => {
+                ApiError::RangeNotSatisfiable(body("RANGE_NOT_SATISFIABLE"))
+            }
+            Error::Unavailable { what, .. } => {
+                tracing::warn!(error = %e, "backend unavailable");
+                ApiError::Unavailable(Json(ErrorBody::new(
+                    "UNAVAILABLE",
+                    format!("{what} is unavailable, retry later"),
+                )))
+            }
+            Error::Internal { .. } => {
+                tracing::error!(error = ?e, "internal error");
+                ApiError::Internal(Json(ErrorBody::new(
+                    "INTERNAL",
+                    "internal error; see the server log",
+                )))
+            }
+        }
+    }
+}
+
+/// Rewrites any error response poem made by itself into `{code, message}`.
+/// Errors our handlers built (already JSON) pass through untouched.
+pub async fn json_errors(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let status = err.status();
+    let message = match status.as_u16() {
+        404 => "no such route".to_owned(),
+        405 => "method not allowed on this route".to_owned(),
+        401 => "missing or malformed bearer token".to_owned(),
+        _ => err.to_string(),
+    };
+    if status.as_u16() == 405 {
+        let body = ErrorBody::new("METHOD_NOT_ALLOWED", message);
+        return Json(body).with_status(status).into_response();
+    }
+    if status.as_u16() == 411 {
+        let body = ErrorBody::new("LENGTH_REQUIRED", message);
+        return Json(body).with_status(status).into_response();
+    }
+    ApiError::from_status(status.as_u16(), message).into_response()
+}

@@ -1,0 +1,136 @@
+//! pan's HTTP service.
+//!
+//! Layout:
+//! - [`config`]: the api's settings (flags and environment).
+//! - [`routes`]: one module per resource (`usr`, `mupload`, `files`, `health`).
+//! - [`auth`]: the bearer-token security scheme.
+//! - [`error`]: the one mapping from domain errors to `{code, message}`.
+//! - [`limits`]: request body limits.
+//!
+//! [`build`] opens the backends and binds the port; [`App::serve`] runs until
+//! the shutdown future resolves. `main` and the tests drive it the same way.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod limits;
+pub mod routes;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::middleware::Tracing;
+use poem::{Endpoint, EndpointExt, Route, Server};
+use poem_openapi::OpenApiService;
+use shared::backends::{Backends, OpenError};
+
+use crate::config::ApiConfig;
+use crate::state::AppState;
+
+/// The OpenAPI service: every operation, documented.
+pub fn openapi() -> OpenApiService<routes::Api, ()> {
+    OpenApiService::new(routes::api(), "pan", env!("CARGO_PKG_VERSION")).description(
+        "A self-hosted cloud disk: chunked, resumable, verified, deduplicated uploads. \
+         Errors are JSON `{code, message}`. Authenticate with `Authorization: Bearer <token>` from `/usr/signin`.",
+    )
+}
+
+/// The spec as served at `/openapi.json` (and checked in as `openapi/openapi.json`).
+pub fn spec_json() -> String {
+    openapi().spec()
+}
+
+/// Every route: the API, Swagger UI at `/docs`, the spec at `/openapi.json`.
+pub fn endpoint(state: AppState) -> impl Endpoint {
+    let api = openapi();
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    Route::new()
+        .nest("/", api)
+        .nest("/docs", docs)
+        .at("/openapi.json", spec)
+        .data(state)
+        .with(Tracing)
+        .catch_all_error(error::json_errors)
+}
+
+/// A built server: backends open, port bound, not yet serving.
+pub struct App {
+    acceptor: TcpAcceptor,
+    state: AppState,
+    workers: bool,
+    local_addr: SocketAddr,
+}
+
+/// Opens the backends the config names and binds the listening port.
+pub async fn build(config: ApiConfig) -> Result<App, OpenError> {
+    let backends = Backends::open(&config.settings).await?;
+    let acceptor = TcpListener::bind(config.listen.to_string())
+        .into_acceptor()
+        .await
+        .map_err(|e| OpenError {
+            setting: "PAN_LISTEN",
+            message: format!("cannot listen on {}: {e}", config.listen),
+        })?;
+    let local_addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .unwrap_or(config.listen);
+    let workers = config.runs_workers();
+    Ok(App {
+        acceptor,
+        state: AppState {
+            backends,
+            settings: Arc::new(config.settings),
+        },
+        workers,
+        local_addr,
+    })
+}
+
+impl App {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves, then drains requests (and merges
+    /// in flight, when this process runs workers).
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let workers = self.workers.then(|| {
+            let backends = self.state.backends.clone();
+            let settings = self.state.settings.clone();
+            let mut rx = stop_rx.clone();
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                };
+                if let Err(e) = worker::run(backends, settings, "embedded", stop).await {
+                    tracing::error!(error = %e, "embedded workers stopped");
+                }
+            })
+        });
+        let server = Server::new_with_acceptor(self.acceptor).run_with_graceful_shutdown(
+            endpoint(self.state),
+            async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            },
+            Some(Duration::from_secs(30)),
+        );
+        let result = server.await;
+        if let Some(w) = workers {
+            let _ = w.await;
+        }
+        result
+    }
+}

@@ -1,0 +1,39 @@
+//! The HTTP API, one module per resource.
+
+pub mod files;
+pub mod health;
+pub mod mupload;
+pub mod usr;
+
+use poem_openapi::Tags;
+
+/// Groups of operations in the spec.
+#[derive(Tags)]
+pub enum Tag {
+    /// Sign up, sign in, profile.
+    Users,
+    /// Chunked, resumable upload: init, uppart, status, complete, abort.
+    Uploads,
+    /// The caller's stored files.
+    Files,
+    /// Liveness and readiness.
+    Health,
+}
+
+/// Every API group, as one service.
+pub type Api = (
+    usr::UsrApi,
+    mupload::UploadApi,
+    files::FileApi,
+    health::HealthApi,
+);
+
+/// The API value to mount.
+pub fn api() -> Api {
+    (
+        usr::UsrApi,
+        mupload::UploadApi,
+        files::FileApi,
+        health::HealthApi,
+    )
+}

@@ -1,0 +1,356 @@
+//! The chunked, resumable upload protocol under `/file/mupload`:
+//! init → uppart (any order, in parallel, repeatable) → complete, with status
+//! and abort. Field names follow the design notes (`uploadID`, `chkidx`, …).
+
+use poem::Body;
+use poem::web::Data;
+use poem_openapi::param::{Header, Query};
+use poem_openapi::payload::{Binary, Json};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use shared::domain::{FileName, Sha1Hex, UploadSession, UploadState, UserFile};
+use shared::service::{self, InitOutcome};
+
+use super::Tag;
+use super::files::FileInfo;
+use crate::auth::BearerAuth;
+use crate::error::{ApiError, ApiResult};
+use crate::limits::json_body_limit;
+use crate::state::AppState;
+
+/// What the client wants to upload.
+#[derive(Debug, Object)]
+pub struct InitRequest {
+    /// The name to list the file under: 1-255 bytes, no control characters.
+    /// Metadata only.
+    #[oai(validator(max_length = 1024))]
+    pub filename: String,
+    /// SHA-1 of the whole file, 40 hex characters.
+    #[oai(validator(max_length = 64))]
+    pub filehash: String,
+    /// Size of the whole file in bytes.
+    #[oai(validator(minimum(value = "0")))]
+    pub filesize: i64,
+}
+
+/// How an init was answered.
+#[derive(Debug, Enum, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum InitStatus {
+    /// A new upload: send every chunk.
+    New,
+    /// An unfinished upload of the same file: send the chunks not in `uploaded`.
+    Resume,
+    /// The content is already stored: the file is yours now, send nothing.
+    Instant,
+}
+
+/// The answer to init.
+#[derive(Debug, Object)]
+pub struct InitResponse {
+    /// `new`, `resume` or `instant`.
+    pub status: InitStatus,
+    /// The upload's id (absent for `instant`, which needs no upload).
+    #[oai(rename = "uploadID", skip_serializing_if_is_none)]
+    pub upload_id: Option<String>,
+    /// Number of chunks; chunk `i` covers bytes `[i*chunksize, min((i+1)*chunksize, filesize))`.
+    pub chunkcount: u64,
+    /// Size of every chunk but the last, in bytes.
+    pub chunksize: u64,
+    /// Indexes of the chunks the server already holds, ascending.
+    pub uploaded: Vec<u64>,
+    /// The stored file (only for `instant`).
+    #[oai(skip_serializing_if_is_none)]
+    pub file: Option<FileInfo>,
+}
+
+/// Where an upload is.
+#[derive(Debug, Enum, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum UploadStateDto {
+    /// Chunks are arriving.
+    Uploading,
+    /// Every chunk is in; a worker assembles and verifies the file.
+    Merging,
+    /// The file is stored and listed.
+    Done,
+    /// The merge failed; `reason` says why.
+    Failed,
+}
+
+impl From<UploadState> for UploadStateDto {
+    fn from(s: UploadState) -> Self {
+        match s {
+            UploadState::Uploading => UploadStateDto::Uploading,
+            UploadState::Merging => UploadStateDto::Merging,
+            UploadState::Done => UploadStateDto::Done,
+            UploadState::Failed => UploadStateDto::Failed,
+        }
+    }
+}
+
+/// An upload's progress.
+#[derive(Debug, Object)]
+pub struct UploadStatus {
+    /// The upload's id.
+    #[oai(rename = "uploadID")]
+    pub upload_id: String,
+    /// `uploading`, `merging`, `done` or `failed`.
+    pub state: UploadStateDto,
+    /// The name given at init.
+    pub filename: String,
+    /// The declared SHA-1.
+    pub filehash: String,
+    /// The declared size.
+    pub filesize: u64,
+    /// Number of chunks.
+    pub chunkcount: u64,
+    /// Size of every chunk but the last.
+    pub chunksize: u64,
+    /// Indexes of the chunks received, ascending.
+    pub uploaded: Vec<u64>,
+    /// How many chunks were received.
+    pub uploaded_count: u64,
+    /// Why the upload failed (state `failed` only).
+    #[oai(skip_serializing_if_is_none)]
+    pub reason: Option<String>,
+    /// The stored file (state `done` only).
+    #[oai(skip_serializing_if_is_none)]
+    pub file: Option<FileInfo>,
+    /// When the upload started (Unix seconds).
+    pub created_at: i64,
+    /// Last activity (Unix seconds).
+    pub updated_at: i64,
+}
+
+/// A chunk was stored.
+#[derive(Debug, Object)]
+pub struct ChunkReceipt {
+    /// The upload's id.
+    #[oai(rename = "uploadID")]
+    pub upload_id: String,
+    /// The chunk's index.
+    pub chkidx: u64,
+    /// The chunk's length in bytes.
+    pub size: u64,
+}
+
+/// The state after complete.
+#[derive(Debug, Object)]
+pub struct CompleteResult {
+    /// The upload's id.
+    #[oai(rename = "uploadID")]
+    pub upload_id: String,
+    /// `merging` right after complete; later calls report the current state.
+    pub state: UploadStateDto,
+}
+
+/// Complete answers.
+#[derive(ApiResponse)]
+pub enum CompleteResponse {
+    /// The upload is being merged; follow it with status.
+    #[oai(status = 202)]
+    Accepted(Json<CompleteResult>),
+    /// The upload had already finished (`done` or `failed`).
+    #[oai(status = 200)]
+    Finished(Json<CompleteResult>),
+}
+
+/// Abort answers.
+#[derive(ApiResponse)]
+pub enum AbortResponse {
+    /// The upload and its chunks are gone.
+    #[oai(status = 204)]
+    Aborted,
+}
+
+fn file_info(f: UserFile) -> FileInfo {
+    FileInfo::from(f)
+}
+
+fn status_of(session: UploadSession, uploaded: Vec<u64>, file: Option<UserFile>) -> UploadStatus {
+    UploadStatus {
+        upload_id: session.id.to_string(),
+        state: session.state.into(),
+        filename: session.filename,
+        filehash: session.filehash.to_string(),
+        filesize: session.plan.file_size,
+        chunkcount: session.plan.chunk_count,
+        chunksize: session.plan.chunk_size,
+        uploaded_count: uploaded.len() as u64,
+        uploaded,
+        reason: session.reason,
+        file: file.map(file_info),
+        created_at: session.created_at,
+        updated_at: session.updated_at,
+    }
+}
+
+/// The upload protocol.
+pub struct UploadApi;
+
+#[OpenApi(prefix_path = "/file/mupload", tag = "Tag::Uploads")]
+impl UploadApi {
+    /// Start, resume or skip an upload.
+    ///
+    /// The server picks the chunk size (8 MiB, larger for files that would
+    /// need more than 10,000 chunks). `status` is `new`, `resume` (you have an
+    /// unfinished upload of this content: `uploaded` lists what the server
+    /// holds) or `instant` (the content is already stored: the file is yours).
+    #[oai(
+        path = "/init",
+        method = "post",
+        operation_id = "upload_init",
+        transform = "json_body_limit"
+    )]
+    async fn init(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        body: Json<InitRequest>,
+    ) -> ApiResult<Json<InitResponse>> {
+        let filename = FileName::parse(&body.filename)?;
+        let filehash = Sha1Hex::parse(&body.filehash)?;
+        let filesize = u64::try_from(body.filesize).map_err(|_| {
+            ApiError::bad_request("INVALID_FILESIZE", "filesize must not be negative")
+        })?;
+        let outcome = service::init(
+            &state.backends,
+            &state.settings,
+            &auth.0,
+            filename,
+            filehash,
+            filesize,
+        )
+        .await?;
+        Ok(Json(match outcome {
+            InitOutcome::New(s) => InitResponse {
+                status: InitStatus::New,
+                upload_id: Some(s.id.to_string()),
+                chunkcount: s.plan.chunk_count,
+                chunksize: s.plan.chunk_size,
+                uploaded: Vec::new(),
+                file: None,
+            },
+            InitOutcome::Resume(s, uploaded) => InitResponse {
+                status: InitStatus::Resume,
+                upload_id: Some(s.id.to_string()),
+                chunkcount: s.plan.chunk_count,
+                chunksize: s.plan.chunk_size,
+                uploaded,
+                file: None,
+            },
+            InitOutcome::Instant(f, plan) => InitResponse {
+                status: InitStatus::Instant,
+                upload_id: None,
+                chunkcount: plan.chunk_count,
+                chunksize: plan.chunk_size,
+                uploaded: (0..plan.chunk_count).collect(),
+                file: Some(file_info(f)),
+            },
+        }))
+    }
+
+    /// Send one chunk.
+    ///
+    /// The body is the chunk's raw bytes, exactly its length: longer is 413,
+    /// shorter 400. Chunks may arrive in any order and in parallel; sending a
+    /// chunk again replaces it. Optional `Upload-Checksum: sha1 <base64>`
+    /// (the tus checksum format) is verified before the chunk counts.
+    #[oai(path = "/uppart", method = "post", operation_id = "upload_part")]
+    async fn uppart(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// The upload's id, from init.
+        #[oai(name = "uploadID")]
+        upload_id: Query<String>,
+        /// The chunk's index, from 0 to chunkcount-1.
+        chkidx: Query<u64>,
+        /// `sha1 <base64 of the chunk's SHA-1>`; when present, a chunk that
+        /// does not match is refused with `CHUNK_CHECKSUM_MISMATCH`.
+        #[oai(name = "Upload-Checksum")]
+        upload_checksum: Header<Option<String>>,
+        req: &poem::Request,
+        body: Binary<Body>,
+    ) -> ApiResult<Json<ChunkReceipt>> {
+        let checksum = upload_checksum
+            .0
+            .as_deref()
+            .map(service::parse_upload_checksum)
+            .transpose()?;
+        let content_length = req.header("content-length").and_then(|v| v.parse().ok());
+        let stream = body.0.into_bytes_stream();
+        let session = service::put_chunk(
+            &state.backends,
+            &auth.0,
+            &upload_id.0,
+            chkidx.0,
+            content_length,
+            checksum,
+            stream,
+        )
+        .await?;
+        Ok(Json(ChunkReceipt {
+            upload_id: upload_id.0,
+            chkidx: chkidx.0,
+            size: session.plan.chunk_len(chkidx.0),
+        }))
+    }
+
+    /// An upload's state and the chunks received.
+    #[oai(path = "/status", method = "get", operation_id = "upload_status")]
+    async fn status(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// The upload's id.
+        #[oai(name = "uploadID")]
+        upload_id: Query<String>,
+    ) -> ApiResult<Json<UploadStatus>> {
+        let (session, uploaded, file) =
+            service::status(&state.backends, &auth.0, &upload_id.0).await?;
+        Ok(Json(status_of(session, uploaded, file)))
+    }
+
+    /// Finish sending: hand the upload to the merge workers.
+    ///
+    /// 202 with `merging` once every chunk is in; 409 `CHUNKS_MISSING` listing
+    /// the first 100 missing indexes otherwise. Calling it again reports the
+    /// current state and enqueues nothing.
+    #[oai(path = "/complete", method = "post", operation_id = "upload_complete")]
+    async fn complete(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// The upload's id.
+        #[oai(name = "uploadID")]
+        upload_id: Query<String>,
+    ) -> ApiResult<CompleteResponse> {
+        let now = service::complete(&state.backends, &auth.0, &upload_id.0).await?;
+        let body = Json(CompleteResult {
+            upload_id: upload_id.0,
+            state: now.into(),
+        });
+        Ok(match now {
+            UploadState::Uploading | UploadState::Merging => CompleteResponse::Accepted(body),
+            UploadState::Done | UploadState::Failed => CompleteResponse::Finished(body),
+        })
+    }
+
+    /// Cancel an upload and delete its chunks.
+    ///
+    /// Later calls with this id answer 404. An upload being merged cannot be
+    /// aborted (409).
+    #[oai(path = "/abort", method = "delete", operation_id = "upload_abort")]
+    async fn abort(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// The upload's id.
+        #[oai(name = "uploadID")]
+        upload_id: Query<String>,
+    ) -> ApiResult<AbortResponse> {
+        service::abort(&state.backends, &auth.0, &upload_id.0).await?;
+        Ok(AbortResponse::Aborted)
+    }
+}

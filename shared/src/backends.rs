@@ -1,0 +1,150 @@
+//! Opens every backend the settings name, once, at start-up. A bad or
+//! unreachable backend is an [`OpenError`] naming the setting to fix.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::config::Settings;
+use crate::db::{self, MetaRepo};
+use crate::jobs::MergeQueue;
+use crate::objects::{self, Store};
+use crate::uploads::UploadStore;
+use crate::uploads::redis::RedisUploads;
+use crate::uploads::sql::SqlUploads;
+
+/// A backend could not be opened: which setting, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {message}")]
+pub struct OpenError {
+    /// The setting (env var) to look at.
+    pub setting: &'static str,
+    /// What went wrong, on one line.
+    pub message: String,
+}
+
+fn fail(setting: &'static str) -> impl Fn(crate::Error) -> OpenError {
+    move |e| {
+        let mut message = e.to_string();
+        // The setting name is already in front; avoid saying it twice.
+        if let Some(rest) = message.strip_prefix(&format!("{setting}: ")) {
+            message = rest.to_owned();
+        }
+        OpenError {
+            setting,
+            message: message.replace('\n', " "),
+        }
+    }
+}
+
+/// Every backend a pan process uses, cheap to clone.
+#[derive(Clone)]
+pub struct Backends {
+    /// Users, tokens, files.
+    pub repo: Arc<dyn MetaRepo>,
+    /// Upload sessions and chunk state.
+    pub uploads: Arc<dyn UploadStore>,
+    /// Chunks waiting for their merge.
+    pub staging: Store,
+    /// Local directory behind the staging store, when it is local.
+    pub staging_dir: Option<PathBuf>,
+    /// Finished files.
+    pub files: Store,
+    /// Local directory behind the file store, when it is local.
+    pub files_dir: Option<PathBuf>,
+    /// Where merge jobs go.
+    pub merges: MergeQueue,
+    /// The Redis connection, when configured (for readiness checks).
+    pub redis: Option<ConnectionManager>,
+}
+
+impl Backends {
+    /// Opens everything the settings name.
+    pub async fn open(settings: &Settings) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|e| OpenError {
+            setting: "PAN_DATA_DIR",
+            message: format!("cannot create {}: {e}", settings.data_dir.display()),
+        })?;
+        let repo = db::open(&settings.database_url())
+            .await
+            .map_err(fail("DATABASE_URL"))?;
+        let (staging, staging_dir) = objects::open(&settings.staging_url(), "PAN_STAGING_URL")
+            .map_err(fail("PAN_STAGING_URL"))?;
+        let (files, files_dir) =
+            objects::open(&settings.store_url(), "PAN_STORE_URL").map_err(fail("PAN_STORE_URL"))?;
+
+        let (uploads, merges, redis): (Arc<dyn UploadStore>, MergeQueue, _) =
+            match &settings.redis_url {
+                Some(url) => {
+                    let con = connect_redis(url).await?;
+                    (
+                        Arc::new(RedisUploads::new(
+                            con.clone(),
+                            &settings.redis_prefix,
+                            settings.upload_ttl,
+                        )),
+                        MergeQueue::redis(con.clone(), &settings.redis_prefix),
+                        Some(con),
+                    )
+                }
+                None => (
+                    Arc::new(SqlUploads::new(repo.clone(), settings.upload_ttl)),
+                    MergeQueue::sqlite(&settings.jobs_db_path())
+                        .await
+                        .map_err(fail("PAN_DATA_DIR"))?,
+                    None,
+                ),
+            };
+        Ok(Backends {
+            repo: Arc::new(repo),
+            uploads,
+            staging,
+            staging_dir,
+            files,
+            files_dir,
+            merges,
+            redis,
+        })
+    }
+}
+
+async fn connect_redis(url: &str) -> Result<ConnectionManager, OpenError> {
+    let bad = |message: String| OpenError {
+        setting: "REDIS_URL",
+        message,
+    };
+    let client = redis::Client::open(url).map_err(|e| bad(format!("invalid URL: {e}")))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(10)))
+        .set_number_of_retries(2);
+    let mut con = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.get_connection_manager_with_config(config),
+    )
+    .await
+    .map_err(|_| {
+        bad(format!(
+            "{} did not answer within 5 s",
+            crate::config::redact_url(url)
+        ))
+    })?
+    .map_err(|e| {
+        bad(format!(
+            "cannot connect to {}: {e}",
+            crate::config::redact_url(url)
+        ))
+    })?;
+    let _: String = redis::cmd("PING")
+        .query_async(&mut con)
+        .await
+        .map_err(|e| {
+            bad(format!(
+                "{} does not answer PING: {e}",
+                crate::config::redact_url(url)
+            ))
+        })?;
+    Ok(con)
+}

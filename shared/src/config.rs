@@ -1,0 +1,140 @@
+//! Settings shared by `api` and `worker`: where the data lives and how uploads
+//! are shaped. Every field is a flag and an environment variable; the doc
+//! comments are what `--help` prints.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+/// Storage and upload settings common to every pan process.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Directory for the embedded deployment: the SQLite database, the job
+    /// queue and the local staging and file stores.
+    #[arg(long, env = "PAN_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// SQL database for metadata: `mysql://user:password@host:port/db` for a
+    /// fleet, or `sqlite://path`. Unset: `<data dir>/pan.db`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Redis for upload chunk state and the job queue (`redis://host:port/db`).
+    /// Unset: chunk state in the SQL database and the queue in
+    /// `<data dir>/jobs.db`.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and job queue pan uses, so that several pan
+    /// installations (or test runs) can share one Redis.
+    #[arg(long, env = "PAN_REDIS_PREFIX", default_value = "pan")]
+    pub redis_prefix: String,
+
+    /// Where finished files are stored: `file:///abs/path`. Unset:
+    /// `<data dir>/files`.
+    #[arg(long, env = "PAN_STORE_URL")]
+    pub store_url: Option<String>,
+
+    /// Where uploaded chunks wait for their merge: `file:///abs/path`. Unset:
+    /// `<data dir>/staging`. In a fleet it must be shared by api and workers.
+    #[arg(long, env = "PAN_STAGING_URL")]
+    pub staging_url: Option<String>,
+
+    /// Chunk size the server prefers, in bytes. Larger files get larger chunks
+    /// so that no upload has more than `max_chunks` chunks.
+    #[arg(long, env = "PAN_CHUNK_SIZE", default_value_t = 8 << 20,
+          value_parser = clap::value_parser!(u64).range(1024..=(1u64 << 32)))]
+    pub chunk_size: u64,
+
+    /// Most chunks one upload may have (S3 allows 10,000 parts).
+    #[arg(long, env = "PAN_MAX_CHUNKS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_chunks: u64,
+
+    /// Largest file a client may upload, in bytes (default 1 TiB).
+    #[arg(long, env = "PAN_MAX_FILE_SIZE", default_value_t = 1 << 40,
+          value_parser = clap::value_parser!(u64).range(0..=(1u64 << 50)))]
+    pub max_file_size: u64,
+
+    /// Seconds an upload may sit idle before it expires with its chunks.
+    #[arg(long, env = "PAN_UPLOAD_TTL", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub upload_ttl: u64,
+
+    /// Seconds a signin token stays valid.
+    #[arg(long, env = "PAN_TOKEN_TTL", default_value_t = 7 * 86_400,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub token_ttl: u64,
+
+    /// Threads one merge uses to copy chunks into the output file.
+    #[arg(long, env = "PAN_MERGE_THREADS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub merge_threads: u32,
+
+    /// Merge jobs one process runs at a time.
+    #[arg(long, env = "PAN_WORKER_JOBS", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub worker_jobs: u32,
+}
+
+impl Settings {
+    /// The SQL URL in effect: the configured one or the embedded SQLite file.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("pan.db").display()
+            ),
+        }
+    }
+
+    /// The file store URL in effect.
+    pub fn store_url(&self) -> String {
+        self.store_url
+            .clone()
+            .unwrap_or_else(|| file_url(&self.data_dir.join("files")))
+    }
+
+    /// The staging store URL in effect.
+    pub fn staging_url(&self) -> String {
+        self.staging_url
+            .clone()
+            .unwrap_or_else(|| file_url(&self.data_dir.join("staging")))
+    }
+
+    /// The SQLite file holding the embedded job queue.
+    pub fn jobs_db_path(&self) -> PathBuf {
+        self.data_dir.join("jobs.db")
+    }
+
+    /// A one-line description of the effective settings with secrets removed.
+    pub fn redacted_summary(&self) -> String {
+        format!(
+            "database={} redis={} store={} staging={}",
+            redact_url(&self.database_url()),
+            self.redis_url
+                .as_deref()
+                .map(redact_url)
+                .unwrap_or_else(|| "off".into()),
+            self.store_url(),
+            self.staging_url(),
+        )
+    }
+}
+
+fn file_url(dir: &Path) -> String {
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    format!("file://{}", abs.display())
+}
+
+/// `scheme://user:secret@host` → `scheme://user:***@host`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

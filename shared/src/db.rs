@@ -1,0 +1,124 @@
+//! The metadata repository: users and their tokens, stored files and the
+//! users' entries for them.
+//!
+//! One SQL implementation ([`SqlRepo`]) serves both real systems; what differs
+//! between them (connecting, migrations, transaction start) lives in
+//! [`sqlite`] and [`mysql`], chosen once by [`open`] from the URL scheme.
+//! Every statement is parameterised.
+
+pub mod mysql;
+mod sql;
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+pub use sql::SqlRepo;
+
+use crate::domain::{StoredFile, User, UserFile, UserName};
+use crate::error::{Error, Result};
+
+/// Users and signin tokens.
+#[async_trait]
+pub trait UserRepo: Send + Sync {
+    /// Registers a user; [`Error::UsernameTaken`] when the name exists.
+    async fn create_user(&self, name: &UserName, password_hash: &str, now: i64) -> Result<User>;
+    /// The user and their password hash, by name.
+    async fn user_with_hash(&self, name: &str) -> Result<Option<(User, String)>>;
+    /// Stores a token (by its hash) valid until `expires_at`.
+    async fn insert_token(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()>;
+    /// The user a live token belongs to.
+    async fn user_by_token(&self, token_hash: &str, now: i64) -> Result<Option<User>>;
+    /// Revokes one token.
+    async fn delete_token(&self, token_hash: &str) -> Result<()>;
+    /// Drops tokens that expired before `now`.
+    async fn delete_expired_tokens(&self, now: i64) -> Result<u64>;
+    /// How many files a user has and their total size.
+    async fn usage(&self, user_id: i64) -> Result<(i64, i64)>;
+}
+
+/// What a merge commits: the content and the entry its owner gets.
+#[derive(Debug, Clone)]
+pub struct NewUserFile<'a> {
+    /// Owner.
+    pub user_id: i64,
+    /// SHA-1 of the content (verified).
+    pub filehash: &'a str,
+    /// Size in bytes.
+    pub filesize: i64,
+    /// The owner's name for it.
+    pub filename: &'a str,
+    /// When (Unix seconds).
+    pub now: i64,
+}
+
+/// Stored content and users' entries for it. Content is shared: the `files`
+/// row counts the entries that reference it, and the bytes go when it drops
+/// to zero.
+#[async_trait]
+pub trait FileRepo: Send + Sync {
+    /// The stored content with this hash and size, if any.
+    async fn stored_file(&self, filehash: &str, filesize: i64) -> Result<Option<StoredFile>>;
+    /// Gives the user an entry for content that is already stored ("instant"
+    /// upload). `None` when no such content is stored (anymore).
+    async fn link_existing(&self, f: &NewUserFile<'_>) -> Result<Option<UserFile>>;
+    /// Records merged content stored under `storage_key` and the user's entry
+    /// for it, in one transaction. When another merge stored the same content
+    /// first, its row is referenced instead; the returned [`StoredFile`] says
+    /// which key is in effect (the caller deletes its own copy if it lost).
+    async fn commit_merged(
+        &self,
+        f: &NewUserFile<'_>,
+        storage_key: &str,
+    ) -> Result<(UserFile, StoredFile)>;
+    /// A page of the user's entries, newest first, and how many there are.
+    async fn list_files(
+        &self,
+        user_id: i64,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<UserFile>, i64)>;
+    /// The user's entry for a hash and the content behind it.
+    async fn user_file(
+        &self,
+        user_id: i64,
+        filehash: &str,
+    ) -> Result<Option<(UserFile, StoredFile)>>;
+    /// Renames the user's entry.
+    async fn rename_file(
+        &self,
+        user_id: i64,
+        filehash: &str,
+        filename: &str,
+        now: i64,
+    ) -> Result<UserFile>;
+    /// Removes the user's entry; returns the content when nobody references it
+    /// any more (its row is gone and its bytes are the caller's to delete).
+    async fn delete_file(&self, user_id: i64, filehash: &str) -> Result<Option<StoredFile>>;
+}
+
+/// The whole repository, as the rest of pan holds it.
+#[async_trait]
+pub trait MetaRepo: UserRepo + FileRepo {
+    /// A cheap round trip, for readiness checks.
+    async fn health_check(&self) -> Result<()>;
+}
+
+/// Opens the repository named by `url` and applies its migrations.
+/// `sqlite://…` and `mysql://…` (also `mariadb://…`) are understood.
+pub async fn open(url: &str) -> Result<SqlRepo> {
+    let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
+    match scheme {
+        "sqlite" => sqlite::open(url).await,
+        "mysql" | "mariadb" => mysql::open(&url.replacen("mariadb:", "mysql:", 1)).await,
+        _ => Err(Error::invalid(
+            "INVALID_SETTING",
+            format!("DATABASE_URL: unsupported scheme {scheme:?}; use sqlite:// or mysql://"),
+        )),
+    }
+}

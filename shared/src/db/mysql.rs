@@ -1,0 +1,31 @@
+//! MySQL / MariaDB: the fleet's metadata store, shared by every api and worker
+//! process. InnoDB row locks serialise the reference-count updates.
+
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+
+use super::sql::{Dialect, SqlRepo};
+use crate::error::{Error, Result};
+
+static MIGRATIONS: Migrator = sqlx::migrate!("../migrations/mysql");
+
+/// Connects to the MySQL database at `url` and migrates it.
+pub async fn open(url: &str) -> Result<SqlRepo> {
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|e| Error::Unavailable {
+            what: "database",
+            source: Box::new(e),
+        })?;
+    MIGRATIONS
+        .run(&pool)
+        .await
+        .map_err(|e| Error::internal("applying MySQL migrations", e))?;
+    Ok(SqlRepo::new(pool, Dialect::MySql))
+}

@@ -1,0 +1,55 @@
+//! SQLite: the embedded deployment's metadata store, one file under the data
+//! directory. WAL lets readers run beside the single writer; transactions start
+//! with `BEGIN IMMEDIATE` so a read-then-write transaction waits for the write
+//! lock instead of failing with SQLITE_BUSY half-way.
+
+use sqlx::Executor;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+
+use super::sql::{Dialect, SqlRepo};
+use crate::error::{Error, Result};
+
+static MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// Opens (creating if needed) the SQLite database at `url` and migrates it.
+pub async fn open(url: &str) -> Result<SqlRepo> {
+    sqlx::any::install_default_drivers();
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .map(|p| p.split('?').next().unwrap_or(p))
+        && let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Unavailable {
+            what: "database directory",
+            source: Box::new(e),
+        })?;
+    }
+    let url = if url.contains('?') {
+        url.to_owned()
+    } else {
+        format!("{url}?mode=rwc")
+    };
+    let pool = AnyPoolOptions::new()
+        .max_connections(8)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await
+        .map_err(|e| Error::Unavailable {
+            what: "database",
+            source: Box::new(e),
+        })?;
+    MIGRATIONS
+        .run(&pool)
+        .await
+        .map_err(|e| Error::internal("applying SQLite migrations", e))?;
+    Ok(SqlRepo::new(pool, Dialect::Sqlite))
+}

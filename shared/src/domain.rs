@@ -1,0 +1,113 @@
+//! Validated domain types, parsed once where input enters (the api edge) so the
+//! rest of the code cannot hold an invalid one.
+
+mod names;
+mod plan;
+
+pub use names::{FileName, Password, Sha1Hex, UploadId, UserName};
+pub use plan::ChunkPlan;
+
+use serde::{Deserialize, Serialize};
+
+/// A registered user.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Server-made numeric id; the key of everything the user owns.
+    pub id: i64,
+    /// The name the user signed up with.
+    pub username: String,
+    /// When the account was created (Unix seconds).
+    pub created_at: i64,
+}
+
+/// Where an upload is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadState {
+    /// Chunks are arriving.
+    Uploading,
+    /// Every chunk is in; a merge job assembles and verifies the file.
+    Merging,
+    /// The file is stored and listed for its owner.
+    Done,
+    /// The merge found a problem (e.g. a hash mismatch); `reason` says which.
+    Failed,
+}
+
+impl UploadState {
+    /// The wire and storage spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UploadState::Uploading => "uploading",
+            UploadState::Merging => "merging",
+            UploadState::Done => "done",
+            UploadState::Failed => "failed",
+        }
+    }
+
+    /// Parses the storage spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "uploading" => UploadState::Uploading,
+            "merging" => UploadState::Merging,
+            "done" => UploadState::Done,
+            "failed" => UploadState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for UploadState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One upload in progress (or just finished): who, what, and its geometry.
+#[derive(Debug, Clone)]
+pub struct UploadSession {
+    /// Server-made, unguessable id.
+    pub id: UploadId,
+    /// The owner's user id.
+    pub owner: i64,
+    /// The name the client gave; metadata only.
+    pub filename: String,
+    /// Declared SHA-1 of the whole file.
+    pub filehash: Sha1Hex,
+    /// How the file is cut into chunks.
+    pub plan: ChunkPlan,
+    /// Current state.
+    pub state: UploadState,
+    /// Why the upload failed, once it has.
+    pub reason: Option<String>,
+    /// Creation time (Unix seconds).
+    pub created_at: i64,
+    /// Last activity (Unix seconds); idle sessions expire after the TTL.
+    pub updated_at: i64,
+}
+
+/// A user's entry for a stored file.
+#[derive(Debug, Clone)]
+pub struct UserFile {
+    /// SHA-1 of the content.
+    pub filehash: String,
+    /// Size in bytes.
+    pub filesize: i64,
+    /// The user's name for it.
+    pub filename: String,
+    /// When the user got it (Unix seconds).
+    pub uploaded_at: i64,
+    /// Last rename (Unix seconds).
+    pub updated_at: i64,
+}
+
+/// A stored blob, shared by every user who has the same content.
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    /// SHA-1 of the content.
+    pub filehash: String,
+    /// Size in bytes.
+    pub filesize: i64,
+    /// Key in the file store (content hash plus a generation nonce).
+    pub storage_key: String,
+}

@@ -1,0 +1,212 @@
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+/// A username: 1–64 characters from `A-Z a-z 0-9 . _ -`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserName(String);
+
+impl UserName {
+    /// The characters a username may use, for error messages and docs.
+    pub const RULE: &'static str = "1-64 characters from A-Z, a-z, 0-9, '.', '_' and '-'";
+
+    /// Validates a username.
+    pub fn parse(s: &str) -> Result<Self> {
+        let ok = (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if ok {
+            Ok(UserName(s.to_owned()))
+        } else {
+            Err(Error::invalid(
+                "INVALID_USERNAME",
+                format!("username must be {}", Self::RULE),
+            ))
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password: 8–1024 bytes of UTF-8 without NUL.
+pub struct Password(String);
+
+impl Password {
+    /// Validates a password.
+    pub fn parse(s: &str) -> Result<Self> {
+        if !(8..=1024).contains(&s.len()) {
+            return Err(Error::invalid(
+                "INVALID_PASSWORD",
+                "password must be 8-1024 bytes long",
+            ));
+        }
+        if s.contains('\0') {
+            return Err(Error::invalid(
+                "INVALID_PASSWORD",
+                "password must not contain NUL bytes",
+            ));
+        }
+        Ok(Password(s.to_owned()))
+    }
+
+    /// The secret itself; only the hasher should read it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// A SHA-1 digest as 40 lowercase hex characters (input may be upper case).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Sha1Hex(String);
+
+impl Sha1Hex {
+    /// Validates and normalises a hex SHA-1.
+    pub fn parse(s: &str) -> Result<Self> {
+        if s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(Sha1Hex(s.to_ascii_lowercase()))
+        } else {
+            Err(Error::invalid(
+                "INVALID_FILEHASH",
+                "filehash must be a SHA-1 digest: 40 hex characters",
+            ))
+        }
+    }
+
+    /// The normalised digest.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Sha1Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An upload id: 128 random bits as 32 lowercase hex characters, made by the
+/// server. Unguessable, so knowing one proves nothing; ownership is still checked.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UploadId(String);
+
+impl UploadId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        UploadId(crate::random_hex(16))
+    }
+
+    /// Parses an id a client sent. Anything malformed is simply unknown.
+    pub fn parse(s: &str) -> Result<Self> {
+        if s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(UploadId(s.to_owned()))
+        } else {
+            Err(Error::UploadNotFound)
+        }
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UploadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A client's name for a file: 1–255 bytes of UTF-8, no control characters.
+/// Metadata only: it never becomes part of a path or an object key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileName(String);
+
+impl FileName {
+    /// Validates a file name.
+    pub fn parse(s: &str) -> Result<Self> {
+        if s.is_empty() || s.trim().is_empty() {
+            return Err(Error::invalid(
+                "INVALID_FILENAME",
+                "filename must not be empty",
+            ));
+        }
+        if s.len() > 255 {
+            return Err(Error::invalid(
+                "INVALID_FILENAME",
+                "filename must be at most 255 bytes",
+            ));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "INVALID_FILENAME",
+                "filename must not contain control characters",
+            ));
+        }
+        Ok(FileName(s.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_the_documented_set() {
+        assert!(UserName::parse("alice_01.x-y").is_ok());
+        assert!(UserName::parse(&"a".repeat(64)).is_ok());
+        for bad in ["", &"a".repeat(65), "a b", "a\0b", "ä", "a'--", "a/b"] {
+            assert!(UserName::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn passwords_are_8_to_1024_bytes_without_nul() {
+        assert!(Password::parse("12345678").is_ok());
+        assert!(Password::parse(&"x".repeat(1024)).is_ok());
+        assert!(Password::parse("1234567").is_err());
+        assert!(Password::parse(&"x".repeat(1025)).is_err());
+        assert!(Password::parse("1234\u{0}5678").is_err());
+    }
+
+    #[test]
+    fn sha1_hex_is_normalised_to_lowercase() {
+        let h = Sha1Hex::parse("DA39A3EE5E6B4B0D3255BFEF95601890AFD80709").unwrap();
+        assert_eq!(h.as_str(), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert!(Sha1Hex::parse("da39").is_err());
+        assert!(Sha1Hex::parse(&"g".repeat(40)).is_err());
+    }
+
+    #[test]
+    fn file_names_reject_control_characters_and_length() {
+        assert!(FileName::parse("report (final).pdf").is_ok());
+        assert!(
+            FileName::parse("../../etc/passwd").is_ok(),
+            "names are metadata, not paths"
+        );
+        for bad in ["", "  ", "a\0b", "a\nb", &"n".repeat(256)] {
+            assert!(FileName::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn upload_ids_are_unique_and_parse_back() {
+        let a = UploadId::generate();
+        assert_ne!(a, UploadId::generate());
+        assert_eq!(UploadId::parse(a.as_str()).unwrap(), a);
+        assert!(UploadId::parse("../x").is_err());
+    }
+}

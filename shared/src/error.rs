@@ -1,0 +1,141 @@
+//! The domain error. Backends translate their own failures (sqlx, redis,
+//! object_store, I/O) into these variants at their boundary, so nothing outside
+//! `shared` matches on a driver's error. The api crate owns the one mapping
+//! from a variant to an HTTP status and `{code, message}`.
+
+use std::fmt::Display;
+
+/// Result with the domain [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, in the domain's words.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request itself is wrong; `code` names the rule it broke.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    /// No usable credentials: missing, malformed, unknown or expired token.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Wrong username or password (the same answer for both, on purpose).
+    #[error("wrong username or password")]
+    BadCredentials,
+    /// The username is already registered.
+    #[error("username is already taken")]
+    UsernameTaken,
+    /// No upload with that id belongs to the caller (or it expired or was aborted).
+    #[error("no such upload (unknown, expired, aborted, or not yours)")]
+    UploadNotFound,
+    /// No file with that hash belongs to the caller.
+    #[error("no such file")]
+    FileNotFound,
+    /// The upload is past the state the operation needs.
+    #[error("upload is {state}, not uploading")]
+    NotUploading { state: String },
+    /// `complete` was called before every chunk arrived.
+    #[error("{count} chunk(s) missing")]
+    ChunksMissing { missing: Vec<u64>, count: u64 },
+    /// A body was larger than allowed.
+    #[error("{message}")]
+    TooLarge { code: &'static str, message: String },
+    /// A byte range outside the file.
+    #[error("range not satisfiable for a file of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    /// A backend could not be reached or timed out; retrying may help.
+    #[error("{what} is unavailable: {source}")]
+    Unavailable {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Anything else: a bug or a broken backend. Logged with its cause chain.
+    #[error("{context}: {source}")]
+    Internal {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl Error {
+    /// A 400-class validation error with a stable code.
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// An unexpected failure with what we were doing.
+    pub fn internal(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Internal {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// `.context("doing X")` on fallible backend calls: turns any error into
+/// [`Error::Internal`] unless it already is a domain error.
+pub trait ResultExt<T> {
+    /// Wraps the error with what was being done.
+    fn context(self, what: impl Display) -> Result<T>;
+}
+
+impl<T, E> ResultExt<T> for std::result::Result<T, E>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn context(self, what: impl Display) -> Result<T> {
+        self.map_err(|e| {
+            let boxed: Box<dyn std::error::Error + Send + Sync> = e.into();
+            match boxed.downcast::<Error>() {
+                Ok(domain) => *domain,
+                Err(other) => Error::Internal {
+                    context: what.to_string(),
+                    source: other,
+                },
+            }
+        })
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Error::Unavailable {
+                    what: "database",
+                    source: Box::new(e),
+                }
+            }
+            other => Error::internal("database query failed", other),
+        }
+    }
+}
+
+impl From<redis::RedisError> for Error {
+    fn from(e: redis::RedisError) -> Self {
+        if e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+        {
+            Error::Unavailable {
+                what: "redis",
+                source: Box::new(e),
+            }
+        } else {
+            Error::internal("redis command failed", e)
+        }
+    }
+}
+
+impl From<object_store::Error> for Error {
+    fn from(e: object_store::Error) -> Self {
+        Error::internal("object store operation failed", e)
+    }
+}

@@ -1,0 +1,213 @@
+//! The byte stores, all behind object_store: the staging store (chunks waiting
+//! for their merge) and the file store (finished, content-addressed files).
+//!
+//! Keys are made by the server only, from upload ids, chunk indexes, random
+//! nonces and content hashes; a client's file name never reaches a key.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use sha1::{Digest, Sha1};
+
+use crate::domain::UploadId;
+use crate::error::{Error, Result};
+
+/// A store handle as the rest of pan holds it.
+pub type Store = Arc<dyn ObjectStore>;
+
+/// Opens the store a URL names; `setting` names the setting for errors.
+/// `file:///abs/dir` is a local directory (created if missing).
+pub fn open(url: &str, setting: &str) -> Result<(Store, Option<PathBuf>)> {
+    let parsed = url::Url::parse(url).map_err(|e| {
+        Error::invalid(
+            "INVALID_SETTING",
+            format!("{setting}: {url:?} is not a URL: {e}"),
+        )
+    })?;
+    match parsed.scheme() {
+        "file" => {
+            let dir = parsed.to_file_path().map_err(|_| {
+                Error::invalid(
+                    "INVALID_SETTING",
+                    format!("{setting}: {url:?} is not an absolute path"),
+                )
+            })?;
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                Error::invalid(
+                    "INVALID_SETTING",
+                    format!("{setting}: cannot create {}: {e}", dir.display()),
+                )
+            })?;
+            let store = LocalFileSystem::new_with_prefix(&dir)
+                .map_err(|e| Error::invalid("INVALID_SETTING", format!("{setting}: {e}")))?
+                .with_automatic_cleanup(true)
+                // A chunk counts as uploaded only once its bytes are durable.
+                .with_fsync(true);
+            let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+            Ok((Arc::new(store), Some(dir)))
+        }
+        other => Err(Error::invalid(
+            "INVALID_SETTING",
+            format!("{setting}: unsupported store scheme {other:?}; use file:///absolute/path"),
+        )),
+    }
+}
+
+/// Key of one staged copy of a chunk. Every send of a chunk gets its own key
+/// (the nonce), so concurrent or repeated sends never write the same object.
+pub fn chunk_key(id: &UploadId, index: u64) -> Path {
+    Path::from(format!("{id}/{index:05}.{}", crate::random_hex(8)))
+}
+
+/// Prefix of every staged chunk of an upload.
+pub fn upload_prefix(id: &UploadId) -> Path {
+    Path::from(id.as_str())
+}
+
+/// Content-addressed key of a stored file: the hash, the size and a nonce, so
+/// that deleting one generation of some content never touches a newer one.
+pub fn file_key(filehash: &str, filesize: u64) -> Path {
+    Path::from(format!(
+        "{}/{}/{filehash}-{filesize}-{}",
+        &filehash[..2],
+        &filehash[2..4],
+        crate::random_hex(8)
+    ))
+}
+
+/// Why a streamed chunk was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkWriteError {
+    /// More bytes than the chunk's length arrived (reading stopped there).
+    #[error("chunk {index} must be exactly {expected} bytes; more arrived")]
+    TooLong { index: u64, expected: u64 },
+    /// The body ended early.
+    #[error("chunk {index} must be exactly {expected} bytes; got {got}")]
+    TooShort { index: u64, expected: u64, got: u64 },
+    /// The declared per-chunk SHA-1 does not match the bytes.
+    #[error("chunk {index} does not match its Upload-Checksum (got sha1 {actual})")]
+    ChecksumMismatch { index: u64, actual: String },
+    /// Reading the request body failed (client went away).
+    #[error("reading the chunk body failed: {0}")]
+    Body(std::io::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] object_store::Error),
+}
+
+impl From<ChunkWriteError> for Error {
+    fn from(e: ChunkWriteError) -> Self {
+        match e {
+            ChunkWriteError::TooLong { .. } => Error::TooLarge {
+                code: "CHUNK_TOO_LARGE",
+                message: e.to_string(),
+            },
+            ChunkWriteError::TooShort { .. } => {
+                Error::invalid("CHUNK_SIZE_MISMATCH", e.to_string())
+            }
+            ChunkWriteError::ChecksumMismatch { .. } => {
+                Error::invalid("CHUNK_CHECKSUM_MISMATCH", e.to_string())
+            }
+            ChunkWriteError::Body(_) => Error::invalid("BODY_READ_FAILED", e.to_string()),
+            ChunkWriteError::Store(s) => Error::from(s),
+        }
+    }
+}
+
+/// Streams one chunk into `store` at `key`, holding at most a few parts in
+/// memory. The object appears only when exactly `expected` bytes arrived and
+/// (when given) their SHA-1 equals `checksum`; otherwise the partial upload is
+/// aborted and nothing is visible. Dropping the future part-way leaves no
+/// object either (local stores clean their temp file; S3 parts expire).
+pub async fn write_chunk<S>(
+    store: &Store,
+    key: &Path,
+    index: u64,
+    expected: u64,
+    checksum: Option<[u8; 20]>,
+    mut body: S,
+) -> std::result::Result<(), ChunkWriteError>
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Unpin,
+{
+    let upload = store.put_multipart(key).await?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
+    let mut hasher = checksum.map(|_| Sha1::new());
+    let mut got = 0u64;
+    let outcome = loop {
+        match body.next().await {
+            None => break Ok(()),
+            Some(Err(e)) => break Err(ChunkWriteError::Body(e)),
+            Some(Ok(piece)) => {
+                got += piece.len() as u64;
+                if got > expected {
+                    break Err(ChunkWriteError::TooLong { index, expected });
+                }
+                if let Some(h) = hasher.as_mut() {
+                    h.update(&piece);
+                }
+                if let Err(e) = writer.wait_for_capacity(4).await {
+                    break Err(e.into());
+                }
+                writer.put(piece);
+            }
+        }
+    };
+    let outcome = outcome.and_then(|()| {
+        if got < expected {
+            return Err(ChunkWriteError::TooShort {
+                index,
+                expected,
+                got,
+            });
+        }
+        match (checksum, hasher) {
+            (Some(want), Some(h)) => {
+                let actual: [u8; 20] = h.finalize().into();
+                if actual == want {
+                    Ok(())
+                } else {
+                    Err(ChunkWriteError::ChecksumMismatch {
+                        index,
+                        actual: hex::encode(actual),
+                    })
+                }
+            }
+            _ => Ok(()),
+        }
+    });
+    match outcome {
+        Ok(()) => {
+            writer.finish().await?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = writer.abort().await;
+            Err(e)
+        }
+    }
+}
+
+/// Deletes every object under `prefix`; returns how many went.
+pub async fn delete_prefix(store: &Store, prefix: &Path) -> Result<usize> {
+    let keys: Vec<Path> = store
+        .list(Some(prefix))
+        .map(|m| m.map(|m| m.location))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<std::result::Result<_, _>>()?;
+    let mut n = 0;
+    for key in keys {
+        match store.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => n += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(n)
+}

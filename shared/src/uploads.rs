@@ -1,0 +1,75 @@
+//! Upload sessions and their chunk state: which chunks arrived and which
+//! staged object holds each. Two implementations: [`sql::SqlUploads`] (the
+//! embedded deployment, a table beside the metadata) and
+//! [`redis::RedisUploads`] (the fleet: hashes with a TTL refreshed on
+//! activity, atomic updates in Lua).
+
+pub mod redis;
+pub mod sql;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use crate::domain::{UploadId, UploadSession, UploadState};
+use crate::error::Result;
+
+/// What `complete` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompleteOutcome {
+    /// This call moved the upload from `uploading` to `merging`: enqueue the merge.
+    Started,
+    /// The upload had already left `uploading`; nothing to do.
+    AlreadyIn(UploadState),
+    /// Some chunks have not arrived.
+    Missing,
+}
+
+/// Storage of upload sessions and their chunk maps.
+///
+/// Sessions left idle longer than the upload TTL count as gone: `get` no longer
+/// returns them, whether or not their storage has been swept yet.
+#[async_trait]
+pub trait UploadStore: Send + Sync {
+    /// Stores a new session in state `uploading`.
+    async fn create(&self, session: &UploadSession) -> Result<()>;
+    /// The caller's unfinished (`uploading`) session for this content, if any.
+    async fn find_resumable(
+        &self,
+        owner: i64,
+        filehash: &str,
+        filesize: u64,
+    ) -> Result<Option<UploadSession>>;
+    /// A live session by id, whoever owns it (ownership is the caller's check).
+    async fn get(&self, id: &UploadId) -> Result<Option<UploadSession>>;
+    /// Received chunks: index → staged object key, in index order.
+    async fn chunks(&self, id: &UploadId) -> Result<BTreeMap<u64, String>>;
+    /// Records that chunk `index` is staged under `object_key`, atomically and
+    /// only while the session is `uploading`; refreshes the session's TTL.
+    /// Returns the key the index pointed at before (now unreferenced).
+    /// Errors: [`crate::Error::UploadNotFound`], [`crate::Error::NotUploading`].
+    async fn mark_chunk(
+        &self,
+        id: &UploadId,
+        index: u64,
+        object_key: &str,
+        now: i64,
+    ) -> Result<Option<String>>;
+    /// Moves the session from `uploading` to `merging` if every chunk is in:
+    /// a compare-and-set, so exactly one caller gets [`CompleteOutcome::Started`].
+    async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome>;
+    /// Sets a final (`done`/`failed`) or retry (`merging`) state and its reason.
+    async fn set_state(
+        &self,
+        id: &UploadId,
+        state: UploadState,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<()>;
+    /// Forgets the session and its chunk map.
+    async fn delete(&self, id: &UploadId) -> Result<()>;
+    /// Ids of `uploading` sessions idle since before `cutoff`, for the sweeper.
+    async fn idle_since(&self, cutoff: i64, limit: u64) -> Result<Vec<UploadId>>;
+    /// A cheap round trip, for readiness checks.
+    async fn health_check(&self) -> Result<()>;
+}

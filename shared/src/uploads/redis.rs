@@ -1,0 +1,296 @@
+//! Upload sessions in Redis (the fleet deployment).
+//!
+//! Keys, under the configured prefix `p`:
+//! - `p:upload:<id>`: hash of the session's fields;
+//! - `p:upload:<id>:chunks`: hash chunk index → staged object key;
+//! - `p:resume:<owner>:<sha1>:<size>`: the id of the owner's unfinished upload
+//!   of that content.
+//!
+//! All three carry the upload TTL, refreshed on every chunk. Chunk marking and
+//! `complete` are Lua scripts, so their check and update are one atomic step.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+
+use super::{CompleteOutcome, UploadStore};
+use crate::domain::{ChunkPlan, Sha1Hex, UploadId, UploadSession, UploadState};
+use crate::error::{Error, Result};
+
+/// Upload sessions as Redis hashes with a TTL.
+pub struct RedisUploads {
+    con: ConnectionManager,
+    prefix: String,
+    ttl: i64,
+}
+
+/// KEYS: session, chunks. ARGV: index, object key, now, ttl.
+/// Returns {"ok", previous key or ""} or {"state", <state>} or {"gone"}.
+static MARK_CHUNK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'gone'} end
+if state ~= 'uploading' then return {'state', state} end
+local previous = redis.call('HGET', KEYS[2], ARGV[1]) or ''
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[3])
+local resume = redis.call('HGET', KEYS[1], 'resume_key')
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+if resume then redis.call('EXPIRE', resume, ARGV[4]) end
+return {'ok', previous}
+"#,
+    )
+});
+
+/// KEYS: session, chunks. ARGV: now.
+/// Returns "started", "missing", "gone" or the state the session is in.
+static START_MERGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 'gone' end
+if state ~= 'uploading' then return state end
+local want = tonumber(redis.call('HGET', KEYS[1], 'chunkcount'))
+if redis.call('HLEN', KEYS[2]) < want then return 'missing' end
+redis.call('HSET', KEYS[1], 'state', 'merging', 'updated_at', ARGV[1])
+local resume = redis.call('HGET', KEYS[1], 'resume_key')
+if resume then redis.call('DEL', resume) end
+return 'started'
+"#,
+    )
+});
+
+impl RedisUploads {
+    /// Sessions under `prefix`, expiring after `ttl` idle seconds.
+    pub fn new(con: ConnectionManager, prefix: &str, ttl: u64) -> Self {
+        RedisUploads {
+            con,
+            prefix: prefix.to_owned(),
+            ttl: ttl as i64,
+        }
+    }
+
+    fn session_key(&self, id: &UploadId) -> String {
+        format!("{}:upload:{}", self.prefix, id)
+    }
+
+    fn chunks_key(&self, id: &UploadId) -> String {
+        format!("{}:upload:{}:chunks", self.prefix, id)
+    }
+
+    fn resume_key(&self, owner: i64, filehash: &str, filesize: u64) -> String {
+        format!("{}:resume:{}:{}:{}", self.prefix, owner, filehash, filesize)
+    }
+
+    fn parse(&self, id: &UploadId, h: &HashMap<String, String>) -> Result<UploadSession> {
+        let corrupt =
+            |what: &str| Error::internal("reading upload session", format!("corrupt field {what}"));
+        let num = |k: &str| -> Result<i64> {
+            h.get(k)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| corrupt(k))
+        };
+        let filesize = num("filesize")? as u64;
+        let chunksize = num("chunksize")? as u64;
+        Ok(UploadSession {
+            id: id.clone(),
+            owner: num("owner")?,
+            filename: h
+                .get("filename")
+                .cloned()
+                .ok_or_else(|| corrupt("filename"))?,
+            filehash: Sha1Hex::parse(h.get("filehash").map(String::as_str).unwrap_or(""))
+                .map_err(|_| corrupt("filehash"))?,
+            plan: ChunkPlan::with_chunk_size(filesize, chunksize),
+            state: h
+                .get("state")
+                .and_then(|s| UploadState::parse(s))
+                .ok_or_else(|| corrupt("state"))?,
+            reason: h.get("reason").filter(|r| !r.is_empty()).cloned(),
+            created_at: num("created_at")?,
+            updated_at: num("updated_at")?,
+        })
+    }
+}
+
+#[async_trait]
+impl UploadStore for RedisUploads {
+    async fn create(&self, s: &UploadSession) -> Result<()> {
+        let key = self.session_key(&s.id);
+        let resume = self.resume_key(s.owner, s.filehash.as_str(), s.plan.file_size);
+        let fields: Vec<(&str, String)> = vec![
+            ("owner", s.owner.to_string()),
+            ("filename", s.filename.clone()),
+            ("filehash", s.filehash.to_string()),
+            ("filesize", s.plan.file_size.to_string()),
+            ("chunksize", s.plan.chunk_size.to_string()),
+            ("chunkcount", s.plan.chunk_count.to_string()),
+            ("state", s.state.to_string()),
+            ("created_at", s.created_at.to_string()),
+            ("updated_at", s.updated_at.to_string()),
+            ("resume_key", resume.clone()),
+        ];
+        let mut con = self.con.clone();
+        redis::pipe()
+            .atomic()
+            .hset_multiple(&key, &fields)
+            .ignore()
+            .expire(&key, self.ttl)
+            .ignore()
+            .set_ex(&resume, s.id.as_str(), self.ttl as u64)
+            .ignore()
+            .query_async::<()>(&mut con)
+            .await?;
+        Ok(())
+    }
+
+    async fn find_resumable(
+        &self,
+        owner: i64,
+        filehash: &str,
+        filesize: u64,
+    ) -> Result<Option<UploadSession>> {
+        let mut con = self.con.clone();
+        let id: Option<String> = con.get(self.resume_key(owner, filehash, filesize)).await?;
+        let Some(id) = id.and_then(|s| UploadId::parse(&s).ok()) else {
+            return Ok(None);
+        };
+        Ok(self
+            .get(&id)
+            .await?
+            .filter(|s| s.owner == owner && s.state == UploadState::Uploading))
+    }
+
+    async fn get(&self, id: &UploadId) -> Result<Option<UploadSession>> {
+        let mut con = self.con.clone();
+        let h: HashMap<String, String> = con.hgetall(self.session_key(id)).await?;
+        if h.is_empty() {
+            return Ok(None);
+        }
+        self.parse(id, &h).map(Some)
+    }
+
+    async fn chunks(&self, id: &UploadId) -> Result<BTreeMap<u64, String>> {
+        let mut con = self.con.clone();
+        let h: HashMap<String, String> = con.hgetall(self.chunks_key(id)).await?;
+        Ok(h.into_iter()
+            .filter_map(|(k, v)| Some((k.parse().ok()?, v)))
+            .collect())
+    }
+
+    async fn mark_chunk(
+        &self,
+        id: &UploadId,
+        index: u64,
+        object_key: &str,
+        now: i64,
+    ) -> Result<Option<String>> {
+        let mut con = self.con.clone();
+        let reply: Vec<String> = MARK_CHUNK
+            .key(self.session_key(id))
+            .key(self.chunks_key(id))
+            .arg(index)
+            .arg(object_key)
+            .arg(now)
+            .arg(self.ttl)
+            .invoke_async(&mut con)
+            .await?;
+        match reply.first().map(String::as_str) {
+            Some("ok") => Ok(reply.get(1).filter(|p| !p.is_empty()).cloned()),
+            Some("state") => Err(Error::NotUploading {
+                state: reply.get(1).cloned().unwrap_or_default(),
+            }),
+            _ => Err(Error::UploadNotFound),
+        }
+    }
+
+    async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome> {
+        let mut con = self.con.clone();
+        let reply: String = START_MERGE
+            .key(self.session_key(id))
+            .key(self.chunks_key(id))
+            .arg(now)
+            .invoke_async(&mut con)
+            .await?;
+        match reply.as_str() {
+            "started" => Ok(CompleteOutcome::Started),
+            "missing" => Ok(CompleteOutcome::Missing),
+            "gone" => Err(Error::UploadNotFound),
+            other => UploadState::parse(other)
+                .map(CompleteOutcome::AlreadyIn)
+                .ok_or_else(|| {
+                    Error::internal("completing upload", format!("unexpected state {other:?}"))
+                }),
+        }
+    }
+
+    async fn set_state(
+        &self,
+        id: &UploadId,
+        state: UploadState,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        let key = self.session_key(id);
+        let mut con = self.con.clone();
+        // HSET on a vanished key would resurrect a partial session: only touch live ones.
+        let exists: bool = con.exists(&key).await?;
+        if !exists {
+            return Ok(());
+        }
+        redis::pipe()
+            .atomic()
+            .hset_multiple(
+                &key,
+                &[
+                    ("state", state.to_string()),
+                    ("reason", reason.unwrap_or("").to_owned()),
+                    ("updated_at", now.to_string()),
+                ],
+            )
+            .ignore()
+            .expire(&key, self.ttl)
+            .ignore()
+            .query_async::<()>(&mut con)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, id: &UploadId) -> Result<()> {
+        let mut con = self.con.clone();
+        let key = self.session_key(id);
+        let resume: Option<String> = con.hget(&key, "resume_key").await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .del(&key)
+            .ignore()
+            .del(self.chunks_key(id))
+            .ignore();
+        if let Some(resume) = resume {
+            // Only drop the resume pointer if it still points at this upload.
+            let current: Option<String> = con.get(&resume).await?;
+            if current.as_deref() == Some(id.as_str()) {
+                pipe.del(resume).ignore();
+            }
+        }
+        pipe.query_async::<()>(&mut con).await?;
+        Ok(())
+    }
+
+    async fn idle_since(&self, _cutoff: i64, _limit: u64) -> Result<Vec<UploadId>> {
+        // Redis expires idle sessions by itself (the keys' TTL); their staged
+        // chunks are found by the sweeper as chunks no session owns.
+        Ok(Vec::new())
+    }
+
+    async fn health_check(&self) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: String = redis::cmd("PING").query_async(&mut con).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,265 @@
+//! Upload sessions in SQL (SQLite in the embedded deployment, or MySQL when
+//! no Redis is configured). The `state = 'uploading'` conditions make chunk
+//! marking and `complete` compare-and-set operations.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use sqlx::AnyPool;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{CompleteOutcome, UploadStore};
+use crate::db::SqlRepo;
+use crate::domain::{ChunkPlan, Sha1Hex, UploadId, UploadSession, UploadState};
+use crate::error::{Error, Result};
+
+/// Upload sessions in the `upload_sessions` and `upload_chunks` tables.
+pub struct SqlUploads {
+    repo: SqlRepo,
+    /// Idle seconds after which an `uploading` session counts as expired.
+    ttl: i64,
+}
+
+const COLUMNS: &str = "id, owner_id, filename, filehash, filesize, chunksize, chunkcount, state, reason, created_at, updated_at";
+
+fn session_from(row: &AnyRow) -> Result<UploadSession> {
+    let state: String = row.try_get("state")?;
+    let filesize: i64 = row.try_get("filesize")?;
+    let chunksize: i64 = row.try_get("chunksize")?;
+    let corrupt = |what: &str| Error::internal("reading upload session", format!("corrupt {what}"));
+    Ok(UploadSession {
+        id: UploadId::parse(&row.try_get::<String, _>("id")?).map_err(|_| corrupt("id"))?,
+        owner: row.try_get("owner_id")?,
+        filename: row.try_get("filename")?,
+        filehash: Sha1Hex::parse(&row.try_get::<String, _>("filehash")?)
+            .map_err(|_| corrupt("filehash"))?,
+        plan: ChunkPlan::with_chunk_size(filesize as u64, chunksize as u64),
+        state: UploadState::parse(&state).ok_or_else(|| corrupt("state"))?,
+        reason: row.try_get("reason")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl SqlUploads {
+    /// Sessions in the repository's database, expiring after `ttl` idle seconds.
+    pub fn new(repo: SqlRepo, ttl: u64) -> Self {
+        SqlUploads {
+            repo,
+            ttl: ttl as i64,
+        }
+    }
+
+    fn pool(&self) -> &AnyPool {
+        self.repo.pool()
+    }
+
+    /// An `uploading` session is live while it has been touched within the TTL;
+    /// the other states live as long as their row.
+    fn live_since(&self) -> i64 {
+        crate::now() - self.ttl
+    }
+
+    async fn state_of(&self, id: &UploadId) -> Result<UploadState> {
+        match self.get(id).await? {
+            Some(s) => Ok(s.state),
+            None => Err(Error::UploadNotFound),
+        }
+    }
+}
+
+#[async_trait]
+impl UploadStore for SqlUploads {
+    async fn create(&self, s: &UploadSession) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO upload_sessions (id, owner_id, filename, filehash, filesize, chunksize, chunkcount, state, \
+             reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+        )
+        .bind(s.id.as_str())
+        .bind(s.owner)
+        .bind(s.filename.as_str())
+        .bind(s.filehash.as_str())
+        .bind(s.plan.file_size as i64)
+        .bind(s.plan.chunk_size as i64)
+        .bind(s.plan.chunk_count as i64)
+        .bind(s.state.as_str())
+        .bind(s.created_at)
+        .bind(s.updated_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn find_resumable(
+        &self,
+        owner: i64,
+        filehash: &str,
+        filesize: u64,
+    ) -> Result<Option<UploadSession>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM upload_sessions WHERE owner_id = ? AND filehash = ? AND filesize = ? \
+             AND state = 'uploading' AND updated_at >= ? ORDER BY updated_at DESC LIMIT 1"
+        )))
+        .bind(owner)
+        .bind(filehash)
+        .bind(filesize as i64)
+        .bind(self.live_since())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(session_from).transpose()
+    }
+
+    async fn get(&self, id: &UploadId) -> Result<Option<UploadSession>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM upload_sessions WHERE id = ? AND (state <> 'uploading' OR updated_at >= ?)"
+        )))
+        .bind(id.as_str())
+        .bind(self.live_since())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(session_from).transpose()
+    }
+
+    async fn chunks(&self, id: &UploadId) -> Result<BTreeMap<u64, String>> {
+        let rows = sqlx::query("SELECT chkidx, object_key FROM upload_chunks WHERE upload_id = ?")
+            .bind(id.as_str())
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>("chkidx")? as u64,
+                    r.try_get("object_key")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn mark_chunk(
+        &self,
+        id: &UploadId,
+        index: u64,
+        object_key: &str,
+        now: i64,
+    ) -> Result<Option<String>> {
+        let mut tx = self.repo.begin().await?;
+        // Touching the session first takes its row lock (the write lock on
+        // SQLite), so `complete` cannot slip between the check and the insert.
+        let touched = sqlx::query(
+            "UPDATE upload_sessions SET updated_at = ? WHERE id = ? AND state = 'uploading' AND updated_at >= ?",
+        )
+        .bind(now)
+        .bind(id.as_str())
+        .bind(self.live_since())
+        .execute(&mut *tx)
+        .await?;
+        if touched.rows_affected() == 0 {
+            drop(tx);
+            return Err(match self.state_of(id).await? {
+                UploadState::Uploading => Error::UploadNotFound,
+                state => Error::NotUploading {
+                    state: state.to_string(),
+                },
+            });
+        }
+        let previous: Option<String> = sqlx::query_scalar(
+            "SELECT object_key FROM upload_chunks WHERE upload_id = ? AND chkidx = ?",
+        )
+        .bind(id.as_str())
+        .bind(index as i64)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if previous.is_some() {
+            sqlx::query(
+                "UPDATE upload_chunks SET object_key = ? WHERE upload_id = ? AND chkidx = ?",
+            )
+            .bind(object_key)
+            .bind(id.as_str())
+            .bind(index as i64)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO upload_chunks (upload_id, chkidx, object_key) VALUES (?, ?, ?)",
+            )
+            .bind(id.as_str())
+            .bind(index as i64)
+            .bind(object_key)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(previous)
+    }
+
+    async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome> {
+        let moved = sqlx::query(
+            "UPDATE upload_sessions SET state = 'merging', updated_at = ? \
+             WHERE id = ? AND state = 'uploading' AND updated_at >= ? \
+             AND chunkcount = (SELECT COUNT(*) FROM upload_chunks WHERE upload_id = ?)",
+        )
+        .bind(now)
+        .bind(id.as_str())
+        .bind(self.live_since())
+        .bind(id.as_str())
+        .execute(self.pool())
+        .await?;
+        if moved.rows_affected() == 1 {
+            return Ok(CompleteOutcome::Started);
+        }
+        Ok(match self.state_of(id).await? {
+            UploadState::Uploading => CompleteOutcome::Missing,
+            state => CompleteOutcome::AlreadyIn(state),
+        })
+    }
+
+    async fn set_state(
+        &self,
+        id: &UploadId,
+        state: UploadState,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE upload_sessions SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(state.as_str())
+        .bind(reason)
+        .bind(now)
+        .bind(id.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, id: &UploadId) -> Result<()> {
+        let mut tx = self.repo.begin().await?;
+        sqlx::query("DELETE FROM upload_sessions WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM upload_chunks WHERE upload_id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn idle_since(&self, cutoff: i64, limit: u64) -> Result<Vec<UploadId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM upload_sessions WHERE state = 'uploading' AND updated_at < ? ORDER BY updated_at LIMIT ?",
+        )
+        .bind(cutoff)
+        .bind(limit as i64)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(ids.iter().filter_map(|s| UploadId::parse(s).ok()).collect())
+    }
+
+    async fn health_check(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
+    }
+}
