@@ -1,1 +1,559 @@
+//! The end-to-end test bench: each test gets its own `api` process (and, for
+//! the fleet, `worker` processes) on a random port, its own data directory,
+//! its own MariaDB database and its own Redis key prefix, and speaks to it
+//! over HTTP like any client.
+//!
+//! Two deployments, the same test bodies (see [`both!`]):
+//! - [`Deployment::Embedded`]: no settings but a data dir: SQLite, chunk state
+//!   in SQL, apalis-sqlite, workers inside the api process;
+//! - [`Deployment::Fleet`]: `DATABASE_URL` on MariaDB, `REDIS_URL`, an api
+//!   with `--no-worker` and separate `worker` processes.
+//!
+//! MariaDB and Redis must be reachable (scripts/test installs and starts
+//! them); a test that cannot reach them fails and says which, never skips.
 
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sha1::{Digest, Sha1};
+
+pub use reqwest::StatusCode;
+
+/// Which deployment a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deployment {
+    /// SQLite + SQL chunk state + apalis-sqlite + in-process workers.
+    Embedded,
+    /// MariaDB + Redis + separate worker processes.
+    Fleet,
+}
+
+/// MariaDB URL (without a database) the fleet tests use.
+pub fn mysql_url() -> String {
+    std::env::var("PAN_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://pan_test:pan_test_pw@127.0.0.1:3306".into())
+}
+
+/// Redis URL the fleet tests use.
+pub fn redis_url() -> String {
+    std::env::var("PAN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The directory holding the `api` and `worker` binaries of this build.
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/e2e-… → target/debug
+    exe.parent().and_then(Path::parent).expect("target directory").to_path_buf()
+}
+
+/// Path of a workspace binary; fails with the command that builds it.
+pub fn binary(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.exists(), "{} is missing: run `cargo build --workspace --bins` first (scripts/test does)", p.display());
+    p
+}
+
+/// A running pan installation for one test.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// Which deployment this is.
+    pub deployment: Deployment,
+    /// The data directory (SQLite, staging, files).
+    pub data: tempfile::TempDir,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    env: Vec<(String, String)>,
+    api: Option<Child>,
+    workers: Vec<Child>,
+    mysql_db: Option<String>,
+    /// The Redis key prefix, for the fleet.
+    pub redis_prefix: Option<String>,
+    listen: String,
+}
+
+/// Builds a [`TestApp`] with extra settings.
+pub struct TestAppBuilder {
+    deployment: Deployment,
+    env: Vec<(String, String)>,
+    workers: usize,
+}
+
+impl TestAppBuilder {
+    /// Adds an environment setting for every process.
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// How many `worker` processes the fleet starts (default 1).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+
+    /// Starts everything and waits until the api answers.
+    pub async fn spawn(self) -> TestApp {
+        let data = tempfile::tempdir().expect("temp dir");
+        let suffix = hex::encode(rand::random::<[u8; 6]>());
+        let mut env: Vec<(String, String)> = vec![
+            ("PAN_DATA_DIR".into(), data.path().display().to_string()),
+            ("PAN_LOG".into(), std::env::var("PAN_TEST_LOG").unwrap_or_else(|_| "info,sqlx=warn".into())),
+        ];
+        let (mut mysql_db, mut redis_prefix) = (None, None);
+        if self.deployment == Deployment::Fleet {
+            let db = format!("pan_test_{suffix}");
+            create_mysql_db(&db).await;
+            check_redis().await;
+            env.push(("DATABASE_URL".into(), format!("{}/{db}", mysql_url())));
+            env.push(("REDIS_URL".into(), redis_url()));
+            let prefix = format!("pan_test_{suffix}");
+            env.push(("PAN_REDIS_PREFIX".into(), prefix.clone()));
+            mysql_db = Some(db);
+            redis_prefix = Some(prefix);
+        }
+        env.extend(self.env);
+        let mut app = TestApp {
+            base: String::new(),
+            deployment: self.deployment,
+            data,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client"),
+            env,
+            api: None,
+            workers: Vec::new(),
+            mysql_db,
+            redis_prefix,
+            listen: "127.0.0.1:0".into(),
+        };
+        app.start_api();
+        if app.deployment == Deployment::Fleet {
+            for _ in 0..self.workers {
+                app.spawn_worker();
+            }
+        }
+        app
+    }
+}
+
+async fn create_mysql_db(db: &str) {
+    use sqlx::Connection;
+    let url = mysql_url();
+    let mut con = sqlx::MySqlConnection::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("MariaDB at {url} is unreachable ({e}); scripts/test installs and starts it"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")))
+        .execute(&mut con)
+        .await
+        .expect("create test database");
+}
+
+async fn check_redis() {
+    let url = redis_url();
+    let client = redis::Client::open(url.as_str()).expect("redis url");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("Redis at {url} is unreachable ({e}); scripts/test installs and starts it"));
+    let _: String = redis::cmd("PING").query_async(&mut con).await.expect("redis PING");
+}
+
+/// Waits for the api's "listening" banner on stdout; returns the address.
+fn wait_for_banner(child: &mut Child, log: &Path) -> String {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Some(Ok(line)) = lines.next() {
+            if let Some(rest) = line.strip_prefix("pan is listening on http://") {
+                let addr = rest.split('/').next().unwrap_or("").to_owned();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(addr) => addr,
+        Err(_) => {
+            let status = child.try_wait().ok().flatten();
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+            panic!("api did not start (exit status: {status:?}); its log ends:\n{}", tail.join("\n"))
+        }
+    }
+}
+
+impl TestApp {
+    /// Starts building an app.
+    pub fn builder(deployment: Deployment) -> TestAppBuilder {
+        TestAppBuilder { deployment, env: Vec::new(), workers: 1 }
+    }
+
+    /// An app with default settings.
+    pub async fn spawn(deployment: Deployment) -> TestApp {
+        Self::builder(deployment).spawn().await
+    }
+
+    fn command(&self, bin: &str) -> Command {
+        let mut cmd = Command::new(binary(bin));
+        cmd.env_clear();
+        for key in ["PATH", "HOME", "TMPDIR"] {
+            if let Ok(v) = std::env::var(key) {
+                cmd.env(key, v);
+            }
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        // Each process logs to a file in the data dir; failures quote its tail.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.path().join(format!("{bin}.log")))
+            .expect("log file");
+        cmd.stdin(Stdio::null()).stderr(log);
+        cmd
+    }
+
+    fn start_api(&mut self) {
+        let mut cmd = self.command("api");
+        cmd.env("PAN_LISTEN", &self.listen).stdout(Stdio::piped());
+        if self.deployment == Deployment::Fleet {
+            cmd.arg("--no-worker");
+        }
+        let mut child = cmd.spawn().expect("spawn api");
+        let log = self.data.path().join("api.log");
+        let addr = wait_for_banner(&mut child, &log);
+        // Keep the port across restarts, like a real service.
+        self.listen = addr.clone();
+        self.base = format!("http://{addr}");
+        self.api = Some(child);
+    }
+
+    /// Starts one more `worker` process (fleet only); returns its index.
+    pub fn spawn_worker(&mut self) -> usize {
+        let child = self.command("worker").stdout(Stdio::null()).spawn().expect("spawn worker");
+        self.workers.push(child);
+        self.workers.len() - 1
+    }
+
+    /// Kills a worker process with SIGKILL.
+    pub fn kill_worker(&mut self, i: usize) {
+        let w = &mut self.workers[i];
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+
+    /// Kills the api process with SIGKILL (a crash).
+    pub fn kill_api(&mut self) {
+        if let Some(mut c) = self.api.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Crashes the api process and starts it again on the same port.
+    pub fn restart_api(&mut self) {
+        self.kill_api();
+        self.start_api();
+    }
+
+    /// Runs the api binary with `args` and this app's environment; returns
+    /// (exit code, stderr).
+    pub fn run_api_once(&self, args: &[&str], extra_env: &[(&str, &str)]) -> (Option<i32>, String) {
+        let out = self
+            .command("api")
+            .args(args)
+            .envs(extra_env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run api");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// A URL on this app.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Signs up `name` with a fixed password and returns a token.
+    pub async fn user(&self, name: &str) -> String {
+        let r = self.post_json("/usr/signup", None, &json!({"username": name, "password": "correct horse"})).await;
+        assert_eq!(r.0, StatusCode::CREATED, "signup {name}: {}", r.1);
+        self.signin(name, "correct horse").await
+    }
+
+    /// Signs in and returns the token.
+    pub async fn signin(&self, name: &str, password: &str) -> String {
+        let r = self.post_json("/usr/signin", None, &json!({"username": name, "password": password})).await;
+        assert_eq!(r.0, StatusCode::OK, "signin {name}: {}", r.1);
+        r.1["token"].as_str().expect("token").to_owned()
+    }
+
+    /// POSTs JSON; returns status and JSON body (Null when empty).
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
+        let mut req = self.http.post(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        into_json(req.send().await.expect("request")).await
+    }
+
+    /// Any request; returns status and JSON body (Null when empty).
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method.parse().expect("method"), self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        into_json(req.send().await.expect("request")).await
+    }
+
+    /// init: returns (status, body).
+    pub async fn init(&self, token: &str, name: &str, data: &[u8]) -> (StatusCode, Value) {
+        self.post_json(
+            "/file/mupload/init",
+            Some(token),
+            &json!({"filename": name, "filehash": sha1_hex(data), "filesize": data.len()}),
+        )
+        .await
+    }
+
+    /// Sends chunk `i` with raw bytes.
+    pub async fn put_chunk(&self, token: &str, id: &str, i: u64, bytes: Vec<u8>) -> (StatusCode, Value) {
+        let req = self
+            .http
+            .post(self.url(&format!("/file/mupload/uppart?uploadID={id}&chkidx={i}")))
+            .bearer_auth(token)
+            .header("content-type", "application/octet-stream")
+            .body(bytes);
+        into_json(req.send().await.expect("request")).await
+    }
+
+    /// complete.
+    pub async fn complete(&self, token: &str, id: &str) -> (StatusCode, Value) {
+        self.call("POST", &format!("/file/mupload/complete?uploadID={id}"), Some(token)).await
+    }
+
+    /// status.
+    pub async fn status(&self, token: &str, id: &str) -> (StatusCode, Value) {
+        self.call("GET", &format!("/file/mupload/status?uploadID={id}"), Some(token)).await
+    }
+
+    /// Polls status until the upload leaves `merging` (at most 120 s).
+    pub async fn wait_merged(&self, token: &str, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (code, s) = self.status(token, id).await;
+            assert_eq!(code, StatusCode::OK, "status: {s}");
+            if s["state"] != "merging" {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "upload {id} still merging after 120 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Uploads `data` through init → every chunk → complete → done; returns
+    /// the final status.
+    pub async fn upload(&self, token: &str, name: &str, data: &[u8]) -> Value {
+        let (code, init) = self.init(token, name, data).await;
+        assert_eq!(code, StatusCode::OK, "init: {init}");
+        if init["status"] == "instant" {
+            return init;
+        }
+        let id = init["uploadID"].as_str().expect("uploadID").to_owned();
+        let size = init["chunksize"].as_u64().expect("chunksize") as usize;
+        for i in 0..init["chunkcount"].as_u64().expect("chunkcount") {
+            let part = data[i as usize * size..((i as usize + 1) * size).min(data.len())].to_vec();
+            let (code, body) = self.put_chunk(token, &id, i, part).await;
+            assert_eq!(code, StatusCode::OK, "chunk {i}: {body}");
+        }
+        let (code, body) = self.complete(token, &id).await;
+        assert_eq!(code, StatusCode::ACCEPTED, "complete: {body}");
+        self.wait_merged(token, &id).await
+    }
+
+    /// Downloads a file; returns status, headers and bytes.
+    pub async fn download(
+        &self,
+        token: &str,
+        hash: &str,
+        range: Option<&str>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+        let mut req = self.http.get(self.url(&format!("/file/download?filehash={hash}"))).bearer_auth(token);
+        if let Some(r) = range {
+            req = req.header("range", r);
+        }
+        let resp = req.send().await.expect("download");
+        let (code, headers) = (resp.status(), resp.headers().clone());
+        (code, headers, resp.bytes().await.expect("body").to_vec())
+    }
+
+    /// Every file under the staging directory, with its bytes.
+    pub fn staging(&self) -> BTreeMap<String, Vec<u8>> {
+        files_under(&self.data.path().join("staging"))
+    }
+
+    /// Every file under the file store directory (temporary files excluded).
+    pub fn stored(&self) -> BTreeMap<String, Vec<u8>> {
+        files_under(&self.data.path().join("files")).into_iter().filter(|(k, _)| !k.starts_with(".tmp")).collect()
+    }
+
+    /// A query on this app's MariaDB database (fleet) or SQLite file (embedded):
+    /// one integer.
+    pub async fn sql_count(&self, sql: &'static str) -> i64 {
+        use sqlx::Connection;
+        match &self.mysql_db {
+            Some(db) => {
+                let mut c = sqlx::MySqlConnection::connect(&format!("{}/{db}", mysql_url())).await.expect("mysql");
+                sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut c).await.expect("count")
+            }
+            None => {
+                let url = format!("sqlite://{}", self.data.path().join("pan.db").display());
+                let mut c = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
+                sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut c).await.expect("count")
+            }
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.kill_api();
+        for w in &mut self.workers {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        if let Some(db) = self.mysql_db.take() {
+            // Drop is synchronous: clean up on a thread with its own runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                rt.block_on(async {
+                    use sqlx::Connection;
+                    let mut c = sqlx::MySqlConnection::connect(&mysql_url()).await.ok()?;
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS `{db}`")))
+                        .execute(&mut c)
+                        .await
+                        .ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+fn files_under(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                out.insert(p.strip_prefix(root).unwrap_or(&p).display().to_string(), bytes);
+            }
+        }
+    }
+    out
+}
+
+async fn into_json(resp: reqwest::Response) -> (StatusCode, Value) {
+    let code = resp.status();
+    let text = resp.text().await.expect("body");
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{code}: body is not JSON: {text:?}"))
+    };
+    (code, value)
+}
+
+/// SHA-1 as 40 lowercase hex characters.
+pub fn sha1_hex(data: &[u8]) -> String {
+    hex::encode(Sha1::digest(data))
+}
+
+/// `n` pseudo-random bytes (seeded, so failures reproduce).
+pub fn test_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A unique username for a test.
+pub fn uname(prefix: &str) -> String {
+    format!("{prefix}_{}", hex::encode(rand::random::<[u8; 4]>()))
+}
+
+/// Runs one async test body against both deployments:
+/// `both!(name, |app| { … });` makes `name::embedded` and `name::fleet`;
+/// `both!(name, |b: TestAppBuilder| b.env(…), |app| { … })` adds settings.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, |$app:ident| $body:block) => {
+        $crate::both!($name, |b: $crate::TestAppBuilder| b, |$app| $body);
+    };
+    ($name:ident, $builder:expr, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn run(d: $crate::Deployment) {
+                #[allow(unused_mut)]
+                let mut $app = ($builder)($crate::TestApp::builder(d)).spawn().await;
+                $body
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                run($crate::Deployment::Embedded).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn fleet() {
+                run($crate::Deployment::Fleet).await
+            }
+        }
+    };
+}
+
+/// A small tmpfs mounted for one test (needs root, as in CI); unmounted on drop.
+pub struct TmpfsMount {
+    path: PathBuf,
+}
+
+impl TmpfsMount {
+    /// Mounts a tmpfs of `size` (e.g. `4m`) at `path`.
+    pub fn new(path: &Path, size: &str) -> Self {
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "mounting a tmpfs at {} failed: this test needs root (CI runs as root)", path.display());
+        TmpfsMount { path: path.to_path_buf() }
+    }
+
+    /// Grows (or shrinks) the filesystem.
+    pub fn resize(&self, size: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.path)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "remounting {} failed", self.path.display());
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}

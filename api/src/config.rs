@@ -24,7 +24,7 @@ pub struct ApiConfig {
 
     /// Never run workers in this process (api nodes of a fleet); same as
     /// --embedded-workers=false.
-    #[arg(long, conflicts_with = "embedded_workers")]
+    #[arg(long)]
     pub no_worker: bool,
 
     /// Print the OpenAPI spec this server serves, then exit.
@@ -39,9 +39,6 @@ pub struct ApiConfig {
 impl ApiConfig {
     /// Whether this process runs merge workers.
     pub fn runs_workers(&self) -> bool {
-        !self.no_worker
-            && self
-                .embedded_workers
-                .unwrap_or(self.settings.redis_url.is_none())
+        !self.no_worker && self.embedded_workers.unwrap_or(self.settings.redis_url.is_none())
     }
 }

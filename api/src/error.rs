@@ -26,12 +26,7 @@ pub struct ErrorBody {
 impl ErrorBody {
     /// A body with just a code and a message.
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        ErrorBody {
-            code: code.into(),
-            message: message.into(),
-            missing: None,
-            missing_count: None,
-        }
+        ErrorBody { code: code.into(), message: message.into(), missing: None, missing_count: None }
     }
 }
 
@@ -120,9 +115,7 @@ impl From<Error> for ApiError {
                 missing_count: Some(*count),
             })),
             Error::TooLarge { code, .. } => ApiError::PayloadTooLarge(body(code)),
-            Error::RangeNotSatisfiable { .. } => {
-                ApiError::RangeNotSatisfiable(body("RANGE_NOT_SATISFIABLE"))
-            }
+            Error::RangeNotSatisfiable { .. } => ApiError::RangeNotSatisfiable(body("RANGE_NOT_SATISFIABLE")),
             Error::Unavailable { what, .. } => {
                 tracing::warn!(error = %e, "backend unavailable");
                 ApiError::Unavailable(Json(ErrorBody::new(
@@ -132,10 +125,7 @@ impl From<Error> for ApiError {
             }
             Error::Internal { .. } => {
                 tracing::error!(error = ?e, "internal error");
-                ApiError::Internal(Json(ErrorBody::new(
-                    "INTERNAL",
-                    "internal error; see the server log",
-                )))
+                ApiError::Internal(Json(ErrorBody::new("INTERNAL", "internal error; see the server log")))
             }
         }
     }

@@ -69,28 +69,13 @@ pub struct App {
 /// Opens the backends the config names and binds the listening port.
 pub async fn build(config: ApiConfig) -> Result<App, OpenError> {
     let backends = Backends::open(&config.settings).await?;
-    let acceptor = TcpListener::bind(config.listen.to_string())
-        .into_acceptor()
-        .await
-        .map_err(|e| OpenError {
-            setting: "PAN_LISTEN",
-            message: format!("cannot listen on {}: {e}", config.listen),
-        })?;
-    let local_addr = acceptor
-        .local_addr()
-        .first()
-        .and_then(|a| a.as_socket_addr().copied())
-        .unwrap_or(config.listen);
+    let acceptor = TcpListener::bind(config.listen.to_string()).into_acceptor().await.map_err(|e| OpenError {
+        setting: "PAN_LISTEN",
+        message: format!("cannot listen on {}: {e}", config.listen),
+    })?;
+    let local_addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).unwrap_or(config.listen);
     let workers = config.runs_workers();
-    Ok(App {
-        acceptor,
-        state: AppState {
-            backends,
-            settings: Arc::new(config.settings),
-        },
-        workers,
-        local_addr,
-    })
+    Ok(App { acceptor, state: AppState { backends, settings: Arc::new(config.settings) }, workers, local_addr })
 }
 
 impl App {
@@ -101,10 +86,7 @@ impl App {
 
     /// Serves until `shutdown` resolves, then drains requests (and merges
     /// in flight, when this process runs workers).
-    pub async fn serve(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let workers = self.workers.then(|| {
             let backends = self.state.backends.clone();

@@ -14,12 +14,11 @@ async fn main() -> ExitCode {
     }
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PAN_LOG")
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("PAN_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    tracing::info!(settings = %config.settings.redacted_summary(), "starting");
+    let summary = config.settings.redacted_summary();
     let app = match api::build(config).await {
         Ok(app) => app,
         Err(e) => {
@@ -28,6 +27,7 @@ async fn main() -> ExitCode {
         }
     };
     let addr = app.local_addr();
+    tracing::info!(settings = %summary, "started");
     println!("pan is listening on http://{addr}/ — Swagger UI: http://{addr}/docs");
     match app.serve(shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

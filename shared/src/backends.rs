@@ -32,10 +32,7 @@ fn fail(setting: &'static str) -> impl Fn(crate::Error) -> OpenError {
         if let Some(rest) = message.strip_prefix(&format!("{setting}: ")) {
             message = rest.to_owned();
         }
-        OpenError {
-            setting,
-            message: message.replace('\n', " "),
-        }
+        OpenError { setting, message: message.replace('\n', " ") }
     }
 }
 
@@ -67,84 +64,45 @@ impl Backends {
             setting: "PAN_DATA_DIR",
             message: format!("cannot create {}: {e}", settings.data_dir.display()),
         })?;
-        let repo = db::open(&settings.database_url())
-            .await
-            .map_err(fail("DATABASE_URL"))?;
-        let (staging, staging_dir) = objects::open(&settings.staging_url(), "PAN_STAGING_URL")
-            .map_err(fail("PAN_STAGING_URL"))?;
+        let repo = db::open(&settings.database_url()).await.map_err(fail("DATABASE_URL"))?;
+        let (staging, staging_dir) =
+            objects::open(&settings.staging_url(), "PAN_STAGING_URL").map_err(fail("PAN_STAGING_URL"))?;
         let (files, files_dir) =
             objects::open(&settings.store_url(), "PAN_STORE_URL").map_err(fail("PAN_STORE_URL"))?;
 
-        let (uploads, merges, redis): (Arc<dyn UploadStore>, MergeQueue, _) =
-            match &settings.redis_url {
-                Some(url) => {
-                    let con = connect_redis(url).await?;
-                    (
-                        Arc::new(RedisUploads::new(
-                            con.clone(),
-                            &settings.redis_prefix,
-                            settings.upload_ttl,
-                        )),
-                        MergeQueue::redis(con.clone(), &settings.redis_prefix),
-                        Some(con),
-                    )
-                }
-                None => (
-                    Arc::new(SqlUploads::new(repo.clone(), settings.upload_ttl)),
-                    MergeQueue::sqlite(&settings.jobs_db_path())
-                        .await
-                        .map_err(fail("PAN_DATA_DIR"))?,
-                    None,
-                ),
-            };
-        Ok(Backends {
-            repo: Arc::new(repo),
-            uploads,
-            staging,
-            staging_dir,
-            files,
-            files_dir,
-            merges,
-            redis,
-        })
+        let (uploads, merges, redis): (Arc<dyn UploadStore>, MergeQueue, _) = match &settings.redis_url {
+            Some(url) => {
+                let con = connect_redis(url).await?;
+                (
+                    Arc::new(RedisUploads::new(con.clone(), &settings.redis_prefix, settings.upload_ttl)),
+                    MergeQueue::redis(con.clone(), &settings.redis_prefix),
+                    Some(con),
+                )
+            }
+            None => (
+                Arc::new(SqlUploads::new(repo.clone(), settings.upload_ttl)),
+                MergeQueue::sqlite(&settings.jobs_db_path()).await.map_err(fail("PAN_DATA_DIR"))?,
+                None,
+            ),
+        };
+        Ok(Backends { repo: Arc::new(repo), uploads, staging, staging_dir, files, files_dir, merges, redis })
     }
 }
 
 async fn connect_redis(url: &str) -> Result<ConnectionManager, OpenError> {
-    let bad = |message: String| OpenError {
-        setting: "REDIS_URL",
-        message,
-    };
+    let bad = |message: String| OpenError { setting: "REDIS_URL", message };
     let client = redis::Client::open(url).map_err(|e| bad(format!("invalid URL: {e}")))?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(Duration::from_secs(10)))
         .set_number_of_retries(2);
-    let mut con = tokio::time::timeout(
-        Duration::from_secs(5),
-        client.get_connection_manager_with_config(config),
-    )
-    .await
-    .map_err(|_| {
-        bad(format!(
-            "{} did not answer within 5 s",
-            crate::config::redact_url(url)
-        ))
-    })?
-    .map_err(|e| {
-        bad(format!(
-            "cannot connect to {}: {e}",
-            crate::config::redact_url(url)
-        ))
-    })?;
+    let mut con = tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager_with_config(config))
+        .await
+        .map_err(|_| bad(format!("{} did not answer within 5 s", crate::config::redact_url(url))))?
+        .map_err(|e| bad(format!("cannot connect to {}: {e}", crate::config::redact_url(url))))?;
     let _: String = redis::cmd("PING")
         .query_async(&mut con)
         .await
-        .map_err(|e| {
-            bad(format!(
-                "{} does not answer PING: {e}",
-                crate::config::redact_url(url)
-            ))
-        })?;
+        .map_err(|e| bad(format!("{} does not answer PING: {e}", crate::config::redact_url(url))))?;
     Ok(con)
 }

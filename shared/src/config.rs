@@ -56,6 +56,12 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(0..=(1u64 << 50)))]
     pub max_file_size: u64,
 
+    /// Largest file `POST /file/upload` (one multipart request) accepts, in
+    /// bytes; bigger files go through the chunked upload.
+    #[arg(long, env = "PAN_MAX_SINGLE_UPLOAD", default_value_t = 64 << 20,
+          value_parser = clap::value_parser!(u64).range(0..=(1u64 << 40)))]
+    pub max_single_upload: u64,
+
     /// Seconds an upload may sit idle before it expires with its chunks.
     #[arg(long, env = "PAN_UPLOAD_TTL", default_value_t = 86_400,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -82,25 +88,18 @@ impl Settings {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("pan.db").display()
-            ),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("pan.db").display()),
         }
     }
 
     /// The file store URL in effect.
     pub fn store_url(&self) -> String {
-        self.store_url
-            .clone()
-            .unwrap_or_else(|| file_url(&self.data_dir.join("files")))
+        self.store_url.clone().unwrap_or_else(|| file_url(&self.data_dir.join("files")))
     }
 
     /// The staging store URL in effect.
     pub fn staging_url(&self) -> String {
-        self.staging_url
-            .clone()
-            .unwrap_or_else(|| file_url(&self.data_dir.join("staging")))
+        self.staging_url.clone().unwrap_or_else(|| file_url(&self.data_dir.join("staging")))
     }
 
     /// The SQLite file holding the embedded job queue.
@@ -113,10 +112,7 @@ impl Settings {
         format!(
             "database={} redis={} store={} staging={}",
             redact_url(&self.database_url()),
-            self.redis_url
-                .as_deref()
-                .map(redact_url)
-                .unwrap_or_else(|| "off".into()),
+            self.redis_url.as_deref().map(redact_url).unwrap_or_else(|| "off".into()),
             self.store_url(),
             self.staging_url(),
         )

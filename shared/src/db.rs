@@ -25,13 +25,7 @@ pub trait UserRepo: Send + Sync {
     /// The user and their password hash, by name.
     async fn user_with_hash(&self, name: &str) -> Result<Option<(User, String)>>;
     /// Stores a token (by its hash) valid until `expires_at`.
-    async fn insert_token(
-        &self,
-        token_hash: &str,
-        user_id: i64,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<()>;
+    async fn insert_token(&self, token_hash: &str, user_id: i64, now: i64, expires_at: i64) -> Result<()>;
     /// The user a live token belongs to.
     async fn user_by_token(&self, token_hash: &str, now: i64) -> Result<Option<User>>;
     /// Revokes one token.
@@ -71,32 +65,13 @@ pub trait FileRepo: Send + Sync {
     /// for it, in one transaction. When another merge stored the same content
     /// first, its row is referenced instead; the returned [`StoredFile`] says
     /// which key is in effect (the caller deletes its own copy if it lost).
-    async fn commit_merged(
-        &self,
-        f: &NewUserFile<'_>,
-        storage_key: &str,
-    ) -> Result<(UserFile, StoredFile)>;
+    async fn commit_merged(&self, f: &NewUserFile<'_>, storage_key: &str) -> Result<(UserFile, StoredFile)>;
     /// A page of the user's entries, newest first, and how many there are.
-    async fn list_files(
-        &self,
-        user_id: i64,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<UserFile>, i64)>;
+    async fn list_files(&self, user_id: i64, limit: i64, offset: i64) -> Result<(Vec<UserFile>, i64)>;
     /// The user's entry for a hash and the content behind it.
-    async fn user_file(
-        &self,
-        user_id: i64,
-        filehash: &str,
-    ) -> Result<Option<(UserFile, StoredFile)>>;
+    async fn user_file(&self, user_id: i64, filehash: &str) -> Result<Option<(UserFile, StoredFile)>>;
     /// Renames the user's entry.
-    async fn rename_file(
-        &self,
-        user_id: i64,
-        filehash: &str,
-        filename: &str,
-        now: i64,
-    ) -> Result<UserFile>;
+    async fn rename_file(&self, user_id: i64, filehash: &str, filename: &str, now: i64) -> Result<UserFile>;
     /// Removes the user's entry; returns the content when nobody references it
     /// any more (its row is gone and its bytes are the caller's to delete).
     async fn delete_file(&self, user_id: i64, filehash: &str) -> Result<Option<StoredFile>>;

@@ -60,21 +60,12 @@ pub enum Error {
 impl Error {
     /// A 400-class validation error with a stable code.
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        Error::Invalid {
-            code,
-            message: message.into(),
-        }
+        Error::Invalid { code, message: message.into() }
     }
 
     /// An unexpected failure with what we were doing.
-    pub fn internal(
-        context: impl Into<String>,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
-        Error::Internal {
-            context: context.into(),
-            source: source.into(),
-        }
+    pub fn internal(context: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Internal { context: context.into(), source: source.into() }
     }
 }
 
@@ -94,10 +85,7 @@ where
             let boxed: Box<dyn std::error::Error + Send + Sync> = e.into();
             match boxed.downcast::<Error>() {
                 Ok(domain) => *domain,
-                Err(other) => Error::Internal {
-                    context: what.to_string(),
-                    source: other,
-                },
+                Err(other) => Error::Internal { context: what.to_string(), source: other },
             }
         })
     }
@@ -107,10 +95,7 @@ impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                Error::Unavailable {
-                    what: "database",
-                    source: Box::new(e),
-                }
+                Error::Unavailable { what: "database", source: Box::new(e) }
             }
             other => Error::internal("database query failed", other),
         }
@@ -119,15 +104,8 @@ impl From<sqlx::Error> for Error {
 
 impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
-        if e.is_io_error()
-            || e.is_timeout()
-            || e.is_connection_dropped()
-            || e.is_connection_refusal()
-        {
-            Error::Unavailable {
-                what: "redis",
-                source: Box::new(e),
-            }
+        if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
+            Error::Unavailable { what: "redis", source: Box::new(e) }
         } else {
             Error::internal("redis command failed", e)
         }

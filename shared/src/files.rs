@@ -1,28 +1,258 @@
-//! File use cases that touch both the metadata and the bytes.
+//! File use cases that touch both the metadata and the bytes: storing an
+//! assembled file, single-request uploads, reading with a range, deleting.
 
-use object_store::ObjectStoreExt;
+use std::fs::File;
+use std::path::{Path as FsPath, PathBuf};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectStoreExt};
+use sha1::{Digest, Sha1};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::backends::Backends;
-use crate::domain::{Sha1Hex, User};
-use crate::error::Result;
+use crate::config::Settings;
+use crate::db::NewUserFile;
+use crate::domain::{FileName, Sha1Hex, StoredFile, User, UserFile};
+use crate::error::{Error, Result, ResultExt};
+use crate::objects;
+
+/// A temporary file that is deleted when dropped, unless kept.
+pub struct TempFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Set once the file has been moved into place.
+    pub keep: bool,
+}
+
+impl TempFile {
+    /// A fresh name in the directory where files are assembled: inside the
+    /// file store's directory when it is local (so moving it in is a rename).
+    pub fn new(b: &Backends, settings: &Settings, stem: &str) -> Result<Self> {
+        let dir = match &b.files_dir {
+            Some(dir) => dir.join(".tmp"),
+            None => settings.data_dir.join("tmp"),
+        };
+        std::fs::create_dir_all(&dir).context("creating the temporary directory")?;
+        Ok(TempFile { path: dir.join(format!("{stem}-{}.part", crate::random_hex(6))), keep: false })
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Moves a complete, synced file to `key` in the file store: a rename plus a
+/// directory fsync when the store is a local directory, an upload otherwise.
+pub async fn store_file(b: &Backends, tmp: &mut TempFile, key: &Path) -> Result<()> {
+    match &b.files_dir {
+        Some(dir) => {
+            let dest = dir.join(key.as_ref());
+            let parent = dest.parent().map(FsPath::to_path_buf).unwrap_or_else(|| dir.clone());
+            std::fs::create_dir_all(&parent).context("creating the file's directory")?;
+            std::fs::rename(&tmp.path, &dest).context("moving the file into the store")?;
+            tmp.keep = true;
+            // The rename is durable only once the directory is synced.
+            File::open(&parent).and_then(|d| d.sync_all()).context("syncing the store directory")?;
+            Ok(())
+        }
+        None => {
+            let f = tokio::fs::File::open(&tmp.path).await.context("opening the assembled file")?;
+            upload_from(b, f, key).await
+        }
+    }
+}
+
+async fn upload_from(b: &Backends, mut f: tokio::fs::File, key: &Path) -> Result<()> {
+    let upload = b.files.put_multipart(key).await?;
+    let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, 8 << 20);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).await.context("reading the assembled file")?;
+        if n == 0 {
+            break;
+        }
+        w.wait_for_capacity(4).await?;
+        w.write(&buf[..n]);
+    }
+    w.finish().await?;
+    Ok(())
+}
+
+/// Records stored content for a user and drops our copy if another writer
+/// stored the same content first.
+pub async fn commit(b: &Backends, entry: &NewUserFile<'_>, key: &Path) -> Result<UserFile> {
+    let (file, stored) = b.repo.commit_merged(entry, key.as_ref()).await?;
+    if stored.storage_key != key.as_ref() {
+        let _ = b.files.delete(key).await;
+    }
+    Ok(file)
+}
+
+/// A single-request upload: streams `body` to a temporary file while hashing
+/// it, then takes the same dedup path as a merge. At most `limit` bytes.
+#[tracing::instrument(name = "single upload", skip(b, settings, user, body), fields(user = user.id))]
+pub async fn ingest(
+    b: &Backends,
+    settings: &Settings,
+    user: &User,
+    filename: &FileName,
+    mut body: impl AsyncRead + Unpin,
+    limit: u64,
+) -> Result<UserFile> {
+    let mut tmp = TempFile::new(b, settings, "single")?;
+    let mut out = tokio::fs::File::create(&tmp.path).await.context("creating a temporary file")?;
+    let mut hasher = Sha1::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = body.read(&mut buf).await.map_err(|e| Error::invalid("BODY_READ_FAILED", e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        if size > limit {
+            return Err(Error::TooLarge {
+                code: "FILE_TOO_LARGE",
+                message: format!("single-request uploads are limited to {limit} bytes; use /file/mupload"),
+            });
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).await.context("writing a temporary file")?;
+    }
+    out.sync_all().await.context("syncing a temporary file")?;
+    drop(out);
+    let filehash = hex::encode(hasher.finalize());
+    let entry = NewUserFile {
+        user_id: user.id,
+        filehash: &filehash,
+        filesize: size as i64,
+        filename: filename.as_str(),
+        now: crate::now(),
+    };
+    if let Some(file) = b.repo.link_existing(&entry).await? {
+        return Ok(file);
+    }
+    let key = objects::file_key(&filehash, size);
+    store_file(b, &mut tmp, &key).await?;
+    commit(b, &entry, &key).await
+}
+
+/// An inclusive byte range of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// Last byte (inclusive).
+    pub end: u64,
+}
+
+/// Parses a `Range` header for a file of `size` bytes.
+/// `Ok(None)`: serve the whole file (no header, another unit, several ranges,
+/// or syntax the RFC says to ignore). `Err`: a single range outside the file.
+pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<ByteRange>> {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else { return Ok(None) };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, z)) = spec.trim().split_once('-') else { return Ok(None) };
+    let (a, z) = (a.trim(), z.trim());
+    let unsatisfiable = Err(Error::RangeNotSatisfiable { size });
+    let range = if a.is_empty() {
+        let Ok(n) = z.parse::<u64>() else { return Ok(None) };
+        if n == 0 || size == 0 {
+            return unsatisfiable;
+        }
+        ByteRange { start: size.saturating_sub(n), end: size - 1 }
+    } else {
+        let Ok(start) = a.parse::<u64>() else { return Ok(None) };
+        let end = if z.is_empty() {
+            size.saturating_sub(1)
+        } else {
+            match z.parse::<u64>() {
+                Ok(e) if e >= start => e.min(size.saturating_sub(1)),
+                _ => return Ok(None),
+            }
+        };
+        if start >= size {
+            return unsatisfiable;
+        }
+        ByteRange { start, end }
+    };
+    Ok(Some(range))
+}
+
+/// The bytes of a stored file, whole or a range, as a stream.
+pub async fn read(
+    b: &Backends,
+    stored: &StoredFile,
+    range: Option<ByteRange>,
+) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static> {
+    let size = stored.filesize as u64;
+    let key = Path::from(stored.storage_key.as_str());
+    let stream = if size == 0 {
+        futures::stream::empty().boxed()
+    } else {
+        let range = range.unwrap_or(ByteRange { start: 0, end: size - 1 });
+        let opts = GetOptions { range: Some(GetRange::Bounded(range.start..range.end + 1)), ..Default::default() };
+        match b.files.get_opts(&key, opts).await {
+            Ok(got) => got.into_stream().map_err(std::io::Error::other).boxed(),
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(Error::internal(
+                    "reading a file",
+                    format!("bytes of {} are missing from the store", stored.filehash),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    Ok(stream)
+}
+
+/// The user's entry for a hash and its stored content.
+pub async fn owned(b: &Backends, user: &User, filehash: &Sha1Hex) -> Result<(UserFile, StoredFile)> {
+    b.repo.user_file(user.id, filehash.as_str()).await?.ok_or(Error::FileNotFound)
+}
 
 /// Removes the user's entry; deletes the bytes once nobody references them
 /// (after the row is gone, so a reader never sees a row without bytes).
 #[tracing::instrument(name = "delete file", skip(b, user), fields(user = user.id))]
 pub async fn delete(b: &Backends, user: &User, filehash: &Sha1Hex) -> Result<()> {
     if let Some(orphan) = b.repo.delete_file(user.id, filehash.as_str()).await? {
-        match b
-            .files
-            .delete(&Path::from(orphan.storage_key.as_str()))
-            .await
-        {
+        match b.files.delete(&Path::from(orphan.storage_key.as_str())).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => {
-                tracing::warn!(key = %orphan.storage_key, error = %e, "could not delete unreferenced file bytes")
-            }
+            Err(e) => tracing::warn!(key = %orphan.storage_key, error = %e, "could not delete unreferenced file bytes"),
         }
         tracing::info!(filehash = %filehash, "last reference gone: bytes deleted");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(h: &str, size: u64) -> Result<Option<ByteRange>> {
+        parse_range(Some(h), size)
+    }
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        assert_eq!(r("bytes=0-0", 10).unwrap(), Some(ByteRange { start: 0, end: 0 }));
+        assert_eq!(r("bytes=9-", 10).unwrap(), Some(ByteRange { start: 9, end: 9 }));
+        assert_eq!(r("bytes=-3", 10).unwrap(), Some(ByteRange { start: 7, end: 9 }));
+        assert_eq!(r("bytes=-100", 10).unwrap(), Some(ByteRange { start: 0, end: 9 }));
+        assert_eq!(r("bytes=2-100", 10).unwrap(), Some(ByteRange { start: 2, end: 9 }));
+        assert!(r("bytes=10-", 10).is_err());
+        assert!(r("bytes=0-0", 0).is_err());
+        assert_eq!(r("bytes=0-1,3-4", 10).unwrap(), None);
+        assert_eq!(r("items=0-1", 10).unwrap(), None);
+        assert_eq!(r("bytes=5-2", 10).unwrap(), None);
+        assert_eq!(parse_range(None, 10).unwrap(), None);
+    }
 }

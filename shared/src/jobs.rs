@@ -38,21 +38,14 @@ impl MergeQueue {
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let pool = SqlitePool::connect(&url)
             .await
-            .map_err(|e| Error::Unavailable {
-                what: "job queue database",
-                source: Box::new(e),
-            })?;
-        SqliteStorage::<()>::setup(&pool)
-            .await
-            .map_err(|e| Error::internal("setting up the job queue", e))?;
+            .map_err(|e| Error::Unavailable { what: "job queue database", source: Box::new(e) })?;
+        SqliteStorage::<()>::setup(&pool).await.map_err(|e| Error::internal("setting up the job queue", e))?;
         let config = apalis_sqlite::Config::default()
             .queue("merge")
             .batch_size(1)
             .heartbeat_interval(HEARTBEAT)
             .missed_heartbeats(MISSED_HEARTBEATS);
-        Ok(MergeQueue::Sqlite(
-            SqliteStorage::new(&pool).with_config(config),
-        ))
+        Ok(MergeQueue::Sqlite(SqliteStorage::new(&pool).with_config(config)))
     }
 
     /// The Redis queue `<prefix>:merge` on an existing connection.
@@ -68,14 +61,12 @@ impl MergeQueue {
     /// Enqueues a merge.
     pub async fn push(&self, job: MergeJob) -> Result<()> {
         match self.clone() {
-            MergeQueue::Sqlite(mut s) => s
-                .push(job)
-                .await
-                .map_err(|e| Error::internal("enqueueing merge", e.to_string())),
-            MergeQueue::Redis(mut s) => s
-                .push(job)
-                .await
-                .map_err(|e| Error::internal("enqueueing merge", e.to_string())),
+            MergeQueue::Sqlite(mut s) => {
+                s.push(job).await.map_err(|e| Error::internal("enqueueing merge", e.to_string()))
+            }
+            MergeQueue::Redis(mut s) => {
+                s.push(job).await.map_err(|e| Error::internal("enqueueing merge", e.to_string()))
+            }
         }
     }
 }

@@ -30,10 +30,7 @@ pub use error::{Error, Result};
 
 /// Seconds since the Unix epoch: how every time is stored and returned.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// `n` random bytes from the OS generator, as lowercase hex.

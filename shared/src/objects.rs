@@ -23,25 +23,15 @@ pub type Store = Arc<dyn ObjectStore>;
 /// Opens the store a URL names; `setting` names the setting for errors.
 /// `file:///abs/dir` is a local directory (created if missing).
 pub fn open(url: &str, setting: &str) -> Result<(Store, Option<PathBuf>)> {
-    let parsed = url::Url::parse(url).map_err(|e| {
-        Error::invalid(
-            "INVALID_SETTING",
-            format!("{setting}: {url:?} is not a URL: {e}"),
-        )
-    })?;
+    let parsed = url::Url::parse(url)
+        .map_err(|e| Error::invalid("INVALID_SETTING", format!("{setting}: {url:?} is not a URL: {e}")))?;
     match parsed.scheme() {
         "file" => {
             let dir = parsed.to_file_path().map_err(|_| {
-                Error::invalid(
-                    "INVALID_SETTING",
-                    format!("{setting}: {url:?} is not an absolute path"),
-                )
+                Error::invalid("INVALID_SETTING", format!("{setting}: {url:?} is not an absolute path"))
             })?;
             std::fs::create_dir_all(&dir).map_err(|e| {
-                Error::invalid(
-                    "INVALID_SETTING",
-                    format!("{setting}: cannot create {}: {e}", dir.display()),
-                )
+                Error::invalid("INVALID_SETTING", format!("{setting}: cannot create {}: {e}", dir.display()))
             })?;
             let store = LocalFileSystem::new_with_prefix(&dir)
                 .map_err(|e| Error::invalid("INVALID_SETTING", format!("{setting}: {e}")))?
@@ -72,12 +62,7 @@ pub fn upload_prefix(id: &UploadId) -> Path {
 /// Content-addressed key of a stored file: the hash, the size and a nonce, so
 /// that deleting one generation of some content never touches a newer one.
 pub fn file_key(filehash: &str, filesize: u64) -> Path {
-    Path::from(format!(
-        "{}/{}/{filehash}-{filesize}-{}",
-        &filehash[..2],
-        &filehash[2..4],
-        crate::random_hex(8)
-    ))
+    Path::from(format!("{}/{}/{filehash}-{filesize}-{}", &filehash[..2], &filehash[2..4], crate::random_hex(8)))
 }
 
 /// Why a streamed chunk was refused.
@@ -103,16 +88,9 @@ pub enum ChunkWriteError {
 impl From<ChunkWriteError> for Error {
     fn from(e: ChunkWriteError) -> Self {
         match e {
-            ChunkWriteError::TooLong { .. } => Error::TooLarge {
-                code: "CHUNK_TOO_LARGE",
-                message: e.to_string(),
-            },
-            ChunkWriteError::TooShort { .. } => {
-                Error::invalid("CHUNK_SIZE_MISMATCH", e.to_string())
-            }
-            ChunkWriteError::ChecksumMismatch { .. } => {
-                Error::invalid("CHUNK_CHECKSUM_MISMATCH", e.to_string())
-            }
+            ChunkWriteError::TooLong { .. } => Error::TooLarge { code: "CHUNK_TOO_LARGE", message: e.to_string() },
+            ChunkWriteError::TooShort { .. } => Error::invalid("CHUNK_SIZE_MISMATCH", e.to_string()),
+            ChunkWriteError::ChecksumMismatch { .. } => Error::invalid("CHUNK_CHECKSUM_MISMATCH", e.to_string()),
             ChunkWriteError::Body(_) => Error::invalid("BODY_READ_FAILED", e.to_string()),
             ChunkWriteError::Store(s) => Error::from(s),
         }
@@ -160,11 +138,7 @@ where
     };
     let outcome = outcome.and_then(|()| {
         if got < expected {
-            return Err(ChunkWriteError::TooShort {
-                index,
-                expected,
-                got,
-            });
+            return Err(ChunkWriteError::TooShort { index, expected, got });
         }
         match (checksum, hasher) {
             (Some(want), Some(h)) => {
@@ -172,10 +146,7 @@ where
                 if actual == want {
                     Ok(())
                 } else {
-                    Err(ChunkWriteError::ChecksumMismatch {
-                        index,
-                        actual: hex::encode(actual),
-                    })
+                    Err(ChunkWriteError::ChecksumMismatch { index, actual: hex::encode(actual) })
                 }
             }
             _ => Ok(()),

@@ -10,9 +10,7 @@ use object_store::path::Path;
 use crate::backends::Backends;
 use crate::config::Settings;
 use crate::db::NewUserFile;
-use crate::domain::{
-    ChunkPlan, FileName, Sha1Hex, UploadId, UploadSession, UploadState, User, UserFile,
-};
+use crate::domain::{ChunkPlan, FileName, Sha1Hex, UploadId, UploadSession, UploadState, User, UserFile};
 use crate::error::{Error, Result};
 use crate::jobs::MergeJob;
 use crate::objects;
@@ -49,10 +47,7 @@ pub async fn init(
     if filesize > settings.max_file_size {
         return Err(Error::TooLarge {
             code: "FILE_TOO_LARGE",
-            message: format!(
-                "filesize {filesize} is above the limit of {} bytes",
-                settings.max_file_size
-            ),
+            message: format!("filesize {filesize} is above the limit of {} bytes", settings.max_file_size),
         });
     }
     let plan = ChunkPlan::for_file(filesize, settings.chunk_size, settings.max_chunks);
@@ -68,11 +63,7 @@ pub async fn init(
         tracing::info!(filehash = %filehash, "instant upload: content already stored");
         return Ok(InitOutcome::Instant(file, plan));
     }
-    if let Some(session) = b
-        .uploads
-        .find_resumable(user.id, filehash.as_str(), filesize)
-        .await?
-    {
+    if let Some(session) = b.uploads.find_resumable(user.id, filehash.as_str(), filesize).await? {
         let uploaded = b.uploads.chunks(&session.id).await?.into_keys().collect();
         return Ok(InitOutcome::Resume(session, uploaded));
     }
@@ -105,22 +96,13 @@ pub async fn owned_session(b: &Backends, user: &User, id: &str) -> Result<Upload
 /// checksum extension's format).
 pub fn parse_upload_checksum(header: &str) -> Result<[u8; 20]> {
     use base64::Engine;
-    let bad = || {
-        Error::invalid(
-            "INVALID_CHECKSUM_HEADER",
-            "Upload-Checksum must be `sha1 <base64 of the 20-byte digest>`",
-        )
-    };
+    let bad =
+        || Error::invalid("INVALID_CHECKSUM_HEADER", "Upload-Checksum must be `sha1 <base64 of the 20-byte digest>`");
     let (algo, value) = header.trim().split_once(' ').ok_or_else(bad)?;
     if !algo.eq_ignore_ascii_case("sha1") {
-        return Err(Error::invalid(
-            "UNSUPPORTED_CHECKSUM",
-            "Upload-Checksum supports only sha1",
-        ));
+        return Err(Error::invalid("UNSUPPORTED_CHECKSUM", "Upload-Checksum supports only sha1"));
     }
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(value.trim())
-        .map_err(|_| bad())?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(value.trim()).map_err(|_| bad())?;
     bytes.try_into().map_err(|_| bad())
 }
 
@@ -141,9 +123,7 @@ where
 {
     let session = owned_session(b, user, id).await?;
     if session.state != UploadState::Uploading {
-        return Err(Error::NotUploading {
-            state: session.state.to_string(),
-        });
+        return Err(Error::NotUploading { state: session.state.to_string() });
     }
     session.plan.check_index(index)?;
     let expected = session.plan.chunk_len(index);
@@ -151,9 +131,7 @@ where
         Some(n) if n > expected => {
             return Err(Error::TooLarge {
                 code: "CHUNK_TOO_LARGE",
-                message: format!(
-                    "chunk {index} must be exactly {expected} bytes; Content-Length is {n}"
-                ),
+                message: format!("chunk {index} must be exactly {expected} bytes; Content-Length is {n}"),
             });
         }
         Some(n) if n < expected => {
@@ -166,11 +144,7 @@ where
     }
     let key = objects::chunk_key(&session.id, index);
     objects::write_chunk(&b.staging, &key, index, expected, checksum, body).await?;
-    match b
-        .uploads
-        .mark_chunk(&session.id, index, key.as_ref(), crate::now())
-        .await
-    {
+    match b.uploads.mark_chunk(&session.id, index, key.as_ref(), crate::now()).await {
         Ok(previous) => {
             if let Some(previous) = previous.filter(|p| p != key.as_ref()) {
                 delete_quietly(b, &Path::from(previous)).await;
@@ -194,24 +168,15 @@ async fn delete_quietly(b: &Backends, key: &Path) {
 }
 
 /// An upload's state, received chunk indexes, and the file once done.
-pub async fn status(
-    b: &Backends,
-    user: &User,
-    id: &str,
-) -> Result<(UploadSession, Vec<u64>, Option<UserFile>)> {
+pub async fn status(b: &Backends, user: &User, id: &str) -> Result<(UploadSession, Vec<u64>, Option<UserFile>)> {
     let session = owned_session(b, user, id).await?;
     let uploaded: Vec<u64> = match session.state {
-        UploadState::Uploading | UploadState::Merging => {
-            b.uploads.chunks(&session.id).await?.into_keys().collect()
-        }
+        UploadState::Uploading | UploadState::Merging => b.uploads.chunks(&session.id).await?.into_keys().collect(),
         UploadState::Done => (0..session.plan.chunk_count).collect(),
         UploadState::Failed => Vec::new(),
     };
     let file = if session.state == UploadState::Done {
-        b.repo
-            .user_file(user.id, session.filehash.as_str())
-            .await?
-            .map(|(f, _)| f)
+        b.repo.user_file(user.id, session.filehash.as_str()).await?.map(|(f, _)| f)
     } else {
         None
     };
@@ -225,20 +190,14 @@ pub async fn complete(b: &Backends, user: &User, id: &str) -> Result<UploadState
     let session = owned_session(b, user, id).await?;
     match b.uploads.start_merge(&session.id, crate::now()).await? {
         CompleteOutcome::Started => {
-            b.merges
-                .push(MergeJob {
-                    upload_id: session.id.to_string(),
-                })
-                .await?;
+            b.merges.push(MergeJob { upload_id: session.id.to_string() }).await?;
             tracing::info!(upload = %session.id, "merge enqueued");
             Ok(UploadState::Merging)
         }
         CompleteOutcome::AlreadyIn(state) => Ok(state),
         CompleteOutcome::Missing => {
             let have = b.uploads.chunks(&session.id).await?;
-            let missing: Vec<u64> = (0..session.plan.chunk_count)
-                .filter(|i| !have.contains_key(i))
-                .collect();
+            let missing: Vec<u64> = (0..session.plan.chunk_count).filter(|i| !have.contains_key(i)).collect();
             Err(Error::ChunksMissing {
                 count: missing.len() as u64,
                 missing: missing.into_iter().take(MISSING_LISTED).collect(),
@@ -253,9 +212,7 @@ pub async fn complete(b: &Backends, user: &User, id: &str) -> Result<UploadState
 pub async fn abort(b: &Backends, user: &User, id: &str) -> Result<()> {
     let session = owned_session(b, user, id).await?;
     if session.state == UploadState::Merging {
-        return Err(Error::NotUploading {
-            state: session.state.to_string(),
-        });
+        return Err(Error::NotUploading { state: session.state.to_string() });
     }
     b.uploads.delete(&session.id).await?;
     objects::delete_prefix(&b.staging, &objects::upload_prefix(&session.id)).await?;

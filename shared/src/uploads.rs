@@ -34,12 +34,7 @@ pub trait UploadStore: Send + Sync {
     /// Stores a new session in state `uploading`.
     async fn create(&self, session: &UploadSession) -> Result<()>;
     /// The caller's unfinished (`uploading`) session for this content, if any.
-    async fn find_resumable(
-        &self,
-        owner: i64,
-        filehash: &str,
-        filesize: u64,
-    ) -> Result<Option<UploadSession>>;
+    async fn find_resumable(&self, owner: i64, filehash: &str, filesize: u64) -> Result<Option<UploadSession>>;
     /// A live session by id, whoever owns it (ownership is the caller's check).
     async fn get(&self, id: &UploadId) -> Result<Option<UploadSession>>;
     /// Received chunks: index → staged object key, in index order.
@@ -48,24 +43,17 @@ pub trait UploadStore: Send + Sync {
     /// only while the session is `uploading`; refreshes the session's TTL.
     /// Returns the key the index pointed at before (now unreferenced).
     /// Errors: [`crate::Error::UploadNotFound`], [`crate::Error::NotUploading`].
-    async fn mark_chunk(
-        &self,
-        id: &UploadId,
-        index: u64,
-        object_key: &str,
-        now: i64,
-    ) -> Result<Option<String>>;
+    async fn mark_chunk(&self, id: &UploadId, index: u64, object_key: &str, now: i64) -> Result<Option<String>>;
     /// Moves the session from `uploading` to `merging` if every chunk is in:
     /// a compare-and-set, so exactly one caller gets [`CompleteOutcome::Started`].
+    /// A `failed` session whose chunks are all still recorded (its merge hit a
+    /// full disk, say) starts again the same way; one whose chunks were
+    /// forgotten stays `failed`.
     async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome>;
     /// Sets a final (`done`/`failed`) or retry (`merging`) state and its reason.
-    async fn set_state(
-        &self,
-        id: &UploadId,
-        state: UploadState,
-        reason: Option<&str>,
-        now: i64,
-    ) -> Result<()>;
+    async fn set_state(&self, id: &UploadId, state: UploadState, reason: Option<&str>, now: i64) -> Result<()>;
+    /// Forgets the chunk map (after a final failure deleted the chunks).
+    async fn forget_chunks(&self, id: &UploadId) -> Result<()>;
     /// Forgets the session and its chunk map.
     async fn delete(&self, id: &UploadId) -> Result<()>;
     /// Ids of `uploading` sessions idle since before `cutoff`, for the sweeper.

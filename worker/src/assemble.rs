@@ -55,21 +55,14 @@ pub fn assemble(
     preallocate(out, file_size)?;
     if file_size == 0 {
         out.sync_all()?;
-        return Ok(Assembled {
-            sha1: hex::encode(Sha1::digest([])),
-            seconds: 0.0,
-        });
+        return Ok(Assembled { sha1: hex::encode(Sha1::digest([])), seconds: 0.0 });
     }
     // SAFETY: the file is our private temporary file, preallocated above; no
     // other process truncates it while it is mapped.
     let mut map = unsafe { MmapMut::map_mut(out)? };
     let slices: Vec<(usize, &mut [u8])> = map.chunks_mut(chunk_size as usize).enumerate().collect();
     if slices.len() != sources.len() {
-        return Err(io::Error::other(format!(
-            "{} chunks expected, {} given",
-            slices.len(),
-            sources.len()
-        )));
+        return Err(io::Error::other(format!("{} chunks expected, {} given", slices.len(), sources.len())));
     }
     let queue = Mutex::new(slices.into_iter());
     let failed = AtomicBool::new(false);
@@ -116,10 +109,7 @@ pub fn assemble(
     map.flush()?;
     drop(map);
     out.sync_all()?;
-    Ok(Assembled {
-        sha1: digest,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(Assembled { sha1: digest, seconds: started.elapsed().as_secs_f64() })
 }
 
 /// Fills `slice` from `path`, which must be exactly as long as the slice.
@@ -129,11 +119,7 @@ fn copy_chunk<'a>(path: &PathBuf, slice: &'a mut [u8]) -> io::Result<&'a [u8]> {
     if len != slice.len() as u64 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!(
-                "{} holds {len} bytes, {} expected",
-                path.display(),
-                slice.len()
-            ),
+            format!("{} holds {len} bytes, {} expected", path.display(), slice.len()),
         ));
     }
     f.read_exact(slice)?;
@@ -161,13 +147,7 @@ mod tests {
         let data: Vec<u8> = (0..1_000_003u32).map(|i| (i * 7 % 251) as u8).collect();
         let sources = write_chunks(dir.path(), &data, 65_536);
         let out_path = dir.path().join("out");
-        let out = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&out_path)
-            .unwrap();
+        let out = File::options().read(true).write(true).create(true).truncate(true).open(&out_path).unwrap();
         let got = assemble(&out, data.len() as u64, 65_536, &sources, 3).unwrap();
         assert_eq!(got.sha1, hex::encode(Sha1::digest(&data)));
         assert_eq!(std::fs::read(&out_path).unwrap(), data);
@@ -188,13 +168,8 @@ mod tests {
         let mut sources = write_chunks(dir.path(), &data, 1024);
         std::fs::write(&sources[1], [1u8; 10]).unwrap();
         sources.truncate(3);
-        let out = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(dir.path().join("o"))
-            .unwrap();
+        let out =
+            File::options().read(true).write(true).create(true).truncate(true).open(dir.path().join("o")).unwrap();
         let err = assemble(&out, 3000, 1024, &sources, 2).unwrap_err();
         assert!(err.to_string().contains("chunk 1"), "{err}");
     }

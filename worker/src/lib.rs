@@ -48,10 +48,7 @@ pub async fn run(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let base = format!("{name}-{}-{}", hostname(), std::process::id());
-    let ctx = MergeContext {
-        backends: backends.clone(),
-        settings: settings.clone(),
-    };
+    let ctx = MergeContext { backends: backends.clone(), settings: settings.clone() };
     let jobs = settings.worker_jobs as usize;
     tracing::info!(worker = %base, jobs, "merge workers starting");
     let monitor = match backends.merges {
@@ -91,14 +88,10 @@ pub async fn run(
 /// Transient failures (I/O, a backend away) are retried in-process with
 /// exponential backoff before the queue's own retries take over.
 fn retry_policy() -> BackoffRetryPolicy<apalis::layers::retry::backoff::ExponentialBackoff> {
-    let backoff = ExponentialBackoffMaker::new(
-        Duration::from_millis(500),
-        Duration::from_secs(30),
-        0.5,
-        HasherRng::default(),
-    )
-    .expect("valid backoff bounds")
-    .make_backoff();
+    let backoff =
+        ExponentialBackoffMaker::new(Duration::from_millis(500), Duration::from_secs(30), 0.5, HasherRng::default())
+            .expect("valid backoff bounds")
+            .make_backoff();
     RetryPolicy::retries(3).with_backoff(backoff)
 }
 

@@ -24,8 +24,7 @@ async fn main() -> ExitCode {
     let config = WorkerConfig::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PAN_LOG")
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("PAN_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -36,14 +35,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(BAD_SETTING);
         }
     };
-    match worker::run(
-        backends,
-        Arc::new(config.settings),
-        "worker",
-        shutdown_signal(),
-    )
-    .await
-    {
+    match worker::run(backends, Arc::new(config.settings), "worker", shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("worker: {e}");

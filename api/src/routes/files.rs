@@ -1,15 +1,18 @@
 //! The caller's files: list, download, rename, delete, single-request upload.
 
+use poem::Body;
 use poem::web::Data;
-use poem_openapi::param::Query;
-use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::param::{Header, Query};
+use poem_openapi::payload::{Binary, Json};
+use poem_openapi::types::multipart::Upload;
+use poem_openapi::{ApiResponse, Multipart, Object, OpenApi};
 use shared::domain::{FileName, Sha1Hex, UserFile};
+use shared::files::{self, ByteRange};
 
 use super::Tag;
 use crate::auth::BearerAuth;
-use crate::error::ApiResult;
-use crate::limits::json_body_limit;
+use crate::error::{ApiError, ApiResult};
+use crate::limits::{json_body_limit, single_upload_limit};
 use crate::state::AppState;
 
 /// One of the caller's files.
@@ -71,6 +74,85 @@ pub enum DeleteResponse {
     Deleted,
 }
 
+/// A single-request upload.
+#[derive(Debug, Multipart)]
+pub struct SingleUpload {
+    /// The file's bytes.
+    pub file: Upload,
+    /// The name to list it under; defaults to the part's file name.
+    pub filename: Option<String>,
+}
+
+/// Single-request upload answers.
+#[derive(ApiResponse)]
+pub enum UploadResponse {
+    /// The file is stored (or was already: identical content is kept once).
+    #[oai(status = 201)]
+    Created(Json<FileInfo>),
+}
+
+/// Download answers.
+#[derive(ApiResponse)]
+pub enum DownloadResponse {
+    /// The whole file.
+    #[oai(status = 200)]
+    Full(
+        Binary<Body>,
+        /// Size in bytes.
+        #[oai(header = "Content-Length")]
+        u64,
+        /// `attachment` with the caller's name for the file (RFC 6266).
+        #[oai(header = "Content-Disposition")]
+        String,
+        /// The content's SHA-1, quoted.
+        #[oai(header = "ETag")]
+        String,
+        /// `bytes`: Range requests are welcome.
+        #[oai(header = "Accept-Ranges")]
+        String,
+    ),
+    /// The requested byte range.
+    #[oai(status = 206)]
+    Partial(
+        Binary<Body>,
+        /// Length of the range.
+        #[oai(header = "Content-Length")]
+        u64,
+        /// `bytes first-last/size`.
+        #[oai(header = "Content-Range")]
+        String,
+        /// `attachment` with the caller's name for the file (RFC 6266).
+        #[oai(header = "Content-Disposition")]
+        String,
+        /// The content's SHA-1, quoted.
+        #[oai(header = "ETag")]
+        String,
+    ),
+    /// `If-None-Match` matched: the client's copy is current.
+    #[oai(status = 304)]
+    NotModified(
+        /// The content's SHA-1, quoted.
+        #[oai(header = "ETag")]
+        String,
+    ),
+}
+
+/// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded` (RFC 6266,
+/// RFC 5987): old clients get a safe ASCII name, new ones the real one.
+pub fn content_disposition(name: &str) -> String {
+    let ascii: String =
+        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
 /// File operations.
 pub struct FileApi;
 
@@ -83,23 +165,13 @@ impl FileApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         /// Page size, 1-1000 (default 100).
-        #[oai(
-            default = "default_limit",
-            validator(minimum(value = "1"), maximum(value = "1000"))
-        )]
+        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<i64>,
         /// Files to skip (default 0).
-        #[oai(
-            default,
-            validator(minimum(value = "0"), maximum(value = "1000000000"))
-        )]
+        #[oai(default, validator(minimum(value = "0"), maximum(value = "1000000000")))]
         offset: Query<i64>,
     ) -> ApiResult<Json<FileList>> {
-        let (files, total) = state
-            .backends
-            .repo
-            .list_files(auth.0.id, limit.0, offset.0)
-            .await?;
+        let (files, total) = state.backends.repo.list_files(auth.0.id, limit.0, offset.0).await?;
         Ok(Json(FileList {
             files: files.into_iter().map(FileInfo::from).collect(),
             total,
@@ -108,13 +180,45 @@ impl FileApi {
         }))
     }
 
+    /// Download one of the caller's files.
+    ///
+    /// Honours a single `Range: bytes=…` (206; 416 when it lies outside the
+    /// file; several ranges get the whole file) and `If-None-Match` (304).
+    #[oai(path = "/download", method = "get", operation_id = "file_download")]
+    async fn download(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// SHA-1 of the file.
+        filehash: Query<String>,
+        /// `bytes=first-last`, `bytes=first-` or `bytes=-suffix_length`.
+        #[oai(name = "Range")]
+        range: Header<Option<String>>,
+        /// An ETag from an earlier download.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
+    ) -> ApiResult<DownloadResponse> {
+        let hash = Sha1Hex::parse(&filehash.0)?;
+        let (entry, stored) = files::owned(&state.backends, &auth.0, &hash).await?;
+        serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref()).await
+    }
+
+    /// Upload a small file in one multipart request.
+    ///
+    /// Limited to `PAN_MAX_SINGLE_UPLOAD` bytes (64 MiB by default); larger
+    /// files use `/file/mupload`. Identical content is stored once.
+    #[oai(path = "/upload", method = "post", operation_id = "file_upload", transform = "single_upload_limit")]
+    async fn upload(&self, state: Data<&AppState>, auth: BearerAuth, form: SingleUpload) -> ApiResult<UploadResponse> {
+        let name = form.filename.as_deref().or(form.file.file_name()).unwrap_or("").to_owned();
+        let name = FileName::parse(&name)?;
+        let limit = state.settings.max_single_upload;
+        let file =
+            files::ingest(&state.backends, &state.settings, &auth.0, &name, form.file.into_async_read(), limit).await?;
+        Ok(UploadResponse::Created(Json(file.into())))
+    }
+
     /// Rename one of the caller's files.
-    #[oai(
-        path = "/rename",
-        method = "post",
-        operation_id = "file_rename",
-        transform = "json_body_limit"
-    )]
+    #[oai(path = "/rename", method = "post", operation_id = "file_rename", transform = "json_body_limit")]
     async fn rename(
         &self,
         state: Data<&AppState>,
@@ -123,11 +227,7 @@ impl FileApi {
     ) -> ApiResult<Json<FileInfo>> {
         let hash = Sha1Hex::parse(&body.filehash)?;
         let name = FileName::parse(&body.filename)?;
-        let f = state
-            .backends
-            .repo
-            .rename_file(auth.0.id, hash.as_str(), name.as_str(), shared::now())
-            .await?;
+        let f = state.backends.repo.rename_file(auth.0.id, hash.as_str(), name.as_str(), shared::now()).await?;
         Ok(Json(f.into()))
     }
 
@@ -151,4 +251,32 @@ impl FileApi {
 
 fn default_limit() -> i64 {
     100
+}
+
+/// Builds the download response for a file (shared with signed URLs).
+pub async fn serve(
+    state: &AppState,
+    entry: &UserFile,
+    stored: &shared::domain::StoredFile,
+    range: Option<&str>,
+    if_none_match: Option<&str>,
+) -> ApiResult<DownloadResponse> {
+    let etag = format!("\"{}\"", stored.filehash);
+    if if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+        return Ok(DownloadResponse::NotModified(etag));
+    }
+    let size = stored.filesize as u64;
+    let range: Option<ByteRange> = files::parse_range(range, size).map_err(ApiError::from)?;
+    let body = Body::from_bytes_stream(files::read(&state.backends, stored, range).await?);
+    let disposition = content_disposition(&entry.filename);
+    Ok(match range {
+        Some(r) => DownloadResponse::Partial(
+            Binary(body),
+            r.end - r.start + 1,
+            format!("bytes {}-{}/{size}", r.start, r.end),
+            disposition,
+            etag,
+        ),
+        None => DownloadResponse::Full(Binary(body), size, disposition, etag, "bytes".into()),
+    })
 }

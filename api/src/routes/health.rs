@@ -34,28 +34,18 @@ impl HealthApi {
     /// Liveness: the process serves requests.
     #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
     async fn healthz(&self) -> Json<Health> {
-        Json(Health {
-            status: "ok".into(),
-        })
+        Json(Health { status: "ok".into() })
     }
 
     /// Readiness: the database (and Redis, when configured) answer.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self, state: Data<&AppState>) -> ReadyResponse {
         if let Err(e) = state.backends.repo.health_check().await {
-            return ReadyResponse::NotReady(Json(ErrorBody::new(
-                "UNAVAILABLE",
-                format!("database: {e}"),
-            )));
+            return ReadyResponse::NotReady(Json(ErrorBody::new("UNAVAILABLE", format!("database: {e}"))));
         }
         if let Err(e) = state.backends.uploads.health_check().await {
-            return ReadyResponse::NotReady(Json(ErrorBody::new(
-                "UNAVAILABLE",
-                format!("upload state: {e}"),
-            )));
+            return ReadyResponse::NotReady(Json(ErrorBody::new("UNAVAILABLE", format!("upload state: {e}"))));
         }
-        ReadyResponse::Ready(Json(Health {
-            status: "ok".into(),
-        }))
+        ReadyResponse::Ready(Json(Health { status: "ok".into() }))
     }
 }

@@ -21,19 +21,9 @@ pub enum Tag {
 }
 
 /// Every API group, as one service.
-pub type Api = (
-    usr::UsrApi,
-    mupload::UploadApi,
-    files::FileApi,
-    health::HealthApi,
-);
+pub type Api = (usr::UsrApi, mupload::UploadApi, files::FileApi, health::HealthApi);
 
 /// The API value to mount.
 pub fn api() -> Api {
-    (
-        usr::UsrApi,
-        mupload::UploadApi,
-        files::FileApi,
-        health::HealthApi,
-    )
+    (usr::UsrApi, mupload::UploadApi, files::FileApi, health::HealthApi)
 }

@@ -14,7 +14,7 @@ use super::Tag;
 use super::files::FileInfo;
 use crate::auth::BearerAuth;
 use crate::error::{ApiError, ApiResult};
-use crate::limits::json_body_limit;
+use crate::limits::{default_octet_stream, json_body_limit};
 use crate::state::AppState;
 
 /// What the client wants to upload.
@@ -196,12 +196,7 @@ impl UploadApi {
     /// need more than 10,000 chunks). `status` is `new`, `resume` (you have an
     /// unfinished upload of this content: `uploaded` lists what the server
     /// holds) or `instant` (the content is already stored: the file is yours).
-    #[oai(
-        path = "/init",
-        method = "post",
-        operation_id = "upload_init",
-        transform = "json_body_limit"
-    )]
+    #[oai(path = "/init", method = "post", operation_id = "upload_init", transform = "json_body_limit")]
     async fn init(
         &self,
         state: Data<&AppState>,
@@ -210,18 +205,9 @@ impl UploadApi {
     ) -> ApiResult<Json<InitResponse>> {
         let filename = FileName::parse(&body.filename)?;
         let filehash = Sha1Hex::parse(&body.filehash)?;
-        let filesize = u64::try_from(body.filesize).map_err(|_| {
-            ApiError::bad_request("INVALID_FILESIZE", "filesize must not be negative")
-        })?;
-        let outcome = service::init(
-            &state.backends,
-            &state.settings,
-            &auth.0,
-            filename,
-            filehash,
-            filesize,
-        )
-        .await?;
+        let filesize = u64::try_from(body.filesize)
+            .map_err(|_| ApiError::bad_request("INVALID_FILESIZE", "filesize must not be negative"))?;
+        let outcome = service::init(&state.backends, &state.settings, &auth.0, filename, filehash, filesize).await?;
         Ok(Json(match outcome {
             InitOutcome::New(s) => InitResponse {
                 status: InitStatus::New,
@@ -256,7 +242,7 @@ impl UploadApi {
     /// shorter 400. Chunks may arrive in any order and in parallel; sending a
     /// chunk again replaces it. Optional `Upload-Checksum: sha1 <base64>`
     /// (the tus checksum format) is verified before the chunk counts.
-    #[oai(path = "/uppart", method = "post", operation_id = "upload_part")]
+    #[oai(path = "/uppart", method = "post", operation_id = "upload_part", transform = "default_octet_stream")]
     async fn uppart(
         &self,
         state: Data<&AppState>,
@@ -273,28 +259,13 @@ impl UploadApi {
         req: &poem::Request,
         body: Binary<Body>,
     ) -> ApiResult<Json<ChunkReceipt>> {
-        let checksum = upload_checksum
-            .0
-            .as_deref()
-            .map(service::parse_upload_checksum)
-            .transpose()?;
+        let checksum = upload_checksum.0.as_deref().map(service::parse_upload_checksum).transpose()?;
         let content_length = req.header("content-length").and_then(|v| v.parse().ok());
         let stream = body.0.into_bytes_stream();
-        let session = service::put_chunk(
-            &state.backends,
-            &auth.0,
-            &upload_id.0,
-            chkidx.0,
-            content_length,
-            checksum,
-            stream,
-        )
-        .await?;
-        Ok(Json(ChunkReceipt {
-            upload_id: upload_id.0,
-            chkidx: chkidx.0,
-            size: session.plan.chunk_len(chkidx.0),
-        }))
+        let session =
+            service::put_chunk(&state.backends, &auth.0, &upload_id.0, chkidx.0, content_length, checksum, stream)
+                .await?;
+        Ok(Json(ChunkReceipt { upload_id: upload_id.0, chkidx: chkidx.0, size: session.plan.chunk_len(chkidx.0) }))
     }
 
     /// An upload's state and the chunks received.
@@ -307,8 +278,7 @@ impl UploadApi {
         #[oai(name = "uploadID")]
         upload_id: Query<String>,
     ) -> ApiResult<Json<UploadStatus>> {
-        let (session, uploaded, file) =
-            service::status(&state.backends, &auth.0, &upload_id.0).await?;
+        let (session, uploaded, file) = service::status(&state.backends, &auth.0, &upload_id.0).await?;
         Ok(Json(status_of(session, uploaded, file)))
     }
 
@@ -327,10 +297,7 @@ impl UploadApi {
         upload_id: Query<String>,
     ) -> ApiResult<CompleteResponse> {
         let now = service::complete(&state.backends, &auth.0, &upload_id.0).await?;
-        let body = Json(CompleteResult {
-            upload_id: upload_id.0,
-            state: now.into(),
-        });
+        let body = Json(CompleteResult { upload_id: upload_id.0, state: now.into() });
         Ok(match now {
             UploadState::Uploading | UploadState::Merging => CompleteResponse::Accepted(body),
             UploadState::Done | UploadState::Failed => CompleteResponse::Finished(body),

@@ -82,23 +82,16 @@ fn hasher() -> Argon2<'static> {
 
 /// A hash of a random password nobody knows, verified when the user does not
 /// exist so that "unknown user" costs as much time as "wrong password".
-static DECOY_HASH: LazyLock<String> =
-    LazyLock::new(|| hash_password(&shared::random_hex(16)).unwrap_or_default());
+static DECOY_HASH: LazyLock<String> = LazyLock::new(|| hash_password(&shared::random_hex(16)).unwrap_or_default());
 
 /// Argon2id PHC string of `password` with a fresh 128-bit salt.
 fn hash_password(password: &str) -> Result<String, String> {
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| e.to_string())?;
-    hasher()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+    hasher().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
 }
 
 async fn spawn_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .context("password hashing task")
-        .map_err(ApiError::from)
+    tokio::task::spawn_blocking(f).await.context("password hashing task").map_err(ApiError::from)
 }
 
 /// User accounts.
@@ -110,62 +103,31 @@ impl UsrApi {
     ///
     /// Usernames are 1-64 characters from A-Z, a-z, 0-9, '.', '_' and '-' and
     /// compare exactly (case-sensitive); passwords are 8-1024 bytes.
-    #[oai(
-        path = "/signup",
-        method = "post",
-        operation_id = "signup",
-        transform = "json_body_limit"
-    )]
-    async fn signup(
-        &self,
-        state: Data<&AppState>,
-        body: Json<Credentials>,
-    ) -> ApiResult<SignupResponse> {
+    #[oai(path = "/signup", method = "post", operation_id = "signup", transform = "json_body_limit")]
+    async fn signup(&self, state: Data<&AppState>, body: Json<Credentials>) -> ApiResult<SignupResponse> {
         let name = UserName::parse(&body.username)?;
         let password = Password::parse(&body.password)?;
-        let hash = spawn_blocking(move || hash_password(password.expose()))
-            .await?
-            .context("hashing password")?;
-        let user = state
-            .backends
-            .repo
-            .create_user(&name, &hash, shared::now())
-            .await?;
+        let hash = spawn_blocking(move || hash_password(password.expose())).await?.context("hashing password")?;
+        let user = state.backends.repo.create_user(&name, &hash, shared::now()).await?;
         tracing::info!(username = %user.username, "user signed up");
-        Ok(SignupResponse::Created(Json(SignupResult {
-            username: user.username,
-            created_at: user.created_at,
-        })))
+        Ok(SignupResponse::Created(Json(SignupResult { username: user.username, created_at: user.created_at })))
     }
 
     /// Sign in and get a bearer token.
     ///
     /// A wrong password and an unknown user get the same 401.
-    #[oai(
-        path = "/signin",
-        method = "post",
-        operation_id = "signin",
-        transform = "json_body_limit"
-    )]
-    async fn signin(
-        &self,
-        state: Data<&AppState>,
-        body: Json<Credentials>,
-    ) -> ApiResult<Json<SigninResult>> {
+    #[oai(path = "/signin", method = "post", operation_id = "signin", transform = "json_body_limit")]
+    async fn signin(&self, state: Data<&AppState>, body: Json<Credentials>) -> ApiResult<Json<SigninResult>> {
         let repo = &state.backends.repo;
-        let found = if UserName::parse(&body.username).is_ok() {
-            repo.user_with_hash(&body.username).await?
-        } else {
-            None
-        };
+        let found =
+            if UserName::parse(&body.username).is_ok() { repo.user_with_hash(&body.username).await? } else { None };
         let (user, stored) = match found {
             Some((u, h)) => (Some(u), h),
             None => (None, DECOY_HASH.clone()),
         };
         let password = body.0.password;
         let verified = spawn_blocking(move || {
-            PasswordHash::new(&stored)
-                .is_ok_and(|h| hasher().verify_password(password.as_bytes(), &h).is_ok())
+            PasswordHash::new(&stored).is_ok_and(|h| hasher().verify_password(password.as_bytes(), &h).is_ok())
         })
         .await?;
         let Some(user) = user.filter(|_| verified) else {
@@ -174,13 +136,8 @@ impl UsrApi {
         let token = shared::random_hex(32);
         let now = shared::now();
         let expires_at = now + state.settings.token_ttl as i64;
-        repo.insert_token(&token_hash(&token), user.id, now, expires_at)
-            .await?;
-        Ok(Json(SigninResult {
-            token,
-            token_type: "Bearer".into(),
-            expires_at,
-        }))
+        repo.insert_token(&token_hash(&token), user.id, now, expires_at).await?;
+        Ok(Json(SigninResult { token, token_type: "Bearer".into(), expires_at }))
     }
 
     /// Revoke the token this request carries.
@@ -191,15 +148,8 @@ impl UsrApi {
         _auth: BearerAuth,
         req: &poem::Request,
     ) -> ApiResult<SignoutResponse> {
-        if let Some(token) = req
-            .header("authorization")
-            .and_then(|h| h.strip_prefix("Bearer "))
-        {
-            state
-                .backends
-                .repo
-                .delete_token(&token_hash(token.trim()))
-                .await?;
+        if let Some(token) = req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")) {
+            state.backends.repo.delete_token(&token_hash(token.trim())).await?;
         }
         Ok(SignoutResponse::SignedOut)
     }
@@ -208,11 +158,6 @@ impl UsrApi {
     #[oai(path = "/info", method = "get", operation_id = "user_info")]
     async fn info(&self, state: Data<&AppState>, auth: BearerAuth) -> ApiResult<Json<UserInfo>> {
         let (file_count, bytes_used) = state.backends.repo.usage(auth.0.id).await?;
-        Ok(Json(UserInfo {
-            username: auth.0.username,
-            created_at: auth.0.created_at,
-            file_count,
-            bytes_used,
-        }))
+        Ok(Json(UserInfo { username: auth.0.username, created_at: auth.0.created_at, file_count, bytes_used }))
     }
 }

@@ -19,13 +19,7 @@ pub async fn open(url: &str) -> Result<SqlRepo> {
         .acquire_timeout(Duration::from_secs(5))
         .connect(url)
         .await
-        .map_err(|e| Error::Unavailable {
-            what: "database",
-            source: Box::new(e),
-        })?;
-    MIGRATIONS
-        .run(&pool)
-        .await
-        .map_err(|e| Error::internal("applying MySQL migrations", e))?;
+        .map_err(|e| Error::Unavailable { what: "database", source: Box::new(e) })?;
+    MIGRATIONS.run(&pool).await.map_err(|e| Error::internal("applying MySQL migrations", e))?;
     Ok(SqlRepo::new(pool, Dialect::MySql))
 }

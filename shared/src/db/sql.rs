@@ -30,11 +30,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 fn user_from(row: &AnyRow) -> sqlx::Result<User> {
-    Ok(User {
-        id: row.try_get("id")?,
-        username: row.try_get("username")?,
-        created_at: row.try_get("created_at")?,
-    })
+    Ok(User { id: row.try_get("id")?, username: row.try_get("username")?, created_at: row.try_get("created_at")? })
 }
 
 fn user_file_from(row: &AnyRow) -> sqlx::Result<UserFile> {
@@ -80,10 +76,7 @@ impl SqlRepo {
 
     /// Adds the user's entry (or renames the existing one) inside `tx`.
     /// Returns whether a new entry was created.
-    async fn upsert_entry(
-        tx: &mut Transaction<'static, Any>,
-        f: &NewUserFile<'_>,
-    ) -> sqlx::Result<bool> {
+    async fn upsert_entry(tx: &mut Transaction<'static, Any>, f: &NewUserFile<'_>) -> sqlx::Result<bool> {
         let updated = sqlx::query(
             "UPDATE user_files SET filename = ?, updated_at = ? WHERE user_id = ? AND filehash = ? AND filesize = ?",
         )
@@ -111,11 +104,7 @@ impl SqlRepo {
         Ok(true)
     }
 
-    async fn entry_in(
-        tx: &mut Transaction<'static, Any>,
-        user_id: i64,
-        filehash: &str,
-    ) -> sqlx::Result<UserFile> {
+    async fn entry_in(tx: &mut Transaction<'static, Any>, user_id: i64, filehash: &str) -> sqlx::Result<UserFile> {
         let row = sqlx::query(
             "SELECT filehash, filesize, filename, created_at, updated_at FROM user_files WHERE user_id = ? AND filehash = ?",
         )
@@ -144,24 +133,18 @@ impl SqlRepo {
         let created = Self::upsert_entry(&mut tx, f).await?;
         if !created {
             // The user already had this content: undo the extra reference.
-            sqlx::query(
-                "UPDATE files SET refcount = refcount - 1 WHERE filehash = ? AND filesize = ?",
-            )
-            .bind(f.filehash)
-            .bind(f.filesize)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE files SET refcount = refcount - 1 WHERE filehash = ? AND filesize = ?")
+                .bind(f.filehash)
+                .bind(f.filesize)
+                .execute(&mut *tx)
+                .await?;
         }
         let entry = Self::entry_in(&mut tx, f.user_id, f.filehash).await?;
         tx.commit().await?;
         Ok(Some(entry))
     }
 
-    async fn try_commit_merged(
-        &self,
-        f: &NewUserFile<'_>,
-        storage_key: &str,
-    ) -> sqlx::Result<(UserFile, StoredFile)> {
+    async fn try_commit_merged(&self, f: &NewUserFile<'_>, storage_key: &str) -> sqlx::Result<(UserFile, StoredFile)> {
         let mut tx = self.begin().await?;
         let bumped = sqlx::query(
             "UPDATE files SET refcount = refcount + 1 WHERE filehash = ? AND filesize = ? AND refcount > 0",
@@ -190,22 +173,18 @@ impl SqlRepo {
         }
         let created = Self::upsert_entry(&mut tx, f).await?;
         if !created {
-            sqlx::query(
-                "UPDATE files SET refcount = refcount - 1 WHERE filehash = ? AND filesize = ?",
-            )
-            .bind(f.filehash)
-            .bind(f.filesize)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE files SET refcount = refcount - 1 WHERE filehash = ? AND filesize = ?")
+                .bind(f.filehash)
+                .bind(f.filesize)
+                .execute(&mut *tx)
+                .await?;
         }
         let entry = Self::entry_in(&mut tx, f.user_id, f.filehash).await?;
-        let row = sqlx::query(
-            "SELECT filehash, filesize, storage_key FROM files WHERE filehash = ? AND filesize = ?",
-        )
-        .bind(f.filehash)
-        .bind(f.filesize)
-        .fetch_one(&mut *tx)
-        .await?;
+        let row = sqlx::query("SELECT filehash, filesize, storage_key FROM files WHERE filehash = ? AND filesize = ?")
+            .bind(f.filehash)
+            .bind(f.filesize)
+            .fetch_one(&mut *tx)
+            .await?;
         let stored = stored_file_from(&row)?;
         tx.commit().await?;
         Ok((entry, stored))
@@ -228,13 +207,12 @@ macro_rules! retry_on_conflict {
 #[async_trait]
 impl UserRepo for SqlRepo {
     async fn create_user(&self, name: &UserName, password_hash: &str, now: i64) -> Result<User> {
-        let res =
-            sqlx::query("INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)")
-                .bind(name.as_str())
-                .bind(password_hash)
-                .bind(now)
-                .execute(&self.pool)
-                .await;
+        let res = sqlx::query("INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)")
+            .bind(name.as_str())
+            .bind(password_hash)
+            .bind(now)
+            .execute(&self.pool)
+            .await;
         match res {
             Err(e) if is_unique_violation(&e) => return Err(Error::UsernameTaken),
             other => other?,
@@ -247,33 +225,21 @@ impl UserRepo for SqlRepo {
     }
 
     async fn user_with_hash(&self, name: &str) -> Result<Option<(User, String)>> {
-        let row = sqlx::query(
-            "SELECT id, username, created_at, password_hash FROM users WHERE username = ?",
-        )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row
-            .map(|r| Ok::<_, sqlx::Error>((user_from(&r)?, r.try_get("password_hash")?)))
-            .transpose()?)
+        let row = sqlx::query("SELECT id, username, created_at, password_hash FROM users WHERE username = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| Ok::<_, sqlx::Error>((user_from(&r)?, r.try_get("password_hash")?))).transpose()?)
     }
 
-    async fn insert_token(
-        &self,
-        token_hash: &str,
-        user_id: i64,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO tokens (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(token_hash)
-        .bind(user_id)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await?;
+    async fn insert_token(&self, token_hash: &str, user_id: i64, now: i64, expires_at: i64) -> Result<()> {
+        sqlx::query("INSERT INTO tokens (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -290,18 +256,12 @@ impl UserRepo for SqlRepo {
     }
 
     async fn delete_token(&self, token_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM tokens WHERE token_hash = ?")
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("DELETE FROM tokens WHERE token_hash = ?").bind(token_hash).execute(&self.pool).await?;
         Ok(())
     }
 
     async fn delete_expired_tokens(&self, now: i64) -> Result<u64> {
-        let res = sqlx::query("DELETE FROM tokens WHERE expires_at <= ?")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        let res = sqlx::query("DELETE FROM tokens WHERE expires_at <= ?").bind(now).execute(&self.pool).await?;
         Ok(res.rows_affected())
     }
 
@@ -333,20 +293,11 @@ impl FileRepo for SqlRepo {
         retry_on_conflict!(self.try_link(f))
     }
 
-    async fn commit_merged(
-        &self,
-        f: &NewUserFile<'_>,
-        storage_key: &str,
-    ) -> Result<(UserFile, StoredFile)> {
+    async fn commit_merged(&self, f: &NewUserFile<'_>, storage_key: &str) -> Result<(UserFile, StoredFile)> {
         retry_on_conflict!(self.try_commit_merged(f, storage_key))
     }
 
-    async fn list_files(
-        &self,
-        user_id: i64,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<UserFile>, i64)> {
+    async fn list_files(&self, user_id: i64, limit: i64, offset: i64) -> Result<(Vec<UserFile>, i64)> {
         let rows = sqlx::query(
             "SELECT filehash, filesize, filename, created_at, updated_at FROM user_files WHERE user_id = ? \
              ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
@@ -360,19 +311,10 @@ impl FileRepo for SqlRepo {
             .bind(user_id)
             .fetch_one(&self.pool)
             .await?;
-        Ok((
-            rows.iter()
-                .map(user_file_from)
-                .collect::<sqlx::Result<_>>()?,
-            total,
-        ))
+        Ok((rows.iter().map(user_file_from).collect::<sqlx::Result<_>>()?, total))
     }
 
-    async fn user_file(
-        &self,
-        user_id: i64,
-        filehash: &str,
-    ) -> Result<Option<(UserFile, StoredFile)>> {
+    async fn user_file(&self, user_id: i64, filehash: &str) -> Result<Option<(UserFile, StoredFile)>> {
         let row = sqlx::query(
             "SELECT uf.filehash, uf.filesize, uf.filename, uf.created_at, uf.updated_at, f.storage_key \
              FROM user_files uf JOIN files f ON f.filehash = uf.filehash AND f.filesize = uf.filesize \
@@ -382,27 +324,17 @@ impl FileRepo for SqlRepo {
         .bind(filehash)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row
-            .map(|r| Ok::<_, sqlx::Error>((user_file_from(&r)?, stored_file_from(&r)?)))
-            .transpose()?)
+        Ok(row.map(|r| Ok::<_, sqlx::Error>((user_file_from(&r)?, stored_file_from(&r)?))).transpose()?)
     }
 
-    async fn rename_file(
-        &self,
-        user_id: i64,
-        filehash: &str,
-        filename: &str,
-        now: i64,
-    ) -> Result<UserFile> {
-        let res = sqlx::query(
-            "UPDATE user_files SET filename = ?, updated_at = ? WHERE user_id = ? AND filehash = ?",
-        )
-        .bind(filename)
-        .bind(now)
-        .bind(user_id)
-        .bind(filehash)
-        .execute(&self.pool)
-        .await?;
+    async fn rename_file(&self, user_id: i64, filehash: &str, filename: &str, now: i64) -> Result<UserFile> {
+        let res = sqlx::query("UPDATE user_files SET filename = ?, updated_at = ? WHERE user_id = ? AND filehash = ?")
+            .bind(filename)
+            .bind(now)
+            .bind(user_id)
+            .bind(filehash)
+            .execute(&self.pool)
+            .await?;
         if res.rows_affected() == 0 {
             return Err(Error::FileNotFound);
         }
@@ -427,14 +359,12 @@ impl FileRepo for SqlRepo {
             return Err(Error::FileNotFound);
         };
         let filesize: i64 = row.try_get("filesize")?;
-        let removed = sqlx::query(
-            "DELETE FROM user_files WHERE user_id = ? AND filehash = ? AND filesize = ?",
-        )
-        .bind(user_id)
-        .bind(filehash)
-        .bind(filesize)
-        .execute(&mut *tx)
-        .await?;
+        let removed = sqlx::query("DELETE FROM user_files WHERE user_id = ? AND filehash = ? AND filesize = ?")
+            .bind(user_id)
+            .bind(filehash)
+            .bind(filesize)
+            .execute(&mut *tx)
+            .await?;
         if removed.rows_affected() == 0 {
             return Err(Error::FileNotFound);
         }

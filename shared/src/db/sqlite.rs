@@ -15,22 +15,14 @@ static MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 /// Opens (creating if needed) the SQLite database at `url` and migrates it.
 pub async fn open(url: &str) -> Result<SqlRepo> {
     sqlx::any::install_default_drivers();
-    if let Some(path) = url
-        .strip_prefix("sqlite://")
-        .map(|p| p.split('?').next().unwrap_or(p))
+    if let Some(path) = url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p))
         && let Some(dir) = std::path::Path::new(path).parent()
         && !dir.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Unavailable {
-            what: "database directory",
-            source: Box::new(e),
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Unavailable { what: "database directory", source: Box::new(e) })?;
     }
-    let url = if url.contains('?') {
-        url.to_owned()
-    } else {
-        format!("{url}?mode=rwc")
-    };
+    let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
     let pool = AnyPoolOptions::new()
         .max_connections(8)
         .after_connect(|conn, _| {
@@ -43,13 +35,7 @@ pub async fn open(url: &str) -> Result<SqlRepo> {
         })
         .connect(&url)
         .await
-        .map_err(|e| Error::Unavailable {
-            what: "database",
-            source: Box::new(e),
-        })?;
-    MIGRATIONS
-        .run(&pool)
-        .await
-        .map_err(|e| Error::internal("applying SQLite migrations", e))?;
+        .map_err(|e| Error::Unavailable { what: "database", source: Box::new(e) })?;
+    MIGRATIONS.run(&pool).await.map_err(|e| Error::internal("applying SQLite migrations", e))?;
     Ok(SqlRepo::new(pool, Dialect::Sqlite))
 }

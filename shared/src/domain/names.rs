@@ -13,15 +13,11 @@ impl UserName {
     /// Validates a username.
     pub fn parse(s: &str) -> Result<Self> {
         let ok = (1..=64).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if ok {
             Ok(UserName(s.to_owned()))
         } else {
-            Err(Error::invalid(
-                "INVALID_USERNAME",
-                format!("username must be {}", Self::RULE),
-            ))
+            Err(Error::invalid("INVALID_USERNAME", format!("username must be {}", Self::RULE)))
         }
     }
 
@@ -38,16 +34,10 @@ impl Password {
     /// Validates a password.
     pub fn parse(s: &str) -> Result<Self> {
         if !(8..=1024).contains(&s.len()) {
-            return Err(Error::invalid(
-                "INVALID_PASSWORD",
-                "password must be 8-1024 bytes long",
-            ));
+            return Err(Error::invalid("INVALID_PASSWORD", "password must be 8-1024 bytes long"));
         }
         if s.contains('\0') {
-            return Err(Error::invalid(
-                "INVALID_PASSWORD",
-                "password must not contain NUL bytes",
-            ));
+            return Err(Error::invalid("INVALID_PASSWORD", "password must not contain NUL bytes"));
         }
         Ok(Password(s.to_owned()))
     }
@@ -74,10 +64,7 @@ impl Sha1Hex {
         if s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
             Ok(Sha1Hex(s.to_ascii_lowercase()))
         } else {
-            Err(Error::invalid(
-                "INVALID_FILEHASH",
-                "filehash must be a SHA-1 digest: 40 hex characters",
-            ))
+            Err(Error::invalid("INVALID_FILEHASH", "filehash must be a SHA-1 digest: 40 hex characters"))
         }
     }
 
@@ -134,22 +121,13 @@ impl FileName {
     /// Validates a file name.
     pub fn parse(s: &str) -> Result<Self> {
         if s.is_empty() || s.trim().is_empty() {
-            return Err(Error::invalid(
-                "INVALID_FILENAME",
-                "filename must not be empty",
-            ));
+            return Err(Error::invalid("INVALID_FILENAME", "filename must not be empty"));
         }
         if s.len() > 255 {
-            return Err(Error::invalid(
-                "INVALID_FILENAME",
-                "filename must be at most 255 bytes",
-            ));
+            return Err(Error::invalid("INVALID_FILENAME", "filename must be at most 255 bytes"));
         }
         if s.chars().any(char::is_control) {
-            return Err(Error::invalid(
-                "INVALID_FILENAME",
-                "filename must not contain control characters",
-            ));
+            return Err(Error::invalid("INVALID_FILENAME", "filename must not contain control characters"));
         }
         Ok(FileName(s.to_owned()))
     }
@@ -193,10 +171,7 @@ mod tests {
     #[test]
     fn file_names_reject_control_characters_and_length() {
         assert!(FileName::parse("report (final).pdf").is_ok());
-        assert!(
-            FileName::parse("../../etc/passwd").is_ok(),
-            "names are metadata, not paths"
-        );
+        assert!(FileName::parse("../../etc/passwd").is_ok(), "names are metadata, not paths");
         for bad in ["", "  ", "a\0b", "a\nb", &"n".repeat(256)] {
             assert!(FileName::parse(bad).is_err(), "{bad:?} accepted");
         }

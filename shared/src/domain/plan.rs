@@ -26,11 +26,7 @@ impl ChunkPlan {
 
     /// A plan with a given chunk size (as stored with a session).
     pub fn with_chunk_size(file_size: u64, chunk_size: u64) -> Self {
-        ChunkPlan {
-            file_size,
-            chunk_size,
-            chunk_count: file_size.div_ceil(chunk_size.max(1)),
-        }
+        ChunkPlan { file_size, chunk_size, chunk_count: file_size.div_ceil(chunk_size.max(1)) }
     }
 
     /// Checks that `index` names a chunk of this plan.
@@ -38,15 +34,9 @@ impl ChunkPlan {
         if index < self.chunk_count {
             Ok(())
         } else if self.chunk_count == 0 {
-            Err(Error::invalid(
-                "INVALID_CHUNK_INDEX",
-                "this upload has no chunks (0-byte file)",
-            ))
+            Err(Error::invalid("INVALID_CHUNK_INDEX", "this upload has no chunks (0-byte file)"))
         } else {
-            Err(Error::invalid(
-                "INVALID_CHUNK_INDEX",
-                format!("chkidx must be between 0 and {}", self.chunk_count - 1),
-            ))
+            Err(Error::invalid("INVALID_CHUNK_INDEX", format!("chkidx must be between 0 and {}", self.chunk_count - 1)))
         }
     }
 

@@ -49,15 +49,20 @@ return {'ok', previous}
 
 /// KEYS: session, chunks. ARGV: now.
 /// Returns "started", "missing", "gone" or the state the session is in.
+/// A `failed` upload whose chunks are all still staged starts again (a merge
+/// that failed for want of disk space); one whose chunks were dropped stays failed.
 static START_MERGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return 'gone' end
-if state ~= 'uploading' then return state end
+if state ~= 'uploading' and state ~= 'failed' then return state end
 local want = tonumber(redis.call('HGET', KEYS[1], 'chunkcount'))
-if redis.call('HLEN', KEYS[2]) < want then return 'missing' end
-redis.call('HSET', KEYS[1], 'state', 'merging', 'updated_at', ARGV[1])
+if redis.call('HLEN', KEYS[2]) < want then
+  if state == 'failed' then return state end
+  return 'missing'
+end
+redis.call('HSET', KEYS[1], 'state', 'merging', 'reason', '', 'updated_at', ARGV[1])
 local resume = redis.call('HGET', KEYS[1], 'resume_key')
 if resume then redis.call('DEL', resume) end
 return 'started'
@@ -68,11 +73,7 @@ return 'started'
 impl RedisUploads {
     /// Sessions under `prefix`, expiring after `ttl` idle seconds.
     pub fn new(con: ConnectionManager, prefix: &str, ttl: u64) -> Self {
-        RedisUploads {
-            con,
-            prefix: prefix.to_owned(),
-            ttl: ttl as i64,
-        }
+        RedisUploads { con, prefix: prefix.to_owned(), ttl: ttl as i64 }
     }
 
     fn session_key(&self, id: &UploadId) -> String {
@@ -88,29 +89,18 @@ impl RedisUploads {
     }
 
     fn parse(&self, id: &UploadId, h: &HashMap<String, String>) -> Result<UploadSession> {
-        let corrupt =
-            |what: &str| Error::internal("reading upload session", format!("corrupt field {what}"));
-        let num = |k: &str| -> Result<i64> {
-            h.get(k)
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| corrupt(k))
-        };
+        let corrupt = |what: &str| Error::internal("reading upload session", format!("corrupt field {what}"));
+        let num = |k: &str| -> Result<i64> { h.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| corrupt(k)) };
         let filesize = num("filesize")? as u64;
         let chunksize = num("chunksize")? as u64;
         Ok(UploadSession {
             id: id.clone(),
             owner: num("owner")?,
-            filename: h
-                .get("filename")
-                .cloned()
-                .ok_or_else(|| corrupt("filename"))?,
+            filename: h.get("filename").cloned().ok_or_else(|| corrupt("filename"))?,
             filehash: Sha1Hex::parse(h.get("filehash").map(String::as_str).unwrap_or(""))
                 .map_err(|_| corrupt("filehash"))?,
             plan: ChunkPlan::with_chunk_size(filesize, chunksize),
-            state: h
-                .get("state")
-                .and_then(|s| UploadState::parse(s))
-                .ok_or_else(|| corrupt("state"))?,
+            state: h.get("state").and_then(|s| UploadState::parse(s)).ok_or_else(|| corrupt("state"))?,
             reason: h.get("reason").filter(|r| !r.is_empty()).cloned(),
             created_at: num("created_at")?,
             updated_at: num("updated_at")?,
@@ -149,21 +139,13 @@ impl UploadStore for RedisUploads {
         Ok(())
     }
 
-    async fn find_resumable(
-        &self,
-        owner: i64,
-        filehash: &str,
-        filesize: u64,
-    ) -> Result<Option<UploadSession>> {
+    async fn find_resumable(&self, owner: i64, filehash: &str, filesize: u64) -> Result<Option<UploadSession>> {
         let mut con = self.con.clone();
         let id: Option<String> = con.get(self.resume_key(owner, filehash, filesize)).await?;
         let Some(id) = id.and_then(|s| UploadId::parse(&s).ok()) else {
             return Ok(None);
         };
-        Ok(self
-            .get(&id)
-            .await?
-            .filter(|s| s.owner == owner && s.state == UploadState::Uploading))
+        Ok(self.get(&id).await?.filter(|s| s.owner == owner && s.state == UploadState::Uploading))
     }
 
     async fn get(&self, id: &UploadId) -> Result<Option<UploadSession>> {
@@ -178,18 +160,10 @@ impl UploadStore for RedisUploads {
     async fn chunks(&self, id: &UploadId) -> Result<BTreeMap<u64, String>> {
         let mut con = self.con.clone();
         let h: HashMap<String, String> = con.hgetall(self.chunks_key(id)).await?;
-        Ok(h.into_iter()
-            .filter_map(|(k, v)| Some((k.parse().ok()?, v)))
-            .collect())
+        Ok(h.into_iter().filter_map(|(k, v)| Some((k.parse().ok()?, v))).collect())
     }
 
-    async fn mark_chunk(
-        &self,
-        id: &UploadId,
-        index: u64,
-        object_key: &str,
-        now: i64,
-    ) -> Result<Option<String>> {
+    async fn mark_chunk(&self, id: &UploadId, index: u64, object_key: &str, now: i64) -> Result<Option<String>> {
         let mut con = self.con.clone();
         let reply: Vec<String> = MARK_CHUNK
             .key(self.session_key(id))
@@ -202,40 +176,26 @@ impl UploadStore for RedisUploads {
             .await?;
         match reply.first().map(String::as_str) {
             Some("ok") => Ok(reply.get(1).filter(|p| !p.is_empty()).cloned()),
-            Some("state") => Err(Error::NotUploading {
-                state: reply.get(1).cloned().unwrap_or_default(),
-            }),
+            Some("state") => Err(Error::NotUploading { state: reply.get(1).cloned().unwrap_or_default() }),
             _ => Err(Error::UploadNotFound),
         }
     }
 
     async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome> {
         let mut con = self.con.clone();
-        let reply: String = START_MERGE
-            .key(self.session_key(id))
-            .key(self.chunks_key(id))
-            .arg(now)
-            .invoke_async(&mut con)
-            .await?;
+        let reply: String =
+            START_MERGE.key(self.session_key(id)).key(self.chunks_key(id)).arg(now).invoke_async(&mut con).await?;
         match reply.as_str() {
             "started" => Ok(CompleteOutcome::Started),
             "missing" => Ok(CompleteOutcome::Missing),
             "gone" => Err(Error::UploadNotFound),
             other => UploadState::parse(other)
                 .map(CompleteOutcome::AlreadyIn)
-                .ok_or_else(|| {
-                    Error::internal("completing upload", format!("unexpected state {other:?}"))
-                }),
+                .ok_or_else(|| Error::internal("completing upload", format!("unexpected state {other:?}"))),
         }
     }
 
-    async fn set_state(
-        &self,
-        id: &UploadId,
-        state: UploadState,
-        reason: Option<&str>,
-        now: i64,
-    ) -> Result<()> {
+    async fn set_state(&self, id: &UploadId, state: UploadState, reason: Option<&str>, now: i64) -> Result<()> {
         let key = self.session_key(id);
         let mut con = self.con.clone();
         // HSET on a vanished key would resurrect a partial session: only touch live ones.
@@ -261,16 +221,18 @@ impl UploadStore for RedisUploads {
         Ok(())
     }
 
+    async fn forget_chunks(&self, id: &UploadId) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: () = con.del(self.chunks_key(id)).await?;
+        Ok(())
+    }
+
     async fn delete(&self, id: &UploadId) -> Result<()> {
         let mut con = self.con.clone();
         let key = self.session_key(id);
         let resume: Option<String> = con.hget(&key, "resume_key").await?;
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .del(&key)
-            .ignore()
-            .del(self.chunks_key(id))
-            .ignore();
+        pipe.atomic().del(&key).ignore().del(self.chunks_key(id)).ignore();
         if let Some(resume) = resume {
             // Only drop the resume pointer if it still points at this upload.
             let current: Option<String> = con.get(&resume).await?;

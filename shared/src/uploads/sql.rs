@@ -21,7 +21,8 @@ pub struct SqlUploads {
     ttl: i64,
 }
 
-const COLUMNS: &str = "id, owner_id, filename, filehash, filesize, chunksize, chunkcount, state, reason, created_at, updated_at";
+const COLUMNS: &str =
+    "id, owner_id, filename, filehash, filesize, chunksize, chunkcount, state, reason, created_at, updated_at";
 
 fn session_from(row: &AnyRow) -> Result<UploadSession> {
     let state: String = row.try_get("state")?;
@@ -32,8 +33,7 @@ fn session_from(row: &AnyRow) -> Result<UploadSession> {
         id: UploadId::parse(&row.try_get::<String, _>("id")?).map_err(|_| corrupt("id"))?,
         owner: row.try_get("owner_id")?,
         filename: row.try_get("filename")?,
-        filehash: Sha1Hex::parse(&row.try_get::<String, _>("filehash")?)
-            .map_err(|_| corrupt("filehash"))?,
+        filehash: Sha1Hex::parse(&row.try_get::<String, _>("filehash")?).map_err(|_| corrupt("filehash"))?,
         plan: ChunkPlan::with_chunk_size(filesize as u64, chunksize as u64),
         state: UploadState::parse(&state).ok_or_else(|| corrupt("state"))?,
         reason: row.try_get("reason")?,
@@ -45,10 +45,7 @@ fn session_from(row: &AnyRow) -> Result<UploadSession> {
 impl SqlUploads {
     /// Sessions in the repository's database, expiring after `ttl` idle seconds.
     pub fn new(repo: SqlRepo, ttl: u64) -> Self {
-        SqlUploads {
-            repo,
-            ttl: ttl as i64,
-        }
+        SqlUploads { repo, ttl: ttl as i64 }
     }
 
     fn pool(&self) -> &AnyPool {
@@ -91,12 +88,7 @@ impl UploadStore for SqlUploads {
         Ok(())
     }
 
-    async fn find_resumable(
-        &self,
-        owner: i64,
-        filehash: &str,
-        filesize: u64,
-    ) -> Result<Option<UploadSession>> {
+    async fn find_resumable(&self, owner: i64, filehash: &str, filesize: u64) -> Result<Option<UploadSession>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM upload_sessions WHERE owner_id = ? AND filehash = ? AND filesize = ? \
              AND state = 'uploading' AND updated_at >= ? ORDER BY updated_at DESC LIMIT 1"
@@ -126,23 +118,10 @@ impl UploadStore for SqlUploads {
             .bind(id.as_str())
             .fetch_all(self.pool())
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<i64, _>("chkidx")? as u64,
-                    r.try_get("object_key")?,
-                ))
-            })
-            .collect()
+        rows.iter().map(|r| Ok((r.try_get::<i64, _>("chkidx")? as u64, r.try_get("object_key")?))).collect()
     }
 
-    async fn mark_chunk(
-        &self,
-        id: &UploadId,
-        index: u64,
-        object_key: &str,
-        now: i64,
-    ) -> Result<Option<String>> {
+    async fn mark_chunk(&self, id: &UploadId, index: u64, object_key: &str, now: i64) -> Result<Option<String>> {
         let mut tx = self.repo.begin().await?;
         // Touching the session first takes its row lock (the write lock on
         // SQLite), so `complete` cannot slip between the check and the insert.
@@ -158,36 +137,29 @@ impl UploadStore for SqlUploads {
             drop(tx);
             return Err(match self.state_of(id).await? {
                 UploadState::Uploading => Error::UploadNotFound,
-                state => Error::NotUploading {
-                    state: state.to_string(),
-                },
+                state => Error::NotUploading { state: state.to_string() },
             });
         }
-        let previous: Option<String> = sqlx::query_scalar(
-            "SELECT object_key FROM upload_chunks WHERE upload_id = ? AND chkidx = ?",
-        )
-        .bind(id.as_str())
-        .bind(index as i64)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let previous: Option<String> =
+            sqlx::query_scalar("SELECT object_key FROM upload_chunks WHERE upload_id = ? AND chkidx = ?")
+                .bind(id.as_str())
+                .bind(index as i64)
+                .fetch_optional(&mut *tx)
+                .await?;
         if previous.is_some() {
-            sqlx::query(
-                "UPDATE upload_chunks SET object_key = ? WHERE upload_id = ? AND chkidx = ?",
-            )
-            .bind(object_key)
-            .bind(id.as_str())
-            .bind(index as i64)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE upload_chunks SET object_key = ? WHERE upload_id = ? AND chkidx = ?")
+                .bind(object_key)
+                .bind(id.as_str())
+                .bind(index as i64)
+                .execute(&mut *tx)
+                .await?;
         } else {
-            sqlx::query(
-                "INSERT INTO upload_chunks (upload_id, chkidx, object_key) VALUES (?, ?, ?)",
-            )
-            .bind(id.as_str())
-            .bind(index as i64)
-            .bind(object_key)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("INSERT INTO upload_chunks (upload_id, chkidx, object_key) VALUES (?, ?, ?)")
+                .bind(id.as_str())
+                .bind(index as i64)
+                .bind(object_key)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(previous)
@@ -195,8 +167,8 @@ impl UploadStore for SqlUploads {
 
     async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome> {
         let moved = sqlx::query(
-            "UPDATE upload_sessions SET state = 'merging', updated_at = ? \
-             WHERE id = ? AND state = 'uploading' AND updated_at >= ? \
+            "UPDATE upload_sessions SET state = 'merging', reason = NULL, updated_at = ? \
+             WHERE id = ? AND (state = 'failed' OR (state = 'uploading' AND updated_at >= ?)) \
              AND chunkcount = (SELECT COUNT(*) FROM upload_chunks WHERE upload_id = ?)",
         )
         .bind(now)
@@ -214,35 +186,26 @@ impl UploadStore for SqlUploads {
         })
     }
 
-    async fn set_state(
-        &self,
-        id: &UploadId,
-        state: UploadState,
-        reason: Option<&str>,
-        now: i64,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE upload_sessions SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(state.as_str())
-        .bind(reason)
-        .bind(now)
-        .bind(id.as_str())
-        .execute(self.pool())
-        .await?;
+    async fn set_state(&self, id: &UploadId, state: UploadState, reason: Option<&str>, now: i64) -> Result<()> {
+        sqlx::query("UPDATE upload_sessions SET state = ?, reason = ?, updated_at = ? WHERE id = ?")
+            .bind(state.as_str())
+            .bind(reason)
+            .bind(now)
+            .bind(id.as_str())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn forget_chunks(&self, id: &UploadId) -> Result<()> {
+        sqlx::query("DELETE FROM upload_chunks WHERE upload_id = ?").bind(id.as_str()).execute(self.pool()).await?;
         Ok(())
     }
 
     async fn delete(&self, id: &UploadId) -> Result<()> {
         let mut tx = self.repo.begin().await?;
-        sqlx::query("DELETE FROM upload_sessions WHERE id = ?")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM upload_chunks WHERE upload_id = ?")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM upload_sessions WHERE id = ?").bind(id.as_str()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM upload_chunks WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1,0 +1,230 @@
+//! Hostile and malformed input: always a 4xx with `{code, message}`, never a
+//! 500 or a hang, and nothing stored changes.
+
+use pan_tests::*;
+use serde_json::{Value, json};
+
+fn assert_error(code: StatusCode, body: &Value, want: StatusCode, ctx: &str) {
+    assert_eq!(code, want, "{ctx}: {body}");
+    assert!(body["code"].is_string() && body["message"].is_string(), "{ctx}: not {{code, message}}: {body}");
+}
+
+both!(malformed_signup_bodies_get_json_4xx, |app| {
+    let cases: Vec<(&str, Vec<u8>, StatusCode)> = vec![
+        ("empty body", vec![], StatusCode::BAD_REQUEST),
+        ("not json", b"{bad".to_vec(), StatusCode::BAD_REQUEST),
+        ("invalid utf-8", b"{\"username\":\"\xff\xfe\",\"password\":\"12345678\"}".to_vec(), StatusCode::BAD_REQUEST),
+        ("missing field", br#"{"username":"x"}"#.to_vec(), StatusCode::BAD_REQUEST),
+        ("wrong types", br#"{"username":1,"password":[]}"#.to_vec(), StatusCode::BAD_REQUEST),
+        ("empty username", br#"{"username":"","password":"12345678"}"#.to_vec(), StatusCode::BAD_REQUEST),
+        (
+            "long username",
+            format!(r#"{{"username":"{}","password":"12345678"}}"#, "a".repeat(65)).into_bytes(),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("NUL in username", br#"{"username":"a\u0000b","password":"12345678"}"#.to_vec(), StatusCode::BAD_REQUEST),
+        ("short password", br#"{"username":"shorty","password":"1234567"}"#.to_vec(), StatusCode::BAD_REQUEST),
+        (
+            "long password",
+            format!(r#"{{"username":"longpw","password":"{}"}}"#, "p".repeat(1025)).into_bytes(),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("NUL in password", br#"{"username":"nulpw","password":"1234\u00005678"}"#.to_vec(), StatusCode::BAD_REQUEST),
+        (
+            "oversized body",
+            format!(r#"{{"username":"big","password":"{}"}}"#, "p".repeat(200_000)).into_bytes(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+    ];
+    for (what, body, want) in cases {
+        let resp = app
+            .http
+            .post(app.url("/usr/signup"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let code = resp.status();
+        let body: Value = resp.json().await.unwrap_or_else(|e| panic!("{what}: body is not JSON: {e}"));
+        assert_error(code, &body, want, what);
+    }
+    assert_eq!(app.sql_count("SELECT COUNT(*) FROM users").await, 0, "no user may have been created");
+});
+
+both!(a_chunked_oversized_json_body_is_413, |app| {
+    let big = format!(r#"{{"username":"big","password":"{}"}}"#, "p".repeat(200_000));
+    let stream = futures::stream::iter(
+        big.into_bytes().chunks(4096).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>(),
+    );
+    let resp = app
+        .http
+        .post(app.url("/usr/signup"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    let code = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_error(code, &body, StatusCode::PAYLOAD_TOO_LARGE, "chunked");
+});
+
+both!(unknown_routes_and_methods_get_json_errors, |app| {
+    let (code, body) = app.call("GET", "/no/such/route", None).await;
+    assert_error(code, &body, StatusCode::NOT_FOUND, "404");
+    let (code, body) = app.call("PUT", "/usr/signup", None).await;
+    assert_error(code, &body, StatusCode::METHOD_NOT_ALLOWED, "405");
+    let (code, body) = app.call("GET", "/file/query?limit=abc", None).await;
+    assert!(code == StatusCode::UNAUTHORIZED || code == StatusCode::BAD_REQUEST, "{code}");
+    assert!(body["code"].is_string());
+    let token = app.user(&uname("q")).await;
+    for q in ["limit=abc", "limit=0", "limit=100000", "offset=-1"] {
+        let (code, body) = app.call("GET", &format!("/file/query?{q}"), Some(&token)).await;
+        assert_error(code, &body, StatusCode::BAD_REQUEST, q);
+    }
+});
+
+both!(
+    bad_upload_requests_get_4xx_and_change_nothing,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "1024").env("PAN_MAX_FILE_SIZE", "1000000"),
+    |app| {
+        let token = app.user(&uname("u")).await;
+        let data = test_bytes(2500, 1);
+        let (code, init) = app.init(&token, "good.bin", &data).await;
+        assert_eq!(code, StatusCode::OK, "{init}");
+        let id = init["uploadID"].as_str().unwrap().to_owned();
+        let (code, _) = app.put_chunk(&token, &id, 0, data[..1024].to_vec()).await;
+        assert_eq!(code, StatusCode::OK);
+        let before = app.staging();
+        assert_eq!(before.len(), 1);
+
+        let hash = sha1_hex(&data);
+        let bad_inits = vec![
+            ("short hash", json!({"filename": "a", "filehash": "abc", "filesize": 1})),
+            ("non-hex hash", json!({"filename": "a", "filehash": "z".repeat(40), "filesize": 1})),
+            ("negative size", json!({"filename": "a", "filehash": hash, "filesize": -1})),
+            ("size not a number", json!({"filename": "a", "filehash": hash, "filesize": "ten"})),
+            ("size too big", json!({"filename": "a", "filehash": hash, "filesize": 1_000_001})),
+            ("empty filename", json!({"filename": "", "filehash": hash, "filesize": 1})),
+            ("NUL in filename", json!({"filename": "a\u{0}b", "filehash": hash, "filesize": 1})),
+            ("control char in filename", json!({"filename": "a\nb", "filehash": hash, "filesize": 1})),
+            ("filename over 255 bytes", json!({"filename": "é".repeat(128), "filehash": hash, "filesize": 1})),
+        ];
+        for (what, body) in bad_inits {
+            let (code, resp) = app.post_json("/file/mupload/init", Some(&token), &body).await;
+            assert!(code.is_client_error(), "{what}: {code} {resp}");
+            assert!(resp["code"].is_string() && resp["message"].is_string(), "{what}: {resp}");
+        }
+
+        let up = |q: String, body: Vec<u8>| {
+            let app = &app;
+            let token = token.clone();
+            async move {
+                let resp = app
+                    .http
+                    .post(app.url(&format!("/file/mupload/uppart?{q}")))
+                    .bearer_auth(token)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                let code = resp.status();
+                (code, resp.json::<Value>().await.unwrap())
+            }
+        };
+        let cases = vec![
+            ("index out of range", format!("uploadID={id}&chkidx=3"), vec![0u8; 452], StatusCode::BAD_REQUEST),
+            ("index not a number", format!("uploadID={id}&chkidx=one"), vec![0u8; 1024], StatusCode::BAD_REQUEST),
+            ("negative index", format!("uploadID={id}&chkidx=-1"), vec![0u8; 1024], StatusCode::BAD_REQUEST),
+            ("missing index", format!("uploadID={id}"), vec![0u8; 1024], StatusCode::BAD_REQUEST),
+            ("body too long", format!("uploadID={id}&chkidx=1"), vec![0u8; 1025], StatusCode::PAYLOAD_TOO_LARGE),
+            ("body too short", format!("uploadID={id}&chkidx=1"), vec![0u8; 1023], StatusCode::BAD_REQUEST),
+            ("empty body", format!("uploadID={id}&chkidx=1"), vec![], StatusCode::BAD_REQUEST),
+            ("last chunk too long", format!("uploadID={id}&chkidx=2"), vec![0u8; 1024], StatusCode::PAYLOAD_TOO_LARGE),
+            ("unknown upload", format!("uploadID={}&chkidx=0", "0".repeat(32)), vec![0u8; 1024], StatusCode::NOT_FOUND),
+            ("malformed upload id", "uploadID=../../etc&chkidx=0".to_string(), vec![0u8; 1024], StatusCode::NOT_FOUND),
+        ];
+        for (what, q, body, want) in cases {
+            let (code, resp) = up(q, body).await;
+            assert_error(code, &resp, want, what);
+        }
+        // A wrong Upload-Checksum is refused and the chunk does not count.
+        let resp = app
+            .http
+            .post(app.url(&format!("/file/mupload/uppart?uploadID={id}&chkidx=1")))
+            .bearer_auth(&token)
+            .header("upload-checksum", "sha1 2jmj7l5rSw0yVb/vlWAYkK/YBwk=")
+            .body(data[1024..2048].to_vec())
+            .send()
+            .await
+            .unwrap();
+        let code = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_error(code, &body, StatusCode::BAD_REQUEST, "checksum mismatch");
+        assert_eq!(body["code"], "CHUNK_CHECKSUM_MISMATCH");
+        // Another user cannot see or touch the upload.
+        let other = app.user(&uname("other")).await;
+        let (code, body) = app.status(&other, &id).await;
+        assert_error(code, &body, StatusCode::NOT_FOUND, "foreign status");
+        let (code, body) = app.put_chunk(&other, &id, 1, data[1024..2048].to_vec()).await;
+        assert_error(code, &body, StatusCode::NOT_FOUND, "foreign uppart");
+        let (code, body) = app.complete(&other, &id).await;
+        assert_error(code, &body, StatusCode::NOT_FOUND, "foreign complete");
+        let (code, body) = app.call("DELETE", &format!("/file/mupload/abort?uploadID={id}"), Some(&other)).await;
+        assert_error(code, &body, StatusCode::NOT_FOUND, "foreign abort");
+
+        assert_eq!(app.staging(), before, "staging must be unchanged by refused requests");
+        let (_, status) = app.status(&token, &id).await;
+        assert_eq!(status["uploaded"], json!([0]));
+        assert_eq!(status["state"], "uploading");
+    }
+);
+
+both!(chunks_after_complete_or_abort_are_refused, |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "1024"), |app| {
+    let token = app.user(&uname("late")).await;
+    let data = test_bytes(2048, 2);
+    let done = app.upload(&token, "a.bin", &data).await;
+    assert_eq!(done["state"], "done");
+    let id = done["uploadID"].as_str().unwrap();
+    let (code, body) = app.put_chunk(&token, id, 0, data[..1024].to_vec()).await;
+    assert_error(code, &body, StatusCode::CONFLICT, "chunk after complete");
+    assert_eq!(body["code"], "UPLOAD_NOT_UPLOADING");
+
+    let data = test_bytes(2048, 3);
+    let (_, init) = app.init(&token, "b.bin", &data).await;
+    let id = init["uploadID"].as_str().unwrap().to_owned();
+    app.put_chunk(&token, &id, 0, data[..1024].to_vec()).await;
+    let (code, _) = app.call("DELETE", &format!("/file/mupload/abort?uploadID={id}"), Some(&token)).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    assert!(app.staging().is_empty(), "abort must delete staged chunks: {:?}", app.staging().keys());
+    let (code, body) = app.put_chunk(&token, &id, 1, data[1024..].to_vec()).await;
+    assert_error(code, &body, StatusCode::NOT_FOUND, "chunk after abort");
+    let (code, body) = app.status(&token, &id).await;
+    assert_error(code, &body, StatusCode::NOT_FOUND, "status after abort");
+    let (code, body) = app.complete(&token, &id).await;
+    assert_error(code, &body, StatusCode::NOT_FOUND, "complete after abort");
+});
+
+both!(
+    an_expired_upload_is_gone,
+    |b: TestAppBuilder| b.env("PAN_UPLOAD_TTL", "1").env("PAN_CHUNK_SIZE", "1024"),
+    |app| {
+        let token = app.user(&uname("slow")).await;
+        let data = test_bytes(2048, 4);
+        let (_, init) = app.init(&token, "slow.bin", &data).await;
+        let id = init["uploadID"].as_str().unwrap().to_owned();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (code, body) = app.status(&token, &id).await;
+            if code == StatusCode::NOT_FOUND {
+                assert_eq!(body["code"], "UPLOAD_NOT_FOUND");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "upload alive 10 s after a 1 s TTL");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let (code, _) = app.put_chunk(&token, &id, 0, data[..1024].to_vec()).await;
+        assert_eq!(code, StatusCode::NOT_FOUND);
+    }
+);

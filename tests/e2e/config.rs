@@ -1,0 +1,70 @@
+//! Start-up: settings, help, and failing fast on bad or unreachable backends.
+
+use pan_tests::*;
+
+#[test]
+fn help_documents_every_setting() {
+    let out = std::process::Command::new(binary("api")).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for var in [
+        "PAN_LISTEN",
+        "PAN_DATA_DIR",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "PAN_EMBEDDED_WORKERS",
+        "PAN_STORE_URL",
+        "PAN_STAGING_URL",
+        "PAN_CHUNK_SIZE",
+        "PAN_MAX_CHUNKS",
+        "PAN_MAX_FILE_SIZE",
+        "PAN_UPLOAD_TTL",
+        "PAN_TOKEN_TTL",
+        "PAN_REDIS_PREFIX",
+        "PAN_MERGE_THREADS",
+        "PAN_WORKER_JOBS",
+        "PAN_MAX_SINGLE_UPLOAD",
+    ] {
+        assert!(help.contains(var), "--help does not mention {var}");
+    }
+    let out = std::process::Command::new(binary("worker")).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DATABASE_URL"));
+}
+
+fn run(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(binary("api"))
+        .env_clear()
+        .env("PAN_DATA_DIR", dir.path())
+        .env("PAN_LISTEN", "127.0.0.1:0")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn bad_settings_exit_2_with_one_line_naming_the_setting() {
+    let cases: [(&str, &str); 6] = [
+        ("PAN_CHUNK_SIZE", "ten"),
+        ("PAN_LISTEN", "not an address"),
+        ("DATABASE_URL", "postgres://x/y"),
+        ("DATABASE_URL", "mysql://nobody:wrong@127.0.0.1:1/none"),
+        ("REDIS_URL", "redis://127.0.0.1:1"),
+        ("PAN_STORE_URL", "ftp://example/x"),
+    ];
+    for (var, value) in cases {
+        let (code, stderr) = run(&[(var, value)]);
+        assert_eq!(code, Some(2), "{var}={value}: {stderr}");
+        let flag = var.trim_start_matches("PAN_").to_lowercase().replace('_', "-");
+        assert!(
+            stderr.contains(var) || stderr.contains(&flag),
+            "{var}={value}: error does not name the setting: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        if var != "PAN_CHUNK_SIZE" && var != "PAN_LISTEN" {
+            assert_eq!(stderr.trim().lines().count(), 1, "{var}: not one line: {stderr}");
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests over HTTP against real processes and servers.
+//! See `tests/lib.rs` for the bench.
+
+mod bad_input;
+mod config;
+mod files;
+mod merge;
+mod openapi;
+mod uploads;
+mod users;

@@ -1,0 +1,179 @@
+//! Merging: byte-exact files of every awkward size, hash verification,
+//! dedup, crashes and full disks.
+
+use pan_tests::*;
+
+const CHUNK: usize = 64 * 1024;
+
+both!(
+    uploaded_files_download_with_the_same_sha1_for_awkward_sizes,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
+    |app| {
+        let token = app.user(&uname("sizes")).await;
+        for (n, size) in [0, 1, CHUNK, CHUNK + 1, 20 * CHUNK].into_iter().enumerate() {
+            let data = test_bytes(size, 100 + n as u64);
+            let done = app.upload(&token, &format!("f{size}.bin"), &data).await;
+            assert_eq!(done["state"], "done", "{size}: {done}");
+            assert_eq!(done["file"]["filesize"], size as u64);
+            let (code, headers, bytes) = app.download(&token, &sha1_hex(&data), None).await;
+            assert_eq!(code, StatusCode::OK);
+            assert_eq!(bytes.len(), size);
+            assert_eq!(sha1_hex(&bytes), sha1_hex(&data), "size {size}");
+            assert_eq!(headers["etag"], format!("\"{}\"", sha1_hex(&data)).as_str());
+        }
+        assert!(app.staging().is_empty(), "staged chunks are deleted after merging");
+        let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
+        assert_eq!(info["file_count"], 5);
+        assert_eq!(info["bytes_used"], (1 + CHUNK + CHUNK + 1 + 20 * CHUNK) as u64);
+    }
+);
+
+both!(
+    a_declared_hash_that_does_not_match_fails_with_the_reason,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
+    |app| {
+        let token = app.user(&uname("liar")).await;
+        let data = test_bytes(3 * CHUNK, 11);
+        let claimed = sha1_hex(b"something else");
+        let (code, init) = app
+            .post_json(
+                "/file/mupload/init",
+                Some(&token),
+                &serde_json::json!({"filename": "x", "filehash": claimed, "filesize": data.len()}),
+            )
+            .await;
+        assert_eq!(code, StatusCode::OK);
+        let id = init["uploadID"].as_str().unwrap().to_owned();
+        for i in 0..3 {
+            app.put_chunk(&token, &id, i, data[i as usize * CHUNK..(i as usize + 1) * CHUNK].to_vec()).await;
+        }
+        app.complete(&token, &id).await;
+        let end = app.wait_merged(&token, &id).await;
+        assert_eq!(end["state"], "failed", "{end}");
+        let reason = end["reason"].as_str().unwrap();
+        assert!(reason.contains(&claimed) && reason.contains(&sha1_hex(&data)), "{reason}");
+        assert_eq!(app.sql_count("SELECT COUNT(*) FROM files").await, 0);
+        assert_eq!(app.sql_count("SELECT COUNT(*) FROM user_files").await, 0);
+        assert!(app.staging().is_empty());
+        assert!(app.stored().is_empty());
+        let (code, again) = app.complete(&token, &id).await;
+        assert_eq!(code, StatusCode::OK, "a failed hash check is final: {again}");
+        assert_eq!(again["state"], "failed");
+    }
+);
+
+both!(
+    two_users_share_one_stored_copy_until_both_delete_it,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
+    |app| {
+        let (a, b) = (app.user(&uname("a")).await, app.user(&uname("b")).await);
+        let data = test_bytes(2 * CHUNK + 5, 12);
+        let hash = sha1_hex(&data);
+        // Both upload the whole file (the second init is instant only once the first is done).
+        let (ra, rb) = tokio::join!(app.upload(&a, "a.bin", &data), app.upload(&b, "b.bin", &data));
+        assert!(["done", "instant"].contains(&ra["state"].as_str().or(ra["status"].as_str()).unwrap()));
+        assert!(["done", "instant"].contains(&rb["state"].as_str().or(rb["status"].as_str()).unwrap()));
+        assert_eq!(app.stored().len(), 1, "one stored object");
+        assert_eq!(app.sql_count("SELECT COUNT(*) FROM user_files").await, 2);
+        assert_eq!(app.sql_count("SELECT refcount FROM files").await, 2);
+
+        let (code, _) = app.call("DELETE", &format!("/file/delete?filehash={hash}"), Some(&a)).await;
+        assert_eq!(code, StatusCode::NO_CONTENT);
+        let (code, _, bytes) = app.download(&a, &hash, None).await;
+        assert_eq!(code, StatusCode::NOT_FOUND);
+        assert!(!bytes.is_empty());
+        let (code, _, bytes) = app.download(&b, &hash, None).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(bytes, data);
+        assert_eq!(app.stored().len(), 1);
+
+        let (code, _) = app.call("DELETE", &format!("/file/delete?filehash={hash}"), Some(&b)).await;
+        assert_eq!(code, StatusCode::NO_CONTENT);
+        assert!(app.stored().is_empty(), "the bytes go with the last reference");
+        assert_eq!(app.sql_count("SELECT COUNT(*) FROM files").await, 0);
+    }
+);
+
+/// A worker killed with SIGKILL in the middle of a merge: another worker
+/// process picks the orphaned job up and finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_killed_mid_way_is_finished_by_another_worker() {
+    let mut app = TestApp::builder(Deployment::Fleet)
+        .env("PAN_CHUNK_SIZE", "8388608")
+        .env("PAN_MERGE_THREADS", "1")
+        .workers(0)
+        .spawn()
+        .await;
+    let token = app.user(&uname("kill")).await;
+    let data = test_bytes(160 << 20, 13);
+    let (_, init) = app.init(&token, "big.bin", &data).await;
+    let id = init["uploadID"].as_str().unwrap().to_owned();
+    let size = init["chunksize"].as_u64().unwrap() as usize;
+    for i in 0..init["chunkcount"].as_u64().unwrap() as usize {
+        let (code, _) =
+            app.put_chunk(&token, &id, i as u64, data[i * size..((i + 1) * size).min(data.len())].to_vec()).await;
+        assert_eq!(code, StatusCode::OK);
+    }
+    let (code, _) = app.complete(&token, &id).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+
+    let first = app.spawn_worker();
+    // The merge has started once its temporary output exists: kill it then.
+    let tmp = app.data.path().join("files/.tmp");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_dir(&tmp)
+        .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(&id)))
+        .unwrap_or(false)
+    {
+        assert!(std::time::Instant::now() < deadline, "the first worker never started the merge");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    app.kill_worker(first);
+    let (_, status) = app.status(&token, &id).await;
+    assert_eq!(status["state"], "merging", "the kill came before the merge finished");
+
+    app.spawn_worker();
+    let done = app.wait_merged(&token, &id).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(app.sql_count("SELECT COUNT(*) FROM files").await, 1);
+    assert_eq!(app.sql_count("SELECT COUNT(*) FROM user_files").await, 1);
+    let (_, _, bytes) = app.download(&token, &sha1_hex(&data), None).await;
+    assert_eq!(sha1_hex(&bytes), sha1_hex(&data));
+}
+
+/// A merge on a nearly full filesystem fails cleanly (no crash, the reason in
+/// the status, the chunks kept) and succeeds when complete is called again
+/// after space is freed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_on_a_full_disk_fails_cleanly_and_can_be_retried() {
+    let store = tempfile::tempdir().unwrap();
+    let mount = TmpfsMount::new(store.path(), "4m");
+    let url = format!("file://{}", store.path().display());
+    let app = TestApp::builder(Deployment::Embedded)
+        .env("PAN_STORE_URL", &url)
+        .env("PAN_CHUNK_SIZE", "1048576")
+        .spawn()
+        .await;
+    let token = app.user(&uname("full")).await;
+    let data = test_bytes(6 << 20, 14);
+    let (_, init) = app.init(&token, "big.bin", &data).await;
+    let id = init["uploadID"].as_str().unwrap().to_owned();
+    for i in 0..6usize {
+        app.put_chunk(&token, &id, i as u64, data[i << 20..(i + 1) << 20].to_vec()).await;
+    }
+    app.complete(&token, &id).await;
+    let end = app.wait_merged(&token, &id).await;
+    assert_eq!(end["state"], "failed", "{end}");
+    assert!(end["reason"].as_str().unwrap().contains("space"), "{end}");
+    assert_eq!(app.sql_count("SELECT COUNT(*) FROM files").await, 0);
+    assert_eq!(app.staging().len(), 6, "chunks are kept for a retry");
+
+    mount.resize("64m");
+    let (code, body) = app.complete(&token, &id).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    let done = app.wait_merged(&token, &id).await;
+    assert_eq!(done["state"], "done", "{done}");
+    let (_, _, bytes) = app.download(&token, &sha1_hex(&data), None).await;
+    assert_eq!(sha1_hex(&bytes), sha1_hex(&data));
+    drop(app);
+}

@@ -1,0 +1,153 @@
+//! The chunked upload protocol: order, concurrency, resume, instant, complete.
+
+use std::collections::BTreeMap;
+
+use pan_tests::*;
+use serde_json::json;
+
+/// Staged chunks by index (file names are `<index>.<nonce>` under the upload's directory).
+fn staged_by_index(app: &TestApp, id: &str) -> BTreeMap<u64, Vec<Vec<u8>>> {
+    let mut out: BTreeMap<u64, Vec<Vec<u8>>> = BTreeMap::new();
+    for (path, bytes) in app.staging() {
+        let rest = path.strip_prefix(&format!("{id}/")).unwrap_or_else(|| panic!("foreign staged file {path}"));
+        let index: u64 = rest.split('.').next().unwrap().parse().unwrap_or_else(|_| panic!("odd staged name {path}"));
+        out.entry(index).or_default().push(bytes);
+    }
+    out
+}
+
+both!(
+    chunks_in_random_order_from_four_tasks_with_repeats_stage_exactly_the_right_bytes,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096").env("PAN_EMBEDDED_WORKERS", "false").workers(0),
+    |app| {
+        let token = app.user(&uname("par")).await;
+        let data = test_bytes(4096 * 23 + 100, 7);
+        let (code, init) = app.init(&token, "par.bin", &data).await;
+        assert_eq!(code, StatusCode::OK, "{init}");
+        assert_eq!(init["status"], "new");
+        assert_eq!(init["chunkcount"], 24);
+        let id = init["uploadID"].as_str().unwrap().to_owned();
+        let chunk = |i: u64| data[i as usize * 4096..((i as usize + 1) * 4096).min(data.len())].to_vec();
+
+        // A shuffled order, chunk 5 twice in a row, chunk 9 twice at once.
+        let mut order: Vec<u64> = (0..24).collect();
+        let mut seed = 12345u64;
+        for i in (1..order.len()).rev() {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            order.swap(i, (seed >> 33) as usize % (i + 1));
+        }
+        let pos = order.iter().position(|&i| i == 5).unwrap();
+        order.insert(pos, 5);
+        let queues: Vec<Vec<u64>> = (0..4).map(|t| order.iter().copied().skip(t).step_by(4).collect()).collect();
+        let (app_ref, token_ref, id_ref) = (&app, &token, &id);
+        let tasks = queues.into_iter().map(|q| async move {
+            for i in q {
+                let (code, body) = app_ref.put_chunk(token_ref, id_ref, i, chunk(i)).await;
+                assert_eq!(code, StatusCode::OK, "chunk {i}: {body}");
+            }
+        });
+        let twice = async {
+            let (a, b) = tokio::join!(app.put_chunk(&token, &id, 9, chunk(9)), app.put_chunk(&token, &id, 9, chunk(9)));
+            assert_eq!(a.0, StatusCode::OK, "{}", a.1);
+            assert_eq!(b.0, StatusCode::OK, "{}", b.1);
+        };
+        tokio::join!(futures::future::join_all(tasks), twice);
+
+        let (code, done) = app.complete(&token, &id).await;
+        assert_eq!(code, StatusCode::ACCEPTED, "{done}");
+        assert_eq!(done["state"], "merging");
+        let staged = staged_by_index(&app, &id);
+        assert_eq!(staged.len(), 24, "every index staged");
+        for (i, copies) in staged {
+            assert_eq!(copies.len(), 1, "chunk {i} staged {} times", copies.len());
+            assert_eq!(copies[0], chunk(i), "chunk {i} bytes");
+        }
+        let (_, status) = app.status(&token, &id).await;
+        assert_eq!(status["state"], "merging");
+        assert_eq!(status["uploaded_count"], 24);
+    }
+);
+
+both!(an_upload_resumes_after_the_api_process_is_killed, |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "2048"), |app| {
+    let token = app.user(&uname("resume")).await;
+    let data = test_bytes(2048 * 10, 8);
+    let (_, init) = app.init(&token, "r.bin", &data).await;
+    let id = init["uploadID"].as_str().unwrap().to_owned();
+    for i in [0u64, 3, 4, 9] {
+        let (code, _) = app.put_chunk(&token, &id, i, data[i as usize * 2048..(i as usize + 1) * 2048].to_vec()).await;
+        assert_eq!(code, StatusCode::OK);
+    }
+    app.restart_api();
+    let (code, again) = app.init(&token, "r.bin", &data).await;
+    assert_eq!(code, StatusCode::OK, "{again}");
+    assert_eq!(again["status"], "resume");
+    assert_eq!(again["uploadID"], id.as_str());
+    assert_eq!(again["uploaded"], json!([0, 3, 4, 9]));
+    for i in [1u64, 2, 5, 6, 7, 8] {
+        let (code, _) = app.put_chunk(&token, &id, i, data[i as usize * 2048..(i as usize + 1) * 2048].to_vec()).await;
+        assert_eq!(code, StatusCode::OK);
+    }
+    let (code, _) = app.complete(&token, &id).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    let done = app.wait_merged(&token, &id).await;
+    assert_eq!(done["state"], "done", "{done}");
+    let (_, _, bytes) = app.download(&token, &sha1_hex(&data), None).await;
+    assert_eq!(sha1_hex(&bytes), sha1_hex(&data));
+});
+
+both!(known_content_is_instant_for_a_second_user, |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096"), |app| {
+    let alice = app.user(&uname("alice")).await;
+    let bob = app.user(&uname("bob")).await;
+    let data = test_bytes(10_000, 9);
+    let done = app.upload(&alice, "mine.bin", &data).await;
+    assert_eq!(done["state"], "done");
+    let (code, init) = app.init(&bob, "yours.bin", &data).await;
+    assert_eq!(code, StatusCode::OK, "{init}");
+    assert_eq!(init["status"], "instant");
+    assert_eq!(init["file"]["filename"], "yours.bin");
+    assert_eq!(init["file"]["filehash"], sha1_hex(&data).as_str());
+    assert!(app.staging().is_empty(), "no bytes were sent");
+    let (_, list) = app.call("GET", "/file/query", Some(&bob)).await;
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["files"][0]["filename"], "yours.bin");
+    let (code, _, bytes) = app.download(&bob, &sha1_hex(&data), None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(bytes, data);
+    assert_eq!(app.stored().len(), 1, "the content is stored once");
+});
+
+both!(
+    complete_lists_missing_chunks_then_moves_to_merging_exactly_once,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "1024"),
+    |app| {
+        let token = app.user(&uname("cmp")).await;
+        let data = test_bytes(1024 * 150, 10);
+        let (_, init) = app.init(&token, "c.bin", &data).await;
+        let id = init["uploadID"].as_str().unwrap().to_owned();
+        app.put_chunk(&token, &id, 1, data[1024..2048].to_vec()).await;
+        let (code, body) = app.complete(&token, &id).await;
+        assert_eq!(code, StatusCode::CONFLICT, "{body}");
+        assert_eq!(body["code"], "CHUNKS_MISSING");
+        assert_eq!(body["missing_count"], 149);
+        let missing = body["missing"].as_array().unwrap();
+        assert_eq!(missing.len(), 100);
+        assert_eq!(missing[0], 0);
+        assert_eq!(missing[1], 2);
+        for i in (0..150u64).filter(|&i| i != 1) {
+            app.put_chunk(&token, &id, i, data[i as usize * 1024..(i as usize + 1) * 1024].to_vec()).await;
+        }
+        let calls = (0..5).map(|_| app.complete(&token, &id));
+        for (code, body) in futures::future::join_all(calls).await {
+            assert!(code == StatusCode::ACCEPTED || code == StatusCode::OK, "{code} {body}");
+            assert!(["merging", "done"].contains(&body["state"].as_str().unwrap()), "{body}");
+        }
+        let done = app.wait_merged(&token, &id).await;
+        assert_eq!(done["state"], "done");
+        let (code, again) = app.complete(&token, &id).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(again["state"], "done");
+        assert_eq!(app.sql_count("SELECT COUNT(*) FROM files").await, 1);
+        assert_eq!(app.sql_count("SELECT COUNT(*) FROM user_files").await, 1);
+        assert_eq!(app.sql_count("SELECT CAST(SUM(refcount) AS SIGNED) FROM files").await, 1);
+    }
+);
