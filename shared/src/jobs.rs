@@ -18,10 +18,12 @@ pub struct MergeJob {
     pub upload_id: String,
 }
 
-/// How long a worker may stay silent before its jobs are handed to another.
-pub const HEARTBEAT: Duration = Duration::from_secs(10);
-/// Missed heartbeats before a worker's jobs count as orphaned (10 s × 3 = 30 s).
-pub const MISSED_HEARTBEATS: usize = 3;
+/// How often a worker reports that it is alive. Short, because apalis also
+/// makes a freshly started worker wait one interval before its first fetch.
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+/// Missed heartbeats before a worker's jobs count as orphaned and another
+/// worker takes them over (2 s × 10 = 20 s after a crash).
+pub const MISSED_HEARTBEATS: usize = 10;
 
 /// The merge queue, on whichever backend the deployment uses.
 #[derive(Clone)]

@@ -243,6 +243,7 @@ impl UploadApi {
     /// chunk again replaces it. Optional `Upload-Checksum: sha1 <base64>`
     /// (the tus checksum format) is verified before the chunk counts.
     #[oai(path = "/uppart", method = "post", operation_id = "upload_part", transform = "default_octet_stream")]
+    #[allow(clippy::too_many_arguments, reason = "each argument is one extractor of the request")]
     async fn uppart(
         &self,
         state: Data<&AppState>,
