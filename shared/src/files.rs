@@ -86,6 +86,10 @@ async fn upload_from(b: &Backends, mut f: tokio::fs::File, key: &Path) -> Result
 
 /// Records stored content for a user and drops our copy if another writer
 /// stored the same content first.
+///
+/// When recording fails, the copy stays: the failure may have come after the
+/// commit (a lost connection), and deleting bytes a row points at would lose
+/// the file. An unreferenced copy costs only space.
 pub async fn commit(b: &Backends, entry: &NewUserFile<'_>, key: &Path) -> Result<UserFile> {
     let (file, stored) = b.repo.commit_merged(entry, key.as_ref()).await?;
     if stored.storage_key != key.as_ref() {

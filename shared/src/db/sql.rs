@@ -25,6 +25,13 @@ pub struct SqlRepo {
     dialect: Dialect,
 }
 
+/// A conflict with a concurrent transaction that running again resolves: a
+/// duplicate key inserted first by the other writer, or an InnoDB deadlock
+/// (SQLSTATE 40001) between two writers of the same rows.
+fn is_retryable_conflict(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation() || d.code().as_deref() == Some("40001"))
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
@@ -197,7 +204,7 @@ macro_rules! retry_on_conflict {
         let mut tries = 0;
         loop {
             match $attempt.await {
-                Err(e) if is_unique_violation(&e) && tries < 5 => tries += 1,
+                Err(e) if is_retryable_conflict(&e) && tries < 5 => tries += 1,
                 other => break other.map_err(Error::from),
             }
         }
