@@ -557,3 +557,203 @@ impl Drop for TmpfsMount {
         let _ = Command::new("umount").arg("-l").arg(&self.path).status();
     }
 }
+
+/// A private Garage (S3-compatible object store) for one test: its own
+/// directories and ports, one bucket, one key. Stopped on drop; `stop` and
+/// `start` simulate an outage.
+pub struct GarageServer {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+    /// The bucket every store of the test lives in.
+    pub bucket: String,
+    /// Access key id.
+    pub key_id: String,
+    /// Secret key.
+    pub secret: String,
+}
+
+/// The garage binary: `PAN_TEST_GARAGE_BIN`, else `garage` on PATH, else
+/// `~/.cargo/bin/garage` (where scripts/services installs it).
+pub fn garage_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("PAN_TEST_GARAGE_BIN") {
+        return PathBuf::from(p);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("garage")).find(|c| c.exists()))
+        .unwrap_or_default();
+    let home = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/garage");
+    let bin = on_path.unwrap_or(home);
+    assert!(bin.exists(), "garage is not installed ({}); scripts/test installs it", bin.display());
+    bin
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl GarageServer {
+    /// Starts a fresh single-node Garage and creates the bucket and key.
+    pub async fn start() -> GarageServer {
+        let dir = tempfile::tempdir().expect("garage dir");
+        let (s3, rpc, admin) = (free_port(), free_port(), free_port());
+        let config = format!(
+            r#"metadata_dir = "{d}/meta"
+data_dir = "{d}/data"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:{rpc}"
+rpc_public_addr = "127.0.0.1:{rpc}"
+rpc_secret = "{secret}"
+
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:{s3}"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:{admin}"
+"#,
+            d = dir.path().display(),
+            secret = hex::encode(rand::random::<[u8; 32]>()),
+        );
+        std::fs::write(dir.path().join("garage.toml"), config).unwrap();
+        let mut g = GarageServer {
+            dir,
+            child: None,
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            bucket: "pan-test".into(),
+            key_id: format!("GK{}", hex::encode(rand::random::<[u8; 12]>())),
+            secret: hex::encode(rand::random::<[u8; 32]>()),
+        };
+        g.start_process().await;
+        let status = g.cli(&["status"]);
+        let node = status
+            .lines()
+            .find_map(|l| {
+                let first = l.split_whitespace().next()?;
+                (first.len() == 16 && first.bytes().all(|b| b.is_ascii_hexdigit())).then(|| first.to_owned())
+            })
+            .unwrap_or_else(|| panic!("no node id in garage status:\n{status}"));
+        g.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+        g.cli(&["layout", "apply", "--version", "1"]);
+        let (key_id, secret) = (g.key_id.clone(), g.secret.clone());
+        g.cli(&["key", "import", "--yes", "-n", "pan-test", &key_id, &secret]);
+        g.cli(&["bucket", "create", "pan-test"]);
+        g.cli(&["bucket", "allow", "--read", "--write", "--owner", "pan-test", "--key", "pan-test"]);
+        g.wait_until_serving().await;
+        g
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = Command::new(garage_bin())
+                .arg("-c")
+                .arg(self.dir.path().join("garage.toml"))
+                .args(args)
+                .output()
+                .expect("run garage");
+            if out.status.success() {
+                return String::from_utf8_lossy(&out.stdout).into_owned();
+            }
+            // The daemon may still be starting: retry for a while.
+            if Instant::now() > deadline {
+                panic!("garage {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    async fn start_process(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("garage.log")).unwrap();
+        let child = Command::new(garage_bin())
+            .arg("-c")
+            .arg(self.dir.path().join("garage.toml"))
+            .arg("server")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start garage");
+        self.child = Some(child);
+    }
+
+    /// Polls the S3 port until it answers HTTP.
+    async fn wait_until_serving(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while reqwest::get(&self.endpoint).await.is_err() {
+            assert!(Instant::now() < deadline, "garage's S3 API did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the server (an outage); data stays.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again after [`stop`](Self::stop).
+    pub async fn restart(&mut self) {
+        self.start_process().await;
+        self.wait_until_serving().await;
+    }
+
+    /// The environment a pan process needs to use this server
+    /// (object_store's standard `AWS_*` variables).
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ENDPOINT".into(), self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID".into(), self.key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY".into(), self.secret.clone()),
+            ("AWS_REGION".into(), "garage".into()),
+            ("AWS_ALLOW_HTTP".into(), "true".into()),
+        ]
+    }
+
+    /// An independent client for checking what is in the bucket.
+    pub fn client(&self) -> object_store::aws::AmazonS3 {
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&self.endpoint)
+            .with_bucket_name(&self.bucket)
+            .with_access_key_id(&self.key_id)
+            .with_secret_access_key(&self.secret)
+            .with_region("garage")
+            .with_allow_http(true)
+            .build()
+            .expect("s3 client")
+    }
+
+    /// Every object under `prefix` with its bytes.
+    pub async fn objects(&self, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+        use futures::TryStreamExt;
+        use object_store::{ObjectStore, ObjectStoreExt};
+        let s3 = self.client();
+        let prefix = object_store::path::Path::from(prefix);
+        let metas: Vec<_> = s3.list(Some(&prefix)).try_collect().await.expect("list bucket");
+        let mut out = BTreeMap::new();
+        for m in metas {
+            let bytes = s3.get(&m.location).await.expect("get").bytes().await.expect("bytes");
+            out.insert(m.location.to_string(), bytes.to_vec());
+        }
+        out
+    }
+}
+
+impl Drop for GarageServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl TestAppBuilder {
+    /// Adds the settings that point pan at a Garage server.
+    pub fn s3(mut self, g: &GarageServer) -> Self {
+        self.env.extend(g.env());
+        self
+    }
+}

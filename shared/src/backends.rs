@@ -1,7 +1,6 @@
 //! Opens every backend the settings name, once, at start-up. A bad or
 //! unreachable backend is an [`OpenError`] naming the setting to fix.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,8 +8,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::config::Settings;
 use crate::db::{self, MetaRepo};
-use crate::jobs::MergeQueue;
-use crate::objects::{self, Store};
+use crate::jobs::JobQueues;
+use crate::objects::{self, OpenedStore};
 use crate::uploads::UploadStore;
 use crate::uploads::redis::RedisUploads;
 use crate::uploads::sql::SqlUploads;
@@ -44,15 +43,13 @@ pub struct Backends {
     /// Upload sessions and chunk state.
     pub uploads: Arc<dyn UploadStore>,
     /// Chunks waiting for their merge.
-    pub staging: Store,
-    /// Local directory behind the staging store, when it is local.
-    pub staging_dir: Option<PathBuf>,
+    pub staging: OpenedStore,
     /// Finished files.
-    pub files: Store,
-    /// Local directory behind the file store, when it is local.
-    pub files_dir: Option<PathBuf>,
-    /// Where merge jobs go.
-    pub merges: MergeQueue,
+    pub files: OpenedStore,
+    /// Backup copies of finished files, when configured.
+    pub backup: Option<OpenedStore>,
+    /// Where jobs go.
+    pub jobs: JobQueues,
     /// The Redis connection, when configured (for readiness checks).
     pub redis: Option<ConnectionManager>,
 }
@@ -65,27 +62,29 @@ impl Backends {
             message: format!("cannot create {}: {e}", settings.data_dir.display()),
         })?;
         let repo = db::open(&settings.database_url()).await.map_err(fail("DATABASE_URL"))?;
-        let (staging, staging_dir) =
-            objects::open(&settings.staging_url(), "PAN_STAGING_URL").map_err(fail("PAN_STAGING_URL"))?;
-        let (files, files_dir) =
-            objects::open(&settings.store_url(), "PAN_STORE_URL").map_err(fail("PAN_STORE_URL"))?;
+        let staging = objects::open(&settings.staging_url(), "PAN_STAGING_URL").map_err(fail("PAN_STAGING_URL"))?;
+        let files = objects::open(&settings.store_url(), "PAN_STORE_URL").map_err(fail("PAN_STORE_URL"))?;
+        let backup = match &settings.backup_url {
+            Some(url) => Some(objects::open(url, "PAN_BACKUP_URL").map_err(fail("PAN_BACKUP_URL"))?),
+            None => None,
+        };
 
-        let (uploads, merges, redis): (Arc<dyn UploadStore>, MergeQueue, _) = match &settings.redis_url {
+        let (uploads, jobs, redis): (Arc<dyn UploadStore>, JobQueues, _) = match &settings.redis_url {
             Some(url) => {
                 let con = connect_redis(url).await?;
                 (
                     Arc::new(RedisUploads::new(con.clone(), &settings.redis_prefix, settings.upload_ttl)),
-                    MergeQueue::redis(con.clone(), &settings.redis_prefix),
+                    JobQueues::redis(con.clone(), &settings.redis_prefix),
                     Some(con),
                 )
             }
             None => (
                 Arc::new(SqlUploads::new(repo.clone(), settings.upload_ttl)),
-                MergeQueue::sqlite(&settings.jobs_db_path()).await.map_err(fail("PAN_DATA_DIR"))?,
+                JobQueues::sqlite(&settings.jobs_db_path()).await.map_err(fail("PAN_DATA_DIR"))?,
                 None,
             ),
         };
-        Ok(Backends { repo: Arc::new(repo), uploads, staging, staging_dir, files, files_dir, merges, redis })
+        Ok(Backends { repo: Arc::new(repo), uploads, staging, files, backup, jobs, redis })
     }
 }
 

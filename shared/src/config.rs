@@ -40,6 +40,29 @@ pub struct Settings {
     #[arg(long, env = "PAN_STAGING_URL")]
     pub staging_url: Option<String>,
 
+    /// Backup store for finished files: `file:///abs/path` or
+    /// `s3://bucket/prefix` (Aliyun OSS, S3, Garage, Ceph…). Unset: no backup.
+    #[arg(long, env = "PAN_BACKUP_URL")]
+    pub backup_url: Option<String>,
+
+    /// When the clean-up job runs, as a cron expression with seconds
+    /// (`sec min hour day month weekday`): it expires idle uploads and their
+    /// chunks, drops chunks no upload owns, and retries failed backups.
+    #[arg(long, env = "PAN_SWEEP_SCHEDULE", default_value = "0 */5 * * * *")]
+    pub sweep_schedule: String,
+
+    /// The address clients reach this service at (e.g.
+    /// `https://pan.example.com`), used in signed download URLs. Unset: taken
+    /// from each request's Host header.
+    #[arg(long, env = "PAN_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Seconds a download URL from `/file/downloadurl` stays valid by default
+    /// (at most 7 days may be asked for).
+    #[arg(long, env = "PAN_URL_TTL", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub url_ttl: u64,
+
     /// Chunk size the server prefers, in bytes. Larger files get larger chunks
     /// so that no upload has more than `max_chunks` chunks.
     #[arg(long, env = "PAN_CHUNK_SIZE", default_value_t = 8 << 20,

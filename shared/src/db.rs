@@ -16,6 +16,7 @@ pub use sql::SqlRepo;
 
 use crate::domain::{StoredFile, User, UserFile, UserName};
 use crate::error::{Error, Result};
+pub use sql::Dialect;
 
 /// Users and signin tokens.
 #[async_trait]
@@ -77,9 +78,28 @@ pub trait FileRepo: Send + Sync {
     async fn delete_file(&self, user_id: i64, filehash: &str) -> Result<Option<StoredFile>>;
 }
 
+/// Backup bookkeeping for stored files.
+#[async_trait]
+pub trait BackupRepo: Send + Sync {
+    /// Records a backup attempt's outcome (`pending`, `done`, `failed`);
+    /// attempts count up on `failed`.
+    async fn set_backup(&self, filehash: &str, filesize: i64, state: &str, key: Option<&str>, now: i64) -> Result<()>;
+    /// Files whose backup is `pending` or `failed` and was last tried before
+    /// `before`: the clean-up job enqueues them again.
+    async fn backups_due(&self, before: i64, limit: i64) -> Result<Vec<(String, i64)>>;
+}
+
+/// Secrets the server makes for itself and every process shares.
+#[async_trait]
+pub trait SecretRepo: Send + Sync {
+    /// The secret called `name`, created with `fresh` if it does not exist yet
+    /// (whoever creates it first wins; every caller gets the same value).
+    async fn secret(&self, name: &str, fresh: &str) -> Result<String>;
+}
+
 /// The whole repository, as the rest of pan holds it.
 #[async_trait]
-pub trait MetaRepo: UserRepo + FileRepo {
+pub trait MetaRepo: UserRepo + FileRepo + BackupRepo + SecretRepo {
     /// A cheap round trip, for readiness checks.
     async fn health_check(&self) -> Result<()>;
 }

@@ -110,4 +110,8 @@ pub struct StoredFile {
     pub filesize: i64,
     /// Key in the file store (content hash plus a generation nonce).
     pub storage_key: String,
+    /// Where the backup copy is, once one was made.
+    pub backup_key: Option<String>,
+    /// `none` (no backup store), `pending`, `done` or `failed`.
+    pub backup_state: String,
 }

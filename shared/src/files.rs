@@ -16,7 +16,9 @@ use crate::config::Settings;
 use crate::db::NewUserFile;
 use crate::domain::{FileName, Sha1Hex, StoredFile, User, UserFile};
 use crate::error::{Error, Result, ResultExt};
+use crate::jobs::BackupJob;
 use crate::objects;
+use crate::objects::OpenedStore;
 
 /// A temporary file that is deleted when dropped, unless kept.
 pub struct TempFile {
@@ -30,7 +32,7 @@ impl TempFile {
     /// A fresh name in the directory where files are assembled: inside the
     /// file store's directory when it is local (so moving it in is a rename).
     pub fn new(b: &Backends, settings: &Settings, stem: &str) -> Result<Self> {
-        let dir = match &b.files_dir {
+        let dir = match &b.files.dir {
             Some(dir) => dir.join(".tmp"),
             None => settings.data_dir.join("tmp"),
         };
@@ -50,7 +52,7 @@ impl Drop for TempFile {
 /// Moves a complete, synced file to `key` in the file store: a rename plus a
 /// directory fsync when the store is a local directory, an upload otherwise.
 pub async fn store_file(b: &Backends, tmp: &mut TempFile, key: &Path) -> Result<()> {
-    match &b.files_dir {
+    match &b.files.dir {
         Some(dir) => {
             let dest = dir.join(key.as_ref());
             let parent = dest.parent().map(FsPath::to_path_buf).unwrap_or_else(|| dir.clone());
@@ -69,7 +71,7 @@ pub async fn store_file(b: &Backends, tmp: &mut TempFile, key: &Path) -> Result<
 }
 
 async fn upload_from(b: &Backends, mut f: tokio::fs::File, key: &Path) -> Result<()> {
-    let upload = b.files.put_multipart(key).await?;
+    let upload = b.files.store.put_multipart(key).await?;
     let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, 8 << 20);
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -90,10 +92,18 @@ async fn upload_from(b: &Backends, mut f: tokio::fs::File, key: &Path) -> Result
 /// When recording fails, the copy stays: the failure may have come after the
 /// commit (a lost connection), and deleting bytes a row points at would lose
 /// the file. An unreferenced copy costs only space.
+///
+/// With a backup store configured, content not yet backed up is queued for
+/// a [`BackupJob`] (marked `pending` first, so the clean-up job retries it
+/// even if the push is lost).
 pub async fn commit(b: &Backends, entry: &NewUserFile<'_>, key: &Path) -> Result<UserFile> {
     let (file, stored) = b.repo.commit_merged(entry, key.as_ref()).await?;
     if stored.storage_key != key.as_ref() {
-        let _ = b.files.delete(key).await;
+        let _ = b.files.store.delete(key).await;
+    }
+    if b.backup.is_some() && stored.backup_state != "done" {
+        b.repo.set_backup(&stored.filehash, stored.filesize, "pending", None, crate::now()).await?;
+        b.jobs.backups.push(BackupJob { filehash: stored.filehash.clone(), filesize: stored.filesize }).await?;
     }
     Ok(file)
 }
@@ -203,19 +213,72 @@ pub async fn read(
         futures::stream::empty().boxed()
     } else {
         let range = range.unwrap_or(ByteRange { start: 0, end: size - 1 });
-        let opts = GetOptions { range: Some(GetRange::Bounded(range.start..range.end + 1)), ..Default::default() };
-        match b.files.get_opts(&key, opts).await {
+        let opts = || GetOptions { range: Some(GetRange::Bounded(range.start..range.end + 1)), ..Default::default() };
+        match b.files.store.get_opts(&key, opts()).await {
             Ok(got) => got.into_stream().map_err(std::io::Error::other).boxed(),
             Err(object_store::Error::NotFound { .. }) => {
-                return Err(Error::internal(
-                    "reading a file",
-                    format!("bytes of {} are missing from the store", stored.filehash),
-                ));
+                // The primary copy is gone: serve the backup, and restore the
+                // primary from it in the background.
+                let (Some(backup), Some(backup_key)) = (&b.backup, &stored.backup_key) else {
+                    return Err(Error::internal(
+                        "reading a file",
+                        format!("bytes of {} are missing from the store and there is no backup", stored.filehash),
+                    ));
+                };
+                tracing::warn!(filehash = %stored.filehash, "primary copy missing: serving the backup");
+                let got = backup.store.get_opts(&Path::from(backup_key.as_str()), opts()).await?;
+                let (b2, stored2) = (b.clone(), stored.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = repair(&b2, &stored2).await {
+                        tracing::error!(filehash = %stored2.filehash, error = %e, "restoring the primary copy failed");
+                    }
+                });
+                got.into_stream().map_err(std::io::Error::other).boxed()
             }
             Err(e) => return Err(e.into()),
         }
     };
     Ok(stream)
+}
+
+/// Copies `from` at `from_key` to `to` at `to_key` with bounded memory:
+/// multipart, 8 MiB parts, at most 4 in flight.
+pub async fn copy_object(from: &OpenedStore, from_key: &Path, to: &OpenedStore, to_key: &Path) -> Result<u64> {
+    let mut stream = from.store.get(from_key).await?.into_stream();
+    let upload = to.store.put_multipart(to_key).await?;
+    let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, 8 << 20);
+    let mut n = 0u64;
+    while let Some(piece) = stream.next().await {
+        let piece = match piece {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = w.abort().await;
+                return Err(e.into());
+            }
+        };
+        n += piece.len() as u64;
+        if let Err(e) = w.wait_for_capacity(4).await {
+            let _ = w.abort().await;
+            return Err(e.into());
+        }
+        w.put(piece);
+    }
+    w.finish().await?;
+    Ok(n)
+}
+
+/// Restores a stored file's primary copy from its backup (the repair path).
+/// Idempotent: the primary key is content-addressed, so a second repair
+/// writes the same bytes.
+#[tracing::instrument(name = "repair file", skip(b, stored), fields(filehash = %stored.filehash))]
+pub async fn repair(b: &Backends, stored: &StoredFile) -> Result<()> {
+    let (Some(backup), Some(backup_key)) = (&b.backup, &stored.backup_key) else {
+        return Err(Error::internal("repairing a file", "no backup copy"));
+    };
+    let n = copy_object(backup, &Path::from(backup_key.as_str()), &b.files, &Path::from(stored.storage_key.as_str()))
+        .await?;
+    tracing::info!(bytes = n, "primary copy restored from the backup");
+    Ok(())
 }
 
 /// The user's entry for a hash and its stored content.
@@ -228,7 +291,7 @@ pub async fn owned(b: &Backends, user: &User, filehash: &Sha1Hex) -> Result<(Use
 #[tracing::instrument(name = "delete file", skip(b, user), fields(user = user.id))]
 pub async fn delete(b: &Backends, user: &User, filehash: &Sha1Hex) -> Result<()> {
     if let Some(orphan) = b.repo.delete_file(user.id, filehash.as_str()).await? {
-        match b.files.delete(&Path::from(orphan.storage_key.as_str())).await {
+        match b.files.store.delete(&Path::from(orphan.storage_key.as_str())).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => tracing::warn!(key = %orphan.storage_key, error = %e, "could not delete unreferenced file bytes"),
         }

@@ -22,6 +22,7 @@ pub mod domain;
 pub mod error;
 pub mod files;
 pub mod jobs;
+pub mod links;
 pub mod objects;
 pub mod service;
 pub mod uploads;

@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use sha1::{Digest, Sha1};
 
@@ -20,12 +22,69 @@ use crate::error::{Error, Result};
 /// A store handle as the rest of pan holds it.
 pub type Store = Arc<dyn ObjectStore>;
 
+/// An opened store and what else its kind offers.
+#[derive(Clone)]
+pub struct OpenedStore {
+    /// The store, with its prefix applied.
+    pub store: Store,
+    /// The local directory behind it, for `file://` stores (renames, mmap).
+    pub dir: Option<PathBuf>,
+    /// A URL signer, for S3-compatible stores (presigned downloads).
+    pub signer: Option<Presigner>,
+}
+
+/// Makes presigned GET URLs for keys of an S3-compatible store.
+#[derive(Clone)]
+pub struct Presigner {
+    s3: Arc<AmazonS3>,
+    prefix: Option<Path>,
+}
+
+impl Presigner {
+    /// A URL anyone can GET `key` with until `expires_in` has passed.
+    pub async fn presign_get(&self, key: &Path, expires_in: std::time::Duration) -> Result<url::Url> {
+        use object_store::signer::Signer;
+        let full = match &self.prefix {
+            Some(p) => p.parts().chain(key.parts()).collect(),
+            None => key.clone(),
+        };
+        Ok(self.s3.signed_url(object_store::signer::Method::GET, &full, expires_in).await?)
+    }
+}
+
 /// Opens the store a URL names; `setting` names the setting for errors.
-/// `file:///abs/dir` is a local directory (created if missing).
-pub fn open(url: &str, setting: &str) -> Result<(Store, Option<PathBuf>)> {
+/// `file:///abs/dir` is a local directory (created if missing);
+/// `s3://bucket/prefix` an S3-compatible bucket, configured by the standard
+/// `AWS_*` variables (endpoint, region, keys, path or virtual-hosted style).
+pub fn open(url: &str, setting: &str) -> Result<OpenedStore> {
     let parsed = url::Url::parse(url)
         .map_err(|e| Error::invalid("INVALID_SETTING", format!("{setting}: {url:?} is not a URL: {e}")))?;
     match parsed.scheme() {
+        "s3" => {
+            let bucket = parsed.host_str().filter(|b| !b.is_empty()).ok_or_else(|| {
+                Error::invalid("INVALID_SETTING", format!("{setting}: {url:?} names no bucket (s3://bucket/prefix)"))
+            })?;
+            // Fail within seconds when the store is down (the job queue
+            // retries later) instead of object_store's default of minutes.
+            let retry = object_store::RetryConfig {
+                max_retries: 3,
+                retry_timeout: std::time::Duration::from_secs(20),
+                ..Default::default()
+            };
+            let s3 = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_retry(retry)
+                .build()
+                .map_err(|e| Error::invalid("INVALID_SETTING", format!("{setting}: {e}")))?;
+            let s3 = Arc::new(s3);
+            let prefix = parsed.path().trim_matches('/');
+            let (store, prefix): (Store, _) = if prefix.is_empty() {
+                (s3.clone(), None)
+            } else {
+                (Arc::new(PrefixStore::new(s3.clone(), prefix)), Some(Path::from(prefix)))
+            };
+            Ok(OpenedStore { store, dir: None, signer: Some(Presigner { s3, prefix }) })
+        }
         "file" => {
             let dir = parsed.to_file_path().map_err(|_| {
                 Error::invalid("INVALID_SETTING", format!("{setting}: {url:?} is not an absolute path"))
@@ -39,11 +98,11 @@ pub fn open(url: &str, setting: &str) -> Result<(Store, Option<PathBuf>)> {
                 // A chunk counts as uploaded only once its bytes are durable.
                 .with_fsync(true);
             let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-            Ok((Arc::new(store), Some(dir)))
+            Ok(OpenedStore { store: Arc::new(store), dir: Some(dir), signer: None })
         }
         other => Err(Error::invalid(
             "INVALID_SETTING",
-            format!("{setting}: unsupported store scheme {other:?}; use file:///absolute/path"),
+            format!("{setting}: unsupported store scheme {other:?}; use file:///absolute/path or s3://bucket/prefix"),
         )),
     }
 }

@@ -143,7 +143,7 @@ where
         _ => {}
     }
     let key = objects::chunk_key(&session.id, index);
-    objects::write_chunk(&b.staging, &key, index, expected, checksum, body).await?;
+    objects::write_chunk(&b.staging.store, &key, index, expected, checksum, body).await?;
     match b.uploads.mark_chunk(&session.id, index, key.as_ref(), crate::now()).await {
         Ok(previous) => {
             if let Some(previous) = previous.filter(|p| p != key.as_ref()) {
@@ -160,7 +160,7 @@ where
 }
 
 async fn delete_quietly(b: &Backends, key: &Path) {
-    if let Err(e) = b.staging.delete(key).await
+    if let Err(e) = b.staging.store.delete(key).await
         && !matches!(e, object_store::Error::NotFound { .. })
     {
         tracing::warn!(key = %key, error = %e, "could not delete a superseded staged chunk");
@@ -190,7 +190,7 @@ pub async fn complete(b: &Backends, user: &User, id: &str) -> Result<UploadState
     let session = owned_session(b, user, id).await?;
     match b.uploads.start_merge(&session.id, crate::now()).await? {
         CompleteOutcome::Started => {
-            b.merges.push(MergeJob { upload_id: session.id.to_string() }).await?;
+            b.jobs.merges.push(MergeJob { upload_id: session.id.to_string() }).await?;
             tracing::info!(upload = %session.id, "merge enqueued");
             Ok(UploadState::Merging)
         }
@@ -215,6 +215,6 @@ pub async fn abort(b: &Backends, user: &User, id: &str) -> Result<()> {
         return Err(Error::NotUploading { state: session.state.to_string() });
     }
     b.uploads.delete(&session.id).await?;
-    objects::delete_prefix(&b.staging, &objects::upload_prefix(&session.id)).await?;
+    objects::delete_prefix(&b.staging.store, &objects::upload_prefix(&session.id)).await?;
     Ok(())
 }

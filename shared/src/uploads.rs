@@ -56,7 +56,8 @@ pub trait UploadStore: Send + Sync {
     async fn forget_chunks(&self, id: &UploadId) -> Result<()>;
     /// Forgets the session and its chunk map.
     async fn delete(&self, id: &UploadId) -> Result<()>;
-    /// Ids of `uploading` sessions idle since before `cutoff`, for the sweeper.
+    /// Ids of `uploading` or `failed` sessions idle since before `cutoff`,
+    /// for the sweeper (Redis expires its own and returns none).
     async fn idle_since(&self, cutoff: i64, limit: u64) -> Result<Vec<UploadId>>;
     /// A cheap round trip, for readiness checks.
     async fn health_check(&self) -> Result<()>;

@@ -6,5 +6,6 @@ mod config;
 mod files;
 mod merge;
 mod openapi;
+mod storage;
 mod uploads;
 mod users;

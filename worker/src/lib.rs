@@ -6,23 +6,29 @@
 //!   verify its SHA-1, store it, record it, drop the chunks.
 //! - [`assemble`]: the blocking part of a merge: preallocate, memory-map,
 //!   copy chunks from several threads while hashing in order.
-//! - [`run`]: the apalis worker pool on whichever queue the deployment uses.
+//! - [`backup`]: the BackupJob handler: copy a stored file to the backup store.
+//! - [`sweep`]: the scheduled clean-up (apalis-cron).
+//! - [`run`]: the apalis worker pools on whichever queues the deployment uses.
 
 pub mod assemble;
+pub mod backup;
 pub mod merge;
+pub mod sweep;
 
 use std::future::Future;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::layers::retry::HasherRng;
 use apalis::layers::retry::backoff::{ExponentialBackoffMaker, MakeBackoff};
 use apalis::prelude::*;
+use apalis_cron::CronScheduler;
 use shared::backends::Backends;
 use shared::config::Settings;
-use shared::jobs::MergeQueue;
+use shared::jobs::Queue;
 
-/// What a merge job can reach.
+/// What a job can reach.
 #[derive(Clone)]
 pub struct MergeContext {
     /// Every storage backend.
@@ -36,11 +42,43 @@ const POLL: Duration = Duration::from_millis(250);
 
 /// The worker pool stopped with an error.
 #[derive(Debug, thiserror::Error)]
-#[error("merge workers: {0}")]
+#[error("workers: {0}")]
 pub struct RunError(String);
 
-/// Runs merge workers (`settings.worker_jobs` at a time) until `stop`
-/// resolves; merges in flight finish first. `name` is made unique per process.
+/// Registers a queue worker on whichever backend `$queue` is.
+macro_rules! register_queue {
+    ($monitor:expr, $queue:expr, $name:expr, $ctx:expr, $jobs:expr, $handler:path) => {{
+        let (name, ctx, jobs) = ($name, $ctx.clone(), $jobs);
+        match $queue.clone() {
+            Queue::Sqlite(storage) => $monitor.register(move |restarts| {
+                WorkerBuilder::new(format!("{name}-{restarts}"))
+                    .backend(storage.clone().poll_with_interval(POLL))
+                    .data(ctx.clone())
+                    .concurrency(jobs)
+                    .retry(retry_policy())
+                    .catch_panic()
+                    .enable_tracing()
+                    .parallelize(tokio::spawn)
+                    .build($handler)
+            }),
+            Queue::Redis(storage) => $monitor.register(move |restarts| {
+                WorkerBuilder::new(format!("{name}-{restarts}"))
+                    .backend(storage.clone().poll_with_interval(POLL))
+                    .data(ctx.clone())
+                    .concurrency(jobs)
+                    .retry(retry_policy())
+                    .catch_panic()
+                    .enable_tracing()
+                    .parallelize(tokio::spawn)
+                    .build($handler)
+            }),
+        }
+    }};
+}
+
+/// Runs the merge workers (`settings.worker_jobs` at a time), the backup
+/// worker and the scheduled clean-up until `stop` resolves; jobs in flight
+/// finish first. `name` is made unique per process.
 pub async fn run(
     backends: Backends,
     settings: Arc<Settings>,
@@ -49,32 +87,29 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let base = format!("{name}-{}-{}", hostname(), std::process::id());
     let ctx = MergeContext { backends: backends.clone(), settings: settings.clone() };
-    let jobs = settings.worker_jobs as usize;
-    tracing::info!(worker = %base, jobs, "merge workers starting");
-    let monitor = match backends.merges {
-        MergeQueue::Sqlite(storage) => Monitor::new().register(move |restarts| {
-            WorkerBuilder::new(format!("{base}-{restarts}"))
-                .backend(storage.clone().poll_with_interval(POLL))
-                .data(ctx.clone())
-                .concurrency(jobs)
-                .retry(retry_policy())
-                .catch_panic()
-                .enable_tracing()
-                .parallelize(tokio::spawn)
-                .build(merge::handle)
-        }),
-        MergeQueue::Redis(storage) => Monitor::new().register(move |restarts| {
-            WorkerBuilder::new(format!("{base}-{restarts}"))
-                .backend(storage.clone().poll_with_interval(POLL))
-                .data(ctx.clone())
-                .concurrency(jobs)
-                .retry(retry_policy())
-                .catch_panic()
-                .enable_tracing()
-                .parallelize(tokio::spawn)
-                .build(merge::handle)
-        }),
-    };
+    let schedule =
+        cron::Schedule::from_str(&settings.sweep_schedule).map_err(|e| RunError(format!("PAN_SWEEP_SCHEDULE: {e}")))?;
+    tracing::info!(worker = %base, jobs = settings.worker_jobs, "workers starting");
+
+    let monitor = Monitor::new();
+    let monitor = register_queue!(
+        monitor,
+        backends.jobs.merges,
+        format!("{base}-merge"),
+        ctx,
+        settings.worker_jobs as usize,
+        merge::handle
+    );
+    let monitor = register_queue!(monitor, backends.jobs.backups, format!("{base}-backup"), ctx, 2, backup::handle);
+    let sweep_ctx = ctx.clone();
+    let sweep_name = format!("{base}-sweep");
+    let monitor = monitor.register(move |restarts| {
+        WorkerBuilder::new(format!("{sweep_name}-{restarts}"))
+            .backend(CronScheduler::new(schedule.clone()))
+            .data(sweep_ctx.clone())
+            .enable_tracing()
+            .build(sweep::handle)
+    });
     monitor
         .shutdown_timeout(Duration::from_secs(600))
         .run_with_signal(async move {

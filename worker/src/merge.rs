@@ -49,7 +49,7 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
         UploadState::Merging => {}
         UploadState::Done => {
             // A retry after the session was marked done: only the clean-up may be left.
-            objects::delete_prefix(&b.staging, &objects::upload_prefix(&id)).await?;
+            objects::delete_prefix(&b.staging.store, &objects::upload_prefix(&id)).await?;
             return Ok(());
         }
         other => {
@@ -68,11 +68,16 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
             format!("{} chunk(s) missing at merge time, e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
         return fail(ctx, &session, &reason).await;
     }
-    let staging_dir = b
-        .staging_dir
-        .clone()
-        .ok_or_else(|| Error::internal("merging", "the staging store must be a local or shared directory (file://)"))?;
-    let sources: Vec<PathBuf> = chunks.values().map(|k| staging_dir.join(k)).collect();
+    // Local staging: the threads read the chunk files in place. Remote
+    // staging (S3): fetch the chunks to local files first, a few at a time.
+    let mut fetched = Vec::new();
+    let sources: Vec<PathBuf> = match &b.staging.dir {
+        Some(dir) => chunks.values().map(|k| dir.join(k)).collect(),
+        None => {
+            fetched = fetch_chunks(ctx, &id, chunks.values().cloned().collect()).await?;
+            fetched.iter().map(|t| t.path.clone()).collect()
+        }
+    };
 
     let mut tmp = TempFile::new(b, &ctx.settings, id.as_str())?;
     let (plan, threads, path) = (session.plan, ctx.settings.merge_threads as usize, tmp.path.clone());
@@ -82,6 +87,7 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     })
     .await
     .context("merge task")?;
+    drop(fetched);
     let assembled = match assembled {
         Ok(a) => a,
         // Local I/O trouble (a full disk above all) does not go away by
@@ -112,9 +118,25 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     // When another merge stored the same content first, its copy wins.
     files::commit(b, &entry, &key).await?;
     b.uploads.set_state(&id, UploadState::Done, None, shared::now()).await?;
-    objects::delete_prefix(&b.staging, &objects::upload_prefix(&id)).await?;
+    objects::delete_prefix(&b.staging.store, &objects::upload_prefix(&id)).await?;
     tracing::info!("upload done");
     Ok(())
+}
+
+/// Downloads staged chunks from a remote staging store into temporary files.
+async fn fetch_chunks(ctx: &MergeContext, id: &UploadId, keys: Vec<String>) -> Result<Vec<TempFile>> {
+    use futures::{StreamExt, TryStreamExt};
+    use object_store::ObjectStoreExt;
+    let jobs = keys.into_iter().enumerate().map(|(i, key)| {
+        let (b, settings, stem) = (ctx.backends.clone(), ctx.settings.clone(), format!("{id}-chunk{i}"));
+        async move {
+            let tmp = TempFile::new(&b, &settings, &stem)?;
+            let bytes = b.staging.store.get(&object_store::path::Path::from(key)).await?.bytes().await?;
+            tokio::fs::write(&tmp.path, &bytes).await.context("writing a fetched chunk")?;
+            Ok::<_, Error>(tmp)
+        }
+    });
+    futures::stream::iter(jobs).buffered(4).try_collect().await
 }
 
 /// Ends an upload `failed` for good with `reason`: no rows, chunks deleted.
@@ -123,7 +145,7 @@ async fn fail(ctx: &MergeContext, session: &UploadSession, reason: &str) -> Resu
     let b = &ctx.backends;
     b.uploads.set_state(&session.id, UploadState::Failed, Some(reason), shared::now()).await?;
     b.uploads.forget_chunks(&session.id).await?;
-    objects::delete_prefix(&b.staging, &objects::upload_prefix(&session.id)).await?;
+    objects::delete_prefix(&b.staging.store, &objects::upload_prefix(&session.id)).await?;
     Ok(())
 }
 

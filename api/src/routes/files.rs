@@ -153,6 +153,15 @@ pub fn content_disposition(name: &str) -> String {
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
+/// A time-limited download URL.
+#[derive(Debug, Object)]
+pub struct DownloadUrl {
+    /// GET it with any HTTP client, no token needed; `Range` works.
+    pub url: String,
+    /// When it stops working (Unix seconds).
+    pub expires_at: i64,
+}
+
 /// File operations.
 pub struct FileApi;
 
@@ -200,6 +209,79 @@ impl FileApi {
     ) -> ApiResult<DownloadResponse> {
         let hash = Sha1Hex::parse(&filehash.0)?;
         let (entry, stored) = files::owned(&state.backends, &auth.0, &hash).await?;
+        serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref()).await
+    }
+
+    /// Get a time-limited URL that downloads the file without a token.
+    ///
+    /// When the file store is S3-compatible (Aliyun OSS, S3, Garage…) the URL
+    /// is presigned by the store and points at it; otherwise it points at
+    /// `/file/signed` on this server, signed with HMAC-SHA256. Either way
+    /// `Range` works. `expires_in` is in seconds (default `PAN_URL_TTL`, at
+    /// most 7 days).
+    #[oai(path = "/downloadurl", method = "post", operation_id = "file_download_url")]
+    async fn download_url(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        req: &poem::Request,
+        /// SHA-1 of the file.
+        filehash: Query<String>,
+        /// Lifetime of the URL in seconds, 1-604800.
+        #[oai(validator(minimum(value = "1"), maximum(value = "604800")))]
+        expires_in: Query<Option<u64>>,
+    ) -> ApiResult<Json<DownloadUrl>> {
+        let hash = Sha1Hex::parse(&filehash.0)?;
+        let (_, stored) = files::owned(&state.backends, &auth.0, &hash).await?;
+        let ttl = expires_in.0.unwrap_or(state.settings.url_ttl);
+        let expires_at = shared::now() + ttl as i64;
+        if let Some(signer) = &state.backends.files.signer {
+            let key = object_store::path::Path::from(stored.storage_key.as_str());
+            let url = signer.presign_get(&key, std::time::Duration::from_secs(ttl)).await?;
+            return Ok(Json(DownloadUrl { url: url.to_string(), expires_at }));
+        }
+        let key = shared::links::signing_key(&state.backends).await?;
+        let sig = shared::links::sign(&key, hash.as_str(), auth.0.id, expires_at);
+        let base = public_base(&state, req);
+        let url = format!("{base}/file/signed?filehash={hash}&uid={}&expires={expires_at}&sig={sig}", auth.0.id);
+        Ok(Json(DownloadUrl { url, expires_at }))
+    }
+
+    /// Download a file through a signed URL from `/file/downloadurl`.
+    ///
+    /// No token: the signature is the credential. Expired or tampered URLs
+    /// get 403. Honours `Range` and `If-None-Match` like `/file/download`.
+    #[oai(path = "/signed", method = "get", operation_id = "file_signed_download")]
+    #[allow(clippy::too_many_arguments, reason = "each argument is one extractor of the request")]
+    async fn signed(
+        &self,
+        state: Data<&AppState>,
+        /// SHA-1 of the file.
+        filehash: Query<String>,
+        /// The user the URL was made for.
+        uid: Query<i64>,
+        /// Expiry (Unix seconds).
+        expires: Query<i64>,
+        /// HMAC-SHA256 signature, hex.
+        sig: Query<String>,
+        /// `bytes=first-last`, `bytes=first-` or `bytes=-suffix_length`.
+        #[oai(name = "Range")]
+        range: Header<Option<String>>,
+        /// An ETag from an earlier download.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
+    ) -> ApiResult<DownloadResponse> {
+        let forbidden =
+            |code: &str, message: &str| ApiError::Forbidden(Json(crate::error::ErrorBody::new(code, message)));
+        let Ok(hash) = Sha1Hex::parse(&filehash.0) else { return Err(forbidden("URL_INVALID", "malformed link")) };
+        let key = shared::links::signing_key(&state.backends).await?;
+        match shared::links::verify(&key, hash.as_str(), uid.0, expires.0, &sig.0, shared::now()) {
+            Ok(()) => {}
+            Err(shared::links::LinkError::Expired) => return Err(forbidden("URL_EXPIRED", "this link has expired")),
+            Err(shared::links::LinkError::Invalid) => return Err(forbidden("URL_INVALID", "this link is not valid")),
+        }
+        let (entry, stored) =
+            state.backends.repo.user_file(uid.0, hash.as_str()).await?.ok_or(shared::Error::FileNotFound)?;
         serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref()).await
     }
 
@@ -251,6 +333,18 @@ impl FileApi {
 
 fn default_limit() -> i64 {
     100
+}
+
+/// `scheme://host` this server is reached at, for absolute signed URLs:
+/// `PAN_PUBLIC_URL` when set, else the request's Host (and
+/// `X-Forwarded-Proto` from a proxy).
+fn public_base(state: &AppState, req: &poem::Request) -> String {
+    if let Some(url) = &state.settings.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let host = req.header("host").unwrap_or("127.0.0.1");
+    let scheme = req.header("x-forwarded-proto").filter(|p| *p == "https").unwrap_or("http");
+    format!("{scheme}://{host}")
 }
 
 /// Builds the download response for a file (shared with signed URLs).

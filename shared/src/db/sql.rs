@@ -5,7 +5,7 @@ use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{FileRepo, MetaRepo, NewUserFile, UserRepo};
+use super::{BackupRepo, FileRepo, MetaRepo, NewUserFile, SecretRepo, UserRepo};
 use crate::domain::{StoredFile, User, UserFile, UserName};
 use crate::error::{Error, Result};
 
@@ -55,6 +55,8 @@ fn stored_file_from(row: &AnyRow) -> sqlx::Result<StoredFile> {
         filehash: row.try_get("filehash")?,
         filesize: row.try_get("filesize")?,
         storage_key: row.try_get("storage_key")?,
+        backup_key: row.try_get("backup_key")?,
+        backup_state: row.try_get("backup_state")?,
     })
 }
 
@@ -187,7 +189,7 @@ impl SqlRepo {
                 .await?;
         }
         let entry = Self::entry_in(&mut tx, f.user_id, f.filehash).await?;
-        let row = sqlx::query("SELECT filehash, filesize, storage_key FROM files WHERE filehash = ? AND filesize = ?")
+        let row = sqlx::query("SELECT filehash, filesize, storage_key, backup_key, backup_state FROM files WHERE filehash = ? AND filesize = ?")
             .bind(f.filehash)
             .bind(f.filesize)
             .fetch_one(&mut *tx)
@@ -287,7 +289,7 @@ impl UserRepo for SqlRepo {
 impl FileRepo for SqlRepo {
     async fn stored_file(&self, filehash: &str, filesize: i64) -> Result<Option<StoredFile>> {
         let row = sqlx::query(
-            "SELECT filehash, filesize, storage_key FROM files WHERE filehash = ? AND filesize = ? AND refcount > 0",
+            "SELECT filehash, filesize, storage_key, backup_key, backup_state FROM files WHERE filehash = ? AND filesize = ? AND refcount > 0",
         )
         .bind(filehash)
         .bind(filesize)
@@ -323,7 +325,7 @@ impl FileRepo for SqlRepo {
 
     async fn user_file(&self, user_id: i64, filehash: &str) -> Result<Option<(UserFile, StoredFile)>> {
         let row = sqlx::query(
-            "SELECT uf.filehash, uf.filesize, uf.filename, uf.created_at, uf.updated_at, f.storage_key \
+            "SELECT uf.filehash, uf.filesize, uf.filename, uf.created_at, uf.updated_at, f.storage_key, f.backup_key, f.backup_state \
              FROM user_files uf JOIN files f ON f.filehash = uf.filehash AND f.filesize = uf.filesize \
              WHERE uf.user_id = ? AND uf.filehash = ?",
         )
@@ -381,7 +383,7 @@ impl FileRepo for SqlRepo {
             .execute(&mut *tx)
             .await?;
         let orphan = sqlx::query(
-            "SELECT filehash, filesize, storage_key FROM files WHERE filehash = ? AND filesize = ? AND refcount <= 0",
+            "SELECT filehash, filesize, storage_key, backup_key, backup_state FROM files WHERE filehash = ? AND filesize = ? AND refcount <= 0",
         )
         .bind(filehash)
         .bind(filesize)
@@ -397,6 +399,59 @@ impl FileRepo for SqlRepo {
         }
         tx.commit().await?;
         Ok(orphan)
+    }
+}
+
+#[async_trait]
+impl BackupRepo for SqlRepo {
+    async fn set_backup(&self, filehash: &str, filesize: i64, state: &str, key: Option<&str>, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE files SET backup_state = ?, backup_key = COALESCE(?, backup_key), backup_at = ?, \
+             backup_attempts = backup_attempts + CASE WHEN ? = 'failed' THEN 1 ELSE 0 END \
+             WHERE filehash = ? AND filesize = ?",
+        )
+        .bind(state)
+        .bind(key)
+        .bind(now)
+        .bind(state)
+        .bind(filehash)
+        .bind(filesize)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn backups_due(&self, before: i64, limit: i64) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT filehash, filesize FROM files WHERE backup_state IN ('pending', 'failed') AND backup_at < ? \
+             AND refcount > 0 ORDER BY backup_at LIMIT ?",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get("filehash")?, r.try_get("filesize")?)))
+            .collect::<sqlx::Result<_>>()?)
+    }
+}
+
+#[async_trait]
+impl SecretRepo for SqlRepo {
+    async fn secret(&self, name: &str, fresh: &str) -> Result<String> {
+        let inserted = sqlx::query("INSERT INTO secrets (name, value) VALUES (?, ?)")
+            .bind(name)
+            .bind(fresh)
+            .execute(&self.pool)
+            .await;
+        match inserted {
+            Err(e) if !is_unique_violation(&e) => return Err(e.into()),
+            _ => {}
+        }
+        let value: String =
+            sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?").bind(name).fetch_one(&self.pool).await?;
+        Ok(value)
     }
 }
 

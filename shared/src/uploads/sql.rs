@@ -212,7 +212,8 @@ impl UploadStore for SqlUploads {
 
     async fn idle_since(&self, cutoff: i64, limit: u64) -> Result<Vec<UploadId>> {
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM upload_sessions WHERE state = 'uploading' AND updated_at < ? ORDER BY updated_at LIMIT ?",
+            "SELECT id FROM upload_sessions WHERE state IN ('uploading', 'failed') AND updated_at < ? \
+             ORDER BY updated_at LIMIT ?",
         )
         .bind(cutoff)
         .bind(limit as i64)

@@ -1,0 +1,210 @@
+//! Object storage against a real S3-compatible server (Garage): backups,
+//! the download fallback and repair, signed URLs, clean-up, outages.
+
+use std::time::{Duration, Instant};
+
+use pan_tests::*;
+use serde_json::json;
+
+/// Polls `f` until it returns Some, for at most `secs` seconds.
+async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+macro_rules! on_both {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::$body(pan_tests::Deployment::Embedded).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn fleet() {
+                super::$body(pan_tests::Deployment::Fleet).await
+            }
+        }
+    };
+}
+
+async fn backup_body(d: Deployment) {
+    let g = GarageServer::start().await;
+    let app = TestApp::builder(d).s3(&g).env("PAN_BACKUP_URL", "s3://pan-test/backup").spawn().await;
+    let token = app.user(&uname("bk")).await;
+    let data = test_bytes(300_000, 50);
+    let done = app.upload(&token, "b.bin", &data).await;
+    assert_eq!(done["state"], "done");
+    let objects = eventually(30, "the backup object", || async {
+        let o = g.objects("backup").await;
+        (!o.is_empty()).then_some(o)
+    })
+    .await;
+    assert_eq!(objects.len(), 1);
+    assert_eq!(objects.values().next().unwrap(), &data, "the backup has the same bytes");
+    eventually(30, "backup_state done", || async {
+        (app.sql_count("SELECT COUNT(*) FROM files WHERE backup_state = 'done'").await == 1).then_some(())
+    })
+    .await;
+}
+on_both!(uploads_are_backed_up_to_s3_with_identical_bytes, backup_body);
+
+async fn fallback_body(d: Deployment) {
+    let g = GarageServer::start().await;
+    let app = TestApp::builder(d).s3(&g).env("PAN_BACKUP_URL", "s3://pan-test/backup").spawn().await;
+    let token = app.user(&uname("fb")).await;
+    let data = test_bytes(200_000, 51);
+    let hash = sha1_hex(&data);
+    app.upload(&token, "f.bin", &data).await;
+    eventually(30, "backup done", || async {
+        (app.sql_count("SELECT COUNT(*) FROM files WHERE backup_state = 'done'").await == 1).then_some(())
+    })
+    .await;
+    let stored = app.stored();
+    let (path, _) = stored.iter().next().unwrap();
+    let full = app.data.path().join("files").join(path);
+    std::fs::remove_file(&full).unwrap();
+
+    let (code, _, bytes) = app.download(&token, &hash, None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(bytes, data, "served from the backup");
+    let (code, _, bytes) = app.download(&token, &hash, Some("bytes=100-199")).await;
+    assert_eq!(code, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(bytes, &data[100..200]);
+    let restored = eventually(30, "the primary copy restored", || async {
+        std::fs::read(&full).ok().filter(|b| b.len() == data.len())
+    })
+    .await;
+    assert_eq!(restored, data);
+}
+on_both!(a_missing_primary_is_served_from_the_backup_and_restored, fallback_body);
+
+async fn presigned_body(d: Deployment) {
+    let g = GarageServer::start().await;
+    let app = TestApp::builder(d)
+        .s3(&g)
+        .env("PAN_STORE_URL", "s3://pan-test/files")
+        .env("PAN_STAGING_URL", "s3://pan-test/staging")
+        .env("PAN_CHUNK_SIZE", "65536")
+        .spawn()
+        .await;
+    let token = app.user(&uname("ps")).await;
+    let data = test_bytes(200_000, 52);
+    let hash = sha1_hex(&data);
+    let done = app.upload(&token, "p.bin", &data).await;
+    assert_eq!(done["state"], "done", "merge through S3 staging and store: {done}");
+    assert!(g.objects("staging").await.is_empty(), "staged chunks are deleted");
+    let (code, _, bytes) = app.download(&token, &hash, Some("bytes=-10")).await;
+    assert_eq!(code, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(bytes, &data[data.len() - 10..]);
+
+    let (code, body) = app.call("POST", &format!("/file/downloadurl?filehash={hash}&expires_in=2"), Some(&token)).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let url = body["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&g.endpoint), "presigned by the store: {url}");
+    let plain = reqwest::Client::new();
+    let resp = plain.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), data);
+    let resp = plain.get(&url).header("range", "bytes=10-19").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), &data[10..20]);
+    eventually(10, "the presigned URL to expire", || async {
+        let code = plain.get(&url).send().await.unwrap().status();
+        code.is_client_error().then_some(())
+    })
+    .await;
+}
+on_both!(presigned_urls_from_an_s3_store_serve_ranges_and_expire, presigned_body);
+
+both!(signed_urls_from_the_api_serve_ranges_and_refuse_tampering_and_expiry, |app| {
+    let token = app.user(&uname("su")).await;
+    let data = test_bytes(5000, 53);
+    let hash = sha1_hex(&data);
+    app.upload(&token, "s.bin", &data).await;
+    let (code, body) = app.call("POST", &format!("/file/downloadurl?filehash={hash}&expires_in=2"), Some(&token)).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let url = body["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&app.base), "{url}");
+    let plain = reqwest::Client::new();
+    let resp = plain.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-disposition"].to_str().unwrap().contains("s.bin"));
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), data);
+    let resp = plain.get(&url).header("range", "bytes=4990-").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), &data[4990..]);
+    for tampered in [url.replace("uid=", "uid=9"), format!("{}0", url), url.replace(&hash, &sha1_hex(b"x"))] {
+        let resp = plain.get(&tampered).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{tampered}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], "URL_INVALID");
+    }
+    let other = app.user(&uname("other")).await;
+    let (code, _) = app.call("POST", &format!("/file/downloadurl?filehash={hash}"), Some(&other)).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "only the owner gets a URL");
+    let expired = eventually(10, "the URL to expire", || async {
+        let resp = plain.get(&url).send().await.unwrap();
+        (resp.status() == StatusCode::FORBIDDEN).then_some(resp)
+    })
+    .await;
+    let body: serde_json::Value = expired.json().await.unwrap();
+    assert_eq!(body["code"], "URL_EXPIRED");
+});
+
+both!(
+    an_abandoned_upload_loses_its_chunks_and_its_status,
+    |b: TestAppBuilder| b
+        .env("PAN_UPLOAD_TTL", "1")
+        .env("PAN_SWEEP_SCHEDULE", "* * * * * *")
+        .env("PAN_CHUNK_SIZE", "1024"),
+    |app| {
+        let token = app.user(&uname("ab")).await;
+        let data = test_bytes(3000, 54);
+        let (_, init) = app.init(&token, "a.bin", &data).await;
+        let id = init["uploadID"].as_str().unwrap().to_owned();
+        let (code, _) = app.put_chunk(&token, &id, 0, data[..1024].to_vec()).await;
+        assert_eq!(code, StatusCode::OK);
+        eventually(20, "the staged chunks to be swept", || async { app.staging().is_empty().then_some(()) }).await;
+        let (code, body) = app.status(&token, &id).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
+    }
+);
+
+async fn outage_body(d: Deployment) {
+    let mut g = GarageServer::start().await;
+    let app = TestApp::builder(d)
+        .s3(&g)
+        .env("PAN_BACKUP_URL", "s3://pan-test/backup")
+        .env("PAN_SWEEP_SCHEDULE", "*/2 * * * * *")
+        .spawn()
+        .await;
+    let token = app.user(&uname("out")).await;
+    g.stop();
+    let data = test_bytes(100_000, 55);
+    let done = app.upload(&token, "o.bin", &data).await;
+    assert_eq!(done["state"], "done", "uploads do not depend on the backup store");
+    eventually(60, "a failed backup attempt", || async {
+        (app.sql_count("SELECT COUNT(*) FROM files WHERE backup_state = 'failed' AND backup_attempts >= 1").await == 1)
+            .then_some(())
+    })
+    .await;
+    g.restart().await;
+    eventually(90, "the backup to complete after the store is back", || async {
+        (app.sql_count("SELECT COUNT(*) FROM files WHERE backup_state = 'done'").await == 1).then_some(())
+    })
+    .await;
+    let objects = g.objects("backup").await;
+    assert_eq!(objects.values().next(), Some(&data));
+    let _ = json!(null);
+}
+on_both!(backups_fail_while_the_store_is_down_and_complete_after, outage_body);

@@ -1,0 +1,56 @@
+//! The BackupJob: copy a stored file to the backup store (Aliyun OSS, S3,
+//! Garage…) with bounded memory, and record the outcome on its row.
+//!
+//! Idempotent: the backup key is the file's content-addressed key, so a
+//! repeated copy writes the same object. Failures are recorded (`failed`,
+//! attempts + 1) and returned as errors so the queue retries with backoff; the
+//! clean-up job also re-enqueues backups that stayed `pending` or `failed`.
+
+use apalis::prelude::{BoxDynError, Data};
+use object_store::path::Path;
+use shared::error::Result;
+use shared::files;
+use shared::jobs::BackupJob;
+
+use crate::MergeContext;
+
+/// The apalis handler.
+pub async fn handle(job: BackupJob, ctx: Data<MergeContext>) -> Result<(), BoxDynError> {
+    backup(&ctx, &job).await.map_err(|e| {
+        tracing::warn!(filehash = %job.filehash, error = %e, "backup attempt failed; it will be retried");
+        Box::new(e) as BoxDynError
+    })
+}
+
+/// Copies one file to the backup store.
+#[tracing::instrument(name = "back up file", skip(ctx), fields(filehash = %job.filehash, size = job.filesize, mb_s))]
+pub async fn backup(ctx: &MergeContext, job: &BackupJob) -> Result<()> {
+    let b = &ctx.backends;
+    let Some(backup) = &b.backup else {
+        tracing::info!("no backup store configured; nothing to do");
+        return Ok(());
+    };
+    let Some(stored) = b.repo.stored_file(&job.filehash, job.filesize).await? else {
+        tracing::info!("file is gone; nothing to back up");
+        return Ok(());
+    };
+    if stored.backup_state == "done" {
+        return Ok(());
+    }
+    let key = Path::from(stored.storage_key.as_str());
+    let started = std::time::Instant::now();
+    match files::copy_object(&b.files, &key, backup, &key).await {
+        Ok(bytes) => {
+            let secs = started.elapsed().as_secs_f64();
+            let rate = if secs > 0.0 { bytes as f64 / 1e6 / secs } else { 0.0 };
+            tracing::Span::current().record("mb_s", rate.round());
+            b.repo.set_backup(&job.filehash, job.filesize, "done", Some(key.as_ref()), shared::now()).await?;
+            tracing::info!(bytes, seconds = secs, "backed up");
+            Ok(())
+        }
+        Err(e) => {
+            b.repo.set_backup(&job.filehash, job.filesize, "failed", None, shared::now()).await?;
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The scheduled clean-up (apalis-cron, `PAN_SWEEP_SCHEDULE`). Every step is
+//! idempotent, so several worker processes may run it at once:
+//! - uploads idle past the TTL lose their session and staged chunks;
+//! - staged chunks that no live upload owns are deleted (Redis expires
+//!   sessions by itself; this is where their chunks go);
+//! - temporary merge files older than a day (left by killed workers) go;
+//! - backups still `pending` or `failed` are enqueued again;
+//! - expired tokens and old finished job records are dropped.
+
+use std::time::Duration;
+
+use apalis::prelude::{BoxDynError, Data};
+use apalis_cron::Tick;
+use shared::domain::{UploadId, UploadState};
+use shared::error::Result;
+use shared::jobs::BackupJob;
+use shared::objects;
+
+use crate::MergeContext;
+
+/// The apalis-cron handler.
+pub async fn handle(_tick: Tick, ctx: Data<MergeContext>) -> Result<(), BoxDynError> {
+    sweep(&ctx).await.map_err(|e| {
+        tracing::warn!(error = %e, "clean-up failed; it runs again at the next tick");
+        Box::new(e) as BoxDynError
+    })
+}
+
+/// Runs every clean-up step once.
+#[tracing::instrument(name = "clean up", skip(ctx), fields(expired, orphans, backups))]
+pub async fn sweep(ctx: &MergeContext) -> Result<()> {
+    let b = &ctx.backends;
+    let now = shared::now();
+    let span = tracing::Span::current();
+
+    let idle = b.uploads.idle_since(now - ctx.settings.upload_ttl as i64, 1000).await?;
+    for id in &idle {
+        b.uploads.delete(id).await?;
+        objects::delete_prefix(&b.staging.store, &objects::upload_prefix(id)).await?;
+    }
+    span.record("expired", idle.len());
+
+    let mut orphans = 0;
+    let listing = b.staging.store.list_with_delimiter(None).await?;
+    for prefix in listing.common_prefixes {
+        let name = prefix.as_ref().to_owned();
+        let Ok(id) = UploadId::parse(&name) else { continue };
+        let live = matches!(b.uploads.get(&id).await?, Some(s) if s.state != UploadState::Done);
+        if live {
+            continue;
+        }
+        // No live session: a chunk still in flight for it will be refused
+        // when it is recorded, and removes its own object then.
+        orphans += objects::delete_prefix(&b.staging.store, &prefix).await?;
+    }
+    span.record("orphans", orphans);
+
+    if let Some(dir) = &b.files.dir {
+        remove_old_files(&dir.join(".tmp"), Duration::from_secs(86_400));
+    }
+    remove_old_files(&ctx.settings.data_dir.join("tmp"), Duration::from_secs(86_400));
+
+    let mut requeued = 0;
+    if b.backup.is_some() {
+        // Give a backup in flight a minute before calling it lost.
+        for (filehash, filesize) in b.repo.backups_due(now - 60, 1000).await? {
+            b.jobs.backups.push(BackupJob { filehash, filesize }).await?;
+            requeued += 1;
+        }
+    }
+    span.record("backups", requeued);
+
+    b.repo.delete_expired_tokens(now).await?;
+    b.jobs.vacuum(Duration::from_secs(7 * 86_400)).await;
+    tracing::info!(expired = idle.len(), orphans, backups = requeued, "clean-up done");
+    Ok(())
+}
+
+fn remove_old_files(dir: &std::path::Path, age: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let old = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|d| d > age);
+        if old {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
