@@ -636,7 +636,7 @@ api_bind_addr = "127.0.0.1:{admin}"
                 (first.len() == 16 && first.bytes().all(|b| b.is_ascii_hexdigit())).then(|| first.to_owned())
             })
             .unwrap_or_else(|| panic!("no node id in garage status:\n{status}"));
-        g.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+        g.cli(&["layout", "assign", "-z", "dc1", "-c", "1GB", &node]);
         g.cli(&["layout", "apply", "--version", "1"]);
         let (key_id, secret) = (g.key_id.clone(), g.secret.clone());
         g.cli(&["key", "import", "--yes", "-n", "pan-test", &key_id, &secret]);

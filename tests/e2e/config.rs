@@ -24,6 +24,10 @@ fn help_documents_every_setting() {
         "PAN_MERGE_THREADS",
         "PAN_WORKER_JOBS",
         "PAN_MAX_SINGLE_UPLOAD",
+        "PAN_BACKUP_URL",
+        "PAN_SWEEP_SCHEDULE",
+        "PAN_URL_TTL",
+        "PAN_PUBLIC_URL",
     ] {
         assert!(help.contains(var), "--help does not mention {var}");
     }
