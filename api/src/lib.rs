@@ -50,7 +50,7 @@ pub fn endpoint(state: AppState) -> impl Endpoint {
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     Route::new()
-        .nest("/", api)
+        .nest("/", routes::web::with_web_app(api))
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .data(state)

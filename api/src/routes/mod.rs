@@ -4,6 +4,7 @@ pub mod files;
 pub mod health;
 pub mod mupload;
 pub mod usr;
+pub mod web;
 
 use poem_openapi::Tags;
 

@@ -1,0 +1,317 @@
+// pan's web page: one HTML page whose script shows the view named by the path
+// (/, /usr/signin, /usr/signup, /file/upload). No framework, no build step.
+
+import { call, session, setSignedOutHandler } from './api.js';
+import { bytes, date, duration, el, speed } from './format.js';
+import { loadFiles, setupFiles } from './files.js';
+import { Upload, parallel, setParallel, unfinished } from './upload.js';
+
+const $ = (id) => document.getElementById(id);
+
+const VIEWS = {
+  '/': { id: 'view-home', auth: true, title: 'Your files', show: showHome },
+  '/file/upload': { id: 'view-upload', auth: true, title: 'Upload', show: showUpload },
+  '/usr/signin': { id: 'view-signin', auth: false, title: 'Sign in', show: () => $('signin-username').focus() },
+  '/usr/signup': { id: 'view-signup', auth: false, title: 'Sign up', show: () => $('signup-username').focus() },
+};
+
+// ---- navigation -------------------------------------------------------------
+
+function navigate(path, { replace = false } = {}) {
+  if (replace) history.replaceState(null, '', path);
+  else history.pushState(null, '', path);
+  render();
+}
+
+/** A short note at the top of the next view (e.g. "Account created"). */
+function flash(message) {
+  const p = $('flash');
+  p.textContent = message || '';
+  p.hidden = !message;
+}
+
+let firstRender = true;
+
+function render() {
+  const path = location.pathname in VIEWS ? location.pathname : '/';
+  const view = VIEWS[path];
+  if (view.auth && !session.token) {
+    navigate('/usr/signin', { replace: true });
+    return;
+  }
+  for (const v of Object.values(VIEWS)) $(v.id).hidden = v !== view;
+  const signedIn = Boolean(session.token);
+  $('nav').hidden = !signedIn;
+  $('who').hidden = !signedIn;
+  $('who-name').textContent = signedIn ? session.username : '';
+  for (const a of document.querySelectorAll('#nav a')) {
+    if (a.getAttribute('href') === path) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  document.title = `${view.title} · pan`;
+  if (!firstRender) $('main').focus({ preventScroll: true });
+  firstRender = false;
+  view.show();
+}
+
+document.addEventListener('click', (e) => {
+  const a = e.target.closest('a[data-nav]');
+  if (!a || e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
+  e.preventDefault();
+  if (a.getAttribute('href') !== location.pathname) flash('');
+  navigate(a.getAttribute('href'));
+});
+window.addEventListener('popstate', render);
+
+setSignedOutHandler((message) => {
+  session.clear();
+  flash(`${message}`);
+  navigate('/usr/signin', { replace: true });
+});
+
+// ---- sign up, sign in, sign out ---------------------------------------------------
+
+function formError(id, message) {
+  const p = $(id);
+  p.textContent = message || '';
+  p.hidden = !message;
+}
+
+/** Runs a form's submit with its button disabled; errors show in the form. */
+function onSubmit(formId, errorId, handler) {
+  const form = $(formId);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    formError(errorId, '');
+    const button = form.querySelector('button[type=submit]');
+    button.disabled = true;
+    try {
+      await handler(new FormData(form));
+    } catch (err) {
+      formError(errorId, err.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+onSubmit('signup-form', 'signup-error', async (data) => {
+  const username = String(data.get('username')).trim();
+  const password = String(data.get('password'));
+  await call('POST', '/usr/signup', { json: { username, password } });
+  $('signup-form').reset();
+  $('signin-username').value = username;
+  flash(`Account “${username}” created. Sign in to start.`);
+  navigate('/usr/signin');
+  $('signin-password').focus();
+});
+
+onSubmit('signin-form', 'signin-error', async (data) => {
+  const username = String(data.get('username')).trim();
+  const password = String(data.get('password'));
+  const res = await call('POST', '/usr/signin', { json: { username, password } });
+  session.save(res.token, username);
+  $('signin-form').reset();
+  flash('');
+  navigate('/');
+});
+
+$('signout').addEventListener('click', async () => {
+  try {
+    await call('POST', '/usr/signout');
+  } catch {
+    // The token is dropped here either way.
+  }
+  session.clear();
+  flash('You are signed out.');
+  navigate('/usr/signin');
+});
+
+// ---- home: profile and files ------------------------------------------------------
+
+async function loadProfile() {
+  try {
+    const info = await call('GET', '/usr/info');
+    $('profile-count').textContent = String(info.file_count);
+    $('profile-bytes').textContent = bytes(info.bytes_used);
+    $('profile-since').textContent = date(info.created_at);
+  } catch (e) {
+    $('files-error').textContent = e.message;
+    $('files-error').hidden = false;
+  }
+}
+
+function showHome() {
+  loadProfile();
+  loadFiles();
+}
+
+setupFiles(loadProfile);
+
+// ---- upload -----------------------------------------------------------------
+
+const uploads = [];
+
+function showUpload() {
+  $('parallel').value = String(parallel());
+  showUnfinished();
+}
+
+function showUnfinished() {
+  const active = new Set(uploads.filter((u) => !u.finished).map((u) => `${u.file.name}/${u.file.size}`));
+  const list = unfinished().filter((u) => !active.has(`${u.name}/${u.size}`));
+  $('unfinished').hidden = list.length === 0;
+  $('unfinished-list').replaceChildren(
+    ...list.map((u) => el('li', {}, el('span', { class: 'name' }, u.name), ` (${bytes(u.size)})`)),
+  );
+}
+
+$('parallel').addEventListener('change', (e) => {
+  e.target.value = String(setParallel(e.target.value));
+});
+
+$('file-input').addEventListener('change', (e) => {
+  addFiles(e.target.files);
+  e.target.value = '';
+});
+
+const drop = $('drop');
+drop.addEventListener('dragover', (e) => {
+  e.preventDefault();
+  drop.classList.add('over');
+});
+drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+drop.addEventListener('drop', (e) => {
+  e.preventDefault();
+  drop.classList.remove('over');
+  addFiles(e.dataTransfer.files);
+});
+// A file dropped beside the zone must not replace the page.
+window.addEventListener('dragover', (e) => e.preventDefault());
+window.addEventListener('drop', (e) => e.preventDefault());
+
+function addFiles(files) {
+  for (const file of files) {
+    const same = uploads.find(
+      (u) => !u.finished && u.file.name === file.name && u.file.size === file.size
+        && u.file.lastModified === file.lastModified,
+    );
+    if (same) continue;
+    const up = new Upload(file, { onChange: scheduleDraw, onStored: storedOne });
+    up.view = uploadView(up);
+    uploads.unshift(up);
+    $('uploads').prepend(up.view.li);
+    up.start();
+  }
+  showUnfinished();
+}
+
+function storedOne() {
+  showUnfinished();
+}
+
+const dirty = new Set();
+let frame = 0;
+function scheduleDraw(up) {
+  dirty.add(up);
+  if (!frame) {
+    frame = requestAnimationFrame(() => {
+      frame = 0;
+      for (const u of dirty) draw(u);
+      dirty.clear();
+    });
+  }
+}
+
+function uploadView(up) {
+  const name = up.file.name;
+  const bar = el('progress', { max: 1, value: 0, 'aria-label': `Progress of ${name}` });
+  const status = el('p', { class: 'status', 'aria-live': 'polite' });
+  const stats = el('p', { class: 'stats' });
+  const pause = el('button', { type: 'button', class: 'secondary', 'aria-label': `Pause ${name}`, onclick: () => up.pause() }, 'Pause');
+  const resume = el('button', { type: 'button', 'aria-label': `Resume ${name}`, onclick: () => up.resume() }, 'Resume');
+  const cancel = el('button', { type: 'button', class: 'danger', 'aria-label': `Cancel ${name}`, onclick: () => up.cancel() }, 'Cancel');
+  const remove = el('button', {
+    type: 'button',
+    class: 'secondary',
+    'aria-label': `Remove ${name} from this list`,
+    onclick: () => {
+      li.remove();
+      uploads.splice(uploads.indexOf(up), 1);
+    },
+  }, 'Remove');
+  const li = el(
+    'li',
+    { class: 'upload', 'data-name': name },
+    el('div', { class: 'what' }, el('span', { class: 'name' }, name), el('span', { class: 'meta' }, bytes(up.file.size))),
+    bar,
+    status,
+    stats,
+    el('div', { class: 'actions' }, pause, resume, cancel, remove),
+  );
+  const view = { li, bar, status, stats, pause, resume, cancel, remove };
+  up.view = view;
+  draw(up);
+  return view;
+}
+
+const LABELS = {
+  hashing: 'Computing the SHA-1 fingerprint…',
+  starting: 'Starting…',
+  uploading: 'Uploading',
+  paused: 'Paused',
+  completing: 'All chunks sent; finishing…',
+  merging: 'Verifying and storing on the server…',
+  done: 'Stored',
+  instant: 'Finished instantly',
+  failed: 'Failed',
+  error: 'Stopped',
+  cancelled: 'Cancelled',
+};
+
+function draw(up) {
+  const v = up.view;
+  if (!v) return;
+  const size = up.file.size;
+  v.li.dataset.state = up.state;
+  v.li.dataset.uploadId = up.uploadID || '';
+  let label = LABELS[up.state];
+  if (up.message) label = up.state === 'uploading' || up.state === 'instant' ? up.message : `${label}: ${up.message}`;
+  v.status.textContent = label;
+  v.status.className = `status ${['failed', 'error'].includes(up.state) ? 'error' : ''}`;
+
+  if (up.state === 'hashing') {
+    v.bar.value = size ? up.hashed / size : 0;
+    v.stats.textContent = `${bytes(up.hashed)} of ${bytes(size)} read`;
+  } else if (up.state === 'completing' || up.state === 'merging') {
+    v.bar.removeAttribute('value'); // indeterminate
+    v.stats.textContent = `${bytes(size)} sent`;
+  } else {
+    const sent = up.sent;
+    v.bar.value = size ? sent / size : up.finished && up.state !== 'failed' ? 1 : 0;
+    const parts = [`${bytes(sent)} of ${bytes(size)}`];
+    if (up.state === 'uploading') {
+      const bps = up.speed;
+      parts.push(...(bps > 0 ? [speed(bps), `${duration((size - sent) / bps)} left`] : ['measuring speed…']));
+    }
+    if (up.resumed && !up.finished) parts.push(`resumed: ${up.resumed} of ${up.chunkcount} chunks were already on the server`);
+    v.stats.textContent = parts.join(' · ');
+  }
+  const s = up.state;
+  v.pause.hidden = !['hashing', 'starting', 'uploading'].includes(s);
+  const dead = s === 'error' && !up.retryable;
+  v.resume.hidden = !(s === 'paused' || (s === 'error' && !dead));
+  v.resume.textContent = s === 'error' ? 'Retry' : 'Resume';
+  v.cancel.hidden = !['hashing', 'starting', 'uploading', 'paused', 'error'].includes(s) || (dead && !up.uploadID);
+  v.remove.hidden = !(up.finished || dead);
+}
+
+// Refresh speeds and times even when no byte moves (a stalled link shows it).
+setInterval(() => {
+  for (const u of uploads) if (u.state === 'uploading') u.changed();
+}, 1000);
+
+// ---- start ---------------------------------------------------------------------
+
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', render);
+else render();

@@ -1,0 +1,176 @@
+// The file list: newest first, a page at a time; download, rename, delete.
+
+import { ApiError, call, networkError, qs } from './api.js';
+import { bytes, date, el } from './format.js';
+
+export const PAGE_SIZE = 20;
+
+const $ = (id) => document.getElementById(id);
+
+let offset = 0;
+let total = 0;
+
+/** Shows a message in the list's error line (or hides it). */
+function showError(message) {
+  const p = $('files-error');
+  p.textContent = message || '';
+  p.hidden = !message;
+}
+
+/** Loads and shows the current page (the previous one if this one emptied). */
+export async function loadFiles() {
+  showError('');
+  let page;
+  try {
+    page = await call('GET', `/file/query?${qs({ limit: PAGE_SIZE, offset })}`);
+    if (page.files.length === 0 && offset > 0 && page.total > 0) {
+      offset = Math.max(0, Math.floor((page.total - 1) / PAGE_SIZE) * PAGE_SIZE);
+      page = await call('GET', `/file/query?${qs({ limit: PAGE_SIZE, offset })}`);
+    }
+  } catch (e) {
+    showError(e.message);
+    return;
+  }
+  total = page.total;
+  const list = $('files');
+  list.replaceChildren(...page.files.map(fileRow));
+  $('files-empty').hidden = total !== 0;
+  $('pager').hidden = total <= PAGE_SIZE;
+  $('page-prev').disabled = offset === 0;
+  $('page-next').disabled = offset + PAGE_SIZE >= total;
+  const last = Math.min(offset + page.files.length, total);
+  $('page-info').textContent = total ? `${offset + 1}–${last} of ${total}` : '';
+}
+
+export function setupFiles(onChanged) {
+  $('page-prev').addEventListener('click', () => {
+    offset = Math.max(0, offset - PAGE_SIZE);
+    loadFiles();
+  });
+  $('page-next').addEventListener('click', () => {
+    if (offset + PAGE_SIZE < total) offset += PAGE_SIZE;
+    loadFiles();
+  });
+  filesChanged = onChanged;
+}
+
+let filesChanged = () => {};
+
+function fileRow(f) {
+  const name = el('span', { class: 'name' }, f.filename);
+  const meta = el(
+    'span',
+    { class: 'meta' },
+    el('span', { class: 'size' }, bytes(f.filesize)),
+    ' · ',
+    el('time', { datetime: new Date(f.uploaded_at * 1000).toISOString() }, date(f.uploaded_at)),
+  );
+  const row = el('li', { class: 'file', 'data-hash': f.filehash, 'data-name': f.filename });
+  const status = el('p', { class: 'error row-error', role: 'alert', hidden: true });
+  const actions = el(
+    'div',
+    { class: 'actions' },
+    el('button', { type: 'button', class: 'secondary', 'aria-label': `Download ${f.filename}`, onclick: (e) => download(f, e.currentTarget, status) }, 'Download'),
+    el('button', { type: 'button', class: 'secondary', 'aria-label': `Rename ${f.filename}`, onclick: () => startRename(f, row, status) }, 'Rename'),
+    el('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${f.filename}`, onclick: () => remove(f, status) }, 'Delete'),
+  );
+  row.append(el('div', { class: 'what' }, name, meta), actions, status);
+  return row;
+}
+
+function rowError(status, message) {
+  status.textContent = message || '';
+  status.hidden = !message;
+}
+
+/**
+ * Downloads with the bearer header (no token in any URL): the bytes come as a
+ * blob and are saved through an object URL.
+ */
+async function download(f, button, status) {
+  rowError(status, '');
+  button.disabled = true;
+  const label = button.textContent;
+  button.textContent = 'Downloading…';
+  try {
+    const res = await call('GET', `/file/download?${qs({ filehash: f.filehash })}`, { raw: true });
+    let blob;
+    try {
+      blob = await res.blob();
+    } catch {
+      throw networkError();
+    }
+    const url = URL.createObjectURL(blob);
+    const a = el('a', { href: url, download: f.filename, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (e) {
+    rowError(status, e instanceof ApiError ? e.message : String(e));
+  } finally {
+    button.disabled = false;
+    button.textContent = label;
+  }
+}
+
+function startRename(f, row, status) {
+  rowError(status, '');
+  const what = row.querySelector('.what');
+  const id = `rename-${f.filehash}`;
+  const input = el('input', { id, name: 'filename', value: f.filename, required: true, maxlength: 255 });
+  const form = el(
+    'form',
+    { class: 'rename' },
+    el('label', { for: id }, `New name for ${f.filename}`),
+    input,
+    el('div', { class: 'row' },
+      el('button', { type: 'submit' }, 'Save'),
+      el('button', { type: 'button', class: 'secondary', onclick: () => form.replaceWith(what) }, 'Cancel')),
+  );
+  form.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') form.replaceWith(what);
+  });
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const filename = input.value.trim();
+    if (!filename) {
+      rowError(status, 'A file name cannot be empty.');
+      return;
+    }
+    try {
+      await call('POST', '/file/rename', { json: { filehash: f.filehash, filename } });
+      await loadFiles();
+      filesChanged();
+    } catch (err) {
+      rowError(status, err.message);
+    }
+  });
+  what.replaceWith(form);
+  input.focus();
+  input.select();
+}
+
+async function remove(f, status) {
+  rowError(status, '');
+  if (!(await confirmDelete(f.filename))) return;
+  try {
+    await call('DELETE', `/file/delete?${qs({ filehash: f.filehash })}`);
+    await loadFiles();
+    filesChanged();
+  } catch (e) {
+    rowError(status, e.message);
+  }
+}
+
+/** Asks in the page's own dialog (keyboard-usable, Escape cancels). */
+function confirmDelete(name) {
+  const dialog = $('confirm');
+  $('confirm-text').textContent = `“${name}” will be removed from your files. This cannot be undone.`;
+  dialog.returnValue = 'cancel';
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
+    dialog.showModal();
+    $('confirm-cancel').focus();
+  });
+}

@@ -1,0 +1,431 @@
+// Chunked, resumable uploads: SHA-1 in a Web Worker, init, the missing chunks
+// several at a time with retries, complete, then status until done or failed.
+
+import { ApiError, call, errorFromText, networkError, qs, session } from './api.js';
+
+// ---- SHA-1 in a worker --------------------------------------------------
+
+let worker = null;
+const hashJobs = new Map();
+let nextJobId = 1;
+
+function hashWorker() {
+  if (worker) return worker;
+  worker = new Worker('/static/hash-worker.js');
+  worker.onmessage = (event) => {
+    const msg = event.data;
+    const job = hashJobs.get(msg.id);
+    if (!job) return;
+    if (msg.type === 'progress') {
+      job.onProgress(msg.done);
+      return;
+    }
+    hashJobs.delete(msg.id);
+    if (msg.type === 'done') job.resolve(msg.hash);
+    else if (msg.type === 'cancelled') job.reject(new DOMException('hashing cancelled', 'AbortError'));
+    else job.reject(new ApiError(0, 'HASH_FAILED', msg.message));
+  };
+  worker.onerror = (event) => {
+    event.preventDefault();
+    const err = new ApiError(0, 'HASH_FAILED', 'The browser could not compute the file\'s SHA-1.');
+    for (const job of hashJobs.values()) job.reject(err);
+    hashJobs.clear();
+    worker.terminate();
+    worker = null;
+  };
+  return worker;
+}
+
+/** SHA-1 (hex) of a file; `cancel()` stops it (the promise rejects with AbortError). */
+function hashFile(file, onProgress) {
+  const id = nextJobId++;
+  const promise = new Promise((resolve, reject) => {
+    hashJobs.set(id, { resolve, reject, onProgress });
+    hashWorker().postMessage({ type: 'hash', id, file });
+  });
+  const cancel = () => worker && hashJobs.has(id) && worker.postMessage({ type: 'cancel', id });
+  return { promise, cancel };
+}
+
+// ---- chunks in flight, shared by every upload -----------------------------
+
+const PARALLEL_KEY = 'pan.parallel';
+const slots = { limit: clampParallel(localStorage.getItem(PARALLEL_KEY) ?? 4), busy: 0, waiting: [] };
+
+function clampParallel(n) {
+  n = Math.round(Number(n));
+  return Number.isFinite(n) ? Math.min(16, Math.max(1, n)) : 4;
+}
+
+export function parallel() {
+  return slots.limit;
+}
+
+/** How many chunks go out at once, over all uploads (1–16, default 4). */
+export function setParallel(n) {
+  slots.limit = clampParallel(n);
+  localStorage.setItem(PARALLEL_KEY, String(slots.limit));
+  wakeWaiters();
+  return slots.limit;
+}
+
+function acquireSlot() {
+  if (slots.busy < slots.limit) {
+    slots.busy += 1;
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => slots.waiting.push(resolve));
+}
+
+function releaseSlot() {
+  slots.busy -= 1;
+  wakeWaiters();
+}
+
+function wakeWaiters() {
+  while (slots.busy < slots.limit && slots.waiting.length) {
+    slots.busy += 1;
+    slots.waiting.shift()();
+  }
+}
+
+// ---- unfinished uploads, remembered across reloads --------------------------
+
+const UNFINISHED_TTL = 24 * 3600 * 1000;
+
+function unfinishedKey() {
+  return `pan.unfinished.${session.username || ''}`;
+}
+
+/** Uploads begun and not finished (by this browser), newest first. */
+export function unfinished() {
+  let list = [];
+  try {
+    list = JSON.parse(localStorage.getItem(unfinishedKey()) || '[]');
+  } catch {
+    list = [];
+  }
+  const now = Date.now();
+  return list.filter((u) => now - u.at < UNFINISHED_TTL).sort((a, b) => b.at - a.at);
+}
+
+function remember(up) {
+  const list = unfinished().filter((u) => !(u.hash === up.hash && u.size === up.file.size));
+  list.unshift({ name: up.file.name, size: up.file.size, hash: up.hash, at: Date.now() });
+  localStorage.setItem(unfinishedKey(), JSON.stringify(list.slice(0, 50)));
+}
+
+function forget(up) {
+  const list = unfinished().filter((u) => !(u.hash === up.hash && u.size === up.file.size));
+  localStorage.setItem(unfinishedKey(), JSON.stringify(list));
+}
+
+// ---- one upload -------------------------------------------------------------
+
+const MAX_RETRIES = 8;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const aborted = () => new DOMException('stopped', 'AbortError');
+const isAbort = (e) => e && e.name === 'AbortError';
+
+/** Delay before retry `attempt` (0-based): 0.5 s, 1 s, 2 s … up to 15 s, with jitter. */
+function backoff(attempt) {
+  const base = Math.min(15000, 500 * 2 ** attempt);
+  return base / 2 + Math.random() * (base / 2);
+}
+
+/**
+ * One file's upload. `state` is one of: hashing, starting, uploading, paused,
+ * completing, merging, done, instant, failed, error, cancelled. `onChange` is
+ * called after every change; `onStored` once the file is stored.
+ */
+export class Upload {
+  constructor(file, { onChange, onStored }) {
+    this.file = file;
+    this.onChange = onChange;
+    this.onStored = onStored;
+    this.state = 'hashing';
+    this.message = '';
+    this.hash = null;
+    this.hashed = 0;
+    this.uploadID = null;
+    this.chunkcount = 0;
+    this.chunksize = 0;
+    this.done = new Set(); // chunks the server holds
+    this.resumed = 0; // chunks the server held at the last init
+    this.inflight = new Map(); // chunk index → {xhr, loaded}
+    this.samples = []; // [time ms, bytes sent] for the speed
+    this.generation = 0; // bumped by pause and cancel: older runs stop
+    this.hashJob = null;
+    this.stored = null;
+    this.retryable = true; // whether Retry makes sense after an error
+  }
+
+  get finished() {
+    return ['done', 'instant', 'failed', 'cancelled'].includes(this.state);
+  }
+
+  /** Bytes the server holds or is receiving now. */
+  get sent() {
+    if (this.state === 'done' || this.state === 'instant') return this.file.size;
+    let n = 0;
+    for (const i of this.done) n += this.chunkBytes(i);
+    for (const c of this.inflight.values()) n += c.loaded;
+    return Math.min(n, this.file.size);
+  }
+
+  /** Bytes per second over the last few seconds. */
+  get speed() {
+    const s = this.samples;
+    if (s.length < 2) return 0;
+    const [t0, b0] = s[0];
+    const [t1, b1] = s[s.length - 1];
+    return t1 > t0 ? Math.max(0, ((b1 - b0) * 1000) / (t1 - t0)) : 0;
+  }
+
+  chunkBytes(i) {
+    const start = i * this.chunksize;
+    return Math.max(0, Math.min(this.chunksize, this.file.size - start));
+  }
+
+  changed() {
+    if (this.state === 'uploading') {
+      const now = Date.now();
+      this.samples.push([now, this.sent]);
+      while (this.samples.length > 2 && now - this.samples[0][0] > 5000) this.samples.shift();
+    }
+    this.onChange(this);
+  }
+
+  set(state, message = '') {
+    this.state = state;
+    this.message = message;
+    this.changed();
+  }
+
+  /** Starts (or, after pause or error, restarts from init: the server says which chunks it holds). */
+  async start() {
+    const gen = ++this.generation;
+    const stale = () => gen !== this.generation;
+    this.samples = [];
+    try {
+      if (!this.hash) {
+        this.set('hashing');
+        this.hashJob = hashFile(this.file, (n) => {
+          this.hashed = n;
+          this.changed();
+        });
+        this.hash = await this.hashJob.promise;
+        this.hashJob = null;
+        if (stale()) return;
+      }
+      this.set('starting');
+      const init = await call('POST', '/file/mupload/init', {
+        json: { filename: this.file.name, filehash: this.hash, filesize: this.file.size },
+      });
+      if (stale()) return;
+      if (init.status === 'instant') {
+        this.stored = init.file || null;
+        forget(this);
+        this.set('instant', 'This content was already stored, so it finished at once.');
+        this.onStored(this);
+        return;
+      }
+      this.uploadID = init.uploadID;
+      this.chunkcount = init.chunkcount;
+      this.chunksize = init.chunksize;
+      this.done = new Set(init.uploaded);
+      this.resumed = init.status === 'resume' ? init.uploaded.length : 0;
+      remember(this);
+      this.set('uploading');
+      await this.sendMissing(gen);
+      if (stale()) return;
+      await this.complete(gen);
+      if (stale()) return;
+      await this.waitForMerge(gen);
+    } catch (e) {
+      if (stale() || isAbort(e)) return;
+      this.abortInflight();
+      // Retrying helps after network trouble, a busy server or a state
+      // conflict; not when the request itself is refused (too large, say).
+      this.retryable = !(e instanceof ApiError) || e.transient || [401, 404, 409].includes(e.status);
+      this.set('error', e.message || String(e));
+    }
+  }
+
+  /** Sends every chunk the server lacks, `parallel()` at a time over all uploads. */
+  async sendMissing(gen) {
+    const queue = [];
+    for (let i = 0; i < this.chunkcount; i++) if (!this.done.has(i)) queue.push(i);
+    let failure = null;
+    const lane = async () => {
+      while (queue.length && !failure && gen === this.generation) {
+        await acquireSlot();
+        try {
+          if (failure || gen !== this.generation || !queue.length) return;
+          const i = queue.shift();
+          await this.sendChunk(i, gen);
+        } catch (e) {
+          failure = failure || e;
+          // Stop the other lanes' requests too: the upload stops here.
+          this.abortInflight();
+        } finally {
+          releaseSlot();
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(16, queue.length) }, lane));
+    if (gen !== this.generation) throw aborted();
+    if (failure) throw failure;
+  }
+
+  /** One chunk, retried with backoff on network errors and 5xx. */
+  async sendChunk(i, gen) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.putChunk(i);
+        this.done.add(i);
+        if (this.message) this.message = '';
+        this.changed();
+        return;
+      } catch (e) {
+        if (gen !== this.generation || isAbort(e)) throw aborted();
+        if (!(e instanceof ApiError) || !e.transient || attempt >= MAX_RETRIES) throw e;
+        this.message = `${e.message} Retrying chunk ${i + 1} (attempt ${attempt + 2})…`;
+        this.changed();
+        await sleep(backoff(attempt));
+        if (gen !== this.generation) throw aborted();
+      }
+    }
+  }
+
+  /** POST one chunk's bytes (read from disk by the browser, not held in memory). */
+  putChunk(i) {
+    return new Promise((resolve, reject) => {
+      const start = i * this.chunksize;
+      const body = this.file.slice(start, start + this.chunkBytes(i));
+      const xhr = new XMLHttpRequest();
+      const entry = { xhr, loaded: 0 };
+      this.inflight.set(i, entry);
+      const settle = (fn) => {
+        this.inflight.delete(i);
+        fn();
+      };
+      xhr.open('POST', `/file/mupload/uppart?${qs({ uploadID: this.uploadID, chkidx: i })}`);
+      xhr.setRequestHeader('Authorization', `Bearer ${session.token}`);
+      xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+      xhr.setRequestHeader('Accept', 'application/json');
+      xhr.upload.onprogress = (e) => {
+        entry.loaded = e.loaded;
+        this.changed();
+      };
+      xhr.onload = () => {
+        if (xhr.status >= 200 && xhr.status < 300) settle(resolve);
+        else errorFromText(xhr.status, xhr.responseText).then((err) => settle(() => reject(err)));
+      };
+      xhr.onerror = () => settle(() => reject(networkError()));
+      xhr.ontimeout = xhr.onerror;
+      xhr.onabort = () => settle(() => reject(aborted()));
+      xhr.send(body);
+    });
+  }
+
+  abortInflight() {
+    for (const { xhr } of this.inflight.values()) xhr.abort();
+    this.inflight.clear();
+  }
+
+  /** complete; chunks the server reports missing are sent again (a few rounds at most). */
+  async complete(gen) {
+    this.set('completing');
+    for (let round = 0; ; round++) {
+      try {
+        await this.withRetries(() => call('POST', `/file/mupload/complete?${qs({ uploadID: this.uploadID })}`), gen);
+        return;
+      } catch (e) {
+        if (!(e instanceof ApiError) || e.code !== 'CHUNKS_MISSING' || round >= 3) throw e;
+        for (const i of e.body.missing || []) this.done.delete(i);
+        this.set('uploading');
+        await this.sendMissing(gen);
+        this.set('completing');
+      }
+    }
+  }
+
+  /** Polls status until the merge is done or failed. */
+  async waitForMerge(gen) {
+    this.set('merging');
+    for (let delay = 300; ; delay = Math.min(3000, delay * 1.5)) {
+      const st = await this.withRetries(
+        () => call('GET', `/file/mupload/status?${qs({ uploadID: this.uploadID })}`),
+        gen,
+      );
+      if (gen !== this.generation) return;
+      if (st.state === 'done') {
+        this.stored = st.file || null;
+        forget(this);
+        this.set('done');
+        this.onStored(this);
+        return;
+      }
+      if (st.state === 'failed') {
+        forget(this);
+        this.set('failed', st.reason || 'the server could not store the file');
+        return;
+      }
+      await sleep(delay);
+      if (gen !== this.generation) return;
+    }
+  }
+
+  async withRetries(fn, gen) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (!(e instanceof ApiError) || !e.transient || attempt >= MAX_RETRIES) throw e;
+        await sleep(backoff(attempt));
+        if (gen !== this.generation) throw aborted();
+      }
+    }
+  }
+
+  /** Stops sending; chunks in flight are dropped (resume sends them again). */
+  pause() {
+    if (!['hashing', 'starting', 'uploading'].includes(this.state)) return;
+    this.generation += 1;
+    if (this.hashJob) {
+      this.hashJob.cancel();
+      this.hashJob = null;
+    }
+    this.abortInflight();
+    this.set('paused');
+  }
+
+  resume() {
+    if (this.state === 'paused' || this.state === 'error') this.start();
+  }
+
+  /** Stops and drops the upload and its chunks on the server. */
+  async cancel() {
+    if (this.finished || this.state === 'completing' || this.state === 'merging') return;
+    this.generation += 1;
+    if (this.hashJob) {
+      this.hashJob.cancel();
+      this.hashJob = null;
+    }
+    this.abortInflight();
+    this.set('cancelled', 'Cancelling…');
+    if (this.uploadID) {
+      try {
+        await call('DELETE', `/file/mupload/abort?${qs({ uploadID: this.uploadID })}`);
+      } catch (e) {
+        if (!(e instanceof ApiError) || e.status !== 404) {
+          this.set('cancelled', `Cancelled here, but the server said: ${e.message}`);
+          return;
+        }
+      }
+    }
+    if (this.hash) forget(this);
+    this.set('cancelled');
+  }
+}
