@@ -84,8 +84,10 @@ function rowError(status, message) {
 }
 
 /**
- * Downloads with the bearer header (no token in any URL): the bytes come as a
- * blob and are saved through an object URL.
+ * Downloads without putting the bearer token in a URL. Preferred: a
+ * short-lived signed URL from POST /file/downloadurl, which the browser saves
+ * straight to disk. Servers without that route: the bytes are fetched with
+ * the bearer header as a blob (held in memory) and saved via an object URL.
  */
 async function download(f, button, status) {
   rowError(status, '');
@@ -93,6 +95,13 @@ async function download(f, button, status) {
   const label = button.textContent;
   button.textContent = 'Downloading…';
   try {
+    const signed = await signedUrl(f);
+    if (signed) {
+      const foreign = new URL(signed, location.href).origin !== location.origin;
+      // `download` only works on this origin; a store's presigned URL opens in a new tab.
+      save(signed, f.filename, foreign);
+      return;
+    }
     const res = await call('GET', `/file/download?${qs({ filehash: f.filehash })}`, { raw: true });
     let blob;
     try {
@@ -101,10 +110,7 @@ async function download(f, button, status) {
       throw networkError();
     }
     const url = URL.createObjectURL(blob);
-    const a = el('a', { href: url, download: f.filename, hidden: true });
-    document.body.append(a);
-    a.click();
-    a.remove();
+    save(url, f.filename, false);
     setTimeout(() => URL.revokeObjectURL(url), 60_000);
   } catch (e) {
     rowError(status, e instanceof ApiError ? e.message : String(e));
@@ -112,6 +118,28 @@ async function download(f, button, status) {
     button.disabled = false;
     button.textContent = label;
   }
+}
+
+/** A signed URL valid for a minute, or null when the server has no such route. */
+async function signedUrl(f) {
+  try {
+    const res = await call('POST', `/file/downloadurl?${qs({ filehash: f.filehash, expires_in: 60 })}`);
+    return res.url;
+  } catch (e) {
+    if (e instanceof ApiError && ['NOT_FOUND', 'METHOD_NOT_ALLOWED'].includes(e.code)) return null;
+    throw e;
+  }
+}
+
+function save(url, filename, newTab) {
+  const a = el('a', { href: url, download: newTab ? undefined : filename, hidden: true });
+  if (newTab) {
+    a.target = '_blank';
+    a.rel = 'noopener noreferrer';
+  }
+  document.body.append(a);
+  a.click();
+  a.remove();
 }
 
 function startRename(f, row, status) {

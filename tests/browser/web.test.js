@@ -243,6 +243,7 @@ test('a 40 MiB upload interrupted by a reload resumes without resending chunks, 
   await download.saveAs(saved);
   assert.equal(sha1(readFileSync(saved)), bigSha1);
   assert.ok(!download.url().includes(token), 'no token in the download URL');
+  assert.match(download.url(), /\/file\/signed\?/, 'a signed URL from /file/downloadurl');
   await page.context().close();
 });
 
@@ -318,6 +319,18 @@ test('the list pages, renames and deletes (with a confirmation)', async () => {
   await page.getByRole('button', { name: 'Next' }).click();
   await page.locator('#page-info', { hasText: '21–22 of 22' }).waitFor();
   await page.locator('li.file[data-name="big.bin"]').waitFor();
+
+  // Download without /file/downloadurl (an older server): the blob fallback.
+  await page.route('**/file/downloadurl?*', (route) =>
+    route.fulfill({ status: 404, contentType: 'application/json', body: '{"code":"NOT_FOUND","message":"no such route"}' }));
+  const [fallback] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Download small-00.txt' }).click(),
+  ]);
+  assert.match(fallback.url(), /^blob:/);
+  await fallback.saveAs(join(tmp, 'small-00.txt'));
+  assert.equal(readFileSync(join(tmp, 'small-00.txt'), 'utf8'), `small file 0 ${USER}`);
+  await page.unroute('**/file/downloadurl?*');
 
   // Rename.
   await page.getByRole('button', { name: 'Rename big.bin' }).click();
