@@ -154,3 +154,43 @@ pub async fn json_errors(err: poem::Error) -> Response {
     }
     ApiError::from_status(status.as_u16(), message).into_response()
 }
+
+/// Adds the `Allow` header RFC 9110 requires on 405 answers, listing the
+/// methods the API documents for the path (the spec's; a web view's HTML GET
+/// is not part of the API contract).
+pub fn allow_header(ep: impl poem::Endpoint + 'static) -> impl poem::Endpoint {
+    use poem::EndpointExt;
+    ep.around(|ep, req: poem::Request| async move {
+        let path = req.uri().path().to_owned();
+        let mut resp = ep.call(req).await.map(IntoResponse::into_response).unwrap_or_else(|e| e.into_response());
+        if resp.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED
+            && let Some(methods) = allowed_methods(&path)
+            && let Ok(value) = poem::http::HeaderValue::from_str(&methods)
+        {
+            resp.headers_mut().insert(poem::http::header::ALLOW, value);
+        }
+        Ok::<_, poem::Error>(resp)
+    })
+}
+
+fn allowed_methods(path: &str) -> Option<String> {
+    use std::collections::{BTreeSet, HashMap};
+    use std::sync::LazyLock;
+    static METHODS: LazyLock<HashMap<String, BTreeSet<String>>> = LazyLock::new(|| {
+        let spec: serde_json::Value = serde_json::from_str(&crate::spec_json()).unwrap_or_default();
+        let mut map: HashMap<String, BTreeSet<String>> = HashMap::new();
+        if let Some(paths) = spec["paths"].as_object() {
+            for (p, ops) in paths {
+                let set = map.entry(p.clone()).or_default();
+                set.extend(ops.as_object().into_iter().flat_map(|o| o.keys().map(|m| m.to_uppercase())));
+            }
+        }
+        for methods in map.values_mut() {
+            if methods.contains("GET") {
+                methods.insert("HEAD".into());
+            }
+        }
+        map
+    });
+    METHODS.get(path).map(|m| m.iter().cloned().collect::<Vec<_>>().join(", "))
+}

@@ -16,6 +16,7 @@ pub mod error;
 pub mod limits;
 pub mod routes;
 pub mod state;
+pub mod text;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -49,13 +50,14 @@ pub fn endpoint(state: AppState) -> impl Endpoint {
     let api = openapi();
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
-    Route::new()
+    let routes = Route::new()
         .nest("/", routes::web::with_web_app(api))
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .data(state)
         .with(Tracing)
-        .catch_all_error(error::json_errors)
+        .catch_all_error(error::json_errors);
+    error::allow_header(routes)
 }
 
 /// A built server: backends open, port bound, not yet serving.

@@ -14,6 +14,7 @@ use crate::auth::BearerAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::limits::{json_body_limit, single_upload_limit};
 use crate::state::AppState;
+use crate::text::Text;
 
 /// One of the caller's files.
 #[derive(Debug, Clone, Object)]
@@ -59,11 +60,11 @@ pub struct FileList {
 #[derive(Debug, Object)]
 pub struct RenameRequest {
     /// SHA-1 of the file to rename.
-    #[oai(validator(max_length = 64))]
-    pub filehash: String,
-    /// The new name: 1-255 bytes, no control characters.
-    #[oai(validator(max_length = 1024))]
-    pub filename: String,
+    #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
+    pub filehash: Text,
+    /// The new name: 1-255 bytes of UTF-8, no control characters.
+    #[oai(validator(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"))]
+    pub filename: Text,
 }
 
 /// Delete answers.
@@ -199,6 +200,7 @@ impl FileApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         /// SHA-1 of the file.
+        #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
         filehash: Query<String>,
         /// `bytes=first-last`, `bytes=first-` or `bytes=-suffix_length`.
         #[oai(name = "Range")]
@@ -226,6 +228,7 @@ impl FileApi {
         auth: BearerAuth,
         req: &poem::Request,
         /// SHA-1 of the file.
+        #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
         filehash: Query<String>,
         /// Lifetime of the URL in seconds, 1-604800.
         #[oai(validator(minimum(value = "1"), maximum(value = "604800")))]
@@ -257,6 +260,7 @@ impl FileApi {
         &self,
         state: Data<&AppState>,
         /// SHA-1 of the file.
+        #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
         filehash: Query<String>,
         /// The user the URL was made for.
         uid: Query<i64>,
@@ -291,7 +295,9 @@ impl FileApi {
     /// files use `/file/mupload`. Identical content is stored once.
     #[oai(path = "/upload", method = "post", operation_id = "file_upload", transform = "single_upload_limit")]
     async fn upload(&self, state: Data<&AppState>, auth: BearerAuth, form: SingleUpload) -> ApiResult<UploadResponse> {
-        let name = form.filename.as_deref().or(form.file.file_name()).unwrap_or("").to_owned();
+        // A part without any name is stored as "untitled" rather than refused.
+        let name = form.filename.as_deref().or(form.file.file_name()).filter(|n| !n.is_empty()).unwrap_or("untitled");
+        let name = name.to_owned();
         let name = FileName::parse(&name)?;
         let limit = state.settings.max_single_upload;
         let file =
@@ -323,6 +329,7 @@ impl FileApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         /// SHA-1 of the file to delete.
+        #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
         filehash: Query<String>,
     ) -> ApiResult<DeleteResponse> {
         let hash = Sha1Hex::parse(&filehash.0)?;

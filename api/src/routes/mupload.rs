@@ -16,17 +16,18 @@ use crate::auth::BearerAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::limits::{default_octet_stream, json_body_limit};
 use crate::state::AppState;
+use crate::text::Text;
 
 /// What the client wants to upload.
 #[derive(Debug, Object)]
 pub struct InitRequest {
-    /// The name to list the file under: 1-255 bytes, no control characters.
-    /// Metadata only.
-    #[oai(validator(max_length = 1024))]
-    pub filename: String,
+    /// The name to list the file under: 1-255 bytes of UTF-8, no control
+    /// characters. Metadata only.
+    #[oai(validator(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"))]
+    pub filename: Text,
     /// SHA-1 of the whole file, 40 hex characters.
-    #[oai(validator(max_length = 64))]
-    pub filehash: String,
+    #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
+    pub filehash: Text,
     /// Size of the whole file in bytes.
     #[oai(validator(minimum(value = "0")))]
     pub filesize: i64,
@@ -255,7 +256,7 @@ impl UploadApi {
         chkidx: Query<u64>,
         /// `sha1 <base64 of the chunk's SHA-1>`; when present, a chunk that
         /// does not match is refused with `CHUNK_CHECKSUM_MISMATCH`.
-        #[oai(name = "Upload-Checksum")]
+        #[oai(name = "Upload-Checksum", validator(pattern = r"^[Ss][Hh][Aa]1 [A-Za-z0-9+/]{27}=$"))]
         upload_checksum: Header<Option<String>>,
         req: &poem::Request,
         body: Binary<Body>,

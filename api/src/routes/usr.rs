@@ -15,15 +15,17 @@ use crate::auth::{BearerAuth, token_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::limits::json_body_limit;
 use crate::state::AppState;
+use crate::text::Text;
 
 /// A username and a password.
 #[derive(Debug, Object)]
 pub struct Credentials {
-    /// 1-64 characters from A-Z, a-z, 0-9, '.', '_' and '-'.
-    pub username: String,
-    /// 8-1024 bytes.
-    #[oai(validator(max_length = 1024))]
-    pub password: String,
+    /// 1-64 characters from A-Z, a-z, 0-9, '.', '_' and '-' (case-sensitive).
+    #[oai(validator(pattern = r"^[A-Za-z0-9._-]{1,64}$"))]
+    pub username: Text,
+    /// 8-1024 characters, no NUL.
+    #[oai(validator(min_length = 8, max_length = 1024, pattern = r"^[^\x00]*$"))]
+    pub password: Text,
 }
 
 /// A newly registered user.
@@ -102,7 +104,7 @@ impl UsrApi {
     /// Create an account.
     ///
     /// Usernames are 1-64 characters from A-Z, a-z, 0-9, '.', '_' and '-' and
-    /// compare exactly (case-sensitive); passwords are 8-1024 bytes.
+    /// compare exactly (case-sensitive); passwords are 8-1024 characters.
     #[oai(path = "/signup", method = "post", operation_id = "signup", transform = "json_body_limit")]
     async fn signup(&self, state: Data<&AppState>, body: Json<Credentials>) -> ApiResult<SignupResponse> {
         let name = UserName::parse(&body.username)?;
