@@ -2,10 +2,13 @@
 //!
 //! Layout:
 //! - [`config`]: the api's settings (flags and environment).
-//! - [`routes`]: one module per resource (`usr`, `mupload`, `files`, `health`).
+//! - [`routes`]: one module per resource (`usr`, `mupload`, `files`, `health`),
+//!   and `web`: the web page (assets embedded in the binary) served at `/`,
+//!   `/static/…` and, for browsers, at GET `/usr/signup`, `/usr/signin`, `/file/upload`.
 //! - [`auth`]: the bearer-token security scheme.
 //! - [`error`]: the one mapping from domain errors to `{code, message}`.
 //! - [`limits`]: request body limits.
+//! - [`text`]: strict JSON strings for request bodies.
 //!
 //! [`build`] opens the backends and binds the port; [`App::serve`] runs until
 //! the shutdown future resolves. `main` and the tests drive it the same way.
@@ -45,7 +48,8 @@ pub fn spec_json() -> String {
     openapi().spec()
 }
 
-/// Every route: the API, Swagger UI at `/docs`, the spec at `/openapi.json`.
+/// Every route: the API and the web page, Swagger UI at `/docs`, the spec at
+/// `/openapi.json`; every error as JSON `{code, message}`, 405s with `Allow`.
 pub fn endpoint(state: AppState) -> impl Endpoint {
     let api = openapi();
     let docs = api.swagger_ui();

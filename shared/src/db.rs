@@ -97,11 +97,26 @@ pub trait SecretRepo: Send + Sync {
     async fn secret(&self, name: &str, fresh: &str) -> Result<String>;
 }
 
+/// Installation-wide totals.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Totals {
+    /// Registered users.
+    pub users: i64,
+    /// Distinct stored contents.
+    pub files: i64,
+    /// Bytes of distinct stored contents.
+    pub stored_bytes: i64,
+    /// Users' entries (a content shared by two users counts twice).
+    pub user_files: i64,
+}
+
 /// The whole repository, as the rest of pan holds it.
 #[async_trait]
 pub trait MetaRepo: UserRepo + FileRepo + BackupRepo + SecretRepo {
     /// A cheap round trip, for readiness checks.
     async fn health_check(&self) -> Result<()>;
+    /// Installation-wide totals, for `/metrics`.
+    async fn totals(&self) -> Result<Totals>;
 }
 
 /// Opens the repository named by `url` and applies its migrations.

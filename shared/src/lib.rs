@@ -23,6 +23,7 @@ pub mod error;
 pub mod files;
 pub mod jobs;
 pub mod links;
+pub mod metrics;
 pub mod objects;
 pub mod service;
 pub mod uploads;

@@ -61,6 +61,7 @@ pub async fn init(
     };
     if let Some(file) = b.repo.link_existing(&entry).await? {
         tracing::info!(filehash = %filehash, "instant upload: content already stored");
+        crate::metrics::UPLOADS_INSTANT.inc();
         return Ok(InitOutcome::Instant(file, plan));
     }
     if let Some(session) = b.uploads.find_resumable(user.id, filehash.as_str(), filesize).await? {
@@ -79,6 +80,7 @@ pub async fn init(
         updated_at: now,
     };
     b.uploads.create(&session).await?;
+    crate::metrics::UPLOADS_CREATED.inc();
     tracing::info!(upload = %session.id, chunks = plan.chunk_count, chunk_size = plan.chunk_size, "upload created");
     Ok(InitOutcome::New(session))
 }
@@ -146,6 +148,8 @@ where
     objects::write_chunk(&b.staging.store, &key, index, expected, checksum, body).await?;
     match b.uploads.mark_chunk(&session.id, index, key.as_ref(), crate::now()).await {
         Ok(previous) => {
+            crate::metrics::CHUNKS_RECEIVED.inc();
+            crate::metrics::CHUNK_BYTES.add(expected);
             if let Some(previous) = previous.filter(|p| p != key.as_ref()) {
                 delete_quietly(b, &Path::from(previous)).await;
             }

@@ -23,10 +23,11 @@ fn every_operation_has_an_id_a_summary_security_and_error_responses() {
             let name = format!("{method} {path}");
             assert!(op["operationId"].is_string(), "{name}: no operationId");
             assert!(op["summary"].is_string(), "{name}: no summary");
-            let public = ["/usr/signup", "/usr/signin", "/healthz", "/readyz", "/file/signed"].contains(&path.as_str());
+            let public = ["/usr/signup", "/usr/signin", "/healthz", "/readyz", "/metrics", "/file/signed"]
+                .contains(&path.as_str());
             assert_eq!(op["security"].is_array(), !public, "{name}: security");
             let responses = op["responses"].as_object().unwrap();
-            if path != "/healthz" {
+            if path != "/healthz" && path != "/metrics" {
                 assert!(
                     responses.keys().any(|k| k.starts_with('4') || k.starts_with('5')),
                     "{name}: no error responses"
@@ -46,4 +47,11 @@ both!(the_served_spec_equals_the_code_and_docs_are_up, |app| {
     assert_eq!(code, StatusCode::OK);
     let (code, body) = app.call("GET", "/readyz", None).await;
     assert_eq!(code, StatusCode::OK, "{body}");
+    let token = app.user(&uname("m")).await;
+    app.upload(&token, "m.bin", b"metrics").await;
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for line in ["pan_users 1", "pan_stored_files 1", "pan_stored_bytes 7", "pan_up 1"] {
+        assert!(metrics.lines().any(|l| l == line), "/metrics lacks {line:?}:\n{metrics}");
+    }
+    assert!(metrics.contains("# TYPE pan_chunks_received_total counter"));
 });

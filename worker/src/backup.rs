@@ -45,10 +45,12 @@ pub async fn backup(ctx: &MergeContext, job: &BackupJob) -> Result<()> {
             let rate = if secs > 0.0 { bytes as f64 / 1e6 / secs } else { 0.0 };
             tracing::Span::current().record("mb_s", rate.round());
             b.repo.set_backup(&job.filehash, job.filesize, "done", Some(key.as_ref()), shared::now()).await?;
+            shared::metrics::BACKUPS_DONE.inc();
             tracing::info!(bytes, seconds = secs, "backed up");
             Ok(())
         }
         Err(e) => {
+            shared::metrics::BACKUPS_FAILED.inc();
             b.repo.set_backup(&job.filehash, job.filesize, "failed", None, shared::now()).await?;
             Err(e)
         }

@@ -119,6 +119,8 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     files::commit(b, &entry, &key).await?;
     b.uploads.set_state(&id, UploadState::Done, None, shared::now()).await?;
     objects::delete_prefix(&b.staging.store, &objects::upload_prefix(&id)).await?;
+    shared::metrics::MERGES_DONE.inc();
+    shared::metrics::MERGE_BYTES.add(plan.file_size);
     tracing::info!("upload done");
     Ok(())
 }
@@ -142,6 +144,7 @@ async fn fetch_chunks(ctx: &MergeContext, id: &UploadId, keys: Vec<String>) -> R
 /// Ends an upload `failed` for good with `reason`: no rows, chunks deleted.
 async fn fail(ctx: &MergeContext, session: &UploadSession, reason: &str) -> Result<()> {
     tracing::warn!(reason, "upload failed");
+    shared::metrics::MERGES_FAILED.inc();
     let b = &ctx.backends;
     b.uploads.set_state(&session.id, UploadState::Failed, Some(reason), shared::now()).await?;
     b.uploads.forget_chunks(&session.id).await?;
@@ -154,5 +157,6 @@ async fn fail(ctx: &MergeContext, session: &UploadSession, reason: &str) -> Resu
 async fn pause(ctx: &MergeContext, session: &UploadSession, reason: &str) -> Result<()> {
     let reason = format!("{reason}; call complete again to retry");
     tracing::warn!(reason, "merge failed; chunks kept for a retry");
+    shared::metrics::MERGES_FAILED.inc();
     ctx.backends.uploads.set_state(&session.id, UploadState::Failed, Some(&reason), shared::now()).await
 }

@@ -1,7 +1,7 @@
 //! `/healthz` (the process is up) and `/readyz` (its backends answer).
 
 use poem::web::Data;
-use poem_openapi::payload::Json;
+use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::Tag;
@@ -26,6 +26,14 @@ pub enum ReadyResponse {
     NotReady(Json<ErrorBody>),
 }
 
+/// Metrics answers.
+#[derive(ApiResponse)]
+pub enum MetricsResponse {
+    /// Prometheus text exposition format.
+    #[oai(status = 200, content_type = "text/plain; version=0.0.4; charset=utf-8")]
+    Ok(PlainText<String>),
+}
+
 /// Health checks.
 pub struct HealthApi;
 
@@ -35,6 +43,29 @@ impl HealthApi {
     #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
     async fn healthz(&self) -> Json<Health> {
         Json(Health { status: "ok".into() })
+    }
+
+    /// Prometheus metrics: this process's counters (uploads, chunks, merges,
+    /// backups) and installation-wide gauges from the database.
+    #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
+    async fn metrics(&self, state: Data<&AppState>) -> MetricsResponse {
+        let mut out = String::new();
+        shared::metrics::render_counters(&mut out);
+        match state.backends.repo.totals().await {
+            Ok(t) => {
+                use shared::metrics::render_gauge;
+                render_gauge(&mut out, "pan_users", "Registered users.", t.users);
+                render_gauge(&mut out, "pan_stored_files", "Distinct stored contents.", t.files);
+                render_gauge(&mut out, "pan_stored_bytes", "Bytes of distinct stored contents.", t.stored_bytes);
+                render_gauge(&mut out, "pan_user_files", "Users' file entries.", t.user_files);
+                render_gauge(&mut out, "pan_up", "1 when the database answered this scrape.", 1);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: database totals unavailable");
+                shared::metrics::render_gauge(&mut out, "pan_up", "1 when the database answered this scrape.", 0);
+            }
+        }
+        MetricsResponse::Ok(PlainText(out))
     }
 
     /// Readiness: the database (and Redis, when configured) answer.

@@ -5,7 +5,7 @@ use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{BackupRepo, FileRepo, MetaRepo, NewUserFile, SecretRepo, UserRepo};
+use super::{BackupRepo, FileRepo, MetaRepo, NewUserFile, SecretRepo, Totals, UserRepo};
 use crate::domain::{StoredFile, User, UserFile, UserName};
 use crate::error::{Error, Result};
 
@@ -460,5 +460,21 @@ impl MetaRepo for SqlRepo {
     async fn health_check(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn totals(&self) -> Result<Totals> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM users) AS users, (SELECT COUNT(*) FROM files) AS files, \
+             (SELECT CAST(COALESCE(SUM(filesize), 0) AS SIGNED) FROM files) AS stored_bytes, \
+             (SELECT COUNT(*) FROM user_files) AS user_files",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Totals {
+            users: row.try_get("users")?,
+            files: row.try_get("files")?,
+            stored_bytes: row.try_get("stored_bytes")?,
+            user_files: row.try_get("user_files")?,
+        })
     }
 }
