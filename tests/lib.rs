@@ -243,6 +243,22 @@ impl TestApp {
         let _ = w.wait();
     }
 
+    /// Sends SIGTERM to a worker process and waits (at most `secs`) for it to
+    /// exit; returns its exit code.
+    pub fn terminate_worker(&mut self, i: usize, secs: u64) -> Option<i32> {
+        let w = &mut self.workers[i];
+        // SAFETY: kill(2) on a child process id we own; no memory is involved.
+        unsafe { libc::kill(w.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = w.try_wait().expect("wait for worker") {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "worker still running {secs} s after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Kills the api process with SIGKILL (a crash).
     pub fn kill_api(&mut self) {
         if let Some(mut c) = self.api.take() {

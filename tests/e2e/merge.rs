@@ -141,6 +141,43 @@ async fn a_merge_killed_mid_way_is_finished_by_another_worker() {
     assert_eq!(sha1_hex(&bytes), sha1_hex(&data));
 }
 
+/// SIGTERM stops a worker gracefully: the merge in flight finishes first,
+/// then the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_merge_in_flight_finish() {
+    let mut app = TestApp::builder(Deployment::Fleet)
+        .env("PAN_CHUNK_SIZE", "8388608")
+        .env("PAN_MERGE_THREADS", "1")
+        .workers(0)
+        .spawn()
+        .await;
+    let token = app.user(&uname("term")).await;
+    let data = test_bytes(96 << 20, 15);
+    let (_, init) = app.init(&token, "t.bin", &data).await;
+    let id = init["uploadID"].as_str().unwrap().to_owned();
+    let size = init["chunksize"].as_u64().unwrap() as usize;
+    for i in 0..init["chunkcount"].as_u64().unwrap() as usize {
+        app.put_chunk(&token, &id, i as u64, data[i * size..((i + 1) * size).min(data.len())].to_vec()).await;
+    }
+    app.complete(&token, &id).await;
+    let worker = app.spawn_worker();
+    let tmp = app.data.path().join("files/.tmp");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_dir(&tmp)
+        .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(&id)))
+        .unwrap_or(false)
+    {
+        assert!(std::time::Instant::now() < deadline, "the worker never started the merge");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let code = app.terminate_worker(worker, 120);
+    assert_eq!(code, Some(0), "a graceful stop exits 0");
+    let (_, status) = app.status(&token, &id).await;
+    assert_eq!(status["state"], "done", "the merge in flight finished before the exit: {status}");
+    let (_, _, bytes) = app.download(&token, &sha1_hex(&data), None).await;
+    assert_eq!(sha1_hex(&bytes), sha1_hex(&data));
+}
+
 /// A merge on a nearly full filesystem fails cleanly (no crash, the reason in
 /// the status, the chunks kept) and succeeds when complete is called again
 /// after space is freed.
