@@ -52,6 +52,8 @@ pub struct Backends {
     pub jobs: JobQueues,
     /// The Redis connection, when configured (for readiness checks).
     pub redis: Option<ConnectionManager>,
+    /// The download-link signing key, once loaded ([`crate::links`]).
+    pub link_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
 }
 
 impl Backends {
@@ -84,7 +86,16 @@ impl Backends {
                 None,
             ),
         };
-        Ok(Backends { repo: Arc::new(repo), uploads, staging, files, backup, jobs, redis })
+        Ok(Backends {
+            repo: Arc::new(repo),
+            uploads,
+            staging,
+            files,
+            backup,
+            jobs,
+            redis,
+            link_key: Default::default(),
+        })
     }
 }
 

@@ -152,7 +152,7 @@ pub async fn ingest(
     if let Some(file) = b.repo.link_existing(&entry).await? {
         return Ok(file);
     }
-    let key = objects::file_key(&filehash, size);
+    let key = objects::file_key(&filehash, size, &crate::random_hex(8));
     store_file(b, &mut tmp, &key).await?;
     commit(b, &entry, &key).await
 }
@@ -319,6 +319,12 @@ pub async fn delete(b: &Backends, user: &User, filehash: &Sha1Hex) -> Result<()>
         match b.files.store.delete(&Path::from(orphan.storage_key.as_str())).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => tracing::warn!(key = %orphan.storage_key, error = %e, "could not delete unreferenced file bytes"),
+        }
+        if let (Some(backup), Some(key)) = (&b.backup, &orphan.backup_key) {
+            match backup.store.delete(&Path::from(key.as_str())).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => tracing::warn!(key = %key, error = %e, "could not delete the backup copy"),
+            }
         }
         tracing::info!(filehash = %filehash, "last reference gone: bytes deleted");
     }

@@ -11,10 +11,16 @@ use crate::error::{Error, Result};
 /// Name of the signing key in the secrets table.
 const KEY_NAME: &str = "download_link_key";
 
-/// The signing key (created on first use).
+/// The signing key (created in the database on first use, then kept in
+/// memory: it never changes).
 pub async fn signing_key(b: &Backends) -> Result<Vec<u8>> {
-    let hexkey = b.repo.secret(KEY_NAME, &crate::random_hex(32)).await?;
-    hex::decode(hexkey).map_err(|e| Error::internal("reading the link signing key", e))
+    b.link_key
+        .get_or_try_init(|| async {
+            let hexkey = b.repo.secret(KEY_NAME, &crate::random_hex(32)).await?;
+            hex::decode(hexkey).map_err(|e| Error::internal("reading the link signing key", e))
+        })
+        .await
+        .cloned()
 }
 
 fn mac(key: &[u8], filehash: &str, user_id: i64, expires: i64) -> Hmac<Sha256> {

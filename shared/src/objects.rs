@@ -107,6 +107,9 @@ pub fn open(url: &str, setting: &str) -> Result<OpenedStore> {
     }
 }
 
+/// How long a chunk upload may go without receiving a byte.
+pub const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Key of one staged copy of a chunk. Every send of a chunk gets its own key
 /// (the nonce), so concurrent or repeated sends never write the same object.
 pub fn chunk_key(id: &UploadId, index: u64) -> Path {
@@ -118,10 +121,12 @@ pub fn upload_prefix(id: &UploadId) -> Path {
     Path::from(id.as_str())
 }
 
-/// Content-addressed key of a stored file: the hash, the size and a nonce, so
-/// that deleting one generation of some content never touches a newer one.
-pub fn file_key(filehash: &str, filesize: u64) -> Path {
-    Path::from(format!("{}/{}/{filehash}-{filesize}-{}", &filehash[..2], &filehash[2..4], crate::random_hex(8)))
+/// Content-addressed key of a stored file: the hash, the size and a
+/// generation (the upload's id for a merge, so a retried merge overwrites its
+/// own earlier copy; random otherwise), so that deleting one generation of
+/// some content never touches a newer one.
+pub fn file_key(filehash: &str, filesize: u64, generation: &str) -> Path {
+    Path::from(format!("{}/{}/{filehash}-{filesize}-{generation}", &filehash[..2], &filehash[2..4]))
 }
 
 /// Why a streamed chunk was refused.
@@ -136,6 +141,9 @@ pub enum ChunkWriteError {
     /// The declared per-chunk SHA-1 does not match the bytes.
     #[error("chunk {index} does not match its Upload-Checksum (got sha1 {actual})")]
     ChecksumMismatch { index: u64, actual: String },
+    /// The client sent nothing for this many seconds.
+    #[error("no bytes of the chunk arrived for {0} s")]
+    Idle(u64),
     /// Reading the request body failed (client went away).
     #[error("reading the chunk body failed: {0}")]
     Body(std::io::Error),
@@ -151,6 +159,7 @@ impl From<ChunkWriteError> for Error {
             ChunkWriteError::TooShort { .. } => Error::invalid("CHUNK_SIZE_MISMATCH", e.to_string()),
             ChunkWriteError::ChecksumMismatch { .. } => Error::invalid("CHUNK_CHECKSUM_MISMATCH", e.to_string()),
             ChunkWriteError::Body(_) => Error::invalid("BODY_READ_FAILED", e.to_string()),
+            ChunkWriteError::Idle(_) => Error::invalid("BODY_TIMEOUT", e.to_string()),
             ChunkWriteError::Store(s) => Error::from(s),
         }
     }
@@ -177,7 +186,12 @@ where
     let mut hasher = checksum.map(|_| Sha1::new());
     let mut got = 0u64;
     let outcome = loop {
-        match body.next().await {
+        // A client that stops sending mid-chunk frees its slot after a while.
+        let next = match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.next()).await {
+            Ok(next) => next,
+            Err(_) => break Err(ChunkWriteError::Idle(BODY_IDLE_TIMEOUT.as_secs())),
+        };
+        match next {
             None => break Ok(()),
             Some(Err(e)) => break Err(ChunkWriteError::Body(e)),
             Some(Ok(piece)) => {
@@ -220,6 +234,23 @@ where
             let _ = writer.abort().await;
             Err(e)
         }
+    }
+}
+
+impl OpenedStore {
+    /// Deletes everything under `prefix`. On a local store the whole
+    /// directory goes, including the `…#N` temporary files of writes cut off
+    /// by a crash (object_store's listing does not show them).
+    pub async fn delete_prefix(&self, prefix: &Path) -> Result<usize> {
+        let n = delete_prefix(&self.store, prefix).await?;
+        if let Some(dir) = &self.dir {
+            match tokio::fs::remove_dir_all(dir.join(prefix.as_ref())).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::internal("removing a staging directory", e)),
+            }
+        }
+        Ok(n)
     }
 }
 

@@ -16,6 +16,10 @@ use crate::jobs::MergeJob;
 use crate::objects;
 use crate::uploads::CompleteOutcome;
 
+/// After this long in `merging`, a repeated `complete` enqueues the merge
+/// again (the first job must have been lost).
+pub const STUCK_MERGE_SECS: i64 = 30 * 60;
+
 /// How many missing indexes a `CHUNKS_MISSING` error lists.
 pub const MISSING_LISTED: usize = 100;
 
@@ -198,6 +202,14 @@ pub async fn complete(b: &Backends, user: &User, id: &str) -> Result<UploadState
             tracing::info!(upload = %session.id, "merge enqueued");
             Ok(UploadState::Merging)
         }
+        CompleteOutcome::AlreadyIn(UploadState::Merging) if crate::now() - session.updated_at > STUCK_MERGE_SECS => {
+            // Merging for this long means the job was lost (the queue was
+            // away when it was pushed, or gave up); merges are idempotent,
+            // so hand it over again.
+            tracing::warn!(upload = %session.id, "merge looks lost; enqueueing it again");
+            b.jobs.merges.push(MergeJob { upload_id: session.id.to_string() }).await?;
+            Ok(UploadState::Merging)
+        }
         CompleteOutcome::AlreadyIn(state) => Ok(state),
         CompleteOutcome::Missing => {
             let have = b.uploads.chunks(&session.id).await?;
@@ -215,10 +227,12 @@ pub async fn complete(b: &Backends, user: &User, id: &str) -> Result<UploadState
 #[tracing::instrument(name = "abort upload", skip(b, user), fields(user = user.id))]
 pub async fn abort(b: &Backends, user: &User, id: &str) -> Result<()> {
     let session = owned_session(b, user, id).await?;
-    if session.state == UploadState::Merging {
-        return Err(Error::NotUploading { state: session.state.to_string() });
+    if !b.uploads.delete_unless_merging(&session.id).await? {
+        return match b.uploads.get(&session.id).await? {
+            Some(s) => Err(Error::NotUploading { state: s.state.to_string() }),
+            None => Err(Error::UploadNotFound),
+        };
     }
-    b.uploads.delete(&session.id).await?;
-    objects::delete_prefix(&b.staging.store, &objects::upload_prefix(&session.id)).await?;
+    b.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;
     Ok(())
 }

@@ -50,12 +50,17 @@ pub trait UploadStore: Send + Sync {
     /// full disk, say) starts again the same way; one whose chunks were
     /// forgotten stays `failed`.
     async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome>;
-    /// Sets a final (`done`/`failed`) or retry (`merging`) state and its reason.
-    async fn set_state(&self, id: &UploadId, state: UploadState, reason: Option<&str>, now: i64) -> Result<()>;
+    /// Ends a merge: moves the session from `merging` to `state` (`done` or
+    /// `failed`) with `reason`, refreshing its TTL. A compare-and-set: when
+    /// the session is not `merging` any more (another worker finished the
+    /// same job first) nothing changes and `false` comes back.
+    async fn finish_merge(&self, id: &UploadId, state: UploadState, reason: Option<&str>, now: i64) -> Result<bool>;
+    /// Forgets a session and its chunk map unless it is `merging` (a
+    /// compare-and-set, so an abort or the sweeper never pulls an upload
+    /// from under a merge). Returns whether it was deleted.
+    async fn delete_unless_merging(&self, id: &UploadId) -> Result<bool>;
     /// Forgets the chunk map (after a final failure deleted the chunks).
     async fn forget_chunks(&self, id: &UploadId) -> Result<()>;
-    /// Forgets the session and its chunk map.
-    async fn delete(&self, id: &UploadId) -> Result<()>;
     /// Ids of `uploading` or `failed` sessions idle since before `cutoff`,
     /// for the sweeper (Redis expires its own and returns none).
     async fn idle_since(&self, cutoff: i64, limit: u64) -> Result<Vec<UploadId>>;

@@ -49,7 +49,7 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
         UploadState::Merging => {}
         UploadState::Done => {
             // A retry after the session was marked done: only the clean-up may be left.
-            objects::delete_prefix(&b.staging.store, &objects::upload_prefix(&id)).await?;
+            b.staging.delete_prefix(&objects::upload_prefix(&id)).await?;
             return Ok(());
         }
         other => {
@@ -104,8 +104,12 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
         return fail(ctx, &session, &reason).await;
     }
 
-    let key = objects::file_key(session.filehash.as_str(), plan.file_size);
+    let key = objects::file_key(session.filehash.as_str(), plan.file_size, id.as_str());
     if let Err(e) = files::store_file(b, &mut tmp, &key).await {
+        if b.files.dir.is_none() {
+            // A remote store that is away: the job queue retries later.
+            return Err(e);
+        }
         return pause(ctx, &session, &format!("could not store the file: {e}")).await;
     }
     let entry = NewUserFile {
@@ -117,8 +121,11 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     };
     // When another merge stored the same content first, its copy wins.
     files::commit(b, &entry, &key).await?;
-    b.uploads.set_state(&id, UploadState::Done, None, shared::now()).await?;
-    objects::delete_prefix(&b.staging.store, &objects::upload_prefix(&id)).await?;
+    if !b.uploads.finish_merge(&id, UploadState::Done, None, shared::now()).await? {
+        tracing::info!("another attempt finished this upload first");
+        return Ok(());
+    }
+    b.staging.delete_prefix(&objects::upload_prefix(&id)).await?;
     shared::metrics::MERGES_DONE.inc();
     shared::metrics::MERGE_BYTES.add(plan.file_size);
     tracing::info!("upload done");
@@ -132,9 +139,14 @@ async fn fetch_chunks(ctx: &MergeContext, id: &UploadId, keys: Vec<String>) -> R
     let jobs = keys.into_iter().enumerate().map(|(i, key)| {
         let (b, settings, stem) = (ctx.backends.clone(), ctx.settings.clone(), format!("{id}-chunk{i}"));
         async move {
+            use tokio::io::AsyncWriteExt;
             let tmp = TempFile::new(&b, &settings, &stem)?;
-            let bytes = b.staging.store.get(&object_store::path::Path::from(key)).await?.bytes().await?;
-            tokio::fs::write(&tmp.path, &bytes).await.context("writing a fetched chunk")?;
+            let mut out = tokio::fs::File::create(&tmp.path).await.context("creating a fetched chunk")?;
+            let mut stream = b.staging.store.get(&object_store::path::Path::from(key)).await?.into_stream();
+            while let Some(piece) = stream.next().await {
+                out.write_all(&piece?).await.context("writing a fetched chunk")?;
+            }
+            out.flush().await.context("writing a fetched chunk")?;
             Ok::<_, Error>(tmp)
         }
     });
@@ -146,9 +158,12 @@ async fn fail(ctx: &MergeContext, session: &UploadSession, reason: &str) -> Resu
     tracing::warn!(reason, "upload failed");
     shared::metrics::MERGES_FAILED.inc();
     let b = &ctx.backends;
-    b.uploads.set_state(&session.id, UploadState::Failed, Some(reason), shared::now()).await?;
+    if !b.uploads.finish_merge(&session.id, UploadState::Failed, Some(reason), shared::now()).await? {
+        tracing::info!("another attempt finished this upload first");
+        return Ok(());
+    }
     b.uploads.forget_chunks(&session.id).await?;
-    objects::delete_prefix(&b.staging.store, &objects::upload_prefix(&session.id)).await?;
+    b.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;
     Ok(())
 }
 
@@ -158,5 +173,6 @@ async fn pause(ctx: &MergeContext, session: &UploadSession, reason: &str) -> Res
     let reason = format!("{reason}; call complete again to retry");
     tracing::warn!(reason, "merge failed; chunks kept for a retry");
     shared::metrics::MERGES_FAILED.inc();
-    ctx.backends.uploads.set_state(&session.id, UploadState::Failed, Some(&reason), shared::now()).await
+    ctx.backends.uploads.finish_merge(&session.id, UploadState::Failed, Some(&reason), shared::now()).await?;
+    Ok(())
 }

@@ -35,8 +35,10 @@ pub async fn sweep(ctx: &MergeContext) -> Result<()> {
 
     let idle = b.uploads.idle_since(now - ctx.settings.upload_ttl as i64, 1000).await?;
     for id in &idle {
-        b.uploads.delete(id).await?;
-        objects::delete_prefix(&b.staging.store, &objects::upload_prefix(id)).await?;
+        // A `complete` may have restarted it since it was listed.
+        if b.uploads.delete_unless_merging(id).await? {
+            b.staging.delete_prefix(&objects::upload_prefix(id)).await?;
+        }
     }
     span.record("expired", idle.len());
 
@@ -51,7 +53,7 @@ pub async fn sweep(ctx: &MergeContext) -> Result<()> {
         }
         // No live session: a chunk still in flight for it will be refused
         // when it is recorded, and removes its own object then.
-        orphans += objects::delete_prefix(&b.staging.store, &prefix).await?;
+        orphans += b.staging.delete_prefix(&prefix).await?;
     }
     span.record("orphans", orphans);
 

@@ -92,7 +92,12 @@ fn hash_password(password: &str) -> Result<String, String> {
     hasher().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
 }
 
+/// Runs a password hash off the async runtime. At most two per core at once:
+/// each takes 19 MiB, so a burst of signins queues instead of eating memory.
 async fn spawn_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+    static HASHING: LazyLock<tokio::sync::Semaphore> =
+        LazyLock::new(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get() * 2)));
+    let _permit = HASHING.acquire().await.context("password hashing slots").map_err(ApiError::from)?;
     tokio::task::spawn_blocking(f).await.context("password hashing task").map_err(ApiError::from)
 }
 
@@ -150,8 +155,13 @@ impl UsrApi {
         _auth: BearerAuth,
         req: &poem::Request,
     ) -> ApiResult<SignoutResponse> {
-        if let Some(token) = req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")) {
-            state.backends.repo.delete_token(&token_hash(token.trim())).await?;
+        // The scheme is case-insensitive, as the checker that let us in read it.
+        let token = req
+            .header("authorization")
+            .and_then(|h| h.trim().split_once(' '))
+            .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()));
+        if let Some(token) = token {
+            state.backends.repo.delete_token(&token_hash(token)).await?;
         }
         Ok(SignoutResponse::SignedOut)
     }

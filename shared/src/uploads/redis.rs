@@ -47,7 +47,7 @@ return {'ok', previous}
     )
 });
 
-/// KEYS: session, chunks. ARGV: now.
+/// KEYS: session, chunks. ARGV: now, ttl.
 /// Returns "started", "missing", "gone" or the state the session is in.
 /// A `failed` upload whose chunks are all still staged starts again (a merge
 /// that failed for want of disk space); one whose chunks were dropped stays failed.
@@ -63,9 +63,43 @@ if redis.call('HLEN', KEYS[2]) < want then
   return 'missing'
 end
 redis.call('HSET', KEYS[1], 'state', 'merging', 'reason', '', 'updated_at', ARGV[1])
+-- A merge may start long after the last chunk: give it a full TTL.
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
 local resume = redis.call('HGET', KEYS[1], 'resume_key')
 if resume then redis.call('DEL', resume) end
 return 'started'
+"#,
+    )
+});
+
+/// KEYS: session, chunks. ARGV: state, reason, now, ttl.
+/// 1 when the session moved from `merging` to `state`, else 0. Checking and
+/// writing in one script also never resurrects an expired session.
+static FINISH_MERGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('HGET', KEYS[1], 'state') ~= 'merging' then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2], 'updated_at', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return 1
+"#,
+    )
+});
+
+/// KEYS: session, chunks. ARGV: upload id.
+/// Deletes the session, its chunk map and its resume pointer unless it is
+/// merging: 1 when deleted, 0 when merging or gone.
+static DELETE_UNLESS_MERGING: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or state == 'merging' then return 0 end
+local resume = redis.call('HGET', KEYS[1], 'resume_key')
+if resume and redis.call('GET', resume) == ARGV[1] then redis.call('DEL', resume) end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
 "#,
     )
 });
@@ -183,8 +217,13 @@ impl UploadStore for RedisUploads {
 
     async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome> {
         let mut con = self.con.clone();
-        let reply: String =
-            START_MERGE.key(self.session_key(id)).key(self.chunks_key(id)).arg(now).invoke_async(&mut con).await?;
+        let reply: String = START_MERGE
+            .key(self.session_key(id))
+            .key(self.chunks_key(id))
+            .arg(now)
+            .arg(self.ttl)
+            .invoke_async(&mut con)
+            .await?;
         match reply.as_str() {
             "started" => Ok(CompleteOutcome::Started),
             "missing" => Ok(CompleteOutcome::Missing),
@@ -195,52 +234,34 @@ impl UploadStore for RedisUploads {
         }
     }
 
-    async fn set_state(&self, id: &UploadId, state: UploadState, reason: Option<&str>, now: i64) -> Result<()> {
-        let key = self.session_key(id);
+    async fn finish_merge(&self, id: &UploadId, state: UploadState, reason: Option<&str>, now: i64) -> Result<bool> {
         let mut con = self.con.clone();
-        // HSET on a vanished key would resurrect a partial session: only touch live ones.
-        let exists: bool = con.exists(&key).await?;
-        if !exists {
-            return Ok(());
-        }
-        redis::pipe()
-            .atomic()
-            .hset_multiple(
-                &key,
-                &[
-                    ("state", state.to_string()),
-                    ("reason", reason.unwrap_or("").to_owned()),
-                    ("updated_at", now.to_string()),
-                ],
-            )
-            .ignore()
-            .expire(&key, self.ttl)
-            .ignore()
-            .query_async::<()>(&mut con)
+        let moved: i64 = FINISH_MERGE
+            .key(self.session_key(id))
+            .key(self.chunks_key(id))
+            .arg(state.as_str())
+            .arg(reason.unwrap_or(""))
+            .arg(now)
+            .arg(self.ttl)
+            .invoke_async(&mut con)
             .await?;
-        Ok(())
+        Ok(moved == 1)
+    }
+
+    async fn delete_unless_merging(&self, id: &UploadId) -> Result<bool> {
+        let mut con = self.con.clone();
+        let deleted: i64 = DELETE_UNLESS_MERGING
+            .key(self.session_key(id))
+            .key(self.chunks_key(id))
+            .arg(id.as_str())
+            .invoke_async(&mut con)
+            .await?;
+        Ok(deleted == 1)
     }
 
     async fn forget_chunks(&self, id: &UploadId) -> Result<()> {
         let mut con = self.con.clone();
         let _: () = con.del(self.chunks_key(id)).await?;
-        Ok(())
-    }
-
-    async fn delete(&self, id: &UploadId) -> Result<()> {
-        let mut con = self.con.clone();
-        let key = self.session_key(id);
-        let resume: Option<String> = con.hget(&key, "resume_key").await?;
-        let mut pipe = redis::pipe();
-        pipe.atomic().del(&key).ignore().del(self.chunks_key(id)).ignore();
-        if let Some(resume) = resume {
-            // Only drop the resume pointer if it still points at this upload.
-            let current: Option<String> = con.get(&resume).await?;
-            if current.as_deref() == Some(id.as_str()) {
-                pipe.del(resume).ignore();
-            }
-        }
-        pipe.query_async::<()>(&mut con).await?;
         Ok(())
     }
 

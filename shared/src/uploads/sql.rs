@@ -186,27 +186,35 @@ impl UploadStore for SqlUploads {
         })
     }
 
-    async fn set_state(&self, id: &UploadId, state: UploadState, reason: Option<&str>, now: i64) -> Result<()> {
-        sqlx::query("UPDATE upload_sessions SET state = ?, reason = ?, updated_at = ? WHERE id = ?")
-            .bind(state.as_str())
-            .bind(reason)
-            .bind(now)
+    async fn finish_merge(&self, id: &UploadId, state: UploadState, reason: Option<&str>, now: i64) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE upload_sessions SET state = ?, reason = ?, updated_at = ? WHERE id = ? AND state = 'merging'",
+        )
+        .bind(state.as_str())
+        .bind(reason)
+        .bind(now)
+        .bind(id.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn delete_unless_merging(&self, id: &UploadId) -> Result<bool> {
+        let mut tx = self.repo.begin().await?;
+        let gone = sqlx::query("DELETE FROM upload_sessions WHERE id = ? AND state <> 'merging'")
             .bind(id.as_str())
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        if gone.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM upload_chunks WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn forget_chunks(&self, id: &UploadId) -> Result<()> {
         sqlx::query("DELETE FROM upload_chunks WHERE upload_id = ?").bind(id.as_str()).execute(self.pool()).await?;
-        Ok(())
-    }
-
-    async fn delete(&self, id: &UploadId) -> Result<()> {
-        let mut tx = self.repo.begin().await?;
-        sqlx::query("DELETE FROM upload_sessions WHERE id = ?").bind(id.as_str()).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM upload_chunks WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
-        tx.commit().await?;
         Ok(())
     }
 
