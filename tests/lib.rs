@@ -369,6 +369,33 @@ impl TestApp {
         }
     }
 
+    /// init + every chunk of `data`, without complete; returns the upload id.
+    pub async fn send_all_chunks(&self, token: &str, name: &str, data: &[u8]) -> String {
+        let (code, init) = self.init(token, name, data).await;
+        assert_eq!(code, StatusCode::OK, "init: {init}");
+        let id = init["uploadID"].as_str().expect("uploadID").to_owned();
+        let size = init["chunksize"].as_u64().expect("chunksize") as usize;
+        for i in 0..init["chunkcount"].as_u64().expect("chunkcount") as usize {
+            let (code, body) =
+                self.put_chunk(token, &id, i as u64, data[i * size..((i + 1) * size).min(data.len())].to_vec()).await;
+            assert_eq!(code, StatusCode::OK, "chunk {i}: {body}");
+        }
+        id
+    }
+
+    /// Waits (at most 60 s) until a merge of upload `id` has started: its
+    /// temporary output exists beside the local file store.
+    pub async fn wait_for_merge_start(&self, id: &str) {
+        let tmp = self.data.path().join("files/.tmp");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let started =
+            || std::fs::read_dir(&tmp).map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(id)));
+        while !started().unwrap_or(false) {
+            assert!(Instant::now() < deadline, "no worker started merging {id} within 60 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Uploads `data` through init → every chunk → complete → done; returns
     /// the final status.
     pub async fn upload(&self, token: &str, name: &str, data: &[u8]) -> Value {

@@ -12,12 +12,7 @@ async fn main() -> ExitCode {
         println!("{}", api::spec_json());
         return ExitCode::SUCCESS;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PAN_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    shared::process::init_tracing();
     let summary = config.settings.redacted_summary();
     let app = match api::build(config).await {
         Ok(app) => app,
@@ -29,28 +24,11 @@ async fn main() -> ExitCode {
     let addr = app.local_addr();
     tracing::info!(settings = %summary, "started");
     println!("pan is listening on http://{addr}/ — Swagger UI: http://{addr}/docs");
-    match app.serve(shutdown_signal()).await {
+    match app.serve(shared::process::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("api: {e:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// SIGINT or SIGTERM (`ctrl_c` alone misses SIGTERM from service managers).
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
-    tracing::info!("shutting down");
 }

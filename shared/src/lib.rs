@@ -14,6 +14,8 @@
 //! - [`jobs`]: job payloads and the queue they go through (apalis on SQLite
 //!   or Redis).
 //! - [`backends`]: opens every backend from the settings, once, at start-up.
+//! - [`service`], [`files`], [`links`]: the upload and file use cases.
+//! - [`metrics`], [`process`]: counters for `/metrics`; logging and signals.
 
 pub mod backends;
 pub mod config;
@@ -25,6 +27,7 @@ pub mod jobs;
 pub mod links;
 pub mod metrics;
 pub mod objects;
+pub mod process;
 pub mod service;
 pub mod uploads;
 

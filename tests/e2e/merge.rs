@@ -106,28 +106,12 @@ async fn a_merge_killed_mid_way_is_finished_by_another_worker() {
         .await;
     let token = app.user(&uname("kill")).await;
     let data = test_bytes(160 << 20, 13);
-    let (_, init) = app.init(&token, "big.bin", &data).await;
-    let id = init["uploadID"].as_str().unwrap().to_owned();
-    let size = init["chunksize"].as_u64().unwrap() as usize;
-    for i in 0..init["chunkcount"].as_u64().unwrap() as usize {
-        let (code, _) =
-            app.put_chunk(&token, &id, i as u64, data[i * size..((i + 1) * size).min(data.len())].to_vec()).await;
-        assert_eq!(code, StatusCode::OK);
-    }
+    let id = app.send_all_chunks(&token, "big.bin", &data).await;
     let (code, _) = app.complete(&token, &id).await;
     assert_eq!(code, StatusCode::ACCEPTED);
 
     let first = app.spawn_worker();
-    // The merge has started once its temporary output exists: kill it then.
-    let tmp = app.data.path().join("files/.tmp");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !std::fs::read_dir(&tmp)
-        .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(&id)))
-        .unwrap_or(false)
-    {
-        assert!(std::time::Instant::now() < deadline, "the first worker never started the merge");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    app.wait_for_merge_start(&id).await;
     app.kill_worker(first);
     let (_, status) = app.status(&token, &id).await;
     assert_eq!(status["state"], "merging", "the kill came before the merge finished");
@@ -153,23 +137,10 @@ async fn sigterm_lets_the_merge_in_flight_finish() {
         .await;
     let token = app.user(&uname("term")).await;
     let data = test_bytes(96 << 20, 15);
-    let (_, init) = app.init(&token, "t.bin", &data).await;
-    let id = init["uploadID"].as_str().unwrap().to_owned();
-    let size = init["chunksize"].as_u64().unwrap() as usize;
-    for i in 0..init["chunkcount"].as_u64().unwrap() as usize {
-        app.put_chunk(&token, &id, i as u64, data[i * size..((i + 1) * size).min(data.len())].to_vec()).await;
-    }
+    let id = app.send_all_chunks(&token, "t.bin", &data).await;
     app.complete(&token, &id).await;
     let worker = app.spawn_worker();
-    let tmp = app.data.path().join("files/.tmp");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !std::fs::read_dir(&tmp)
-        .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(&id)))
-        .unwrap_or(false)
-    {
-        assert!(std::time::Instant::now() < deadline, "the worker never started the merge");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    app.wait_for_merge_start(&id).await;
     let code = app.terminate_worker(worker, 120);
     assert_eq!(code, Some(0), "a graceful stop exits 0");
     let (_, status) = app.status(&token, &id).await;

@@ -22,12 +22,7 @@ const BAD_SETTING: u8 = 2;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = WorkerConfig::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PAN_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    shared::process::init_tracing();
     let backends = match Backends::open(&config.settings).await {
         Ok(b) => b,
         Err(e) => {
@@ -35,28 +30,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(BAD_SETTING);
         }
     };
-    match worker::run(backends, Arc::new(config.settings), "worker", shutdown_signal()).await {
+    match worker::run(backends, Arc::new(config.settings), "worker", shared::process::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("worker: {e}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// SIGINT or SIGTERM: stop fetching, let merges in flight finish.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
-    tracing::info!("stopping: finishing merges in flight");
 }

@@ -124,45 +124,49 @@ impl SqlRepo {
         user_file_from(&row)
     }
 
-    /// One attempt at linking; a unique violation means a concurrent writer
-    /// won a race and the caller retries.
-    async fn try_link(&self, f: &NewUserFile<'_>) -> sqlx::Result<Option<UserFile>> {
-        let mut tx = self.begin().await?;
-        // Lock the content row first: a concurrent delete cannot drop it under us.
+    /// Takes one more reference on stored content, inside `tx`. Locking the
+    /// row first means a concurrent delete cannot drop it under us. `false`
+    /// when no live row exists.
+    async fn reference_content(tx: &mut Transaction<'static, Any>, f: &NewUserFile<'_>) -> sqlx::Result<bool> {
         let bumped = sqlx::query(
             "UPDATE files SET refcount = refcount + 1 WHERE filehash = ? AND filesize = ? AND refcount > 0",
         )
         .bind(f.filehash)
         .bind(f.filesize)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        if bumped.rows_affected() == 0 {
-            return Ok(None);
-        }
-        let created = Self::upsert_entry(&mut tx, f).await?;
-        if !created {
-            // The user already had this content: undo the extra reference.
+        Ok(bumped.rows_affected() > 0)
+    }
+
+    /// Gives the user their entry for content just referenced, inside `tx`;
+    /// when they already had one, it is renamed and the extra reference
+    /// undone, so each entry holds exactly one reference.
+    async fn settle_entry(tx: &mut Transaction<'static, Any>, f: &NewUserFile<'_>) -> sqlx::Result<UserFile> {
+        if !Self::upsert_entry(tx, f).await? {
             sqlx::query("UPDATE files SET refcount = refcount - 1 WHERE filehash = ? AND filesize = ?")
                 .bind(f.filehash)
                 .bind(f.filesize)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        let entry = Self::entry_in(&mut tx, f.user_id, f.filehash).await?;
+        Self::entry_in(tx, f.user_id, f.filehash).await
+    }
+
+    /// One attempt at linking; a unique violation means a concurrent writer
+    /// won a race and the caller retries.
+    async fn try_link(&self, f: &NewUserFile<'_>) -> sqlx::Result<Option<UserFile>> {
+        let mut tx = self.begin().await?;
+        if !Self::reference_content(&mut tx, f).await? {
+            return Ok(None);
+        }
+        let entry = Self::settle_entry(&mut tx, f).await?;
         tx.commit().await?;
         Ok(Some(entry))
     }
 
     async fn try_commit_merged(&self, f: &NewUserFile<'_>, storage_key: &str) -> sqlx::Result<(UserFile, StoredFile)> {
         let mut tx = self.begin().await?;
-        let bumped = sqlx::query(
-            "UPDATE files SET refcount = refcount + 1 WHERE filehash = ? AND filesize = ? AND refcount > 0",
-        )
-        .bind(f.filehash)
-        .bind(f.filesize)
-        .execute(&mut *tx)
-        .await?;
-        if bumped.rows_affected() == 0 {
+        if !Self::reference_content(&mut tx, f).await? {
             // A row left at refcount 0 is content being deleted: replace it.
             sqlx::query("DELETE FROM files WHERE filehash = ? AND filesize = ? AND refcount = 0")
                 .bind(f.filehash)
@@ -180,20 +184,14 @@ impl SqlRepo {
             .execute(&mut *tx)
             .await?;
         }
-        let created = Self::upsert_entry(&mut tx, f).await?;
-        if !created {
-            sqlx::query("UPDATE files SET refcount = refcount - 1 WHERE filehash = ? AND filesize = ?")
-                .bind(f.filehash)
-                .bind(f.filesize)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let entry = Self::entry_in(&mut tx, f.user_id, f.filehash).await?;
-        let row = sqlx::query("SELECT filehash, filesize, storage_key, backup_key, backup_state FROM files WHERE filehash = ? AND filesize = ?")
-            .bind(f.filehash)
-            .bind(f.filesize)
-            .fetch_one(&mut *tx)
-            .await?;
+        let entry = Self::settle_entry(&mut tx, f).await?;
+        let row = sqlx::query(
+            "SELECT filehash, filesize, storage_key, backup_key, backup_state FROM files WHERE filehash = ? AND filesize = ?",
+        )
+        .bind(f.filehash)
+        .bind(f.filesize)
+        .fetch_one(&mut *tx)
+        .await?;
         let stored = stored_file_from(&row)?;
         tx.commit().await?;
         Ok((entry, stored))
