@@ -1,13 +1,11 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// Exit code for a bad setting or an unreachable backend at start-up.
 const BAD_SETTING: u8 = 2;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = api::config::ApiConfig::parse();
+    let config: api::config::ApiConfig = shared::process::parse_settings();
     if config.print_openapi {
         println!("{}", api::spec_json());
         return ExitCode::SUCCESS;

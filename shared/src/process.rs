@@ -27,3 +27,32 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("stopping: finishing work in flight");
 }
+
+/// Parses the command line and environment into `T`. `--help` and
+/// `--version` print and exit 0; a bad setting prints one line naming the
+/// flag and its environment variable, and exits 2.
+pub fn parse_settings<T: clap::Parser>() -> T {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    match T::try_parse() {
+        Ok(settings) => settings,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),
+        Err(e) => {
+            let command = T::command();
+            let env = match e.get(ContextKind::InvalidArg) {
+                Some(ContextValue::String(arg)) => {
+                    let flag = arg.split_whitespace().next().unwrap_or("").trim_start_matches('-');
+                    command
+                        .get_arguments()
+                        .find(|a| a.get_long() == Some(flag))
+                        .and_then(|a| a.get_env())
+                        .map(|v| format!(" (environment variable {})", v.to_string_lossy()))
+                }
+                _ => None,
+            };
+            let message = e.to_string();
+            let first = message.lines().next().unwrap_or("invalid settings").trim_start_matches("error: ");
+            eprintln!("{}: {first}{}", command.get_name(), env.unwrap_or_default());
+            std::process::exit(2);
+        }
+    }
+}

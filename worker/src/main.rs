@@ -21,7 +21,7 @@ const BAD_SETTING: u8 = 2;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = WorkerConfig::parse();
+    let config: WorkerConfig = shared::process::parse_settings();
     shared::process::init_tracing();
     let backends = match Backends::open(&config.settings).await {
         Ok(b) => b,
