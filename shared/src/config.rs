@@ -51,6 +51,12 @@ pub struct Settings {
     #[arg(long, env = "PAN_SWEEP_SCHEDULE", default_value = "0 */5 * * * *")]
     pub sweep_schedule: String,
 
+    /// Scrub the file store (delete stored files nothing refers to, older
+    /// than a day) on every clean-up instead of only between 03:00 and 04:00
+    /// UTC. The scrub lists the whole store.
+    #[arg(long, env = "PAN_SCRUB_ALWAYS", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub scrub_always: bool,
+
     /// The address clients reach this service at (e.g.
     /// `https://pan.example.com`), used in signed download URLs. Unset: taken
     /// from each request's Host header.

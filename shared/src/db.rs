@@ -87,6 +87,8 @@ pub trait BackupRepo: Send + Sync {
     /// Files whose backup is `pending` or `failed` and was last tried before
     /// `before`: the clean-up job enqueues them again.
     async fn backups_due(&self, before: i64, limit: i64) -> Result<Vec<(String, i64)>>;
+    /// Whether any stored content lives at `storage_key` (for the scrub).
+    async fn is_referenced(&self, storage_key: &str) -> Result<bool>;
 }
 
 /// Secrets the server makes for itself and every process shares.

@@ -28,6 +28,7 @@ fn help_documents_every_setting() {
         "PAN_SWEEP_SCHEDULE",
         "PAN_URL_TTL",
         "PAN_PUBLIC_URL",
+        "PAN_SCRUB_ALWAYS",
     ] {
         assert!(help.contains(var), "--help does not mention {var}");
     }

@@ -208,3 +208,28 @@ async fn outage_body(d: Deployment) {
     let _ = json!(null);
 }
 on_both!(backups_fail_while_the_store_is_down_and_complete_after, outage_body);
+
+both!(
+    the_scrub_deletes_old_unreferenced_stored_files_only,
+    |b: TestAppBuilder| b.env("PAN_SWEEP_SCHEDULE", "* * * * * *").env("PAN_SCRUB_ALWAYS", "true"),
+    |app| {
+        let token = app.user(&uname("scrub")).await;
+        let data = test_bytes(1000, 56);
+        app.upload(&token, "kept.bin", &data).await;
+        // What a merge killed between storing and recording leaves behind,
+        // two days old, beside a fresh one that a merge may still record.
+        let files = app.data.path().join("files");
+        std::fs::create_dir_all(files.join("ab/cd")).unwrap();
+        let old = files.join("ab/cd/old-orphan");
+        let fresh = files.join("ab/cd/fresh-orphan");
+        std::fs::write(&old, b"x").unwrap();
+        std::fs::write(&fresh, b"y").unwrap();
+        let aged = std::process::Command::new("touch").args(["-d", "2 days ago"]).arg(&old).status().unwrap();
+        assert!(aged.success());
+        eventually(20, "the old orphan to be scrubbed", || async { (!old.exists()).then_some(()) }).await;
+        assert!(fresh.exists(), "a file younger than a day is left alone");
+        let (code, _, bytes) = app.download(&token, &sha1_hex(&data), None).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(bytes, data, "referenced files are kept");
+    }
+);

@@ -5,6 +5,7 @@
 //!   sessions by itself; this is where their chunks go);
 //! - temporary merge files older than a day (left by killed workers) go;
 //! - backups still `pending` or `failed` are enqueued again;
+//! - stored files nothing refers to (left by a killed merge) are scrubbed;
 //! - expired tokens and old finished job records are dropped.
 
 use std::time::Duration;
@@ -72,12 +73,45 @@ pub async fn sweep(ctx: &MergeContext) -> Result<()> {
     }
     span.record("backups", requeued);
 
+    let scrubbed = scrub(ctx).await?;
+
     b.repo.delete_expired_tokens(now).await?;
     b.jobs.vacuum(Duration::from_secs(7 * 86_400)).await;
-    tracing::info!(expired = idle.len(), orphans, backups = requeued, "clean-up done");
+    tracing::info!(expired = idle.len(), orphans, backups = requeued, scrubbed, "clean-up done");
     Ok(())
 }
 
+/// Deletes stored files that no `files` row points at and that are older
+/// than a day (a merge killed between storing and recording its file leaves
+/// one; the day keeps clear of merges still on their way to the commit).
+/// It lists the whole store, so it runs only in the hour after 03:00 UTC,
+/// unless `PAN_SCRUB_ALWAYS` asks for every sweep.
+async fn scrub(ctx: &MergeContext) -> Result<usize> {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let hour = (shared::now() / 3600) % 24;
+    if hour != 3 && !ctx.settings.scrub_always {
+        return Ok(0);
+    }
+    let b = &ctx.backends;
+    let cutoff = shared::now() - 86_400;
+    let mut listing = b.files.store.list(None);
+    let mut removed = 0;
+    while let Some(meta) = listing.try_next().await? {
+        let key = meta.location.as_ref();
+        if key.starts_with(".tmp") || meta.last_modified.timestamp() > cutoff || b.repo.is_referenced(key).await? {
+            continue;
+        }
+        match b.files.store.delete(&meta.location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
+            Err(e) => return Err(e.into()),
+        }
+        tracing::warn!(key, "deleted an unreferenced stored file");
+    }
+    Ok(removed)
+}
+
+/// Removes files older than `age` from a directory (not recursive).
 fn remove_old_files(dir: &std::path::Path, age: Duration) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {

@@ -419,6 +419,14 @@ impl BackupRepo for SqlRepo {
         Ok(())
     }
 
+    async fn is_referenced(&self, storage_key: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM files WHERE storage_key = ?")
+            .bind(storage_key)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
     async fn backups_due(&self, before: i64, limit: i64) -> Result<Vec<(String, i64)>> {
         let rows = sqlx::query(
             "SELECT filehash, filesize FROM files WHERE backup_state IN ('pending', 'failed') AND backup_at < ? \
