@@ -437,6 +437,16 @@ impl TestApp {
         files_under(&self.data.path().join("staging"))
     }
 
+    /// Waits (at most 30 s) until the staging directory holds no file: a merge
+    /// records `done` (or `failed`) first and deletes the chunks right after.
+    pub async fn wait_staging_empty(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.staging().is_empty() {
+            assert!(Instant::now() < deadline, "staged chunks still there after 30 s: {:?}", self.staging().keys());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Every file under the file store directory (temporary files excluded).
     pub fn stored(&self) -> BTreeMap<String, Vec<u8>> {
         files_under(&self.data.path().join("files")).into_iter().filter(|(k, _)| !k.starts_with(".tmp")).collect()

@@ -21,7 +21,7 @@ both!(
             assert_eq!(sha1_hex(&bytes), sha1_hex(&data), "size {size}");
             assert_eq!(headers["etag"], format!("\"{}\"", sha1_hex(&data)).as_str());
         }
-        assert!(app.staging().is_empty(), "staged chunks are deleted after merging");
+        app.wait_staging_empty().await;
         let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
         assert_eq!(info["file_count"], 5);
         assert_eq!(info["bytes_used"], (1 + CHUNK + CHUNK + 1 + 20 * CHUNK) as u64);
@@ -54,7 +54,7 @@ both!(
         assert!(reason.contains(&claimed) && reason.contains(&sha1_hex(&data)), "{reason}");
         assert_eq!(app.sql_count("SELECT COUNT(*) FROM files").await, 0);
         assert_eq!(app.sql_count("SELECT COUNT(*) FROM user_files").await, 0);
-        assert!(app.staging().is_empty());
+        app.wait_staging_empty().await;
         assert!(app.stored().is_empty());
         let (code, again) = app.complete(&token, &id).await;
         assert_eq!(code, StatusCode::OK, "a failed hash check is final: {again}");

@@ -102,7 +102,8 @@ async fn presigned_body(d: Deployment) {
     let hash = sha1_hex(&data);
     let done = app.upload(&token, "p.bin", &data).await;
     assert_eq!(done["state"], "done", "merge through S3 staging and store: {done}");
-    assert!(g.objects("staging").await.is_empty(), "staged chunks are deleted");
+    eventually(30, "the staged chunks to be deleted", || async { g.objects("staging").await.is_empty().then_some(()) })
+        .await;
     let (code, _, bytes) = app.download(&token, &hash, Some("bytes=-10")).await;
     assert_eq!(code, StatusCode::PARTIAL_CONTENT);
     assert_eq!(bytes, &data[data.len() - 10..]);

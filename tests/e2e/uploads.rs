@@ -101,6 +101,7 @@ both!(known_content_is_instant_for_a_second_user, |b: TestAppBuilder| b.env("PAN
     let data = test_bytes(10_000, 9);
     let done = app.upload(&alice, "mine.bin", &data).await;
     assert_eq!(done["state"], "done");
+    app.wait_staging_empty().await;
     let (code, init) = app.init(&bob, "yours.bin", &data).await;
     assert_eq!(code, StatusCode::OK, "{init}");
     assert_eq!(init["status"], "instant");
