@@ -194,3 +194,82 @@ fn allowed_methods(path: &str) -> Option<String> {
     });
     METHODS.get(path).map(|m| m.iter().cloned().collect::<Vec<_>>().join(", "))
 }
+
+/// The description of each error status in the spec.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! status_doc {
+    (BadRequest) => {
+        "The request is malformed or breaks a rule; `code` says which."
+    };
+    (Unauthorized) => {
+        "Missing, malformed, unknown or expired credentials."
+    };
+    (Forbidden) => {
+        "The signed URL is tampered with or expired."
+    };
+    (NotFound) => {
+        "No such resource belongs to the caller."
+    };
+    (Conflict) => {
+        "The resource is not in a state that allows this, or already exists."
+    };
+    (PayloadTooLarge) => {
+        "The body or the declared size is larger than allowed."
+    };
+    (UnsupportedMediaType) => {
+        "The body has a media type this operation does not take."
+    };
+    (RangeNotSatisfiable) => {
+        "The requested byte range lies outside the file."
+    };
+}
+
+/// Declares the error responses of one operation: the listed statuses plus
+/// 500 and 503, which any operation can answer. Converting from [`ApiError`]
+/// keeps the status when it is listed; anything else (a bug) becomes a 500,
+/// so the spec never promises less than what comes back.
+#[macro_export]
+macro_rules! operation_errors {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $status:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, poem_openapi::ApiResponse)]
+        pub enum $name {
+            $(
+                #[doc = $crate::status_doc!($variant)]
+                #[oai(status = $status)]
+                $variant(poem_openapi::payload::Json<$crate::error::ErrorBody>),
+            )*
+            /// A bug or a broken backend; details are in the server log.
+            #[oai(status = 500)]
+            Internal(poem_openapi::payload::Json<$crate::error::ErrorBody>),
+            /// A backend is unreachable; retry later.
+            #[oai(status = 503)]
+            Unavailable(poem_openapi::payload::Json<$crate::error::ErrorBody>),
+        }
+
+        impl From<$crate::error::ApiError> for $name {
+            fn from(e: $crate::error::ApiError) -> Self {
+                use $crate::error::ApiError;
+                match e {
+                    $( ApiError::$variant(body) => $name::$variant(body), )*
+                    ApiError::Unavailable(body) => $name::Unavailable(body),
+                    ApiError::Internal(body) => $name::Internal(body),
+                    other => {
+                        tracing::error!(error = ?other, operation = stringify!($name), "undeclared error status");
+                        $name::Internal(poem_openapi::payload::Json($crate::error::ErrorBody::new(
+                            "INTERNAL",
+                            "internal error; see the server log",
+                        )))
+                    }
+                }
+            }
+        }
+
+        impl From<shared::Error> for $name {
+            fn from(e: shared::Error) -> Self {
+                $crate::error::ApiError::from(e).into()
+            }
+        }
+    };
+}

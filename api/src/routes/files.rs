@@ -163,6 +163,37 @@ pub struct DownloadUrl {
     pub expires_at: i64,
 }
 
+crate::operation_errors!(
+    /// Errors of listing.
+    QueryErrors { BadRequest = 400, Unauthorized = 401 }
+);
+crate::operation_errors!(
+    /// Errors of operations on one of the caller's files.
+    FileErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404 }
+);
+crate::operation_errors!(
+    /// Errors of downloads.
+    DownloadErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404, RangeNotSatisfiable = 416 }
+);
+crate::operation_errors!(
+    /// Errors of signed-URL downloads.
+    SignedErrors { BadRequest = 400, Forbidden = 403, NotFound = 404, RangeNotSatisfiable = 416 }
+);
+crate::operation_errors!(
+    /// Errors of the single-request upload.
+    SingleUploadErrors { BadRequest = 400, Unauthorized = 401, PayloadTooLarge = 413, UnsupportedMediaType = 415 }
+);
+crate::operation_errors!(
+    /// Errors of rename.
+    RenameErrors {
+        BadRequest = 400,
+        Unauthorized = 401,
+        NotFound = 404,
+        PayloadTooLarge = 413,
+        UnsupportedMediaType = 415,
+    }
+);
+
 /// File operations.
 pub struct FileApi;
 
@@ -180,7 +211,7 @@ impl FileApi {
         /// Files to skip (default 0).
         #[oai(default, validator(minimum(value = "0"), maximum(value = "1000000000")))]
         offset: Query<i64>,
-    ) -> ApiResult<Json<FileList>> {
+    ) -> Result<Json<FileList>, QueryErrors> {
         let (files, total) = state.backends.repo.list_files(auth.0.id, limit.0, offset.0).await?;
         Ok(Json(FileList {
             files: files.into_iter().map(FileInfo::from).collect(),
@@ -208,10 +239,10 @@ impl FileApi {
         /// An ETag from an earlier download.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
-    ) -> ApiResult<DownloadResponse> {
+    ) -> Result<DownloadResponse, DownloadErrors> {
         let hash = Sha1Hex::parse(&filehash.0)?;
         let (entry, stored) = files::owned(&state.backends, &auth.0, &hash).await?;
-        serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref()).await
+        Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref()).await?)
     }
 
     /// Get a time-limited URL that downloads the file without a token.
@@ -233,7 +264,7 @@ impl FileApi {
         /// Lifetime of the URL in seconds, 1-604800.
         #[oai(validator(minimum(value = "1"), maximum(value = "604800")))]
         expires_in: Query<Option<u64>>,
-    ) -> ApiResult<Json<DownloadUrl>> {
+    ) -> Result<Json<DownloadUrl>, FileErrors> {
         let hash = Sha1Hex::parse(&filehash.0)?;
         let (_, stored) = files::owned(&state.backends, &auth.0, &hash).await?;
         let ttl = expires_in.0.unwrap_or(state.settings.url_ttl);
@@ -274,9 +305,9 @@ impl FileApi {
         /// An ETag from an earlier download.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
-    ) -> ApiResult<DownloadResponse> {
+    ) -> Result<DownloadResponse, SignedErrors> {
         let forbidden =
-            |code: &str, message: &str| ApiError::Forbidden(Json(crate::error::ErrorBody::new(code, message)));
+            |code: &str, message: &str| SignedErrors::Forbidden(Json(crate::error::ErrorBody::new(code, message)));
         let Ok(hash) = Sha1Hex::parse(&filehash.0) else { return Err(forbidden("URL_INVALID", "malformed link")) };
         let key = shared::links::signing_key(&state.backends).await?;
         match shared::links::verify(&key, hash.as_str(), uid.0, expires.0, &sig.0, shared::now()) {
@@ -286,7 +317,7 @@ impl FileApi {
         }
         let (entry, stored) =
             state.backends.repo.user_file(uid.0, hash.as_str()).await?.ok_or(shared::Error::FileNotFound)?;
-        serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref()).await
+        Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref()).await?)
     }
 
     /// Upload a small file in one multipart request.
@@ -294,7 +325,12 @@ impl FileApi {
     /// Limited to `PAN_MAX_SINGLE_UPLOAD` bytes (64 MiB by default); larger
     /// files use `/file/mupload`. Identical content is stored once.
     #[oai(path = "/upload", method = "post", operation_id = "file_upload", transform = "single_upload_limit")]
-    async fn upload(&self, state: Data<&AppState>, auth: BearerAuth, form: SingleUpload) -> ApiResult<UploadResponse> {
+    async fn upload(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        form: SingleUpload,
+    ) -> Result<UploadResponse, SingleUploadErrors> {
         // A part without any name is stored as "untitled" rather than refused.
         let name = form.filename.as_deref().or(form.file.file_name()).filter(|n| !n.is_empty()).unwrap_or("untitled");
         let name = name.to_owned();
@@ -312,7 +348,7 @@ impl FileApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         body: Json<RenameRequest>,
-    ) -> ApiResult<Json<FileInfo>> {
+    ) -> Result<Json<FileInfo>, RenameErrors> {
         let hash = Sha1Hex::parse(&body.filehash)?;
         let name = FileName::parse(&body.filename)?;
         let f = state.backends.repo.rename_file(auth.0.id, hash.as_str(), name.as_str(), shared::now()).await?;
@@ -331,7 +367,7 @@ impl FileApi {
         /// SHA-1 of the file to delete.
         #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
         filehash: Query<String>,
-    ) -> ApiResult<DeleteResponse> {
+    ) -> Result<DeleteResponse, FileErrors> {
         let hash = Sha1Hex::parse(&filehash.0)?;
         shared::files::delete(&state.backends, &auth.0, &hash).await?;
         Ok(DeleteResponse::Deleted)

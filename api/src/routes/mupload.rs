@@ -13,7 +13,7 @@ use shared::service::{self, InitOutcome};
 use super::Tag;
 use super::files::FileInfo;
 use crate::auth::BearerAuth;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiError;
 use crate::limits::{default_octet_stream, json_body_limit};
 use crate::state::AppState;
 use crate::text::Text;
@@ -186,6 +186,23 @@ fn status_of(session: UploadSession, uploaded: Vec<u64>, file: Option<UserFile>)
     }
 }
 
+crate::operation_errors!(
+    /// Errors of init.
+    InitErrors { BadRequest = 400, Unauthorized = 401, PayloadTooLarge = 413, UnsupportedMediaType = 415 }
+);
+crate::operation_errors!(
+    /// Errors of uppart.
+    UppartErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404, Conflict = 409, PayloadTooLarge = 413 }
+);
+crate::operation_errors!(
+    /// Errors of status.
+    UploadErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404 }
+);
+crate::operation_errors!(
+    /// Errors of complete and abort.
+    UploadStateErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404, Conflict = 409 }
+);
+
 /// The upload protocol.
 pub struct UploadApi;
 
@@ -203,7 +220,7 @@ impl UploadApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         body: Json<InitRequest>,
-    ) -> ApiResult<Json<InitResponse>> {
+    ) -> Result<Json<InitResponse>, InitErrors> {
         let filename = FileName::parse(&body.filename)?;
         let filehash = Sha1Hex::parse(&body.filehash)?;
         let filesize = u64::try_from(body.filesize)
@@ -260,7 +277,7 @@ impl UploadApi {
         upload_checksum: Header<Option<String>>,
         req: &poem::Request,
         body: Binary<Body>,
-    ) -> ApiResult<Json<ChunkReceipt>> {
+    ) -> Result<Json<ChunkReceipt>, UppartErrors> {
         let checksum = upload_checksum.0.as_deref().map(service::parse_upload_checksum).transpose()?;
         let content_length = req.header("content-length").and_then(|v| v.parse().ok());
         let stream = body.0.into_bytes_stream();
@@ -279,7 +296,7 @@ impl UploadApi {
         /// The upload's id.
         #[oai(name = "uploadID")]
         upload_id: Query<String>,
-    ) -> ApiResult<Json<UploadStatus>> {
+    ) -> Result<Json<UploadStatus>, UploadErrors> {
         let (session, uploaded, file) = service::status(&state.backends, &auth.0, &upload_id.0).await?;
         Ok(Json(status_of(session, uploaded, file)))
     }
@@ -297,7 +314,7 @@ impl UploadApi {
         /// The upload's id.
         #[oai(name = "uploadID")]
         upload_id: Query<String>,
-    ) -> ApiResult<CompleteResponse> {
+    ) -> Result<CompleteResponse, UploadStateErrors> {
         let now = service::complete(&state.backends, &auth.0, &upload_id.0).await?;
         let body = Json(CompleteResult { upload_id: upload_id.0, state: now.into() });
         Ok(match now {
@@ -318,7 +335,7 @@ impl UploadApi {
         /// The upload's id.
         #[oai(name = "uploadID")]
         upload_id: Query<String>,
-    ) -> ApiResult<AbortResponse> {
+    ) -> Result<AbortResponse, UploadStateErrors> {
         service::abort(&state.backends, &auth.0, &upload_id.0).await?;
         Ok(AbortResponse::Aborted)
     }

@@ -101,6 +101,19 @@ async fn spawn_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'stati
     tokio::task::spawn_blocking(f).await.context("password hashing task").map_err(ApiError::from)
 }
 
+crate::operation_errors!(
+    /// Errors of signup.
+    SignupErrors { BadRequest = 400, Conflict = 409, PayloadTooLarge = 413, UnsupportedMediaType = 415 }
+);
+crate::operation_errors!(
+    /// Errors of signin.
+    SigninErrors { BadRequest = 400, Unauthorized = 401, PayloadTooLarge = 413, UnsupportedMediaType = 415 }
+);
+crate::operation_errors!(
+    /// Errors of operations that only need a valid token.
+    AuthedErrors { Unauthorized = 401 }
+);
+
 /// User accounts.
 pub struct UsrApi;
 
@@ -111,7 +124,7 @@ impl UsrApi {
     /// Usernames are 1-64 characters from A-Z, a-z, 0-9, '.', '_' and '-' and
     /// compare exactly (case-sensitive); passwords are 8-1024 characters.
     #[oai(path = "/signup", method = "post", operation_id = "signup", transform = "json_body_limit")]
-    async fn signup(&self, state: Data<&AppState>, body: Json<Credentials>) -> ApiResult<SignupResponse> {
+    async fn signup(&self, state: Data<&AppState>, body: Json<Credentials>) -> Result<SignupResponse, SignupErrors> {
         let name = UserName::parse(&body.username)?;
         let password = Password::parse(&body.password)?;
         let hash = spawn_blocking(move || hash_password(password.expose())).await?.context("hashing password")?;
@@ -124,7 +137,11 @@ impl UsrApi {
     ///
     /// A wrong password and an unknown user get the same 401.
     #[oai(path = "/signin", method = "post", operation_id = "signin", transform = "json_body_limit")]
-    async fn signin(&self, state: Data<&AppState>, body: Json<Credentials>) -> ApiResult<Json<SigninResult>> {
+    async fn signin(
+        &self,
+        state: Data<&AppState>,
+        body: Json<Credentials>,
+    ) -> Result<Json<SigninResult>, SigninErrors> {
         let repo = &state.backends.repo;
         let found =
             if UserName::parse(&body.username).is_ok() { repo.user_with_hash(&body.username).await? } else { None };
@@ -154,7 +171,7 @@ impl UsrApi {
         state: Data<&AppState>,
         _auth: BearerAuth,
         req: &poem::Request,
-    ) -> ApiResult<SignoutResponse> {
+    ) -> Result<SignoutResponse, AuthedErrors> {
         // The scheme is case-insensitive, as the checker that let us in read it.
         let token = req
             .header("authorization")
@@ -168,7 +185,7 @@ impl UsrApi {
 
     /// The caller's profile: name, creation time, file count and bytes used.
     #[oai(path = "/info", method = "get", operation_id = "user_info")]
-    async fn info(&self, state: Data<&AppState>, auth: BearerAuth) -> ApiResult<Json<UserInfo>> {
+    async fn info(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<UserInfo>, AuthedErrors> {
         let (file_count, bytes_used) = state.backends.repo.usage(auth.0.id).await?;
         Ok(Json(UserInfo { username: auth.0.username, created_at: auth.0.created_at, file_count, bytes_used }))
     }
