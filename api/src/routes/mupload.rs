@@ -45,10 +45,11 @@ pub enum InitStatus {
     Instant,
 }
 
-/// The answer to init.
+/// The answer to init. `status` is `new`, `resume` or `instant`.
 #[derive(Debug, Object)]
 pub struct InitResponse {
-    /// `new`, `resume` or `instant`.
+    // No doc comment on enum-typed fields: poem-openapi would wrap the $ref
+    // in an allOf, which some client generators cannot read.
     pub status: InitStatus,
     /// The upload's id (absent for `instant`, which needs no upload).
     #[oai(rename = "uploadID", skip_serializing_if_is_none)]
@@ -66,7 +67,7 @@ pub struct InitResponse {
 
 /// Where an upload is.
 #[derive(Debug, Enum, Clone, Copy, PartialEq, Eq)]
-#[oai(rename_all = "lowercase")]
+#[oai(rename = "UploadState", rename_all = "lowercase")]
 pub enum UploadStateDto {
     /// Chunks are arriving.
     Uploading,
@@ -89,13 +90,13 @@ impl From<UploadState> for UploadStateDto {
     }
 }
 
-/// An upload's progress.
+/// An upload's progress; `state` is `uploading`, `merging`, `done` or `failed`.
 #[derive(Debug, Object)]
 pub struct UploadStatus {
     /// The upload's id.
     #[oai(rename = "uploadID")]
     pub upload_id: String,
-    /// `uploading`, `merging`, `done` or `failed`.
+    // (No doc comment: see InitResponse.)
     pub state: UploadStateDto,
     /// The name given at init.
     pub filename: String,
@@ -135,13 +136,14 @@ pub struct ChunkReceipt {
     pub size: u64,
 }
 
-/// The state after complete.
+/// The state after complete: `merging` right after it; later calls report
+/// the current state.
 #[derive(Debug, Object)]
 pub struct CompleteResult {
     /// The upload's id.
     #[oai(rename = "uploadID")]
     pub upload_id: String,
-    /// `merging` right after complete; later calls report the current state.
+    // (No doc comment: see InitResponse.)
     pub state: UploadStateDto,
 }
 

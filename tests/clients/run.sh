@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Generates a Python client from openapi/openapi.json with openapi-python-client
+# (PyPI, in a virtualenv under target/) and drives a live api with it.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+venv=$root/target/client-venv
+work=$(mktemp -d)
+trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+if [ ! -x "$venv/bin/openapi-python-client" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check openapi-python-client==0.29.1
+fi
+"$venv/bin/openapi-python-client" generate --path "$root/openapi/openapi.json" --output-path "$work/pan_client" \
+  --overwrite >"$work/generate.log" 2>&1 || { cat "$work/generate.log"; exit 1; }
+if grep -qi "warning" "$work/generate.log"; then cat "$work/generate.log"; echo "the generator warned about the spec"; exit 1; fi
+"$venv/bin/pip" install -q --disable-pip-version-check "$work/pan_client"
+
+PAN_DATA_DIR=$work/data PAN_LISTEN=127.0.0.1:0 PAN_CHUNK_SIZE=1024 PAN_LOG=warn \
+  "$root/target/debug/api" >"$work/api.out" 2>"$work/api.err" &
+pid=$!
+url=''
+for _ in $(seq 300); do
+  url=$(grep -o 'http://[^/ ]*/' "$work/api.out" | head -1 || true)
+  [ -n "$url" ] && break
+  sleep 0.1
+done
+[ -n "$url" ] || { cat "$work/api.err"; echo "api did not start"; exit 1; }
+"$venv/bin/python" "$root/tests/clients/python_smoke.py" "$url"
