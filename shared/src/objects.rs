@@ -41,14 +41,22 @@ pub struct Presigner {
 }
 
 impl Presigner {
-    /// A URL anyone can GET `key` with until `expires_in` has passed.
-    pub async fn presign_get(&self, key: &Path, expires_in: std::time::Duration) -> Result<url::Url> {
-        use object_store::signer::Signer;
+    /// A URL anyone can GET `key` with until `expires_in` has passed; the
+    /// store answers it with `Content-Disposition: disposition`
+    /// (`response-content-disposition`, signed with the URL).
+    pub async fn presign_get(
+        &self,
+        key: &Path,
+        expires_in: std::time::Duration,
+        disposition: &str,
+    ) -> Result<url::Url> {
+        use object_store::signer::{Method, SignedUrlOptions, Signer};
         let full = match &self.prefix {
             Some(p) => p.parts().chain(key.parts()).collect(),
             None => key.clone(),
         };
-        Ok(self.s3.signed_url(object_store::signer::Method::GET, &full, expires_in).await?)
+        let options = SignedUrlOptions::default().with_query([("response-content-disposition", disposition)]);
+        Ok(self.s3.signed_url_opts(Method::GET, &full, expires_in, &options).await?)
     }
 }
 

@@ -115,6 +115,8 @@ async fn presigned_body(d: Deployment) {
     let plain = reqwest::Client::new();
     let resp = plain.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
+    let cd = resp.headers().get("content-disposition").map(|v| v.to_str().unwrap_or("").to_owned());
+    assert!(cd.as_deref().is_some_and(|cd| cd.contains("p.bin")), "the store names the file: {cd:?}");
     assert_eq!(resp.bytes().await.unwrap().to_vec(), data);
     let resp = plain.get(&url).header("range", "bytes=10-19").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);

@@ -266,12 +266,13 @@ impl FileApi {
         expires_in: Query<Option<u64>>,
     ) -> Result<Json<DownloadUrl>, FileErrors> {
         let hash = Sha1Hex::parse(&filehash.0)?;
-        let (_, stored) = files::owned(&state.backends, &auth.0, &hash).await?;
+        let (entry, stored) = files::owned(&state.backends, &auth.0, &hash).await?;
         let ttl = expires_in.0.unwrap_or(state.settings.url_ttl);
         let expires_at = shared::now() + ttl as i64;
         if let Some(signer) = &state.backends.files.signer {
             let key = object_store::path::Path::from(stored.storage_key.as_str());
-            let url = signer.presign_get(&key, std::time::Duration::from_secs(ttl)).await?;
+            let disposition = content_disposition(&entry.filename);
+            let url = signer.presign_get(&key, std::time::Duration::from_secs(ttl), &disposition).await?;
             return Ok(Json(DownloadUrl { url: url.to_string(), expires_at }));
         }
         let key = shared::links::signing_key(&state.backends).await?;
