@@ -241,12 +241,7 @@ pub async fn read(
                 };
                 tracing::warn!(filehash = %stored.filehash, "primary copy missing: serving the backup");
                 let got = backup.store.get_opts(&Path::from(backup_key.as_str()), opts()).await?;
-                let (b2, stored2) = (b.clone(), stored.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = repair(&b2, &stored2).await {
-                        tracing::error!(filehash = %stored2.filehash, error = %e, "restoring the primary copy failed");
-                    }
-                });
+                spawn_repair(b, stored);
                 got.into_stream().map_err(std::io::Error::other).boxed()
             }
         }
@@ -290,6 +285,27 @@ pub async fn copy_object(from: &OpenedStore, from_key: &Path, to: &OpenedStore, 
     }
     w.finish().await?;
     Ok(n)
+}
+
+/// Starts restoring a file's primary copy in the background, unless this
+/// process is already restoring it (many downloads of a lost file start one).
+fn spawn_repair(b: &Backends, stored: &StoredFile) {
+    use std::collections::HashSet;
+    use std::sync::{LazyLock, Mutex};
+    static IN_FLIGHT: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Default::default);
+    let key = stored.storage_key.clone();
+    if !IN_FLIGHT.lock().map(|mut set| set.insert(key.clone())).unwrap_or(false) {
+        return;
+    }
+    let (b, stored) = (b.clone(), stored.clone());
+    tokio::spawn(async move {
+        if let Err(e) = repair(&b, &stored).await {
+            tracing::error!(filehash = %stored.filehash, error = %e, "restoring the primary copy failed");
+        }
+        if let Ok(mut set) = IN_FLIGHT.lock() {
+            set.remove(&key);
+        }
+    });
 }
 
 /// Restores a stored file's primary copy from its backup (the repair path).
