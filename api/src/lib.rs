@@ -107,14 +107,17 @@ impl App {
                 }
             })
         });
-        let server = Server::new_with_acceptor(self.acceptor).run_with_graceful_shutdown(
-            endpoint(self.state),
-            async move {
-                shutdown.await;
-                let _ = stop_tx.send(true);
-            },
-            Some(Duration::from_secs(30)),
-        );
+        // A connection that sends and receives nothing for two minutes (a
+        // stalled client, a half-open socket) is closed.
+        let server =
+            Server::new_with_acceptor(self.acceptor).idle_timeout(Duration::from_secs(120)).run_with_graceful_shutdown(
+                endpoint(self.state),
+                async move {
+                    shutdown.await;
+                    let _ = stop_tx.send(true);
+                },
+                Some(Duration::from_secs(30)),
+            );
         let result = server.await;
         if let Some(w) = workers {
             let _ = w.await;
