@@ -102,7 +102,6 @@ impl From<Error> for ApiError {
         let body = |code: &str| Json(ErrorBody::new(code, e.to_string()));
         match &e {
             Error::Invalid { code, .. } => ApiError::BadRequest(body(code)),
-            Error::Unauthenticated(_) => ApiError::Unauthorized(body("UNAUTHENTICATED")),
             Error::BadCredentials => ApiError::Unauthorized(body("BAD_CREDENTIALS")),
             Error::UsernameTaken => ApiError::Conflict(body("USERNAME_TAKEN")),
             Error::UploadNotFound => ApiError::NotFound(body("UPLOAD_NOT_FOUND")),

@@ -50,8 +50,6 @@ pub struct Backends {
     pub backup: Option<OpenedStore>,
     /// Where jobs go.
     pub jobs: JobQueues,
-    /// The Redis connection, when configured (for readiness checks).
-    pub redis: Option<ConnectionManager>,
     /// The download-link signing key, once loaded ([`crate::links`]).
     pub link_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
 }
@@ -71,31 +69,20 @@ impl Backends {
             None => None,
         };
 
-        let (uploads, jobs, redis): (Arc<dyn UploadStore>, JobQueues, _) = match &settings.redis_url {
+        let (uploads, jobs): (Arc<dyn UploadStore>, JobQueues) = match &settings.redis_url {
             Some(url) => {
                 let con = connect_redis(url).await?;
                 (
                     Arc::new(RedisUploads::new(con.clone(), &settings.redis_prefix, settings.upload_ttl)),
-                    JobQueues::redis(con.clone(), &settings.redis_prefix),
-                    Some(con),
+                    JobQueues::redis(con, &settings.redis_prefix),
                 )
             }
             None => (
                 Arc::new(SqlUploads::new(repo.clone(), settings.upload_ttl)),
                 JobQueues::sqlite(&settings.jobs_db_path()).await.map_err(fail("PAN_DATA_DIR"))?,
-                None,
             ),
         };
-        Ok(Backends {
-            repo: Arc::new(repo),
-            uploads,
-            staging,
-            files,
-            backup,
-            jobs,
-            redis,
-            link_key: Default::default(),
-        })
+        Ok(Backends { repo: Arc::new(repo), uploads, staging, files, backup, jobs, link_key: Default::default() })
     }
 }
 

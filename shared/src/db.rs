@@ -16,7 +16,6 @@ pub use sql::SqlRepo;
 
 use crate::domain::{StoredFile, User, UserFile, UserName};
 use crate::error::{Error, Result};
-pub use sql::Dialect;
 
 /// Users and signin tokens.
 #[async_trait]

@@ -14,9 +14,6 @@ pub enum Error {
     /// The request itself is wrong; `code` names the rule it broke.
     #[error("{message}")]
     Invalid { code: &'static str, message: String },
-    /// No usable credentials: missing, malformed, unknown or expired token.
-    #[error("{0}")]
-    Unauthenticated(String),
     /// Wrong username or password (the same answer for both, on purpose).
     #[error("wrong username or password")]
     BadCredentials,

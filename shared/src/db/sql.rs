@@ -70,11 +70,6 @@ impl SqlRepo {
         &self.pool
     }
 
-    /// Which SQL system this is.
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
-    }
-
     /// Starts a transaction that already holds the write lock on SQLite.
     pub(crate) async fn begin(&self) -> sqlx::Result<Transaction<'static, Any>> {
         match self.dialect {
