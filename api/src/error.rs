@@ -143,15 +143,16 @@ pub async fn json_errors(err: poem::Error) -> Response {
         401 => "missing or malformed bearer token".to_owned(),
         _ => err.to_string(),
     };
-    if status.as_u16() == 405 {
-        let body = ErrorBody::new("METHOD_NOT_ALLOWED", message);
-        return Json(body).with_status(status).into_response();
+    // Statuses no operation declares (they come from routing and framing).
+    let undeclared = match status.as_u16() {
+        405 => Some("METHOD_NOT_ALLOWED"),
+        411 => Some("LENGTH_REQUIRED"),
+        _ => None,
+    };
+    match undeclared {
+        Some(code) => Json(ErrorBody::new(code, message)).with_status(status).into_response(),
+        None => ApiError::from_status(status.as_u16(), message).into_response(),
     }
-    if status.as_u16() == 411 {
-        let body = ErrorBody::new("LENGTH_REQUIRED", message);
-        return Json(body).with_status(status).into_response();
-    }
-    ApiError::from_status(status.as_u16(), message).into_response()
 }
 
 /// Adds the `Allow` header RFC 9110 requires on 405 answers, listing the

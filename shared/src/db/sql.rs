@@ -292,6 +292,11 @@ impl FileRepo for SqlRepo {
     }
 
     async fn link_existing(&self, f: &NewUserFile<'_>) -> Result<Option<UserFile>> {
+        // Most inits are for new content: a plain read answers them without
+        // taking the write lock (SQLite) that the linking transaction needs.
+        if self.stored_file(f.filehash, f.filesize).await?.is_none() {
+            return Ok(None);
+        }
         retry_on_conflict!(self.try_link(f))
     }
 
