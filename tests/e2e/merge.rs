@@ -94,24 +94,31 @@ both!(
     }
 );
 
-/// A worker killed with SIGKILL in the middle of a merge: another worker
-/// process picks the orphaned job up and finishes it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_merge_killed_mid_way_is_finished_by_another_worker() {
+/// A fleet with no worker yet, a big upload completed, and one worker
+/// process caught in the middle of merging it: (app, token, upload id,
+/// the file's bytes, the worker's index).
+async fn merge_in_flight(size: usize, seed: u64) -> (TestApp, String, String, Vec<u8>, usize) {
     let mut app = TestApp::builder(Deployment::Fleet)
         .env("PAN_CHUNK_SIZE", "8388608")
         .env("PAN_MERGE_THREADS", "1")
         .workers(0)
         .spawn()
         .await;
-    let token = app.user(&uname("kill")).await;
-    let data = test_bytes(160 << 20, 13);
+    let token = app.user(&uname("inflight")).await;
+    let data = test_bytes(size, seed);
     let id = app.send_all_chunks(&token, "big.bin", &data).await;
     let (code, _) = app.complete(&token, &id).await;
     assert_eq!(code, StatusCode::ACCEPTED);
-
-    let first = app.spawn_worker();
+    let worker = app.spawn_worker();
     app.wait_for_merge_start(&id).await;
+    (app, token, id, data, worker)
+}
+
+/// A worker killed with SIGKILL in the middle of a merge: another worker
+/// process picks the orphaned job up and finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_killed_mid_way_is_finished_by_another_worker() {
+    let (mut app, token, id, data, first) = merge_in_flight(160 << 20, 13).await;
     app.kill_worker(first);
     let (_, status) = app.status(&token, &id).await;
     assert_eq!(status["state"], "merging", "the kill came before the merge finished");
@@ -129,18 +136,7 @@ async fn a_merge_killed_mid_way_is_finished_by_another_worker() {
 /// then the process exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_merge_in_flight_finish() {
-    let mut app = TestApp::builder(Deployment::Fleet)
-        .env("PAN_CHUNK_SIZE", "8388608")
-        .env("PAN_MERGE_THREADS", "1")
-        .workers(0)
-        .spawn()
-        .await;
-    let token = app.user(&uname("term")).await;
-    let data = test_bytes(96 << 20, 15);
-    let id = app.send_all_chunks(&token, "t.bin", &data).await;
-    app.complete(&token, &id).await;
-    let worker = app.spawn_worker();
-    app.wait_for_merge_start(&id).await;
+    let (mut app, token, id, data, worker) = merge_in_flight(96 << 20, 15).await;
     let code = app.terminate_worker(worker, 120);
     assert_eq!(code, Some(0), "a graceful stop exits 0");
     let (_, status) = app.status(&token, &id).await;
