@@ -250,15 +250,18 @@ impl OpenedStore {
     /// directory goes, including the `…#N` temporary files of writes cut off
     /// by a crash (object_store's listing does not show them).
     pub async fn delete_prefix(&self, prefix: &Path) -> Result<usize> {
-        let n = delete_prefix(&self.store, prefix).await?;
-        if let Some(dir) = &self.dir {
-            match tokio::fs::remove_dir_all(dir.join(prefix.as_ref())).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::internal("removing a staging directory", e)),
-            }
+        let Some(dir) = &self.dir else { return delete_prefix(&self.store, prefix).await };
+        let dir = dir.join(prefix.as_ref());
+        let n = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries.count(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::internal("listing a staging directory", e)),
+        };
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(Error::internal("removing a staging directory", e)),
         }
-        Ok(n)
     }
 }
 
