@@ -324,14 +324,19 @@ impl TestApp {
         into_json(req.send().await.expect("request")).await
     }
 
-    /// init: returns (status, body).
+    /// init, declaring SHA-1 and SHA-256 (as pan's own clients do): returns (status, body).
     pub async fn init(&self, token: &str, name: &str, data: &[u8]) -> (StatusCode, Value) {
         self.post_json(
             "/file/mupload/init",
             Some(token),
-            &json!({"filename": name, "filehash": sha1_hex(data), "filesize": data.len()}),
+            &json!({"filename": name, "filehash": sha1_hex(data), "sha256": sha256_hex(data), "filesize": data.len()}),
         )
         .await
+    }
+
+    /// Answers an upload's challenge with `proof`: returns (status, body).
+    pub async fn prove(&self, token: &str, id: &str, proof: &str) -> (StatusCode, Value) {
+        self.post_json(&format!("/file/mupload/prove?uploadID={id}"), Some(token), &json!({ "proof": proof })).await
     }
 
     /// Sends chunk `i` with raw bytes.
@@ -526,6 +531,23 @@ async fn into_json(resp: reqwest::Response) -> (StatusCode, Value) {
 /// SHA-1 as 40 lowercase hex characters.
 pub fn sha1_hex(data: &[u8]) -> String {
     hex::encode(Sha1::digest(data))
+}
+
+/// SHA-256 as 64 lowercase hex characters.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// The answer to a proof-of-possession challenge from init, computed from
+/// the file's bytes: SHA-256 of the nonce's bytes, then each range in order.
+pub fn answer_challenge(challenge: &Value, data: &[u8]) -> String {
+    let mut h = sha2::Sha256::new();
+    h.update(hex::decode(challenge["nonce"].as_str().expect("nonce")).expect("hex nonce"));
+    for r in challenge["ranges"].as_array().expect("ranges") {
+        let (first, last) = (r["first"].as_u64().unwrap() as usize, r["last"].as_u64().unwrap() as usize);
+        h.update(&data[first..=last]);
+    }
+    hex::encode(h.finalize())
 }
 
 /// `n` pseudo-random bytes (seeded, so failures reproduce).

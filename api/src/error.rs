@@ -21,12 +21,15 @@ pub struct ErrorBody {
     /// For `CHUNKS_MISSING`: how many chunks are missing in all.
     #[oai(skip_serializing_if_is_none)]
     pub missing_count: Option<u64>,
+    /// For `FILEHASH_AMBIGUOUS`: the ids of your files with that SHA-1.
+    #[oai(skip_serializing_if_is_none)]
+    pub ids: Option<Vec<String>>,
 }
 
 impl ErrorBody {
     /// A body with just a code and a message.
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        ErrorBody { code: code.into(), message: message.into(), missing: None, missing_count: None }
+        ErrorBody { code: code.into(), message: message.into(), missing: None, missing_count: None, ids: None }
     }
 }
 
@@ -112,6 +115,11 @@ impl From<Error> for ApiError {
                 message: e.to_string(),
                 missing: Some(missing.clone()),
                 missing_count: Some(*count),
+                ids: None,
+            })),
+            Error::AmbiguousFilehash { ids } => ApiError::Conflict(Json(ErrorBody {
+                ids: Some(ids.clone()),
+                ..ErrorBody::new("FILEHASH_AMBIGUOUS", e.to_string())
             })),
             Error::TooLarge { code, .. } => ApiError::PayloadTooLarge(body(code)),
             Error::RangeNotSatisfiable { .. } => ApiError::RangeNotSatisfiable(body("RANGE_NOT_SATISFIABLE")),

@@ -256,7 +256,7 @@ function uploadView(up) {
 }
 
 const LABELS = {
-  hashing: 'Computing the SHA-1 fingerprint…',
+  hashing: 'Computing the file’s fingerprints (SHA-1, SHA-256)…',
   starting: 'Starting…',
   uploading: 'Uploading',
   paused: 'Paused',

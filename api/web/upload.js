@@ -1,9 +1,10 @@
-// Chunked, resumable uploads: SHA-1 in a Web Worker, init, the missing chunks
-// several at a time with retries, complete, then status until done or failed.
+// Chunked, resumable uploads: SHA-1 and SHA-256 in a Web Worker, init (and the
+// answer to a proof-of-possession challenge), the missing chunks several at a
+// time with retries, complete, then status until done or failed.
 
 import { ApiError, call, errorFromText, networkError, qs, session } from './api.js';
 
-// ---- SHA-1 in a worker --------------------------------------------------
+// ---- hashing in a worker ----------------------------------------------------
 
 let worker = null;
 const hashJobs = new Map();
@@ -21,7 +22,7 @@ function hashWorker() {
       return;
     }
     hashJobs.delete(msg.id);
-    if (msg.type === 'done') job.resolve(msg.hash);
+    if (msg.type === 'done') job.resolve(msg.result);
     else if (msg.type === 'cancelled') job.reject(new DOMException('hashing cancelled', 'AbortError'));
     else job.reject(new ApiError(0, 'HASH_FAILED', msg.message));
   };
@@ -36,12 +37,21 @@ function hashWorker() {
   return worker;
 }
 
-/** SHA-1 (hex) of a file; `cancel()` stops it (the promise rejects with AbortError). */
+/** `{sha1, sha256}` (hex) of a file; `cancel()` stops it (the promise rejects with AbortError). */
 function hashFile(file, onProgress) {
+  return workerJob({ type: 'hash', file }, onProgress);
+}
+
+/** The answer (hex) to an init's challenge, from the file's bytes. */
+function proveFile(file, challenge) {
+  return workerJob({ type: 'prove', file, challenge }, () => {});
+}
+
+function workerJob(message, onProgress) {
   const id = nextJobId++;
   const promise = new Promise((resolve, reject) => {
     hashJobs.set(id, { resolve, reject, onProgress });
-    hashWorker().postMessage({ type: 'hash', id, file });
+    hashWorker().postMessage({ ...message, id });
   });
   const cancel = () => worker && hashJobs.has(id) && worker.postMessage({ type: 'cancel', id });
   return { promise, cancel };
@@ -146,6 +156,7 @@ export class Upload {
     this.state = 'hashing';
     this.message = '';
     this.hash = null;
+    this.sha256 = null;
     this.hashed = 0;
     this.uploadID = null;
     this.chunkcount = 0;
@@ -214,15 +225,24 @@ export class Upload {
           this.hashed = n;
           this.changed();
         });
-        this.hash = await this.hashJob.promise;
+        const digests = await this.hashJob.promise;
         this.hashJob = null;
         if (stale()) return;
+        this.hash = digests.sha1;
+        this.sha256 = digests.sha256;
       }
       this.set('starting');
-      const init = await call('POST', '/file/mupload/init', {
-        json: { filename: this.file.name, filehash: this.hash, filesize: this.file.size },
+      let init = await call('POST', '/file/mupload/init', {
+        json: { filename: this.file.name, filehash: this.hash, sha256: this.sha256, filesize: this.file.size },
       });
       if (stale()) return;
+      if (init.status === 'new' && init.challenge) {
+        // Stored by someone else: proving we hold the bytes skips sending them.
+        const proof = await proveFile(this.file, init.challenge).promise;
+        if (stale()) return;
+        init = await call('POST', `/file/mupload/prove?${qs({ uploadID: init.uploadID })}`, { json: { proof } });
+        if (stale()) return;
+      }
       if (init.status === 'instant') {
         this.stored = init.file || null;
         forget(this);

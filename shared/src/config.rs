@@ -91,6 +91,17 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(0..=(1u64 << 40)))]
     pub max_single_upload: u64,
 
+    /// Let a user's init of content another user stored finish at once
+    /// ("instant"), after the client proves it holds the bytes (it answers a
+    /// challenge on a few server-chosen byte ranges). Off: such uploads send
+    /// every chunk and the merge still stores the content once. Either way,
+    /// knowing a file's hashes and size is never enough to get it; but a
+    /// challenge does tell the asker that the content is stored somewhere,
+    /// so turn this off where that is itself a secret.
+    #[arg(long, env = "PAN_INSTANT_ACROSS_USERS", value_parser = clap::builder::BoolishValueParser::new(),
+          default_value_t = true)]
+    pub instant_across_users: bool,
+
     /// Seconds an upload may sit idle before it expires with its chunks.
     #[arg(long, env = "PAN_UPLOAD_TTL", default_value_t = 86_400,
           value_parser = clap::value_parser!(u64).range(1..))]

@@ -26,6 +26,8 @@ pub trait UserRepo: Send + Sync {
     async fn user_with_hash(&self, name: &str) -> Result<Option<(User, String)>>;
     /// Stores a token (by its hash) valid until `expires_at`.
     async fn insert_token(&self, token_hash: &str, user_id: i64, now: i64, expires_at: i64) -> Result<()>;
+    /// A user by id.
+    async fn user_by_id(&self, id: i64) -> Result<Option<User>>;
     /// The user a live token belongs to.
     async fn user_by_token(&self, token_hash: &str, now: i64) -> Result<Option<User>>;
     /// Revokes one token.
@@ -43,6 +45,8 @@ pub struct NewUserFile<'a> {
     pub user_id: i64,
     /// SHA-1 of the content (verified).
     pub filehash: &'a str,
+    /// SHA-256 of the content (verified): with the size, its identity.
+    pub sha256: &'a str,
     /// Size in bytes.
     pub filesize: i64,
     /// The owner's name for it.
@@ -51,41 +55,51 @@ pub struct NewUserFile<'a> {
     pub now: i64,
 }
 
-/// Stored content and users' entries for it. Content is shared: the `files`
-/// row counts the entries that reference it, and the bytes go when it drops
-/// to zero.
+/// Stored content and users' entries for it. Content is shared, identified by
+/// (SHA-256, size): the `files` row counts the entries that reference it, and
+/// the bytes go when it drops to zero. Entries are named by their opaque
+/// entry id; a user has at most one entry per content.
 #[async_trait]
 pub trait FileRepo: Send + Sync {
-    /// The stored content with this hash and size, if any.
-    async fn stored_file(&self, filehash: &str, filesize: i64) -> Result<Option<StoredFile>>;
+    /// The live stored content with this identity, if any.
+    async fn stored_file(&self, sha256: &str, filesize: i64) -> Result<Option<StoredFile>>;
+    /// Stored content by its row id (for the backup job).
+    async fn stored_file_by_id(&self, id: i64) -> Result<Option<StoredFile>>;
+    /// The user's entry for stored content `file_id`, if they have one.
+    async fn entry_for_content(&self, user_id: i64, file_id: i64) -> Result<Option<UserFile>>;
     /// Gives the user an entry for content that is already stored ("instant"
-    /// upload). `None` when no such content is stored (anymore).
+    /// upload), matched by (SHA-256, size); an entry they had is renamed.
+    /// `None` when no such content is stored (anymore).
     async fn link_existing(&self, f: &NewUserFile<'_>) -> Result<Option<UserFile>>;
     /// Records merged content stored under `storage_key` and the user's entry
-    /// for it, in one transaction. When another merge stored the same content
-    /// first, its row is referenced instead; the returned [`StoredFile`] says
-    /// which key is in effect (the caller deletes its own copy if it lost).
+    /// for it, in one transaction. When the same content (SHA-256 and size)
+    /// is stored already, its row is referenced instead; the returned
+    /// [`StoredFile`] says which key is in effect (the caller deletes its own
+    /// copy if it lost).
     async fn commit_merged(&self, f: &NewUserFile<'_>, storage_key: &str) -> Result<(UserFile, StoredFile)>;
     /// A page of the user's entries, newest first, and how many there are.
     async fn list_files(&self, user_id: i64, limit: i64, offset: i64) -> Result<(Vec<UserFile>, i64)>;
-    /// The user's entry for a hash and the content behind it.
-    async fn user_file(&self, user_id: i64, filehash: &str) -> Result<Option<(UserFile, StoredFile)>>;
+    /// The user's entries whose content has this SHA-1 (one, unless the user
+    /// holds colliding contents), oldest first.
+    async fn entries_with_sha1(&self, user_id: i64, filehash: &str) -> Result<Vec<UserFile>>;
+    /// The user's entry with this id and the content behind it.
+    async fn user_file(&self, user_id: i64, entry_id: &str) -> Result<Option<(UserFile, StoredFile)>>;
     /// Renames the user's entry.
-    async fn rename_file(&self, user_id: i64, filehash: &str, filename: &str, now: i64) -> Result<UserFile>;
+    async fn rename_file(&self, user_id: i64, entry_id: &str, filename: &str, now: i64) -> Result<UserFile>;
     /// Removes the user's entry; returns the content when nobody references it
     /// any more (its row is gone and its bytes are the caller's to delete).
-    async fn delete_file(&self, user_id: i64, filehash: &str) -> Result<Option<StoredFile>>;
+    async fn delete_file(&self, user_id: i64, entry_id: &str) -> Result<Option<StoredFile>>;
 }
 
-/// Backup bookkeeping for stored files.
+/// Backup bookkeeping for stored files, by content row id.
 #[async_trait]
 pub trait BackupRepo: Send + Sync {
     /// Records a backup attempt's outcome (`pending`, `done`, `failed`);
     /// attempts count up on `failed`.
-    async fn set_backup(&self, filehash: &str, filesize: i64, state: &str, key: Option<&str>, now: i64) -> Result<()>;
-    /// Files whose backup is `pending` or `failed` and was last tried before
-    /// `before`: the clean-up job enqueues them again.
-    async fn backups_due(&self, before: i64, limit: i64) -> Result<Vec<(String, i64)>>;
+    async fn set_backup(&self, file_id: i64, state: &str, key: Option<&str>, now: i64) -> Result<()>;
+    /// Contents whose backup is `pending` or `failed` and was last tried
+    /// before `before`: the clean-up job enqueues them again.
+    async fn backups_due(&self, before: i64, limit: i64) -> Result<Vec<i64>>;
     /// Whether any stored content lives at `storage_key` (for the scrub).
     async fn is_referenced(&self, storage_key: &str) -> Result<bool>;
 }

@@ -4,7 +4,7 @@
 mod names;
 mod plan;
 
-pub use names::{FileName, Password, Sha1Hex, UploadId, UserName};
+pub use names::{EntryId, FileName, Password, Sha1Hex, Sha256Hex, UploadId, UserName};
 pub use plan::ChunkPlan;
 
 use serde::{Deserialize, Serialize};
@@ -74,12 +74,17 @@ pub struct UploadSession {
     pub filename: String,
     /// Declared SHA-1 of the whole file.
     pub filehash: Sha1Hex,
+    /// Declared SHA-256 of the whole file, when the client sent one: checked
+    /// by the merge, and needed for resume and instant upload.
+    pub sha256: Option<Sha256Hex>,
     /// How the file is cut into chunks.
     pub plan: ChunkPlan,
     /// Current state.
     pub state: UploadState,
     /// Why the upload failed, once it has.
     pub reason: Option<String>,
+    /// The entry the upload produced, once `done`.
+    pub entry_id: Option<String>,
     /// Creation time (Unix seconds).
     pub created_at: i64,
     /// Last activity (Unix seconds); idle sessions expire after the TTL.
@@ -89,8 +94,12 @@ pub struct UploadSession {
 /// A user's entry for a stored file.
 #[derive(Debug, Clone)]
 pub struct UserFile {
+    /// The entry's opaque id ([`EntryId`]).
+    pub id: String,
     /// SHA-1 of the content.
     pub filehash: String,
+    /// SHA-256 of the content (absent for content stored before pan recorded it).
+    pub sha256: Option<String>,
     /// Size in bytes.
     pub filesize: i64,
     /// The user's name for it.
@@ -104,11 +113,15 @@ pub struct UserFile {
 /// A stored blob, shared by every user who has the same content.
 #[derive(Debug, Clone)]
 pub struct StoredFile {
+    /// The content's row id.
+    pub id: i64,
     /// SHA-1 of the content.
     pub filehash: String,
+    /// SHA-256 of the content (absent for content stored before pan recorded it).
+    pub sha256: Option<String>,
     /// Size in bytes.
     pub filesize: i64,
-    /// Key in the file store (content hash plus a generation nonce).
+    /// Key in the file store (server-made; see [`crate::objects::file_key`]).
     pub storage_key: String,
     /// Where the backup copy is, once one was made.
     pub backup_key: Option<String>,

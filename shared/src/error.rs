@@ -26,6 +26,10 @@ pub enum Error {
     /// No file with that hash belongs to the caller.
     #[error("no such file")]
     FileNotFound,
+    /// A `filehash` names several of the caller's entries (contents whose
+    /// SHA-1 collide); the request must name one by its entry id.
+    #[error("filehash names {} of your files; name one by its id", ids.len())]
+    AmbiguousFilehash { ids: Vec<String> },
     /// The upload is past the state the operation needs.
     #[error("upload is {state}, not uploading")]
     NotUploading { state: String },

@@ -8,14 +8,14 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStoreExt};
-use sha1::{Digest, Sha1};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::backends::Backends;
 use crate::config::Settings;
 use crate::db::NewUserFile;
-use crate::domain::{FileName, Sha1Hex, StoredFile, User, UserFile};
+use crate::domain::{EntryId, FileName, Sha1Hex, StoredFile, User, UserFile};
 use crate::error::{Error, Result, ResultExt};
+use crate::hashing::ContentHasher;
 use crate::jobs::BackupJob;
 use crate::objects;
 use crate::objects::OpenedStore;
@@ -102,14 +102,16 @@ pub async fn commit(b: &Backends, entry: &NewUserFile<'_>, key: &Path) -> Result
         let _ = b.files.store.delete(key).await;
     }
     if b.backup.is_some() && stored.backup_state != "done" {
-        b.repo.set_backup(&stored.filehash, stored.filesize, "pending", None, crate::now()).await?;
-        b.jobs.backups.push(BackupJob { filehash: stored.filehash.clone(), filesize: stored.filesize }).await?;
+        b.repo.set_backup(stored.id, "pending", None, crate::now()).await?;
+        b.jobs.backups.push(BackupJob { file_id: stored.id }).await?;
     }
     Ok(file)
 }
 
 /// A single-request upload: streams `body` to a temporary file while hashing
-/// it, then takes the same dedup path as a merge. At most `limit` bytes.
+/// it (SHA-1 and SHA-256), then takes the same dedup path as a merge: the
+/// server holds every byte, so linking to stored content needs no proof.
+/// At most `limit` bytes.
 #[tracing::instrument(name = "single upload", skip(b, settings, user, body), fields(user = user.id))]
 pub async fn ingest(
     b: &Backends,
@@ -121,7 +123,7 @@ pub async fn ingest(
 ) -> Result<UserFile> {
     let mut tmp = TempFile::new(b, settings, "single")?;
     let mut out = tokio::fs::File::create(&tmp.path).await.context("creating a temporary file")?;
-    let mut hasher = Sha1::new();
+    let mut hasher = ContentHasher::new();
     let mut size = 0u64;
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -141,10 +143,11 @@ pub async fn ingest(
     }
     out.sync_all().await.context("syncing a temporary file")?;
     drop(out);
-    let filehash = hex::encode(hasher.finalize());
+    let digests = hasher.finish();
     let entry = NewUserFile {
         user_id: user.id,
-        filehash: &filehash,
+        filehash: &digests.sha1,
+        sha256: &digests.sha256,
         filesize: size as i64,
         filename: filename.as_str(),
         now: crate::now(),
@@ -152,7 +155,7 @@ pub async fn ingest(
     if let Some(file) = b.repo.link_existing(&entry).await? {
         return Ok(file);
     }
-    let key = objects::file_key(&filehash, size, &crate::random_hex(8));
+    let key = objects::file_key(&crate::random_hex(16));
     store_file(b, &mut tmp, &key).await?;
     commit(b, &entry, &key).await
 }
@@ -322,16 +325,39 @@ pub async fn repair(b: &Backends, stored: &StoredFile) -> Result<()> {
     Ok(())
 }
 
-/// The user's entry for a hash and its stored content.
-pub async fn owned(b: &Backends, user: &User, filehash: &Sha1Hex) -> Result<(UserFile, StoredFile)> {
-    b.repo.user_file(user.id, filehash.as_str()).await?.ok_or(Error::FileNotFound)
+/// How a request names one of the caller's files.
+#[derive(Debug, Clone)]
+pub enum FileRef {
+    /// By entry id: always exactly one entry.
+    Entry(EntryId),
+    /// By the content's SHA-1: accepted while it names exactly one entry.
+    Sha1(Sha1Hex),
+}
+
+/// The caller's entry a [`FileRef`] names, and its stored content.
+/// [`Error::FileNotFound`] when none; [`Error::AmbiguousFilehash`] (with the
+/// entry ids) when a SHA-1 names several of the caller's entries.
+pub async fn owned(b: &Backends, user: &User, file: &FileRef) -> Result<(UserFile, StoredFile)> {
+    let entry_id = match file {
+        FileRef::Entry(id) => id.as_str().to_owned(),
+        FileRef::Sha1(hash) => {
+            let mut entries = b.repo.entries_with_sha1(user.id, hash.as_str()).await?;
+            match entries.len() {
+                0 => return Err(Error::FileNotFound),
+                1 => entries.remove(0).id,
+                _ => return Err(Error::AmbiguousFilehash { ids: entries.into_iter().map(|e| e.id).collect() }),
+            }
+        }
+    };
+    b.repo.user_file(user.id, &entry_id).await?.ok_or(Error::FileNotFound)
 }
 
 /// Removes the user's entry; deletes the bytes once nobody references them
 /// (after the row is gone, so a reader never sees a row without bytes).
 #[tracing::instrument(name = "delete file", skip(b, user), fields(user = user.id))]
-pub async fn delete(b: &Backends, user: &User, filehash: &Sha1Hex) -> Result<()> {
-    if let Some(orphan) = b.repo.delete_file(user.id, filehash.as_str()).await? {
+pub async fn delete(b: &Backends, user: &User, file: &FileRef) -> Result<()> {
+    let (entry, _) = owned(b, user, file).await?;
+    if let Some(orphan) = b.repo.delete_file(user.id, &entry.id).await? {
         match b.files.store.delete(&Path::from(orphan.storage_key.as_str())).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => tracing::warn!(key = %orphan.storage_key, error = %e, "could not delete unreferenced file bytes"),
@@ -342,7 +368,7 @@ pub async fn delete(b: &Backends, user: &User, filehash: &Sha1Hex) -> Result<()>
                 Err(e) => tracing::warn!(key = %key, error = %e, "could not delete the backup copy"),
             }
         }
-        tracing::info!(filehash = %filehash, "last reference gone: bytes deleted");
+        tracing::info!(entry = %entry.id, "last reference gone: bytes deleted");
     }
     Ok(())
 }

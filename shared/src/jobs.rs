@@ -22,10 +22,8 @@ pub struct MergeJob {
 /// Copy a stored file to the backup store.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BackupJob {
-    /// SHA-1 of the content.
-    pub filehash: String,
-    /// Size of the content.
-    pub filesize: i64,
+    /// The stored content's row id.
+    pub file_id: i64,
 }
 
 /// How often a worker reports that it is alive. Short, because apalis also

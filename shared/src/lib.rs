@@ -13,6 +13,7 @@
 //! - [`objects`]: the staging and file stores (object_store: local or S3).
 //! - [`jobs`]: job payloads and the queue they go through (apalis on SQLite
 //!   or Redis).
+//! - [`hashing`]: SHA-1 and SHA-256 of content in one pass.
 //! - [`backends`]: opens every backend from the settings, once, at start-up.
 //! - [`service`], [`files`], [`links`]: the upload and file use cases.
 //! - [`metrics`], [`process`]: counters for `/metrics`; logging and signals.
@@ -23,6 +24,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod files;
+pub mod hashing;
 pub mod jobs;
 pub mod links;
 pub mod metrics;

@@ -129,12 +129,14 @@ pub fn upload_prefix(id: &UploadId) -> Path {
     Path::from(id.as_str())
 }
 
-/// Content-addressed key of a stored file: the hash, the size and a
-/// generation (the upload's id for a merge, so a retried merge overwrites its
-/// own earlier copy; random otherwise), so that deleting one generation of
-/// some content never touches a newer one.
-pub fn file_key(filehash: &str, filesize: u64, generation: &str) -> Path {
-    Path::from(format!("{}/{}/{filehash}-{filesize}-{generation}", &filehash[..2], &filehash[2..4]))
+/// Key of a stored file: a server-made id (the upload's id for a merge, so a
+/// retried merge overwrites its own earlier copy; random otherwise), spread
+/// over two directory levels. It holds no content hash, so a presigned URL or
+/// a listing of the bucket says nothing about what the file is, and deleting
+/// one copy of some content never touches another. (Files stored before
+/// 0.1's content-identity change keep their `<sha1>-<size>-<generation>` keys.)
+pub fn file_key(generation: &str) -> Path {
+    Path::from(format!("{}/{}/{generation}", &generation[..2], &generation[2..4]))
 }
 
 /// Why a streamed chunk was refused.

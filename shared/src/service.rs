@@ -3,18 +3,21 @@
 //! parse input, call one of these, and shape the answer.
 
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
 use crate::backends::Backends;
 use crate::config::Settings;
 use crate::db::NewUserFile;
-use crate::domain::{ChunkPlan, FileName, Sha1Hex, UploadId, UploadSession, UploadState, User, UserFile};
-use crate::error::{Error, Result};
+use crate::domain::{
+    ChunkPlan, FileName, Sha1Hex, Sha256Hex, StoredFile, UploadId, UploadSession, UploadState, User, UserFile,
+};
+use crate::error::{Error, Result, ResultExt};
+use crate::files::ByteRange;
 use crate::jobs::MergeJob;
 use crate::objects;
-use crate::uploads::CompleteOutcome;
+use crate::uploads::{CompleteOutcome, PendingProof};
 
 /// After this long in `merging`, a repeated `complete` enqueues the merge
 /// again (the first job must have been lost).
@@ -23,29 +26,53 @@ pub const STUCK_MERGE_SECS: i64 = 30 * 60;
 /// How many missing indexes a `CHUNKS_MISSING` error lists.
 pub const MISSING_LISTED: usize = 100;
 
+/// How long a proof-of-possession challenge can be answered, in seconds.
+pub const CHALLENGE_TTL: i64 = 60;
+/// How many byte ranges a challenge names, and the most bytes each covers.
+const CHALLENGE_RANGES: usize = 3;
+const CHALLENGE_RANGE_LEN: u64 = 64 << 10;
+
 /// What `init` decided.
 #[derive(Debug)]
 pub enum InitOutcome {
-    /// A new upload; send every chunk.
-    New(UploadSession),
+    /// A new upload; send every chunk. With a challenge when the content is
+    /// stored already (by someone else): answering it proves the caller
+    /// holds the bytes and finishes the upload at once.
+    New(UploadSession, Option<Challenge>),
     /// The caller's unfinished upload of the same content; send the missing chunks.
     Resume(UploadSession, Vec<u64>),
-    /// The content is already stored: the caller has the file now, no bytes needed.
-    ///
-    /// This is where a proof-of-possession step would go (the server asks for
-    /// the hash of a random range before linking), so knowing a hash alone
-    /// would not be enough to get a file; see the README.
+    /// The caller already has this content: their entry (renamed), no bytes needed.
     Instant(UserFile, ChunkPlan),
 }
 
-/// Starts (or resumes) an upload of `filesize` bytes hashing to `filehash`.
-#[tracing::instrument(name = "init upload", skip(b, settings, user), fields(user = user.id))]
+/// A proof-of-possession challenge as the client gets it: send the SHA-256 of
+/// the nonce's bytes followed by the bytes of each range, in order.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    /// 16 random bytes, hex.
+    pub nonce: String,
+    /// The byte ranges of the file to hash, in order.
+    pub ranges: Vec<crate::files::ByteRange>,
+    /// When the challenge stops being accepted (Unix seconds).
+    pub expires_at: i64,
+}
+
+/// Starts (or resumes) an upload of `filesize` bytes hashing to `filehash`
+/// (SHA-1) and, when the client says so, `sha256`.
+///
+/// Content is matched on (SHA-256, size) only, never on SHA-1 alone: without
+/// a declared SHA-256 the answer is always a new upload (the merge still
+/// stores known content once). The caller's own content is instant; someone
+/// else's comes with a challenge (unless `PAN_INSTANT_ACROSS_USERS` is off),
+/// so that knowing hashes and a size is never enough to get a file.
+#[tracing::instrument(name = "init upload", skip(b, settings, user, sha256), fields(user = user.id))]
 pub async fn init(
     b: &Backends,
     settings: &Settings,
     user: &User,
     filename: FileName,
     filehash: Sha1Hex,
+    sha256: Option<Sha256Hex>,
     filesize: u64,
 ) -> Result<InitOutcome> {
     if filesize > settings.max_file_size {
@@ -56,37 +83,148 @@ pub async fn init(
     }
     let plan = ChunkPlan::for_file(filesize, settings.chunk_size, settings.max_chunks);
     let now = crate::now();
-    let entry = NewUserFile {
-        user_id: user.id,
-        filehash: filehash.as_str(),
-        filesize: filesize as i64,
-        filename: filename.as_str(),
-        now,
-    };
-    if let Some(file) = b.repo.link_existing(&entry).await? {
-        tracing::info!(filehash = %filehash, "instant upload: content already stored");
-        crate::metrics::UPLOADS_INSTANT.inc();
-        return Ok(InitOutcome::Instant(file, plan));
-    }
-    if let Some(session) = b.uploads.find_resumable(user.id, filehash.as_str(), filesize).await? {
-        let uploaded = b.uploads.chunks(&session.id).await?.into_keys().collect();
-        return Ok(InitOutcome::Resume(session, uploaded));
+    let mut known = None;
+    if let Some(sha256) = &sha256 {
+        // Stored content whose SHA-1 differs from the declared one is a
+        // wrong declaration: a normal upload follows, and its merge fails.
+        if let Some(stored) =
+            b.repo.stored_file(sha256.as_str(), filesize as i64).await?.filter(|s| s.filehash == filehash.as_str())
+        {
+            if b.repo.entry_for_content(user.id, stored.id).await?.is_some() {
+                let entry = NewUserFile {
+                    user_id: user.id,
+                    filehash: filehash.as_str(),
+                    sha256: sha256.as_str(),
+                    filesize: filesize as i64,
+                    filename: filename.as_str(),
+                    now,
+                };
+                if let Some(file) = b.repo.link_existing(&entry).await? {
+                    tracing::info!(entry = %file.id, "instant upload: the caller has this content");
+                    crate::metrics::UPLOADS_INSTANT.inc();
+                    return Ok(InitOutcome::Instant(file, plan));
+                }
+            } else if settings.instant_across_users {
+                known = Some(stored);
+            }
+        }
+        if let Some(session) = b.uploads.find_resumable(user.id, filehash.as_str(), filesize).await?
+            && session.sha256.as_ref() == Some(sha256)
+        {
+            let uploaded = b.uploads.chunks(&session.id).await?.into_keys().collect();
+            return Ok(InitOutcome::Resume(session, uploaded));
+        }
     }
     let session = UploadSession {
         id: UploadId::generate(),
         owner: user.id,
         filename: filename.as_str().to_owned(),
         filehash,
+        sha256,
         plan,
         state: UploadState::Uploading,
         reason: None,
+        entry_id: None,
         created_at: now,
         updated_at: now,
     };
     b.uploads.create(&session).await?;
     crate::metrics::UPLOADS_CREATED.inc();
     tracing::info!(upload = %session.id, chunks = plan.chunk_count, chunk_size = plan.chunk_size, "upload created");
-    Ok(InitOutcome::New(session))
+    let challenge = match known {
+        Some(stored) => challenge(b, &session.id, &stored).await?,
+        None => None,
+    };
+    Ok(InitOutcome::New(session, challenge))
+}
+
+/// Makes and records a challenge on `stored` for upload `id`. `None` when
+/// the stored bytes cannot be read now (the upload simply goes on without).
+async fn challenge(b: &Backends, id: &UploadId, stored: &StoredFile) -> Result<Option<Challenge>> {
+    use rand::Rng;
+    use sha2::{Digest, Sha256};
+    let size = stored.filesize as u64;
+    let nonce = crate::random_hex(16);
+    let mut ranges = Vec::new();
+    if size > 0 {
+        let len = size.min(CHALLENGE_RANGE_LEN);
+        let mut rng = rand::rng();
+        for _ in 0..CHALLENGE_RANGES {
+            let start = rng.random_range(0..=size - len);
+            ranges.push(ByteRange { start, end: start + len - 1 });
+        }
+    }
+    let mut digest = Sha256::new();
+    digest.update(hex::decode(&nonce).expect("random_hex is hex"));
+    for r in &ranges {
+        let read = async {
+            let mut stream = crate::files::read(b, stored, Some(*r)).await?;
+            while let Some(piece) = stream.next().await {
+                digest.update(piece.context("reading challenged bytes")?);
+            }
+            Ok::<_, Error>(())
+        };
+        if let Err(e) = read.await {
+            tracing::warn!(error = %e, "cannot read stored bytes for a challenge; none offered");
+            return Ok(None);
+        }
+    }
+    let expires_at = crate::now() + CHALLENGE_TTL;
+    let proof = PendingProof { file_id: stored.id, expected: hex::encode(digest.finalize()), expires_at };
+    b.uploads.put_challenge(id, &proof).await?;
+    tracing::info!(upload = %id, "content stored by another user: challenge offered");
+    Ok(Some(Challenge { nonce, ranges, expires_at }))
+}
+
+/// What an answer to a challenge led to.
+#[derive(Debug)]
+pub enum ProveOutcome {
+    /// The proof matched: the caller has the file, the upload is gone.
+    Instant(UserFile, ChunkPlan),
+    /// No match (wrong, late, repeated, or no challenge): go on uploading.
+    Continue(UploadSession, Vec<u64>),
+}
+
+/// Checks the answer to an upload's challenge (`proof`: SHA-256 hex of the
+/// nonce's bytes and the challenged ranges). Single use: any answer spends
+/// the challenge. A wrong answer looks exactly like no challenge at all.
+#[tracing::instrument(name = "prove possession", skip(b, user, proof), fields(user = user.id))]
+pub async fn prove(b: &Backends, user: &User, id: &str, proof: &str) -> Result<ProveOutcome> {
+    let session = owned_session(b, user, id).await?;
+    if session.state != UploadState::Uploading {
+        return Err(Error::NotUploading { state: session.state.to_string() });
+    }
+    let pending = b.uploads.take_challenge(&session.id, crate::now()).await?;
+    let matched = pending.filter(|p| constant_time_eq(p.expected.as_bytes(), proof.to_ascii_lowercase().as_bytes()));
+    if let Some(p) = matched
+        && let Some(stored) = b.repo.stored_file_by_id(p.file_id).await?
+        && let Some(sha256) = stored.sha256.as_deref()
+    {
+        let entry = NewUserFile {
+            user_id: user.id,
+            filehash: &stored.filehash,
+            sha256,
+            filesize: stored.filesize,
+            filename: &session.filename,
+            now: crate::now(),
+        };
+        if let Some(file) = b.repo.link_existing(&entry).await? {
+            // The upload is not needed any more; chunks sent meanwhile go with it.
+            if b.uploads.delete_unless_merging(&session.id).await? {
+                b.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;
+            }
+            tracing::info!(entry = %file.id, "possession proved: instant upload");
+            crate::metrics::UPLOADS_INSTANT.inc();
+            return Ok(ProveOutcome::Instant(file, session.plan));
+        }
+    }
+    let uploaded = b.uploads.chunks(&session.id).await?.into_keys().collect();
+    Ok(ProveOutcome::Continue(session, uploaded))
+}
+
+/// Compares two byte strings in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The caller's session with this id; anyone else's is [`Error::UploadNotFound`].
@@ -183,10 +321,9 @@ pub async fn status(b: &Backends, user: &User, id: &str) -> Result<(UploadSessio
         UploadState::Done => (0..session.plan.chunk_count).collect(),
         UploadState::Failed => Vec::new(),
     };
-    let file = if session.state == UploadState::Done {
-        b.repo.user_file(user.id, session.filehash.as_str()).await?.map(|(f, _)| f)
-    } else {
-        None
+    let file = match (&session.state, &session.entry_id) {
+        (UploadState::Done, Some(entry)) => b.repo.user_file(user.id, entry).await?.map(|(f, _)| f),
+        _ => None,
     };
     Ok((session, uploaded, file))
 }

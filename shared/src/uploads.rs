@@ -25,6 +25,18 @@ pub enum CompleteOutcome {
     Missing,
 }
 
+/// An open proof-of-possession challenge for one upload: the digest a client
+/// holding the content would answer with, and the content it would get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingProof {
+    /// The stored content the challenge is about.
+    pub file_id: i64,
+    /// SHA-256 (hex) of the nonce and the challenged bytes.
+    pub expected: String,
+    /// After this (Unix seconds) the challenge is void.
+    pub expires_at: i64,
+}
+
 /// Storage of upload sessions and their chunk maps.
 ///
 /// Sessions left idle longer than the upload TTL count as gone: `get` no longer
@@ -51,10 +63,22 @@ pub trait UploadStore: Send + Sync {
     /// forgotten stays `failed`.
     async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome>;
     /// Ends a merge: moves the session from `merging` to `state` (`done` or
-    /// `failed`) with `reason`, refreshing its TTL. A compare-and-set: when
-    /// the session is not `merging` any more (another worker finished the
-    /// same job first) nothing changes and `false` comes back.
-    async fn finish_merge(&self, id: &UploadId, state: UploadState, reason: Option<&str>, now: i64) -> Result<bool>;
+    /// `failed`) with `reason` and the entry it produced, refreshing its TTL.
+    /// A compare-and-set: when the session is not `merging` any more (another
+    /// worker finished the same job first) nothing changes and `false` comes back.
+    async fn finish_merge(
+        &self,
+        id: &UploadId,
+        state: UploadState,
+        reason: Option<&str>,
+        entry_id: Option<&str>,
+        now: i64,
+    ) -> Result<bool>;
+    /// Stores the proof-of-possession challenge of an upload (replacing any).
+    async fn put_challenge(&self, id: &UploadId, proof: &PendingProof) -> Result<()>;
+    /// Takes the upload's challenge: single use (a second take finds none),
+    /// and `None` once it has expired.
+    async fn take_challenge(&self, id: &UploadId, now: i64) -> Result<Option<PendingProof>>;
     /// Forgets a session and its chunk map unless it is `merging` (a
     /// compare-and-set, so an abort or the sweeper never pulls an upload
     /// from under a merge). Returns whether it was deleted.

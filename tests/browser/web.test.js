@@ -247,7 +247,7 @@ test('a 40 MiB upload interrupted by a reload resumes without resending chunks, 
   await page.context().close();
 });
 
-test('content already stored finishes as instant', async () => {
+test('content another user stored finishes as instant once the page proves it holds the bytes', async () => {
   const other = `bob-${Date.now().toString(36)}`;
   assert.equal((await api(BASE, 'POST', '/usr/signup', { json: { username: other, password: PASSWORD } })).status, 201);
   const page = await newPage();
@@ -256,12 +256,17 @@ test('content already stored finishes as instant', async () => {
   const copy = join(tmp, 'big-copy.bin');
   writeFileSync(copy, readFileSync(bigPath));
   const uppart = [];
+  const proofs = [];
   page.on('request', (r) => r.url().includes('/file/mupload/uppart') && uppart.push(r.url()));
+  page.on('response', (r) => r.url().includes('/file/mupload/prove') && proofs.push(r.json()));
   await page.locator('#file-input').setInputFiles(copy);
   const item = page.locator('li.upload[data-name="big-copy.bin"]');
   await item.and(page.locator('[data-state="instant"]')).waitFor({ timeout: 30_000 });
   assert.match(await item.locator('.status').textContent(), /already stored/);
   assert.deepEqual(uppart, []);
+  const answers = await Promise.all(proofs);
+  assert.equal(answers.length, 1, 'one answer to the challenge');
+  assert.equal(answers[0].status, 'instant');
   await page.goto(`${BASE}/`);
   await page.locator('li.file[data-name="big-copy.bin"]').waitFor();
   await page.context().close();

@@ -5,9 +5,9 @@ Run by tests/clients/run.sh with the api's base URL as the only argument."""
 import hashlib, io, sys, time
 from pan_client import Client, AuthenticatedClient
 from pan_client.api.users import signup, signin, user_info
-from pan_client.api.uploads import upload_init, upload_part, upload_complete, upload_status
+from pan_client.api.uploads import upload_init, upload_part, upload_complete, upload_status, upload_prove
 from pan_client.api.files import file_download, file_query
-from pan_client.models import Credentials, InitRequest, ErrorBody
+from pan_client.models import Credentials, InitRequest, ErrorBody, ProveRequest
 from pan_client.types import File
 base = sys.argv[1].rstrip("/")
 c = Client(base_url=base)
@@ -17,7 +17,8 @@ a = AuthenticatedClient(base_url=base, token=tok)
 assert user_info.sync(client=a).username == "py"
 data = bytes(range(256)) * 10
 h = hashlib.sha1(data).hexdigest()
-init = upload_init.sync(client=a, body=InitRequest(filename="p.bin", filehash=h, filesize=len(data)))
+h256 = hashlib.sha256(data).hexdigest()
+init = upload_init.sync(client=a, body=InitRequest(filename="p.bin", filehash=h, sha256=h256, filesize=len(data)))
 assert init.status == "new" and init.chunkcount == 3, init
 for i in range(init.chunkcount):
     r = upload_part.sync(client=a, body=File(payload=io.BytesIO(data[i*init.chunksize:(i+1)*init.chunksize])), upload_id=init.upload_id, chkidx=i)
@@ -33,4 +34,16 @@ assert isinstance(bad, ErrorBody) and bad.code == "UPLOAD_NOT_FOUND", bad
 body = file_download.sync(client=a, filehash=h)
 assert hashlib.sha1(body.payload.read()).hexdigest() == h
 assert file_query.sync(client=a).total == 1
-print("generated Python client: signup, signin, info, init, uppart, complete, status, 404, download, query: ok")
+assert hashlib.sha1(file_download.sync(client=a, id=s.file.id).payload.read()).hexdigest() == h
+
+# A second user holding the same bytes answers the challenge and gets the file at once.
+assert signup.sync_detailed(client=c, body=Credentials(username="py2", password="password2")).status_code == 201
+b = AuthenticatedClient(base_url=base, token=signin.sync(client=c, body=Credentials(username="py2", password="password2")).token)
+init = upload_init.sync(client=b, body=InitRequest(filename="q.bin", filehash=h, sha256=h256, filesize=len(data)))
+assert init.status == "new" and init.challenge, init
+proof = hashlib.sha256(bytes.fromhex(init.challenge.nonce))
+for r in init.challenge.ranges:
+    proof.update(data[r.first:r.last + 1])
+done = upload_prove.sync(client=b, upload_id=init.upload_id, body=ProveRequest(proof=proof.hexdigest()))
+assert done.status == "instant" and done.file.filename == "q.bin", done
+print("generated Python client: signup, signin, info, init, uppart, complete, status, 404, download, query, prove: ok")

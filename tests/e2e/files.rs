@@ -103,10 +103,14 @@ both!(
         let body: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(body["filehash"], sha1_hex(&data).as_str());
         assert_eq!(body["filename"], "one.bin");
-        // The same content through the chunked protocol is now instant.
+        // The same content through the chunked protocol: another user proves
+        // possession and gets it at once.
         let other = app.user(&uname("other")).await;
         let (_, init) = app.init(&other, "same.bin", &data).await;
-        assert_eq!(init["status"], "instant");
+        assert_eq!(init["status"], "new");
+        let id = init["uploadID"].as_str().unwrap();
+        let (_, proved) = app.prove(&other, id, &answer_challenge(&init["challenge"], &data)).await;
+        assert_eq!(proved["status"], "instant", "{proved}");
         let big = test_bytes(200_000, 41);
         let form =
             reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(big).file_name("big.bin"));

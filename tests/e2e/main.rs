@@ -4,6 +4,7 @@
 mod bad_input;
 mod config;
 mod files;
+mod identity;
 mod merge;
 mod openapi;
 mod storage;

@@ -19,7 +19,7 @@ both!(
             assert_eq!(code, StatusCode::OK);
             assert_eq!(bytes.len(), size);
             assert_eq!(sha1_hex(&bytes), sha1_hex(&data), "size {size}");
-            assert_eq!(headers["etag"], format!("\"{}\"", sha1_hex(&data)).as_str());
+            assert_eq!(headers["etag"], format!("\"{}\"", sha256_hex(&data)).as_str());
         }
         app.wait_staging_empty().await;
         let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;

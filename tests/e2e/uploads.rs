@@ -95,28 +95,6 @@ both!(an_upload_resumes_after_the_api_process_is_killed, |b: TestAppBuilder| b.e
     assert_eq!(sha1_hex(&bytes), sha1_hex(&data));
 });
 
-both!(known_content_is_instant_for_a_second_user, |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096"), |app| {
-    let alice = app.user(&uname("alice")).await;
-    let bob = app.user(&uname("bob")).await;
-    let data = test_bytes(10_000, 9);
-    let done = app.upload(&alice, "mine.bin", &data).await;
-    assert_eq!(done["state"], "done");
-    app.wait_staging_empty().await;
-    let (code, init) = app.init(&bob, "yours.bin", &data).await;
-    assert_eq!(code, StatusCode::OK, "{init}");
-    assert_eq!(init["status"], "instant");
-    assert_eq!(init["file"]["filename"], "yours.bin");
-    assert_eq!(init["file"]["filehash"], sha1_hex(&data).as_str());
-    assert!(app.staging().is_empty(), "no bytes were sent");
-    let (_, list) = app.call("GET", "/file/query", Some(&bob)).await;
-    assert_eq!(list["total"], 1);
-    assert_eq!(list["files"][0]["filename"], "yours.bin");
-    let (code, _, bytes) = app.download(&bob, &sha1_hex(&data), None).await;
-    assert_eq!(code, StatusCode::OK);
-    assert_eq!(bytes, data);
-    assert_eq!(app.stored().len(), 1, "the content is stored once");
-});
-
 both!(
     complete_lists_missing_chunks_then_moves_to_merging_exactly_once,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "1024"),

@@ -1,7 +1,7 @@
 //! The blocking heart of a merge: preallocate the output, memory-map it, copy
 //! the chunks into their offsets from several threads, and hash the result in
 //! order while the copy goes on (chunk i is hashed as soon as chunks 0..=i are
-//! in place), so the SHA-1 costs little more than the copy.
+//! in place), so the SHA-1 and SHA-256 cost little more than the copy.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -13,13 +13,13 @@ use std::sync::{Mutex, mpsc};
 use std::time::Instant;
 
 use memmap2::MmapMut;
-use sha1::{Digest, Sha1};
+use shared::hashing::{ContentHasher, Digests};
 
 /// The result of assembling a file.
 #[derive(Debug, Clone)]
 pub struct Assembled {
-    /// SHA-1 of the assembled bytes, 40 lowercase hex characters.
-    pub sha1: String,
+    /// SHA-1 and SHA-256 of the assembled bytes.
+    pub digests: Digests,
     /// Wall time of copy + hash, in seconds.
     pub seconds: f64,
 }
@@ -41,7 +41,7 @@ pub fn preallocate(file: &File, len: u64) -> io::Result<()> {
 }
 
 /// Writes chunk `i` (read from `sources[i]`) at offset `i * chunk_size` of
-/// `out`, which becomes `file_size` bytes long; returns the SHA-1 of the whole.
+/// `out`, which becomes `file_size` bytes long; returns the digests of the whole.
 /// `threads` copies run at once. Every source must hold exactly its chunk's
 /// length, or the assembly fails.
 pub fn assemble(
@@ -55,7 +55,7 @@ pub fn assemble(
     preallocate(out, file_size)?;
     if file_size == 0 {
         out.sync_all()?;
-        return Ok(Assembled { sha1: hex::encode(Sha1::digest([])), seconds: 0.0 });
+        return Ok(Assembled { digests: ContentHasher::digest(&[]), seconds: 0.0 });
     }
     // SAFETY: the file is our private temporary file, preallocated above; no
     // other process truncates it while it is mapped.
@@ -67,7 +67,7 @@ pub fn assemble(
     let queue = Mutex::new(slices.into_iter());
     let failed = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<(usize, io::Result<&[u8]>)>();
-    let digest = std::thread::scope(|s| -> io::Result<String> {
+    let digests = std::thread::scope(|s| -> io::Result<Digests> {
         for _ in 0..threads.max(1) {
             let tx = tx.clone();
             let (queue, failed) = (&queue, &failed);
@@ -86,7 +86,7 @@ pub fn assemble(
             });
         }
         drop(tx);
-        let mut hasher = Sha1::new();
+        let mut hasher = ContentHasher::new();
         let mut ready = BTreeMap::new();
         let mut next = 0usize;
         for (i, result) in rx {
@@ -104,12 +104,12 @@ pub fn assemble(
                 next += 1;
             }
         }
-        Ok(hex::encode(hasher.finalize()))
+        Ok(hasher.finish())
     })?;
     map.flush()?;
     drop(map);
     out.sync_all()?;
-    Ok(Assembled { sha1: digest, seconds: started.elapsed().as_secs_f64() })
+    Ok(Assembled { digests, seconds: started.elapsed().as_secs_f64() })
 }
 
 /// Fills `slice` from `path`, which must be exactly as long as the slice.
@@ -149,7 +149,7 @@ mod tests {
         let out_path = dir.path().join("out");
         let out = File::options().read(true).write(true).create(true).truncate(true).open(&out_path).unwrap();
         let got = assemble(&out, data.len() as u64, 65_536, &sources, 3).unwrap();
-        assert_eq!(got.sha1, hex::encode(Sha1::digest(&data)));
+        assert_eq!(got.digests, ContentHasher::digest(&data));
         assert_eq!(std::fs::read(&out_path).unwrap(), data);
     }
 
@@ -158,7 +158,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = File::create(dir.path().join("out")).unwrap();
         let got = assemble(&out, 0, 1024, &[], 2).unwrap();
-        assert_eq!(got.sha1, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(got.digests.sha1, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
     }
 
     #[test]

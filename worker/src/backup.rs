@@ -17,20 +17,20 @@ use crate::MergeContext;
 /// The apalis handler.
 pub async fn handle(job: BackupJob, ctx: Data<MergeContext>) -> Result<(), BoxDynError> {
     backup(&ctx, &job).await.map_err(|e| {
-        tracing::warn!(filehash = %job.filehash, error = %e, "backup attempt failed; it will be retried");
+        tracing::warn!(file = job.file_id, error = %e, "backup attempt failed; it will be retried");
         Box::new(e) as BoxDynError
     })
 }
 
 /// Copies one file to the backup store.
-#[tracing::instrument(name = "back up file", skip(ctx), fields(filehash = %job.filehash, size = job.filesize, mb_s))]
+#[tracing::instrument(name = "back up file", skip(ctx), fields(file = job.file_id, mb_s))]
 pub async fn backup(ctx: &MergeContext, job: &BackupJob) -> Result<()> {
     let b = &ctx.backends;
     let Some(backup) = &b.backup else {
         tracing::info!("no backup store configured; nothing to do");
         return Ok(());
     };
-    let Some(stored) = b.repo.stored_file(&job.filehash, job.filesize).await? else {
+    let Some(stored) = b.repo.stored_file_by_id(job.file_id).await? else {
         tracing::info!("file is gone; nothing to back up");
         return Ok(());
     };
@@ -44,14 +44,14 @@ pub async fn backup(ctx: &MergeContext, job: &BackupJob) -> Result<()> {
             let secs = started.elapsed().as_secs_f64();
             let rate = if secs > 0.0 { bytes as f64 / 1e6 / secs } else { 0.0 };
             tracing::Span::current().record("mb_s", rate.round());
-            b.repo.set_backup(&job.filehash, job.filesize, "done", Some(key.as_ref()), shared::now()).await?;
+            b.repo.set_backup(job.file_id, "done", Some(key.as_ref()), shared::now()).await?;
             shared::metrics::BACKUPS_DONE.inc();
             tracing::info!(bytes, seconds = secs, "backed up");
             Ok(())
         }
         Err(e) => {
             shared::metrics::BACKUPS_FAILED.inc();
-            b.repo.set_backup(&job.filehash, job.filesize, "failed", None, shared::now()).await?;
+            b.repo.set_backup(job.file_id, "failed", None, shared::now()).await?;
             Err(e)
         }
     }

@@ -4,11 +4,11 @@
 //! 1. load the session; anything but `merging` means there is nothing to do;
 //! 2. assemble the chunks into a temporary file beside the file store and
 //!    hash it ([`crate::assemble`]);
-//! 3. a hash other than the declared one ends the upload `failed`, with the
+//! 3. a hash other than the declared ones (SHA-1, and SHA-256 when given) ends the upload `failed`, with the
 //!    reason, and no rows; local I/O trouble (a full disk) also reports
 //!    `failed` but keeps the chunks, so `complete` can start it again;
-//! 4. move the file to its content-addressed key, then in one transaction
-//!    record (or reference) the content and the owner's entry;
+//! 4. move the file to its key, then in one transaction record the content
+//!    (or reference the same content, by SHA-256 and size) and the owner's entry;
 //! 5. mark the session `done`; only then delete the staged chunks.
 
 use std::fs::File;
@@ -97,14 +97,21 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     };
     let rate = if assembled.seconds > 0.0 { plan.file_size as f64 / 1e6 / assembled.seconds } else { 0.0 };
     span.record("merge_mb_s", rate.round());
-    tracing::info!(sha1 = %assembled.sha1, seconds = assembled.seconds, mb_s = rate.round(), "assembled and hashed");
+    let digests = &assembled.digests;
+    tracing::info!(sha1 = %digests.sha1, seconds = assembled.seconds, mb_s = rate.round(), "assembled and hashed");
 
-    if assembled.sha1 != session.filehash.as_str() {
-        let reason = format!("SHA-1 mismatch: declared {}, actual {}", session.filehash, assembled.sha1);
+    if digests.sha1 != session.filehash.as_str() {
+        let reason = format!("SHA-1 mismatch: declared {}, actual {}", session.filehash, digests.sha1);
+        return fail(ctx, &session, &reason).await;
+    }
+    if let Some(declared) = &session.sha256
+        && digests.sha256 != declared.as_str()
+    {
+        let reason = format!("SHA-256 mismatch: declared {declared}, actual {}", digests.sha256);
         return fail(ctx, &session, &reason).await;
     }
 
-    let key = objects::file_key(session.filehash.as_str(), plan.file_size, id.as_str());
+    let key = objects::file_key(id.as_str());
     if let Err(e) = files::store_file(b, &mut tmp, &key).await {
         if b.files.dir.is_none() {
             // A remote store that is away: the job queue retries later.
@@ -114,14 +121,16 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     }
     let entry = NewUserFile {
         user_id: session.owner,
-        filehash: session.filehash.as_str(),
+        filehash: &digests.sha1,
+        sha256: &digests.sha256,
         filesize: plan.file_size as i64,
         filename: &session.filename,
         now: shared::now(),
     };
-    // When another merge stored the same content first, its copy wins.
-    files::commit(b, &entry, &key).await?;
-    if !b.uploads.finish_merge(&id, UploadState::Done, None, shared::now()).await? {
+    // When the same content (SHA-256 and size) is stored already, that copy
+    // wins and ours is dropped: dedup without trusting any client hash.
+    let file = files::commit(b, &entry, &key).await?;
+    if !b.uploads.finish_merge(&id, UploadState::Done, None, Some(&file.id), shared::now()).await? {
         tracing::info!("another attempt finished this upload first");
         return Ok(());
     }
@@ -158,7 +167,7 @@ async fn fail(ctx: &MergeContext, session: &UploadSession, reason: &str) -> Resu
     tracing::warn!(reason, "upload failed");
     shared::metrics::MERGES_FAILED.inc();
     let b = &ctx.backends;
-    if !b.uploads.finish_merge(&session.id, UploadState::Failed, Some(reason), shared::now()).await? {
+    if !b.uploads.finish_merge(&session.id, UploadState::Failed, Some(reason), None, shared::now()).await? {
         tracing::info!("another attempt finished this upload first");
         return Ok(());
     }
@@ -173,6 +182,6 @@ async fn pause(ctx: &MergeContext, session: &UploadSession, reason: &str) -> Res
     let reason = format!("{reason}; call complete again to retry");
     tracing::warn!(reason, "merge failed; chunks kept for a retry");
     shared::metrics::MERGES_FAILED.inc();
-    ctx.backends.uploads.finish_merge(&session.id, UploadState::Failed, Some(&reason), shared::now()).await?;
+    ctx.backends.uploads.finish_merge(&session.id, UploadState::Failed, Some(&reason), None, shared::now()).await?;
     Ok(())
 }

@@ -66,8 +66,8 @@ pub async fn sweep(ctx: &MergeContext) -> Result<()> {
     let mut requeued = 0;
     if b.backup.is_some() {
         // Give a backup in flight a minute before calling it lost.
-        for (filehash, filesize) in b.repo.backups_due(now - 60, 1000).await? {
-            b.jobs.backups.push(BackupJob { filehash, filesize }).await?;
+        for file_id in b.repo.backups_due(now - 60, 1000).await? {
+            b.jobs.backups.push(BackupJob { file_id }).await?;
             requeued += 1;
         }
     }

@@ -6,8 +6,8 @@ use poem_openapi::param::{Header, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::types::multipart::Upload;
 use poem_openapi::{ApiResponse, Multipart, Object, OpenApi};
-use shared::domain::{FileName, Sha1Hex, UserFile};
-use shared::files::{self, ByteRange};
+use shared::domain::{EntryId, FileName, Sha1Hex, UserFile};
+use shared::files::{self, ByteRange, FileRef};
 
 use super::Tag;
 use crate::auth::BearerAuth;
@@ -19,8 +19,15 @@ use crate::text::Text;
 /// One of the caller's files.
 #[derive(Debug, Clone, Object)]
 pub struct FileInfo {
-    /// SHA-1 of the content; the file's id in every file route.
+    /// The entry's id: names this file in every file route (`id`).
+    pub id: String,
+    /// SHA-1 of the content. File routes also accept it (`filehash`) while it
+    /// names exactly one of your files.
     pub filehash: String,
+    /// SHA-256 of the content: with the size, its identity (absent for
+    /// files stored before pan recorded it).
+    #[oai(skip_serializing_if_is_none)]
+    pub sha256: Option<String>,
     /// The caller's name for the file.
     pub filename: String,
     /// Size in bytes.
@@ -34,7 +41,9 @@ pub struct FileInfo {
 impl From<UserFile> for FileInfo {
     fn from(f: UserFile) -> Self {
         FileInfo {
+            id: f.id,
             filehash: f.filehash,
+            sha256: f.sha256,
             filename: f.filename,
             filesize: f.filesize,
             uploaded_at: f.uploaded_at,
@@ -56,12 +65,15 @@ pub struct FileList {
     pub offset: i64,
 }
 
-/// A new name for a file.
+/// A new name for a file, named by `id` or by `filehash` (one of the two).
 #[derive(Debug, Object)]
 pub struct RenameRequest {
-    /// SHA-1 of the file to rename.
+    /// The file's id.
+    #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
+    pub id: Option<Text>,
+    /// SHA-1 of the file (while it names exactly one of your files).
     #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
-    pub filehash: Text,
+    pub filehash: Option<Text>,
     /// The new name: 1-255 bytes of UTF-8, no control characters.
     #[oai(validator(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"))]
     pub filename: Text,
@@ -105,7 +117,7 @@ pub enum DownloadResponse {
         /// `attachment` with the caller's name for the file (RFC 6266).
         #[oai(header = "Content-Disposition")]
         String,
-        /// The content's SHA-1, quoted.
+        /// The content's SHA-256, quoted.
         #[oai(header = "ETag")]
         String,
         /// `bytes`: Range requests are welcome.
@@ -125,14 +137,14 @@ pub enum DownloadResponse {
         /// `attachment` with the caller's name for the file (RFC 6266).
         #[oai(header = "Content-Disposition")]
         String,
-        /// The content's SHA-1, quoted.
+        /// The content's SHA-256, quoted.
         #[oai(header = "ETag")]
         String,
     ),
     /// `If-None-Match` matched: the client's copy is current.
     #[oai(status = 304)]
     NotModified(
-        /// The content's SHA-1, quoted.
+        /// The content's SHA-256, quoted.
         #[oai(header = "ETag")]
         String,
     ),
@@ -169,15 +181,15 @@ crate::operation_errors!(
 );
 crate::operation_errors!(
     /// Errors of operations on one of the caller's files.
-    FileErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404 }
+    FileErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404, Conflict = 409 }
 );
 crate::operation_errors!(
     /// Errors of downloads.
-    DownloadErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404, RangeNotSatisfiable = 416 }
+    DownloadErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404, Conflict = 409, RangeNotSatisfiable = 416 }
 );
 crate::operation_errors!(
     /// Errors of signed-URL downloads.
-    SignedErrors { BadRequest = 400, Forbidden = 403, NotFound = 404, RangeNotSatisfiable = 416 }
+    SignedErrors { BadRequest = 400, Forbidden = 403, NotFound = 404, Conflict = 409, RangeNotSatisfiable = 416 }
 );
 crate::operation_errors!(
     /// Errors of the single-request upload.
@@ -189,6 +201,7 @@ crate::operation_errors!(
         BadRequest = 400,
         Unauthorized = 401,
         NotFound = 404,
+        Conflict = 409,
         PayloadTooLarge = 413,
         UnsupportedMediaType = 415,
     }
@@ -230,9 +243,12 @@ impl FileApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        /// SHA-1 of the file.
+        /// The file's id.
+        #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
+        id: Query<Option<String>>,
+        /// SHA-1 of the file (instead of `id`, while it names exactly one of your files).
         #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
-        filehash: Query<String>,
+        filehash: Query<Option<String>>,
         /// `bytes=first-last`, `bytes=first-` or `bytes=-suffix_length`.
         #[oai(name = "Range")]
         range: Header<Option<String>>,
@@ -240,8 +256,8 @@ impl FileApi {
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
     ) -> Result<DownloadResponse, DownloadErrors> {
-        let hash = Sha1Hex::parse(&filehash.0)?;
-        let (entry, stored) = files::owned(&state.backends, &auth.0, &hash).await?;
+        let file = file_ref(id.0.as_deref(), filehash.0.as_deref())?;
+        let (entry, stored) = files::owned(&state.backends, &auth.0, &file).await?;
         Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref()).await?)
     }
 
@@ -258,15 +274,18 @@ impl FileApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         req: &poem::Request,
-        /// SHA-1 of the file.
+        /// The file's id.
+        #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
+        id: Query<Option<String>>,
+        /// SHA-1 of the file (instead of `id`, while it names exactly one of your files).
         #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
-        filehash: Query<String>,
+        filehash: Query<Option<String>>,
         /// Lifetime of the URL in seconds, 1-604800.
         #[oai(validator(minimum(value = "1"), maximum(value = "604800")))]
         expires_in: Query<Option<u64>>,
     ) -> Result<Json<DownloadUrl>, FileErrors> {
-        let hash = Sha1Hex::parse(&filehash.0)?;
-        let (entry, stored) = files::owned(&state.backends, &auth.0, &hash).await?;
+        let file = file_ref(id.0.as_deref(), filehash.0.as_deref())?;
+        let (entry, stored) = files::owned(&state.backends, &auth.0, &file).await?;
         let ttl = expires_in.0.unwrap_or(state.settings.url_ttl);
         let expires_at = shared::now() + ttl as i64;
         if let Some(signer) = &state.backends.files.signer {
@@ -276,9 +295,11 @@ impl FileApi {
             return Ok(Json(DownloadUrl { url: url.to_string(), expires_at }));
         }
         let key = shared::links::signing_key(&state.backends).await?;
-        let sig = shared::links::sign(&key, hash.as_str(), auth.0.id, expires_at);
+        // The link names the entry, not the content: it says nothing about
+        // what the file is, and stops working when the entry is deleted.
+        let sig = shared::links::sign(&key, &entry.id, auth.0.id, expires_at);
         let base = public_base(&state, req);
-        let url = format!("{base}/file/signed?filehash={hash}&uid={}&expires={expires_at}&sig={sig}", auth.0.id);
+        let url = format!("{base}/file/signed?id={}&uid={}&expires={expires_at}&sig={sig}", entry.id, auth.0.id);
         Ok(Json(DownloadUrl { url, expires_at }))
     }
 
@@ -291,9 +312,12 @@ impl FileApi {
     async fn signed(
         &self,
         state: Data<&AppState>,
-        /// SHA-1 of the file.
+        /// The file's id.
+        #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
+        id: Query<Option<String>>,
+        /// SHA-1 of the file (links made before files had ids).
         #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
-        filehash: Query<String>,
+        filehash: Query<Option<String>>,
         /// The user the URL was made for.
         uid: Query<i64>,
         /// Expiry (Unix seconds).
@@ -309,15 +333,21 @@ impl FileApi {
     ) -> Result<DownloadResponse, SignedErrors> {
         let forbidden =
             |code: &str, message: &str| SignedErrors::Forbidden(Json(crate::error::ErrorBody::new(code, message)));
-        let Ok(hash) = Sha1Hex::parse(&filehash.0) else { return Err(forbidden("URL_INVALID", "malformed link")) };
+        let Ok(file) = file_ref(id.0.as_deref(), filehash.0.as_deref()) else {
+            return Err(forbidden("URL_INVALID", "malformed link"));
+        };
+        let subject = match &file {
+            FileRef::Entry(id) => id.as_str(),
+            FileRef::Sha1(hash) => hash.as_str(),
+        };
         let key = shared::links::signing_key(&state.backends).await?;
-        match shared::links::verify(&key, hash.as_str(), uid.0, expires.0, &sig.0, shared::now()) {
+        match shared::links::verify(&key, subject, uid.0, expires.0, &sig.0, shared::now()) {
             Ok(()) => {}
             Err(shared::links::LinkError::Expired) => return Err(forbidden("URL_EXPIRED", "this link has expired")),
             Err(shared::links::LinkError::Invalid) => return Err(forbidden("URL_INVALID", "this link is not valid")),
         }
-        let (entry, stored) =
-            state.backends.repo.user_file(uid.0, hash.as_str()).await?.ok_or(shared::Error::FileNotFound)?;
+        let owner = state.backends.repo.user_by_id(uid.0).await?.ok_or(shared::Error::FileNotFound)?;
+        let (entry, stored) = files::owned(&state.backends, &owner, &file).await?;
         Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref()).await?)
     }
 
@@ -350,9 +380,10 @@ impl FileApi {
         auth: BearerAuth,
         body: Json<RenameRequest>,
     ) -> Result<Json<FileInfo>, RenameErrors> {
-        let hash = Sha1Hex::parse(&body.filehash)?;
+        let file = file_ref(body.id.as_deref(), body.filehash.as_deref())?;
         let name = FileName::parse(&body.filename)?;
-        let f = state.backends.repo.rename_file(auth.0.id, hash.as_str(), name.as_str(), shared::now()).await?;
+        let (entry, _) = files::owned(&state.backends, &auth.0, &file).await?;
+        let f = state.backends.repo.rename_file(auth.0.id, &entry.id, name.as_str(), shared::now()).await?;
         Ok(Json(f.into()))
     }
 
@@ -365,18 +396,32 @@ impl FileApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        /// SHA-1 of the file to delete.
+        /// The file's id.
+        #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
+        id: Query<Option<String>>,
+        /// SHA-1 of the file (instead of `id`, while it names exactly one of your files).
         #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
-        filehash: Query<String>,
+        filehash: Query<Option<String>>,
     ) -> Result<DeleteResponse, FileErrors> {
-        let hash = Sha1Hex::parse(&filehash.0)?;
-        shared::files::delete(&state.backends, &auth.0, &hash).await?;
+        let file = file_ref(id.0.as_deref(), filehash.0.as_deref())?;
+        shared::files::delete(&state.backends, &auth.0, &file).await?;
         Ok(DeleteResponse::Deleted)
     }
 }
 
 fn default_limit() -> i64 {
     100
+}
+
+/// The file a request names: by `id`, or by `filehash` (exactly one of them).
+fn file_ref(id: Option<&str>, filehash: Option<&str>) -> Result<FileRef, ApiError> {
+    match (id, filehash) {
+        (Some(id), None) => Ok(FileRef::Entry(EntryId::parse(id)?)),
+        (None, Some(hash)) => Ok(FileRef::Sha1(Sha1Hex::parse(hash)?)),
+        _ => {
+            Err(ApiError::bad_request("INVALID_FILE_REFERENCE", "name the file by `id` or by `filehash` (one of them)"))
+        }
+    }
 }
 
 /// `scheme://host` this server is reached at, for absolute signed URLs:
@@ -399,7 +444,9 @@ pub async fn serve(
     range: Option<&str>,
     if_none_match: Option<&str>,
 ) -> ApiResult<DownloadResponse> {
-    let etag = format!("\"{}\"", stored.filehash);
+    // The content's identity: SHA-256 (SHA-1 only for content stored before
+    // pan recorded SHA-256), so colliding SHA-1 contents never share an ETag.
+    let etag = format!("\"{}\"", stored.sha256.as_deref().unwrap_or(&stored.filehash));
     if if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
         return Ok(DownloadResponse::NotModified(etag));
     }

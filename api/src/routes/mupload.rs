@@ -7,8 +7,8 @@ use poem::web::Data;
 use poem_openapi::param::{Header, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
-use shared::domain::{FileName, Sha1Hex, UploadSession, UploadState, UserFile};
-use shared::service::{self, InitOutcome};
+use shared::domain::{ChunkPlan, FileName, Sha1Hex, Sha256Hex, UploadSession, UploadState, UserFile};
+use shared::service::{self, InitOutcome, ProveOutcome};
 
 use super::Tag;
 use super::files::FileInfo;
@@ -31,6 +31,53 @@ pub struct InitRequest {
     /// Size of the whole file in bytes.
     #[oai(validator(minimum(value = "0")))]
     pub filesize: i64,
+    /// SHA-256 of the whole file, 64 hex characters. Optional, but resume
+    /// and instant upload need it (content is identified by SHA-256 and
+    /// size; SHA-1 alone is not collision-safe); the merge verifies it.
+    #[oai(validator(pattern = r"^[0-9A-Fa-f]{64}$"))]
+    pub sha256: Option<Text>,
+}
+
+/// A byte range of the file, `first` to `last` inclusive.
+#[derive(Debug, Clone, Object)]
+pub struct ChallengeRange {
+    /// Offset of the first byte.
+    pub first: u64,
+    /// Offset of the last byte (inclusive).
+    pub last: u64,
+}
+
+/// A proof-of-possession challenge: the content is already stored, so a
+/// client that holds the file can skip sending it. Answer at
+/// `/file/mupload/prove` with the SHA-256 (hex) of the nonce's 16 bytes
+/// (hex-decoded) followed by the bytes of each range, in order. Ignoring it
+/// is fine: the upload goes on as a new one.
+#[derive(Debug, Clone, Object)]
+pub struct Challenge {
+    /// 16 random bytes, 32 hex characters.
+    pub nonce: String,
+    /// The ranges to hash, in order (none for an empty file).
+    pub ranges: Vec<ChallengeRange>,
+    /// The answer must arrive before this (Unix seconds).
+    pub expires_at: i64,
+}
+
+impl From<service::Challenge> for Challenge {
+    fn from(c: service::Challenge) -> Self {
+        Challenge {
+            nonce: c.nonce,
+            ranges: c.ranges.into_iter().map(|r| ChallengeRange { first: r.start, last: r.end }).collect(),
+            expires_at: c.expires_at,
+        }
+    }
+}
+
+/// The answer to a challenge.
+#[derive(Debug, Object)]
+pub struct ProveRequest {
+    /// SHA-256 (hex) of the nonce's bytes followed by the challenged ranges.
+    #[oai(validator(pattern = r"^[0-9A-Fa-f]{64}$"))]
+    pub proof: Text,
 }
 
 /// How an init was answered.
@@ -63,6 +110,10 @@ pub struct InitResponse {
     /// The stored file (only for `instant`).
     #[oai(skip_serializing_if_is_none)]
     pub file: Option<FileInfo>,
+    /// Only for `new`, when the content is stored already: prove you hold
+    /// it (see `Challenge`) to finish at once.
+    #[oai(skip_serializing_if_is_none)]
+    pub challenge: Option<Challenge>,
 }
 
 /// Where an upload is.
@@ -102,6 +153,9 @@ pub struct UploadStatus {
     pub filename: String,
     /// The declared SHA-1.
     pub filehash: String,
+    /// The declared SHA-256, when one was given.
+    #[oai(skip_serializing_if_is_none)]
+    pub sha256: Option<String>,
     /// The declared size.
     pub filesize: u64,
     /// Number of chunks.
@@ -170,12 +224,42 @@ fn file_info(f: UserFile) -> FileInfo {
     FileInfo::from(f)
 }
 
+fn upload_answer(
+    status: InitStatus,
+    s: &UploadSession,
+    uploaded: Vec<u64>,
+    challenge: Option<service::Challenge>,
+) -> InitResponse {
+    InitResponse {
+        status,
+        upload_id: Some(s.id.to_string()),
+        chunkcount: s.plan.chunk_count,
+        chunksize: s.plan.chunk_size,
+        uploaded,
+        file: None,
+        challenge: challenge.map(Challenge::from),
+    }
+}
+
+fn instant_answer(f: UserFile, plan: ChunkPlan) -> InitResponse {
+    InitResponse {
+        status: InitStatus::Instant,
+        upload_id: None,
+        chunkcount: plan.chunk_count,
+        chunksize: plan.chunk_size,
+        uploaded: (0..plan.chunk_count).collect(),
+        file: Some(file_info(f)),
+        challenge: None,
+    }
+}
+
 fn status_of(session: UploadSession, uploaded: Vec<u64>, file: Option<UserFile>) -> UploadStatus {
     UploadStatus {
         upload_id: session.id.to_string(),
         state: session.state.into(),
         filename: session.filename,
         filehash: session.filehash.to_string(),
+        sha256: session.sha256.map(|h| h.to_string()),
         filesize: session.plan.file_size,
         chunkcount: session.plan.chunk_count,
         chunksize: session.plan.chunk_size,
@@ -201,6 +285,17 @@ crate::operation_errors!(
     UploadErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404 }
 );
 crate::operation_errors!(
+    /// Errors of prove.
+    ProveErrors {
+        BadRequest = 400,
+        Unauthorized = 401,
+        NotFound = 404,
+        Conflict = 409,
+        PayloadTooLarge = 413,
+        UnsupportedMediaType = 415,
+    }
+);
+crate::operation_errors!(
     /// Errors of complete and abort.
     UploadStateErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404, Conflict = 409 }
 );
@@ -215,7 +310,10 @@ impl UploadApi {
     /// The server picks the chunk size (8 MiB, larger for files that would
     /// need more than 10,000 chunks). `status` is `new`, `resume` (you have an
     /// unfinished upload of this content: `uploaded` lists what the server
-    /// holds) or `instant` (the content is already stored: the file is yours).
+    /// holds) or `instant` (you already have this content: your entry is
+    /// renamed to `filename`). Resume and instant need `sha256`. When someone
+    /// else stored the content, `new` carries a `challenge`: answer it at
+    /// `/file/mupload/prove` to finish without sending the file.
     #[oai(path = "/init", method = "post", operation_id = "upload_init", transform = "json_body_limit")]
     async fn init(
         &self,
@@ -225,34 +323,38 @@ impl UploadApi {
     ) -> Result<Json<InitResponse>, InitErrors> {
         let filename = FileName::parse(&body.filename)?;
         let filehash = Sha1Hex::parse(&body.filehash)?;
+        let sha256 = body.sha256.as_deref().map(Sha256Hex::parse).transpose()?;
         let filesize = u64::try_from(body.filesize)
             .map_err(|_| ApiError::bad_request("INVALID_FILESIZE", "filesize must not be negative"))?;
-        let outcome = service::init(&state.backends, &state.settings, &auth.0, filename, filehash, filesize).await?;
+        let outcome =
+            service::init(&state.backends, &state.settings, &auth.0, filename, filehash, sha256, filesize).await?;
         Ok(Json(match outcome {
-            InitOutcome::New(s) => InitResponse {
-                status: InitStatus::New,
-                upload_id: Some(s.id.to_string()),
-                chunkcount: s.plan.chunk_count,
-                chunksize: s.plan.chunk_size,
-                uploaded: Vec::new(),
-                file: None,
-            },
-            InitOutcome::Resume(s, uploaded) => InitResponse {
-                status: InitStatus::Resume,
-                upload_id: Some(s.id.to_string()),
-                chunkcount: s.plan.chunk_count,
-                chunksize: s.plan.chunk_size,
-                uploaded,
-                file: None,
-            },
-            InitOutcome::Instant(f, plan) => InitResponse {
-                status: InitStatus::Instant,
-                upload_id: None,
-                chunkcount: plan.chunk_count,
-                chunksize: plan.chunk_size,
-                uploaded: (0..plan.chunk_count).collect(),
-                file: Some(file_info(f)),
-            },
+            InitOutcome::New(s, challenge) => upload_answer(InitStatus::New, &s, Vec::new(), challenge),
+            InitOutcome::Resume(s, uploaded) => upload_answer(InitStatus::Resume, &s, uploaded, None),
+            InitOutcome::Instant(f, plan) => instant_answer(f, plan),
+        }))
+    }
+
+    /// Answer an init's challenge: prove you hold the file.
+    ///
+    /// A right answer finishes the upload at once (`instant`, with the file;
+    /// the upload id is spent). Anything else (a wrong, late or repeated
+    /// answer, or an upload without a challenge) answers `new` with the
+    /// chunks the server holds: send the file as usual. Each challenge takes
+    /// one answer.
+    #[oai(path = "/prove", method = "post", operation_id = "upload_prove", transform = "json_body_limit")]
+    async fn prove(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// The upload's id, from init.
+        #[oai(name = "uploadID")]
+        upload_id: Query<String>,
+        body: Json<ProveRequest>,
+    ) -> Result<Json<InitResponse>, ProveErrors> {
+        Ok(Json(match service::prove(&state.backends, &auth.0, &upload_id.0, &body.proof).await? {
+            ProveOutcome::Instant(f, plan) => instant_answer(f, plan),
+            ProveOutcome::Continue(s, uploaded) => upload_answer(InitStatus::New, &s, uploaded, None),
         }))
     }
 

@@ -65,6 +65,7 @@ static ASSETS: &[Asset] = &[
     asset!("hash-worker.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
     asset!("vendor/hash-wasm/sha1.umd.min.js", JS),
+    asset!("vendor/hash-wasm/sha256.umd.min.js", JS),
     asset!("vendor/hash-wasm/LICENSE", "text/plain; charset=utf-8"),
 ];
 

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::{BackupRepo, FileRepo, MetaRepo, NewUserFile, SecretRepo, Totals, UserRepo};
-use crate::domain::{StoredFile, User, UserFile, UserName};
+use crate::domain::{EntryId, StoredFile, User, UserFile, UserName};
 use crate::error::{Error, Result};
 
 /// Which SQL system a pool talks to; only transaction start differs.
@@ -40,9 +40,18 @@ fn user_from(row: &AnyRow) -> sqlx::Result<User> {
     Ok(User { id: row.try_get("id")?, username: row.try_get("username")?, created_at: row.try_get("created_at")? })
 }
 
+/// Columns of an entry and its content, as [`user_file_from`] and
+/// [`stored_file_from`] read them (`uf` = user_files, `f` = files).
+const ENTRY: &str = "uf.entry_id, f.filehash, f.sha256, f.filesize, uf.filename, uf.created_at, uf.updated_at, \
+                     f.id AS file_id, f.storage_key, f.backup_key, f.backup_state";
+/// Columns of a content row, as [`stored_file_from`] reads them.
+const CONTENT: &str = "f.id AS file_id, f.filehash, f.sha256, f.filesize, f.storage_key, f.backup_key, f.backup_state";
+
 fn user_file_from(row: &AnyRow) -> sqlx::Result<UserFile> {
     Ok(UserFile {
+        id: row.try_get("entry_id")?,
         filehash: row.try_get("filehash")?,
+        sha256: row.try_get("sha256")?,
         filesize: row.try_get("filesize")?,
         filename: row.try_get("filename")?,
         uploaded_at: row.try_get("created_at")?,
@@ -52,7 +61,9 @@ fn user_file_from(row: &AnyRow) -> sqlx::Result<UserFile> {
 
 fn stored_file_from(row: &AnyRow) -> sqlx::Result<StoredFile> {
     Ok(StoredFile {
+        id: row.try_get("file_id")?,
         filehash: row.try_get("filehash")?,
+        sha256: row.try_get("sha256")?,
         filesize: row.try_get("filesize")?,
         storage_key: row.try_get("storage_key")?,
         backup_key: row.try_get("backup_key")?,
@@ -78,28 +89,26 @@ impl SqlRepo {
         }
     }
 
-    /// Adds the user's entry (or renames the existing one) inside `tx`.
-    /// Returns whether a new entry was created.
-    async fn upsert_entry(tx: &mut Transaction<'static, Any>, f: &NewUserFile<'_>) -> sqlx::Result<bool> {
-        let updated = sqlx::query(
-            "UPDATE user_files SET filename = ?, updated_at = ? WHERE user_id = ? AND filehash = ? AND filesize = ?",
-        )
-        .bind(f.filename)
-        .bind(f.now)
-        .bind(f.user_id)
-        .bind(f.filehash)
-        .bind(f.filesize)
-        .execute(&mut **tx)
-        .await?;
+    /// Adds the user's entry for content `file_id` (or renames the one they
+    /// have) inside `tx`. Returns whether a new entry was created.
+    async fn upsert_entry(tx: &mut Transaction<'static, Any>, file_id: i64, f: &NewUserFile<'_>) -> sqlx::Result<bool> {
+        let updated =
+            sqlx::query("UPDATE user_files SET filename = ?, updated_at = ? WHERE user_id = ? AND file_id = ?")
+                .bind(f.filename)
+                .bind(f.now)
+                .bind(f.user_id)
+                .bind(file_id)
+                .execute(&mut **tx)
+                .await?;
         if updated.rows_affected() > 0 {
             return Ok(false);
         }
         sqlx::query(
-            "INSERT INTO user_files (user_id, filehash, filesize, filename, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO user_files (entry_id, user_id, file_id, filename, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
+        .bind(EntryId::generate().as_str())
         .bind(f.user_id)
-        .bind(f.filehash)
-        .bind(f.filesize)
+        .bind(file_id)
         .bind(f.filename)
         .bind(f.now)
         .bind(f.now)
@@ -108,85 +117,96 @@ impl SqlRepo {
         Ok(true)
     }
 
-    async fn entry_in(tx: &mut Transaction<'static, Any>, user_id: i64, filehash: &str) -> sqlx::Result<UserFile> {
-        let row = sqlx::query(
-            "SELECT filehash, filesize, filename, created_at, updated_at FROM user_files WHERE user_id = ? AND filehash = ?",
-        )
-        .bind(user_id)
-        .bind(filehash)
-        .fetch_one(&mut **tx)
-        .await?;
-        user_file_from(&row)
+    /// Takes one more reference on the live content (SHA-256, size), inside
+    /// `tx`, and returns its id. Locking the row first means a concurrent
+    /// delete cannot drop it under us. `None` when no live row exists.
+    async fn reference_content(tx: &mut Transaction<'static, Any>, f: &NewUserFile<'_>) -> sqlx::Result<Option<i64>> {
+        let bumped =
+            sqlx::query("UPDATE files SET refcount = refcount + 1 WHERE sha256 = ? AND filesize = ? AND refcount > 0")
+                .bind(f.sha256)
+                .bind(f.filesize)
+                .execute(&mut **tx)
+                .await?;
+        if bumped.rows_affected() == 0 {
+            return Ok(None);
+        }
+        Self::content_id(tx, f).await.map(Some)
     }
 
-    /// Takes one more reference on stored content, inside `tx`. Locking the
-    /// row first means a concurrent delete cannot drop it under us. `false`
-    /// when no live row exists.
-    async fn reference_content(tx: &mut Transaction<'static, Any>, f: &NewUserFile<'_>) -> sqlx::Result<bool> {
-        let bumped = sqlx::query(
-            "UPDATE files SET refcount = refcount + 1 WHERE filehash = ? AND filesize = ? AND refcount > 0",
-        )
-        .bind(f.filehash)
-        .bind(f.filesize)
-        .execute(&mut **tx)
-        .await?;
-        Ok(bumped.rows_affected() > 0)
+    async fn content_id(tx: &mut Transaction<'static, Any>, f: &NewUserFile<'_>) -> sqlx::Result<i64> {
+        sqlx::query_scalar("SELECT id FROM files WHERE sha256 = ? AND filesize = ?")
+            .bind(f.sha256)
+            .bind(f.filesize)
+            .fetch_one(&mut **tx)
+            .await
     }
 
     /// Gives the user their entry for content just referenced, inside `tx`;
     /// when they already had one, it is renamed and the extra reference
     /// undone, so each entry holds exactly one reference.
-    async fn settle_entry(tx: &mut Transaction<'static, Any>, f: &NewUserFile<'_>) -> sqlx::Result<UserFile> {
-        if !Self::upsert_entry(tx, f).await? {
-            sqlx::query("UPDATE files SET refcount = refcount - 1 WHERE filehash = ? AND filesize = ?")
-                .bind(f.filehash)
-                .bind(f.filesize)
+    async fn settle_entry(
+        tx: &mut Transaction<'static, Any>,
+        file_id: i64,
+        f: &NewUserFile<'_>,
+    ) -> sqlx::Result<UserFile> {
+        if !Self::upsert_entry(tx, file_id, f).await? {
+            sqlx::query("UPDATE files SET refcount = refcount - 1 WHERE id = ?")
+                .bind(file_id)
                 .execute(&mut **tx)
                 .await?;
         }
-        Self::entry_in(tx, f.user_id, f.filehash).await
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.user_id = ? AND uf.file_id = ?"
+        )))
+        .bind(f.user_id)
+        .bind(file_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        user_file_from(&row)
     }
 
     /// One attempt at linking; a unique violation means a concurrent writer
     /// won a race and the caller retries.
     async fn try_link(&self, f: &NewUserFile<'_>) -> sqlx::Result<Option<UserFile>> {
         let mut tx = self.begin().await?;
-        if !Self::reference_content(&mut tx, f).await? {
+        let Some(file_id) = Self::reference_content(&mut tx, f).await? else {
             return Ok(None);
-        }
-        let entry = Self::settle_entry(&mut tx, f).await?;
+        };
+        let entry = Self::settle_entry(&mut tx, file_id, f).await?;
         tx.commit().await?;
         Ok(Some(entry))
     }
 
     async fn try_commit_merged(&self, f: &NewUserFile<'_>, storage_key: &str) -> sqlx::Result<(UserFile, StoredFile)> {
         let mut tx = self.begin().await?;
-        if !Self::reference_content(&mut tx, f).await? {
-            // A row left at refcount 0 is content being deleted: replace it.
-            sqlx::query("DELETE FROM files WHERE filehash = ? AND filesize = ? AND refcount = 0")
+        let file_id = match Self::reference_content(&mut tx, f).await? {
+            Some(id) => id,
+            None => {
+                // A row left at refcount 0 is content being deleted: replace it.
+                sqlx::query("DELETE FROM files WHERE sha256 = ? AND filesize = ? AND refcount = 0")
+                    .bind(f.sha256)
+                    .bind(f.filesize)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO files (filehash, sha256, filesize, storage_key, refcount, backup_state, backup_attempts, \
+                     created_at) VALUES (?, ?, ?, ?, 1, 'none', 0, ?)",
+                )
                 .bind(f.filehash)
+                .bind(f.sha256)
                 .bind(f.filesize)
+                .bind(storage_key)
+                .bind(f.now)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(
-                "INSERT INTO files (filehash, filesize, storage_key, refcount, backup_state, backup_attempts, created_at) \
-                 VALUES (?, ?, ?, 1, 'none', 0, ?)",
-            )
-            .bind(f.filehash)
-            .bind(f.filesize)
-            .bind(storage_key)
-            .bind(f.now)
-            .execute(&mut *tx)
+                Self::content_id(&mut tx, f).await?
+            }
+        };
+        let entry = Self::settle_entry(&mut tx, file_id, f).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {CONTENT} FROM files f WHERE f.id = ?")))
+            .bind(file_id)
+            .fetch_one(&mut *tx)
             .await?;
-        }
-        let entry = Self::settle_entry(&mut tx, f).await?;
-        let row = sqlx::query(
-            "SELECT filehash, filesize, storage_key, backup_key, backup_state FROM files WHERE filehash = ? AND filesize = ?",
-        )
-        .bind(f.filehash)
-        .bind(f.filesize)
-        .fetch_one(&mut *tx)
-        .await?;
         let stored = stored_file_from(&row)?;
         tx.commit().await?;
         Ok((entry, stored))
@@ -245,6 +265,14 @@ impl UserRepo for SqlRepo {
         Ok(())
     }
 
+    async fn user_by_id(&self, id: i64) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT id, username, created_at FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(user_from).transpose()?)
+    }
+
     async fn user_by_token(&self, token_hash: &str, now: i64) -> Result<Option<User>> {
         let row = sqlx::query(
             "SELECT u.id, u.username, u.created_at FROM tokens t JOIN users u ON u.id = t.user_id \
@@ -269,7 +297,8 @@ impl UserRepo for SqlRepo {
 
     async fn usage(&self, user_id: i64) -> Result<(i64, i64)> {
         let row = sqlx::query(
-            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(filesize), 0) AS SIGNED) AS bytes FROM user_files WHERE user_id = ?",
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(f.filesize), 0) AS SIGNED) AS bytes \
+             FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.user_id = ?",
         )
         .bind(user_id)
         .fetch_one(&self.pool)
@@ -280,21 +309,40 @@ impl UserRepo for SqlRepo {
 
 #[async_trait]
 impl FileRepo for SqlRepo {
-    async fn stored_file(&self, filehash: &str, filesize: i64) -> Result<Option<StoredFile>> {
-        let row = sqlx::query(
-            "SELECT filehash, filesize, storage_key, backup_key, backup_state FROM files WHERE filehash = ? AND filesize = ? AND refcount > 0",
-        )
-        .bind(filehash)
+    async fn stored_file(&self, sha256: &str, filesize: i64) -> Result<Option<StoredFile>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTENT} FROM files f WHERE f.sha256 = ? AND f.filesize = ? AND f.refcount > 0"
+        )))
+        .bind(sha256)
         .bind(filesize)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.as_ref().map(stored_file_from).transpose()?)
     }
 
+    async fn stored_file_by_id(&self, id: i64) -> Result<Option<StoredFile>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {CONTENT} FROM files f WHERE f.id = ?")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(stored_file_from).transpose()?)
+    }
+
+    async fn entry_for_content(&self, user_id: i64, file_id: i64) -> Result<Option<UserFile>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.user_id = ? AND uf.file_id = ?"
+        )))
+        .bind(user_id)
+        .bind(file_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_file_from).transpose()?)
+    }
+
     async fn link_existing(&self, f: &NewUserFile<'_>) -> Result<Option<UserFile>> {
         // Most inits are for new content: a plain read answers them without
         // taking the write lock (SQLite) that the linking transaction needs.
-        if self.stored_file(f.filehash, f.filesize).await?.is_none() {
+        if self.stored_file(f.sha256, f.filesize).await?.is_none() {
             return Ok(None);
         }
         retry_on_conflict!(self.try_link(f))
@@ -305,10 +353,10 @@ impl FileRepo for SqlRepo {
     }
 
     async fn list_files(&self, user_id: i64, limit: i64, offset: i64) -> Result<(Vec<UserFile>, i64)> {
-        let rows = sqlx::query(
-            "SELECT filehash, filesize, filename, created_at, updated_at FROM user_files WHERE user_id = ? \
-             ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.user_id = ? \
+             ORDER BY uf.created_at DESC, uf.id DESC LIMIT ? OFFSET ?"
+        )))
         .bind(user_id)
         .bind(limit)
         .bind(offset)
@@ -321,79 +369,72 @@ impl FileRepo for SqlRepo {
         Ok((rows.iter().map(user_file_from).collect::<sqlx::Result<_>>()?, total))
     }
 
-    async fn user_file(&self, user_id: i64, filehash: &str) -> Result<Option<(UserFile, StoredFile)>> {
-        let row = sqlx::query(
-            "SELECT uf.filehash, uf.filesize, uf.filename, uf.created_at, uf.updated_at, f.storage_key, f.backup_key, f.backup_state \
-             FROM user_files uf JOIN files f ON f.filehash = uf.filehash AND f.filesize = uf.filesize \
-             WHERE uf.user_id = ? AND uf.filehash = ?",
-        )
+    async fn entries_with_sha1(&self, user_id: i64, filehash: &str) -> Result<Vec<UserFile>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id \
+             WHERE uf.user_id = ? AND f.filehash = ? ORDER BY uf.id"
+        )))
         .bind(user_id)
         .bind(filehash)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(user_file_from).collect::<sqlx::Result<_>>()?)
+    }
+
+    async fn user_file(&self, user_id: i64, entry_id: &str) -> Result<Option<(UserFile, StoredFile)>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.user_id = ? AND uf.entry_id = ?"
+        )))
+        .bind(user_id)
+        .bind(entry_id)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| Ok::<_, sqlx::Error>((user_file_from(&r)?, stored_file_from(&r)?))).transpose()?)
     }
 
-    async fn rename_file(&self, user_id: i64, filehash: &str, filename: &str, now: i64) -> Result<UserFile> {
-        let res = sqlx::query("UPDATE user_files SET filename = ?, updated_at = ? WHERE user_id = ? AND filehash = ?")
+    async fn rename_file(&self, user_id: i64, entry_id: &str, filename: &str, now: i64) -> Result<UserFile> {
+        let res = sqlx::query("UPDATE user_files SET filename = ?, updated_at = ? WHERE user_id = ? AND entry_id = ?")
             .bind(filename)
             .bind(now)
             .bind(user_id)
-            .bind(filehash)
+            .bind(entry_id)
             .execute(&self.pool)
             .await?;
         if res.rows_affected() == 0 {
             return Err(Error::FileNotFound);
         }
-        let row = sqlx::query(
-            "SELECT filehash, filesize, filename, created_at, updated_at FROM user_files WHERE user_id = ? AND filehash = ?",
-        )
-        .bind(user_id)
-        .bind(filehash)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(user_file_from(&row)?)
+        self.user_file(user_id, entry_id).await?.map(|(f, _)| f).ok_or(Error::FileNotFound)
     }
 
-    async fn delete_file(&self, user_id: i64, filehash: &str) -> Result<Option<StoredFile>> {
+    async fn delete_file(&self, user_id: i64, entry_id: &str) -> Result<Option<StoredFile>> {
         let mut tx = self.begin().await?;
-        let row = sqlx::query("SELECT filesize FROM user_files WHERE user_id = ? AND filehash = ?")
-            .bind(user_id)
-            .bind(filehash)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
+        let file_id: Option<i64> =
+            sqlx::query_scalar("SELECT file_id FROM user_files WHERE user_id = ? AND entry_id = ?")
+                .bind(user_id)
+                .bind(entry_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(file_id) = file_id else {
             return Err(Error::FileNotFound);
         };
-        let filesize: i64 = row.try_get("filesize")?;
-        let removed = sqlx::query("DELETE FROM user_files WHERE user_id = ? AND filehash = ? AND filesize = ?")
+        let removed = sqlx::query("DELETE FROM user_files WHERE user_id = ? AND entry_id = ?")
             .bind(user_id)
-            .bind(filehash)
-            .bind(filesize)
+            .bind(entry_id)
             .execute(&mut *tx)
             .await?;
         if removed.rows_affected() == 0 {
             return Err(Error::FileNotFound);
         }
-        sqlx::query("UPDATE files SET refcount = refcount - 1 WHERE filehash = ? AND filesize = ?")
-            .bind(filehash)
-            .bind(filesize)
-            .execute(&mut *tx)
-            .await?;
-        let orphan = sqlx::query(
-            "SELECT filehash, filesize, storage_key, backup_key, backup_state FROM files WHERE filehash = ? AND filesize = ? AND refcount <= 0",
-        )
-        .bind(filehash)
-        .bind(filesize)
+        sqlx::query("UPDATE files SET refcount = refcount - 1 WHERE id = ?").bind(file_id).execute(&mut *tx).await?;
+        let orphan = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTENT} FROM files f WHERE f.id = ? AND f.refcount <= 0"
+        )))
+        .bind(file_id)
         .fetch_optional(&mut *tx)
         .await?;
         let orphan = orphan.as_ref().map(stored_file_from).transpose()?;
         if orphan.is_some() {
-            sqlx::query("DELETE FROM files WHERE filehash = ? AND filesize = ? AND refcount <= 0")
-                .bind(filehash)
-                .bind(filesize)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("DELETE FROM files WHERE id = ? AND refcount <= 0").bind(file_id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(orphan)
@@ -402,18 +443,16 @@ impl FileRepo for SqlRepo {
 
 #[async_trait]
 impl BackupRepo for SqlRepo {
-    async fn set_backup(&self, filehash: &str, filesize: i64, state: &str, key: Option<&str>, now: i64) -> Result<()> {
+    async fn set_backup(&self, file_id: i64, state: &str, key: Option<&str>, now: i64) -> Result<()> {
         sqlx::query(
             "UPDATE files SET backup_state = ?, backup_key = COALESCE(?, backup_key), backup_at = ?, \
-             backup_attempts = backup_attempts + CASE WHEN ? = 'failed' THEN 1 ELSE 0 END \
-             WHERE filehash = ? AND filesize = ?",
+             backup_attempts = backup_attempts + CASE WHEN ? = 'failed' THEN 1 ELSE 0 END WHERE id = ?",
         )
         .bind(state)
         .bind(key)
         .bind(now)
         .bind(state)
-        .bind(filehash)
-        .bind(filesize)
+        .bind(file_id)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -427,19 +466,16 @@ impl BackupRepo for SqlRepo {
         Ok(n > 0)
     }
 
-    async fn backups_due(&self, before: i64, limit: i64) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query(
-            "SELECT filehash, filesize FROM files WHERE backup_state IN ('pending', 'failed') AND backup_at < ? \
+    async fn backups_due(&self, before: i64, limit: i64) -> Result<Vec<i64>> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM files WHERE backup_state IN ('pending', 'failed') AND backup_at < ? \
              AND refcount > 0 ORDER BY backup_at LIMIT ?",
         )
         .bind(before)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Ok::<_, sqlx::Error>((r.try_get("filehash")?, r.try_get("filesize")?)))
-            .collect::<sqlx::Result<_>>()?)
+        Ok(ids)
     }
 }
 

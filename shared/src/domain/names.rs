@@ -81,6 +81,66 @@ impl fmt::Display for Sha1Hex {
     }
 }
 
+/// A SHA-256 digest as 64 lowercase hex characters (input may be upper case):
+/// the identity of stored content, with its size.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Sha256Hex(String);
+
+impl Sha256Hex {
+    /// Validates and normalises a hex SHA-256.
+    pub fn parse(s: &str) -> Result<Self> {
+        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(Sha256Hex(s.to_ascii_lowercase()))
+        } else {
+            Err(Error::invalid("INVALID_SHA256", "sha256 must be a SHA-256 digest: 64 hex characters"))
+        }
+    }
+
+    /// The normalised digest.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Sha256Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The id of one entry in a user's files: 128 random bits as 32 lowercase hex
+/// characters, made by the server. It names the entry, not the content, so
+/// two entries for different contents with the same SHA-1 stay apart.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EntryId(String);
+
+impl EntryId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        EntryId(crate::random_hex(16))
+    }
+
+    /// Parses an id a client sent. Anything malformed names no file.
+    pub fn parse(s: &str) -> Result<Self> {
+        if s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(EntryId(s.to_owned()))
+        } else {
+            Err(Error::FileNotFound)
+        }
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// An upload id: 128 random bits as 32 lowercase hex characters, made by the
 /// server. Unguessable, so knowing one proves nothing; ownership is still checked.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

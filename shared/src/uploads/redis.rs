@@ -4,7 +4,9 @@
 //! - `p:upload:<id>`: hash of the session's fields;
 //! - `p:upload:<id>:chunks`: hash chunk index → staged object key;
 //! - `p:resume:<owner>:<sha1>:<size>`: the id of the owner's unfinished upload
-//!   of that content.
+//!   of that content;
+//! - `p:upload:<id>:challenge`: an open proof-of-possession challenge (its own
+//!   short TTL; taken with GETDEL, so it is single use).
 //!
 //! All three carry the upload TTL, refreshed on every chunk. Chunk marking and
 //! `complete` are Lua scripts, so their check and update are one atomic step.
@@ -16,8 +18,8 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use super::{CompleteOutcome, UploadStore};
-use crate::domain::{ChunkPlan, Sha1Hex, UploadId, UploadSession, UploadState};
+use super::{CompleteOutcome, PendingProof, UploadStore};
+use crate::domain::{ChunkPlan, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
 use crate::error::{Error, Result};
 
 /// Upload sessions as Redis hashes with a TTL.
@@ -73,16 +75,16 @@ return 'started'
     )
 });
 
-/// KEYS: session, chunks. ARGV: state, reason, now, ttl.
+/// KEYS: session, chunks. ARGV: state, reason, entry id, now, ttl.
 /// 1 when the session moved from `merging` to `state`, else 0. Checking and
 /// writing in one script also never resurrects an expired session.
 static FINISH_MERGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 if redis.call('HGET', KEYS[1], 'state') ~= 'merging' then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2], 'updated_at', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2], 'entry_id', ARGV[3], 'updated_at', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
 return 1
 "#,
     )
@@ -118,6 +120,10 @@ impl RedisUploads {
         format!("{}:upload:{}:chunks", self.prefix, id)
     }
 
+    fn challenge_key(&self, id: &UploadId) -> String {
+        format!("{}:upload:{}:challenge", self.prefix, id)
+    }
+
     fn resume_key(&self, owner: i64, filehash: &str, filesize: u64) -> String {
         format!("{}:resume:{}:{}:{}", self.prefix, owner, filehash, filesize)
     }
@@ -133,9 +139,16 @@ impl RedisUploads {
             filename: h.get("filename").cloned().ok_or_else(|| corrupt("filename"))?,
             filehash: Sha1Hex::parse(h.get("filehash").map(String::as_str).unwrap_or(""))
                 .map_err(|_| corrupt("filehash"))?,
+            sha256: h
+                .get("sha256")
+                .filter(|v| !v.is_empty())
+                .map(|v| Sha256Hex::parse(v))
+                .transpose()
+                .map_err(|_| corrupt("sha256"))?,
             plan: ChunkPlan::with_chunk_size(filesize, chunksize),
             state: h.get("state").and_then(|s| UploadState::parse(s)).ok_or_else(|| corrupt("state"))?,
             reason: h.get("reason").filter(|r| !r.is_empty()).cloned(),
+            entry_id: h.get("entry_id").filter(|r| !r.is_empty()).cloned(),
             created_at: num("created_at")?,
             updated_at: num("updated_at")?,
         })
@@ -151,6 +164,7 @@ impl UploadStore for RedisUploads {
             ("owner", s.owner.to_string()),
             ("filename", s.filename.clone()),
             ("filehash", s.filehash.to_string()),
+            ("sha256", s.sha256.as_ref().map(|h| h.to_string()).unwrap_or_default()),
             ("filesize", s.plan.file_size.to_string()),
             ("chunksize", s.plan.chunk_size.to_string()),
             ("chunkcount", s.plan.chunk_count.to_string()),
@@ -234,13 +248,21 @@ impl UploadStore for RedisUploads {
         }
     }
 
-    async fn finish_merge(&self, id: &UploadId, state: UploadState, reason: Option<&str>, now: i64) -> Result<bool> {
+    async fn finish_merge(
+        &self,
+        id: &UploadId,
+        state: UploadState,
+        reason: Option<&str>,
+        entry_id: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
         let mut con = self.con.clone();
         let moved: i64 = FINISH_MERGE
             .key(self.session_key(id))
             .key(self.chunks_key(id))
             .arg(state.as_str())
             .arg(reason.unwrap_or(""))
+            .arg(entry_id.unwrap_or(""))
             .arg(now)
             .arg(self.ttl)
             .invoke_async(&mut con)
@@ -269,6 +291,26 @@ impl UploadStore for RedisUploads {
         // Redis expires idle sessions by itself (the keys' TTL); their staged
         // chunks are found by the sweeper as chunks no session owns.
         Ok(Vec::new())
+    }
+
+    async fn put_challenge(&self, id: &UploadId, proof: &PendingProof) -> Result<()> {
+        let mut con = self.con.clone();
+        let value = format!("{}:{}:{}", proof.file_id, proof.expected, proof.expires_at);
+        let ttl = (proof.expires_at - crate::now()).max(1) as u64;
+        let _: () = con.set_ex(self.challenge_key(id), value, ttl).await?;
+        Ok(())
+    }
+
+    async fn take_challenge(&self, id: &UploadId, now: i64) -> Result<Option<PendingProof>> {
+        let mut con = self.con.clone();
+        let value: Option<String> = con.get_del(self.challenge_key(id)).await?;
+        let Some(value) = value else { return Ok(None) };
+        let mut parts = value.splitn(3, ':');
+        let corrupt = || Error::internal("reading a challenge", format!("corrupt value {value:?}"));
+        let file_id = parts.next().and_then(|v| v.parse().ok()).ok_or_else(corrupt)?;
+        let expected = parts.next().ok_or_else(corrupt)?.to_owned();
+        let expires_at: i64 = parts.next().and_then(|v| v.parse().ok()).ok_or_else(corrupt)?;
+        Ok((expires_at >= now).then_some(PendingProof { file_id, expected, expires_at }))
     }
 
     async fn health_check(&self) -> Result<()> {

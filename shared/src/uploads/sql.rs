@@ -9,9 +9,9 @@ use sqlx::AnyPool;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{CompleteOutcome, UploadStore};
+use super::{CompleteOutcome, PendingProof, UploadStore};
 use crate::db::SqlRepo;
-use crate::domain::{ChunkPlan, Sha1Hex, UploadId, UploadSession, UploadState};
+use crate::domain::{ChunkPlan, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
 use crate::error::{Error, Result};
 
 /// Upload sessions in the `upload_sessions` and `upload_chunks` tables.
@@ -21,8 +21,8 @@ pub struct SqlUploads {
     ttl: i64,
 }
 
-const COLUMNS: &str =
-    "id, owner_id, filename, filehash, filesize, chunksize, chunkcount, state, reason, created_at, updated_at";
+const COLUMNS: &str = "id, owner_id, filename, filehash, sha256, filesize, chunksize, chunkcount, state, reason, \
+                       entry_id, created_at, updated_at";
 
 fn session_from(row: &AnyRow) -> Result<UploadSession> {
     let state: String = row.try_get("state")?;
@@ -34,9 +34,15 @@ fn session_from(row: &AnyRow) -> Result<UploadSession> {
         owner: row.try_get("owner_id")?,
         filename: row.try_get("filename")?,
         filehash: Sha1Hex::parse(&row.try_get::<String, _>("filehash")?).map_err(|_| corrupt("filehash"))?,
+        sha256: row
+            .try_get::<Option<String>, _>("sha256")?
+            .map(|h| Sha256Hex::parse(&h))
+            .transpose()
+            .map_err(|_| corrupt("sha256"))?,
         plan: ChunkPlan::with_chunk_size(filesize as u64, chunksize as u64),
         state: UploadState::parse(&state).ok_or_else(|| corrupt("state"))?,
         reason: row.try_get("reason")?,
+        entry_id: row.try_get("entry_id")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -70,13 +76,14 @@ impl SqlUploads {
 impl UploadStore for SqlUploads {
     async fn create(&self, s: &UploadSession) -> Result<()> {
         sqlx::query(
-            "INSERT INTO upload_sessions (id, owner_id, filename, filehash, filesize, chunksize, chunkcount, state, \
-             reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+            "INSERT INTO upload_sessions (id, owner_id, filename, filehash, sha256, filesize, chunksize, chunkcount, \
+             state, reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
         )
         .bind(s.id.as_str())
         .bind(s.owner)
         .bind(s.filename.as_str())
         .bind(s.filehash.as_str())
+        .bind(s.sha256.as_ref().map(|h| h.as_str().to_owned()))
         .bind(s.plan.file_size as i64)
         .bind(s.plan.chunk_size as i64)
         .bind(s.plan.chunk_count as i64)
@@ -186,12 +193,21 @@ impl UploadStore for SqlUploads {
         })
     }
 
-    async fn finish_merge(&self, id: &UploadId, state: UploadState, reason: Option<&str>, now: i64) -> Result<bool> {
+    async fn finish_merge(
+        &self,
+        id: &UploadId,
+        state: UploadState,
+        reason: Option<&str>,
+        entry_id: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
         let res = sqlx::query(
-            "UPDATE upload_sessions SET state = ?, reason = ?, updated_at = ? WHERE id = ? AND state = 'merging'",
+            "UPDATE upload_sessions SET state = ?, reason = ?, entry_id = ?, updated_at = ? \
+             WHERE id = ? AND state = 'merging'",
         )
         .bind(state.as_str())
         .bind(reason)
+        .bind(entry_id)
         .bind(now)
         .bind(id.as_str())
         .execute(self.pool())
@@ -209,6 +225,7 @@ impl UploadStore for SqlUploads {
             return Ok(false);
         }
         sqlx::query("DELETE FROM upload_chunks WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM upload_challenges WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -228,6 +245,45 @@ impl UploadStore for SqlUploads {
         .fetch_all(self.pool())
         .await?;
         Ok(ids.iter().filter_map(|s| UploadId::parse(s).ok()).collect())
+    }
+
+    async fn put_challenge(&self, id: &UploadId, proof: &PendingProof) -> Result<()> {
+        let mut tx = self.repo.begin().await?;
+        sqlx::query("DELETE FROM upload_challenges WHERE upload_id = ? OR expires_at < ?")
+            .bind(id.as_str())
+            .bind(crate::now())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO upload_challenges (upload_id, file_id, expected, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(id.as_str())
+            .bind(proof.file_id)
+            .bind(proof.expected.as_str())
+            .bind(proof.expires_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn take_challenge(&self, id: &UploadId, now: i64) -> Result<Option<PendingProof>> {
+        let mut tx = self.repo.begin().await?;
+        let row = sqlx::query("SELECT file_id, expected, expires_at FROM upload_challenges WHERE upload_id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        // The delete is the single-use guard: of two concurrent takes, one deletes the row.
+        let taken = sqlx::query("DELETE FROM upload_challenges WHERE upload_id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let proof = PendingProof {
+            file_id: row.try_get("file_id")?,
+            expected: row.try_get("expected")?,
+            expires_at: row.try_get("expires_at")?,
+        };
+        Ok((taken.rows_affected() == 1 && proof.expires_at >= now).then_some(proof))
     }
 
     async fn health_check(&self) -> Result<()> {

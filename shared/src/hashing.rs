@@ -1,0 +1,71 @@
+//! Content digests. SHA-1 is the protocol's declared checksum (clients send
+//! it at init); SHA-256 is content identity, since same-size SHA-1 collisions
+//! are public (SHAttered, SHAmbles). One [`ContentHasher`] computes both in a
+//! single pass over the bytes, wherever bytes are read: the merge, the
+//! single-request upload, and (later) the ingest path.
+
+use sha1::{Digest, Sha1};
+use sha2::Sha256;
+
+/// SHA-1 and SHA-256 of the same bytes, fed once.
+#[derive(Clone, Default)]
+pub struct ContentHasher {
+    sha1: Sha1,
+    sha256: Sha256,
+}
+
+/// The digests of some content, lowercase hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digests {
+    /// SHA-1, 40 hex characters.
+    pub sha1: String,
+    /// SHA-256, 64 hex characters.
+    pub sha256: String,
+}
+
+impl ContentHasher {
+    /// A hasher that has seen nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds the next bytes of the content.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.sha1.update(bytes);
+        self.sha256.update(bytes);
+    }
+
+    /// The digests of everything fed.
+    pub fn finish(self) -> Digests {
+        Digests { sha1: hex::encode(self.sha1.finalize()), sha256: hex::encode(self.sha256.finalize()) }
+    }
+
+    /// The digests of `bytes`.
+    pub fn digest(bytes: &[u8]) -> Digests {
+        let mut h = Self::new();
+        h.update(bytes);
+        h.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_of_nothing_are_the_well_known_empty_ones() {
+        let d = ContentHasher::digest(b"");
+        assert_eq!(d.sha1, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(d.sha256, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    }
+
+    #[test]
+    fn feeding_in_pieces_equals_feeding_at_once() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+        let mut h = ContentHasher::new();
+        for piece in data.chunks(777) {
+            h.update(piece);
+        }
+        assert_eq!(h.finish(), ContentHasher::digest(&data));
+    }
+}
