@@ -32,3 +32,23 @@ async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<User> {
         Err(e) => Err(ApiError::from(e).into()),
     }
 }
+
+/// A scraper of `/metrics`, authenticated by `Authorization: Bearer
+/// <PAN_METRICS_TOKEN>`. Without that setting `/metrics` is closed: it tells
+/// strangers how many users and bytes the installation holds.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", checker = "check_metrics_token")]
+pub struct MetricsAuth(());
+
+async fn check_metrics_token(req: &Request, bearer: Bearer) -> poem::Result<()> {
+    let state = req.data::<AppState>().expect("AppState is attached to the route");
+    let Some(want) = state.metrics_token.as_deref() else {
+        return Err(ApiError::unauthorized("metrics are off: set PAN_METRICS_TOKEN to scrape them").into());
+    };
+    // Compare digests, so the time taken says nothing about the token.
+    if Sha256::digest(bearer.token.trim().as_bytes()) == Sha256::digest(want.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized("wrong metrics token").into())
+    }
+}

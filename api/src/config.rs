@@ -27,6 +27,11 @@ pub struct ApiConfig {
     #[arg(long)]
     pub no_worker: bool,
 
+    /// Bearer token that `GET /metrics` requires (a secret: give it to the
+    /// Prometheus scraper). Unset: `/metrics` answers 401 to everyone.
+    #[arg(long, env = "PAN_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Print the OpenAPI spec this server serves, then exit.
     #[arg(long)]
     pub print_openapi: bool,

@@ -5,6 +5,7 @@
 //! - [`routes`]: one module per resource (`usr`, `mupload`, `files`, `health`),
 //!   and `web`: the web page (assets embedded in the binary) served at `/`,
 //!   `/static/…` and, for browsers, at GET `/usr/signup`, `/usr/signin`, `/file/upload`.
+//! - [`access_log`]: one log line per request, without query strings.
 //! - [`auth`]: the bearer-token security scheme.
 //! - [`error`]: the one mapping from domain errors to `{code, message}`.
 //! - [`limits`]: request body limits.
@@ -13,6 +14,7 @@
 //! [`build`] opens the backends and binds the port; [`App::serve`] runs until
 //! the shutdown future resolves. `main` and the tests drive it the same way.
 
+pub mod access_log;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -27,7 +29,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::middleware::Tracing;
 use poem::{Endpoint, EndpointExt, Route, Server};
 use poem_openapi::OpenApiService;
 use shared::backends::{Backends, OpenError};
@@ -58,9 +59,8 @@ pub fn endpoint(state: AppState) -> impl Endpoint {
         .nest("/", routes::web::with_web_app(api))
         .nest("/docs", docs)
         .at("/openapi.json", spec)
-        .data(state)
-        .with(Tracing)
-        .catch_all_error(error::json_errors);
+        .data(state);
+    let routes = access_log::access_log(routes).catch_all_error(error::json_errors);
     error::allow_header(routes)
 }
 
@@ -80,8 +80,36 @@ pub async fn build(config: ApiConfig) -> Result<App, OpenError> {
         message: format!("cannot listen on {}: {e}", config.listen),
     })?;
     let local_addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).unwrap_or(config.listen);
+    let public_base = public_base(config.settings.public_url.as_deref(), local_addr)?;
     let workers = config.runs_workers();
-    Ok(App { acceptor, state: AppState { backends, settings: Arc::new(config.settings) }, workers, local_addr })
+    let state = AppState {
+        backends,
+        settings: Arc::new(config.settings),
+        public_base: public_base.into(),
+        metrics_token: config.metrics_token.map(Into::into),
+    };
+    Ok(App { acceptor, state, workers, local_addr })
+}
+
+/// Where clients reach this server: `PAN_PUBLIC_URL` (an http or https URL),
+/// or, only when listening on loopback, the address itself. A request's
+/// `Host` header is never trusted for this: a link built from it could point
+/// anywhere.
+fn public_base(public_url: Option<&str>, local_addr: SocketAddr) -> Result<String, OpenError> {
+    let bad = |message: String| OpenError { setting: "PAN_PUBLIC_URL", message };
+    match public_url {
+        Some(url) => {
+            let parsed = url::Url::parse(url).map_err(|e| bad(format!("{url:?} is not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(bad(format!("{url:?} must be an http:// or https:// URL with a host")));
+            }
+            Ok(url.trim_end_matches('/').to_owned())
+        }
+        None if local_addr.ip().is_loopback() => Ok(format!("http://{local_addr}")),
+        None => Err(bad(format!(
+            "required when listening beyond loopback ({local_addr}): the address clients reach pan at, e.g. https://pan.example.com"
+        ))),
+    }
 }
 
 impl App {

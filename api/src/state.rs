@@ -12,4 +12,9 @@ pub struct AppState {
     pub backends: Backends,
     /// The settings in effect.
     pub settings: Arc<Settings>,
+    /// `scheme://host[:port]` clients reach this server at, for signed URLs:
+    /// `PAN_PUBLIC_URL`, or the loopback address it listens on.
+    pub public_base: Arc<str>,
+    /// The bearer token `/metrics` takes (`PAN_METRICS_TOKEN`); none: closed.
+    pub metrics_token: Option<Arc<str>>,
 }

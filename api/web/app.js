@@ -2,7 +2,7 @@
 // (/, /usr/signin, /usr/signup, /file/upload). No framework, no build step.
 
 import { call, session, setSignedOutHandler } from './api.js';
-import { bytes, date, duration, el, speed } from './format.js';
+import { bytes, date, displayName, duration, el, speed } from './format.js';
 import { loadFiles, setupFiles } from './files.js';
 import { Upload, parallel, setParallel, unfinished } from './upload.js';
 
@@ -162,7 +162,7 @@ function showUnfinished() {
   const list = unfinished().filter((u) => !active.has(`${u.name}/${u.size}`));
   $('unfinished').hidden = list.length === 0;
   $('unfinished-list').replaceChildren(
-    ...list.map((u) => el('li', {}, el('span', { class: 'name' }, u.name), ` (${bytes(u.size)})`)),
+    ...list.map((u) => el('li', {}, el('span', { class: 'name' }, displayName(u.name)), ` (${bytes(u.size)})`)),
   );
 }
 

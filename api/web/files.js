@@ -1,7 +1,7 @@
 // The file list: newest first, a page at a time; download, rename, delete.
 
 import { ApiError, call, networkError, qs } from './api.js';
-import { bytes, date, el } from './format.js';
+import { bytes, date, displayName, el } from './format.js';
 
 export const PAGE_SIZE = 20;
 
@@ -57,7 +57,7 @@ export function setupFiles(onChanged) {
 let filesChanged = () => {};
 
 function fileRow(f) {
-  const name = el('span', { class: 'name' }, f.filename);
+  const name = el('span', { class: 'name' }, displayName(f.filename));
   const meta = el(
     'span',
     { class: 'meta' },
@@ -65,14 +65,14 @@ function fileRow(f) {
     ' · ',
     el('time', { datetime: new Date(f.uploaded_at * 1000).toISOString() }, date(f.uploaded_at)),
   );
-  const row = el('li', { class: 'file', 'data-hash': f.filehash, 'data-name': f.filename });
+  const row = el('li', { class: 'file', 'data-id': f.id, 'data-hash': f.filehash, 'data-name': f.filename });
   const status = el('p', { class: 'error row-error', role: 'alert', hidden: true });
   const actions = el(
     'div',
     { class: 'actions' },
-    el('button', { type: 'button', class: 'secondary', 'aria-label': `Download ${f.filename}`, onclick: (e) => download(f, e.currentTarget, status) }, 'Download'),
-    el('button', { type: 'button', class: 'secondary', 'aria-label': `Rename ${f.filename}`, onclick: () => startRename(f, row, status) }, 'Rename'),
-    el('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${f.filename}`, onclick: () => remove(f, status) }, 'Delete'),
+    el('button', { type: 'button', class: 'secondary', 'aria-label': `Download ${displayName(f.filename)}`, onclick: (e) => download(f, e.currentTarget, status) }, 'Download'),
+    el('button', { type: 'button', class: 'secondary', 'aria-label': `Rename ${displayName(f.filename)}`, onclick: () => startRename(f, row, status) }, 'Rename'),
+    el('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${displayName(f.filename)}`, onclick: () => remove(f, status) }, 'Delete'),
   );
   row.append(el('div', { class: 'what' }, name, meta), actions, status);
   return row;
@@ -102,7 +102,7 @@ async function download(f, button, status) {
       save(signed, f.filename, foreign);
       return;
     }
-    const res = await call('GET', `/file/download?${qs({ filehash: f.filehash })}`, { raw: true });
+    const res = await call('GET', `/file/download?${qs({ id: f.id })}`, { raw: true });
     let blob;
     try {
       blob = await res.blob();
@@ -123,7 +123,7 @@ async function download(f, button, status) {
 /** A signed URL valid for a minute, or null when the server has no such route. */
 async function signedUrl(f) {
   try {
-    const res = await call('POST', `/file/downloadurl?${qs({ filehash: f.filehash, expires_in: 60 })}`);
+    const res = await call('POST', `/file/downloadurl?${qs({ id: f.id, expires_in: 60 })}`);
     return res.url;
   } catch (e) {
     if (e instanceof ApiError && ['NOT_FOUND', 'METHOD_NOT_ALLOWED'].includes(e.code)) return null;
@@ -145,12 +145,12 @@ function save(url, filename, newTab) {
 function startRename(f, row, status) {
   rowError(status, '');
   const what = row.querySelector('.what');
-  const id = `rename-${f.filehash}`;
+  const id = `rename-${f.id}`;
   const input = el('input', { id, name: 'filename', value: f.filename, required: true, maxlength: 255 });
   const form = el(
     'form',
     { class: 'rename' },
-    el('label', { for: id }, `New name for ${f.filename}`),
+    el('label', { for: id }, `New name for ${displayName(f.filename)}`),
     input,
     el('div', { class: 'row' },
       el('button', { type: 'submit' }, 'Save'),
@@ -167,7 +167,7 @@ function startRename(f, row, status) {
       return;
     }
     try {
-      await call('POST', '/file/rename', { json: { filehash: f.filehash, filename } });
+      await call('POST', '/file/rename', { json: { id: f.id, filename } });
       await loadFiles();
       filesChanged();
     } catch (err) {
@@ -181,9 +181,9 @@ function startRename(f, row, status) {
 
 async function remove(f, status) {
   rowError(status, '');
-  if (!(await confirmDelete(f.filename))) return;
+  if (!(await confirmDelete(displayName(f.filename)))) return;
   try {
-    await call('DELETE', `/file/delete?${qs({ filehash: f.filehash })}`);
+    await call('DELETE', `/file/delete?${qs({ id: f.id })}`);
     await loadFiles();
     filesChanged();
   } catch (e) {

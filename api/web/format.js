@@ -47,3 +47,13 @@ export function el(tag, attrs = {}, ...children) {
   for (const c of children) if (c !== null && c !== undefined) node.append(c);
   return node;
 }
+
+/**
+ * A file name as it is safe to show: bidirectional overrides and isolates
+ * (U+202A–U+202E, U+2066–U+2069), which could make `invoice\u202Efdp.exe` read
+ * as `invoiceexe.pdf`, are shown as visible `[U+202E]` marks. The server
+ * refuses them in new names; older names may still hold them.
+ */
+export function displayName(name) {
+  return String(name).replace(/[\u202A-\u202E\u2066-\u2069]/g, (c) => `[U+${c.charCodeAt(0).toString(16).toUpperCase()}]`);
+}

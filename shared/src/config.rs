@@ -58,8 +58,9 @@ pub struct Settings {
     pub scrub_always: bool,
 
     /// The address clients reach this service at (e.g.
-    /// `https://pan.example.com`), used in signed download URLs. Unset: taken
-    /// from each request's Host header.
+    /// `https://pan.example.com`), used in signed download URLs. Required when
+    /// the api listens beyond loopback; unset on loopback: `http://<listen
+    /// address>`. Never taken from a request's Host header.
     #[arg(long, env = "PAN_PUBLIC_URL")]
     pub public_url: Option<String>,
 

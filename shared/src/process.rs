@@ -1,4 +1,14 @@
-//! What every pan binary does around its work: logging and stopping.
+//! What every pan binary does around its work: private files, logging and stopping.
+
+/// Makes every file and directory this process creates private to its user
+/// (0600 / 0700): the data directory holds the database, password hashes and
+/// everyone's files. Call first thing in `main`.
+pub fn private_files() {
+    // SAFETY: umask only sets this process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
 
 /// Logs to stderr, filtered by `PAN_LOG` (tracing's syntax; default `info`).
 pub fn init_tracing() {

@@ -7,11 +7,11 @@ from pan_client import Client, AuthenticatedClient
 from pan_client.api.users import signup, signin, user_info
 from pan_client.api.uploads import upload_init, upload_part, upload_complete, upload_status, upload_prove
 from pan_client.api.files import file_download, file_query
-from pan_client.models import Credentials, InitRequest, ErrorBody, ProveRequest
+from pan_client.models import Credentials, NewAccount, InitRequest, ErrorBody, ProveRequest
 from pan_client.types import File
 base = sys.argv[1].rstrip("/")
 c = Client(base_url=base)
-assert signup.sync_detailed(client=c, body=Credentials(username="py", password="password1")).status_code == 201
+assert signup.sync_detailed(client=c, body=NewAccount(username="py", password="password1")).status_code == 201
 tok = signin.sync(client=c, body=Credentials(username="py", password="password1")).token
 a = AuthenticatedClient(base_url=base, token=tok)
 assert user_info.sync(client=a).username == "py"
@@ -37,7 +37,7 @@ assert file_query.sync(client=a).total == 1
 assert hashlib.sha1(file_download.sync(client=a, id=s.file.id).payload.read()).hexdigest() == h
 
 # A second user holding the same bytes answers the challenge and gets the file at once.
-assert signup.sync_detailed(client=c, body=Credentials(username="py2", password="password2")).status_code == 201
+assert signup.sync_detailed(client=c, body=NewAccount(username="py2", password="password2")).status_code == 201
 b = AuthenticatedClient(base_url=base, token=signin.sync(client=c, body=Credentials(username="py2", password="password2")).token)
 init = upload_init.sync(client=b, body=InitRequest(filename="q.bin", filehash=h, sha256=h256, filesize=len(data)))
 assert init.status == "new" and init.challenge, init

@@ -29,6 +29,8 @@ fn help_documents_every_setting() {
         "PAN_URL_TTL",
         "PAN_PUBLIC_URL",
         "PAN_SCRUB_ALWAYS",
+        "PAN_INSTANT_ACROSS_USERS",
+        "PAN_METRICS_TOKEN",
     ] {
         assert!(help.contains(var), "--help does not mention {var}");
     }
@@ -51,20 +53,24 @@ fn run(env: &[(&str, &str)]) -> (Option<i32>, String) {
 
 #[test]
 fn bad_settings_exit_2_with_one_line_naming_the_setting() {
-    let cases: [(&str, &str); 6] = [
+    let cases: [(&str, &str); 8] = [
         ("PAN_CHUNK_SIZE", "ten"),
         ("PAN_LISTEN", "not an address"),
         ("DATABASE_URL", "postgres://x/y"),
         ("DATABASE_URL", "mysql://nobody:wrong@127.0.0.1:1/none"),
         ("REDIS_URL", "redis://127.0.0.1:1"),
         ("PAN_STORE_URL", "ftp://example/x"),
+        ("PAN_PUBLIC_URL", "javascript:alert(1)"),
+        // Beyond loopback, signed URLs need a configured public address.
+        ("PAN_LISTEN", "0.0.0.0:0"),
     ];
     for (var, value) in cases {
         let (code, stderr) = run(&[(var, value)]);
         assert_eq!(code, Some(2), "{var}={value}: {stderr}");
         let flag = var.trim_start_matches("PAN_").to_lowercase().replace('_', "-");
+        let named = if value == "0.0.0.0:0" { "PAN_PUBLIC_URL" } else { var };
         assert!(
-            stderr.contains(var) || stderr.contains(&flag),
+            stderr.contains(named) || stderr.contains(&flag),
             "{var}={value}: error does not name the setting: {stderr}"
         );
         assert!(!stderr.contains("panicked"), "{stderr}");

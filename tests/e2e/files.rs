@@ -22,8 +22,9 @@ both!(ranges_are_served_as_206_and_outside_ranges_as_416, |b: TestAppBuilder| b.
         assert_eq!(headers["content-range"], format!("bytes {}-{}/10000", want.start, want.end - 1).as_str());
         assert_eq!(headers["content-length"], (want.end - want.start).to_string().as_str());
     }
-    let (code, _, body) = app.download(&token, &hash, Some("bytes=10000-")).await;
+    let (code, headers, body) = app.download(&token, &hash, Some("bytes=10000-")).await;
     assert_eq!(code, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(headers["content-range"], "bytes */10000", "RFC 9110 §15.5.17");
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["code"], "RANGE_NOT_SATISFIABLE");
     let (code, headers, bytes) = app.download(&token, &hash, None).await;
@@ -119,3 +120,39 @@ both!(
         assert_eq!(app.stored().len(), 1);
     }
 );
+
+both!(everything_pan_writes_under_the_data_dir_is_private_to_its_user, |app| {
+    use std::os::unix::fs::PermissionsExt;
+    let token = app.user(&uname("private")).await;
+    let done = app.upload(&token, "p.bin", &test_bytes(3000, 77)).await;
+    assert_eq!(done["state"], "done");
+    let mut seen = 0;
+    let mut stack = vec![app.data.path().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            if entry.path().extension().is_some_and(|e| e == "log") {
+                continue; // the bench's own capture of the processes' output
+            }
+            let meta = entry.metadata().unwrap();
+            let mode = meta.permissions().mode() & 0o777;
+            assert_eq!(mode & 0o077, 0, "{} is {mode:o}", entry.path().display());
+            seen += 1;
+            if meta.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    assert!(seen >= 3, "the stores and the stored file were checked");
+});
+
+both!(file_names_with_bidirectional_overrides_are_refused, |app| {
+    let token = app.user(&uname("bidi")).await;
+    let data = test_bytes(10, 78);
+    for name in ["invoice\u{202E}fdp.exe", "a\u{2066}b"] {
+        let (code, body) = app.init(&token, name, &data).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{name:?}: {body}");
+        assert_eq!(body["code"], "INVALID_REQUEST", "the schema's pattern refuses it: {body}");
+    }
+    let (code, body) = app.init(&token, "family \u{1F468}\u{200D}\u{1F469}.jpg", &data).await;
+    assert_eq!(code, StatusCode::OK, "zero-width joiners stay allowed: {body}");
+});

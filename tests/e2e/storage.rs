@@ -138,6 +138,18 @@ both!(signed_urls_from_the_api_serve_ranges_and_refuse_tampering_and_expiry, |ap
     assert_eq!(code, StatusCode::OK, "{body}");
     let url = body["url"].as_str().unwrap().to_owned();
     assert!(url.starts_with(&app.base), "{url}");
+    assert!(!url.contains(&hash), "the link names the entry, not the content: {url}");
+    // The host of the link is pan's own, whatever Host the request claims.
+    let forged = app
+        .http
+        .post(app.url(&format!("/file/downloadurl?filehash={hash}")))
+        .bearer_auth(&token)
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    let forged: serde_json::Value = forged.json().await.unwrap();
+    assert!(forged["url"].as_str().unwrap().starts_with(&app.base), "{forged}");
     let plain = reqwest::Client::new();
     let resp = plain.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
@@ -146,7 +158,8 @@ both!(signed_urls_from_the_api_serve_ranges_and_refuse_tampering_and_expiry, |ap
     let resp = plain.get(&url).header("range", "bytes=4990-").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(resp.bytes().await.unwrap().to_vec(), &data[4990..]);
-    for tampered in [url.replace("uid=", "uid=9"), format!("{}0", url), url.replace(&hash, &sha1_hex(b"x"))] {
+    let entry = url.split("id=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    for tampered in [url.replace("uid=", "uid=9"), format!("{}0", url), url.replace(&entry, &"0".repeat(32))] {
         let resp = plain.get(&tampered).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{tampered}");
         let body: serde_json::Value = resp.json().await.unwrap();

@@ -37,6 +37,15 @@ both!(wrong_password_and_unknown_user_get_the_same_401, |app| {
     assert_eq!(c1, StatusCode::UNAUTHORIZED);
     assert_eq!(c2, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong, unknown, "the two failures must be indistinguishable");
+    // Credentials that break the signup rules are just as wrong, not malformed.
+    for (username, password) in
+        [(name.as_str(), "short"), ("not a valid name!", "long enough pw"), ("", ""), (&name, "a\u{0}b c d e f")]
+    {
+        let (code, body) =
+            app.post_json("/usr/signin", None, &json!({"username": username, "password": password})).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED, "{username:?}/{password:?}: {body}");
+        assert_eq!(body, wrong, "{username:?}/{password:?}");
+    }
 });
 
 both!(missing_garbage_and_revoked_tokens_get_401_json, |app| {

@@ -75,7 +75,11 @@ pub struct RenameRequest {
     #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
     pub filehash: Option<Text>,
     /// The new name: 1-255 bytes of UTF-8, no control characters.
-    #[oai(validator(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"))]
+    #[oai(validator(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+$"
+    ))]
     pub filename: Text,
 }
 
@@ -141,6 +145,15 @@ pub enum DownloadResponse {
         #[oai(header = "ETag")]
         String,
     ),
+    /// The requested byte range lies outside the file (`code`
+    /// `RANGE_NOT_SATISFIABLE`).
+    #[oai(status = 416)]
+    RangeNotSatisfiable(
+        Json<crate::error::ErrorBody>,
+        /// `bytes */size` (RFC 9110): the file's size.
+        #[oai(header = "Content-Range")]
+        String,
+    ),
     /// `If-None-Match` matched: the client's copy is current.
     #[oai(status = 304)]
     NotModified(
@@ -185,11 +198,11 @@ crate::operation_errors!(
 );
 crate::operation_errors!(
     /// Errors of downloads.
-    DownloadErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404, Conflict = 409, RangeNotSatisfiable = 416 }
+    DownloadErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404, Conflict = 409 }
 );
 crate::operation_errors!(
     /// Errors of signed-URL downloads.
-    SignedErrors { BadRequest = 400, Forbidden = 403, NotFound = 404, Conflict = 409, RangeNotSatisfiable = 416 }
+    SignedErrors { BadRequest = 400, Forbidden = 403, NotFound = 404, Conflict = 409 }
 );
 crate::operation_errors!(
     /// Errors of the single-request upload.
@@ -273,7 +286,6 @@ impl FileApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        req: &poem::Request,
         /// The file's id.
         #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
         id: Query<Option<String>>,
@@ -298,7 +310,7 @@ impl FileApi {
         // The link names the entry, not the content: it says nothing about
         // what the file is, and stops working when the entry is deleted.
         let sig = shared::links::sign(&key, &entry.id, auth.0.id, expires_at);
-        let base = public_base(&state, req);
+        let base = &state.public_base;
         let url = format!("{base}/file/signed?id={}&uid={}&expires={expires_at}&sig={sig}", entry.id, auth.0.id);
         Ok(Json(DownloadUrl { url, expires_at }))
     }
@@ -424,18 +436,6 @@ fn file_ref(id: Option<&str>, filehash: Option<&str>) -> Result<FileRef, ApiErro
     }
 }
 
-/// `scheme://host` this server is reached at, for absolute signed URLs:
-/// `PAN_PUBLIC_URL` when set, else the request's Host (and
-/// `X-Forwarded-Proto` from a proxy).
-fn public_base(state: &AppState, req: &poem::Request) -> String {
-    if let Some(url) = &state.settings.public_url {
-        return url.trim_end_matches('/').to_owned();
-    }
-    let host = req.header("host").unwrap_or("127.0.0.1");
-    let scheme = req.header("x-forwarded-proto").filter(|p| *p == "https").unwrap_or("http");
-    format!("{scheme}://{host}")
-}
-
 /// Builds the download response for a file (shared with signed URLs).
 pub async fn serve(
     state: &AppState,
@@ -451,7 +451,13 @@ pub async fn serve(
         return Ok(DownloadResponse::NotModified(etag));
     }
     let size = stored.filesize as u64;
-    let range: Option<ByteRange> = files::parse_range(range, size).map_err(ApiError::from)?;
+    let range: Option<ByteRange> = match files::parse_range(range, size) {
+        Ok(range) => range,
+        Err(e) => {
+            let body = crate::error::ErrorBody::new("RANGE_NOT_SATISFIABLE", e.to_string());
+            return Ok(DownloadResponse::RangeNotSatisfiable(Json(body), format!("bytes */{size}")));
+        }
+    };
     let body = Body::from_bytes_stream(files::read(&state.backends, stored, range).await?);
     let disposition = content_disposition(&entry.filename);
     Ok(match range {

@@ -5,6 +5,7 @@ use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::Tag;
+use crate::auth::MetricsAuth;
 use crate::error::ErrorBody;
 use crate::state::AppState;
 
@@ -32,6 +33,9 @@ pub enum MetricsResponse {
     /// Prometheus text exposition format.
     #[oai(status = 200, content_type = "text/plain; version=0.0.4; charset=utf-8")]
     Ok(PlainText<String>),
+    /// No token, a wrong one, or metrics are off (no `PAN_METRICS_TOKEN`).
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
 }
 
 /// Health checks.
@@ -46,9 +50,10 @@ impl HealthApi {
     }
 
     /// Prometheus metrics: this process's counters (uploads, chunks, merges,
-    /// backups) and installation-wide gauges from the database.
+    /// backups) and installation-wide gauges from the database. Needs
+    /// `Authorization: Bearer <PAN_METRICS_TOKEN>`.
     #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
-    async fn metrics(&self, state: Data<&AppState>) -> MetricsResponse {
+    async fn metrics(&self, state: Data<&AppState>, _auth: MetricsAuth) -> MetricsResponse {
         let mut out = String::new();
         shared::metrics::render_counters(&mut out);
         match state.backends.repo.totals().await {

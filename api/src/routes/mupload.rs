@@ -22,8 +22,12 @@ use crate::text::Text;
 #[derive(Debug, Object)]
 pub struct InitRequest {
     /// The name to list the file under: 1-255 bytes of UTF-8, no control
-    /// characters. Metadata only.
-    #[oai(validator(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"))]
+    /// characters and no bidirectional overrides or isolates. Metadata only.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+$"
+    ))]
     pub filename: Text,
     /// SHA-1 of the whole file, 40 hex characters.
     #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]

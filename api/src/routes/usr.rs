@@ -17,14 +17,27 @@ use crate::limits::json_body_limit;
 use crate::state::AppState;
 use crate::text::Text;
 
-/// A username and a password.
+/// A new account's username and password.
 #[derive(Debug, Object)]
-pub struct Credentials {
+pub struct NewAccount {
     /// 1-64 characters from A-Z, a-z, 0-9, '.', '_' and '-' (case-sensitive).
     #[oai(validator(pattern = r"^[A-Za-z0-9._-]{1,64}$"))]
     pub username: Text,
     /// 8-1024 characters, no NUL.
     #[oai(validator(min_length = 8, max_length = 1024, pattern = r"^[^\x00]*$"))]
+    pub password: Text,
+}
+
+/// A username and a password to sign in with. Only their length is checked
+/// here: any pair that names no account, however malformed, gets the same
+/// 401 as a wrong password, so the answer tells nothing about the rules.
+#[derive(Debug, Object)]
+pub struct Credentials {
+    /// The username.
+    #[oai(validator(max_length = 1024))]
+    pub username: Text,
+    /// The password.
+    #[oai(validator(max_length = 4096))]
     pub password: Text,
 }
 
@@ -124,7 +137,7 @@ impl UsrApi {
     /// Usernames are 1-64 characters from A-Z, a-z, 0-9, '.', '_' and '-' and
     /// compare exactly (case-sensitive); passwords are 8-1024 characters.
     #[oai(path = "/signup", method = "post", operation_id = "signup", transform = "json_body_limit")]
-    async fn signup(&self, state: Data<&AppState>, body: Json<Credentials>) -> Result<SignupResponse, SignupErrors> {
+    async fn signup(&self, state: Data<&AppState>, body: Json<NewAccount>) -> Result<SignupResponse, SignupErrors> {
         let name = UserName::parse(&body.username)?;
         let password = Password::parse(&body.password)?;
         let hash = spawn_blocking(move || hash_password(password.expose())).await?.context("hashing password")?;

@@ -190,6 +190,14 @@ impl FileName {
         if s.chars().any(char::is_control) {
             return Err(Error::invalid("INVALID_FILENAME", "filename must not contain control characters"));
         }
+        // Bidirectional overrides and isolates make `invoice\u{202E}fdp.exe`
+        // look like `invoiceexe.pdf`. Zero-width joiners stay (emoji, Persian).
+        if s.chars().any(is_bidi_control) {
+            return Err(Error::invalid(
+                "INVALID_FILENAME",
+                "filename must not contain bidirectional control characters (U+202A-U+202E, U+2066-U+2069)",
+            ));
+        }
         Ok(FileName(s.to_owned()))
     }
 
@@ -197,6 +205,11 @@ impl FileName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// U+202A–U+202E (embeddings and overrides) and U+2066–U+2069 (isolates).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]
@@ -236,7 +249,14 @@ mod tests {
         assert!(FileName::parse("report (final).pdf").is_ok());
         assert!(FileName::parse("../../etc/passwd").is_ok(), "names are metadata, not paths");
         assert!(FileName::parse("  ").is_ok(), "odd but harmless metadata");
-        for bad in ["", "a\0b", "a\nb", "a\u{85}b", &"n".repeat(256)] {
+        assert!(FileName::parse("family \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}.jpg").is_ok(), "ZWJ emoji");
+        assert!(
+            FileName::parse("\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0645}.txt").is_ok(),
+            "Persian ZWNJ"
+        );
+        for bad in
+            ["", "a\0b", "a\nb", "a\u{85}b", &"n".repeat(256), "invoice\u{202E}fdp.exe", "a\u{2066}b", "a\u{202A}b"]
+        {
             assert!(FileName::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
