@@ -24,12 +24,23 @@ pub struct ErrorBody {
     /// For `FILEHASH_AMBIGUOUS`: the ids of your files with that SHA-1.
     #[oai(skip_serializing_if_is_none)]
     pub ids: Option<Vec<String>>,
+    /// For 429 and 503: seconds to wait before retrying (also sent as the
+    /// `Retry-After` header).
+    #[oai(skip_serializing_if_is_none)]
+    pub retry_after: Option<u64>,
 }
 
 impl ErrorBody {
     /// A body with just a code and a message.
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        ErrorBody { code: code.into(), message: message.into(), missing: None, missing_count: None, ids: None }
+        ErrorBody {
+            code: code.into(),
+            message: message.into(),
+            missing: None,
+            missing_count: None,
+            ids: None,
+            retry_after: None,
+        }
     }
 }
 
@@ -60,9 +71,15 @@ pub enum ApiError {
     /// The requested byte range lies outside the file.
     #[oai(status = 416)]
     RangeNotSatisfiable(Json<ErrorBody>),
+    /// A rate or concurrency limit; `Retry-After` says when to try again.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>),
     /// A bug or a broken backend; details are in the server log.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
+    /// The caller's storage quota would be exceeded.
+    #[oai(status = 507)]
+    InsufficientStorage(Json<ErrorBody>),
     /// A backend is unreachable; retry later.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
@@ -92,6 +109,8 @@ impl ApiError {
             413 => ("PAYLOAD_TOO_LARGE", ApiError::PayloadTooLarge),
             415 => ("UNSUPPORTED_MEDIA_TYPE", ApiError::UnsupportedMediaType),
             416 => ("RANGE_NOT_SATISFIABLE", ApiError::RangeNotSatisfiable),
+            429 => ("TOO_MANY_REQUESTS", ApiError::TooManyRequests),
+            507 => ("QUOTA_EXCEEDED", ApiError::InsufficientStorage),
             503 => ("UNAVAILABLE", ApiError::Unavailable),
             s if s >= 500 => ("INTERNAL", ApiError::Internal),
             _ => ("INVALID_REQUEST", ApiError::BadRequest),
@@ -111,11 +130,9 @@ impl From<Error> for ApiError {
             Error::FileNotFound => ApiError::NotFound(body("FILE_NOT_FOUND")),
             Error::NotUploading { .. } => ApiError::Conflict(body("UPLOAD_NOT_UPLOADING")),
             Error::ChunksMissing { missing, count } => ApiError::Conflict(Json(ErrorBody {
-                code: "CHUNKS_MISSING".into(),
-                message: e.to_string(),
                 missing: Some(missing.clone()),
                 missing_count: Some(*count),
-                ids: None,
+                ..ErrorBody::new("CHUNKS_MISSING", e.to_string())
             })),
             Error::AmbiguousFilehash { ids } => ApiError::Conflict(Json(ErrorBody {
                 ids: Some(ids.clone()),
@@ -123,12 +140,21 @@ impl From<Error> for ApiError {
             })),
             Error::TooLarge { code, .. } => ApiError::PayloadTooLarge(body(code)),
             Error::RangeNotSatisfiable { .. } => ApiError::RangeNotSatisfiable(body("RANGE_NOT_SATISFIABLE")),
+            Error::TooMany { code, retry_after, .. } => ApiError::TooManyRequests(Json(ErrorBody {
+                retry_after: Some(*retry_after),
+                ..ErrorBody::new(*code, e.to_string())
+            })),
+            Error::QuotaExceeded { .. } => ApiError::InsufficientStorage(body("QUOTA_EXCEEDED")),
+            Error::Busy { retry_after, .. } => ApiError::Unavailable(Json(ErrorBody {
+                retry_after: Some(*retry_after),
+                ..ErrorBody::new("BUSY", e.to_string())
+            })),
             Error::Unavailable { what, .. } => {
                 tracing::warn!(error = %e, "backend unavailable");
-                ApiError::Unavailable(Json(ErrorBody::new(
-                    "UNAVAILABLE",
-                    format!("{what} is unavailable, retry later"),
-                )))
+                ApiError::Unavailable(Json(ErrorBody {
+                    retry_after: Some(5),
+                    ..ErrorBody::new("UNAVAILABLE", format!("{what} is unavailable, retry later"))
+                }))
             }
             Error::Internal { .. } => {
                 tracing::error!(error = ?e, "internal error");
@@ -161,6 +187,29 @@ pub async fn json_errors(err: poem::Error) -> Response {
         Some(code) => Json(ErrorBody::new(code, message)).with_status(status).into_response(),
         None => ApiError::from_status(status.as_u16(), message).into_response(),
     }
+}
+
+/// Copies an error body's `retry_after` into the `Retry-After` header of 429
+/// and 503 answers (RFC 9110 §10.2.3), where clients and proxies look for it.
+pub fn retry_after_header(ep: impl poem::Endpoint + 'static) -> impl poem::Endpoint {
+    use poem::EndpointExt;
+    use poem::http::{HeaderValue, StatusCode, header};
+    ep.around(|ep, req: poem::Request| async move {
+        let resp = ep.call(req).await.map(IntoResponse::into_response).unwrap_or_else(|e| e.into_response());
+        let limited = matches!(resp.status(), StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE);
+        if !limited || resp.headers().contains_key(header::RETRY_AFTER) {
+            return Ok::<_, poem::Error>(resp);
+        }
+        // Error bodies are small JSON objects: read, look, rebuild.
+        let (mut parts, body) = resp.into_parts();
+        let bytes = body.into_bytes().await.unwrap_or_default();
+        let secs = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["retry_after"].as_u64())
+            .unwrap_or(1);
+        parts.headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        Ok(poem::Response::from_parts(parts, poem::Body::from(bytes)))
+    })
 }
 
 /// Adds the `Allow` header RFC 9110 requires on 405 answers, listing the
@@ -230,6 +279,12 @@ macro_rules! status_doc {
     };
     (RangeNotSatisfiable) => {
         "The requested byte range lies outside the file."
+    };
+    (TooManyRequests) => {
+        "A rate or concurrency limit was reached; `Retry-After` (and `retry_after`) say when to try again."
+    };
+    (InsufficientStorage) => {
+        "`QUOTA_EXCEEDED`: this would take you past your storage quota (bytes or files)."
     };
 }
 

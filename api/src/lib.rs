@@ -61,7 +61,7 @@ pub fn endpoint(state: AppState) -> impl Endpoint {
         .at("/openapi.json", spec)
         .data(state);
     let routes = access_log::access_log(routes).catch_all_error(error::json_errors);
-    error::allow_header(routes)
+    error::retry_after_header(error::allow_header(routes))
 }
 
 /// A built server: backends open, port bound, not yet serving.

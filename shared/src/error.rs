@@ -39,6 +39,17 @@ pub enum Error {
     /// A body was larger than allowed.
     #[error("{message}")]
     TooLarge { code: &'static str, message: String },
+    /// Too many requests or open resources for this caller; retry after
+    /// `retry_after` seconds. `code` names the limit.
+    #[error("{message}")]
+    TooMany { code: &'static str, message: String, retry_after: u64 },
+    /// Accepting this would take the caller past their storage quota.
+    #[error("{message}")]
+    QuotaExceeded { message: String },
+    /// This process is at capacity for this kind of work; retry after
+    /// `retry_after` seconds.
+    #[error("{message}")]
+    Busy { message: String, retry_after: u64 },
     /// A byte range outside the file.
     #[error("range not satisfiable for a file of {size} bytes")]
     RangeNotSatisfiable { size: u64 },

@@ -105,12 +105,33 @@ fn hash_password(password: &str) -> Result<String, String> {
     hasher().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
 }
 
+/// Most password hashes waiting for a slot; past this, 503 `BUSY`.
+const HASH_QUEUE: usize = 64;
+
 /// Runs a password hash off the async runtime. At most two per core at once:
-/// each takes 19 MiB, so a burst of signins queues instead of eating memory.
+/// each takes 19 MiB, so a burst of signins queues instead of eating memory;
+/// and the queue is bounded, so a flood gets 503 `BUSY` at once instead of
+/// piling up requests without end.
 async fn spawn_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     static HASHING: LazyLock<tokio::sync::Semaphore> =
         LazyLock::new(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get() * 2)));
+    static WAITING: AtomicUsize = AtomicUsize::new(0);
+    /// Counts a waiter for as long as it lives (also when its request is dropped).
+    struct Waiting;
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            WAITING.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    if WAITING.fetch_add(1, Ordering::Relaxed) >= HASH_QUEUE {
+        WAITING.fetch_sub(1, Ordering::Relaxed);
+        let busy = shared::Error::Busy { message: "too many signins at once; retry shortly".into(), retry_after: 1 };
+        return Err(busy.into());
+    }
+    let waiting = Waiting;
     let _permit = HASHING.acquire().await.context("password hashing slots").map_err(ApiError::from)?;
+    drop(waiting);
     tokio::task::spawn_blocking(f).await.context("password hashing task").map_err(ApiError::from)
 }
 
