@@ -287,6 +287,25 @@ impl TestApp {
         (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
+    /// Runs `api admin <args>` against this app's database, with `stdin` as
+    /// its standard input; returns (exit code, stdout, stderr).
+    pub fn admin(&self, args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+        use std::io::Write;
+        let mut child = self
+            .command("api")
+            .arg("admin")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run api admin");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        let out = child.wait_with_output().expect("api admin");
+        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        (out.status.code(), text(out.stdout), text(out.stderr))
+    }
+
     /// A URL on this app.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

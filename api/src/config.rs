@@ -39,6 +39,20 @@ pub struct ApiConfig {
     /// Storage and upload settings.
     #[command(flatten)]
     pub settings: Settings,
+
+    /// An operator command instead of serving (`api admin --help`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Manage accounts: create users, set quotas, make invite codes, list,
+    /// disable and enable users. Works on both deployments (it uses only
+    /// the SQL database).
+    #[command(subcommand)]
+    Admin(crate::admin::AdminCommand),
 }
 
 impl ApiConfig {

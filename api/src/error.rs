@@ -126,6 +126,8 @@ impl From<Error> for ApiError {
             Error::Invalid { code, .. } => ApiError::BadRequest(body(code)),
             Error::BadCredentials => ApiError::Unauthorized(body("BAD_CREDENTIALS")),
             Error::UsernameTaken => ApiError::Conflict(body("USERNAME_TAKEN")),
+            Error::Forbidden { code, .. } => ApiError::Forbidden(body(code)),
+            Error::UserNotFound => ApiError::NotFound(body("USER_NOT_FOUND")),
             Error::UploadNotFound => ApiError::NotFound(body("UPLOAD_NOT_FOUND")),
             Error::FileNotFound => ApiError::NotFound(body("FILE_NOT_FOUND")),
             Error::NotUploading { .. } => ApiError::Conflict(body("UPLOAD_NOT_UPLOADING")),

@@ -5,6 +5,7 @@
 //! - [`routes`]: one module per resource (`usr`, `mupload`, `files`, `health`),
 //!   and `web`: the web page (assets embedded in the binary) served at `/`,
 //!   `/static/…` and, for browsers, at GET `/usr/signup`, `/usr/signin`, `/file/upload`.
+//! - [`admin`]: `api admin …`, the operator's account commands.
 //! - [`access_log`]: one log line per request, without query strings.
 //! - [`auth`]: the bearer-token security scheme.
 //! - [`error`]: the one mapping from domain errors to `{code, message}`.
@@ -15,6 +16,7 @@
 //! the shutdown future resolves. `main` and the tests drive it the same way.
 
 pub mod access_log;
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;

@@ -11,6 +11,15 @@ async fn main() -> ExitCode {
         println!("{}", api::spec_json());
         return ExitCode::SUCCESS;
     }
+    if let Some(api::config::Command::Admin(command)) = config.command {
+        return match api::admin::run(&config.settings, command).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("api admin: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     shared::process::init_tracing();
     let summary = config.settings.redacted_summary();
     let app = match api::build(config).await {

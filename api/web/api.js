@@ -31,9 +31,15 @@ export class ApiError extends Error {
     this.body = body;
   }
 
-  /** Worth retrying: the network failed or the server had a passing problem. */
+  /** Worth retrying: the network failed, the server had a passing problem, or asked us to slow down (429). */
   get transient() {
-    return this.status === 0 || this.status >= 500;
+    return this.status === 0 || this.status === 429 || (this.status >= 500 && this.status !== 507);
+  }
+
+  /** How long the server asked us to wait before retrying (429, 503), in ms. */
+  get retryAfterMs() {
+    const s = this.body && Number(this.body.retry_after);
+    return Number.isFinite(s) && s > 0 ? s * 1000 : 0;
   }
 }
 

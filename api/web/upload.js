@@ -143,6 +143,11 @@ function backoff(attempt) {
   return base / 2 + Math.random() * (base / 2);
 }
 
+/** The wait before retrying after `e`: the backoff, or longer when the server says so (Retry-After). */
+function retryDelay(e, attempt) {
+  return Math.max(backoff(attempt), e instanceof ApiError ? e.retryAfterMs : 0);
+}
+
 /**
  * One file's upload. `state` is one of: hashing, starting, uploading, paused,
  * completing, merging, done, instant, failed, error, cancelled. `onChange` is
@@ -232,9 +237,13 @@ export class Upload {
         this.sha256 = digests.sha256;
       }
       this.set('starting');
-      let init = await call('POST', '/file/mupload/init', {
-        json: { filename: this.file.name, filehash: this.hash, sha256: this.sha256, filesize: this.file.size },
-      });
+      // A server at its limit of open uploads (429) says when to come back.
+      let init = await this.withRetries(
+        () => call('POST', '/file/mupload/init', {
+          json: { filename: this.file.name, filehash: this.hash, sha256: this.sha256, filesize: this.file.size },
+        }),
+        gen,
+      );
       if (stale()) return;
       if (init.status === 'new' && init.challenge) {
         // Stored by someone else: proving we hold the bytes skips sending them.
@@ -312,7 +321,7 @@ export class Upload {
         if (!(e instanceof ApiError) || !e.transient || attempt >= MAX_RETRIES) throw e;
         this.message = `${e.message} Retrying chunk ${i + 1} (attempt ${attempt + 2})…`;
         this.changed();
-        await sleep(backoff(attempt));
+        await sleep(retryDelay(e, attempt));
         if (gen !== this.generation) throw aborted();
       }
     }
@@ -397,13 +406,14 @@ export class Upload {
     }
   }
 
+  /** `fn()`, retried on network errors, 5xx and 429 (waiting as long as Retry-After asks). */
   async withRetries(fn, gen) {
     for (let attempt = 0; ; attempt++) {
       try {
         return await fn();
       } catch (e) {
         if (!(e instanceof ApiError) || !e.transient || attempt >= MAX_RETRIES) throw e;
-        await sleep(backoff(attempt));
+        await sleep(retryDelay(e, attempt));
         if (gen !== this.generation) throw aborted();
       }
     }

@@ -103,6 +103,28 @@ pub struct Settings {
           default_value_t = true)]
     pub instant_across_users: bool,
 
+    /// Each user's storage quota in bytes (a number, optionally with K, M,
+    /// G or T for KiB…TiB, or `unlimited`). Files in the trash count.
+    /// Uploads reserve their declared size at init. `api admin set-quota`
+    /// gives a user their own.
+    #[arg(long, env = "PAN_QUOTA_BYTES", default_value = "unlimited")]
+    pub quota_bytes: Limit,
+
+    /// Each user's limit on files (open uploads count), or `unlimited`.
+    #[arg(long, env = "PAN_QUOTA_FILES", default_value = "unlimited")]
+    pub quota_files: Limit,
+
+    /// Most unfinished uploads one user may have open at once; more answer
+    /// 429 `TOO_MANY_UPLOADS`. At least 16 (the web page sends up to 16).
+    #[arg(long, env = "PAN_MAX_OPEN_UPLOADS", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(16..=100_000))]
+    pub max_open_uploads: u64,
+
+    /// Who may sign up: `open` (anyone), `invite` (with a one-time code from
+    /// `api admin invite`) or `closed` (only `api admin create-user`).
+    #[arg(long, env = "PAN_SIGNUP", value_enum, default_value_t = SignupPolicy::Open)]
+    pub signup: SignupPolicy,
+
     /// Seconds an upload may sit idle before it expires with its chunks.
     #[arg(long, env = "PAN_UPLOAD_TTL", default_value_t = 86_400,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -122,6 +144,57 @@ pub struct Settings {
     #[arg(long, env = "PAN_WORKER_JOBS", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub worker_jobs: u32,
+}
+
+/// Who may create an account through `POST /usr/signup`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SignupPolicy {
+    /// Anyone.
+    Open,
+    /// Whoever holds a one-time invite code.
+    Invite,
+    /// Nobody; the operator creates accounts.
+    Closed,
+}
+
+/// A limit that may be `unlimited`; numbers take K, M, G, T (binary) suffixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(pub Option<u64>);
+
+impl std::str::FromStr for Limit {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("unlimited") {
+            return Ok(Limit(None));
+        }
+        let (digits, shift) = match s.char_indices().last() {
+            Some((i, c)) if c.is_ascii_alphabetic() => {
+                let shift = match c.to_ascii_uppercase() {
+                    'K' => 10,
+                    'M' => 20,
+                    'G' => 30,
+                    'T' => 40,
+                    _ => return Err(format!("{s:?}: use a number, with K, M, G or T, or `unlimited`")),
+                };
+                (&s[..i], shift)
+            }
+            _ => (s, 0),
+        };
+        let n: u64 =
+            digits.trim().parse().map_err(|_| format!("{s:?}: use a number, with K, M, G or T, or `unlimited`"))?;
+        n.checked_mul(1 << shift).map(|v| Limit(Some(v))).ok_or_else(|| format!("{s:?} is too large"))
+    }
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n}"),
+            None => f.write_str("unlimited"),
+        }
+    }
 }
 
 impl Settings {
@@ -173,5 +246,21 @@ pub fn redact_url(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Limit;
+
+    #[test]
+    fn limits_read_numbers_suffixes_and_unlimited() {
+        assert_eq!("unlimited".parse::<Limit>().unwrap(), Limit(None));
+        assert_eq!("1000".parse::<Limit>().unwrap(), Limit(Some(1000)));
+        assert_eq!("10G".parse::<Limit>().unwrap(), Limit(Some(10 << 30)));
+        assert_eq!("2k".parse::<Limit>().unwrap(), Limit(Some(2048)));
+        for bad in ["", "ten", "1X", "-1", "99999999999T"] {
+            assert!(bad.parse::<Limit>().is_err(), "{bad:?} accepted");
+        }
     }
 }

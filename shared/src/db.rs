@@ -20,15 +20,23 @@ use crate::error::{Error, Result};
 /// Users and signin tokens.
 #[async_trait]
 pub trait UserRepo: Send + Sync {
-    /// Registers a user; [`Error::UsernameTaken`] when the name exists.
-    async fn create_user(&self, name: &UserName, password_hash: &str, now: i64) -> Result<User>;
-    /// The user and their password hash, by name.
+    /// Registers a user; [`Error::UsernameTaken`] when the name exists. With
+    /// `invite_hash`, the invite is spent in the same transaction
+    /// ([`Error::Forbidden`] `INVITE_INVALID` when it is unknown or used).
+    async fn create_user(
+        &self,
+        name: &UserName,
+        password_hash: &str,
+        now: i64,
+        invite_hash: Option<&str>,
+    ) -> Result<User>;
+    /// The (enabled) user and their password hash, by name.
     async fn user_with_hash(&self, name: &str) -> Result<Option<(User, String)>>;
     /// Stores a token (by its hash) valid until `expires_at`.
     async fn insert_token(&self, token_hash: &str, user_id: i64, now: i64, expires_at: i64) -> Result<()>;
-    /// A user by id.
+    /// An enabled user by id.
     async fn user_by_id(&self, id: i64) -> Result<Option<User>>;
-    /// The user a live token belongs to.
+    /// The enabled user a live token belongs to.
     async fn user_by_token(&self, token_hash: &str, now: i64) -> Result<Option<User>>;
     /// Revokes one token.
     async fn delete_token(&self, token_hash: &str) -> Result<()>;
@@ -36,6 +44,32 @@ pub trait UserRepo: Send + Sync {
     async fn delete_expired_tokens(&self, now: i64) -> Result<u64>;
     /// How many files a user has and their total size.
     async fn usage(&self, user_id: i64) -> Result<(i64, i64)>;
+}
+
+/// A user as the operator sees them.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// The user.
+    pub user: User,
+    /// Whether they are locked out.
+    pub disabled: bool,
+    /// How many files they have.
+    pub files: i64,
+    /// Bytes of those files.
+    pub bytes: i64,
+}
+
+/// What an operator does to accounts (`api admin …`).
+#[async_trait]
+pub trait AccountRepo: Send + Sync {
+    /// Sets a user's own quota (`None`: the installation's default).
+    async fn set_quota(&self, name: &str, quota_bytes: Option<i64>, quota_files: Option<i64>) -> Result<()>;
+    /// Disables (revoking every token) or enables a user.
+    async fn set_disabled(&self, name: &str, disabled: bool) -> Result<()>;
+    /// Records a new invite code (by its SHA-256).
+    async fn add_invite(&self, code_hash: &str, now: i64) -> Result<()>;
+    /// Every user with their usage, by name.
+    async fn accounts(&self) -> Result<Vec<Account>>;
 }
 
 /// What a merge commits: the content and the entry its owner gets.
@@ -127,7 +161,7 @@ pub struct Totals {
 
 /// The whole repository, as the rest of pan holds it.
 #[async_trait]
-pub trait MetaRepo: UserRepo + FileRepo + BackupRepo + SecretRepo {
+pub trait MetaRepo: UserRepo + AccountRepo + FileRepo + BackupRepo + SecretRepo {
     /// A cheap round trip, for readiness checks.
     async fn health_check(&self) -> Result<()>;
     /// Installation-wide totals, for `/metrics`.

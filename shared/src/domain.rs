@@ -18,6 +18,10 @@ pub struct User {
     pub username: String,
     /// When the account was created (Unix seconds).
     pub created_at: i64,
+    /// The user's own storage quota in bytes; `None`: the installation's default.
+    pub quota_bytes: Option<i64>,
+    /// The user's own limit on files; `None`: the installation's default.
+    pub quota_files: Option<i64>,
 }
 
 /// Where an upload is in its life.

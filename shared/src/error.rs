@@ -17,6 +17,12 @@ pub enum Error {
     /// Wrong username or password (the same answer for both, on purpose).
     #[error("wrong username or password")]
     BadCredentials,
+    /// Not allowed, whoever asks (signup closed, a bad invite); `code` says why.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// No user with that name (operator commands).
+    #[error("no such user")]
+    UserNotFound,
     /// The username is already registered.
     #[error("username is already taken")]
     UsernameTaken,

@@ -115,6 +115,7 @@ pub async fn init(
             return Ok(InitOutcome::Resume(session, uploaded));
         }
     }
+    check_room(b, settings, user, filesize, true).await?;
     let session = UploadSession {
         id: UploadId::generate(),
         owner: user.id,
@@ -136,6 +137,56 @@ pub async fn init(
         None => None,
     };
     Ok(InitOutcome::New(session, challenge))
+}
+
+/// A user's limits in effect: their own (a negative value stored means
+/// unlimited) or the installation's default.
+pub fn quotas(settings: &Settings, user: &User) -> (Option<u64>, Option<u64>) {
+    let effective = |own: Option<i64>, default: crate::config::Limit| match own {
+        Some(n) if n < 0 => None,
+        Some(n) => Some(n as u64),
+        None => default.0,
+    };
+    (effective(user.quota_bytes, settings.quota_bytes), effective(user.quota_files, settings.quota_files))
+}
+
+/// Refuses work that would take `user` past their limits: one more file of
+/// `bytes` on top of what they store and what their open uploads reserve;
+/// with `new_upload`, also past the cap on open uploads. Checked before any
+/// byte moves. Concurrent inits of one user may each pass before the other
+/// is recorded, so the limits can be overshot by the requests in flight.
+pub async fn check_room(b: &Backends, settings: &Settings, user: &User, bytes: u64, new_upload: bool) -> Result<()> {
+    let (open, reserved) = b.uploads.open_uploads(user.id).await?;
+    if new_upload && open >= settings.max_open_uploads {
+        return Err(Error::TooMany {
+            code: "TOO_MANY_UPLOADS",
+            message: format!("you have {open} unfinished uploads, the most allowed; complete or abort one first"),
+            retry_after: 60,
+        });
+    }
+    let (quota_bytes, quota_files) = quotas(settings, user);
+    if quota_bytes.is_none() && quota_files.is_none() {
+        return Ok(());
+    }
+    let (files, used) = b.repo.usage(user.id).await?;
+    let (files, used) = (files.max(0) as u64, used.max(0) as u64);
+    if let Some(quota) = quota_bytes
+        && used.saturating_add(reserved).saturating_add(bytes) > quota
+    {
+        return Err(Error::QuotaExceeded {
+            message: format!(
+                "{bytes} more bytes would exceed your quota of {quota}: {used} stored, {reserved} reserved by open uploads"
+            ),
+        });
+    }
+    if let Some(quota) = quota_files
+        && files + open + 1 > quota
+    {
+        return Err(Error::QuotaExceeded {
+            message: format!("one more file would exceed your limit of {quota}: {files} stored, {open} uploading"),
+        });
+    }
+    Ok(())
 }
 
 /// Makes and records a challenge on `stored` for upload `id`. `None` when

@@ -47,6 +47,9 @@ pub trait UploadStore: Send + Sync {
     async fn create(&self, session: &UploadSession) -> Result<()>;
     /// The caller's unfinished (`uploading`) session for this content, if any.
     async fn find_resumable(&self, owner: i64, filehash: &str, filesize: u64) -> Result<Option<UploadSession>>;
+    /// How many unfinished (`uploading` or `merging`) uploads the user has
+    /// open, and the bytes they declared: what their quota holds in reserve.
+    async fn open_uploads(&self, owner: i64) -> Result<(u64, u64)>;
     /// A live session by id, whoever owns it (ownership is the caller's check).
     async fn get(&self, id: &UploadId) -> Result<Option<UploadSession>>;
     /// Received chunks: index → staged object key, in index order.
@@ -85,8 +88,9 @@ pub trait UploadStore: Send + Sync {
     async fn delete_unless_merging(&self, id: &UploadId) -> Result<bool>;
     /// Forgets the chunk map (after a final failure deleted the chunks).
     async fn forget_chunks(&self, id: &UploadId) -> Result<()>;
-    /// Ids of `uploading` or `failed` sessions idle since before `cutoff`,
-    /// for the sweeper (Redis expires its own and returns none).
+    /// Ids of `uploading`, `failed` or `done` sessions idle since before
+    /// `cutoff`, for the sweeper: abandoned uploads and finished records
+    /// (Redis expires its own and returns none).
     async fn idle_since(&self, cutoff: i64, limit: u64) -> Result<Vec<UploadId>>;
     /// A cheap round trip, for readiness checks.
     async fn health_check(&self) -> Result<()>;

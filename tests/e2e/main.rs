@@ -1,6 +1,7 @@
 //! End-to-end tests over HTTP against real processes and servers.
 //! See `tests/lib.rs` for the bench.
 
+mod accounts;
 mod bad_input;
 mod config;
 mod files;

@@ -206,7 +206,13 @@ crate::operation_errors!(
 );
 crate::operation_errors!(
     /// Errors of the single-request upload.
-    SingleUploadErrors { BadRequest = 400, Unauthorized = 401, PayloadTooLarge = 413, UnsupportedMediaType = 415 }
+    SingleUploadErrors {
+        BadRequest = 400,
+        Unauthorized = 401,
+        PayloadTooLarge = 413,
+        UnsupportedMediaType = 415,
+        InsufficientStorage = 507,
+    }
 );
 crate::operation_errors!(
     /// Errors of rename.
@@ -379,6 +385,7 @@ impl FileApi {
         let name = name.to_owned();
         let name = FileName::parse(&name)?;
         let limit = state.settings.max_single_upload;
+        shared::service::check_room(&state.backends, &state.settings, &auth.0, form.file.size() as u64, false).await?;
         let file =
             files::ingest(&state.backends, &state.settings, &auth.0, &name, form.file.into_async_read(), limit).await?;
         Ok(UploadResponse::Created(Json(file.into())))

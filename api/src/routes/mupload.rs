@@ -278,7 +278,14 @@ fn status_of(session: UploadSession, uploaded: Vec<u64>, file: Option<UserFile>)
 
 crate::operation_errors!(
     /// Errors of init.
-    InitErrors { BadRequest = 400, Unauthorized = 401, PayloadTooLarge = 413, UnsupportedMediaType = 415 }
+    InitErrors {
+        BadRequest = 400,
+        Unauthorized = 401,
+        PayloadTooLarge = 413,
+        UnsupportedMediaType = 415,
+        TooManyRequests = 429,
+        InsufficientStorage = 507,
+    }
 );
 crate::operation_errors!(
     /// Errors of uppart.

@@ -7,6 +7,7 @@ use argon2::Argon2;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use shared::config::SignupPolicy;
 use shared::domain::{Password, UserName};
 use shared::error::ResultExt;
 
@@ -26,6 +27,10 @@ pub struct NewAccount {
     /// 8-1024 characters, no NUL.
     #[oai(validator(min_length = 8, max_length = 1024, pattern = r"^[^\x00]*$"))]
     pub password: Text,
+    /// A one-time invite code from the operator (`api admin invite`); needed
+    /// when the server's signup policy is `invite`, ignored when `open`.
+    #[oai(validator(max_length = 128))]
+    pub invite: Option<Text>,
 }
 
 /// A username and a password to sign in with. Only their length is checked
@@ -72,6 +77,17 @@ pub struct UserInfo {
     pub file_count: i64,
     /// Total size of those files in bytes.
     pub bytes_used: i64,
+    /// Your storage quota in bytes (absent: unlimited). Stored files and
+    /// what open uploads reserve count against it.
+    #[oai(skip_serializing_if_is_none)]
+    pub quota_bytes: Option<u64>,
+    /// Your limit on files (absent: unlimited).
+    #[oai(skip_serializing_if_is_none)]
+    pub quota_files: Option<u64>,
+    /// Unfinished uploads you have open.
+    pub open_uploads: u64,
+    /// Bytes your open uploads reserve (their declared sizes).
+    pub bytes_reserved: u64,
 }
 
 /// Signup answers.
@@ -100,7 +116,7 @@ fn hasher() -> Argon2<'static> {
 static DECOY_HASH: LazyLock<String> = LazyLock::new(|| hash_password(&shared::random_hex(16)).unwrap_or_default());
 
 /// Argon2id PHC string of `password` with a fresh 128-bit salt.
-fn hash_password(password: &str) -> Result<String, String> {
+pub(crate) fn hash_password(password: &str) -> Result<String, String> {
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| e.to_string())?;
     hasher().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
 }
@@ -137,7 +153,7 @@ async fn spawn_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'stati
 
 crate::operation_errors!(
     /// Errors of signup.
-    SignupErrors { BadRequest = 400, Conflict = 409, PayloadTooLarge = 413, UnsupportedMediaType = 415 }
+    SignupErrors { BadRequest = 400, Forbidden = 403, Conflict = 409, PayloadTooLarge = 413, UnsupportedMediaType = 415 }
 );
 crate::operation_errors!(
     /// Errors of signin.
@@ -157,12 +173,26 @@ impl UsrApi {
     ///
     /// Usernames are 1-64 characters from A-Z, a-z, 0-9, '.', '_' and '-' and
     /// compare exactly (case-sensitive); passwords are 8-1024 characters.
+    /// The server's policy may close signup (403 `SIGNUP_CLOSED`) or ask for
+    /// an invite code (403 `INVITE_REQUIRED`, `INVITE_INVALID`).
     #[oai(path = "/signup", method = "post", operation_id = "signup", transform = "json_body_limit")]
     async fn signup(&self, state: Data<&AppState>, body: Json<NewAccount>) -> Result<SignupResponse, SignupErrors> {
+        let invite = match (state.settings.signup, body.invite.as_deref()) {
+            (SignupPolicy::Open, _) => None,
+            (SignupPolicy::Closed, _) => {
+                let closed = "signup is closed on this server; ask its operator for an account";
+                return Err(shared::Error::Forbidden { code: "SIGNUP_CLOSED", message: closed.into() }.into());
+            }
+            (SignupPolicy::Invite, None) => {
+                let needed = "signup on this server needs an invite code (`invite`)";
+                return Err(shared::Error::Forbidden { code: "INVITE_REQUIRED", message: needed.into() }.into());
+            }
+            (SignupPolicy::Invite, Some(code)) => Some(token_hash(code.trim())),
+        };
         let name = UserName::parse(&body.username)?;
         let password = Password::parse(&body.password)?;
         let hash = spawn_blocking(move || hash_password(password.expose())).await?.context("hashing password")?;
-        let user = state.backends.repo.create_user(&name, &hash, shared::now()).await?;
+        let user = state.backends.repo.create_user(&name, &hash, shared::now(), invite.as_deref()).await?;
         tracing::info!(username = %user.username, "user signed up");
         Ok(SignupResponse::Created(Json(SignupResult { username: user.username, created_at: user.created_at })))
     }
@@ -221,6 +251,17 @@ impl UsrApi {
     #[oai(path = "/info", method = "get", operation_id = "user_info")]
     async fn info(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<UserInfo>, AuthedErrors> {
         let (file_count, bytes_used) = state.backends.repo.usage(auth.0.id).await?;
-        Ok(Json(UserInfo { username: auth.0.username, created_at: auth.0.created_at, file_count, bytes_used }))
+        let (open_uploads, bytes_reserved) = state.backends.uploads.open_uploads(auth.0.id).await?;
+        let (quota_bytes, quota_files) = shared::service::quotas(&state.settings, &auth.0);
+        Ok(Json(UserInfo {
+            username: auth.0.username,
+            created_at: auth.0.created_at,
+            file_count,
+            bytes_used,
+            quota_bytes,
+            quota_files,
+            open_uploads,
+            bytes_reserved,
+        }))
     }
 }

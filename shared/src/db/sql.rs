@@ -5,7 +5,7 @@ use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{BackupRepo, FileRepo, MetaRepo, NewUserFile, SecretRepo, Totals, UserRepo};
+use super::{Account, AccountRepo, BackupRepo, FileRepo, MetaRepo, NewUserFile, SecretRepo, Totals, UserRepo};
 use crate::domain::{EntryId, StoredFile, User, UserFile, UserName};
 use crate::error::{Error, Result};
 
@@ -36,8 +36,17 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
+/// Columns of a user, as [`user_from`] reads them (`u` = users).
+const USER: &str = "u.id, u.username, u.created_at, u.quota_bytes, u.quota_files";
+
 fn user_from(row: &AnyRow) -> sqlx::Result<User> {
-    Ok(User { id: row.try_get("id")?, username: row.try_get("username")?, created_at: row.try_get("created_at")? })
+    Ok(User {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        created_at: row.try_get("created_at")?,
+        quota_bytes: row.try_get("quota_bytes")?,
+        quota_files: row.try_get("quota_files")?,
+    })
 }
 
 /// Columns of an entry and its content, as [`user_file_from`] and
@@ -228,29 +237,61 @@ macro_rules! retry_on_conflict {
 
 #[async_trait]
 impl UserRepo for SqlRepo {
-    async fn create_user(&self, name: &UserName, password_hash: &str, now: i64) -> Result<User> {
+    async fn create_user(
+        &self,
+        name: &UserName,
+        password_hash: &str,
+        now: i64,
+        invite_hash: Option<&str>,
+    ) -> Result<User> {
+        let mut tx = self.begin().await?;
+        if let Some(code) = invite_hash {
+            // Spend the invite in the same transaction: a code makes one account.
+            let spent = sqlx::query("UPDATE invites SET used_at = ? WHERE code_hash = ? AND used_at IS NULL")
+                .bind(now)
+                .bind(code)
+                .execute(&mut *tx)
+                .await?;
+            if spent.rows_affected() != 1 {
+                return Err(Error::Forbidden {
+                    code: "INVITE_INVALID",
+                    message: "this invite code is unknown or used".into(),
+                });
+            }
+        }
         let res = sqlx::query("INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)")
             .bind(name.as_str())
             .bind(password_hash)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await;
         match res {
             Err(e) if is_unique_violation(&e) => return Err(Error::UsernameTaken),
             other => other?,
         };
-        let row = sqlx::query("SELECT id, username, created_at FROM users WHERE username = ?")
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {USER} FROM users u WHERE u.username = ?")))
             .bind(name.as_str())
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await?;
-        Ok(user_from(&row)?)
+        let user = user_from(&row)?;
+        if let Some(code) = invite_hash {
+            sqlx::query("UPDATE invites SET used_by = ? WHERE code_hash = ?")
+                .bind(user.id)
+                .bind(code)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(user)
     }
 
     async fn user_with_hash(&self, name: &str) -> Result<Option<(User, String)>> {
-        let row = sqlx::query("SELECT id, username, created_at, password_hash FROM users WHERE username = ?")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER}, u.password_hash FROM users u WHERE u.username = ? AND u.disabled = 0"
+        )))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| Ok::<_, sqlx::Error>((user_from(&r)?, r.try_get("password_hash")?))).transpose()?)
     }
 
@@ -266,18 +307,19 @@ impl UserRepo for SqlRepo {
     }
 
     async fn user_by_id(&self, id: i64) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT id, username, created_at FROM users WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {USER} FROM users u WHERE u.id = ? AND u.disabled = 0")))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.as_ref().map(user_from).transpose()?)
     }
 
     async fn user_by_token(&self, token_hash: &str, now: i64) -> Result<Option<User>> {
-        let row = sqlx::query(
-            "SELECT u.id, u.username, u.created_at FROM tokens t JOIN users u ON u.id = t.user_id \
-             WHERE t.token_hash = ? AND t.expires_at > ?",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER} FROM tokens t JOIN users u ON u.id = t.user_id \
+                 WHERE t.token_hash = ? AND t.expires_at > ? AND u.disabled = 0"
+        )))
         .bind(token_hash)
         .bind(now)
         .fetch_optional(&self.pool)
@@ -304,6 +346,74 @@ impl UserRepo for SqlRepo {
         .fetch_one(&self.pool)
         .await?;
         Ok((row.try_get("n")?, row.try_get("bytes")?))
+    }
+}
+
+#[async_trait]
+impl AccountRepo for SqlRepo {
+    async fn set_quota(&self, name: &str, quota_bytes: Option<i64>, quota_files: Option<i64>) -> Result<()> {
+        let res = sqlx::query("UPDATE users SET quota_bytes = ?, quota_files = ? WHERE username = ?")
+            .bind(quota_bytes)
+            .bind(quota_files)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if res.rows_affected() == 0 {
+            return Err(Error::UserNotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_disabled(&self, name: &str, disabled: bool) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let res = sqlx::query("UPDATE users SET disabled = ? WHERE username = ?")
+            .bind(i64::from(disabled))
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        if res.rows_affected() == 0 {
+            return Err(Error::UserNotFound);
+        }
+        if disabled {
+            sqlx::query("DELETE FROM tokens WHERE user_id = (SELECT id FROM users WHERE username = ?)")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn add_invite(&self, code_hash: &str, now: i64) -> Result<()> {
+        sqlx::query("INSERT INTO invites (code_hash, created_at) VALUES (?, ?)")
+            .bind(code_hash)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn accounts(&self) -> Result<Vec<Account>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER}, u.disabled, \
+             (SELECT COUNT(*) FROM user_files uf WHERE uf.user_id = u.id) AS files, \
+             (SELECT CAST(COALESCE(SUM(f.filesize), 0) AS SIGNED) FROM user_files uf JOIN files f ON f.id = uf.file_id \
+              WHERE uf.user_id = u.id) AS bytes \
+             FROM users u ORDER BY u.username"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Account {
+                    user: user_from(r)?,
+                    disabled: r.try_get::<i64, _>("disabled")? != 0,
+                    files: r.try_get("files")?,
+                    bytes: r.try_get("bytes")?,
+                })
+            })
+            .collect::<sqlx::Result<_>>()
+            .map_err(Error::from)
     }
 }
 

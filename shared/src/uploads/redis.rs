@@ -5,6 +5,8 @@
 //! - `p:upload:<id>:chunks`: hash chunk index → staged object key;
 //! - `p:resume:<owner>:<sha1>:<size>`: the id of the owner's unfinished upload
 //!   of that content;
+//! - `p:open:<owner>`: sorted set of the owner's uploads (score: declared
+//!   size), pruned of finished and expired ones whenever it is read;
 //! - `p:upload:<id>:challenge`: an open proof-of-possession challenge (its own
 //!   short TTL; taken with GETDEL, so it is single use).
 //!
@@ -28,6 +30,28 @@ pub struct RedisUploads {
     prefix: String,
     ttl: i64,
 }
+
+/// KEYS: the owner's open set. ARGV: session key prefix.
+/// Returns {count, bytes} of the uploads still `uploading` or `merging`,
+/// dropping the others (done, failed, expired) from the set.
+static OPEN_UPLOADS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local n, bytes = 0, 0
+for i = 1, #ids, 2 do
+  local state = redis.call('HGET', ARGV[1] .. ids[i], 'state')
+  if state == 'uploading' or state == 'merging' then
+    n = n + 1
+    bytes = bytes + tonumber(ids[i + 1])
+  else
+    redis.call('ZREM', KEYS[1], ids[i])
+  end
+end
+return {n, bytes}
+"#,
+    )
+});
 
 /// KEYS: session, chunks. ARGV: index, object key, now, ttl.
 /// Returns {"ok", previous key or ""} or {"state", <state>} or {"gone"}.
@@ -120,6 +144,10 @@ impl RedisUploads {
         format!("{}:upload:{}:chunks", self.prefix, id)
     }
 
+    fn open_key(&self, owner: i64) -> String {
+        format!("{}:open:{}", self.prefix, owner)
+    }
+
     fn challenge_key(&self, id: &UploadId) -> String {
         format!("{}:upload:{}:challenge", self.prefix, id)
     }
@@ -182,6 +210,10 @@ impl UploadStore for RedisUploads {
             .ignore()
             .set_ex(&resume, s.id.as_str(), self.ttl as u64)
             .ignore()
+            .zadd(self.open_key(s.owner), s.id.as_str(), s.plan.file_size as f64)
+            .ignore()
+            .expire(self.open_key(s.owner), self.ttl)
+            .ignore()
             .query_async::<()>(&mut con)
             .await?;
         Ok(())
@@ -194,6 +226,16 @@ impl UploadStore for RedisUploads {
             return Ok(None);
         };
         Ok(self.get(&id).await?.filter(|s| s.owner == owner && s.state == UploadState::Uploading))
+    }
+
+    async fn open_uploads(&self, owner: i64) -> Result<(u64, u64)> {
+        let mut con = self.con.clone();
+        let (n, bytes): (u64, u64) = OPEN_UPLOADS
+            .key(self.open_key(owner))
+            .arg(format!("{}:upload:", self.prefix))
+            .invoke_async(&mut con)
+            .await?;
+        Ok((n, bytes))
     }
 
     async fn get(&self, id: &UploadId) -> Result<Option<UploadSession>> {

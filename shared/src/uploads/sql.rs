@@ -109,6 +109,18 @@ impl UploadStore for SqlUploads {
         row.as_ref().map(session_from).transpose()
     }
 
+    async fn open_uploads(&self, owner: i64) -> Result<(u64, u64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(filesize), 0) AS SIGNED) AS bytes FROM upload_sessions \
+             WHERE owner_id = ? AND (state = 'merging' OR (state = 'uploading' AND updated_at >= ?))",
+        )
+        .bind(owner)
+        .bind(self.live_since())
+        .fetch_one(self.pool())
+        .await?;
+        Ok((row.try_get::<i64, _>("n")? as u64, row.try_get::<i64, _>("bytes")? as u64))
+    }
+
     async fn get(&self, id: &UploadId) -> Result<Option<UploadSession>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM upload_sessions WHERE id = ? AND (state <> 'uploading' OR updated_at >= ?)"
@@ -237,7 +249,7 @@ impl UploadStore for SqlUploads {
 
     async fn idle_since(&self, cutoff: i64, limit: u64) -> Result<Vec<UploadId>> {
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM upload_sessions WHERE state IN ('uploading', 'failed') AND updated_at < ? \
+            "SELECT id FROM upload_sessions WHERE state IN ('uploading', 'failed', 'done') AND updated_at < ? \
              ORDER BY updated_at LIMIT ?",
         )
         .bind(cutoff)

@@ -1,0 +1,148 @@
+//! `api admin …`: what an operator does to accounts on the server itself,
+//! on either deployment (it talks to the SQL database `DATABASE_URL` names,
+//! nothing else), like Nextcloud's `occ`.
+
+use std::io::Read;
+
+use clap::Subcommand;
+use shared::config::{Limit, Settings};
+use shared::db::{AccountRepo, UserRepo};
+use shared::domain::{Password, UserName};
+
+use crate::auth::token_hash;
+
+/// Operator commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AdminCommand {
+    /// Create a user. The password is read from standard input (one line);
+    /// with `--random-password` one is made and printed.
+    CreateUser {
+        /// The username.
+        name: String,
+        /// Make a random password and print it.
+        #[arg(long)]
+        random_password: bool,
+    },
+    /// Set a user's own quota; `default` goes back to the server's setting.
+    SetQuota {
+        /// The username.
+        name: String,
+        /// Bytes (K, M, G, T suffixes), `unlimited` or `default`.
+        #[arg(long)]
+        bytes: Option<String>,
+        /// Files, `unlimited` or `default`.
+        #[arg(long)]
+        files: Option<String>,
+    },
+    /// Make one-time invite codes (for `PAN_SIGNUP=invite`) and print them.
+    Invite {
+        /// How many.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
+    /// List users with their files, bytes, quota and state.
+    Users,
+    /// Lock a user out (their tokens are revoked at once).
+    Disable {
+        /// The username.
+        name: String,
+    },
+    /// Let a disabled user back in.
+    Enable {
+        /// The username.
+        name: String,
+    },
+}
+
+/// A quota argument: `default` (None), `unlimited` (-1, stored), or a number.
+fn quota_arg(value: Option<&str>, current: Option<i64>) -> Result<Option<i64>, String> {
+    match value {
+        None => Ok(current),
+        Some(v) if v.eq_ignore_ascii_case("default") => Ok(None),
+        Some(v) => match v.parse::<Limit>()? {
+            Limit(None) => Ok(Some(-1)),
+            Limit(Some(n)) => i64::try_from(n).map(Some).map_err(|_| format!("{v:?} is too large")),
+        },
+    }
+}
+
+fn show_quota(own: Option<i64>, default: Limit) -> String {
+    match own {
+        None => format!("{default} (default)"),
+        Some(n) if n < 0 => "unlimited".into(),
+        Some(n) => n.to_string(),
+    }
+}
+
+/// Runs one command; what it prints goes to stdout, errors are returned as one line.
+pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), String> {
+    let repo = shared::db::open(&settings.database_url()).await.map_err(|e| format!("DATABASE_URL: {e}"))?;
+    let now = shared::now();
+    match command {
+        AdminCommand::CreateUser { name, random_password } => {
+            let name = UserName::parse(&name).map_err(|e| e.to_string())?;
+            let password = if random_password {
+                shared::random_hex(12)
+            } else {
+                let mut line = String::new();
+                std::io::stdin().read_to_string(&mut line).map_err(|e| format!("reading the password: {e}"))?;
+                line.trim_end_matches(['\r', '\n']).to_owned()
+            };
+            let checked = Password::parse(&password).map_err(|e| e.to_string())?;
+            let hash = crate::routes::usr::hash_password(checked.expose())?;
+            let user = repo.create_user(&name, &hash, now, None).await.map_err(|e| e.to_string())?;
+            println!("created user {}", user.username);
+            if random_password {
+                println!("password: {password}");
+            }
+        }
+        AdminCommand::SetQuota { name, bytes, files } => {
+            let user = repo
+                .accounts()
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .find(|a| a.user.username == name)
+                .ok_or("no such user")?
+                .user;
+            let new_bytes = quota_arg(bytes.as_deref(), user.quota_bytes)?;
+            let new_files = quota_arg(files.as_deref(), user.quota_files)?;
+            repo.set_quota(&name, new_bytes, new_files).await.map_err(|e| e.to_string())?;
+            println!(
+                "{name}: bytes {}, files {}",
+                show_quota(new_bytes, settings.quota_bytes),
+                show_quota(new_files, settings.quota_files)
+            );
+        }
+        AdminCommand::Invite { count } => {
+            for _ in 0..count {
+                let code = shared::random_hex(16);
+                repo.add_invite(&token_hash(&code), now).await.map_err(|e| e.to_string())?;
+                println!("{code}");
+            }
+        }
+        AdminCommand::Users => {
+            println!("{:<24} {:>8} {:>16} {:>24} {:>18} state", "user", "files", "bytes", "quota bytes", "quota files");
+            for a in repo.accounts().await.map_err(|e| e.to_string())? {
+                println!(
+                    "{:<24} {:>8} {:>16} {:>24} {:>18} {}",
+                    a.user.username,
+                    a.files,
+                    a.bytes,
+                    show_quota(a.user.quota_bytes, settings.quota_bytes),
+                    show_quota(a.user.quota_files, settings.quota_files),
+                    if a.disabled { "disabled" } else { "active" }
+                );
+            }
+        }
+        AdminCommand::Disable { name } => {
+            repo.set_disabled(&name, true).await.map_err(|e| e.to_string())?;
+            println!("{name} is disabled; their tokens are revoked");
+        }
+        AdminCommand::Enable { name } => {
+            repo.set_disabled(&name, false).await.map_err(|e| e.to_string())?;
+            println!("{name} is enabled");
+        }
+    }
+    Ok(())
+}
