@@ -11,7 +11,7 @@ use shared::files::{self, ByteRange, FileRef};
 
 use super::Tag;
 use crate::auth::BearerAuth;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::limits::{json_body_limit, single_upload_limit};
 use crate::state::AppState;
 use crate::text::Text;
@@ -433,13 +433,14 @@ fn default_limit() -> i64 {
 }
 
 /// The file a request names: by `id`, or by `filehash` (exactly one of them).
-fn file_ref(id: Option<&str>, filehash: Option<&str>) -> Result<FileRef, ApiError> {
+fn file_ref(id: Option<&str>, filehash: Option<&str>) -> shared::Result<FileRef> {
     match (id, filehash) {
         (Some(id), None) => Ok(FileRef::Entry(EntryId::parse(id)?)),
         (None, Some(hash)) => Ok(FileRef::Sha1(Sha1Hex::parse(hash)?)),
-        _ => {
-            Err(ApiError::bad_request("INVALID_FILE_REFERENCE", "name the file by `id` or by `filehash` (one of them)"))
-        }
+        _ => Err(shared::Error::invalid(
+            "INVALID_FILE_REFERENCE",
+            "name the file by `id` or by `filehash` (one of them)",
+        )),
     }
 }
 
