@@ -547,6 +547,22 @@ async fn into_json(resp: reqwest::Response) -> (StatusCode, Value) {
     (code, value)
 }
 
+/// Polls `f` until it returns Some, for at most `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// SHA-1 as 40 lowercase hex characters.
 pub fn sha1_hex(data: &[u8]) -> String {
     hex::encode(Sha1::digest(data))

@@ -27,6 +27,18 @@ pub struct ApiConfig {
     #[arg(long)]
     pub no_worker: bool,
 
+    /// Memory this process may hold for chunk bodies in flight (bytes, with
+    /// K, M, G suffixes). Each chunk being received holds at most two pieces
+    /// (256 KiB each on local staging, 5 MiB on S3), so this caps how many are
+    /// received at once; more answer 429 `TOO_MANY_CHUNKS` with Retry-After.
+    #[arg(long, env = "PAN_CHUNK_MEMORY", default_value = "512M")]
+    pub chunk_memory: shared::config::Limit,
+
+    /// Chunk bodies one user may send at once (the web page sends up to 16).
+    #[arg(long, env = "PAN_USER_CHUNKS", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub user_chunks: u32,
+
     /// Bearer token that `GET /metrics` requires (a secret: give it to the
     /// Prometheus scraper). Unset: `/metrics` answers 401 to everyone.
     #[arg(long, env = "PAN_METRICS_TOKEN", hide_env_values = true)]

@@ -8,6 +8,7 @@
 //! - [`admin`]: `api admin …`, the operator's account commands.
 //! - [`access_log`]: one log line per request, without query strings.
 //! - [`auth`]: the bearer-token security scheme.
+//! - [`inflight`]: caps on chunk bodies received at once.
 //! - [`error`]: the one mapping from domain errors to `{code, message}`.
 //! - [`limits`]: request body limits.
 //! - [`text`]: strict JSON strings for request bodies.
@@ -20,6 +21,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod inflight;
 pub mod limits;
 pub mod routes;
 pub mod state;
@@ -83,12 +85,16 @@ pub async fn build(config: ApiConfig) -> Result<App, OpenError> {
     })?;
     let local_addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).unwrap_or(config.listen);
     let public_base = public_base(config.settings.public_url.as_deref(), local_addr)?;
+    // Each chunk in flight holds at most two pieces of the staging store.
+    let chunk_capacity = (config.chunk_memory.0.unwrap_or(u64::MAX) / (2 * backends.staging.part_size as u64))
+        .clamp(4, 1 << 20) as usize;
     let workers = config.runs_workers();
     let state = AppState {
         backends,
         settings: Arc::new(config.settings),
         public_base: public_base.into(),
         metrics_token: config.metrics_token.map(Into::into),
+        chunk_slots: inflight::ChunkSlots::new(chunk_capacity, config.user_chunks as usize),
     };
     Ok(App { acceptor, state, workers, local_addr })
 }

@@ -17,4 +17,6 @@ pub struct AppState {
     pub public_base: Arc<str>,
     /// The bearer token `/metrics` takes (`PAN_METRICS_TOKEN`); none: closed.
     pub metrics_token: Option<Arc<str>>,
+    /// Chunk bodies being received, capped per process and per user.
+    pub chunk_slots: Arc<crate::inflight::ChunkSlots>,
 }

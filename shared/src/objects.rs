@@ -31,7 +31,16 @@ pub struct OpenedStore {
     pub dir: Option<PathBuf>,
     /// A URL signer, for S3-compatible stores (presigned downloads).
     pub signer: Option<Presigner>,
+    /// The size of the pieces a streamed write hands the store: what one
+    /// write holds in memory (256 KiB on a local store; S3's 5 MiB minimum part).
+    pub part_size: usize,
 }
+
+/// Pieces of a streamed write to a local store: a stalled client holds at
+/// most this much of its chunk in memory.
+pub const LOCAL_PART_SIZE: usize = 256 << 10;
+/// S3 (and OSS) refuse parts smaller than 5 MiB, the last one excepted.
+pub const S3_PART_SIZE: usize = 5 << 20;
 
 /// Makes presigned GET URLs for keys of an S3-compatible store.
 #[derive(Clone)]
@@ -91,7 +100,7 @@ pub fn open(url: &str, setting: &str) -> Result<OpenedStore> {
             } else {
                 (Arc::new(PrefixStore::new(s3.clone(), prefix)), Some(Path::from(prefix)))
             };
-            Ok(OpenedStore { store, dir: None, signer: Some(Presigner { s3, prefix }) })
+            Ok(OpenedStore { store, dir: None, signer: Some(Presigner { s3, prefix }), part_size: S3_PART_SIZE })
         }
         "file" => {
             let dir = parsed.to_file_path().map_err(|_| {
@@ -106,7 +115,7 @@ pub fn open(url: &str, setting: &str) -> Result<OpenedStore> {
                 // A chunk counts as uploaded only once its bytes are durable.
                 .with_fsync(true);
             let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-            Ok(OpenedStore { store: Arc::new(store), dir: Some(dir), signer: None })
+            Ok(OpenedStore { store: Arc::new(store), dir: Some(dir), signer: None, part_size: LOCAL_PART_SIZE })
         }
         other => Err(Error::invalid(
             "INVALID_SETTING",
@@ -154,6 +163,9 @@ pub enum ChunkWriteError {
     /// The client sent nothing for this many seconds.
     #[error("no bytes of the chunk arrived for {0} s")]
     Idle(u64),
+    /// The body arrived slower than the floor (bytes per second) allows.
+    #[error("the chunk arrived at {rate} bytes/s, below the {floor} bytes/s this server requires")]
+    TooSlow { rate: u64, floor: u64 },
     /// Reading the request body failed (client went away).
     #[error("reading the chunk body failed: {0}")]
     Body(std::io::Error),
@@ -170,6 +182,7 @@ impl From<ChunkWriteError> for Error {
             ChunkWriteError::ChecksumMismatch { .. } => Error::invalid("CHUNK_CHECKSUM_MISMATCH", e.to_string()),
             ChunkWriteError::Body(_) => Error::invalid("BODY_READ_FAILED", e.to_string()),
             ChunkWriteError::Idle(_) => Error::invalid("BODY_TIMEOUT", e.to_string()),
+            ChunkWriteError::TooSlow { .. } => Error::invalid("CHUNK_TOO_SLOW", e.to_string()),
             ChunkWriteError::Store(s) => Error::from(s),
         }
     }
@@ -181,30 +194,47 @@ impl From<ChunkWriteError> for Error {
 /// aborted and nothing is visible. Dropping the future part-way leaves no
 /// object either (local stores clean their temp file; S3 parts expire).
 pub async fn write_chunk<S>(
-    store: &Store,
+    store: &OpenedStore,
     key: &Path,
     index: u64,
     expected: u64,
     checksum: Option<[u8; 20]>,
-    mut body: S,
+    min_rate: u64,
+    body: &mut S,
 ) -> std::result::Result<(), ChunkWriteError>
 where
     S: Stream<Item = std::io::Result<Bytes>> + Unpin,
 {
-    let upload = store.put_multipart(key).await?;
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
+    let upload = store.store.put_multipart(key).await?;
+    // One part filling while at most one is written: memory per chunk stays
+    // within two parts however slowly the client sends.
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, store.part_size);
     let mut hasher = checksum.map(|_| Sha1::new());
     let mut got = 0u64;
+    let started = tokio::time::Instant::now();
+    let mut last_byte = started;
     let outcome = loop {
-        // A client that stops sending mid-chunk frees its slot after a while.
-        let next = match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.next()).await {
+        // Wake at least when the rate floor is first judged, so a client that
+        // trickles (or stalls) is cut off on time, not at its next byte.
+        let floor_check = started + RATE_GRACE;
+        let idle = last_byte + BODY_IDLE_TIMEOUT;
+        let wake = if min_rate > 0 && floor_check > tokio::time::Instant::now() { idle.min(floor_check) } else { idle };
+        let next = tokio::time::timeout_at(wake, body.next()).await;
+        if let Some(rate) = too_slow(started, got, min_rate) {
+            break Err(ChunkWriteError::TooSlow { rate, floor: min_rate });
+        }
+        let next = match next {
             Ok(next) => next,
-            Err(_) => break Err(ChunkWriteError::Idle(BODY_IDLE_TIMEOUT.as_secs())),
+            Err(_) if tokio::time::Instant::now() >= idle => {
+                break Err(ChunkWriteError::Idle(BODY_IDLE_TIMEOUT.as_secs()));
+            }
+            Err(_) => continue,
         };
         match next {
             None => break Ok(()),
             Some(Err(e)) => break Err(ChunkWriteError::Body(e)),
             Some(Ok(piece)) => {
+                last_byte = tokio::time::Instant::now();
                 got += piece.len() as u64;
                 if got > expected {
                     break Err(ChunkWriteError::TooLong { index, expected });
@@ -212,7 +242,7 @@ where
                 if let Some(h) = hasher.as_mut() {
                     h.update(&piece);
                 }
-                if let Err(e) = writer.wait_for_capacity(4).await {
+                if let Err(e) = writer.wait_for_capacity(1).await {
                     break Err(e.into());
                 }
                 writer.put(piece);
@@ -245,6 +275,42 @@ where
             Err(e)
         }
     }
+}
+
+/// How long a chunk body may take before its average rate is held against
+/// the floor (`PAN_MIN_CHUNK_RATE`): slow starts are forgiven this long.
+pub const RATE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The average rate so far, when it is below `floor` after the grace period.
+fn too_slow(started: tokio::time::Instant, got: u64, floor: u64) -> Option<u64> {
+    let elapsed = started.elapsed();
+    if floor == 0 || elapsed < RATE_GRACE {
+        return None;
+    }
+    let rate = (got as f64 / elapsed.as_secs_f64()) as u64;
+    (rate < floor).then_some(rate)
+}
+
+/// Reads and drops what is left of a refused request body, at most `limit`
+/// bytes and for at most `deadline`, so that a client that sends its whole
+/// body before reading the answer (urllib, requests, many generated
+/// clients) reads the JSON error instead of a broken pipe. Returns whether
+/// the body ended within those bounds.
+pub async fn drain<S>(body: &mut S, limit: u64, deadline: std::time::Duration) -> bool
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Unpin,
+{
+    let drained = async {
+        let mut seen = 0u64;
+        while let Some(Ok(piece)) = body.next().await {
+            seen += piece.len() as u64;
+            if seen > limit {
+                return false;
+            }
+        }
+        true
+    };
+    tokio::time::timeout(deadline, drained).await.unwrap_or(false)
 }
 
 impl OpenedStore {

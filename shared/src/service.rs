@@ -301,21 +301,34 @@ pub fn parse_upload_checksum(header: &str) -> Result<[u8; 20]> {
     bytes.try_into().map_err(|_| bad())
 }
 
-/// Receives chunk `index` of an upload: checks it, streams it to a fresh
-/// staging object, then records it. Returns how many chunks are in.
-#[tracing::instrument(name = "receive chunk", skip(b, user, checksum, body), fields(user = user.id))]
+/// What a request says about the chunk its body carries.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkRequest {
+    /// The chunk's index.
+    pub index: u64,
+    /// The body's declared length, when the request has one.
+    pub content_length: Option<u64>,
+    /// The chunk's SHA-1 from `Upload-Checksum`, when given.
+    pub checksum: Option<[u8; 20]>,
+    /// Slowest acceptable average rate after the grace period (bytes/s; 0: none).
+    pub min_rate: u64,
+}
+
+/// Receives a chunk of an upload: checks it, streams it to a fresh staging
+/// object, then records it. On an error the body may be partly unread (the
+/// caller decides whether to drain it).
+#[tracing::instrument(name = "receive chunk", skip(b, user, body), fields(user = user.id, index = chunk.index))]
 pub async fn put_chunk<S>(
     b: &Backends,
     user: &User,
     id: &str,
-    index: u64,
-    content_length: Option<u64>,
-    checksum: Option<[u8; 20]>,
-    body: S,
+    chunk: ChunkRequest,
+    body: &mut S,
 ) -> Result<UploadSession>
 where
     S: Stream<Item = std::io::Result<Bytes>> + Unpin,
 {
+    let ChunkRequest { index, content_length, checksum, min_rate } = chunk;
     let session = owned_session(b, user, id).await?;
     if session.state != UploadState::Uploading {
         return Err(Error::NotUploading { state: session.state.to_string() });
@@ -338,7 +351,7 @@ where
         _ => {}
     }
     let key = objects::chunk_key(&session.id, index);
-    objects::write_chunk(&b.staging.store, &key, index, expected, checksum, body).await?;
+    objects::write_chunk(&b.staging, &key, index, expected, checksum, min_rate, body).await?;
     match b.uploads.mark_chunk(&session.id, index, key.as_ref(), crate::now()).await {
         Ok(previous) => {
             crate::metrics::CHUNKS_RECEIVED.inc();

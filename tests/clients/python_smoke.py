@@ -47,3 +47,22 @@ for r in init.challenge.ranges:
 done = upload_prove.sync(client=b, upload_id=init.upload_id, body=ProveRequest(proof=proof.hexdigest()))
 assert done.status == "instant" and done.file.filename == "q.bin", done
 print("generated Python client: signup, signin, info, init, uppart, complete, status, 404, download, query, prove: ok")
+
+# Clients that send the whole body before reading the answer (urllib here)
+# read the JSON error of a refused chunk, not a broken pipe.
+import json, urllib.error, urllib.request
+init = upload_init.sync(client=a, body=InitRequest(filename="r.bin", filehash="0" * 40, filesize=4096))
+for who, upload, expect in [("too long", init.upload_id, (413, "CHUNK_TOO_LARGE")),
+                            ("not yours", init.upload_id, (404, "UPLOAD_NOT_FOUND")),
+                            ("unknown upload", "f" * 32, (404, "UPLOAD_NOT_FOUND"))]:
+    token = tok if who != "not yours" else b.token
+    req = urllib.request.Request(f"{base}/file/mupload/uppart?uploadID={upload}&chkidx=0", data=b"x" * (8 << 20),
+                                 method="POST", headers={"Authorization": f"Bearer {token}",
+                                                         "Content-Type": "application/octet-stream"})
+    try:
+        urllib.request.urlopen(req, timeout=30)
+        raise AssertionError(f"{who}: accepted")
+    except urllib.error.HTTPError as e:
+        body = json.loads(e.read())
+        assert (e.code, body["code"]) == expect, (who, e.code, body)
+print("urllib: a refused 8 MiB chunk reads its JSON error (too long, not yours, unknown upload): ok")

@@ -1,26 +1,9 @@
 //! Object storage against a real S3-compatible server (Garage): backups,
 //! the download fallback and repair, signed URLs, clean-up, outages.
 
-use std::time::{Duration, Instant};
 
 use pan_tests::*;
 use serde_json::json;
-
-/// Polls `f` until it returns Some, for at most `secs` seconds.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 macro_rules! on_both {
     ($name:ident, $body:ident) => {

@@ -1,6 +1,7 @@
 //! The chunked upload protocol: order, concurrency, resume, instant, complete.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use pan_tests::*;
 use serde_json::json;
@@ -130,3 +131,91 @@ both!(
         assert_eq!(app.sql_count("SELECT CAST(SUM(refcount) AS SIGNED) FROM files").await, 1);
     }
 );
+
+/// Sends a chunk's head and then `trickle` (bytes, pause) over a raw socket;
+/// returns the status line and body the server answered with, and when.
+async fn trickled_chunk(app: &TestApp, token: &str, id: &str, len: usize, trickle: Duration) -> (String, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.base.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /file/mupload/uppart?uploadID={id}&chkidx=0 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {len}\r\n\r\n"
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let (mut rd, mut wr) = sock.into_split();
+    let writer = tokio::spawn(async move {
+        loop {
+            if wr.write_all(b"x").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(trickle).await;
+        }
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Duration::from_secs(50);
+    while !String::from_utf8_lossy(&answer).contains("}") {
+        match tokio::time::timeout(deadline.saturating_sub(started.elapsed()), rd.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("no answer within {deadline:?}"),
+        }
+    }
+    writer.abort();
+    (String::from_utf8_lossy(&answer).into_owned(), started.elapsed())
+}
+
+both!(
+    a_trickling_chunk_is_cut_off_after_30_s_below_the_rate_floor,
+    |b: TestAppBuilder| b.env("PAN_MIN_CHUNK_RATE", "1024"),
+    |app| {
+        let token = app.user(&uname("slow")).await;
+        let data = test_bytes(1 << 20, 60);
+        let (_, init) = app.init(&token, "slow.bin", &data).await;
+        let id = init["uploadID"].as_str().unwrap().to_owned();
+        // One byte every 200 ms: 5 bytes/s, far below 1 KiB/s.
+        let (answer, took) = trickled_chunk(&app, &token, &id, 1 << 20, Duration::from_millis(200)).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains("\"CHUNK_TOO_SLOW\""), "{answer}");
+        assert!(took >= Duration::from_secs(30) && took < Duration::from_secs(40), "cut off after {took:?}");
+        let (_, status) = app.status(&token, &id).await;
+        assert_eq!(status["uploaded_count"], 0, "nothing of it counts");
+    }
+);
+
+both!(chunks_past_a_users_in_flight_cap_get_429_with_retry_after, |b: TestAppBuilder| b.env("PAN_USER_CHUNKS", "1"), |app| {
+    use tokio::io::AsyncWriteExt;
+    let token = app.user(&uname("busy")).await;
+    let data = test_bytes(2 << 20, 61);
+    let (_, init) = app.init(&token, "busy.bin", &data).await;
+    let id = init["uploadID"].as_str().unwrap().to_owned();
+    // One chunk body that has started and not finished holds the user's only slot.
+    let addr = app.base.trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let mut held = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /file/mupload/uppart?uploadID={id}&chkidx=0 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        2 << 20
+    );
+    held.write_all(head.as_bytes()).await.unwrap();
+    held.write_all(&data[..1000]).await.unwrap();
+    // It has its slot once its bytes start landing in the staging store.
+    let upload_dir = app.data.path().join("staging").join(&id);
+    eventually(10, "the held chunk to start streaming", || async {
+        std::fs::read_dir(&upload_dir).is_ok_and(|mut d| d.next().is_some()).then_some(())
+    })
+    .await;
+    let (code, refused) = app.put_chunk(&token, &id, 0, data.clone()).await;
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "{refused}");
+    assert_eq!(refused["code"], "TOO_MANY_CHUNKS");
+    assert_eq!(refused["retry_after"], 1);
+    drop(held);
+    let sent = eventually(10, "the slot to come back", || async {
+        let (code, body) = app.put_chunk(&token, &id, 0, data.clone()).await;
+        (code == StatusCode::OK).then_some(body)
+    })
+    .await;
+    assert_eq!(sent["chkidx"], 0);
+});

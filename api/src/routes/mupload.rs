@@ -289,7 +289,14 @@ crate::operation_errors!(
 );
 crate::operation_errors!(
     /// Errors of uppart.
-    UppartErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404, Conflict = 409, PayloadTooLarge = 413 }
+    UppartErrors {
+        BadRequest = 400,
+        Unauthorized = 401,
+        NotFound = 404,
+        Conflict = 409,
+        PayloadTooLarge = 413,
+        TooManyRequests = 429,
+    }
 );
 crate::operation_errors!(
     /// Errors of status.
@@ -310,6 +317,11 @@ crate::operation_errors!(
     /// Errors of complete and abort.
     UploadStateErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404, Conflict = 409 }
 );
+
+/// Most bytes of a refused chunk read and dropped so its client sees the error.
+const DRAIN_LIMIT: u64 = 128 << 20;
+/// Longest time spent reading a refused chunk's body.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The upload protocol.
 pub struct UploadApi;
@@ -393,13 +405,36 @@ impl UploadApi {
         req: &poem::Request,
         body: Binary<Body>,
     ) -> Result<Json<ChunkReceipt>, UppartErrors> {
-        let checksum = upload_checksum.0.as_deref().map(service::parse_upload_checksum).transpose()?;
         let content_length = req.header("content-length").and_then(|v| v.parse().ok());
-        let stream = body.0.into_bytes_stream();
-        let session =
-            service::put_chunk(&state.backends, &auth.0, &upload_id.0, chkidx.0, content_length, checksum, stream)
-                .await?;
-        Ok(Json(ChunkReceipt { upload_id: upload_id.0, chkidx: chkidx.0, size: session.plan.chunk_len(chkidx.0) }))
+        let mut stream = body.0.into_bytes_stream();
+        let received = async {
+            let checksum = upload_checksum.0.as_deref().map(service::parse_upload_checksum).transpose()?;
+            let _slot = state.chunk_slots.try_take(auth.0.id)?;
+            let chunk = service::ChunkRequest {
+                index: chkidx.0,
+                content_length,
+                checksum,
+                min_rate: state.settings.min_chunk_rate,
+            };
+            service::put_chunk(&state.backends, &auth.0, &upload_id.0, chunk, &mut stream).await
+        };
+        match received.await {
+            Ok(session) => Ok(Json(ChunkReceipt {
+                upload_id: upload_id.0,
+                chkidx: chkidx.0,
+                size: session.plan.chunk_len(chkidx.0),
+            })),
+            Err(e) => {
+                // Read what is left of the body, so a client that sends it all
+                // before reading the answer gets this error, not a broken pipe.
+                // Not for a client cut off for being slow: it would only stall us.
+                let slow = matches!(&e, shared::Error::Invalid { code: "CHUNK_TOO_SLOW" | "BODY_TIMEOUT", .. });
+                if !slow {
+                    shared::objects::drain(&mut stream, DRAIN_LIMIT, DRAIN_TIME).await;
+                }
+                Err(e.into())
+            }
+        }
     }
 
     /// An upload's state and the chunks received.

@@ -1,0 +1,82 @@
+//! Caps on chunk bodies being received at once, per process and per user:
+//! each holds up to two store pieces in memory, and a client that opens many
+//! and stalls must not be able to make the process hold more than its budget.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The slots, shared by every request of this process.
+pub struct ChunkSlots {
+    process: Arc<Semaphore>,
+    /// Semaphores of users with chunks in flight (dropped when idle); a
+    /// std Mutex because it is held for a map lookup only, never across an await.
+    users: Mutex<HashMap<i64, Arc<Semaphore>>>,
+    per_user: usize,
+}
+
+/// One chunk body's right to be received; frees its slots when dropped.
+pub struct ChunkSlot {
+    slots: Arc<ChunkSlots>,
+    user: i64,
+    user_permit: Option<OwnedSemaphorePermit>,
+    _process: OwnedSemaphorePermit,
+}
+
+impl ChunkSlots {
+    /// `process` bodies at once in all, `per_user` for any one user.
+    pub fn new(process: usize, per_user: usize) -> Arc<Self> {
+        Arc::new(ChunkSlots {
+            process: Arc::new(Semaphore::new(process.max(1))),
+            users: Mutex::new(HashMap::new()),
+            per_user: per_user.max(1),
+        })
+    }
+
+    /// A slot for one more of `user`'s chunks, or 429 `TOO_MANY_CHUNKS` at once
+    /// (never a wait: a stalled client must not queue others behind it).
+    pub fn try_take(self: &Arc<Self>, user: i64) -> shared::Result<ChunkSlot> {
+        let too_many = |whose: &str| shared::Error::TooMany {
+            code: "TOO_MANY_CHUNKS",
+            message: format!("too many chunks are being received at once {whose}; retry shortly"),
+            retry_after: 1,
+        };
+        let user_sem = {
+            let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+            users.entry(user).or_insert_with(|| Arc::new(Semaphore::new(self.per_user))).clone()
+        };
+        let user_permit = user_sem.try_acquire_owned().map_err(|_| too_many("for you"))?;
+        let process = self.process.clone().try_acquire_owned().map_err(|_| too_many("on this server"))?;
+        Ok(ChunkSlot { slots: self.clone(), user, user_permit: Some(user_permit), _process: process })
+    }
+}
+
+impl Drop for ChunkSlot {
+    fn drop(&mut self) {
+        drop(self.user_permit.take());
+        let mut users = self.slots.users.lock().unwrap_or_else(|e| e.into_inner());
+        if users.get(&self.user).is_some_and(|s| s.available_permits() == self.slots.per_user) {
+            users.remove(&self.user);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_cap_each_user_and_the_process_and_come_back_when_dropped() {
+        let slots = ChunkSlots::new(3, 2);
+        let a1 = slots.try_take(1).unwrap();
+        let _a2 = slots.try_take(1).unwrap();
+        assert!(slots.try_take(1).is_err(), "user 1 is at 2");
+        let _b1 = slots.try_take(2).unwrap();
+        assert!(slots.try_take(3).is_err(), "the process is at 3");
+        drop(a1);
+        assert!(slots.try_take(3).is_ok(), "a dropped slot frees both caps");
+        drop(_b1);
+        assert!(!slots.users.lock().unwrap().contains_key(&2), "idle users are forgotten");
+    }
+}
