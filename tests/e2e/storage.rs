@@ -1,7 +1,6 @@
 //! Object storage against a real S3-compatible server (Garage): backups,
 //! the download fallback and repair, signed URLs, clean-up, outages.
 
-
 use pan_tests::*;
 use serde_json::json;
 

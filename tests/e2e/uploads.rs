@@ -185,37 +185,41 @@ both!(
     }
 );
 
-both!(chunks_past_a_users_in_flight_cap_get_429_with_retry_after, |b: TestAppBuilder| b.env("PAN_USER_CHUNKS", "1"), |app| {
-    use tokio::io::AsyncWriteExt;
-    let token = app.user(&uname("busy")).await;
-    let data = test_bytes(2 << 20, 61);
-    let (_, init) = app.init(&token, "busy.bin", &data).await;
-    let id = init["uploadID"].as_str().unwrap().to_owned();
-    // One chunk body that has started and not finished holds the user's only slot.
-    let addr = app.base.trim_start_matches("http://").trim_end_matches('/').to_owned();
-    let mut held = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let head = format!(
-        "POST /file/mupload/uppart?uploadID={id}&chkidx=0 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+both!(
+    chunks_past_a_users_in_flight_cap_get_429_with_retry_after,
+    |b: TestAppBuilder| b.env("PAN_USER_CHUNKS", "1"),
+    |app| {
+        use tokio::io::AsyncWriteExt;
+        let token = app.user(&uname("busy")).await;
+        let data = test_bytes(2 << 20, 61);
+        let (_, init) = app.init(&token, "busy.bin", &data).await;
+        let id = init["uploadID"].as_str().unwrap().to_owned();
+        // One chunk body that has started and not finished holds the user's only slot.
+        let addr = app.base.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let mut held = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /file/mupload/uppart?uploadID={id}&chkidx=0 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
          Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
-        2 << 20
-    );
-    held.write_all(head.as_bytes()).await.unwrap();
-    held.write_all(&data[..1000]).await.unwrap();
-    // It has its slot once its bytes start landing in the staging store.
-    let upload_dir = app.data.path().join("staging").join(&id);
-    eventually(10, "the held chunk to start streaming", || async {
-        std::fs::read_dir(&upload_dir).is_ok_and(|mut d| d.next().is_some()).then_some(())
-    })
-    .await;
-    let (code, refused) = app.put_chunk(&token, &id, 0, data.clone()).await;
-    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "{refused}");
-    assert_eq!(refused["code"], "TOO_MANY_CHUNKS");
-    assert_eq!(refused["retry_after"], 1);
-    drop(held);
-    let sent = eventually(10, "the slot to come back", || async {
-        let (code, body) = app.put_chunk(&token, &id, 0, data.clone()).await;
-        (code == StatusCode::OK).then_some(body)
-    })
-    .await;
-    assert_eq!(sent["chkidx"], 0);
-});
+            2 << 20
+        );
+        held.write_all(head.as_bytes()).await.unwrap();
+        held.write_all(&data[..1000]).await.unwrap();
+        // It has its slot once its bytes start landing in the staging store.
+        let upload_dir = app.data.path().join("staging").join(&id);
+        eventually(10, "the held chunk to start streaming", || async {
+            std::fs::read_dir(&upload_dir).is_ok_and(|mut d| d.next().is_some()).then_some(())
+        })
+        .await;
+        let (code, refused) = app.put_chunk(&token, &id, 0, data.clone()).await;
+        assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "{refused}");
+        assert_eq!(refused["code"], "TOO_MANY_CHUNKS");
+        assert_eq!(refused["retry_after"], 1);
+        drop(held);
+        let sent = eventually(10, "the slot to come back", || async {
+            let (code, body) = app.put_chunk(&token, &id, 0, data.clone()).await;
+            (code == StatusCode::OK).then_some(body)
+        })
+        .await;
+        assert_eq!(sent["chkidx"], 0);
+    }
+);
