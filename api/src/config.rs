@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use clap::Parser;
 use shared::config::Settings;
 
+use crate::ratelimit::{RateSettings, TrustedProxies};
+
 /// pan's HTTP API: users, chunked resumable uploads, files.
 ///
 /// With no settings at all it runs the embedded deployment under ./data
@@ -44,6 +46,30 @@ pub struct ApiConfig {
     #[arg(long, env = "PAN_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
 
+    /// Signin attempts one client address may make per minute, right or
+    /// wrong: a burst of that many, then one more every 60/N seconds; past
+    /// it, 429 with Retry-After. IPv6 clients count per /64. 0: no limit.
+    #[arg(long, env = "PAN_SIGNIN_RATE", default_value_t = 30)]
+    pub signin_rate: u32,
+
+    /// Signin attempts per minute for one username from one client address
+    /// (never per username alone: that would let anyone lock anyone out).
+    /// 0: no limit.
+    #[arg(long, env = "PAN_SIGNIN_USER_RATE", default_value_t = 10)]
+    pub signin_user_rate: u32,
+
+    /// Signups one client address may make per minute (a burst of that many,
+    /// then one every 60/N seconds). 0: no limit.
+    #[arg(long, env = "PAN_SIGNUP_RATE", default_value_t = 10)]
+    pub signup_rate: u32,
+
+    /// Reverse proxies whose X-Forwarded-For names the client, for the rate
+    /// limits: comma-separated IPs or CIDR blocks (e.g. 127.0.0.1,10.0.0.0/8).
+    /// The client is the right-most address in that header that is not one of
+    /// them. Default: none (the TCP peer is the client; the header is ignored).
+    #[arg(long, env = "PAN_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<TrustedProxies>,
+
     /// Print the OpenAPI spec this server serves, then exit.
     #[arg(long)]
     pub print_openapi: bool,
@@ -68,6 +94,16 @@ pub enum Command {
 }
 
 impl ApiConfig {
+    /// The rate-limit settings.
+    pub fn rate_settings(&self) -> RateSettings {
+        RateSettings {
+            signin: self.signin_rate,
+            signin_user: self.signin_user_rate,
+            signup: self.signup_rate,
+            trusted: self.trusted_proxies.clone().unwrap_or_default(),
+        }
+    }
+
     /// Whether this process runs merge workers.
     pub fn runs_workers(&self) -> bool {
         !self.no_worker && self.embedded_workers.unwrap_or(self.settings.redis_url.is_none())

@@ -9,6 +9,7 @@
 //! - [`access_log`]: one log line per request, without query strings.
 //! - [`auth`]: the bearer-token security scheme.
 //! - [`inflight`]: caps on chunk bodies received at once.
+//! - [`ratelimit`]: rate limits on signin and signup, and who the client is.
 //! - [`error`]: the one mapping from domain errors to `{code, message}`.
 //! - [`limits`]: request body limits.
 //! - [`text`]: strict JSON strings for request bodies.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod inflight;
 pub mod limits;
+pub mod ratelimit;
 pub mod routes;
 pub mod state;
 pub mod text;
@@ -38,6 +40,7 @@ use poem_openapi::OpenApiService;
 use shared::backends::{Backends, OpenError};
 
 use crate::config::ApiConfig;
+use crate::ratelimit::RateLimits;
 use crate::state::AppState;
 
 /// The OpenAPI service: every operation, documented.
@@ -89,12 +92,14 @@ pub async fn build(config: ApiConfig) -> Result<App, OpenError> {
     let chunk_capacity = (config.chunk_memory.0.unwrap_or(u64::MAX) / (2 * backends.staging.part_size as u64))
         .clamp(4, 1 << 20) as usize;
     let workers = config.runs_workers();
+    let rate_limits = Arc::new(RateLimits::new(config.rate_settings()));
     let state = AppState {
         backends,
         settings: Arc::new(config.settings),
         public_base: public_base.into(),
         metrics_token: config.metrics_token.map(Into::into),
         chunk_slots: inflight::ChunkSlots::new(chunk_capacity, config.user_chunks as usize),
+        rate_limits,
     };
     Ok(App { acceptor, state, workers, local_addr })
 }

@@ -1,9 +1,11 @@
-//! What every handler can reach: the backends and the settings.
+//! What every handler can reach: the backends, the settings and the rate limits.
 
 use std::sync::Arc;
 
 use shared::backends::Backends;
 use shared::config::Settings;
+
+use crate::ratelimit::RateLimits;
 
 /// Shared application state, cheap to clone.
 #[derive(Clone)]
@@ -19,4 +21,6 @@ pub struct AppState {
     pub metrics_token: Option<Arc<str>>,
     /// Chunk bodies being received, capped per process and per user.
     pub chunk_slots: Arc<crate::inflight::ChunkSlots>,
+    /// The signin and signup rate limits of this process.
+    pub rate_limits: Arc<RateLimits>,
 }

@@ -31,6 +31,10 @@ fn help_documents_every_setting() {
         "PAN_SCRUB_ALWAYS",
         "PAN_INSTANT_ACROSS_USERS",
         "PAN_METRICS_TOKEN",
+        "PAN_SIGNIN_RATE",
+        "PAN_SIGNIN_USER_RATE",
+        "PAN_SIGNUP_RATE",
+        "PAN_TRUSTED_PROXIES",
     ] {
         assert!(help.contains(var), "--help does not mention {var}");
     }
@@ -53,7 +57,7 @@ fn run(env: &[(&str, &str)]) -> (Option<i32>, String) {
 
 #[test]
 fn bad_settings_exit_2_with_one_line_naming_the_setting() {
-    let cases: [(&str, &str); 8] = [
+    let cases: [(&str, &str); 10] = [
         ("PAN_CHUNK_SIZE", "ten"),
         ("PAN_LISTEN", "not an address"),
         ("DATABASE_URL", "postgres://x/y"),
@@ -61,6 +65,8 @@ fn bad_settings_exit_2_with_one_line_naming_the_setting() {
         ("REDIS_URL", "redis://127.0.0.1:1"),
         ("PAN_STORE_URL", "ftp://example/x"),
         ("PAN_PUBLIC_URL", "javascript:alert(1)"),
+        ("PAN_TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("PAN_SIGNIN_RATE", "-1"),
         // Beyond loopback, signed URLs need a configured public address.
         ("PAN_LISTEN", "0.0.0.0:0"),
     ];

@@ -1,7 +1,7 @@
 //! The user module: signup, signin, tokens, profile.
 
 use pan_tests::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 both!(signup_signin_and_info_work, |app| {
     let name = uname("alice");
@@ -97,3 +97,143 @@ both!(injection_looking_strings_are_stored_literally, |app| {
     assert_eq!(list["files"][0]["filename"], filename);
     assert_eq!(app.sql_count("SELECT COUNT(*) FROM users").await, 1);
 });
+
+/// Signs in as `name` (with an `X-Forwarded-For` header when given):
+/// status, the `Retry-After` header as seconds, and the JSON body.
+async fn signin_from(app: &TestApp, name: &str, password: &str, xff: Option<&str>) -> (StatusCode, Option<u64>, Value) {
+    let mut req = app.http.post(app.url("/usr/signin")).json(&json!({"username": name, "password": password}));
+    if let Some(xff) = xff {
+        req = req.header("x-forwarded-for", xff);
+    }
+    let resp = req.send().await.unwrap();
+    let code = resp.status();
+    let retry_after = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+    (code, retry_after, resp.json().await.unwrap())
+}
+
+/// A 429 as the rate limits answer it: `RATE_LIMITED`, and the same whole
+/// number of seconds (at most one replenish interval) in the header and the body.
+fn assert_rate_limited((code, retry_after, body): &(StatusCode, Option<u64>, Value), most: u64, ctx: &str) {
+    assert_eq!(*code, StatusCode::TOO_MANY_REQUESTS, "{ctx}: {body}");
+    assert_eq!(body["code"], "RATE_LIMITED", "{ctx}: {body}");
+    let secs = retry_after.unwrap_or_else(|| panic!("{ctx}: no Retry-After header"));
+    assert!((1..=most).contains(&secs), "{ctx}: Retry-After {secs}");
+    assert_eq!(body["retry_after"], secs, "{ctx}: body and header disagree");
+}
+
+async fn signup(app: &TestApp, name: &str) -> StatusCode {
+    app.post_json("/usr/signup", None, &json!({"username": name, "password": "correct horse"})).await.0
+}
+
+// 3 per minute: one attempt back every 20 s, far longer than the test takes.
+both!(
+    a_signin_flood_from_one_address_gets_429_with_retry_after,
+    |b: TestAppBuilder| b.env("PAN_SIGNIN_RATE", "3").env("PAN_SIGNIN_USER_RATE", "100"),
+    |app| {
+        let name = uname("flood");
+        assert_eq!(signup(&app, &name).await, StatusCode::CREATED);
+        for i in 0..3 {
+            let (code, _, body) = signin_from(&app, &uname("nobody"), "not the one", None).await;
+            assert_eq!(code, StatusCode::UNAUTHORIZED, "attempt {i}: {body}");
+        }
+        // Any name, even with the right password: the address has spent its budget.
+        let limited = signin_from(&app, &name, "correct horse", None).await;
+        assert_rate_limited(&limited, 20, "4th signin from one address");
+        assert!(limited.2["message"].as_str().unwrap().contains("address"), "{}", limited.2);
+    }
+);
+
+both!(
+    the_per_username_limit_locks_out_no_other_user,
+    |b: TestAppBuilder| b.env("PAN_SIGNIN_RATE", "1000").env("PAN_SIGNIN_USER_RATE", "3"),
+    |app| {
+        let (a, b) = (uname("target"), uname("bystander"));
+        assert_eq!(signup(&app, &a).await, StatusCode::CREATED);
+        assert_eq!(signup(&app, &b).await, StatusCode::CREATED);
+        for i in 0..3 {
+            let (code, _, body) = signin_from(&app, &a, &format!("guess {i}"), None).await;
+            assert_eq!(code, StatusCode::UNAUTHORIZED, "guess {i}: {body}");
+        }
+        assert_rate_limited(&signin_from(&app, &a, "guess 4", None).await, 20, "4th guess");
+        // Attempts count, not failures: the right password waits too.
+        assert_rate_limited(&signin_from(&app, &a, "correct horse", None).await, 20, "right password after the flood");
+        // Another user at the same address signs in.
+        let (code, _, body) = signin_from(&app, &b, "correct horse", None).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        assert!(body["token"].is_string());
+    }
+);
+
+both!(a_signup_flood_gets_429, |b: TestAppBuilder| b.env("PAN_SIGNUP_RATE", "3"), |app| {
+    for i in 0..3 {
+        assert_eq!(signup(&app, &uname("bulk")).await, StatusCode::CREATED, "signup {i}");
+    }
+    let resp = app
+        .http
+        .post(app.url("/usr/signup"))
+        .json(&json!({"username": uname("bulk"), "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    let code = resp.status();
+    let retry_after = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+    let limited = (code, retry_after, resp.json::<Value>().await.unwrap());
+    assert_rate_limited(&limited, 20, "4th signup");
+    assert_eq!(app.sql_count("SELECT COUNT(*) FROM users").await, 3, "the refused signup created no account");
+});
+
+both!(
+    x_forwarded_for_is_ignored_when_the_peer_is_not_a_trusted_proxy,
+    |b: TestAppBuilder| b.env("PAN_SIGNIN_RATE", "2").env("PAN_SIGNIN_USER_RATE", "100"),
+    |app| {
+        // Each request claims another address; all come from 127.0.0.1, which is what counts.
+        for (i, xff) in ["10.0.0.1", "10.0.0.2"].into_iter().enumerate() {
+            let (code, _, body) = signin_from(&app, &uname("nobody"), "not the one", Some(xff)).await;
+            assert_eq!(code, StatusCode::UNAUTHORIZED, "attempt {i}: {body}");
+        }
+        let limited = signin_from(&app, &uname("nobody"), "not the one", Some("10.0.0.3")).await;
+        assert_rate_limited(&limited, 30, "3rd signin, claiming a third address");
+    }
+);
+
+both!(
+    x_forwarded_for_names_the_client_behind_a_trusted_proxy,
+    |b: TestAppBuilder| b
+        .env("PAN_TRUSTED_PROXIES", "127.0.0.1")
+        .env("PAN_SIGNIN_RATE", "2")
+        .env("PAN_SIGNIN_USER_RATE", "100"),
+    |app| {
+        for i in 0..2 {
+            let (code, _, body) = signin_from(&app, &uname("nobody"), "not the one", Some("10.0.0.1")).await;
+            assert_eq!(code, StatusCode::UNAUTHORIZED, "attempt {i}: {body}");
+        }
+        assert_rate_limited(&signin_from(&app, &uname("nobody"), "x", Some("10.0.0.1")).await, 30, "10.0.0.1 flooded");
+        // The client cannot escape by writing an address of its own in front
+        // of the one the proxy appended, and other trusted hops are skipped.
+        for xff in ["10.0.0.9, 10.0.0.1", "10.0.0.1, 127.0.0.1"] {
+            assert_rate_limited(&signin_from(&app, &uname("nobody"), "x", Some(xff)).await, 30, xff);
+        }
+        // Another client behind the same proxy has its own budget.
+        let (code, _, body) = signin_from(&app, &uname("nobody"), "not the one", Some("10.0.0.2")).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED, "10.0.0.2: {body}");
+    }
+);
+
+both!(
+    a_flood_against_one_user_from_one_address_does_not_lock_them_out_elsewhere,
+    |b: TestAppBuilder| b
+        .env("PAN_TRUSTED_PROXIES", "127.0.0.1")
+        .env("PAN_SIGNIN_RATE", "1000")
+        .env("PAN_SIGNIN_USER_RATE", "2"),
+    |app| {
+        let victim = uname("victim");
+        assert_eq!(signup(&app, &victim).await, StatusCode::CREATED);
+        for i in 0..2 {
+            let (code, _, body) = signin_from(&app, &victim, "guess", Some("10.0.0.66")).await;
+            assert_eq!(code, StatusCode::UNAUTHORIZED, "guess {i}: {body}");
+        }
+        assert_rate_limited(&signin_from(&app, &victim, "guess", Some("10.0.0.66")).await, 30, "attacker");
+        let (code, _, body) = signin_from(&app, &victim, "correct horse", Some("10.0.0.7")).await;
+        assert_eq!(code, StatusCode::OK, "the victim from their own address: {body}");
+    }
+);

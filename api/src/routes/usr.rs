@@ -153,11 +153,24 @@ async fn spawn_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'stati
 
 crate::operation_errors!(
     /// Errors of signup.
-    SignupErrors { BadRequest = 400, Forbidden = 403, Conflict = 409, PayloadTooLarge = 413, UnsupportedMediaType = 415 }
+    SignupErrors {
+        BadRequest = 400,
+        Forbidden = 403,
+        Conflict = 409,
+        PayloadTooLarge = 413,
+        UnsupportedMediaType = 415,
+        TooManyRequests = 429,
+    }
 );
 crate::operation_errors!(
     /// Errors of signin.
-    SigninErrors { BadRequest = 400, Unauthorized = 401, PayloadTooLarge = 413, UnsupportedMediaType = 415 }
+    SigninErrors {
+        BadRequest = 400,
+        Unauthorized = 401,
+        PayloadTooLarge = 413,
+        UnsupportedMediaType = 415,
+        TooManyRequests = 429,
+    }
 );
 crate::operation_errors!(
     /// Errors of operations that only need a valid token.
@@ -174,9 +187,16 @@ impl UsrApi {
     /// Usernames are 1-64 characters from A-Z, a-z, 0-9, '.', '_' and '-' and
     /// compare exactly (case-sensitive); passwords are 8-1024 characters.
     /// The server's policy may close signup (403 `SIGNUP_CLOSED`) or ask for
-    /// an invite code (403 `INVITE_REQUIRED`, `INVITE_INVALID`).
+    /// an invite code (403 `INVITE_REQUIRED`, `INVITE_INVALID`). Signups per
+    /// client address are rate-limited (429 with `Retry-After`).
     #[oai(path = "/signup", method = "post", operation_id = "signup", transform = "json_body_limit")]
-    async fn signup(&self, state: Data<&AppState>, body: Json<NewAccount>) -> Result<SignupResponse, SignupErrors> {
+    async fn signup(
+        &self,
+        state: Data<&AppState>,
+        body: Json<NewAccount>,
+        req: &poem::Request,
+    ) -> Result<SignupResponse, SignupErrors> {
+        state.rate_limits.signup(state.rate_limits.client_ip(req))?;
         let invite = match (state.settings.signup, body.invite.as_deref()) {
             (SignupPolicy::Open, _) => None,
             (SignupPolicy::Closed, _) => {
@@ -199,13 +219,17 @@ impl UsrApi {
 
     /// Sign in and get a bearer token.
     ///
-    /// A wrong password and an unknown user get the same 401.
+    /// A wrong password and an unknown user get the same 401. Attempts, right
+    /// or wrong, are rate-limited per client address and per username and
+    /// client address (429 with `Retry-After`).
     #[oai(path = "/signin", method = "post", operation_id = "signin", transform = "json_body_limit")]
     async fn signin(
         &self,
         state: Data<&AppState>,
         body: Json<Credentials>,
+        req: &poem::Request,
     ) -> Result<Json<SigninResult>, SigninErrors> {
+        state.rate_limits.signin(state.rate_limits.client_ip(req), &body.username)?;
         let repo = &state.backends.repo;
         let found =
             if UserName::parse(&body.username).is_ok() { repo.user_with_hash(&body.username).await? } else { None };
