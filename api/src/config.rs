@@ -70,6 +70,15 @@ pub struct ApiConfig {
     #[arg(long, env = "PAN_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<TrustedProxies>,
 
+    /// Seconds a request's head (request line and headers) may take to
+    /// arrive, counted from the connection's start or, on a kept-alive
+    /// connection, from the first byte of each later request; then the
+    /// connection is closed. Bodies and idle time between requests are not
+    /// counted (the idle limit is two minutes).
+    #[arg(long, env = "PAN_HEADER_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
+
     /// Print the OpenAPI spec this server serves, then exit.
     #[arg(long)]
     pub print_openapi: bool,

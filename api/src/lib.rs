@@ -9,6 +9,7 @@
 //! - [`access_log`]: one log line per request, without query strings.
 //! - [`auth`]: the bearer-token security scheme.
 //! - [`inflight`]: caps on chunk bodies received at once.
+//! - [`head_timeout`]: the bound on how long a request head may take to arrive.
 //! - [`ratelimit`]: rate limits on signin and signup, and who the client is.
 //! - [`error`]: the one mapping from domain errors to `{code, message}`.
 //! - [`limits`]: request body limits.
@@ -22,6 +23,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod head_timeout;
 pub mod inflight;
 pub mod limits;
 pub mod ratelimit;
@@ -40,6 +42,7 @@ use poem_openapi::OpenApiService;
 use shared::backends::{Backends, OpenError};
 
 use crate::config::ApiConfig;
+use crate::head_timeout::HeadTimeoutAcceptor;
 use crate::ratelimit::RateLimits;
 use crate::state::AppState;
 
@@ -73,7 +76,7 @@ pub fn endpoint(state: AppState) -> impl Endpoint {
 
 /// A built server: backends open, port bound, not yet serving.
 pub struct App {
-    acceptor: TcpAcceptor,
+    acceptor: HeadTimeoutAcceptor<TcpAcceptor>,
     state: AppState,
     workers: bool,
     local_addr: SocketAddr,
@@ -92,6 +95,7 @@ pub async fn build(config: ApiConfig) -> Result<App, OpenError> {
     let chunk_capacity = (config.chunk_memory.0.unwrap_or(u64::MAX) / (2 * backends.staging.part_size as u64))
         .clamp(4, 1 << 20) as usize;
     let workers = config.runs_workers();
+    let acceptor = HeadTimeoutAcceptor::new(acceptor, Duration::from_secs(config.header_timeout));
     let rate_limits = Arc::new(RateLimits::new(config.rate_settings()));
     let state = AppState {
         backends,
@@ -149,7 +153,8 @@ impl App {
             })
         });
         // A connection that sends and receives nothing for two minutes (a
-        // stalled client, a half-open socket) is closed.
+        // stalled client, a half-open socket) is closed; one whose request
+        // head trickles in is closed after PAN_HEADER_TIMEOUT (the acceptor).
         let server =
             Server::new_with_acceptor(self.acceptor).idle_timeout(Duration::from_secs(120)).run_with_graceful_shutdown(
                 endpoint(self.state),

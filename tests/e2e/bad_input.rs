@@ -228,3 +228,149 @@ both!(
         assert_eq!(code, StatusCode::NOT_FOUND);
     }
 );
+
+/// The header timeout the tests below run with, in seconds.
+const HEAD_SECS: u64 = 2;
+
+fn with_head_timeout(b: TestAppBuilder) -> TestAppBuilder {
+    b.env("PAN_HEADER_TIMEOUT", &HEAD_SECS.to_string())
+}
+
+/// A raw TCP connection to the app: no client library in between that
+/// would finish a head or open a new connection on its own.
+async fn raw(app: &TestApp) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap()
+}
+
+/// Waits (at most `HEAD_SECS` + 3 s) until the server closes `reader`;
+/// returns what it sent before closing.
+async fn closed_by_server(reader: &mut (impl tokio::io::AsyncRead + Unpin), ctx: &str) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let margin = std::time::Duration::from_secs(HEAD_SECS + 3);
+    match tokio::time::timeout(margin, reader.read_to_end(&mut got)).await {
+        Ok(Ok(_)) => got,
+        // A reset is a close too.
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => got,
+        Ok(Err(e)) => panic!("{ctx}: {e}"),
+        Err(_) => panic!("{ctx}: the connection is still open {margin:?} later"),
+    }
+}
+
+/// Reads one response (head, then a `Content-Length` body) from a raw
+/// connection; returns its status code and body.
+async fn read_response(stream: &mut tokio::net::TcpStream) -> (u16, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut piece = [0u8; 4096];
+        let n = stream.read(&mut piece).await.unwrap();
+        assert!(n > 0, "connection closed mid-response: {:?}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&piece[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let status = head[9..12].parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .unwrap_or_else(|| panic!("no content-length in {head:?}"));
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < length {
+        let mut piece = [0u8; 4096];
+        let n = stream.read(&mut piece).await.unwrap();
+        assert!(n > 0, "connection closed mid-body");
+        body.extend_from_slice(&piece[..n]);
+    }
+    assert_eq!(body.len(), length, "more bytes than one response");
+    (status, body)
+}
+
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: pan\r\n\r\n";
+
+both!(a_trickled_request_head_is_cut_off_at_the_header_timeout, with_head_timeout, |app| {
+    use tokio::io::AsyncWriteExt;
+    let started = std::time::Instant::now();
+    let (mut rd, mut wr) = raw(&app).await.into_split();
+    // A byte every 100 ms: never idle, never done.
+    let trickle = tokio::spawn(async move {
+        let line = format!("GET /healthz HTTP/1.1\r\nHost: pan\r\nX-Slow: {}", "a".repeat(200));
+        for b in line.bytes() {
+            if wr.write_all(&[b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
+    let sent = closed_by_server(&mut rd, "trickled head").await;
+    let elapsed = started.elapsed();
+    assert!(elapsed >= std::time::Duration::from_secs(HEAD_SECS), "closed after {elapsed:?}, before the timeout");
+    assert!(sent.is_empty(), "no response to a head that never ended: {:?}", String::from_utf8_lossy(&sent));
+    trickle.abort();
+});
+
+both!(headers_without_the_final_empty_line_are_cut_off, with_head_timeout, |app| {
+    use tokio::io::AsyncWriteExt;
+    let started = std::time::Instant::now();
+    let mut stream = raw(&app).await;
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: pan\r\n").await.unwrap();
+    closed_by_server(&mut stream, "unfinished head").await;
+    let elapsed = started.elapsed();
+    assert!(elapsed >= std::time::Duration::from_secs(HEAD_SECS), "closed after {elapsed:?}, before the timeout");
+});
+
+both!(a_kept_alive_connection_may_idle_past_the_header_timeout_between_requests, with_head_timeout, |app| {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = raw(&app).await;
+    let gap = std::time::Duration::from_secs(HEAD_SECS + 1);
+    for i in 0..3 {
+        if i > 0 {
+            // Longer than the header timeout, far shorter than the idle timeout.
+            tokio::time::sleep(gap).await;
+        }
+        stream.write_all(HEALTHZ).await.unwrap();
+        let (status, body) = read_response(&mut stream).await;
+        assert_eq!(status, 200, "request {i} on the same connection: {}", String::from_utf8_lossy(&body));
+    }
+    // A later request's head is bounded from its own first byte: the
+    // connection is older than the timeout, and still gets the whole of it.
+    tokio::time::sleep(gap).await;
+    let started = std::time::Instant::now();
+    stream.write_all(b"GET /hea").await.unwrap();
+    closed_by_server(&mut stream, "unfinished second head").await;
+    let elapsed = started.elapsed();
+    assert!(elapsed >= std::time::Duration::from_secs(HEAD_SECS), "closed after {elapsed:?}, before the timeout");
+});
+
+both!(a_slow_body_is_not_a_slow_head, with_head_timeout, |app| {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = raw(&app).await;
+    // Once with `Expect: 100-continue` (the server answers `100 Continue`
+    // before the body comes), once without; both bodies take longer than
+    // the header timeout and hold no empty line.
+    for expect in [true, false] {
+        let body = json!({"username": uname("slowbody"), "password": "correct horse"}).to_string();
+        let head = format!(
+            "POST /usr/signup HTTP/1.1\r\nHost: pan\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n",
+            body.len(),
+            if expect { "Expect: 100-continue\r\n" } else { "" }
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        if expect {
+            use tokio::io::AsyncReadExt;
+            let want = b"HTTP/1.1 100 Continue\r\n\r\n";
+            let mut got = vec![0u8; want.len()];
+            stream.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(&got));
+        }
+        let pause = std::time::Duration::from_millis((HEAD_SECS * 1000 + 1000) / body.len() as u64 + 1);
+        for b in body.bytes() {
+            stream.write_all(&[b]).await.unwrap();
+            tokio::time::sleep(pause).await;
+        }
+        let (status, resp) = read_response(&mut stream).await;
+        assert_eq!(status, 201, "expect={expect}: {}", String::from_utf8_lossy(&resp));
+    }
+});

@@ -35,6 +35,7 @@ fn help_documents_every_setting() {
         "PAN_SIGNIN_USER_RATE",
         "PAN_SIGNUP_RATE",
         "PAN_TRUSTED_PROXIES",
+        "PAN_HEADER_TIMEOUT",
     ] {
         assert!(help.contains(var), "--help does not mention {var}");
     }
@@ -57,7 +58,7 @@ fn run(env: &[(&str, &str)]) -> (Option<i32>, String) {
 
 #[test]
 fn bad_settings_exit_2_with_one_line_naming_the_setting() {
-    let cases: [(&str, &str); 10] = [
+    let cases: [(&str, &str); 11] = [
         ("PAN_CHUNK_SIZE", "ten"),
         ("PAN_LISTEN", "not an address"),
         ("DATABASE_URL", "postgres://x/y"),
@@ -66,6 +67,7 @@ fn bad_settings_exit_2_with_one_line_naming_the_setting() {
         ("PAN_STORE_URL", "ftp://example/x"),
         ("PAN_PUBLIC_URL", "javascript:alert(1)"),
         ("PAN_TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("PAN_HEADER_TIMEOUT", "0"),
         ("PAN_SIGNIN_RATE", "-1"),
         // Beyond loopback, signed URLs need a configured public address.
         ("PAN_LISTEN", "0.0.0.0:0"),
