@@ -133,7 +133,8 @@ async function loadProfile() {
   try {
     const info = await call('GET', '/usr/info');
     $('profile-count').textContent = String(info.file_count);
-    $('profile-bytes').textContent = bytes(info.bytes_used);
+    $('profile-bytes').textContent =
+      info.quota_bytes === undefined ? bytes(info.bytes_used) : `${bytes(info.bytes_used)} of ${bytes(info.quota_bytes)}`;
     $('profile-since').textContent = date(info.created_at);
   } catch (e) {
     $('files-error').textContent = e.message;

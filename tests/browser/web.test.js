@@ -142,6 +142,8 @@ test('sign up and sign in through the forms; a wrong password shows the API mess
 
   await signInThroughForm(page, BASE, USER);
   assert.match(await tokenOf(page), /^[0-9a-f]{64}$/);
+  // The profile loads after the sign-in view: wait for it, then check it.
+  await page.locator('#profile-count', { hasText: /^\d+$/ }).waitFor();
   assert.equal(await page.locator('#profile-count').textContent(), '0');
   assert.ok(page.url().indexOf((await tokenOf(page))) < 0);
 
