@@ -254,61 +254,78 @@ fn allowed_methods(path: &str) -> Option<String> {
     METHODS.get(path).map(|m| m.iter().cloned().collect::<Vec<_>>().join(", "))
 }
 
-/// The description of each error status in the spec.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! status_doc {
-    (BadRequest) => {
-        "The request is malformed or breaks a rule; `code` says which."
-    };
-    (Unauthorized) => {
-        "Missing, malformed, unknown or expired credentials."
-    };
-    (Forbidden) => {
-        "The signed URL is tampered with or expired."
-    };
-    (NotFound) => {
-        "No such resource belongs to the caller."
-    };
-    (Conflict) => {
-        "The resource is not in a state that allows this, or already exists."
-    };
-    (PayloadTooLarge) => {
-        "The body or the declared size is larger than allowed."
-    };
-    (UnsupportedMediaType) => {
-        "The body has a media type this operation does not take."
-    };
-    (RangeNotSatisfiable) => {
-        "The requested byte range lies outside the file."
-    };
-    (TooManyRequests) => {
-        "A rate or concurrency limit was reached; `Retry-After` (and `retry_after`) say when to try again."
-    };
-    (InsufficientStorage) => {
-        "`QUOTA_EXCEEDED`: this would take you past your storage quota (bytes or files)."
-    };
-}
-
 /// Declares the error responses of one operation: the listed statuses plus
 /// 500 and 503, which any operation can answer. Converting from [`ApiError`]
 /// keeps the status when it is listed; anything else (a bug) becomes a 500,
 /// so the spec never promises less than what comes back.
+///
+/// Each status's description is written into the variant as a literal doc
+/// comment, one `@build` step per variant: poem-openapi reads doc attributes
+/// as they are and would see a macro call there, not its text.
 #[macro_export]
 macro_rules! operation_errors {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $status:literal),* $(,)? }) => {
-        $(#[$meta])*
+        $crate::operation_errors!(@build [$(#[$meta])*] $name [] [] $($variant = $status,)*);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [$($v:ident)*] BadRequest = $status:literal, $($rest:tt)*) => {
+        $crate::operation_errors!(@build [$($meta)*] $name
+            [$($acc)* #[doc = "The request is malformed or breaks a rule; `code` says which."] #[oai(status = $status)] BadRequest(poem_openapi::payload::Json<$crate::error::ErrorBody>),]
+            [$($v)* BadRequest] $($rest)*);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [$($v:ident)*] Unauthorized = $status:literal, $($rest:tt)*) => {
+        $crate::operation_errors!(@build [$($meta)*] $name
+            [$($acc)* #[doc = "Missing, malformed, unknown or expired credentials."] #[oai(status = $status)] Unauthorized(poem_openapi::payload::Json<$crate::error::ErrorBody>),]
+            [$($v)* Unauthorized] $($rest)*);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [$($v:ident)*] Forbidden = $status:literal, $($rest:tt)*) => {
+        $crate::operation_errors!(@build [$($meta)*] $name
+            [$($acc)* #[doc = "Not allowed: a tampered or expired signed URL, closed signup, a bad invite; `code` says which."] #[oai(status = $status)] Forbidden(poem_openapi::payload::Json<$crate::error::ErrorBody>),]
+            [$($v)* Forbidden] $($rest)*);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [$($v:ident)*] NotFound = $status:literal, $($rest:tt)*) => {
+        $crate::operation_errors!(@build [$($meta)*] $name
+            [$($acc)* #[doc = "No such resource belongs to the caller."] #[oai(status = $status)] NotFound(poem_openapi::payload::Json<$crate::error::ErrorBody>),]
+            [$($v)* NotFound] $($rest)*);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [$($v:ident)*] Conflict = $status:literal, $($rest:tt)*) => {
+        $crate::operation_errors!(@build [$($meta)*] $name
+            [$($acc)* #[doc = "The resource is not in a state that allows this, or already exists; `code` says which."] #[oai(status = $status)] Conflict(poem_openapi::payload::Json<$crate::error::ErrorBody>),]
+            [$($v)* Conflict] $($rest)*);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [$($v:ident)*] PayloadTooLarge = $status:literal, $($rest:tt)*) => {
+        $crate::operation_errors!(@build [$($meta)*] $name
+            [$($acc)* #[doc = "The body or the declared size is larger than allowed."] #[oai(status = $status)] PayloadTooLarge(poem_openapi::payload::Json<$crate::error::ErrorBody>),]
+            [$($v)* PayloadTooLarge] $($rest)*);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [$($v:ident)*] UnsupportedMediaType = $status:literal, $($rest:tt)*) => {
+        $crate::operation_errors!(@build [$($meta)*] $name
+            [$($acc)* #[doc = "The body has a media type this operation does not take."] #[oai(status = $status)] UnsupportedMediaType(poem_openapi::payload::Json<$crate::error::ErrorBody>),]
+            [$($v)* UnsupportedMediaType] $($rest)*);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [$($v:ident)*] RangeNotSatisfiable = $status:literal, $($rest:tt)*) => {
+        $crate::operation_errors!(@build [$($meta)*] $name
+            [$($acc)* #[doc = "The requested byte range lies outside the file."] #[oai(status = $status)] RangeNotSatisfiable(poem_openapi::payload::Json<$crate::error::ErrorBody>),]
+            [$($v)* RangeNotSatisfiable] $($rest)*);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [$($v:ident)*] TooManyRequests = $status:literal, $($rest:tt)*) => {
+        $crate::operation_errors!(@build [$($meta)*] $name
+            [$($acc)* #[doc = "A rate or concurrency limit was reached; `Retry-After` (and `retry_after`) say when to try again."] #[oai(status = $status)] TooManyRequests(poem_openapi::payload::Json<$crate::error::ErrorBody>),]
+            [$($v)* TooManyRequests] $($rest)*);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [$($v:ident)*] InsufficientStorage = $status:literal, $($rest:tt)*) => {
+        $crate::operation_errors!(@build [$($meta)*] $name
+            [$($acc)* #[doc = "`QUOTA_EXCEEDED`: this would take you past your storage quota (bytes or files)."] #[oai(status = $status)] InsufficientStorage(poem_openapi::payload::Json<$crate::error::ErrorBody>),]
+            [$($v)* InsufficientStorage] $($rest)*);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [$($v:ident)*]) => {
+        $($meta)*
         #[derive(Debug, poem_openapi::ApiResponse)]
         pub enum $name {
-            $(
-                #[doc = $crate::status_doc!($variant)]
-                #[oai(status = $status)]
-                $variant(poem_openapi::payload::Json<$crate::error::ErrorBody>),
-            )*
+            $($acc)*
             /// A bug or a broken backend; details are in the server log.
             #[oai(status = 500)]
             Internal(poem_openapi::payload::Json<$crate::error::ErrorBody>),
-            /// A backend is unreachable; retry later.
+            /// A backend is unreachable or this server is busy; retry after `Retry-After`.
             #[oai(status = 503)]
             Unavailable(poem_openapi::payload::Json<$crate::error::ErrorBody>),
         }
@@ -317,7 +334,7 @@ macro_rules! operation_errors {
             fn from(e: $crate::error::ApiError) -> Self {
                 use $crate::error::ApiError;
                 match e {
-                    $( ApiError::$variant(body) => $name::$variant(body), )*
+                    $( ApiError::$v(body) => $name::$v(body), )*
                     ApiError::Unavailable(body) => $name::Unavailable(body),
                     ApiError::Internal(body) => $name::Internal(body),
                     other => {
