@@ -41,6 +41,13 @@ pub struct ApiConfig {
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub user_chunks: u32,
 
+    /// Most connections this process holds at once (each costs a file
+    /// descriptor: keep it under `ulimit -n`). Past it, new connections wait
+    /// in the kernel's backlog until one closes.
+    #[arg(long, env = "PAN_MAX_CONNECTIONS", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
     /// Bearer token that `GET /metrics` requires (a secret: give it to the
     /// Prometheus scraper). Unset: `/metrics` answers 401 to everyone.
     #[arg(long, env = "PAN_METRICS_TOKEN", hide_env_values = true)]

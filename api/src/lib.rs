@@ -9,6 +9,7 @@
 //! - [`access_log`]: one log line per request, without query strings.
 //! - [`auth`]: the bearer-token security scheme.
 //! - [`inflight`]: caps on chunk bodies received at once.
+//! - [`connections`]: the cap on connections one process holds.
 //! - [`head_timeout`]: the bound on how long a request head may take to arrive.
 //! - [`ratelimit`]: rate limits on signin and signup, and who the client is.
 //! - [`error`]: the one mapping from domain errors to `{code, message}`.
@@ -22,6 +23,7 @@ pub mod access_log;
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod head_timeout;
 pub mod inflight;
@@ -42,6 +44,7 @@ use poem_openapi::OpenApiService;
 use shared::backends::{Backends, OpenError};
 
 use crate::config::ApiConfig;
+use crate::connections::ConnectionLimit;
 use crate::head_timeout::HeadTimeoutAcceptor;
 use crate::ratelimit::RateLimits;
 use crate::state::AppState;
@@ -76,7 +79,7 @@ pub fn endpoint(state: AppState) -> impl Endpoint {
 
 /// A built server: backends open, port bound, not yet serving.
 pub struct App {
-    acceptor: HeadTimeoutAcceptor<TcpAcceptor>,
+    acceptor: ConnectionLimit<HeadTimeoutAcceptor<TcpAcceptor>>,
     state: AppState,
     workers: bool,
     local_addr: SocketAddr,
@@ -96,6 +99,7 @@ pub async fn build(config: ApiConfig) -> Result<App, OpenError> {
         .clamp(4, 1 << 20) as usize;
     let workers = config.runs_workers();
     let acceptor = HeadTimeoutAcceptor::new(acceptor, Duration::from_secs(config.header_timeout));
+    let acceptor = ConnectionLimit::new(acceptor, config.max_connections as usize);
     let rate_limits = Arc::new(RateLimits::new(config.rate_settings()));
     let state = AppState {
         backends,

@@ -374,3 +374,22 @@ both!(a_slow_body_is_not_a_slow_head, with_head_timeout, |app| {
         assert_eq!(status, 201, "expect={expect}: {}", String::from_utf8_lossy(&resp));
     }
 });
+
+both!(connections_past_the_cap_wait_until_one_closes, |b: TestAppBuilder| b.env("PAN_MAX_CONNECTIONS", "2"), |app| {
+    use tokio::io::AsyncWriteExt;
+    // The test bench's own client keeps pooled connections: start from none.
+    let mut first = raw(&app).await;
+    first.write_all(HEALTHZ).await.unwrap();
+    assert_eq!(read_response(&mut first).await.0, 200);
+    let mut second = raw(&app).await;
+    second.write_all(HEALTHZ).await.unwrap();
+    assert_eq!(read_response(&mut second).await.0, 200);
+    // Two are held open: a third is not served while they are.
+    let mut third = raw(&app).await;
+    third.write_all(HEALTHZ).await.unwrap();
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(1), read_response(&mut third)).await;
+    assert!(waited.is_err(), "a third connection was served past a cap of two");
+    drop(first);
+    let served = tokio::time::timeout(std::time::Duration::from_secs(10), read_response(&mut third)).await;
+    assert_eq!(served.expect("served once a slot freed").0, 200);
+});
