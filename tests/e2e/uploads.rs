@@ -223,3 +223,16 @@ both!(
         assert_eq!(sent["chkidx"], 0);
     }
 );
+
+both!(a_stalled_chunk_is_cut_off_after_30_s, |app| {
+    let token = app.user(&uname("stall")).await;
+    let data = test_bytes(1 << 20, 62);
+    let (_, init) = app.init(&token, "stall.bin", &data).await;
+    let id = init["uploadID"].as_str().unwrap().to_owned();
+    // One byte, then nothing: the default floor (16 KiB/s) cuts it off at 30 s,
+    // before the 60 s idle timeout would.
+    let (answer, took) = trickled_chunk(&app, &token, &id, 1 << 20, Duration::from_secs(3600)).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("\"CHUNK_TOO_SLOW\""), "{answer}");
+    assert!(took >= Duration::from_secs(30) && took < Duration::from_secs(40), "cut off after {took:?}");
+});
