@@ -56,7 +56,7 @@ pub async fn store_file(b: &Backends, tmp: &mut TempFile, key: &Path) -> Result<
         Some(dir) => {
             let dest = dir.join(key.as_ref());
             let parent = dest.parent().map(FsPath::to_path_buf).unwrap_or_else(|| dir.clone());
-            std::fs::create_dir_all(&parent).context("creating the file's directory")?;
+            create_dirs_durably(dir, &parent).context("creating the file's directory")?;
             std::fs::rename(&tmp.path, &dest).context("moving the file into the store")?;
             tmp.keep = true;
             // The rename is durable only once the directory is synced.
@@ -67,6 +67,29 @@ pub async fn store_file(b: &Backends, tmp: &mut TempFile, key: &Path) -> Result<
             let f = tokio::fs::File::open(&tmp.path).await.context("opening the assembled file")?;
             upload_from(b, f, key).await
         }
+    }
+}
+
+/// Creates `dir` and the directories below `root` leading to it, syncing
+/// each parent that got a new entry: a new directory survives a power cut
+/// only once its parent is synced, and a file renamed into it only then.
+fn create_dirs_durably(root: &FsPath, dir: &FsPath) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent()
+        && dir != root
+    {
+        create_dirs_durably(root, parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    match dir.parent() {
+        Some(parent) => File::open(parent)?.sync_all(),
+        None => Ok(()),
     }
 }
 

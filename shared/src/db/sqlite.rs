@@ -1,7 +1,10 @@
 //! SQLite: the embedded deployment's metadata store, one file under the data
 //! directory. WAL lets readers run beside the single writer; transactions start
 //! with `BEGIN IMMEDIATE` so a read-then-write transaction waits for the write
-//! lock instead of failing with SQLITE_BUSY half-way.
+//! lock instead of failing with SQLITE_BUSY half-way. `synchronous = FULL`:
+//! in WAL mode, NORMAL lets a committed transaction roll back after a power
+//! cut, and pan answers 2xx (a signup, a stored file, a merge's rows) only on
+//! commit, so every commit syncs the WAL.
 
 use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
@@ -29,7 +32,7 @@ pub async fn open(url: &str) -> Result<SqlRepo> {
             Box::pin(async move {
                 conn.execute("PRAGMA journal_mode = WAL").await?;
                 conn.execute("PRAGMA busy_timeout = 10000").await?;
-                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                conn.execute("PRAGMA synchronous = FULL").await?;
                 Ok(())
             })
         })
