@@ -111,7 +111,7 @@ impl ApiError {
             416 => ("RANGE_NOT_SATISFIABLE", ApiError::RangeNotSatisfiable),
             429 => ("TOO_MANY_REQUESTS", ApiError::TooManyRequests),
             507 => ("QUOTA_EXCEEDED", ApiError::InsufficientStorage),
-            503 => ("UNAVAILABLE", ApiError::Unavailable),
+            503 => ("BACKEND_UNAVAILABLE", ApiError::Unavailable),
             s if s >= 500 => ("INTERNAL", ApiError::Internal),
             _ => ("INVALID_REQUEST", ApiError::BadRequest),
         };
@@ -155,7 +155,7 @@ impl From<Error> for ApiError {
                 tracing::warn!(error = %e, "backend unavailable");
                 ApiError::Unavailable(Json(ErrorBody {
                     retry_after: Some(5),
-                    ..ErrorBody::new("UNAVAILABLE", format!("{what} is unavailable, retry later"))
+                    ..ErrorBody::new("BACKEND_UNAVAILABLE", format!("{what} is unavailable, retry later"))
                 }))
             }
             Error::Internal { .. } => {

@@ -131,7 +131,15 @@ impl From<redis::RedisError> for Error {
 }
 
 impl From<object_store::Error> for Error {
+    /// A store that does not answer, times out or fails on its side (what
+    /// object_store reports as `Generic`, after its own retries) is away:
+    /// the client may retry. The other kinds (a bad path, a permission or
+    /// configuration problem, a missing object the caller did not expect)
+    /// are pan's bugs or its operator's.
     fn from(e: object_store::Error) -> Self {
-        Error::internal("object store operation failed", e)
+        match e {
+            object_store::Error::Generic { .. } => Error::Unavailable { what: "object store", source: Box::new(e) },
+            other => Error::internal("object store operation failed", other),
+        }
     }
 }

@@ -74,7 +74,8 @@ where
 
     /// Enqueues a job.
     pub async fn push(&self, job: T) -> Result<()> {
-        let failed = |e: String| Error::internal("enqueueing a job", e);
+        // The queue's backend (Redis, the job database) is away: retryable.
+        let failed = |e: String| Error::Unavailable { what: "job queue", source: e.into() };
         match self.clone() {
             Queue::Sqlite(mut s) => s.push(job).await.map_err(|e| failed(e.to_string())),
             Queue::Redis(mut s) => s.push(job).await.map_err(|e| failed(e.to_string())),

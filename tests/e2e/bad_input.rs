@@ -75,9 +75,10 @@ both!(unknown_routes_and_methods_get_json_errors, |app| {
     assert_error(code, &body, StatusCode::NOT_FOUND, "404");
     let (code, body) = app.call("PUT", "/usr/signup", None).await;
     assert_error(code, &body, StatusCode::METHOD_NOT_ALLOWED, "405");
+    // Without a token, the missing credentials are what is wrong first.
     let (code, body) = app.call("GET", "/file/query?limit=abc", None).await;
-    assert!(code == StatusCode::UNAUTHORIZED || code == StatusCode::BAD_REQUEST, "{code}");
-    assert!(body["code"].is_string());
+    assert_error(code, &body, StatusCode::UNAUTHORIZED, "no token");
+    assert_eq!(body["code"], "UNAUTHENTICATED");
     let token = app.user(&uname("q")).await;
     for q in ["limit=abc", "limit=0", "limit=100000", "offset=-1"] {
         let (code, body) = app.call("GET", &format!("/file/query?{q}"), Some(&token)).await;
@@ -100,21 +101,35 @@ both!(
         assert_eq!(before.len(), 1);
 
         let hash = sha1_hex(&data);
+        // What the schema refuses is 400 INVALID_REQUEST; a size over the
+        // server's limit is 413 FILE_TOO_LARGE.
+        let (bad, invalid) = (StatusCode::BAD_REQUEST, "INVALID_REQUEST");
         let bad_inits = vec![
-            ("short hash", json!({"filename": "a", "filehash": "abc", "filesize": 1})),
-            ("non-hex hash", json!({"filename": "a", "filehash": "z".repeat(40), "filesize": 1})),
-            ("negative size", json!({"filename": "a", "filehash": hash, "filesize": -1})),
-            ("size not a number", json!({"filename": "a", "filehash": hash, "filesize": "ten"})),
-            ("size too big", json!({"filename": "a", "filehash": hash, "filesize": 1_000_001})),
-            ("empty filename", json!({"filename": "", "filehash": hash, "filesize": 1})),
-            ("NUL in filename", json!({"filename": "a\u{0}b", "filehash": hash, "filesize": 1})),
-            ("control char in filename", json!({"filename": "a\nb", "filehash": hash, "filesize": 1})),
-            ("filename over 255 bytes", json!({"filename": "é".repeat(128), "filehash": hash, "filesize": 1})),
+            ("short hash", json!({"filename": "a", "filehash": "abc", "filesize": 1}), bad, invalid),
+            ("non-hex hash", json!({"filename": "a", "filehash": "z".repeat(40), "filesize": 1}), bad, invalid),
+            ("negative size", json!({"filename": "a", "filehash": hash, "filesize": -1}), bad, invalid),
+            ("size not a number", json!({"filename": "a", "filehash": hash, "filesize": "ten"}), bad, invalid),
+            (
+                "size too big",
+                json!({"filename": "a", "filehash": hash, "filesize": 1_000_001}),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "FILE_TOO_LARGE",
+            ),
+            ("empty filename", json!({"filename": "", "filehash": hash, "filesize": 1}), bad, invalid),
+            ("NUL in filename", json!({"filename": "a\u{0}b", "filehash": hash, "filesize": 1}), bad, invalid),
+            ("control char in filename", json!({"filename": "a\nb", "filehash": hash, "filesize": 1}), bad, invalid),
+            (
+                "filename over 255 bytes (128 characters: the schema counts characters, the rule bytes)",
+                json!({"filename": "é".repeat(128), "filehash": hash, "filesize": 1}),
+                bad,
+                "INVALID_FILENAME",
+            ),
         ];
-        for (what, body) in bad_inits {
+        for (what, body, status, want) in bad_inits {
             let (code, resp) = app.post_json("/file/mupload/init", Some(&token), &body).await;
-            assert!(code.is_client_error(), "{what}: {code} {resp}");
-            assert!(resp["code"].is_string() && resp["message"].is_string(), "{what}: {resp}");
+            assert_eq!(code, status, "{what}: {resp}");
+            assert_eq!(resp["code"], want, "{what}: {resp}");
+            assert!(resp["message"].is_string(), "{what}: {resp}");
         }
 
         let up = |q: String, body: Vec<u8>| {

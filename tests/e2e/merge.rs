@@ -81,7 +81,8 @@ both!(
         assert_eq!(code, StatusCode::NO_CONTENT);
         let (code, _, bytes) = app.download(&a, &hash, None).await;
         assert_eq!(code, StatusCode::NOT_FOUND);
-        assert!(!bytes.is_empty());
+        let body: serde_json::Value = serde_json::from_slice(&bytes).expect("a JSON error");
+        assert_eq!(body["code"], "FILE_NOT_FOUND");
         let (code, _, bytes) = app.download(&b, &hash, None).await;
         assert_eq!(code, StatusCode::OK);
         assert_eq!(bytes, data);

@@ -231,3 +231,43 @@ both!(
         assert_eq!(bytes, data, "referenced files are kept");
     }
 );
+
+async fn s3_outage_body(d: Deployment) {
+    let mut g = GarageServer::start().await;
+    let app = TestApp::builder(d)
+        .s3(&g)
+        .env("PAN_STORE_URL", "s3://pan-test/files")
+        .env("PAN_STAGING_URL", "s3://pan-test/staging")
+        .env("PAN_CHUNK_SIZE", "65536")
+        .spawn()
+        .await;
+    let token = app.user(&uname("s3out")).await;
+    let stored = test_bytes(70_000, 56);
+    assert_eq!(app.upload(&token, "stored.bin", &stored).await["state"], "done");
+    let data = test_bytes(65_536, 57);
+    let (_, init) = app.init(&token, "later.bin", &data).await;
+    let id = init["uploadID"].as_str().unwrap().to_owned();
+    g.stop();
+    // The store is away: the client is told to retry, not that pan broke.
+    let req = app.http.post(app.url(&format!("/file/mupload/uppart?uploadID={id}&chkidx=0")));
+    let resp = req.bearer_auth(&token).header("content-type", "application/octet-stream").body(data.clone());
+    let resp = resp.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(resp.headers().contains_key("retry-after"));
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "BACKEND_UNAVAILABLE", "{body}");
+    let (code, headers, body) = app.download(&token, &sha1_hex(&stored), None).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{}", String::from_utf8_lossy(&body));
+    assert!(headers.contains_key("retry-after"));
+    g.restart().await;
+    let sent = eventually(60, "the chunk to be taken once the store is back", || async {
+        let (code, body) = app.put_chunk(&token, &id, 0, data.clone()).await;
+        (code == StatusCode::OK).then_some(body)
+    })
+    .await;
+    assert_eq!(sent["chkidx"], 0);
+    let (code, _, bytes) = app.download(&token, &sha1_hex(&stored), None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(bytes, stored);
+}
+on_both!(an_s3_outage_answers_503_backend_unavailable_and_recovers, s3_outage_body);

@@ -11,7 +11,10 @@ both!(signup_signin_and_info_work, |app| {
     let (code, body) = app.post_json("/usr/signin", None, &json!({"username": name, "password": "s3cret pass"})).await;
     assert_eq!(code, StatusCode::OK, "{body}");
     assert_eq!(body["token_type"], "Bearer");
-    assert!(body["expires_at"].as_i64().unwrap() > body["expires_at"].as_i64().unwrap() - 1);
+    // Tokens live PAN_TOKEN_TTL (7 days by default) from now.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let lifetime = body["expires_at"].as_i64().unwrap() - now;
+    assert!((7 * 86_400 - 60..=7 * 86_400 + 1).contains(&lifetime), "token lifetime {lifetime} s");
     let token = body["token"].as_str().unwrap();
     let (code, info) = app.call("GET", "/usr/info", Some(token)).await;
     assert_eq!(code, StatusCode::OK, "{info}");

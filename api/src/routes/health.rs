@@ -77,10 +77,10 @@ impl HealthApi {
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self, state: Data<&AppState>) -> ReadyResponse {
         if let Err(e) = state.backends.repo.health_check().await {
-            return ReadyResponse::NotReady(Json(ErrorBody::new("UNAVAILABLE", format!("database: {e}"))));
+            return ReadyResponse::NotReady(Json(ErrorBody::new("BACKEND_UNAVAILABLE", format!("database: {e}"))));
         }
         if let Err(e) = state.backends.uploads.health_check().await {
-            return ReadyResponse::NotReady(Json(ErrorBody::new("UNAVAILABLE", format!("upload state: {e}"))));
+            return ReadyResponse::NotReady(Json(ErrorBody::new("BACKEND_UNAVAILABLE", format!("upload state: {e}"))));
         }
         ReadyResponse::Ready(Json(Health { status: "ok".into() }))
     }
