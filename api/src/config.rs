@@ -31,9 +31,9 @@ pub struct ApiConfig {
 
     /// Memory this process may hold for chunk bodies in flight (bytes, with
     /// K, M, G suffixes). Each chunk being received holds at most two pieces
-    /// (256 KiB each on local staging, 5 MiB on S3), so this caps how many are
+    /// (1 MiB each on local staging, 5 MiB on S3), so this caps how many are
     /// received at once; more answer 429 `TOO_MANY_CHUNKS` with Retry-After.
-    #[arg(long, env = "PAN_CHUNK_MEMORY", default_value = "512M")]
+    #[arg(long, env = "PAN_CHUNK_MEMORY", default_value = "256M")]
     pub chunk_memory: shared::config::Limit,
 
     /// Chunk bodies one user may send at once (the web page sends up to 16).

@@ -32,13 +32,13 @@ pub struct OpenedStore {
     /// A URL signer, for S3-compatible stores (presigned downloads).
     pub signer: Option<Presigner>,
     /// The size of the pieces a streamed write hands the store: what one
-    /// write holds in memory (256 KiB on a local store; S3's 5 MiB minimum part).
+    /// write holds in memory (1 MiB on a local store; S3's 5 MiB minimum part).
     pub part_size: usize,
 }
 
 /// Pieces of a streamed write to a local store: a stalled client holds at
 /// most this much of its chunk in memory.
-pub const LOCAL_PART_SIZE: usize = 256 << 10;
+pub const LOCAL_PART_SIZE: usize = 1 << 20;
 /// S3 (and OSS) refuse parts smaller than 5 MiB, the last one excepted.
 pub const S3_PART_SIZE: usize = 5 << 20;
 
