@@ -478,6 +478,40 @@ impl TestApp {
 
     /// A query on this app's MariaDB database (fleet) or SQLite file (embedded):
     /// one integer.
+    /// Makes upload `id` look like a merge whose job was lost: state
+    /// `merging`, last heartbeat `secs_ago` seconds back, and no job queued.
+    /// (What a crash between `complete`'s state change and its push leaves.)
+    pub async fn lose_merge_job(&self, id: &str, secs_ago: i64) {
+        use sqlx::Connection;
+        let then =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 - secs_ago;
+        match &self.redis_prefix {
+            Some(prefix) => {
+                let client = redis::Client::open(redis_url()).expect("redis url");
+                let mut con = client.get_multiplexed_async_connection().await.expect("redis");
+                let _: () = redis::pipe()
+                    .hset_multiple(
+                        format!("{prefix}:upload:{id}"),
+                        &[("state", "merging"), ("updated_at", &then.to_string())],
+                    )
+                    .zadd(format!("{prefix}:merging"), id, then)
+                    .query_async(&mut con)
+                    .await
+                    .expect("redis");
+            }
+            None => {
+                let url = format!("sqlite://{}", self.data.path().join("pan.db").display());
+                let mut c = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
+                sqlx::query("UPDATE upload_sessions SET state = 'merging', updated_at = ? WHERE id = ?")
+                    .bind(then)
+                    .bind(id)
+                    .execute(&mut c)
+                    .await
+                    .expect("update");
+            }
+        }
+    }
+
     pub async fn sql_count(&self, sql: &'static str) -> i64 {
         use sqlx::Connection;
         match &self.mysql_db {

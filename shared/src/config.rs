@@ -103,6 +103,13 @@ pub struct Settings {
           default_value_t = true)]
     pub instant_across_users: bool,
 
+    /// Seconds without a heartbeat after which an upload still `merging`
+    /// counts as having lost its merge job: the clean-up enqueues it again.
+    /// A running merge beats every 5 s.
+    #[arg(long, env = "PAN_MERGE_STALL_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(10..=86_400))]
+    pub merge_stall_secs: u64,
+
     /// Each user's storage quota in bytes (a number, optionally with K, M,
     /// G or T for KiB…TiB, or `unlimited`). Files in the trash count.
     /// Uploads reserve their declared size at init. `api admin set-quota`

@@ -19,9 +19,8 @@ use crate::jobs::MergeJob;
 use crate::objects;
 use crate::uploads::{CompleteOutcome, PendingProof};
 
-/// After this long in `merging`, a repeated `complete` enqueues the merge
-/// again (the first job must have been lost).
-pub const STUCK_MERGE_SECS: i64 = 30 * 60;
+/// How often a running merge refreshes its upload's heartbeat (`updated_at`).
+pub const MERGE_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How many missing indexes a `CHUNKS_MISSING` error lists.
 pub const MISSING_LISTED: usize = 100;
@@ -394,8 +393,8 @@ pub async fn status(b: &Backends, user: &User, id: &str) -> Result<(UploadSessio
 
 /// Hands a fully received upload to the merge workers (exactly once).
 /// Returns the state the upload is in afterwards.
-#[tracing::instrument(name = "complete upload", skip(b, user), fields(user = user.id))]
-pub async fn complete(b: &Backends, user: &User, id: &str) -> Result<UploadState> {
+#[tracing::instrument(name = "complete upload", skip(b, settings, user), fields(user = user.id))]
+pub async fn complete(b: &Backends, settings: &Settings, user: &User, id: &str) -> Result<UploadState> {
     let session = owned_session(b, user, id).await?;
     match b.uploads.start_merge(&session.id, crate::now()).await? {
         CompleteOutcome::Started => {
@@ -403,10 +402,13 @@ pub async fn complete(b: &Backends, user: &User, id: &str) -> Result<UploadState
             tracing::info!(upload = %session.id, "merge enqueued");
             Ok(UploadState::Merging)
         }
-        CompleteOutcome::AlreadyIn(UploadState::Merging) if crate::now() - session.updated_at > STUCK_MERGE_SECS => {
-            // Merging for this long means the job was lost (the queue was
-            // away when it was pushed, or gave up); merges are idempotent,
-            // so hand it over again.
+        CompleteOutcome::AlreadyIn(UploadState::Merging)
+            if crate::now() - session.updated_at > settings.merge_stall_secs as i64 =>
+        {
+            // No heartbeat for this long means no merge is running: the job
+            // was lost (the queue was away when it was pushed, or gave up).
+            // Merges are idempotent, so hand it over again (the clean-up
+            // does the same for clients that only poll status).
             tracing::warn!(upload = %session.id, "merge looks lost; enqueueing it again");
             b.jobs.merges.push(MergeJob { upload_id: session.id.to_string() }).await?;
             Ok(UploadState::Merging)

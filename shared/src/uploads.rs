@@ -82,6 +82,13 @@ pub trait UploadStore: Send + Sync {
     /// Takes the upload's challenge: single use (a second take finds none),
     /// and `None` once it has expired.
     async fn take_challenge(&self, id: &UploadId, now: i64) -> Result<Option<PendingProof>>;
+    /// A running merge's heartbeat: sets the session's `updated_at` to `now`
+    /// if it is still `merging` (false otherwise: nothing to keep alive).
+    async fn touch_merge(&self, id: &UploadId, now: i64) -> Result<bool>;
+    /// Uploads `merging` whose heartbeat is older than `before`: their merge
+    /// job was lost (a failed push, a crash between the state change and the
+    /// push, a queue that forgot it). The sweeper enqueues them again.
+    async fn stale_merges(&self, before: i64, limit: u64) -> Result<Vec<UploadId>>;
     /// Forgets a session and its chunk map unless it is `merging` (a
     /// compare-and-set, so an abort or the sweeper never pulls an upload
     /// from under a merge). Returns whether it was deleted.

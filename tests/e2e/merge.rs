@@ -182,3 +182,26 @@ async fn a_merge_on_a_full_disk_fails_cleanly_and_can_be_retried() {
     assert_eq!(sha1_hex(&bytes), sha1_hex(&data));
     drop(app);
 }
+
+both!(
+    a_merge_whose_job_was_lost_is_enqueued_again_by_the_clean_up,
+    |b: TestAppBuilder| b
+        .env("PAN_CHUNK_SIZE", "4096")
+        .env("PAN_SWEEP_SCHEDULE", "*/2 * * * * *")
+        .env("PAN_MERGE_STALL_SECS", "10"),
+    |app| {
+        let token = app.user(&uname("lost")).await;
+        let data = test_bytes(10_000, 70);
+        let id = app.send_all_chunks(&token, "lost.bin", &data).await;
+        // A crash between complete's state change and its push: merging, no job.
+        app.lose_merge_job(&id, 3600).await;
+        let (_, status) = app.status(&token, &id).await;
+        assert_eq!(status["state"], "merging");
+        // A client that only polls status still gets its file.
+        let done = app.wait_merged(&token, &id).await;
+        assert_eq!(done["state"], "done", "{done}");
+        let (code, _, bytes) = app.download(&token, &sha1_hex(&data), None).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(bytes, data);
+    }
+);

@@ -10,6 +10,9 @@
 //! 4. move the file to its key, then in one transaction record the content
 //!    (or reference the same content, by SHA-256 and size) and the owner's entry;
 //! 5. mark the session `done`; only then delete the staged chunks.
+//!
+//! Throughout, a heartbeat refreshes the upload's `updated_at` every few
+//! seconds; the clean-up enqueues merges whose heartbeat stopped.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -57,6 +60,9 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
             return Ok(());
         }
     }
+    // While this merge runs, its upload's heartbeat stays fresh, so the
+    // clean-up can tell a live merge from one whose job was lost.
+    let _heartbeat = Heartbeat::start(ctx.backends.clone(), id.clone());
     let span = tracing::Span::current();
     span.record("size", session.plan.file_size);
     span.record("chunks", session.plan.chunk_count);
@@ -139,6 +145,31 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     shared::metrics::MERGE_BYTES.add(plan.file_size);
     tracing::info!("upload done");
     Ok(())
+}
+
+/// Refreshes an upload's merge heartbeat until dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Heartbeat {
+    fn start(b: shared::backends::Backends, id: UploadId) -> Self {
+        Heartbeat(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(shared::service::MERGE_HEARTBEAT);
+            loop {
+                tick.tick().await;
+                match b.uploads.touch_merge(&id, shared::now()).await {
+                    Ok(true) => {}
+                    Ok(false) => return, // finished (or gone): nothing to keep alive
+                    Err(e) => tracing::warn!(error = %e, "merge heartbeat failed; retrying"),
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Downloads staged chunks from a remote staging store into temporary files.

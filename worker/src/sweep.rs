@@ -5,6 +5,8 @@
 //!   sessions by itself; this is where their chunks go);
 //! - temporary merge files older than a day (left by killed workers) go;
 //! - backups still `pending` or `failed` are enqueued again;
+//! - uploads left `merging` without a heartbeat (their job was lost) get
+//!   their merge enqueued again;
 //! - stored files nothing refers to (left by a killed merge) are scrubbed;
 //! - expired tokens and old finished job records are dropped.
 
@@ -28,7 +30,7 @@ pub async fn handle(_tick: Tick, ctx: Data<MergeContext>) -> Result<(), BoxDynEr
 }
 
 /// Runs every clean-up step once.
-#[tracing::instrument(name = "clean up", skip(ctx), fields(expired, orphans, backups))]
+#[tracing::instrument(name = "clean up", skip(ctx), fields(expired, orphans, restarted, backups))]
 pub async fn sweep(ctx: &MergeContext) -> Result<()> {
     let b = &ctx.backends;
     let now = shared::now();
@@ -62,6 +64,19 @@ pub async fn sweep(ctx: &MergeContext) -> Result<()> {
         remove_old_files(&dir.join(".tmp"), Duration::from_secs(86_400));
     }
     remove_old_files(&ctx.settings.data_dir.join("tmp"), Duration::from_secs(86_400));
+
+    // A merge whose heartbeat stopped has no job running: enqueue it again.
+    // Touching it first keeps the next sweeps from enqueueing it once more
+    // while the new job waits in the queue; merges are idempotent anyway.
+    let mut restarted = 0;
+    for id in b.uploads.stale_merges(now - ctx.settings.merge_stall_secs as i64, 1000).await? {
+        if b.uploads.touch_merge(&id, now).await? {
+            tracing::warn!(upload = %id, "merge without a heartbeat: enqueueing it again");
+            b.jobs.merges.push(shared::jobs::MergeJob { upload_id: id.to_string() }).await?;
+            restarted += 1;
+        }
+    }
+    span.record("restarted", restarted);
 
     let mut requeued = 0;
     if b.backup.is_some() {

@@ -465,7 +465,7 @@ impl UploadApi {
         #[oai(name = "uploadID")]
         upload_id: Query<String>,
     ) -> Result<CompleteResponse, UploadStateErrors> {
-        let now = service::complete(&state.backends, &auth.0, &upload_id.0).await?;
+        let now = service::complete(&state.backends, &state.settings, &auth.0, &upload_id.0).await?;
         let body = Json(CompleteResult { upload_id: upload_id.0, state: now.into() });
         Ok(match now {
             UploadState::Uploading | UploadState::Merging => CompleteResponse::Accepted(body),

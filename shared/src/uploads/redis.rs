@@ -7,6 +7,8 @@
 //!   of that content;
 //! - `p:open:<owner>`: sorted set of the owner's uploads (score: declared
 //!   size), pruned of finished and expired ones whenever it is read;
+//! - `p:merging`: sorted set of uploads being merged, scored by their last
+//!   heartbeat, so the sweeper finds merges whose job was lost;
 //! - `p:upload:<id>:challenge`: an open proof-of-possession challenge (its own
 //!   short TTL; taken with GETDEL, so it is single use).
 //!
@@ -30,6 +32,40 @@ pub struct RedisUploads {
     prefix: String,
     ttl: i64,
 }
+
+/// KEYS: session, merging set. ARGV: now, ttl, upload id.
+/// A merge's heartbeat: 1 when the session is still merging (and now fresh).
+static TOUCH_MERGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('HGET', KEYS[1], 'state') ~= 'merging' then return 0 end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
+return 1
+"#,
+    )
+});
+
+/// KEYS: merging set. ARGV: session key prefix, heartbeat cutoff, limit.
+/// Ids of sessions still merging whose heartbeat is older than the cutoff;
+/// members whose session is gone or no longer merging are dropped.
+static STALE_MERGES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local stale = {}
+for _, id in ipairs(ids) do
+  if redis.call('HGET', ARGV[1] .. id, 'state') == 'merging' then
+    table.insert(stale, id)
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return stale
+"#,
+    )
+});
 
 /// KEYS: the owner's open set. ARGV: session key prefix.
 /// Returns {count, bytes} of the uploads still `uploading` or `merging`,
@@ -73,7 +109,7 @@ return {'ok', previous}
     )
 });
 
-/// KEYS: session, chunks. ARGV: now, ttl.
+/// KEYS: session, chunks, merging set. ARGV: now, ttl, upload id.
 /// Returns "started", "missing", "gone" or the state the session is in.
 /// A `failed` upload whose chunks are all still staged starts again (a merge
 /// that failed for want of disk space); one whose chunks were dropped stays failed.
@@ -89,6 +125,7 @@ if redis.call('HLEN', KEYS[2]) < want then
   return 'missing'
 end
 redis.call('HSET', KEYS[1], 'state', 'merging', 'reason', '', 'updated_at', ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[3])
 -- A merge may start long after the last chunk: give it a full TTL.
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
@@ -99,7 +136,7 @@ return 'started'
     )
 });
 
-/// KEYS: session, chunks. ARGV: state, reason, entry id, now, ttl.
+/// KEYS: session, chunks, merging set. ARGV: state, reason, entry id, now, ttl, upload id.
 /// 1 when the session moved from `merging` to `state`, else 0. Checking and
 /// writing in one script also never resurrects an expired session.
 static FINISH_MERGE: LazyLock<Script> = LazyLock::new(|| {
@@ -107,6 +144,7 @@ static FINISH_MERGE: LazyLock<Script> = LazyLock::new(|| {
         r#"
 if redis.call('HGET', KEYS[1], 'state') ~= 'merging' then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2], 'entry_id', ARGV[3], 'updated_at', ARGV[4])
+redis.call('ZREM', KEYS[3], ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 return 1
@@ -142,6 +180,10 @@ impl RedisUploads {
 
     fn chunks_key(&self, id: &UploadId) -> String {
         format!("{}:upload:{}:chunks", self.prefix, id)
+    }
+
+    fn merging_key(&self) -> String {
+        format!("{}:merging", self.prefix)
     }
 
     fn open_key(&self, owner: i64) -> String {
@@ -276,8 +318,10 @@ impl UploadStore for RedisUploads {
         let reply: String = START_MERGE
             .key(self.session_key(id))
             .key(self.chunks_key(id))
+            .key(self.merging_key())
             .arg(now)
             .arg(self.ttl)
+            .arg(id.as_str())
             .invoke_async(&mut con)
             .await?;
         match reply.as_str() {
@@ -302,14 +346,41 @@ impl UploadStore for RedisUploads {
         let moved: i64 = FINISH_MERGE
             .key(self.session_key(id))
             .key(self.chunks_key(id))
+            .key(self.merging_key())
             .arg(state.as_str())
             .arg(reason.unwrap_or(""))
             .arg(entry_id.unwrap_or(""))
             .arg(now)
             .arg(self.ttl)
+            .arg(id.as_str())
             .invoke_async(&mut con)
             .await?;
         Ok(moved == 1)
+    }
+
+    async fn touch_merge(&self, id: &UploadId, now: i64) -> Result<bool> {
+        let mut con = self.con.clone();
+        let touched: i64 = TOUCH_MERGE
+            .key(self.session_key(id))
+            .key(self.merging_key())
+            .arg(now)
+            .arg(self.ttl)
+            .arg(id.as_str())
+            .invoke_async(&mut con)
+            .await?;
+        Ok(touched == 1)
+    }
+
+    async fn stale_merges(&self, before: i64, limit: u64) -> Result<Vec<UploadId>> {
+        let mut con = self.con.clone();
+        let ids: Vec<String> = STALE_MERGES
+            .key(self.merging_key())
+            .arg(format!("{}:upload:", self.prefix))
+            .arg(before)
+            .arg(limit)
+            .invoke_async(&mut con)
+            .await?;
+        Ok(ids.iter().filter_map(|s| UploadId::parse(s).ok()).collect())
     }
 
     async fn delete_unless_merging(&self, id: &UploadId) -> Result<bool> {

@@ -227,6 +227,26 @@ impl UploadStore for SqlUploads {
         Ok(res.rows_affected() == 1)
     }
 
+    async fn touch_merge(&self, id: &UploadId, now: i64) -> Result<bool> {
+        let res = sqlx::query("UPDATE upload_sessions SET updated_at = ? WHERE id = ? AND state = 'merging'")
+            .bind(now)
+            .bind(id.as_str())
+            .execute(self.pool())
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn stale_merges(&self, before: i64, limit: u64) -> Result<Vec<UploadId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM upload_sessions WHERE state = 'merging' AND updated_at < ? ORDER BY updated_at LIMIT ?",
+        )
+        .bind(before)
+        .bind(limit as i64)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(ids.iter().filter_map(|s| UploadId::parse(s).ok()).collect())
+    }
+
     async fn delete_unless_merging(&self, id: &UploadId) -> Result<bool> {
         let mut tx = self.repo.begin().await?;
         let gone = sqlx::query("DELETE FROM upload_sessions WHERE id = ? AND state <> 'merging'")
