@@ -702,6 +702,77 @@ impl Drop for TmpfsMount {
     }
 }
 
+/// A private Redis for one test, on its own port and directory, so that the
+/// test may crash and restart it without touching the Redis other tests use.
+pub struct RedisServer {
+    dir: tempfile::TempDir,
+    port: u16,
+    aof: bool,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts redis-server; with `aof`, every write is appended and fsynced
+    /// (`appendfsync always`), else nothing is kept on disk.
+    pub async fn start(aof: bool) -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut r = RedisServer { dir: tempfile::tempdir().unwrap(), port, aof, child: None };
+        r.spawn().await;
+        r
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn spawn(&mut self) {
+        let (appendonly, fsync) = if self.aof { ("yes", "always") } else { ("no", "no") };
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", ""])
+            .args(["--appendonly", appendonly, "--appendfsync", fsync])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/test installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ping = async {
+                let client = redis::Client::open(self.url()).ok()?;
+                let mut con = client.get_multiplexed_async_connection().await.ok()?;
+                redis::cmd("PING").query_async::<String>(&mut con).await.ok()
+            };
+            if ping.await.is_some() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "private redis-server on port {} did not answer", self.port);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILLs the server (a crash: nothing is flushed) and starts it again
+    /// on the same port and directory.
+    pub async fn crash_and_restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.spawn().await;
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// A private Garage (S3-compatible object store) for one test: its own
 /// directories and ports, one bucket, one key. Stopped on drop; `stop` and
 /// `start` simulate an outage.

@@ -111,6 +111,16 @@ pub async fn run(
             .build(sweep::handle)
     });
     monitor
+        // A queue worker whose backend failed (Redis restarted under it: a
+        // broken pipe ends apalis's poll stream) is started again instead of
+        // leaving the process alive with no one taking jobs. The pause keeps
+        // a backend that stays down from turning restarts into a busy loop;
+        // it blocks only the monitor's own poll, a second at a time.
+        .should_restart(|worker, error| {
+            tracing::warn!(worker = worker.name(), error = %error, restarts = worker.restarts(), "restarting a worker");
+            std::thread::sleep(Duration::from_millis(500));
+            true
+        })
         .shutdown_timeout(Duration::from_secs(600))
         .run_with_signal(async move {
             stop.await;
