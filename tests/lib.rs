@@ -138,7 +138,7 @@ impl TestAppBuilder {
     }
 }
 
-async fn create_mysql_db(db: &str) {
+pub async fn create_mysql_db(db: &str) {
     use sqlx::Connection;
     let url = mysql_url();
     let mut con = sqlx::MySqlConnection::connect(&url)

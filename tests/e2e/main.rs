@@ -4,6 +4,7 @@
 mod accounts;
 mod bad_input;
 mod config;
+mod conformance;
 mod durability;
 mod files;
 mod identity;
