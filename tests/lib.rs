@@ -478,6 +478,14 @@ impl TestApp {
 
     /// A query on this app's MariaDB database (fleet) or SQLite file (embedded):
     /// one integer.
+    /// Runs the consistency audit (`api admin audit --deep`, no grace) once
+    /// the staged chunks of finished uploads are gone, and asserts it is clean.
+    pub async fn assert_consistent(&self) {
+        self.wait_staging_empty().await;
+        let (code, out, err) = self.admin(&["audit", "--deep", "--grace", "0"], "");
+        assert_eq!(code, Some(0), "the audit found inconsistencies:\n{out}{err}");
+    }
+
     /// Makes upload `id` look like a merge whose job was lost: state
     /// `merging`, last heartbeat `secs_ago` seconds back, and no job queued.
     /// (What a crash between `complete`'s state change and its push leaves.)

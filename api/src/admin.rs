@@ -1,6 +1,7 @@
-//! `api admin …`: what an operator does to accounts on the server itself,
-//! on either deployment (it talks to the SQL database `DATABASE_URL` names,
-//! nothing else), like Nextcloud's `occ`.
+//! `api admin …`: what an operator does on the server itself, on either
+//! deployment, like Nextcloud's `occ`: account commands (they talk to the SQL
+//! database `DATABASE_URL` names, nothing else) and the consistency audit
+//! (which also reads the stores and the upload state).
 
 use std::io::Read;
 
@@ -52,6 +53,20 @@ pub enum AdminCommand {
         /// The username.
         name: String,
     },
+    /// Check that the database and the stores agree: every file has its
+    /// bytes (of the right size; with --deep, the right digests), reference
+    /// counts are right, no bytes or staged chunks are left over, no upload
+    /// is stuck merging, every backed-up file has its backup. Exit 0 when
+    /// consistent, 1 with a report otherwise. Reads only.
+    Audit {
+        /// Re-hash every stored file (reads all the bytes).
+        #[arg(long)]
+        deep: bool,
+        /// Seconds during which new objects are not called left over (a
+        /// merge may be between storing and recording).
+        #[arg(long, default_value_t = 3600)]
+        grace: i64,
+    },
 }
 
 /// A quota argument: `default` (None), `unlimited` (-1, stored), or a number.
@@ -76,6 +91,17 @@ fn show_quota(own: Option<i64>, default: Limit) -> String {
 
 /// Runs one command; what it prints goes to stdout, errors are returned as one line.
 pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), String> {
+    if let AdminCommand::Audit { deep, grace } = command {
+        let backends = shared::backends::Backends::open(settings).await.map_err(|e| e.to_string())?;
+        let depth = if deep { shared::audit::Depth::Deep } else { shared::audit::Depth::Quick };
+        let report = shared::audit::audit(&backends, settings, depth, grace).await.map_err(|e| e.to_string())?;
+        print!("{report}");
+        return if report.is_clean() {
+            Ok(())
+        } else {
+            Err(format!("{} kind(s) of inconsistency found", report.findings.len()))
+        };
+    }
     let repo = shared::db::open(&settings.database_url()).await.map_err(|e| format!("DATABASE_URL: {e}"))?;
     let now = shared::now();
     match command {
@@ -143,6 +169,7 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
             repo.set_disabled(&name, false).await.map_err(|e| e.to_string())?;
             println!("{name} is enabled");
         }
+        AdminCommand::Audit { .. } => unreachable!("handled above"),
     }
     Ok(())
 }

@@ -146,6 +146,17 @@ pub trait SecretRepo: Send + Sync {
     async fn secret(&self, name: &str, fresh: &str) -> Result<String>;
 }
 
+/// What the consistency audit reads from the repository.
+#[async_trait]
+pub trait AuditRepo: Send + Sync {
+    /// Every live stored content.
+    async fn all_files(&self) -> Result<Vec<StoredFile>>;
+    /// Ids of user entries whose content row is missing.
+    async fn entries_without_content(&self) -> Result<Vec<String>>;
+    /// Contents whose reference count differs from their entries: (id, refcount, entries).
+    async fn refcount_mismatches(&self) -> Result<Vec<(i64, i64, i64)>>;
+}
+
 /// Installation-wide totals.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Totals {
@@ -161,7 +172,7 @@ pub struct Totals {
 
 /// The whole repository, as the rest of pan holds it.
 #[async_trait]
-pub trait MetaRepo: UserRepo + AccountRepo + FileRepo + BackupRepo + SecretRepo {
+pub trait MetaRepo: UserRepo + AccountRepo + FileRepo + BackupRepo + SecretRepo + AuditRepo {
     /// A cheap round trip, for readiness checks.
     async fn health_check(&self) -> Result<()>;
     /// Installation-wide totals, for `/metrics`.

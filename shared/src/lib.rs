@@ -14,10 +14,12 @@
 //! - [`jobs`]: job payloads and the queue they go through (apalis on SQLite
 //!   or Redis).
 //! - [`hashing`]: SHA-1 and SHA-256 of content in one pass.
+//! - [`audit`]: the consistency audit of the database against the stores.
 //! - [`backends`]: opens every backend from the settings, once, at start-up.
 //! - [`service`], [`files`], [`links`]: the upload and file use cases.
 //! - [`metrics`], [`process`]: counters for `/metrics`; logging and signals.
 
+pub mod audit;
 pub mod backends;
 pub mod config;
 pub mod db;

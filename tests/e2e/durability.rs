@@ -68,3 +68,43 @@ async fn without_aof_a_redis_crash_forgets_unfinished_uploads_with_a_clear_404()
     assert_eq!(code, StatusCode::OK);
     assert_eq!(bytes, finished, "finished files do not live in Redis");
 }
+
+both!(
+    the_audit_is_clean_after_normal_work_and_names_what_differs,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096"),
+    |app| {
+        let token = app.user(&uname("audit")).await;
+        let one = test_bytes(10_000, 90);
+        let two = test_bytes(3000, 91);
+        assert_eq!(app.upload(&token, "one.bin", &one).await["state"], "done");
+        assert_eq!(app.upload(&token, "two.bin", &two).await["state"], "done");
+        app.wait_staging_empty().await;
+        let (code, out, err) = app.admin(&["audit", "--deep", "--grace", "0"], "");
+        assert_eq!(code, Some(0), "{out}{err}");
+        assert!(out.contains("2 stored files, 13000 bytes checked") && out.contains("consistent"), "{out}");
+
+        let files_dir = app.data.path().join("files");
+        let stored = app.stored();
+        let path_of = |bytes: &[u8]| {
+            let key = stored.iter().find(|(_, b)| b.as_slice() == bytes).map(|(k, _)| k.clone()).expect("stored");
+            files_dir.join(key)
+        };
+        // One flipped byte: the size is right, only a deep audit sees it.
+        let mut bad = one.clone();
+        bad[5000] ^= 1;
+        std::fs::write(path_of(&one), &bad).unwrap();
+        let (code, out, _) = app.admin(&["audit"], "");
+        assert_eq!(code, Some(0), "a quick audit checks existence and size: {out}");
+        let (code, out, _) = app.admin(&["audit", "--deep"], "");
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains("stored files whose bytes do not match their digests: 1"), "{out}");
+        // Bytes gone, and bytes no row refers to.
+        std::fs::remove_file(path_of(&two)).unwrap();
+        std::fs::write(files_dir.join("stray"), b"left over").unwrap();
+        let (code, out, err) = app.admin(&["audit", "--grace", "0"], "");
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains("stored files missing their bytes: 1"), "{out}");
+        assert!(out.contains("stored bytes no row refers to: 1") && out.contains("stray"), "{out}");
+        assert!(err.contains("2 kind(s) of inconsistency"), "{err}");
+    }
+);

@@ -131,6 +131,7 @@ async fn a_merge_killed_mid_way_is_finished_by_another_worker() {
     assert_eq!(app.sql_count("SELECT COUNT(*) FROM user_files").await, 1);
     let (_, _, bytes) = app.download(&token, &sha1_hex(&data), None).await;
     assert_eq!(sha1_hex(&bytes), sha1_hex(&data));
+    app.assert_consistent().await;
 }
 
 /// SIGTERM stops a worker gracefully: the merge in flight finishes first,
@@ -203,5 +204,6 @@ both!(
         let (code, _, bytes) = app.download(&token, &sha1_hex(&data), None).await;
         assert_eq!(code, StatusCode::OK);
         assert_eq!(bytes, data);
+        app.assert_consistent().await;
     }
 );

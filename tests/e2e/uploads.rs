@@ -94,6 +94,7 @@ both!(an_upload_resumes_after_the_api_process_is_killed, |b: TestAppBuilder| b.e
     assert_eq!(done["state"], "done", "{done}");
     let (_, _, bytes) = app.download(&token, &sha1_hex(&data), None).await;
     assert_eq!(sha1_hex(&bytes), sha1_hex(&data));
+    app.assert_consistent().await;
 });
 
 both!(

@@ -5,7 +5,9 @@ use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Account, AccountRepo, BackupRepo, FileRepo, MetaRepo, NewUserFile, SecretRepo, Totals, UserRepo};
+use super::{
+    Account, AccountRepo, AuditRepo, BackupRepo, FileRepo, MetaRepo, NewUserFile, SecretRepo, Totals, UserRepo,
+};
 use crate::domain::{EntryId, StoredFile, User, UserFile, UserName};
 use crate::error::{Error, Result};
 
@@ -586,6 +588,40 @@ impl BackupRepo for SqlRepo {
         .fetch_all(&self.pool)
         .await?;
         Ok(ids)
+    }
+}
+
+#[async_trait]
+impl AuditRepo for SqlRepo {
+    async fn all_files(&self) -> Result<Vec<StoredFile>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTENT} FROM files f WHERE f.refcount > 0 ORDER BY f.id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(stored_file_from).collect::<sqlx::Result<_>>()?)
+    }
+
+    async fn entries_without_content(&self) -> Result<Vec<String>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT uf.entry_id FROM user_files uf LEFT JOIN files f ON f.id = uf.file_id WHERE f.id IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
+    }
+
+    async fn refcount_mismatches(&self) -> Result<Vec<(i64, i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT f.id, f.refcount, (SELECT COUNT(*) FROM user_files uf WHERE uf.file_id = f.id) AS entries \
+             FROM files f WHERE f.refcount <> (SELECT COUNT(*) FROM user_files uf WHERE uf.file_id = f.id)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get("id")?, r.try_get("refcount")?, r.try_get("entries")?)))
+            .collect::<sqlx::Result<_>>()?)
     }
 }
 

@@ -1,0 +1,183 @@
+//! The consistency audit: compares the database with the stores and reports
+//! what differs. Run by `api admin audit` (an operator's check) and by the
+//! tests after every fault they inject. It only reads; it repairs nothing.
+//!
+//! Checks:
+//! - every stored content has its bytes, of the right size (`deep`: and the
+//!   right SHA-1, and SHA-256 where recorded);
+//! - no user entry without its content row, no wrong reference count;
+//! - no stored bytes without a row, past a grace period (a merge may be
+//!   between storing and recording);
+//! - no staged chunks of an upload that is gone or finished, past the grace;
+//! - no upload left `merging` without a heartbeat;
+//! - every content whose backup is `done` has its backup object.
+
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+
+use crate::backends::Backends;
+use crate::config::Settings;
+use crate::domain::{UploadId, UploadState};
+use crate::error::Result;
+use crate::hashing::ContentHasher;
+
+/// How many examples each finding lists.
+const EXAMPLES: usize = 10;
+
+/// How deep to look at stored bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Existence and size.
+    Quick,
+    /// Existence, size and digests (reads every byte).
+    Deep,
+}
+
+/// One kind of inconsistency: how many, and a few examples.
+#[derive(Debug, Clone, Default)]
+pub struct Finding {
+    /// What is wrong.
+    pub what: &'static str,
+    /// How many times.
+    pub count: u64,
+    /// The first few, as keys or ids with details.
+    pub examples: Vec<String>,
+}
+
+/// What the audit saw.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Stored contents checked.
+    pub files: u64,
+    /// Their bytes in all.
+    pub bytes: u64,
+    /// What differs; empty when the installation is consistent.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// Whether nothing differs.
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    fn note(&mut self, what: &'static str, example: String) {
+        match self.findings.iter_mut().find(|f| f.what == what) {
+            Some(f) => {
+                f.count += 1;
+                if f.examples.len() < EXAMPLES {
+                    f.examples.push(example);
+                }
+            }
+            None => self.findings.push(Finding { what, count: 1, examples: vec![example] }),
+        }
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{} stored files, {} bytes checked", self.files, self.bytes)?;
+        if self.is_clean() {
+            return writeln!(f, "consistent: nothing to report");
+        }
+        for finding in &self.findings {
+            writeln!(f, "{}: {}", finding.what, finding.count)?;
+            for e in &finding.examples {
+                writeln!(f, "  {e}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs every check once; `grace` seconds shield objects still on their way
+/// (a merge between storing and recording, chunks of an upload just made).
+pub async fn audit(b: &Backends, settings: &Settings, depth: Depth, grace: i64) -> Result<Report> {
+    let mut report = Report::default();
+    let now = crate::now();
+
+    let files = b.repo.all_files().await?;
+    let mut keys = std::collections::HashSet::new();
+    for f in &files {
+        report.files += 1;
+        report.bytes += f.filesize.max(0) as u64;
+        keys.insert(f.storage_key.clone());
+        let key = Path::from(f.storage_key.as_str());
+        match b.files.store.head(&key).await {
+            Ok(meta) if meta.size != f.filesize as u64 => report.note(
+                "stored files of the wrong size",
+                format!("{} ({} bytes, {} expected)", f.storage_key, meta.size, f.filesize),
+            ),
+            Ok(_) if depth == Depth::Deep => {
+                let mut hasher = ContentHasher::new();
+                let mut stream = b.files.store.get(&key).await?.into_stream();
+                while let Some(piece) = stream.try_next().await? {
+                    hasher.update(&piece);
+                }
+                let d = hasher.finish();
+                if d.sha1 != f.filehash || f.sha256.as_ref().is_some_and(|h| *h != d.sha256) {
+                    report.note("stored files whose bytes do not match their digests", f.storage_key.clone());
+                }
+            }
+            Ok(_) => {}
+            Err(object_store::Error::NotFound { .. }) => {
+                report.note("stored files missing their bytes", f.storage_key.clone())
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if f.backup_state == "done"
+            && let (Some(backup), Some(bkey)) = (&b.backup, &f.backup_key)
+        {
+            match backup.store.head(&Path::from(bkey.as_str())).await {
+                Ok(_) => {}
+                Err(object_store::Error::NotFound { .. }) => {
+                    report.note("backed-up files missing their backup copy", bkey.clone())
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    for id in b.repo.entries_without_content().await? {
+        report.note("user entries without their stored file", id);
+    }
+    for (id, refcount, entries) in b.repo.refcount_mismatches().await? {
+        report.note("wrong reference counts", format!("file {id}: refcount {refcount}, {entries} entries"));
+    }
+
+    let mut listing = b.files.store.list(None);
+    while let Some(meta) = listing.try_next().await? {
+        let key = meta.location.as_ref();
+        if key.starts_with(".tmp") || keys.contains(key) || meta.last_modified.timestamp() > now - grace {
+            continue;
+        }
+        // Another process may have recorded it since the rows were read.
+        if !b.repo.is_referenced(key).await? {
+            report.note("stored bytes no row refers to", key.to_owned());
+        }
+    }
+
+    let staged = b.staging.store.list_with_delimiter(None).await?;
+    for prefix in staged.common_prefixes {
+        let Ok(id) = UploadId::parse(prefix.as_ref()) else { continue };
+        let live = matches!(b.uploads.get(&id).await?, Some(s) if s.state != UploadState::Done);
+        if live {
+            continue;
+        }
+        let recent = b
+            .staging
+            .store
+            .list(Some(&prefix))
+            .try_any(|m| futures::future::ready(m.last_modified.timestamp() > now - grace))
+            .await?;
+        if !recent {
+            report.note("staged chunks of uploads that are gone or done", id.to_string());
+        }
+    }
+
+    for id in b.uploads.stale_merges(now - settings.merge_stall_secs as i64, 1000).await? {
+        report.note("uploads merging without a heartbeat", id.to_string());
+    }
+    Ok(report)
+}
