@@ -75,6 +75,9 @@ pub struct TestApp {
     listen: String,
 }
 
+/// Marks a setting whose `{data}` stands for the data directory.
+const DATA_DIR_MARK: &str = "\u{0}data-dir\u{0}";
+
 /// Builds a [`TestApp`] with extra settings.
 pub struct TestAppBuilder {
     deployment: Deployment,
@@ -86,6 +89,13 @@ impl TestAppBuilder {
     /// Adds an environment setting for every process.
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// Adds an environment setting whose value names a path under the app's
+    /// data directory: `{data}` in `v` is replaced by it.
+    pub fn env_in_data(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), format!("{DATA_DIR_MARK}{v}")));
         self
     }
 
@@ -115,7 +125,11 @@ impl TestAppBuilder {
             mysql_db = Some(db);
             redis_prefix = Some(prefix);
         }
-        env.extend(self.env);
+        let data_dir = data.path().display().to_string();
+        env.extend(self.env.into_iter().map(|(k, v)| match v.strip_prefix(DATA_DIR_MARK) {
+            Some(v) => (k, v.replace("{data}", &data_dir)),
+            None => (k, v),
+        }));
         let mut app = TestApp {
             base: String::new(),
             deployment: self.deployment,
@@ -561,7 +575,7 @@ impl Drop for TestApp {
     }
 }
 
-fn files_under(root: &Path) -> BTreeMap<String, Vec<u8>> {
+pub fn files_under(root: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {

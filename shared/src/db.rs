@@ -136,6 +136,8 @@ pub trait BackupRepo: Send + Sync {
     async fn backups_due(&self, before: i64, limit: i64) -> Result<Vec<i64>>;
     /// Whether any stored content lives at `storage_key` (for the scrub).
     async fn is_referenced(&self, storage_key: &str) -> Result<bool>;
+    /// Whether any stored content has its backup at `backup_key`.
+    async fn is_backup_referenced(&self, backup_key: &str) -> Result<bool>;
 }
 
 /// Secrets the server makes for itself and every process shares.

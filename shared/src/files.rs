@@ -313,6 +313,15 @@ pub async fn copy_object(from: &OpenedStore, from_key: &Path, to: &OpenedStore, 
     Ok(n)
 }
 
+/// Deletes `key` from `store`, logging (not returning) a failure: for
+/// clean-ups whose leftovers the scrub catches anyway.
+pub async fn delete_quietly(store: &OpenedStore, key: &Path) {
+    match store.store.delete(key).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => tracing::warn!(key = %key, error = %e, "could not delete an object; the scrub will"),
+    }
+}
+
 /// Starts restoring a file's primary copy in the background, unless this
 /// process is already restoring it (many downloads of a lost file start one).
 fn spawn_repair(b: &Backends, stored: &StoredFile) {
@@ -342,8 +351,15 @@ pub async fn repair(b: &Backends, stored: &StoredFile) -> Result<()> {
     let (Some(backup), Some(backup_key)) = (&b.backup, &stored.backup_key) else {
         return Err(Error::internal("repairing a file", "no backup copy"));
     };
-    let n = copy_object(backup, &Path::from(backup_key.as_str()), &b.files, &Path::from(stored.storage_key.as_str()))
-        .await?;
+    let key = Path::from(stored.storage_key.as_str());
+    let n = copy_object(backup, &Path::from(backup_key.as_str()), &b.files, &key).await?;
+    // A delete may have raced the repair (the download that started it read
+    // the row first): bytes no row refers to are not written back.
+    if !b.repo.is_referenced(&stored.storage_key).await? {
+        delete_quietly(&b.files, &key).await;
+        tracing::info!("file deleted during its repair; the restored copy is removed");
+        return Ok(());
+    }
     tracing::info!(bytes = n, "primary copy restored from the backup");
     Ok(())
 }
@@ -381,15 +397,9 @@ pub async fn owned(b: &Backends, user: &User, file: &FileRef) -> Result<(UserFil
 pub async fn delete(b: &Backends, user: &User, file: &FileRef) -> Result<()> {
     let (entry, _) = owned(b, user, file).await?;
     if let Some(orphan) = b.repo.delete_file(user.id, &entry.id).await? {
-        match b.files.store.delete(&Path::from(orphan.storage_key.as_str())).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => tracing::warn!(key = %orphan.storage_key, error = %e, "could not delete unreferenced file bytes"),
-        }
+        delete_quietly(&b.files, &Path::from(orphan.storage_key.as_str())).await;
         if let (Some(backup), Some(key)) = (&b.backup, &orphan.backup_key) {
-            match backup.store.delete(&Path::from(key.as_str())).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => tracing::warn!(key = %key, error = %e, "could not delete the backup copy"),
-            }
+            delete_quietly(backup, &Path::from(key.as_str())).await;
         }
         tracing::info!(entry = %entry.id, "last reference gone: bytes deleted");
     }

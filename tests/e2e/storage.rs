@@ -208,12 +208,25 @@ async fn outage_body(d: Deployment) {
 on_both!(backups_fail_while_the_store_is_down_and_complete_after, outage_body);
 
 both!(
-    the_scrub_deletes_old_unreferenced_stored_files_only,
-    |b: TestAppBuilder| b.env("PAN_SWEEP_SCHEDULE", "* * * * * *").env("PAN_SCRUB_ALWAYS", "true"),
+    the_scrub_deletes_old_unreferenced_stored_and_backup_files_only,
+    |b: TestAppBuilder| b
+        .env("PAN_SWEEP_SCHEDULE", "* * * * * *")
+        .env("PAN_SCRUB_ALWAYS", "true")
+        .env_in_data("PAN_BACKUP_URL", "file://{data}/backup"),
     |app| {
         let token = app.user(&uname("scrub")).await;
         let data = test_bytes(1000, 56);
         app.upload(&token, "kept.bin", &data).await;
+        // A backup copy of a file deleted while it was being copied.
+        let backup = app.data.path().join("backup");
+        eventually(20, "the kept file's backup", || async {
+            (app.sql_count("SELECT COUNT(*) FROM files WHERE backup_state = 'done'").await == 1).then_some(())
+        })
+        .await;
+        std::fs::create_dir_all(backup.join("ef/01")).unwrap();
+        let stray = backup.join("ef/01/deleted-during-backup");
+        std::fs::write(&stray, b"z").unwrap();
+        assert!(std::process::Command::new("touch").args(["-d", "2 days ago"]).arg(&stray).status().unwrap().success());
         // What a merge killed between storing and recording leaves behind,
         // two days old, beside a fresh one that a merge may still record.
         let files = app.data.path().join("files");
@@ -226,6 +239,8 @@ both!(
         assert!(aged.success());
         eventually(20, "the old orphan to be scrubbed", || async { (!old.exists()).then_some(()) }).await;
         assert!(fresh.exists(), "a file younger than a day is left alone");
+        eventually(20, "the old backup orphan to be scrubbed", || async { (!stray.exists()).then_some(()) }).await;
+        assert_eq!(files_under(&backup).len(), 1, "the kept file's backup stays");
         let (code, _, bytes) = app.download(&token, &sha1_hex(&data), None).await;
         assert_eq!(code, StatusCode::OK);
         assert_eq!(bytes, data, "referenced files are kept");

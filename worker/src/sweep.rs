@@ -102,26 +102,42 @@ pub async fn sweep(ctx: &MergeContext) -> Result<()> {
 /// It lists the whole store, so it runs only in the hour after 03:00 UTC,
 /// unless `PAN_SCRUB_ALWAYS` asks for every sweep.
 async fn scrub(ctx: &MergeContext) -> Result<usize> {
-    use futures::TryStreamExt;
-    use object_store::ObjectStoreExt;
     let hour = (shared::now() / 3600) % 24;
     if hour != 3 && !ctx.settings.scrub_always {
         return Ok(0);
     }
     let b = &ctx.backends;
+    let mut removed = scrub_store(&b.files, |key| async move { b.repo.is_referenced(&key).await }).await?;
+    // Backup objects of files deleted while their copy ran, or before the
+    // key was recorded.
+    if let Some(backup) = &b.backup {
+        removed += scrub_store(backup, |key| async move { b.repo.is_backup_referenced(&key).await }).await?;
+    }
+    Ok(removed)
+}
+
+/// Deletes the objects of `store` older than a day that `referenced` says
+/// no row points at.
+async fn scrub_store<F, Fut>(store: &shared::objects::OpenedStore, referenced: F) -> Result<usize>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
     let cutoff = shared::now() - 86_400;
-    let mut listing = b.files.store.list(None);
+    let mut listing = store.store.list(None);
     let mut removed = 0;
     while let Some(meta) = listing.try_next().await? {
         let key = meta.location.as_ref();
-        if key.starts_with(".tmp") || meta.last_modified.timestamp() > cutoff || b.repo.is_referenced(key).await? {
+        if key.starts_with(".tmp") || meta.last_modified.timestamp() > cutoff || referenced(key.to_owned()).await? {
             continue;
         }
-        match b.files.store.delete(&meta.location).await {
+        match store.store.delete(&meta.location).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
             Err(e) => return Err(e.into()),
         }
-        tracing::warn!(key, "deleted an unreferenced stored file");
+        tracing::warn!(key, "deleted an unreferenced object");
     }
     Ok(removed)
 }

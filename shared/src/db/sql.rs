@@ -578,6 +578,14 @@ impl BackupRepo for SqlRepo {
         Ok(n > 0)
     }
 
+    async fn is_backup_referenced(&self, backup_key: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM files WHERE backup_key = ?")
+            .bind(backup_key)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
     async fn backups_due(&self, before: i64, limit: i64) -> Result<Vec<i64>> {
         let ids: Vec<i64> = sqlx::query_scalar(
             "SELECT id FROM files WHERE backup_state IN ('pending', 'failed') AND backup_at < ? \
