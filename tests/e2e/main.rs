@@ -10,6 +10,7 @@ mod files;
 mod identity;
 mod merge;
 mod openapi;
+mod rust_client;
 mod storage;
 mod uploads;
 mod users;
