@@ -8,10 +8,74 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 use shared::Error;
 
+/// Every error code pan answers with: the code, its usual status, and what
+/// it means. The spec's description lists them (a test keeps this list and
+/// the code in step), so a client knows every code it may meet.
+pub const ERROR_CODES: &[(&str, u16, &str)] = &[
+    ("INVALID_REQUEST", 400, "The request does not match the spec: a malformed body, query or header."),
+    ("INVALID_USERNAME", 400, "The username breaks the rule (1-64 of A-Z a-z 0-9 . _ -)."),
+    ("INVALID_PASSWORD", 400, "The password breaks the rule (8-1024 characters, no NUL)."),
+    ("INVALID_FILENAME", 400, "The file name is empty, over 255 bytes, or holds control or bidirectional characters."),
+    ("INVALID_FILEHASH", 400, "`filehash` is not a SHA-1 (40 hex characters)."),
+    ("INVALID_SHA256", 400, "`sha256` is not a SHA-256 (64 hex characters)."),
+    ("INVALID_FILESIZE", 400, "`filesize` is negative."),
+    ("INVALID_FILE_REFERENCE", 400, "Name the file by `id` or by `filehash`, one of them."),
+    ("INVALID_CHUNK_INDEX", 400, "`chkidx` is outside the upload's chunks."),
+    ("INVALID_CHECKSUM_HEADER", 400, "`Upload-Checksum` is not `sha1 <base64 of 20 bytes>`."),
+    ("UNSUPPORTED_CHECKSUM", 400, "`Upload-Checksum` names an algorithm other than sha1."),
+    ("CHUNK_SIZE_MISMATCH", 400, "The chunk is shorter than its exact length."),
+    ("CHUNK_CHECKSUM_MISMATCH", 400, "The chunk's bytes do not match its `Upload-Checksum`."),
+    ("CHUNK_TOO_SLOW", 400, "The chunk arrived slower than the server's floor after 30 s."),
+    ("BODY_TIMEOUT", 400, "No bytes of the body arrived for 60 s."),
+    ("BODY_READ_FAILED", 400, "The body could not be read (the client went away)."),
+    ("UNAUTHENTICATED", 401, "Missing, malformed, unknown or expired token."),
+    ("BAD_CREDENTIALS", 401, "Wrong username or password (the same for every failed signin)."),
+    ("FORBIDDEN", 403, "Not allowed."),
+    ("URL_INVALID", 403, "The signed URL is malformed or tampered with."),
+    ("URL_EXPIRED", 403, "The signed URL has expired."),
+    ("SIGNUP_CLOSED", 403, "Signup is closed on this server."),
+    ("INVITE_REQUIRED", 403, "Signup on this server needs an invite code."),
+    ("INVITE_INVALID", 403, "The invite code is unknown or used."),
+    ("NOT_FOUND", 404, "No such route."),
+    ("UPLOAD_NOT_FOUND", 404, "No such upload of yours (unknown, expired, aborted or forgotten): start it again."),
+    ("FILE_NOT_FOUND", 404, "No such file of yours."),
+    ("USER_NOT_FOUND", 404, "No such user (operator commands)."),
+    ("METHOD_NOT_ALLOWED", 405, "The route does not take this method (`Allow` lists those it does)."),
+    ("CONFLICT", 409, "The resource is not in a state that allows this."),
+    ("USERNAME_TAKEN", 409, "The username is registered already."),
+    ("UPLOAD_NOT_UPLOADING", 409, "The upload is past the state this needs (merging, done or failed)."),
+    ("CHUNKS_MISSING", 409, "`complete` before every chunk arrived; `missing` lists them."),
+    ("FILEHASH_AMBIGUOUS", 409, "`filehash` names several of your files; `ids` lists them."),
+    ("LENGTH_REQUIRED", 411, "The body needs a `Content-Length`."),
+    ("PAYLOAD_TOO_LARGE", 413, "The body is larger than allowed."),
+    ("FILE_TOO_LARGE", 413, "The file is larger than the server takes."),
+    ("CHUNK_TOO_LARGE", 413, "The chunk is longer than its exact length."),
+    ("UNSUPPORTED_MEDIA_TYPE", 415, "The body's media type is not one this operation takes."),
+    ("RANGE_NOT_SATISFIABLE", 416, "The byte range lies outside the file (`Content-Range: bytes */size`)."),
+    ("TOO_MANY_REQUESTS", 429, "A limit was reached; `Retry-After` says when to try again."),
+    ("RATE_LIMITED", 429, "Too many signins or signups from this address (or for this name); see `Retry-After`."),
+    ("TOO_MANY_UPLOADS", 429, "Too many unfinished uploads open; complete or abort one."),
+    ("TOO_MANY_CHUNKS", 429, "Too many chunks being received at once; see `Retry-After`."),
+    ("INTERNAL", 500, "A bug or a broken backend; the server log has the details."),
+    ("BACKEND_UNAVAILABLE", 503, "A backend (database, Redis, object store, job queue) is away; see `Retry-After`."),
+    ("BUSY", 503, "This server is at capacity for this work; see `Retry-After`."),
+    ("QUOTA_EXCEEDED", 507, "This would take you past your storage quota (bytes or files)."),
+];
+
+/// The error codes as a Markdown table, for the spec's description.
+pub fn error_code_table() -> String {
+    let mut out = String::from("| code | status | meaning |\n|---|---|---|\n");
+    for (code, status, meaning) in ERROR_CODES {
+        out.push_str(&format!("| `{code}` | {status} | {meaning} |\n"));
+    }
+    out
+}
+
 /// The body of every error response.
 #[derive(Debug, Clone, Object)]
 pub struct ErrorBody {
-    /// Stable machine-readable code, e.g. `UPLOAD_NOT_FOUND`.
+    /// Stable machine-readable code, e.g. `UPLOAD_NOT_FOUND`; every code is
+    /// listed in the API description.
     pub code: String,
     /// Human-readable explanation.
     pub message: String,

@@ -51,10 +51,12 @@ use crate::state::AppState;
 
 /// The OpenAPI service: every operation, documented.
 pub fn openapi() -> OpenApiService<routes::Api, ()> {
-    OpenApiService::new(routes::api(), "pan", env!("CARGO_PKG_VERSION")).description(
+    OpenApiService::new(routes::api(), "pan", env!("CARGO_PKG_VERSION")).description(format!(
         "A self-hosted cloud disk: chunked, resumable, verified, deduplicated uploads. \
-         Errors are JSON `{code, message}`. Authenticate with `Authorization: Bearer <token>` from `/usr/signin`.",
-    )
+         Errors are JSON `{{code, message}}`. Authenticate with `Authorization: Bearer <token>` from `/usr/signin`.\n\n\
+         ## Error codes\n\n{}",
+        error::error_code_table()
+    ))
 }
 
 /// The spec as served at `/openapi.json` (and checked in as `openapi/openapi.json`).

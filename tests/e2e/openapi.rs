@@ -66,3 +66,59 @@ both!(
         assert!(metrics.contains("# TYPE pan_chunks_received_total counter"));
     }
 );
+
+/// The registry of error codes (listed in the spec's description) holds
+/// every code the source answers with, and nothing it never uses.
+#[test]
+fn every_error_code_in_the_source_is_in_the_registry_and_the_spec() {
+    use std::collections::BTreeSet;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut sources = String::new();
+    let mut stack = vec![root.join("api/src"), root.join("shared/src"), root.join("worker/src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                sources.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    // The registry's own definition does not count as a use.
+    let start = sources.find("pub const ERROR_CODES").expect("the registry");
+    let end = start + sources[start..].find("\n];").expect("the registry's end");
+    sources.replace_range(start..end, "");
+    let registry: BTreeSet<String> = api::error::ERROR_CODES.iter().map(|(c, _, _)| (*c).to_owned()).collect();
+    // Every UPPER_SNAKE literal (with an underscore; one-word codes are in the
+    // registry's check below) but settings' names and the start-up-only
+    // INVALID_SETTING (it never reaches a client: the process exits 2).
+    let mut used = BTreeSet::new();
+    let bytes = sources.as_bytes();
+    for (i, _) in sources.match_indices('"') {
+        let word: String = bytes[i + 1..]
+            .iter()
+            .take_while(|b| b.is_ascii_uppercase() || **b == b'_' || b.is_ascii_digit())
+            .map(|b| *b as char)
+            .collect();
+        if word.is_empty() || bytes.get(i + 1 + word.len()) != Some(&b'"') {
+            continue;
+        }
+        let snake = word.contains('_') && word.as_bytes()[0].is_ascii_uppercase();
+        let setting = word.starts_with("PAN_")
+            || word.starts_with("CARGO_")
+            || ["DATABASE_URL", "REDIS_URL", "INVALID_SETTING"].contains(&word.as_str());
+        if (snake && !setting) || registry.contains(&word) {
+            used.insert(word);
+        }
+    }
+    let missing: Vec<_> = used.difference(&registry).collect();
+    assert!(missing.is_empty(), "codes used but not in api::error::ERROR_CODES: {missing:?}");
+    let unused: Vec<_> = registry.difference(&used).collect();
+    assert!(unused.is_empty(), "codes in the registry the source never uses: {unused:?}");
+    let spec: serde_json::Value = serde_json::from_str(&api::spec_json()).unwrap();
+    let description = spec["info"]["description"].as_str().unwrap();
+    for code in &registry {
+        assert!(description.contains(&format!("`{code}`")), "the spec does not list {code}");
+    }
+}
