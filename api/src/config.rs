@@ -48,6 +48,13 @@ pub struct ApiConfig {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
 
+    /// Most connections one client address holds at once (trusted proxies
+    /// excepted); more are closed at once, so one host cannot take every
+    /// connection of the process.
+    #[arg(long, env = "PAN_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_address: u32,
+
     /// Bearer token that `GET /metrics` requires (a secret: give it to the
     /// Prometheus scraper). Unset: `/metrics` answers 401 to everyone.
     #[arg(long, env = "PAN_METRICS_TOKEN", hide_env_values = true)]

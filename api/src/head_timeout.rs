@@ -18,7 +18,9 @@
 //! - **idle**: a final response has begun; the next byte read starts the next
 //!   head. Idle time is the idle timeout's business, not this one's.
 //! - **off**: HTTP/2 with prior knowledge (the whole preface arrived in
-//!   time): frames are not HTTP/1 heads, and only the idle timeout applies.
+//!   time): the connection is closed. h2c frames are not HTTP/1 heads, so
+//!   no deadline could apply, and a client could hold the connection with a
+//!   PING now and then; pan serves HTTP/1.1 (HTTP/2 belongs to a TLS proxy).
 //!
 //! "The next request starts with the first byte read after a response
 //! began" is an approximation, chosen over parsing bodies. Interim responses
@@ -205,6 +207,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for HeadDeadline<T> {
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
         this.on_read(&buf.filled()[before..]);
+        if this.phase == Phase::Off {
+            // Cleartext HTTP/2 would bypass this deadline altogether (a PING
+            // now and then keeps a connection that never sends a request).
+            tracing::info!(remote_addr = %this.peer, "closing connection: HTTP/2 cleartext (h2c) is not served");
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, "h2c is not served")));
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -293,7 +301,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_http2_preface_turns_the_deadline_off() {
+    async fn the_http2_preface_ends_the_head_watch_and_refuses_the_connection() {
         let mut c = conn(1000);
         c.on_read(&H2_PREFACE[..10]);
         assert!(matches!(c.phase, Phase::Head(_)), "a partial preface is still a head in progress");

@@ -56,7 +56,9 @@ impl Drop for ChunkSlot {
     fn drop(&mut self) {
         drop(self.user_permit.take());
         let mut users = self.slots.users.lock().unwrap_or_else(|e| e.into_inner());
-        if users.get(&self.user).is_some_and(|s| s.available_permits() == self.slots.per_user) {
+        // Only the map holds it (no permit, no request between lookup and
+        // acquire): forgetting it cannot split the user across two semaphores.
+        if users.get(&self.user).is_some_and(|s| Arc::strong_count(s) == 1) {
             users.remove(&self.user);
         }
     }

@@ -101,7 +101,12 @@ pub async fn build(config: ApiConfig) -> Result<App, OpenError> {
         .clamp(4, 1 << 20) as usize;
     let workers = config.runs_workers();
     let acceptor = HeadTimeoutAcceptor::new(acceptor, Duration::from_secs(config.header_timeout));
-    let acceptor = ConnectionLimit::new(acceptor, config.max_connections as usize);
+    let acceptor = ConnectionLimit::new(
+        acceptor,
+        config.max_connections as usize,
+        config.max_connections_per_address as usize,
+        config.trusted_proxies.clone().unwrap_or_default(),
+    );
     let rate_limits = Arc::new(RateLimits::new(config.rate_settings()));
     let state = AppState {
         backends,

@@ -11,27 +11,44 @@ use crate::error::{ApiError, ErrorBody};
 /// Largest JSON request body (64 KiB): generous for every JSON operation.
 pub const JSON_BODY_LIMIT: usize = 64 * 1024;
 
-/// `transform` for JSON operations: 413 past [`JSON_BODY_LIMIT`].
+/// Longest a JSON body may take to arrive: it is at most 64 KiB, so only a
+/// client holding the connection on purpose takes longer.
+pub const JSON_BODY_TIME: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// `transform` for JSON operations: 413 past [`JSON_BODY_LIMIT`], 400
+/// `BODY_TIMEOUT` when the body takes longer than [`JSON_BODY_TIME`]. The
+/// body is read here, whatever its framing, so no slow body holds a handler.
 pub fn json_body_limit(ep: impl Endpoint + 'static) -> impl Endpoint {
     ep.around(|ep, mut req: Request| async move {
         let declared = req.header("content-length").and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > JSON_BODY_LIMIT as u64) {
             return Ok(too_large());
         }
-        if declared.is_none() {
-            // Chunked: read at most one byte past the limit, then decide.
-            let mut stream = req.take_body().into_bytes_stream();
+        let mut stream = req.take_body().into_bytes_stream();
+        let read = async {
             let mut buf = Vec::new();
             while let Some(piece) = stream.next().await {
                 let piece = piece.map_err(|e| poem::Error::new(e, poem::http::StatusCode::BAD_REQUEST))?;
                 buf.extend_from_slice(&piece);
                 if buf.len() > JSON_BODY_LIMIT {
-                    return Ok(too_large());
+                    return Ok(None);
                 }
             }
-            req.set_body(Body::from_vec(buf));
+            Ok::<_, poem::Error>(Some(buf))
+        };
+        match tokio::time::timeout(JSON_BODY_TIME, read).await {
+            Err(_) => Ok(ApiError::bad_request(
+                "BODY_TIMEOUT",
+                format!("the request body did not arrive within {} s", JSON_BODY_TIME.as_secs()),
+            )
+            .into_response()),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(None)) => Ok(too_large()),
+            Ok(Ok(Some(buf))) => {
+                req.set_body(Body::from_vec(buf));
+                ep.call(req).await.map(IntoResponse::into_response)
+            }
         }
-        ep.call(req).await.map(IntoResponse::into_response)
     })
 }
 
@@ -43,11 +60,27 @@ fn too_large() -> Response {
     .into_response()
 }
 
+/// Single-request uploads one api process takes at once.
+pub const SINGLE_UPLOADS_AT_ONCE: usize = 4;
+
 /// `transform` for the single-request upload: the body must declare its
 /// length (`Content-Length`), at most the configured limit plus room for the
 /// multipart framing, or it is refused before a byte is spooled to disk.
 pub fn single_upload_limit(ep: impl Endpoint + 'static) -> impl Endpoint {
     ep.around(|ep, req: Request| async move {
+        // poem reads a multipart form's text fields into memory whole (up to
+        // the body limit) and spools its file to a temp file before the
+        // handler runs: only a few such requests are taken at once.
+        static SINGLE_UPLOADS: std::sync::LazyLock<tokio::sync::Semaphore> =
+            std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(SINGLE_UPLOADS_AT_ONCE));
+        let Ok(_slot) = SINGLE_UPLOADS.try_acquire() else {
+            let busy = shared::Error::TooMany {
+                code: "TOO_MANY_REQUESTS",
+                message: "too many single-request uploads at once; retry shortly, or use /file/mupload".into(),
+                retry_after: 1,
+            };
+            return Ok(ApiError::from(busy).into_response());
+        };
         let limit = req
             .data::<crate::state::AppState>()
             .map(|s| s.settings.max_single_upload)
@@ -67,7 +100,21 @@ pub fn single_upload_limit(ep: impl Endpoint + 'static) -> impl Endpoint {
                 ),
             )))
             .into_response()),
-            Some(_) => ep.call(req).await.map(IntoResponse::into_response),
+            Some(n) => {
+                // The whole request (spooling the body included) has a deadline
+                // that a client at the chunk rate floor would meet: a slow body
+                // cannot hold a connection and a temp file for ever.
+                let floor = req.data::<crate::state::AppState>().map(|s| s.settings.min_chunk_rate).unwrap_or(0).max(1);
+                let deadline = std::time::Duration::from_secs(60 + n / floor);
+                match tokio::time::timeout(deadline, ep.call(req)).await {
+                    Ok(result) => result.map(IntoResponse::into_response),
+                    Err(_) => Ok(ApiError::bad_request(
+                        "BODY_TIMEOUT",
+                        format!("the upload did not arrive within {} s", deadline.as_secs()),
+                    )
+                    .into_response()),
+                }
+            }
         }
     })
 }

@@ -16,8 +16,13 @@ ALTER TABLE files
 ALTER TABLE user_files
     ADD COLUMN entry_id CHAR(32) NULL AFTER id,
     ADD COLUMN file_id BIGINT NULL AFTER user_id;
+-- Entry ids: 128 bits from MD5 over a UUID, a random number and the row id
+-- (RANDOM_BYTES needs MariaDB 10.10; this works on every supported version).
 UPDATE user_files uf JOIN files f ON f.filehash = uf.filehash AND f.filesize = uf.filesize
-SET uf.file_id = f.id, uf.entry_id = LOWER(HEX(RANDOM_BYTES(16)));
+SET uf.file_id = f.id, uf.entry_id = MD5(CONCAT(UUID(), RAND(), uf.id));
+-- Entries whose content row was missing pointed at nothing already; the
+-- SQLite migration's inner join drops them the same way.
+DELETE FROM user_files WHERE file_id IS NULL;
 ALTER TABLE user_files
     DROP INDEX user_files_entry,
     DROP INDEX user_files_content,

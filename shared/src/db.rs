@@ -99,8 +99,8 @@ pub trait FileRepo: Send + Sync {
     async fn stored_file(&self, sha256: &str, filesize: i64) -> Result<Option<StoredFile>>;
     /// Stored content by its row id (for the backup job).
     async fn stored_file_by_id(&self, id: i64) -> Result<Option<StoredFile>>;
-    /// The user's entry for stored content `file_id`, if they have one.
-    async fn entry_for_content(&self, user_id: i64, file_id: i64) -> Result<Option<UserFile>>;
+    /// The user's entry for the content (SHA-256, size), if they have one.
+    async fn own_entry(&self, user_id: i64, sha256: &str, filesize: i64) -> Result<Option<UserFile>>;
     /// Gives the user an entry for content that is already stored ("instant"
     /// upload), matched by (SHA-256, size); an entry they had is renamed.
     /// `None` when no such content is stored (anymore).

@@ -115,6 +115,10 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 Error::Unavailable { what: "database", source: Box::new(e) }
             }
+            // SQLite busy or locked (past busy_timeout): retryable, not a bug.
+            sqlx::Error::Database(ref d) if matches!(d.code().as_deref(), Some("5" | "6" | "261" | "262" | "517")) => {
+                Error::Unavailable { what: "database", source: Box::new(e) }
+            }
             other => Error::internal("database query failed", other),
         }
     }

@@ -27,9 +27,14 @@ pub const MISSING_LISTED: usize = 100;
 
 /// How long a proof-of-possession challenge can be answered, in seconds.
 pub const CHALLENGE_TTL: i64 = 60;
-/// How many byte ranges a challenge names, and the most bytes each covers.
-const CHALLENGE_RANGES: usize = 3;
+/// How many byte ranges a challenge names (more for bigger files), and the
+/// most bytes each covers.
+const CHALLENGE_RANGES: (u32, u32) = (3, 8);
 const CHALLENGE_RANGE_LEN: u64 = 64 << 10;
+/// How long one user gets the same challenge for the same content: asking
+/// again (init, abort, init…) until the ranges fall where one knows the
+/// bytes gains nothing within it.
+const CHALLENGE_PERIOD: i64 = 86_400;
 
 /// What `init` decided.
 #[derive(Debug)]
@@ -84,36 +89,39 @@ pub async fn init(
     let now = crate::now();
     let mut known = None;
     if let Some(sha256) = &sha256 {
-        // Stored content whose SHA-1 differs from the declared one is a
-        // wrong declaration: a normal upload follows, and its merge fails.
-        if let Some(stored) =
-            b.repo.stored_file(sha256.as_str(), filesize as i64).await?.filter(|s| s.filehash == filehash.as_str())
-        {
-            if b.repo.entry_for_content(user.id, stored.id).await?.is_some() {
-                let entry = NewUserFile {
-                    user_id: user.id,
-                    filehash: filehash.as_str(),
-                    sha256: sha256.as_str(),
-                    filesize: filesize as i64,
-                    filename: filename.as_str(),
-                    now,
-                };
-                if let Some(file) = b.repo.link_existing(&entry).await? {
-                    tracing::info!(entry = %file.id, "instant upload: the caller has this content");
-                    crate::metrics::UPLOADS_INSTANT.inc();
-                    return Ok(InitOutcome::Instant(file, plan));
-                }
-            } else if settings.instant_across_users {
-                known = Some(stored);
+        // The caller's own entry first, in one query whatever is stored
+        // elsewhere: with cross-user instant upload off, nothing here takes
+        // longer when someone else has the content (no timing oracle).
+        // Content whose SHA-1 differs from the declared one is a wrong
+        // declaration: a normal upload follows, and its merge fails.
+        let own = b.repo.own_entry(user.id, sha256.as_str(), filesize as i64).await?;
+        if own.is_some_and(|e| e.filehash == filehash.as_str()) {
+            let entry = NewUserFile {
+                user_id: user.id,
+                filehash: filehash.as_str(),
+                sha256: sha256.as_str(),
+                filesize: filesize as i64,
+                filename: filename.as_str(),
+                now,
+            };
+            if let Some(file) = b.repo.link_existing(&entry).await? {
+                tracing::info!(entry = %file.id, "instant upload: the caller has this content");
+                crate::metrics::UPLOADS_INSTANT.inc();
+                return Ok(InitOutcome::Instant(file, plan));
             }
+        } else if settings.instant_across_users {
+            known =
+                b.repo.stored_file(sha256.as_str(), filesize as i64).await?.filter(|s| s.filehash == filehash.as_str());
         }
-        if let Some(session) = b.uploads.find_resumable(user.id, filehash.as_str(), filesize).await?
-            && session.sha256.as_ref() == Some(sha256)
-        {
+        if let Some(session) = b.uploads.find_resumable(user.id, filehash.as_str(), sha256.as_str(), filesize).await? {
             let uploaded = b.uploads.chunks(&session.id).await?.into_keys().collect();
             return Ok(InitOutcome::Resume(session, uploaded));
         }
     }
+    // One user's inits take turns between the check and the new session, so
+    // a burst of parallel inits cannot all pass the same check (in this
+    // process: api processes of a fleet check independently).
+    let turn = init_turn(user.id).await;
     check_room(b, settings, user, filesize, true).await?;
     let session = UploadSession {
         id: UploadId::generate(),
@@ -129,13 +137,22 @@ pub async fn init(
         updated_at: now,
     };
     b.uploads.create(&session).await?;
+    drop(turn);
     crate::metrics::UPLOADS_CREATED.inc();
     tracing::info!(upload = %session.id, chunks = plan.chunk_count, chunk_size = plan.chunk_size, "upload created");
     let challenge = match known {
-        Some(stored) => challenge(b, &session.id, &stored).await?,
+        Some(stored) => challenge(b, user, &session.id, &stored).await?,
         None => None,
     };
     Ok(InitOutcome::New(session, challenge))
+}
+
+/// Waits for `user`'s turn to create an upload: one of 256 locks, picked by
+/// user id, held across the quota check and the session's creation.
+async fn init_turn(user: i64) -> tokio::sync::MutexGuard<'static, ()> {
+    static TURNS: std::sync::LazyLock<Vec<tokio::sync::Mutex<()>>> =
+        std::sync::LazyLock::new(|| (0..256).map(|_| tokio::sync::Mutex::new(())).collect());
+    TURNS[user.rem_euclid(256) as usize].lock().await
 }
 
 /// A user's limits in effect: their own (a negative value stored means
@@ -188,18 +205,28 @@ pub async fn check_room(b: &Backends, settings: &Settings, user: &User, bytes: u
     Ok(())
 }
 
-/// Makes and records a challenge on `stored` for upload `id`. `None` when
-/// the stored bytes cannot be read now (the upload simply goes on without).
-async fn challenge(b: &Backends, id: &UploadId, stored: &StoredFile) -> Result<Option<Challenge>> {
-    use rand::Rng;
+/// Makes and records a challenge on `stored` for upload `id` of `user`.
+/// `None` when the stored bytes cannot be read now (the upload simply goes
+/// on without). The nonce and the ranges are drawn from a keyed hash of
+/// (user, content, day), so the same user gets the same challenge for the
+/// same content all day, however often they start over: someone who knows
+/// part of a file cannot re-draw ranges until they fall in that part.
+async fn challenge(b: &Backends, user: &User, id: &UploadId, stored: &StoredFile) -> Result<Option<Challenge>> {
+    use hmac::{Hmac, KeyInit, Mac};
+    use rand::{Rng, SeedableRng};
     use sha2::{Digest, Sha256};
+    let key = crate::links::signing_key(b).await?;
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("HMAC takes keys of any length");
+    mac.update(format!("pan-challenge\n{}\n{}\n{}", user.id, stored.id, crate::now() / CHALLENGE_PERIOD).as_bytes());
+    let mut rng = rand::rngs::StdRng::from_seed(mac.finalize().into_bytes().into());
     let size = stored.filesize as u64;
-    let nonce = crate::random_hex(16);
+    let nonce = hex::encode(rng.random::<[u8; 16]>());
     let mut ranges = Vec::new();
     if size > 0 {
         let len = size.min(CHALLENGE_RANGE_LEN);
-        let mut rng = rand::rng();
-        for _ in 0..CHALLENGE_RANGES {
+        // 3 ranges up to 1 MiB, one more per doubling, at most 8.
+        let count = (size.max(1).ilog2().saturating_sub(17)).clamp(CHALLENGE_RANGES.0, CHALLENGE_RANGES.1);
+        for _ in 0..count {
             let start = rng.random_range(0..=size - len);
             ranges.push(ByteRange { start, end: start + len - 1 });
         }

@@ -45,8 +45,15 @@ pub struct PendingProof {
 pub trait UploadStore: Send + Sync {
     /// Stores a new session in state `uploading`.
     async fn create(&self, session: &UploadSession) -> Result<()>;
-    /// The caller's unfinished (`uploading`) session for this content, if any.
-    async fn find_resumable(&self, owner: i64, filehash: &str, filesize: u64) -> Result<Option<UploadSession>>;
+    /// The caller's unfinished (`uploading`) session for this content (its
+    /// declared SHA-1, SHA-256 and size), if any.
+    async fn find_resumable(
+        &self,
+        owner: i64,
+        filehash: &str,
+        sha256: &str,
+        filesize: u64,
+    ) -> Result<Option<UploadSession>>;
     /// How many unfinished (`uploading` or `merging`) uploads the user has
     /// open, and the bytes they declared: what their quota holds in reserve.
     async fn open_uploads(&self, owner: i64) -> Result<(u64, u64)>;

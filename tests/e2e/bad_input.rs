@@ -408,3 +408,58 @@ both!(connections_past_the_cap_wait_until_one_closes, |b: TestAppBuilder| b.env(
     let served = tokio::time::timeout(std::time::Duration::from_secs(10), read_response(&mut third)).await;
     assert_eq!(served.expect("served once a slot freed").0, 200);
 });
+
+both!(
+    connections_past_the_per_address_cap_are_closed,
+    |b: TestAppBuilder| b.env("PAN_MAX_CONNECTIONS_PER_ADDRESS", "2"),
+    |app| {
+        use tokio::io::AsyncWriteExt;
+        let mut first = raw(&app).await;
+        first.write_all(HEALTHZ).await.unwrap();
+        assert_eq!(read_response(&mut first).await.0, 200);
+        let mut second = raw(&app).await;
+        second.write_all(HEALTHZ).await.unwrap();
+        assert_eq!(read_response(&mut second).await.0, 200);
+        // A third from the same address is closed at once, unanswered.
+        let mut third = raw(&app).await;
+        let _ = third.write_all(HEALTHZ).await;
+        let sent = closed_by_server(&mut third, "third connection").await;
+        assert!(sent.is_empty(), "{:?}", String::from_utf8_lossy(&sent));
+        // The others still work, and a slot comes back when one closes.
+        drop(first);
+        // (Until the server has seen the close, a new connection is still
+        // closed: read whatever comes rather than expect a response.)
+        eventually(10, "a slot to come back", || async {
+            use tokio::io::AsyncReadExt;
+            let mut s = raw(&app).await;
+            s.write_all(HEALTHZ).await.ok()?;
+            let mut got = vec![0u8; 64];
+            let n = tokio::time::timeout(std::time::Duration::from_secs(2), s.read(&mut got)).await.ok()?.ok()?;
+            got[..n].starts_with(b"HTTP/1.1 200").then_some(())
+        })
+        .await;
+    }
+);
+
+both!(cleartext_http2_is_refused, |app| {
+    use tokio::io::AsyncWriteExt;
+    let mut conn = raw(&app).await;
+    conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    let sent = closed_by_server(&mut conn, "h2c").await;
+    assert!(sent.is_empty(), "{:?}", String::from_utf8_lossy(&sent));
+});
+
+both!(a_json_body_that_does_not_arrive_is_cut_off, |app| {
+    use tokio::io::AsyncWriteExt;
+    let mut conn = raw(&app).await;
+    let head =
+        "POST /usr/signin HTTP/1.1\r\nHost: pan\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let answer =
+        tokio::time::timeout(std::time::Duration::from_secs(40), read_response(&mut conn)).await.expect("an answer");
+    assert_eq!(answer.0, 400);
+    let body: Value = serde_json::from_slice(&answer.1).unwrap();
+    assert_eq!(body["code"], "BODY_TIMEOUT");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(19), "{:?}", started.elapsed());
+});

@@ -36,7 +36,12 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     assert_eq!((got.owner, got.state, got.plan), (owner, UploadState::Uploading, a.plan));
     assert_eq!(got.sha256, a.sha256);
     assert!(s.get(&UploadId::generate()).await.unwrap().is_none());
-    let resumable = s.find_resumable(owner, a.filehash.as_str(), 3000).await.unwrap().expect("resumable");
+    let resumable =
+        s.find_resumable(owner, a.filehash.as_str(), &"cd".repeat(32), 3000).await.unwrap().expect("resumable");
+    assert!(
+        s.find_resumable(owner, a.filehash.as_str(), &"ef".repeat(32), 3000).await.unwrap().is_none(),
+        "another content with the same SHA-1 and size is not this upload"
+    );
     assert_eq!(resumable.id, a.id);
     assert_eq!(s.open_uploads(owner).await.unwrap(), (1, 3000));
 
@@ -69,7 +74,7 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     assert!(!s.touch_merge(&a.id, now).await.unwrap(), "nothing to keep alive");
     assert!(!s.stale_merges(i64::MAX / 2, 100).await.unwrap().contains(&a.id));
     assert_eq!(s.open_uploads(owner).await.unwrap(), (0, 0), "a finished upload reserves nothing");
-    assert!(s.find_resumable(owner, a.filehash.as_str(), 3000).await.unwrap().is_none());
+    assert!(s.find_resumable(owner, a.filehash.as_str(), &"cd".repeat(32), 3000).await.unwrap().is_none());
 
     // Challenges: single use, and void once expired.
     let b = session(owner, 10, None);

@@ -139,9 +139,17 @@ both!(knowing_the_hashes_the_size_and_a_signed_link_gets_no_file, |app| {
     let url = link["url"].as_str().unwrap();
     assert!(!url.contains(&sha1_hex(&data)) && !url.contains(&sha256_hex(&data)), "the link names no hash: {url}");
 
-    let (code, init) = app.init(&mallory, "stolen.bin", &data).await;
+    let (code, first) = app.init(&mallory, "stolen.bin", &data).await;
     assert_eq!(code, StatusCode::OK);
-    assert_eq!(init["status"], "new");
+    assert_eq!(first["status"], "new");
+    // Starting over does not draw new ranges (someone who knows part of the
+    // file could otherwise re-draw until they fall in that part).
+    let first_id = first["uploadID"].as_str().unwrap();
+    let (code, _) = app.call("DELETE", &format!("/file/mupload/abort?uploadID={first_id}"), Some(&mallory)).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    let (_, init) = app.init(&mallory, "stolen.bin", &data).await;
+    assert_eq!(init["challenge"]["ranges"], first["challenge"]["ranges"], "the same challenge all day");
+    assert_eq!(init["challenge"]["nonce"], first["challenge"]["nonce"]);
     let id = init["uploadID"].as_str().unwrap().to_owned();
     // Without the bytes, the best guess is a digest of the nonce alone: refused,
     // and the answer looks like any new upload.

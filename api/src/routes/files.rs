@@ -211,6 +211,7 @@ crate::operation_errors!(
         Unauthorized = 401,
         PayloadTooLarge = 413,
         UnsupportedMediaType = 415,
+        TooManyRequests = 429,
         InsufficientStorage = 507,
     }
 );

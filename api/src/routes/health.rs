@@ -76,11 +76,20 @@ impl HealthApi {
     /// Readiness: the database (and Redis, when configured) answer.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self, state: Data<&AppState>) -> ReadyResponse {
+        // Which backend, not its error text (that goes to the log only).
         if let Err(e) = state.backends.repo.health_check().await {
-            return ReadyResponse::NotReady(Json(ErrorBody::new("BACKEND_UNAVAILABLE", format!("database: {e}"))));
+            tracing::warn!(error = %e, "not ready: the database does not answer");
+            return ReadyResponse::NotReady(Json(ErrorBody::new(
+                "BACKEND_UNAVAILABLE",
+                "the database does not answer",
+            )));
         }
         if let Err(e) = state.backends.uploads.health_check().await {
-            return ReadyResponse::NotReady(Json(ErrorBody::new("BACKEND_UNAVAILABLE", format!("upload state: {e}"))));
+            tracing::warn!(error = %e, "not ready: the upload state store does not answer");
+            return ReadyResponse::NotReady(Json(ErrorBody::new(
+                "BACKEND_UNAVAILABLE",
+                "the upload state store does not answer",
+            )));
         }
         ReadyResponse::Ready(Json(Health { status: "ok".into() }))
     }

@@ -440,12 +440,14 @@ impl FileRepo for SqlRepo {
         Ok(row.as_ref().map(stored_file_from).transpose()?)
     }
 
-    async fn entry_for_content(&self, user_id: i64, file_id: i64) -> Result<Option<UserFile>> {
+    async fn own_entry(&self, user_id: i64, sha256: &str, filesize: i64) -> Result<Option<UserFile>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.user_id = ? AND uf.file_id = ?"
+            "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id \
+             WHERE uf.user_id = ? AND f.sha256 = ? AND f.filesize = ?"
         )))
         .bind(user_id)
-        .bind(file_id)
+        .bind(sha256)
+        .bind(filesize)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.as_ref().map(user_file_from).transpose()?)

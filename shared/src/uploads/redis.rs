@@ -3,10 +3,11 @@
 //! Keys, under the configured prefix `p`:
 //! - `p:upload:<id>`: hash of the session's fields;
 //! - `p:upload:<id>:chunks`: hash chunk index → staged object key;
-//! - `p:resume:<owner>:<sha1>:<size>`: the id of the owner's unfinished upload
+//! - `p:resume:<owner>:<sha1>:<sha256>:<size>`: the id of the owner's unfinished upload
 //!   of that content;
 //! - `p:open:<owner>`: sorted set of the owner's uploads (score: declared
-//!   size), pruned of finished and expired ones whenever it is read;
+//!   size), without a TTL, pruned of finished and expired ones whenever it
+//!   is read;
 //! - `p:merging`: sorted set of uploads being merged, scored by their last
 //!   heartbeat, so the sweeper finds merges whose job was lost;
 //! - `p:upload:<id>:challenge`: an open proof-of-possession challenge (its own
@@ -194,8 +195,8 @@ impl RedisUploads {
         format!("{}:upload:{}:challenge", self.prefix, id)
     }
 
-    fn resume_key(&self, owner: i64, filehash: &str, filesize: u64) -> String {
-        format!("{}:resume:{}:{}:{}", self.prefix, owner, filehash, filesize)
+    fn resume_key(&self, owner: i64, filehash: &str, sha256: &str, filesize: u64) -> String {
+        format!("{}:resume:{}:{}:{}:{}", self.prefix, owner, filehash, sha256, filesize)
     }
 
     fn parse(&self, id: &UploadId, h: &HashMap<String, String>) -> Result<UploadSession> {
@@ -229,7 +230,8 @@ impl RedisUploads {
 impl UploadStore for RedisUploads {
     async fn create(&self, s: &UploadSession) -> Result<()> {
         let key = self.session_key(&s.id);
-        let resume = self.resume_key(s.owner, s.filehash.as_str(), s.plan.file_size);
+        let sha256 = s.sha256.as_ref().map(|h| h.as_str()).unwrap_or("");
+        let resume = self.resume_key(s.owner, s.filehash.as_str(), sha256, s.plan.file_size);
         let fields: Vec<(&str, String)> = vec![
             ("owner", s.owner.to_string()),
             ("filename", s.filename.clone()),
@@ -252,18 +254,24 @@ impl UploadStore for RedisUploads {
             .ignore()
             .set_ex(&resume, s.id.as_str(), self.ttl as u64)
             .ignore()
+            // No expiry on the set: an upload kept alive by its chunks stays
+            // counted; finished and expired ones are pruned when it is read.
             .zadd(self.open_key(s.owner), s.id.as_str(), s.plan.file_size as f64)
-            .ignore()
-            .expire(self.open_key(s.owner), self.ttl)
             .ignore()
             .query_async::<()>(&mut con)
             .await?;
         Ok(())
     }
 
-    async fn find_resumable(&self, owner: i64, filehash: &str, filesize: u64) -> Result<Option<UploadSession>> {
+    async fn find_resumable(
+        &self,
+        owner: i64,
+        filehash: &str,
+        sha256: &str,
+        filesize: u64,
+    ) -> Result<Option<UploadSession>> {
         let mut con = self.con.clone();
-        let id: Option<String> = con.get(self.resume_key(owner, filehash, filesize)).await?;
+        let id: Option<String> = con.get(self.resume_key(owner, filehash, sha256, filesize)).await?;
         let Some(id) = id.and_then(|s| UploadId::parse(&s).ok()) else {
             return Ok(None);
         };

@@ -95,13 +95,20 @@ impl UploadStore for SqlUploads {
         Ok(())
     }
 
-    async fn find_resumable(&self, owner: i64, filehash: &str, filesize: u64) -> Result<Option<UploadSession>> {
+    async fn find_resumable(
+        &self,
+        owner: i64,
+        filehash: &str,
+        sha256: &str,
+        filesize: u64,
+    ) -> Result<Option<UploadSession>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM upload_sessions WHERE owner_id = ? AND filehash = ? AND filesize = ? \
+            "SELECT {COLUMNS} FROM upload_sessions WHERE owner_id = ? AND filehash = ? AND sha256 = ? AND filesize = ? \
              AND state = 'uploading' AND updated_at >= ? ORDER BY updated_at DESC LIMIT 1"
         )))
         .bind(owner)
         .bind(filehash)
+        .bind(sha256)
         .bind(filesize as i64)
         .bind(self.live_since())
         .fetch_optional(self.pool())
