@@ -91,17 +91,23 @@ fn show_quota(own: Option<i64>, default: Limit) -> String {
 
 /// Runs one command; what it prints goes to stdout, errors are returned as one line.
 pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), String> {
-    if let AdminCommand::Audit { deep, grace } = command {
-        let backends = shared::backends::Backends::open(settings).await.map_err(|e| e.to_string())?;
-        let depth = if deep { shared::audit::Depth::Deep } else { shared::audit::Depth::Quick };
-        let report = shared::audit::audit(&backends, settings, depth, grace).await.map_err(|e| e.to_string())?;
-        print!("{report}");
-        return if report.is_clean() {
-            Ok(())
-        } else {
-            Err(format!("{} kind(s) of inconsistency found", report.findings.len()))
-        };
+    match command {
+        AdminCommand::Audit { deep, grace } => audit(settings, deep, grace).await,
+        account => accounts(settings, account).await,
     }
+}
+
+/// The consistency audit: prints the report; an error when it found differences.
+async fn audit(settings: &Settings, deep: bool, grace: i64) -> Result<(), String> {
+    let backends = shared::backends::Backends::open(settings).await.map_err(|e| e.to_string())?;
+    let depth = if deep { shared::audit::Depth::Deep } else { shared::audit::Depth::Quick };
+    let report = shared::audit::audit(&backends, settings, depth, grace).await.map_err(|e| e.to_string())?;
+    print!("{report}");
+    if report.is_clean() { Ok(()) } else { Err(format!("{} kind(s) of inconsistency found", report.findings.len())) }
+}
+
+/// The account commands: they need only the SQL database.
+async fn accounts(settings: &Settings, command: AdminCommand) -> Result<(), String> {
     let repo = shared::db::open(&settings.database_url()).await.map_err(|e| format!("DATABASE_URL: {e}"))?;
     let now = shared::now();
     match command {
@@ -169,7 +175,7 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
             repo.set_disabled(&name, false).await.map_err(|e| e.to_string())?;
             println!("{name} is enabled");
         }
-        AdminCommand::Audit { .. } => unreachable!("handled above"),
+        AdminCommand::Audit { deep, grace } => audit(settings, deep, grace).await?,
     }
     Ok(())
 }
