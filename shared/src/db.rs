@@ -114,8 +114,8 @@ pub trait FileRepo: Send + Sync {
     /// A page of the user's entries, newest first, and how many there are.
     async fn list_files(&self, user_id: i64, limit: i64, offset: i64) -> Result<(Vec<UserFile>, i64)>;
     /// The user's entries whose content has this SHA-1 (one, unless the user
-    /// holds colliding contents), oldest first.
-    async fn entries_with_sha1(&self, user_id: i64, filehash: &str) -> Result<Vec<UserFile>>;
+    /// holds colliding contents) with their content, oldest first.
+    async fn entries_with_sha1(&self, user_id: i64, filehash: &str) -> Result<Vec<(UserFile, StoredFile)>>;
     /// The user's entry with this id and the content behind it.
     async fn user_file(&self, user_id: i64, entry_id: &str) -> Result<Option<(UserFile, StoredFile)>>;
     /// Renames the user's entry.

@@ -377,18 +377,17 @@ pub enum FileRef {
 /// [`Error::FileNotFound`] when none; [`Error::AmbiguousFilehash`] (with the
 /// entry ids) when a SHA-1 names several of the caller's entries.
 pub async fn owned(b: &Backends, user: &User, file: &FileRef) -> Result<(UserFile, StoredFile)> {
-    let entry_id = match file {
-        FileRef::Entry(id) => id.as_str().to_owned(),
+    match file {
+        FileRef::Entry(id) => b.repo.user_file(user.id, id.as_str()).await?.ok_or(Error::FileNotFound),
         FileRef::Sha1(hash) => {
             let mut entries = b.repo.entries_with_sha1(user.id, hash.as_str()).await?;
             match entries.len() {
-                0 => return Err(Error::FileNotFound),
-                1 => entries.remove(0).id,
-                _ => return Err(Error::AmbiguousFilehash { ids: entries.into_iter().map(|e| e.id).collect() }),
+                0 => Err(Error::FileNotFound),
+                1 => Ok(entries.remove(0)),
+                _ => Err(Error::AmbiguousFilehash { ids: entries.into_iter().map(|(e, _)| e.id).collect() }),
             }
         }
-    };
-    b.repo.user_file(user.id, &entry_id).await?.ok_or(Error::FileNotFound)
+    }
 }
 
 /// Removes the user's entry; deletes the bytes once nobody references them

@@ -4,7 +4,6 @@
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
 use crate::backends::Backends;
@@ -383,23 +382,15 @@ where
             crate::metrics::CHUNKS_RECEIVED.inc();
             crate::metrics::CHUNK_BYTES.add(expected);
             if let Some(previous) = previous.filter(|p| p != key.as_ref()) {
-                delete_quietly(b, &Path::from(previous)).await;
+                crate::files::delete_quietly(&b.staging, &Path::from(previous)).await;
             }
             Ok(session)
         }
         Err(e) => {
             // Aborted, expired or completed while the bytes were in flight.
-            delete_quietly(b, &key).await;
+            crate::files::delete_quietly(&b.staging, &key).await;
             Err(e)
         }
-    }
-}
-
-async fn delete_quietly(b: &Backends, key: &Path) {
-    if let Err(e) = b.staging.store.delete(key).await
-        && !matches!(e, object_store::Error::NotFound { .. })
-    {
-        tracing::warn!(key = %key, error = %e, "could not delete a superseded staged chunk");
     }
 }
 

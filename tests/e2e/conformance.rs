@@ -117,7 +117,7 @@ async fn repo_suite(r: &dyn MetaRepo) {
     assert_ne!(s1.id, s2.id);
     assert_ne!(e1.id, e2.id);
     let mut both: Vec<String> =
-        r.entries_with_sha1(alice.id, &"12".repeat(20)).await.unwrap().into_iter().map(|e| e.id).collect();
+        r.entries_with_sha1(alice.id, &"12".repeat(20)).await.unwrap().into_iter().map(|(e, _)| e.id).collect();
     both.sort();
     let mut want = vec![e1.id.clone(), e2.id.clone()];
     want.sort();

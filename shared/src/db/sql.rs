@@ -483,7 +483,7 @@ impl FileRepo for SqlRepo {
         Ok((rows.iter().map(user_file_from).collect::<sqlx::Result<_>>()?, total))
     }
 
-    async fn entries_with_sha1(&self, user_id: i64, filehash: &str) -> Result<Vec<UserFile>> {
+    async fn entries_with_sha1(&self, user_id: i64, filehash: &str) -> Result<Vec<(UserFile, StoredFile)>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id \
              WHERE uf.user_id = ? AND f.filehash = ? ORDER BY uf.id"
@@ -492,7 +492,7 @@ impl FileRepo for SqlRepo {
         .bind(filehash)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(user_file_from).collect::<sqlx::Result<_>>()?)
+        Ok(rows.iter().map(|r| Ok((user_file_from(r)?, stored_file_from(r)?))).collect::<sqlx::Result<_>>()?)
     }
 
     async fn user_file(&self, user_id: i64, entry_id: &str) -> Result<Option<(UserFile, StoredFile)>> {
