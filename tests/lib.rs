@@ -492,6 +492,25 @@ impl TestApp {
 
     /// A query on this app's MariaDB database (fleet) or SQLite file (embedded):
     /// one integer.
+    /// A raw TCP connection to the api: no client library in between that
+    /// would finish a head or open a new connection on its own.
+    pub async fn raw(&self) -> tokio::net::TcpStream {
+        tokio::net::TcpStream::connect(self.base.trim_start_matches("http://")).await.expect("connect to the api")
+    }
+
+    /// A raw connection on which the head of chunk 0 of upload `id`, `len`
+    /// bytes long, has been sent (and none of its body).
+    pub async fn raw_chunk_head(&self, token: &str, id: &str, len: usize) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let mut conn = self.raw().await;
+        let head = format!(
+            "POST /file/mupload/uppart?uploadID={id}&chkidx=0 HTTP/1.1\r\nHost: pan\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/octet-stream\r\nContent-Length: {len}\r\n\r\n"
+        );
+        conn.write_all(head.as_bytes()).await.expect("send a chunk head");
+        conn
+    }
+
     /// Runs the consistency audit (`api admin audit --deep`, no grace) once
     /// the staged chunks of finished uploads are gone, and asserts it is clean.
     pub async fn assert_consistent(&self) {

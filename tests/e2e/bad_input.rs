@@ -251,12 +251,6 @@ fn with_head_timeout(b: TestAppBuilder) -> TestAppBuilder {
     b.env("PAN_HEADER_TIMEOUT", &HEAD_SECS.to_string())
 }
 
-/// A raw TCP connection to the app: no client library in between that
-/// would finish a head or open a new connection on its own.
-async fn raw(app: &TestApp) -> tokio::net::TcpStream {
-    tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap()
-}
-
 /// Waits (at most `HEAD_SECS` + 3 s) until the server closes `reader`;
 /// returns what it sent before closing.
 async fn closed_by_server(reader: &mut (impl tokio::io::AsyncRead + Unpin), ctx: &str) -> Vec<u8> {
@@ -270,6 +264,19 @@ async fn closed_by_server(reader: &mut (impl tokio::io::AsyncRead + Unpin), ctx:
         Ok(Err(e)) => panic!("{ctx}: {e}"),
         Err(_) => panic!("{ctx}: the connection is still open {margin:?} later"),
     }
+}
+
+/// Two connections that have each been served once (a GET /healthz) and
+/// stay open.
+async fn two_served(app: &TestApp) -> (tokio::net::TcpStream, tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let mut first = app.raw().await;
+    first.write_all(HEALTHZ).await.unwrap();
+    assert_eq!(read_response(&mut first).await.0, 200);
+    let mut second = app.raw().await;
+    second.write_all(HEALTHZ).await.unwrap();
+    assert_eq!(read_response(&mut second).await.0, 200);
+    (first, second)
 }
 
 /// Reads one response (head, then a `Content-Length` body) from a raw
@@ -308,7 +315,7 @@ const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: pan\r\n\r\n";
 both!(a_trickled_request_head_is_cut_off_at_the_header_timeout, with_head_timeout, |app| {
     use tokio::io::AsyncWriteExt;
     let started = std::time::Instant::now();
-    let (mut rd, mut wr) = raw(&app).await.into_split();
+    let (mut rd, mut wr) = app.raw().await.into_split();
     // A byte every 100 ms: never idle, never done.
     let trickle = tokio::spawn(async move {
         let line = format!("GET /healthz HTTP/1.1\r\nHost: pan\r\nX-Slow: {}", "a".repeat(200));
@@ -329,7 +336,7 @@ both!(a_trickled_request_head_is_cut_off_at_the_header_timeout, with_head_timeou
 both!(headers_without_the_final_empty_line_are_cut_off, with_head_timeout, |app| {
     use tokio::io::AsyncWriteExt;
     let started = std::time::Instant::now();
-    let mut stream = raw(&app).await;
+    let mut stream = app.raw().await;
     stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: pan\r\n").await.unwrap();
     closed_by_server(&mut stream, "unfinished head").await;
     let elapsed = started.elapsed();
@@ -338,7 +345,7 @@ both!(headers_without_the_final_empty_line_are_cut_off, with_head_timeout, |app|
 
 both!(a_kept_alive_connection_may_idle_past_the_header_timeout_between_requests, with_head_timeout, |app| {
     use tokio::io::AsyncWriteExt;
-    let mut stream = raw(&app).await;
+    let mut stream = app.raw().await;
     let gap = std::time::Duration::from_secs(HEAD_SECS + 1);
     for i in 0..3 {
         if i > 0 {
@@ -361,7 +368,7 @@ both!(a_kept_alive_connection_may_idle_past_the_header_timeout_between_requests,
 
 both!(a_slow_body_is_not_a_slow_head, with_head_timeout, |app| {
     use tokio::io::AsyncWriteExt;
-    let mut stream = raw(&app).await;
+    let mut stream = app.raw().await;
     // Once with `Expect: 100-continue` (the server answers `100 Continue`
     // before the body comes), once without; both bodies take longer than
     // the header timeout and hold no empty line.
@@ -393,14 +400,9 @@ both!(a_slow_body_is_not_a_slow_head, with_head_timeout, |app| {
 both!(connections_past_the_cap_wait_until_one_closes, |b: TestAppBuilder| b.env("PAN_MAX_CONNECTIONS", "2"), |app| {
     use tokio::io::AsyncWriteExt;
     // The test bench's own client keeps pooled connections: start from none.
-    let mut first = raw(&app).await;
-    first.write_all(HEALTHZ).await.unwrap();
-    assert_eq!(read_response(&mut first).await.0, 200);
-    let mut second = raw(&app).await;
-    second.write_all(HEALTHZ).await.unwrap();
-    assert_eq!(read_response(&mut second).await.0, 200);
+    let (first, _second) = two_served(&app).await;
     // Two are held open: a third is not served while they are.
-    let mut third = raw(&app).await;
+    let mut third = app.raw().await;
     third.write_all(HEALTHZ).await.unwrap();
     let waited = tokio::time::timeout(std::time::Duration::from_secs(1), read_response(&mut third)).await;
     assert!(waited.is_err(), "a third connection was served past a cap of two");
@@ -414,14 +416,9 @@ both!(
     |b: TestAppBuilder| b.env("PAN_MAX_CONNECTIONS_PER_ADDRESS", "2"),
     |app| {
         use tokio::io::AsyncWriteExt;
-        let mut first = raw(&app).await;
-        first.write_all(HEALTHZ).await.unwrap();
-        assert_eq!(read_response(&mut first).await.0, 200);
-        let mut second = raw(&app).await;
-        second.write_all(HEALTHZ).await.unwrap();
-        assert_eq!(read_response(&mut second).await.0, 200);
+        let (first, _second) = two_served(&app).await;
         // A third from the same address is closed at once, unanswered.
-        let mut third = raw(&app).await;
+        let mut third = app.raw().await;
         let _ = third.write_all(HEALTHZ).await;
         let sent = closed_by_server(&mut third, "third connection").await;
         assert!(sent.is_empty(), "{:?}", String::from_utf8_lossy(&sent));
@@ -431,7 +428,7 @@ both!(
         // closed: read whatever comes rather than expect a response.)
         eventually(10, "a slot to come back", || async {
             use tokio::io::AsyncReadExt;
-            let mut s = raw(&app).await;
+            let mut s = app.raw().await;
             s.write_all(HEALTHZ).await.ok()?;
             let mut got = vec![0u8; 64];
             let n = tokio::time::timeout(std::time::Duration::from_secs(2), s.read(&mut got)).await.ok()?.ok()?;
@@ -443,7 +440,7 @@ both!(
 
 both!(cleartext_http2_is_refused, |app| {
     use tokio::io::AsyncWriteExt;
-    let mut conn = raw(&app).await;
+    let mut conn = app.raw().await;
     conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
     let sent = closed_by_server(&mut conn, "h2c").await;
     assert!(sent.is_empty(), "{:?}", String::from_utf8_lossy(&sent));
@@ -451,7 +448,7 @@ both!(cleartext_http2_is_refused, |app| {
 
 both!(a_json_body_that_does_not_arrive_is_cut_off, |app| {
     use tokio::io::AsyncWriteExt;
-    let mut conn = raw(&app).await;
+    let mut conn = app.raw().await;
     let head =
         "POST /usr/signin HTTP/1.1\r\nHost: pan\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
     conn.write_all(head.as_bytes()).await.unwrap();

@@ -137,13 +137,7 @@ both!(
 /// returns the status line and body the server answered with, and when.
 async fn trickled_chunk(app: &TestApp, token: &str, id: &str, len: usize, trickle: Duration) -> (String, Duration) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = app.base.trim_start_matches("http://").trim_end_matches('/').to_owned();
-    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let head = format!(
-        "POST /file/mupload/uppart?uploadID={id}&chkidx=0 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/octet-stream\r\nContent-Length: {len}\r\n\r\n"
-    );
-    sock.write_all(head.as_bytes()).await.unwrap();
+    let sock = app.raw_chunk_head(token, id, len).await;
     let started = Instant::now();
     let (mut rd, mut wr) = sock.into_split();
     let writer = tokio::spawn(async move {
@@ -196,14 +190,7 @@ both!(
         let (_, init) = app.init(&token, "busy.bin", &data).await;
         let id = init["uploadID"].as_str().unwrap().to_owned();
         // One chunk body that has started and not finished holds the user's only slot.
-        let addr = app.base.trim_start_matches("http://").trim_end_matches('/').to_owned();
-        let mut held = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        let head = format!(
-            "POST /file/mupload/uppart?uploadID={id}&chkidx=0 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
-            2 << 20
-        );
-        held.write_all(head.as_bytes()).await.unwrap();
+        let mut held = app.raw_chunk_head(&token, &id, 2 << 20).await;
         held.write_all(&data[..1000]).await.unwrap();
         // It has its slot once its bytes start landing in the staging store.
         let upload_dir = app.data.path().join("staging").join(&id);
