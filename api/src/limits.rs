@@ -81,11 +81,11 @@ pub fn single_upload_limit(ep: impl Endpoint + 'static) -> impl Endpoint {
             };
             return Ok(ApiError::from(busy).into_response());
         };
-        let limit = req
+        let (max_upload, floor) = req
             .data::<crate::state::AppState>()
-            .map(|s| s.settings.max_single_upload)
-            .unwrap_or(0)
-            .saturating_add(JSON_BODY_LIMIT as u64);
+            .map(|s| (s.settings.max_single_upload, s.settings.min_chunk_rate))
+            .unwrap_or((0, 0));
+        let limit = max_upload.saturating_add(JSON_BODY_LIMIT as u64);
         match req.header("content-length").and_then(|v| v.parse::<u64>().ok()) {
             None => Ok(ApiError::bad_request(
                 "LENGTH_REQUIRED",
@@ -104,8 +104,7 @@ pub fn single_upload_limit(ep: impl Endpoint + 'static) -> impl Endpoint {
                 // The whole request (spooling the body included) has a deadline
                 // that a client at the chunk rate floor would meet: a slow body
                 // cannot hold a connection and a temp file for ever.
-                let floor = req.data::<crate::state::AppState>().map(|s| s.settings.min_chunk_rate).unwrap_or(0).max(1);
-                let deadline = std::time::Duration::from_secs(60 + n / floor);
+                let deadline = std::time::Duration::from_secs(60 + n / floor.max(1));
                 match tokio::time::timeout(deadline, ep.call(req)).await {
                     Ok(result) => result.map(IntoResponse::into_response),
                     Err(_) => Ok(ApiError::bad_request(

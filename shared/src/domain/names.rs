@@ -55,123 +55,107 @@ impl fmt::Debug for Password {
     }
 }
 
-/// A SHA-1 digest as 40 lowercase hex characters (input may be upper case).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Sha1Hex(String);
-
-impl Sha1Hex {
-    /// Validates and normalises a hex SHA-1.
-    pub fn parse(s: &str) -> Result<Self> {
-        if s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            Ok(Sha1Hex(s.to_ascii_lowercase()))
-        } else {
-            Err(Error::invalid("INVALID_FILEHASH", "filehash must be a SHA-1 digest: 40 hex characters"))
+/// A validated string newtype: its text, and `Display` as that text.
+macro_rules! string_newtype {
+    ($name:ident) => {
+        impl $name {
+            /// The normalised text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
         }
-    }
 
-    /// The normalised digest.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Sha1Hex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A SHA-256 digest as 64 lowercase hex characters (input may be upper case):
-/// the identity of stored content, with its size.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Sha256Hex(String);
-
-impl Sha256Hex {
-    /// Validates and normalises a hex SHA-256.
-    pub fn parse(s: &str) -> Result<Self> {
-        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            Ok(Sha256Hex(s.to_ascii_lowercase()))
-        } else {
-            Err(Error::invalid("INVALID_SHA256", "sha256 must be a SHA-256 digest: 64 hex characters"))
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
         }
-    }
-
-    /// The normalised digest.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+    };
 }
 
-impl fmt::Display for Sha256Hex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+/// A hex digest of `$len` characters, normalised to lowercase (input may be
+/// upper case); anything else is a 400 with `$code`.
+macro_rules! hex_digest {
+    ($(#[$doc:meta])* $name:ident, $len:literal, $code:literal, $message:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub struct $name(String);
 
-/// The id of one entry in a user's files: 128 random bits as 32 lowercase hex
-/// characters, made by the server. It names the entry, not the content, so
-/// two entries for different contents with the same SHA-1 stay apart.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct EntryId(String);
-
-impl EntryId {
-    /// A fresh random id.
-    pub fn generate() -> Self {
-        EntryId(crate::random_hex(16))
-    }
-
-    /// Parses an id a client sent. Anything malformed names no file.
-    pub fn parse(s: &str) -> Result<Self> {
-        if s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            Ok(EntryId(s.to_owned()))
-        } else {
-            Err(Error::FileNotFound)
+        impl $name {
+            /// Validates and normalises a hex digest.
+            pub fn parse(s: &str) -> Result<Self> {
+                if s.len() == $len && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    Ok($name(s.to_ascii_lowercase()))
+                } else {
+                    Err(Error::invalid($code, $message))
+                }
+            }
         }
-    }
 
-    /// The id.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        string_newtype!($name);
+    };
 }
 
-impl fmt::Display for EntryId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+/// A server-made id: 128 random bits as 32 lowercase hex characters.
+/// Anything malformed a client sends names nothing (`$unknown`), like an
+/// id that does not exist or is someone else's.
+macro_rules! server_id {
+    ($(#[$doc:meta])* $name:ident, $unknown:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub struct $name(String);
 
-/// An upload id: 128 random bits as 32 lowercase hex characters, made by the
-/// server. Unguessable, so knowing one proves nothing; ownership is still checked.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct UploadId(String);
+        impl $name {
+            /// A fresh random id.
+            pub fn generate() -> Self {
+                $name(crate::random_hex(16))
+            }
 
-impl UploadId {
-    /// A fresh random id.
-    pub fn generate() -> Self {
-        UploadId(crate::random_hex(16))
-    }
-
-    /// Parses an id a client sent. Anything malformed is simply unknown.
-    pub fn parse(s: &str) -> Result<Self> {
-        if s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            Ok(UploadId(s.to_owned()))
-        } else {
-            Err(Error::UploadNotFound)
+            /// Parses an id a client sent.
+            pub fn parse(s: &str) -> Result<Self> {
+                if s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                    Ok($name(s.to_owned()))
+                } else {
+                    Err($unknown)
+                }
+            }
         }
-    }
 
-    /// The id.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        string_newtype!($name);
+    };
 }
 
-impl fmt::Display for UploadId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+hex_digest!(
+    /// A SHA-1 digest as 40 lowercase hex characters: the protocol's declared checksum.
+    Sha1Hex,
+    40,
+    "INVALID_FILEHASH",
+    "filehash must be a SHA-1 digest: 40 hex characters"
+);
+
+hex_digest!(
+    /// A SHA-256 digest as 64 lowercase hex characters: the identity of
+    /// stored content, with its size.
+    Sha256Hex,
+    64,
+    "INVALID_SHA256",
+    "sha256 must be a SHA-256 digest: 64 hex characters"
+);
+
+server_id!(
+    /// The id of one entry in a user's files. It names the entry, not the
+    /// content, so two entries for different contents with the same SHA-1
+    /// stay apart.
+    EntryId,
+    Error::FileNotFound
+);
+
+server_id!(
+    /// An upload id. Unguessable, so knowing one proves nothing; ownership is
+    /// still checked.
+    UploadId,
+    Error::UploadNotFound
+);
 
 /// A client's name for a file: 1–255 bytes of UTF-8, no control characters.
 /// Metadata only: it never becomes part of a path or an object key.
