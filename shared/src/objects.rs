@@ -124,6 +124,17 @@ pub fn open(url: &str, setting: &str) -> Result<OpenedStore> {
     }
 }
 
+/// The codes of a body cut off because its client sent too slowly.
+const SLOW_BODY_CODES: [&str; 2] = ["BODY_TIMEOUT", "CHUNK_TOO_SLOW"];
+
+impl Error {
+    /// Whether a request body was cut off because its client sent too
+    /// slowly: reading the rest of such a body would only stall the server.
+    pub fn is_slow_body(&self) -> bool {
+        matches!(self, Error::Invalid { code, .. } if SLOW_BODY_CODES.contains(code))
+    }
+}
+
 /// How long a chunk upload may go without receiving a byte.
 pub const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -181,8 +192,8 @@ impl From<ChunkWriteError> for Error {
             ChunkWriteError::TooShort { .. } => Error::invalid("CHUNK_SIZE_MISMATCH", e.to_string()),
             ChunkWriteError::ChecksumMismatch { .. } => Error::invalid("CHUNK_CHECKSUM_MISMATCH", e.to_string()),
             ChunkWriteError::Body(_) => Error::invalid("BODY_READ_FAILED", e.to_string()),
-            ChunkWriteError::Idle(_) => Error::invalid("BODY_TIMEOUT", e.to_string()),
-            ChunkWriteError::TooSlow { .. } => Error::invalid("CHUNK_TOO_SLOW", e.to_string()),
+            ChunkWriteError::Idle(_) => Error::invalid(SLOW_BODY_CODES[0], e.to_string()),
+            ChunkWriteError::TooSlow { .. } => Error::invalid(SLOW_BODY_CODES[1], e.to_string()),
             ChunkWriteError::Store(s) => Error::from(s),
         }
     }

@@ -428,8 +428,7 @@ impl UploadApi {
                 // Read what is left of the body, so a client that sends it all
                 // before reading the answer gets this error, not a broken pipe.
                 // Not for a client cut off for being slow: it would only stall us.
-                let slow = matches!(&e, shared::Error::Invalid { code: "CHUNK_TOO_SLOW" | "BODY_TIMEOUT", .. });
-                if !slow {
+                if !e.is_slow_body() {
                     shared::objects::drain(&mut stream, DRAIN_LIMIT, DRAIN_TIME).await;
                 }
                 Err(e.into())
