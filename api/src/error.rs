@@ -15,7 +15,13 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("INVALID_REQUEST", 400, "The request does not match the spec: a malformed body, query or header."),
     ("INVALID_USERNAME", 400, "The username breaks the rule (1-64 of A-Z a-z 0-9 . _ -)."),
     ("INVALID_PASSWORD", 400, "The password breaks the rule (8-1024 characters, no NUL)."),
-    ("INVALID_FILENAME", 400, "The file name is empty, over 255 bytes, or holds control or bidirectional characters."),
+    (
+        "INVALID_FILENAME",
+        400,
+        "The name is empty, over 255 bytes, holds `/`, control or bidirectional characters, or is `.` or `..`.",
+    ),
+    ("INVALID_PATH", 400, "The path does not start with `/`, holds `.` or `..`, or a name in it breaks the name rule."),
+    ("INVALID_CURSOR", 400, "The cursor is not one this listing (with this sort and order) returned."),
     ("INVALID_FILEHASH", 400, "`filehash` is not a SHA-1 (40 hex characters)."),
     ("INVALID_SHA256", 400, "`sha256` is not a SHA-256 (64 hex characters)."),
     ("INVALID_FILESIZE", 400, "`filesize` is negative."),
@@ -38,7 +44,9 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("INVITE_INVALID", 403, "The invite code is unknown or used."),
     ("NOT_FOUND", 404, "No such route."),
     ("UPLOAD_NOT_FOUND", 404, "No such upload of yours (unknown, expired, aborted or forgotten): start it again."),
-    ("FILE_NOT_FOUND", 404, "No such file of yours."),
+    ("FILE_NOT_FOUND", 404, "No such file of yours (or nothing at that path)."),
+    ("FOLDER_NOT_FOUND", 404, "No such folder of yours (unknown, in the trash, or not a folder)."),
+    ("TRASH_ITEM_NOT_FOUND", 404, "Nothing in your trash has that id."),
     ("USER_NOT_FOUND", 404, "No such user (operator commands)."),
     ("METHOD_NOT_ALLOWED", 405, "The route does not take this method (`Allow` lists those it does)."),
     ("CONFLICT", 409, "The resource is not in a state that allows this."),
@@ -46,6 +54,9 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("UPLOAD_NOT_UPLOADING", 409, "The upload is past the state this needs (merging, done or failed)."),
     ("CHUNKS_MISSING", 409, "`complete` before every chunk arrived; `missing` lists them."),
     ("FILEHASH_AMBIGUOUS", 409, "`filehash` names several of your files; `ids` lists them."),
+    ("PATH_AMBIGUOUS", 409, "The path names several entries (names that clashed before folders); `ids` lists them."),
+    ("NAME_TAKEN", 409, "The name is taken in that folder and `on_conflict` is `refuse`."),
+    ("MOVE_INTO_ITSELF", 409, "A folder cannot move into itself or one of its subfolders."),
     ("LENGTH_REQUIRED", 411, "The body needs a `Content-Length`."),
     ("PAYLOAD_TOO_LARGE", 413, "The body is larger than allowed."),
     ("FILE_TOO_LARGE", 413, "The file is larger than the server takes."),
@@ -85,7 +96,8 @@ pub struct ErrorBody {
     /// For `CHUNKS_MISSING`: how many chunks are missing in all.
     #[oai(skip_serializing_if_is_none)]
     pub missing_count: Option<u64>,
-    /// For `FILEHASH_AMBIGUOUS`: the ids of your files with that SHA-1.
+    /// For `FILEHASH_AMBIGUOUS` and `PATH_AMBIGUOUS`: the ids of the entries
+    /// the request could mean.
     #[oai(skip_serializing_if_is_none)]
     pub ids: Option<Vec<String>>,
     /// For 429 and 503: seconds to wait before retrying (also sent as the
@@ -194,6 +206,14 @@ impl From<Error> for ApiError {
             Error::UserNotFound => ApiError::NotFound(body("USER_NOT_FOUND")),
             Error::UploadNotFound => ApiError::NotFound(body("UPLOAD_NOT_FOUND")),
             Error::FileNotFound => ApiError::NotFound(body("FILE_NOT_FOUND")),
+            Error::FolderNotFound => ApiError::NotFound(body("FOLDER_NOT_FOUND")),
+            Error::TrashItemNotFound => ApiError::NotFound(body("TRASH_ITEM_NOT_FOUND")),
+            Error::NameTaken { .. } => ApiError::Conflict(body("NAME_TAKEN")),
+            Error::MoveIntoItself => ApiError::Conflict(body("MOVE_INTO_ITSELF")),
+            Error::AmbiguousPath { ids, .. } => ApiError::Conflict(Json(ErrorBody {
+                ids: Some(ids.clone()),
+                ..ErrorBody::new("PATH_AMBIGUOUS", e.to_string())
+            })),
             Error::NotUploading { .. } => ApiError::Conflict(body("UPLOAD_NOT_UPLOADING")),
             Error::ChunksMissing { missing, count } => ApiError::Conflict(Json(ErrorBody {
                 missing: Some(missing.clone()),

@@ -110,6 +110,13 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(10..=86_400))]
     pub merge_stall_secs: u64,
 
+    /// Days a deleted file or folder stays in its owner's trash before the
+    /// clean-up deletes it for good (its bytes go once nobody else has
+    /// them). 0 empties the trash at every clean-up.
+    #[arg(long, env = "PAN_TRASH_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=36_500))]
+    pub trash_days: u64,
+
     /// Each user's storage quota in bytes (a number, optionally with K, M,
     /// G or T for KiB…TiB, or `unlimited`). Files in the trash count.
     /// Uploads reserve their declared size at init. `api admin set-quota`

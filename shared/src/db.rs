@@ -9,12 +9,13 @@
 pub mod mysql;
 mod sql;
 pub mod sqlite;
+mod tree;
 
 use async_trait::async_trait;
 
 pub use sql::SqlRepo;
 
-use crate::domain::{StoredFile, User, UserFile, UserName};
+use crate::domain::{Folder, NameRule, SortKey, StoredFile, TrashItem, TreeItem, User, UserFile, UserName};
 use crate::error::{Error, Result};
 
 /// Users and signin tokens.
@@ -42,8 +43,22 @@ pub trait UserRepo: Send + Sync {
     async fn delete_token(&self, token_hash: &str) -> Result<()>;
     /// Drops tokens that expired before `now`.
     async fn delete_expired_tokens(&self, now: i64) -> Result<u64>;
-    /// How many files a user has and their total size.
-    async fn usage(&self, user_id: i64) -> Result<(i64, i64)>;
+    /// What a user stores, live and in the trash.
+    async fn usage(&self, user_id: i64) -> Result<Usage>;
+}
+
+/// What a user stores: their live files and what waits in their trash
+/// (both count against quotas).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Live file entries.
+    pub files: i64,
+    /// Their bytes (an entry counts its content's size, shared or not).
+    pub bytes: i64,
+    /// File entries in the trash (folders' contents included).
+    pub trash_files: i64,
+    /// Their bytes.
+    pub trash_bytes: i64,
 }
 
 /// A user as the operator sees them.
@@ -85,24 +100,33 @@ pub struct NewUserFile<'a> {
     pub filesize: i64,
     /// The owner's name for it.
     pub filename: &'a str,
+    /// The folder it goes into (`None`, or a folder that is gone: the root).
+    pub folder: Option<&'a str>,
+    /// What to do when the name is taken there. An entry of the same name
+    /// and content already there is the answer either way (a repeated
+    /// upload adds nothing).
+    pub rule: NameRule,
     /// When (Unix seconds).
     pub now: i64,
 }
 
 /// Stored content and users' entries for it. Content is shared, identified by
 /// (SHA-256, size): the `files` row counts the entries that reference it, and
-/// the bytes go when it drops to zero. Entries are named by their opaque
-/// entry id; a user has at most one entry per content.
+/// the bytes go when it drops to zero (entries in the trash count). Entries
+/// are named by their opaque entry id; a user may have several entries for
+/// one content, in different folders or under different names. Every method
+/// here sees live entries only (not in the trash) unless it says otherwise.
 #[async_trait]
 pub trait FileRepo: Send + Sync {
     /// The live stored content with this identity, if any.
     async fn stored_file(&self, sha256: &str, filesize: i64) -> Result<Option<StoredFile>>;
     /// Stored content by its row id (for the backup job).
     async fn stored_file_by_id(&self, id: i64) -> Result<Option<StoredFile>>;
-    /// The user's entry for the content (SHA-256, size), if they have one.
+    /// One of the user's entries for the content (SHA-256, size), if they
+    /// have one (in the trash too: it holds the content all the same).
     async fn own_entry(&self, user_id: i64, sha256: &str, filesize: i64) -> Result<Option<UserFile>>;
     /// Gives the user an entry for content that is already stored ("instant"
-    /// upload), matched by (SHA-256, size); an entry they had is renamed.
+    /// upload), matched by (SHA-256, size), in the folder `f` names.
     /// `None` when no such content is stored (anymore).
     async fn link_existing(&self, f: &NewUserFile<'_>) -> Result<Option<UserFile>>;
     /// Records merged content stored under `storage_key` and the user's entry
@@ -111,18 +135,113 @@ pub trait FileRepo: Send + Sync {
     /// [`StoredFile`] says which key is in effect (the caller deletes its own
     /// copy if it lost).
     async fn commit_merged(&self, f: &NewUserFile<'_>, storage_key: &str) -> Result<(UserFile, StoredFile)>;
-    /// A page of the user's entries, newest first, and how many there are.
+    /// A page of the user's live entries, newest first, and how many there are.
     async fn list_files(&self, user_id: i64, limit: i64, offset: i64) -> Result<(Vec<UserFile>, i64)>;
     /// The user's entries whose content has this SHA-1 (one, unless the user
     /// holds colliding contents) with their content, oldest first.
     async fn entries_with_sha1(&self, user_id: i64, filehash: &str) -> Result<Vec<(UserFile, StoredFile)>>;
     /// The user's entry with this id and the content behind it.
     async fn user_file(&self, user_id: i64, entry_id: &str) -> Result<Option<(UserFile, StoredFile)>>;
-    /// Renames the user's entry.
-    async fn rename_file(&self, user_id: i64, entry_id: &str, filename: &str, now: i64) -> Result<UserFile>;
-    /// Removes the user's entry; returns the content when nobody references it
-    /// any more (its row is gone and its bytes are the caller's to delete).
-    async fn delete_file(&self, user_id: i64, entry_id: &str) -> Result<Option<StoredFile>>;
+}
+
+/// A page of a listing: at most `limit` items after `after` (a cursor the
+/// previous page returned).
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    /// Order of the items (folders first).
+    pub sort: SortKey,
+    /// Descending instead of ascending.
+    pub desc: bool,
+    /// Page size.
+    pub limit: i64,
+    /// Where the previous page ended.
+    pub after: Option<ListCursor>,
+}
+
+/// Where a listing page ended: the last item's kind, sort key and row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListCursor {
+    /// Whether the last item was a file (folders come first).
+    pub in_files: bool,
+    /// Its sort key (a name, or a number as text).
+    pub key: String,
+    /// Its row, the tie-breaker.
+    pub row: i64,
+}
+
+/// Where things go in a move or a restore: a folder id (`""`: the root).
+pub type ParentId<'a> = &'a str;
+
+/// The users' trees: folders, moves, renames and the trash.
+///
+/// Every change to one user's tree takes that user's turn (a row lock), so
+/// two concurrent changes cannot both take a name or build a cycle.
+#[async_trait]
+pub trait TreeRepo: Send + Sync {
+    /// The user's live folder with this id.
+    async fn folder(&self, user_id: i64, folder_id: &str) -> Result<Option<Folder>>;
+    /// The live folders and files called `name` in `parent` (folders first;
+    /// several only where names clashed before folders existed).
+    async fn children_named(&self, user_id: i64, parent: ParentId<'_>, name: &str) -> Result<Vec<TreeItem>>;
+    /// A page of `parent`'s live children, folders first, and the cursor of
+    /// the next page (`None`: this was the last).
+    async fn list_children(
+        &self,
+        user_id: i64,
+        parent: ParentId<'_>,
+        page: &PageRequest,
+    ) -> Result<(Vec<TreeItem>, Option<ListCursor>)>;
+    /// Makes a folder in `parent` (a live folder of the user, or the root).
+    async fn create_folder(
+        &self,
+        user_id: i64,
+        parent: ParentId<'_>,
+        name: &str,
+        rule: NameRule,
+        now: i64,
+    ) -> Result<Folder>;
+    /// Renames and/or moves a live folder: `to` the new parent (`None`:
+    /// stays), `name` the new name (`None`: keeps it). Refuses a move into
+    /// itself or below itself.
+    async fn move_folder(
+        &self,
+        user_id: i64,
+        folder_id: &str,
+        to: Option<ParentId<'_>>,
+        name: Option<&str>,
+        rule: NameRule,
+        now: i64,
+    ) -> Result<Folder>;
+    /// Renames and/or moves a live file entry, like [`TreeRepo::move_folder`].
+    async fn move_file(
+        &self,
+        user_id: i64,
+        entry_id: &str,
+        to: Option<ParentId<'_>>,
+        name: Option<&str>,
+        rule: NameRule,
+        now: i64,
+    ) -> Result<UserFile>;
+    /// Moves a live file or folder (and everything below it) to the trash.
+    /// [`crate::Error::FileNotFound`] when `id` names neither.
+    async fn trash(&self, user_id: i64, id: &str, now: i64) -> Result<()>;
+    /// A page of the user's trash, latest deleted first, and the cursor of
+    /// the next page.
+    async fn list_trash(
+        &self,
+        user_id: i64,
+        limit: i64,
+        after: Option<&(i64, String)>,
+    ) -> Result<(Vec<TrashItem>, Option<(i64, String)>)>;
+    /// Puts a trashed item back: in its old folder when that is live, else
+    /// the root, with `rule` for a taken name.
+    async fn restore(&self, user_id: i64, id: &str, rule: NameRule, now: i64) -> Result<TreeItem>;
+    /// Deletes a trashed item and everything below it for good; returns the
+    /// contents nobody references any more (their rows are gone and their
+    /// bytes are the caller's to delete).
+    async fn purge(&self, user_id: i64, id: &str) -> Result<Vec<StoredFile>>;
+    /// Trash items deleted before `before`, any user's: (user, id).
+    async fn trash_expired(&self, before: i64, limit: i64) -> Result<Vec<(i64, String)>>;
 }
 
 /// Backup bookkeeping for stored files, by content row id.
@@ -174,7 +293,7 @@ pub struct Totals {
 
 /// The whole repository, as the rest of pan holds it.
 #[async_trait]
-pub trait MetaRepo: UserRepo + AccountRepo + FileRepo + BackupRepo + SecretRepo + AuditRepo {
+pub trait MetaRepo: UserRepo + AccountRepo + FileRepo + TreeRepo + BackupRepo + SecretRepo + AuditRepo {
     /// A cheap round trip, for readiness checks.
     async fn health_check(&self) -> Result<()>;
     /// Installation-wide totals, for `/metrics`.

@@ -4,7 +4,7 @@
 mod names;
 mod plan;
 
-pub use names::{EntryId, FileName, Password, Sha1Hex, Sha256Hex, UploadId, UserName};
+pub use names::{EntryId, FileName, FolderId, Password, Sha1Hex, Sha256Hex, UploadId, UserName};
 pub use plan::ChunkPlan;
 
 use serde::{Deserialize, Serialize};
@@ -89,6 +89,9 @@ pub struct UploadSession {
     pub reason: Option<String>,
     /// The entry the upload produced, once `done`.
     pub entry_id: Option<String>,
+    /// The folder the file goes into (`None`: the root; also the root when
+    /// that folder is gone by the time the upload finishes).
+    pub folder: Option<FolderId>,
     /// Creation time (Unix seconds).
     pub created_at: i64,
     /// Last activity (Unix seconds); idle sessions expire after the TTL.
@@ -108,6 +111,8 @@ pub struct UserFile {
     pub filesize: i64,
     /// The user's name for it.
     pub filename: String,
+    /// The folder it is in (`""`: the root).
+    pub folder: String,
     /// When the user got it (Unix seconds).
     pub uploaded_at: i64,
     /// Last rename (Unix seconds).
@@ -131,4 +136,69 @@ pub struct StoredFile {
     pub backup_key: Option<String>,
     /// `none` (no backup store), `pending`, `done` or `failed`.
     pub backup_state: String,
+}
+
+/// One of a user's folders.
+#[derive(Debug, Clone)]
+pub struct Folder {
+    /// The folder's opaque id ([`FolderId`]).
+    pub id: String,
+    /// Its name in its parent.
+    pub name: String,
+    /// The folder it is in (`""`: the root).
+    pub parent: String,
+    /// When it was made (Unix seconds).
+    pub created_at: i64,
+    /// Last rename or move (Unix seconds).
+    pub updated_at: i64,
+}
+
+/// What to do when a name is taken in the destination folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NameRule {
+    /// Give the new entry the first free `name (n).ext` (the default).
+    #[default]
+    Rename,
+    /// Refuse with `NAME_TAKEN`.
+    Refuse,
+}
+
+/// Where a new file goes: a folder (`None`: the root) and the rule for a
+/// taken name.
+#[derive(Debug, Clone, Default)]
+pub struct Placement {
+    /// The destination folder.
+    pub folder: Option<FolderId>,
+    /// What to do when the name is taken there.
+    pub rule: NameRule,
+}
+
+/// How a folder listing is ordered (folders always come first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortKey {
+    /// By name, byte order.
+    #[default]
+    Name,
+    /// By size (folders by name).
+    Size,
+    /// By the time the entry was made.
+    Time,
+}
+
+/// A file or a folder, as listings show them.
+#[derive(Debug, Clone)]
+pub enum TreeItem {
+    /// A folder.
+    Folder(Folder),
+    /// A file.
+    File(UserFile),
+}
+
+/// Something the user deleted, waiting in the trash.
+#[derive(Debug, Clone)]
+pub struct TrashItem {
+    /// The file or folder as it was.
+    pub item: TreeItem,
+    /// When it was deleted (Unix seconds).
+    pub trashed_at: i64,
 }

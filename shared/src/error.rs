@@ -32,6 +32,23 @@ pub enum Error {
     /// No file with that hash belongs to the caller.
     #[error("no such file")]
     FileNotFound,
+    /// No live folder with that id or path belongs to the caller.
+    #[error("no such folder")]
+    FolderNotFound,
+    /// Nothing in the caller's trash has that id.
+    #[error("no such item in your trash")]
+    TrashItemNotFound,
+    /// The name is taken in the destination folder (and the request asked
+    /// not to pick another).
+    #[error("{name:?} is taken in that folder")]
+    NameTaken { name: String },
+    /// A folder cannot move into itself or below itself.
+    #[error("a folder cannot move into itself or one of its subfolders")]
+    MoveIntoItself,
+    /// A path names several entries (names that clashed before folders
+    /// existed); the request must name one by its id.
+    #[error("{path:?} names {} entries; name one by its id", ids.len())]
+    AmbiguousPath { path: String, ids: Vec<String> },
     /// A `filehash` names several of the caller's entries (contents whose
     /// SHA-1 collide); the request must name one by its entry id.
     #[error("filehash names {} of your files; name one by its id", ids.len())]

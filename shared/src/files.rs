@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use crate::backends::Backends;
 use crate::config::Settings;
 use crate::db::NewUserFile;
-use crate::domain::{EntryId, FileName, Sha1Hex, StoredFile, User, UserFile};
+use crate::domain::{EntryId, FileName, Placement, Sha1Hex, StoredFile, User, UserFile};
 use crate::error::{Error, Result, ResultExt};
 use crate::hashing::ContentHasher;
 use crate::jobs::BackupJob;
@@ -141,9 +141,14 @@ pub async fn ingest(
     settings: &Settings,
     user: &User,
     filename: &FileName,
+    place: &Placement,
     mut body: impl AsyncRead + Unpin,
     limit: u64,
 ) -> Result<UserFile> {
+    // The folder now; a taken name once the content is known (the same
+    // file under the same name is no clash).
+    let folder_only = Placement { folder: place.folder.clone(), rule: crate::domain::NameRule::Rename };
+    crate::tree::check_placement(b, user, filename, &folder_only, None).await?;
     let mut tmp = TempFile::new(b, settings, "single")?;
     let mut out = tokio::fs::File::create(&tmp.path).await.context("creating a temporary file")?;
     let mut hasher = ContentHasher::new();
@@ -167,12 +172,15 @@ pub async fn ingest(
     out.sync_all().await.context("syncing a temporary file")?;
     drop(out);
     let digests = hasher.finish();
+    crate::tree::check_placement(b, user, filename, place, Some((&digests.sha256, size as i64))).await?;
     let entry = NewUserFile {
         user_id: user.id,
         filehash: &digests.sha1,
         sha256: &digests.sha256,
         filesize: size as i64,
         filename: filename.as_str(),
+        folder: place.folder.as_ref().map(|f| f.as_str()),
+        rule: place.rule,
         now: crate::now(),
     };
     if let Some(file) = b.repo.link_existing(&entry).await? {
@@ -180,7 +188,14 @@ pub async fn ingest(
     }
     let key = objects::file_key(&crate::random_hex(16));
     store_file(b, &mut tmp, &key).await?;
-    commit(b, &entry, &key).await
+    match commit(b, &entry, &key).await {
+        Err(e @ Error::NameTaken { .. }) => {
+            // Refused in a transaction that rolled back: our copy is nobody's.
+            delete_quietly(&b.files, &key).await;
+            Err(e)
+        }
+        other => other,
+    }
 }
 
 /// An inclusive byte range of a file.
@@ -390,19 +405,24 @@ pub async fn owned(b: &Backends, user: &User, file: &FileRef) -> Result<(UserFil
     }
 }
 
-/// Removes the user's entry; deletes the bytes once nobody references them
-/// (after the row is gone, so a reader never sees a row without bytes).
+/// Moves the user's entry to their trash; with `permanent`, deletes it for
+/// good at once (the bytes too, once nobody references them).
 #[tracing::instrument(name = "delete file", skip(b, user), fields(user = user.id))]
-pub async fn delete(b: &Backends, user: &User, file: &FileRef) -> Result<()> {
+pub async fn delete(b: &Backends, user: &User, file: &FileRef, permanent: bool) -> Result<()> {
     let (entry, _) = owned(b, user, file).await?;
-    if let Some(orphan) = b.repo.delete_file(user.id, &entry.id).await? {
+    crate::tree::delete(b, user, &entry.id, permanent).await
+}
+
+/// Deletes the bytes (and backup copies) of contents whose rows are gone
+/// (after the rows, so a reader never sees a row without bytes).
+pub async fn delete_contents(b: &Backends, orphans: &[StoredFile]) {
+    for orphan in orphans {
         delete_quietly(&b.files, &Path::from(orphan.storage_key.as_str())).await;
         if let (Some(backup), Some(key)) = (&b.backup, &orphan.backup_key) {
             delete_quietly(backup, &Path::from(key.as_str())).await;
         }
-        tracing::info!(entry = %entry.id, "last reference gone: bytes deleted");
+        tracing::info!(file_id = orphan.id, "last reference gone: bytes deleted");
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod objects;
 pub mod process;
 pub mod service;
+pub mod tree;
 pub mod uploads;
 
 pub use error::{Error, Result};

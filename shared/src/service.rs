@@ -10,7 +10,8 @@ use crate::backends::Backends;
 use crate::config::Settings;
 use crate::db::NewUserFile;
 use crate::domain::{
-    ChunkPlan, FileName, Sha1Hex, Sha256Hex, StoredFile, UploadId, UploadSession, UploadState, User, UserFile,
+    ChunkPlan, FileName, NameRule, Placement, Sha1Hex, Sha256Hex, StoredFile, UploadId, UploadSession, UploadState,
+    User, UserFile,
 };
 use crate::error::{Error, Result, ResultExt};
 use crate::files::ByteRange;
@@ -44,7 +45,9 @@ pub enum InitOutcome {
     New(UploadSession, Option<Challenge>),
     /// The caller's unfinished upload of the same content; send the missing chunks.
     Resume(UploadSession, Vec<u64>),
-    /// The caller already has this content: their entry (renamed), no bytes needed.
+    /// The caller already has this content: a new entry for it where the
+    /// upload was to go (or the same one, when it is there already), no
+    /// bytes needed.
     Instant(UserFile, ChunkPlan),
 }
 
@@ -68,7 +71,12 @@ pub struct Challenge {
 /// stores known content once). The caller's own content is instant; someone
 /// else's comes with a challenge (unless `PAN_INSTANT_ACROSS_USERS` is off),
 /// so that knowing hashes and a size is never enough to get a file.
-#[tracing::instrument(name = "init upload", skip(b, settings, user, sha256), fields(user = user.id))]
+///
+/// The file goes where `place` says. With [`NameRule::Refuse`] a taken
+/// name is refused here; a name taken while the upload runs gets the
+/// `name (n).ext` rule when it finishes (the bytes are in by then).
+#[tracing::instrument(name = "init upload", skip(b, settings, user, sha256, place), fields(user = user.id))]
+#[allow(clippy::too_many_arguments)]
 pub async fn init(
     b: &Backends,
     settings: &Settings,
@@ -77,6 +85,7 @@ pub async fn init(
     filehash: Sha1Hex,
     sha256: Option<Sha256Hex>,
     filesize: u64,
+    place: &Placement,
 ) -> Result<InitOutcome> {
     if filesize > settings.max_file_size {
         return Err(Error::TooLarge {
@@ -86,6 +95,8 @@ pub async fn init(
     }
     let plan = ChunkPlan::for_file(filesize, settings.chunk_size, settings.max_chunks);
     let now = crate::now();
+    let same = sha256.as_ref().map(|h| (h.as_str(), filesize as i64));
+    crate::tree::check_placement(b, user, &filename, place, same).await?;
     let mut known = None;
     if let Some(sha256) = &sha256 {
         // The caller's own entry first, in one query whatever is stored
@@ -101,6 +112,8 @@ pub async fn init(
                 sha256: sha256.as_str(),
                 filesize: filesize as i64,
                 filename: filename.as_str(),
+                folder: place.folder.as_ref().map(|f| f.as_str()),
+                rule: place.rule,
                 now,
             };
             if let Some(file) = b.repo.link_existing(&entry).await? {
@@ -132,6 +145,7 @@ pub async fn init(
         state: UploadState::Uploading,
         reason: None,
         entry_id: None,
+        folder: place.folder.clone(),
         created_at: now,
         updated_at: now,
     };
@@ -183,8 +197,9 @@ pub async fn check_room(b: &Backends, settings: &Settings, user: &User, bytes: u
     if quota_bytes.is_none() && quota_files.is_none() {
         return Ok(());
     }
-    let (files, used) = b.repo.usage(user.id).await?;
-    let (files, used) = (files.max(0) as u64, used.max(0) as u64);
+    let usage = b.repo.usage(user.id).await?;
+    let files = (usage.files + usage.trash_files).max(0) as u64;
+    let used = (usage.bytes + usage.trash_bytes).max(0) as u64;
     if let Some(quota) = quota_bytes
         && used.saturating_add(reserved).saturating_add(bytes) > quota
     {
@@ -282,6 +297,8 @@ pub async fn prove(b: &Backends, user: &User, id: &str, proof: &str) -> Result<P
             sha256,
             filesize: stored.filesize,
             filename: &session.filename,
+            folder: session.folder.as_ref().map(|f| f.as_str()),
+            rule: NameRule::Rename,
             now: crate::now(),
         };
         if let Some(file) = b.repo.link_existing(&entry).await? {

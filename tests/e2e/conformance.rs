@@ -6,6 +6,7 @@
 use pan_tests::*;
 use shared::db::{MetaRepo, NewUserFile, UserRepo};
 use shared::domain::{ChunkPlan, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState, UserName};
+use shared::domain::{NameRule, SortKey, TreeItem};
 use shared::uploads::{CompleteOutcome, PendingProof, UploadStore};
 
 const TTL: u64 = 3600;
@@ -22,6 +23,7 @@ fn session(owner: i64, size: u64, sha256: Option<&str>) -> UploadSession {
         state: UploadState::Uploading,
         reason: None,
         entry_id: None,
+        folder: None,
         created_at: now,
         updated_at: now,
     }
@@ -108,6 +110,8 @@ async fn repo_suite(r: &dyn MetaRepo) {
         sha256,
         filesize: 100,
         filename,
+        folder: None,
+        rule: NameRule::Rename,
         now,
     };
     let (one, two) = ("a1".repeat(32).leak() as &str, "b2".repeat(32).leak() as &str);
@@ -125,16 +129,29 @@ async fn repo_suite(r: &dyn MetaRepo) {
     // The same content again links to the stored copy.
     let (eb, sb) = r.commit_merged(&content(bob.id, one, "bob's"), "key3").await.unwrap();
     assert_eq!((sb.id, sb.storage_key.as_str()), (s1.id, "key1"), "the first copy wins");
-    assert!(r.link_existing(&content(bob.id, one, "renamed")).await.unwrap().is_some());
-    assert_eq!(r.user_file(bob.id, &eb.id).await.unwrap().unwrap().0.filename, "renamed", "one entry per content");
+    let again = r.link_existing(&content(bob.id, one, "bob's")).await.unwrap().unwrap();
+    assert_eq!(again.id, eb.id, "the same name and content in the same folder is the same entry");
+    let copy = r.link_existing(&content(bob.id, one, "copy")).await.unwrap().unwrap();
+    assert_ne!(copy.id, eb.id, "another name is another entry for the same content");
     assert!(r.user_file(bob.id, &e1.id).await.unwrap().is_none(), "alice's entry is not bob's");
-    assert_eq!(r.usage(alice.id).await.unwrap(), (2, 200));
-    // Deleting: the bytes are the caller's to delete with the last reference.
-    assert!(r.delete_file(alice.id, &e1.id).await.unwrap().is_none(), "bob still has it");
-    let orphan = r.delete_file(bob.id, &eb.id).await.unwrap().expect("last reference");
-    assert_eq!(orphan.storage_key, "key1");
+    let usage = |files, bytes, trash_files, trash_bytes| shared::db::Usage { files, bytes, trash_files, trash_bytes };
+    assert_eq!(r.usage(alice.id).await.unwrap(), usage(2, 200, 0, 0));
+    assert_eq!(r.usage(bob.id).await.unwrap(), usage(2, 200, 0, 0));
+    // Deleting goes through the trash; the bytes are the caller's to delete
+    // with the last reference, trashed ones included.
+    r.trash(alice.id, &e1.id, now).await.unwrap();
+    assert!(r.user_file(alice.id, &e1.id).await.unwrap().is_none(), "a trashed entry is not live");
+    assert_eq!(r.usage(alice.id).await.unwrap(), usage(1, 100, 1, 100), "the trash is counted apart");
+    assert!(r.purge(alice.id, &e1.id).await.unwrap().is_empty(), "bob still has it");
+    r.trash(bob.id, &eb.id, now).await.unwrap();
+    assert!(r.purge(bob.id, &eb.id).await.unwrap().is_empty(), "bob's copy still has it");
+    r.trash(bob.id, &copy.id, now).await.unwrap();
+    let orphans = r.purge(bob.id, &copy.id).await.unwrap();
+    assert_eq!(orphans.iter().map(|o| o.storage_key.as_str()).collect::<Vec<_>>(), ["key1"]);
     assert!(r.stored_file(one, 100).await.unwrap().is_none());
-    assert!(matches!(r.delete_file(bob.id, &eb.id).await, Err(shared::Error::FileNotFound)));
+    assert!(matches!(r.trash(bob.id, &eb.id, now).await, Err(shared::Error::FileNotFound)));
+    assert!(matches!(r.purge(bob.id, &eb.id).await, Err(shared::Error::TrashItemNotFound)));
+    tree_suite(r, bob.id).await;
     // Accounts: invites are single use, a disabled user has no tokens.
     r.add_invite(&"f0".repeat(32), now).await.unwrap();
     let carol = UserName::parse(&uname("e")).unwrap();
@@ -153,6 +170,93 @@ async fn repo_suite(r: &dyn MetaRepo) {
     r.set_quota(&bob.username, Some(1000), None).await.unwrap();
     assert_eq!(r.user_by_id(bob.id).await.unwrap().unwrap().quota_bytes, Some(1000));
     r.health_check().await.unwrap();
+}
+
+/// What every repository does with a user's tree: names, moves, the trash.
+async fn tree_suite(r: &dyn MetaRepo, user: i64) {
+    let now = shared::now();
+    let (rename, refuse) = (NameRule::Rename, NameRule::Refuse);
+    let docs = r.create_folder(user, "", "docs", refuse, now).await.unwrap();
+    assert!(matches!(r.create_folder(user, "", "docs", refuse, now).await, Err(shared::Error::NameTaken { .. })));
+    assert_eq!(r.create_folder(user, "", "docs", rename, now).await.unwrap().name, "docs (1)");
+    let deep = r.create_folder(user, &docs.id, "deep", refuse, now).await.unwrap();
+    assert!(matches!(
+        r.create_folder(user, &"0".repeat(32), "x", refuse, now).await,
+        Err(shared::Error::FolderNotFound)
+    ));
+    // A file in a folder takes a name there; the same name in another folder is free.
+    let sha = "c3".repeat(32);
+    let file = |name: &'static str, folder: Option<&'static str>| NewUserFile {
+        user_id: user,
+        filehash: "34".repeat(20).leak(),
+        sha256: sha.clone().leak(),
+        filesize: 7,
+        filename: name,
+        folder,
+        rule: NameRule::Rename,
+        now,
+    };
+    let deep_id: &'static str = deep.id.clone().leak();
+    let (a, _) = r.commit_merged(&file("a.txt", Some(deep_id)), "tree-key").await.unwrap();
+    assert_eq!(a.folder, deep.id);
+    let b = r.link_existing(&file("a.txt", None)).await.unwrap().unwrap();
+    assert_eq!((b.folder.as_str(), b.filename.as_str()), ("", "a.txt"));
+    let c = r.link_existing(&file("docs", None)).await.unwrap().unwrap();
+    assert_eq!(c.filename, "docs (2)", "files and folders share a folder's names");
+    // Moves: never into oneself; a taken name is refused or numbered.
+    assert!(matches!(
+        r.move_folder(user, &docs.id, Some(&deep.id), None, refuse, now).await,
+        Err(shared::Error::MoveIntoItself)
+    ));
+    assert!(matches!(
+        r.move_folder(user, &docs.id, Some(&docs.id), None, refuse, now).await,
+        Err(shared::Error::MoveIntoItself)
+    ));
+    assert!(matches!(
+        r.move_file(user, &b.id, Some(&deep.id), None, refuse, now).await,
+        Err(shared::Error::NameTaken { .. })
+    ));
+    let moved = r.move_file(user, &b.id, Some(&deep.id), None, rename, now).await.unwrap();
+    assert_eq!((moved.folder.as_str(), moved.filename.as_str()), (deep.id.as_str(), "a (1).txt"));
+    let deep = r.move_folder(user, &deep.id, Some(""), Some("top"), refuse, now).await.unwrap();
+    assert_eq!((deep.parent.as_str(), deep.name.as_str()), ("", "top"));
+    // Listing pages by cursor, folders first.
+    let page = |limit, after| shared::db::PageRequest { sort: SortKey::Name, desc: false, limit, after };
+    let mut names = Vec::new();
+    let mut after = None;
+    loop {
+        let (items, next) = r.list_children(user, "", &page(2, after)).await.unwrap();
+        names.extend(items.into_iter().map(|i| match i {
+            TreeItem::Folder(d) => format!("{}/", d.name),
+            TreeItem::File(f) => f.filename,
+        }));
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["docs/", "docs (1)/", "top/", "docs (2)"], "folders first, each kind by name");
+    // Trash: a folder goes with everything below it and comes back whole.
+    r.trash(user, &deep.id, now).await.unwrap();
+    assert!(r.folder(user, &deep.id).await.unwrap().is_none());
+    assert!(r.user_file(user, &a.id).await.unwrap().is_none(), "a file below a trashed folder is not live");
+    let (trash, _) = r.list_trash(user, 10, None).await.unwrap();
+    assert_eq!(trash.len(), 1, "one trash item for the folder and all below it");
+    r.create_folder(user, "", "top", refuse, now).await.unwrap();
+    let back = r.restore(user, &deep.id, rename, now).await.unwrap();
+    assert!(matches!(back, TreeItem::Folder(d) if d.name == "top (1)"));
+    assert!(r.user_file(user, &a.id).await.unwrap().is_some(), "restored with its folder");
+    // A restore whose old folder is gone lands in the root.
+    r.trash(user, &a.id, now).await.unwrap();
+    r.trash(user, &deep.id, now).await.unwrap();
+    r.purge(user, &deep.id).await.unwrap();
+    let back = r.restore(user, &a.id, rename, now).await.unwrap();
+    assert!(matches!(back, TreeItem::File(f) if f.folder.is_empty() && f.filename == "a.txt"));
+    // Expiry: what was deleted before the cut-off, whoever's it is.
+    r.trash(user, &c.id, now - 100).await.unwrap();
+    let expired = r.trash_expired(now - 50, 1000).await.unwrap();
+    assert!(expired.contains(&(user, c.id.clone())), "{expired:?}");
+    assert!(!expired.iter().any(|(_, id)| *id == a.id), "restored items are not expired");
 }
 
 async fn sqlite_repo() -> (tempfile::TempDir, shared::db::SqlRepo) {

@@ -85,10 +85,10 @@ both!(files_are_listed_newest_first_and_can_be_renamed_and_deleted, |app| {
     assert_eq!(code, StatusCode::NOT_FOUND, "another user's file cannot be downloaded");
     let (code, _) = app.call("DELETE", &format!("/file/delete?filehash={}", hashes[1]), Some(&token)).await;
     assert_eq!(code, StatusCode::NO_CONTENT);
-    let (code, _) = app.call("DELETE", &format!("/file/delete?filehash={}", hashes[1]), Some(&token)).await;
-    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, body) = app.call("DELETE", &format!("/file/delete?filehash={}", hashes[1]), Some(&token)).await;
+    assert_eq!((code, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("FILE_NOT_FOUND")), "it is in the trash");
     let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
-    assert_eq!(info["file_count"], 4);
+    assert_eq!((info["file_count"].as_i64(), info["trash_count"].as_i64()), (Some(4), Some(1)), "{info}");
 });
 
 both!(

@@ -7,6 +7,7 @@ mod config;
 mod conformance;
 mod durability;
 mod files;
+mod folders;
 mod identity;
 mod merge;
 mod openapi;

@@ -77,7 +77,7 @@ both!(
         assert_eq!(app.sql_count("SELECT COUNT(*) FROM user_files").await, 2);
         assert_eq!(app.sql_count("SELECT refcount FROM files").await, 2);
 
-        let (code, _) = app.call("DELETE", &format!("/file/delete?filehash={hash}"), Some(&a)).await;
+        let (code, _) = app.call("DELETE", &format!("/file/delete?filehash={hash}&permanent=true"), Some(&a)).await;
         assert_eq!(code, StatusCode::NO_CONTENT);
         let (code, _, bytes) = app.download(&a, &hash, None).await;
         assert_eq!(code, StatusCode::NOT_FOUND);
@@ -88,7 +88,13 @@ both!(
         assert_eq!(bytes, data);
         assert_eq!(app.stored().len(), 1);
 
+        // Into the trash first: the trash still holds the bytes.
         let (code, _) = app.call("DELETE", &format!("/file/delete?filehash={hash}"), Some(&b)).await;
+        assert_eq!(code, StatusCode::NO_CONTENT);
+        assert_eq!(app.stored().len(), 1, "a file in the trash keeps its bytes");
+        let (_, trash) = app.call("GET", "/trash/list", Some(&b)).await;
+        let id = trash["entries"][0]["entry"]["id"].as_str().expect("the file is in the trash").to_owned();
+        let (code, _) = app.call("DELETE", &format!("/trash/purge?id={id}"), Some(&b)).await;
         assert_eq!(code, StatusCode::NO_CONTENT);
         assert!(app.stored().is_empty(), "the bytes go with the last reference");
         assert_eq!(app.sql_count("SELECT COUNT(*) FROM files").await, 0);

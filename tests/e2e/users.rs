@@ -92,7 +92,7 @@ both!(injection_looking_strings_are_stored_literally, |app| {
     let token = app.signin(&name, password).await;
     let (code, _) = app.post_json("/usr/signin", None, &json!({"username": name, "password": "pw' OR '1'='1"})).await;
     assert_eq!(code, StatusCode::UNAUTHORIZED);
-    let filename = "x'); DELETE FROM user_files; -- ../../etc/passwd";
+    let filename = "x'); DELETE FROM user_files; -- ..\\..\\etc\\passwd";
     let data = b"literal".to_vec();
     let done = app.upload(&token, filename, &data).await;
     assert_eq!(done["state"], "done", "{done}");

@@ -131,6 +131,9 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
         sha256: &digests.sha256,
         filesize: plan.file_size as i64,
         filename: &session.filename,
+        // A name taken while the upload ran gets a number: the bytes are in.
+        folder: session.folder.as_ref().map(|f| f.as_str()),
+        rule: shared::domain::NameRule::Rename,
         now: shared::now(),
     };
     // When the same content (SHA-256 and size) is stored already, that copy

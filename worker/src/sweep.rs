@@ -7,6 +7,7 @@
 //! - backups still `pending` or `failed` are enqueued again;
 //! - uploads left `merging` without a heartbeat (their job was lost) get
 //!   their merge enqueued again;
+//! - trash items older than `PAN_TRASH_DAYS` are deleted for good;
 //! - stored files nothing refers to (left by a killed merge) are scrubbed;
 //! - expired tokens and old finished job records are dropped.
 
@@ -30,7 +31,7 @@ pub async fn handle(_tick: Tick, ctx: Data<MergeContext>) -> Result<(), BoxDynEr
 }
 
 /// Runs every clean-up step once.
-#[tracing::instrument(name = "clean up", skip(ctx), fields(expired, orphans, restarted, backups))]
+#[tracing::instrument(name = "clean up", skip(ctx), fields(expired, orphans, restarted, backups, trash))]
 pub async fn sweep(ctx: &MergeContext) -> Result<()> {
     let b = &ctx.backends;
     let now = shared::now();
@@ -88,11 +89,14 @@ pub async fn sweep(ctx: &MergeContext) -> Result<()> {
     }
     span.record("backups", requeued);
 
+    let trash = shared::tree::empty_expired(b, ctx.settings.trash_days * 86_400, 1000).await?;
+    span.record("trash", trash);
+
     let scrubbed = scrub(ctx).await?;
 
     b.repo.delete_expired_tokens(now).await?;
     b.jobs.vacuum(Duration::from_secs(7 * 86_400)).await;
-    tracing::info!(expired = idle.len(), orphans, backups = requeued, scrubbed, "clean-up done");
+    tracing::info!(expired = idle.len(), orphans, backups = requeued, trash, scrubbed, "clean-up done");
     Ok(())
 }
 

@@ -6,10 +6,12 @@ use poem_openapi::param::{Header, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::types::multipart::Upload;
 use poem_openapi::{ApiResponse, Multipart, Object, OpenApi};
-use shared::domain::{EntryId, FileName, Sha1Hex, UserFile};
+use shared::domain::{EntryId, FileName, FolderId, NameRule, Placement, Sha1Hex, User, UserFile};
 use shared::files::{self, ByteRange, FileRef};
+use shared::tree::PathCache;
 
 use super::Tag;
+use super::folders::{self, OnConflict};
 use crate::auth::BearerAuth;
 use crate::error::ApiResult;
 use crate::limits::{json_body_limit, single_upload_limit};
@@ -34,8 +36,14 @@ pub struct FileInfo {
     pub filesize: i64,
     /// When the caller got the file (Unix seconds).
     pub uploaded_at: i64,
-    /// Last rename (Unix seconds).
+    /// Last rename or move (Unix seconds).
     pub updated_at: i64,
+    /// The folder it is in; absent: the root.
+    #[oai(skip_serializing_if_is_none)]
+    pub folder: Option<String>,
+    /// Its full path, e.g. `/photos/2026/a.jpg`.
+    #[oai(skip_serializing_if_is_none)]
+    pub path: Option<String>,
 }
 
 impl From<UserFile> for FileInfo {
@@ -48,14 +56,22 @@ impl From<UserFile> for FileInfo {
             filesize: f.filesize,
             uploaded_at: f.uploaded_at,
             updated_at: f.updated_at,
+            folder: (!f.folder.is_empty()).then_some(f.folder),
+            path: None,
         }
     }
+}
+
+/// A file's answer with its path.
+pub async fn file_with_path(state: &AppState, user: &User, f: UserFile) -> shared::Result<FileInfo> {
+    let path = PathCache::default().file_path(&state.backends, user, &f).await?;
+    Ok(FileInfo { path: Some(path), ..FileInfo::from(f) })
 }
 
 /// A page of files.
 #[derive(Debug, Object)]
 pub struct FileList {
-    /// The files on this page, newest first.
+    /// The files on this page, newest first, each with its path.
     pub files: Vec<FileInfo>,
     /// How many files the caller has in all.
     pub total: i64,
@@ -66,6 +82,8 @@ pub struct FileList {
 }
 
 /// A new name for a file, named by `id` or by `filehash` (one of the two).
+/// `on_conflict`, when another entry in its folder has that name: `refuse`
+/// (the default) or `rename` (to the first free `name (n).ext`).
 #[derive(Debug, Object)]
 pub struct RenameRequest {
     /// The file's id.
@@ -74,30 +92,40 @@ pub struct RenameRequest {
     /// SHA-1 of the file (while it names exactly one of your files).
     #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
     pub filehash: Option<Text>,
-    /// The new name: 1-255 bytes of UTF-8, no control characters.
+    /// The new name: 1-255 bytes of UTF-8, no `/`, no control characters,
+    /// not `.` or `..`.
     #[oai(validator(
         min_length = 1,
         max_length = 255,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+$"
+        pattern = r"^[^/\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+$"
     ))]
     pub filename: Text,
+    // When another entry in the folder has that name: `refuse` (the
+    // default) or `rename` (to the first free `name (n).ext`).
+    pub on_conflict: Option<OnConflict>,
 }
 
 /// Delete answers.
 #[derive(ApiResponse)]
 pub enum DeleteResponse {
-    /// The entry is gone (the bytes too, if nobody else has the file).
+    /// The entry is in the trash (or, with `permanent`, gone: the bytes too
+    /// once nobody else has the file).
     #[oai(status = 204)]
     Deleted,
 }
 
-/// A single-request upload.
+/// A single-request upload. `on_conflict`, when the name is taken in the
+/// folder: `rename` (the default) or `refuse`.
 #[derive(Debug, Multipart)]
 pub struct SingleUpload {
     /// The file's bytes.
     pub file: Upload,
     /// The name to list it under; defaults to the part's file name.
     pub filename: Option<String>,
+    /// The folder to put it in (its id); absent: the root.
+    pub folder: Option<String>,
+    // When the name is taken there: `rename` (the default) or `refuse`.
+    pub on_conflict: Option<OnConflict>,
 }
 
 /// Single-request upload answers.
@@ -209,6 +237,8 @@ crate::operation_errors!(
     SingleUploadErrors {
         BadRequest = 400,
         Unauthorized = 401,
+        NotFound = 404,
+        Conflict = 409,
         PayloadTooLarge = 413,
         UnsupportedMediaType = 415,
         TooManyRequests = 429,
@@ -232,7 +262,8 @@ pub struct FileApi;
 
 #[OpenApi(prefix_path = "/file", tag = "Tag::Files")]
 impl FileApi {
-    /// List the caller's files, newest first.
+    /// List the caller's files, newest first, whatever folder they are in
+    /// (not those in the trash).
     #[oai(path = "/query", method = "get", operation_id = "file_query")]
     async fn query(
         &self,
@@ -246,12 +277,13 @@ impl FileApi {
         offset: Query<i64>,
     ) -> Result<Json<FileList>, QueryErrors> {
         let (files, total) = state.backends.repo.list_files(auth.0.id, limit.0, offset.0).await?;
-        Ok(Json(FileList {
-            files: files.into_iter().map(FileInfo::from).collect(),
-            total,
-            limit: limit.0,
-            offset: offset.0,
-        }))
+        let mut paths = PathCache::default();
+        let mut infos = Vec::with_capacity(files.len());
+        for f in files {
+            let path = paths.file_path(&state.backends, &auth.0, &f).await?;
+            infos.push(FileInfo { path: Some(path), ..FileInfo::from(f) });
+        }
+        Ok(Json(FileList { files: infos, total, limit: limit.0, offset: offset.0 }))
     }
 
     /// Download one of the caller's files.
@@ -385,11 +417,15 @@ impl FileApi {
         let name = form.filename.as_deref().or(form.file.file_name()).filter(|n| !n.is_empty()).unwrap_or("untitled");
         let name = name.to_owned();
         let name = FileName::parse(&name)?;
+        let place = Placement {
+            folder: form.folder.as_deref().filter(|f| !f.is_empty()).map(FolderId::parse).transpose()?,
+            rule: folders::rule(form.on_conflict, NameRule::Rename),
+        };
         let limit = state.settings.max_single_upload;
         shared::service::check_room(&state.backends, &state.settings, &auth.0, form.file.size() as u64, false).await?;
-        let file =
-            files::ingest(&state.backends, &state.settings, &auth.0, &name, form.file.into_async_read(), limit).await?;
-        Ok(UploadResponse::Created(Json(file.into())))
+        let body = form.file.into_async_read();
+        let file = files::ingest(&state.backends, &state.settings, &auth.0, &name, &place, body, limit).await?;
+        Ok(UploadResponse::Created(Json(file_with_path(&state, &auth.0, file).await?)))
     }
 
     /// Rename one of the caller's files.
@@ -403,14 +439,47 @@ impl FileApi {
         let file = file_ref(body.id.as_deref(), body.filehash.as_deref())?;
         let name = FileName::parse(&body.filename)?;
         let (entry, _) = files::owned(&state.backends, &auth.0, &file).await?;
-        let f = state.backends.repo.rename_file(auth.0.id, &entry.id, name.as_str(), shared::now()).await?;
-        Ok(Json(f.into()))
+        let rule = folders::rule(body.on_conflict, NameRule::Refuse);
+        let f =
+            state.backends.repo.move_file(auth.0.id, &entry.id, None, Some(name.as_str()), rule, shared::now()).await?;
+        Ok(Json(file_with_path(&state, &auth.0, f).await?))
+    }
+
+    /// Move and/or rename one of the caller's files.
+    ///
+    /// Into `to` (a folder id; the empty string: the root; absent: where it
+    /// is), as `name` (absent: its name). A taken name is refused unless
+    /// `on_conflict` is `rename`.
+    #[oai(path = "/move", method = "post", operation_id = "file_move", transform = "json_body_limit")]
+    async fn move_file(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        body: Json<folders::MoveRequest>,
+    ) -> Result<Json<FileInfo>, RenameErrors> {
+        let id = EntryId::parse(&body.id)?;
+        let name = body.name.as_deref().map(FileName::parse).transpose()?;
+        let rule = folders::rule(body.on_conflict, NameRule::Refuse);
+        let f = state
+            .backends
+            .repo
+            .move_file(
+                auth.0.id,
+                id.as_str(),
+                body.to.as_deref(),
+                name.as_ref().map(|n| n.as_str()),
+                rule,
+                shared::now(),
+            )
+            .await?;
+        Ok(Json(file_with_path(&state, &auth.0, f).await?))
     }
 
     /// Delete one of the caller's files.
     ///
-    /// Other users' copies of the same content are untouched; the bytes go
-    /// when nobody has the file any more.
+    /// Into the trash (see `/trash/list`), unless `permanent=true`. Other
+    /// users' copies of the same content are untouched; the bytes go when
+    /// nobody has the file any more, in a folder or a trash.
     #[oai(path = "/delete", method = "delete", operation_id = "file_delete")]
     async fn delete(
         &self,
@@ -422,9 +491,12 @@ impl FileApi {
         /// SHA-1 of the file (instead of `id`, while it names exactly one of your files).
         #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
         filehash: Query<Option<String>>,
+        /// Delete for good instead of into the trash (default false).
+        #[oai(default)]
+        permanent: Query<bool>,
     ) -> Result<DeleteResponse, FileErrors> {
         let file = file_ref(id.0.as_deref(), filehash.0.as_deref())?;
-        shared::files::delete(&state.backends, &auth.0, &file).await?;
+        shared::files::delete(&state.backends, &auth.0, &file, permanent.0).await?;
         Ok(DeleteResponse::Deleted)
     }
 }

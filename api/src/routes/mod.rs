@@ -1,6 +1,7 @@
 //! The HTTP API, one module per resource.
 
 pub mod files;
+pub mod folders;
 pub mod health;
 pub mod mupload;
 pub mod usr;
@@ -17,14 +18,17 @@ pub enum Tag {
     Uploads,
     /// The caller's stored files.
     Files,
+    /// The caller's folders and trash.
+    Folders,
     /// Liveness and readiness.
     Health,
 }
 
 /// Every API group, as one service.
-pub type Api = (usr::UsrApi, mupload::UploadApi, files::FileApi, health::HealthApi);
+pub type Api =
+    (usr::UsrApi, mupload::UploadApi, files::FileApi, folders::FolderApi, folders::TrashApi, health::HealthApi);
 
 /// The API value to mount.
 pub fn api() -> Api {
-    (usr::UsrApi, mupload::UploadApi, files::FileApi, health::HealthApi)
+    (usr::UsrApi, mupload::UploadApi, files::FileApi, folders::FolderApi, folders::TrashApi, health::HealthApi)
 }

@@ -7,26 +7,33 @@ use poem::web::Data;
 use poem_openapi::param::{Header, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
-use shared::domain::{ChunkPlan, FileName, Sha1Hex, Sha256Hex, UploadSession, UploadState, UserFile};
+use shared::domain::{
+    ChunkPlan, FileName, FolderId, NameRule, Placement, Sha1Hex, Sha256Hex, UploadSession, UploadState, UserFile,
+};
 use shared::service::{self, InitOutcome, ProveOutcome};
 
 use super::Tag;
 use super::files::FileInfo;
+use super::folders::OnConflict;
 use crate::auth::BearerAuth;
 use crate::error::ApiError;
 use crate::limits::{default_octet_stream, json_body_limit};
 use crate::state::AppState;
 use crate::text::Text;
 
-/// What the client wants to upload.
+/// What the client wants to upload, and where. `on_conflict`, when
+/// `filename` is taken in that folder: `rename` (the default: the first free
+/// `name (n).ext`) or `refuse` (409 `NAME_TAKEN` now). A name taken while
+/// the upload runs is always renamed when it finishes.
 #[derive(Debug, Object)]
 pub struct InitRequest {
-    /// The name to list the file under: 1-255 bytes of UTF-8, no control
-    /// characters and no bidirectional overrides or isolates. Metadata only.
+    /// The name to list the file under: 1-255 bytes of UTF-8, no `/`, no
+    /// control characters, no bidirectional overrides or isolates, not `.`
+    /// or `..`. Metadata only.
     #[oai(validator(
         min_length = 1,
         max_length = 255,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+$"
+        pattern = r"^[^/\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+$"
     ))]
     pub filename: Text,
     /// SHA-1 of the whole file, 40 hex characters.
@@ -40,6 +47,14 @@ pub struct InitRequest {
     /// size; SHA-1 alone is not collision-safe); the merge verifies it.
     #[oai(validator(pattern = r"^[0-9A-Fa-f]{64}$"))]
     pub sha256: Option<Text>,
+    /// The folder to put the file in (its id); absent: the root. When the
+    /// folder is deleted before the upload finishes, the file goes to the root.
+    #[oai(validator(pattern = r"^([0-9a-f]{32})?$"))]
+    pub folder: Option<Text>,
+    // When `filename` is taken in that folder: `rename` (the default: the
+    // first free `name (n).ext`) or `refuse` (409 `NAME_TAKEN` now). A name
+    // taken while the upload runs is always renamed when it finishes.
+    pub on_conflict: Option<OnConflict>,
 }
 
 /// A byte range of the file, `first` to `last` inclusive.
@@ -281,6 +296,8 @@ crate::operation_errors!(
     InitErrors {
         BadRequest = 400,
         Unauthorized = 401,
+        NotFound = 404,
+        Conflict = 409,
         PayloadTooLarge = 413,
         UnsupportedMediaType = 415,
         TooManyRequests = 429,
@@ -333,8 +350,8 @@ impl UploadApi {
     /// The server picks the chunk size (8 MiB, larger for files that would
     /// need more than 10,000 chunks). `status` is `new`, `resume` (you have an
     /// unfinished upload of this content: `uploaded` lists what the server
-    /// holds) or `instant` (you already have this content: your entry is
-    /// renamed to `filename`). Resume and instant need `sha256`. When someone
+    /// holds) or `instant` (you already have this content: you get an entry
+    /// for it in `folder`, or keep the one there of the same name). Resume and instant need `sha256`. When someone
     /// else stored the content, `new` carries a `challenge`: answer it at
     /// `/file/mupload/prove` to finish without sending the file.
     #[oai(path = "/init", method = "post", operation_id = "upload_init", transform = "json_body_limit")]
@@ -349,8 +366,13 @@ impl UploadApi {
         let sha256 = body.sha256.as_deref().map(Sha256Hex::parse).transpose()?;
         let filesize = u64::try_from(body.filesize)
             .map_err(|_| ApiError::bad_request("INVALID_FILESIZE", "filesize must not be negative"))?;
+        let place = Placement {
+            folder: body.folder.as_deref().filter(|f| !f.is_empty()).map(FolderId::parse).transpose()?,
+            rule: super::folders::rule(body.on_conflict, NameRule::Rename),
+        };
         let outcome =
-            service::init(&state.backends, &state.settings, &auth.0, filename, filehash, sha256, filesize).await?;
+            service::init(&state.backends, &state.settings, &auth.0, filename, filehash, sha256, filesize, &place)
+                .await?;
         Ok(Json(match outcome {
             InitOutcome::New(s, challenge) => upload_answer(InitStatus::New, &s, Vec::new(), challenge),
             InitOutcome::Resume(s, uploaded) => upload_answer(InitStatus::Resume, &s, uploaded, None),

@@ -73,12 +73,16 @@ pub struct UserInfo {
     pub username: String,
     /// When the account was created (Unix seconds).
     pub created_at: i64,
-    /// How many files the user has.
+    /// How many files the user has (not counting the trash).
     pub file_count: i64,
     /// Total size of those files in bytes.
     pub bytes_used: i64,
-    /// Your storage quota in bytes (absent: unlimited). Stored files and
-    /// what open uploads reserve count against it.
+    /// Files in the user's trash (those in trashed folders included).
+    pub trash_count: i64,
+    /// Total size of those in bytes.
+    pub trash_bytes: i64,
+    /// Your storage quota in bytes (absent: unlimited). Stored files, the
+    /// trash and what open uploads reserve count against it.
     #[oai(skip_serializing_if_is_none)]
     pub quota_bytes: Option<u64>,
     /// Your limit on files (absent: unlimited).
@@ -274,14 +278,16 @@ impl UsrApi {
     /// The caller's profile: name, creation time, file count and bytes used.
     #[oai(path = "/info", method = "get", operation_id = "user_info")]
     async fn info(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<UserInfo>, AuthedErrors> {
-        let (file_count, bytes_used) = state.backends.repo.usage(auth.0.id).await?;
+        let usage = state.backends.repo.usage(auth.0.id).await?;
         let (open_uploads, bytes_reserved) = state.backends.uploads.open_uploads(auth.0.id).await?;
         let (quota_bytes, quota_files) = shared::service::quotas(&state.settings, &auth.0);
         Ok(Json(UserInfo {
             username: auth.0.username,
             created_at: auth.0.created_at,
-            file_count,
-            bytes_used,
+            file_count: usage.files,
+            bytes_used: usage.bytes,
+            trash_count: usage.trash_files,
+            trash_bytes: usage.trash_bytes,
             quota_bytes,
             quota_files,
             open_uploads,

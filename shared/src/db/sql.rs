@@ -5,8 +5,9 @@ use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use super::tree;
 use super::{
-    Account, AccountRepo, AuditRepo, BackupRepo, FileRepo, MetaRepo, NewUserFile, SecretRepo, Totals, UserRepo,
+    Account, AccountRepo, AuditRepo, BackupRepo, FileRepo, MetaRepo, NewUserFile, SecretRepo, Totals, Usage, UserRepo,
 };
 use crate::domain::{EntryId, StoredFile, User, UserFile, UserName};
 use crate::error::{Error, Result};
@@ -38,6 +39,35 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
+/// A failure inside a transaction: the database's (a conflict may be worth
+/// running the transaction again) or the domain's (final).
+#[derive(Debug)]
+pub(super) enum TxError {
+    Sql(sqlx::Error),
+    Domain(Error),
+}
+
+impl From<sqlx::Error> for TxError {
+    fn from(e: sqlx::Error) -> Self {
+        TxError::Sql(e)
+    }
+}
+
+impl From<Error> for TxError {
+    fn from(e: Error) -> Self {
+        TxError::Domain(e)
+    }
+}
+
+impl From<TxError> for Error {
+    fn from(e: TxError) -> Self {
+        match e {
+            TxError::Sql(e) => Error::from(e),
+            TxError::Domain(e) => e,
+        }
+    }
+}
+
 /// Columns of a user, as [`user_from`] reads them (`u` = users).
 const USER: &str = "u.id, u.username, u.created_at, u.quota_bytes, u.quota_files";
 
@@ -53,24 +83,27 @@ fn user_from(row: &AnyRow) -> sqlx::Result<User> {
 
 /// Columns of an entry and its content, as [`user_file_from`] and
 /// [`stored_file_from`] read them (`uf` = user_files, `f` = files).
-const ENTRY: &str = "uf.entry_id, f.filehash, f.sha256, f.filesize, uf.filename, uf.created_at, uf.updated_at, \
-                     f.id AS file_id, f.storage_key, f.backup_key, f.backup_state";
+pub(super) const ENTRY: &str = "uf.entry_id, f.filehash, f.sha256, f.filesize, uf.filename, uf.folder, \
+                                uf.created_at, uf.updated_at, f.id AS file_id, f.storage_key, f.backup_key, \
+                                f.backup_state";
 /// Columns of a content row, as [`stored_file_from`] reads them.
-const CONTENT: &str = "f.id AS file_id, f.filehash, f.sha256, f.filesize, f.storage_key, f.backup_key, f.backup_state";
+pub(super) const CONTENT: &str =
+    "f.id AS file_id, f.filehash, f.sha256, f.filesize, f.storage_key, f.backup_key, f.backup_state";
 
-fn user_file_from(row: &AnyRow) -> sqlx::Result<UserFile> {
+pub(super) fn user_file_from(row: &AnyRow) -> sqlx::Result<UserFile> {
     Ok(UserFile {
         id: row.try_get("entry_id")?,
         filehash: row.try_get("filehash")?,
         sha256: row.try_get("sha256")?,
         filesize: row.try_get("filesize")?,
         filename: row.try_get("filename")?,
+        folder: row.try_get("folder")?,
         uploaded_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
 }
 
-fn stored_file_from(row: &AnyRow) -> sqlx::Result<StoredFile> {
+pub(super) fn stored_file_from(row: &AnyRow) -> sqlx::Result<StoredFile> {
     Ok(StoredFile {
         id: row.try_get("file_id")?,
         filehash: row.try_get("filehash")?,
@@ -100,34 +133,6 @@ impl SqlRepo {
         }
     }
 
-    /// Adds the user's entry for content `file_id` (or renames the one they
-    /// have) inside `tx`. Returns whether a new entry was created.
-    async fn upsert_entry(tx: &mut Transaction<'static, Any>, file_id: i64, f: &NewUserFile<'_>) -> sqlx::Result<bool> {
-        let updated =
-            sqlx::query("UPDATE user_files SET filename = ?, updated_at = ? WHERE user_id = ? AND file_id = ?")
-                .bind(f.filename)
-                .bind(f.now)
-                .bind(f.user_id)
-                .bind(file_id)
-                .execute(&mut **tx)
-                .await?;
-        if updated.rows_affected() > 0 {
-            return Ok(false);
-        }
-        sqlx::query(
-            "INSERT INTO user_files (entry_id, user_id, file_id, filename, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(EntryId::generate().as_str())
-        .bind(f.user_id)
-        .bind(file_id)
-        .bind(f.filename)
-        .bind(f.now)
-        .bind(f.now)
-        .execute(&mut **tx)
-        .await?;
-        Ok(true)
-    }
-
     /// Takes one more reference on the live content (SHA-256, size), inside
     /// `tx`, and returns its id. Locking the row first means a concurrent
     /// delete cannot drop it under us. `None` when no live row exists.
@@ -152,34 +157,66 @@ impl SqlRepo {
             .await
     }
 
-    /// Gives the user their entry for content just referenced, inside `tx`;
-    /// when they already had one, it is renamed and the extra reference
-    /// undone, so each entry holds exactly one reference.
+    /// Gives the user an entry for content just referenced, inside `tx`
+    /// (which holds the user's tree turn): in the folder asked for (the root
+    /// when it is gone), under a free name by `f.rule`. An entry already
+    /// there with the same name and content is the answer, and the extra
+    /// reference is undone, so each entry holds exactly one reference.
     async fn settle_entry(
         tx: &mut Transaction<'static, Any>,
         file_id: i64,
         f: &NewUserFile<'_>,
-    ) -> sqlx::Result<UserFile> {
-        if !Self::upsert_entry(tx, file_id, f).await? {
+    ) -> std::result::Result<UserFile, TxError> {
+        let folder = tree::parent_or_root(tx, f.user_id, f.folder.unwrap_or("")).await?;
+        let same = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.user_id = ? \
+             AND uf.folder = ? AND uf.filename = ? AND uf.file_id = ? AND uf.trashed_by IS NULL"
+        )))
+        .bind(f.user_id)
+        .bind(folder.as_str())
+        .bind(f.filename)
+        .bind(file_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(row) = same {
             sqlx::query("UPDATE files SET refcount = refcount - 1 WHERE id = ?")
                 .bind(file_id)
                 .execute(&mut **tx)
                 .await?;
+            return Ok(user_file_from(&row)?);
         }
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.user_id = ? AND uf.file_id = ?"
-        )))
+        let name = tree::free_name(tx, f.user_id, &folder, f.filename, f.rule, "").await?;
+        let entry_id = EntryId::generate();
+        sqlx::query(
+            "INSERT INTO user_files (entry_id, user_id, file_id, folder, filename, filesize, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(entry_id.as_str())
         .bind(f.user_id)
         .bind(file_id)
+        .bind(folder.as_str())
+        .bind(name.as_str())
+        .bind(f.filesize)
+        .bind(f.now)
+        .bind(f.now)
+        .execute(&mut **tx)
+        .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.entry_id = ?"
+        )))
+        .bind(entry_id.as_str())
         .fetch_one(&mut **tx)
         .await?;
-        user_file_from(&row)
+        Ok(user_file_from(&row)?)
     }
 
     /// One attempt at linking; a unique violation means a concurrent writer
     /// won a race and the caller retries.
-    async fn try_link(&self, f: &NewUserFile<'_>) -> sqlx::Result<Option<UserFile>> {
+    async fn try_link(&self, f: &NewUserFile<'_>) -> std::result::Result<Option<UserFile>, TxError> {
         let mut tx = self.begin().await?;
+        // The tree's turn first, the content row second, in every
+        // transaction that takes both: no two can wait on each other.
+        tree::lock_tree(&mut tx, f.user_id).await?;
         let Some(file_id) = Self::reference_content(&mut tx, f).await? else {
             return Ok(None);
         };
@@ -188,8 +225,13 @@ impl SqlRepo {
         Ok(Some(entry))
     }
 
-    async fn try_commit_merged(&self, f: &NewUserFile<'_>, storage_key: &str) -> sqlx::Result<(UserFile, StoredFile)> {
+    async fn try_commit_merged(
+        &self,
+        f: &NewUserFile<'_>,
+        storage_key: &str,
+    ) -> std::result::Result<(UserFile, StoredFile), TxError> {
         let mut tx = self.begin().await?;
+        tree::lock_tree(&mut tx, f.user_id).await?;
         let file_id = match Self::reference_content(&mut tx, f).await? {
             Some(id) => id,
             None => {
@@ -230,7 +272,7 @@ macro_rules! retry_on_conflict {
         let mut tries = 0;
         loop {
             match $attempt.await {
-                Err(e) if is_retryable_conflict(&e) && tries < 5 => tries += 1,
+                Err(TxError::Sql(e)) if is_retryable_conflict(&e) && tries < 5 => tries += 1,
                 other => break other.map_err(Error::from),
             }
         }
@@ -339,15 +381,19 @@ impl UserRepo for SqlRepo {
         Ok(res.rows_affected())
     }
 
-    async fn usage(&self, user_id: i64) -> Result<(i64, i64)> {
+    async fn usage(&self, user_id: i64) -> Result<Usage> {
         let row = sqlx::query(
-            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(f.filesize), 0) AS SIGNED) AS bytes \
-             FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.user_id = ?",
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(filesize), 0) AS SIGNED) AS bytes, \
+             CAST(COALESCE(SUM(CASE WHEN trashed_by IS NULL THEN 0 ELSE 1 END), 0) AS SIGNED) AS trash_n, \
+             CAST(COALESCE(SUM(CASE WHEN trashed_by IS NULL THEN 0 ELSE filesize END), 0) AS SIGNED) AS trash_bytes \
+             FROM user_files WHERE user_id = ?",
         )
         .bind(user_id)
         .fetch_one(&self.pool)
         .await?;
-        Ok((row.try_get("n")?, row.try_get("bytes")?))
+        let (n, bytes): (i64, i64) = (row.try_get("n")?, row.try_get("bytes")?);
+        let (trash_n, trash_bytes): (i64, i64) = (row.try_get("trash_n")?, row.try_get("trash_bytes")?);
+        Ok(Usage { files: n - trash_n, bytes: bytes - trash_bytes, trash_files: trash_n, trash_bytes })
     }
 }
 
@@ -443,7 +489,7 @@ impl FileRepo for SqlRepo {
     async fn own_entry(&self, user_id: i64, sha256: &str, filesize: i64) -> Result<Option<UserFile>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id \
-             WHERE uf.user_id = ? AND f.sha256 = ? AND f.filesize = ?"
+             WHERE uf.user_id = ? AND f.sha256 = ? AND f.filesize = ? ORDER BY uf.trashed_by IS NULL DESC LIMIT 1"
         )))
         .bind(user_id)
         .bind(sha256)
@@ -469,14 +515,14 @@ impl FileRepo for SqlRepo {
     async fn list_files(&self, user_id: i64, limit: i64, offset: i64) -> Result<(Vec<UserFile>, i64)> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.user_id = ? \
-             ORDER BY uf.created_at DESC, uf.id DESC LIMIT ? OFFSET ?"
+             AND uf.trashed_by IS NULL ORDER BY uf.created_at DESC, uf.id DESC LIMIT ? OFFSET ?"
         )))
         .bind(user_id)
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.pool)
         .await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_files WHERE user_id = ?")
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_files WHERE user_id = ? AND trashed_by IS NULL")
             .bind(user_id)
             .fetch_one(&self.pool)
             .await?;
@@ -486,7 +532,7 @@ impl FileRepo for SqlRepo {
     async fn entries_with_sha1(&self, user_id: i64, filehash: &str) -> Result<Vec<(UserFile, StoredFile)>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id \
-             WHERE uf.user_id = ? AND f.filehash = ? ORDER BY uf.id"
+             WHERE uf.user_id = ? AND f.filehash = ? AND uf.trashed_by IS NULL ORDER BY uf.id"
         )))
         .bind(user_id)
         .bind(filehash)
@@ -497,61 +543,14 @@ impl FileRepo for SqlRepo {
 
     async fn user_file(&self, user_id: i64, entry_id: &str) -> Result<Option<(UserFile, StoredFile)>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.user_id = ? AND uf.entry_id = ?"
+            "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.user_id = ? AND uf.entry_id = ? \
+             AND uf.trashed_by IS NULL"
         )))
         .bind(user_id)
         .bind(entry_id)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| Ok::<_, sqlx::Error>((user_file_from(&r)?, stored_file_from(&r)?))).transpose()?)
-    }
-
-    async fn rename_file(&self, user_id: i64, entry_id: &str, filename: &str, now: i64) -> Result<UserFile> {
-        let res = sqlx::query("UPDATE user_files SET filename = ?, updated_at = ? WHERE user_id = ? AND entry_id = ?")
-            .bind(filename)
-            .bind(now)
-            .bind(user_id)
-            .bind(entry_id)
-            .execute(&self.pool)
-            .await?;
-        if res.rows_affected() == 0 {
-            return Err(Error::FileNotFound);
-        }
-        self.user_file(user_id, entry_id).await?.map(|(f, _)| f).ok_or(Error::FileNotFound)
-    }
-
-    async fn delete_file(&self, user_id: i64, entry_id: &str) -> Result<Option<StoredFile>> {
-        let mut tx = self.begin().await?;
-        let file_id: Option<i64> =
-            sqlx::query_scalar("SELECT file_id FROM user_files WHERE user_id = ? AND entry_id = ?")
-                .bind(user_id)
-                .bind(entry_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(file_id) = file_id else {
-            return Err(Error::FileNotFound);
-        };
-        let removed = sqlx::query("DELETE FROM user_files WHERE user_id = ? AND entry_id = ?")
-            .bind(user_id)
-            .bind(entry_id)
-            .execute(&mut *tx)
-            .await?;
-        if removed.rows_affected() == 0 {
-            return Err(Error::FileNotFound);
-        }
-        sqlx::query("UPDATE files SET refcount = refcount - 1 WHERE id = ?").bind(file_id).execute(&mut *tx).await?;
-        let orphan = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {CONTENT} FROM files f WHERE f.id = ? AND f.refcount <= 0"
-        )))
-        .bind(file_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let orphan = orphan.as_ref().map(stored_file_from).transpose()?;
-        if orphan.is_some() {
-            sqlx::query("DELETE FROM files WHERE id = ? AND refcount <= 0").bind(file_id).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(orphan)
     }
 }
 

@@ -151,14 +151,22 @@ server_id!(
 );
 
 server_id!(
+    /// The id of one of a user's folders (the root has none).
+    FolderId,
+    Error::FolderNotFound
+);
+
+server_id!(
     /// An upload id. Unguessable, so knowing one proves nothing; ownership is
     /// still checked.
     UploadId,
     Error::UploadNotFound
 );
 
-/// A client's name for a file: 1–255 bytes of UTF-8, no control characters.
-/// Metadata only: it never becomes part of a path or an object key.
+/// A client's name for a file or folder: 1–255 bytes of UTF-8, no control
+/// characters, no `/`, and not `.` or `..` (paths like `/a/b/c.txt` name
+/// entries by these names). Metadata only: it never becomes part of a path
+/// on disk or an object key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileName(String);
 
@@ -174,6 +182,9 @@ impl FileName {
         if s.chars().any(char::is_control) {
             return Err(Error::invalid("INVALID_FILENAME", "filename must not contain control characters"));
         }
+        if s.contains('/') || s == "." || s == ".." {
+            return Err(Error::invalid("INVALID_FILENAME", "a name must not contain '/' nor be '.' or '..'"));
+        }
         // Bidirectional overrides and isolates make `invoice\u{202E}fdp.exe`
         // look like `invoiceexe.pdf`. Zero-width joiners stay (emoji, Persian).
         if s.chars().any(is_bidi_control) {
@@ -188,6 +199,23 @@ impl FileName {
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The `n`th alternative for a taken name: `report (n).pdf`, the number
+    /// before the last extension (`.bashrc (n)` and `archive (n)` have none),
+    /// shortened to stay within 255 bytes.
+    pub fn numbered(&self, n: u32) -> FileName {
+        let s = self.0.as_str();
+        let (stem, ext) = match s.rfind('.') {
+            Some(dot) if dot > 0 => s.split_at(dot),
+            _ => (s, ""),
+        };
+        let suffix = format!(" ({n}){ext}");
+        let mut stem_len = stem.len().min(255usize.saturating_sub(suffix.len()));
+        while !stem.is_char_boundary(stem_len) {
+            stem_len -= 1;
+        }
+        FileName(format!("{}{suffix}", &stem[..stem_len]))
     }
 }
 
@@ -231,18 +259,41 @@ mod tests {
     #[test]
     fn file_names_reject_control_characters_and_length() {
         assert!(FileName::parse("report (final).pdf").is_ok());
-        assert!(FileName::parse("../../etc/passwd").is_ok(), "names are metadata, not paths");
+        assert!(FileName::parse("..\\..\\etc\\passwd").is_ok(), "names are metadata, not paths");
+        assert!(FileName::parse("...").is_ok());
         assert!(FileName::parse("  ").is_ok(), "odd but harmless metadata");
         assert!(FileName::parse("family \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}.jpg").is_ok(), "ZWJ emoji");
         assert!(
             FileName::parse("\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0645}.txt").is_ok(),
             "Persian ZWNJ"
         );
-        for bad in
-            ["", "a\0b", "a\nb", "a\u{85}b", &"n".repeat(256), "invoice\u{202E}fdp.exe", "a\u{2066}b", "a\u{202A}b"]
-        {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "/",
+            "a\0b",
+            "a\nb",
+            "a\u{85}b",
+            &"n".repeat(256),
+            "invoice\u{202E}fdp.exe",
+            "a\u{2066}b",
+            "a\u{202A}b",
+        ] {
             assert!(FileName::parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn taken_names_get_a_number_before_the_extension() {
+        let n = |s: &str, i| FileName::parse(s).unwrap().numbered(i).as_str().to_owned();
+        assert_eq!(n("report.pdf", 1), "report (1).pdf");
+        assert_eq!(n("archive.tar.gz", 2), "archive.tar (2).gz");
+        assert_eq!(n("notes", 3), "notes (3)");
+        assert_eq!(n(".bashrc", 1), ".bashrc (1)");
+        let long = n(&format!("{}.txt", "é".repeat(125)), 12);
+        assert!(long.len() <= 255 && long.ends_with(" (12).txt"), "{long}");
     }
 
     #[test]

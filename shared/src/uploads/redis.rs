@@ -24,7 +24,7 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use super::{CompleteOutcome, PendingProof, UploadStore};
-use crate::domain::{ChunkPlan, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
+use crate::domain::{ChunkPlan, FolderId, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
 use crate::error::{Error, Result};
 
 /// Upload sessions as Redis hashes with a TTL.
@@ -220,6 +220,12 @@ impl RedisUploads {
             state: h.get("state").and_then(|s| UploadState::parse(s)).ok_or_else(|| corrupt("state"))?,
             reason: h.get("reason").filter(|r| !r.is_empty()).cloned(),
             entry_id: h.get("entry_id").filter(|r| !r.is_empty()).cloned(),
+            folder: h
+                .get("folder")
+                .filter(|f| !f.is_empty())
+                .map(|f| FolderId::parse(f))
+                .transpose()
+                .map_err(|_| corrupt("folder"))?,
             created_at: num("created_at")?,
             updated_at: num("updated_at")?,
         })
@@ -241,6 +247,7 @@ impl UploadStore for RedisUploads {
             ("chunksize", s.plan.chunk_size.to_string()),
             ("chunkcount", s.plan.chunk_count.to_string()),
             ("state", s.state.to_string()),
+            ("folder", s.folder.as_ref().map(|f| f.to_string()).unwrap_or_default()),
             ("created_at", s.created_at.to_string()),
             ("updated_at", s.updated_at.to_string()),
             ("resume_key", resume.clone()),

@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 
 use super::{CompleteOutcome, PendingProof, UploadStore};
 use crate::db::SqlRepo;
-use crate::domain::{ChunkPlan, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
+use crate::domain::{ChunkPlan, FolderId, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
 use crate::error::{Error, Result};
 
 /// Upload sessions in the `upload_sessions` and `upload_chunks` tables.
@@ -22,7 +22,7 @@ pub struct SqlUploads {
 }
 
 const COLUMNS: &str = "id, owner_id, filename, filehash, sha256, filesize, chunksize, chunkcount, state, reason, \
-                       entry_id, created_at, updated_at";
+                       entry_id, folder, created_at, updated_at";
 
 fn session_from(row: &AnyRow) -> Result<UploadSession> {
     let state: String = row.try_get("state")?;
@@ -43,6 +43,11 @@ fn session_from(row: &AnyRow) -> Result<UploadSession> {
         state: UploadState::parse(&state).ok_or_else(|| corrupt("state"))?,
         reason: row.try_get("reason")?,
         entry_id: row.try_get("entry_id")?,
+        folder: row
+            .try_get::<Option<String>, _>("folder")?
+            .map(|f| FolderId::parse(&f))
+            .transpose()
+            .map_err(|_| corrupt("folder"))?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -77,7 +82,7 @@ impl UploadStore for SqlUploads {
     async fn create(&self, s: &UploadSession) -> Result<()> {
         sqlx::query(
             "INSERT INTO upload_sessions (id, owner_id, filename, filehash, sha256, filesize, chunksize, chunkcount, \
-             state, reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+             state, reason, folder, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
         )
         .bind(s.id.as_str())
         .bind(s.owner)
@@ -88,6 +93,7 @@ impl UploadStore for SqlUploads {
         .bind(s.plan.chunk_size as i64)
         .bind(s.plan.chunk_count as i64)
         .bind(s.state.as_str())
+        .bind(s.folder.as_ref().map(|f| f.as_str().to_owned()))
         .bind(s.created_at)
         .bind(s.updated_at)
         .execute(self.pool())

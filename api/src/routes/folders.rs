@@ -1,0 +1,649 @@
+//! The caller's tree: folders (create, list, look up by path, rename, move,
+//! delete) and the trash (list, restore, purge).
+
+use base64::Engine;
+use poem::web::Data;
+use poem_openapi::param::Query;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use shared::db::{ListCursor, PageRequest};
+use shared::domain::{FileName, Folder, FolderId, NameRule, SortKey, TreeItem, User, UserFile};
+use shared::tree::{self, PathCache, Resolved};
+
+use super::Tag;
+use crate::auth::BearerAuth;
+use crate::limits::json_body_limit;
+use crate::state::AppState;
+use crate::text::Text;
+
+/// What to do when the name is taken in the destination folder. The default
+/// is `rename` where something new arrives (uploads, new folders, restores)
+/// and `refuse` for renames and moves.
+#[derive(Debug, Enum, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum OnConflict {
+    /// Take the first free `name (n).ext` instead.
+    Rename,
+    /// Refuse with 409 `NAME_TAKEN`.
+    Refuse,
+}
+
+impl From<OnConflict> for NameRule {
+    fn from(c: OnConflict) -> Self {
+        match c {
+            OnConflict::Rename => NameRule::Rename,
+            OnConflict::Refuse => NameRule::Refuse,
+        }
+    }
+}
+
+/// The rule a request asked for, or the operation's default.
+pub fn rule(asked: Option<OnConflict>, default: NameRule) -> NameRule {
+    asked.map(NameRule::from).unwrap_or(default)
+}
+
+/// Whether an entry is a file or a folder.
+#[derive(Debug, Enum, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum EntryKind {
+    /// A folder.
+    Folder,
+    /// A file.
+    File,
+}
+
+/// What a folder listing is sorted by. Folders always come first; they sort
+/// by name when files sort by size.
+#[derive(Debug, Enum, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum SortBy {
+    /// Name, byte order (the default).
+    Name,
+    /// Size in bytes.
+    Size,
+    /// When the entry was made (a file: uploaded).
+    Time,
+}
+
+/// Ascending or descending.
+#[derive(Debug, Enum, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum SortOrder {
+    /// Smallest, earliest, A first (the default).
+    Asc,
+    /// Largest, latest, Z first.
+    Desc,
+}
+
+/// A file or a folder in a listing; `kind` says which.
+#[derive(Debug, Clone, Object)]
+pub struct TreeEntry {
+    // `folder` or `file`.
+    pub kind: EntryKind,
+    /// The folder's or file entry's id.
+    pub id: String,
+    /// Its name in its folder.
+    pub name: String,
+    /// The folder it is in; absent: the root.
+    #[oai(skip_serializing_if_is_none)]
+    pub parent: Option<String>,
+    /// Size in bytes (files).
+    #[oai(skip_serializing_if_is_none)]
+    pub size: Option<i64>,
+    /// SHA-1 of the content (files).
+    #[oai(skip_serializing_if_is_none)]
+    pub filehash: Option<String>,
+    /// SHA-256 of the content (files stored since pan records it).
+    #[oai(skip_serializing_if_is_none)]
+    pub sha256: Option<String>,
+    /// When it was made (a file: uploaded), Unix seconds.
+    pub created_at: i64,
+    /// Last rename or move, Unix seconds.
+    pub updated_at: i64,
+    /// Its full path, e.g. `/photos/2026/a.jpg` (where the answer gives it).
+    #[oai(skip_serializing_if_is_none)]
+    pub path: Option<String>,
+}
+
+fn non_root(parent: String) -> Option<String> {
+    (!parent.is_empty()).then_some(parent)
+}
+
+impl From<TreeItem> for TreeEntry {
+    fn from(item: TreeItem) -> Self {
+        match item {
+            TreeItem::Folder(d) => TreeEntry {
+                kind: EntryKind::Folder,
+                id: d.id,
+                name: d.name,
+                parent: non_root(d.parent),
+                size: None,
+                filehash: None,
+                sha256: None,
+                created_at: d.created_at,
+                updated_at: d.updated_at,
+                path: None,
+            },
+            TreeItem::File(f) => TreeEntry::from(f),
+        }
+    }
+}
+
+impl From<UserFile> for TreeEntry {
+    fn from(f: UserFile) -> Self {
+        TreeEntry {
+            kind: EntryKind::File,
+            id: f.id,
+            name: f.filename,
+            parent: non_root(f.folder),
+            size: Some(f.filesize),
+            filehash: Some(f.filehash),
+            sha256: f.sha256,
+            created_at: f.uploaded_at,
+            updated_at: f.updated_at,
+            path: None,
+        }
+    }
+}
+
+/// One of the caller's folders.
+#[derive(Debug, Clone, Object)]
+pub struct FolderInfo {
+    /// The folder's id.
+    pub id: String,
+    /// Its name in its parent.
+    pub name: String,
+    /// The folder it is in; absent: the root.
+    #[oai(skip_serializing_if_is_none)]
+    pub parent: Option<String>,
+    /// Its full path, e.g. `/photos/2026`.
+    pub path: String,
+    /// When it was made, Unix seconds.
+    pub created_at: i64,
+    /// Last rename or move, Unix seconds.
+    pub updated_at: i64,
+}
+
+async fn folder_info(state: &AppState, user: &User, d: Folder) -> shared::Result<FolderInfo> {
+    let path = PathCache::default().folder_path(&state.backends, user, &d.id).await?;
+    Ok(FolderInfo {
+        id: d.id,
+        name: d.name,
+        parent: non_root(d.parent),
+        path,
+        created_at: d.created_at,
+        updated_at: d.updated_at,
+    })
+}
+
+/// A page of a folder.
+#[derive(Debug, Object)]
+pub struct FolderListing {
+    /// The folder listed; absent: the root.
+    #[oai(skip_serializing_if_is_none)]
+    pub folder: Option<FolderInfo>,
+    /// Its path (`/` for the root).
+    pub path: String,
+    /// Folders first, then files, in the order asked for.
+    pub entries: Vec<TreeEntry>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
+}
+
+/// A new folder. `on_conflict`: `rename` (the default) or `refuse`.
+#[derive(Debug, Object)]
+pub struct CreateFolderRequest {
+    /// The folder to make it in; absent: the root.
+    #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
+    pub parent: Option<Text>,
+    /// Its name: 1-255 bytes of UTF-8, no `/`, no control characters, not `.` or `..`.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^/\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+$"
+    ))]
+    pub name: Text,
+    // When the name is taken: `rename` (the default) or `refuse`.
+    pub on_conflict: Option<OnConflict>,
+}
+
+/// A rename and/or a move of a folder or a file. `on_conflict`: `refuse`
+/// (the default) or `rename`.
+#[derive(Debug, Object)]
+pub struct MoveRequest {
+    /// The folder's or file entry's id.
+    #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
+    pub id: Text,
+    /// The folder to move it into; the empty string for the root; absent:
+    /// it stays where it is.
+    #[oai(validator(pattern = r"^([0-9a-f]{32})?$"))]
+    pub to: Option<Text>,
+    /// Its new name; absent: it keeps its name.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^/\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+$"
+    ))]
+    pub name: Option<Text>,
+    // When the name is taken there: `refuse` (the default) or `rename`.
+    pub on_conflict: Option<OnConflict>,
+}
+
+/// Delete answers.
+#[derive(ApiResponse)]
+pub enum DeletedResponse {
+    /// Done.
+    #[oai(status = 204)]
+    Deleted,
+}
+
+/// Create answers.
+#[derive(ApiResponse)]
+pub enum CreatedFolder {
+    /// The folder is made.
+    #[oai(status = 201)]
+    Created(Json<FolderInfo>),
+}
+
+crate::operation_errors!(
+    /// Errors of folder operations.
+    FolderErrors {
+        BadRequest = 400,
+        Unauthorized = 401,
+        NotFound = 404,
+        Conflict = 409,
+        PayloadTooLarge = 413,
+        UnsupportedMediaType = 415,
+    }
+);
+crate::operation_errors!(
+    /// Errors of reading the tree.
+    TreeReadErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404, Conflict = 409 }
+);
+
+fn default_limit() -> i64 {
+    100
+}
+
+/// Encodes where a listing page ended, with the order it was for.
+fn encode_cursor(sort: SortBy, order: SortOrder, c: &ListCursor) -> String {
+    let raw = format!(
+        "{}.{}.{}.{}.{}",
+        sort_name(sort),
+        if order == SortOrder::Desc { "d" } else { "a" },
+        if c.in_files { "f" } else { "d" },
+        c.row,
+        c.key
+    );
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn sort_name(sort: SortBy) -> &'static str {
+    match sort {
+        SortBy::Name => "name",
+        SortBy::Size => "size",
+        SortBy::Time => "time",
+    }
+}
+
+fn bad_cursor() -> shared::Error {
+    shared::Error::invalid("INVALID_CURSOR", "the cursor is not one this listing (with this sort and order) returned")
+}
+
+fn decode_cursor(sort: SortBy, order: SortOrder, cursor: &str) -> shared::Result<ListCursor> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad_cursor())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad_cursor())?;
+    let mut parts = raw.splitn(5, '.');
+    let (Some(s), Some(o), Some(kind), Some(row), Some(key)) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad_cursor());
+    };
+    let order_ok = o == if order == SortOrder::Desc { "d" } else { "a" };
+    if s != sort_name(sort) || !order_ok || !matches!(kind, "d" | "f") {
+        return Err(bad_cursor());
+    }
+    Ok(ListCursor { in_files: kind == "f", key: key.to_owned(), row: row.parse().map_err(|_| bad_cursor())? })
+}
+
+/// The folder a request names by id (`None` and `""`: the root); it must be
+/// the caller's and live.
+pub async fn named_folder(state: &AppState, user: &User, id: Option<&str>) -> shared::Result<Option<Folder>> {
+    match id.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(id) => {
+            let id = FolderId::parse(id)?;
+            Ok(Some(state.backends.repo.folder(user.id, id.as_str()).await?.ok_or(shared::Error::FolderNotFound)?))
+        }
+    }
+}
+
+/// Folders: make, list, look up, rename, move, delete.
+pub struct FolderApi;
+
+#[OpenApi(prefix_path = "/folder", tag = "Tag::Folders")]
+impl FolderApi {
+    /// Make a folder.
+    ///
+    /// In `parent` (absent: the root). A taken name gets the first free
+    /// `name (n)` unless `on_conflict` is `refuse`.
+    #[oai(path = "/create", method = "post", operation_id = "folder_create", transform = "json_body_limit")]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        body: Json<CreateFolderRequest>,
+    ) -> Result<CreatedFolder, FolderErrors> {
+        let name = FileName::parse(&body.name)?;
+        let parent = named_folder(&state, &auth.0, body.parent.as_deref()).await?;
+        let parent = parent.map(|d| d.id).unwrap_or_default();
+        let rule = rule(body.on_conflict, NameRule::Rename);
+        let folder = state.backends.repo.create_folder(auth.0.id, &parent, name.as_str(), rule, shared::now()).await?;
+        Ok(CreatedFolder::Created(Json(folder_info(&state, &auth.0, folder).await?)))
+    }
+
+    /// List a folder.
+    ///
+    /// Name it by `id` or by `path` (neither: the root). Folders come first,
+    /// then files, sorted by `sort` in `order`; pages of `limit` entries,
+    /// each answer's `next_cursor` fetching the next (keep `sort` and
+    /// `order`).
+    #[oai(path = "/list", method = "get", operation_id = "folder_list")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// The folder's id.
+        #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
+        id: Query<Option<String>>,
+        /// The folder's path, e.g. `/photos/2026` (instead of `id`).
+        #[oai(validator(max_length = 4096))]
+        path: Query<Option<String>>,
+        /// Sort by `name` (default), `size` or `time`.
+        sort: Query<Option<SortBy>>,
+        /// `asc` (default) or `desc`.
+        order: Query<Option<SortOrder>>,
+        /// Page size, 1-1000 (default 100).
+        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "1000")))]
+        limit: Query<i64>,
+        /// `next_cursor` of the previous page.
+        #[oai(validator(max_length = 2048))]
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<FolderListing>, TreeReadErrors> {
+        let (sort, order) = (sort.0.unwrap_or(SortBy::Name), order.0.unwrap_or(SortOrder::Asc));
+        let folder = match (id.0.as_deref(), path.0.as_deref()) {
+            (Some(_), Some(_)) => {
+                return Err(shared::Error::invalid("INVALID_REQUEST", "name the folder by `id` or by `path`").into());
+            }
+            (None, Some(p)) => tree::resolve_folder(&state.backends, &auth.0, p).await?,
+            (id, None) => named_folder(&state, &auth.0, id).await?,
+        };
+        let after = cursor.0.as_deref().map(|c| decode_cursor(sort, order, c)).transpose()?;
+        let page = PageRequest {
+            sort: match sort {
+                SortBy::Name => SortKey::Name,
+                SortBy::Size => SortKey::Size,
+                SortBy::Time => SortKey::Time,
+            },
+            desc: order == SortOrder::Desc,
+            limit: limit.0,
+            after,
+        };
+        let parent = folder.as_ref().map(|d| d.id.clone()).unwrap_or_default();
+        let (items, next) = state.backends.repo.list_children(auth.0.id, &parent, &page).await?;
+        let folder = match folder {
+            Some(d) => Some(folder_info(&state, &auth.0, d).await?),
+            None => None,
+        };
+        let path = folder.as_ref().map(|d| d.path.clone()).unwrap_or_else(|| "/".into());
+        Ok(Json(FolderListing {
+            folder,
+            path,
+            entries: items.into_iter().map(TreeEntry::from).collect(),
+            next_cursor: next.map(|c| encode_cursor(sort, order, &c)),
+        }))
+    }
+
+    /// What is at a path.
+    ///
+    /// The folder or file at `path` (e.g. `/photos/2026/a.jpg`), with its
+    /// id for every other route.
+    #[oai(path = "/stat", method = "get", operation_id = "folder_stat")]
+    async fn stat(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// The path, starting with `/`.
+        #[oai(validator(max_length = 4096))]
+        path: Query<String>,
+    ) -> Result<Json<TreeEntry>, TreeReadErrors> {
+        let item = match tree::resolve(&state.backends, &auth.0, &path.0).await? {
+            Resolved::Root => {
+                return Err(shared::Error::invalid("INVALID_PATH", "`/` is the root; list it with /folder/list").into());
+            }
+            Resolved::Item(item) => item,
+        };
+        Ok(Json(with_path(&state, &auth.0, item).await?))
+    }
+
+    /// Rename and/or move a folder.
+    ///
+    /// Into `to` (the empty string: the root; absent: where it is), as
+    /// `name` (absent: its name). A folder cannot move into itself or below
+    /// itself. A taken name is refused unless `on_conflict` is `rename`.
+    #[oai(path = "/move", method = "post", operation_id = "folder_move", transform = "json_body_limit")]
+    async fn move_folder(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        body: Json<MoveRequest>,
+    ) -> Result<Json<FolderInfo>, FolderErrors> {
+        let id = FolderId::parse(&body.id)?;
+        let name = body.name.as_deref().map(FileName::parse).transpose()?;
+        let rule = rule(body.on_conflict, NameRule::Refuse);
+        let folder = state
+            .backends
+            .repo
+            .move_folder(
+                auth.0.id,
+                id.as_str(),
+                body.to.as_deref(),
+                name.as_ref().map(|n| n.as_str()),
+                rule,
+                shared::now(),
+            )
+            .await?;
+        Ok(Json(folder_info(&state, &auth.0, folder).await?))
+    }
+
+    /// Delete a folder and everything in it.
+    ///
+    /// Into the trash, whence `/trash/restore` brings it back until it is
+    /// purged (by `/trash/purge`, or by the server after its retention);
+    /// `permanent=true` deletes it for good at once.
+    #[oai(path = "/delete", method = "delete", operation_id = "folder_delete")]
+    async fn delete(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// The folder's id.
+        #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
+        id: Query<String>,
+        /// Delete for good instead of into the trash (default false).
+        #[oai(default)]
+        permanent: Query<bool>,
+    ) -> Result<DeletedResponse, TreeReadErrors> {
+        let folder = named_folder(&state, &auth.0, Some(&id.0)).await?.ok_or(shared::Error::FolderNotFound)?;
+        tree::delete(&state.backends, &auth.0, &folder.id, permanent.0).await?;
+        Ok(DeletedResponse::Deleted)
+    }
+}
+
+/// A tree item with its full path.
+pub async fn with_path(state: &AppState, user: &User, item: TreeItem) -> shared::Result<TreeEntry> {
+    let mut paths = PathCache::default();
+    let path = match &item {
+        TreeItem::Folder(d) => paths.folder_path(&state.backends, user, &d.id).await?,
+        TreeItem::File(f) => paths.file_path(&state.backends, user, f).await?,
+    };
+    Ok(TreeEntry { path: Some(path), ..TreeEntry::from(item) })
+}
+
+/// Something in the trash.
+#[derive(Debug, Object)]
+pub struct TrashEntry {
+    /// The file or folder as it was (`parent` is where it was).
+    pub entry: TreeEntry,
+    /// When it was deleted, Unix seconds.
+    pub trashed_at: i64,
+    /// When the server deletes it for good, Unix seconds.
+    pub purge_at: i64,
+    /// Where a restore puts it: its old folder's path, or `/` when that
+    /// folder is gone.
+    pub restores_to: String,
+}
+
+/// A page of the trash.
+#[derive(Debug, Object)]
+pub struct TrashListing {
+    /// Latest deleted first.
+    pub entries: Vec<TrashEntry>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
+}
+
+/// A restore. `on_conflict`, when its name is taken where it returns:
+/// `rename` (the default) or `refuse`.
+#[derive(Debug, Object)]
+pub struct RestoreRequest {
+    /// The id of the trashed file or folder.
+    #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
+    pub id: Text,
+    // When its name is taken where it returns: `rename` (the default) or `refuse`.
+    pub on_conflict: Option<OnConflict>,
+}
+
+/// The trash: list, restore, purge.
+pub struct TrashApi;
+
+#[OpenApi(prefix_path = "/trash", tag = "Tag::Folders")]
+impl TrashApi {
+    /// List the trash.
+    ///
+    /// What the caller deleted (a folder once, with everything that was in
+    /// it), latest first. Quota counts what is here.
+    #[oai(path = "/list", method = "get", operation_id = "trash_list")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// Page size, 1-1000 (default 100).
+        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "1000")))]
+        limit: Query<i64>,
+        /// `next_cursor` of the previous page.
+        #[oai(validator(max_length = 256))]
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<TrashListing>, TreeReadErrors> {
+        let after = cursor
+            .0
+            .as_deref()
+            .map(|c| {
+                let (at, id) = c.split_once('.').ok_or_else(bad_cursor)?;
+                let id = FolderId::parse(id).map_err(|_| bad_cursor())?;
+                Ok::<_, shared::Error>((at.parse::<i64>().map_err(|_| bad_cursor())?, id.to_string()))
+            })
+            .transpose()?;
+        let (items, next) = state.backends.repo.list_trash(auth.0.id, limit.0, after.as_ref()).await?;
+        let retention = state.settings.trash_days as i64 * 86_400;
+        let mut paths = PathCache::default();
+        let mut entries = Vec::with_capacity(items.len());
+        for t in items {
+            let parent = match &t.item {
+                TreeItem::Folder(d) => d.parent.clone(),
+                TreeItem::File(f) => f.folder.clone(),
+            };
+            let live = parent.is_empty() || state.backends.repo.folder(auth.0.id, &parent).await?.is_some();
+            let restores_to =
+                if live { paths.folder_path(&state.backends, &auth.0, &parent).await? } else { "/".into() };
+            entries.push(TrashEntry {
+                entry: t.item.into(),
+                trashed_at: t.trashed_at,
+                purge_at: t.trashed_at + retention,
+                restores_to,
+            });
+        }
+        Ok(Json(TrashListing { entries, next_cursor: next.map(|(at, id)| format!("{at}.{id}")) }))
+    }
+
+    /// Restore from the trash.
+    ///
+    /// Back into its old folder, or the root when that folder is gone; a
+    /// taken name gets `name (n).ext` unless `on_conflict` is `refuse`.
+    #[oai(path = "/restore", method = "post", operation_id = "trash_restore", transform = "json_body_limit")]
+    async fn restore(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        body: Json<RestoreRequest>,
+    ) -> Result<Json<TreeEntry>, FolderErrors> {
+        let id = FolderId::parse(&body.id).map_err(|_| shared::Error::TrashItemNotFound)?;
+        let rule = rule(body.on_conflict, NameRule::Rename);
+        let item = state.backends.repo.restore(auth.0.id, id.as_str(), rule, shared::now()).await?;
+        Ok(Json(with_path(&state, &auth.0, item).await?))
+    }
+
+    /// Delete from the trash for good.
+    ///
+    /// The bytes go once nobody else has the same content.
+    #[oai(path = "/purge", method = "delete", operation_id = "trash_purge")]
+    async fn purge(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// The id of the trashed file or folder.
+        #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
+        id: Query<String>,
+    ) -> Result<DeletedResponse, TreeReadErrors> {
+        tree::purge(&state.backends, &auth.0, &id.0).await?;
+        Ok(DeletedResponse::Deleted)
+    }
+
+    /// Empty the trash.
+    #[oai(path = "/empty", method = "delete", operation_id = "trash_empty")]
+    async fn empty(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<DeletedResponse, TreeReadErrors> {
+        loop {
+            let (items, _) = state.backends.repo.list_trash(auth.0.id, 100, None).await?;
+            if items.is_empty() {
+                return Ok(DeletedResponse::Deleted);
+            }
+            for t in items {
+                let id = match t.item {
+                    TreeItem::Folder(d) => d.id,
+                    TreeItem::File(f) => f.id,
+                };
+                match tree::purge(&state.backends, &auth.0, &id).await {
+                    Ok(()) | Err(shared::Error::TrashItemNotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_belong_to_their_order() {
+        let c = ListCursor { in_files: true, key: "a.b.c".into(), row: 42 };
+        let s = encode_cursor(SortBy::Name, SortOrder::Asc, &c);
+        assert_eq!(decode_cursor(SortBy::Name, SortOrder::Asc, &s).unwrap(), c);
+        assert!(decode_cursor(SortBy::Size, SortOrder::Asc, &s).is_err());
+        assert!(decode_cursor(SortBy::Name, SortOrder::Desc, &s).is_err());
+        assert!(decode_cursor(SortBy::Name, SortOrder::Asc, "garbage!").is_err());
+    }
+}

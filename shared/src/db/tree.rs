@@ -1,0 +1,685 @@
+//! The users' trees in SQL: folders, names in a folder, moves and the trash.
+//!
+//! A folder or a file names its parent by the folder's public id (`''`: the
+//! root). A trashed item has `trashed_at`; it and everything that was below
+//! it have `trashed_by` = its id, so "live" is `trashed_by IS NULL` and a
+//! restore or a purge touches rows by `trashed_by` alone.
+
+use async_trait::async_trait;
+use sqlx::any::AnyRow;
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+
+use super::sql::{CONTENT, ENTRY, SqlRepo, TxError, stored_file_from, user_file_from};
+use super::{ListCursor, PageRequest, ParentId, TreeRepo};
+use crate::domain::{FileName, Folder, FolderId, NameRule, SortKey, StoredFile, TrashItem, TreeItem, UserFile};
+use crate::error::{Error, Result};
+
+type Tx = Transaction<'static, Any>;
+
+/// Columns of a folder, as [`folder_from`] reads them (`d` = folders).
+const FOLDER: &str = "d.id AS row_id, d.folder_id, d.name, d.parent, d.created_at, d.updated_at, d.trashed_at";
+
+/// How many alternatives `name (n).ext` are tried before giving up.
+const MAX_NUMBERED: u32 = 1000;
+/// How deep a tree may be walked (a guard against a cycle in bad data).
+const MAX_DEPTH: usize = 10_000;
+/// Ids per `IN (…)` list.
+const IN_BATCH: usize = 200;
+
+fn folder_from(row: &AnyRow) -> sqlx::Result<Folder> {
+    Ok(Folder {
+        id: row.try_get("folder_id")?,
+        name: row.try_get("name")?,
+        parent: row.try_get("parent")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// Takes the user's turn at changing their tree (held to the transaction's
+/// end): on MariaDB a row lock, on SQLite the write lock is held already.
+pub(super) async fn lock_tree(tx: &mut Tx, user_id: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET tree_rev = tree_rev + 1 WHERE id = ?").bind(user_id).execute(&mut **tx).await?;
+    Ok(())
+}
+
+async fn live_folder(tx: &mut Tx, user_id: i64, folder_id: &str) -> sqlx::Result<Option<Folder>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {FOLDER} FROM folders d WHERE d.user_id = ? AND d.folder_id = ? AND d.trashed_by IS NULL"
+    )))
+    .bind(user_id)
+    .bind(folder_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(folder_from).transpose()
+}
+
+/// `parent` when it is the root or a live folder of the user; otherwise
+/// [`Error::FolderNotFound`].
+async fn existing_parent(tx: &mut Tx, user_id: i64, parent: &str) -> Result<String, TxError> {
+    if parent.is_empty() || live_folder(tx, user_id, parent).await?.is_some() {
+        Ok(parent.to_owned())
+    } else {
+        Err(Error::FolderNotFound.into())
+    }
+}
+
+/// `parent` when it is the root or a live folder of the user; the root otherwise.
+pub(super) async fn parent_or_root(tx: &mut Tx, user_id: i64, parent: &str) -> sqlx::Result<String> {
+    if parent.is_empty() || live_folder(tx, user_id, parent).await?.is_some() {
+        Ok(parent.to_owned())
+    } else {
+        Ok(String::new())
+    }
+}
+
+/// Whether a live folder or file other than `except` is called `name` in `parent`.
+async fn name_taken(tx: &mut Tx, user_id: i64, parent: &str, name: &str, except: &str) -> sqlx::Result<bool> {
+    let folders: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM folders WHERE user_id = ? AND parent = ? AND name = ? AND trashed_by IS NULL \
+         AND folder_id <> ?",
+    )
+    .bind(user_id)
+    .bind(parent)
+    .bind(name)
+    .bind(except)
+    .fetch_one(&mut **tx)
+    .await?;
+    if folders > 0 {
+        return Ok(true);
+    }
+    let files: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM user_files WHERE user_id = ? AND folder = ? AND filename = ? AND trashed_by IS NULL \
+         AND entry_id <> ?",
+    )
+    .bind(user_id)
+    .bind(parent)
+    .bind(name)
+    .bind(except)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(files > 0)
+}
+
+/// The name an entry gets in `parent`: `name` when free, else refused or
+/// the first free `name (n).ext`, as `rule` says. `except` is the entry
+/// itself (a rename to its own name is no clash).
+pub(super) async fn free_name(
+    tx: &mut Tx,
+    user_id: i64,
+    parent: &str,
+    name: &str,
+    rule: NameRule,
+    except: &str,
+) -> Result<String, TxError> {
+    if !name_taken(tx, user_id, parent, name, except).await? {
+        return Ok(name.to_owned());
+    }
+    if rule == NameRule::Refuse {
+        return Err(Error::NameTaken { name: name.to_owned() }.into());
+    }
+    let base = FileName::parse(name)?;
+    for n in 1..=MAX_NUMBERED {
+        let candidate = base.numbered(n);
+        if !name_taken(tx, user_id, parent, candidate.as_str(), except).await? {
+            return Ok(candidate.as_str().to_owned());
+        }
+    }
+    Err(Error::NameTaken { name: name.to_owned() }.into())
+}
+
+/// `root` and every live folder below it.
+async fn subtree(tx: &mut Tx, user_id: i64, root: &str) -> sqlx::Result<Vec<String>> {
+    let mut all = vec![root.to_owned()];
+    let mut next = 0;
+    while next < all.len() && all.len() < 10_000_000 {
+        let children: Vec<String> =
+            sqlx::query_scalar("SELECT folder_id FROM folders WHERE user_id = ? AND parent = ? AND trashed_by IS NULL")
+                .bind(user_id)
+                .bind(all[next].as_str())
+                .fetch_all(&mut **tx)
+                .await?;
+        all.extend(children);
+        next += 1;
+    }
+    Ok(all)
+}
+
+/// Sets `trashed_by = by` on the live folders `ids` and the live files in them.
+async fn hide_below(tx: &mut Tx, user_id: i64, ids: &[String], by: &str) -> sqlx::Result<()> {
+    for batch in ids.chunks(IN_BATCH) {
+        let marks = vec!["?"; batch.len()].join(", ");
+        let mut q = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE folders SET trashed_by = ? WHERE user_id = ? AND trashed_by IS NULL AND folder_id IN ({marks})"
+        )))
+        .bind(by)
+        .bind(user_id);
+        for id in batch {
+            q = q.bind(id.as_str());
+        }
+        q.execute(&mut **tx).await?;
+        let mut q = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE user_files SET trashed_by = ? WHERE user_id = ? AND trashed_by IS NULL AND folder IN ({marks})"
+        )))
+        .bind(by)
+        .bind(user_id);
+        for id in batch {
+            q = q.bind(id.as_str());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Whether `folder` is `ancestor` or below it (walking up from `folder`).
+async fn is_within(tx: &mut Tx, user_id: i64, folder: &str, ancestor: &str) -> sqlx::Result<bool> {
+    let mut current = folder.to_owned();
+    for _ in 0..MAX_DEPTH {
+        if current == ancestor {
+            return Ok(true);
+        }
+        if current.is_empty() {
+            return Ok(false);
+        }
+        let parent: Option<String> =
+            sqlx::query_scalar("SELECT parent FROM folders WHERE user_id = ? AND folder_id = ?")
+                .bind(user_id)
+                .bind(current.as_str())
+                .fetch_optional(&mut **tx)
+                .await?;
+        match parent {
+            Some(p) => current = p,
+            None => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// A trashed item at the top of the trash (`trashed_at` set), by id.
+async fn trash_top(tx: &mut Tx, user_id: i64, id: &str) -> Result<TreeItem, TxError> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {FOLDER} FROM folders d WHERE d.user_id = ? AND d.folder_id = ? AND d.trashed_at IS NOT NULL"
+    )))
+    .bind(user_id)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(row) = row {
+        return Ok(TreeItem::Folder(folder_from(&row)?));
+    }
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id \
+         WHERE uf.user_id = ? AND uf.entry_id = ? AND uf.trashed_at IS NOT NULL"
+    )))
+    .bind(user_id)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match row {
+        Some(row) => Ok(TreeItem::File(user_file_from(&row)?)),
+        None => Err(Error::TrashItemNotFound.into()),
+    }
+}
+
+async fn entry_by_id(tx: &mut Tx, user_id: i64, entry_id: &str) -> sqlx::Result<Option<UserFile>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id \
+         WHERE uf.user_id = ? AND uf.entry_id = ? AND uf.trashed_by IS NULL"
+    )))
+    .bind(user_id)
+    .bind(entry_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(user_file_from).transpose()
+}
+
+/// A cursor key as the listing binds it: a number for sizes and times.
+enum KeyValue {
+    Text(String),
+    Number(i64),
+}
+
+fn key_value(numeric: bool, key: &str) -> Result<KeyValue> {
+    if !numeric {
+        return Ok(KeyValue::Text(key.to_owned()));
+    }
+    key.parse()
+        .map(KeyValue::Number)
+        .map_err(|_| Error::invalid("INVALID_CURSOR", "the cursor is not one this listing returned"))
+}
+
+/// One table of a listing: its `SELECT … WHERE user_id = ? AND parent = ?`,
+/// the column it is sorted by (numeric or text), and the row id column.
+struct Listed<'a> {
+    select: String,
+    key_col: &'a str,
+    numeric: bool,
+    row_col: &'a str,
+}
+
+/// One page of one table of a listing, after the cursor.
+async fn page_of(
+    pool: &sqlx::AnyPool,
+    table: &Listed<'_>,
+    binds: (i64, &str),
+    desc: bool,
+    after: Option<&ListCursor>,
+    limit: i64,
+) -> Result<Vec<AnyRow>> {
+    let Listed { select, key_col, numeric, row_col } = table;
+    let numeric = *numeric;
+    let (dir, cmp) = if desc { ("DESC", "<") } else { ("ASC", ">") };
+    let mut sql = select.to_owned();
+    if after.is_some() {
+        sql.push_str(&format!(" AND ({key_col} {cmp} ? OR ({key_col} = ? AND {row_col} {cmp} ?))"));
+    }
+    sql.push_str(&format!(" ORDER BY {key_col} {dir}, {row_col} {dir} LIMIT ?"));
+    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(binds.0).bind(binds.1.to_owned());
+    if let Some(c) = after {
+        q = match key_value(numeric, &c.key)? {
+            KeyValue::Text(t) => q.bind(t.clone()).bind(t),
+            KeyValue::Number(n) => q.bind(n).bind(n),
+        };
+        q = q.bind(c.row);
+    }
+    Ok(q.bind(limit).fetch_all(pool).await?)
+}
+
+#[async_trait]
+impl TreeRepo for SqlRepo {
+    async fn folder(&self, user_id: i64, folder_id: &str) -> Result<Option<Folder>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {FOLDER} FROM folders d WHERE d.user_id = ? AND d.folder_id = ? AND d.trashed_by IS NULL"
+        )))
+        .bind(user_id)
+        .bind(folder_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(folder_from).transpose()?)
+    }
+
+    async fn children_named(&self, user_id: i64, parent: ParentId<'_>, name: &str) -> Result<Vec<TreeItem>> {
+        let folders = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {FOLDER} FROM folders d WHERE d.user_id = ? AND d.parent = ? AND d.name = ? \
+             AND d.trashed_by IS NULL ORDER BY d.id"
+        )))
+        .bind(user_id)
+        .bind(parent)
+        .bind(name)
+        .fetch_all(self.pool())
+        .await?;
+        let files = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.user_id = ? \
+             AND uf.folder = ? AND uf.filename = ? AND uf.trashed_by IS NULL ORDER BY uf.id"
+        )))
+        .bind(user_id)
+        .bind(parent)
+        .bind(name)
+        .fetch_all(self.pool())
+        .await?;
+        let mut items = Vec::with_capacity(folders.len() + files.len());
+        for r in &folders {
+            items.push(TreeItem::Folder(folder_from(r)?));
+        }
+        for r in &files {
+            items.push(TreeItem::File(user_file_from(r)?));
+        }
+        Ok(items)
+    }
+
+    async fn list_children(
+        &self,
+        user_id: i64,
+        parent: ParentId<'_>,
+        page: &PageRequest,
+    ) -> Result<(Vec<TreeItem>, Option<ListCursor>)> {
+        let mut items = Vec::new();
+        let in_files = page.after.as_ref().is_some_and(|c| c.in_files);
+        let mut last_folder = None;
+        if !in_files {
+            let (key_col, numeric) = match page.sort {
+                SortKey::Time => ("d.created_at", true),
+                SortKey::Name | SortKey::Size => ("d.name", false),
+            };
+            let table = Listed {
+                select: format!(
+                    "SELECT {FOLDER} FROM folders d WHERE d.user_id = ? AND d.parent = ? AND d.trashed_by IS NULL"
+                ),
+                key_col,
+                numeric,
+                row_col: "d.id",
+            };
+            let rows =
+                page_of(self.pool(), &table, (user_id, parent), page.desc, page.after.as_ref(), page.limit + 1).await?;
+            for row in rows.iter().take(page.limit as usize) {
+                let folder = folder_from(row)?;
+                let key = match page.sort {
+                    SortKey::Time => folder.created_at.to_string(),
+                    _ => folder.name.clone(),
+                };
+                last_folder = Some(ListCursor { in_files: false, key, row: row.try_get("row_id")? });
+                items.push(TreeItem::Folder(folder));
+            }
+            if rows.len() as i64 > page.limit {
+                return Ok((items, last_folder));
+            }
+        }
+        let room = page.limit - items.len() as i64;
+        let (key_col, numeric) = match page.sort {
+            SortKey::Name => ("uf.filename", false),
+            SortKey::Size => ("uf.filesize", true),
+            SortKey::Time => ("uf.created_at", true),
+        };
+        let table = Listed {
+            select: format!(
+                "SELECT uf.id AS row_id, {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id \
+                 WHERE uf.user_id = ? AND uf.folder = ? AND uf.trashed_by IS NULL"
+            ),
+            key_col,
+            numeric,
+            row_col: "uf.id",
+        };
+        let after = page.after.as_ref().filter(|c| c.in_files);
+        let rows = page_of(self.pool(), &table, (user_id, parent), page.desc, after, room + 1).await?;
+        let mut last = None;
+        for row in rows.iter().take(room as usize) {
+            let file = user_file_from(row)?;
+            let key = match page.sort {
+                SortKey::Name => file.filename.clone(),
+                SortKey::Size => file.filesize.to_string(),
+                SortKey::Time => file.uploaded_at.to_string(),
+            };
+            last = Some(ListCursor { in_files: true, key, row: row.try_get("row_id")? });
+            items.push(TreeItem::File(file));
+        }
+        if rows.len() as i64 > room {
+            // More files follow; when this page had no room for any, the next
+            // one starts at the first file (after the last folder).
+            return Ok((items, last.or(last_folder)));
+        }
+        Ok((items, None))
+    }
+
+    async fn create_folder(
+        &self,
+        user_id: i64,
+        parent: ParentId<'_>,
+        name: &str,
+        rule: NameRule,
+        now: i64,
+    ) -> Result<Folder> {
+        let mut tx = self.begin().await?;
+        lock_tree(&mut tx, user_id).await?;
+        let parent = existing_parent(&mut tx, user_id, parent).await?;
+        let name = free_name(&mut tx, user_id, &parent, name, rule, "").await?;
+        let id = FolderId::generate();
+        sqlx::query(
+            "INSERT INTO folders (folder_id, user_id, parent, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.as_str())
+        .bind(user_id)
+        .bind(parent.as_str())
+        .bind(name.as_str())
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let folder = live_folder(&mut tx, user_id, id.as_str()).await?.ok_or(Error::FolderNotFound)?;
+        tx.commit().await?;
+        Ok(folder)
+    }
+
+    async fn move_folder(
+        &self,
+        user_id: i64,
+        folder_id: &str,
+        to: Option<ParentId<'_>>,
+        name: Option<&str>,
+        rule: NameRule,
+        now: i64,
+    ) -> Result<Folder> {
+        let mut tx = self.begin().await?;
+        lock_tree(&mut tx, user_id).await?;
+        let folder = live_folder(&mut tx, user_id, folder_id).await?.ok_or(Error::FolderNotFound)?;
+        let parent = match to {
+            Some(to) => existing_parent(&mut tx, user_id, to).await?,
+            None => folder.parent.clone(),
+        };
+        if is_within(&mut tx, user_id, &parent, folder_id).await? {
+            return Err(Error::MoveIntoItself);
+        }
+        let name = name.unwrap_or(&folder.name);
+        if parent == folder.parent && name == folder.name {
+            return Ok(folder);
+        }
+        let name = free_name(&mut tx, user_id, &parent, name, rule, folder_id).await?;
+        sqlx::query("UPDATE folders SET parent = ?, name = ?, updated_at = ? WHERE user_id = ? AND folder_id = ?")
+            .bind(parent.as_str())
+            .bind(name.as_str())
+            .bind(now)
+            .bind(user_id)
+            .bind(folder_id)
+            .execute(&mut *tx)
+            .await?;
+        let folder = live_folder(&mut tx, user_id, folder_id).await?.ok_or(Error::FolderNotFound)?;
+        tx.commit().await?;
+        Ok(folder)
+    }
+
+    async fn move_file(
+        &self,
+        user_id: i64,
+        entry_id: &str,
+        to: Option<ParentId<'_>>,
+        name: Option<&str>,
+        rule: NameRule,
+        now: i64,
+    ) -> Result<UserFile> {
+        let mut tx = self.begin().await?;
+        lock_tree(&mut tx, user_id).await?;
+        let entry = entry_by_id(&mut tx, user_id, entry_id).await?.ok_or(Error::FileNotFound)?;
+        let parent = match to {
+            Some(to) => existing_parent(&mut tx, user_id, to).await?,
+            None => entry.folder.clone(),
+        };
+        let name = name.unwrap_or(&entry.filename);
+        if parent == entry.folder && name == entry.filename {
+            return Ok(entry);
+        }
+        let name = free_name(&mut tx, user_id, &parent, name, rule, entry_id).await?;
+        sqlx::query(
+            "UPDATE user_files SET folder = ?, filename = ?, updated_at = ? WHERE user_id = ? AND entry_id = ?",
+        )
+        .bind(parent.as_str())
+        .bind(name.as_str())
+        .bind(now)
+        .bind(user_id)
+        .bind(entry_id)
+        .execute(&mut *tx)
+        .await?;
+        let entry = entry_by_id(&mut tx, user_id, entry_id).await?.ok_or(Error::FileNotFound)?;
+        tx.commit().await?;
+        Ok(entry)
+    }
+
+    async fn trash(&self, user_id: i64, id: &str, now: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        lock_tree(&mut tx, user_id).await?;
+        if live_folder(&mut tx, user_id, id).await?.is_some() {
+            let ids = subtree(&mut tx, user_id, id).await?;
+            hide_below(&mut tx, user_id, &ids, id).await?;
+            sqlx::query("UPDATE folders SET trashed_at = ? WHERE user_id = ? AND folder_id = ?")
+                .bind(now)
+                .bind(user_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            let hidden = sqlx::query(
+                "UPDATE user_files SET trashed_at = ?, trashed_by = entry_id \
+                 WHERE user_id = ? AND entry_id = ? AND trashed_by IS NULL",
+            )
+            .bind(now)
+            .bind(user_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if hidden.rows_affected() == 0 {
+                return Err(Error::FileNotFound);
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_trash(
+        &self,
+        user_id: i64,
+        limit: i64,
+        after: Option<&(i64, String)>,
+    ) -> Result<(Vec<TrashItem>, Option<(i64, String)>)> {
+        let cond = |id_col: &str, at_col: &str| match after {
+            Some(_) => format!(" AND ({at_col} < ? OR ({at_col} = ? AND {id_col} < ?))"),
+            None => String::new(),
+        };
+        let folders_sql = format!(
+            "SELECT {FOLDER} FROM folders d WHERE d.user_id = ? AND d.trashed_at IS NOT NULL{} \
+             ORDER BY d.trashed_at DESC, d.folder_id DESC LIMIT ?",
+            cond("d.folder_id", "d.trashed_at")
+        );
+        let files_sql = format!(
+            "SELECT {ENTRY}, uf.trashed_at FROM user_files uf JOIN files f ON f.id = uf.file_id \
+             WHERE uf.user_id = ? AND uf.trashed_at IS NOT NULL{} ORDER BY uf.trashed_at DESC, uf.entry_id DESC LIMIT ?",
+            cond("uf.entry_id", "uf.trashed_at")
+        );
+        let mut all: Vec<(i64, String, TrashItem)> = Vec::new();
+        for (sql, is_folder) in [(folders_sql, true), (files_sql, false)] {
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(user_id);
+            if let Some((at, id)) = after {
+                q = q.bind(*at).bind(*at).bind(id.clone());
+            }
+            for row in q.bind(limit + 1).fetch_all(self.pool()).await? {
+                let at: i64 = row.try_get("trashed_at")?;
+                let item = if is_folder {
+                    TreeItem::Folder(folder_from(&row)?)
+                } else {
+                    TreeItem::File(user_file_from(&row)?)
+                };
+                let id = match &item {
+                    TreeItem::Folder(d) => d.id.clone(),
+                    TreeItem::File(f) => f.id.clone(),
+                };
+                all.push((at, id, TrashItem { item, trashed_at: at }));
+            }
+        }
+        all.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+        let more = all.len() as i64 > limit;
+        all.truncate(limit as usize);
+        let next = if more { all.last().map(|(at, id, _)| (*at, id.clone())) } else { None };
+        Ok((all.into_iter().map(|(_, _, t)| t).collect(), next))
+    }
+
+    async fn restore(&self, user_id: i64, id: &str, rule: NameRule, now: i64) -> Result<TreeItem> {
+        let mut tx = self.begin().await?;
+        lock_tree(&mut tx, user_id).await?;
+        let (old_parent, old_name) = match trash_top(&mut tx, user_id, id).await? {
+            TreeItem::Folder(d) => (d.parent, d.name),
+            TreeItem::File(f) => (f.folder, f.filename),
+        };
+        let parent = parent_or_root(&mut tx, user_id, &old_parent).await?;
+        let name = free_name(&mut tx, user_id, &parent, &old_name, rule, id).await?;
+        for table in ["folders", "user_files"] {
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE {table} SET trashed_by = NULL WHERE user_id = ? AND trashed_by = ?"
+            )))
+            .bind(user_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE folders SET trashed_at = NULL, parent = ?, name = ?, updated_at = ? WHERE user_id = ? AND folder_id = ?",
+        )
+        .bind(parent.as_str())
+        .bind(name.as_str())
+        .bind(now)
+        .bind(user_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE user_files SET trashed_at = NULL, folder = ?, filename = ?, updated_at = ? \
+             WHERE user_id = ? AND entry_id = ?",
+        )
+        .bind(parent.as_str())
+        .bind(name.as_str())
+        .bind(now)
+        .bind(user_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let item = match live_folder(&mut tx, user_id, id).await? {
+            Some(d) => TreeItem::Folder(d),
+            None => TreeItem::File(entry_by_id(&mut tx, user_id, id).await?.ok_or(Error::FileNotFound)?),
+        };
+        tx.commit().await?;
+        Ok(item)
+    }
+
+    async fn purge(&self, user_id: i64, id: &str) -> Result<Vec<StoredFile>> {
+        let mut tx = self.begin().await?;
+        lock_tree(&mut tx, user_id).await?;
+        trash_top(&mut tx, user_id, id).await?;
+        let counts = sqlx::query(
+            "SELECT file_id, COUNT(*) AS n FROM user_files WHERE user_id = ? AND trashed_by = ? GROUP BY file_id",
+        )
+        .bind(user_id)
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut touched = Vec::with_capacity(counts.len());
+        for row in &counts {
+            let (file_id, n): (i64, i64) = (row.try_get("file_id")?, row.try_get("n")?);
+            sqlx::query("UPDATE files SET refcount = refcount - ? WHERE id = ?")
+                .bind(n)
+                .bind(file_id)
+                .execute(&mut *tx)
+                .await?;
+            touched.push(file_id);
+        }
+        for table in ["user_files", "folders"] {
+            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE user_id = ? AND trashed_by = ?")))
+                .bind(user_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut orphans = Vec::new();
+        for file_id in touched {
+            let row =
+                sqlx::query(AssertSqlSafe(format!("SELECT {CONTENT} FROM files f WHERE f.id = ? AND f.refcount <= 0")))
+                    .bind(file_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(row) = row {
+                orphans.push(stored_file_from(&row)?);
+                sqlx::query("DELETE FROM files WHERE id = ? AND refcount <= 0").bind(file_id).execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(orphans)
+    }
+
+    async fn trash_expired(&self, before: i64, limit: i64) -> Result<Vec<(i64, String)>> {
+        let mut out = Vec::new();
+        for sql in [
+            "SELECT user_id, folder_id AS id FROM folders WHERE trashed_at < ? ORDER BY trashed_at LIMIT ?",
+            "SELECT user_id, entry_id AS id FROM user_files WHERE trashed_at < ? ORDER BY trashed_at LIMIT ?",
+        ] {
+            for row in sqlx::query(sql).bind(before).bind(limit).fetch_all(self.pool()).await? {
+                out.push((row.try_get("user_id")?, row.try_get("id")?));
+            }
+        }
+        Ok(out)
+    }
+}

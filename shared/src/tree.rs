@@ -1,0 +1,205 @@
+//! The tree use cases: paths, destinations of new files, deleting into the
+//! trash, purging, and emptying the trash after its retention.
+
+use std::collections::HashMap;
+
+use crate::backends::Backends;
+use crate::domain::{FileName, Folder, Placement, TreeItem, User, UserFile};
+use crate::error::{Error, Result};
+
+/// The most components a path may have.
+pub const MAX_PATH_DEPTH: usize = 256;
+
+/// What a path names.
+#[derive(Debug, Clone)]
+pub enum Resolved {
+    /// `/`.
+    Root,
+    /// A folder or a file.
+    Item(TreeItem),
+}
+
+/// Splits `/a/b/c.txt` into its names, each checked like any name. Empty
+/// components (`//`, a trailing `/`) are skipped; `.` and `..` are refused.
+pub fn split_path(path: &str) -> Result<Vec<FileName>> {
+    if !path.starts_with('/') {
+        return Err(Error::invalid("INVALID_PATH", "a path starts with '/', e.g. /photos/2026/a.jpg"));
+    }
+    let names: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    if names.len() > MAX_PATH_DEPTH {
+        return Err(Error::invalid("INVALID_PATH", format!("a path has at most {MAX_PATH_DEPTH} names")));
+    }
+    names
+        .into_iter()
+        .map(|n| FileName::parse(n).map_err(|e| Error::invalid("INVALID_PATH", format!("{n:?}: {e}"))))
+        .collect()
+}
+
+/// The caller's live folder or file at `path`. [`Error::FileNotFound`]
+/// when nothing is there; [`Error::AmbiguousPath`] when the last name
+/// matches several entries (names that clashed before folders existed).
+pub async fn resolve(b: &Backends, user: &User, path: &str) -> Result<Resolved> {
+    let names = split_path(path)?;
+    let Some((last, folders)) = names.split_last() else { return Ok(Resolved::Root) };
+    let mut parent = String::new();
+    for name in folders {
+        parent = b
+            .repo
+            .children_named(user.id, &parent, name.as_str())
+            .await?
+            .into_iter()
+            .find_map(|i| match i {
+                TreeItem::Folder(d) => Some(d.id),
+                TreeItem::File(_) => None,
+            })
+            .ok_or(Error::FileNotFound)?;
+    }
+    let mut found = b.repo.children_named(user.id, &parent, last.as_str()).await?;
+    match found.len() {
+        0 => Err(Error::FileNotFound),
+        1 => Ok(Resolved::Item(found.remove(0))),
+        _ => Err(Error::AmbiguousPath {
+            path: path.to_owned(),
+            ids: found
+                .into_iter()
+                .map(|i| match i {
+                    TreeItem::Folder(d) => d.id,
+                    TreeItem::File(f) => f.id,
+                })
+                .collect(),
+        }),
+    }
+}
+
+/// The caller's live folder at `path` (`None`: the root).
+pub async fn resolve_folder(b: &Backends, user: &User, path: &str) -> Result<Option<Folder>> {
+    match resolve(b, user, path).await {
+        Ok(Resolved::Root) => Ok(None),
+        Ok(Resolved::Item(TreeItem::Folder(d))) => Ok(Some(d)),
+        Ok(Resolved::Item(TreeItem::File(_))) | Err(Error::FileNotFound) => Err(Error::FolderNotFound),
+        Err(e) => Err(e),
+    }
+}
+
+/// Paths of folders, looked up once per folder per request.
+#[derive(Default)]
+pub struct PathCache {
+    known: HashMap<String, String>,
+}
+
+impl PathCache {
+    /// The path of the caller's folder `folder_id` (`/` for the root), e.g.
+    /// `/photos/2026`. A folder that is not live has the path of the trash
+    /// item it went with, as far as it can still be walked.
+    pub async fn folder_path(&mut self, b: &Backends, user: &User, folder_id: &str) -> Result<String> {
+        if folder_id.is_empty() {
+            return Ok("/".into());
+        }
+        if let Some(p) = self.known.get(folder_id) {
+            return Ok(p.clone());
+        }
+        let mut names = Vec::new();
+        let mut current = folder_id.to_owned();
+        let mut prefix = String::new();
+        while !current.is_empty() && names.len() < 10 * MAX_PATH_DEPTH {
+            if let Some(p) = self.known.get(&current) {
+                prefix = p.trim_end_matches('/').to_owned();
+                break;
+            }
+            let Some(folder) = b.repo.folder(user.id, &current).await? else { break };
+            names.push(folder.name);
+            current = folder.parent;
+        }
+        names.reverse();
+        let path = format!("{prefix}/{}", names.join("/"));
+        self.known.insert(folder_id.to_owned(), path.clone());
+        Ok(path)
+    }
+
+    /// The path of a file entry.
+    pub async fn file_path(&mut self, b: &Backends, user: &User, file: &UserFile) -> Result<String> {
+        let folder = self.folder_path(b, user, &file.folder).await?;
+        Ok(format!("{}/{}", folder.trim_end_matches('/'), file.filename))
+    }
+}
+
+/// Checks where a new file is to go before any byte moves: the folder must
+/// be the caller's and live, and with [`crate::domain::NameRule::Refuse`]
+/// the name must be free there (an entry of the same name and content,
+/// `same`, counts as free: storing it again adds nothing).
+pub async fn check_placement(
+    b: &Backends,
+    user: &User,
+    name: &FileName,
+    place: &Placement,
+    same: Option<(&str, i64)>,
+) -> Result<()> {
+    let folder = place.folder.as_ref().map(|f| f.as_str()).unwrap_or("");
+    if !folder.is_empty() && b.repo.folder(user.id, folder).await?.is_none() {
+        return Err(Error::FolderNotFound);
+    }
+    if place.rule == crate::domain::NameRule::Refuse {
+        let taken = b.repo.children_named(user.id, folder, name.as_str()).await?.into_iter().any(|i| match (i, same) {
+            (TreeItem::File(f), Some((sha256, size))) => !(f.sha256.as_deref() == Some(sha256) && f.filesize == size),
+            _ => true,
+        });
+        if taken {
+            return Err(Error::NameTaken { name: name.as_str().to_owned() });
+        }
+    }
+    Ok(())
+}
+
+/// Moves the caller's live file or folder `id` to the trash; with
+/// `permanent`, deletes it for good (the bytes of contents nobody else
+/// references go too).
+pub async fn delete(b: &Backends, user: &User, id: &str, permanent: bool) -> Result<()> {
+    b.repo.trash(user.id, id, crate::now()).await?;
+    if permanent {
+        purge(b, user, id).await?;
+    }
+    Ok(())
+}
+
+/// Deletes a trashed item for good, and the bytes nobody references any more.
+pub async fn purge(b: &Backends, user: &User, id: &str) -> Result<()> {
+    let orphans = b.repo.purge(user.id, id).await?;
+    crate::files::delete_contents(b, &orphans).await;
+    Ok(())
+}
+
+/// Purges every trash item deleted more than `retention_secs` ago (at most
+/// `limit` per call); returns how many went.
+pub async fn empty_expired(b: &Backends, retention_secs: u64, limit: i64) -> Result<usize> {
+    let before = crate::now() - retention_secs as i64;
+    let expired = b.repo.trash_expired(before, limit).await?;
+    let mut purged = 0;
+    for (user_id, id) in expired {
+        match b.repo.purge(user_id, &id).await {
+            Ok(orphans) => {
+                crate::files::delete_contents(b, &orphans).await;
+                purged += 1;
+            }
+            // Restored or purged by its owner since it was listed.
+            Err(Error::TrashItemNotFound) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(purged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_into_checked_names() {
+        let names = |p: &str| split_path(p).map(|v| v.iter().map(|n| n.as_str().to_owned()).collect::<Vec<_>>());
+        assert_eq!(names("/").unwrap(), Vec::<String>::new());
+        assert_eq!(names("/a/b c/d.txt").unwrap(), ["a", "b c", "d.txt"]);
+        assert_eq!(names("//a//b/").unwrap(), ["a", "b"]);
+        for bad in ["a/b", "", "/a/../b", "/./a", "/a\0b"] {
+            assert!(split_path(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}
