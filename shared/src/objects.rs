@@ -414,10 +414,7 @@ impl Backing {
             }
         });
         match outcome {
-            Ok(()) => {
-                writer.finish().await?;
-                Ok(())
-            }
+            Ok(()) => Ok(self.finish(writer, key, got).await?),
             Err(e) => {
                 let _ = writer.abort().await;
                 Err(e)
@@ -492,8 +489,21 @@ impl Backing {
             }
             w.put(piece);
         }
-        w.finish().await?;
+        self.finish(w, to_key, n).await?;
         Ok(n)
+    }
+
+    /// Completes a multipart write of `written` bytes to `key`. An empty one
+    /// becomes a plain empty PUT instead: S3 completes no upload without a
+    /// part, and Garage refuses the empty part object_store sends for it.
+    async fn finish(&self, writer: WriteMultipart, key: &Path, written: u64) -> object_store::Result<()> {
+        if written == 0 {
+            writer.abort().await?;
+            self.store.put(key, object_store::PutPayload::new()).await?;
+        } else {
+            writer.finish().await?;
+        }
+        Ok(())
     }
 }
 

@@ -265,13 +265,20 @@ async fn byte_store_suite(s: &dyn ByteStore, presigns: bool) {
     assert_eq!(head.size, data.len() as u64);
     assert!((now - 60..now + 60).contains(&head.last_modified), "{head:?}");
     assert!(s.head(&Path::from("ab/cd/missing")).await.unwrap().is_none());
+    let mut empty = TempFile::new(s, "conformance-empty").unwrap();
+    std::fs::write(&empty.path, b"").unwrap();
+    s.put_file(&mut empty, &Path::from("ab/cd/empty")).await.unwrap();
+    drop(empty);
+    assert_eq!(read(s, "ab/cd/empty", None).await.as_deref(), Some(&b""[..]), "an empty file is an object");
 
     // The chunk writer: a chunk that arrives whole, checksum and all, appears.
     let chunk = test_bytes(12_345, 91);
     put_chunk(s, "up/00000.a", &chunk, Some(sha1(&chunk))).await;
     put_chunk(s, "up/00001.b", &chunk[..5000], None).await;
+    put_chunk(s, "up/00002.c", b"", None).await;
     assert_eq!(read(s, "up/00000.a", None).await.as_deref(), Some(&chunk[..]));
     assert_eq!(read(s, "up/00001.b", Some(4000..5000)).await.as_deref(), Some(&chunk[4000..5000]));
+    assert_eq!(read(s, "up/00002.c", None).await.as_deref(), Some(&b""[..]), "an empty chunk is an object");
 
     // …and one it refuses leaves nothing behind.
     let refused = Path::from("up/00003.d");
@@ -295,12 +302,12 @@ async fn byte_store_suite(s: &dyn ByteStore, presigns: bool) {
     // Listings: every object with its size and age, and nothing temporary.
     let lingering = TempFile::new(s, "lingering").unwrap();
     std::fs::write(&lingering.path, b"half a merge").unwrap();
-    assert_eq!(keys(s, None).await, ["ab/cd/file", "up/00000.a", "up/00001.b"]);
-    assert_eq!(keys(s, Some("up")).await, ["up/00000.a", "up/00001.b"]);
+    assert_eq!(keys(s, None).await, ["ab/cd/empty", "ab/cd/file", "up/00000.a", "up/00001.b", "up/00002.c"]);
+    assert_eq!(keys(s, Some("up")).await, ["up/00000.a", "up/00001.b", "up/00002.c"]);
     assert!(keys(s, Some("nothing")).await.is_empty());
     let mut listed: Vec<_> = s.list(Some(&Path::from("up"))).try_collect().await.unwrap();
     listed.sort_by(|a, b| a.key.cmp(&b.key));
-    assert_eq!(listed.iter().map(|o| o.size).collect::<Vec<_>>(), [12_345, 5000]);
+    assert_eq!(listed.iter().map(|o| o.size).collect::<Vec<_>>(), [12_345, 5000, 0]);
     assert!(listed.iter().all(|o| (now - 60..now + 60).contains(&o.last_modified)), "{listed:?}");
     let mut prefixes: Vec<String> = s.list_prefixes().await.unwrap().iter().map(|p| p.to_string()).collect();
     prefixes.sort();
@@ -335,8 +342,9 @@ async fn byte_store_suite(s: &dyn ByteStore, presigns: bool) {
     // Deleting: twice is fine; a prefix goes whole, and nothing else does.
     s.delete(&Path::from("ab/cd/file")).await.unwrap();
     s.delete(&Path::from("ab/cd/file")).await.unwrap();
+    s.delete(&Path::from("ab/cd/empty")).await.unwrap();
     assert_eq!(read(s, "ab/cd/file", None).await, None);
-    assert_eq!(s.delete_prefix(&Path::from("up")).await.unwrap(), 2);
+    assert_eq!(s.delete_prefix(&Path::from("up")).await.unwrap(), 3);
     assert_eq!(s.delete_prefix(&Path::from("up")).await.unwrap(), 0, "an empty prefix deletes nothing");
     assert!(keys(s, None).await.is_empty());
     assert!(s.list_prefixes().await.unwrap().is_empty());
@@ -350,6 +358,11 @@ async fn copy_suite(a: &dyn ByteStore, b: &dyn ByteStore) {
     assert_eq!(read(b, "copy/one", None).await.as_deref(), Some(&data[..]));
     assert_eq!(a.copy_from(b, &Path::from("copy/one"), &Path::from("back/one")).await.unwrap(), data.len() as u64);
     assert_eq!(read(a, "back/one", None).await.as_deref(), Some(&data[..]));
+    put_chunk(b, "src/empty", b"", None).await;
+    assert_eq!(a.copy_from(b, &Path::from("src/empty"), &Path::from("back/empty")).await.unwrap(), 0);
+    assert_eq!(read(a, "back/empty", None).await.as_deref(), Some(&b""[..]));
+    assert_eq!(b.copy_from(a, &Path::from("back/empty"), &Path::from("copy/empty")).await.unwrap(), 0);
+    assert_eq!(b.head(&Path::from("copy/empty")).await.unwrap().map(|o| o.size), Some(0));
     assert!(a.copy_from(b, &Path::from("src/missing"), &Path::from("back/missing")).await.is_err());
     assert!(a.head(&Path::from("back/missing")).await.unwrap().is_none(), "a failed copy leaves nothing");
 }

@@ -66,6 +66,7 @@ impl ByteStore for S3Store {
         let upload = self.backing.store.put_multipart(key).await?;
         let mut w = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
         let mut buf = vec![0u8; 1 << 20];
+        let mut written = 0u64;
         loop {
             let n = f.read(&mut buf).await.context("reading the assembled file")?;
             if n == 0 {
@@ -73,8 +74,9 @@ impl ByteStore for S3Store {
             }
             w.wait_for_capacity(4).await?;
             w.write(&buf[..n]);
+            written += n as u64;
         }
-        w.finish().await?;
+        self.backing.finish(w, key, written).await?;
         Ok(())
     }
 
