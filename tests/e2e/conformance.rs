@@ -379,6 +379,10 @@ fn garage_store(g: &GarageServer, prefix: &str, dir: &tempfile::TempDir) -> S3St
 async fn byte_store_on_a_local_directory() {
     let dir = tempfile::tempdir().unwrap();
     byte_store_suite(&local_store(&dir), false).await;
+    // Nothing on disk either: no temporary file of a refused chunk (object_store's
+    // `#N` files, which no listing shows), no leftover of an assembled file.
+    let left = files_under(&dir.path().join("store"));
+    assert!(left.is_empty(), "files left in the store's directory: {:?}", left.keys());
 }
 
 #[tokio::test]
