@@ -97,7 +97,7 @@ pub async fn build(config: ApiConfig) -> Result<App, OpenError> {
     let local_addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).unwrap_or(config.listen);
     let public_base = public_base(config.settings.public_url.as_deref(), local_addr)?;
     // Each chunk in flight holds at most two pieces of the staging store.
-    let chunk_capacity = (config.chunk_memory.0.unwrap_or(u64::MAX) / (2 * backends.staging.part_size as u64))
+    let chunk_capacity = (config.chunk_memory.0.unwrap_or(u64::MAX) / (2 * backends.staging.part_size() as u64))
         .clamp(4, 1 << 20) as usize;
     let workers = config.runs_workers();
     let acceptor = HeadTimeoutAcceptor::new(acceptor, Duration::from_secs(config.header_timeout));

@@ -13,7 +13,6 @@
 //! - every content whose backup is `done` has its backup object.
 
 use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
 use crate::backends::Backends;
@@ -104,38 +103,32 @@ pub async fn audit(b: &Backends, settings: &Settings, depth: Depth, grace: i64) 
         report.bytes += f.filesize.max(0) as u64;
         keys.insert(f.storage_key.clone());
         let key = Path::from(f.storage_key.as_str());
-        match b.files.store.head(&key).await {
-            Ok(meta) if meta.size != f.filesize as u64 => report.note(
+        match b.files.head(&key).await? {
+            Some(meta) if meta.size != f.filesize as u64 => report.note(
                 "stored files of the wrong size",
                 format!("{} ({} bytes, {} expected)", f.storage_key, meta.size, f.filesize),
             ),
-            Ok(_) if depth == Depth::Deep => {
-                let mut hasher = ContentHasher::new();
-                let mut stream = b.files.store.get(&key).await?.into_stream();
-                while let Some(piece) = stream.try_next().await? {
-                    hasher.update(&piece);
+            Some(_) if depth == Depth::Deep => match b.files.read(&key, None).await? {
+                Some(mut stream) => {
+                    let mut hasher = ContentHasher::new();
+                    while let Some(piece) = stream.try_next().await? {
+                        hasher.update(&piece);
+                    }
+                    let d = hasher.finish();
+                    if d.sha1 != f.filehash || f.sha256.as_ref().is_some_and(|h| *h != d.sha256) {
+                        report.note("stored files whose bytes do not match their digests", f.storage_key.clone());
+                    }
                 }
-                let d = hasher.finish();
-                if d.sha1 != f.filehash || f.sha256.as_ref().is_some_and(|h| *h != d.sha256) {
-                    report.note("stored files whose bytes do not match their digests", f.storage_key.clone());
-                }
-            }
-            Ok(_) => {}
-            Err(object_store::Error::NotFound { .. }) => {
-                report.note("stored files missing their bytes", f.storage_key.clone())
-            }
-            Err(e) => return Err(e.into()),
+                None => report.note("stored files missing their bytes", f.storage_key.clone()),
+            },
+            Some(_) => {}
+            None => report.note("stored files missing their bytes", f.storage_key.clone()),
         }
         if f.backup_state == "done"
             && let (Some(backup), Some(bkey)) = (&b.backup, &f.backup_key)
+            && backup.head(&Path::from(bkey.as_str())).await?.is_none()
         {
-            match backup.store.head(&Path::from(bkey.as_str())).await {
-                Ok(_) => {}
-                Err(object_store::Error::NotFound { .. }) => {
-                    report.note("backed-up files missing their backup copy", bkey.clone())
-                }
-                Err(e) => return Err(e.into()),
-            }
+            report.note("backed-up files missing their backup copy", bkey.clone())
         }
     }
 
@@ -146,10 +139,10 @@ pub async fn audit(b: &Backends, settings: &Settings, depth: Depth, grace: i64) 
         report.note("wrong reference counts", format!("file {id}: refcount {refcount}, {entries} entries"));
     }
 
-    let mut listing = b.files.store.list(None);
+    let mut listing = b.files.list(None);
     while let Some(meta) = listing.try_next().await? {
-        let key = meta.location.as_ref();
-        if key.starts_with(".tmp") || keys.contains(key) || meta.last_modified.timestamp() > now - grace {
+        let key = meta.key.as_ref();
+        if keys.contains(key) || meta.last_modified > now - grace {
             continue;
         }
         // Another process may have recorded it since the rows were read.
@@ -158,19 +151,14 @@ pub async fn audit(b: &Backends, settings: &Settings, depth: Depth, grace: i64) 
         }
     }
 
-    let staged = b.staging.store.list_with_delimiter(None).await?;
-    for prefix in staged.common_prefixes {
+    for prefix in b.staging.list_prefixes().await? {
         let Ok(id) = UploadId::parse(prefix.as_ref()) else { continue };
         let live = matches!(b.uploads.get(&id).await?, Some(s) if s.state != UploadState::Done);
         if live {
             continue;
         }
-        let recent = b
-            .staging
-            .store
-            .list(Some(&prefix))
-            .try_any(|m| futures::future::ready(m.last_modified.timestamp() > now - grace))
-            .await?;
+        let recent =
+            b.staging.list(Some(&prefix)).try_any(|m| futures::future::ready(m.last_modified > now - grace)).await?;
         if !recent {
             report.note("staged chunks of uploads that are gone or done", id.to_string());
         }

@@ -9,7 +9,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use crate::config::Settings;
 use crate::db::{self, MetaRepo};
 use crate::jobs::JobQueues;
-use crate::objects::{self, OpenedStore};
+use crate::objects::{self, Store};
 use crate::uploads::UploadStore;
 use crate::uploads::redis::RedisUploads;
 use crate::uploads::sql::SqlUploads;
@@ -43,11 +43,11 @@ pub struct Backends {
     /// Upload sessions and chunk state.
     pub uploads: Arc<dyn UploadStore>,
     /// Chunks waiting for their merge.
-    pub staging: OpenedStore,
+    pub staging: Store,
     /// Finished files.
-    pub files: OpenedStore,
+    pub files: Store,
     /// Backup copies of finished files, when configured.
-    pub backup: Option<OpenedStore>,
+    pub backup: Option<Store>,
     /// Where jobs go.
     pub jobs: JobQueues,
     /// The download-link signing key, once loaded ([`crate::links`]).
@@ -62,10 +62,13 @@ impl Backends {
             message: format!("cannot create {}: {e}", settings.data_dir.display()),
         })?;
         let repo = db::open(&settings.database_url()).await.map_err(fail("DATABASE_URL"))?;
-        let staging = objects::open(&settings.staging_url(), "PAN_STAGING_URL").map_err(fail("PAN_STAGING_URL"))?;
-        let files = objects::open(&settings.store_url(), "PAN_STORE_URL").map_err(fail("PAN_STORE_URL"))?;
+        // Files bound for a remote store are assembled here.
+        let scratch = settings.data_dir.join("tmp");
+        let staging =
+            objects::open(&settings.staging_url(), "PAN_STAGING_URL", &scratch).map_err(fail("PAN_STAGING_URL"))?;
+        let files = objects::open(&settings.store_url(), "PAN_STORE_URL", &scratch).map_err(fail("PAN_STORE_URL"))?;
         let backup = match &settings.backup_url {
-            Some(url) => Some(objects::open(url, "PAN_BACKUP_URL").map_err(fail("PAN_BACKUP_URL"))?),
+            Some(url) => Some(objects::open(url, "PAN_BACKUP_URL", &scratch).map_err(fail("PAN_BACKUP_URL"))?),
             None => None,
         };
 

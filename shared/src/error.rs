@@ -98,6 +98,12 @@ impl Error {
         Error::Invalid { code, message: message.into() }
     }
 
+    /// Whether a backend was away (a retry later may succeed), as opposed to
+    /// a refusal or local trouble.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Unavailable { .. })
+    }
+
     /// An unexpected failure with what we were doing.
     pub fn internal(context: impl Into<String>, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Error::Internal { context: context.into(), source: source.into() }

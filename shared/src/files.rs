@@ -1,113 +1,19 @@
-//! File use cases that touch both the metadata and the bytes: storing an
-//! assembled file, single-request uploads, reading with a range, deleting.
-
-use std::fs::File;
-use std::path::{Path as FsPath, PathBuf};
+//! File use cases that touch both the metadata and the bytes: recording a
+//! stored file, single-request uploads, reading with a range (falling back
+//! to the backup), repairing, deleting.
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStoreExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::backends::Backends;
-use crate::config::Settings;
 use crate::db::NewUserFile;
 use crate::domain::{EntryId, FileName, Placement, Sha1Hex, StoredFile, User, UserFile};
 use crate::error::{Error, Result, ResultExt};
 use crate::hashing::ContentHasher;
 use crate::jobs::BackupJob;
-use crate::objects;
-use crate::objects::OpenedStore;
-
-/// A temporary file that is deleted when dropped, unless kept.
-pub struct TempFile {
-    /// Where it is.
-    pub path: PathBuf,
-    /// Set once the file has been moved into place.
-    pub keep: bool,
-}
-
-impl TempFile {
-    /// A fresh name in the directory where files are assembled: inside the
-    /// file store's directory when it is local (so moving it in is a rename).
-    pub fn new(b: &Backends, settings: &Settings, stem: &str) -> Result<Self> {
-        let dir = match &b.files.dir {
-            Some(dir) => dir.join(".tmp"),
-            None => settings.data_dir.join("tmp"),
-        };
-        std::fs::create_dir_all(&dir).context("creating the temporary directory")?;
-        Ok(TempFile { path: dir.join(format!("{stem}-{}.part", crate::random_hex(6))), keep: false })
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Moves a complete, synced file to `key` in the file store: a rename plus a
-/// directory fsync when the store is a local directory, an upload otherwise.
-pub async fn store_file(b: &Backends, tmp: &mut TempFile, key: &Path) -> Result<()> {
-    match &b.files.dir {
-        Some(dir) => {
-            let dest = dir.join(key.as_ref());
-            let parent = dest.parent().map(FsPath::to_path_buf).unwrap_or_else(|| dir.clone());
-            create_dirs_durably(dir, &parent).context("creating the file's directory")?;
-            std::fs::rename(&tmp.path, &dest).context("moving the file into the store")?;
-            tmp.keep = true;
-            // The rename is durable only once the directory is synced.
-            File::open(&parent).and_then(|d| d.sync_all()).context("syncing the store directory")?;
-            Ok(())
-        }
-        None => {
-            let f = tokio::fs::File::open(&tmp.path).await.context("opening the assembled file")?;
-            upload_from(b, f, key).await
-        }
-    }
-}
-
-/// Creates `dir` and the directories below `root` leading to it, syncing
-/// each parent that got a new entry: a new directory survives a power cut
-/// only once its parent is synced, and a file renamed into it only then.
-fn create_dirs_durably(root: &FsPath, dir: &FsPath) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent()
-        && dir != root
-    {
-        create_dirs_durably(root, parent)?;
-    }
-    match std::fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
-        Err(e) => return Err(e),
-    }
-    match dir.parent() {
-        Some(parent) => File::open(parent)?.sync_all(),
-        None => Ok(()),
-    }
-}
-
-async fn upload_from(b: &Backends, mut f: tokio::fs::File, key: &Path) -> Result<()> {
-    let upload = b.files.store.put_multipart(key).await?;
-    let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, 8 << 20);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).await.context("reading the assembled file")?;
-        if n == 0 {
-            break;
-        }
-        w.wait_for_capacity(4).await?;
-        w.write(&buf[..n]);
-    }
-    w.finish().await?;
-    Ok(())
-}
+use crate::objects::{self, ByteStore, TempFile};
 
 /// Records stored content for a user and drops our copy if another writer
 /// stored the same content first.
@@ -122,7 +28,7 @@ async fn upload_from(b: &Backends, mut f: tokio::fs::File, key: &Path) -> Result
 pub async fn commit(b: &Backends, entry: &NewUserFile<'_>, key: &Path) -> Result<UserFile> {
     let (file, stored) = b.repo.commit_merged(entry, key.as_ref()).await?;
     if stored.storage_key != key.as_ref() {
-        let _ = b.files.store.delete(key).await;
+        let _ = b.files.delete(key).await;
     }
     if b.backup.is_some() && stored.backup_state != "done" {
         b.repo.set_backup(stored.id, "pending", None, crate::now()).await?;
@@ -135,10 +41,9 @@ pub async fn commit(b: &Backends, entry: &NewUserFile<'_>, key: &Path) -> Result
 /// it (SHA-1 and SHA-256), then takes the same dedup path as a merge: the
 /// server holds every byte, so linking to stored content needs no proof.
 /// At most `limit` bytes.
-#[tracing::instrument(name = "single upload", skip(b, settings, user, body), fields(user = user.id))]
+#[tracing::instrument(name = "single upload", skip(b, user, body), fields(user = user.id))]
 pub async fn ingest(
     b: &Backends,
-    settings: &Settings,
     user: &User,
     filename: &FileName,
     place: &Placement,
@@ -149,7 +54,7 @@ pub async fn ingest(
     // file under the same name is no clash).
     let folder_only = Placement { folder: place.folder.clone(), rule: crate::domain::NameRule::Rename };
     crate::tree::check_placement(b, user, filename, &folder_only, None).await?;
-    let mut tmp = TempFile::new(b, settings, "single")?;
+    let mut tmp = TempFile::new(&*b.files, "single")?;
     let mut out = tokio::fs::File::create(&tmp.path).await.context("creating a temporary file")?;
     let mut hasher = ContentHasher::new();
     let mut size = 0u64;
@@ -187,11 +92,11 @@ pub async fn ingest(
         return Ok(file);
     }
     let key = objects::file_key(&crate::random_hex(16));
-    store_file(b, &mut tmp, &key).await?;
+    b.files.put_file(&mut tmp, &key).await?;
     match commit(b, &entry, &key).await {
         Err(e @ Error::NameTaken { .. }) => {
             // Refused in a transaction that rolled back: our copy is nobody's.
-            delete_quietly(&b.files, &key).await;
+            delete_quietly(&*b.files, &key).await;
             Err(e)
         }
         other => other,
@@ -254,24 +159,10 @@ pub async fn read(
         futures::stream::empty().boxed()
     } else {
         let range = range.unwrap_or(ByteRange { start: 0, end: size - 1 });
-        let opts = || GetOptions { range: Some(GetRange::Bounded(range.start..range.end + 1)), ..Default::default() };
-        // A local store is read directly with large buffers (object_store's
-        // local reads go 8 KiB at a time); other stores through object_store.
-        let primary = match &b.files.dir {
-            Some(dir) => match local_range(dir.join(key.as_ref()), range).await {
-                Ok(stream) => Ok(stream),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(()),
-                Err(e) => return Err(Error::internal("reading a file", e)),
-            },
-            None => match b.files.store.get_opts(&key, opts()).await {
-                Ok(got) => Ok(got.into_stream().map_err(std::io::Error::other).boxed()),
-                Err(object_store::Error::NotFound { .. }) => Err(()),
-                Err(e) => return Err(e.into()),
-            },
-        };
-        match primary {
-            Ok(stream) => stream,
-            Err(()) => {
+        let range = range.start..range.end + 1;
+        match b.files.read(&key, Some(range.clone())).await? {
+            Some(stream) => stream,
+            None => {
                 // The primary copy is gone: serve the backup, and restore the
                 // primary from it in the background.
                 let (Some(backup), Some(backup_key)) = (&b.backup, &stored.backup_key) else {
@@ -281,59 +172,25 @@ pub async fn read(
                     ));
                 };
                 tracing::warn!(filehash = %stored.filehash, "primary copy missing: serving the backup");
-                let got = backup.store.get_opts(&Path::from(backup_key.as_str()), opts()).await?;
+                let got = backup.read(&Path::from(backup_key.as_str()), Some(range)).await?.ok_or_else(|| {
+                    Error::internal(
+                        "reading a file",
+                        format!("bytes of {} are missing from the store and from the backup", stored.filehash),
+                    )
+                })?;
                 spawn_repair(b, stored);
-                got.into_stream().map_err(std::io::Error::other).boxed()
+                got
             }
         }
     };
-    Ok(stream)
-}
-
-/// The bytes `range` of a local file, read 256 KiB at a time.
-async fn local_range(
-    path: std::path::PathBuf,
-    range: ByteRange,
-) -> std::io::Result<futures::stream::BoxStream<'static, std::io::Result<Bytes>>> {
-    use tokio::io::AsyncSeekExt;
-    let mut f = tokio::fs::File::open(&path).await?;
-    f.seek(std::io::SeekFrom::Start(range.start)).await?;
-    let reader = f.take(range.end - range.start + 1);
-    Ok(tokio_util::io::ReaderStream::with_capacity(reader, 256 << 10).boxed())
-}
-
-/// Copies `from` at `from_key` to `to` at `to_key` with bounded memory:
-/// multipart, 8 MiB parts, at most 4 in flight.
-pub async fn copy_object(from: &OpenedStore, from_key: &Path, to: &OpenedStore, to_key: &Path) -> Result<u64> {
-    let mut stream = from.store.get(from_key).await?.into_stream();
-    let upload = to.store.put_multipart(to_key).await?;
-    let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, 8 << 20);
-    let mut n = 0u64;
-    while let Some(piece) = stream.next().await {
-        let piece = match piece {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = w.abort().await;
-                return Err(e.into());
-            }
-        };
-        n += piece.len() as u64;
-        if let Err(e) = w.wait_for_capacity(4).await {
-            let _ = w.abort().await;
-            return Err(e.into());
-        }
-        w.put(piece);
-    }
-    w.finish().await?;
-    Ok(n)
+    Ok(stream.map_err(std::io::Error::other))
 }
 
 /// Deletes `key` from `store`, logging (not returning) a failure: for
 /// clean-ups whose leftovers the scrub catches anyway.
-pub async fn delete_quietly(store: &OpenedStore, key: &Path) {
-    match store.store.delete(key).await {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-        Err(e) => tracing::warn!(key = %key, error = %e, "could not delete an object; the scrub will"),
+pub async fn delete_quietly(store: &dyn ByteStore, key: &Path) {
+    if let Err(e) = store.delete(key).await {
+        tracing::warn!(key = %key, error = %e, "could not delete an object; the scrub will");
     }
 }
 
@@ -367,11 +224,11 @@ pub async fn repair(b: &Backends, stored: &StoredFile) -> Result<()> {
         return Err(Error::internal("repairing a file", "no backup copy"));
     };
     let key = Path::from(stored.storage_key.as_str());
-    let n = copy_object(backup, &Path::from(backup_key.as_str()), &b.files, &key).await?;
+    let n = b.files.copy_from(&**backup, &Path::from(backup_key.as_str()), &key).await?;
     // A delete may have raced the repair (the download that started it read
     // the row first): bytes no row refers to are not written back.
     if !b.repo.is_referenced(&stored.storage_key).await? {
-        delete_quietly(&b.files, &key).await;
+        delete_quietly(&*b.files, &key).await;
         tracing::info!("file deleted during its repair; the restored copy is removed");
         return Ok(());
     }
@@ -417,9 +274,9 @@ pub async fn delete(b: &Backends, user: &User, file: &FileRef, permanent: bool) 
 /// (after the rows, so a reader never sees a row without bytes).
 pub async fn delete_contents(b: &Backends, orphans: &[StoredFile]) {
     for orphan in orphans {
-        delete_quietly(&b.files, &Path::from(orphan.storage_key.as_str())).await;
+        delete_quietly(&*b.files, &Path::from(orphan.storage_key.as_str())).await;
         if let (Some(backup), Some(key)) = (&b.backup, &orphan.backup_key) {
-            delete_quietly(backup, &Path::from(key.as_str())).await;
+            delete_quietly(&**backup, &Path::from(key.as_str())).await;
         }
         tracing::info!(file_id = orphan.id, "last reference gone: bytes deleted");
     }

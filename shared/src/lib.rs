@@ -10,7 +10,8 @@
 //! - [`db`]: the metadata repository (users, tokens, files, user files) on
 //!   SQLite or MySQL.
 //! - [`uploads`]: upload sessions and their chunk state, in SQL or in Redis.
-//! - [`objects`]: the staging and file stores (object_store: local or S3).
+//! - [`objects`]: the byte stores (staging, files, backup) behind one
+//!   `ByteStore` trait, in a local directory or an S3 bucket.
 //! - [`jobs`]: job payloads and the queue they go through (apalis on SQLite
 //!   or Redis).
 //! - [`hashing`]: SHA-1 and SHA-256 of content in one pass.

@@ -1,39 +1,174 @@
-//! The byte stores, all behind object_store: the staging store (chunks waiting
-//! for their merge) and the file store (finished, content-addressed files).
+//! The byte stores: the staging store (chunks waiting for their merge), the
+//! file store (finished files) and the optional backup store, each an
+//! `Arc<dyn ByteStore>`. Callers never learn which kind they hold; what a
+//! kind does differently lives in its implementation:
+//! - [`local::LocalStore`]: a directory (`file:///abs/dir`). Files assembled
+//!   inside it are moved in by a durable rename, read directly in large
+//!   pieces, and handed to the merge in place.
+//! - [`s3::S3Store`]: an S3-compatible bucket (`s3://bucket/prefix`: AWS,
+//!   Garage, Aliyun OSS). Files are uploaded in parts, downloads can be
+//!   presigned, and the merge gets its chunks fetched to local files.
+//!
+//! Both sit on object_store; its errors become [`Error`] here (a store that
+//! is away is 503 `BACKEND_UNAVAILABLE`), and a missing object is `None` or
+//! success where the caller expects it, never an error to match on.
 //!
 //! Keys are made by the server only, from upload ids, chunk indexes, random
 //! nonces and content hashes; a client's file name never reaches a key.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+pub mod local;
+pub mod s3;
 
+use std::ops::Range;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
-use object_store::aws::{AmazonS3, AmazonS3Builder};
-use object_store::local::LocalFileSystem;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
 use sha1::{Digest, Sha1};
 
 use crate::domain::UploadId;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultExt};
 
-/// A store handle as the rest of pan holds it.
-pub type Store = Arc<dyn ObjectStore>;
+pub use local::LocalStore;
+pub use s3::S3Store;
 
-/// An opened store and what else its kind offers.
-#[derive(Clone)]
-pub struct OpenedStore {
-    /// The store, with its prefix applied.
-    pub store: Store,
-    /// The local directory behind it, for `file://` stores (renames, mmap).
-    pub dir: Option<PathBuf>,
-    /// A URL signer, for S3-compatible stores (presigned downloads).
-    pub signer: Option<Presigner>,
-    /// The size of the pieces a streamed write hands the store: what one
-    /// write holds in memory (1 MiB on a local store; S3's 5 MiB minimum part).
-    pub part_size: usize,
+/// A byte store as the rest of pan holds it.
+pub type Store = Arc<dyn ByteStore>;
+
+/// The bytes of an object (or of a range of it), as they arrive.
+pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+/// A request body streamed into a chunk.
+pub type ChunkBody<'a> = dyn Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'a;
+
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Its key.
+    pub key: Path,
+    /// Its length in bytes.
+    pub size: u64,
+    /// When it was last written, in seconds since the Unix epoch.
+    pub last_modified: i64,
+}
+
+/// Where pan keeps bytes. Every method works on keys the server made; none
+/// of them tells the caller what kind of store it is talking to.
+#[async_trait]
+pub trait ByteStore: Send + Sync {
+    /// How much of a streamed chunk one write holds in memory (a chunk in
+    /// flight holds at most two of these): 1 MiB on a local store, S3's
+    /// 5 MiB minimum part otherwise.
+    fn part_size(&self) -> usize;
+
+    /// The directory where files bound for this store are assembled (see
+    /// [`TempFile::new`]): inside a local store, so that moving a file in
+    /// is a rename; the data directory's `tmp` otherwise.
+    fn scratch_dir(&self) -> &FsPath;
+
+    /// Moves a complete, synced temporary file to `key`: durably (the
+    /// object survives a power cut once this returns). Marks `tmp` kept
+    /// when the file itself became the object.
+    async fn put_file(&self, tmp: &mut TempFile, key: &Path) -> Result<()>;
+
+    /// The bytes of `key`, all of them or `range` (which must lie within
+    /// the object); `None` when there is no such object.
+    async fn read(&self, key: &Path, range: Option<Range<u64>>) -> Result<Option<ByteStream>>;
+
+    /// The size and age of `key`; `None` when there is no such object.
+    async fn head(&self, key: &Path) -> Result<Option<ObjectInfo>>;
+
+    /// Deletes `key`; an object already gone is success.
+    async fn delete(&self, key: &Path) -> Result<()>;
+
+    /// Deletes everything under `prefix` (on a local store also the
+    /// temporary files of writes cut off by a crash); returns how many
+    /// objects went.
+    async fn delete_prefix(&self, prefix: &Path) -> Result<usize>;
+
+    /// Every object under `prefix` (all when `None`), with its size and age.
+    /// Temporary files (a local store's `.tmp`) are not objects.
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectInfo>>;
+
+    /// The first-level prefixes ("directories") of the store, such as the
+    /// upload ids of a staging store.
+    async fn list_prefixes(&self) -> Result<Vec<Path>>;
+
+    /// A URL anyone can GET `key` with until `expires_in` has passed,
+    /// answered with `Content-Disposition: disposition`; `None` when this
+    /// store offers no such URLs (pan then serves the bytes itself).
+    async fn presign_get(&self, key: &Path, expires_in: Duration, disposition: &str) -> Result<Option<url::Url>>;
+
+    /// Streams one chunk to `key`, holding at most a few parts in memory.
+    /// The object appears only when exactly `expected` bytes arrived and
+    /// (when given) their SHA-1 equals `checksum`; otherwise nothing is
+    /// visible. A body idle for [`BODY_IDLE_TIMEOUT`], or slower on average
+    /// than `min_rate` bytes/s after [`RATE_GRACE`], is cut off. Dropping the
+    /// future part-way leaves no object either (local stores clean their
+    /// temp file; S3 parts expire).
+    async fn write_chunk(
+        &self,
+        key: &Path,
+        index: u64,
+        expected: u64,
+        checksum: Option<[u8; 20]>,
+        min_rate: u64,
+        body: &mut ChunkBody<'_>,
+    ) -> std::result::Result<(), ChunkWriteError>;
+
+    /// Copies `from_key` of `from` to `to_key` here with bounded memory
+    /// (8 MiB parts, at most 4 in flight); returns the bytes copied.
+    async fn copy_from(&self, from: &dyn ByteStore, from_key: &Path, to_key: &Path) -> Result<u64>;
+
+    /// Local, readable files holding the objects `keys`, in order, for the
+    /// merge's threads: a local store's own files, in place; otherwise
+    /// copies fetched (a few at a time) into the scratch directory, deleted
+    /// when the returned value is dropped. `stem` names the copies.
+    async fn local_chunks(&self, keys: Vec<String>, stem: &str) -> Result<LocalChunks>;
+}
+
+/// Readable local files of some objects, from [`ByteStore::local_chunks`].
+pub struct LocalChunks {
+    /// One path per key, in the order asked for.
+    pub paths: Vec<PathBuf>,
+    /// Copies fetched for the occasion, deleted on drop.
+    _fetched: Vec<TempFile>,
+}
+
+/// A temporary file that is deleted when dropped, unless kept.
+pub struct TempFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Set once the file has been moved into place.
+    pub keep: bool,
+}
+
+impl TempFile {
+    /// A fresh name in `store`'s scratch directory (created if missing):
+    /// where a file bound for that store is assembled.
+    pub fn new(store: &dyn ByteStore, stem: &str) -> Result<Self> {
+        Self::in_dir(store.scratch_dir(), stem)
+    }
+
+    /// A fresh name in `dir` (created if missing).
+    fn in_dir(dir: &FsPath, stem: &str) -> Result<Self> {
+        std::fs::create_dir_all(dir).context("creating the temporary directory")?;
+        Ok(TempFile { path: dir.join(format!("{stem}-{}.part", crate::random_hex(6))), keep: false })
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// Pieces of a streamed write to a local store: a stalled client holds at
@@ -42,38 +177,12 @@ pub const LOCAL_PART_SIZE: usize = 1 << 20;
 /// S3 (and OSS) refuse parts smaller than 5 MiB, the last one excepted.
 pub const S3_PART_SIZE: usize = 5 << 20;
 
-/// Makes presigned GET URLs for keys of an S3-compatible store.
-#[derive(Clone)]
-pub struct Presigner {
-    s3: Arc<AmazonS3>,
-    prefix: Option<Path>,
-}
-
-impl Presigner {
-    /// A URL anyone can GET `key` with until `expires_in` has passed; the
-    /// store answers it with `Content-Disposition: disposition`
-    /// (`response-content-disposition`, signed with the URL).
-    pub async fn presign_get(
-        &self,
-        key: &Path,
-        expires_in: std::time::Duration,
-        disposition: &str,
-    ) -> Result<url::Url> {
-        use object_store::signer::{Method, SignedUrlOptions, Signer};
-        let full = match &self.prefix {
-            Some(p) => p.parts().chain(key.parts()).collect(),
-            None => key.clone(),
-        };
-        let options = SignedUrlOptions::default().with_query([("response-content-disposition", disposition)]);
-        Ok(self.s3.signed_url_opts(Method::GET, &full, expires_in, &options).await?)
-    }
-}
-
 /// Opens the store a URL names; `setting` names the setting for errors.
 /// `file:///abs/dir` is a local directory (created if missing);
 /// `s3://bucket/prefix` an S3-compatible bucket, configured by the standard
-/// `AWS_*` variables (endpoint, region, keys, path or virtual-hosted style).
-pub fn open(url: &str, setting: &str) -> Result<OpenedStore> {
+/// `AWS_*` variables (endpoint, region, keys, path or virtual-hosted style),
+/// whose files are assembled in `scratch_dir`.
+pub fn open(url: &str, setting: &str, scratch_dir: &FsPath) -> Result<Store> {
     let parsed = url::Url::parse(url)
         .map_err(|e| Error::invalid("INVALID_SETTING", format!("{setting}: {url:?} is not a URL: {e}")))?;
     match parsed.scheme() {
@@ -85,37 +194,23 @@ pub fn open(url: &str, setting: &str) -> Result<OpenedStore> {
             // retries later) instead of object_store's default of minutes.
             let retry = object_store::RetryConfig {
                 max_retries: 3,
-                retry_timeout: std::time::Duration::from_secs(20),
+                retry_timeout: Duration::from_secs(20),
                 ..Default::default()
             };
-            let s3 = AmazonS3Builder::from_env()
+            let s3 = object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
                 .with_retry(retry)
                 .build()
                 .map_err(|e| Error::invalid("INVALID_SETTING", format!("{setting}: {e}")))?;
-            let s3 = Arc::new(s3);
-            let prefix = parsed.path().trim_matches('/');
-            let (store, prefix): (Store, _) = if prefix.is_empty() {
-                (s3.clone(), None)
-            } else {
-                (Arc::new(PrefixStore::new(s3.clone(), prefix)), Some(Path::from(prefix)))
-            };
-            Ok(OpenedStore { store, dir: None, signer: Some(Presigner { s3, prefix }), part_size: S3_PART_SIZE })
+            Ok(Arc::new(S3Store::new(s3, parsed.path(), scratch_dir.to_path_buf())))
         }
         "file" => {
             let dir = parsed.to_file_path().map_err(|_| {
                 Error::invalid("INVALID_SETTING", format!("{setting}: {url:?} is not an absolute path"))
             })?;
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                Error::invalid("INVALID_SETTING", format!("{setting}: cannot create {}: {e}", dir.display()))
-            })?;
-            let store = LocalFileSystem::new_with_prefix(&dir)
-                .map_err(|e| Error::invalid("INVALID_SETTING", format!("{setting}: {e}")))?
-                .with_automatic_cleanup(true)
-                // A chunk counts as uploaded only once its bytes are durable.
-                .with_fsync(true);
-            let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-            Ok(OpenedStore { store: Arc::new(store), dir: Some(dir), signer: None, part_size: LOCAL_PART_SIZE })
+            let store =
+                LocalStore::open(&dir).map_err(|e| Error::invalid("INVALID_SETTING", format!("{setting}: {e}")))?;
+            Ok(Arc::new(store))
         }
         other => Err(Error::invalid(
             "INVALID_SETTING",
@@ -199,95 +294,6 @@ impl From<ChunkWriteError> for Error {
     }
 }
 
-/// Streams one chunk into `store` at `key`, holding at most a few parts in
-/// memory. The object appears only when exactly `expected` bytes arrived and
-/// (when given) their SHA-1 equals `checksum`; otherwise the partial upload is
-/// aborted and nothing is visible. Dropping the future part-way leaves no
-/// object either (local stores clean their temp file; S3 parts expire).
-pub async fn write_chunk<S>(
-    store: &OpenedStore,
-    key: &Path,
-    index: u64,
-    expected: u64,
-    checksum: Option<[u8; 20]>,
-    min_rate: u64,
-    body: &mut S,
-) -> std::result::Result<(), ChunkWriteError>
-where
-    S: Stream<Item = std::io::Result<Bytes>> + Unpin,
-{
-    let upload = store.store.put_multipart(key).await?;
-    // One part filling while at most one is written: memory per chunk stays
-    // within two parts however slowly the client sends.
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, store.part_size);
-    let mut hasher = checksum.map(|_| Sha1::new());
-    let mut got = 0u64;
-    let started = tokio::time::Instant::now();
-    let mut last_byte = started;
-    let outcome = loop {
-        // Wake at least when the rate floor is first judged, so a client that
-        // trickles (or stalls) is cut off on time, not at its next byte.
-        let floor_check = started + RATE_GRACE;
-        let idle = last_byte + BODY_IDLE_TIMEOUT;
-        let wake = if min_rate > 0 && floor_check > tokio::time::Instant::now() { idle.min(floor_check) } else { idle };
-        let next = tokio::time::timeout_at(wake, body.next()).await;
-        if let Some(rate) = too_slow(started, got, min_rate) {
-            break Err(ChunkWriteError::TooSlow { rate, floor: min_rate });
-        }
-        let next = match next {
-            Ok(next) => next,
-            Err(_) if tokio::time::Instant::now() >= idle => {
-                break Err(ChunkWriteError::Idle(BODY_IDLE_TIMEOUT.as_secs()));
-            }
-            Err(_) => continue,
-        };
-        match next {
-            None => break Ok(()),
-            Some(Err(e)) => break Err(ChunkWriteError::Body(e)),
-            Some(Ok(piece)) => {
-                last_byte = tokio::time::Instant::now();
-                got += piece.len() as u64;
-                if got > expected {
-                    break Err(ChunkWriteError::TooLong { index, expected });
-                }
-                if let Some(h) = hasher.as_mut() {
-                    h.update(&piece);
-                }
-                if let Err(e) = writer.wait_for_capacity(1).await {
-                    break Err(e.into());
-                }
-                writer.put(piece);
-            }
-        }
-    };
-    let outcome = outcome.and_then(|()| {
-        if got < expected {
-            return Err(ChunkWriteError::TooShort { index, expected, got });
-        }
-        match (checksum, hasher) {
-            (Some(want), Some(h)) => {
-                let actual: [u8; 20] = h.finalize().into();
-                if actual == want {
-                    Ok(())
-                } else {
-                    Err(ChunkWriteError::ChecksumMismatch { index, actual: hex::encode(actual) })
-                }
-            }
-            _ => Ok(()),
-        }
-    });
-    match outcome {
-        Ok(()) => {
-            writer.finish().await?;
-            Ok(())
-        }
-        Err(e) => {
-            let _ = writer.abort().await;
-            Err(e)
-        }
-    }
-}
-
 /// How long a chunk body may take before its average rate is held against
 /// the floor (`PAN_MIN_CHUNK_RATE`): slow starts are forgiven this long.
 pub const RATE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -324,41 +330,183 @@ where
     tokio::time::timeout(deadline, drained).await.unwrap_or(false)
 }
 
-impl OpenedStore {
-    /// Deletes everything under `prefix`. On a local store the whole
-    /// directory goes, including the `…#N` temporary files of writes cut off
-    /// by a crash (object_store's listing does not show them).
-    pub async fn delete_prefix(&self, prefix: &Path) -> Result<usize> {
-        let Some(dir) = &self.dir else { return delete_prefix(&self.store, prefix).await };
-        let dir = dir.join(prefix.as_ref());
-        let n = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries.count(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(Error::internal("listing a staging directory", e)),
+/// What both kinds share: the object_store handle (prefix applied) behind
+/// them, and the size of the parts a streamed write hands it.
+#[derive(Clone)]
+struct Backing {
+    /// The store, with its prefix applied.
+    store: Arc<dyn ObjectStore>,
+    /// See [`ByteStore::part_size`].
+    part_size: usize,
+}
+
+impl Backing {
+    /// [`ByteStore::write_chunk`] for both kinds: a multipart upload of
+    /// `part_size` parts, aborted (nothing visible) on any refusal.
+    async fn write_chunk(
+        &self,
+        key: &Path,
+        index: u64,
+        expected: u64,
+        checksum: Option<[u8; 20]>,
+        min_rate: u64,
+        body: &mut ChunkBody<'_>,
+    ) -> std::result::Result<(), ChunkWriteError> {
+        let upload = self.store.put_multipart(key).await?;
+        // One part filling while at most one is written: memory per chunk stays
+        // within two parts however slowly the client sends.
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
+        let mut hasher = checksum.map(|_| Sha1::new());
+        let mut got = 0u64;
+        let started = tokio::time::Instant::now();
+        let mut last_byte = started;
+        let outcome = loop {
+            // Wake at least when the rate floor is first judged, so a client that
+            // trickles (or stalls) is cut off on time, not at its next byte.
+            let floor_check = started + RATE_GRACE;
+            let idle = last_byte + BODY_IDLE_TIMEOUT;
+            let wake =
+                if min_rate > 0 && floor_check > tokio::time::Instant::now() { idle.min(floor_check) } else { idle };
+            let next = tokio::time::timeout_at(wake, body.next()).await;
+            if let Some(rate) = too_slow(started, got, min_rate) {
+                break Err(ChunkWriteError::TooSlow { rate, floor: min_rate });
+            }
+            let next = match next {
+                Ok(next) => next,
+                Err(_) if tokio::time::Instant::now() >= idle => {
+                    break Err(ChunkWriteError::Idle(BODY_IDLE_TIMEOUT.as_secs()));
+                }
+                Err(_) => continue,
+            };
+            match next {
+                None => break Ok(()),
+                Some(Err(e)) => break Err(ChunkWriteError::Body(e)),
+                Some(Ok(piece)) => {
+                    last_byte = tokio::time::Instant::now();
+                    got += piece.len() as u64;
+                    if got > expected {
+                        break Err(ChunkWriteError::TooLong { index, expected });
+                    }
+                    if let Some(h) = hasher.as_mut() {
+                        h.update(&piece);
+                    }
+                    if let Err(e) = writer.wait_for_capacity(1).await {
+                        break Err(e.into());
+                    }
+                    writer.put(piece);
+                }
+            }
         };
-        match tokio::fs::remove_dir_all(&dir).await {
-            Ok(()) => Ok(n),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-            Err(e) => Err(Error::internal("removing a staging directory", e)),
+        let outcome = outcome.and_then(|()| {
+            if got < expected {
+                return Err(ChunkWriteError::TooShort { index, expected, got });
+            }
+            match (checksum, hasher) {
+                (Some(want), Some(h)) => {
+                    let actual: [u8; 20] = h.finalize().into();
+                    if actual == want {
+                        Ok(())
+                    } else {
+                        Err(ChunkWriteError::ChecksumMismatch { index, actual: hex::encode(actual) })
+                    }
+                }
+                _ => Ok(()),
+            }
+        });
+        match outcome {
+            Ok(()) => Ok(self.finish(writer, key, got).await?),
+            Err(e) => {
+                let _ = writer.abort().await;
+                Err(e)
+            }
         }
+    }
+
+    /// The bytes of `key` (or `range` of them) through object_store.
+    async fn read(&self, key: &Path, range: Option<Range<u64>>) -> Result<Option<ByteStream>> {
+        let opts = GetOptions { range: range.map(GetRange::Bounded), ..Default::default() };
+        match self.store.get_opts(key, opts).await {
+            Ok(got) => Ok(Some(got.into_stream().map_err(Error::from).boxed())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn head(&self, key: &Path) -> Result<Option<ObjectInfo>> {
+        match self.store.head(key).await {
+            Ok(meta) => Ok(Some(info(meta))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn delete(&self, key: &Path) -> Result<()> {
+        match self.store.delete(key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes every listed object under `prefix`; returns how many went.
+    async fn delete_listed(&self, prefix: &Path) -> Result<usize> {
+        let keys: Vec<Path> = self.store.list(Some(prefix)).map_ok(|m| m.location).try_collect().await?;
+        for key in &keys {
+            self.delete(key).await?;
+        }
+        Ok(keys.len())
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectInfo>> {
+        self.store.list(prefix).map_ok(info).map_err(Error::from).boxed()
+    }
+
+    async fn list_prefixes(&self) -> Result<Vec<Path>> {
+        Ok(self.store.list_with_delimiter(None).await?.common_prefixes)
+    }
+
+    /// [`ByteStore::copy_from`] for both kinds: a multipart upload, aborted
+    /// when reading the source or writing a part fails.
+    async fn copy_from(&self, from: &dyn ByteStore, from_key: &Path, to_key: &Path) -> Result<u64> {
+        let mut stream = from
+            .read(from_key, None)
+            .await?
+            .ok_or_else(|| Error::internal("copying an object", format!("{from_key} is not in the source store")))?;
+        let upload = self.store.put_multipart(to_key).await?;
+        let mut w = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
+        let mut n = 0u64;
+        while let Some(piece) = stream.next().await {
+            let piece = match piece {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = w.abort().await;
+                    return Err(e);
+                }
+            };
+            n += piece.len() as u64;
+            if let Err(e) = w.wait_for_capacity(4).await {
+                let _ = w.abort().await;
+                return Err(e.into());
+            }
+            w.put(piece);
+        }
+        self.finish(w, to_key, n).await?;
+        Ok(n)
+    }
+
+    /// Completes a multipart write of `written` bytes to `key`. An empty one
+    /// becomes a plain empty PUT instead: S3 completes no upload without a
+    /// part, and Garage refuses the empty part object_store sends for it.
+    async fn finish(&self, writer: WriteMultipart, key: &Path, written: u64) -> object_store::Result<()> {
+        if written == 0 {
+            writer.abort().await?;
+            self.store.put(key, object_store::PutPayload::new()).await?;
+        } else {
+            writer.finish().await?;
+        }
+        Ok(())
     }
 }
 
-/// Deletes every object under `prefix`; returns how many went.
-pub async fn delete_prefix(store: &Store, prefix: &Path) -> Result<usize> {
-    let keys: Vec<Path> = store
-        .list(Some(prefix))
-        .map(|m| m.map(|m| m.location))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<std::result::Result<_, _>>()?;
-    let mut n = 0;
-    for key in keys {
-        match store.delete(&key).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => n += 1,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(n)
+fn info(meta: object_store::ObjectMeta) -> ObjectInfo {
+    ObjectInfo { key: meta.location, size: meta.size, last_modified: meta.last_modified.timestamp() }
 }

@@ -368,7 +368,7 @@ pub async fn put_chunk<S>(
     body: &mut S,
 ) -> Result<UploadSession>
 where
-    S: Stream<Item = std::io::Result<Bytes>> + Unpin,
+    S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
 {
     let ChunkRequest { index, content_length, checksum, min_rate } = chunk;
     let session = owned_session(b, user, id).await?;
@@ -393,19 +393,19 @@ where
         _ => {}
     }
     let key = objects::chunk_key(&session.id, index);
-    objects::write_chunk(&b.staging, &key, index, expected, checksum, min_rate, body).await?;
+    b.staging.write_chunk(&key, index, expected, checksum, min_rate, body).await?;
     match b.uploads.mark_chunk(&session.id, index, key.as_ref(), crate::now()).await {
         Ok(previous) => {
             crate::metrics::CHUNKS_RECEIVED.inc();
             crate::metrics::CHUNK_BYTES.add(expected);
             if let Some(previous) = previous.filter(|p| p != key.as_ref()) {
-                crate::files::delete_quietly(&b.staging, &Path::from(previous)).await;
+                crate::files::delete_quietly(&*b.staging, &Path::from(previous)).await;
             }
             Ok(session)
         }
         Err(e) => {
             // Aborted, expired or completed while the bytes were in flight.
-            crate::files::delete_quietly(&b.staging, &key).await;
+            crate::files::delete_quietly(&*b.staging, &key).await;
             Err(e)
         }
     }

@@ -1,12 +1,19 @@
 //! One conformance suite per storage role, run against every implementation
 //! on its real system: the upload-session store on SQLite, MariaDB and Redis,
-//! and the metadata repository on SQLite and MariaDB. The same assertions
-//! hold for each, so a caller never needs to know which one it got.
+//! the metadata repository on SQLite and MariaDB, and the byte store on a
+//! local directory and on Garage (S3). The same assertions hold for each, so
+//! a caller never needs to know which one it got.
 
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
 use pan_tests::*;
 use shared::db::{MetaRepo, NewUserFile, UserRepo};
 use shared::domain::{ChunkPlan, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState, UserName};
 use shared::domain::{NameRule, SortKey, TreeItem};
+use shared::objects::{ByteStore, ChunkWriteError, LocalStore, S3Store, TempFile};
 use shared::uploads::{CompleteOutcome, PendingProof, UploadStore};
 
 const TTL: u64 = 3600;
@@ -306,4 +313,193 @@ async fn metadata_repository_on_sqlite() {
 async fn metadata_repository_on_mariadb() {
     let (_db, repo) = mariadb_repo().await;
     repo_suite(&repo).await;
+}
+
+/// A request body arriving in `pieces`.
+fn body(pieces: &[&[u8]]) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + Unpin + use<> {
+    let pieces: Vec<std::io::Result<Bytes>> = pieces.iter().map(|p| Ok(Bytes::copy_from_slice(p))).collect();
+    futures::stream::iter(pieces)
+}
+
+/// Writes `data` as one chunk at `key`, in pieces of 1000 bytes.
+async fn put_chunk(s: &dyn ByteStore, key: &str, data: &[u8], checksum: Option<[u8; 20]>) {
+    let pieces: Vec<&[u8]> = data.chunks(1000).collect();
+    s.write_chunk(&Path::from(key), 0, data.len() as u64, checksum, 0, &mut body(&pieces)).await.unwrap();
+}
+
+/// All the bytes of `key` (or of `range`), `None` when there is no such object.
+async fn read(s: &dyn ByteStore, key: &str, range: Option<std::ops::Range<u64>>) -> Option<Vec<u8>> {
+    let stream = s.read(&Path::from(key), range).await.unwrap()?;
+    let pieces: Vec<Bytes> = stream.try_collect().await.unwrap();
+    Some(pieces.concat())
+}
+
+/// Every key under `prefix` (all when `None`).
+async fn keys(s: &dyn ByteStore, prefix: Option<&str>) -> Vec<String> {
+    let prefix = prefix.map(Path::from);
+    let mut keys: Vec<String> = s.list(prefix.as_ref()).map_ok(|o| o.key.to_string()).try_collect().await.unwrap();
+    keys.sort();
+    keys
+}
+
+fn sha1(data: &[u8]) -> [u8; 20] {
+    use sha1::Digest;
+    sha1::Sha1::digest(data).into()
+}
+
+/// What every byte store must do. `presigns`: whether it hands out URLs of
+/// its own (an S3 bucket does, a directory does not).
+async fn byte_store_suite(s: &dyn ByteStore, presigns: bool) {
+    let data = test_bytes(300_000, 90);
+    let now = shared::now();
+
+    // A finished temporary file moves in; reading gives it back, whole or in part.
+    let mut tmp = TempFile::new(s, "conformance").unwrap();
+    std::fs::write(&tmp.path, &data).unwrap();
+    let tmp_path = tmp.path.clone();
+    s.put_file(&mut tmp, &Path::from("ab/cd/file")).await.unwrap();
+    drop(tmp);
+    assert!(!tmp_path.exists(), "the temporary file is gone once stored");
+    assert_eq!(read(s, "ab/cd/file", None).await.as_deref(), Some(&data[..]));
+    assert_eq!(read(s, "ab/cd/file", Some(10..20)).await.as_deref(), Some(&data[10..20]));
+    assert_eq!(read(s, "ab/cd/file", Some(299_990..300_000)).await.as_deref(), Some(&data[299_990..]));
+    assert_eq!(read(s, "ab/cd/file", Some(0..1)).await.as_deref(), Some(&data[..1]));
+    assert_eq!(read(s, "ab/cd/missing", None).await, None, "a missing object is None, not an error");
+    let head = s.head(&Path::from("ab/cd/file")).await.unwrap().expect("head of a stored file");
+    assert_eq!(head.size, data.len() as u64);
+    assert!((now - 60..now + 60).contains(&head.last_modified), "{head:?}");
+    assert!(s.head(&Path::from("ab/cd/missing")).await.unwrap().is_none());
+    let mut empty = TempFile::new(s, "conformance-empty").unwrap();
+    std::fs::write(&empty.path, b"").unwrap();
+    s.put_file(&mut empty, &Path::from("ab/cd/empty")).await.unwrap();
+    drop(empty);
+    assert_eq!(read(s, "ab/cd/empty", None).await.as_deref(), Some(&b""[..]), "an empty file is an object");
+
+    // The chunk writer: a chunk that arrives whole, checksum and all, appears.
+    let chunk = test_bytes(12_345, 91);
+    put_chunk(s, "up/00000.a", &chunk, Some(sha1(&chunk))).await;
+    put_chunk(s, "up/00001.b", &chunk[..5000], None).await;
+    put_chunk(s, "up/00002.c", b"", None).await;
+    assert_eq!(read(s, "up/00000.a", None).await.as_deref(), Some(&chunk[..]));
+    assert_eq!(read(s, "up/00001.b", Some(4000..5000)).await.as_deref(), Some(&chunk[4000..5000]));
+    assert_eq!(read(s, "up/00002.c", None).await.as_deref(), Some(&b""[..]), "an empty chunk is an object");
+
+    // …and one it refuses leaves nothing behind.
+    let refused = Path::from("up/00003.d");
+    let outcome = s.write_chunk(&refused, 3, 10, None, 0, &mut body(&[b"01234", b"567890"])).await;
+    assert!(matches!(outcome, Err(ChunkWriteError::TooLong { index: 3, expected: 10 })), "{outcome:?}");
+    let outcome = s.write_chunk(&refused, 3, 10, None, 0, &mut body(&[b"01234"])).await;
+    assert!(matches!(outcome, Err(ChunkWriteError::TooShort { expected: 10, got: 5, .. })), "{outcome:?}");
+    let outcome = s.write_chunk(&refused, 3, 10, Some(sha1(b"something else")), 0, &mut body(&[b"0123456789"])).await;
+    match &outcome {
+        Err(ChunkWriteError::ChecksumMismatch { index: 3, actual }) => {
+            assert_eq!(*actual, hex::encode(sha1(b"0123456789")))
+        }
+        other => panic!("expected a checksum mismatch: {other:?}"),
+    }
+    let failed = futures::stream::iter(vec![Ok(Bytes::from_static(b"01")), Err(std::io::Error::other("client gone"))]);
+    let outcome = s.write_chunk(&refused, 3, 10, None, 0, &mut Box::pin(failed)).await;
+    assert!(matches!(outcome, Err(ChunkWriteError::Body(_))), "{outcome:?}");
+    assert!(s.head(&refused).await.unwrap().is_none(), "a refused chunk is not visible");
+    assert_eq!(read(s, refused.as_ref(), None).await, None);
+
+    // Listings: every object with its size and age, and nothing temporary.
+    let lingering = TempFile::new(s, "lingering").unwrap();
+    std::fs::write(&lingering.path, b"half a merge").unwrap();
+    assert_eq!(keys(s, None).await, ["ab/cd/empty", "ab/cd/file", "up/00000.a", "up/00001.b", "up/00002.c"]);
+    assert_eq!(keys(s, Some("up")).await, ["up/00000.a", "up/00001.b", "up/00002.c"]);
+    assert!(keys(s, Some("nothing")).await.is_empty());
+    let mut listed: Vec<_> = s.list(Some(&Path::from("up"))).try_collect().await.unwrap();
+    listed.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(listed.iter().map(|o| o.size).collect::<Vec<_>>(), [12_345, 5000, 0]);
+    assert!(listed.iter().all(|o| (now - 60..now + 60).contains(&o.last_modified)), "{listed:?}");
+    let mut prefixes: Vec<String> = s.list_prefixes().await.unwrap().iter().map(|p| p.to_string()).collect();
+    prefixes.sort();
+    assert_eq!(prefixes, ["ab", "up"]);
+    drop(lingering);
+
+    // The merge's view: readable local files of the chunks, in order; the
+    // copies made for it (if any) go when it is done.
+    let chunks = s.local_chunks(vec!["up/00001.b".into(), "up/00000.a".into()], "conformance-merge").await.unwrap();
+    assert_eq!(chunks.paths.len(), 2);
+    assert_eq!(std::fs::read(&chunks.paths[0]).unwrap(), &chunk[..5000]);
+    assert_eq!(std::fs::read(&chunks.paths[1]).unwrap(), chunk);
+    drop(chunks);
+    let scratch: Vec<_> = std::fs::read_dir(s.scratch_dir()).map(|d| d.flatten().collect()).unwrap_or_default();
+    assert!(scratch.is_empty(), "nothing left in the scratch directory: {scratch:?}");
+    assert_eq!(read(s, "up/00000.a", None).await.as_deref(), Some(&chunk[..]), "the objects stay");
+
+    // Presigned downloads, where the store offers them.
+    let disposition = "attachment; filename=\"f.bin\"";
+    match s.presign_get(&Path::from("ab/cd/file"), Duration::from_secs(60), disposition).await.unwrap() {
+        Some(url) => {
+            assert!(presigns, "this store was not expected to sign URLs: {url}");
+            let resp = reqwest::get(url.as_str()).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            let cd = resp.headers().get("content-disposition").map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!(cd.as_deref(), Some(disposition));
+            assert_eq!(resp.bytes().await.unwrap().to_vec(), data);
+        }
+        None => assert!(!presigns, "this store should sign URLs"),
+    }
+
+    // Deleting: twice is fine; a prefix goes whole, and nothing else does.
+    s.delete(&Path::from("ab/cd/file")).await.unwrap();
+    s.delete(&Path::from("ab/cd/file")).await.unwrap();
+    s.delete(&Path::from("ab/cd/empty")).await.unwrap();
+    assert_eq!(read(s, "ab/cd/file", None).await, None);
+    assert_eq!(s.delete_prefix(&Path::from("up")).await.unwrap(), 3);
+    assert_eq!(s.delete_prefix(&Path::from("up")).await.unwrap(), 0, "an empty prefix deletes nothing");
+    assert!(keys(s, None).await.is_empty());
+    assert!(s.list_prefixes().await.unwrap().is_empty());
+}
+
+/// Copies each way between `a` and `b` give back the same bytes.
+async fn copy_suite(a: &dyn ByteStore, b: &dyn ByteStore) {
+    let data = test_bytes(9 << 20, 92); // more than one 8 MiB part
+    put_chunk(a, "src/one", &data, None).await;
+    assert_eq!(b.copy_from(a, &Path::from("src/one"), &Path::from("copy/one")).await.unwrap(), data.len() as u64);
+    assert_eq!(read(b, "copy/one", None).await.as_deref(), Some(&data[..]));
+    assert_eq!(a.copy_from(b, &Path::from("copy/one"), &Path::from("back/one")).await.unwrap(), data.len() as u64);
+    assert_eq!(read(a, "back/one", None).await.as_deref(), Some(&data[..]));
+    put_chunk(b, "src/empty", b"", None).await;
+    assert_eq!(a.copy_from(b, &Path::from("src/empty"), &Path::from("back/empty")).await.unwrap(), 0);
+    assert_eq!(read(a, "back/empty", None).await.as_deref(), Some(&b""[..]));
+    assert_eq!(b.copy_from(a, &Path::from("back/empty"), &Path::from("copy/empty")).await.unwrap(), 0);
+    assert_eq!(b.head(&Path::from("copy/empty")).await.unwrap().map(|o| o.size), Some(0));
+    assert!(a.copy_from(b, &Path::from("src/missing"), &Path::from("back/missing")).await.is_err());
+    assert!(a.head(&Path::from("back/missing")).await.unwrap().is_none(), "a failed copy leaves nothing");
+}
+
+fn local_store(dir: &tempfile::TempDir) -> LocalStore {
+    LocalStore::open(&dir.path().join("store")).unwrap()
+}
+
+fn garage_store(g: &GarageServer, prefix: &str, dir: &tempfile::TempDir) -> S3Store {
+    S3Store::new(g.client(), prefix, dir.path().join("tmp"))
+}
+
+#[tokio::test]
+async fn byte_store_on_a_local_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    byte_store_suite(&local_store(&dir), false).await;
+    // Nothing on disk either: no temporary file of a refused chunk (object_store's
+    // `#N` files, which no listing shows), no leftover of an assembled file.
+    let left = files_under(&dir.path().join("store"));
+    assert!(left.is_empty(), "files left in the store's directory: {:?}", left.keys());
+}
+
+#[tokio::test]
+async fn byte_store_on_garage() {
+    let g = GarageServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    byte_store_suite(&garage_store(&g, "conformance", &dir), true).await;
+    assert!(g.objects("").await.is_empty(), "every object went, and none outside the prefix");
+}
+
+#[tokio::test]
+async fn byte_stores_copy_between_a_local_directory_and_garage() {
+    let g = GarageServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    copy_suite(&local_store(&dir), &garage_store(&g, "copies", &dir)).await;
 }

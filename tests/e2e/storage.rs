@@ -70,6 +70,30 @@ async fn fallback_body(d: Deployment) {
 }
 on_both!(a_missing_primary_is_served_from_the_backup_and_restored, fallback_body);
 
+async fn empty_file_body(d: Deployment) {
+    let g = GarageServer::start().await;
+    let app = TestApp::builder(d)
+        .s3(&g)
+        .env("PAN_STORE_URL", "s3://pan-test/files")
+        .env("PAN_BACKUP_URL", "s3://pan-test/backup")
+        .spawn()
+        .await;
+    let token = app.user(&uname("e0")).await;
+    let done = app.upload(&token, "empty.bin", b"").await;
+    assert_eq!(done["state"], "done", "an empty file is merged into S3: {done}");
+    let (code, _, bytes) = app.download(&token, &sha1_hex(b""), None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(bytes.is_empty());
+    eventually(30, "the empty file's backup", || async {
+        (app.sql_count("SELECT COUNT(*) FROM files WHERE backup_state = 'done'").await == 1).then_some(())
+    })
+    .await;
+    let objects = g.objects("").await;
+    assert_eq!(objects.len(), 2, "the file and its backup: {:?}", objects.keys());
+    assert!(objects.values().all(|b| b.is_empty()));
+}
+on_both!(an_empty_file_is_stored_and_backed_up_on_s3, empty_file_body);
+
 async fn presigned_body(d: Deployment) {
     let g = GarageServer::start().await;
     let app = TestApp::builder(d)

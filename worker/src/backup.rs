@@ -42,7 +42,7 @@ pub async fn backup(ctx: &MergeContext, job: &BackupJob) -> Result<()> {
     // reference while the copy runs knows which backup object to remove.
     b.repo.set_backup(job.file_id, "pending", Some(key.as_ref()), shared::now()).await?;
     let started = std::time::Instant::now();
-    match files::copy_object(&b.files, &key, backup, &key).await {
+    match backup.copy_from(&*b.files, &key, &key).await {
         Ok(bytes) => {
             let secs = started.elapsed().as_secs_f64();
             let rate = if secs > 0.0 { bytes as f64 / 1e6 / secs } else { 0.0 };
@@ -50,7 +50,7 @@ pub async fn backup(ctx: &MergeContext, job: &BackupJob) -> Result<()> {
             if b.repo.stored_file_by_id(job.file_id).await?.is_none() {
                 // Deleted while we copied: the delete may have come before our
                 // object existed, so remove what we wrote.
-                files::delete_quietly(backup, &key).await;
+                files::delete_quietly(&**backup, &key).await;
                 tracing::info!("file deleted during its backup; the copy is removed");
                 return Ok(());
             }

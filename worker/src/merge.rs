@@ -15,15 +15,14 @@
 //! seconds; the clean-up enqueues merges whose heartbeat stopped.
 
 use std::fs::File;
-use std::path::PathBuf;
 
 use apalis::prelude::{BoxDynError, Data};
 use shared::db::NewUserFile;
 use shared::domain::{UploadId, UploadSession, UploadState};
-use shared::error::{Error, Result, ResultExt};
-use shared::files::{self, TempFile};
+use shared::error::{Result, ResultExt};
+use shared::files;
 use shared::jobs::MergeJob;
-use shared::objects;
+use shared::objects::{self, TempFile};
 
 use crate::MergeContext;
 use crate::assemble::assemble;
@@ -74,26 +73,20 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
             format!("{} chunk(s) missing at merge time, e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
         return fail(ctx, &session, &reason).await;
     }
-    // Local staging: the threads read the chunk files in place. Remote
-    // staging (S3): fetch the chunks to local files first, a few at a time.
-    let mut fetched = Vec::new();
-    let sources: Vec<PathBuf> = match &b.staging.dir {
-        Some(dir) => chunks.values().map(|k| dir.join(k)).collect(),
-        None => {
-            fetched = fetch_chunks(ctx, &id, chunks.values().cloned().collect()).await?;
-            fetched.iter().map(|t| t.path.clone()).collect()
-        }
-    };
+    // Files the threads can read: a local staging store's own, or copies
+    // fetched from a remote one (deleted once the merge is through with them).
+    let chunks = b.staging.local_chunks(chunks.into_values().collect(), id.as_str()).await?;
 
-    let mut tmp = TempFile::new(b, &ctx.settings, id.as_str())?;
+    let mut tmp = TempFile::new(&*b.files, id.as_str())?;
     let (plan, threads, path) = (session.plan, ctx.settings.merge_threads as usize, tmp.path.clone());
     let assembled = tokio::task::spawn_blocking(move || {
         let out = File::options().read(true).write(true).create_new(true).open(&path)?;
-        assemble(&out, plan.file_size, plan.chunk_size, &sources, threads)
+        let assembled = assemble(&out, plan.file_size, plan.chunk_size, &chunks.paths, threads);
+        drop(chunks);
+        assembled
     })
     .await
     .context("merge task")?;
-    drop(fetched);
     let assembled = match assembled {
         Ok(a) => a,
         // Local I/O trouble (a full disk above all) does not go away by
@@ -118,11 +111,12 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     }
 
     let key = objects::file_key(id.as_str());
-    if let Err(e) = files::store_file(b, &mut tmp, &key).await {
-        if b.files.dir.is_none() {
-            // A remote store that is away: the job queue retries later.
+    if let Err(e) = b.files.put_file(&mut tmp, &key).await {
+        if e.is_unavailable() {
+            // A store that is away: the job queue retries later.
             return Err(e);
         }
+        // Local trouble (a full disk): wait until complete is called again.
         return pause(ctx, &session, &format!("could not store the file: {e}")).await;
     }
     let entry = NewUserFile {
@@ -173,27 +167,6 @@ impl Drop for Heartbeat {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-/// Downloads staged chunks from a remote staging store into temporary files.
-async fn fetch_chunks(ctx: &MergeContext, id: &UploadId, keys: Vec<String>) -> Result<Vec<TempFile>> {
-    use futures::{StreamExt, TryStreamExt};
-    use object_store::ObjectStoreExt;
-    let jobs = keys.into_iter().enumerate().map(|(i, key)| {
-        let (b, settings, stem) = (ctx.backends.clone(), ctx.settings.clone(), format!("{id}-chunk{i}"));
-        async move {
-            use tokio::io::AsyncWriteExt;
-            let tmp = TempFile::new(&b, &settings, &stem)?;
-            let mut out = tokio::fs::File::create(&tmp.path).await.context("creating a fetched chunk")?;
-            let mut stream = b.staging.store.get(&object_store::path::Path::from(key)).await?.into_stream();
-            while let Some(piece) = stream.next().await {
-                out.write_all(&piece?).await.context("writing a fetched chunk")?;
-            }
-            out.flush().await.context("writing a fetched chunk")?;
-            Ok::<_, Error>(tmp)
-        }
-    });
-    futures::stream::iter(jobs).buffered(4).try_collect().await
 }
 
 /// Ends an upload `failed` for good with `reason`: no rows, chunks deleted.

@@ -18,7 +18,7 @@ use apalis_cron::Tick;
 use shared::domain::{UploadId, UploadState};
 use shared::error::Result;
 use shared::jobs::BackupJob;
-use shared::objects;
+use shared::objects::{self, ByteStore};
 
 use crate::MergeContext;
 
@@ -47,8 +47,7 @@ pub async fn sweep(ctx: &MergeContext) -> Result<()> {
     span.record("expired", idle.len());
 
     let mut orphans = 0;
-    let listing = b.staging.store.list_with_delimiter(None).await?;
-    for prefix in listing.common_prefixes {
+    for prefix in b.staging.list_prefixes().await? {
         let name = prefix.as_ref().to_owned();
         let Ok(id) = UploadId::parse(&name) else { continue };
         let live = matches!(b.uploads.get(&id).await?, Some(s) if s.state != UploadState::Done);
@@ -61,10 +60,9 @@ pub async fn sweep(ctx: &MergeContext) -> Result<()> {
     }
     span.record("orphans", orphans);
 
-    if let Some(dir) = &b.files.dir {
-        remove_old_files(&dir.join(".tmp"), Duration::from_secs(86_400));
+    for dir in [b.files.scratch_dir(), b.staging.scratch_dir(), &ctx.settings.data_dir.join("tmp")] {
+        remove_old_files(dir, Duration::from_secs(86_400));
     }
-    remove_old_files(&ctx.settings.data_dir.join("tmp"), Duration::from_secs(86_400));
 
     // A merge whose heartbeat stopped has no job running: enqueue it again.
     // Touching it first keeps the next sweeps from enqueueing it once more
@@ -111,36 +109,33 @@ async fn scrub(ctx: &MergeContext) -> Result<usize> {
         return Ok(0);
     }
     let b = &ctx.backends;
-    let mut removed = scrub_store(&b.files, |key| async move { b.repo.is_referenced(&key).await }).await?;
+    let mut removed = scrub_store(&*b.files, |key| async move { b.repo.is_referenced(&key).await }).await?;
     // Backup objects of files deleted while their copy ran, or before the
     // key was recorded.
     if let Some(backup) = &b.backup {
-        removed += scrub_store(backup, |key| async move { b.repo.is_backup_referenced(&key).await }).await?;
+        removed += scrub_store(&**backup, |key| async move { b.repo.is_backup_referenced(&key).await }).await?;
     }
     Ok(removed)
 }
 
 /// Deletes the objects of `store` older than a day that `referenced` says
 /// no row points at.
-async fn scrub_store<F, Fut>(store: &shared::objects::OpenedStore, referenced: F) -> Result<usize>
+async fn scrub_store<F, Fut>(store: &dyn ByteStore, referenced: F) -> Result<usize>
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<bool>>,
 {
     use futures::TryStreamExt;
-    use object_store::ObjectStoreExt;
     let cutoff = shared::now() - 86_400;
-    let mut listing = store.store.list(None);
+    let mut listing = store.list(None);
     let mut removed = 0;
     while let Some(meta) = listing.try_next().await? {
-        let key = meta.location.as_ref();
-        if key.starts_with(".tmp") || meta.last_modified.timestamp() > cutoff || referenced(key.to_owned()).await? {
+        let key = meta.key.as_ref();
+        if meta.last_modified > cutoff || referenced(key.to_owned()).await? {
             continue;
         }
-        match store.store.delete(&meta.location).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
-            Err(e) => return Err(e.into()),
-        }
+        store.delete(&meta.key).await?;
+        removed += 1;
         tracing::warn!(key, "deleted an unreferenced object");
     }
     Ok(removed)

@@ -339,10 +339,12 @@ impl FileApi {
         let (entry, stored) = files::owned(&state.backends, &auth.0, &file).await?;
         let ttl = expires_in.0.unwrap_or(state.settings.url_ttl);
         let expires_at = shared::now() + ttl as i64;
-        if let Some(signer) = &state.backends.files.signer {
-            let key = object_store::path::Path::from(stored.storage_key.as_str());
-            let disposition = content_disposition(&entry.filename);
-            let url = signer.presign_get(&key, std::time::Duration::from_secs(ttl), &disposition).await?;
+        // A store that offers its own URLs serves the bytes itself.
+        let key = object_store::path::Path::from(stored.storage_key.as_str());
+        let disposition = content_disposition(&entry.filename);
+        if let Some(url) =
+            state.backends.files.presign_get(&key, std::time::Duration::from_secs(ttl), &disposition).await?
+        {
             return Ok(Json(DownloadUrl { url: url.to_string(), expires_at }));
         }
         let key = shared::links::signing_key(&state.backends).await?;
@@ -424,7 +426,7 @@ impl FileApi {
         let limit = state.settings.max_single_upload;
         shared::service::check_room(&state.backends, &state.settings, &auth.0, form.file.size() as u64, false).await?;
         let body = form.file.into_async_read();
-        let file = files::ingest(&state.backends, &state.settings, &auth.0, &name, &place, body, limit).await?;
+        let file = files::ingest(&state.backends, &auth.0, &name, &place, body, limit).await?;
         Ok(UploadResponse::Created(Json(file_with_path(&state, &auth.0, file).await?)))
     }
 
