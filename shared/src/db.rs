@@ -7,6 +7,7 @@
 //! Every statement is parameterised.
 
 pub mod mysql;
+mod shares;
 mod sql;
 pub mod sqlite;
 mod tree;
@@ -15,7 +16,7 @@ use async_trait::async_trait;
 
 pub use sql::SqlRepo;
 
-use crate::domain::{Folder, NameRule, SortKey, StoredFile, TrashItem, TreeItem, User, UserFile, UserName};
+use crate::domain::{Folder, NameRule, Share, SortKey, StoredFile, TrashItem, TreeItem, User, UserFile, UserName};
 use crate::error::{Error, Result};
 
 /// Users and signin tokens.
@@ -244,6 +245,21 @@ pub trait TreeRepo: Send + Sync {
     async fn trash_expired(&self, before: i64, limit: i64) -> Result<Vec<(i64, String)>>;
 }
 
+/// Share links.
+#[async_trait]
+pub trait ShareRepo: Send + Sync {
+    /// Records a new link.
+    async fn create_share(&self, share: &Share) -> Result<()>;
+    /// The link with this id, unless revoked.
+    async fn share(&self, link: &str) -> Result<Option<Share>>;
+    /// The user's links that are not revoked, newest first.
+    async fn shares_of(&self, user_id: i64) -> Result<Vec<Share>>;
+    /// Revokes the user's link; [`crate::Error::ShareNotFound`] when they have none by that id.
+    async fn revoke_share(&self, user_id: i64, link: &str, now: i64) -> Result<()>;
+    /// Counts one download if the link has one left; false when used up.
+    async fn count_download(&self, link: &str) -> Result<bool>;
+}
+
 /// Backup bookkeeping for stored files, by content row id.
 #[async_trait]
 pub trait BackupRepo: Send + Sync {
@@ -293,7 +309,9 @@ pub struct Totals {
 
 /// The whole repository, as the rest of pan holds it.
 #[async_trait]
-pub trait MetaRepo: UserRepo + AccountRepo + FileRepo + TreeRepo + BackupRepo + SecretRepo + AuditRepo {
+pub trait MetaRepo:
+    UserRepo + AccountRepo + FileRepo + TreeRepo + ShareRepo + BackupRepo + SecretRepo + AuditRepo
+{
     /// A cheap round trip, for readiness checks.
     async fn health_check(&self) -> Result<()>;
     /// Installation-wide totals, for `/metrics`.

@@ -267,7 +267,7 @@ fn default_limit() -> i64 {
 }
 
 /// Encodes where a listing page ended, with the order it was for.
-fn encode_cursor(sort: SortBy, order: SortOrder, c: &ListCursor) -> String {
+pub fn encode_cursor(sort: SortBy, order: SortOrder, c: &ListCursor) -> String {
     let raw = format!(
         "{}.{}.{}.{}.{}",
         sort_name(sort),
@@ -305,6 +305,20 @@ fn decode_cursor(sort: SortBy, order: SortOrder, cursor: &str) -> shared::Result
         return Err(bad_cursor());
     }
     Ok(ListCursor { in_files: kind == "f", key: key.to_owned(), row: row.parse().map_err(|_| bad_cursor())? })
+}
+
+/// A listing page as a request asks for it.
+pub fn page_request(sort: SortBy, order: SortOrder, limit: i64, cursor: Option<&str>) -> shared::Result<PageRequest> {
+    Ok(PageRequest {
+        sort: match sort {
+            SortBy::Name => SortKey::Name,
+            SortBy::Size => SortKey::Size,
+            SortBy::Time => SortKey::Time,
+        },
+        desc: order == SortOrder::Desc,
+        limit,
+        after: cursor.map(|c| decode_cursor(sort, order, c)).transpose()?,
+    })
 }
 
 /// The folder a request names by id (`None` and `""`: the root); it must be
@@ -380,17 +394,7 @@ impl FolderApi {
             (None, Some(p)) => tree::resolve_folder(&state.backends, &auth.0, p).await?,
             (id, None) => named_folder(&state, &auth.0, id).await?,
         };
-        let after = cursor.0.as_deref().map(|c| decode_cursor(sort, order, c)).transpose()?;
-        let page = PageRequest {
-            sort: match sort {
-                SortBy::Name => SortKey::Name,
-                SortBy::Size => SortKey::Size,
-                SortBy::Time => SortKey::Time,
-            },
-            desc: order == SortOrder::Desc,
-            limit: limit.0,
-            after,
-        };
+        let page = page_request(sort, order, limit.0, cursor.0.as_deref())?;
         let parent = folder.as_ref().map(|d| d.id.clone()).unwrap_or_default();
         let (items, next) = state.backends.repo.list_children(auth.0.id, &parent, &page).await?;
         let folder = match folder {
