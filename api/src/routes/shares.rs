@@ -449,6 +449,9 @@ impl PublicShareApi {
         /// An ETag from an earlier download.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
+        /// Show it in place (a preview) when a browser can: images, audio,
+        /// video, PDF, plain text; anything else downloads.
+        inline: Query<Option<bool>>,
     ) -> Result<DownloadResponse, PublicDownloadErrors> {
         let o = share::open(&state.backends, &link.0, access.0.as_deref()).await?;
         let TreeItem::File(entry) = share::resolve(&state.backends, &o, path.0.as_deref().unwrap_or("/")).await? else {
@@ -459,7 +462,8 @@ impl PublicShareApi {
         if from_byte_zero(range.0.as_deref()) && !revalidation(if_none_match.0.as_deref(), &stored) {
             share::count_download(&state.backends, &o.share).await?;
         }
-        Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref()).await?)
+        let inline = inline.0.unwrap_or(false);
+        Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref(), inline).await?)
     }
 
     /// Download a shared folder (or a folder in it) as one zip.
