@@ -7,6 +7,7 @@
 //! Every statement is parameterised.
 
 pub mod mysql;
+mod search;
 mod shares;
 mod sql;
 pub mod sqlite;
@@ -243,6 +244,16 @@ pub trait TreeRepo: Send + Sync {
     async fn purge(&self, user_id: i64, id: &str) -> Result<Vec<StoredFile>>;
     /// Trash items deleted before `before`, any user's: (user, id).
     async fn trash_expired(&self, before: i64, limit: i64) -> Result<Vec<(i64, String)>>;
+    /// The user's live folders and files whose name contains `query`,
+    /// ignoring case, by name; a page of `limit` after `after` (the previous
+    /// page's last lowercased name and id), and where the next page starts.
+    async fn search(
+        &self,
+        user_id: i64,
+        query: &str,
+        limit: i64,
+        after: Option<&(String, String)>,
+    ) -> Result<(Vec<TreeItem>, Option<(String, String)>)>;
 }
 
 /// Share links.
@@ -323,11 +334,17 @@ pub trait MetaRepo:
 pub async fn open(url: &str) -> Result<SqlRepo> {
     let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
     match scheme {
-        "sqlite" => sqlite::open(url).await,
-        "mysql" | "mariadb" => mysql::open(&url.replacen("mariadb:", "mysql:", 1)).await,
+        "sqlite" => indexed(sqlite::open(url).await?).await,
+        "mysql" | "mariadb" => indexed(mysql::open(&url.replacen("mariadb:", "mysql:", 1)).await?).await,
         _ => Err(Error::invalid(
             "INVALID_SETTING",
             format!("DATABASE_URL: unsupported scheme {scheme:?}; use sqlite:// or mysql://"),
         )),
     }
+}
+
+/// The repository once every name is in the search index.
+async fn indexed(repo: SqlRepo) -> Result<SqlRepo> {
+    repo.index_existing_names().await?;
+    Ok(repo)
 }
