@@ -569,6 +569,25 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Runs one statement on this app's database (for tests that set up
+    /// what an older version or a crash would have left).
+    pub async fn sql_exec(&self, sql: &'static str) {
+        use sqlx::Connection;
+        match &self.mysql_db {
+            Some(db) => {
+                let mut c = sqlx::MySqlConnection::connect(&format!("{}/{db}", mysql_url())).await.expect("mysql");
+                sqlx::query(sql).execute(&mut c).await.expect("statement");
+            }
+            None => {
+                let url = format!("sqlite://{}", self.data.path().join("pan.db").display());
+                let mut c = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
+                sqlx::query(sql).execute(&mut c).await.expect("statement");
+            }
+        }
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.kill_api();

@@ -77,6 +77,24 @@ pub struct ApiConfig {
     #[arg(long, env = "PAN_SIGNUP_RATE", default_value_t = 10)]
     pub signup_rate: u32,
 
+    /// Password attempts on share links per minute, counted per client
+    /// address and, apart, per link (so many addresses cannot guess one
+    /// link's password faster); past it, 429 with Retry-After. 0: no limit.
+    #[arg(long, env = "PAN_SHARE_PASSWORD_RATE", default_value_t = 10)]
+    pub share_password_rate: u32,
+
+    /// Days a new share link works when its maker gives no expiry; 0: such
+    /// links never expire.
+    #[arg(long, env = "PAN_SHARE_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=36_500))]
+    pub share_days: u64,
+
+    /// Most files and folders one zip download of a shared folder may hold;
+    /// bigger folders answer 413 `ZIP_TOO_MANY_ENTRIES`.
+    #[arg(long, env = "PAN_ZIP_MAX_ENTRIES", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub zip_max_entries: u64,
+
     /// Reverse proxies whose X-Forwarded-For names the client, for the rate
     /// limits: comma-separated IPs or CIDR blocks (e.g. 127.0.0.1,10.0.0.0/8).
     /// The client is the right-most address in that header that is not one of
@@ -123,6 +141,7 @@ impl ApiConfig {
             signin: self.signin_rate,
             signin_user: self.signin_user_rate,
             signup: self.signup_rate,
+            share_password: self.share_password_rate,
             trusted: self.trusted_proxies.clone().unwrap_or_default(),
         }
     }

@@ -36,9 +36,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("BODY_READ_FAILED", 400, "The body could not be read (the client went away)."),
     ("UNAUTHENTICATED", 401, "Missing, malformed, unknown or expired token."),
     ("BAD_CREDENTIALS", 401, "Wrong username or password (the same for every failed signin)."),
+    ("SHARE_PASSWORD_REQUIRED", 401, "The share link has a password: unlock it and pass the `access` it gives."),
     ("FORBIDDEN", 403, "Not allowed."),
     ("URL_INVALID", 403, "The signed URL is malformed or tampered with."),
     ("URL_EXPIRED", 403, "The signed URL has expired."),
+    ("SHARE_PASSWORD_WRONG", 403, "Wrong password for this share link (attempts are rate-limited)."),
     ("SIGNUP_CLOSED", 403, "Signup is closed on this server."),
     ("INVITE_REQUIRED", 403, "Signup on this server needs an invite code."),
     ("INVITE_INVALID", 403, "The invite code is unknown or used."),
@@ -47,6 +49,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("FILE_NOT_FOUND", 404, "No such file of yours (or nothing at that path)."),
     ("FOLDER_NOT_FOUND", 404, "No such folder of yours (unknown, in the trash, or not a folder)."),
     ("TRASH_ITEM_NOT_FOUND", 404, "Nothing in your trash has that id."),
+    ("SHARE_NOT_FOUND", 404, "No such share link (unknown, revoked, or what it shared was deleted)."),
     ("USER_NOT_FOUND", 404, "No such user (operator commands)."),
     ("METHOD_NOT_ALLOWED", 405, "The route does not take this method (`Allow` lists those it does)."),
     ("CONFLICT", 409, "The resource is not in a state that allows this."),
@@ -57,10 +60,13 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("PATH_AMBIGUOUS", 409, "The path names several entries (names that clashed before folders); `ids` lists them."),
     ("NAME_TAKEN", 409, "The name is taken in that folder and `on_conflict` is `refuse`."),
     ("MOVE_INTO_ITSELF", 409, "A folder cannot move into itself or one of its subfolders."),
+    ("SHARE_EXPIRED", 410, "The share link has expired."),
+    ("SHARE_EXHAUSTED", 410, "The share link has no downloads left."),
     ("LENGTH_REQUIRED", 411, "The body needs a `Content-Length`."),
     ("PAYLOAD_TOO_LARGE", 413, "The body is larger than allowed."),
     ("FILE_TOO_LARGE", 413, "The file is larger than the server takes."),
     ("CHUNK_TOO_LARGE", 413, "The chunk is longer than its exact length."),
+    ("ZIP_TOO_MANY_ENTRIES", 413, "The folder holds more entries than one zip may (`PAN_ZIP_MAX_ENTRIES`)."),
     ("UNSUPPORTED_MEDIA_TYPE", 415, "The body's media type is not one this operation takes."),
     ("RANGE_NOT_SATISFIABLE", 416, "The byte range lies outside the file (`Content-Range: bytes */size`)."),
     ("TOO_MANY_REQUESTS", 429, "A limit was reached; `Retry-After` says when to try again."),
@@ -138,6 +144,9 @@ pub enum ApiError {
     /// The resource is not in a state that allows this (or already exists).
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// The share link has expired or used up its downloads.
+    #[oai(status = 410)]
+    Gone(Json<ErrorBody>),
     /// The body is larger than allowed.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
@@ -207,6 +216,10 @@ impl From<Error> for ApiError {
             Error::UploadNotFound => ApiError::NotFound(body("UPLOAD_NOT_FOUND")),
             Error::FileNotFound => ApiError::NotFound(body("FILE_NOT_FOUND")),
             Error::FolderNotFound => ApiError::NotFound(body("FOLDER_NOT_FOUND")),
+            Error::ShareNotFound => ApiError::NotFound(body("SHARE_NOT_FOUND")),
+            Error::ShareGone { code, .. } => ApiError::Gone(body(code)),
+            Error::SharePasswordRequired => ApiError::Unauthorized(body("SHARE_PASSWORD_REQUIRED")),
+            Error::SharePasswordWrong => ApiError::Forbidden(body("SHARE_PASSWORD_WRONG")),
             Error::TrashItemNotFound => ApiError::NotFound(body("TRASH_ITEM_NOT_FOUND")),
             Error::NameTaken { .. } => ApiError::Conflict(body("NAME_TAKEN")),
             Error::MoveIntoItself => ApiError::Conflict(body("MOVE_INTO_ITSELF")),
@@ -385,6 +398,11 @@ macro_rules! operation_errors {
         $crate::operation_errors!(@build [$($meta)*] $name
             [$($acc)* #[doc = "The body has a media type this operation does not take."] #[oai(status = $status)] UnsupportedMediaType(poem_openapi::payload::Json<$crate::error::ErrorBody>),]
             [$($v)* UnsupportedMediaType] $($rest)*);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [$($v:ident)*] Gone = $status:literal, $($rest:tt)*) => {
+        $crate::operation_errors!(@build [$($meta)*] $name
+            [$($acc)* #[doc = "The share link has expired (`SHARE_EXPIRED`) or has no downloads left (`SHARE_EXHAUSTED`)."] #[oai(status = $status)] Gone(poem_openapi::payload::Json<$crate::error::ErrorBody>),]
+            [$($v)* Gone] $($rest)*);
     };
     (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [$($v:ident)*] RangeNotSatisfiable = $status:literal, $($rest:tt)*) => {
         $crate::operation_errors!(@build [$($meta)*] $name

@@ -115,6 +115,8 @@ pub async fn build(config: ApiConfig) -> Result<App, OpenError> {
         metrics_token: config.metrics_token.map(Into::into),
         chunk_slots: inflight::ChunkSlots::new(chunk_capacity, config.user_chunks as usize),
         rate_limits,
+        share_days: config.share_days,
+        zip_max_entries: config.zip_max_entries as usize,
     };
     Ok(App { acceptor, state, workers, local_addr })
 }

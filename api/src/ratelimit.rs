@@ -129,6 +129,8 @@ pub struct RateLimits {
     signin_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     signin_user: Option<DefaultKeyedRateLimiter<(IpAddr, NameKey)>>,
     signup_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    share_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    share_link: Option<DefaultKeyedRateLimiter<String>>,
     trusted: TrustedProxies,
     last_sweep: Mutex<Instant>,
 }
@@ -142,6 +144,9 @@ pub struct RateSettings {
     pub signin_user: u32,
     /// Signups per client address (`PAN_SIGNUP_RATE`).
     pub signup: u32,
+    /// Share-link password attempts per client address and per link
+    /// (`PAN_SHARE_PASSWORD_RATE`).
+    pub share_password: u32,
     /// Peers whose `X-Forwarded-For` is believed (`PAN_TRUSTED_PROXIES`).
     pub trusted: TrustedProxies,
 }
@@ -153,6 +158,8 @@ impl RateLimits {
             signin_ip: limiter(s.signin),
             signin_user: limiter(s.signin_user),
             signup_ip: limiter(s.signup),
+            share_ip: limiter(s.share_password),
+            share_link: limiter(s.share_password),
             trusted: s.trusted,
             last_sweep: Mutex::new(Instant::now()),
         }
@@ -185,6 +192,14 @@ impl RateLimits {
         check(self.signup_ip.as_ref(), &bucket(client), "too many signups from your address")
     }
 
+    /// Counts a password attempt on share link `link` by `client`;
+    /// `TooMany` past either limit.
+    pub fn share_password(&self, client: IpAddr, link: &str) -> Result<(), shared::Error> {
+        self.sweep();
+        check(self.share_ip.as_ref(), &bucket(client), "too many password attempts from your address")?;
+        check(self.share_link.as_ref(), &link.to_owned(), "too many password attempts on this link")
+    }
+
     /// Drops keys whose bucket is full again (indistinguishable from a key
     /// never seen), at most once per [`SWEEP_EVERY`]: the maps stay as large
     /// as the set of recent clients, not of every client ever seen.
@@ -195,7 +210,11 @@ impl RateLimits {
         }
         *last = Instant::now();
         drop(last);
-        for l in self.signin_ip.iter().chain(&self.signup_ip) {
+        for l in self.signin_ip.iter().chain(&self.signup_ip).chain(&self.share_ip) {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+        if let Some(l) = &self.share_link {
             l.retain_recent();
             l.shrink_to_fit();
         }

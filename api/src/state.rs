@@ -23,4 +23,8 @@ pub struct AppState {
     pub chunk_slots: Arc<crate::inflight::ChunkSlots>,
     /// The signin and signup rate limits of this process.
     pub rate_limits: Arc<RateLimits>,
+    /// Days a new share link works by default (`PAN_SHARE_DAYS`; 0: forever).
+    pub share_days: u64,
+    /// Most entries in one zip of a shared folder (`PAN_ZIP_MAX_ENTRIES`).
+    pub zip_max_entries: usize,
 }

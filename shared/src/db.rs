@@ -7,6 +7,8 @@
 //! Every statement is parameterised.
 
 pub mod mysql;
+mod search;
+mod shares;
 mod sql;
 pub mod sqlite;
 mod tree;
@@ -15,7 +17,7 @@ use async_trait::async_trait;
 
 pub use sql::SqlRepo;
 
-use crate::domain::{Folder, NameRule, SortKey, StoredFile, TrashItem, TreeItem, User, UserFile, UserName};
+use crate::domain::{Folder, NameRule, Share, SortKey, StoredFile, TrashItem, TreeItem, User, UserFile, UserName};
 use crate::error::{Error, Result};
 
 /// Users and signin tokens.
@@ -242,6 +244,31 @@ pub trait TreeRepo: Send + Sync {
     async fn purge(&self, user_id: i64, id: &str) -> Result<Vec<StoredFile>>;
     /// Trash items deleted before `before`, any user's: (user, id).
     async fn trash_expired(&self, before: i64, limit: i64) -> Result<Vec<(i64, String)>>;
+    /// The user's live folders and files whose name contains `query`,
+    /// ignoring case, by name; a page of `limit` after `after` (the previous
+    /// page's last lowercased name and id), and where the next page starts.
+    async fn search(
+        &self,
+        user_id: i64,
+        query: &str,
+        limit: i64,
+        after: Option<&(String, String)>,
+    ) -> Result<(Vec<TreeItem>, Option<(String, String)>)>;
+}
+
+/// Share links.
+#[async_trait]
+pub trait ShareRepo: Send + Sync {
+    /// Records a new link.
+    async fn create_share(&self, share: &Share) -> Result<()>;
+    /// The link with this id, unless revoked.
+    async fn share(&self, link: &str) -> Result<Option<Share>>;
+    /// The user's links that are not revoked, newest first.
+    async fn shares_of(&self, user_id: i64) -> Result<Vec<Share>>;
+    /// Revokes the user's link; [`crate::Error::ShareNotFound`] when they have none by that id.
+    async fn revoke_share(&self, user_id: i64, link: &str, now: i64) -> Result<()>;
+    /// Counts one download if the link has one left; false when used up.
+    async fn count_download(&self, link: &str) -> Result<bool>;
 }
 
 /// Backup bookkeeping for stored files, by content row id.
@@ -293,7 +320,9 @@ pub struct Totals {
 
 /// The whole repository, as the rest of pan holds it.
 #[async_trait]
-pub trait MetaRepo: UserRepo + AccountRepo + FileRepo + TreeRepo + BackupRepo + SecretRepo + AuditRepo {
+pub trait MetaRepo:
+    UserRepo + AccountRepo + FileRepo + TreeRepo + ShareRepo + BackupRepo + SecretRepo + AuditRepo
+{
     /// A cheap round trip, for readiness checks.
     async fn health_check(&self) -> Result<()>;
     /// Installation-wide totals, for `/metrics`.
@@ -305,11 +334,17 @@ pub trait MetaRepo: UserRepo + AccountRepo + FileRepo + TreeRepo + BackupRepo + 
 pub async fn open(url: &str) -> Result<SqlRepo> {
     let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
     match scheme {
-        "sqlite" => sqlite::open(url).await,
-        "mysql" | "mariadb" => mysql::open(&url.replacen("mariadb:", "mysql:", 1)).await,
+        "sqlite" => indexed(sqlite::open(url).await?).await,
+        "mysql" | "mariadb" => indexed(mysql::open(&url.replacen("mariadb:", "mysql:", 1)).await?).await,
         _ => Err(Error::invalid(
             "INVALID_SETTING",
             format!("DATABASE_URL: unsupported scheme {scheme:?}; use sqlite:// or mysql://"),
         )),
     }
+}
+
+/// The repository once every name is in the search index.
+async fn indexed(repo: SqlRepo) -> Result<SqlRepo> {
+    repo.index_existing_names().await?;
+    Ok(repo)
 }

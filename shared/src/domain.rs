@@ -202,3 +202,33 @@ pub struct TrashItem {
     /// When it was deleted (Unix seconds).
     pub trashed_at: i64,
 }
+
+/// A share link: anyone holding it may read one file or folder of its owner.
+#[derive(Debug, Clone)]
+pub struct Share {
+    /// The link's opaque id (22 URL-safe characters, 128 random bits).
+    pub link: String,
+    /// The owner's user id.
+    pub owner: i64,
+    /// What it shares: a file entry or a folder (by their ids).
+    pub target: ShareTarget,
+    /// The Argon2id hash of its password, when it has one.
+    pub password_hash: Option<String>,
+    /// When it stops working (Unix seconds); `None`: never.
+    pub expires_at: Option<i64>,
+    /// How many downloads it allows; `None`: any number.
+    pub max_downloads: Option<i64>,
+    /// How many downloads it served (GETs from byte 0, and zips).
+    pub downloads: i64,
+    /// When it was made (Unix seconds).
+    pub created_at: i64,
+}
+
+/// What a share link shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShareTarget {
+    /// A file entry, by id.
+    File(String),
+    /// A folder, by id.
+    Folder(String),
+}

@@ -32,6 +32,18 @@ pub enum Error {
     /// No file with that hash belongs to the caller.
     #[error("no such file")]
     FileNotFound,
+    /// No such share link (unknown, revoked, or what it shared is gone).
+    #[error("no such share link")]
+    ShareNotFound,
+    /// The share link has expired or used up its downloads; `code` says which.
+    #[error("{message}")]
+    ShareGone { code: &'static str, message: String },
+    /// The share link has a password and the request carries no valid access.
+    #[error("this link needs its password: unlock it first")]
+    SharePasswordRequired,
+    /// A wrong password for a share link.
+    #[error("wrong password for this link")]
+    SharePasswordWrong,
     /// No live folder with that id or path belongs to the caller.
     #[error("no such folder")]
     FolderNotFound,

@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod objects;
 pub mod process;
 pub mod service;
+pub mod share;
 pub mod tree;
 pub mod uploads;
 

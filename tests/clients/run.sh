@@ -12,6 +12,7 @@ trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # The generator runs ruff on what it writes: the venv's bin goes first on PATH.
 PATH="$venv/bin:$PATH" "$venv/bin/openapi-python-client" generate --path "$root/openapi/openapi.json" \
+  --config "$root/tests/clients/generator.yaml" \
   --output-path "$work/pan_client" --overwrite >"$work/generate.log" 2>&1 || { cat "$work/generate.log"; exit 1; }
 # A missing tool is a broken install step (scripts/deps client), not a spec problem.
 if grep -qiE "not in PATH|command not found|No such file" "$work/generate.log"; then

@@ -496,3 +496,61 @@ both!(
         assert_eq!((info["file_count"].as_i64(), info["trash_count"].as_i64()), (Some(0), Some(0)));
     }
 );
+
+/// Names found by `/folder/search?q=`, in order.
+async fn search(app: &TestApp, token: &str, q: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("/folder/search?limit=2&q={}", urlencode(q));
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let (code, page) = app.call("GET", &url, Some(token)).await;
+        assert_eq!(code, StatusCode::OK, "{page}");
+        for e in page["entries"].as_array().unwrap() {
+            names.push(e["path"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return names,
+        }
+    }
+}
+
+both!(search_finds_names_by_substring_ignoring_case_from_the_index, |app| {
+    let token = app.user(&uname("find")).await;
+    let docs = app.post_json("/folder/create", Some(&token), &json!({"name": "Reports"})).await.1;
+    let docs = docs["id"].as_str().unwrap();
+    put_file(&app, &token, docs, "Report 2026.pdf", b"1", false).await;
+    put_file(&app, &token, "", "annual-report.txt", b"2", false).await;
+    put_file(&app, &token, "", "Ñandú.txt", b"3", false).await;
+    let (_, old) = put_file(&app, &token, "", "report-old.txt", b"4", false).await;
+    app.call("DELETE", &format!("/file/delete?id={}", old["id"].as_str().unwrap()), Some(&token)).await;
+    let other = app.user(&uname("other")).await;
+    put_file(&app, &other, "", "report.txt", b"5", false).await;
+
+    assert_eq!(search(&app, &token, "REPORT").await, ["/annual-report.txt", "/Reports/Report 2026.pdf", "/Reports"]);
+    assert_eq!(search(&app, &token, "ñan").await, ["/Ñandú.txt"]);
+    assert_eq!(search(&app, &token, "t 2").await, ["/Reports/Report 2026.pdf"]);
+    assert_eq!(search(&app, &token, "x").await, ["/annual-report.txt", "/Ñandú.txt"], "one letter, anywhere");
+    assert!(search(&app, &token, "zzz").await.is_empty());
+    let (code, body) = app.call("GET", "/folder/search?q=", Some(&token)).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    // Renames and moves follow; a purged name is gone from the index.
+    let (_, f) = app.call("GET", "/folder/stat?path=/annual-report.txt", Some(&token)).await;
+    app.post_json("/file/rename", Some(&token), &json!({"id": f["id"], "filename": "annual.txt"})).await;
+    assert_eq!(search(&app, &token, "report").await, ["/Reports/Report 2026.pdf", "/Reports"]);
+    app.call("DELETE", "/trash/empty", Some(&token)).await;
+    // Names made before the index existed are indexed at start-up.
+    app.sql_exec("DELETE FROM name_grams").await;
+    app.restart_api();
+    assert_eq!(search(&app, &token, "report").await, ["/Reports/Report 2026.pdf", "/Reports"]);
+    assert_eq!(
+        app.sql_count("SELECT COUNT(*) FROM name_grams WHERE item NOT IN (SELECT folder_id FROM folders) \
+                       AND item NOT IN (SELECT entry_id FROM user_files)")
+            .await,
+        0,
+        "no index rows for purged entries"
+    );
+});

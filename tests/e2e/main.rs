@@ -12,6 +12,7 @@ mod identity;
 mod merge;
 mod openapi;
 mod rust_client;
+mod shares;
 mod storage;
 mod uploads;
 mod users;

@@ -310,3 +310,48 @@ async fn s3_outage_body(d: Deployment) {
     assert_eq!(bytes, stored);
 }
 on_both!(an_s3_outage_answers_503_backend_unavailable_and_recovers, s3_outage_body);
+
+/// Previews: a same-origin URL signed by pan also when the store is S3, the
+/// media type for what a browser can show, attachment and octet-stream for
+/// anything that could carry script, and no script either way.
+async fn preview_body(d: Deployment) {
+    let g = GarageServer::start().await;
+    let app = TestApp::builder(d).s3(&g).env("PAN_STORE_URL", "s3://pan-test/files").spawn().await;
+    let token = app.user(&uname("pv")).await;
+    let video = test_bytes(200_000, 61);
+    for (name, data) in [("clip.mp4", video.clone()), ("page.html", b"<script>alert(1)</script>".to_vec())] {
+        let done = app.upload(&token, name, &data).await;
+        assert_eq!(done["state"], "done");
+    }
+    let (_, list) = app.call("GET", "/file/query", Some(&token)).await;
+    let id_of = |name: &str| {
+        list["files"].as_array().unwrap().iter().find(|f| f["filename"] == name).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (code, url) =
+        app.call("POST", &format!("/file/downloadurl?id={}&inline=true", id_of("clip.mp4")), Some(&token)).await;
+    assert_eq!(code, StatusCode::OK, "{url}");
+    let url = url["url"].as_str().unwrap();
+    assert!(url.starts_with(&app.url("/file/signed?")), "same origin, whatever the store: {url}");
+    let resp = app.http.get(url).header("range", "bytes=100000-100999").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT, "seeking works");
+    let h = resp.headers().clone();
+    assert_eq!(h["content-type"], "video/mp4");
+    assert!(h["content-disposition"].to_str().unwrap().starts_with("inline;"));
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(h["content-security-policy"].to_str().unwrap().starts_with("default-src 'none'"));
+    assert_eq!(resp.bytes().await.unwrap(), &video[100_000..101_000]);
+    // HTML never shows in place, even when asked.
+    let (_, url) =
+        app.call("POST", &format!("/file/downloadurl?id={}&inline=true", id_of("page.html")), Some(&token)).await;
+    let resp = app.http.get(url["url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "application/octet-stream");
+    assert!(resp.headers()["content-disposition"].to_str().unwrap().starts_with("attachment;"));
+    // A plain download URL still comes from the store itself.
+    let (_, url) = app.call("POST", &format!("/file/downloadurl?id={}", id_of("clip.mp4")), Some(&token)).await;
+    assert!(!url["url"].as_str().unwrap().starts_with(&app.url("/")), "presigned by the store: {url}");
+}
+on_both!(previews_are_same_origin_typed_and_never_run_script, preview_body);

@@ -155,6 +155,15 @@ pub enum DownloadResponse {
         /// `bytes`: Range requests are welcome.
         #[oai(header = "Accept-Ranges")]
         String,
+        /// `application/octet-stream`, or the file's media type in a preview.
+        #[oai(header = "Content-Type")]
+        String,
+        /// `nosniff`: the browser never guesses another type.
+        #[oai(header = "X-Content-Type-Options")]
+        String,
+        /// No scripts, whatever the file holds.
+        #[oai(header = "Content-Security-Policy")]
+        String,
     ),
     /// The requested byte range.
     #[oai(status = 206)]
@@ -171,6 +180,15 @@ pub enum DownloadResponse {
         String,
         /// The content's SHA-256, quoted.
         #[oai(header = "ETag")]
+        String,
+        /// `application/octet-stream`, or the file's media type in a preview.
+        #[oai(header = "Content-Type")]
+        String,
+        /// `nosniff`: the browser never guesses another type.
+        #[oai(header = "X-Content-Type-Options")]
+        String,
+        /// No scripts, whatever the file holds.
+        #[oai(header = "Content-Security-Policy")]
         String,
     ),
     /// The requested byte range lies outside the file (`code`
@@ -191,6 +209,39 @@ pub enum DownloadResponse {
     ),
 }
 
+/// The policy of every download: nothing in a file may run script or load
+/// anything but itself, also when a browser shows it in place.
+pub const DOWNLOAD_CSP: &str =
+    "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; object-src 'self'";
+
+/// The media type a browser may show in place (a preview) for a file of
+/// this name: images, audio, video, PDF and plain text. Never HTML, SVG or
+/// anything else that can carry script; those always download.
+pub fn preview_type(name: &str) -> Option<&'static str> {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase())?;
+    Some(match ext.as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "avif" => "image/avif",
+        "bmp" => "image/bmp",
+        "mp4" | "m4v" => "video/mp4",
+        "webm" => "video/webm",
+        "ogv" => "video/ogg",
+        "mov" => "video/quicktime",
+        "mp3" => "audio/mpeg",
+        "m4a" | "aac" => "audio/mp4",
+        "ogg" | "oga" | "opus" => "audio/ogg",
+        "wav" => "audio/wav",
+        "flac" => "audio/flac",
+        "pdf" => "application/pdf",
+        "txt" | "md" | "log" | "csv" | "tsv" | "json" | "yaml" | "yml" | "toml" | "ini" | "conf" | "rs" | "py"
+        | "go" | "c" | "h" | "cpp" | "java" | "sh" | "sql" => "text/plain; charset=utf-8",
+        _ => return None,
+    })
+}
+
 /// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded` (RFC 6266,
 /// RFC 5987): old clients get a safe ASCII name, new ones the real one.
 pub fn content_disposition(name: &str) -> String {
@@ -205,6 +256,11 @@ pub fn content_disposition(name: &str) -> String {
         }
     }
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// The same with `inline`: shown in place, saved under the name.
+fn inline_disposition(name: &str) -> String {
+    content_disposition(name).replacen("attachment", "inline", 1)
 }
 
 /// A time-limited download URL.
@@ -310,7 +366,7 @@ impl FileApi {
     ) -> Result<DownloadResponse, DownloadErrors> {
         let file = file_ref(id.0.as_deref(), filehash.0.as_deref())?;
         let (entry, stored) = files::owned(&state.backends, &auth.0, &file).await?;
-        Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref()).await?)
+        Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref(), false).await?)
     }
 
     /// Get a time-limited URL that downloads the file without a token.
@@ -334,16 +390,22 @@ impl FileApi {
         /// Lifetime of the URL in seconds, 1-604800.
         #[oai(validator(minimum(value = "1"), maximum(value = "604800")))]
         expires_in: Query<Option<u64>>,
+        /// A preview URL: always on this server (so the page's own policy
+        /// lets `<img>`, `<video>` and `<audio>` load it, whatever the store),
+        /// served to be shown in place when a browser can show the file.
+        inline: Query<Option<bool>>,
     ) -> Result<Json<DownloadUrl>, FileErrors> {
         let file = file_ref(id.0.as_deref(), filehash.0.as_deref())?;
         let (entry, stored) = files::owned(&state.backends, &auth.0, &file).await?;
         let ttl = expires_in.0.unwrap_or(state.settings.url_ttl);
         let expires_at = shared::now() + ttl as i64;
-        // A store that offers its own URLs serves the bytes itself.
+        // A store that offers its own URLs serves downloads itself.
         let key = object_store::path::Path::from(stored.storage_key.as_str());
         let disposition = content_disposition(&entry.filename);
-        if let Some(url) =
-            state.backends.files.presign_get(&key, std::time::Duration::from_secs(ttl), &disposition).await?
+        let inline = inline.0.unwrap_or(false);
+        if !inline
+            && let Some(url) =
+                state.backends.files.presign_get(&key, std::time::Duration::from_secs(ttl), &disposition).await?
         {
             return Ok(Json(DownloadUrl { url: url.to_string(), expires_at }));
         }
@@ -352,7 +414,10 @@ impl FileApi {
         // what the file is, and stops working when the entry is deleted.
         let sig = shared::links::sign(&key, &entry.id, auth.0.id, expires_at);
         let base = &state.public_base;
-        let url = format!("{base}/file/signed?id={}&uid={}&expires={expires_at}&sig={sig}", entry.id, auth.0.id);
+        let mut url = format!("{base}/file/signed?id={}&uid={}&expires={expires_at}&sig={sig}", entry.id, auth.0.id);
+        if inline {
+            url.push_str("&inline=true");
+        }
         Ok(Json(DownloadUrl { url, expires_at }))
     }
 
@@ -383,6 +448,9 @@ impl FileApi {
         /// An ETag from an earlier download.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
+        /// Show it in place (a preview) when a browser can: images, audio,
+        /// video, PDF, plain text; anything else downloads.
+        inline: Query<Option<bool>>,
     ) -> Result<DownloadResponse, SignedErrors> {
         let forbidden =
             |code: &str, message: &str| SignedErrors::Forbidden(Json(crate::error::ErrorBody::new(code, message)));
@@ -401,7 +469,8 @@ impl FileApi {
         }
         let owner = state.backends.repo.user_by_id(uid.0).await?.ok_or(shared::Error::FileNotFound)?;
         let (entry, stored) = files::owned(&state.backends, &owner, &file).await?;
-        Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref()).await?)
+        let inline = inline.0.unwrap_or(false);
+        Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref(), inline).await?)
     }
 
     /// Upload a small file in one multipart request.
@@ -520,12 +589,15 @@ fn file_ref(id: Option<&str>, filehash: Option<&str>) -> shared::Result<FileRef>
 }
 
 /// Builds the download response for a file (shared with signed URLs).
+/// With `inline`, a file a browser can show ([`preview_type`]) is served
+/// as its media type to be shown in place; anything else downloads.
 pub async fn serve(
     state: &AppState,
     entry: &UserFile,
     stored: &shared::domain::StoredFile,
     range: Option<&str>,
     if_none_match: Option<&str>,
+    inline: bool,
 ) -> ApiResult<DownloadResponse> {
     // The content's identity: SHA-256 (SHA-1 only for content stored before
     // pan recorded SHA-256), so colliding SHA-1 contents never share an ETag.
@@ -542,7 +614,11 @@ pub async fn serve(
         }
     };
     let body = Body::from_bytes_stream(files::read(&state.backends, stored, range).await?);
-    let disposition = content_disposition(&entry.filename);
+    let (media_type, disposition) = match preview_type(&entry.filename).filter(|_| inline) {
+        Some(t) => (t, inline_disposition(&entry.filename)),
+        None => ("application/octet-stream", content_disposition(&entry.filename)),
+    };
+    let (media_type, nosniff, csp) = (media_type.to_owned(), "nosniff".to_owned(), DOWNLOAD_CSP.to_owned());
     Ok(match range {
         Some(r) => DownloadResponse::Partial(
             Binary(body),
@@ -550,7 +626,10 @@ pub async fn serve(
             format!("bytes {}-{}/{size}", r.start, r.end),
             disposition,
             etag,
+            media_type,
+            nosniff,
+            csp,
         ),
-        None => DownloadResponse::Full(Binary(body), size, disposition, etag, "bytes".into()),
+        None => DownloadResponse::Full(Binary(body), size, disposition, etag, "bytes".into(), media_type, nosniff, csp),
     })
 }

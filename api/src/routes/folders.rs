@@ -191,6 +191,16 @@ pub struct FolderListing {
     pub next_cursor: Option<String>,
 }
 
+/// Search results.
+#[derive(Debug, Object)]
+pub struct SearchResults {
+    /// Matching folders and files, by name, each with its `path`.
+    pub entries: Vec<TreeEntry>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
+}
+
 /// A new folder. `on_conflict`: `rename` (the default) or `refuse`.
 #[derive(Debug, Object)]
 pub struct CreateFolderRequest {
@@ -267,7 +277,7 @@ fn default_limit() -> i64 {
 }
 
 /// Encodes where a listing page ended, with the order it was for.
-fn encode_cursor(sort: SortBy, order: SortOrder, c: &ListCursor) -> String {
+pub fn encode_cursor(sort: SortBy, order: SortOrder, c: &ListCursor) -> String {
     let raw = format!(
         "{}.{}.{}.{}.{}",
         sort_name(sort),
@@ -305,6 +315,20 @@ fn decode_cursor(sort: SortBy, order: SortOrder, cursor: &str) -> shared::Result
         return Err(bad_cursor());
     }
     Ok(ListCursor { in_files: kind == "f", key: key.to_owned(), row: row.parse().map_err(|_| bad_cursor())? })
+}
+
+/// A listing page as a request asks for it.
+pub fn page_request(sort: SortBy, order: SortOrder, limit: i64, cursor: Option<&str>) -> shared::Result<PageRequest> {
+    Ok(PageRequest {
+        sort: match sort {
+            SortBy::Name => SortKey::Name,
+            SortBy::Size => SortKey::Size,
+            SortBy::Time => SortKey::Time,
+        },
+        desc: order == SortOrder::Desc,
+        limit,
+        after: cursor.map(|c| decode_cursor(sort, order, c)).transpose()?,
+    })
 }
 
 /// The folder a request names by id (`None` and `""`: the root); it must be
@@ -380,17 +404,7 @@ impl FolderApi {
             (None, Some(p)) => tree::resolve_folder(&state.backends, &auth.0, p).await?,
             (id, None) => named_folder(&state, &auth.0, id).await?,
         };
-        let after = cursor.0.as_deref().map(|c| decode_cursor(sort, order, c)).transpose()?;
-        let page = PageRequest {
-            sort: match sort {
-                SortBy::Name => SortKey::Name,
-                SortBy::Size => SortKey::Size,
-                SortBy::Time => SortKey::Time,
-            },
-            desc: order == SortOrder::Desc,
-            limit: limit.0,
-            after,
-        };
+        let page = page_request(sort, order, limit.0, cursor.0.as_deref())?;
         let parent = folder.as_ref().map(|d| d.id.clone()).unwrap_or_default();
         let (items, next) = state.backends.repo.list_children(auth.0.id, &parent, &page).await?;
         let folder = match folder {
@@ -426,6 +440,51 @@ impl FolderApi {
             Resolved::Item(item) => item,
         };
         Ok(Json(with_path(&state, &auth.0, item).await?))
+    }
+
+    /// Find files and folders by name.
+    ///
+    /// Every live file and folder of the caller whose name contains `q`,
+    /// ignoring case, sorted by name, each with its path; answered from a
+    /// name index, not a scan. Pages of `limit`, then `next_cursor`.
+    #[oai(path = "/search", method = "get", operation_id = "folder_search")]
+    async fn search(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// What the name contains, 1-255 characters.
+        #[oai(validator(min_length = 1, max_length = 255))]
+        q: Query<String>,
+        /// Page size, 1-1000 (default 100).
+        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "1000")))]
+        limit: Query<i64>,
+        /// `next_cursor` of the previous page.
+        #[oai(validator(max_length = 2048))]
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<SearchResults>, TreeReadErrors> {
+        let after = cursor
+            .0
+            .as_deref()
+            .map(|c| {
+                let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad_cursor())?;
+                let raw = String::from_utf8(raw).map_err(|_| bad_cursor())?;
+                let (name, id) = raw.split_once('\n').ok_or_else(bad_cursor)?;
+                Ok::<_, shared::Error>((name.to_owned(), id.to_owned()))
+            })
+            .transpose()?;
+        let (items, next) = state.backends.repo.search(auth.0.id, &q.0, limit.0, after.as_ref()).await?;
+        let mut paths = PathCache::default();
+        let mut entries = Vec::with_capacity(items.len());
+        for item in items {
+            let path = match &item {
+                TreeItem::Folder(d) => paths.folder_path(&state.backends, &auth.0, &d.id).await?,
+                TreeItem::File(f) => paths.file_path(&state.backends, &auth.0, f).await?,
+            };
+            entries.push(TreeEntry { path: Some(path), ..TreeEntry::from(item) });
+        }
+        let next_cursor =
+            next.map(|(n, id)| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{n}\n{id}")));
+        Ok(Json(SearchResults { entries, next_cursor }))
     }
 
     /// Rename and/or move a folder.

@@ -4,6 +4,7 @@ pub mod files;
 pub mod folders;
 pub mod health;
 pub mod mupload;
+pub mod shares;
 pub mod usr;
 pub mod web;
 
@@ -20,15 +21,34 @@ pub enum Tag {
     Files,
     /// The caller's folders and trash.
     Folders,
+    /// Share links: made by their owner, opened by anyone holding one.
+    Shares,
     /// Liveness and readiness.
     Health,
 }
 
 /// Every API group, as one service.
-pub type Api =
-    (usr::UsrApi, mupload::UploadApi, files::FileApi, folders::FolderApi, folders::TrashApi, health::HealthApi);
+pub type Api = (
+    usr::UsrApi,
+    mupload::UploadApi,
+    files::FileApi,
+    folders::FolderApi,
+    folders::TrashApi,
+    shares::ShareApi,
+    shares::PublicShareApi,
+    health::HealthApi,
+);
 
 /// The API value to mount.
 pub fn api() -> Api {
-    (usr::UsrApi, mupload::UploadApi, files::FileApi, folders::FolderApi, folders::TrashApi, health::HealthApi)
+    (
+        usr::UsrApi,
+        mupload::UploadApi,
+        files::FileApi,
+        folders::FolderApi,
+        folders::TrashApi,
+        shares::ShareApi,
+        shares::PublicShareApi,
+        health::HealthApi,
+    )
 }

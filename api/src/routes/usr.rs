@@ -125,6 +125,11 @@ pub(crate) fn hash_password(password: &str) -> Result<String, String> {
     hasher().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
 }
 
+/// Whether `password` matches an Argon2id PHC string.
+pub(crate) fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| hasher().verify_password(password.as_bytes(), &h).is_ok())
+}
+
 /// Most password hashes waiting for a slot; past this, 503 `BUSY`.
 const HASH_QUEUE: usize = 64;
 
@@ -132,7 +137,7 @@ const HASH_QUEUE: usize = 64;
 /// each takes 19 MiB, so a burst of signins queues instead of eating memory;
 /// and the queue is bounded, so a flood gets 503 `BUSY` at once instead of
 /// piling up requests without end.
-async fn spawn_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+pub(crate) async fn spawn_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static HASHING: LazyLock<tokio::sync::Semaphore> =
         LazyLock::new(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get() * 2)));
@@ -242,10 +247,7 @@ impl UsrApi {
             None => (None, DECOY_HASH.clone()),
         };
         let password = body.0.password;
-        let verified = spawn_blocking(move || {
-            PasswordHash::new(&stored).is_ok_and(|h| hasher().verify_password(password.as_bytes(), &h).is_ok())
-        })
-        .await?;
+        let verified = spawn_blocking(move || verify_password(&password, &stored)).await?;
         let Some(user) = user.filter(|_| verified) else {
             return Err(shared::Error::BadCredentials.into());
         };

@@ -201,6 +201,7 @@ impl SqlRepo {
         .bind(f.now)
         .execute(&mut **tx)
         .await?;
+        super::search::index_name(tx, f.user_id, entry_id.as_str(), &name).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.entry_id = ?"
         )))

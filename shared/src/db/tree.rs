@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
+use super::search;
 use super::sql::{CONTENT, ENTRY, SqlRepo, TxError, stored_file_from, user_file_from};
 use super::{ListCursor, PageRequest, ParentId, TreeRepo};
 use crate::domain::{FileName, Folder, FolderId, NameRule, SortKey, StoredFile, TrashItem, TreeItem, UserFile};
@@ -424,6 +425,7 @@ impl TreeRepo for SqlRepo {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        search::index_name(&mut tx, user_id, id.as_str(), &name).await?;
         let folder = live_folder(&mut tx, user_id, id.as_str()).await?.ok_or(Error::FolderNotFound)?;
         tx.commit().await?;
         Ok(folder)
@@ -461,6 +463,9 @@ impl TreeRepo for SqlRepo {
             .bind(folder_id)
             .execute(&mut *tx)
             .await?;
+        if name != folder.name {
+            search::index_name(&mut tx, user_id, folder_id, &name).await?;
+        }
         let folder = live_folder(&mut tx, user_id, folder_id).await?.ok_or(Error::FolderNotFound)?;
         tx.commit().await?;
         Ok(folder)
@@ -588,6 +593,9 @@ impl TreeRepo for SqlRepo {
         };
         let parent = parent_or_root(&mut tx, user_id, &old_parent).await?;
         let name = free_name(&mut tx, user_id, &parent, &old_name, rule, id).await?;
+        if name != old_name {
+            search::index_name(&mut tx, user_id, id, &name).await?;
+        }
         for table in ["folders", "user_files"] {
             sqlx::query(AssertSqlSafe(format!(
                 "UPDATE {table} SET trashed_by = NULL WHERE user_id = ? AND trashed_by = ?"
@@ -637,6 +645,7 @@ impl TreeRepo for SqlRepo {
         .bind(id)
         .fetch_all(&mut *tx)
         .await?;
+        search::unindex_trashed(&mut tx, user_id, id).await?;
         let mut touched = Vec::with_capacity(counts.len());
         for row in &counts {
             let (file_id, n): (i64, i64) = (row.try_get("file_id")?, row.try_get("n")?);
@@ -668,6 +677,16 @@ impl TreeRepo for SqlRepo {
         }
         tx.commit().await?;
         Ok(orphans)
+    }
+
+    async fn search(
+        &self,
+        user_id: i64,
+        query: &str,
+        limit: i64,
+        after: Option<&(String, String)>,
+    ) -> Result<(Vec<TreeItem>, Option<(String, String)>)> {
+        self.search_names(user_id, query, limit, after).await
     }
 
     async fn trash_expired(&self, before: i64, limit: i64) -> Result<Vec<(i64, String)>> {

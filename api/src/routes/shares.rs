@@ -1,0 +1,528 @@
+//! Share links: the owner's routes (make, list, revoke) and the public ones
+//! anyone with a link uses, without an account (look, unlock, list, download,
+//! zip).
+
+use poem::Body;
+use poem::web::Data;
+use poem_openapi::param::{Header, Query};
+use poem_openapi::payload::{Binary, Json};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use shared::domain::{Share, ShareTarget, TreeItem, User};
+use shared::share::{self, NewShare, Opened};
+use shared::tree::PathCache;
+
+use super::Tag;
+use super::files::{DownloadResponse, serve};
+use super::folders::{EntryKind, SortBy, SortOrder};
+use crate::auth::BearerAuth;
+use crate::limits::json_body_limit;
+use crate::state::AppState;
+use crate::text::Text;
+
+/// A new share link. Its password (8-1024 characters) is kept hashed;
+/// `expires_in` is in seconds (absent: the server's default lifetime;
+/// 0: never); `max_downloads` counts GETs from byte 0 and zips (absent: no
+/// limit).
+#[derive(Debug, Object)]
+pub struct CreateShareRequest {
+    /// The id of your file or folder.
+    #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
+    pub id: Text,
+    /// A password the link's holders must give.
+    #[oai(validator(min_length = 8, max_length = 1024, pattern = r"^[^\x00]*$"))]
+    pub password: Option<Text>,
+    /// Seconds until the link stops working (0: never).
+    #[oai(validator(minimum(value = "0"), maximum(value = "3153600000")))]
+    pub expires_in: Option<i64>,
+    /// How many downloads it allows.
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000000000")))]
+    pub max_downloads: Option<i64>,
+}
+
+/// One of your share links. `kind` says whether it shares a file or a folder.
+#[derive(Debug, Object)]
+pub struct ShareInfo {
+    /// The link's id.
+    pub link: String,
+    /// The public page that opens it.
+    pub url: String,
+    // No doc comment: an enum-typed field (see the struct's doc).
+    pub kind: EntryKind,
+    /// The id of the shared file or folder.
+    pub target: String,
+    /// Its path, while it is live; absent when it is in the trash or gone
+    /// (the link then answers 404 until it is restored).
+    #[oai(skip_serializing_if_is_none)]
+    pub path: Option<String>,
+    /// Whether holders must give a password.
+    pub has_password: bool,
+    /// When it stops working (Unix seconds); absent: never.
+    #[oai(skip_serializing_if_is_none)]
+    pub expires_at: Option<i64>,
+    /// How many downloads it allows; absent: no limit.
+    #[oai(skip_serializing_if_is_none)]
+    pub max_downloads: Option<i64>,
+    /// Downloads so far.
+    pub downloads: i64,
+    /// When it was made (Unix seconds).
+    pub created_at: i64,
+}
+
+/// Your share links.
+#[derive(Debug, Object)]
+pub struct ShareList {
+    /// Newest first; revoked links are not listed.
+    pub shares: Vec<ShareInfo>,
+}
+
+/// Create answers.
+#[derive(ApiResponse)]
+pub enum CreatedShare {
+    /// The link works now.
+    #[oai(status = 201)]
+    Created(Json<ShareInfo>),
+}
+
+/// Revoke answers.
+#[derive(ApiResponse)]
+pub enum RevokedShare {
+    /// The link no longer works.
+    #[oai(status = 204)]
+    Revoked,
+}
+
+async fn share_info(state: &AppState, user: &User, s: Share, paths: &mut PathCache) -> shared::Result<ShareInfo> {
+    let (kind, target, path) = match &s.target {
+        ShareTarget::Folder(id) => {
+            let live = state.backends.repo.folder(user.id, id).await?.is_some();
+            let path = if live { Some(paths.folder_path(&state.backends, user, id).await?) } else { None };
+            (EntryKind::Folder, id.clone(), path)
+        }
+        ShareTarget::File(id) => {
+            let path = match state.backends.repo.user_file(user.id, id).await? {
+                Some((f, _)) => Some(paths.file_path(&state.backends, user, &f).await?),
+                None => None,
+            };
+            (EntryKind::File, id.clone(), path)
+        }
+    };
+    Ok(ShareInfo {
+        url: format!("{}/s/{}", state.public_base, s.link),
+        link: s.link,
+        kind,
+        target,
+        path,
+        has_password: s.password_hash.is_some(),
+        expires_at: s.expires_at,
+        max_downloads: s.max_downloads,
+        downloads: s.downloads,
+        created_at: s.created_at,
+    })
+}
+
+crate::operation_errors!(
+    /// Errors of making a link.
+    CreateShareErrors {
+        BadRequest = 400,
+        Unauthorized = 401,
+        NotFound = 404,
+        PayloadTooLarge = 413,
+        UnsupportedMediaType = 415,
+    }
+);
+crate::operation_errors!(
+    /// Errors of the owner's link routes.
+    ShareErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404 }
+);
+
+/// Share links, as their owner manages them.
+pub struct ShareApi;
+
+#[OpenApi(prefix_path = "/share", tag = "Tag::Shares")]
+impl ShareApi {
+    /// Make a share link to one of your files or folders.
+    ///
+    /// Anyone with the link's URL can open it without an account: a file
+    /// downloads (with `Range`), a folder can be browsed and downloaded as
+    /// one zip. Optional password, expiry and download limit.
+    #[oai(path = "/create", method = "post", operation_id = "share_create", transform = "json_body_limit")]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        body: Json<CreateShareRequest>,
+    ) -> Result<CreatedShare, CreateShareErrors> {
+        let body = body.0;
+        let password_hash = match body.password {
+            Some(p) => Some(
+                super::usr::spawn_blocking(move || super::usr::hash_password(p.as_str()))
+                    .await?
+                    .map_err(|e| shared::Error::internal("hashing a link password", e))?,
+            ),
+            None => None,
+        };
+        let now = shared::now();
+        let expires_at = match body.expires_in {
+            Some(0) => None,
+            Some(secs) => Some(now + secs),
+            None if state.share_days == 0 => None,
+            None => Some(now + state.share_days as i64 * 86_400),
+        };
+        let new = NewShare {
+            target: body.id.as_str().to_owned(),
+            password_hash,
+            expires_at,
+            max_downloads: body.max_downloads,
+        };
+        let s = share::create(&state.backends, &auth.0, new).await?;
+        Ok(CreatedShare::Created(Json(share_info(&state, &auth.0, s, &mut PathCache::default()).await?)))
+    }
+
+    /// List your share links, with their download counts.
+    #[oai(path = "/list", method = "get", operation_id = "share_list")]
+    async fn list(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<ShareList>, ShareErrors> {
+        let mut paths = PathCache::default();
+        let mut shares = Vec::new();
+        for s in state.backends.repo.shares_of(auth.0.id).await? {
+            shares.push(share_info(&state, &auth.0, s, &mut paths).await?);
+        }
+        Ok(Json(ShareList { shares }))
+    }
+
+    /// Revoke one of your share links.
+    #[oai(path = "/revoke", method = "delete", operation_id = "share_revoke")]
+    async fn revoke(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// The link's id.
+        #[oai(validator(max_length = 64))]
+        link: Query<String>,
+    ) -> Result<RevokedShare, ShareErrors> {
+        let link = share::parse_link(&link.0)?;
+        state.backends.repo.revoke_share(auth.0.id, link, shared::now()).await?;
+        Ok(RevokedShare::Revoked)
+    }
+}
+
+/// What a link shares, as its holder sees it. `kind` says whether it is a
+/// file or a folder.
+#[derive(Debug, Object)]
+pub struct PublicShare {
+    // No doc comment: an enum-typed field (see the struct's doc).
+    pub kind: EntryKind,
+    /// The file's or folder's name.
+    pub name: String,
+    /// The file's size in bytes.
+    #[oai(skip_serializing_if_is_none)]
+    pub size: Option<i64>,
+    /// When the link stops working (Unix seconds); absent: never.
+    #[oai(skip_serializing_if_is_none)]
+    pub expires_at: Option<i64>,
+    /// Downloads it has left; absent: no limit.
+    #[oai(skip_serializing_if_is_none)]
+    pub downloads_left: Option<i64>,
+}
+
+/// A file or a folder inside a shared folder. `kind` says which.
+#[derive(Debug, Object)]
+pub struct PublicEntry {
+    // No doc comment: an enum-typed field (see the struct's doc).
+    pub kind: EntryKind,
+    /// Its name.
+    pub name: String,
+    /// A file's size in bytes.
+    #[oai(skip_serializing_if_is_none)]
+    pub size: Option<i64>,
+    /// Last change (Unix seconds).
+    pub updated_at: i64,
+}
+
+/// A page of a shared folder.
+#[derive(Debug, Object)]
+pub struct PublicListing {
+    /// The folder listed, relative to the shared folder (`/` is the shared folder).
+    pub path: String,
+    /// Folders first, then files.
+    pub entries: Vec<PublicEntry>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
+}
+
+/// A password for a link.
+#[derive(Debug, Object)]
+pub struct UnlockRequest {
+    /// The link's password.
+    #[oai(validator(max_length = 1024))]
+    pub password: Text,
+}
+
+/// Access to a password-protected link: pass `access` to the other public routes.
+#[derive(Debug, Object)]
+pub struct ShareAccess {
+    /// The access token (a query parameter, so media elements and links can carry it).
+    pub access: String,
+    /// When it stops working (Unix seconds); unlock again then.
+    pub expires_at: i64,
+}
+
+/// A zip of a shared folder.
+#[derive(ApiResponse)]
+pub enum ZipResponse {
+    /// The folder as one zip archive, streamed as it is made.
+    #[oai(status = 200, content_type = "application/zip")]
+    Zip(
+        Binary<Body>,
+        /// `attachment; filename="<folder>.zip"`.
+        #[oai(header = "Content-Disposition")]
+        String,
+    ),
+}
+
+crate::operation_errors!(
+    /// Errors of the public link routes.
+    PublicErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404, Conflict = 409, Gone = 410 }
+);
+crate::operation_errors!(
+    /// Errors of unlocking a link.
+    UnlockErrors {
+        BadRequest = 400,
+        Forbidden = 403,
+        NotFound = 404,
+        Gone = 410,
+        PayloadTooLarge = 413,
+        UnsupportedMediaType = 415,
+        TooManyRequests = 429,
+    }
+);
+crate::operation_errors!(
+    /// Errors of downloads through a link.
+    PublicDownloadErrors {
+        BadRequest = 400,
+        Unauthorized = 401,
+        NotFound = 404,
+        Conflict = 409,
+        Gone = 410,
+        PayloadTooLarge = 413,
+    }
+);
+
+fn default_limit() -> i64 {
+    100
+}
+
+/// Share links, as anyone holding one uses them (no account).
+pub struct PublicShareApi;
+
+#[OpenApi(prefix_path = "/public/share", tag = "Tag::Shares")]
+impl PublicShareApi {
+    /// What a link shares.
+    ///
+    /// 401 `SHARE_PASSWORD_REQUIRED` when it has a password and no valid
+    /// `access` came: unlock it first.
+    #[oai(path = "/info", method = "get", operation_id = "public_share_info")]
+    async fn info(
+        &self,
+        state: Data<&AppState>,
+        /// The link's id.
+        #[oai(validator(max_length = 64))]
+        link: Query<String>,
+        /// From `/public/share/unlock`, for links with a password.
+        #[oai(validator(max_length = 256))]
+        access: Query<Option<String>>,
+    ) -> Result<Json<PublicShare>, PublicErrors> {
+        let o = share::open(&state.backends, &link.0, access.0.as_deref()).await?;
+        let (kind, name, size) = match &o.root {
+            TreeItem::Folder(d) => (EntryKind::Folder, d.name.clone(), None),
+            TreeItem::File(f) => (EntryKind::File, f.filename.clone(), Some(f.filesize)),
+        };
+        let downloads_left = o.share.max_downloads.map(|m| (m - o.share.downloads).max(0));
+        Ok(Json(PublicShare { kind, name, size, expires_at: o.share.expires_at, downloads_left }))
+    }
+
+    /// Give a link's password.
+    ///
+    /// The answer's `access` opens the link for an hour. Attempts are
+    /// rate-limited per client address and per link (429 with `Retry-After`).
+    #[oai(path = "/unlock", method = "post", operation_id = "public_share_unlock", transform = "json_body_limit")]
+    async fn unlock(
+        &self,
+        state: Data<&AppState>,
+        req: &poem::Request,
+        /// The link's id.
+        #[oai(validator(max_length = 64))]
+        link: Query<String>,
+        body: Json<UnlockRequest>,
+    ) -> Result<Json<ShareAccess>, UnlockErrors> {
+        let s = share::find(&state.backends, &link.0).await?;
+        let Some(hash) = s.password_hash.clone() else {
+            let (access, expires_at) = share::access_token(&state.backends, &s).await?;
+            return Ok(Json(ShareAccess { access, expires_at }));
+        };
+        state.rate_limits.share_password(state.rate_limits.client_ip(req), &s.link)?;
+        let password = body.0.password;
+        let ok = super::usr::spawn_blocking(move || super::usr::verify_password(password.as_str(), &hash)).await?;
+        if !ok {
+            return Err(shared::Error::SharePasswordWrong.into());
+        }
+        let (access, expires_at) = share::access_token(&state.backends, &s).await?;
+        Ok(Json(ShareAccess { access, expires_at }))
+    }
+
+    /// List a folder of a shared folder.
+    #[oai(path = "/list", method = "get", operation_id = "public_share_list")]
+    #[allow(clippy::too_many_arguments, reason = "each argument is one extractor of the request")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        /// The link's id.
+        #[oai(validator(max_length = 64))]
+        link: Query<String>,
+        /// From `/public/share/unlock`, for links with a password.
+        #[oai(validator(max_length = 256))]
+        access: Query<Option<String>>,
+        /// A folder inside the shared folder, e.g. `/photos` (default `/`: the shared folder).
+        #[oai(validator(max_length = 4096))]
+        path: Query<Option<String>>,
+        /// Sort by `name` (default), `size` or `time`.
+        sort: Query<Option<SortBy>>,
+        /// `asc` (default) or `desc`.
+        order: Query<Option<SortOrder>>,
+        /// Page size, 1-1000 (default 100).
+        #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "1000")))]
+        limit: Query<i64>,
+        /// `next_cursor` of the previous page.
+        #[oai(validator(max_length = 2048))]
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<PublicListing>, PublicErrors> {
+        let o = share::open(&state.backends, &link.0, access.0.as_deref()).await?;
+        let path = path.0.unwrap_or_else(|| "/".into());
+        let TreeItem::Folder(folder) = share::resolve(&state.backends, &o, &path).await? else {
+            return Err(shared::Error::FolderNotFound.into());
+        };
+        let (sort, order) = (sort.0.unwrap_or(SortBy::Name), order.0.unwrap_or(SortOrder::Asc));
+        let page = super::folders::page_request(sort, order, limit.0, cursor.0.as_deref())?;
+        let (items, next) = state.backends.repo.list_children(o.owner.id, &folder.id, &page).await?;
+        let entries = items
+            .into_iter()
+            .map(|i| match i {
+                TreeItem::Folder(d) => {
+                    PublicEntry { kind: EntryKind::Folder, name: d.name, size: None, updated_at: d.updated_at }
+                }
+                TreeItem::File(f) => PublicEntry {
+                    kind: EntryKind::File,
+                    name: f.filename,
+                    size: Some(f.filesize),
+                    updated_at: f.updated_at,
+                },
+            })
+            .collect();
+        Ok(Json(PublicListing {
+            path,
+            entries,
+            next_cursor: next.map(|c| super::folders::encode_cursor(sort, order, &c)),
+        }))
+    }
+
+    /// Download the shared file, or a file in the shared folder.
+    ///
+    /// Honours `Range` (206) and `If-None-Match` (304). A GET from byte 0
+    /// counts as a download against the link's limit (seeking does not).
+    #[oai(path = "/download", method = "get", operation_id = "public_share_download")]
+    #[allow(clippy::too_many_arguments, reason = "each argument is one extractor of the request")]
+    async fn download(
+        &self,
+        state: Data<&AppState>,
+        /// The link's id.
+        #[oai(validator(max_length = 64))]
+        link: Query<String>,
+        /// From `/public/share/unlock`, for links with a password.
+        #[oai(validator(max_length = 256))]
+        access: Query<Option<String>>,
+        /// For a shared folder: the file inside it, e.g. `/photos/a.jpg`.
+        #[oai(validator(max_length = 4096))]
+        path: Query<Option<String>>,
+        /// `bytes=first-last`, `bytes=first-` or `bytes=-suffix_length`.
+        #[oai(name = "Range")]
+        range: Header<Option<String>>,
+        /// An ETag from an earlier download.
+        #[oai(name = "If-None-Match")]
+        if_none_match: Header<Option<String>>,
+        /// Show it in place (a preview) when a browser can: images, audio,
+        /// video, PDF, plain text; anything else downloads.
+        inline: Query<Option<bool>>,
+    ) -> Result<DownloadResponse, PublicDownloadErrors> {
+        let o = share::open(&state.backends, &link.0, access.0.as_deref()).await?;
+        let TreeItem::File(entry) = share::resolve(&state.backends, &o, path.0.as_deref().unwrap_or("/")).await? else {
+            return Err(shared::Error::FileNotFound.into());
+        };
+        let (entry, stored) =
+            state.backends.repo.user_file(o.owner.id, &entry.id).await?.ok_or(shared::Error::FileNotFound)?;
+        if from_byte_zero(range.0.as_deref()) && !revalidation(if_none_match.0.as_deref(), &stored) {
+            share::count_download(&state.backends, &o.share).await?;
+        }
+        let inline = inline.0.unwrap_or(false);
+        Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref(), inline).await?)
+    }
+
+    /// Download a shared folder (or a folder in it) as one zip.
+    ///
+    /// Streamed as it is made (stored, not compressed; zip64 for large
+    /// ones); counts as one download. At most `PAN_ZIP_MAX_ENTRIES` files and
+    /// folders (413 `ZIP_TOO_MANY_ENTRIES`).
+    #[oai(path = "/zip", method = "get", operation_id = "public_share_zip")]
+    async fn zip(
+        &self,
+        state: Data<&AppState>,
+        /// The link's id.
+        #[oai(validator(max_length = 64))]
+        link: Query<String>,
+        /// From `/public/share/unlock`, for links with a password.
+        #[oai(validator(max_length = 256))]
+        access: Query<Option<String>>,
+        /// A folder inside the shared folder (default `/`: all of it).
+        #[oai(validator(max_length = 4096))]
+        path: Query<Option<String>>,
+    ) -> Result<ZipResponse, PublicDownloadErrors> {
+        let o: Opened = share::open(&state.backends, &link.0, access.0.as_deref()).await?;
+        let TreeItem::Folder(folder) = share::resolve(&state.backends, &o, path.0.as_deref().unwrap_or("/")).await?
+        else {
+            return Err(shared::Error::FolderNotFound.into());
+        };
+        let members = share::zip_members(&state.backends, &o.owner, &folder.id, state.zip_max_entries).await?;
+        share::count_download(&state.backends, &o.share).await?;
+        let disposition = super::files::content_disposition(&format!("{}.zip", folder.name));
+        let body = Body::from_bytes_stream(share::zip_stream(state.backends.clone(), members));
+        Ok(ZipResponse::Zip(Binary(body), disposition))
+    }
+}
+
+/// Whether a download starts at byte 0 (no `Range`, or one from 0).
+fn from_byte_zero(range: Option<&str>) -> bool {
+    match range.and_then(|r| r.trim().strip_prefix("bytes=")) {
+        None => true,
+        Some(spec) => spec.trim_start().starts_with('0') && spec.trim_start().split('-').next() == Some("0"),
+    }
+}
+
+/// Whether the request only revalidates a copy the client has (a 304 moves no bytes).
+fn revalidation(if_none_match: Option<&str>, stored: &shared::domain::StoredFile) -> bool {
+    let etag = format!("\"{}\"", stored.sha256.as_deref().unwrap_or(&stored.filehash));
+    if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_download_counts_when_it_starts_at_byte_zero() {
+        assert!(from_byte_zero(None));
+        assert!(from_byte_zero(Some("bytes=0-")));
+        assert!(from_byte_zero(Some("bytes=0-99")));
+        assert!(!from_byte_zero(Some("bytes=100-")));
+        assert!(!from_byte_zero(Some("bytes=-100")));
+        assert!(!from_byte_zero(Some("bytes=05-9")), "05 is not 0");
+    }
+}

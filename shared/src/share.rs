@@ -1,0 +1,278 @@
+//! Share links: make, open (expiry, password, download limit), find what a
+//! path names inside a shared folder, and stream a shared folder as a zip.
+//!
+//! A link is 128 random bits (22 URL-safe characters): it names neither the
+//! owner nor the content. A password-protected link is opened with an
+//! access token (`expiry.signature`, an HMAC over the link, the expiry and
+//! the password's hash) that `unlock` hands out for the right password, so
+//! `<video>` and `<a download>` can carry it in the URL.
+
+use base64::Engine;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use crate::backends::Backends;
+use crate::domain::{Share, ShareTarget, StoredFile, TreeItem, User};
+use crate::error::{Error, Result};
+use crate::tree::split_path;
+
+/// Length of a link id.
+pub const LINK_LEN: usize = 22;
+/// How long an unlocked link stays open to its holder, in seconds.
+pub const ACCESS_TTL: i64 = 3600;
+
+/// A fresh link id.
+pub fn new_link() -> String {
+    let bytes: [u8; 16] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A link id as a client sent it; anything malformed is an unknown link.
+pub fn parse_link(s: &str) -> Result<&str> {
+    if s.len() == LINK_LEN && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        Ok(s)
+    } else {
+        Err(Error::ShareNotFound)
+    }
+}
+
+/// What a new link shares and how.
+#[derive(Debug, Clone)]
+pub struct NewShare {
+    /// The id of the caller's live file entry or folder.
+    pub target: String,
+    /// The Argon2id hash of its password, if any.
+    pub password_hash: Option<String>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<i64>,
+    /// How many downloads it allows, if limited.
+    pub max_downloads: Option<i64>,
+}
+
+/// Makes a link to the caller's live file or folder `n.target`.
+pub async fn create(b: &Backends, user: &User, n: NewShare) -> Result<Share> {
+    let target = if b.repo.folder(user.id, &n.target).await?.is_some() {
+        ShareTarget::Folder(n.target)
+    } else if b.repo.user_file(user.id, &n.target).await?.is_some() {
+        ShareTarget::File(n.target)
+    } else {
+        return Err(Error::FileNotFound);
+    };
+    let share = Share {
+        link: new_link(),
+        owner: user.id,
+        target,
+        password_hash: n.password_hash,
+        expires_at: n.expires_at,
+        max_downloads: n.max_downloads,
+        downloads: 0,
+        created_at: crate::now(),
+    };
+    b.repo.create_share(&share).await?;
+    Ok(share)
+}
+
+/// An open link: the link, its owner, and what it shares (live).
+#[derive(Debug, Clone)]
+pub struct Opened {
+    /// The link.
+    pub share: Share,
+    /// Its owner.
+    pub owner: User,
+    /// The shared file or folder.
+    pub root: TreeItem,
+}
+
+fn mac(key: &[u8], share: &Share, expires: i64) -> Hmac<Sha256> {
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+    let password = share.password_hash.as_deref().unwrap_or("");
+    m.update(format!("pan-share\n{}\n{expires}\n{password}", share.link).as_bytes());
+    m
+}
+
+/// An access token for a link whose password was given, and its expiry.
+pub async fn access_token(b: &Backends, share: &Share) -> Result<(String, i64)> {
+    let key = crate::links::signing_key(b).await?;
+    let expires = crate::now() + ACCESS_TTL;
+    let sig =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac(&key, share, expires).finalize().into_bytes());
+    Ok((format!("{expires}.{sig}"), expires))
+}
+
+async fn access_ok(b: &Backends, share: &Share, access: Option<&str>) -> Result<bool> {
+    let Some((expires, sig)) = access.and_then(|a| a.split_once('.')) else { return Ok(false) };
+    let (Ok(expires), Ok(sig)) = (expires.parse::<i64>(), base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig))
+    else {
+        return Ok(false);
+    };
+    let key = crate::links::signing_key(b).await?;
+    Ok(mac(&key, share, expires).verify_slice(&sig).is_ok() && crate::now() < expires)
+}
+
+/// The link `link` as its holder may use it: not revoked, not expired, its
+/// owner enabled and what it shares still live; with a password, only with
+/// a valid `access` token. The download limit is checked by [`count_download`].
+pub async fn open(b: &Backends, link: &str, access: Option<&str>) -> Result<Opened> {
+    let share = b.repo.share(parse_link(link)?).await?.ok_or(Error::ShareNotFound)?;
+    if share.expires_at.is_some_and(|t| crate::now() >= t) {
+        return Err(Error::ShareGone { code: "SHARE_EXPIRED", message: "this link has expired".into() });
+    }
+    if share.password_hash.is_some() && !access_ok(b, &share, access).await? {
+        return Err(Error::SharePasswordRequired);
+    }
+    opened(b, share).await
+}
+
+/// The link as [`open`] checks it, before any password: for `unlock`.
+pub async fn find(b: &Backends, link: &str) -> Result<Share> {
+    let share = b.repo.share(parse_link(link)?).await?.ok_or(Error::ShareNotFound)?;
+    if share.expires_at.is_some_and(|t| crate::now() >= t) {
+        return Err(Error::ShareGone { code: "SHARE_EXPIRED", message: "this link has expired".into() });
+    }
+    Ok(share)
+}
+
+async fn opened(b: &Backends, share: Share) -> Result<Opened> {
+    let owner = b.repo.user_by_id(share.owner).await?.ok_or(Error::ShareNotFound)?;
+    let root = match &share.target {
+        ShareTarget::Folder(id) => TreeItem::Folder(b.repo.folder(owner.id, id).await?.ok_or(Error::ShareNotFound)?),
+        ShareTarget::File(id) => TreeItem::File(b.repo.user_file(owner.id, id).await?.ok_or(Error::ShareNotFound)?.0),
+    };
+    Ok(Opened { share, owner, root })
+}
+
+/// Whether the link has downloads left; counts this one when it has.
+pub async fn count_download(b: &Backends, share: &Share) -> Result<()> {
+    if b.repo.count_download(&share.link).await? {
+        Ok(())
+    } else {
+        Err(Error::ShareGone { code: "SHARE_EXHAUSTED", message: "this link has no downloads left".into() })
+    }
+}
+
+/// What `path` (relative to the shared folder, `/` or empty for the shared
+/// item itself) names inside an open link.
+pub async fn resolve(b: &Backends, o: &Opened, path: &str) -> Result<TreeItem> {
+    let path = if path.is_empty() { "/" } else { path };
+    let names = split_path(path)?;
+    let mut current = o.root.clone();
+    for name in names {
+        let TreeItem::Folder(folder) = &current else { return Err(Error::FileNotFound) };
+        let mut found = b.repo.children_named(o.owner.id, &folder.id, name.as_str()).await?;
+        current = match found.len() {
+            1 => found.remove(0),
+            0 => return Err(Error::FileNotFound),
+            _ => return Err(Error::AmbiguousPath { path: path.to_owned(), ids: Vec::new() }),
+        };
+    }
+    Ok(current)
+}
+
+/// One file of a zip: its path inside the archive, content and time.
+#[derive(Debug, Clone)]
+pub struct ZipMember {
+    /// `a/b/c.txt`, relative to the zipped folder; folders end with `/`.
+    pub path: String,
+    /// The content (`None` for a folder).
+    pub content: Option<StoredFile>,
+    /// Modification time (Unix seconds).
+    pub modified: i64,
+}
+
+/// Everything live below `folder_id` of `owner`, folders included, at most
+/// `cap` members ([`Error::TooLarge`] `ZIP_TOO_MANY_ENTRIES` beyond).
+pub async fn zip_members(b: &Backends, owner: &User, folder_id: &str, cap: usize) -> Result<Vec<ZipMember>> {
+    use crate::db::PageRequest;
+    let mut members = Vec::new();
+    let mut queue = vec![(folder_id.to_owned(), String::new())];
+    while let Some((folder, prefix)) = queue.pop() {
+        let mut after = None;
+        loop {
+            let page = PageRequest { sort: crate::domain::SortKey::Name, desc: false, limit: 500, after };
+            let (items, next) = b.repo.list_children(owner.id, &folder, &page).await?;
+            for item in items {
+                if members.len() >= cap {
+                    return Err(Error::TooLarge {
+                        code: "ZIP_TOO_MANY_ENTRIES",
+                        message: format!("a zip holds at most {cap} files and folders; download smaller folders"),
+                    });
+                }
+                match item {
+                    TreeItem::Folder(d) => {
+                        let path = format!("{prefix}{}/", d.name);
+                        members.push(ZipMember { path: path.clone(), content: None, modified: d.updated_at });
+                        queue.push((d.id, path));
+                    }
+                    TreeItem::File(f) => {
+                        let (_, stored) = b.repo.user_file(owner.id, &f.id).await?.ok_or(Error::FileNotFound)?;
+                        members.push(ZipMember {
+                            path: format!("{prefix}{}", f.filename),
+                            content: Some(stored),
+                            modified: f.updated_at,
+                        });
+                    }
+                }
+            }
+            match next {
+                Some(c) => after = Some(c),
+                None => break,
+            }
+        }
+    }
+    Ok(members)
+}
+
+/// The members as one zip archive, streamed as it is made: stored (not
+/// compressed: most big files are compressed already), zip64 where sizes or
+/// offsets need it, nothing held but a small pipe buffer. An error part-way
+/// ends the stream with an error (the client sees a cut-off download).
+pub fn zip_stream(b: Backends, members: Vec<ZipMember>) -> impl Stream<Item = std::io::Result<Bytes>> + Send {
+    use async_zip::base::write::ZipFileWriter;
+    use async_zip::{Compression, ZipEntryBuilder};
+    use futures::AsyncWriteExt;
+    let (reader, writer) = tokio::io::duplex(256 << 10);
+    tokio::spawn(async move {
+        let write = async {
+            let mut zip = ZipFileWriter::with_tokio(writer);
+            for m in members {
+                let date = chrono::DateTime::from_timestamp(m.modified, 0).unwrap_or_default();
+                let entry = ZipEntryBuilder::new(m.path.clone().into(), Compression::Stored)
+                    .last_modification_date(async_zip::ZipDateTime::from_chrono(&date))
+                    .unix_permissions(if m.content.is_some() { 0o644 } else { 0o755 });
+                let mut w = zip.write_entry_stream(entry).await.map_err(std::io::Error::other)?;
+                if let Some(stored) = &m.content {
+                    let mut bytes = crate::files::read(&b, stored, None).await.map_err(std::io::Error::other)?;
+                    while let Some(piece) = bytes.next().await {
+                        w.write_all(&piece?).await?;
+                    }
+                }
+                w.close().await.map_err(std::io::Error::other)?;
+            }
+            zip.close().await.map_err(std::io::Error::other)?;
+            Ok::<_, std::io::Error>(())
+        };
+        if let Err(e) = write.await {
+            // Dropping the writer ends the body early; the client sees a broken download.
+            tracing::warn!(error = %e, "a zip download failed part-way");
+        }
+    });
+    tokio_util::io::ReaderStream::with_capacity(reader, 64 << 10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_22_url_safe_characters_and_others_are_unknown() {
+        let l = new_link();
+        assert_eq!(l.len(), LINK_LEN);
+        assert_eq!(parse_link(&l).unwrap(), l);
+        assert_ne!(new_link(), l);
+        for bad in ["", "short", "../../etc/passwd/aaaaaa", &"a".repeat(23), "aaaaaaaaaaaaaaaaaaaaa="] {
+            assert!(matches!(parse_link(bad), Err(Error::ShareNotFound)), "{bad:?}");
+        }
+    }
+}
