@@ -1,15 +1,17 @@
-// pan's web page: one HTML page whose script shows the view named by the path
-// (/, /usr/signin, /usr/signup, /file/upload). No framework, no build step.
+// pan's web page: one HTML page whose script shows the view named by the URL
+// (/ and /?folder=<id> the folder view, /?view=trash the trash, /usr/signin,
+// /usr/signup, /file/upload). No framework, no build step.
 
-import { call, session, setSignedOutHandler } from './api.js';
+import { call, qs, session, setSignedOutHandler } from './api.js';
 import { bytes, date, displayName, duration, el, speed } from './format.js';
-import { loadFiles, setupFiles } from './files.js';
-import { Upload, parallel, setParallel, unfinished } from './upload.js';
+import { busy, currentFolder, folderHref, reload, setupFiles, setupTrash, showFolder, showTrash } from './files.js';
+import { Upload, droppedItems, folderMaker, parallel, pickedItems, setParallel, unfinished } from './upload.js';
 
 const $ = (id) => document.getElementById(id);
 
 const VIEWS = {
   '/': { id: 'view-home', auth: true, title: 'Your files', show: showHome },
+  trash: { id: 'view-trash', auth: true, title: 'Trash', show: showTrash },
   '/file/upload': { id: 'view-upload', auth: true, title: 'Upload', show: showUpload },
   '/usr/signin': { id: 'view-signin', auth: false, title: 'Sign in', show: () => $('signin-username').focus() },
   '/usr/signup': { id: 'view-signup', auth: false, title: 'Sign up', show: () => $('signup-username').focus() },
@@ -32,8 +34,14 @@ function flash(message) {
 
 let firstRender = true;
 
+/** The view a URL names: a key of VIEWS. */
+function viewOf(url) {
+  if (url.pathname === '/' && url.searchParams.get('view') === 'trash') return 'trash';
+  return url.pathname in VIEWS ? url.pathname : '/';
+}
+
 function render() {
-  const path = location.pathname in VIEWS ? location.pathname : '/';
+  const path = viewOf(new URL(location.href));
   const view = VIEWS[path];
   if (view.auth && !session.token) {
     navigate('/usr/signin', { replace: true });
@@ -45,9 +53,10 @@ function render() {
   $('who').hidden = !signedIn;
   $('who-name').textContent = signedIn ? session.username : '';
   for (const a of document.querySelectorAll('#nav a')) {
-    if (a.getAttribute('href') === path) a.setAttribute('aria-current', 'page');
+    if (viewOf(new URL(a.href)) === path) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
+  $('uploads').hidden = !['/', '/file/upload'].includes(path);
   document.title = `${view.title} · pan`;
   if (!firstRender) $('main').focus({ preventScroll: true });
   firstRender = false;
@@ -58,8 +67,9 @@ document.addEventListener('click', (e) => {
   const a = e.target.closest('a[data-nav]');
   if (!a || e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
   e.preventDefault();
-  if (a.getAttribute('href') !== location.pathname) flash('');
-  navigate(a.getAttribute('href'));
+  const href = a.getAttribute('href');
+  if (href !== location.pathname + location.search) flash('');
+  navigate(href);
 });
 window.addEventListener('popstate', render);
 
@@ -127,7 +137,7 @@ $('signout').addEventListener('click', async () => {
   navigate('/usr/signin');
 });
 
-// ---- home: profile and files ------------------------------------------------------
+// ---- home: profile and the folder view ---------------------------------------------
 
 async function loadProfile() {
   try {
@@ -135,6 +145,7 @@ async function loadProfile() {
     $('profile-count').textContent = String(info.file_count);
     $('profile-bytes').textContent =
       info.quota_bytes === undefined ? bytes(info.bytes_used) : `${bytes(info.bytes_used)} of ${bytes(info.quota_bytes)}`;
+    $('profile-trash').textContent = info.trash_count ? `${info.trash_count} (${bytes(info.trash_bytes)})` : 'empty';
     $('profile-since').textContent = date(info.created_at);
   } catch (e) {
     $('files-error').textContent = e.message;
@@ -142,20 +153,85 @@ async function loadProfile() {
   }
 }
 
+/** The folder the URL names (`?folder=<id>`), null for the root. */
+const folderInUrl = () => new URLSearchParams(location.search).get('folder') || null;
+
 function showHome() {
   loadProfile();
-  loadFiles();
+  showFolder(folderInUrl());
 }
 
-setupFiles(loadProfile);
+setupFiles({
+  changed: loadProfile,
+  folderShown: (folder, name) => {
+    // "Upload" takes the open folder along.
+    $('nav-upload').setAttribute('href', folder.id ? `/file/upload?${qs({ folder: folder.id })}` : '/file/upload');
+    if (viewOf(new URL(location.href)) === '/') document.title = `${name ? displayName(name) : 'Your files'} · pan`;
+  },
+  upload: (dataTransfer, folder) => dropInto(dataTransfer, folder),
+});
+setupTrash();
+
+// The folder view takes files and folders dropped anywhere on it.
+const folderView = $('folder-view');
+folderView.addEventListener('dragover', (e) => {
+  if (![...e.dataTransfer.types].includes('Files')) return;
+  e.preventDefault();
+  folderView.classList.add('over');
+});
+folderView.addEventListener('dragleave', (e) => {
+  if (!folderView.contains(e.relatedTarget)) folderView.classList.remove('over');
+});
+folderView.addEventListener('drop', (e) => {
+  folderView.classList.remove('over');
+  if (![...e.dataTransfer.types].includes('Files')) return;
+  e.preventDefault();
+  dropInto(e.dataTransfer, currentFolder());
+});
+for (const id of ['folder-files', 'folder-dir']) {
+  $(id).addEventListener('change', (e) => {
+    addItems(pickedItems(e.target.files), currentFolder());
+    e.target.value = '';
+  });
+}
+
+/** Refreshes the open folder soon after uploads land in it (once for a burst). */
+let refreshTimer = 0;
+function refreshSoon() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => {
+    if (viewOf(new URL(location.href)) !== '/') return;
+    if (busy()) {
+      refreshSoon();
+      return;
+    }
+    reload();
+    loadProfile();
+  }, 400);
+}
 
 // ---- upload -----------------------------------------------------------------
 
 const uploads = [];
+/** Where the upload view sends files: the folder in its URL. */
+let uploadDest = { id: null, path: '/' };
 
-function showUpload() {
+async function showUpload() {
   $('parallel').value = String(parallel());
   showUnfinished();
+  const id = folderInUrl();
+  uploadDest = { id, path: id ? '…' : '/' };
+  const link = $('upload-dest');
+  link.textContent = uploadDest.path;
+  link.setAttribute('href', folderHref(id));
+  if (!id) return;
+  try {
+    const page = await call('GET', `/folder/list?${qs({ id, limit: 1 })}`);
+    if (uploadDest.id === id) uploadDest.path = page.path;
+    link.textContent = page.path;
+  } catch (e) {
+    link.textContent = `(${e.message})`;
+  }
 }
 
 function showUnfinished() {
@@ -171,10 +247,12 @@ $('parallel').addEventListener('change', (e) => {
   e.target.value = String(setParallel(e.target.value));
 });
 
-$('file-input').addEventListener('change', (e) => {
-  addFiles(e.target.files);
-  e.target.value = '';
-});
+for (const id of ['file-input', 'dir-input']) {
+  $(id).addEventListener('change', (e) => {
+    addItems(pickedItems(e.target.files), uploadDest);
+    e.target.value = '';
+  });
+}
 
 const drop = $('drop');
 drop.addEventListener('dragover', (e) => {
@@ -185,20 +263,42 @@ drop.addEventListener('dragleave', () => drop.classList.remove('over'));
 drop.addEventListener('drop', (e) => {
   e.preventDefault();
   drop.classList.remove('over');
-  addFiles(e.dataTransfer.files);
+  dropInto(e.dataTransfer, uploadDest);
 });
 // A file dropped beside the zone must not replace the page.
 window.addEventListener('dragover', (e) => e.preventDefault());
 window.addEventListener('drop', (e) => e.preventDefault());
 
-function addFiles(files) {
-  for (const file of files) {
+async function dropInto(dataTransfer, folder) {
+  try {
+    addItems(await droppedItems(dataTransfer), folder);
+  } catch (e) {
+    flash(`Could not read what was dropped: ${e.message || e}`);
+  }
+}
+
+/**
+ * Queues uploads of `[{file, dirs}]` into `folder` ({id, path}): the folders
+ * of a tree are made (or reused, see folderMaker) as their first file needs
+ * them; an empty folder is made on its own.
+ */
+function addItems(items, folder) {
+  const ensure = folderMaker(folder);
+  for (const { file, dirs } of items) {
+    if (!file) {
+      ensure(dirs).then(refreshSoon, (e) => flash(`Could not make folder “${displayName(dirs.join('/'))}”: ${e.message}`));
+      continue;
+    }
+    const where = `${folder.id || ''}/${JSON.stringify(dirs)}`;
     const same = uploads.find(
-      (u) => !u.finished && u.file.name === file.name && u.file.size === file.size
+      (u) => !u.finished && u.where === where && u.file.name === file.name && u.file.size === file.size
         && u.file.lastModified === file.lastModified,
     );
     if (same) continue;
-    const up = new Upload(file, { onChange: scheduleDraw, onStored: storedOne });
+    const dest = dirs.length ? ensure(dirs) : folder;
+    if (dirs.length) dest.then(refreshSoon, () => {});
+    const up = new Upload(file, { onChange: scheduleDraw, onStored: storedOne, folder: dest });
+    up.where = where;
     up.view = uploadView(up);
     uploads.unshift(up);
     $('uploads').prepend(up.view.li);
@@ -209,6 +309,7 @@ function addFiles(files) {
 
 function storedOne() {
   showUnfinished();
+  refreshSoon();
 }
 
 const dirty = new Set();
@@ -241,22 +342,24 @@ function uploadView(up) {
       uploads.splice(uploads.indexOf(up), 1);
     },
   }, 'Remove');
+  const where = el('span', { class: 'where' });
   const li = el(
     'li',
     { class: 'upload', 'data-name': name },
-    el('div', { class: 'what' }, el('span', { class: 'name' }, name), el('span', { class: 'meta' }, bytes(up.file.size))),
+    el('div', { class: 'what' }, el('span', { class: 'name' }, name), el('span', { class: 'meta' }, bytes(up.file.size), where)),
     bar,
     status,
     stats,
     el('div', { class: 'actions' }, pause, resume, cancel, remove),
   );
-  const view = { li, bar, status, stats, pause, resume, cancel, remove };
+  const view = { li, bar, status, stats, pause, resume, cancel, remove, where };
   up.view = view;
   draw(up);
   return view;
 }
 
 const LABELS = {
+  preparing: 'Making its folder…',
   hashing: 'Computing the file’s fingerprints (SHA-1, SHA-256)…',
   starting: 'Starting…',
   uploading: 'Uploading',
@@ -276,6 +379,8 @@ function draw(up) {
   const size = up.file.size;
   v.li.dataset.state = up.state;
   v.li.dataset.uploadId = up.uploadID || '';
+  v.li.dataset.folder = up.folderPath || '';
+  v.where.textContent = up.folderPath ? ` · into ${displayName(up.folderPath)}` : '';
   let label = LABELS[up.state];
   if (up.message) label = up.state === 'uploading' || up.state === 'instant' ? up.message : `${label}: ${up.message}`;
   v.status.textContent = label;
@@ -303,7 +408,7 @@ function draw(up) {
   const dead = s === 'error' && !up.retryable;
   v.resume.hidden = !(s === 'paused' || (s === 'error' && !dead));
   v.resume.textContent = s === 'error' ? 'Retry' : 'Resume';
-  v.cancel.hidden = !['hashing', 'starting', 'uploading', 'paused', 'error'].includes(s) || (dead && !up.uploadID);
+  v.cancel.hidden = !['preparing', 'hashing', 'starting', 'uploading', 'paused', 'error'].includes(s) || (dead && !up.uploadID);
   v.remove.hidden = !(up.finished || dead);
 }
 

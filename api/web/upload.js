@@ -1,6 +1,8 @@
 // Chunked, resumable uploads: SHA-1 and SHA-256 in a Web Worker, init (and the
 // answer to a proof-of-possession challenge), the missing chunks several at a
-// time with retries, complete, then status until done or failed.
+// time with retries, complete, then status until done or failed. Each upload
+// goes into a folder; a dropped or picked folder tree is walked here and its
+// folders made (or found) before its files go into the same queue.
 
 import { ApiError, call, errorFromText, networkError, qs, session } from './api.js';
 
@@ -149,13 +151,19 @@ function retryDelay(e, attempt) {
 }
 
 /**
- * One file's upload. `state` is one of: hashing, starting, uploading, paused,
- * completing, merging, done, instant, failed, error, cancelled. `onChange` is
- * called after every change; `onStored` once the file is stored.
+ * One file's upload. `state` is one of: preparing (its folder is being
+ * made), hashing, starting, uploading, paused, completing, merging, done,
+ * instant, failed, error, cancelled. `onChange` is called after every
+ * change; `onStored` once the file is stored. `folder` is where it goes,
+ * `{id, path}` (id null: the root), or a promise of it (a folder of a dropped
+ * tree, still being made).
  */
 export class Upload {
-  constructor(file, { onChange, onStored }) {
+  constructor(file, { onChange, onStored, folder = { id: null, path: '/' } }) {
     this.file = file;
+    this.destination = folder;
+    this.folder = null; // the folder's id once known (null: the root)
+    this.folderPath = folder instanceof Promise ? null : folder.path;
     this.onChange = onChange;
     this.onStored = onStored;
     this.state = 'hashing';
@@ -224,6 +232,11 @@ export class Upload {
     const stale = () => gen !== this.generation;
     this.samples = [];
     try {
+      if (this.folderPath === null) this.set('preparing');
+      const dest = await this.destination;
+      if (stale()) return;
+      this.folder = dest.id || null;
+      this.folderPath = dest.path;
       if (!this.hash) {
         this.set('hashing');
         this.hashJob = hashFile(this.file, (n) => {
@@ -240,7 +253,13 @@ export class Upload {
       // A server at its limit of open uploads (429) says when to come back.
       let init = await this.withRetries(
         () => call('POST', '/file/mupload/init', {
-          json: { filename: this.file.name, filehash: this.hash, sha256: this.sha256, filesize: this.file.size },
+          json: {
+            filename: this.file.name,
+            filehash: this.hash,
+            sha256: this.sha256,
+            filesize: this.file.size,
+            folder: this.folder || undefined,
+          },
         }),
         gen,
       );
@@ -458,4 +477,85 @@ export class Upload {
     if (this.hash) forget(this);
     this.set('cancelled');
   }
+}
+
+// ---- folder trees -------------------------------------------------------------
+
+/**
+ * What a drop holds, as `[{file, dirs}]`: `dirs` are the folder names from the
+ * drop down to the file; a dropped folder is walked (an empty folder comes as
+ * `{file: null, dirs}`). The entries are taken before the first `await`: the
+ * browser empties `dataTransfer` once the drop event returns.
+ */
+export async function droppedItems(dataTransfer) {
+  const items = [...(dataTransfer.items || [])].filter((i) => i.kind === 'file');
+  const entries = items.map((i) => (i.webkitGetAsEntry ? i.webkitGetAsEntry() : null));
+  const files = [...dataTransfer.files];
+  if (!entries.length || entries.some((e) => !e)) return files.map((file) => ({ file, dirs: [] }));
+  const out = [];
+  const walk = async (entry, dirs) => {
+    if (entry.isFile) {
+      out.push({ file: await new Promise((resolve, reject) => entry.file(resolve, reject)), dirs });
+      return;
+    }
+    const here = [...dirs, entry.name];
+    const reader = entry.createReader();
+    let count = 0;
+    // readEntries answers in batches (100 in Chromium) until an empty one.
+    for (;;) {
+      const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+      if (!batch.length) break;
+      count += batch.length;
+      for (const child of batch) await walk(child, here);
+    }
+    if (!count) out.push({ file: null, dirs: here });
+  };
+  for (const entry of entries) await walk(entry, []);
+  return out;
+}
+
+/** The same from a file input; a folder picked with `webkitdirectory` gives each file's relative path. */
+export function pickedItems(fileList) {
+  return [...fileList].map((file) => {
+    const parts = (file.webkitRelativePath || '').split('/').filter(Boolean);
+    return { file, dirs: parts.slice(0, -1) };
+  });
+}
+
+/**
+ * `ensure(dirs)`: the folder `dirs` below `base` ({id, path}), made once and
+ * shared by every file in it. A folder of that name already there is reused
+ * (dropping a tree again fills in what is missing, as Nextcloud and Seafile
+ * merge); a file of that name makes the new folder numbered (`name (1)`).
+ */
+export function folderMaker(base) {
+  const made = new Map();
+  const ensure = (dirs) => {
+    if (!dirs.length) return Promise.resolve(base);
+    const key = JSON.stringify(dirs);
+    if (!made.has(key)) {
+      made.set(key, ensure(dirs.slice(0, -1)).then((parent) => makeOrFind(parent, dirs[dirs.length - 1])));
+    }
+    return made.get(key);
+  };
+  return ensure;
+}
+
+async function makeOrFind(parent, name) {
+  const create = (onConflict) => call('POST', '/folder/create', {
+    json: { name, parent: parent.id || undefined, on_conflict: onConflict },
+  });
+  try {
+    return await create('refuse');
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.code !== 'NAME_TAKEN') throw e;
+  }
+  const path = parent.path === '/' ? `/${name}` : `${parent.path}/${name}`;
+  try {
+    const there = await call('GET', `/folder/stat?${qs({ path })}`);
+    if (there.kind === 'folder') return { id: there.id, path: there.path || path };
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.status !== 404) throw e;
+  }
+  return create('rename');
 }

@@ -2,12 +2,13 @@
 //
 // run.sh starts two api processes and sets PAN_URL (1 MiB chunks) and
 // PAN_SMALL_URL (1 MiB file-size limit). The tests run in order and share the
-// first user's account: sign up → upload and resume → instant → list.
+// first user's account: sign up → upload and resume → instant → list. The
+// folder tests use a second account of their own (FOLK).
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -307,25 +308,46 @@ test('an upload pauses, resumes and cancels (cancel drops it on the server)', as
   await page.context().close();
 });
 
-test('the list pages, renames and deletes (with a confirmation)', async () => {
+test('the folder view sorts, loads more, renames and deletes into the trash (with a confirmation)', async () => {
   const page = await newPage();
   await signInThroughForm(page, BASE, USER);
   const token = await tokenOf(page);
-  // 21 small files through the API, so there are two pages.
-  for (let i = 0; i < 21; i++) {
+  // 50 small files through the API: with big.bin, one more than a page.
+  for (let i = 0; i < 50; i++) {
     const form = new FormData();
     form.append('file', new Blob([`small file ${i} ${USER}`]), `small-${String(i).padStart(2, '0')}.txt`);
     const res = await api(BASE, 'POST', '/file/upload', { token, body: form });
     assert.equal(res.status, 201, JSON.stringify(res.body));
   }
   await page.reload();
-  await page.locator('#page-info', { hasText: '1–20 of 22' }).waitFor();
-  // Newest first: the last small file leads, big.bin is on page two.
-  assert.equal(await page.locator('li.file').first().getAttribute('data-name'), 'small-20.txt');
+  // By name, ascending: big.bin leads; 50 rows, then "Load more" brings the last one.
+  await page.locator('#files-count', { hasText: '50+ items' }).waitFor();
+  assert.equal(await page.locator('li.file').count(), 50);
+  assert.equal(await page.locator('li.file').first().getAttribute('data-name'), 'big.bin');
+  assert.equal(await page.locator('li.file').last().getAttribute('data-name'), 'small-48.txt');
+  await page.getByRole('button', { name: 'Load more' }).click();
+  await page.locator('#files-count', { hasText: /^51 items$/ }).waitFor();
+  assert.equal(await page.locator('li.file').last().getAttribute('data-name'), 'small-49.txt');
+  assert.equal(await page.getByRole('button', { name: 'Load more' }).isHidden(), true);
+  // Newest first (big.bin, uploaded by an earlier test, is not on the first page), then oldest first.
+  await page.getByRole('button', { name: 'Sort by time' }).click();
+  await page.getByRole('button', { name: 'Sort by time, descending' }).waitFor();
+  await page.locator('#files-count', { hasText: '50+ items' }).waitFor();
+  assert.equal(await page.locator('li.file[data-name="big.bin"]').count(), 0);
+  await page.getByRole('button', { name: 'Sort by time, descending' }).click();
+  await page.getByRole('button', { name: 'Sort by time, ascending' }).waitFor();
+  await page.locator('li.file').first().and(page.locator('[data-name="big.bin"]')).waitFor();
+  // Largest first.
+  await page.getByRole('button', { name: 'Sort by size' }).click();
+  await page.getByRole('button', { name: 'Sort by size, descending' }).waitFor();
+  await page.locator('li.file').first().and(page.locator('[data-name="big.bin"]')).waitFor();
+  // Then the small files of one byte more ("small file 10 …" and up).
+  assert.match(await page.locator('li.file').nth(1).getAttribute('data-name'), /^small-[1-4]\d\.txt$/);
+  await page.getByRole('button', { name: 'Sort by name' }).click();
+  await page.getByRole('button', { name: 'Sort by name, ascending' }).waitFor();
+  await page.locator('li.file').first().and(page.locator('[data-name="big.bin"]')).waitFor();
+  assert.equal(await page.locator('li.file').nth(1).getAttribute('data-name'), 'small-00.txt');
   await page.screenshot({ path: join(ARTIFACTS, 'files.png'), fullPage: true });
-  await page.getByRole('button', { name: 'Next' }).click();
-  await page.locator('#page-info', { hasText: '21–22 of 22' }).waitFor();
-  await page.locator('li.file[data-name="big.bin"]').waitFor();
 
   // Download without /file/downloadurl (an older server): the blob fallback.
   await page.route('**/file/downloadurl?*', (route) =>
@@ -339,30 +361,360 @@ test('the list pages, renames and deletes (with a confirmation)', async () => {
   assert.equal(readFileSync(join(tmp, 'small-00.txt'), 'utf8'), `small file 0 ${USER}`);
   await page.unroute('**/file/downloadurl?*');
 
-  // Rename.
+  // Rename; a taken name shows the API's refusal.
   await page.getByRole('button', { name: 'Rename big.bin' }).click();
+  await page.getByLabel('New name for big.bin').fill('small-01.txt');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('li.file[data-name="big.bin"] .row-error', { hasText: /taken/i }).waitFor();
   await page.getByLabel('New name for big.bin').fill('renamed.bin');
   await page.getByRole('button', { name: 'Save' }).click();
   await page.locator('li.file[data-name="renamed.bin"]').waitFor();
   const listed = await api(BASE, 'GET', '/file/query?limit=100', { token });
   assert.ok(listed.body.files.some((f) => f.filename === 'renamed.bin' && f.filehash === bigSha1));
 
-  // Delete: cancel first, then confirm.
+  // Delete: cancel first, then confirm; it goes to the trash.
   await page.getByRole('button', { name: 'Delete renamed.bin' }).click();
   await page.getByRole('dialog').waitFor();
-  await page.getByRole('button', { name: 'Cancel' }).click();
+  assert.match(await page.locator('#confirm-text').textContent(), /moved to the trash/);
+  await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
   assert.equal(await page.locator('li.file[data-name="renamed.bin"]').count(), 1);
   await page.getByRole('button', { name: 'Delete renamed.bin' }).click();
-  await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Move to trash' }).click();
   await page.locator('li.file[data-name="renamed.bin"]').waitFor({ state: 'detached' });
-  await page.locator('#profile-count', { hasText: '21' }).waitFor();
-  await page.locator('#page-info', { hasText: '21–21 of 21' }).waitFor();
+  await page.locator('#profile-count', { hasText: /^50$/ }).waitFor();
+  await page.locator('#profile-trash', { hasText: '1 (40.0 MiB)' }).waitFor();
+  const trashed = await api(BASE, 'GET', '/trash/list', { token });
+  assert.deepEqual(trashed.body.entries.map((t) => t.entry.name), ['renamed.bin']);
 
   // A phone-sized screen.
   await page.setViewportSize({ width: 360, height: 740 });
   await page.screenshot({ path: join(ARTIFACTS, 'files-360px.png'), fullPage: false });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no sideways scrolling at 360 px (overflow ${overflow}px)`);
+  await page.context().close();
+});
+
+// ---- folders and the trash (their own account) ------------------------------------
+
+const FOLK = `dora-${Date.now().toString(36)}`;
+let folkToken;
+
+/** The entry at `path` for FOLK (or the API's error). */
+const stat = (path) => api(BASE, 'GET', `/folder/stat?path=${encodeURIComponent(path)}`, { token: folkToken });
+
+async function folkPage(size) {
+  const page = await newPage(size);
+  await signInThroughForm(page, BASE, FOLK);
+  return page;
+}
+
+async function putFile(name, text, folder) {
+  const form = new FormData();
+  form.append('file', new Blob([text]), name);
+  if (folder) form.append('folder', folder);
+  const res = await api(BASE, 'POST', '/file/upload', { token: folkToken, body: form });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  return res.body;
+}
+
+/** Waits until the breadcrumbs read `names`. */
+async function expectCrumbs(page, names) {
+  const want = JSON.stringify(names);
+  let got;
+  await until(`crumbs ${want}`, async () => (got = JSON.stringify(await page.locator('#crumbs li').allTextContents())) === want, 5000)
+    .catch(() => assert.equal(got, want));
+}
+
+test('folders: make one, open it, upload into it; breadcrumbs, reload, back and forward keep the open folder', async () => {
+  assert.equal((await api(BASE, 'POST', '/usr/signup', { json: { username: FOLK, password: PASSWORD } })).status, 201);
+  folkToken = (await api(BASE, 'POST', '/usr/signin', { json: { username: FOLK, password: PASSWORD } })).body.token;
+  const page = await folkPage();
+  await page.locator('#files-empty').waitFor();
+
+  await page.getByRole('button', { name: 'New folder' }).click();
+  await page.getByLabel('Name of the new folder').fill('Projects');
+  await page.getByRole('button', { name: 'Create', exact: true }).click();
+  const projectsRow = page.locator('li.folder[data-name="Projects"]');
+  await projectsRow.waitFor();
+  const projects = (await stat('/Projects')).body;
+  assert.equal(projects.kind, 'folder');
+  // The same name again is refused, with the API's message.
+  await page.getByRole('button', { name: 'New folder' }).click();
+  await page.getByLabel('Name of the new folder').fill('Projects');
+  await page.getByRole('button', { name: 'Create', exact: true }).click();
+  await page.locator('#new-folder-error', { hasText: /taken/i }).waitFor();
+  await page.getByRole('button', { name: 'Cancel', exact: true }).click();
+
+  await projectsRow.getByRole('link', { name: 'Projects' }).click();
+  await page.waitForURL(`${BASE}/?folder=${projects.id}`);
+  await page.locator('#files-empty').waitFor();
+  await expectCrumbs(page, ['Files', 'Projects']);
+  await page.getByRole('button', { name: 'New folder' }).click();
+  await page.getByLabel('Name of the new folder').fill('Drafts');
+  await page.keyboard.press('Enter');
+  await page.locator('li.folder[data-name="Drafts"] a').click();
+  const drafts = (await stat('/Projects/Drafts')).body;
+  await page.waitForURL(`${BASE}/?folder=${drafts.id}`);
+  await expectCrumbs(page, ['Files', 'Projects', 'Drafts']);
+  await until('the folder as the title', async () => (await page.title()) === 'Drafts · pan', 5000);
+
+  // Upload into the open folder, from the folder view itself.
+  const note = join(tmp, 'note.txt');
+  writeFileSync(note, 'note');
+  await page.locator('#folder-files').setInputFiles(note);
+  await page.locator('li.upload[data-name="note.txt"][data-state="done"]').waitFor();
+  assert.match(await page.locator('li.upload[data-name="note.txt"]').textContent(), /into \/Projects\/Drafts/);
+  await page.locator('li.file[data-name="note.txt"]').waitFor();
+  assert.equal((await stat('/Projects/Drafts/note.txt')).body.kind, 'file');
+
+  // The upload view takes the open folder along.
+  await page.getByRole('link', { name: 'Upload', exact: true }).click();
+  await page.waitForURL(`${BASE}/file/upload?folder=${drafts.id}`);
+  await page.locator('#upload-dest', { hasText: '/Projects/Drafts' }).waitFor();
+  const plan = join(tmp, 'plan.txt');
+  writeFileSync(plan, 'plan');
+  await page.locator('#file-input').setInputFiles(plan);
+  await page.locator('li.upload[data-name="plan.txt"][data-state="done"]').waitFor();
+  assert.equal((await stat('/Projects/Drafts/plan.txt')).body.kind, 'file');
+  await page.goBack();
+  await page.waitForURL(`${BASE}/?folder=${drafts.id}`);
+  await page.locator('li.file[data-name="plan.txt"]').waitFor();
+
+  // Reload keeps the folder; back and forward walk the folders.
+  await page.reload();
+  await page.locator('li.file[data-name="note.txt"]').waitFor();
+  await expectCrumbs(page, ['Files', 'Projects', 'Drafts']);
+  await page.goBack();
+  await page.waitForURL(`${BASE}/?folder=${projects.id}`);
+  await page.locator('li.folder[data-name="Drafts"]').waitFor();
+  await page.goForward();
+  await page.waitForURL(`${BASE}/?folder=${drafts.id}`);
+  await page.locator('li.file[data-name="note.txt"]').waitFor();
+
+  // Each crumb opens its folder.
+  await page.locator('#crumbs').getByRole('link', { name: 'Projects' }).click();
+  await page.waitForURL(`${BASE}/?folder=${projects.id}`);
+  await page.locator('li.folder[data-name="Drafts"]').waitFor();
+  await page.locator('#crumbs').getByRole('link', { name: 'Files' }).click();
+  await page.waitForURL(`${BASE}/`);
+  await projectsRow.waitFor();
+  await expectCrumbs(page, ['Files']);
+
+  // Rename a folder.
+  await page.getByRole('button', { name: 'Rename Projects' }).click();
+  await page.getByLabel('New name for Projects').fill('Work');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('li.folder[data-name="Work"]').waitFor();
+  assert.equal((await stat('/Work/Drafts/note.txt')).body.kind, 'file');
+  await page.context().close();
+});
+
+test('files move by the dialog, by dragging onto a folder or a breadcrumb, and as a selection', async () => {
+  await putFile('a.txt', 'a');
+  await putFile('b.txt', 'bb');
+  await putFile('c.txt', 'ccc');
+  await putFile('d.txt', 'dddd');
+  const page = await folkPage();
+  await page.locator('li.file[data-name="a.txt"]').waitFor();
+
+  // The dialog: browse into Work, then Drafts, move there.
+  await page.getByRole('button', { name: 'Move a.txt' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByRole('button', { name: 'Work' }).click();
+  await dialog.locator('#move-path', { hasText: /^\/Work$/ }).waitFor();
+  await dialog.getByRole('button', { name: 'Drafts' }).click();
+  await dialog.locator('#move-path', { hasText: '/Work/Drafts' }).waitFor();
+  await dialog.getByRole('button', { name: 'Up one level' }).click();
+  await dialog.locator('#move-path', { hasText: /^\/Work$/ }).waitFor();
+  await dialog.getByRole('button', { name: 'Drafts' }).click();
+  await dialog.locator('#move-path', { hasText: '/Work/Drafts' }).waitFor();
+  await dialog.getByRole('button', { name: 'Move here' }).click();
+  await page.locator('li.file[data-name="a.txt"]').waitFor({ state: 'detached' });
+  await page.locator('#files-note', { hasText: 'Moved “a.txt” to /Work/Drafts.' }).waitFor();
+  assert.equal((await stat('/Work/Drafts/a.txt')).body.kind, 'file');
+
+  // Drag and drop onto a folder row.
+  await page.locator('li.file[data-name="b.txt"]').dragTo(page.locator('li.folder[data-name="Work"]'));
+  await page.locator('li.file[data-name="b.txt"]').waitFor({ state: 'detached' });
+  assert.equal((await stat('/Work/b.txt')).body.kind, 'file');
+
+  // … and back onto the root's breadcrumb.
+  await page.locator('li.folder[data-name="Work"] a').click();
+  await page.locator('li.file[data-name="b.txt"]').waitFor();
+  await page.locator('li.file[data-name="b.txt"]').dragTo(page.locator('#crumbs').getByRole('link', { name: 'Files' }));
+  await page.locator('li.file[data-name="b.txt"]').waitFor({ state: 'detached' });
+  assert.equal((await stat('/b.txt')).body.kind, 'file');
+
+  // A selection of two, moved by the dialog.
+  await page.locator('#crumbs').getByRole('link', { name: 'Files' }).click();
+  await page.getByLabel('Select c.txt').check();
+  await page.getByLabel('Select d.txt').check();
+  await page.locator('#select-count', { hasText: '2 selected' }).waitFor();
+  await page.getByRole('button', { name: 'Move…' }).click();
+  await dialog.locator('#move-title', { hasText: 'Move 2 files' }).waitFor();
+  await dialog.getByRole('button', { name: 'Work' }).click();
+  await dialog.locator('#move-path', { hasText: /^\/Work$/ }).waitFor();
+  await dialog.getByRole('button', { name: 'Move here' }).click();
+  await page.locator('#files-note', { hasText: 'Moved 2 files to /Work.' }).waitFor();
+  assert.equal(await page.locator('#selectbar').isHidden(), true);
+  assert.equal((await stat('/Work/c.txt')).body.kind, 'file');
+  assert.equal((await stat('/Work/d.txt')).body.kind, 'file');
+
+  // A folder cannot be moved into itself: the dialog does not offer it.
+  await page.getByRole('button', { name: 'Move Work' }).click();
+  assert.equal(await dialog.getByRole('button', { name: 'Work' }).isDisabled(), true);
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+
+  // Keyboard: select-all, then Escape closes a dialog without doing anything.
+  await page.getByLabel('Select all').focus();
+  await page.keyboard.press('Space');
+  await page.locator('#select-count', { hasText: '2 selected' }).waitFor();
+  await page.getByRole('button', { name: 'Clear' }).click();
+  await page.context().close();
+});
+
+test('a selection goes to the trash; the trash restores, deletes for good and empties', async () => {
+  const page = await folkPage({ width: 1280, height: 800 });
+  await page.locator('li.folder[data-name="Work"] a').click();
+  await page.locator('li.file[data-name="c.txt"]').waitFor();
+  await page.screenshot({ path: join(ARTIFACTS, 'folder-1280px.png'), fullPage: true });
+  await page.setViewportSize({ width: 375, height: 812 });
+  await page.screenshot({ path: join(ARTIFACTS, 'folder-375px.png'), fullPage: true });
+  let overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no sideways scrolling at 375 px in a folder (overflow ${overflow}px)`);
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  // Select all (Drafts, c.txt, d.txt), delete, confirm.
+  await page.getByLabel('Select all').check();
+  await page.locator('#select-count', { hasText: '3 selected' }).waitFor();
+  await page.locator('#selectbar').getByRole('button', { name: 'Delete' }).click();
+  assert.match(await page.locator('#confirm-text').textContent(), /1 folder and 2 files will be moved to the trash/);
+  await page.getByRole('dialog').getByRole('button', { name: 'Move to trash' }).click();
+  await page.locator('#files-empty').waitFor();
+  assert.equal((await stat('/Work/Drafts')).status, 404);
+
+  await page.getByRole('link', { name: 'Trash', exact: true }).click();
+  await page.waitForURL(`${BASE}/?view=trash`);
+  const rows = page.locator('#trash li.trashed');
+  await rows.first().waitFor();
+  assert.deepEqual((await rows.evaluateAll((els) => els.map((e) => e.dataset.name))).sort(), ['Drafts', 'c.txt', 'd.txt']);
+  for (const t of await rows.locator('.restores-to').allTextContents()) assert.equal(t, '/Work');
+  // Usage counts files, those in the trashed folder too (note, plan, a.txt, c.txt, d.txt).
+  await page.locator('#trash-usage', { hasText: '5 files in the trash, 16 B' }).waitFor();
+  const listed = await api(BASE, 'GET', '/trash/list', { token: folkToken });
+  const purgeAt = listed.body.entries.find((t) => t.entry.name === 'c.txt').purge_at;
+  assert.equal(await rows.and(page.locator('[data-name="c.txt"]')).locator('time.purge-at').getAttribute('datetime'), new Date(purgeAt * 1000).toISOString());
+  await page.screenshot({ path: join(ARTIFACTS, 'trash-1280px.png'), fullPage: true });
+  await page.setViewportSize({ width: 375, height: 812 });
+  await page.screenshot({ path: join(ARTIFACTS, 'trash-375px.png'), fullPage: true });
+  overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no sideways scrolling at 375 px in the trash (overflow ${overflow}px)`);
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  // Restore the folder: it comes back with what was in it.
+  await page.getByRole('button', { name: 'Restore Drafts' }).click();
+  await page.locator('#trash-note', { hasText: 'Restored “Drafts” to /Work.' }).waitFor();
+  assert.equal((await stat('/Work/Drafts/note.txt')).body.kind, 'file');
+  assert.equal(await rows.count(), 2);
+
+  // Delete one for good (cancel first).
+  await page.getByRole('button', { name: 'Delete c.txt for good' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+  assert.equal(await rows.count(), 2);
+  await page.getByRole('button', { name: 'Delete c.txt for good' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete for good' }).click();
+  await page.locator('#trash li.trashed[data-name="c.txt"]').waitFor({ state: 'detached' });
+  await page.locator('#trash-usage', { hasText: '1 file in the trash, 4 B' }).waitFor();
+
+  // Empty the trash.
+  await page.getByRole('button', { name: 'Empty trash' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Empty trash' }).click();
+  await page.locator('#trash-none').waitFor();
+  await page.locator('#trash-usage', { hasText: 'Nothing in the trash.' }).waitFor();
+  const info = await api(BASE, 'GET', '/usr/info', { token: folkToken });
+  assert.equal(info.body.trash_count, 0);
+  assert.equal((await api(BASE, 'GET', '/trash/list', { token: folkToken })).body.entries.length, 0);
+  await page.context().close();
+});
+
+/** Writes a small tree: tree/top.txt, tree/sub/inner.txt, tree/sub/deeper/deep.txt. */
+function writeTree(root) {
+  mkdirSync(join(root, 'tree', 'sub', 'deeper'), { recursive: true });
+  writeFileSync(join(root, 'tree', 'top.txt'), 'top');
+  writeFileSync(join(root, 'tree', 'sub', 'inner.txt'), 'inner');
+  writeFileSync(join(root, 'tree', 'sub', 'deeper', 'deep.txt'), 'deep');
+  return join(root, 'tree');
+}
+
+async function expectTree(base) {
+  for (const [path, kind] of [['', 'folder'], ['/top.txt', 'file'], ['/sub', 'folder'], ['/sub/inner.txt', 'file'], ['/sub/deeper/deep.txt', 'file']]) {
+    const res = await stat(`${base}${path}`);
+    assert.equal(res.status, 200, `${base}${path}: ${JSON.stringify(res.body)}`);
+    assert.equal(res.body.kind, kind, `${base}${path}`);
+  }
+}
+
+test('a picked folder uploads its tree; a dropped one too, reusing the folders already there', async () => {
+  const dir = writeTree(join(tmp, 'picked'));
+  const page = await folkPage();
+  await page.locator('li.folder[data-name="Work"] a').click();
+  await page.locator('li.folder[data-name="Drafts"]').waitFor();
+
+  // Picked with the folder input (webkitdirectory).
+  await page.locator('#folder-dir').setInputFiles(dir);
+  const done = page.locator('li.upload[data-state="done"], li.upload[data-state="instant"]');
+  await until('the picked tree', async () => (await done.count()) === 3, 60_000);
+  await expectTree('/Work/tree');
+  await page.locator('li.folder[data-name="tree"]').waitFor();
+
+  // Dropped on the list: a drop event whose items walk like Chromium's entries.
+  const dropTree = (target) => page.evaluate(async (selector) => {
+    const file = (name, text) => {
+      const f = new File([text], name, { type: 'text/plain' });
+      return { isFile: true, isDirectory: false, name, file: (ok) => ok(f) };
+    };
+    const dir = (name, children) => ({
+      isFile: false,
+      isDirectory: true,
+      name,
+      createReader() {
+        // Two batches, then an empty one, as readEntries answers.
+        const batches = [children.slice(0, 1), children.slice(1)];
+        return { readEntries: (ok) => setTimeout(() => ok(batches.shift() || [])) };
+      },
+    });
+    const tree = dir('tree', [
+      file('top.txt', 'top'),
+      dir('sub', [file('inner.txt', 'inner'), dir('deeper', [file('deep.txt', 'deep')])]),
+      dir('empty', []),
+      file('new.txt', 'new'),
+    ]);
+    const dataTransfer = {
+      types: ['Files'],
+      files: [],
+      items: [{ kind: 'file', webkitGetAsEntry: () => tree }],
+    };
+    const event = new Event('drop', { bubbles: true, cancelable: true });
+    Object.defineProperty(event, 'dataTransfer', { value: dataTransfer });
+    document.querySelector(selector).dispatchEvent(event);
+  }, target);
+
+  const uploadsBefore = await page.locator('li.upload').count();
+  await dropTree('#files');
+  await until('the dropped tree', async () => (await done.count()) === uploadsBefore + 4, 60_000);
+  await expectTree('/Work/tree');
+  assert.equal((await stat('/Work/tree/new.txt')).body.kind, 'file');
+  assert.equal((await stat('/Work/tree/empty')).body.kind, 'folder');
+  // Reused, not numbered: no "tree (1)", no second copy of a file.
+  const work = await api(BASE, 'GET', `/folder/list?path=${encodeURIComponent('/Work')}`, { token: folkToken });
+  assert.deepEqual(work.body.entries.map((e) => e.name).sort(), ['Drafts', 'tree']);
+  const tree = await api(BASE, 'GET', `/folder/list?path=${encodeURIComponent('/Work/tree')}`, { token: folkToken });
+  assert.deepEqual(tree.body.entries.map((e) => e.name).sort(), ['empty', 'new.txt', 'sub', 'top.txt']);
+
+  // Dropped on a folder row: the tree goes inside that folder.
+  await dropTree('li.folder[data-name="Drafts"]');
+  await until('the tree dropped on Drafts', async () => (await done.count()) === uploadsBefore + 8, 60_000);
+  await expectTree('/Work/Drafts/tree');
   await page.context().close();
 });
 
