@@ -6,7 +6,7 @@
 
 Builds nothing: it runs target/release/api (cargo build --release --bins).
 For each database it starts a fresh api, fills one folder with ENTRIES small
-files (single-request uploads, 8 at a time), then times, one request at a
+files (single-request uploads, 4 at a time: pan takes 4 at once per user), then times, one request at a
 time so the figures are latencies and not throughput:
   - GET /folder/list?limit=100 pages, walking the cursor from the first page
     to the last (again and again), sorted by name, by size and by time;
@@ -14,7 +14,7 @@ time so the figures are latencies and not throughput:
     one-letter query (limit 100).
 Prints p50 / p99 / max in milliseconds. MariaDB comes from scripts/services.
 """
-import json, os, random, socket, statistics, subprocess, sys, tempfile, time, urllib.parse, urllib.request
+import json, os, socket, statistics, subprocess, sys, tempfile, time, urllib.error, urllib.parse, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,11 +85,18 @@ def run(label, env):
         def put(i):
             name = f"{words[i % len(words)]}-{i:06d}.txt"
             body = f"entry {i}".encode() + b"x" * (i % 997)
-            call(base, "POST", "/file/upload", token,
-                 form=[("file", body, "f"), ("filename", name.encode(), None), ("folder", folder.encode(), None)])
+            form = [("file", body, "f"), ("filename", name.encode(), None), ("folder", folder.encode(), None)]
+            for _ in range(100):
+                try:
+                    return call(base, "POST", "/file/upload", token, form=form)
+                except urllib.error.HTTPError as e:
+                    if e.code not in (429, 503):
+                        raise
+                    time.sleep(float(e.headers.get("retry-after", "1")))
+            raise RuntimeError(f"{name}: still refused after 100 tries")
 
         t0 = time.time()
-        with ThreadPoolExecutor(8) as pool:
+        with ThreadPoolExecutor(4) as pool:
             list(pool.map(put, range(ENTRIES)))
         print(f"[{label}] filled one folder with {ENTRIES} files in {time.time() - t0:.0f} s")
 
@@ -117,10 +124,10 @@ def main():
     services = subprocess.run([os.path.join(ROOT, "scripts/services")], capture_output=True, text=True, check=True)
     env = dict(line.split("=", 1) for line in services.stdout.split() if "=" in line)
     mysql = env["PAN_TEST_MYSQL_URL"]
-    db = f"pan_tree_{os.getpid()}"
+    db = f"pan_test_tree_{os.getpid()}"  # the test user may create pan_test_* databases
     u = urllib.parse.urlparse(mysql)
     subprocess.run(["mariadb", "-h", u.hostname, "-P", str(u.port or 3306), "-u", u.username, f"-p{u.password}",
-                    "-e", f"CREATE DATABASE {db}"], check=True)
+                    "-e", f"CREATE DATABASE {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"], check=True)
     try:
         run("sqlite ", {})
         run("mariadb", {"DATABASE_URL": f"{mysql}/{db}"})
