@@ -6,6 +6,9 @@
 //! - every stored content has its bytes, of the right size (`deep`: and the
 //!   right SHA-1, and SHA-256 where recorded);
 //! - no user entry without its content row, no wrong reference count;
+//! - no live file or folder inside a folder that is not live (it would be
+//!   listed nowhere), no trash item's contents left live, and no name index
+//!   rows for entries that are gone;
 //! - no stored bytes without a row, past a grace period (a merge may be
 //!   between storing and recording);
 //! - no staged chunks of an upload that is gone or finished, past the grace;
@@ -137,6 +140,12 @@ pub async fn audit(b: &Backends, settings: &Settings, depth: Depth, grace: i64) 
     }
     for (id, refcount, entries) in b.repo.refcount_mismatches().await? {
         report.note("wrong reference counts", format!("file {id}: refcount {refcount}, {entries} entries"));
+    }
+    for id in b.repo.entries_outside_tree().await? {
+        report.note("live files or folders in a folder that is not live", id);
+    }
+    for item in b.repo.stale_name_index().await? {
+        report.note("name index rows for entries that are gone", item);
     }
 
     let mut listing = b.files.list(None);

@@ -303,6 +303,11 @@ pub trait AuditRepo: Send + Sync {
     async fn entries_without_content(&self) -> Result<Vec<String>>;
     /// Contents whose reference count differs from their entries: (id, refcount, entries).
     async fn refcount_mismatches(&self) -> Result<Vec<(i64, i64, i64)>>;
+    /// Ids of live files and folders whose folder is neither the root nor a
+    /// live folder of the same user.
+    async fn entries_outside_tree(&self) -> Result<Vec<String>>;
+    /// Items of the name index that are no folder or file entry.
+    async fn stale_name_index(&self) -> Result<Vec<String>>;
 }
 
 /// Installation-wide totals.

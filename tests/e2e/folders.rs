@@ -547,10 +547,27 @@ both!(search_finds_names_by_substring_ignoring_case_from_the_index, |app| {
     app.restart_api();
     assert_eq!(search(&app, &token, "report").await, ["/Reports/Report 2026.pdf", "/Reports"]);
     assert_eq!(
-        app.sql_count("SELECT COUNT(*) FROM name_grams WHERE item NOT IN (SELECT folder_id FROM folders) \
-                       AND item NOT IN (SELECT entry_id FROM user_files)")
-            .await,
+        app.sql_count(
+            "SELECT COUNT(*) FROM name_grams WHERE item NOT IN (SELECT folder_id FROM folders) \
+                       AND item NOT IN (SELECT entry_id FROM user_files)"
+        )
+        .await,
         0,
         "no index rows for purged entries"
     );
+});
+
+both!(the_audit_names_entries_lost_outside_the_tree_and_stale_index_rows, |app| {
+    let token = app.user(&uname("lost")).await;
+    put_file(&app, &token, "", "kept.txt", b"kept", false).await;
+    app.assert_consistent().await;
+    // What a bug would leave: an entry in a folder that does not exist (listed
+    // nowhere), and index rows for an entry that is gone.
+    app.sql_exec("UPDATE user_files SET folder = 'ffffffffffffffffffffffffffffffff'").await;
+    app.sql_exec("INSERT INTO name_grams (user_id, gram, item) VALUES (1, 'zzz', 'eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee')")
+        .await;
+    let (code, out, _) = app.admin(&["audit", "--grace", "0"], "");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("live files or folders in a folder that is not live: 1"), "{out}");
+    assert!(out.contains("name index rows for entries that are gone: 1"), "{out}");
 });

@@ -173,7 +173,8 @@ impl SqlRepo {
             }
         }
         found.retain(|(name, id, _)| {
-            name.contains(&q) && after.is_none_or(|(an, aid)| (name.as_str(), id.as_str()) > (an.as_str(), aid.as_str()))
+            name.contains(&q)
+                && after.is_none_or(|(an, aid)| (name.as_str(), id.as_str()) > (an.as_str(), aid.as_str()))
         });
         found.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         let more = found.len() as i64 > limit;

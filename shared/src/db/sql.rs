@@ -633,6 +633,35 @@ impl AuditRepo for SqlRepo {
             .map(|r| Ok::<_, sqlx::Error>((r.try_get("id")?, r.try_get("refcount")?, r.try_get("entries")?)))
             .collect::<sqlx::Result<_>>()?)
     }
+
+    async fn entries_outside_tree(&self) -> Result<Vec<String>> {
+        let mut ids: Vec<String> = sqlx::query_scalar(
+            "SELECT uf.entry_id FROM user_files uf WHERE uf.trashed_by IS NULL AND uf.folder <> '' AND NOT EXISTS \
+             (SELECT 1 FROM folders d WHERE d.folder_id = uf.folder AND d.user_id = uf.user_id \
+              AND d.trashed_by IS NULL) LIMIT 1000",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let folders: Vec<String> = sqlx::query_scalar(
+            "SELECT c.folder_id FROM folders c WHERE c.trashed_by IS NULL AND c.parent <> '' AND NOT EXISTS \
+             (SELECT 1 FROM folders d WHERE d.folder_id = c.parent AND d.user_id = c.user_id \
+              AND d.trashed_by IS NULL) LIMIT 1000",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        ids.extend(folders);
+        Ok(ids)
+    }
+
+    async fn stale_name_index(&self) -> Result<Vec<String>> {
+        let items: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT g.item FROM name_grams g WHERE NOT EXISTS (SELECT 1 FROM folders d WHERE d.folder_id = g.item) \
+             AND NOT EXISTS (SELECT 1 FROM user_files uf WHERE uf.entry_id = g.item) LIMIT 1000",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(items)
+    }
 }
 
 #[async_trait]
