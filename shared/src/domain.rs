@@ -92,6 +92,8 @@ pub struct UploadSession {
     /// The folder the file goes into (`None`: the root; also the root when
     /// that folder is gone by the time the upload finishes).
     pub folder: Option<FolderId>,
+    /// When its current (or last) merge started (Unix seconds).
+    pub merge_started_at: Option<i64>,
     /// Creation time (Unix seconds).
     pub created_at: i64,
     /// Last activity (Unix seconds); idle sessions expire after the TTL.

@@ -146,6 +146,7 @@ pub async fn init(
         reason: None,
         entry_id: None,
         folder: place.folder.clone(),
+        merge_started_at: None,
         created_at: now,
         updated_at: now,
     };

@@ -31,6 +31,7 @@ fn session(owner: i64, size: u64, sha256: Option<&str>) -> UploadSession {
         reason: None,
         entry_id: None,
         folder: None,
+        merge_started_at: None,
         created_at: now,
         updated_at: now,
     }

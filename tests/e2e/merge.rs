@@ -129,6 +129,9 @@ async fn a_merge_killed_mid_way_is_finished_by_another_worker() {
     app.kill_worker(first);
     let (_, status) = app.status(&token, &id).await;
     assert_eq!(status["state"], "merging", "the kill came before the merge finished");
+    let started = status["merge_started_at"].as_i64().expect("status says when the merge started");
+    assert!(started >= status["created_at"].as_i64().unwrap(), "{status}");
+    assert!(status["merging_seconds"].as_i64().unwrap() >= 0, "{status}");
 
     app.spawn_worker();
     let done = app.wait_merged(&token, &id).await;

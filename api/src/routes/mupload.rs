@@ -191,9 +191,17 @@ pub struct UploadStatus {
     /// The stored file (state `done` only).
     #[oai(skip_serializing_if_is_none)]
     pub file: Option<FileInfo>,
+    /// While `merging`: when the merge started (Unix seconds).
+    #[oai(skip_serializing_if_is_none)]
+    pub merge_started_at: Option<i64>,
+    /// While `merging`: for how many seconds it has been merging. A merge
+    /// beats every 5 s (`updated_at`); one silent for `PAN_MERGE_STALL_SECS`
+    /// is started again by the clean-up or the next `complete`.
+    #[oai(skip_serializing_if_is_none)]
+    pub merging_seconds: Option<i64>,
     /// When the upload started (Unix seconds).
     pub created_at: i64,
-    /// Last activity (Unix seconds).
+    /// Last activity (Unix seconds); while merging, the merge's last heartbeat.
     pub updated_at: i64,
 }
 
@@ -273,7 +281,11 @@ fn instant_answer(f: UserFile, plan: ChunkPlan) -> InitResponse {
 }
 
 fn status_of(session: UploadSession, uploaded: Vec<u64>, file: Option<UserFile>) -> UploadStatus {
+    let merging = session.state == UploadState::Merging;
+    let merge_started_at = session.merge_started_at.filter(|_| merging);
     UploadStatus {
+        merge_started_at,
+        merging_seconds: merge_started_at.map(|t| (shared::now() - t).max(0)),
         upload_id: session.id.to_string(),
         state: session.state.into(),
         filename: session.filename,

@@ -125,7 +125,7 @@ if redis.call('HLEN', KEYS[2]) < want then
   if state == 'failed' then return state end
   return 'missing'
 end
-redis.call('HSET', KEYS[1], 'state', 'merging', 'reason', '', 'updated_at', ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'merging', 'reason', '', 'updated_at', ARGV[1], 'merge_started_at', ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[1], ARGV[3])
 -- A merge may start long after the last chunk: give it a full TTL.
 redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -226,6 +226,7 @@ impl RedisUploads {
                 .map(|f| FolderId::parse(f))
                 .transpose()
                 .map_err(|_| corrupt("folder"))?,
+            merge_started_at: h.get("merge_started_at").and_then(|v| v.parse().ok()),
             created_at: num("created_at")?,
             updated_at: num("updated_at")?,
         })

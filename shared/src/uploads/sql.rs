@@ -22,7 +22,7 @@ pub struct SqlUploads {
 }
 
 const COLUMNS: &str = "id, owner_id, filename, filehash, sha256, filesize, chunksize, chunkcount, state, reason, \
-                       entry_id, folder, created_at, updated_at";
+                       entry_id, folder, merge_started_at, created_at, updated_at";
 
 fn session_from(row: &AnyRow) -> Result<UploadSession> {
     let state: String = row.try_get("state")?;
@@ -48,6 +48,7 @@ fn session_from(row: &AnyRow) -> Result<UploadSession> {
             .map(|f| FolderId::parse(&f))
             .transpose()
             .map_err(|_| corrupt("folder"))?,
+        merge_started_at: row.try_get("merge_started_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -199,10 +200,11 @@ impl UploadStore for SqlUploads {
 
     async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome> {
         let moved = sqlx::query(
-            "UPDATE upload_sessions SET state = 'merging', reason = NULL, updated_at = ? \
+            "UPDATE upload_sessions SET state = 'merging', reason = NULL, updated_at = ?, merge_started_at = ? \
              WHERE id = ? AND (state = 'failed' OR (state = 'uploading' AND updated_at >= ?)) \
              AND chunkcount = (SELECT COUNT(*) FROM upload_chunks WHERE upload_id = ?)",
         )
+        .bind(now)
         .bind(now)
         .bind(id.as_str())
         .bind(self.live_since())
