@@ -570,6 +570,13 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// The last `n` lines of the api's log, for failure messages.
+    pub fn api_log_tail(&self, n: usize) -> String {
+        let log = std::fs::read_to_string(self.data.path().join("api.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
     /// Runs one statement on this app's database (for tests that set up
     /// what an older version or a crash would have left).
     pub async fn sql_exec(&self, sql: &'static str) {

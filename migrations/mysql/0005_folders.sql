@@ -8,14 +8,17 @@
 -- entry (content never changes) so a folder sorts by size from an index.
 --
 -- Names may no longer hold `/` or be `.` or `..`: existing names have each
--- `/` replaced by `_`, and `.`/`..` become `_.`/`_..`.
+-- `/` replaced by `_`, and `.`/`..` become `_.`/`_..`. Names compare byte
+-- for byte, trailing spaces included (MariaDB's utf8mb4_bin pads with
+-- spaces, so `a` and `a ` would clash there and not on SQLite): names use
+-- utf8mb4_nopad_bin on MariaDB.
 
 CREATE TABLE folders (
     id         BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
     folder_id  CHAR(32)     NOT NULL,
     user_id    BIGINT       NOT NULL,
     parent     CHAR(32)     NOT NULL,
-    name       VARCHAR(255) NOT NULL,
+    name       VARCHAR(255) NOT NULL /*M! COLLATE utf8mb4_nopad_bin */,
     created_at BIGINT       NOT NULL,
     updated_at BIGINT       NOT NULL,
     trashed_at BIGINT       NULL,
@@ -38,6 +41,7 @@ UPDATE user_files uf JOIN files f ON f.id = uf.file_id SET uf.filesize = f.files
 UPDATE user_files SET filename = REPLACE(filename, '/', '_');
 UPDATE user_files SET filename = CONCAT('_', filename) WHERE filename IN ('.', '..');
 ALTER TABLE user_files
+    MODIFY filename VARCHAR(255) NOT NULL /*M! COLLATE utf8mb4_nopad_bin */,
     DROP INDEX user_files_content,
     ADD KEY user_files_children (user_id, folder, filename),
     ADD KEY user_files_children_time (user_id, folder, created_at),

@@ -175,11 +175,13 @@ async fn walk(app: &TestApp, token: &str) -> BTreeMap<String, (Kind, String)> {
 
 both!(random_tree_operations_match_a_model_of_the_tree, |app| {
     let token = app.user(&uname("tree")).await;
-    let seed: u64 = rand::random();
+    // PAN_TEST_SEED replays a run that failed.
+    let seed: u64 = std::env::var("PAN_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
     println!("seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let blobs: Vec<Vec<u8>> = (0..3).map(|i| test_bytes(100 + i * 10, 70 + i as u64)).collect();
-    let names = ["a", "b", "c.txt", "d.txt"];
+    // "a " differs from "a" (on MariaDB too, where text compares with pad space by default).
+    let names = ["a", "a ", "b", "c.txt", "d.txt"];
     let mut m = Model::default();
     for step in 0..250 {
         let live_folders = m.ids(|n| n.kind == Kind::Folder && n.hidden_by.is_none());
@@ -205,6 +207,7 @@ both!(random_tree_operations_match_a_model_of_the_tree, |app| {
                     body["parent"] = json!(parent);
                 }
                 let (code, got) = app.post_json("/folder/create", Some(&token), &body).await;
+                assert_ne!(code, StatusCode::INTERNAL_SERVER_ERROR, "{}", app.api_log_tail(40));
                 if !m.live_folder(&parent) {
                     assert_eq!(
                         (code, got["code"].as_str()),
@@ -230,6 +233,7 @@ both!(random_tree_operations_match_a_model_of_the_tree, |app| {
                 let folder = folder_or_root(&mut rng);
                 let content = rng.random_range(0..blobs.len());
                 let (code, got) = put_file(&app, &token, &folder, &name, &blobs[content], refuse).await;
+                assert_ne!(code, StatusCode::INTERNAL_SERVER_ERROR, "{}", app.api_log_tail(40));
                 let same = m.nodes.iter().find(|(_, n)| {
                     n.hidden_by.is_none()
                         && n.kind == Kind::File
@@ -266,6 +270,7 @@ both!(random_tree_operations_match_a_model_of_the_tree, |app| {
                 }
                 let route = if node.kind == Kind::Folder { "/folder/move" } else { "/file/move" };
                 let (code, got) = app.post_json(route, Some(&token), &body).await;
+                assert_ne!(code, StatusCode::INTERNAL_SERVER_ERROR, "{}", app.api_log_tail(40));
                 let target_name = new_name.unwrap_or(node.name.clone());
                 if node.kind == Kind::Folder && m.within(&to, &id) {
                     assert_eq!((code, got["code"].as_str()), (StatusCode::CONFLICT, Some("MOVE_INTO_ITSELF")), "{ctx}");
@@ -290,6 +295,7 @@ both!(random_tree_operations_match_a_model_of_the_tree, |app| {
                 let kind = m.nodes[&id].kind;
                 let route = if kind == Kind::Folder { "/folder/delete" } else { "/file/delete" };
                 let (code, got) = app.call("DELETE", &format!("{route}?id={id}"), Some(&token)).await;
+                assert_ne!(code, StatusCode::INTERNAL_SERVER_ERROR, "{}", app.api_log_tail(40));
                 if m.live(&id) {
                     assert_eq!(code, StatusCode::NO_CONTENT, "{ctx}: {got}");
                     m.trash(&id);
@@ -301,6 +307,7 @@ both!(random_tree_operations_match_a_model_of_the_tree, |app| {
             8 => {
                 let Some(id) = pick(&mut rng, &tops).cloned() else { continue };
                 let (code, got) = app.post_json("/trash/restore", Some(&token), &json!({"id": id})).await;
+                assert_ne!(code, StatusCode::INTERNAL_SERVER_ERROR, "{}", app.api_log_tail(40));
                 assert_eq!(code, StatusCode::OK, "{ctx}: {got}");
                 let node = m.nodes[&id].clone();
                 let parent = if m.live_folder(&node.parent) { node.parent.clone() } else { String::new() };
@@ -315,9 +322,11 @@ both!(random_tree_operations_match_a_model_of_the_tree, |app| {
             _ => {
                 let Some(id) = pick(&mut rng, &tops).cloned() else { continue };
                 let (code, got) = app.call("DELETE", &format!("/trash/purge?id={id}"), Some(&token)).await;
+                assert_ne!(code, StatusCode::INTERNAL_SERVER_ERROR, "{}", app.api_log_tail(40));
                 assert_eq!(code, StatusCode::NO_CONTENT, "{ctx}: {got}");
                 m.nodes.retain(|_, n| n.hidden_by.as_deref() != Some(id.as_str()));
                 let (code, got) = app.call("DELETE", &format!("/trash/purge?id={id}"), Some(&token)).await;
+                assert_ne!(code, StatusCode::INTERNAL_SERVER_ERROR, "{}", app.api_log_tail(40));
                 assert_eq!(
                     (code, got["code"].as_str()),
                     (StatusCode::NOT_FOUND, Some("TRASH_ITEM_NOT_FOUND")),
