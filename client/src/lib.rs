@@ -13,6 +13,7 @@
 //! - [`upload`]: the upload engine (hash, init, prove, chunks in parallel
 //!   with retries, resume, complete, verify);
 //! - [`download`]: resumable, verified downloads into a `.part` file;
+//! - [`cli`]: the `pan` command line (`src/bin/pan.rs` only calls it).
 
 /// The generated code, as progenitor writes it (its lints are its own).
 #[allow(clippy::all, missing_docs, unused_imports, dead_code)]
@@ -22,6 +23,7 @@ mod generated {
 
 pub use generated::*;
 
+pub mod cli;
 pub mod download;
 pub mod http;
 pub mod upload;
