@@ -245,7 +245,16 @@ impl Uploader {
         let saved = std::fs::read(&state_file).ok().and_then(|b| serde_json::from_slice::<State>(&b).ok());
         let (sha1, sha256) = match saved {
             Some(s) if s.size == before.size && s.mtime_ns == before.mtime_ns => (s.sha1, s.sha256),
-            _ => {
+            other => {
+                // The file changed since an earlier run: its open upload is of other bytes.
+                if let Some(old) = other.and_then(|s| s.upload_id) {
+                    let _ = self
+                        .session
+                        .send(|| {
+                            self.session.request(Method::DELETE, "/file/mupload/abort").query(&[("uploadID", &old)])
+                        })
+                        .await;
+                }
                 observe(Event::Hashing(before.size));
                 let (p, o) = (path.clone(), observe.clone());
                 let hashed = tokio::task::spawn_blocking(move || hash_file(&p, &*o)).await.expect("hashing panicked");

@@ -401,3 +401,42 @@ async fn ctrl_c_stops_pan_put_with_130_and_the_next_run_resumes() {
     let put = pan.run(&["put", file.to_str().unwrap(), "--json"]).await.ok().json();
     assert_eq!(put[0]["how"], "resumed", "{put}");
 }
+
+both!(
+    pan_put_r_sends_a_directory_of_many_small_files_and_a_few_large_ones,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
+    |app| {
+        let pan = Pan::new(&app);
+        pan.login(&app, &uname("clidir")).await;
+        let local = tempfile::tempdir().unwrap();
+        let dir = local.path().join("many");
+        std::fs::create_dir_all(dir.join("large")).unwrap();
+        let mut expected = std::collections::BTreeMap::new();
+        for i in 0..200u64 {
+            let data = test_bytes(10 + i as usize * 37, 300 + i);
+            write(&dir, &format!("s{i:03}.txt"), &data);
+            expected.insert(format!("s{i:03}.txt"), sha256_hex(&data));
+        }
+        for i in 0..3u64 {
+            let data = test_bytes(12 * 65536 + i as usize, 600 + i);
+            write(&dir.join("large"), &format!("l{i}.bin"), &data);
+            expected.insert(format!("l{i}.bin"), sha256_hex(&data));
+        }
+        let put =
+            pan.run(&["put", "-r", dir.to_str().unwrap(), "/dst", "--files", "8", "--jobs", "6", "--json"]).await.ok();
+        let put = put.json();
+        let got: std::collections::BTreeMap<String, String> = put
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (o["file"]["filename"].as_str().unwrap().to_owned(), o["file"]["sha256"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        assert_eq!(got, expected);
+        let ls = pan.run(&["ls", "/dst/many", "--json"]).await.ok().json();
+        assert_eq!(ls["entries"].as_array().unwrap().len(), 201, "200 files and a folder");
+        let large = pan.run(&["ls", "/dst/many/large", "--json"]).await.ok().json();
+        assert_eq!(large["entries"].as_array().unwrap().len(), 3);
+    }
+);
