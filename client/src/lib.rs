@@ -6,6 +6,14 @@
 //! The bearer token is not part of the generated code: build the client with
 //! [`Client::new_with_client`] and a `reqwest::Client` whose default headers
 //! carry `Authorization` ([`authenticated`] does that).
+//!
+//! Layout of the hand-written part:
+//! - [`http`]: a session (base URL, token) with one retry policy, decoding
+//!   answers into the generated [`types`];
+//! - [`upload`]: the upload engine (hash, init, prove, chunks in parallel
+//!   with retries, resume, complete, verify);
+//! - [`download`]: resumable, verified downloads into a `.part` file;
+//! - [`cli`]: the `pan` command line (`src/bin/pan.rs` only calls it).
 
 /// The generated code, as progenitor writes it (its lints are its own).
 #[allow(clippy::all, missing_docs, unused_imports, dead_code)]
@@ -14,6 +22,11 @@ mod generated {
 }
 
 pub use generated::*;
+
+pub mod cli;
+pub mod download;
+pub mod http;
+pub mod upload;
 
 /// A client for `base` (e.g. `http://127.0.0.1:8080`) that sends `token`
 /// as `Authorization: Bearer <token>` on every request.

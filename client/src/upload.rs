@@ -1,0 +1,468 @@
+//! The upload engine: one file into one folder, resumable, verified.
+//!
+//! 1. Hash the file (SHA-1 and SHA-256) in one streaming pass, or take the
+//!    hashes from this file's state file when its size and modification time
+//!    have not changed since they were computed.
+//! 2. `init` into the folder with the `on_conflict` rule; answer a
+//!    `challenge` from the file's own bytes (stop at `instant`).
+//! 3. Write the state file (below), then send every chunk the server does
+//!    not hold, at most [`Uploader::new`]'s `jobs` at once over all files,
+//!    each read from its region of the file into one buffer (memory: `jobs`
+//!    chunk buffers, whatever the file sizes), with `Upload-Checksum`.
+//! 4. Check the file did not change meanwhile (size and modification time),
+//!    `complete`, poll `status` until `done`, and check the server's SHA-1
+//!    and SHA-256 against the local ones.
+//!
+//! **Resume.** The server keys an open upload by its content: `init` with
+//! the same hashes answers `resume` with the chunks it already holds, and
+//! those are never sent again. The state file (`<state dir>/<key>.json`, one
+//! per server, local file and destination) only spares re-hashing an
+//! unchanged file and lets `pan status` list unfinished uploads; it is
+//! removed once the file is stored. Losing it costs one hashing pass, never
+//! a chunk.
+//!
+//! If the future is dropped part-way (Ctrl-C), chunks in flight are lost and
+//! sent again by the next run; every chunk the server acknowledged stays.
+
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha1::Digest;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::http::{ApiError, Session};
+use crate::types;
+
+/// What happens to an upload while it runs, for progress bars.
+#[derive(Debug, Clone, Copy)]
+pub enum Event {
+    /// Hashing began; the file has this many bytes.
+    Hashing(u64),
+    /// This many more bytes were hashed.
+    Hashed(u64),
+    /// Sending began: the server holds `held` of the file's `size` bytes.
+    Sending {
+        /// The file's size.
+        size: u64,
+        /// Bytes in chunks the server already holds.
+        held: u64,
+    },
+    /// One more chunk of this many bytes was stored.
+    Sent(u64),
+    /// All chunks are in; the server is merging.
+    Merging,
+}
+
+/// Receives [`Event`]s (shared by the tasks sending chunks).
+pub type Observer = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// Why a file was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// The server refused, or could not be reached after every retry.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// Reading the local file or writing the state file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file's size or modification time changed while it was read.
+    #[error("{0} changed while it was being uploaded; nothing was stored: run pan put again once it is stable")]
+    Changed(PathBuf),
+    /// The server's merge failed.
+    #[error("the server could not store {path}: {reason}")]
+    Failed {
+        /// The file.
+        path: PathBuf,
+        /// The server's reason.
+        reason: String,
+    },
+    /// The stored file's digests are not the local ones.
+    #[error("the server stored {path} with {what} {theirs}, not {ours}")]
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// `SHA-1` or `SHA-256`.
+        what: &'static str,
+        /// The server's digest.
+        theirs: String,
+        /// The local digest.
+        ours: String,
+    },
+}
+
+impl UploadError {
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> UploadError + '_ {
+        move |source| UploadError::Io { path: path.to_owned(), source }
+    }
+}
+
+/// What an upload ended with.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// The local file.
+    pub local: PathBuf,
+    /// The stored entry.
+    pub file: types::FileInfo,
+    /// `uploaded` (chunks sent), `resumed` (some were already there) or
+    /// `instant` (the server had the content).
+    pub how: &'static str,
+    /// Chunks sent by this run.
+    pub chunks_sent: u64,
+    /// Chunks the server already held.
+    pub chunks_held: u64,
+}
+
+/// The state file of an unfinished upload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    /// The server.
+    pub server: String,
+    /// The local file (absolute).
+    pub path: PathBuf,
+    /// Its size when hashed.
+    pub size: u64,
+    /// Its modification time when hashed, in nanoseconds since the epoch.
+    pub mtime_ns: u128,
+    /// Its SHA-1, hex.
+    pub sha1: String,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    /// The destination folder id (`None`: the root).
+    pub folder: Option<String>,
+    /// The name it is stored under.
+    pub filename: String,
+    /// The server's upload id, once init answered.
+    pub upload_id: Option<String>,
+    /// When this upload started, in seconds since the epoch.
+    pub started_at: u64,
+}
+
+impl State {
+    /// Every state file in `dir` (unreadable ones are skipped).
+    pub fn list(dir: &Path) -> Vec<(PathBuf, State)> {
+        let mut out: Vec<(PathBuf, State)> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| {
+                let s = serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+                Some((e.path(), s))
+            })
+            .collect();
+        out.sort_by_key(|(_, s)| s.started_at);
+        out
+    }
+}
+
+/// The size and modification time that tell whether a file changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    size: u64,
+    mtime_ns: u128,
+}
+
+fn stamp(path: &Path) -> Result<Stamp, UploadError> {
+    let meta = std::fs::metadata(path).map_err(UploadError::io(path))?;
+    let mtime = meta.modified().map_err(UploadError::io(path))?;
+    let mtime_ns = mtime.duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    Ok(Stamp { size: meta.len(), mtime_ns })
+}
+
+/// Uploads files over one session, sharing one limit of chunks in flight.
+#[derive(Clone)]
+pub struct Uploader {
+    session: Arc<Session>,
+    slots: Arc<Semaphore>,
+    state_dir: PathBuf,
+    /// Test hook: a pause before each chunk (`PAN_TEST_CHUNK_DELAY_MS`), so
+    /// that a test can act while an upload is half-way.
+    chunk_delay: Option<Duration>,
+}
+
+impl Uploader {
+    /// An uploader sending at most `jobs` chunks at once, keeping state
+    /// files in `state_dir`.
+    pub fn new(session: Arc<Session>, jobs: usize, state_dir: PathBuf) -> Uploader {
+        let chunk_delay = std::env::var("PAN_TEST_CHUNK_DELAY_MS").ok().and_then(|v| v.parse().ok());
+        Uploader {
+            session,
+            slots: Arc::new(Semaphore::new(jobs.max(1))),
+            state_dir,
+            chunk_delay: chunk_delay.map(Duration::from_millis),
+        }
+    }
+
+    fn state_path(&self, path: &Path, folder: Option<&str>, filename: &str) -> PathBuf {
+        let key = sha2::Sha256::new()
+            .chain_update(self.session.base.as_bytes())
+            .chain_update([0])
+            .chain_update(path.as_os_str().as_encoded_bytes())
+            .chain_update([0])
+            .chain_update(folder.unwrap_or("").as_bytes())
+            .chain_update([0])
+            .chain_update(filename.as_bytes())
+            .finalize();
+        self.state_dir.join(format!("{}.json", &hex::encode(key)[..32]))
+    }
+
+    fn save(&self, file: &Path, state: &State) -> Result<(), UploadError> {
+        std::fs::create_dir_all(&self.state_dir).map_err(UploadError::io(&self.state_dir))?;
+        let tmp = file.with_extension("tmp");
+        let bytes = serde_json::to_vec_pretty(state).expect("a state serialises");
+        std::fs::write(&tmp, bytes).map_err(UploadError::io(&tmp))?;
+        std::fs::rename(&tmp, file).map_err(UploadError::io(file))
+    }
+
+    /// Uploads `path` as `filename` into folder `folder` (`None`: the root).
+    pub async fn upload(
+        &self,
+        path: &Path,
+        filename: &str,
+        folder: Option<&str>,
+        on_conflict: Option<&str>,
+        observe: Observer,
+    ) -> Result<Outcome, UploadError> {
+        let path = std::path::absolute(path).map_err(UploadError::io(path))?;
+        let state_file = self.state_path(&path, folder, filename);
+        let before = stamp(&path)?;
+
+        // 1. Hashes: from the state file if the file is as it was, else one pass.
+        let saved = std::fs::read(&state_file).ok().and_then(|b| serde_json::from_slice::<State>(&b).ok());
+        let (sha1, sha256) = match saved {
+            Some(s) if s.size == before.size && s.mtime_ns == before.mtime_ns => (s.sha1, s.sha256),
+            other => {
+                // The file changed since an earlier run: its open upload is of other bytes.
+                if let Some(old) = other.and_then(|s| s.upload_id) {
+                    let _ = self
+                        .session
+                        .send(|| {
+                            self.session.request(Method::DELETE, "/file/mupload/abort").query(&[("uploadID", &old)])
+                        })
+                        .await;
+                }
+                observe(Event::Hashing(before.size));
+                let (p, o) = (path.clone(), observe.clone());
+                let hashed = tokio::task::spawn_blocking(move || hash_file(&p, &*o)).await.expect("hashing panicked");
+                let hashes = hashed.map_err(UploadError::io(&path))?;
+                if stamp(&path)? != before {
+                    return Err(UploadError::Changed(path));
+                }
+                hashes
+            }
+        };
+        let mut state = State {
+            server: self.session.base.clone(),
+            path: path.clone(),
+            size: before.size,
+            mtime_ns: before.mtime_ns,
+            sha1: sha1.clone(),
+            sha256: sha256.clone(),
+            folder: folder.map(str::to_owned),
+            filename: filename.to_owned(),
+            upload_id: None,
+            started_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        };
+
+        // 2. init, and the proof of possession when asked.
+        let mut body = json!({"filename": filename, "filehash": sha1, "sha256": sha256, "filesize": before.size});
+        if let Some(f) = folder {
+            body["folder"] = json!(f);
+        }
+        if let Some(c) = on_conflict {
+            body["on_conflict"] = json!(c);
+        }
+        let mut init: types::InitResponse =
+            self.session.call(Method::POST, "/file/mupload/init", &[], Some(&body)).await?;
+        if let (Some(challenge), Some(id)) = (init.challenge.clone(), init.upload_id.clone()) {
+            let p = path.clone();
+            let proof = tokio::task::spawn_blocking(move || answer_challenge(&p, &challenge))
+                .await
+                .expect("proof panicked")
+                .map_err(UploadError::io(&path))?;
+            init = self
+                .session
+                .call(Method::POST, "/file/mupload/prove", &[("uploadID", &id)], Some(&json!({ "proof": proof })))
+                .await?;
+        }
+        let was_resumed = matches!(init.status, types::InitStatus::Resume);
+        if matches!(init.status, types::InitStatus::Instant) {
+            let _ = std::fs::remove_file(&state_file);
+            let file = init.file.ok_or_else(|| ApiError::Protocol("instant without a file".into()))?;
+            return self.verified(path, file, "instant", 0, init.chunkcount, &sha1, &sha256);
+        }
+        let id = init.upload_id.clone().ok_or_else(|| ApiError::Protocol("init without an uploadID".into()))?;
+        state.upload_id = Some(id.clone());
+        self.save(&state_file, &state)?;
+
+        // 3. Every chunk the server does not hold.
+        let (count, size) = (init.chunkcount, init.chunksize.max(1));
+        let chunk_len = |i: u64| size.min(before.size.saturating_sub(i * size));
+        let held: std::collections::HashSet<u64> = init.uploaded.iter().copied().collect();
+        let held_bytes: u64 = held.iter().map(|&i| chunk_len(i)).sum();
+        observe(Event::Sending { size: before.size, held: held_bytes });
+        let mut tasks = JoinSet::new();
+        let file = Arc::new(std::fs::File::open(&path).map_err(UploadError::io(&path))?);
+        let missing: Vec<u64> = (0..count).filter(|i| !held.contains(i)).collect();
+        for &i in &missing {
+            let (this, file, path, id, observe) =
+                (self.clone(), file.clone(), path.clone(), id.clone(), observe.clone());
+            let len = chunk_len(i);
+            tasks.spawn(async move {
+                let _slot = this.slots.acquire().await.expect("the semaphore is never closed");
+                if let Some(d) = this.chunk_delay {
+                    tokio::time::sleep(d).await;
+                }
+                if stamp(&path)? != before {
+                    return Err(UploadError::Changed(path));
+                }
+                let bytes = tokio::task::spawn_blocking(move || {
+                    let mut buf = vec![0; len as usize];
+                    file.read_exact_at(&mut buf, i * size).map(|()| buf)
+                })
+                .await
+                .expect("reading panicked")
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => UploadError::Changed(path.clone()),
+                    _ => UploadError::Io { path: path.clone(), source: e },
+                })?;
+                let checksum =
+                    format!("sha1 {}", base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(&bytes)));
+                let bytes = bytes::Bytes::from(bytes);
+                let (idx, chunk_id) = (i.to_string(), id);
+                this.session
+                    .send(|| {
+                        this.session
+                            .request(Method::POST, "/file/mupload/uppart")
+                            .query(&[("uploadID", chunk_id.as_str()), ("chkidx", idx.as_str())])
+                            .header("Upload-Checksum", &checksum)
+                            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                            .body(bytes.clone())
+                    })
+                    .await?;
+                observe(Event::Sent(len));
+                Ok::<(), UploadError>(())
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.expect("a chunk task panicked")?;
+        }
+
+        // 4. Unchanged? complete, wait, verify.
+        if stamp(&path)? != before {
+            let _ = self
+                .session
+                .send(|| self.session.request(Method::DELETE, "/file/mupload/abort").query(&[("uploadID", &id)]))
+                .await;
+            let _ = std::fs::remove_file(&state_file);
+            return Err(UploadError::Changed(path));
+        }
+        observe(Event::Merging);
+        let _: types::CompleteResult =
+            self.session.call(Method::POST, "/file/mupload/complete", &[("uploadID", &id)], None).await?;
+        let mut wait = Duration::from_millis(50);
+        let file = loop {
+            let s: types::UploadStatus =
+                self.session.call(Method::GET, "/file/mupload/status", &[("uploadID", &id)], None).await?;
+            match s.state {
+                types::UploadState::Done => {
+                    break s.file.ok_or_else(|| ApiError::Protocol("done without a file".into()))?;
+                }
+                types::UploadState::Failed => {
+                    let _ = std::fs::remove_file(&state_file);
+                    let reason = s.reason.unwrap_or_else(|| "no reason given".into());
+                    return Err(UploadError::Failed { path, reason });
+                }
+                _ => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(1));
+                }
+            }
+        };
+        let _ = std::fs::remove_file(&state_file);
+        let how = if was_resumed || !held.is_empty() { "resumed" } else { "uploaded" };
+        let mut outcome = self.verified(path, file, how, missing.len() as u64, count, &sha1, &sha256)?;
+        outcome.chunks_held = held.len() as u64;
+        Ok(outcome)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn verified(
+        &self,
+        local: PathBuf,
+        file: types::FileInfo,
+        how: &'static str,
+        sent: u64,
+        count: u64,
+        sha1: &str,
+        sha256: &str,
+    ) -> Result<Outcome, UploadError> {
+        if !file.filehash.eq_ignore_ascii_case(sha1) {
+            return Err(UploadError::Mismatch { path: local, what: "SHA-1", theirs: file.filehash, ours: sha1.into() });
+        }
+        match &file.sha256 {
+            Some(theirs) if !theirs.eq_ignore_ascii_case(sha256) => {
+                return Err(UploadError::Mismatch {
+                    path: local,
+                    what: "SHA-256",
+                    theirs: theirs.clone(),
+                    ours: sha256.into(),
+                });
+            }
+            _ => {}
+        }
+        Ok(Outcome { local, file, how, chunks_sent: sent, chunks_held: count - sent })
+    }
+}
+
+/// SHA-1 and SHA-256 of a file in one pass, 1 MiB at a time.
+pub fn hash_file(path: &Path, observe: &(dyn Fn(Event) + Send + Sync)) -> std::io::Result<(String, String)> {
+    let mut f = std::fs::File::open(path)?;
+    let (mut h1, mut h256) = (sha1::Sha1::new(), sha2::Sha256::new());
+    let mut buf = vec![0; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h1.update(&buf[..n]);
+        h256.update(&buf[..n]);
+        observe(Event::Hashed(n as u64));
+    }
+    Ok((hex::encode(h1.finalize()), hex::encode(h256.finalize())))
+}
+
+/// The proof of possession: SHA-256 of the nonce's bytes, then of each
+/// challenged range of the file, in order.
+pub fn answer_challenge(path: &Path, challenge: &types::Challenge) -> std::io::Result<String> {
+    let f = std::fs::File::open(path)?;
+    let mut h = sha2::Sha256::new();
+    let nonce = hex::decode(&challenge.nonce)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("challenge nonce: {e}")))?;
+    h.update(nonce);
+    let mut buf = vec![0; 1 << 20];
+    for r in &challenge.ranges {
+        let (mut at, end) = (r.first, r.last + 1);
+        while at < end {
+            let n = ((end - at) as usize).min(buf.len());
+            f.read_exact_at(&mut buf[..n], at)?;
+            h.update(&buf[..n]);
+            at += n as u64;
+        }
+    }
+    Ok(hex::encode(h.finalize()))
+}

@@ -1,0 +1,442 @@
+//! The `pan` command line (`client/src/cli.rs`) run as a process against a
+//! live server: login, put (files, directories, resume after SIGKILL, a
+//! file changed half-way, a server gone half-way), ls, get (resume, a full
+//! disk), mv, rm, share, status, `--json` and its exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use pan_tests::*;
+use serde_json::Value;
+
+/// The `pan` binary with its own home (config and state dirs), speaking to one app.
+struct Pan {
+    home: tempfile::TempDir,
+    server: String,
+}
+
+/// What a finished `pan` run gave.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+
+    fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "pan failed: {}{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+impl Pan {
+    fn new(app: &TestApp) -> Pan {
+        Pan { home: tempfile::tempdir().expect("temp dir"), server: app.base.clone() }
+    }
+
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(binary("pan"));
+        c.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path().join("config"))
+            .env("XDG_STATE_HOME", self.home.path().join("state"))
+            .env("PAN_SERVER", &self.server)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        c
+    }
+
+    async fn run_with(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
+        use tokio::io::AsyncWriteExt;
+        let mut child = self.command(args).envs(env.iter().copied()).spawn().expect("spawn pan");
+        let mut input = child.stdin.take().expect("stdin");
+        input.write_all(stdin.as_bytes()).await.expect("write stdin");
+        drop(input);
+        let out = child.wait_with_output().await.expect("wait for pan");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    async fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, "", &[]).await
+    }
+
+    /// Signs up `name` on the app and logs in with `--password-stdin`.
+    async fn login(&self, app: &TestApp, name: &str) {
+        app.user(name).await;
+        self.run_with(&["login", "--username", name, "--password-stdin"], "correct horse\n", &[]).await.ok();
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.home.path().join("state/pan/uploads")
+    }
+
+    /// The upload id in the (only) state file, once there is one.
+    async fn upload_id_in_state(&self) -> String {
+        eventually(30, "a state file with an upload id", || async {
+            let states = std::fs::read_dir(self.state_dir()).ok()?;
+            states.flatten().find_map(|e| {
+                let v: Value = serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+                v["upload_id"].as_str().map(str::to_owned)
+            })
+        })
+        .await
+    }
+}
+
+/// Waits until the server holds at least `n` chunks of upload `id`.
+async fn until_chunks_held(app: &TestApp, token: &str, id: &str, n: u64) {
+    eventually(60, "chunks to arrive", || async {
+        let (_, s) = app.status(token, id).await;
+        (s["uploaded_count"].as_u64()? >= n).then_some(())
+    })
+    .await
+}
+
+/// The api process's count of chunks received.
+async fn chunks_received(app: &TestApp) -> u64 {
+    let resp = app.http.get(app.url("/metrics")).bearer_auth("scrape-me").send().await.unwrap();
+    let text = resp.text().await.unwrap();
+    let line = text.lines().find(|l| l.starts_with("pan_chunks_received_total ")).expect("the chunk counter");
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+both!(
+    pan_cli_logs_in_puts_lists_gets_moves_shares_and_removes,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
+    |app| {
+        let pan = Pan::new(&app);
+        let name = uname("cli");
+        app.user(&name).await;
+
+        // A wrong password is refused with its own exit code and one line.
+        let wrong = pan.run_with(&["login", "-u", &name, "--password-stdin"], "not the password\n", &[]).await;
+        assert_eq!(wrong.code, 3, "{}", wrong.stderr);
+        assert_eq!(wrong.stderr.trim(), "pan: wrong username or password");
+        pan.run_with(&["login", "-u", &name, "--password-stdin"], "correct horse\n", &[]).await.ok();
+        let config = pan.home.path().join("config/pan/config.json");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&config).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(pan.run(&["whoami", "--json"]).await.ok().json()["username"], name);
+
+        // A multi-chunk file into a folder made on the way.
+        let local = tempfile::tempdir().unwrap();
+        let data = test_bytes(300_000, 140);
+        let file = write(local.path(), "f.bin", &data);
+        let put = pan.run(&["put", file.to_str().unwrap(), "/docs/sub", "--json"]).await.ok().json();
+        assert_eq!(put[0]["path"], "/docs/sub/f.bin", "{put}");
+        assert_eq!(put[0]["chunks_sent"], 5);
+        assert_eq!(put[0]["file"]["sha256"], sha256_hex(&data));
+        let ls = pan.run(&["ls", "/docs/sub", "--json"]).await.ok().json();
+        assert_eq!(ls["entries"][0]["name"], "f.bin", "{ls}");
+        let human = pan.run(&["ls", "/docs"]).await.ok();
+        assert!(human.stdout.contains("sub/"), "{}", human.stdout);
+
+        // Back by path and by id, byte for byte.
+        let out = local.path().join("back.bin");
+        pan.run(&["get", "/docs/sub/f.bin", out.to_str().unwrap()]).await.ok();
+        assert_eq!(std::fs::read(&out).unwrap(), data);
+        let id = put[0]["file"]["id"].as_str().unwrap();
+        let by_id = pan.run(&["get", id, local.path().to_str().unwrap(), "--json"]).await.ok().json();
+        assert_eq!(std::fs::read(local.path().join("f.bin")).unwrap(), data, "{by_id}");
+
+        // mv renames into another folder; share gives a URL whose link downloads.
+        pan.run(&["mv", "/docs/sub/f.bin", "/docs/g.bin"]).await.ok();
+        let ls = pan.run(&["ls", "/docs", "--json"]).await.ok().json();
+        let names: Vec<&str> = ls["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["sub", "g.bin"]);
+        let shared = pan.run(&["share", "/docs/g.bin", "--json"]).await.ok().json();
+        let link = shared["link"].as_str().unwrap();
+        assert!(shared["url"].as_str().unwrap().ends_with(&format!("/s/{link}")), "{shared}");
+        let printed = pan.run(&["share", "/docs/g.bin", "--max-downloads", "1"]).await.ok();
+        assert!(printed.stdout.trim().starts_with("http"), "{}", printed.stdout);
+        let got = app.http.get(app.url(&format!("/public/share/download?link={link}"))).send().await.unwrap();
+        assert_eq!(got.bytes().await.unwrap().to_vec(), data);
+
+        // A directory with a subdirectory, files in parallel.
+        let tree = local.path().join("tree");
+        std::fs::create_dir_all(tree.join("inner")).unwrap();
+        for i in 0..6 {
+            write(&tree, &format!("t{i}.txt"), &test_bytes(1000 + i * 70_000, 150 + i as u64));
+        }
+        write(&tree.join("inner"), "deep.bin", &test_bytes(140_000, 160));
+        let put = pan.run(&["put", "-r", tree.to_str().unwrap(), "/up", "--json", "--files", "3"]).await.ok().json();
+        assert_eq!(put.as_array().unwrap().len(), 7, "{put}");
+        let inner = pan.run(&["ls", "/up/tree/inner", "--json"]).await.ok().json();
+        assert_eq!(inner["entries"][0]["name"], "deep.bin");
+
+        // rm into the trash; what is gone is not found (exit 4).
+        pan.run(&["rm", "/docs/g.bin"]).await.ok();
+        let gone = pan.run(&["get", "/docs/g.bin"]).await;
+        assert_eq!(gone.code, 4, "{}", gone.stderr);
+        assert!(gone.stderr.contains("no such file or folder: /docs/g.bin"), "{}", gone.stderr);
+        assert_eq!(pan.run(&["status", "--json"]).await.ok().json(), serde_json::json!([]));
+
+        // logout forgets the token.
+        pan.run(&["logout"]).await.ok();
+        let out = pan.run(&["ls"]).await;
+        assert_eq!(out.code, 3);
+        assert!(out.stderr.contains("run pan login"), "{}", out.stderr);
+    }
+);
+
+both!(
+    a_killed_pan_put_resumes_without_resending_the_chunks_the_server_holds,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536").env("PAN_METRICS_TOKEN", "scrape-me"),
+    |app| {
+        let pan = Pan::new(&app);
+        let name = uname("clikill");
+        pan.login(&app, &name).await;
+        let token = app.signin(&name, "correct horse").await;
+        let local = tempfile::tempdir().unwrap();
+        let data = test_bytes(40 * 65536 + 123, 170);
+        let file = write(local.path(), "big.bin", &data);
+
+        // Slowed down so that it is killed half-way, after some chunks are in.
+        let mut child = pan
+            .command(&["put", file.to_str().unwrap(), "/k", "--jobs", "2"])
+            .env("PAN_TEST_CHUNK_DELAY_MS", "50")
+            .spawn()
+            .unwrap();
+        let id = pan.upload_id_in_state().await;
+        until_chunks_held(&app, &token, &id, 6).await;
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+
+        let status = pan.run(&["status", "--json"]).await.ok().json();
+        assert_eq!(status[0]["upload_id"], id.as_str(), "{status}");
+        assert!(status[0]["chunks_held"].as_u64().unwrap() >= 6, "{status}");
+
+        let before = chunks_received(&app).await;
+        let put = pan.run(&["put", file.to_str().unwrap(), "/k", "--json"]).await.ok().json();
+        let sent = put[0]["chunks_sent"].as_u64().unwrap();
+        let held = put[0]["chunks_held"].as_u64().unwrap();
+        assert_eq!(put[0]["how"], "resumed", "{put}");
+        assert_eq!(sent + held, 41);
+        assert!((6..41).contains(&held), "{put}");
+        assert_eq!(chunks_received(&app).await - before, sent, "only the missing chunks were sent");
+        assert!(std::fs::read_dir(pan.state_dir()).unwrap().next().is_none(), "the state file is gone");
+
+        let out = local.path().join("out.bin");
+        pan.run(&["get", "/k/big.bin", out.to_str().unwrap()]).await.ok();
+        assert_eq!(std::fs::read(&out).unwrap(), data);
+    }
+);
+
+both!(
+    a_file_changed_while_pan_put_sends_it_is_refused_and_nothing_is_stored,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
+    |app| {
+        let pan = Pan::new(&app);
+        let name = uname("clichg");
+        pan.login(&app, &name).await;
+        let token = app.signin(&name, "correct horse").await;
+        let local = tempfile::tempdir().unwrap();
+        let file = write(local.path(), "moving.bin", &test_bytes(20 * 65536, 180));
+        let child = pan
+            .command(&["put", file.to_str().unwrap(), "/c", "--jobs", "1"])
+            .env("PAN_TEST_CHUNK_DELAY_MS", "50")
+            .spawn()
+            .unwrap();
+        let id = pan.upload_id_in_state().await;
+        until_chunks_held(&app, &token, &id, 2).await;
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+            f.write_all(b"one more line").unwrap();
+        }
+        let out = child.wait_with_output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("changed while it was being uploaded"), "{stderr}");
+        let ls = pan.run(&["ls", "/c", "--json"]).await.ok().json();
+        assert_eq!(ls["entries"], serde_json::json!([]), "nothing stored");
+    }
+);
+
+both!(
+    a_server_gone_mid_upload_fails_with_its_state_kept_and_the_next_put_resumes,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
+    |app| {
+        let pan = Pan::new(&app);
+        let name = uname("cligone");
+        pan.login(&app, &name).await;
+        let token = app.signin(&name, "correct horse").await;
+        let local = tempfile::tempdir().unwrap();
+        let data = test_bytes(30 * 65536, 190);
+        let file = write(local.path(), "away.bin", &data);
+        let child = pan
+            .command(&["put", file.to_str().unwrap(), "--jobs", "2", "--retries", "2"])
+            .env("PAN_TEST_CHUNK_DELAY_MS", "50")
+            .spawn()
+            .unwrap();
+        let id = pan.upload_id_in_state().await;
+        until_chunks_held(&app, &token, &id, 3).await;
+        app.kill_api();
+        let out = child.wait_with_output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("cannot reach"), "{stderr}");
+        assert_eq!(std::fs::read_dir(pan.state_dir()).unwrap().count(), 1, "the state is kept");
+
+        app.restart_api();
+        let put = pan.run(&["put", file.to_str().unwrap(), "--json"]).await.ok().json();
+        assert_eq!(put[0]["how"], "resumed", "{put}");
+        assert!(put[0]["chunks_held"].as_u64().unwrap() >= 3, "{put}");
+        let out = local.path().join("back.bin");
+        pan.run(&["get", "/away.bin", out.to_str().unwrap()]).await.ok();
+        assert_eq!(std::fs::read(&out).unwrap(), data);
+    }
+);
+
+both!(pan_get_resumes_a_part_file_and_drops_one_that_does_not_match, |b: TestAppBuilder| b, |app| {
+    let pan = Pan::new(&app);
+    let name = uname("cliget");
+    pan.login(&app, &name).await;
+    let local = tempfile::tempdir().unwrap();
+    let data = test_bytes(500_000, 200);
+    pan.run(&["put", write(local.path(), "r.bin", &data).to_str().unwrap()]).await.ok();
+
+    // Half of it already here, as an interrupted run leaves it.
+    let out = local.path().join("got.bin");
+    std::fs::write(local.path().join("got.bin.part"), &data[..200_000]).unwrap();
+    pan.run(&["get", "/r.bin", out.to_str().unwrap()]).await.ok();
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    assert!(!local.path().join("got.bin.part").exists());
+
+    // A .part of other bytes fails verification and is removed.
+    let other = local.path().join("other.bin");
+    std::fs::write(local.path().join("other.bin.part"), test_bytes(1000, 201)).unwrap();
+    let bad = pan.run(&["get", "/r.bin", other.to_str().unwrap()]).await;
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("do not match"), "{}", bad.stderr);
+    assert!(!local.path().join("other.bin.part").exists());
+    pan.run(&["get", "/r.bin", other.to_str().unwrap()]).await.ok();
+    assert_eq!(std::fs::read(&other).unwrap(), data);
+});
+
+/// A full disk stops `pan get` with one clear line and keeps the partial
+/// file; with room again, the same command finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pan_get_on_a_full_disk_keeps_the_part_file_for_the_next_run() {
+    let app = TestApp::spawn(Deployment::Embedded).await;
+    let pan = Pan::new(&app);
+    pan.login(&app, &uname("clidisk")).await;
+    let local = tempfile::tempdir().unwrap();
+    let data = test_bytes(3 << 20, 210);
+    pan.run(&["put", write(local.path(), "large.bin", &data).to_str().unwrap()]).await.ok();
+    let small = local.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mount = TmpfsMount::new(&small, "1m");
+    let out = small.join("large.bin");
+    let full = pan.run(&["get", "/large.bin", out.to_str().unwrap()]).await;
+    assert_eq!(full.code, 1, "{}", full.stderr);
+    assert_eq!(full.stderr.lines().count(), 1, "{}", full.stderr);
+    assert!(full.stderr.contains("No space left on device"), "{}", full.stderr);
+    let kept = std::fs::metadata(small.join("large.bin.part")).unwrap().len();
+    assert!(kept > 0, "the partial file is kept");
+    mount.resize("8m");
+    pan.run(&["get", "/large.bin", out.to_str().unwrap()]).await.ok();
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+}
+
+/// A token past its lifetime, or a made-up one, gets "run pan login" and exit 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_or_unknown_token_says_to_run_pan_login() {
+    let app = TestApp::builder(Deployment::Embedded).env("PAN_TOKEN_TTL", "1").spawn().await;
+    let pan = Pan::new(&app);
+    pan.login(&app, &uname("cliexp")).await;
+    let out = eventually(30, "the token to expire", || async {
+        let r = pan.run(&["whoami"]).await;
+        (r.code != 0).then_some(r)
+    })
+    .await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("run pan login"), "{}", out.stderr);
+    let made_up = pan.run_with(&["ls"], "", &[("PAN_TOKEN", "not-a-token")]).await;
+    assert_eq!(made_up.code, 3);
+    assert!(made_up.stderr.contains("run pan login"), "{}", made_up.stderr);
+}
+
+/// Ctrl-C (SIGINT) stops `pan put` with exit 130 and its state file kept;
+/// the next run resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_pan_put_with_130_and_the_next_run_resumes() {
+    let app = TestApp::builder(Deployment::Embedded).env("PAN_CHUNK_SIZE", "65536").spawn().await;
+    let pan = Pan::new(&app);
+    let name = uname("cliint");
+    pan.login(&app, &name).await;
+    let token = app.signin(&name, "correct horse").await;
+    let local = tempfile::tempdir().unwrap();
+    let data = test_bytes(30 * 65536, 220);
+    let file = write(local.path(), "int.bin", &data);
+    let child = pan.command(&["put", file.to_str().unwrap()]).env("PAN_TEST_CHUNK_DELAY_MS", "50").spawn().unwrap();
+    let id = pan.upload_id_in_state().await;
+    until_chunks_held(&app, &token, &id, 3).await;
+    // SAFETY: kill(2) on a child process id we own; no memory is involved.
+    unsafe { libc::kill(child.id().unwrap() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let status = pan.run(&["status"]).await.ok();
+    assert!(status.stdout.contains("int.bin"), "{}", status.stdout);
+    let put = pan.run(&["put", file.to_str().unwrap(), "--json"]).await.ok().json();
+    assert_eq!(put[0]["how"], "resumed", "{put}");
+}
+
+both!(
+    pan_put_r_sends_a_directory_of_many_small_files_and_a_few_large_ones,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
+    |app| {
+        let pan = Pan::new(&app);
+        pan.login(&app, &uname("clidir")).await;
+        let local = tempfile::tempdir().unwrap();
+        let dir = local.path().join("many");
+        std::fs::create_dir_all(dir.join("large")).unwrap();
+        let mut expected = std::collections::BTreeMap::new();
+        for i in 0..200u64 {
+            let data = test_bytes(10 + i as usize * 37, 300 + i);
+            write(&dir, &format!("s{i:03}.txt"), &data);
+            expected.insert(format!("s{i:03}.txt"), sha256_hex(&data));
+        }
+        for i in 0..3u64 {
+            let data = test_bytes(12 * 65536 + i as usize, 600 + i);
+            write(&dir.join("large"), &format!("l{i}.bin"), &data);
+            expected.insert(format!("l{i}.bin"), sha256_hex(&data));
+        }
+        let put =
+            pan.run(&["put", "-r", dir.to_str().unwrap(), "/dst", "--files", "8", "--jobs", "6", "--json"]).await.ok();
+        let put = put.json();
+        let got: std::collections::BTreeMap<String, String> = put
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (o["file"]["filename"].as_str().unwrap().to_owned(), o["file"]["sha256"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        assert_eq!(got, expected);
+        let ls = pan.run(&["ls", "/dst/many", "--json"]).await.ok().json();
+        assert_eq!(ls["entries"].as_array().unwrap().len(), 201, "200 files and a folder");
+        let large = pan.run(&["ls", "/dst/many/large", "--json"]).await.ok().json();
+        assert_eq!(large["entries"].as_array().unwrap().len(), 3);
+    }
+);
