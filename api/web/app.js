@@ -1,10 +1,15 @@
 // pan's web page: one HTML page whose script shows the view named by the URL
-// (/ and /?folder=<id> the folder view, /?view=trash the trash, /usr/signin,
-// /usr/signup, /file/upload). No framework, no build step.
+// (/ and /?folder=<id> the folder view, /?view=trash the trash, /?view=shares
+// the user's share links, /usr/signin, /usr/signup, /file/upload, and
+// /s/<link> a share link's public page, which needs no account). No
+// framework, no build step.
 
 import { call, qs, session, setSignedOutHandler } from './api.js';
 import { bytes, date, displayName, duration, el, speed } from './format.js';
-import { busy, currentFolder, folderHref, reload, setupFiles, setupTrash, showFolder, showTrash } from './files.js';
+import { busy, confirmAsk, currentFolder, folderHref, reload, setupFiles, setupTrash, showFolder, showTrash } from './files.js';
+import { setupPreview } from './preview.js';
+import { setupPublic, showPublic } from './public.js';
+import { setupShares, showShares } from './share.js';
 import { Upload, droppedItems, folderMaker, parallel, pickedItems, setParallel, unfinished } from './upload.js';
 
 const $ = (id) => document.getElementById(id);
@@ -12,6 +17,8 @@ const $ = (id) => document.getElementById(id);
 const VIEWS = {
   '/': { id: 'view-home', auth: true, title: 'Your files', show: showHome },
   trash: { id: 'view-trash', auth: true, title: 'Trash', show: showTrash },
+  shares: { id: 'view-shares', auth: true, title: 'Shared links', show: showShares },
+  public: { id: 'view-public', auth: false, public: true, title: 'Shared with you', show: showPublic },
   '/file/upload': { id: 'view-upload', auth: true, title: 'Upload', show: showUpload },
   '/usr/signin': { id: 'view-signin', auth: false, title: 'Sign in', show: () => $('signin-username').focus() },
   '/usr/signup': { id: 'view-signup', auth: false, title: 'Sign up', show: () => $('signup-username').focus() },
@@ -36,7 +43,8 @@ let firstRender = true;
 
 /** The view a URL names: a key of VIEWS. */
 function viewOf(url) {
-  if (url.pathname === '/' && url.searchParams.get('view') === 'trash') return 'trash';
+  if (url.pathname.startsWith('/s/')) return 'public';
+  if (url.pathname === '/' && ['trash', 'shares'].includes(url.searchParams.get('view'))) return url.searchParams.get('view');
   return url.pathname in VIEWS ? url.pathname : '/';
 }
 
@@ -48,7 +56,10 @@ function render() {
     return;
   }
   for (const v of Object.values(VIEWS)) $(v.id).hidden = v !== view;
-  const signedIn = Boolean(session.token);
+  // A share link's page shows nothing of accounts: no menu, no sign-in.
+  const signedIn = Boolean(session.token) && !view.public;
+  $('brand').hidden = Boolean(view.public);
+  $('brand-public').hidden = !view.public;
   $('nav').hidden = !signedIn;
   $('who').hidden = !signedIn;
   $('who-name').textContent = signedIn ? session.username : '';
@@ -57,6 +68,7 @@ function render() {
     else a.removeAttribute('aria-current');
   }
   $('uploads').hidden = !['/', '/file/upload'].includes(path);
+  for (const d of document.querySelectorAll('dialog[open]')) d.close();
   document.title = `${view.title} · pan`;
   if (!firstRender) $('main').focus({ preventScroll: true });
   firstRender = false;
@@ -171,6 +183,9 @@ setupFiles({
   upload: (dataTransfer, folder) => dropInto(dataTransfer, folder),
 });
 setupTrash();
+setupShares(confirmAsk);
+setupPreview();
+setupPublic();
 
 // The folder view takes files and folders dropped anywhere on it.
 const folderView = $('folder-view');

@@ -7,11 +7,20 @@
 // selection. Deleting sends to the trash. The open folder is in the URL
 // (`/?folder=<id>`), so reload, back and forward work.
 //
+// Each file has an icon by type; clicking an image, audio, video, PDF or text
+// file previews it in a dialog from a signed inline URL (nothing is
+// downloaded first; video seeks with Range). "Share" opens the share dialog
+// (share.js) for a row, or for a selection of one. The search box lists the
+// caller's files and folders whose name contains what is typed, with their
+// paths, a page at a time; clearing it shows the folder again.
+//
 // Trash view (`/?view=trash`): what was deleted, where a restore puts it and
 // when the server purges it; restore, delete for good, empty.
 
 import { ApiError, call, networkError, qs } from './api.js';
 import { bytes, date, displayName, el } from './format.js';
+import { icon, openPreview, previewable } from './preview.js';
+import { openShare } from './share.js';
 
 export const PAGE_SIZE = 50;
 
@@ -72,6 +81,7 @@ function note(message) {
 
 /** Opens folder `id` (null: the root), as the URL says. */
 export async function showFolder(id) {
+  endSearch();
   if (id !== state.folder) {
     state.selected.clear();
     note('');
@@ -164,6 +174,7 @@ function drawChrome() {
 function drawSelection() {
   const n = state.selected.size;
   $('selectbar').hidden = n === 0;
+  $('sel-share').hidden = n !== 1;
   $('select-count').textContent = `${n} selected`;
   const all = $('select-all');
   all.checked = n > 0 && n === state.entries.length;
@@ -236,9 +247,7 @@ function entryRow(e) {
       drawSelection();
     },
   });
-  const name = folder
-    ? el('a', { class: 'name', href: folderHref(e.id), 'data-nav': true, draggable: 'false' }, label)
-    : el('span', { class: 'name' }, label);
+  const name = nameOf(e, status);
   const meta = el(
     'span',
     { class: 'meta' },
@@ -251,11 +260,12 @@ function entryRow(e) {
     actions.append(el('button', { type: 'button', class: 'secondary', 'aria-label': `Download ${label}`, onclick: (ev) => download(e, ev.currentTarget, status) }, 'Download'));
   }
   actions.append(
+    el('button', { type: 'button', class: 'secondary', 'aria-label': `Share ${label}`, onclick: () => share(e) }, 'Share'),
     el('button', { type: 'button', class: 'secondary', 'aria-label': `Rename ${label}`, onclick: () => startRename(e, row, status) }, 'Rename'),
     el('button', { type: 'button', class: 'secondary', 'aria-label': `Move ${label}`, onclick: () => moveByDialog([e]) }, 'Move'),
     el('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${label}`, onclick: () => removeEntries([e]) }, 'Delete'),
   );
-  row.append(pick, el('span', { class: `icon ${e.kind}`, 'aria-hidden': 'true' }), el('div', { class: 'what' }, name, meta), actions, status);
+  row.append(pick, icon(e), el('div', { class: 'what' }, name, meta), actions, status);
 
   row.addEventListener('dragstart', (ev) => {
     if (ev.target !== row) return;
@@ -271,6 +281,35 @@ function entryRow(e) {
   });
   if (folder) dropTarget(row, { id: e.id, path: joinPath(state.path, e.name) });
   return row;
+}
+
+/**
+ * The name of an entry as a control: a folder's opens it, a file's previews
+ * it when the browser can show it; other files' names are plain text.
+ */
+function nameOf(e, status) {
+  const label = displayName(e.name);
+  if (e.kind === 'folder') return el('a', { class: 'name', href: folderHref(e.id), 'data-nav': true, draggable: 'false' }, label);
+  if (!previewable(e.name)) return el('span', { class: 'name' }, label);
+  return el('button', { type: 'button', class: 'name link', 'aria-label': `Preview ${label}`, onclick: () => preview(e, status) }, label);
+}
+
+/** How long a preview URL works: long enough to watch a film and seek in it. */
+const PREVIEW_TTL = 4 * 3600;
+
+/** Shows a file in the preview dialog from a signed inline URL. */
+function preview(f) {
+  const url = call('POST', `/file/downloadurl?${qs({ id: f.id, inline: true, expires_in: PREVIEW_TTL })}`).then((r) => r.url);
+  openPreview({
+    name: f.name,
+    meta: [bytes(f.size), f.path].filter(Boolean).join(' · '),
+    url,
+    download: (ev) => download(f, ev.currentTarget, $('preview-error')),
+  });
+}
+
+function share(e) {
+  openShare(e);
 }
 
 /**
@@ -486,6 +525,89 @@ function save(url, filename, newTab) {
   a.remove();
 }
 
+// ---- search -----------------------------------------------------------------------
+
+const searching = { q: '', cursor: null, loads: 0, count: 0 };
+
+/** Lists what matches `q` in place of the folder; an empty `q` shows the folder again. */
+async function search(q) {
+  if (!q) {
+    endSearch();
+    return;
+  }
+  const load = ++searching.loads;
+  searching.q = q;
+  searching.cursor = null;
+  searching.count = 0;
+  $('folder-body').hidden = true;
+  $('search-view').hidden = false;
+  $('search-error').hidden = true;
+  $('search-status').textContent = `Searching for “${q}”…`;
+  $('search-results').replaceChildren();
+  $('search-more').hidden = true;
+  await resultsPage(load);
+}
+
+async function resultsPage(load) {
+  const params = { q: searching.q, limit: PAGE_SIZE };
+  if (searching.cursor) params.cursor = searching.cursor;
+  let page;
+  try {
+    page = await call('GET', `/folder/search?${qs(params)}`);
+  } catch (e) {
+    if (load !== searching.loads) return;
+    $('search-error').textContent = e.message;
+    $('search-error').hidden = false;
+    $('search-status').textContent = `Search for “${searching.q}” failed.`;
+    return;
+  }
+  if (load !== searching.loads) return;
+  searching.cursor = page.next_cursor || null;
+  searching.count += page.entries.length;
+  $('search-results').append(...page.entries.map(resultRow));
+  $('search-more').hidden = !searching.cursor;
+  const n = searching.count;
+  $('search-status').textContent = n
+    ? `${n}${searching.cursor ? '+' : ''} result${n === 1 && !searching.cursor ? '' : 's'} for “${searching.q}”`
+    : `Nothing is named like “${searching.q}”.`;
+}
+
+async function moreResults() {
+  const button = $('search-more');
+  button.disabled = true;
+  try {
+    await resultsPage(searching.loads);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** Leaves the results and shows the open folder. */
+function endSearch() {
+  if (!searching.q) return;
+  searching.q = '';
+  searching.loads += 1;
+  $('search').value = '';
+  $('search-view').hidden = true;
+  $('folder-body').hidden = false;
+  $('search-results').replaceChildren();
+}
+
+function resultRow(e) {
+  const label = displayName(e.name);
+  const status = el('p', { class: 'error row-error', role: 'alert', hidden: true });
+  const parentPath = e.path.replace(/\/[^/]*$/, '') || '/';
+  const where = el('a', { class: 'in-folder', href: folderHref(e.parent || null), 'data-nav': true, 'aria-label': `Open the folder ${displayName(parentPath)}` }, displayName(parentPath));
+  const meta = el('span', { class: 'meta' }, e.kind === 'folder' ? 'Folder' : bytes(e.size), ' · in ', where);
+  const actions = el('div', { class: 'actions' });
+  if (e.kind === 'file') {
+    actions.append(el('button', { type: 'button', class: 'secondary', 'aria-label': `Download ${label}`, onclick: (ev) => download(e, ev.currentTarget, status) }, 'Download'));
+  }
+  actions.append(el('button', { type: 'button', class: 'secondary', 'aria-label': `Share ${label}`, onclick: () => share(e) }, 'Share'));
+  return el('li', { class: `entry result ${e.kind}`, 'data-id': e.id, 'data-kind': e.kind, 'data-name': e.name, 'data-path': e.path },
+    icon(e), el('div', { class: 'what' }, nameOf(e, status), meta), actions, status);
+}
+
 // ---- new folder -------------------------------------------------------------------
 
 function openNewFolder() {
@@ -598,7 +720,7 @@ function pickFolder(items) {
 // ---- confirmation -------------------------------------------------------------------
 
 /** Asks in the page's own dialog (keyboard-usable, Escape cancels). */
-function confirmAsk({ title, text, ok }) {
+export function confirmAsk({ title, text, ok }) {
   const dialog = $('confirm');
   $('confirm-title').textContent = title;
   $('confirm-text').textContent = text;
@@ -644,6 +766,31 @@ export function setupFiles(h) {
     $('select-all').focus();
   });
   $('sel-move').addEventListener('click', () => moveByDialog([...state.selected.values()]));
+  $('sel-share').addEventListener('click', () => {
+    const [one] = state.selected.values();
+    if (state.selected.size === 1) share(one);
+  });
+  $('search-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    search($('search').value.trim());
+  });
+  // Emptying the box (its × too) shows the folder again.
+  $('search').addEventListener('input', () => {
+    if (!$('search').value && searching.q) endSearch();
+  });
+  $('search').addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape' && searching.q) {
+      ev.preventDefault();
+      $('search').value = '';
+      endSearch();
+    }
+  });
+  $('search-clear').addEventListener('click', () => {
+    $('search').value = '';
+    endSearch();
+    $('search').focus();
+  });
+  $('search-more').addEventListener('click', moreResults);
   $('sel-delete').addEventListener('click', () => removeEntries([...state.selected.values()]));
   $('new-folder').addEventListener('click', openNewFolder);
   $('new-folder-form').addEventListener('submit', createFolder);

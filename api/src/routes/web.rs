@@ -9,6 +9,9 @@
 //!   client asks for HTML (`Accept` names `text/html`), so the same paths stay
 //!   POST JSON routes for API clients (and a GET without HTML still gets the
 //!   API's JSON 405);
+//! - `GET /s/<link>` (a share link's public page, [`SHARE_PREFIX`]) with the
+//!   page when the client asks for HTML; the page reads the link from its
+//!   path and asks `/public/share/*` what it shares;
 //! - `GET /static/<file>` with the embedded assets.
 //!
 //! Everything else goes to the API untouched. The page's script picks its view
@@ -31,6 +34,10 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 
 /// Paths that show the page when a browser asks for HTML; `/` always does.
 pub const VIEWS: &[&str] = &["/usr/signup", "/usr/signin", "/file/upload"];
+
+/// Share links open at `/s/<link>`: any path under it shows the page (to a
+/// browser), which reads the link from `location.pathname`.
+pub const SHARE_PREFIX: &str = "/s/";
 
 /// Where the assets are served.
 pub const STATIC_PREFIX: &str = "/static/";
@@ -60,6 +67,9 @@ static ASSETS: &[Asset] = &[
     asset!("app.js", JS),
     asset!("api.js", JS),
     asset!("files.js", JS),
+    asset!("preview.js", JS),
+    asset!("share.js", JS),
+    asset!("public.js", JS),
     asset!("upload.js", JS),
     asset!("format.js", JS),
     asset!("hash-worker.js", JS),
@@ -111,7 +121,8 @@ fn web_asset_for(req: &Request) -> Option<usize> {
         return None;
     }
     let path = req.uri().path();
-    if path == "/" || (VIEWS.contains(&path) && wants_html(req)) {
+    let page = VIEWS.contains(&path) || path.strip_prefix(SHARE_PREFIX).is_some_and(|link| !link.is_empty());
+    if path == "/" || (page && wants_html(req)) {
         return find("index.html");
     }
     path.strip_prefix(STATIC_PREFIX).and_then(find)
@@ -160,6 +171,22 @@ mod tests {
             assert!(!a.body.is_empty(), "{} is empty", a.name);
             assert_eq!(find(a.name), Some(i), "{} is listed twice", a.name);
         }
+    }
+
+    fn get(path: &str, accept: &str) -> Request {
+        Request::builder().method(Method::GET).uri(path.parse().unwrap()).header(header::ACCEPT, accept).finish()
+    }
+
+    #[test]
+    fn a_share_link_shows_the_page_to_a_browser_only() {
+        let page = find("index.html");
+        assert_eq!(web_asset_for(&get("/s/AbCdEfGhIjKlMnOpQrStUv", "text/html,*/*")), page);
+        assert_eq!(web_asset_for(&get("/s/anything/at/all?path=/x", "text/html")), page);
+        assert_eq!(web_asset_for(&get("/s/AbCdEfGhIjKlMnOpQrStUv", "application/json")), None);
+        assert_eq!(web_asset_for(&get("/s/", "text/html")), None, "no link: the API's 404");
+        assert_eq!(web_asset_for(&get("/share/list", "text/html")), None);
+        let post = Request::builder().method(Method::POST).uri_str("/s/x").header(header::ACCEPT, "text/html").finish();
+        assert_eq!(web_asset_for(&post), None);
     }
 
     #[test]
