@@ -83,6 +83,8 @@ both!(a_file_link_downloads_with_range_counts_downloads_and_can_be_revoked, |app
     }
     let (code, _, body) = public_get(&app, &format!("/public/share/download?link={link}"), None).await;
     assert_eq!((code, code_of(&body).as_str()), (StatusCode::GONE, "SHARE_EXHAUSTED"));
+    let (code, body) = app.call("GET", &format!("/public/share/info?link={link}"), None).await;
+    assert_eq!((code, body["code"].as_str()), (StatusCode::GONE, Some("SHARE_EXHAUSTED")), "the page says so at once");
     let (_, list) = app.call("GET", "/share/list", Some(&token)).await;
     assert_eq!(list["shares"][0]["downloads"], 2, "{list}");
 

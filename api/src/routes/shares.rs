@@ -320,7 +320,8 @@ impl PublicShareApi {
     /// What a link shares.
     ///
     /// 401 `SHARE_PASSWORD_REQUIRED` when it has a password and no valid
-    /// `access` came: unlock it first.
+    /// `access` came: unlock it first; 410 when it has expired or has no
+    /// downloads left.
     #[oai(path = "/info", method = "get", operation_id = "public_share_info")]
     async fn info(
         &self,
@@ -338,6 +339,10 @@ impl PublicShareApi {
             TreeItem::File(f) => (EntryKind::File, f.filename.clone(), Some(f.filesize)),
         };
         let downloads_left = o.share.max_downloads.map(|m| (m - o.share.downloads).max(0));
+        if downloads_left == Some(0) {
+            let message = "this link has no downloads left".to_owned();
+            return Err(shared::Error::ShareGone { code: "SHARE_EXHAUSTED", message }.into());
+        }
         Ok(Json(PublicShare { kind, name, size, expires_at: o.share.expires_at, downloads_left }))
     }
 
