@@ -197,48 +197,64 @@ both!(
     }
 );
 
+/// `pan put` of `size` bytes in chunks of `chunk`, SIGKILLed once the server
+/// holds `kill_after` chunks, then run again: it sends only what is missing,
+/// and the file comes back whole.
+async fn kill_and_resume(app: &TestApp, size: usize, chunk: usize, kill_after: u64) {
+    let pan = Pan::new(app);
+    let name = uname("clikill");
+    pan.login(app, &name).await;
+    let token = app.signin(&name, "correct horse").await;
+    let local = tempfile::tempdir().unwrap();
+    let data = test_bytes(size, 170);
+    let file = write(local.path(), "big.bin", &data);
+    let chunks = size.div_ceil(chunk) as u64;
+
+    // Slowed down so that it is killed half-way, after some chunks are in.
+    let mut child = pan
+        .command(&["put", file.to_str().unwrap(), "/k", "--jobs", "2"])
+        .env("PAN_TEST_CHUNK_DELAY_MS", "50")
+        .spawn()
+        .unwrap();
+    let id = pan.upload_id_in_state().await;
+    until_chunks_held(app, &token, &id, kill_after).await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+
+    let status = pan.run(&["status", "--json"]).await.ok().json();
+    assert_eq!(status[0]["upload_id"], id.as_str(), "{status}");
+    assert!(status[0]["chunks_held"].as_u64().unwrap() >= kill_after, "{status}");
+
+    let before = chunks_received(app).await;
+    let put = pan.run(&["put", file.to_str().unwrap(), "/k", "--json"]).await.ok().json();
+    let sent = put[0]["chunks_sent"].as_u64().unwrap();
+    let held = put[0]["chunks_held"].as_u64().unwrap();
+    assert_eq!(put[0]["how"], "resumed", "{put}");
+    assert_eq!(sent + held, chunks);
+    assert!((kill_after..chunks).contains(&held), "{put}");
+    assert_eq!(chunks_received(app).await - before, sent, "only the missing chunks were sent");
+    assert!(std::fs::read_dir(pan.state_dir()).unwrap().next().is_none(), "the state file is gone");
+
+    let out = local.path().join("out.bin");
+    pan.run(&["get", "/k/big.bin", out.to_str().unwrap()]).await.ok();
+    assert!(std::fs::read(&out).unwrap() == data, "the download matches");
+}
+
 both!(
     a_killed_pan_put_resumes_without_resending_the_chunks_the_server_holds,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536").env("PAN_METRICS_TOKEN", "scrape-me"),
     |app| {
-        let pan = Pan::new(&app);
-        let name = uname("clikill");
-        pan.login(&app, &name).await;
-        let token = app.signin(&name, "correct horse").await;
-        let local = tempfile::tempdir().unwrap();
-        let data = test_bytes(40 * 65536 + 123, 170);
-        let file = write(local.path(), "big.bin", &data);
-
-        // Slowed down so that it is killed half-way, after some chunks are in.
-        let mut child = pan
-            .command(&["put", file.to_str().unwrap(), "/k", "--jobs", "2"])
-            .env("PAN_TEST_CHUNK_DELAY_MS", "50")
-            .spawn()
-            .unwrap();
-        let id = pan.upload_id_in_state().await;
-        until_chunks_held(&app, &token, &id, 6).await;
-        child.start_kill().unwrap();
-        child.wait().await.unwrap();
-
-        let status = pan.run(&["status", "--json"]).await.ok().json();
-        assert_eq!(status[0]["upload_id"], id.as_str(), "{status}");
-        assert!(status[0]["chunks_held"].as_u64().unwrap() >= 6, "{status}");
-
-        let before = chunks_received(&app).await;
-        let put = pan.run(&["put", file.to_str().unwrap(), "/k", "--json"]).await.ok().json();
-        let sent = put[0]["chunks_sent"].as_u64().unwrap();
-        let held = put[0]["chunks_held"].as_u64().unwrap();
-        assert_eq!(put[0]["how"], "resumed", "{put}");
-        assert_eq!(sent + held, 41);
-        assert!((6..41).contains(&held), "{put}");
-        assert_eq!(chunks_received(&app).await - before, sent, "only the missing chunks were sent");
-        assert!(std::fs::read_dir(pan.state_dir()).unwrap().next().is_none(), "the state file is gone");
-
-        let out = local.path().join("out.bin");
-        pan.run(&["get", "/k/big.bin", out.to_str().unwrap()]).await.ok();
-        assert_eq!(std::fs::read(&out).unwrap(), data);
+        kill_and_resume(&app, 40 * 65536 + 123, 65536, 6).await;
     }
 );
+
+/// The size: 300 MiB in the server's default 8 MiB chunks, killed
+/// half-way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_300_mib_pan_put_killed_half_way_sends_only_the_missing_chunks() {
+    let app = TestApp::builder(Deployment::Embedded).env("PAN_METRICS_TOKEN", "scrape-me").spawn().await;
+    kill_and_resume(&app, 300 << 20, 8 << 20, 19).await;
+}
 
 both!(
     a_file_changed_while_pan_put_sends_it_is_refused_and_nothing_is_stored,
