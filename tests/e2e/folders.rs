@@ -550,6 +550,12 @@ both!(search_finds_names_by_substring_ignoring_case_from_the_index, |app| {
     let (_, f) = app.call("GET", "/folder/stat?path=/annual-report.txt", Some(&token)).await;
     app.post_json("/file/rename", Some(&token), &json!({"id": f["id"], "filename": "annual.txt"})).await;
     assert_eq!(search(&app, &token, "report").await, ["/Reports/Report 2026.pdf", "/Reports"]);
+    let (_, n) = app.call("GET", "/folder/stat?path=/%C3%91and%C3%BA.txt", Some(&token)).await;
+    let moved = json!({"id": n["id"], "to": docs, "name": "zebra stripes.txt"});
+    let (code, _) = app.post_json("/file/move", Some(&token), &moved).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(search(&app, &token, "zebra").await, ["/Reports/zebra stripes.txt"], "a new name is found");
+    assert!(search(&app, &token, "ñan").await.is_empty(), "the old one is not");
     app.call("DELETE", "/trash/empty", Some(&token)).await;
     // Names made before the index existed are indexed at start-up.
     app.sql_exec("DELETE FROM name_grams").await;

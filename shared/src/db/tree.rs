@@ -196,6 +196,68 @@ async fn is_within(tx: &mut Tx, user_id: i64, folder: &str, ancestor: &str) -> s
     Ok(true)
 }
 
+/// A table of tree items: its name, id, parent and name columns.
+#[derive(Clone, Copy)]
+struct Items {
+    table: &'static str,
+    id: &'static str,
+    parent: &'static str,
+    name: &'static str,
+}
+
+const FOLDERS: Items = Items { table: "folders", id: "folder_id", parent: "parent", name: "name" };
+const FILES: Items = Items { table: "user_files", id: "entry_id", parent: "folder", name: "filename" };
+
+/// Where a move or rename puts an item: `to` a folder (`None`: where it is),
+/// as `name` (`None`: its name), with `rule` for a taken name.
+struct Relocation<'a> {
+    to: Option<ParentId<'a>>,
+    name: Option<&'a str>,
+    rule: NameRule,
+    now: i64,
+}
+
+/// Moves and/or renames item `id` of `items`, now at (parent, name), inside
+/// `tx` (which holds the user's tree turn): the destination must be live,
+/// a folder never goes into itself, the name follows the rule, and the
+/// search index follows the name.
+async fn relocate(
+    tx: &mut Tx,
+    user_id: i64,
+    items: Items,
+    id: &str,
+    (parent, name): (&str, &str),
+    place: &Relocation<'_>,
+) -> Result<(), TxError> {
+    let to = match place.to {
+        Some(to) => existing_parent(tx, user_id, to).await?,
+        None => parent.to_owned(),
+    };
+    if items.table == FOLDERS.table && is_within(tx, user_id, &to, id).await? {
+        return Err(Error::MoveIntoItself.into());
+    }
+    let wanted = place.name.unwrap_or(name);
+    if to == parent && wanted == name {
+        return Ok(());
+    }
+    let new_name = free_name(tx, user_id, &to, wanted, place.rule, id).await?;
+    let Items { table, id: id_col, parent: parent_col, name: name_col } = items;
+    sqlx::query(AssertSqlSafe(format!(
+        "UPDATE {table} SET {parent_col} = ?, {name_col} = ?, updated_at = ? WHERE user_id = ? AND {id_col} = ?"
+    )))
+    .bind(to.as_str())
+    .bind(new_name.as_str())
+    .bind(place.now)
+    .bind(user_id)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    if new_name != name {
+        search::index_name(tx, user_id, id, &new_name).await?;
+    }
+    Ok(())
+}
+
 /// A trashed item at the top of the trash (`trashed_at` set), by id.
 async fn trash_top(tx: &mut Tx, user_id: i64, id: &str) -> Result<TreeItem, TxError> {
     let row = sqlx::query(AssertSqlSafe(format!(
@@ -443,29 +505,8 @@ impl TreeRepo for SqlRepo {
         let mut tx = self.begin().await?;
         lock_tree(&mut tx, user_id).await?;
         let folder = live_folder(&mut tx, user_id, folder_id).await?.ok_or(Error::FolderNotFound)?;
-        let parent = match to {
-            Some(to) => existing_parent(&mut tx, user_id, to).await?,
-            None => folder.parent.clone(),
-        };
-        if is_within(&mut tx, user_id, &parent, folder_id).await? {
-            return Err(Error::MoveIntoItself);
-        }
-        let name = name.unwrap_or(&folder.name);
-        if parent == folder.parent && name == folder.name {
-            return Ok(folder);
-        }
-        let name = free_name(&mut tx, user_id, &parent, name, rule, folder_id).await?;
-        sqlx::query("UPDATE folders SET parent = ?, name = ?, updated_at = ? WHERE user_id = ? AND folder_id = ?")
-            .bind(parent.as_str())
-            .bind(name.as_str())
-            .bind(now)
-            .bind(user_id)
-            .bind(folder_id)
-            .execute(&mut *tx)
-            .await?;
-        if name != folder.name {
-            search::index_name(&mut tx, user_id, folder_id, &name).await?;
-        }
+        let place = Relocation { to, name, rule, now };
+        relocate(&mut tx, user_id, FOLDERS, folder_id, (&folder.parent, &folder.name), &place).await?;
         let folder = live_folder(&mut tx, user_id, folder_id).await?.ok_or(Error::FolderNotFound)?;
         tx.commit().await?;
         Ok(folder)
@@ -483,25 +524,8 @@ impl TreeRepo for SqlRepo {
         let mut tx = self.begin().await?;
         lock_tree(&mut tx, user_id).await?;
         let entry = entry_by_id(&mut tx, user_id, entry_id).await?.ok_or(Error::FileNotFound)?;
-        let parent = match to {
-            Some(to) => existing_parent(&mut tx, user_id, to).await?,
-            None => entry.folder.clone(),
-        };
-        let name = name.unwrap_or(&entry.filename);
-        if parent == entry.folder && name == entry.filename {
-            return Ok(entry);
-        }
-        let name = free_name(&mut tx, user_id, &parent, name, rule, entry_id).await?;
-        sqlx::query(
-            "UPDATE user_files SET folder = ?, filename = ?, updated_at = ? WHERE user_id = ? AND entry_id = ?",
-        )
-        .bind(parent.as_str())
-        .bind(name.as_str())
-        .bind(now)
-        .bind(user_id)
-        .bind(entry_id)
-        .execute(&mut *tx)
-        .await?;
+        let place = Relocation { to, name, rule, now };
+        relocate(&mut tx, user_id, FILES, entry_id, (&entry.folder, &entry.filename), &place).await?;
         let entry = entry_by_id(&mut tx, user_id, entry_id).await?.ok_or(Error::FileNotFound)?;
         tx.commit().await?;
         Ok(entry)
