@@ -67,6 +67,54 @@ impl std::fmt::Display for UploadState {
     }
 }
 
+/// Why a merge ended an upload `failed`, as a stable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureCode {
+    /// Chunks were missing when the merge ran (final).
+    ChunksMissing,
+    /// The bytes do not hash to the declared SHA-1 (final).
+    Sha1Mismatch,
+    /// The bytes do not hash to the declared SHA-256 (final).
+    Sha256Mismatch,
+    /// The file could not be assembled (local I/O, a full disk): the chunks
+    /// are kept and `complete` retries.
+    AssemblyFailed,
+    /// The file could not be stored: the chunks are kept and `complete` retries.
+    StoreFailed,
+}
+
+impl FailureCode {
+    /// Every code, for documentation and parsing.
+    pub const ALL: [FailureCode; 5] = [
+        FailureCode::ChunksMissing,
+        FailureCode::Sha1Mismatch,
+        FailureCode::Sha256Mismatch,
+        FailureCode::AssemblyFailed,
+        FailureCode::StoreFailed,
+    ];
+
+    /// The wire and storage spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureCode::ChunksMissing => "CHUNKS_MISSING",
+            FailureCode::Sha1Mismatch => "SHA1_MISMATCH",
+            FailureCode::Sha256Mismatch => "SHA256_MISMATCH",
+            FailureCode::AssemblyFailed => "ASSEMBLY_FAILED",
+            FailureCode::StoreFailed => "STORE_FAILED",
+        }
+    }
+
+    /// Parses the storage spelling (`None` for anything else, e.g. empty).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Whether calling `complete` again retries the merge (the chunks are kept).
+    pub fn retryable(self) -> bool {
+        matches!(self, FailureCode::AssemblyFailed | FailureCode::StoreFailed)
+    }
+}
+
 /// One upload in progress (or just finished): who, what, and its geometry.
 #[derive(Debug, Clone)]
 pub struct UploadSession {
@@ -87,6 +135,8 @@ pub struct UploadSession {
     pub state: UploadState,
     /// Why the upload failed, once it has.
     pub reason: Option<String>,
+    /// The same as a stable code, once it has.
+    pub reason_code: Option<FailureCode>,
     /// The entry the upload produced, once `done`.
     pub entry_id: Option<String>,
     /// The folder the file goes into (`None`: the root; also the root when

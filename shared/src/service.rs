@@ -144,6 +144,7 @@ pub async fn init(
         plan,
         state: UploadState::Uploading,
         reason: None,
+        reason_code: None,
         entry_id: None,
         folder: place.folder.clone(),
         merge_started_at: None,

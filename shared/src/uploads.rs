@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use crate::domain::{UploadId, UploadSession, UploadState};
+use crate::domain::{FailureCode, UploadId, UploadSession, UploadState};
 use crate::error::Result;
 
 /// What `complete` found.
@@ -73,14 +73,15 @@ pub trait UploadStore: Send + Sync {
     /// forgotten stays `failed`.
     async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome>;
     /// Ends a merge: moves the session from `merging` to `state` (`done` or
-    /// `failed`) with `reason` and the entry it produced, refreshing its TTL.
+    /// `failed`) with the failure's code and message and the entry it
+    /// produced, refreshing its TTL.
     /// A compare-and-set: when the session is not `merging` any more (another
     /// worker finished the same job first) nothing changes and `false` comes back.
     async fn finish_merge(
         &self,
         id: &UploadId,
         state: UploadState,
-        reason: Option<&str>,
+        failure: Option<(FailureCode, &str)>,
         entry_id: Option<&str>,
         now: i64,
     ) -> Result<bool>;

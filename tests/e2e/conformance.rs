@@ -29,6 +29,7 @@ fn session(owner: i64, size: u64, sha256: Option<&str>) -> UploadSession {
         plan: ChunkPlan::with_chunk_size(size, 1024),
         state: UploadState::Uploading,
         reason: None,
+        reason_code: None,
         entry_id: None,
         folder: None,
         merge_started_at: None,
@@ -78,7 +79,8 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
 
     // Finishing is a compare-and-set too, and records the entry.
     assert!(s.finish_merge(&a.id, UploadState::Done, None, Some("e1"), now).await.unwrap());
-    assert!(!s.finish_merge(&a.id, UploadState::Failed, Some("late"), None, now).await.unwrap());
+    let late = Some((shared::domain::FailureCode::StoreFailed, "late"));
+    assert!(!s.finish_merge(&a.id, UploadState::Failed, late, None, now).await.unwrap());
     let done = s.get(&a.id).await.unwrap().unwrap();
     assert_eq!((done.state, done.entry_id.as_deref()), (UploadState::Done, Some("e1")));
     assert!(!s.touch_merge(&a.id, now).await.unwrap(), "nothing to keep alive");

@@ -227,6 +227,7 @@ both!(
         let end = app.wait_merged(&token, id).await;
         assert_eq!(end["state"], "failed", "{end}");
         assert!(end["reason"].as_str().unwrap().contains("SHA-256 mismatch"), "{end}");
+        assert_eq!(end["reason_code"], "SHA256_MISMATCH", "{end}");
         let (_, list) = app.call("GET", "/file/query", Some(&token)).await;
         assert_eq!(list["total"], 0);
     }

@@ -52,6 +52,7 @@ both!(
         assert_eq!(end["state"], "failed", "{end}");
         let reason = end["reason"].as_str().unwrap();
         assert!(reason.contains(&claimed) && reason.contains(&sha1_hex(&data)), "{reason}");
+        assert_eq!(end["reason_code"], "SHA1_MISMATCH", "{end}");
         assert_eq!(app.sql_count("SELECT COUNT(*) FROM files").await, 0);
         assert_eq!(app.sql_count("SELECT COUNT(*) FROM user_files").await, 0);
         app.wait_staging_empty().await;
@@ -180,6 +181,7 @@ async fn a_merge_on_a_full_disk_fails_cleanly_and_can_be_retried() {
     let end = app.wait_merged(&token, &id).await;
     assert_eq!(end["state"], "failed", "{end}");
     assert!(end["reason"].as_str().unwrap().contains("space"), "{end}");
+    assert_eq!(end["reason_code"], "ASSEMBLY_FAILED", "a full disk while assembling: {end}");
     assert_eq!(app.sql_count("SELECT COUNT(*) FROM files").await, 0);
     assert_eq!(app.staging().len(), 6, "chunks are kept for a retry");
 
@@ -188,6 +190,7 @@ async fn a_merge_on_a_full_disk_fails_cleanly_and_can_be_retried() {
     assert_eq!(code, StatusCode::ACCEPTED, "{body}");
     let done = app.wait_merged(&token, &id).await;
     assert_eq!(done["state"], "done", "{done}");
+    assert!(done.get("reason_code").is_none(), "the retried merge dropped the old failure: {done}");
     let (_, _, bytes) = app.download(&token, &sha1_hex(&data), None).await;
     assert_eq!(sha1_hex(&bytes), sha1_hex(&data));
     drop(app);

@@ -18,7 +18,7 @@ use std::fs::File;
 
 use apalis::prelude::{BoxDynError, Data};
 use shared::db::NewUserFile;
-use shared::domain::{UploadId, UploadSession, UploadState};
+use shared::domain::{FailureCode, UploadId, UploadSession, UploadState};
 use shared::error::{Result, ResultExt};
 use shared::files;
 use shared::jobs::MergeJob;
@@ -71,7 +71,7 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     if !missing.is_empty() {
         let reason =
             format!("{} chunk(s) missing at merge time, e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
-        return fail(ctx, &session, &reason).await;
+        return fail(ctx, &session, FailureCode::ChunksMissing, &reason).await;
     }
     // Files the threads can read: a local staging store's own, or copies
     // fetched from a remote one (deleted once the merge is through with them).
@@ -92,7 +92,10 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
         // Local I/O trouble (a full disk above all) does not go away by
         // retrying at once: report it and keep the chunks, so that calling
         // complete again retries once there is room.
-        Err(e) => return pause(ctx, &session, &format!("could not assemble the file: {e}")).await,
+        Err(e) => {
+            let reason = format!("could not assemble the file: {e}");
+            return pause(ctx, &session, FailureCode::AssemblyFailed, &reason).await;
+        }
     };
     let rate = if assembled.seconds > 0.0 { plan.file_size as f64 / 1e6 / assembled.seconds } else { 0.0 };
     span.record("merge_mb_s", rate.round());
@@ -101,13 +104,13 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
 
     if digests.sha1 != session.filehash.as_str() {
         let reason = format!("SHA-1 mismatch: declared {}, actual {}", session.filehash, digests.sha1);
-        return fail(ctx, &session, &reason).await;
+        return fail(ctx, &session, FailureCode::Sha1Mismatch, &reason).await;
     }
     if let Some(declared) = &session.sha256
         && digests.sha256 != declared.as_str()
     {
         let reason = format!("SHA-256 mismatch: declared {declared}, actual {}", digests.sha256);
-        return fail(ctx, &session, &reason).await;
+        return fail(ctx, &session, FailureCode::Sha256Mismatch, &reason).await;
     }
 
     let key = objects::file_key(id.as_str());
@@ -117,7 +120,7 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
             return Err(e);
         }
         // Local trouble (a full disk): wait until complete is called again.
-        return pause(ctx, &session, &format!("could not store the file: {e}")).await;
+        return pause(ctx, &session, FailureCode::StoreFailed, &format!("could not store the file: {e}")).await;
     }
     let entry = NewUserFile {
         user_id: session.owner,
@@ -169,12 +172,13 @@ impl Drop for Heartbeat {
     }
 }
 
-/// Ends an upload `failed` for good with `reason`: no rows, chunks deleted.
-async fn fail(ctx: &MergeContext, session: &UploadSession, reason: &str) -> Result<()> {
-    tracing::warn!(reason, "upload failed");
+/// Ends an upload `failed` for good with `code` and `reason`: no rows, chunks deleted.
+async fn fail(ctx: &MergeContext, session: &UploadSession, code: FailureCode, reason: &str) -> Result<()> {
+    tracing::warn!(reason, code = code.as_str(), "upload failed");
     shared::metrics::MERGES_FAILED.inc();
     let b = &ctx.backends;
-    if !b.uploads.finish_merge(&session.id, UploadState::Failed, Some(reason), None, shared::now()).await? {
+    let failure = Some((code, reason));
+    if !b.uploads.finish_merge(&session.id, UploadState::Failed, failure, None, shared::now()).await? {
         tracing::info!("another attempt finished this upload first");
         return Ok(());
     }
@@ -183,12 +187,13 @@ async fn fail(ctx: &MergeContext, session: &UploadSession, reason: &str) -> Resu
     Ok(())
 }
 
-/// Marks an upload `failed` with `reason` but keeps its chunks, so that
-/// `complete` starts the merge again.
-async fn pause(ctx: &MergeContext, session: &UploadSession, reason: &str) -> Result<()> {
+/// Marks an upload `failed` with `code` and `reason` but keeps its chunks,
+/// so that `complete` starts the merge again.
+async fn pause(ctx: &MergeContext, session: &UploadSession, code: FailureCode, reason: &str) -> Result<()> {
     let reason = format!("{reason}; call complete again to retry");
-    tracing::warn!(reason, "merge failed; chunks kept for a retry");
+    tracing::warn!(reason, code = code.as_str(), "merge failed; chunks kept for a retry");
     shared::metrics::MERGES_FAILED.inc();
-    ctx.backends.uploads.finish_merge(&session.id, UploadState::Failed, Some(&reason), None, shared::now()).await?;
+    let failure = Some((code, reason.as_str()));
+    ctx.backends.uploads.finish_merge(&session.id, UploadState::Failed, failure, None, shared::now()).await?;
     Ok(())
 }

@@ -188,6 +188,12 @@ pub struct UploadStatus {
     /// Why the upload failed (state `failed` only).
     #[oai(skip_serializing_if_is_none)]
     pub reason: Option<String>,
+    /// The same as a stable code (state `failed` only): `CHUNKS_MISSING`,
+    /// `SHA1_MISMATCH`, `SHA256_MISMATCH` (final: start again), or
+    /// `ASSEMBLY_FAILED`, `STORE_FAILED` (the chunks are kept: call
+    /// `complete` again to retry).
+    #[oai(skip_serializing_if_is_none)]
+    pub reason_code: Option<String>,
     /// The stored file (state `done` only).
     #[oai(skip_serializing_if_is_none)]
     pub file: Option<FileInfo>,
@@ -297,6 +303,7 @@ fn status_of(session: UploadSession, uploaded: Vec<u64>, file: Option<UserFile>)
         uploaded_count: uploaded.len() as u64,
         uploaded,
         reason: session.reason,
+        reason_code: session.reason_code.map(|c| c.as_str().to_owned()),
         file: file.map(file_info),
         created_at: session.created_at,
         updated_at: session.updated_at,

@@ -24,7 +24,7 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use super::{CompleteOutcome, PendingProof, UploadStore};
-use crate::domain::{ChunkPlan, FolderId, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
+use crate::domain::{ChunkPlan, FailureCode, FolderId, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
 use crate::error::{Error, Result};
 
 /// Upload sessions as Redis hashes with a TTL.
@@ -125,7 +125,7 @@ if redis.call('HLEN', KEYS[2]) < want then
   if state == 'failed' then return state end
   return 'missing'
 end
-redis.call('HSET', KEYS[1], 'state', 'merging', 'reason', '', 'updated_at', ARGV[1], 'merge_started_at', ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'merging', 'reason', '', 'reason_code', '', 'updated_at', ARGV[1], 'merge_started_at', ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[1], ARGV[3])
 -- A merge may start long after the last chunk: give it a full TTL.
 redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -137,14 +137,14 @@ return 'started'
     )
 });
 
-/// KEYS: session, chunks, merging set. ARGV: state, reason, entry id, now, ttl, upload id.
+/// KEYS: session, chunks, merging set. ARGV: state, reason, entry id, now, ttl, upload id, reason code.
 /// 1 when the session moved from `merging` to `state`, else 0. Checking and
 /// writing in one script also never resurrects an expired session.
 static FINISH_MERGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 if redis.call('HGET', KEYS[1], 'state') ~= 'merging' then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2], 'entry_id', ARGV[3], 'updated_at', ARGV[4])
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2], 'entry_id', ARGV[3], 'updated_at', ARGV[4], 'reason_code', ARGV[7])
 redis.call('ZREM', KEYS[3], ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
@@ -219,6 +219,7 @@ impl RedisUploads {
             plan: ChunkPlan::with_chunk_size(filesize, chunksize),
             state: h.get("state").and_then(|s| UploadState::parse(s)).ok_or_else(|| corrupt("state"))?,
             reason: h.get("reason").filter(|r| !r.is_empty()).cloned(),
+            reason_code: h.get("reason_code").and_then(|c| FailureCode::parse(c)),
             entry_id: h.get("entry_id").filter(|r| !r.is_empty()).cloned(),
             folder: h
                 .get("folder")
@@ -354,7 +355,7 @@ impl UploadStore for RedisUploads {
         &self,
         id: &UploadId,
         state: UploadState,
-        reason: Option<&str>,
+        failure: Option<(FailureCode, &str)>,
         entry_id: Option<&str>,
         now: i64,
     ) -> Result<bool> {
@@ -364,11 +365,12 @@ impl UploadStore for RedisUploads {
             .key(self.chunks_key(id))
             .key(self.merging_key())
             .arg(state.as_str())
-            .arg(reason.unwrap_or(""))
+            .arg(failure.map(|f| f.1).unwrap_or(""))
             .arg(entry_id.unwrap_or(""))
             .arg(now)
             .arg(self.ttl)
             .arg(id.as_str())
+            .arg(failure.map(|f| f.0.as_str()).unwrap_or(""))
             .invoke_async(&mut con)
             .await?;
         Ok(moved == 1)

@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 
 use super::{CompleteOutcome, PendingProof, UploadStore};
 use crate::db::SqlRepo;
-use crate::domain::{ChunkPlan, FolderId, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
+use crate::domain::{ChunkPlan, FailureCode, FolderId, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
 use crate::error::{Error, Result};
 
 /// Upload sessions in the `upload_sessions` and `upload_chunks` tables.
@@ -21,7 +21,7 @@ pub struct SqlUploads {
     ttl: i64,
 }
 
-const COLUMNS: &str = "id, owner_id, filename, filehash, sha256, filesize, chunksize, chunkcount, state, reason, \
+const COLUMNS: &str = "id, owner_id, filename, filehash, sha256, filesize, chunksize, chunkcount, state, reason, reason_code, \
                        entry_id, folder, merge_started_at, created_at, updated_at";
 
 fn session_from(row: &AnyRow) -> Result<UploadSession> {
@@ -42,6 +42,7 @@ fn session_from(row: &AnyRow) -> Result<UploadSession> {
         plan: ChunkPlan::with_chunk_size(filesize as u64, chunksize as u64),
         state: UploadState::parse(&state).ok_or_else(|| corrupt("state"))?,
         reason: row.try_get("reason")?,
+        reason_code: row.try_get::<Option<String>, _>("reason_code")?.and_then(|c| FailureCode::parse(&c)),
         entry_id: row.try_get("entry_id")?,
         folder: row
             .try_get::<Option<String>, _>("folder")?
@@ -200,7 +201,8 @@ impl UploadStore for SqlUploads {
 
     async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome> {
         let moved = sqlx::query(
-            "UPDATE upload_sessions SET state = 'merging', reason = NULL, updated_at = ?, merge_started_at = ? \
+            "UPDATE upload_sessions SET state = 'merging', reason = NULL, reason_code = NULL, updated_at = ?, \
+             merge_started_at = ? \
              WHERE id = ? AND (state = 'failed' OR (state = 'uploading' AND updated_at >= ?)) \
              AND chunkcount = (SELECT COUNT(*) FROM upload_chunks WHERE upload_id = ?)",
         )
@@ -224,16 +226,17 @@ impl UploadStore for SqlUploads {
         &self,
         id: &UploadId,
         state: UploadState,
-        reason: Option<&str>,
+        failure: Option<(FailureCode, &str)>,
         entry_id: Option<&str>,
         now: i64,
     ) -> Result<bool> {
         let res = sqlx::query(
-            "UPDATE upload_sessions SET state = ?, reason = ?, entry_id = ?, updated_at = ? \
+            "UPDATE upload_sessions SET state = ?, reason = ?, reason_code = ?, entry_id = ?, updated_at = ? \
              WHERE id = ? AND state = 'merging'",
         )
         .bind(state.as_str())
-        .bind(reason)
+        .bind(failure.map(|f| f.1))
+        .bind(failure.map(|f| f.0.as_str()))
         .bind(entry_id)
         .bind(now)
         .bind(id.as_str())
