@@ -142,6 +142,9 @@ pub trait FileRepo: Send + Sync {
     /// The user's entries whose content has this SHA-1 (one, unless the user
     /// holds colliding contents) with their content, oldest first.
     async fn entries_with_sha1(&self, user_id: i64, filehash: &str) -> Result<Vec<(UserFile, StoredFile)>>;
+    /// The content behind each of the user's live entries `entry_ids`, by
+    /// entry id (entries that are not live are left out).
+    async fn contents_of(&self, user_id: i64, entry_ids: &[String]) -> Result<Vec<(String, StoredFile)>>;
     /// The user's entry with this id and the content behind it.
     async fn user_file(&self, user_id: i64, entry_id: &str) -> Result<Option<(UserFile, StoredFile)>>;
 }

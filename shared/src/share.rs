@@ -192,6 +192,16 @@ pub async fn zip_members(b: &Backends, owner: &User, folder_id: &str, cap: usize
         loop {
             let page = PageRequest { sort: crate::domain::SortKey::Name, desc: false, limit: 500, after };
             let (items, next) = b.repo.list_children(owner.id, &folder, &page).await?;
+            // The page's contents in a few queries, not one per file.
+            let ids: Vec<String> = items
+                .iter()
+                .filter_map(|i| match i {
+                    TreeItem::File(f) => Some(f.id.clone()),
+                    TreeItem::Folder(_) => None,
+                })
+                .collect();
+            let mut contents: std::collections::HashMap<String, StoredFile> =
+                b.repo.contents_of(owner.id, &ids).await?.into_iter().collect();
             for item in items {
                 if members.len() >= cap {
                     return Err(Error::TooLarge {
@@ -206,7 +216,7 @@ pub async fn zip_members(b: &Backends, owner: &User, folder_id: &str, cap: usize
                         queue.push((d.id, path));
                     }
                     TreeItem::File(f) => {
-                        let (_, stored) = b.repo.user_file(owner.id, &f.id).await?.ok_or(Error::FileNotFound)?;
+                        let stored = contents.remove(&f.id).ok_or(Error::FileNotFound)?;
                         members.push(ZipMember {
                             path: format!("{prefix}{}", f.filename),
                             content: Some(stored),

@@ -209,6 +209,11 @@ async fn tree_suite(r: &dyn MetaRepo, user: i64) {
     let deep_id: &'static str = deep.id.clone().leak();
     let (a, _) = r.commit_merged(&file("a.txt", Some(deep_id)), "tree-key").await.unwrap();
     assert_eq!(a.folder, deep.id);
+    let contents = r.contents_of(user, &[a.id.clone(), "0".repeat(32)]).await.unwrap();
+    assert_eq!(
+        contents.iter().map(|(id, c)| (id.as_str(), c.storage_key.as_str())).collect::<Vec<_>>(),
+        [(a.id.as_str(), "tree-key")]
+    );
     let b = r.link_existing(&file("a.txt", None)).await.unwrap().unwrap();
     assert_eq!((b.folder.as_str(), b.filename.as_str()), ("", "a.txt"));
     let c = r.link_existing(&file("docs", None)).await.unwrap().unwrap();

@@ -542,6 +542,25 @@ impl FileRepo for SqlRepo {
         Ok(rows.iter().map(|r| Ok((user_file_from(r)?, stored_file_from(r)?))).collect::<sqlx::Result<_>>()?)
     }
 
+    async fn contents_of(&self, user_id: i64, entry_ids: &[String]) -> Result<Vec<(String, StoredFile)>> {
+        let mut out = Vec::with_capacity(entry_ids.len());
+        for batch in entry_ids.chunks(200) {
+            let marks = vec!["?"; batch.len()].join(", ");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id \
+                 WHERE uf.user_id = ? AND uf.trashed_by IS NULL AND uf.entry_id IN ({marks})"
+            )))
+            .bind(user_id);
+            for id in batch {
+                q = q.bind(id.as_str());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                out.push((row.try_get("entry_id")?, stored_file_from(&row)?));
+            }
+        }
+        Ok(out)
+    }
+
     async fn user_file(&self, user_id: i64, entry_id: &str) -> Result<Option<(UserFile, StoredFile)>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.user_id = ? AND uf.entry_id = ? \
