@@ -529,8 +529,7 @@ impl FileApi {
         body: Json<folders::MoveRequest>,
     ) -> Result<Json<FileInfo>, RenameErrors> {
         let id = EntryId::parse(&body.id)?;
-        let name = body.name.as_deref().map(FileName::parse).transpose()?;
-        let rule = folders::rule(body.on_conflict, NameRule::Refuse);
+        let (name, rule) = body.name_and_rule()?;
         let f = state
             .backends
             .repo
@@ -589,6 +588,18 @@ fn file_ref(id: Option<&str>, filehash: Option<&str>) -> shared::Result<FileRef>
 }
 
 /// Builds the download response for a file (shared with signed URLs).
+/// A stored file's ETag: the content's identity, SHA-256 (SHA-1 only for
+/// content stored before pan recorded SHA-256), so colliding SHA-1
+/// contents never share one.
+pub fn etag_of(stored: &shared::domain::StoredFile) -> String {
+    format!("\"{}\"", stored.sha256.as_deref().unwrap_or(&stored.filehash))
+}
+
+/// Whether `If-None-Match` names `etag` (or `*`): the client's copy is current.
+pub fn not_modified(if_none_match: Option<&str>, etag: &str) -> bool {
+    if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
 /// With `inline`, a file a browser can show ([`preview_type`]) is served
 /// as its media type to be shown in place; anything else downloads.
 pub async fn serve(
@@ -599,10 +610,8 @@ pub async fn serve(
     if_none_match: Option<&str>,
     inline: bool,
 ) -> ApiResult<DownloadResponse> {
-    // The content's identity: SHA-256 (SHA-1 only for content stored before
-    // pan recorded SHA-256), so colliding SHA-1 contents never share an ETag.
-    let etag = format!("\"{}\"", stored.sha256.as_deref().unwrap_or(&stored.filehash));
-    if if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+    let etag = etag_of(stored);
+    if not_modified(if_none_match, &etag) {
         return Ok(DownloadResponse::NotModified(etag));
     }
     let size = stored.filesize as u64;

@@ -240,6 +240,14 @@ pub struct MoveRequest {
     pub on_conflict: Option<OnConflict>,
 }
 
+impl MoveRequest {
+    /// The new name (if any) and the clash rule (default: refuse).
+    pub fn name_and_rule(&self) -> shared::Result<(Option<FileName>, NameRule)> {
+        let name = self.name.as_deref().map(FileName::parse).transpose()?;
+        Ok((name, rule(self.on_conflict, NameRule::Refuse)))
+    }
+}
+
 /// Delete answers.
 #[derive(ApiResponse)]
 pub enum DeletedResponse {
@@ -500,8 +508,7 @@ impl FolderApi {
         body: Json<MoveRequest>,
     ) -> Result<Json<FolderInfo>, FolderErrors> {
         let id = FolderId::parse(&body.id)?;
-        let name = body.name.as_deref().map(FileName::parse).transpose()?;
-        let rule = rule(body.on_conflict, NameRule::Refuse);
+        let (name, rule) = body.name_and_rule()?;
         let folder = state
             .backends
             .repo
@@ -618,15 +625,24 @@ impl TrashApi {
         let (items, next) = state.backends.repo.list_trash(auth.0.id, limit.0, after.as_ref()).await?;
         let retention = state.settings.trash_days as i64 * 86_400;
         let mut paths = PathCache::default();
+        // Where each old folder sends a restore, looked up once per folder.
+        let mut restore_paths = std::collections::HashMap::new();
         let mut entries = Vec::with_capacity(items.len());
         for t in items {
             let parent = match &t.item {
                 TreeItem::Folder(d) => d.parent.clone(),
                 TreeItem::File(f) => f.folder.clone(),
             };
-            let live = parent.is_empty() || state.backends.repo.folder(auth.0.id, &parent).await?.is_some();
-            let restores_to =
-                if live { paths.folder_path(&state.backends, &auth.0, &parent).await? } else { "/".into() };
+            let restores_to = match restore_paths.get(&parent) {
+                Some(path) => String::clone(path),
+                None => {
+                    let live = parent.is_empty() || state.backends.repo.folder(auth.0.id, &parent).await?.is_some();
+                    let path =
+                        if live { paths.folder_path(&state.backends, &auth.0, &parent).await? } else { "/".into() };
+                    restore_paths.insert(parent, path.clone());
+                    path
+                }
+            };
             entries.push(TrashEntry {
                 entry: t.item.into(),
                 trashed_at: t.trashed_at,

@@ -12,7 +12,7 @@ use shared::share::{self, NewShare, Opened};
 use shared::tree::PathCache;
 
 use super::Tag;
-use super::files::{DownloadResponse, serve};
+use super::files::{DownloadResponse, etag_of, not_modified, serve};
 use super::folders::{EntryKind, SortBy, SortOrder};
 use crate::auth::BearerAuth;
 use crate::limits::json_body_limit;
@@ -464,7 +464,8 @@ impl PublicShareApi {
         };
         let (entry, stored) =
             state.backends.repo.user_file(o.owner.id, &entry.id).await?.ok_or(shared::Error::FileNotFound)?;
-        if from_byte_zero(range.0.as_deref()) && !revalidation(if_none_match.0.as_deref(), &stored) {
+        // A 304 moves no bytes: only a transfer from byte 0 is a download.
+        if from_byte_zero(range.0.as_deref()) && !not_modified(if_none_match.0.as_deref(), &etag_of(&stored)) {
             share::count_download(&state.backends, &o.share).await?;
         }
         let inline = inline.0.unwrap_or(false);
@@ -509,12 +510,6 @@ fn from_byte_zero(range: Option<&str>) -> bool {
         None => true,
         Some(spec) => spec.trim_start().starts_with('0') && spec.trim_start().split('-').next() == Some("0"),
     }
-}
-
-/// Whether the request only revalidates a copy the client has (a 304 moves no bytes).
-fn revalidation(if_none_match: Option<&str>, stored: &shared::domain::StoredFile) -> bool {
-    let etag = format!("\"{}\"", stored.sha256.as_deref().unwrap_or(&stored.filehash));
-    if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
 }
 
 #[cfg(test)]
