@@ -475,6 +475,29 @@ impl TestApp {
         files_under(&self.data.path().join("staging"))
     }
 
+    /// The staged bytes of chunks `indexes` of upload `id` (chunks of
+    /// `chunk_size`): an object of the chunk's own (`<id>/<index>.<nonce>`,
+    /// a send again) when there is one, else its range of the upload's
+    /// data file (`<id>/data`, where first sends are written in place).
+    pub fn staged_chunks(&self, id: &str, chunk_size: usize, indexes: &[u64]) -> BTreeMap<u64, Vec<u8>> {
+        let staging = self.staging();
+        let data = staging.get(&format!("{id}/data"));
+        indexes
+            .iter()
+            .map(|&i| {
+                let own = staging.iter().find(|(k, _)| k.starts_with(&format!("{id}/{i:05}.")));
+                let bytes = match (own, data) {
+                    (Some((_, b)), _) => b.clone(),
+                    (None, Some(d)) => {
+                        d[(i as usize * chunk_size).min(d.len())..((i as usize + 1) * chunk_size).min(d.len())].to_vec()
+                    }
+                    (None, None) => panic!("chunk {i} of {id} is not staged"),
+                };
+                (i, bytes)
+            })
+            .collect()
+    }
+
     /// Waits (at most 30 s) until the staging directory holds no file: a merge
     /// records `done` (or `failed`) first and deletes the chunks right after.
     pub async fn wait_staging_empty(&self) {
@@ -728,6 +751,24 @@ macro_rules! both {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn fleet() {
                 run($crate::Deployment::Fleet).await
+            }
+        }
+    };
+}
+
+/// Runs `async fn $body(Deployment)` as an `embedded` and a `fleet` test
+/// (for bodies that build their own app, e.g. beside a private Garage).
+#[macro_export]
+macro_rules! on_both {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::$body($crate::Deployment::Embedded).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn fleet() {
+                super::$body($crate::Deployment::Fleet).await
             }
         }
     };

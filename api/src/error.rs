@@ -55,6 +55,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("CONFLICT", 409, "The resource is not in a state that allows this."),
     ("USERNAME_TAKEN", 409, "The username is registered already."),
     ("UPLOAD_NOT_UPLOADING", 409, "The upload is past the state this needs (merging, done or failed)."),
+    ("CHUNK_CONFLICT", 409, "The chunk was received and hashed already with other bytes; hashed chunks never change."),
     ("CHUNKS_MISSING", 409, "`complete` before every chunk arrived; `missing` lists them."),
     ("FILEHASH_AMBIGUOUS", 409, "`filehash` names several of your files; `ids` lists them."),
     ("PATH_AMBIGUOUS", 409, "The path names several entries (names that clashed before folders); `ids` lists them."),
@@ -75,7 +76,9 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("TOO_MANY_CHUNKS", 429, "Too many chunks being received at once; see `Retry-After`."),
     ("INTERNAL", 500, "A bug or a broken backend; the server log has the details."),
     ("BACKEND_UNAVAILABLE", 503, "A backend (database, Redis, object store, job queue) is away; see `Retry-After`."),
+    ("CHUNK_BUSY", 503, "Another request is sending this chunk right now; see `Retry-After`."),
     ("BUSY", 503, "This server is at capacity for this work; see `Retry-After`."),
+    ("SERVER_DISK_FULL", 507, "The server's disk is full (not your quota); see `Retry-After`."),
     ("QUOTA_EXCEEDED", 507, "This would take you past your storage quota (bytes or files)."),
 ];
 
@@ -244,6 +247,18 @@ impl From<Error> for ApiError {
                 ..ErrorBody::new(*code, e.to_string())
             })),
             Error::QuotaExceeded { .. } => ApiError::InsufficientStorage(body("QUOTA_EXCEEDED")),
+            Error::DiskFull { .. } => {
+                tracing::error!(error = %e, "disk full");
+                ApiError::InsufficientStorage(Json(ErrorBody {
+                    retry_after: Some(60),
+                    ..ErrorBody::new("SERVER_DISK_FULL", "the server's disk is full; retry later")
+                }))
+            }
+            Error::ChunkConflict { .. } => ApiError::Conflict(body("CHUNK_CONFLICT")),
+            Error::ChunkBusy { .. } => ApiError::Unavailable(Json(ErrorBody {
+                retry_after: Some(1),
+                ..ErrorBody::new("CHUNK_BUSY", e.to_string())
+            })),
             Error::Busy { retry_after, .. } => ApiError::Unavailable(Json(ErrorBody {
                 retry_after: Some(*retry_after),
                 ..ErrorBody::new("BUSY", e.to_string())

@@ -156,7 +156,8 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub token_ttl: u64,
 
-    /// Threads one merge uses to copy chunks into the output file.
+    /// Chunks one merge fetches at once when they must be copied into one
+    /// file (chunks staged on S3; a local staging store needs no copy).
     #[arg(long, env = "PAN_MERGE_THREADS", default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub merge_threads: u32,

@@ -16,6 +16,7 @@ mod tree;
 use async_trait::async_trait;
 
 pub use sql::SqlRepo;
+pub(crate) use sql::is_unique_violation;
 
 use crate::domain::{Folder, NameRule, Share, SortKey, StoredFile, TrashItem, TreeItem, User, UserFile, UserName};
 use crate::error::{Error, Result};

@@ -144,6 +144,9 @@ pub struct UploadSession {
     pub folder: Option<FolderId>,
     /// When its current (or last) merge started (Unix seconds).
     pub merge_started_at: Option<i64>,
+    /// How many chunks, from the first, the running hash has passed: their
+    /// bytes are verified into the upload's hash and never change again.
+    pub hashed: u64,
     /// Creation time (Unix seconds).
     pub created_at: i64,
     /// Last activity (Unix seconds); idle sessions expire after the TTL.

@@ -68,6 +68,13 @@ pub enum Error {
     /// The upload is past the state the operation needs.
     #[error("upload is {state}, not uploading")]
     NotUploading { state: String },
+    /// Another send of the same chunk is being received; retry shortly.
+    #[error("chunk {index} is being received by another request; retry in a moment")]
+    ChunkBusy { index: u64 },
+    /// The chunk was received and hashed already, and this send's bytes
+    /// differ from those: hashed bytes never change.
+    #[error("chunk {index} was received and verified already, with other bytes; hashed chunks cannot be replaced")]
+    ChunkConflict { index: u64 },
     /// `complete` was called before every chunk arrived.
     #[error("{count} chunk(s) missing")]
     ChunksMissing { missing: Vec<u64>, count: u64 },
@@ -85,6 +92,14 @@ pub enum Error {
     /// `retry_after` seconds.
     #[error("{message}")]
     Busy { message: String, retry_after: u64 },
+    /// The server's own disk is full (staging a chunk, assembling a file):
+    /// nothing the client did, and retrying later may succeed.
+    #[error("{what}: the server's disk is full ({source})")]
+    DiskFull {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     /// A byte range outside the file.
     #[error("range not satisfiable for a file of {size} bytes")]
     RangeNotSatisfiable { size: u64 },

@@ -4,6 +4,8 @@
 //! single pass over the bytes, wherever bytes are read: the merge, the
 //! single-request upload, and (later) the ingest path.
 
+use sha1::digest::common::hazmat::SerializableState;
+use sha1::digest::typenum::Unsigned;
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
@@ -40,6 +42,27 @@ impl ContentHasher {
         Digests { sha1: hex::encode(self.sha1.finalize()), sha256: hex::encode(self.sha256.finalize()) }
     }
 
+    /// The hasher's state as bytes (SHA-1's, then SHA-256's), to carry a
+    /// running hash between requests and processes: [`Self::restore`]
+    /// continues exactly where this one stopped.
+    pub fn save(&self) -> Vec<u8> {
+        let mut out = self.sha1.serialize().to_vec();
+        out.extend_from_slice(&self.sha256.serialize());
+        out
+    }
+
+    /// A hasher in the state [`Self::save`] wrote; `None` when `bytes` is
+    /// not such a state.
+    pub fn restore(bytes: &[u8]) -> Option<Self> {
+        let split = <Sha1 as SerializableState>::SerializedStateSize::USIZE;
+        if bytes.len() != split + <Sha256 as SerializableState>::SerializedStateSize::USIZE {
+            return None;
+        }
+        let sha1 = Sha1::deserialize(bytes[..split].try_into().ok()?).ok()?;
+        let sha256 = Sha256::deserialize(bytes[split..].try_into().ok()?).ok()?;
+        Some(ContentHasher { sha1, sha256 })
+    }
+
     /// The digests of `bytes`.
     pub fn digest(bytes: &[u8]) -> Digests {
         let mut h = Self::new();
@@ -67,5 +90,16 @@ mod tests {
             h.update(piece);
         }
         assert_eq!(h.finish(), ContentHasher::digest(&data));
+    }
+
+    #[test]
+    fn a_restored_state_goes_on_where_the_saved_one_stopped() {
+        let data: Vec<u8> = (0..300_001u32).map(|i| (i % 251) as u8).collect();
+        let mut h = ContentHasher::new();
+        h.update(&data[..100_003]);
+        let mut restored = ContentHasher::restore(&h.save()).expect("a saved state restores");
+        restored.update(&data[100_003..]);
+        assert_eq!(restored.finish(), ContentHasher::digest(&data));
+        assert!(ContentHasher::restore(b"not a state").is_none());
     }
 }

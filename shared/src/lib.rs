@@ -28,6 +28,7 @@ pub mod domain;
 pub mod error;
 pub mod files;
 pub mod hashing;
+pub mod ingest;
 pub mod jobs;
 pub mod links;
 pub mod metrics;

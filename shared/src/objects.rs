@@ -32,7 +32,7 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
 use sha1::{Digest, Sha1};
 
-use crate::domain::UploadId;
+use crate::domain::{ChunkPlan, UploadId};
 use crate::error::{Error, Result, ResultExt};
 
 pub use local::LocalStore;
@@ -105,40 +105,53 @@ pub trait ByteStore: Send + Sync {
     /// store offers no such URLs (pan then serves the bytes itself).
     async fn presign_get(&self, key: &Path, expires_in: Duration, disposition: &str) -> Result<Option<url::Url>>;
 
-    /// Streams one chunk to `key`, holding at most a few parts in memory.
-    /// The object appears only when exactly `expected` bytes arrived and
-    /// (when given) their SHA-1 equals `checksum`; otherwise nothing is
-    /// visible. A body idle for [`BODY_IDLE_TIMEOUT`], or slower on average
-    /// than `min_rate` bytes/s after [`RATE_GRACE`], is cut off. Dropping the
-    /// future part-way leaves no object either (local stores clean their
-    /// temp file; S3 parts expire).
+    /// Receives chunk `index` of upload `id` (laid out by `plan`), holding
+    /// at most a few parts of it in memory, durably, and returns the key it
+    /// is staged under: on a local store the upload's one data file,
+    /// written in place at the chunk's offset; elsewhere, or when
+    /// `replacing` an earlier send (whose bytes must stay whole until this
+    /// one has fully arrived), a fresh object of its own. The chunk counts
+    /// only when exactly its length arrived and (when given) its SHA-1
+    /// equals `checksum`; otherwise no new object appears (an in-place
+    /// write may leave bytes where no received chunk lies). A body idle for
+    /// [`BODY_IDLE_TIMEOUT`], or slower on average than `min_rate` bytes/s
+    /// after [`RATE_GRACE`], is cut off.
+    #[allow(clippy::too_many_arguments)]
     async fn write_chunk(
         &self,
-        key: &Path,
+        id: &UploadId,
+        plan: &ChunkPlan,
         index: u64,
-        expected: u64,
+        replacing: bool,
         checksum: Option<[u8; 20]>,
         min_rate: u64,
         body: &mut ChunkBody<'_>,
-    ) -> std::result::Result<(), ChunkWriteError>;
+    ) -> std::result::Result<Path, ChunkWriteError>;
+
+    /// The bytes of chunk `index` of an upload laid out by `plan`, staged
+    /// under `key` by [`ByteStore::write_chunk`]; `None` when gone.
+    async fn read_chunk(&self, key: &Path, plan: &ChunkPlan, index: u64) -> Result<Option<ByteStream>>;
+
+    /// The whole file of upload `id`, from its staged chunks `keys` (one per
+    /// index, in order), as a synced temporary file in `scratch` (the
+    /// destination store's [`ByteStore::scratch_dir`]): a local store's data
+    /// file is moved there whole (no copy, when it lies on the same
+    /// filesystem); otherwise the chunks are written into a new file at
+    /// their offsets, `parallel` at a time.
+    async fn staged_file(
+        &self,
+        id: &UploadId,
+        plan: &ChunkPlan,
+        keys: &[String],
+        scratch: &FsPath,
+        parallel: usize,
+    ) -> Result<TempFile> {
+        assemble_staged(self, id, plan, keys, scratch, parallel).await
+    }
 
     /// Copies `from_key` of `from` to `to_key` here with bounded memory
     /// (8 MiB parts, at most 4 in flight); returns the bytes copied.
     async fn copy_from(&self, from: &dyn ByteStore, from_key: &Path, to_key: &Path) -> Result<u64>;
-
-    /// Local, readable files holding the objects `keys`, in order, for the
-    /// merge's threads: a local store's own files, in place; otherwise
-    /// copies fetched (a few at a time) into the scratch directory, deleted
-    /// when the returned value is dropped. `stem` names the copies.
-    async fn local_chunks(&self, keys: Vec<String>, stem: &str) -> Result<LocalChunks>;
-}
-
-/// Readable local files of some objects, from [`ByteStore::local_chunks`].
-pub struct LocalChunks {
-    /// One path per key, in the order asked for.
-    pub paths: Vec<PathBuf>,
-    /// Copies fetched for the occasion, deleted on drop.
-    _fetched: Vec<TempFile>,
 }
 
 /// A temporary file that is deleted when dropped, unless kept.
@@ -157,7 +170,7 @@ impl TempFile {
     }
 
     /// A fresh name in `dir` (created if missing).
-    fn in_dir(dir: &FsPath, stem: &str) -> Result<Self> {
+    pub(crate) fn in_dir(dir: &FsPath, stem: &str) -> Result<Self> {
         std::fs::create_dir_all(dir).context("creating the temporary directory")?;
         Ok(TempFile { path: dir.join(format!("{stem}-{}.part", crate::random_hex(6))), keep: false })
     }
@@ -239,6 +252,16 @@ pub fn chunk_key(id: &UploadId, index: u64) -> Path {
     Path::from(format!("{id}/{index:05}.{}", crate::random_hex(8)))
 }
 
+/// Whether `key` is an object holding only chunk `index` of upload `id`
+/// (made by [`chunk_key`]), as opposed to a file shared by the upload's
+/// chunks: only such an object may go when its chunk is sent again.
+pub fn is_own_chunk_object(key: &str, id: &UploadId, index: u64) -> bool {
+    key.strip_prefix(id.as_str())
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(|name| name.split_once('.'))
+        .is_some_and(|(i, _)| i.parse::<u64>().ok() == Some(index))
+}
+
 /// Prefix of every staged chunk of an upload.
 pub fn upload_prefix(id: &UploadId) -> Path {
     Path::from(id.as_str())
@@ -278,6 +301,12 @@ pub enum ChunkWriteError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] object_store::Error),
+    /// Reading the bytes stored before failed.
+    #[error(transparent)]
+    Stored(Error),
+    /// Writing to the local disk failed.
+    #[error("writing the chunk: {0}")]
+    Io(std::io::Error),
 }
 
 impl From<ChunkWriteError> for Error {
@@ -290,8 +319,16 @@ impl From<ChunkWriteError> for Error {
             ChunkWriteError::Idle(_) => Error::invalid(SLOW_BODY_CODES[0], e.to_string()),
             ChunkWriteError::TooSlow { .. } => Error::invalid(SLOW_BODY_CODES[1], e.to_string()),
             ChunkWriteError::Store(s) => Error::from(s),
+            ChunkWriteError::Stored(e) => e,
+            ChunkWriteError::Io(e) => io_error("writing a chunk", e),
         }
     }
+}
+
+/// A local disk's error: a full disk is the server's trouble, retryable
+/// later ([`Error::DiskFull`]); anything else a bug or a broken disk.
+pub(crate) fn io_error(what: &'static str, e: std::io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::ENOSPC) { Error::DiskFull { what, source: e } } else { Error::internal(what, e) }
 }
 
 /// How long a chunk body may take before its average rate is held against
@@ -341,9 +378,9 @@ struct Backing {
 }
 
 impl Backing {
-    /// [`ByteStore::write_chunk`] for both kinds: a multipart upload of
-    /// `part_size` parts, aborted (nothing visible) on any refusal.
-    async fn write_chunk(
+    /// [`ByteStore::write_chunk`] into a new object `key`: a multipart
+    /// upload of `part_size` parts, aborted (nothing visible) on any refusal.
+    async fn write_chunk_object(
         &self,
         key: &Path,
         index: u64,
@@ -355,66 +392,11 @@ impl Backing {
         let upload = self.store.put_multipart(key).await?;
         // One part filling while at most one is written: memory per chunk stays
         // within two parts however slowly the client sends.
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
-        let mut hasher = checksum.map(|_| Sha1::new());
-        let mut got = 0u64;
-        let started = tokio::time::Instant::now();
-        let mut last_byte = started;
-        let outcome = loop {
-            // Wake at least when the rate floor is first judged, so a client that
-            // trickles (or stalls) is cut off on time, not at its next byte.
-            let floor_check = started + RATE_GRACE;
-            let idle = last_byte + BODY_IDLE_TIMEOUT;
-            let wake =
-                if min_rate > 0 && floor_check > tokio::time::Instant::now() { idle.min(floor_check) } else { idle };
-            let next = tokio::time::timeout_at(wake, body.next()).await;
-            if let Some(rate) = too_slow(started, got, min_rate) {
-                break Err(ChunkWriteError::TooSlow { rate, floor: min_rate });
-            }
-            let next = match next {
-                Ok(next) => next,
-                Err(_) if tokio::time::Instant::now() >= idle => {
-                    break Err(ChunkWriteError::Idle(BODY_IDLE_TIMEOUT.as_secs()));
-                }
-                Err(_) => continue,
-            };
-            match next {
-                None => break Ok(()),
-                Some(Err(e)) => break Err(ChunkWriteError::Body(e)),
-                Some(Ok(piece)) => {
-                    last_byte = tokio::time::Instant::now();
-                    got += piece.len() as u64;
-                    if got > expected {
-                        break Err(ChunkWriteError::TooLong { index, expected });
-                    }
-                    if let Some(h) = hasher.as_mut() {
-                        h.update(&piece);
-                    }
-                    if let Err(e) = writer.wait_for_capacity(1).await {
-                        break Err(e.into());
-                    }
-                    writer.put(piece);
-                }
-            }
-        };
-        let outcome = outcome.and_then(|()| {
-            if got < expected {
-                return Err(ChunkWriteError::TooShort { index, expected, got });
-            }
-            match (checksum, hasher) {
-                (Some(want), Some(h)) => {
-                    let actual: [u8; 20] = h.finalize().into();
-                    if actual == want {
-                        Ok(())
-                    } else {
-                        Err(ChunkWriteError::ChecksumMismatch { index, actual: hex::encode(actual) })
-                    }
-                }
-                _ => Ok(()),
-            }
-        });
-        match outcome {
-            Ok(()) => Ok(self.finish(writer, key, got).await?),
+        let mut sink = Sink::Object(WriteMultipart::new_with_chunk_size(upload, self.part_size));
+        let received = receive(&mut sink, index, expected, checksum, min_rate, body).await;
+        let Sink::Object(writer) = sink else { unreachable!("the sink made above") };
+        match received {
+            Ok(got) => Ok(self.finish(writer, key, got).await?),
             Err(e) => {
                 let _ = writer.abort().await;
                 Err(e)
@@ -505,6 +487,221 @@ impl Backing {
         }
         Ok(())
     }
+}
+
+/// Where a chunk's bytes go while they arrive.
+enum Sink {
+    /// The parts of a new object.
+    Object(WriteMultipart),
+    /// Positional writes into an upload's data file at `at`, gathered into
+    /// pieces of [`LOCAL_PART_SIZE`].
+    InPlace { file: Arc<std::fs::File>, at: u64, buf: bytes::BytesMut },
+    /// A comparison with the bytes stored before: `differs` once they do.
+    Compare { stored: ByteStream, have: Bytes, differs: bool },
+}
+
+impl Sink {
+    async fn put(&mut self, piece: Bytes) -> std::result::Result<(), ChunkWriteError> {
+        match self {
+            Sink::Object(writer) => {
+                writer.wait_for_capacity(1).await?;
+                writer.put(piece);
+            }
+            Sink::InPlace { buf, .. } => {
+                buf.extend_from_slice(&piece);
+                if buf.len() >= LOCAL_PART_SIZE {
+                    self.flush().await?;
+                }
+            }
+            Sink::Compare { stored, have, differs } => {
+                let mut rest = &piece[..];
+                while !rest.is_empty() && !*differs {
+                    if have.is_empty() {
+                        match stored.next().await {
+                            Some(Ok(next)) => *have = next,
+                            Some(Err(e)) => return Err(ChunkWriteError::Stored(e)),
+                            None => {
+                                *differs = true;
+                                break;
+                            }
+                        }
+                        continue;
+                    }
+                    let n = have.len().min(rest.len());
+                    if have[..n] != rest[..n] {
+                        *differs = true;
+                    }
+                    *have = have.slice(n..);
+                    rest = &rest[n..];
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what an in-place sink has gathered.
+    async fn flush(&mut self) -> std::result::Result<(), ChunkWriteError> {
+        if let Sink::InPlace { file, at, buf } = self
+            && !buf.is_empty()
+        {
+            let piece = buf.split().freeze();
+            let (file, offset) = (file.clone(), *at);
+            *at += piece.len() as u64;
+            tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                file.write_all_at(&piece, offset)
+            })
+            .await
+            .map_err(|e| ChunkWriteError::Io(std::io::Error::other(e)))?
+            .map_err(ChunkWriteError::Io)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a chunk's body into `sink`: exactly `expected` bytes, matching
+/// `checksum` when given, within the idle and rate limits. Returns the
+/// bytes received.
+async fn receive(
+    sink: &mut Sink,
+    index: u64,
+    expected: u64,
+    checksum: Option<[u8; 20]>,
+    min_rate: u64,
+    body: &mut ChunkBody<'_>,
+) -> std::result::Result<u64, ChunkWriteError> {
+    let mut hasher = checksum.map(|_| Sha1::new());
+    let mut got = 0u64;
+    let started = tokio::time::Instant::now();
+    let mut last_byte = started;
+    loop {
+        // Wake at least when the rate floor is first judged, so a client that
+        // trickles (or stalls) is cut off on time, not at its next byte.
+        let floor_check = started + RATE_GRACE;
+        let idle = last_byte + BODY_IDLE_TIMEOUT;
+        let wake = if min_rate > 0 && floor_check > tokio::time::Instant::now() { idle.min(floor_check) } else { idle };
+        let next = tokio::time::timeout_at(wake, body.next()).await;
+        if let Some(rate) = too_slow(started, got, min_rate) {
+            return Err(ChunkWriteError::TooSlow { rate, floor: min_rate });
+        }
+        let next = match next {
+            Ok(next) => next,
+            Err(_) if tokio::time::Instant::now() >= idle => {
+                return Err(ChunkWriteError::Idle(BODY_IDLE_TIMEOUT.as_secs()));
+            }
+            Err(_) => continue,
+        };
+        match next {
+            None => break,
+            Some(Err(e)) => return Err(ChunkWriteError::Body(e)),
+            Some(Ok(piece)) => {
+                last_byte = tokio::time::Instant::now();
+                got += piece.len() as u64;
+                if got > expected {
+                    return Err(ChunkWriteError::TooLong { index, expected });
+                }
+                if let Some(h) = hasher.as_mut() {
+                    h.update(&piece);
+                }
+                sink.put(piece).await?;
+            }
+        }
+    }
+    sink.flush().await?;
+    if got < expected {
+        return Err(ChunkWriteError::TooShort { index, expected, got });
+    }
+    if let (Some(want), Some(h)) = (checksum, hasher) {
+        let actual: [u8; 20] = h.finalize().into();
+        if actual != want {
+            return Err(ChunkWriteError::ChecksumMismatch { index, actual: hex::encode(actual) });
+        }
+    }
+    Ok(got)
+}
+
+/// Receives a chunk sent again after the running hash passed it: its bytes
+/// may not change, so the body is only compared with `stored` (the chunk's
+/// staged bytes). Ok(true) when they are the same bytes.
+pub async fn compare_chunk(
+    stored: ByteStream,
+    index: u64,
+    expected: u64,
+    checksum: Option<[u8; 20]>,
+    min_rate: u64,
+    body: &mut ChunkBody<'_>,
+) -> std::result::Result<bool, ChunkWriteError> {
+    let mut sink = Sink::Compare { stored, have: Bytes::new(), differs: false };
+    receive(&mut sink, index, expected, checksum, min_rate, body).await?;
+    let Sink::Compare { mut stored, have, differs } = sink else { unreachable!("the sink made above") };
+    // The same bytes, and no more of them stored.
+    Ok(!differs && have.is_empty() && stored.next().await.is_none())
+}
+
+/// Writes `stream` into `file` from offset `at`; returns the bytes written.
+pub(crate) async fn copy_into(file: Arc<std::fs::File>, at: u64, mut stream: ByteStream) -> Result<u64> {
+    let mut sink = Sink::InPlace { file, at, buf: bytes::BytesMut::new() };
+    let mut got = 0u64;
+    while let Some(piece) = stream.next().await {
+        let piece = piece?;
+        got += piece.len() as u64;
+        sink.put(piece).await.map_err(Error::from)?;
+    }
+    sink.flush().await.map_err(Error::from)?;
+    Ok(got)
+}
+
+/// [`ByteStore::staged_file`] by copying: a new sparse file in `scratch`,
+/// each chunk read from `store` and written at its offset, `parallel`
+/// chunks at a time, then synced.
+pub(crate) async fn assemble_staged<S: ByteStore + ?Sized>(
+    store: &S,
+    id: &UploadId,
+    plan: &ChunkPlan,
+    keys: &[String],
+    scratch: &FsPath,
+    parallel: usize,
+) -> Result<TempFile> {
+    if keys.len() as u64 != plan.chunk_count {
+        return Err(Error::internal(
+            "assembling a file",
+            format!("{} chunks staged, {} expected", keys.len(), plan.chunk_count),
+        ));
+    }
+    let tmp = TempFile::in_dir(scratch, id.as_str())?;
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&tmp.path)
+        .map_err(|e| io_error("creating the assembled file", e))?;
+    file.set_len(plan.file_size).map_err(|e| io_error("sizing the assembled file", e))?;
+    let file = Arc::new(file);
+    let keys: Vec<(u64, String)> = keys.iter().cloned().enumerate().map(|(i, k)| (i as u64, k)).collect();
+    let jobs = keys.into_iter().map(|(index, key)| {
+        let file = file.clone();
+        async move {
+            let stream = store
+                .read_chunk(&Path::from(key.as_str()), plan, index)
+                .await?
+                .ok_or_else(|| Error::internal("assembling a file", format!("chunk {index} ({key}) is gone")))?;
+            let got = copy_into(file, plan.offset(index), stream).await?;
+            if got != plan.chunk_len(index) {
+                return Err(Error::internal(
+                    "assembling a file",
+                    format!("chunk {index} holds {got} bytes, {} expected", plan.chunk_len(index)),
+                ));
+            }
+            Ok::<_, Error>(())
+        }
+    });
+    futures::stream::iter(jobs).buffer_unordered(parallel.max(1)).try_collect::<()>().await?;
+    let synced = file.clone();
+    tokio::task::spawn_blocking(move || synced.sync_all())
+        .await
+        .context("syncing the assembled file")?
+        .map_err(|e| io_error("syncing the assembled file", e))?;
+    Ok(tmp)
 }
 
 fn info(meta: object_store::ObjectMeta) -> ObjectInfo {

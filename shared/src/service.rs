@@ -15,9 +15,10 @@ use crate::domain::{
 };
 use crate::error::{Error, Result, ResultExt};
 use crate::files::ByteRange;
+use crate::ingest;
 use crate::jobs::MergeJob;
 use crate::objects;
-use crate::uploads::{CompleteOutcome, PendingProof};
+use crate::uploads::{self, CompleteOutcome, PendingProof};
 
 /// How often a running merge refreshes its upload's heartbeat (`updated_at`).
 pub const MERGE_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -148,6 +149,7 @@ pub async fn init(
         entry_id: None,
         folder: place.folder.clone(),
         merge_started_at: None,
+        hashed: 0,
         created_at: now,
         updated_at: now,
     };
@@ -358,9 +360,12 @@ pub struct ChunkRequest {
     pub min_rate: u64,
 }
 
-/// Receives a chunk of an upload: checks it, streams it to a fresh staging
-/// object, then records it. On an error the body may be partly unread (the
-/// caller decides whether to drain it).
+/// Receives a chunk of an upload: checks it, streams it into the staging
+/// store (durably), then records it and lets the running hash advance.
+/// One send of a chunk at a time ([`Error::ChunkBusy`] for another); a
+/// chunk the running hash has passed is only compared with what is stored
+/// ([`Error::ChunkConflict`] when it differs). On an error the body may be
+/// partly unread (the caller decides whether to drain it).
 #[tracing::instrument(name = "receive chunk", skip(b, user, body), fields(user = user.id, index = chunk.index))]
 pub async fn put_chunk<S>(
     b: &Backends,
@@ -372,7 +377,7 @@ pub async fn put_chunk<S>(
 where
     S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
 {
-    let ChunkRequest { index, content_length, checksum, min_rate } = chunk;
+    let ChunkRequest { index, content_length, .. } = chunk;
     let session = owned_session(b, user, id).await?;
     if session.state != UploadState::Uploading {
         return Err(Error::NotUploading { state: session.state.to_string() });
@@ -394,19 +399,65 @@ where
         }
         _ => {}
     }
-    let key = objects::chunk_key(&session.id, index);
-    b.staging.write_chunk(&key, index, expected, checksum, min_rate, body).await?;
-    match b.uploads.mark_chunk(&session.id, index, key.as_ref(), crate::now()).await {
+    let lease = ingest::Lease::take(b, &session.id, &uploads::chunk_lease(index)).await?;
+    let lease = lease.ok_or(Error::ChunkBusy { index })?;
+    let received = receive_leased(b, &session, chunk, body).await;
+    lease.release().await;
+    received?;
+    crate::metrics::CHUNKS_RECEIVED.inc();
+    crate::metrics::CHUNK_BYTES.add(expected);
+    let (backends, advancing) = (b.clone(), session.clone());
+    tokio::spawn(async move {
+        if let Err(e) = ingest::advance(&backends, &advancing).await {
+            tracing::warn!(upload = %advancing.id, error = %e, "advancing the running hash failed; the merge hashes the rest");
+        }
+    });
+    Ok(session)
+}
+
+/// [`put_chunk`] once the chunk's lease is held.
+async fn receive_leased<S>(b: &Backends, session: &UploadSession, chunk: ChunkRequest, body: &mut S) -> Result<()>
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
+{
+    let ChunkRequest { index, checksum, min_rate, .. } = chunk;
+    let (id, plan) = (&session.id, &session.plan);
+    // Again under the lease: a merge that began meanwhile waits for the
+    // leases taken before it, and a send that takes one after sees it.
+    match b.uploads.get(id).await? {
+        Some(s) if s.state == UploadState::Uploading => {}
+        Some(s) => return Err(Error::NotUploading { state: s.state.to_string() }),
+        None => return Err(Error::UploadNotFound),
+    }
+    let staged = b.uploads.chunk(id, index).await?;
+    if index < b.uploads.hash_progress(id).await?.next {
+        let key = staged.ok_or_else(|| Error::internal("receiving a chunk", "a hashed chunk is not recorded"))?;
+        let stored = b
+            .staging
+            .read_chunk(&Path::from(key.as_str()), plan, index)
+            .await?
+            .ok_or_else(|| Error::internal("receiving a chunk", "a hashed chunk is not staged"))?;
+        if !objects::compare_chunk(stored, index, plan.chunk_len(index), checksum, min_rate, body).await? {
+            return Err(Error::ChunkConflict { index });
+        }
+        // The same bytes again: nothing to write; the mark keeps the session alive.
+        b.uploads.mark_chunk(id, index, &key, crate::now()).await?;
+        return Ok(());
+    }
+    // A send again of a chunk received before replaces it only once it has
+    // fully arrived: the earlier bytes stay whole until then.
+    let key = b.staging.write_chunk(id, plan, index, staged.is_some(), checksum, min_rate, body).await?;
+    match b.uploads.mark_chunk(id, index, key.as_ref(), crate::now()).await {
         Ok(previous) => {
-            crate::metrics::CHUNKS_RECEIVED.inc();
-            crate::metrics::CHUNK_BYTES.add(expected);
-            if let Some(previous) = previous.filter(|p| p != key.as_ref()) {
+            // The earlier send's own object goes; a file the chunks share stays.
+            let replaced = previous.filter(|p| p != key.as_ref() && objects::is_own_chunk_object(p, id, index));
+            if let Some(previous) = replaced {
                 crate::files::delete_quietly(&*b.staging, &Path::from(previous)).await;
             }
-            Ok(session)
+            Ok(())
         }
         Err(e) => {
-            // Aborted, expired or completed while the bytes were in flight.
+            // Aborted or expired while the bytes were in flight.
             crate::files::delete_quietly(&*b.staging, &key).await;
             Err(e)
         }

@@ -37,6 +37,26 @@ pub struct PendingProof {
     pub expires_at: i64,
 }
 
+/// How far an upload's running hash has got: every chunk below `next` has
+/// been hashed, in order, into `state` (a saved [`crate::hashing::ContentHasher`]).
+/// Those chunks' bytes never change again.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HashProgress {
+    /// The first chunk not hashed yet.
+    pub next: u64,
+    /// The hasher's saved state after chunk `next - 1` (empty when `next` is 0).
+    pub state: Vec<u8>,
+}
+
+/// The lease a process holds while it advances an upload's running hash.
+pub const HASH_LEASE: &str = "hash";
+
+/// The lease a process holds while it writes (or compares) chunk `index`.
+/// Fixed width, so no chunk's lease name is a prefix of another's.
+pub fn chunk_lease(index: u64) -> String {
+    format!("chunk:{index:020}")
+}
+
 /// Storage of upload sessions and their chunk maps.
 ///
 /// Sessions left idle longer than the upload TTL count as gone: `get` no longer
@@ -61,6 +81,30 @@ pub trait UploadStore: Send + Sync {
     async fn get(&self, id: &UploadId) -> Result<Option<UploadSession>>;
     /// Received chunks: index → staged object key, in index order.
     async fn chunks(&self, id: &UploadId) -> Result<BTreeMap<u64, String>>;
+    /// The staged object key of chunk `index`, when it has arrived.
+    async fn chunk(&self, id: &UploadId, index: u64) -> Result<Option<String>>;
+    /// Takes (or renews) the lease `name` of upload `id` for `holder`, for
+    /// `ttl_ms` milliseconds from `now_ms`: succeeds when the lease is free,
+    /// expired, or `holder`'s already. Leases end with the session.
+    async fn acquire_lease(&self, id: &UploadId, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool>;
+    /// Gives the lease back, if `holder` still holds it.
+    async fn release_lease(&self, id: &UploadId, name: &str, holder: &str) -> Result<()>;
+    /// How many unexpired leases on upload `id` have names starting with
+    /// `prefix` (the merge waits until no chunk is being written).
+    async fn leases_held(&self, id: &UploadId, prefix: &str, now_ms: i64) -> Result<u64>;
+    /// The running hash's progress (the default, nothing hashed, when none
+    /// was saved).
+    async fn hash_progress(&self, id: &UploadId) -> Result<HashProgress>;
+    /// Saves the running hash's progress, only while `holder` holds the
+    /// [`HASH_LEASE`] (unexpired at `now_ms`) and the session is `uploading`
+    /// or `merging`; returns whether it was saved.
+    async fn save_hash_progress(
+        &self,
+        id: &UploadId,
+        holder: &str,
+        progress: &HashProgress,
+        now_ms: i64,
+    ) -> Result<bool>;
     /// Records that chunk `index` is staged under `object_key`, atomically and
     /// only while the session is `uploading`; refreshes the session's TTL.
     /// Returns the key the index pointed at before (now unreferenced).

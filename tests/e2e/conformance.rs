@@ -13,7 +13,7 @@ use pan_tests::*;
 use shared::db::{MetaRepo, NewUserFile, UserRepo};
 use shared::domain::{ChunkPlan, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState, UserName};
 use shared::domain::{NameRule, SortKey, TreeItem};
-use shared::objects::{ByteStore, ChunkWriteError, LocalStore, S3Store, TempFile};
+use shared::objects::{self, ByteStore, ChunkWriteError, LocalStore, S3Store, TempFile};
 use shared::uploads::{CompleteOutcome, PendingProof, UploadStore};
 
 const TTL: u64 = 3600;
@@ -33,6 +33,7 @@ fn session(owner: i64, size: u64, sha256: Option<&str>) -> UploadSession {
         entry_id: None,
         folder: None,
         merge_started_at: None,
+        hashed: 0,
         created_at: now,
         updated_at: now,
     }
@@ -329,10 +330,32 @@ fn body(pieces: &[&[u8]]) -> impl futures::Stream<Item = std::io::Result<Bytes>>
     futures::stream::iter(pieces)
 }
 
-/// Writes `data` as one chunk at `key`, in pieces of 1000 bytes.
-async fn put_chunk(s: &dyn ByteStore, key: &str, data: &[u8], checksum: Option<[u8; 20]>) {
+/// Stores `data` at `key` (through a temporary file, as a merge does).
+async fn put_bytes(s: &dyn ByteStore, key: &str, data: &[u8]) {
+    let mut tmp = TempFile::new(s, "conformance-put").unwrap();
+    std::fs::write(&tmp.path, data).unwrap();
+    s.put_file(&mut tmp, &Path::from(key)).await.unwrap();
+}
+
+/// Sends `data` as chunk `index` of upload `id` (`again`: replacing an
+/// earlier send), in pieces of 1000 bytes; returns the key it is staged under.
+async fn put_chunk(
+    s: &dyn ByteStore,
+    (id, plan): (&UploadId, &ChunkPlan),
+    index: u64,
+    again: bool,
+    data: &[u8],
+    checksum: Option<[u8; 20]>,
+) -> Path {
     let pieces: Vec<&[u8]> = data.chunks(1000).collect();
-    s.write_chunk(&Path::from(key), 0, data.len() as u64, checksum, 0, &mut body(&pieces)).await.unwrap();
+    s.write_chunk(id, plan, index, again, checksum, 0, &mut body(&pieces)).await.unwrap()
+}
+
+/// All the bytes of chunk `index` staged under `key`.
+async fn read_chunk(s: &dyn ByteStore, key: &Path, plan: &ChunkPlan, index: u64) -> Option<Vec<u8>> {
+    let stream = s.read_chunk(key, plan, index).await.unwrap()?;
+    let pieces: Vec<Bytes> = stream.try_collect().await.unwrap();
+    Some(pieces.concat())
 }
 
 /// All the bytes of `key` (or of `range`), `None` when there is no such object.
@@ -383,59 +406,81 @@ async fn byte_store_suite(s: &dyn ByteStore, presigns: bool) {
     drop(empty);
     assert_eq!(read(s, "ab/cd/empty", None).await.as_deref(), Some(&b""[..]), "an empty file is an object");
 
-    // The chunk writer: a chunk that arrives whole, checksum and all, appears.
-    let chunk = test_bytes(12_345, 91);
-    put_chunk(s, "up/00000.a", &chunk, Some(sha1(&chunk))).await;
-    put_chunk(s, "up/00001.b", &chunk[..5000], None).await;
-    put_chunk(s, "up/00002.c", b"", None).await;
-    assert_eq!(read(s, "up/00000.a", None).await.as_deref(), Some(&chunk[..]));
-    assert_eq!(read(s, "up/00001.b", Some(4000..5000)).await.as_deref(), Some(&chunk[4000..5000]));
-    assert_eq!(read(s, "up/00002.c", None).await.as_deref(), Some(&b""[..]), "an empty chunk is an object");
+    // The chunk writer: chunks arrive in any order, each whole, checksum
+    // and all, and read back by the key they were staged under.
+    let up = UploadId::generate();
+    let file = test_bytes(30_000, 91);
+    let plan = ChunkPlan::with_chunk_size(30_000, 12_345);
+    let part = |i: u64| &file[plan.offset(i) as usize..(plan.offset(i) + plan.chunk_len(i)) as usize];
+    let k2 = put_chunk(s, (&up, &plan), 2, false, part(2), Some(sha1(part(2)))).await;
+    let k0 = put_chunk(s, (&up, &plan), 0, false, part(0), None).await;
+    let k1 = put_chunk(s, (&up, &plan), 1, false, part(1), None).await;
+    for (i, k) in [(0, &k0), (1, &k1), (2, &k2)] {
+        assert_eq!(read_chunk(s, k, &plan, i).await.as_deref(), Some(part(i)), "chunk {i}");
+    }
 
-    // …and one it refuses leaves nothing behind.
-    let refused = Path::from("up/00003.d");
-    let outcome = s.write_chunk(&refused, 3, 10, None, 0, &mut body(&[b"01234", b"567890"])).await;
-    assert!(matches!(outcome, Err(ChunkWriteError::TooLong { index: 3, expected: 10 })), "{outcome:?}");
-    let outcome = s.write_chunk(&refused, 3, 10, None, 0, &mut body(&[b"01234"])).await;
-    assert!(matches!(outcome, Err(ChunkWriteError::TooShort { expected: 10, got: 5, .. })), "{outcome:?}");
-    let outcome = s.write_chunk(&refused, 3, 10, Some(sha1(b"something else")), 0, &mut body(&[b"0123456789"])).await;
+    // …and a send again that it refuses leaves every chunk as it was.
+    let outcome = s.write_chunk(&up, &plan, 2, true, None, 0, &mut body(&[&part(2)[..10], part(2)])).await;
+    assert!(matches!(outcome, Err(ChunkWriteError::TooLong { index: 2, expected: 5310 })), "{outcome:?}");
+    let outcome = s.write_chunk(&up, &plan, 2, true, None, 0, &mut body(&[&part(2)[..5]])).await;
+    assert!(matches!(outcome, Err(ChunkWriteError::TooShort { expected: 5310, got: 5, .. })), "{outcome:?}");
+    let outcome = s.write_chunk(&up, &plan, 2, true, Some(sha1(b"something else")), 0, &mut body(&[part(2)])).await;
     match &outcome {
-        Err(ChunkWriteError::ChecksumMismatch { index: 3, actual }) => {
-            assert_eq!(*actual, hex::encode(sha1(b"0123456789")))
-        }
+        Err(ChunkWriteError::ChecksumMismatch { index: 2, actual }) => assert_eq!(*actual, hex::encode(sha1(part(2)))),
         other => panic!("expected a checksum mismatch: {other:?}"),
     }
     let failed = futures::stream::iter(vec![Ok(Bytes::from_static(b"01")), Err(std::io::Error::other("client gone"))]);
-    let outcome = s.write_chunk(&refused, 3, 10, None, 0, &mut Box::pin(failed)).await;
+    let outcome = s.write_chunk(&up, &plan, 2, true, None, 0, &mut Box::pin(failed)).await;
     assert!(matches!(outcome, Err(ChunkWriteError::Body(_))), "{outcome:?}");
-    assert!(s.head(&refused).await.unwrap().is_none(), "a refused chunk is not visible");
-    assert_eq!(read(s, refused.as_ref(), None).await, None);
+    for (i, k) in [(0, &k0), (1, &k1), (2, &k2)] {
+        assert_eq!(read_chunk(s, k, &plan, i).await.as_deref(), Some(part(i)), "chunk {i} after refusals");
+    }
+    // A send again that arrives whole replaces the chunk.
+    let mut wrong = part(2).to_vec();
+    wrong[7] ^= 0xff;
+    let k2 = put_chunk(s, (&up, &plan), 2, false, &wrong, None).await;
+    assert_eq!(read_chunk(s, &k2, &plan, 2).await.as_deref(), Some(&wrong[..]));
+    let k2 = put_chunk(s, (&up, &plan), 2, true, part(2), None).await;
+    assert_eq!(read_chunk(s, &k2, &plan, 2).await.as_deref(), Some(part(2)));
+
+    // The merge's view: the whole file, synced, in the destination's
+    // scratch directory; the staged chunks stay (a retried merge needs them).
+    let staged: Vec<String> = [&k0, &k1, &k2].iter().map(|k| k.to_string()).collect();
+    let whole = s.staged_file(&up, &plan, &staged, s.scratch_dir(), 2).await.unwrap();
+    assert_eq!(std::fs::read(&whole.path).unwrap(), file);
+    drop(whole);
+    assert_eq!(read_chunk(s, &k1, &plan, 1).await.as_deref(), Some(part(1)), "staged chunks stay");
+    let again = s.staged_file(&up, &plan, &staged, s.scratch_dir(), 2).await.unwrap();
+    assert_eq!(std::fs::read(&again.path).unwrap(), file, "a second merge gets the file again");
+    drop(again);
+    let nothing = ChunkPlan::with_chunk_size(0, 12_345);
+    let empty = s.staged_file(&UploadId::generate(), &nothing, &[], s.scratch_dir(), 2).await.unwrap();
+    assert_eq!(std::fs::read(&empty.path).unwrap(), b"", "an upload of no bytes is an empty file");
+    drop(empty);
+    let scratch: Vec<_> = std::fs::read_dir(s.scratch_dir()).map(|d| d.flatten().collect()).unwrap_or_default();
+    assert!(scratch.is_empty(), "nothing left in the scratch directory once dropped: {scratch:?}");
+
+    // Sent again, a chunk compares equal only to its own bytes.
+    let stored = s.read_chunk(&k1, &plan, 1).await.unwrap().unwrap();
+    assert!(objects::compare_chunk(stored, 1, 12_345, None, 0, &mut body(&[part(1)])).await.unwrap());
+    let stored = s.read_chunk(&k1, &plan, 1).await.unwrap().unwrap();
+    let mut other = part(1).to_vec();
+    other[12_000] ^= 1;
+    assert!(!objects::compare_chunk(stored, 1, 12_345, None, 0, &mut body(&[&other])).await.unwrap());
 
     // Listings: every object with its size and age, and nothing temporary.
     let lingering = TempFile::new(s, "lingering").unwrap();
     std::fs::write(&lingering.path, b"half a merge").unwrap();
-    assert_eq!(keys(s, None).await, ["ab/cd/empty", "ab/cd/file", "up/00000.a", "up/00001.b", "up/00002.c"]);
-    assert_eq!(keys(s, Some("up")).await, ["up/00000.a", "up/00001.b", "up/00002.c"]);
+    assert_eq!(keys(s, Some("ab")).await, ["ab/cd/empty", "ab/cd/file"]);
     assert!(keys(s, Some("nothing")).await.is_empty());
-    let mut listed: Vec<_> = s.list(Some(&Path::from("up"))).try_collect().await.unwrap();
-    listed.sort_by(|a, b| a.key.cmp(&b.key));
-    assert_eq!(listed.iter().map(|o| o.size).collect::<Vec<_>>(), [12_345, 5000, 0]);
+    let listed: Vec<_> = s.list(Some(&Path::from("ab"))).try_collect().await.unwrap();
     assert!(listed.iter().all(|o| (now - 60..now + 60).contains(&o.last_modified)), "{listed:?}");
     let mut prefixes: Vec<String> = s.list_prefixes().await.unwrap().iter().map(|p| p.to_string()).collect();
     prefixes.sort();
-    assert_eq!(prefixes, ["ab", "up"]);
+    let mut want = vec!["ab".to_owned(), up.to_string()];
+    want.sort();
+    assert_eq!(prefixes, want);
     drop(lingering);
-
-    // The merge's view: readable local files of the chunks, in order; the
-    // copies made for it (if any) go when it is done.
-    let chunks = s.local_chunks(vec!["up/00001.b".into(), "up/00000.a".into()], "conformance-merge").await.unwrap();
-    assert_eq!(chunks.paths.len(), 2);
-    assert_eq!(std::fs::read(&chunks.paths[0]).unwrap(), &chunk[..5000]);
-    assert_eq!(std::fs::read(&chunks.paths[1]).unwrap(), chunk);
-    drop(chunks);
-    let scratch: Vec<_> = std::fs::read_dir(s.scratch_dir()).map(|d| d.flatten().collect()).unwrap_or_default();
-    assert!(scratch.is_empty(), "nothing left in the scratch directory: {scratch:?}");
-    assert_eq!(read(s, "up/00000.a", None).await.as_deref(), Some(&chunk[..]), "the objects stay");
 
     // Presigned downloads, where the store offers them.
     let disposition = "attachment; filename=\"f.bin\"";
@@ -456,8 +501,9 @@ async fn byte_store_suite(s: &dyn ByteStore, presigns: bool) {
     s.delete(&Path::from("ab/cd/file")).await.unwrap();
     s.delete(&Path::from("ab/cd/empty")).await.unwrap();
     assert_eq!(read(s, "ab/cd/file", None).await, None);
-    assert_eq!(s.delete_prefix(&Path::from("up")).await.unwrap(), 3);
-    assert_eq!(s.delete_prefix(&Path::from("up")).await.unwrap(), 0, "an empty prefix deletes nothing");
+    assert!(s.delete_prefix(&objects::upload_prefix(&up)).await.unwrap() > 0);
+    assert_eq!(s.delete_prefix(&objects::upload_prefix(&up)).await.unwrap(), 0, "an empty prefix deletes nothing");
+    assert_eq!(read_chunk(s, &k0, &plan, 0).await, None, "deleted chunks are gone");
     assert!(keys(s, None).await.is_empty());
     assert!(s.list_prefixes().await.unwrap().is_empty());
 }
@@ -465,12 +511,12 @@ async fn byte_store_suite(s: &dyn ByteStore, presigns: bool) {
 /// Copies each way between `a` and `b` give back the same bytes.
 async fn copy_suite(a: &dyn ByteStore, b: &dyn ByteStore) {
     let data = test_bytes(9 << 20, 92); // more than one 8 MiB part
-    put_chunk(a, "src/one", &data, None).await;
+    put_bytes(a, "src/one", &data).await;
     assert_eq!(b.copy_from(a, &Path::from("src/one"), &Path::from("copy/one")).await.unwrap(), data.len() as u64);
     assert_eq!(read(b, "copy/one", None).await.as_deref(), Some(&data[..]));
     assert_eq!(a.copy_from(b, &Path::from("copy/one"), &Path::from("back/one")).await.unwrap(), data.len() as u64);
     assert_eq!(read(a, "back/one", None).await.as_deref(), Some(&data[..]));
-    put_chunk(b, "src/empty", b"", None).await;
+    put_bytes(b, "src/empty", b"").await;
     assert_eq!(a.copy_from(b, &Path::from("src/empty"), &Path::from("back/empty")).await.unwrap(), 0);
     assert_eq!(read(a, "back/empty", None).await.as_deref(), Some(&b""[..]));
     assert_eq!(b.copy_from(a, &Path::from("back/empty"), &Path::from("copy/empty")).await.unwrap(), 0);

@@ -10,6 +10,7 @@ mod durability;
 mod files;
 mod folders;
 mod identity;
+mod ingest;
 mod merge;
 mod openapi;
 mod rust_client;

@@ -4,21 +4,6 @@
 use pan_tests::*;
 use serde_json::json;
 
-macro_rules! on_both {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn embedded() {
-                super::$body(pan_tests::Deployment::Embedded).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn fleet() {
-                super::$body(pan_tests::Deployment::Fleet).await
-            }
-        }
-    };
-}
-
 async fn backup_body(d: Deployment) {
     let g = GarageServer::start().await;
     let app = TestApp::builder(d).s3(&g).env("PAN_BACKUP_URL", "s3://pan-test/backup").spawn().await;

@@ -2,15 +2,12 @@
 //! `api` process (embedded).
 //!
 //! Layout:
-//! - [`merge`]: the MergeJob handler: assemble the chunks into one file,
-//!   verify its SHA-1, store it, record it, drop the chunks.
-//! - [`assemble`]: the blocking part of a merge: preallocate, memory-map,
-//!   copy chunks from several threads while hashing in order.
+//! - [`merge`]: the MergeJob handler: take the staged file, finish its
+//!   running hash and verify it, store it, record it, drop the chunks.
 //! - [`backup`]: the BackupJob handler: copy a stored file to the backup store.
 //! - [`sweep`]: the scheduled clean-up (apalis-cron).
 //! - [`run`]: the apalis worker pools on whichever queues the deployment uses.
 
-pub mod assemble;
 pub mod backup;
 pub mod merge;
 pub mod sweep;
@@ -38,7 +35,7 @@ pub struct MergeContext {
 }
 
 /// How often an idle worker asks the queue for work.
-const POLL: Duration = Duration::from_millis(250);
+const POLL: Duration = Duration::from_millis(50);
 
 /// The worker pool stopped with an error.
 #[derive(Debug, thiserror::Error)]

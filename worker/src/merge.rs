@@ -2,8 +2,9 @@
 //!
 //! Steps, each safe to repeat when a crashed or killed attempt is retried:
 //! 1. load the session; anything but `merging` means there is nothing to do;
-//! 2. assemble the chunks into a temporary file beside the file store and
-//!    hash it ([`crate::assemble`]);
+//! 2. wait for chunk sends still in flight, then take the staged file (a
+//!    local staging store's data file, linked; chunks fetched otherwise)
+//!    and hash only what the running hash ([`shared::ingest`]) has not;
 //! 3. a hash other than the declared ones (SHA-1, and SHA-256 when given) ends the upload `failed`, with the
 //!    reason, and no rows; local I/O trouble (a full disk) also reports
 //!    `failed` but keeps the chunks, so `complete` can start it again;
@@ -14,18 +15,16 @@
 //! Throughout, a heartbeat refreshes the upload's `updated_at` every few
 //! seconds; the clean-up enqueues merges whose heartbeat stopped.
 
-use std::fs::File;
-
 use apalis::prelude::{BoxDynError, Data};
 use shared::db::NewUserFile;
 use shared::domain::{FailureCode, UploadId, UploadSession, UploadState};
 use shared::error::{Result, ResultExt};
 use shared::files;
+use shared::ingest;
 use shared::jobs::MergeJob;
-use shared::objects::{self, TempFile};
+use shared::objects;
 
 use crate::MergeContext;
-use crate::assemble::assemble;
 
 /// The apalis handler. Errors are transient (a backend away) and retried.
 pub async fn handle(job: MergeJob, ctx: Data<MergeContext>) -> Result<(), BoxDynError> {
@@ -73,22 +72,16 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
             format!("{} chunk(s) missing at merge time, e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
         return fail(ctx, &session, FailureCode::ChunksMissing, &reason).await;
     }
-    // Files the threads can read: a local staging store's own, or copies
-    // fetched from a remote one (deleted once the merge is through with them).
-    let chunks = b.staging.local_chunks(chunks.into_values().collect(), id.as_str()).await?;
-
-    let mut tmp = TempFile::new(&*b.files, id.as_str())?;
-    let (plan, threads, path) = (session.plan, ctx.settings.merge_threads as usize, tmp.path.clone());
-    let assembled = tokio::task::spawn_blocking(move || {
-        let out = File::options().read(true).write(true).create_new(true).open(&path)?;
-        let assembled = assemble(&out, plan.file_size, plan.chunk_size, &chunks.paths, threads);
-        drop(chunks);
-        assembled
-    })
-    .await
-    .context("merge task")?;
-    let assembled = match assembled {
-        Ok(a) => a,
+    // Sends that began before `complete` finish first; then the running
+    // hash's progress says how much is left to hash.
+    ingest::wait_for_writers(b, &id).await?;
+    let progress = ingest::settled_progress(b, &id).await?;
+    let started = std::time::Instant::now();
+    let keys: Vec<String> = chunks.into_values().collect();
+    let parallel = ctx.settings.merge_threads as usize;
+    let mut tmp = match b.staging.staged_file(&id, &session.plan, &keys, b.files.scratch_dir(), parallel).await {
+        Ok(tmp) => tmp,
+        Err(e) if e.is_unavailable() => return Err(e),
         // Local I/O trouble (a full disk above all) does not go away by
         // retrying at once: report it and keep the chunks, so that calling
         // complete again retries once there is room.
@@ -97,10 +90,15 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
             return pause(ctx, &session, FailureCode::AssemblyFailed, &reason).await;
         }
     };
-    let rate = if assembled.seconds > 0.0 { plan.file_size as f64 / 1e6 / assembled.seconds } else { 0.0 };
+    let (path, plan, hashed) = (tmp.path.clone(), session.plan, progress.next);
+    let digests = tokio::task::spawn_blocking(move || ingest::finish_hash(&path, &plan, &progress))
+        .await
+        .context("merge task")??;
+    let seconds = started.elapsed().as_secs_f64();
+    let rate = if seconds > 0.0 { plan.file_size as f64 / 1e6 / seconds } else { 0.0 };
     span.record("merge_mb_s", rate.round());
-    let digests = &assembled.digests;
-    tracing::info!(sha1 = %digests.sha1, seconds = assembled.seconds, mb_s = rate.round(), "assembled and hashed");
+    let digests = &digests;
+    tracing::info!(sha1 = %digests.sha1, seconds, hashed_before = hashed, "assembled and verified");
 
     if digests.sha1 != session.filehash.as_str() {
         let reason = format!("SHA-1 mismatch: declared {}, actual {}", session.filehash, digests.sha1);

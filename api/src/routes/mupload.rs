@@ -185,6 +185,11 @@ pub struct UploadStatus {
     pub uploaded: Vec<u64>,
     /// How many chunks were received.
     pub uploaded_count: u64,
+    /// How many chunks, from chunk 0 on, the server has hashed as they
+    /// arrived (the running hash). Those are final: sending one of them
+    /// again with other bytes is refused with `CHUNK_CONFLICT`. At
+    /// `complete`, only the rest is left to hash.
+    pub hashed_count: u64,
     /// Why the upload failed (state `failed` only).
     #[oai(skip_serializing_if_is_none)]
     pub reason: Option<String>,
@@ -301,6 +306,7 @@ fn status_of(session: UploadSession, uploaded: Vec<u64>, file: Option<UserFile>)
         chunkcount: session.plan.chunk_count,
         chunksize: session.plan.chunk_size,
         uploaded_count: uploaded.len() as u64,
+        hashed_count: if session.state == UploadState::Done { session.plan.chunk_count } else { session.hashed },
         uploaded,
         reason: session.reason,
         reason_code: session.reason_code.map(|c| c.as_str().to_owned()),
@@ -332,6 +338,7 @@ crate::operation_errors!(
         Conflict = 409,
         PayloadTooLarge = 413,
         TooManyRequests = 429,
+        InsufficientStorage = 507,
     }
 );
 crate::operation_errors!(
@@ -425,9 +432,14 @@ impl UploadApi {
     /// Send one chunk.
     ///
     /// The body is the chunk's raw bytes, exactly its length: longer is 413,
-    /// shorter 400. Chunks may arrive in any order and in parallel; sending a
-    /// chunk again replaces it. Optional `Upload-Checksum: sha1 <base64>`
-    /// (the tus checksum format) is verified before the chunk counts.
+    /// shorter 400. Chunks may arrive in any order and in parallel, and
+    /// count once their bytes are durable. One send of a chunk at a time: a
+    /// second while the first is in flight gets 503 `CHUNK_BUSY` (retry
+    /// after `Retry-After`). Sending a chunk again replaces it until the
+    /// server's running hash has passed it (`hashed_count` in status);
+    /// after that only the same bytes are accepted, other bytes get 409
+    /// `CHUNK_CONFLICT`. Optional `Upload-Checksum: sha1 <base64>` (the
+    /// tus checksum format) is verified before the chunk counts.
     #[oai(path = "/uppart", method = "post", operation_id = "upload_part", transform = "default_octet_stream")]
     #[allow(clippy::too_many_arguments, reason = "each argument is one extractor of the request")]
     async fn uppart(

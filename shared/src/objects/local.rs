@@ -1,7 +1,8 @@
 //! A byte store in a local directory. Writes are durable before they count:
 //! object_store writes with fsync, and files assembled in the store's `.tmp`
 //! move in by a rename followed by a sync of the directory. Reads go to the
-//! files directly, and the merge reads chunks where they lie.
+//! files directly. An upload's chunks are written in place into one data
+//! file per upload, which becomes the stored file by renames alone.
 
 use std::fs::File;
 use std::ops::Range;
@@ -17,8 +18,9 @@ use object_store::path::Path;
 use tokio::io::AsyncReadExt;
 
 use super::{
-    Backing, ByteStore, ByteStream, ChunkBody, ChunkWriteError, LOCAL_PART_SIZE, LocalChunks, ObjectInfo, TempFile,
+    Backing, ByteStore, ByteStream, ChunkBody, ChunkWriteError, LOCAL_PART_SIZE, ObjectInfo, Sink, TempFile, receive,
 };
+use crate::domain::{ChunkPlan, UploadId};
 use crate::error::{Error, Result, ResultExt};
 
 /// The directory inside the store where files are assembled. Listings skip
@@ -129,26 +131,133 @@ impl ByteStore for LocalStore {
         Ok(None)
     }
 
+    /// In place: a chunk's first send goes into the upload's one data file
+    /// (sparse, sized to the file at the first chunk) at the chunk's
+    /// offset, and is synced before this returns. A send replacing an
+    /// earlier one becomes an object of its own (the merge copies it in).
+    #[allow(clippy::too_many_arguments)]
     async fn write_chunk(
         &self,
-        key: &Path,
+        id: &UploadId,
+        plan: &ChunkPlan,
         index: u64,
-        expected: u64,
+        replacing: bool,
         checksum: Option<[u8; 20]>,
         min_rate: u64,
         body: &mut ChunkBody<'_>,
-    ) -> std::result::Result<(), ChunkWriteError> {
-        self.backing.write_chunk(key, index, expected, checksum, min_rate, body).await
+    ) -> std::result::Result<Path, ChunkWriteError> {
+        if replacing {
+            let key = super::chunk_key(id, index);
+            self.backing.write_chunk_object(&key, index, plan.chunk_len(index), checksum, min_rate, body).await?;
+            return Ok(key);
+        }
+        let key = data_key(id);
+        let (root, path, size) = (self.dir.clone(), self.path_of(&key), plan.file_size);
+        let file = tokio::task::spawn_blocking(move || open_data_file(&root, &path, size))
+            .await
+            .map_err(|e| ChunkWriteError::Io(std::io::Error::other(e)))?
+            .map_err(ChunkWriteError::Io)?;
+        let file = Arc::new(file);
+        let mut sink = Sink::InPlace { file: file.clone(), at: plan.offset(index), buf: bytes::BytesMut::new() };
+        receive(&mut sink, index, plan.chunk_len(index), checksum, min_rate, body).await?;
+        // The chunk counts only once its bytes are durable.
+        tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .map_err(|e| ChunkWriteError::Io(std::io::Error::other(e)))?
+            .map_err(ChunkWriteError::Io)?;
+        Ok(key)
+    }
+
+    /// A range of the data file; a chunk object of its own (staged before
+    /// chunks were written in place) whole.
+    async fn read_chunk(&self, key: &Path, plan: &ChunkPlan, index: u64) -> Result<Option<ByteStream>> {
+        let range = is_data_file(key).then(|| plan.offset(index)..plan.offset(index) + plan.chunk_len(index));
+        self.read(key, range).await
+    }
+
+    /// The data file itself (it was synced chunk by chunk), linked into
+    /// `scratch` under a second name: no copy, and the staged file stays
+    /// for a retried merge until the upload is done. Chunks staged as
+    /// objects of their own (sent again) are first copied into it. A copy
+    /// of everything only when `scratch` is on another filesystem.
+    async fn staged_file(
+        &self,
+        id: &UploadId,
+        plan: &ChunkPlan,
+        keys: &[String],
+        scratch: &FsPath,
+        parallel: usize,
+    ) -> Result<TempFile> {
+        let data = data_key(id);
+        let own = super::upload_prefix(id);
+        if plan.chunk_count > 0 && keys.iter().all(|k| Path::from(k.as_str()).prefix_matches(&own)) {
+            let (root, path, size) = (self.dir.clone(), self.path_of(&data), plan.file_size);
+            let file = tokio::task::spawn_blocking(move || open_data_file(&root, &path, size))
+                .await
+                .context("opening the staged data file")?
+                .map_err(|e| super::io_error("opening the staged data file", e))?;
+            let file = Arc::new(file);
+            let mut copied = false;
+            for (index, key) in keys.iter().enumerate().filter(|(_, k)| k.as_str() != data.as_ref()) {
+                let index = index as u64;
+                let stream = self
+                    .read_chunk(&Path::from(key.as_str()), plan, index)
+                    .await?
+                    .ok_or_else(|| Error::internal("assembling a file", format!("chunk {index} ({key}) is gone")))?;
+                let got = super::copy_into(file.clone(), plan.offset(index), stream).await?;
+                if got != plan.chunk_len(index) {
+                    return Err(Error::internal("assembling a file", format!("chunk {index} holds {got} bytes")));
+                }
+                copied = true;
+            }
+            if copied {
+                tokio::task::spawn_blocking(move || file.sync_data())
+                    .await
+                    .context("syncing the staged data file")?
+                    .map_err(|e| super::io_error("syncing the staged data file", e))?;
+            }
+            let mut tmp = TempFile::in_dir(scratch, id.as_str())?;
+            match std::fs::hard_link(self.path_of(&data), &tmp.path) {
+                Ok(()) => return Ok(tmp),
+                Err(e) if e.raw_os_error() == Some(libc::EXDEV) => tmp.keep = true, // nothing there to delete
+                Err(e) => return Err(Error::internal("linking the staged data file", e)),
+            }
+        }
+        super::assemble_staged(self, id, plan, keys, scratch, parallel).await
     }
 
     async fn copy_from(&self, from: &dyn ByteStore, from_key: &Path, to_key: &Path) -> Result<u64> {
         self.backing.copy_from(from, from_key, to_key).await
     }
+}
 
-    /// The chunk files themselves, read in place.
-    async fn local_chunks(&self, keys: Vec<String>, _stem: &str) -> Result<LocalChunks> {
-        Ok(LocalChunks { paths: keys.iter().map(|k| self.dir.join(k)).collect(), _fetched: Vec::new() })
+/// The name of an upload's data file in its staging directory.
+const DATA_FILE: &str = "data";
+
+/// Key of upload `id`'s data file.
+fn data_key(id: &UploadId) -> Path {
+    Path::from(format!("{id}/{DATA_FILE}"))
+}
+
+/// Whether `key` is an upload's data file (not a chunk object of its own).
+fn is_data_file(key: &Path) -> bool {
+    key.filename() == Some(DATA_FILE)
+}
+
+/// Opens (creating it, durably, when missing) the data file at `path` and
+/// makes it `size` bytes long: sparse, so nothing is reserved on disk for
+/// bytes that never arrive.
+fn open_data_file(root: &FsPath, path: &FsPath, size: u64) -> std::io::Result<File> {
+    let parent = path.parent().unwrap_or(root);
+    create_dirs_durably(root, parent)?;
+    let file = File::options().read(true).write(true).create(true).truncate(false).open(path)?;
+    if file.metadata()?.len() < size {
+        file.set_len(size)?;
+        // The new file's entry and size survive a power cut before any chunk counts.
+        file.sync_all()?;
+        File::open(parent)?.sync_all()?;
     }
+    Ok(file)
 }
 
 /// Creates `dir` and the directories below `root` leading to it, syncing

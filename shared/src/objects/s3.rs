@@ -1,7 +1,7 @@
 //! A byte store in an S3-compatible bucket (AWS, Garage, Aliyun OSS), under
 //! an optional key prefix. Files go up in parts, downloads can be handed
-//! out as presigned URLs, and the merge gets its chunks fetched to local
-//! files first.
+//! out as presigned URLs, and each chunk is an object of its own, which the
+//! merge fetches into one local file.
 
 use std::ops::Range;
 use std::path::{Path as FsPath, PathBuf};
@@ -10,17 +10,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
-use super::{
-    Backing, ByteStore, ByteStream, ChunkBody, ChunkWriteError, LocalChunks, ObjectInfo, S3_PART_SIZE, TempFile,
-};
-use crate::error::{Error, Result, ResultExt};
+use super::{Backing, ByteStore, ByteStream, ChunkBody, ChunkWriteError, ObjectInfo, S3_PART_SIZE, TempFile};
+use crate::domain::{ChunkPlan, UploadId};
+use crate::error::{Result, ResultExt};
 
 /// A store in an S3-compatible bucket.
 pub struct S3Store {
@@ -118,35 +116,28 @@ impl ByteStore for S3Store {
         Ok(Some(self.s3.signed_url_opts(Method::GET, &full, expires_in, &options).await?))
     }
 
+    /// A new object per send (a nonce in its key), so concurrent or
+    /// repeated sends never write the same object.
     async fn write_chunk(
         &self,
-        key: &Path,
+        id: &UploadId,
+        plan: &ChunkPlan,
         index: u64,
-        expected: u64,
+        _replacing: bool,
         checksum: Option<[u8; 20]>,
         min_rate: u64,
         body: &mut ChunkBody<'_>,
-    ) -> std::result::Result<(), ChunkWriteError> {
-        self.backing.write_chunk(key, index, expected, checksum, min_rate, body).await
+    ) -> std::result::Result<Path, ChunkWriteError> {
+        let key = super::chunk_key(id, index);
+        self.backing.write_chunk_object(&key, index, plan.chunk_len(index), checksum, min_rate, body).await?;
+        Ok(key)
+    }
+
+    async fn read_chunk(&self, key: &Path, _plan: &ChunkPlan, _index: u64) -> Result<Option<ByteStream>> {
+        self.backing.read(key, None).await
     }
 
     async fn copy_from(&self, from: &dyn ByteStore, from_key: &Path, to_key: &Path) -> Result<u64> {
         self.backing.copy_from(from, from_key, to_key).await
-    }
-
-    /// Fetches the chunks into the scratch directory, four at a time.
-    async fn local_chunks(&self, keys: Vec<String>, stem: &str) -> Result<LocalChunks> {
-        let jobs = keys.into_iter().enumerate().map(|(i, key)| async move {
-            let tmp = TempFile::in_dir(&self.scratch, &format!("{stem}-chunk{i}"))?;
-            let mut out = tokio::fs::File::create(&tmp.path).await.context("creating a fetched chunk")?;
-            let mut stream = self.backing.store.get(&Path::from(key)).await?.into_stream();
-            while let Some(piece) = stream.next().await {
-                out.write_all(&piece?).await.context("writing a fetched chunk")?;
-            }
-            out.flush().await.context("writing a fetched chunk")?;
-            Ok::<_, Error>(tmp)
-        });
-        let fetched: Vec<TempFile> = futures::stream::iter(jobs).buffered(4).try_collect().await?;
-        Ok(LocalChunks { paths: fetched.iter().map(|t| t.path.clone()).collect(), _fetched: fetched })
     }
 }

@@ -10,6 +10,9 @@
 //!   is read;
 //! - `p:merging`: sorted set of uploads being merged, scored by their last
 //!   heartbeat, so the sweeper finds merges whose job was lost;
+//! - `p:upload:<id>:leases`: hash lease name → `<holder> <expiry ms>` (a
+//!   chunk being written, the running hash being advanced); the running
+//!   hash's progress lives in the session hash (`hash_next`, `hash_state`);
 //! - `p:upload:<id>:challenge`: an open proof-of-possession challenge (its own
 //!   short TTL; taken with GETDEL, so it is single use).
 //!
@@ -23,7 +26,7 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use super::{CompleteOutcome, PendingProof, UploadStore};
+use super::{CompleteOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
 use crate::domain::{ChunkPlan, FailureCode, FolderId, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
 use crate::error::{Error, Result};
 
@@ -153,9 +156,55 @@ return 1
     )
 });
 
-/// KEYS: session, chunks. ARGV: upload id.
-/// Deletes the session, its chunk map and its resume pointer unless it is
-/// merging: 1 when deleted, 0 when merging or gone.
+/// KEYS: leases, session. ARGV: name, holder, now ms, ttl ms, session ttl s.
+/// 1 when the lease is now the holder's (it was free, expired or theirs).
+static ACQUIRE_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then
+  local holder, expiry = string.match(cur, '^(%S+) (%d+)$')
+  if holder ~= ARGV[2] and tonumber(expiry) >= tonumber(ARGV[3]) then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. (tonumber(ARGV[3]) + tonumber(ARGV[4])))
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"#,
+    )
+});
+
+/// KEYS: leases. ARGV: name, holder. Drops the lease if the holder holds it.
+static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur and string.match(cur, '^(%S+) ') == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1
+"#,
+    )
+});
+
+/// KEYS: leases, session. ARGV: holder, now ms, next, state hex, lease name.
+/// Saves the running hash's progress while the holder has the hash lease
+/// and the session is uploading or merging: 1 when saved.
+static SAVE_HASH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local cur = redis.call('HGET', KEYS[1], ARGV[5])
+if not cur then return 0 end
+local holder, expiry = string.match(cur, '^(%S+) (%d+)$')
+if holder ~= ARGV[1] or tonumber(expiry) < tonumber(ARGV[2]) then return 0 end
+local state = redis.call('HGET', KEYS[2], 'state')
+if state ~= 'uploading' and state ~= 'merging' then return 0 end
+redis.call('HSET', KEYS[2], 'hash_next', ARGV[3], 'hash_state', ARGV[4])
+return 1
+"#,
+    )
+});
+
+/// KEYS: session, chunks, leases. ARGV: upload id.
+/// Deletes the session, its chunk map, its leases and its resume pointer
+/// unless it is merging: 1 when deleted, 0 when merging or gone.
 static DELETE_UNLESS_MERGING: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -163,7 +212,7 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if not state or state == 'merging' then return 0 end
 local resume = redis.call('HGET', KEYS[1], 'resume_key')
 if resume and redis.call('GET', resume) == ARGV[1] then redis.call('DEL', resume) end
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return 1
 "#,
     )
@@ -181,6 +230,10 @@ impl RedisUploads {
 
     fn chunks_key(&self, id: &UploadId) -> String {
         format!("{}:upload:{}:chunks", self.prefix, id)
+    }
+
+    fn leases_key(&self, id: &UploadId) -> String {
+        format!("{}:upload:{}:leases", self.prefix, id)
     }
 
     fn merging_key(&self) -> String {
@@ -228,6 +281,7 @@ impl RedisUploads {
                 .transpose()
                 .map_err(|_| corrupt("folder"))?,
             merge_started_at: h.get("merge_started_at").and_then(|v| v.parse().ok()),
+            hashed: h.get("hash_next").and_then(|v| v.parse().ok()).unwrap_or(0),
             created_at: num("created_at")?,
             updated_at: num("updated_at")?,
         })
@@ -310,6 +364,75 @@ impl UploadStore for RedisUploads {
         let mut con = self.con.clone();
         let h: HashMap<String, String> = con.hgetall(self.chunks_key(id)).await?;
         Ok(h.into_iter().filter_map(|(k, v)| Some((k.parse().ok()?, v))).collect())
+    }
+
+    async fn chunk(&self, id: &UploadId, index: u64) -> Result<Option<String>> {
+        let mut con = self.con.clone();
+        Ok(con.hget(self.chunks_key(id), index).await?)
+    }
+
+    async fn acquire_lease(&self, id: &UploadId, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+        let mut con = self.con.clone();
+        let taken: i64 = ACQUIRE_LEASE
+            .key(self.leases_key(id))
+            .key(self.session_key(id))
+            .arg(name)
+            .arg(holder)
+            .arg(now_ms)
+            .arg(ttl_ms)
+            .arg(self.ttl)
+            .invoke_async(&mut con)
+            .await?;
+        Ok(taken == 1)
+    }
+
+    async fn release_lease(&self, id: &UploadId, name: &str, holder: &str) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: i64 = RELEASE_LEASE.key(self.leases_key(id)).arg(name).arg(holder).invoke_async(&mut con).await?;
+        Ok(())
+    }
+
+    async fn leases_held(&self, id: &UploadId, prefix: &str, now_ms: i64) -> Result<u64> {
+        let mut con = self.con.clone();
+        let all: HashMap<String, String> = con.hgetall(self.leases_key(id)).await?;
+        let live =
+            |v: &String| v.rsplit_once(' ').and_then(|(_, e)| e.parse::<i64>().ok()).is_some_and(|e| e >= now_ms);
+        Ok(all.iter().filter(|(k, v)| k.starts_with(prefix) && live(v)).count() as u64)
+    }
+
+    async fn hash_progress(&self, id: &UploadId) -> Result<HashProgress> {
+        let mut con = self.con.clone();
+        let (next, state): (Option<u64>, Option<String>) = redis::pipe()
+            .hget(self.session_key(id), "hash_next")
+            .hget(self.session_key(id), "hash_state")
+            .query_async(&mut con)
+            .await?;
+        let state = state
+            .map(|s| hex::decode(s).map_err(|_| Error::internal("reading upload session", "corrupt hash_state")))
+            .transpose()?
+            .unwrap_or_default();
+        Ok(HashProgress { next: next.unwrap_or(0), state })
+    }
+
+    async fn save_hash_progress(
+        &self,
+        id: &UploadId,
+        holder: &str,
+        progress: &HashProgress,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let mut con = self.con.clone();
+        let saved: i64 = SAVE_HASH
+            .key(self.leases_key(id))
+            .key(self.session_key(id))
+            .arg(holder)
+            .arg(now_ms)
+            .arg(progress.next)
+            .arg(hex::encode(&progress.state))
+            .arg(HASH_LEASE)
+            .invoke_async(&mut con)
+            .await?;
+        Ok(saved == 1)
     }
 
     async fn mark_chunk(&self, id: &UploadId, index: u64, object_key: &str, now: i64) -> Result<Option<String>> {
@@ -406,6 +529,7 @@ impl UploadStore for RedisUploads {
         let deleted: i64 = DELETE_UNLESS_MERGING
             .key(self.session_key(id))
             .key(self.chunks_key(id))
+            .key(self.leases_key(id))
             .arg(id.as_str())
             .invoke_async(&mut con)
             .await?;

@@ -9,7 +9,7 @@ use sqlx::AnyPool;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{CompleteOutcome, PendingProof, UploadStore};
+use super::{CompleteOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
 use crate::db::SqlRepo;
 use crate::domain::{ChunkPlan, FailureCode, FolderId, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
 use crate::error::{Error, Result};
@@ -22,7 +22,7 @@ pub struct SqlUploads {
 }
 
 const COLUMNS: &str = "id, owner_id, filename, filehash, sha256, filesize, chunksize, chunkcount, state, reason, reason_code, \
-                       entry_id, folder, merge_started_at, created_at, updated_at";
+                       entry_id, folder, merge_started_at, hash_next, created_at, updated_at";
 
 fn session_from(row: &AnyRow) -> Result<UploadSession> {
     let state: String = row.try_get("state")?;
@@ -50,6 +50,7 @@ fn session_from(row: &AnyRow) -> Result<UploadSession> {
             .transpose()
             .map_err(|_| corrupt("folder"))?,
         merge_started_at: row.try_get("merge_started_at")?,
+        hashed: row.try_get::<i64, _>("hash_next")? as u64,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -153,6 +154,104 @@ impl UploadStore for SqlUploads {
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(|r| Ok((r.try_get::<i64, _>("chkidx")? as u64, r.try_get("object_key")?))).collect()
+    }
+
+    async fn chunk(&self, id: &UploadId, index: u64) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT object_key FROM upload_chunks WHERE upload_id = ? AND chkidx = ?")
+            .bind(id.as_str())
+            .bind(index as i64)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    async fn acquire_lease(&self, id: &UploadId, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+        let taken = sqlx::query(
+            "UPDATE upload_leases SET holder = ?, expires_at = ? \
+             WHERE upload_id = ? AND name = ? AND (holder = ? OR expires_at < ?)",
+        )
+        .bind(holder)
+        .bind(now_ms + ttl_ms)
+        .bind(id.as_str())
+        .bind(name)
+        .bind(holder)
+        .bind(now_ms)
+        .execute(self.pool())
+        .await?;
+        if taken.rows_affected() == 1 {
+            return Ok(true);
+        }
+        // No row (or someone else's, unexpired): the insert decides.
+        let inserted =
+            sqlx::query("INSERT INTO upload_leases (upload_id, name, holder, expires_at) VALUES (?, ?, ?, ?)")
+                .bind(id.as_str())
+                .bind(name)
+                .bind(holder)
+                .bind(now_ms + ttl_ms)
+                .execute(self.pool())
+                .await;
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(e) if crate::db::is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn release_lease(&self, id: &UploadId, name: &str, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM upload_leases WHERE upload_id = ? AND name = ? AND holder = ?")
+            .bind(id.as_str())
+            .bind(name)
+            .bind(holder)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn leases_held(&self, id: &UploadId, prefix: &str, now_ms: i64) -> Result<u64> {
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM upload_leases WHERE upload_id = ? AND expires_at >= ?")
+                .bind(id.as_str())
+                .bind(now_ms)
+                .fetch_all(self.pool())
+                .await?;
+        Ok(names.iter().filter(|n| n.starts_with(prefix)).count() as u64)
+    }
+
+    async fn hash_progress(&self, id: &UploadId) -> Result<HashProgress> {
+        let row = sqlx::query("SELECT hash_next, hash_state FROM upload_sessions WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(row) = row else { return Ok(HashProgress::default()) };
+        let state: Option<String> = row.try_get("hash_state")?;
+        let state = state
+            .map(|s| hex::decode(s).map_err(|_| Error::internal("reading upload session", "corrupt hash_state")))
+            .transpose()?
+            .unwrap_or_default();
+        Ok(HashProgress { next: row.try_get::<i64, _>("hash_next")? as u64, state })
+    }
+
+    async fn save_hash_progress(
+        &self,
+        id: &UploadId,
+        holder: &str,
+        progress: &HashProgress,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let saved = sqlx::query(
+            "UPDATE upload_sessions SET hash_next = ?, hash_state = ? \
+             WHERE id = ? AND state IN ('uploading', 'merging') AND EXISTS (SELECT 1 FROM upload_leases \
+             WHERE upload_id = ? AND name = ? AND holder = ? AND expires_at >= ?)",
+        )
+        .bind(progress.next as i64)
+        .bind(hex::encode(&progress.state))
+        .bind(id.as_str())
+        .bind(id.as_str())
+        .bind(HASH_LEASE)
+        .bind(holder)
+        .bind(now_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(saved.rows_affected() == 1)
     }
 
     async fn mark_chunk(&self, id: &UploadId, index: u64, object_key: &str, now: i64) -> Result<Option<String>> {
@@ -276,6 +375,7 @@ impl UploadStore for SqlUploads {
         }
         sqlx::query("DELETE FROM upload_chunks WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM upload_challenges WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM upload_leases WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(true)
     }

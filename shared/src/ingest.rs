@@ -1,0 +1,258 @@
+//! The running hash: an upload's SHA-1 and SHA-256 follow its chunks in.
+//!
+//! Whenever chunk k is received and chunks 0..k-1 are hashed, some process
+//! (the api that received it, any other api process, or the merge) advances
+//! the hash over k and every following chunk already present, and saves the
+//! hasher's state with the chunk state. Two kinds of lease keep this safe
+//! across processes:
+//! - the [`HASH_LEASE`]: one advancer per upload; its progress is saved only
+//!   while the lease is held, so a process that lost it (stalled, killed)
+//!   cannot overwrite a newer state;
+//! - a [`chunk_lease`] per index: one writer of a chunk at a time (a second
+//!   send is refused with `CHUNK_BUSY`), and the advancer takes it too while
+//!   it reads the chunk, so it never hashes bytes being replaced.
+//!
+//! Chunks below the saved `next` never change again: a later send of one
+//! is compared with the stored bytes and refused (`CHUNK_CONFLICT`) when it
+//! differs. A crash loses at most the chunk being hashed; at `complete` the
+//! merge hashes only what is left.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::path::Path;
+
+use crate::backends::Backends;
+use crate::domain::{UploadId, UploadSession};
+use crate::error::{Error, Result};
+use crate::hashing::{ContentHasher, Digests};
+use crate::uploads::{HASH_LEASE, HashProgress, chunk_lease};
+
+/// How long a lease lasts unless renewed: a process that dies holding one
+/// blocks its chunk (or the hash) this long at most.
+pub const LEASE_TTL: Duration = Duration::from_secs(30);
+/// How often a held lease is renewed.
+const LEASE_RENEW: Duration = Duration::from_secs(10);
+/// How often the merge looks again for writers or an advancer to finish.
+const WAIT_STEP: Duration = Duration::from_millis(20);
+/// How long the merge waits for an advancer in flight before hashing what
+/// is left itself.
+const ADVANCER_WAIT: Duration = Duration::from_secs(5);
+/// Bytes hashed per blocking call.
+const HASH_BATCH: usize = 1 << 20;
+
+/// Milliseconds since the Unix epoch (lease clocks).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A lease on one upload, renewed in the background while held and given
+/// back by [`Lease::release`] (or, when dropped, by a background task).
+pub struct Lease {
+    b: Backends,
+    id: UploadId,
+    name: String,
+    holder: String,
+    renewer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Lease {
+    /// Takes the lease `name` of upload `id`; `None` when another holder has it.
+    pub async fn take(b: &Backends, id: &UploadId, name: &str) -> Result<Option<Lease>> {
+        let holder = crate::random_hex(12);
+        if !b.uploads.acquire_lease(id, name, &holder, now_ms(), LEASE_TTL.as_millis() as i64).await? {
+            return Ok(None);
+        }
+        let renewer = {
+            let (b, id, name, holder) = (b.clone(), id.clone(), name.to_owned(), holder.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(LEASE_RENEW).await;
+                    let ttl = LEASE_TTL.as_millis() as i64;
+                    match b.uploads.acquire_lease(&id, &name, &holder, now_ms(), ttl).await {
+                        Ok(true) => {}
+                        Ok(false) => return, // lost: whoever holds it now goes on
+                        Err(e) => tracing::warn!(error = %e, lease = %name, "renewing a lease failed; retrying"),
+                    }
+                }
+            })
+        };
+        Ok(Some(Lease { b: b.clone(), id: id.clone(), name: name.to_owned(), holder, renewer: Some(renewer) }))
+    }
+
+    /// Who holds it (for saves made under it).
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// Gives the lease back now.
+    pub async fn release(mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
+        if let Err(e) = self.b.uploads.release_lease(&self.id, &self.name, &self.holder).await {
+            tracing::warn!(error = %e, lease = %self.name, "releasing a lease failed; it expires by itself");
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+            // Dropped without release (an error or a cancelled request):
+            // give it back in the background rather than let it run out.
+            let (b, id, name, holder) =
+                (self.b.clone(), self.id.clone(), std::mem::take(&mut self.name), std::mem::take(&mut self.holder));
+            tokio::spawn(async move {
+                let _ = b.uploads.release_lease(&id, &name, &holder).await;
+            });
+        }
+    }
+}
+
+/// Advances `session`'s running hash as far as the received chunks allow.
+/// Returns at once when another process is advancing it (that one picks up
+/// what arrives meanwhile). Errors leave the saved progress where it was.
+#[tracing::instrument(name = "advance hash", skip_all, fields(upload = %session.id))]
+pub async fn advance(b: &Backends, session: &UploadSession) -> Result<()> {
+    let id = &session.id;
+    loop {
+        let Some(lease) = Lease::take(b, id, HASH_LEASE).await? else { return Ok(()) };
+        let outcome = advance_under(b, session, &lease).await;
+        lease.release().await;
+        let stopped_at = outcome?;
+        // A chunk marked while we held the lease found it taken and left
+        // the work to us; a writer still holding the chunk we stopped at
+        // will call us again once it is through.
+        let Some(next) = stopped_at else { return Ok(()) };
+        if b.uploads.chunk(id, next).await?.is_none()
+            || b.uploads.leases_held(id, &chunk_lease(next), now_ms()).await? > 0
+        {
+            return Ok(());
+        }
+    }
+}
+
+/// Hashes chunks from the saved progress on while they are present and
+/// free; returns the index it stopped at (`None` when all are hashed or
+/// the lease was lost).
+async fn advance_under(b: &Backends, session: &UploadSession, lease: &Lease) -> Result<Option<u64>> {
+    let (id, plan) = (&session.id, &session.plan);
+    let mut progress = b.uploads.hash_progress(id).await?;
+    let mut hasher = restore(&progress)?;
+    while progress.next < plan.chunk_count {
+        let k = progress.next;
+        let Some(key) = b.uploads.chunk(id, k).await? else { return Ok(Some(k)) };
+        let Some(chunk) = Lease::take(b, id, &chunk_lease(k)).await? else { return Ok(Some(k)) };
+        let hashed = async {
+            let stream = b
+                .staging
+                .read_chunk(&Path::from(key), plan, k)
+                .await?
+                .ok_or_else(|| Error::internal("hashing a chunk", format!("chunk {k} is not staged")))?;
+            hash_stream(hasher.clone(), stream, plan.chunk_len(k)).await
+        }
+        .await;
+        chunk.release().await;
+        hasher = hashed?;
+        progress = HashProgress { next: k + 1, state: hasher.save() };
+        if !b.uploads.save_hash_progress(id, lease.holder(), &progress, now_ms()).await? {
+            tracing::info!("hash lease lost; another process goes on");
+            return Ok(None);
+        }
+    }
+    Ok(None)
+}
+
+/// The hasher a saved progress holds.
+pub fn restore(progress: &HashProgress) -> Result<ContentHasher> {
+    if progress.next == 0 {
+        return Ok(ContentHasher::new());
+    }
+    ContentHasher::restore(&progress.state)
+        .ok_or_else(|| Error::internal("resuming a running hash", "the saved hasher state is corrupt"))
+}
+
+/// Feeds `stream` (which must hold exactly `len` bytes) to `hasher`, in
+/// batches hashed on the blocking pool.
+async fn hash_stream(
+    mut hasher: ContentHasher,
+    mut stream: crate::objects::ByteStream,
+    len: u64,
+) -> Result<ContentHasher> {
+    let mut batch: Vec<Bytes> = Vec::new();
+    let (mut batched, mut got) = (0usize, 0u64);
+    loop {
+        let piece = stream.next().await.transpose()?;
+        let end = piece.is_none();
+        if let Some(p) = piece {
+            got += p.len() as u64;
+            batched += p.len();
+            batch.push(p);
+        }
+        if (end && !batch.is_empty()) || batched >= HASH_BATCH {
+            let pieces = std::mem::take(&mut batch);
+            batched = 0;
+            hasher = tokio::task::spawn_blocking(move || {
+                for p in &pieces {
+                    hasher.update(p);
+                }
+                hasher
+            })
+            .await
+            .map_err(|e| Error::internal("hashing a chunk", e))?;
+        }
+        if end {
+            break;
+        }
+    }
+    if got != len {
+        return Err(Error::internal("hashing a chunk", format!("{got} bytes staged, {len} expected")));
+    }
+    Ok(hasher)
+}
+
+/// Waits until no chunk of upload `id` is being written: the merge starts
+/// only once every send that began before `complete` is through (a writer
+/// that died stops counting when its lease runs out).
+pub async fn wait_for_writers(b: &Backends, id: &UploadId) -> Result<()> {
+    while b.uploads.leases_held(id, "chunk:", now_ms()).await? > 0 {
+        tokio::time::sleep(WAIT_STEP).await;
+    }
+    Ok(())
+}
+
+/// The running hash's progress once no advancer is at work (waiting a
+/// little for one in flight; after that, what it saved so far).
+pub async fn settled_progress(b: &Backends, id: &UploadId) -> Result<HashProgress> {
+    let deadline = tokio::time::Instant::now() + ADVANCER_WAIT;
+    while tokio::time::Instant::now() < deadline && b.uploads.leases_held(id, HASH_LEASE, now_ms()).await? > 0 {
+        tokio::time::sleep(WAIT_STEP).await;
+    }
+    b.uploads.hash_progress(id).await
+}
+
+/// The digests of the assembled file at `path` (laid out by `plan`), going
+/// on from `progress`: only the bytes from chunk `progress.next` on are read.
+pub fn finish_hash(
+    path: &std::path::Path,
+    plan: &crate::domain::ChunkPlan,
+    progress: &HashProgress,
+) -> Result<Digests> {
+    use std::io::{Read, Seek};
+    let mut hasher = restore(progress)?;
+    let from = plan.offset(progress.next.min(plan.chunk_count)).min(plan.file_size);
+    let mut f = std::fs::File::open(path).map_err(|e| Error::internal("hashing the assembled file", e))?;
+    f.seek(std::io::SeekFrom::Start(from)).map_err(|e| Error::internal("hashing the assembled file", e))?;
+    let mut buf = vec![0u8; HASH_BATCH];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::internal("hashing the assembled file", e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finish())
+}
