@@ -14,7 +14,7 @@ use shared::db::{MetaRepo, NewUserFile, UserRepo};
 use shared::domain::{ChunkPlan, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState, UserName};
 use shared::domain::{NameRule, SortKey, TreeItem};
 use shared::objects::{self, ByteStore, ChunkWriteError, LocalStore, S3Store, TempFile};
-use shared::uploads::{CompleteOutcome, PendingProof, UploadStore};
+use shared::uploads::{CompleteOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
 
 const TTL: u64 = 3600;
 
@@ -65,6 +65,36 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     s.mark_chunk(&a.id, 2, "k2", now).await.unwrap();
     let chunks = s.chunks(&a.id).await.unwrap();
     assert_eq!(chunks.into_iter().collect::<Vec<_>>(), vec![(0, "k0b".into()), (1, "k1".into()), (2, "k2".into())]);
+
+    assert_eq!(s.chunk(&a.id, 1).await.unwrap().as_deref(), Some("k1"));
+    assert_eq!(s.chunk(&a.id, 7).await.unwrap(), None);
+
+    // Leases: one holder at a time, renewable by it, free once released or expired.
+    let ms = 1_000_000_000_000i64;
+    let lease = shared::uploads::chunk_lease(1);
+    assert!(s.acquire_lease(&a.id, &lease, "p1", ms, 1000).await.unwrap());
+    assert!(!s.acquire_lease(&a.id, &lease, "p2", ms + 10, 1000).await.unwrap(), "held by p1");
+    assert!(s.acquire_lease(&a.id, &lease, "p1", ms + 500, 1000).await.unwrap(), "renewed by p1");
+    assert!(!s.acquire_lease(&a.id, &lease, "p2", ms + 1400, 1000).await.unwrap(), "the renewal counts");
+    assert_eq!(s.leases_held(&a.id, "chunk:", ms + 1400).await.unwrap(), 1);
+    assert_eq!(s.leases_held(&a.id, &shared::uploads::chunk_lease(10), ms).await.unwrap(), 0, "exact names");
+    assert_eq!(s.leases_held(&a.id, "chunk:", ms + 1600).await.unwrap(), 0, "expired");
+    assert!(s.acquire_lease(&a.id, &lease, "p2", ms + 1600, 1000).await.unwrap(), "taken over once expired");
+    s.release_lease(&a.id, &lease, "p1").await.unwrap();
+    assert_eq!(s.leases_held(&a.id, "chunk:", ms + 1700).await.unwrap(), 1, "only the holder releases");
+    s.release_lease(&a.id, &lease, "p2").await.unwrap();
+    assert_eq!(s.leases_held(&a.id, "chunk:", ms + 1700).await.unwrap(), 0);
+
+    // The running hash's progress: saved only under the hash lease.
+    assert_eq!(s.hash_progress(&a.id).await.unwrap(), HashProgress::default());
+    let progress = HashProgress { next: 2, state: vec![1, 2, 3, 250] };
+    assert!(!s.save_hash_progress(&a.id, "p1", &progress, ms).await.unwrap(), "no lease, no save");
+    assert!(s.acquire_lease(&a.id, HASH_LEASE, "p1", ms, 1000).await.unwrap());
+    assert!(!s.save_hash_progress(&a.id, "p2", &progress, ms).await.unwrap(), "another holder's lease");
+    assert!(s.save_hash_progress(&a.id, "p1", &progress, ms + 10).await.unwrap());
+    assert!(!s.save_hash_progress(&a.id, "p1", &progress, ms + 5000).await.unwrap(), "an expired lease");
+    assert_eq!(s.hash_progress(&a.id).await.unwrap(), progress);
+    assert_eq!(s.get(&a.id).await.unwrap().unwrap().hashed, 2);
 
     // Complete is a compare-and-set; marks after it are refused.
     assert_eq!(s.start_merge(&a.id, now).await.unwrap(), CompleteOutcome::Started);

@@ -104,9 +104,15 @@ both!(
 
 /// A fleet with no worker yet, a big upload completed, and one worker
 /// process caught in the middle of merging it: (app, token, upload id,
-/// the file's bytes, the worker's index).
-async fn merge_in_flight(size: usize, seed: u64) -> (TestApp, String, String, Vec<u8>, usize) {
+/// the file's bytes, the worker's index, the Garage holding the chunks).
+async fn merge_in_flight(size: usize, seed: u64) -> (TestApp, String, String, Vec<u8>, usize, GarageServer) {
+    // Chunks staged on S3: the merge fetches them into one file, which takes
+    // long enough to be caught in flight (a local staging store's merge is
+    // a link and a commit).
+    let g = GarageServer::start().await;
     let mut app = TestApp::builder(Deployment::Fleet)
+        .s3(&g)
+        .env("PAN_STAGING_URL", "s3://pan-test/staging")
         .env("PAN_CHUNK_SIZE", "8388608")
         .env("PAN_MERGE_THREADS", "1")
         .workers(0)
@@ -119,14 +125,14 @@ async fn merge_in_flight(size: usize, seed: u64) -> (TestApp, String, String, Ve
     assert_eq!(code, StatusCode::ACCEPTED);
     let worker = app.spawn_worker();
     app.wait_for_merge_start(&id).await;
-    (app, token, id, data, worker)
+    (app, token, id, data, worker, g)
 }
 
 /// A worker killed with SIGKILL in the middle of a merge: another worker
 /// process picks the orphaned job up and finishes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merge_killed_mid_way_is_finished_by_another_worker() {
-    let (mut app, token, id, data, first) = merge_in_flight(160 << 20, 13).await;
+    let (mut app, token, id, data, first, _garage) = merge_in_flight(160 << 20, 13).await;
     app.kill_worker(first);
     let (_, status) = app.status(&token, &id).await;
     assert_eq!(status["state"], "merging", "the kill came before the merge finished");
@@ -148,7 +154,7 @@ async fn a_merge_killed_mid_way_is_finished_by_another_worker() {
 /// then the process exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_merge_in_flight_finish() {
-    let (mut app, token, id, data, worker) = merge_in_flight(96 << 20, 15).await;
+    let (mut app, token, id, data, worker, _garage) = merge_in_flight(96 << 20, 15).await;
     let code = app.terminate_worker(worker, 120);
     assert_eq!(code, Some(0), "a graceful stop exits 0");
     let (_, status) = app.status(&token, &id).await;
