@@ -42,6 +42,7 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
         tracing::error!("malformed upload id in merge job; dropping it");
         return Ok(());
     };
+    tracing::debug!("merge picked up");
     let Some(session) = b.uploads.get(&id).await? else {
         tracing::info!("upload is gone (aborted or expired); nothing to merge");
         return Ok(());
@@ -74,8 +75,10 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     }
     // Sends that began before `complete` finish first; then the running
     // hash's progress says how much is left to hash.
+    let waited = std::time::Instant::now();
     ingest::wait_for_writers(b, &id).await?;
     let progress = ingest::settled_progress(b, &id).await?;
+    tracing::debug!(ms = waited.elapsed().as_millis() as u64, hashed = progress.next, "writers and hash settled");
     let started = std::time::Instant::now();
     let keys: Vec<String> = chunks.into_values().collect();
     let parallel = ctx.settings.merge_threads as usize;
