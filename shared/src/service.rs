@@ -466,9 +466,12 @@ where
 
 /// An upload's state, received chunk indexes, and the file once done.
 pub async fn status(b: &Backends, user: &User, id: &str) -> Result<(UploadSession, Vec<u64>, Option<UserFile>)> {
-    let session = owned_session(b, user, id).await?;
+    let (session, received) = match b.uploads.get_with_chunks(&UploadId::parse(id)?).await? {
+        Some((s, received)) if s.owner == user.id => (s, received),
+        _ => return Err(Error::UploadNotFound),
+    };
     let uploaded: Vec<u64> = match session.state {
-        UploadState::Uploading | UploadState::Merging => b.uploads.chunks(&session.id).await?.into_keys().collect(),
+        UploadState::Uploading | UploadState::Merging => received,
         UploadState::Done => (0..session.plan.chunk_count).collect(),
         UploadState::Failed => Vec::new(),
     };

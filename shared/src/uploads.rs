@@ -79,6 +79,13 @@ pub trait UploadStore: Send + Sync {
     async fn open_uploads(&self, owner: i64) -> Result<(u64, u64)>;
     /// A live session by id, whoever owns it (ownership is the caller's check).
     async fn get(&self, id: &UploadId) -> Result<Option<UploadSession>>;
+    /// A live session and the indexes of its received chunks, ascending,
+    /// in one round trip where the store allows (status is polled hard).
+    async fn get_with_chunks(&self, id: &UploadId) -> Result<Option<(UploadSession, Vec<u64>)>> {
+        let Some(session) = self.get(id).await? else { return Ok(None) };
+        let received = self.chunks(id).await?.into_keys().collect();
+        Ok(Some((session, received)))
+    }
     /// Received chunks: index → staged object key, in index order.
     async fn chunks(&self, id: &UploadId) -> Result<BTreeMap<u64, String>>;
     /// The staged object key of chunk `index`, when it has arrived.

@@ -67,6 +67,9 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     assert_eq!(chunks.into_iter().collect::<Vec<_>>(), vec![(0, "k0b".into()), (1, "k1".into()), (2, "k2".into())]);
 
     assert_eq!(s.chunk(&a.id, 1).await.unwrap().as_deref(), Some("k1"));
+    let (with, received) = s.get_with_chunks(&a.id).await.unwrap().expect("the session and its chunks");
+    assert_eq!((with.id, received), (a.id.clone(), vec![0, 1, 2]));
+    assert!(s.get_with_chunks(&UploadId::generate()).await.unwrap().is_none());
     assert_eq!(s.chunk(&a.id, 7).await.unwrap(), None);
 
     // Leases: one holder at a time, renewable by it, free once released or expired.
@@ -122,6 +125,7 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     // Challenges: single use, and void once expired.
     let b = session(owner, 10, None);
     s.create(&b).await.unwrap();
+    assert_eq!(s.get_with_chunks(&b.id).await.unwrap().map(|(_, r)| r), Some(vec![]), "no chunks yet");
     let proof = PendingProof { file_id: 7, expected: "ee".repeat(32), expires_at: now + 60 };
     s.put_challenge(&b.id, &proof).await.unwrap();
     assert_eq!(s.take_challenge(&b.id, now).await.unwrap(), Some(proof.clone()));

@@ -360,6 +360,18 @@ impl UploadStore for RedisUploads {
         self.parse(id, &h).map(Some)
     }
 
+    async fn get_with_chunks(&self, id: &UploadId) -> Result<Option<(UploadSession, Vec<u64>)>> {
+        let mut con = self.con.clone();
+        let (h, indexes): (HashMap<String, String>, Vec<String>) =
+            redis::pipe().hgetall(self.session_key(id)).hkeys(self.chunks_key(id)).query_async(&mut con).await?;
+        if h.is_empty() {
+            return Ok(None);
+        }
+        let mut received: Vec<u64> = indexes.iter().filter_map(|i| i.parse().ok()).collect();
+        received.sort_unstable();
+        Ok(Some((self.parse(id, &h)?, received)))
+    }
+
     async fn chunks(&self, id: &UploadId) -> Result<BTreeMap<u64, String>> {
         let mut con = self.con.clone();
         let h: HashMap<String, String> = con.hgetall(self.chunks_key(id)).await?;

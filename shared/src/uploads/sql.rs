@@ -148,6 +148,28 @@ impl UploadStore for SqlUploads {
         row.as_ref().map(session_from).transpose()
     }
 
+    async fn get_with_chunks(&self, id: &UploadId) -> Result<Option<(UploadSession, Vec<u64>)>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS}, (SELECT GROUP_CONCAT(chkidx) FROM upload_chunks \
+             WHERE upload_chunks.upload_id = upload_sessions.id) AS received \
+             FROM upload_sessions WHERE id = ? AND (state <> 'uploading' OR updated_at >= ?)"
+        )))
+        .bind(id.as_str())
+        .bind(self.live_since())
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let received: Option<String> = row.try_get("received")?;
+        let mut received: Vec<u64> = received
+            .unwrap_or_default()
+            .split(',')
+            .filter(|i| !i.is_empty())
+            .map(|i| i.parse().map_err(|_| Error::internal("reading chunk marks", format!("corrupt index {i:?}"))))
+            .collect::<Result<_>>()?;
+        received.sort_unstable();
+        Ok(Some((session_from(&row)?, received)))
+    }
+
     async fn chunks(&self, id: &UploadId) -> Result<BTreeMap<u64, String>> {
         let rows = sqlx::query("SELECT chkidx, object_key FROM upload_chunks WHERE upload_id = ?")
             .bind(id.as_str())
