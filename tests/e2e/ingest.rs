@@ -173,3 +173,55 @@ async fn s3_staging_body(d: Deployment) {
     eventually(30, "the staged chunks gone", || async { g.objects("staging").await.is_empty().then_some(()) }).await;
 }
 on_both!(chunks_staged_on_s3_follow_the_same_rules, s3_staging_body);
+
+both!(
+    a_process_killed_between_writing_a_chunk_and_marking_it_leaves_it_unreceived,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4194304"),
+    |app| {
+        use tokio::io::AsyncWriteExt;
+        let token = app.user(&uname("torn")).await;
+        let data = test_bytes(3 << 22, 36);
+        let (_, init) = app.init(&token, "t.bin", &data).await;
+        let id = init["uploadID"].as_str().unwrap().to_owned();
+        for i in [1usize, 2] {
+            let piece = data[i << 22..(i + 1) << 22].to_vec();
+            assert_eq!(app.put_chunk(&token, &id, i as u64, piece).await.0, StatusCode::OK);
+        }
+        // Three quarters of chunk 0, wrong bytes, land in place; then the process dies.
+        let mut torn = app.raw_chunk_head(&token, &id, 1 << 22).await;
+        torn.write_all(&vec![0xee; 3 << 20]).await.unwrap();
+        let data_file = app.data.path().join("staging").join(&id).join("data");
+        eventually(10, "the torn chunk's bytes in the data file", || async {
+            let bytes = std::fs::read(&data_file).ok()?;
+            (bytes.len() == data.len() && bytes[..1 << 20].iter().all(|&b| b == 0xee)).then_some(())
+        })
+        .await;
+        app.kill_api();
+        drop(torn);
+        app.restart_api();
+
+        let (_, status) = app.status(&token, &id).await;
+        assert_eq!(status["uploaded"], serde_json::json!([1, 2]), "written but never marked: not received: {status}");
+        assert_eq!(status["hashed_count"], 0, "{status}");
+        // The dead process's claim on chunk 0 runs out (30 s); then it is sent again.
+        let chunk0 = data[..1 << 22].to_vec();
+        let started = std::time::Instant::now();
+        loop {
+            let (code, body) = app.put_chunk(&token, &id, 0, chunk0.clone()).await;
+            if code == StatusCode::SERVICE_UNAVAILABLE && body["code"] == "CHUNK_BUSY" {
+                assert_eq!(body["retry_after"], 1, "{body}");
+                assert!(started.elapsed().as_secs() < 45, "the dead writer's lease never ran out");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await; // as Retry-After says
+                continue;
+            }
+            assert_eq!(code, StatusCode::OK, "{body}");
+            break;
+        }
+        app.complete(&token, &id).await;
+        let done = app.wait_merged(&token, &id).await;
+        assert_eq!(done["state"], "done", "{done}");
+        let (_, _, bytes) = app.download(&token, &sha1_hex(&data), None).await;
+        assert!(bytes == data, "the stored file holds the chunk sent again, not the torn one");
+        app.assert_consistent().await;
+    }
+);
