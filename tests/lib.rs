@@ -281,6 +281,37 @@ impl TestApp {
         }
     }
 
+    /// Sets (or with `None` removes) a variable of this app's environment,
+    /// for the processes started from now on.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            self.env.push((key.to_owned(), v.to_owned()));
+        }
+    }
+
+    /// Waits (at most `secs`) for the api process to die by itself; returns
+    /// the signal that killed it, if one did.
+    pub fn wait_api_death(&mut self, secs: u64) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        let child = self.api.as_mut().expect("the api is running");
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for the api") {
+                self.api = None;
+                return status.signal();
+            }
+            assert!(Instant::now() < deadline, "the api still runs {secs} s on:\n{}", self.api_log_tail(20));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the api again after it died (same port, current environment).
+    pub fn start_api_again(&mut self) {
+        assert!(self.api.is_none(), "the api is still running");
+        self.start_api();
+    }
+
     /// Crashes the api process and starts it again on the same port.
     pub fn restart_api(&mut self) {
         self.kill_api();
@@ -384,6 +415,21 @@ impl TestApp {
     }
 
     /// complete.
+    /// Sends chunk `i` as a client should: again after `Retry-After` while
+    /// the server answers 503 `CHUNK_BUSY` (another send of it, or one cut
+    /// off by a crash whose claim has not yet run out), for at most 60 s.
+    pub async fn put_chunk_patiently(&self, token: &str, id: &str, i: u64, bytes: Vec<u8>) -> (StatusCode, Value) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (code, body) = self.put_chunk(token, id, i, bytes.clone()).await;
+            if code != StatusCode::SERVICE_UNAVAILABLE || body["code"] != "CHUNK_BUSY" || Instant::now() > deadline {
+                return (code, body);
+            }
+            let wait = body["retry_after"].as_u64().expect("CHUNK_BUSY says when to retry");
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+        }
+    }
+
     pub async fn complete(&self, token: &str, id: &str) -> (StatusCode, Value) {
         self.call("POST", &format!("/file/mupload/complete?uploadID={id}"), Some(token)).await
     }

@@ -6,6 +6,7 @@ const BAD_SETTING: u8 = 2;
 #[tokio::main]
 async fn main() -> ExitCode {
     shared::process::private_files();
+    shared::crash::arm();
     let config: api::config::ApiConfig = shared::process::parse_settings();
     if config.print_openapi {
         println!("{}", api::spec_json());

@@ -93,6 +93,7 @@ pub async fn ingest(
     }
     let key = objects::file_key(&crate::random_hex(16));
     b.files.put_file(&mut tmp, &key).await?;
+    crate::crash::point("upload.after_store");
     match commit(b, &entry, &key).await {
         Err(e @ Error::NameTaken { .. }) => {
             // Refused in a transaction that rolled back: our copy is nobody's.

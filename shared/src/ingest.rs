@@ -31,9 +31,9 @@ use crate::uploads::{HASH_LEASE, HashProgress, chunk_lease};
 
 /// How long a lease lasts unless renewed: a process that dies holding one
 /// blocks its chunk (or the hash) this long at most.
-pub const LEASE_TTL: Duration = Duration::from_secs(30);
+pub const LEASE_TTL: Duration = Duration::from_secs(15);
 /// How often a held lease is renewed.
-const LEASE_RENEW: Duration = Duration::from_secs(10);
+const LEASE_RENEW: Duration = Duration::from_secs(5);
 /// How often the merge looks again for writers or an advancer to finish.
 const WAIT_STEP: Duration = Duration::from_millis(20);
 /// How long the merge waits for an advancer in flight before hashing what

@@ -23,6 +23,7 @@
 pub mod audit;
 pub mod backends;
 pub mod config;
+pub mod crash;
 pub mod db;
 pub mod domain;
 pub mod error;

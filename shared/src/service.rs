@@ -447,8 +447,10 @@ where
     // A send again of a chunk received before replaces it only once it has
     // fully arrived: the earlier bytes stay whole until then.
     let key = b.staging.write_chunk(id, plan, index, staged.is_some(), checksum, min_rate, body).await?;
+    crate::crash::point("uppart.after_write");
     match b.uploads.mark_chunk(id, index, key.as_ref(), crate::now()).await {
         Ok(previous) => {
+            crate::crash::point("uppart.after_mark");
             // The earlier send's own object goes; a file the chunks share stays.
             let replaced = previous.filter(|p| p != key.as_ref() && objects::is_own_chunk_object(p, id, index));
             if let Some(previous) = replaced {

@@ -164,6 +164,7 @@ pub async fn delete(b: &Backends, user: &User, id: &str, permanent: bool) -> Res
 /// Deletes a trashed item for good, and the bytes nobody references any more.
 pub async fn purge(b: &Backends, user: &User, id: &str) -> Result<()> {
     let orphans = b.repo.purge(user.id, id).await?;
+    crate::crash::point("purge.after_rows");
     crate::files::delete_contents(b, &orphans).await;
     Ok(())
 }

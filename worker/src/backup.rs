@@ -44,6 +44,7 @@ pub async fn backup(ctx: &MergeContext, job: &BackupJob) -> Result<()> {
     let started = std::time::Instant::now();
     match backup.copy_from(&*b.files, &key, &key).await {
         Ok(bytes) => {
+            shared::crash::point("backup.after_copy");
             let secs = started.elapsed().as_secs_f64();
             let rate = if secs > 0.0 { bytes as f64 / 1e6 / secs } else { 0.0 };
             tracing::Span::current().record("mb_s", rate.round());

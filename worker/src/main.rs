@@ -22,6 +22,7 @@ const BAD_SETTING: u8 = 2;
 #[tokio::main]
 async fn main() -> ExitCode {
     shared::process::private_files();
+    shared::crash::arm();
     let config: WorkerConfig = shared::process::parse_settings();
     shared::process::init_tracing();
     let backends = match Backends::open(&config.settings).await {

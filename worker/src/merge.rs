@@ -93,6 +93,7 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
             return pause(ctx, &session, FailureCode::AssemblyFailed, &reason).await;
         }
     };
+    shared::crash::point("merge.after_assemble");
     let (path, plan, hashed) = (tmp.path.clone(), session.plan, progress.next);
     let digests = tokio::task::spawn_blocking(move || ingest::finish_hash(&path, &plan, &progress))
         .await
@@ -123,6 +124,7 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
         // Local trouble (a full disk): wait until complete is called again.
         return pause(ctx, &session, FailureCode::StoreFailed, &format!("could not store the file: {e}")).await;
     }
+    shared::crash::point("merge.after_store");
     let entry = NewUserFile {
         user_id: session.owner,
         filehash: &digests.sha1,
@@ -137,10 +139,12 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     // When the same content (SHA-256 and size) is stored already, that copy
     // wins and ours is dropped: dedup without trusting any client hash.
     let file = files::commit(b, &entry, &key).await?;
+    shared::crash::point("merge.after_commit");
     if !b.uploads.finish_merge(&id, UploadState::Done, None, Some(&file.id), shared::now()).await? {
         tracing::info!("another attempt finished this upload first");
         return Ok(());
     }
+    shared::crash::point("merge.after_done");
     b.staging.delete_prefix(&objects::upload_prefix(&id)).await?;
     shared::metrics::MERGES_DONE.inc();
     shared::metrics::MERGE_BYTES.add(plan.file_size);

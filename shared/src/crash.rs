@@ -1,0 +1,41 @@
+//! Named crash points, for the crash tests. They exist only in builds with
+//! the `crash-points` feature (test builds turn it on through the test
+//! crate's dev-dependency; release builds never have it). There,
+//! `PAN_CRASH_AT=<name>[,<name>…]` makes the process SIGKILL itself when it
+//! reaches a named point: the harshest crash, at an exact step.
+//!
+//! The points, in the order an upload passes them:
+//! - `uppart.after_write`: a chunk's bytes are durable, its mark is not;
+//! - `uppart.after_mark`: marked, the answer not sent;
+//! - `merge.after_assemble`: the staged file is in the store's scratch;
+//! - `merge.after_store`: the file is at its key, no rows yet;
+//! - `merge.after_commit`: rows committed, the upload still `merging`;
+//! - `merge.after_done`: `done`, the staged chunks not yet deleted;
+//! - `upload.after_store`: a single upload's file stored, no rows yet;
+//! - `purge.after_rows`: a purge's rows are gone, the bytes not yet;
+//! - `backup.after_copy`: the backup copy exists, not yet recorded.
+
+/// Arms the points named in `PAN_CRASH_AT` (a no-op without the feature).
+pub fn arm() {
+    #[cfg(feature = "crash-points")]
+    if let Ok(names) = std::env::var("PAN_CRASH_AT") {
+        for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let armed = fail::cfg_callback(name, || {
+                eprintln!("crash point reached: SIGKILL");
+                // SAFETY: kill(2) of our own process; nothing returns from it.
+                unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            });
+            if let Err(e) = armed {
+                eprintln!("PAN_CRASH_AT: {name}: {e}");
+            }
+        }
+    }
+}
+
+/// A named step; with the feature and `PAN_CRASH_AT` naming it, the process
+/// dies here.
+#[inline(always)]
+pub fn point(_name: &'static str) {
+    #[cfg(feature = "crash-points")]
+    fail::fail_point!(_name);
+}
