@@ -14,6 +14,7 @@ mod identity;
 mod ingest;
 mod merge;
 mod openapi;
+mod power;
 mod rust_client;
 mod shares;
 mod storage;
