@@ -191,15 +191,22 @@ async fn sigkill_after_a_backup_copy_before_its_record() {
     let mut app = TestApp::builder(Deployment::Embedded)
         .s3(&g)
         .env("PAN_BACKUP_URL", "s3://pan-test/backup")
+        .env("PAN_CHUNK_SIZE", &CHUNK.to_string())
         .env("PAN_CRASH_AT", point)
         .env("PAN_SWEEP_SCHEDULE", "* * * * * *")
+        .env("PAN_MERGE_STALL_SECS", "10")
         .spawn()
         .await;
     let token = app.user(&uname("crash")).await;
     let data = test_bytes(30_000, 45);
-    let done = app.upload(&token, "b.bin", &data).await;
-    assert_eq!(done["state"], "done", "{done}");
+    let id = app.send_all_chunks(&token, "b.bin", &data).await;
+    let (code, _) = app.complete(&token, &id).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    // The backup starts as soon as the merge has recorded the file; the
+    // process dies once its copy is written.
     crashed_and_restarted(&mut app, point);
+    let done = app.wait_merged(&token, &id).await;
+    assert_eq!(done["state"], "done", "{done}");
     eventually(60, "the backup recorded", || async {
         (app.sql_count("SELECT COUNT(*) FROM files WHERE backup_state = 'done'").await == 1).then_some(())
     })
