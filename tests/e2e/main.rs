@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod config;
 mod conformance;
+mod declare;
 mod durability;
 mod files;
 mod folders;
