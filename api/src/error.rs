@@ -25,6 +25,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("INVALID_FILEHASH", 400, "`filehash` is not a SHA-1 (40 hex characters)."),
     ("INVALID_SHA256", 400, "`sha256` is not a SHA-256 (64 hex characters)."),
     ("INVALID_FILESIZE", 400, "`filesize` is negative."),
+    ("FILEHASH_REQUIRED", 400, "`sha256` came without `filehash`: give both, or neither and declare them later."),
     ("INVALID_FILE_REFERENCE", 400, "Name the file by `id` or by `filehash`, one of them."),
     ("INVALID_CHUNK_INDEX", 400, "`chkidx` is outside the upload's chunks."),
     ("INVALID_CHECKSUM_HEADER", 400, "`Upload-Checksum` is not `sha1 <base64 of 20 bytes>`."),
@@ -56,6 +57,12 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("USERNAME_TAKEN", 409, "The username is registered already."),
     ("UPLOAD_NOT_UPLOADING", 409, "The upload is past the state this needs (merging, done or failed)."),
     ("CHUNK_CONFLICT", 409, "The chunk was received and hashed already with other bytes; hashed chunks never change."),
+    (
+        "HASH_ALREADY_DECLARED",
+        409,
+        "The upload's hashes were declared already, with other values: abort it and start again.",
+    ),
+    ("HASH_NOT_DECLARED", 409, "`complete` on an upload begun without hashes: declare them first."),
     ("CHUNKS_MISSING", 409, "`complete` before every chunk arrived; `missing` lists them."),
     ("FILEHASH_AMBIGUOUS", 409, "`filehash` names several of your files; `ids` lists them."),
     ("PATH_AMBIGUOUS", 409, "The path names several entries (names that clashed before folders); `ids` lists them."),
@@ -255,6 +262,8 @@ impl From<Error> for ApiError {
                 }))
             }
             Error::ChunkConflict { .. } => ApiError::Conflict(body("CHUNK_CONFLICT")),
+            Error::HashAlreadyDeclared => ApiError::Conflict(body("HASH_ALREADY_DECLARED")),
+            Error::HashNotDeclared => ApiError::Conflict(body("HASH_NOT_DECLARED")),
             Error::ChunkBusy { .. } => ApiError::Unavailable(Json(ErrorBody {
                 retry_after: Some(1),
                 ..ErrorBody::new("CHUNK_BUSY", e.to_string())

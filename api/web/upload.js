@@ -1,6 +1,8 @@
-// Chunked, resumable uploads: SHA-1 and SHA-256 in a Web Worker, init (and the
-// answer to a proof-of-possession challenge), the missing chunks several at a
-// time with retries, complete, then status until done or failed. Each upload
+// Chunked, resumable uploads: init with the file's name, size and a local
+// fingerprint, then at the same time the missing chunks (several at a time,
+// with retries) and SHA-1 + SHA-256 in a Web Worker, declared when ready (with
+// the answer to a proof-of-possession challenge; an `instant` answer stops
+// the sending), complete, then status until done or failed. Each upload
 // goes into a folder; a dropped or picked folder tree is walked here and its
 // folders made (or found) before its files go into the same queue.
 
@@ -122,14 +124,34 @@ export function unfinished() {
 }
 
 function remember(up) {
-  const list = unfinished().filter((u) => !(u.hash === up.hash && u.size === up.file.size));
-  list.unshift({ name: up.file.name, size: up.file.size, hash: up.hash, at: Date.now() });
+  const list = unfinished().filter((u) => u.fingerprint !== up.fingerprint);
+  list.unshift({ name: up.file.name, size: up.file.size, fingerprint: up.fingerprint, at: Date.now() });
   localStorage.setItem(unfinishedKey(), JSON.stringify(list.slice(0, 50)));
 }
 
 function forget(up) {
-  const list = unfinished().filter((u) => !(u.hash === up.hash && u.size === up.file.size));
+  const list = unfinished().filter((u) => u.fingerprint !== up.fingerprint);
   localStorage.setItem(unfinishedKey(), JSON.stringify(list));
+}
+
+/**
+ * This browser's token for a file going to a folder: its name, size,
+ * modification time and destination, hashed (FNV-1a, two lanes) so it is
+ * short and says nothing readable. Picking the same file again finds the
+ * unfinished upload (init answers `resume`) before the file is hashed; a
+ * file changed in place gets a new mtime, so a new upload.
+ */
+function fingerprintOf(file, folder) {
+  const text = `${file.name}\n${file.size}\n${file.lastModified}\n${folder || ''}`;
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193) >>> 0;
+    b = Math.imul(b ^ c, 0x5bd1e995) >>> 0;
+  }
+  const hex = (n) => n.toString(16).padStart(8, '0');
+  return `web1-${file.size}-${file.lastModified}-${hex(a)}${hex(b)}`;
 }
 
 // ---- one upload -------------------------------------------------------------
@@ -171,6 +193,7 @@ export class Upload {
     this.hash = null;
     this.sha256 = null;
     this.hashed = 0;
+    this.fingerprint = null;
     this.uploadID = null;
     this.chunkcount = 0;
     this.chunksize = 0;
@@ -226,7 +249,12 @@ export class Upload {
     this.changed();
   }
 
-  /** Starts (or, after pause or error, restarts from init: the server says which chunks it holds). */
+  /**
+   * Starts (or, after pause or error, restarts from init: the server says
+   * which chunks it holds). The chunks go out at once while a worker hashes
+   * the file; the hashes are declared when ready (which may end the upload
+   * as `instant`), and complete follows once both are done.
+   */
   async start() {
     const gen = ++this.generation;
     const stale = () => gen !== this.generation;
@@ -237,47 +265,21 @@ export class Upload {
       if (stale()) return;
       this.folder = dest.id || null;
       this.folderPath = dest.path;
-      if (!this.hash) {
-        this.set('hashing');
-        this.hashJob = hashFile(this.file, (n) => {
-          this.hashed = n;
-          this.changed();
-        });
-        const digests = await this.hashJob.promise;
-        this.hashJob = null;
-        if (stale()) return;
-        this.hash = digests.sha1;
-        this.sha256 = digests.sha256;
-      }
+      this.fingerprint = fingerprintOf(this.file, this.folder);
       this.set('starting');
       // A server at its limit of open uploads (429) says when to come back.
-      let init = await this.withRetries(
+      const init = await this.withRetries(
         () => call('POST', '/file/mupload/init', {
           json: {
             filename: this.file.name,
-            filehash: this.hash,
-            sha256: this.sha256,
             filesize: this.file.size,
+            fingerprint: this.fingerprint,
             folder: this.folder || undefined,
           },
         }),
         gen,
       );
       if (stale()) return;
-      if (init.status === 'new' && init.challenge) {
-        // Stored by someone else: proving we hold the bytes skips sending them.
-        const proof = await proveFile(this.file, init.challenge).promise;
-        if (stale()) return;
-        init = await call('POST', `/file/mupload/prove?${qs({ uploadID: init.uploadID })}`, { json: { proof } });
-        if (stale()) return;
-      }
-      if (init.status === 'instant') {
-        this.stored = init.file || null;
-        forget(this);
-        this.set('instant', 'This content was already stored, so it finished at once.');
-        this.onStored(this);
-        return;
-      }
       this.uploadID = init.uploadID;
       this.chunkcount = init.chunkcount;
       this.chunksize = init.chunksize;
@@ -285,7 +287,9 @@ export class Upload {
       this.resumed = init.status === 'resume' ? init.uploaded.length : 0;
       remember(this);
       this.set('uploading');
-      await this.sendMissing(gen);
+      // Either may stop the other: a failed send ends the upload here, an
+      // `instant` declaration ends it as stored (and bumps the generation).
+      await Promise.all([this.sendMissing(gen), this.hashAndDeclare(gen)]);
       if (stale()) return;
       await this.complete(gen);
       if (stale()) return;
@@ -296,7 +300,49 @@ export class Upload {
       // Retrying helps after network trouble, a busy server or a state
       // conflict; not when the request itself is refused (too large, say).
       this.retryable = !(e instanceof ApiError) || e.transient || [401, 404, 409].includes(e.status);
+      if (e instanceof ApiError && e.code === 'HASH_ALREADY_DECLARED') this.retryable = false;
       this.set('error', e.message || String(e));
+    }
+  }
+
+  /**
+   * Hashes the file in the worker (once: a retry reuses the digests) and
+   * declares the hashes. When the server has the content already (the
+   * caller's, or someone else's and the page proves it holds the bytes) the
+   * upload is over: the chunks still going out are stopped.
+   */
+  async hashAndDeclare(gen) {
+    if (!this.hash) {
+      this.hashJob = hashFile(this.file, (n) => {
+        this.hashed = n;
+      });
+      const digests = await this.hashJob.promise;
+      this.hashJob = null;
+      this.hash = digests.sha1;
+      this.sha256 = digests.sha256;
+    }
+    if (gen !== this.generation) throw aborted();
+    const declareURL = `/file/mupload/declare?${qs({ uploadID: this.uploadID })}`;
+    let answer = await this.withRetries(
+      () => call('POST', declareURL, { json: { filehash: this.hash, sha256: this.sha256 } }),
+      gen,
+    );
+    if (gen !== this.generation) throw aborted();
+    if (answer.status === 'new' && answer.challenge) {
+      // Stored by someone else: proving we hold the bytes skips sending the rest.
+      const proof = await proveFile(this.file, answer.challenge).promise;
+      if (gen !== this.generation) throw aborted();
+      answer = await call('POST', `/file/mupload/prove?${qs({ uploadID: this.uploadID })}`, { json: { proof } });
+      if (gen !== this.generation) throw aborted();
+    }
+    if (answer.status === 'instant') {
+      this.generation += 1;
+      this.abortInflight();
+      this.stored = answer.file || null;
+      forget(this);
+      this.set('instant', 'This content was already stored, so it finished at once.');
+      this.onStored(this);
+      throw aborted();
     }
   }
 
@@ -474,7 +520,7 @@ export class Upload {
         }
       }
     }
-    if (this.hash) forget(this);
+    if (this.fingerprint) forget(this);
     this.set('cancelled');
   }
 }

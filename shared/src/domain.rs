@@ -124,11 +124,16 @@ pub struct UploadSession {
     pub owner: i64,
     /// The name the client gave; metadata only.
     pub filename: String,
-    /// Declared SHA-1 of the whole file.
-    pub filehash: Sha1Hex,
+    /// Declared SHA-1 of the whole file: given at init, or declared while
+    /// the chunks flow (`None` until then; `complete` needs it).
+    pub filehash: Option<Sha1Hex>,
     /// Declared SHA-256 of the whole file, when the client sent one: checked
     /// by the merge, and needed for resume and instant upload.
     pub sha256: Option<Sha256Hex>,
+    /// The client's own opaque token for the local file (e.g. a hash of its
+    /// path, size and mtime), by which an init that names no hash finds
+    /// this upload to resume it.
+    pub fingerprint: Option<String>,
     /// How the file is cut into chunks.
     pub plan: ChunkPlan,
     /// Current state.

@@ -68,6 +68,13 @@ pub enum Error {
     /// The upload is past the state the operation needs.
     #[error("upload is {state}, not uploading")]
     NotUploading { state: String },
+    /// The upload's whole-file hashes were declared already, with other
+    /// values (the file changed while it was read?).
+    #[error("this upload's hashes were declared already, with other values; abort it and start again")]
+    HashAlreadyDeclared,
+    /// `complete` on an upload whose hashes were never declared.
+    #[error("declare the file's hashes (POST /file/mupload/declare) before complete")]
+    HashNotDeclared,
     /// Another send of the same chunk is being received; retry shortly.
     #[error("chunk {index} is being received by another request; retry in a moment")]
     ChunkBusy { index: u64 },

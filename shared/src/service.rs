@@ -18,7 +18,7 @@ use crate::files::ByteRange;
 use crate::ingest;
 use crate::jobs::MergeJob;
 use crate::objects;
-use crate::uploads::{self, CompleteOutcome, PendingProof};
+use crate::uploads::{self, CompleteOutcome, DeclareOutcome, PendingProof};
 
 /// How often a running merge refreshes its upload's heartbeat (`updated_at`).
 pub const MERGE_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -64,72 +64,82 @@ pub struct Challenge {
     pub expires_at: i64,
 }
 
-/// Starts (or resumes) an upload of `filesize` bytes hashing to `filehash`
-/// (SHA-1) and, when the client says so, `sha256`.
+/// What a client says about the file it starts to upload.
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    /// The name to list it under.
+    pub filename: FileName,
+    /// Its size in bytes.
+    pub filesize: u64,
+    /// Its SHA-1, when the client hashed it first; `None`: declared later
+    /// ([`declare`]) while the chunks flow.
+    pub filehash: Option<Sha1Hex>,
+    /// Its SHA-256 (only with `filehash`).
+    pub sha256: Option<Sha256Hex>,
+    /// The client's own token for the file, by which an init without
+    /// hashes finds the upload to resume.
+    pub fingerprint: Option<String>,
+}
+
+/// Starts (or resumes) an upload of `new.filesize` bytes. With hashes
+/// (`filehash` and, when the client says so, `sha256`) the content may be
+/// known already; without them the upload starts at once and the client
+/// declares the hashes later ([`declare`]), which can still end it
+/// instantly.
 ///
 /// Content is matched on (SHA-256, size) only, never on SHA-1 alone: without
 /// a declared SHA-256 the answer is always a new upload (the merge still
 /// stores known content once). The caller's own content is instant; someone
 /// else's comes with a challenge (unless `PAN_INSTANT_ACROSS_USERS` is off),
-/// so that knowing hashes and a size is never enough to get a file.
+/// so that knowing hashes and a size is never enough to get a file. An
+/// init with hashes resumes by them; one without, by its fingerprint.
 ///
 /// The file goes where `place` says. With [`NameRule::Refuse`] a taken
 /// name is refused here; a name taken while the upload runs gets the
 /// `name (n).ext` rule when it finishes (the bytes are in by then).
-#[tracing::instrument(name = "init upload", skip(b, settings, user, sha256, place), fields(user = user.id))]
-#[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "init upload", skip(b, settings, user, new, place), fields(user = user.id))]
 pub async fn init(
     b: &Backends,
     settings: &Settings,
     user: &User,
-    filename: FileName,
-    filehash: Sha1Hex,
-    sha256: Option<Sha256Hex>,
-    filesize: u64,
+    new: NewUpload,
     place: &Placement,
 ) -> Result<InitOutcome> {
+    let NewUpload { filename, filesize, filehash, sha256, fingerprint } = new;
     if filesize > settings.max_file_size {
         return Err(Error::TooLarge {
             code: "FILE_TOO_LARGE",
             message: format!("filesize {filesize} is above the limit of {} bytes", settings.max_file_size),
         });
     }
+    if filehash.is_none() && sha256.is_some() {
+        return Err(Error::invalid(
+            "FILEHASH_REQUIRED",
+            "sha256 needs filehash: give both, or neither and declare them later",
+        ));
+    }
     let plan = ChunkPlan::for_file(filesize, settings.chunk_size, settings.max_chunks);
     let now = crate::now();
     let same = sha256.as_ref().map(|h| (h.as_str(), filesize as i64));
     crate::tree::check_placement(b, user, &filename, place, same).await?;
     let mut known = None;
-    if let Some(sha256) = &sha256 {
-        // The caller's own entry first, in one query whatever is stored
-        // elsewhere: with cross-user instant upload off, nothing here takes
-        // longer when someone else has the content (no timing oracle).
-        // Content whose SHA-1 differs from the declared one is a wrong
-        // declaration: a normal upload follows, and its merge fails.
-        let own = b.repo.own_entry(user.id, sha256.as_str(), filesize as i64).await?;
-        if own.is_some_and(|e| e.filehash == filehash.as_str()) {
-            let entry = NewUserFile {
-                user_id: user.id,
-                filehash: filehash.as_str(),
-                sha256: sha256.as_str(),
-                filesize: filesize as i64,
-                filename: filename.as_str(),
-                folder: place.folder.as_ref().map(|f| f.as_str()),
-                rule: place.rule,
-                now,
-            };
-            if let Some(file) = b.repo.link_existing(&entry).await? {
-                tracing::info!(entry = %file.id, "instant upload: the caller has this content");
-                crate::metrics::UPLOADS_INSTANT.inc();
-                return Ok(InitOutcome::Instant(file, plan));
-            }
-        } else if settings.instant_across_users {
-            known =
-                b.repo.stored_file(sha256.as_str(), filesize as i64).await?.filter(|s| s.filehash == filehash.as_str());
+    if let (Some(filehash), Some(sha256)) = (&filehash, &sha256) {
+        match known_content(b, settings, user, filename.as_str(), place, filehash, sha256, filesize).await? {
+            Known::Own(file) => return Ok(InitOutcome::Instant(file, plan)),
+            Known::Elsewhere(stored) => known = Some(stored),
+            Known::Unknown => {}
         }
         if let Some(session) = b.uploads.find_resumable(user.id, filehash.as_str(), sha256.as_str(), filesize).await? {
             let uploaded = b.uploads.chunks(&session.id).await?.into_keys().collect();
             return Ok(InitOutcome::Resume(session, uploaded));
         }
+    }
+    if filehash.is_none()
+        && let Some(fingerprint) = &fingerprint
+        && let Some(session) = b.uploads.find_by_fingerprint(user.id, fingerprint, filesize).await?
+    {
+        let uploaded = b.uploads.chunks(&session.id).await?.into_keys().collect();
+        return Ok(InitOutcome::Resume(session, uploaded));
     }
     // One user's inits take turns between the check and the new session, so
     // a burst of parallel inits cannot all pass the same check (in this
@@ -140,6 +150,9 @@ pub async fn init(
         id: UploadId::generate(),
         owner: user.id,
         filename: filename.as_str().to_owned(),
+        // A hash-first upload resumes by its hashes: the fingerprint is kept
+        // only for uploads that need it, so both stores find the same ones.
+        fingerprint: fingerprint.filter(|_| filehash.is_none()),
         filehash,
         sha256,
         plan,
@@ -162,6 +175,114 @@ pub async fn init(
         None => None,
     };
     Ok(InitOutcome::New(session, challenge))
+}
+
+/// Whether content (its hashes and size) is stored already, for whom.
+enum Known {
+    /// The caller has it: here is their entry for it where the upload was
+    /// to go (made now, or the one of that name there already).
+    Own(UserFile),
+    /// Someone else stored it (and cross-user instant upload is on).
+    Elsewhere(StoredFile),
+    /// Not stored, or not matched.
+    Unknown,
+}
+
+/// Looks the declared content up for instant upload, as init and declare
+/// do: the caller's own first, in one query whatever is stored elsewhere
+/// (with cross-user instant upload off, nothing here takes longer when
+/// someone else has the content: no timing oracle). Content whose SHA-1
+/// differs from the declared one is a wrong declaration: a normal upload
+/// follows, and its merge fails.
+#[allow(clippy::too_many_arguments)]
+async fn known_content(
+    b: &Backends,
+    settings: &Settings,
+    user: &User,
+    filename: &str,
+    place: &Placement,
+    filehash: &Sha1Hex,
+    sha256: &Sha256Hex,
+    filesize: u64,
+) -> Result<Known> {
+    let own = b.repo.own_entry(user.id, sha256.as_str(), filesize as i64).await?;
+    if own.is_some_and(|e| e.filehash == filehash.as_str()) {
+        let entry = NewUserFile {
+            user_id: user.id,
+            filehash: filehash.as_str(),
+            sha256: sha256.as_str(),
+            filesize: filesize as i64,
+            filename,
+            folder: place.folder.as_ref().map(|f| f.as_str()),
+            rule: place.rule,
+            now: crate::now(),
+        };
+        if let Some(file) = b.repo.link_existing(&entry).await? {
+            tracing::info!(entry = %file.id, "instant upload: the caller has this content");
+            crate::metrics::UPLOADS_INSTANT.inc();
+            return Ok(Known::Own(file));
+        }
+    } else if settings.instant_across_users
+        && let Some(stored) =
+            b.repo.stored_file(sha256.as_str(), filesize as i64).await?.filter(|s| s.filehash == filehash.as_str())
+    {
+        return Ok(Known::Elsewhere(stored));
+    }
+    Ok(Known::Unknown)
+}
+
+/// What declaring an upload's hashes led to.
+#[derive(Debug)]
+pub enum DeclareResult {
+    /// The caller has this content already: the file is theirs where the
+    /// upload was to go, the upload is gone (stop sending).
+    Instant(UserFile, ChunkPlan),
+    /// Go on sending (the received chunks listed); with a challenge when
+    /// someone else stored the content, as at init.
+    Continue(UploadSession, Vec<u64>, Option<Challenge>),
+}
+
+/// Declares the whole file's SHA-1 and SHA-256 of an upload that began
+/// without them, while its chunks flow. Once declared they stay: the same
+/// again is fine (and answers the same), others are
+/// [`Error::HashAlreadyDeclared`]. Content the caller has ends the upload
+/// at once; someone else's gets a challenge, answered at [`prove`]. The
+/// merge verifies the file against what was declared.
+#[tracing::instrument(name = "declare hashes", skip(b, settings, user), fields(user = user.id))]
+pub async fn declare(
+    b: &Backends,
+    settings: &Settings,
+    user: &User,
+    id: &str,
+    filehash: Sha1Hex,
+    sha256: Sha256Hex,
+) -> Result<DeclareResult> {
+    let mut session = owned_session(b, user, id).await?;
+    if session.state != UploadState::Uploading {
+        return Err(Error::NotUploading { state: session.state.to_string() });
+    }
+    match b.uploads.declare_hashes(&session.id, filehash.as_str(), sha256.as_str()).await? {
+        DeclareOutcome::Declared | DeclareOutcome::Same => {}
+        DeclareOutcome::Different => return Err(Error::HashAlreadyDeclared),
+    }
+    let place = Placement { folder: session.folder.clone(), rule: NameRule::Rename };
+    let size = session.plan.file_size;
+    let known = known_content(b, settings, user, &session.filename, &place, &filehash, &sha256, size).await?;
+    let challenge = match known {
+        Known::Own(file) => {
+            // Nothing more to receive: chunks sent meanwhile go with the upload.
+            if b.uploads.delete_unless_merging(&session.id).await? {
+                b.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;
+            }
+            return Ok(DeclareResult::Instant(file, session.plan));
+        }
+        Known::Elsewhere(stored) => challenge(b, user, &session.id, &stored).await?,
+        Known::Unknown => None,
+    };
+    tracing::info!(upload = %session.id, "hashes declared");
+    (session.filehash, session.sha256) = (Some(filehash), Some(sha256));
+    let uploaded = b.uploads.chunks(&session.id).await?.into_keys().collect();
+    Ok(DeclareResult::Continue(session, uploaded, challenge))
 }
 
 /// Waits for `user`'s turn to create an upload: one of 256 locks, picked by
@@ -489,6 +610,12 @@ pub async fn status(b: &Backends, user: &User, id: &str) -> Result<(UploadSessio
 #[tracing::instrument(name = "complete upload", skip(b, settings, user), fields(user = user.id))]
 pub async fn complete(b: &Backends, settings: &Settings, user: &User, id: &str) -> Result<UploadState> {
     let session = owned_session(b, user, id).await?;
+    // Hashes only ever get declared, never withdrawn: checked here, they
+    // are there for the merge. Without them there is nothing to verify the
+    // file against, so the client must finish its side first.
+    if session.state == UploadState::Uploading && session.filehash.is_none() {
+        return Err(Error::HashNotDeclared);
+    }
     match b.uploads.start_merge(&session.id, crate::now()).await? {
         CompleteOutcome::Started => {
             b.jobs.merges.push(MergeJob { upload_id: session.id.to_string() }).await?;

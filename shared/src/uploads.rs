@@ -25,6 +25,17 @@ pub enum CompleteOutcome {
     Missing,
 }
 
+/// What declaring an upload's hashes did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeclareOutcome {
+    /// The hashes are recorded now (none were before).
+    Declared,
+    /// The same hashes were declared before; nothing changed.
+    Same,
+    /// Other hashes were declared before; they stay.
+    Different,
+}
+
 /// An open proof-of-possession challenge for one upload: the digest a client
 /// holding the content would answer with, and the content it would get.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +85,15 @@ pub trait UploadStore: Send + Sync {
         sha256: &str,
         filesize: u64,
     ) -> Result<Option<UploadSession>>;
+    /// The caller's unfinished (`uploading`) session of `filesize` bytes
+    /// started with this client fingerprint, if any (the newest).
+    async fn find_by_fingerprint(&self, owner: i64, fingerprint: &str, filesize: u64) -> Result<Option<UploadSession>>;
+    /// Records the whole file's hashes of an upload that began without them:
+    /// a compare-and-set, only while the session is `uploading`, so of two
+    /// different declarations one wins and the other gets
+    /// [`DeclareOutcome::Different`]. Errors: [`crate::Error::UploadNotFound`],
+    /// [`crate::Error::NotUploading`].
+    async fn declare_hashes(&self, id: &UploadId, filehash: &str, sha256: &str) -> Result<DeclareOutcome>;
     /// How many unfinished (`uploading` or `merging`) uploads the user has
     /// open, and the bytes they declared: what their quota holds in reserve.
     async fn open_uploads(&self, owner: i64) -> Result<(u64, u64)>;

@@ -14,7 +14,7 @@ use shared::db::{MetaRepo, NewUserFile, UserRepo};
 use shared::domain::{ChunkPlan, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState, UserName};
 use shared::domain::{NameRule, SortKey, TreeItem};
 use shared::objects::{self, ByteStore, ChunkWriteError, LocalStore, S3Store, TempFile};
-use shared::uploads::{CompleteOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
+use shared::uploads::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
 
 const TTL: u64 = 3600;
 
@@ -24,7 +24,8 @@ fn session(owner: i64, size: u64, sha256: Option<&str>) -> UploadSession {
         id: UploadId::generate(),
         owner,
         filename: "f.bin".into(),
-        filehash: Sha1Hex::parse(&"ab".repeat(20)).unwrap(),
+        filehash: Some(Sha1Hex::parse(&"ab".repeat(20)).unwrap()),
+        fingerprint: None,
         sha256: sha256.map(|h| Sha256Hex::parse(h).unwrap()),
         plan: ChunkPlan::with_chunk_size(size, 1024),
         state: UploadState::Uploading,
@@ -48,10 +49,13 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     assert_eq!((got.owner, got.state, got.plan), (owner, UploadState::Uploading, a.plan));
     assert_eq!(got.sha256, a.sha256);
     assert!(s.get(&UploadId::generate()).await.unwrap().is_none());
-    let resumable =
-        s.find_resumable(owner, a.filehash.as_str(), &"cd".repeat(32), 3000).await.unwrap().expect("resumable");
+    let resumable = s
+        .find_resumable(owner, a.filehash.as_ref().unwrap().as_str(), &"cd".repeat(32), 3000)
+        .await
+        .unwrap()
+        .expect("resumable");
     assert!(
-        s.find_resumable(owner, a.filehash.as_str(), &"ef".repeat(32), 3000).await.unwrap().is_none(),
+        s.find_resumable(owner, a.filehash.as_ref().unwrap().as_str(), &"ef".repeat(32), 3000).await.unwrap().is_none(),
         "another content with the same SHA-1 and size is not this upload"
     );
     assert_eq!(resumable.id, a.id);
@@ -120,7 +124,9 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     assert!(!s.touch_merge(&a.id, now).await.unwrap(), "nothing to keep alive");
     assert!(!s.stale_merges(i64::MAX / 2, 100).await.unwrap().contains(&a.id));
     assert_eq!(s.open_uploads(owner).await.unwrap(), (0, 0), "a finished upload reserves nothing");
-    assert!(s.find_resumable(owner, a.filehash.as_str(), &"cd".repeat(32), 3000).await.unwrap().is_none());
+    assert!(
+        s.find_resumable(owner, a.filehash.as_ref().unwrap().as_str(), &"cd".repeat(32), 3000).await.unwrap().is_none()
+    );
 
     // Challenges: single use, and void once expired.
     let b = session(owner, 10, None);
@@ -139,6 +145,29 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     assert!(s.get(&b.id).await.unwrap().is_none());
     assert!(s.chunks(&b.id).await.unwrap().is_empty());
     assert!(matches!(s.mark_chunk(&b.id, 0, "k", now).await, Err(shared::Error::UploadNotFound)));
+
+    // An upload begun without hashes: found by its fingerprint and size,
+    // and its hashes declared once (the same again is fine, others are not).
+    let c =
+        UploadSession { filehash: None, sha256: None, fingerprint: Some("fp:1/a".into()), ..session(owner, 500, None) };
+    s.create(&c).await.unwrap();
+    let got = s.get(&c.id).await.unwrap().expect("created");
+    assert_eq!((got.filehash, got.fingerprint.as_deref()), (None, Some("fp:1/a")));
+    assert_eq!(s.find_by_fingerprint(owner, "fp:1/a", 500).await.unwrap().map(|f| f.id), Some(c.id.clone()));
+    assert!(s.find_by_fingerprint(owner, "fp:1/a", 501).await.unwrap().is_none(), "another size");
+    assert!(s.find_by_fingerprint(owner, "fp:1/b", 500).await.unwrap().is_none(), "another fingerprint");
+    let (h1, h256) = ("12".repeat(20), "34".repeat(32));
+    assert_eq!(s.declare_hashes(&c.id, &h1, &h256).await.unwrap(), DeclareOutcome::Declared);
+    assert_eq!(s.declare_hashes(&c.id, &h1, &h256).await.unwrap(), DeclareOutcome::Same);
+    assert_eq!(s.declare_hashes(&c.id, &h1, &"56".repeat(32)).await.unwrap(), DeclareOutcome::Different);
+    let got = s.get(&c.id).await.unwrap().expect("declared");
+    assert_eq!(got.filehash.map(|h| h.to_string()), Some(h1.clone()));
+    assert_eq!(got.sha256.map(|h| h.to_string()), Some(h256.clone()));
+    assert!(matches!(s.declare_hashes(&UploadId::generate(), &h1, &h256).await, Err(shared::Error::UploadNotFound)));
+    s.mark_chunk(&c.id, 0, "kc", now).await.unwrap();
+    assert_eq!(s.start_merge(&c.id, now).await.unwrap(), CompleteOutcome::Started);
+    assert!(matches!(s.declare_hashes(&c.id, &h1, &h256).await, Err(shared::Error::NotUploading { .. })));
+    assert!(s.find_by_fingerprint(owner, "fp:1/a", 500).await.unwrap().is_none(), "merging is not resumable");
     s.health_check().await.unwrap();
 }
 

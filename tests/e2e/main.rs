@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod conformance;
 mod crash;
+mod declare;
 mod durability;
 mod files;
 mod folders;

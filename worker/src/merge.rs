@@ -5,7 +5,8 @@
 //! 2. wait for chunk sends still in flight, then take the staged file (a
 //!    local staging store's data file, linked; chunks fetched otherwise)
 //!    and hash only what the running hash ([`shared::ingest`]) has not;
-//! 3. a hash other than the declared ones (SHA-1, and SHA-256 when given) ends the upload `failed`, with the
+//! 3. a hash other than the declared ones (SHA-1, and SHA-256 when given; at
+//!    init or declared later) ends the upload `failed`, with the
 //!    reason, and no rows; local I/O trouble (a full disk) also reports
 //!    `failed` but keeps the chunks, so `complete` can start it again;
 //! 4. move the file to its key, then in one transaction record the content
@@ -104,8 +105,14 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     let digests = &digests;
     tracing::info!(sha1 = %digests.sha1, seconds, hashed_before = hashed, "assembled and verified");
 
-    if digests.sha1 != session.filehash.as_str() {
-        let reason = format!("SHA-1 mismatch: declared {}, actual {}", session.filehash, digests.sha1);
+    // `complete` refuses an upload whose hashes were never declared, so a
+    // merge without one is not expected: it stores nothing unverified.
+    let Some(declared) = &session.filehash else {
+        let reason = format!("no SHA-1 was declared; actual {}", digests.sha1);
+        return fail(ctx, &session, FailureCode::Sha1Mismatch, &reason).await;
+    };
+    if digests.sha1 != declared.as_str() {
+        let reason = format!("SHA-1 mismatch: declared {declared}, actual {}", digests.sha1);
         return fail(ctx, &session, FailureCode::Sha1Mismatch, &reason).await;
     }
     if let Some(declared) = &session.sha256

@@ -1,6 +1,7 @@
 //! The chunked, resumable upload protocol under `/file/mupload`:
 //! init → uppart (any order, in parallel, repeatable) → complete, with status
-//! and abort. Field names follow the design notes (`uploadID`, `chkidx`, …).
+//! and abort; declare gives the file's hashes while the chunks flow when
+//! init named none. Field names follow the design notes (`uploadID`, `chkidx`, …).
 
 use poem::Body;
 use poem::web::Data;
@@ -10,7 +11,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use shared::domain::{
     ChunkPlan, FileName, FolderId, NameRule, Placement, Sha1Hex, Sha256Hex, UploadSession, UploadState, UserFile,
 };
-use shared::service::{self, InitOutcome, ProveOutcome};
+use shared::service::{self, DeclareResult, InitOutcome, ProveOutcome};
 
 use super::Tag;
 use super::files::FileInfo;
@@ -36,17 +37,27 @@ pub struct InitRequest {
         pattern = r"^[^/\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+$"
     ))]
     pub filename: Text,
-    /// SHA-1 of the whole file, 40 hex characters.
+    /// SHA-1 of the whole file, 40 hex characters. Absent: start sending
+    /// now and declare the hashes at `/file/mupload/declare` once the file
+    /// is hashed (before `complete`).
     #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
-    pub filehash: Text,
+    pub filehash: Option<Text>,
     /// Size of the whole file in bytes.
     #[oai(validator(minimum(value = "0")))]
     pub filesize: i64,
-    /// SHA-256 of the whole file, 64 hex characters. Optional, but resume
-    /// and instant upload need it (content is identified by SHA-256 and
-    /// size; SHA-1 alone is not collision-safe); the merge verifies it.
+    /// SHA-256 of the whole file, 64 hex characters (only with `filehash`).
+    /// Optional, but resume and instant upload need it (content is
+    /// identified by SHA-256 and size; SHA-1 alone is not collision-safe);
+    /// the merge verifies it.
     #[oai(validator(pattern = r"^[0-9A-Fa-f]{64}$"))]
     pub sha256: Option<Text>,
+    /// For an init without `filehash`: the client's own token for the local
+    /// file (e.g. a hash of its path, size and modification time), 1-128
+    /// printable ASCII characters. An init with the same fingerprint and
+    /// size finds your unfinished upload and answers `resume`. Ignored
+    /// when `filehash` is given (such uploads resume by their hashes).
+    #[oai(validator(pattern = r"^[!-~]{1,128}$"))]
+    pub fingerprint: Option<Text>,
     /// The folder to put the file in (its id); absent: the root. When the
     /// folder is deleted before the upload finishes, the file goes to the root.
     #[oai(validator(pattern = r"^([0-9a-f]{32})?$"))]
@@ -89,6 +100,17 @@ impl From<service::Challenge> for Challenge {
             expires_at: c.expires_at,
         }
     }
+}
+
+/// The whole file's hashes, declared while its chunks are sent.
+#[derive(Debug, Object)]
+pub struct DeclareRequest {
+    /// SHA-1 of the whole file, 40 hex characters.
+    #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
+    pub filehash: Text,
+    /// SHA-256 of the whole file, 64 hex characters.
+    #[oai(validator(pattern = r"^[0-9A-Fa-f]{64}$"))]
+    pub sha256: Text,
 }
 
 /// The answer to a challenge.
@@ -170,11 +192,16 @@ pub struct UploadStatus {
     pub state: UploadStateDto,
     /// The name given at init.
     pub filename: String,
-    /// The declared SHA-1.
-    pub filehash: String,
+    /// The declared SHA-1 (absent until declared, for an upload begun
+    /// without hashes).
+    #[oai(skip_serializing_if_is_none)]
+    pub filehash: Option<String>,
     /// The declared SHA-256, when one was given.
     #[oai(skip_serializing_if_is_none)]
     pub sha256: Option<String>,
+    /// The fingerprint given at init (uploads begun without hashes).
+    #[oai(skip_serializing_if_is_none)]
+    pub fingerprint: Option<String>,
     /// The declared size.
     pub filesize: u64,
     /// Number of chunks.
@@ -300,8 +327,9 @@ fn status_of(session: UploadSession, uploaded: Vec<u64>, file: Option<UserFile>)
         upload_id: session.id.to_string(),
         state: session.state.into(),
         filename: session.filename,
-        filehash: session.filehash.to_string(),
+        filehash: session.filehash.map(|h| h.to_string()),
         sha256: session.sha256.map(|h| h.to_string()),
+        fingerprint: session.fingerprint,
         filesize: session.plan.file_size,
         chunkcount: session.plan.chunk_count,
         chunksize: session.plan.chunk_size,
@@ -346,6 +374,17 @@ crate::operation_errors!(
     UploadErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404 }
 );
 crate::operation_errors!(
+    /// Errors of declare.
+    DeclareErrors {
+        BadRequest = 400,
+        Unauthorized = 401,
+        NotFound = 404,
+        Conflict = 409,
+        PayloadTooLarge = 413,
+        UnsupportedMediaType = 415,
+    }
+);
+crate::operation_errors!(
     /// Errors of prove.
     ProveErrors {
         BadRequest = 400,
@@ -380,6 +419,10 @@ impl UploadApi {
     /// for it in `folder`, or keep the one there of the same name). Resume and instant need `sha256`. When someone
     /// else stored the content, `new` carries a `challenge`: answer it at
     /// `/file/mupload/prove` to finish without sending the file.
+    ///
+    /// Without `filehash` the upload starts at once (`new`, or `resume` by
+    /// `fingerprint`): send chunks while you hash the file, then declare the
+    /// hashes at `/file/mupload/declare`, which may still make it `instant`.
     #[oai(path = "/init", method = "post", operation_id = "upload_init", transform = "json_body_limit")]
     async fn init(
         &self,
@@ -388,7 +431,7 @@ impl UploadApi {
         body: Json<InitRequest>,
     ) -> Result<Json<InitResponse>, InitErrors> {
         let filename = FileName::parse(&body.filename)?;
-        let filehash = Sha1Hex::parse(&body.filehash)?;
+        let filehash = body.filehash.as_deref().map(Sha1Hex::parse).transpose()?;
         let sha256 = body.sha256.as_deref().map(Sha256Hex::parse).transpose()?;
         let filesize = u64::try_from(body.filesize)
             .map_err(|_| ApiError::bad_request("INVALID_FILESIZE", "filesize must not be negative"))?;
@@ -396,13 +439,45 @@ impl UploadApi {
             folder: body.folder.as_deref().filter(|f| !f.is_empty()).map(FolderId::parse).transpose()?,
             rule: super::folders::rule(body.on_conflict, NameRule::Rename),
         };
-        let outcome =
-            service::init(&state.backends, &state.settings, &auth.0, filename, filehash, sha256, filesize, &place)
-                .await?;
+        let fingerprint = body.fingerprint.as_deref().map(str::to_owned);
+        let new = service::NewUpload { filename, filesize, filehash, sha256, fingerprint };
+        let outcome = service::init(&state.backends, &state.settings, &auth.0, new, &place).await?;
         Ok(Json(match outcome {
             InitOutcome::New(s, challenge) => upload_answer(InitStatus::New, &s, Vec::new(), challenge),
             InitOutcome::Resume(s, uploaded) => upload_answer(InitStatus::Resume, &s, uploaded, None),
             InitOutcome::Instant(f, plan) => instant_answer(f, plan),
+        }))
+    }
+
+    /// Declare the file's hashes while its chunks are sent.
+    ///
+    /// For an upload begun without `filehash`: send chunks at once, hash the
+    /// file meanwhile, and declare SHA-1 and SHA-256 here when ready (before
+    /// `complete`, which answers 409 `HASH_NOT_DECLARED` without them). The
+    /// merge verifies the file against them. `instant` (with the file) when
+    /// you have this content already: the upload is over, stop sending.
+    /// Otherwise `new` with the chunks the server holds, and a `challenge`
+    /// when someone else stored the content (answer it at
+    /// `/file/mupload/prove`, as after init). Declaring the same hashes
+    /// again answers the same; other hashes get 409
+    /// `HASH_ALREADY_DECLARED`; after `complete`, 409 `UPLOAD_NOT_UPLOADING`.
+    #[oai(path = "/declare", method = "post", operation_id = "upload_declare", transform = "json_body_limit")]
+    async fn declare(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// The upload's id, from init.
+        #[oai(name = "uploadID")]
+        upload_id: Query<String>,
+        body: Json<DeclareRequest>,
+    ) -> Result<Json<InitResponse>, DeclareErrors> {
+        let filehash = Sha1Hex::parse(&body.filehash)?;
+        let sha256 = Sha256Hex::parse(&body.sha256)?;
+        let result =
+            service::declare(&state.backends, &state.settings, &auth.0, &upload_id.0, filehash, sha256).await?;
+        Ok(Json(match result {
+            DeclareResult::Instant(f, plan) => instant_answer(f, plan),
+            DeclareResult::Continue(s, uploaded, challenge) => upload_answer(InitStatus::New, &s, uploaded, challenge),
         }))
     }
 
@@ -506,7 +581,8 @@ impl UploadApi {
     /// Finish sending: hand the upload to the merge workers.
     ///
     /// 202 with `merging` once every chunk is in; 409 `CHUNKS_MISSING` listing
-    /// the first 100 missing indexes otherwise. Calling it again reports the
+    /// the first 100 missing indexes otherwise, or 409 `HASH_NOT_DECLARED`
+    /// for an upload begun without hashes that were never declared. Calling it again reports the
     /// current state and enqueues nothing.
     #[oai(path = "/complete", method = "post", operation_id = "upload_complete")]
     async fn complete(

@@ -4,7 +4,8 @@
 //! - `p:upload:<id>`: hash of the session's fields;
 //! - `p:upload:<id>:chunks`: hash chunk index → staged object key;
 //! - `p:resume:<owner>:<sha1>:<sha256>:<size>`: the id of the owner's unfinished upload
-//!   of that content;
+//!   of that content (or `p:resume-fp:<owner>:<size>:<fingerprint>` for an
+//!   upload begun without hashes: the client's fingerprint of its file);
 //! - `p:open:<owner>`: sorted set of the owner's uploads (score: declared
 //!   size), without a TTL, pruned of finished and expired ones whenever it
 //!   is read;
@@ -26,7 +27,7 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use super::{CompleteOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
+use super::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
 use crate::domain::{ChunkPlan, FailureCode, FolderId, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
 use crate::error::{Error, Result};
 
@@ -109,6 +110,27 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 if resume then redis.call('EXPIRE', resume, ARGV[4]) end
 return {'ok', previous}
+"#,
+    )
+});
+
+/// KEYS: session. ARGV: filehash, sha256.
+/// Records the hashes of an upload begun without them, while it is
+/// uploading and none are declared: {"declared"}, {"same"}, {"different"},
+/// {"state", <state>} or {"gone"}.
+static DECLARE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'gone'} end
+if state ~= 'uploading' then return {'state', state} end
+local h = redis.call('HGET', KEYS[1], 'filehash')
+if h and h ~= '' then
+  if h == ARGV[1] and redis.call('HGET', KEYS[1], 'sha256') == ARGV[2] then return {'same'} end
+  return {'different'}
+end
+redis.call('HSET', KEYS[1], 'filehash', ARGV[1], 'sha256', ARGV[2])
+return {'declared'}
 "#,
     )
 });
@@ -252,6 +274,22 @@ impl RedisUploads {
         format!("{}:resume:{}:{}:{}:{}", self.prefix, owner, filehash, sha256, filesize)
     }
 
+    /// The fingerprint last: owner and size hold no `:`, so no two
+    /// (owner, size, fingerprint) give the same key.
+    fn fingerprint_key(&self, owner: i64, filesize: u64, fingerprint: &str) -> String {
+        format!("{}:resume-fp:{}:{}:{}", self.prefix, owner, filesize, fingerprint)
+    }
+
+    /// The live `uploading` session of `owner` a resume pointer names.
+    async fn resumable_at(&self, owner: i64, key: String) -> Result<Option<UploadSession>> {
+        let mut con = self.con.clone();
+        let id: Option<String> = con.get(key).await?;
+        let Some(id) = id.and_then(|s| UploadId::parse(&s).ok()) else {
+            return Ok(None);
+        };
+        Ok(self.get(&id).await?.filter(|s| s.owner == owner && s.state == UploadState::Uploading))
+    }
+
     fn parse(&self, id: &UploadId, h: &HashMap<String, String>) -> Result<UploadSession> {
         let corrupt = |what: &str| Error::internal("reading upload session", format!("corrupt field {what}"));
         let num = |k: &str| -> Result<i64> { h.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| corrupt(k)) };
@@ -261,7 +299,11 @@ impl RedisUploads {
             id: id.clone(),
             owner: num("owner")?,
             filename: h.get("filename").cloned().ok_or_else(|| corrupt("filename"))?,
-            filehash: Sha1Hex::parse(h.get("filehash").map(String::as_str).unwrap_or(""))
+            filehash: h
+                .get("filehash")
+                .filter(|v| !v.is_empty())
+                .map(|v| Sha1Hex::parse(v))
+                .transpose()
                 .map_err(|_| corrupt("filehash"))?,
             sha256: h
                 .get("sha256")
@@ -282,6 +324,7 @@ impl RedisUploads {
                 .map_err(|_| corrupt("folder"))?,
             merge_started_at: h.get("merge_started_at").and_then(|v| v.parse().ok()),
             hashed: h.get("hash_next").and_then(|v| v.parse().ok()).unwrap_or(0),
+            fingerprint: h.get("fingerprint").filter(|f| !f.is_empty()).cloned(),
             created_at: num("created_at")?,
             updated_at: num("updated_at")?,
         })
@@ -293,11 +336,18 @@ impl UploadStore for RedisUploads {
     async fn create(&self, s: &UploadSession) -> Result<()> {
         let key = self.session_key(&s.id);
         let sha256 = s.sha256.as_ref().map(|h| h.as_str()).unwrap_or("");
-        let resume = self.resume_key(s.owner, s.filehash.as_str(), sha256, s.plan.file_size);
-        let fields: Vec<(&str, String)> = vec![
+        // One resume pointer: by the hashes when init named them, else by
+        // the client's fingerprint, else none.
+        let resume = match (&s.filehash, &s.fingerprint) {
+            (Some(h), _) => Some(self.resume_key(s.owner, h.as_str(), sha256, s.plan.file_size)),
+            (None, Some(f)) => Some(self.fingerprint_key(s.owner, s.plan.file_size, f)),
+            (None, None) => None,
+        };
+        let mut fields: Vec<(&str, String)> = vec![
             ("owner", s.owner.to_string()),
             ("filename", s.filename.clone()),
-            ("filehash", s.filehash.to_string()),
+            ("filehash", s.filehash.as_ref().map(|h| h.to_string()).unwrap_or_default()),
+            ("fingerprint", s.fingerprint.clone().unwrap_or_default()),
             ("sha256", s.sha256.as_ref().map(|h| h.to_string()).unwrap_or_default()),
             ("filesize", s.plan.file_size.to_string()),
             ("chunksize", s.plan.chunk_size.to_string()),
@@ -306,23 +356,20 @@ impl UploadStore for RedisUploads {
             ("folder", s.folder.as_ref().map(|f| f.to_string()).unwrap_or_default()),
             ("created_at", s.created_at.to_string()),
             ("updated_at", s.updated_at.to_string()),
-            ("resume_key", resume.clone()),
         ];
+        if let Some(resume) = &resume {
+            fields.push(("resume_key", resume.clone()));
+        }
         let mut con = self.con.clone();
-        redis::pipe()
-            .atomic()
-            .hset_multiple(&key, &fields)
-            .ignore()
-            .expire(&key, self.ttl)
-            .ignore()
-            .set_ex(&resume, s.id.as_str(), self.ttl as u64)
-            .ignore()
-            // No expiry on the set: an upload kept alive by its chunks stays
-            // counted; finished and expired ones are pruned when it is read.
-            .zadd(self.open_key(s.owner), s.id.as_str(), s.plan.file_size as f64)
-            .ignore()
-            .query_async::<()>(&mut con)
-            .await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic().hset_multiple(&key, &fields).ignore().expire(&key, self.ttl).ignore();
+        if let Some(resume) = &resume {
+            pipe.set_ex(resume, s.id.as_str(), self.ttl as u64).ignore();
+        }
+        // No expiry on the set: an upload kept alive by its chunks stays
+        // counted; finished and expired ones are pruned when it is read.
+        pipe.zadd(self.open_key(s.owner), s.id.as_str(), s.plan.file_size as f64).ignore();
+        pipe.query_async::<()>(&mut con).await?;
         Ok(())
     }
 
@@ -333,12 +380,24 @@ impl UploadStore for RedisUploads {
         sha256: &str,
         filesize: u64,
     ) -> Result<Option<UploadSession>> {
+        self.resumable_at(owner, self.resume_key(owner, filehash, sha256, filesize)).await
+    }
+
+    async fn find_by_fingerprint(&self, owner: i64, fingerprint: &str, filesize: u64) -> Result<Option<UploadSession>> {
+        self.resumable_at(owner, self.fingerprint_key(owner, filesize, fingerprint)).await
+    }
+
+    async fn declare_hashes(&self, id: &UploadId, filehash: &str, sha256: &str) -> Result<DeclareOutcome> {
         let mut con = self.con.clone();
-        let id: Option<String> = con.get(self.resume_key(owner, filehash, sha256, filesize)).await?;
-        let Some(id) = id.and_then(|s| UploadId::parse(&s).ok()) else {
-            return Ok(None);
-        };
-        Ok(self.get(&id).await?.filter(|s| s.owner == owner && s.state == UploadState::Uploading))
+        let reply: Vec<String> =
+            DECLARE.key(self.session_key(id)).arg(filehash).arg(sha256).invoke_async(&mut con).await?;
+        match reply.first().map(String::as_str) {
+            Some("declared") => Ok(DeclareOutcome::Declared),
+            Some("same") => Ok(DeclareOutcome::Same),
+            Some("different") => Ok(DeclareOutcome::Different),
+            Some("state") => Err(Error::NotUploading { state: reply.get(1).cloned().unwrap_or_default() }),
+            _ => Err(Error::UploadNotFound),
+        }
     }
 
     async fn open_uploads(&self, owner: i64) -> Result<(u64, u64)> {

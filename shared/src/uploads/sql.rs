@@ -9,7 +9,7 @@ use sqlx::AnyPool;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{CompleteOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
+use super::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
 use crate::db::SqlRepo;
 use crate::domain::{ChunkPlan, FailureCode, FolderId, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
 use crate::error::{Error, Result};
@@ -22,7 +22,7 @@ pub struct SqlUploads {
 }
 
 const COLUMNS: &str = "id, owner_id, filename, filehash, sha256, filesize, chunksize, chunkcount, state, reason, reason_code, \
-                       entry_id, folder, merge_started_at, hash_next, created_at, updated_at";
+                       entry_id, folder, merge_started_at, hash_next, fingerprint, created_at, updated_at";
 
 fn session_from(row: &AnyRow) -> Result<UploadSession> {
     let state: String = row.try_get("state")?;
@@ -33,7 +33,11 @@ fn session_from(row: &AnyRow) -> Result<UploadSession> {
         id: UploadId::parse(&row.try_get::<String, _>("id")?).map_err(|_| corrupt("id"))?,
         owner: row.try_get("owner_id")?,
         filename: row.try_get("filename")?,
-        filehash: Sha1Hex::parse(&row.try_get::<String, _>("filehash")?).map_err(|_| corrupt("filehash"))?,
+        filehash: row
+            .try_get::<Option<String>, _>("filehash")?
+            .map(|h| Sha1Hex::parse(&h))
+            .transpose()
+            .map_err(|_| corrupt("filehash"))?,
         sha256: row
             .try_get::<Option<String>, _>("sha256")?
             .map(|h| Sha256Hex::parse(&h))
@@ -51,6 +55,7 @@ fn session_from(row: &AnyRow) -> Result<UploadSession> {
             .map_err(|_| corrupt("folder"))?,
         merge_started_at: row.try_get("merge_started_at")?,
         hashed: row.try_get::<i64, _>("hash_next")? as u64,
+        fingerprint: row.try_get("fingerprint")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -85,18 +90,20 @@ impl UploadStore for SqlUploads {
     async fn create(&self, s: &UploadSession) -> Result<()> {
         sqlx::query(
             "INSERT INTO upload_sessions (id, owner_id, filename, filehash, sha256, filesize, chunksize, chunkcount, \
-             state, reason, folder, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+             state, reason, folder, fingerprint, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
         )
         .bind(s.id.as_str())
         .bind(s.owner)
         .bind(s.filename.as_str())
-        .bind(s.filehash.as_str())
+        .bind(s.filehash.as_ref().map(|h| h.as_str().to_owned()))
         .bind(s.sha256.as_ref().map(|h| h.as_str().to_owned()))
         .bind(s.plan.file_size as i64)
         .bind(s.plan.chunk_size as i64)
         .bind(s.plan.chunk_count as i64)
         .bind(s.state.as_str())
         .bind(s.folder.as_ref().map(|f| f.as_str().to_owned()))
+        .bind(s.fingerprint.clone())
         .bind(s.created_at)
         .bind(s.updated_at)
         .execute(self.pool())
@@ -123,6 +130,42 @@ impl UploadStore for SqlUploads {
         .fetch_optional(self.pool())
         .await?;
         row.as_ref().map(session_from).transpose()
+    }
+
+    async fn find_by_fingerprint(&self, owner: i64, fingerprint: &str, filesize: u64) -> Result<Option<UploadSession>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM upload_sessions WHERE owner_id = ? AND fingerprint = ? AND filesize = ? \
+             AND state = 'uploading' AND updated_at >= ? ORDER BY updated_at DESC LIMIT 1"
+        )))
+        .bind(owner)
+        .bind(fingerprint)
+        .bind(filesize as i64)
+        .bind(self.live_since())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(session_from).transpose()
+    }
+
+    async fn declare_hashes(&self, id: &UploadId, filehash: &str, sha256: &str) -> Result<DeclareOutcome> {
+        let set = sqlx::query(
+            "UPDATE upload_sessions SET filehash = ?, sha256 = ? \
+             WHERE id = ? AND state = 'uploading' AND updated_at >= ? AND filehash IS NULL",
+        )
+        .bind(filehash)
+        .bind(sha256)
+        .bind(id.as_str())
+        .bind(self.live_since())
+        .execute(self.pool())
+        .await?;
+        if set.rows_affected() == 1 {
+            return Ok(DeclareOutcome::Declared);
+        }
+        let Some(s) = self.get(id).await? else { return Err(Error::UploadNotFound) };
+        if s.state != UploadState::Uploading {
+            return Err(Error::NotUploading { state: s.state.to_string() });
+        }
+        let same = s.filehash.is_some_and(|h| h.as_str() == filehash) && s.sha256.is_some_and(|h| h.as_str() == sha256);
+        Ok(if same { DeclareOutcome::Same } else { DeclareOutcome::Different })
     }
 
     async fn open_uploads(&self, owner: i64) -> Result<(u64, u64)> {
