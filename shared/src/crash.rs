@@ -17,8 +17,13 @@
 
 /// Arms the points named in `PAN_CRASH_AT` (a no-op without the feature).
 pub fn arm() {
+    #[cfg(not(feature = "crash-points"))]
+    if std::env::var_os("PAN_CRASH_AT").is_some() {
+        eprintln!("PAN_CRASH_AT is set, but this build has no crash points (only test builds have them)");
+    }
     #[cfg(feature = "crash-points")]
     if let Ok(names) = std::env::var("PAN_CRASH_AT") {
+        eprintln!("crash points armed: {names}");
         for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             let armed = fail::cfg_callback(name, || {
                 eprintln!("crash point reached: SIGKILL");

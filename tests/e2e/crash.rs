@@ -12,13 +12,25 @@ const CHUNK: usize = 4096;
 /// merge once restarted (the clean-up runs every second, a merge silent
 /// for 10 s counts as lost).
 async fn app_crashing_at(point: &str) -> TestApp {
-    TestApp::builder(Deployment::Embedded)
+    let app = TestApp::builder(Deployment::Embedded)
         .env("PAN_CHUNK_SIZE", &CHUNK.to_string())
         .env("PAN_CRASH_AT", point)
         .env("PAN_SWEEP_SCHEDULE", "* * * * * *")
         .env("PAN_MERGE_STALL_SECS", "10")
         .spawn()
-        .await
+        .await;
+    assert_armed(&app);
+    app
+}
+
+/// The api binary must be a test build (built with the tests, as
+/// `scripts/test` does): a plain `cargo build --bin api` has no crash points.
+fn assert_armed(app: &TestApp) {
+    let log = app.api_log_tail(200);
+    assert!(
+        log.contains("crash points armed"),
+        "this api has no crash points: build it with the tests (cargo build --workspace --bins --tests):\n{log}"
+    );
 }
 
 /// Waits for the SIGKILL the crash point sends, then starts the api again
@@ -197,6 +209,7 @@ async fn sigkill_after_a_backup_copy_before_its_record() {
         .env("PAN_MERGE_STALL_SECS", "10")
         .spawn()
         .await;
+    assert_armed(&app);
     let token = app.user(&uname("crash")).await;
     let data = test_bytes(30_000, 45);
     let id = app.send_all_chunks(&token, "b.bin", &data).await;
