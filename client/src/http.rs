@@ -140,10 +140,24 @@ impl Session {
     /// [`ApiError`]s; network errors, 5xx and 429 are retried per `self.retry`.
     pub async fn send(&self, make: impl Fn() -> RequestBuilder) -> Result<Response, ApiError> {
         let mut attempt = 0;
+        let started = std::time::Instant::now();
         loop {
             attempt += 1;
             let wait = match make().send().await {
                 Ok(resp) if resp.status().is_success() || resp.status().is_redirection() => return Ok(resp),
+                Ok(resp) if resp.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                    let wait = retry_after(&resp).map(|d| d.min(self.retry.max));
+                    let refusal = self.refusal(resp).await;
+                    // A chunk another send holds (or a sender that crashed, whose
+                    // claim runs out within 15 s): waiting for it is not a failure.
+                    let busy = matches!(&refusal, ApiError::Refused { code, .. } if code == "CHUNK_BUSY");
+                    if busy && started.elapsed() < CHUNK_BUSY_PATIENCE {
+                        attempt -= 1;
+                    } else if attempt > self.retry.retries {
+                        return Err(refusal);
+                    }
+                    wait.unwrap_or_else(|| self.retry.backoff(attempt.max(1)))
+                }
                 Ok(resp) => {
                     let status = resp.status();
                     let retryable = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
@@ -202,6 +216,11 @@ impl Session {
         serde_json::from_slice(bytes).map_err(|e| ApiError::Protocol(format!("{method} {path}: {e}")))
     }
 }
+
+/// How long `CHUNK_BUSY` answers are waited out before they count as
+/// failures: twice the server's claim on a chunk (15 s), so a claim left by
+/// a crashed server always runs out first.
+const CHUNK_BUSY_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The wait a 429 or 503 asks for, in seconds (`Retry-After: 5`).
 fn retry_after(resp: &Response) -> Option<Duration> {
