@@ -36,9 +36,9 @@ pub const LEASE_TTL: Duration = Duration::from_secs(15);
 const LEASE_RENEW: Duration = Duration::from_secs(5);
 /// How often the merge looks again for writers or an advancer to finish.
 const WAIT_STEP: Duration = Duration::from_millis(20);
-/// How long the merge waits for an advancer in flight before hashing what
-/// is left itself.
-const ADVANCER_WAIT: Duration = Duration::from_secs(5);
+/// How long the merge waits for an advancer that saves no progress before
+/// hashing what is left itself.
+const ADVANCER_WAIT: Duration = Duration::from_secs(3);
 /// Bytes hashed per blocking call.
 const HASH_BATCH: usize = 1 << 20;
 
@@ -224,12 +224,20 @@ pub async fn wait_for_writers(b: &Backends, id: &UploadId) -> Result<()> {
     Ok(())
 }
 
-/// The running hash's progress once no advancer is at work (waiting a
-/// little for one in flight; after that, what it saved so far).
+/// The running hash's progress once no advancer is at work: waits while
+/// one holds the lease and keeps saving progress (it finishes sooner than
+/// starting over would); takes what was saved once it is done, or once it
+/// has saved nothing for [`ADVANCER_WAIT`] (stalled, or died holding it).
 pub async fn settled_progress(b: &Backends, id: &UploadId) -> Result<HashProgress> {
-    let deadline = tokio::time::Instant::now() + ADVANCER_WAIT;
-    while tokio::time::Instant::now() < deadline && b.uploads.leases_held(id, HASH_LEASE, now_ms()).await? > 0 {
+    let mut progress = b.uploads.hash_progress(id).await?;
+    let mut moved = tokio::time::Instant::now();
+    while b.uploads.leases_held(id, HASH_LEASE, now_ms()).await? > 0 && moved.elapsed() < ADVANCER_WAIT {
         tokio::time::sleep(WAIT_STEP).await;
+        let now = b.uploads.hash_progress(id).await?;
+        if now.next != progress.next {
+            moved = tokio::time::Instant::now();
+        }
+        progress = now;
     }
     b.uploads.hash_progress(id).await
 }

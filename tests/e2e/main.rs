@@ -9,6 +9,7 @@ mod conformance;
 mod crash;
 mod declare;
 mod durability;
+mod faults;
 mod files;
 mod folders;
 mod identity;
