@@ -21,5 +21,5 @@ pub async fn open(url: &str) -> Result<SqlRepo> {
         .await
         .map_err(|e| Error::Unavailable { what: "database", source: Box::new(e) })?;
     MIGRATIONS.run(&pool).await.map_err(|e| Error::internal("applying MySQL migrations", e))?;
-    Ok(SqlRepo::new(pool, Dialect::MySql))
+    Ok(SqlRepo::new(pool.clone(), pool, Dialect::MySql))
 }

@@ -25,6 +25,10 @@ pub enum Dialect {
 #[derive(Clone)]
 pub struct SqlRepo {
     pool: AnyPool,
+    /// Connections for writes whose loss in a power cut costs nothing but
+    /// a little repeated work (leases, the running hash's progress): on
+    /// SQLite they skip the fsync of every commit (`synchronous = NORMAL`).
+    volatile: AnyPool,
     dialect: Dialect,
 }
 
@@ -116,8 +120,14 @@ pub(super) fn stored_file_from(row: &AnyRow) -> sqlx::Result<StoredFile> {
 }
 
 impl SqlRepo {
-    pub(crate) fn new(pool: AnyPool, dialect: Dialect) -> Self {
-        SqlRepo { pool, dialect }
+    pub(crate) fn new(pool: AnyPool, volatile: AnyPool, dialect: Dialect) -> Self {
+        SqlRepo { pool, volatile, dialect }
+    }
+
+    /// The pool for writes that need not survive a power cut (see
+    /// `volatile`): leases and saved hash progress, several per chunk.
+    pub fn volatile_pool(&self) -> &AnyPool {
+        &self.volatile
     }
 
     /// The pool, for the SQL upload-session store that shares it.

@@ -240,7 +240,7 @@ impl UploadStore for SqlUploads {
         .bind(name)
         .bind(holder)
         .bind(now_ms)
-        .execute(self.pool())
+        .execute(self.repo.volatile_pool())
         .await?;
         if taken.rows_affected() == 1 {
             return Ok(true);
@@ -252,7 +252,7 @@ impl UploadStore for SqlUploads {
                 .bind(name)
                 .bind(holder)
                 .bind(now_ms + ttl_ms)
-                .execute(self.pool())
+                .execute(self.repo.volatile_pool())
                 .await;
         match inserted {
             Ok(_) => Ok(true),
@@ -266,7 +266,7 @@ impl UploadStore for SqlUploads {
             .bind(id.as_str())
             .bind(name)
             .bind(holder)
-            .execute(self.pool())
+            .execute(self.repo.volatile_pool())
             .await?;
         Ok(())
     }
@@ -314,7 +314,7 @@ impl UploadStore for SqlUploads {
         .bind(HASH_LEASE)
         .bind(holder)
         .bind(now_ms)
-        .execute(self.pool())
+        .execute(self.repo.volatile_pool())
         .await?;
         Ok(saved.rows_affected() == 1)
     }
