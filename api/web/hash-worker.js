@@ -3,12 +3,10 @@
 // slices (File.slice), so only one slice is ever in memory, whatever the
 // file's size. hash-wasm runs as WebAssembly (hence 'wasm-unsafe-eval' in the CSP).
 //
-// Messages in:  {type: 'hash', id, file, algos?} · {type: 'prove', id, file, challenge} · {type: 'cancel', id}
-//               (algos: ['sha1'], ['sha256'] or both, the default; the page
-//               runs one digest per worker, on two cores at once)
+// Messages in:  {type: 'hash', id, file} · {type: 'prove', id, file, challenge} · {type: 'cancel', id}
 // Messages out: {type: 'progress', id, done} · {type: 'done', id, result}
 //               {type: 'error', id, message} · {type: 'cancelled', id}
-// result: {sha1, sha256} (the ones asked for) for 'hash'; the proof (hex SHA-256 of the nonce's
+// result: {sha1, sha256} for 'hash'; the proof (hex SHA-256 of the nonce's
 // bytes and the challenged ranges) for 'prove'.
 'use strict';
 
@@ -24,7 +22,7 @@ self.onmessage = (event) => {
     cancelled.add(msg.id);
   } else if (msg.type === 'hash') {
     // One file at a time: hashing is bound by the disk, not by cores.
-    queue = queue.then(() => hashOne(msg.id, msg.file, msg.algos || ['sha1', 'sha256']));
+    queue = queue.then(() => hashOne(msg.id, msg.file));
   } else if (msg.type === 'prove') {
     queue = queue.then(() => proveOne(msg.id, msg.file, msg.challenge));
   }
@@ -45,16 +43,14 @@ async function proveOne(id, file, challenge) {
   }
 }
 
-async function hashOne(id, file, algos) {
+async function hashOne(id, file) {
   try {
     if (cancelled.delete(id)) {
       self.postMessage({ type: 'cancelled', id });
       return;
     }
-    // Either digest may be asked alone (the page runs one per worker).
-    const none = { init() {}, update() {}, digest: () => undefined };
-    const hasher = algos.includes('sha1') ? await self.hashwasm.createSHA1() : none;
-    const hasher256 = algos.includes('sha256') ? await self.hashwasm.createSHA256() : none;
+    const hasher = await self.hashwasm.createSHA1();
+    const hasher256 = await self.hashwasm.createSHA256();
     hasher.init();
     hasher256.init();
     let lastReport = 0;

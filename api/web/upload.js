@@ -10,16 +10,13 @@ import { ApiError, call, errorFromText, networkError, qs, session } from './api.
 
 // ---- hashing in a worker ----------------------------------------------------
 
-// Two workers: SHA-1 in one and SHA-256 in the other run on two cores at
-// once (one after the other in one worker, they took twice as long).
-const workers = [null, null];
+let worker = null;
 const hashJobs = new Map();
 let nextJobId = 1;
 
-function hashWorker(n = 0) {
-  if (workers[n]) return workers[n];
-  const worker = new Worker('/static/hash-worker.js');
-  workers[n] = worker;
+function hashWorker() {
+  if (worker) return worker;
+  worker = new Worker('/static/hash-worker.js');
   worker.onmessage = (event) => {
     const msg = event.data;
     const job = hashJobs.get(msg.id);
@@ -35,30 +32,18 @@ function hashWorker(n = 0) {
   };
   worker.onerror = (event) => {
     event.preventDefault();
-    const err = new ApiError(0, 'HASH_FAILED', 'The browser could not compute the file\'s hashes.');
-    for (const [id, job] of hashJobs) {
-      if (job.worker !== n) continue;
-      job.reject(err);
-      hashJobs.delete(id);
-    }
+    const err = new ApiError(0, 'HASH_FAILED', 'The browser could not compute the file\'s SHA-1.');
+    for (const job of hashJobs.values()) job.reject(err);
+    hashJobs.clear();
     worker.terminate();
-    workers[n] = null;
+    worker = null;
   };
   return worker;
 }
 
 /** `{sha1, sha256}` (hex) of a file; `cancel()` stops it (the promise rejects with AbortError). */
 function hashFile(file, onProgress) {
-  const sha1 = workerJob({ type: 'hash', file, algos: ['sha1'] }, onProgress, 0);
-  const sha256 = workerJob({ type: 'hash', file, algos: ['sha256'] }, () => {}, 1);
-  const promise = Promise.all([sha1.promise, sha256.promise]).then(([a, b]) => ({ sha1: a.sha1, sha256: b.sha256 }));
-  return {
-    promise,
-    cancel: () => {
-      sha1.cancel();
-      sha256.cancel();
-    },
-  };
+  return workerJob({ type: 'hash', file }, onProgress);
 }
 
 /** The answer (hex) to an init's challenge, from the file's bytes. */
@@ -66,13 +51,13 @@ function proveFile(file, challenge) {
   return workerJob({ type: 'prove', file, challenge }, () => {});
 }
 
-function workerJob(message, onProgress, n = 0) {
+function workerJob(message, onProgress) {
   const id = nextJobId++;
   const promise = new Promise((resolve, reject) => {
-    hashJobs.set(id, { resolve, reject, onProgress, worker: n });
-    hashWorker(n).postMessage({ ...message, id });
+    hashJobs.set(id, { resolve, reject, onProgress });
+    hashWorker().postMessage({ ...message, id });
   });
-  const cancel = () => workers[n] && hashJobs.has(id) && workers[n].postMessage({ type: 'cancel', id });
+  const cancel = () => worker && hashJobs.has(id) && worker.postMessage({ type: 'cancel', id });
   return { promise, cancel };
 }
 

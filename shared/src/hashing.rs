@@ -9,10 +9,6 @@ use sha1::digest::typenum::Unsigned;
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
-/// Pieces at least this long are hashed by both digests in parallel (a
-/// thread costs tens of microseconds; 256 KiB takes about 200).
-const PARALLEL_FROM: usize = 256 << 10;
-
 /// SHA-1 and SHA-256 of the same bytes, fed once.
 #[derive(Clone, Default)]
 pub struct ContentHasher {
@@ -35,21 +31,10 @@ impl ContentHasher {
         Self::default()
     }
 
-    /// Feeds the next bytes of the content. Large pieces are hashed by
-    /// both digests at once, on two threads: SHA-1 and SHA-256 each run at
-    /// about 1-1.5 GB/s with the CPU's SHA instructions, so together they
-    /// take half the wall time they take one after the other.
+    /// Feeds the next bytes of the content.
     pub fn update(&mut self, bytes: &[u8]) {
-        if bytes.len() >= PARALLEL_FROM {
-            let (sha1, sha256) = (&mut self.sha1, &mut self.sha256);
-            std::thread::scope(|s| {
-                s.spawn(|| sha1.update(bytes));
-                sha256.update(bytes);
-            });
-        } else {
-            self.sha1.update(bytes);
-            self.sha256.update(bytes);
-        }
+        self.sha1.update(bytes);
+        self.sha256.update(bytes);
     }
 
     /// The digests of everything fed.

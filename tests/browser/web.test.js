@@ -262,6 +262,14 @@ test('content another user stored finishes as instant once the page proves it ho
   const proofs = [];
   page.on('request', (r) => r.url().includes('/file/mupload/uppart') && uppart.push(r.url()));
   page.on('response', (r) => r.url().includes('/file/mupload/prove') && proofs.push(r.json()));
+  // Chunks at the pace of a slow link (each held 250 ms, 4 at a time: 2.5 s
+  // for all 40), so that hashing 40 MiB (well under a second) finishes first
+  // however loaded the machine: over loopback the chunks could all be gone
+  // before the hash, and the test would measure a race.
+  await page.route('**/file/mupload/uppart?*', async (route) => {
+    await sleep(250);
+    await route.continue().catch(() => {});
+  });
   await page.locator('#file-input').setInputFiles(copy);
   const item = page.locator('li.upload[data-name="big-copy.bin"]');
   await item.and(page.locator('[data-state="instant"]')).waitFor({ timeout: 30_000 });
