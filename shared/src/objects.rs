@@ -651,6 +651,29 @@ pub(crate) async fn copy_into(file: Arc<std::fs::File>, at: u64, mut stream: Byt
     Ok(got)
 }
 
+/// Writes chunk `index`, staged in `store` under `key`, into `file` at its
+/// offset; it must hold exactly the chunk's length.
+pub(crate) async fn copy_chunk_into<S: ByteStore + ?Sized>(
+    store: &S,
+    key: &str,
+    plan: &ChunkPlan,
+    index: u64,
+    file: Arc<std::fs::File>,
+) -> Result<()> {
+    let stream = store
+        .read_chunk(&Path::from(key), plan, index)
+        .await?
+        .ok_or_else(|| Error::internal("assembling a file", format!("chunk {index} ({key}) is gone")))?;
+    let got = copy_into(file, plan.offset(index), stream).await?;
+    if got != plan.chunk_len(index) {
+        return Err(Error::internal(
+            "assembling a file",
+            format!("chunk {index} holds {got} bytes, {} expected", plan.chunk_len(index)),
+        ));
+    }
+    Ok(())
+}
+
 /// [`ByteStore::staged_file`] by copying: a new sparse file in `scratch`,
 /// each chunk read from `store` and written at its offset, `parallel`
 /// chunks at a time, then synced.
@@ -680,20 +703,7 @@ pub(crate) async fn assemble_staged<S: ByteStore + ?Sized>(
     let keys: Vec<(u64, String)> = keys.iter().cloned().enumerate().map(|(i, k)| (i as u64, k)).collect();
     let jobs = keys.into_iter().map(|(index, key)| {
         let file = file.clone();
-        async move {
-            let stream = store
-                .read_chunk(&Path::from(key.as_str()), plan, index)
-                .await?
-                .ok_or_else(|| Error::internal("assembling a file", format!("chunk {index} ({key}) is gone")))?;
-            let got = copy_into(file, plan.offset(index), stream).await?;
-            if got != plan.chunk_len(index) {
-                return Err(Error::internal(
-                    "assembling a file",
-                    format!("chunk {index} holds {got} bytes, {} expected", plan.chunk_len(index)),
-                ));
-            }
-            Ok::<_, Error>(())
-        }
+        async move { copy_chunk_into(store, &key, plan, index, file).await }
     });
     futures::stream::iter(jobs).buffer_unordered(parallel.max(1)).try_collect::<()>().await?;
     let synced = file.clone();

@@ -545,13 +545,14 @@ where
     let (id, plan) = (&session.id, &session.plan);
     // Again under the lease: a merge that began meanwhile waits for the
     // leases taken before it, and a send that takes one after sees it.
-    match b.uploads.get(id).await? {
-        Some(s) if s.state == UploadState::Uploading => {}
+    // The session read now also says how far the running hash has got.
+    let hashed = match b.uploads.get(id).await? {
+        Some(s) if s.state == UploadState::Uploading => s.hashed,
         Some(s) => return Err(Error::NotUploading { state: s.state.to_string() }),
         None => return Err(Error::UploadNotFound),
-    }
+    };
     let staged = b.uploads.chunk(id, index).await?;
-    if index < b.uploads.hash_progress(id).await?.next {
+    if index < hashed {
         let key = staged.ok_or_else(|| Error::internal("receiving a chunk", "a hashed chunk is not recorded"))?;
         let stored = b
             .staging

@@ -59,6 +59,17 @@ pub struct HashProgress {
     pub state: Vec<u8>,
 }
 
+impl HashProgress {
+    /// The progress as a store keeps it: `next` and the state in hex.
+    pub(crate) fn from_stored(next: u64, state_hex: Option<String>) -> crate::error::Result<Self> {
+        let state = state_hex
+            .map(|s| hex::decode(s).map_err(|_| crate::Error::internal("reading upload session", "corrupt hash_state")))
+            .transpose()?
+            .unwrap_or_default();
+        Ok(HashProgress { next, state })
+    }
+}
+
 /// The lease a process holds while it advances an upload's running hash.
 pub const HASH_LEASE: &str = "hash";
 

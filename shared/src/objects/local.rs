@@ -199,15 +199,7 @@ impl ByteStore for LocalStore {
             let file = Arc::new(file);
             let mut copied = false;
             for (index, key) in keys.iter().enumerate().filter(|(_, k)| k.as_str() != data.as_ref()) {
-                let index = index as u64;
-                let stream = self
-                    .read_chunk(&Path::from(key.as_str()), plan, index)
-                    .await?
-                    .ok_or_else(|| Error::internal("assembling a file", format!("chunk {index} ({key}) is gone")))?;
-                let got = super::copy_into(file.clone(), plan.offset(index), stream).await?;
-                if got != plan.chunk_len(index) {
-                    return Err(Error::internal("assembling a file", format!("chunk {index} holds {got} bytes")));
-                }
+                super::copy_chunk_into(self, key, plan, index as u64, file.clone()).await?;
                 copied = true;
             }
             if copied {

@@ -478,11 +478,7 @@ impl UploadStore for RedisUploads {
             .hget(self.session_key(id), "hash_state")
             .query_async(&mut con)
             .await?;
-        let state = state
-            .map(|s| hex::decode(s).map_err(|_| Error::internal("reading upload session", "corrupt hash_state")))
-            .transpose()?
-            .unwrap_or_default();
-        Ok(HashProgress { next: next.unwrap_or(0), state })
+        HashProgress::from_stored(next.unwrap_or(0), state)
     }
 
     async fn save_hash_progress(

@@ -287,12 +287,7 @@ impl UploadStore for SqlUploads {
             .fetch_optional(self.pool())
             .await?;
         let Some(row) = row else { return Ok(HashProgress::default()) };
-        let state: Option<String> = row.try_get("hash_state")?;
-        let state = state
-            .map(|s| hex::decode(s).map_err(|_| Error::internal("reading upload session", "corrupt hash_state")))
-            .transpose()?
-            .unwrap_or_default();
-        Ok(HashProgress { next: row.try_get::<i64, _>("hash_next")? as u64, state })
+        HashProgress::from_stored(row.try_get::<i64, _>("hash_next")? as u64, row.try_get("hash_state")?)
     }
 
     async fn save_hash_progress(
