@@ -176,12 +176,13 @@ pub fn restore(progress: &HashProgress) -> Result<ContentHasher> {
 }
 
 /// Feeds `stream` (which must hold exactly `len` bytes) to `hasher`, in
-/// batches hashed on the blocking pool.
-async fn hash_stream(
-    mut hasher: ContentHasher,
-    mut stream: crate::objects::ByteStream,
-    len: u64,
-) -> Result<ContentHasher> {
+/// batches hashed on the blocking pool while the next batch is read.
+async fn hash_stream(hasher: ContentHasher, mut stream: crate::objects::ByteStream, len: u64) -> Result<ContentHasher> {
+    let join = |r: std::result::Result<ContentHasher, tokio::task::JoinError>| {
+        r.map_err(|e| Error::internal("hashing a chunk", e))
+    };
+    let mut idle = Some(hasher);
+    let mut hashing: Option<tokio::task::JoinHandle<ContentHasher>> = None;
     let mut batch: Vec<Bytes> = Vec::new();
     let (mut batched, mut got) = (0usize, 0u64);
     loop {
@@ -195,19 +196,25 @@ async fn hash_stream(
         if (end && !batch.is_empty()) || batched >= HASH_BATCH {
             let pieces = std::mem::take(&mut batch);
             batched = 0;
-            hasher = tokio::task::spawn_blocking(move || {
+            let mut hasher = match hashing.take() {
+                Some(h) => join(h.await)?,
+                None => idle.take().expect("a hasher is idle when none is at work"),
+            };
+            hashing = Some(tokio::task::spawn_blocking(move || {
                 for p in &pieces {
                     hasher.update(p);
                 }
                 hasher
-            })
-            .await
-            .map_err(|e| Error::internal("hashing a chunk", e))?;
+            }));
         }
         if end {
             break;
         }
     }
+    let hasher = match hashing {
+        Some(h) => join(h.await)?,
+        None => idle.expect("a hasher is idle when none is at work"),
+    };
     if got != len {
         return Err(Error::internal("hashing a chunk", format!("{got} bytes staged, {len} expected")));
     }
@@ -242,25 +249,24 @@ pub async fn settled_progress(b: &Backends, id: &UploadId) -> Result<HashProgres
     b.uploads.hash_progress(id).await
 }
 
-/// The digests of the assembled file at `path` (laid out by `plan`), going
-/// on from `progress`: only the bytes from chunk `progress.next` on are read.
-pub fn finish_hash(
-    path: &std::path::Path,
+/// The digests of a fully received upload laid out by `plan`, going on
+/// from `progress`: only its chunks from `progress.next` on are read, from
+/// where they are staged (`keys`, one per index, in order).
+pub async fn finish_hash(
+    b: &Backends,
     plan: &crate::domain::ChunkPlan,
+    keys: &[String],
     progress: &HashProgress,
 ) -> Result<Digests> {
-    use std::io::{Read, Seek};
     let mut hasher = restore(progress)?;
-    let from = plan.offset(progress.next.min(plan.chunk_count)).min(plan.file_size);
-    let mut f = std::fs::File::open(path).map_err(|e| Error::internal("hashing the assembled file", e))?;
-    f.seek(std::io::SeekFrom::Start(from)).map_err(|e| Error::internal("hashing the assembled file", e))?;
-    let mut buf = vec![0u8; HASH_BATCH];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| Error::internal("hashing the assembled file", e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
+    for (k, key) in keys.iter().enumerate().skip(progress.next as usize) {
+        let k = k as u64;
+        let stream = b
+            .staging
+            .read_chunk(&Path::from(key.as_str()), plan, k)
+            .await?
+            .ok_or_else(|| Error::internal("hashing the upload", format!("chunk {k} is not staged")))?;
+        hasher = hash_stream(hasher, stream, plan.chunk_len(k)).await?;
     }
     Ok(hasher.finish())
 }

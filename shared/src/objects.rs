@@ -152,6 +152,55 @@ pub trait ByteStore: Send + Sync {
     /// Copies `from_key` of `from` to `to_key` here with bounded memory
     /// (8 MiB parts, at most 4 in flight); returns the bytes copied.
     async fn copy_from(&self, from: &dyn ByteStore, from_key: &Path, to_key: &Path) -> Result<u64>;
+
+    /// Where the staged chunk `key` lies for a store that can copy it on
+    /// the server's side ([`ByteStore::compose`]); `None` when its bytes
+    /// can only be read through pan.
+    fn copy_source(&self, _key: &Path) -> Option<CopySource> {
+        None
+    }
+
+    /// Makes `key` the concatenation of `sources` (the chunks of `plan`, in
+    /// order) without their bytes passing through pan, durably, `parallel`
+    /// copies at a time. `Ok(false)` when this store cannot (the sources lie
+    /// elsewhere, or the chunks are too small to be parts): nothing is
+    /// written then.
+    async fn compose(&self, _sources: &[CopySource], _plan: &ChunkPlan, _key: &Path, _parallel: usize) -> Result<bool> {
+        Ok(false)
+    }
+}
+
+/// A staged object as a store of the same service can name it in a
+/// server-side copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopySource {
+    /// The service it lies in: only a store of the same one can copy it.
+    pub service: String,
+    /// Its bucket.
+    pub bucket: String,
+    /// Its whole key in the bucket (any prefix included).
+    pub key: String,
+}
+
+/// Stores the staged chunks `keys` of an upload laid out by `plan` from
+/// `staging` in `files` as `key` by a server-side copy, when `files` can
+/// make it from where `staging` keeps them; `Ok(false)` when it cannot
+/// (the caller then assembles the file and puts it).
+pub async fn compose_staged(
+    staging: &dyn ByteStore,
+    files: &dyn ByteStore,
+    plan: &ChunkPlan,
+    keys: &[String],
+    key: &Path,
+    parallel: usize,
+) -> Result<bool> {
+    let sources: Option<Vec<CopySource>> = keys.iter().map(|k| staging.copy_source(&Path::from(k.as_str()))).collect();
+    match sources {
+        Some(sources) if !sources.is_empty() && sources.len() as u64 == plan.chunk_count => {
+            files.compose(&sources, plan, key, parallel).await
+        }
+        _ => Ok(false),
+    }
 }
 
 /// A temporary file that is deleted when dropped, unless kept.
@@ -210,12 +259,19 @@ pub fn open(url: &str, setting: &str, scratch_dir: &FsPath) -> Result<Store> {
                 retry_timeout: Duration::from_secs(20),
                 ..Default::default()
             };
-            let s3 = object_store::aws::AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .with_retry(retry)
-                .build()
-                .map_err(|e| Error::invalid("INVALID_SETTING", format!("{setting}: {e}")))?;
-            Ok(Arc::new(S3Store::new(s3, parsed.path(), scratch_dir.to_path_buf())))
+            use object_store::aws::AmazonS3ConfigKey as Key;
+            let builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry);
+            // Stores opened with the same endpoint (or AWS region) are one
+            // service: a merge copies between them on the server's side.
+            let endpoint =
+                builder.get_config_value(&Key::S3Endpoint).or_else(|| builder.get_config_value(&Key::Endpoint));
+            let service = match endpoint {
+                Some(endpoint) => endpoint,
+                None => format!("aws:{}", builder.get_config_value(&Key::Region).unwrap_or_default()),
+            };
+            let s3 = builder.build().map_err(|e| Error::invalid("INVALID_SETTING", format!("{setting}: {e}")))?;
+            let location = s3::Location { service, bucket: bucket.to_owned(), prefix: parsed.path().to_owned() };
+            Ok(Arc::new(S3Store::new(s3, location, scratch_dir.to_path_buf())))
         }
         "file" => {
             let dir = parsed.to_file_path().map_err(|_| {

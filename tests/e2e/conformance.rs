@@ -13,6 +13,7 @@ use pan_tests::*;
 use shared::db::{MetaRepo, NewUserFile, UserRepo};
 use shared::domain::{ChunkPlan, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState, UserName};
 use shared::domain::{NameRule, SortKey, TreeItem};
+use shared::objects::s3::Location;
 use shared::objects::{self, ByteStore, ChunkWriteError, LocalStore, S3Store, TempFile};
 use shared::uploads::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
 
@@ -593,7 +594,8 @@ fn local_store(dir: &tempfile::TempDir) -> LocalStore {
 }
 
 fn garage_store(g: &GarageServer, prefix: &str, dir: &tempfile::TempDir) -> S3Store {
-    S3Store::new(g.client(), prefix, dir.path().join("tmp"))
+    let location = Location { service: g.endpoint.clone(), bucket: g.bucket.clone(), prefix: prefix.to_owned() };
+    S3Store::new(g.client(), location, dir.path().join("tmp"))
 }
 
 #[tokio::test]
@@ -619,4 +621,68 @@ async fn byte_stores_copy_between_a_local_directory_and_garage() {
     let g = GarageServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     copy_suite(&local_store(&dir), &garage_store(&g, "copies", &dir)).await;
+}
+
+/// Stages `data` as the chunks of a new upload laid out with `chunk_size`;
+/// returns the plan and the staged keys.
+async fn stage(s: &dyn ByteStore, data: &[u8], chunk_size: u64) -> (ChunkPlan, Vec<String>) {
+    let (up, plan) = (UploadId::generate(), ChunkPlan::with_chunk_size(data.len() as u64, chunk_size));
+    let mut keys = Vec::new();
+    for i in 0..plan.chunk_count {
+        let range = plan.offset(i) as usize..(plan.offset(i) + plan.chunk_len(i)) as usize;
+        keys.push(put_chunk(s, (&up, &plan), i, false, &data[range], None).await.to_string());
+    }
+    (plan, keys)
+}
+
+/// A merge between buckets of one service makes the file from the staged
+/// chunk objects on the service's side: the bytes come out whole, and none
+/// of them lands on the local disk. Where it cannot (chunks below S3's
+/// 5 MiB part minimum, another service, a directory on either side) it
+/// says so and writes nothing, and the merge assembles the file instead.
+#[tokio::test]
+async fn merge_composes_the_file_from_chunk_objects_on_garage() {
+    let g = GarageServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (staging, files) = (garage_store(&g, "staging", &dir), garage_store(&g, "files", &dir));
+    let data = test_bytes((12 << 20) + 4321, 91);
+    let (plan, staged) = stage(&staging, &data, 5 << 20).await;
+    assert_eq!(plan.chunk_count, 3);
+    let key = Path::from("fi/le/composed");
+    assert!(objects::compose_staged(&staging, &files, &plan, &staged, &key, 2).await.unwrap());
+    assert_eq!(read(&files, "fi/le/composed", None).await.as_deref(), Some(&data[..]));
+    assert!(files_under(dir.path()).is_empty(), "no byte on the local disk: {:?}", files_under(dir.path()).keys());
+    // Again (a retried merge): the same object.
+    assert!(objects::compose_staged(&staging, &files, &plan, &staged, &key, 2).await.unwrap());
+    assert_eq!(read(&files, "fi/le/composed", None).await.as_deref(), Some(&data[..]));
+
+    // One chunk of any size is one part.
+    let small = test_bytes(777, 92);
+    let (one, staged_one) = stage(&staging, &small, 5 << 20).await;
+    assert!(objects::compose_staged(&staging, &files, &one, &staged_one, &Path::from("one"), 1).await.unwrap());
+    assert_eq!(read(&files, "one", None).await.as_deref(), Some(&small[..]));
+
+    // Parts below 5 MiB, no chunks at all, another service, a directory: not composed, nothing written.
+    let (tiny, staged_tiny) = stage(&staging, &data[..3 << 20], 1 << 20).await;
+    assert!(!objects::compose_staged(&staging, &files, &tiny, &staged_tiny, &Path::from("tiny"), 2).await.unwrap());
+    let empty = ChunkPlan::with_chunk_size(0, 5 << 20);
+    assert!(!objects::compose_staged(&staging, &files, &empty, &[], &Path::from("empty"), 2).await.unwrap());
+    let location = Location { service: "http://elsewhere".into(), bucket: g.bucket.clone(), prefix: "files".into() };
+    let elsewhere = S3Store::new(g.client(), location, dir.path().join("tmp"));
+    assert!(!objects::compose_staged(&staging, &elsewhere, &plan, &staged, &Path::from("far"), 2).await.unwrap());
+    let local = local_store(&dir);
+    assert!(!objects::compose_staged(&staging, &local, &plan, &staged, &Path::from("local"), 2).await.unwrap());
+    let (local_plan, local_staged) = stage(&local, &data, 5 << 20).await;
+    let composed = objects::compose_staged(&local, &files, &local_plan, &local_staged, &Path::from("l"), 2).await;
+    assert!(!composed.unwrap());
+    for key in ["tiny", "empty", "far", "local", "l"] {
+        assert!(files.head(&Path::from(key)).await.unwrap().is_none(), "{key} was not written");
+    }
+
+    // A chunk object gone: an error, and no object at the key.
+    let mut broken = staged.clone();
+    broken[1] = format!("{}x", broken[1]);
+    let key = Path::from("fi/le/broken");
+    assert!(objects::compose_staged(&staging, &files, &plan, &broken, &key, 2).await.is_err());
+    assert!(files.head(&key).await.unwrap().is_none(), "a failed compose leaves nothing");
 }

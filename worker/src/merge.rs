@@ -2,14 +2,15 @@
 //!
 //! Steps, each safe to repeat when a crashed or killed attempt is retried:
 //! 1. load the session; anything but `merging` means there is nothing to do;
-//! 2. wait for chunk sends still in flight, then take the staged file (a
-//!    local staging store's data file, linked; chunks fetched otherwise)
-//!    and hash only what the running hash ([`shared::ingest`]) has not;
+//! 2. wait for chunk sends still in flight, then hash only what the
+//!    running hash ([`shared::ingest`]) has not, reading it where it is staged;
 //! 3. a hash other than the declared ones (SHA-1, and SHA-256 when given; at
 //!    init or declared later) ends the upload `failed`, with the
 //!    reason, and no rows; local I/O trouble (a full disk) also reports
 //!    `failed` but keeps the chunks, so `complete` can start it again;
-//! 4. move the file to its key, then in one transaction record the content
+//! 4. store the file at its key (composed from the chunks on the store's
+//!    side where it can; else the staged file, linked or fetched, is put),
+//!    then in one transaction record the content
 //!    (or reference the same content, by SHA-256 and size) and the owner's entry;
 //! 5. mark the session `done`; only then delete the staged chunks.
 //!
@@ -17,9 +18,10 @@
 //! seconds; the clean-up enqueues merges whose heartbeat stopped.
 
 use apalis::prelude::{BoxDynError, Data};
+use object_store::path::Path;
 use shared::db::NewUserFile;
 use shared::domain::{FailureCode, UploadId, UploadSession, UploadState};
-use shared::error::{Result, ResultExt};
+use shared::error::Result;
 use shared::files;
 use shared::ingest;
 use shared::jobs::MergeJob;
@@ -82,28 +84,13 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     tracing::debug!(ms = waited.elapsed().as_millis() as u64, hashed = progress.next, "writers and hash settled");
     let started = std::time::Instant::now();
     let keys: Vec<String> = chunks.into_values().collect();
-    let parallel = ctx.settings.merge_threads as usize;
-    let mut tmp = match b.staging.staged_file(&id, &session.plan, &keys, b.files.scratch_dir(), parallel).await {
-        Ok(tmp) => tmp,
-        Err(e) if e.is_unavailable() => return Err(e),
-        // Local I/O trouble (a full disk above all) does not go away by
-        // retrying at once: report it and keep the chunks, so that calling
-        // complete again retries once there is room.
-        Err(e) => {
-            let reason = format!("could not assemble the file: {e}");
-            return pause(ctx, &session, FailureCode::AssemblyFailed, &reason).await;
-        }
-    };
-    shared::crash::point("merge.after_assemble");
-    let (path, plan, hashed) = (tmp.path.clone(), session.plan, progress.next);
-    let digests = tokio::task::spawn_blocking(move || ingest::finish_hash(&path, &plan, &progress))
-        .await
-        .context("merge task")??;
+    let plan = session.plan;
+    let digests = ingest::finish_hash(b, &plan, &keys, &progress).await?;
     let seconds = started.elapsed().as_secs_f64();
     let rate = if seconds > 0.0 { plan.file_size as f64 / 1e6 / seconds } else { 0.0 };
     span.record("merge_mb_s", rate.round());
     let digests = &digests;
-    tracing::info!(sha1 = %digests.sha1, seconds, hashed_before = hashed, "assembled and verified");
+    tracing::info!(sha1 = %digests.sha1, seconds, hashed_before = progress.next, "verified");
 
     // `complete` refuses an upload whose hashes were never declared, so a
     // merge without one is not expected: it stores nothing unverified.
@@ -123,14 +110,11 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     }
 
     let key = objects::file_key(id.as_str());
-    if let Err(e) = b.files.put_file(&mut tmp, &key).await {
-        if e.is_unavailable() {
-            // A store that is away: the job queue retries later.
-            return Err(e);
-        }
-        // Local trouble (a full disk): wait until complete is called again.
-        return pause(ctx, &session, FailureCode::StoreFailed, &format!("could not store the file: {e}")).await;
+    let stored = store(ctx, &session, &keys, &key).await?;
+    if !stored {
+        return Ok(()); // paused: reported, chunks kept
     }
+    tracing::info!(seconds = started.elapsed().as_secs_f64(), "stored");
     shared::crash::point("merge.after_store");
     let entry = NewUserFile {
         user_id: session.owner,
@@ -157,6 +141,40 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     shared::metrics::MERGE_BYTES.add(plan.file_size);
     tracing::info!("upload done");
     Ok(())
+}
+
+/// Stores the verified upload's staged chunks `keys` as `key` in the file
+/// store: copied there on the store's side when it can (no byte passes
+/// through this process), otherwise as the staged file (a local staging
+/// store's data file, linked; the chunks fetched into one file elsewhere).
+/// Ok(false) when local trouble (a full disk) paused the upload instead.
+async fn store(ctx: &MergeContext, session: &UploadSession, keys: &[String], key: &Path) -> Result<bool> {
+    let b = &ctx.backends;
+    let (id, plan, parallel) = (&session.id, &session.plan, ctx.settings.merge_threads as usize);
+    let composed = objects::compose_staged(&*b.staging, &*b.files, plan, keys, key, parallel).await;
+    let reason = match composed {
+        Ok(true) => return Ok(true),
+        Ok(false) => match b.staging.staged_file(id, plan, keys, b.files.scratch_dir(), parallel).await {
+            Ok(mut tmp) => {
+                shared::crash::point("merge.after_assemble");
+                match b.files.put_file(&mut tmp, key).await {
+                    Ok(()) => return Ok(true),
+                    Err(e) if e.is_unavailable() => return Err(e),
+                    Err(e) => (FailureCode::StoreFailed, format!("could not store the file: {e}")),
+                }
+            }
+            // A store that is away: the job queue retries later.
+            Err(e) if e.is_unavailable() => return Err(e),
+            // Local I/O trouble (a full disk above all) does not go away by
+            // retrying at once: report it and keep the chunks, so that calling
+            // complete again retries once there is room.
+            Err(e) => (FailureCode::AssemblyFailed, format!("could not assemble the file: {e}")),
+        },
+        Err(e) if e.is_unavailable() => return Err(e),
+        Err(e) => (FailureCode::StoreFailed, format!("could not store the file: {e}")),
+    };
+    pause(ctx, session, reason.0, &reason.1).await?;
+    Ok(false)
 }
 
 /// Refreshes an upload's merge heartbeat until dropped.

@@ -1,7 +1,10 @@
 //! A byte store in an S3-compatible bucket (AWS, Garage, Aliyun OSS), under
 //! an optional key prefix. Files go up in parts, downloads can be handed
-//! out as presigned URLs, and each chunk is an object of its own, which the
-//! merge fetches into one local file.
+//! out as presigned URLs, and each chunk is an object of its own. A merge
+//! into a bucket of the same service makes the file from those objects by
+//! server-side part copies (`UploadPartCopy`): no byte of it passes through
+//! pan or its disk. Only chunks too small to be parts (below S3's 5 MiB) are
+//! fetched into one local file first.
 
 use std::ops::Range;
 use std::path::{Path as FsPath, PathBuf};
@@ -10,40 +13,114 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3;
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
-use super::{Backing, ByteStore, ByteStream, ChunkBody, ChunkWriteError, ObjectInfo, S3_PART_SIZE, TempFile};
+use super::{
+    Backing, ByteStore, ByteStream, ChunkBody, ChunkWriteError, CopySource, ObjectInfo, S3_PART_SIZE, TempFile,
+};
 use crate::domain::{ChunkPlan, UploadId};
-use crate::error::{Result, ResultExt};
+use crate::error::{Error, Result, ResultExt};
+
+/// Where a store's objects lie.
+#[derive(Debug, Clone)]
+pub struct Location {
+    /// The service (its endpoint, or AWS and its region): stores of the
+    /// same one copy between each other on the server's side.
+    pub service: String,
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix (`""` or `"/"` for the whole bucket).
+    pub prefix: String,
+}
+
+/// S3 completes no upload of more parts than this.
+const MAX_PARTS: u64 = 10_000;
+/// How long a signed part-copy request stays valid.
+const COPY_URL_TTL: Duration = Duration::from_secs(600);
 
 /// A store in an S3-compatible bucket.
 pub struct S3Store {
     /// The bucket with the prefix applied.
     backing: Backing,
-    /// The bare bucket, for signing URLs (signing sees whole keys).
+    /// The bare bucket, for signing URLs and multipart uploads (both see
+    /// whole keys).
     s3: Arc<AmazonS3>,
     /// The key prefix, if any.
     prefix: Option<Path>,
+    /// The service and bucket (for server-side copies).
+    location: Location,
+    /// Sends the signed part copies object_store has no call for.
+    http: reqwest::Client,
     /// Where files bound for the bucket are assembled, and fetched chunks kept.
     scratch: PathBuf,
 }
 
 impl S3Store {
-    /// The store over `s3` under `prefix` (`""` or `"/"` for the whole
-    /// bucket), assembling files in `scratch`.
-    pub fn new(s3: AmazonS3, prefix: &str, scratch: PathBuf) -> Self {
+    /// The store over `s3` at `location`, assembling files in `scratch`.
+    pub fn new(s3: AmazonS3, location: Location, scratch: PathBuf) -> Self {
         let s3 = Arc::new(s3);
-        let prefix = prefix.trim_matches('/');
+        let prefix = location.prefix.trim_matches('/');
         let (store, prefix): (Arc<dyn ObjectStore>, _) = if prefix.is_empty() {
             (s3.clone(), None)
         } else {
             (Arc::new(PrefixStore::new(s3.clone(), prefix)), Some(Path::from(prefix)))
         };
-        S3Store { backing: Backing { store, part_size: S3_PART_SIZE }, s3, prefix, scratch }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(300))
+            .build()
+            .unwrap_or_default();
+        S3Store { backing: Backing { store, part_size: S3_PART_SIZE }, s3, prefix, location, http, scratch }
+    }
+
+    /// `key` with the prefix: the key in the bucket.
+    fn full(&self, key: &Path) -> Path {
+        match &self.prefix {
+            Some(p) => p.parts().chain(key.parts()).collect(),
+            None => key.clone(),
+        }
+    }
+
+    /// Copies `source` on the server's side as part `index` (from 0) of the
+    /// multipart upload `upload` of `full`.
+    async fn copy_part(&self, full: &Path, upload: &str, index: usize, source: &CopySource) -> Result<PartId> {
+        use object_store::signer::{Method, SignedUrlOptions, Signer};
+        use reqwest::header::{HeaderName, HeaderValue};
+        let context = "copying a chunk into its file";
+        // Keys are made by the server ([0-9a-z./]): nothing to escape.
+        let from = format!("/{}/{}", source.bucket, source.key);
+        let header = HeaderName::from_static("x-amz-copy-source");
+        let value = HeaderValue::from_str(&from).map_err(|e| Error::internal(context, e))?;
+        let options = SignedUrlOptions::default()
+            .with_query([("partNumber", (index + 1).to_string()), ("uploadId", upload.to_owned())])
+            .with_signed_header(header.clone(), value.clone());
+        let url = self.s3.signed_url_opts(Method::PUT, full, COPY_URL_TTL, &options).await?;
+        let away = |e: reqwest::Error| Error::Unavailable { what: "object store", source: Box::new(e) };
+        let resp = self.http.put(url).header(header, value).send().await.map_err(away)?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(away)?;
+        // S3 may answer 200 and still have failed a copy: the body says which.
+        let etag = body
+            .split_once("<ETag>")
+            .and_then(|(_, rest)| rest.split_once("</ETag>"))
+            .map(|(etag, _)| etag.replace("&quot;", "\"").replace("&#34;", "\""));
+        match etag {
+            Some(etag) if status.is_success() && body.contains("<CopyPartResult") => Ok(PartId { content_id: etag }),
+            _ => {
+                let failure = format!("part {} from {from}: {status}: {}", index + 1, body.trim());
+                if status.is_server_error() || status.is_success() {
+                    Err(Error::Unavailable { what: "object store", source: failure.into() })
+                } else {
+                    Err(Error::internal(context, failure))
+                }
+            }
+        }
     }
 }
 
@@ -108,10 +185,7 @@ impl ByteStore for S3Store {
     /// bucket names the file as pan would.
     async fn presign_get(&self, key: &Path, expires_in: Duration, disposition: &str) -> Result<Option<url::Url>> {
         use object_store::signer::{Method, SignedUrlOptions, Signer};
-        let full = match &self.prefix {
-            Some(p) => p.parts().chain(key.parts()).collect(),
-            None => key.clone(),
-        };
+        let full = self.full(key);
         let options = SignedUrlOptions::default().with_query([("response-content-disposition", disposition)]);
         Ok(Some(self.s3.signed_url_opts(Method::GET, &full, expires_in, &options).await?))
     }
@@ -139,5 +213,38 @@ impl ByteStore for S3Store {
 
     async fn copy_from(&self, from: &dyn ByteStore, from_key: &Path, to_key: &Path) -> Result<u64> {
         self.backing.copy_from(from, from_key, to_key).await
+    }
+
+    fn copy_source(&self, key: &Path) -> Option<CopySource> {
+        let key = self.full(key).to_string();
+        let plain = key.bytes().all(|c| c.is_ascii_alphanumeric() || b"./-_".contains(&c));
+        plain.then(|| CopySource { service: self.location.service.clone(), bucket: self.location.bucket.clone(), key })
+    }
+
+    /// A multipart upload whose parts are copied from the chunk objects on
+    /// the server's side, `parallel` at a time; aborted on any failure, so
+    /// `key` is untouched unless all of it is there.
+    async fn compose(&self, sources: &[CopySource], plan: &ChunkPlan, key: &Path, parallel: usize) -> Result<bool> {
+        let parts_fit = (1..=MAX_PARTS).contains(&plan.chunk_count)
+            && (plan.chunk_count == 1 || plan.chunk_size >= S3_PART_SIZE as u64)
+            && sources.len() as u64 == plan.chunk_count;
+        if !parts_fit || sources.iter().any(|s| s.service != self.location.service) {
+            return Ok(false);
+        }
+        let full = self.full(key);
+        let upload = self.s3.create_multipart(&full).await?;
+        let copies = (0..sources.len()).map(|i| self.copy_part(&full, &upload, i, &sources[i]));
+        let copied = futures::stream::iter(copies).buffered(parallel.max(1)).try_collect::<Vec<PartId>>().await;
+        let completed = match copied {
+            Ok(parts) => self.s3.complete_multipart(&full, &upload, parts).await.map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = completed {
+            if let Err(abort) = self.s3.abort_multipart(&full, &upload).await {
+                tracing::warn!(error = %abort, "aborting a failed server-side copy failed; the bucket's lifecycle rule expires it");
+            }
+            return Err(e);
+        }
+        Ok(true)
     }
 }
