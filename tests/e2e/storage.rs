@@ -256,6 +256,40 @@ both!(
     }
 );
 
+/// With S3 staging and an S3 file store, a merge needs no local disk: the
+/// store composes the file from the staged chunk objects (chunks of 5 MiB
+/// and more are parts it can copy). The data directory's scratch is made
+/// unusable (a plain file where the directory would be), so any byte the
+/// merge tried to assemble locally would fail it (as it does with 1 MiB
+/// chunks: `ASSEMBLY_FAILED`).
+async fn no_scratch_body(d: Deployment) {
+    let g = GarageServer::start().await;
+    let app = TestApp::builder(d)
+        .s3(&g)
+        .env("PAN_STORE_URL", "s3://pan-test/files")
+        .env("PAN_STAGING_URL", "s3://pan-test/staging")
+        .env("PAN_CHUNK_SIZE", &(5u64 << 20).to_string())
+        .spawn()
+        .await;
+    let scratch = app.data.path().join("tmp");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::write(&scratch, b"not a directory").unwrap();
+    let token = app.user(&uname("ns")).await;
+    let data = test_bytes((11 << 20) + 123, 58);
+    let done = app.upload(&token, "big.bin", &data).await;
+    assert_eq!(done["state"], "done", "merged without local scratch: {done}");
+    let (code, _, bytes) = app.download(&token, &sha1_hex(&data), None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(bytes, data);
+    eventually(30, "the staged chunks to be deleted", || async { g.objects("staging").await.is_empty().then_some(()) })
+        .await;
+    let files = g.objects("files").await;
+    assert_eq!(files.len(), 1, "one stored object: {:?}", files.keys());
+    assert!(files.values().all(|b| *b == data));
+    assert!(std::fs::metadata(&scratch).unwrap().is_file(), "the scratch was never needed");
+}
+on_both!(a_merge_from_s3_staging_to_an_s3_store_uses_no_local_disk, no_scratch_body);
+
 async fn s3_outage_body(d: Deployment) {
     let mut g = GarageServer::start().await;
     let app = TestApp::builder(d)
