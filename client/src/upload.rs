@@ -1,25 +1,31 @@
 //! The upload engine: one file into one folder, resumable, verified.
 //!
-//! 1. Hash the file (SHA-1 and SHA-256) in one streaming pass, or take the
-//!    hashes from this file's state file when its size and modification time
-//!    have not changed since they were computed.
-//! 2. `init` into the folder with the `on_conflict` rule; answer a
-//!    `challenge` from the file's own bytes (stop at `instant`).
+//! 1. Take the hashes (SHA-1 and SHA-256) from this file's state file when
+//!    its size and modification time have not changed since they were
+//!    computed.
+//! 2. `init` into the folder with the `on_conflict` rule: by those hashes
+//!    (answer a `challenge` from the file's own bytes; stop at `instant`),
+//!    or without them, by the file's fingerprint, so that sending starts at
+//!    once.
 //! 3. Write the state file (below), then send every chunk the server does
 //!    not hold, at most [`Uploader::new`]'s `jobs` at once over all files,
 //!    each read from its region of the file into one buffer (memory: `jobs`
 //!    chunk buffers, whatever the file sizes), with `Upload-Checksum`.
+//!    Without known hashes, the file is hashed in one streaming pass while
+//!    the chunks go, and they are declared as soon as they are ready; an
+//!    `instant` answer (content already stored) stops the sending.
 //! 4. Check the file did not change meanwhile (size and modification time),
 //!    `complete`, poll `status` until `done`, and check the server's SHA-1
 //!    and SHA-256 against the local ones.
 //!
-//! **Resume.** The server keys an open upload by its content: `init` with
-//! the same hashes answers `resume` with the chunks it already holds, and
+//! **Resume.** The server keys an open upload by its content, or, before
+//! its hashes are declared, by the fingerprint: `init` with the same hashes
+//! (or fingerprint) answers `resume` with the chunks it already holds, and
 //! those are never sent again. The state file (`<state dir>/<key>.json`, one
-//! per server, local file and destination) only spares re-hashing an
-//! unchanged file and lets `pan status` list unfinished uploads; it is
-//! removed once the file is stored. Losing it costs one hashing pass, never
-//! a chunk.
+//! per server, local file and destination) keeps the hashes once computed
+//! and lets `pan status` list unfinished uploads; it is removed once the
+//! file is stored. Losing it after the hashes were declared costs one
+//! hashing pass before sending, never a chunk.
 //!
 //! If the future is dropped part-way (Ctrl-C), chunks in flight are lost and
 //! sent again by the next run; every chunk the server acknowledged stays.
@@ -28,6 +34,7 @@ use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -44,9 +51,7 @@ use crate::types;
 /// What happens to an upload while it runs, for progress bars.
 #[derive(Debug, Clone, Copy)]
 pub enum Event {
-    /// Hashing began; the file has this many bytes.
-    Hashing(u64),
-    /// This many more bytes were hashed.
+    /// This many more bytes were hashed (by [`hash_file`]).
     Hashed(u64),
     /// Sending began: the server holds `held` of the file's `size` bytes.
     Sending {
@@ -137,10 +142,10 @@ pub struct State {
     pub size: u64,
     /// Its modification time when hashed, in nanoseconds since the epoch.
     pub mtime_ns: u128,
-    /// Its SHA-1, hex.
-    pub sha1: String,
-    /// Its SHA-256, hex.
-    pub sha256: String,
+    /// Its SHA-1, hex, once hashed.
+    pub sha1: Option<String>,
+    /// Its SHA-256, hex, once hashed.
+    pub sha256: Option<String>,
     /// The destination folder id (`None`: the root).
     pub folder: Option<String>,
     /// The name it is stored under.
@@ -181,6 +186,27 @@ fn stamp(path: &Path) -> Result<Stamp, UploadError> {
     let mtime = meta.modified().map_err(UploadError::io(path))?;
     let mtime_ns = mtime.duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     Ok(Stamp { size: meta.len(), mtime_ns })
+}
+
+/// One chunk of a file: its index and its region.
+#[derive(Debug, Clone, Copy)]
+struct Chunk {
+    index: u64,
+    offset: u64,
+    len: u64,
+}
+
+/// The token an upload begun before its hashes are known is resumed by:
+/// the same local file, destination and server (its state file's name says
+/// which), size and modification time. It names none of them readably.
+fn fingerprint(state_file: &Path, stamp: &Stamp) -> String {
+    let key = state_file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let digest = sha2::Sha256::new()
+        .chain_update(key.as_bytes())
+        .chain_update(stamp.size.to_le_bytes())
+        .chain_update(stamp.mtime_ns.to_le_bytes())
+        .finalize();
+    format!("cli1-{}", &hex::encode(digest)[..40])
 }
 
 /// Uploads files over one session, sharing one limit of chunks in flight.
@@ -241,10 +267,11 @@ impl Uploader {
         let state_file = self.state_path(&path, folder, filename);
         let before = stamp(&path)?;
 
-        // 1. Hashes: from the state file if the file is as it was, else one pass.
+        // 1. Hashes from the state file if the file is as it was; otherwise
+        //    they are computed while the chunks go (step 3).
         let saved = std::fs::read(&state_file).ok().and_then(|b| serde_json::from_slice::<State>(&b).ok());
-        let (sha1, sha256) = match saved {
-            Some(s) if s.size == before.size && s.mtime_ns == before.mtime_ns => (s.sha1, s.sha256),
+        let known = match saved {
+            Some(s) if s.size == before.size && s.mtime_ns == before.mtime_ns => s.sha1.zip(s.sha256),
             other => {
                 // The file changed since an earlier run: its open upload is of other bytes.
                 if let Some(old) = other.and_then(|s| s.upload_id) {
@@ -255,14 +282,7 @@ impl Uploader {
                         })
                         .await;
                 }
-                observe(Event::Hashing(before.size));
-                let (p, o) = (path.clone(), observe.clone());
-                let hashed = tokio::task::spawn_blocking(move || hash_file(&p, &*o)).await.expect("hashing panicked");
-                let hashes = hashed.map_err(UploadError::io(&path))?;
-                if stamp(&path)? != before {
-                    return Err(UploadError::Changed(path));
-                }
-                hashes
+                None
             }
         };
         let mut state = State {
@@ -270,94 +290,103 @@ impl Uploader {
             path: path.clone(),
             size: before.size,
             mtime_ns: before.mtime_ns,
-            sha1: sha1.clone(),
-            sha256: sha256.clone(),
+            sha1: known.as_ref().map(|k| k.0.clone()),
+            sha256: known.as_ref().map(|k| k.1.clone()),
             folder: folder.map(str::to_owned),
             filename: filename.to_owned(),
             upload_id: None,
             started_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         };
 
-        // 2. init, and the proof of possession when asked.
-        let mut body = json!({"filename": filename, "filehash": sha1, "sha256": sha256, "filesize": before.size});
+        // 2. init: by the hashes when known (may be instant at once), else by
+        //    the file's fingerprint (resumes an upload this file began).
+        let mut body = json!({"filename": filename, "filesize": before.size});
+        match &known {
+            Some((sha1, sha256)) => {
+                body["filehash"] = json!(sha1);
+                body["sha256"] = json!(sha256);
+            }
+            None => body["fingerprint"] = json!(fingerprint(&state_file, &before)),
+        }
         if let Some(f) = folder {
             body["folder"] = json!(f);
         }
         if let Some(c) = on_conflict {
             body["on_conflict"] = json!(c);
         }
-        let mut init: types::InitResponse =
-            self.session.call(Method::POST, "/file/mupload/init", &[], Some(&body)).await?;
-        if let (Some(challenge), Some(id)) = (init.challenge.clone(), init.upload_id.clone()) {
-            let p = path.clone();
-            let proof = tokio::task::spawn_blocking(move || answer_challenge(&p, &challenge))
-                .await
-                .expect("proof panicked")
-                .map_err(UploadError::io(&path))?;
-            init = self
-                .session
-                .call(Method::POST, "/file/mupload/prove", &[("uploadID", &id)], Some(&json!({ "proof": proof })))
-                .await?;
-        }
+        let init: types::InitResponse = self.session.call(Method::POST, "/file/mupload/init", &[], Some(&body)).await?;
+        let init = self.prove_if_asked(&path, init).await?;
         let was_resumed = matches!(init.status, types::InitStatus::Resume);
-        if matches!(init.status, types::InitStatus::Instant) {
+        if let (types::InitStatus::Instant, Some((sha1, sha256))) = (init.status, &known) {
             let _ = std::fs::remove_file(&state_file);
             let file = init.file.ok_or_else(|| ApiError::Protocol("instant without a file".into()))?;
-            return self.verified(path, file, "instant", 0, init.chunkcount, &sha1, &sha256);
+            return self.verified(path, file, "instant", 0, init.chunkcount, sha1, sha256);
         }
         let id = init.upload_id.clone().ok_or_else(|| ApiError::Protocol("init without an uploadID".into()))?;
         state.upload_id = Some(id.clone());
         self.save(&state_file, &state)?;
 
-        // 3. Every chunk the server does not hold.
+        // 3. Every chunk the server does not hold; meanwhile, without known
+        //    hashes, the file is hashed and they are declared, which may
+        //    still make the upload instant (then sending stops).
         let (count, size) = (init.chunkcount, init.chunksize.max(1));
         let chunk_len = |i: u64| size.min(before.size.saturating_sub(i * size));
         let held: std::collections::HashSet<u64> = init.uploaded.iter().copied().collect();
         let held_bytes: u64 = held.iter().map(|&i| chunk_len(i)).sum();
         observe(Event::Sending { size: before.size, held: held_bytes });
-        let mut tasks = JoinSet::new();
         let file = Arc::new(std::fs::File::open(&path).map_err(UploadError::io(&path))?);
         let missing: Vec<u64> = (0..count).filter(|i| !held.contains(i)).collect();
+        let sent = Arc::new(AtomicU64::new(0));
+        let mut tasks = JoinSet::new();
         for &i in &missing {
-            let (this, file, path, id, observe) =
-                (self.clone(), file.clone(), path.clone(), id.clone(), observe.clone());
-            let len = chunk_len(i);
+            let chunk = Chunk { index: i, offset: i * size, len: chunk_len(i) };
+            let (this, file, path, id) = (self.clone(), file.clone(), path.clone(), id.clone());
+            let (observe, sent) = (observe.clone(), sent.clone());
             tasks.spawn(async move {
-                let _slot = this.slots.acquire().await.expect("the semaphore is never closed");
-                if let Some(d) = this.chunk_delay {
-                    tokio::time::sleep(d).await;
-                }
-                if stamp(&path)? != before {
-                    return Err(UploadError::Changed(path));
-                }
-                let bytes = tokio::task::spawn_blocking(move || {
-                    let mut buf = vec![0; len as usize];
-                    file.read_exact_at(&mut buf, i * size).map(|()| buf)
-                })
-                .await
-                .expect("reading panicked")
-                .map_err(|e| match e.kind() {
-                    std::io::ErrorKind::UnexpectedEof => UploadError::Changed(path.clone()),
-                    _ => UploadError::Io { path: path.clone(), source: e },
-                })?;
-                let checksum =
-                    format!("sha1 {}", base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(&bytes)));
-                let bytes = bytes::Bytes::from(bytes);
-                let (idx, chunk_id) = (i.to_string(), id);
-                this.session
-                    .send(|| {
-                        this.session
-                            .request(Method::POST, "/file/mupload/uppart")
-                            .query(&[("uploadID", chunk_id.as_str()), ("chkidx", idx.as_str())])
-                            .header("Upload-Checksum", &checksum)
-                            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                            .body(bytes.clone())
-                    })
-                    .await?;
-                observe(Event::Sent(len));
+                this.send_chunk(&file, &path, before, &id, chunk).await?;
+                sent.fetch_add(1, Ordering::Relaxed);
+                observe(Event::Sent(chunk.len));
                 Ok::<(), UploadError>(())
             });
         }
+        let (sha1, sha256) = match known {
+            Some(k) => k,
+            None => {
+                let p = path.clone();
+                let mut hashing = tokio::task::spawn_blocking(move || hash_file(&p, &|_| {}));
+                // A chunk that fails stops the upload at once, hashing or not.
+                let hashed = loop {
+                    tokio::select! {
+                        hashed = &mut hashing => break hashed.expect("hashing panicked"),
+                        Some(done) = tasks.join_next() => done.expect("a chunk task panicked")?,
+                    }
+                };
+                let (sha1, sha256) = hashed.map_err(UploadError::io(&path))?;
+                if stamp(&path)? != before {
+                    return Err(UploadError::Changed(path));
+                }
+                (state.sha1, state.sha256) = (Some(sha1.clone()), Some(sha256.clone()));
+                self.save(&state_file, &state)?;
+                let declared: types::InitResponse = self
+                    .session
+                    .call(
+                        Method::POST,
+                        "/file/mupload/declare",
+                        &[("uploadID", &id)],
+                        Some(&json!({"filehash": sha1, "sha256": sha256})),
+                    )
+                    .await?;
+                let declared = self.prove_if_asked(&path, declared).await?;
+                if matches!(declared.status, types::InitStatus::Instant) {
+                    tasks.abort_all();
+                    let _ = std::fs::remove_file(&state_file);
+                    let file = declared.file.ok_or_else(|| ApiError::Protocol("instant without a file".into()))?;
+                    let sent = sent.load(Ordering::Relaxed);
+                    return self.verified(path, file, "instant", sent, count, &sha1, &sha256);
+                }
+                (sha1, sha256)
+            }
+        };
         while let Some(done) = tasks.join_next().await {
             done.expect("a chunk task panicked")?;
         }
@@ -398,6 +427,69 @@ impl Uploader {
         let mut outcome = self.verified(path, file, how, missing.len() as u64, count, &sha1, &sha256)?;
         outcome.chunks_held = held.len() as u64;
         Ok(outcome)
+    }
+
+    /// Answers an init's or a declare's `challenge` from the file's own
+    /// bytes; the answer as it came otherwise.
+    async fn prove_if_asked(
+        &self,
+        path: &Path,
+        answer: types::InitResponse,
+    ) -> Result<types::InitResponse, UploadError> {
+        let (Some(challenge), Some(id)) = (answer.challenge.clone(), answer.upload_id.clone()) else {
+            return Ok(answer);
+        };
+        let p = path.to_owned();
+        let proof = tokio::task::spawn_blocking(move || answer_challenge(&p, &challenge))
+            .await
+            .expect("proof panicked")
+            .map_err(UploadError::io(path))?;
+        let body = json!({ "proof": proof });
+        Ok(self.session.call(Method::POST, "/file/mupload/prove", &[("uploadID", &id)], Some(&body)).await?)
+    }
+
+    /// Sends one chunk, read from its region of the file into one buffer,
+    /// with its `Upload-Checksum`, once a slot is free.
+    async fn send_chunk(
+        &self,
+        file: &Arc<std::fs::File>,
+        path: &Path,
+        before: Stamp,
+        id: &str,
+        chunk: Chunk,
+    ) -> Result<(), UploadError> {
+        let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
+        if let Some(d) = self.chunk_delay {
+            tokio::time::sleep(d).await;
+        }
+        if stamp(path)? != before {
+            return Err(UploadError::Changed(path.to_owned()));
+        }
+        let file = file.clone();
+        let bytes = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0; chunk.len as usize];
+            file.read_exact_at(&mut buf, chunk.offset).map(|()| buf)
+        })
+        .await
+        .expect("reading panicked")
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => UploadError::Changed(path.to_owned()),
+            _ => UploadError::Io { path: path.to_owned(), source: e },
+        })?;
+        let checksum = format!("sha1 {}", base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(&bytes)));
+        let bytes = bytes::Bytes::from(bytes);
+        let idx = chunk.index.to_string();
+        self.session
+            .send(|| {
+                self.session
+                    .request(Method::POST, "/file/mupload/uppart")
+                    .query(&[("uploadID", id), ("chkidx", idx.as_str())])
+                    .header("Upload-Checksum", &checksum)
+                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .body(bytes.clone())
+            })
+            .await?;
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -456,3 +456,56 @@ both!(
         assert_eq!(large["entries"].as_array().unwrap().len(), 3);
     }
 );
+
+both!(
+    pan_put_sends_while_it_hashes_and_stops_once_the_declared_content_is_stored,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536").env("PAN_INSTANT_ACROSS_USERS", "1"),
+    |app| {
+        let pan = Pan::new(&app);
+        let name = uname("clihash");
+        pan.login(&app, &name).await;
+        let token = app.signin(&name, "correct horse").await;
+        let local = tempfile::tempdir().unwrap();
+        let data = test_bytes(30 * 65536 + 99, 171);
+        let file = write(local.path(), "h.bin", &data);
+
+        // A new file starts without its hashes (by a fingerprint that names
+        // nothing readable), declares them on the way, and is verified.
+        let child = pan
+            .command(&["put", file.to_str().unwrap(), "/h", "--json"])
+            .env("PAN_TEST_CHUNK_DELAY_MS", "30")
+            .spawn()
+            .unwrap();
+        let id = pan.upload_id_in_state().await;
+        let (code, status) = app.status(&token, &id).await;
+        assert_eq!(code, StatusCode::OK, "{status}");
+        let fingerprint = status["fingerprint"].as_str().unwrap_or_else(|| panic!("begun without hashes: {status}"));
+        assert!(fingerprint.starts_with("cli1-") && !fingerprint.contains("h.bin"), "{fingerprint}");
+        let out = child.wait_with_output().await.unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let put: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(put[0]["how"], "uploaded", "{put}");
+        assert_eq!(put[0]["file"]["sha256"], sha256_hex(&data));
+        let (_, status) = app.status(&token, &id).await;
+        assert_eq!(status["filehash"], sha1_hex(&data), "declared: {status}");
+
+        // The same bytes under another name: the declare finds them stored,
+        // the upload is instant and the rest of the chunks stay home.
+        let copy = write(local.path(), "copy.bin", &data);
+        let slow = [("PAN_TEST_CHUNK_DELAY_MS", "200")];
+        let put = pan.run_with(&["put", copy.to_str().unwrap(), "/h", "--json"], "", &slow).await.ok().json();
+        assert_eq!(put[0]["how"], "instant", "{put}");
+        assert!(put[0]["chunks_sent"].as_u64().unwrap() < 31, "{put}");
+        assert_eq!(put[0]["file"]["sha256"], sha256_hex(&data));
+
+        // Another user with the same bytes answers the challenge from the file.
+        let other = Pan::new(&app);
+        other.login(&app, &uname("clihash2")).await;
+        let put = other.run_with(&["put", file.to_str().unwrap(), "/", "--json"], "", &slow).await.ok().json();
+        assert_eq!(put[0]["how"], "instant", "proved possession: {put}");
+        let back = local.path().join("back.bin");
+        other.run(&["get", "/h.bin", back.to_str().unwrap()]).await.ok();
+        assert_eq!(std::fs::read(&back).unwrap(), data);
+        assert!(std::fs::read_dir(pan.state_dir()).unwrap().next().is_none(), "no state file left");
+    }
+);

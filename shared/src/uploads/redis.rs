@@ -5,7 +5,8 @@
 //! - `p:upload:<id>:chunks`: hash chunk index → staged object key;
 //! - `p:resume:<owner>:<sha1>:<sha256>:<size>`: the id of the owner's unfinished upload
 //!   of that content (or `p:resume-fp:<owner>:<size>:<fingerprint>` for an
-//!   upload begun without hashes: the client's fingerprint of its file);
+//!   upload begun without hashes: the client's fingerprint of its file; once
+//!   it declares its hashes, the first pointer leads to it as well);
 //! - `p:open:<owner>`: sorted set of the owner's uploads (score: declared
 //!   size), without a TTL, pruned of finished and expired ones whenever it
 //!   is read;
@@ -105,19 +106,22 @@ if state ~= 'uploading' then return {'state', state} end
 local previous = redis.call('HGET', KEYS[2], ARGV[1]) or ''
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[3])
-local resume = redis.call('HGET', KEYS[1], 'resume_key')
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
-if resume then redis.call('EXPIRE', resume, ARGV[4]) end
+for _, field in ipairs({'resume_key', 'hash_resume_key'}) do
+  local resume = redis.call('HGET', KEYS[1], field)
+  if resume then redis.call('EXPIRE', resume, ARGV[4]) end
+end
 return {'ok', previous}
 "#,
     )
 });
 
-/// KEYS: session. ARGV: filehash, sha256.
+/// KEYS: session, resume pointer by the hashes. ARGV: filehash, sha256,
+/// upload id, ttl.
 /// Records the hashes of an upload begun without them, while it is
-/// uploading and none are declared: {"declared"}, {"same"}, {"different"},
-/// {"state", <state>} or {"gone"}.
+/// uploading and none are declared, and points the hashes' resume pointer
+/// at it: {"declared"}, {"same"}, {"different"}, {"state", <state>} or {"gone"}.
 static DECLARE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -129,7 +133,8 @@ if h and h ~= '' then
   if h == ARGV[1] and redis.call('HGET', KEYS[1], 'sha256') == ARGV[2] then return {'same'} end
   return {'different'}
 end
-redis.call('HSET', KEYS[1], 'filehash', ARGV[1], 'sha256', ARGV[2])
+redis.call('HSET', KEYS[1], 'filehash', ARGV[1], 'sha256', ARGV[2], 'hash_resume_key', KEYS[2])
+redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
 return {'declared'}
 "#,
     )
@@ -155,8 +160,10 @@ redis.call('ZADD', KEYS[3], ARGV[1], ARGV[3])
 -- A merge may start long after the last chunk: give it a full TTL.
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
-local resume = redis.call('HGET', KEYS[1], 'resume_key')
-if resume then redis.call('DEL', resume) end
+for _, field in ipairs({'resume_key', 'hash_resume_key'}) do
+  local resume = redis.call('HGET', KEYS[1], field)
+  if resume then redis.call('DEL', resume) end
+end
 return 'started'
 "#,
     )
@@ -232,8 +239,10 @@ static DELETE_UNLESS_MERGING: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state or state == 'merging' then return 0 end
-local resume = redis.call('HGET', KEYS[1], 'resume_key')
-if resume and redis.call('GET', resume) == ARGV[1] then redis.call('DEL', resume) end
+for _, field in ipairs({'resume_key', 'hash_resume_key'}) do
+  local resume = redis.call('HGET', KEYS[1], field)
+  if resume and redis.call('GET', resume) == ARGV[1] then redis.call('DEL', resume) end
+end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return 1
 "#,
@@ -388,9 +397,20 @@ impl UploadStore for RedisUploads {
     }
 
     async fn declare_hashes(&self, id: &UploadId, filehash: &str, sha256: &str) -> Result<DeclareOutcome> {
+        // The pointer's key needs the owner and size (the script checks the
+        // state again; neither ever changes).
+        let Some(s) = self.get(id).await? else { return Err(Error::UploadNotFound) };
+        let resume = self.resume_key(s.owner, filehash, sha256, s.plan.file_size);
         let mut con = self.con.clone();
-        let reply: Vec<String> =
-            DECLARE.key(self.session_key(id)).arg(filehash).arg(sha256).invoke_async(&mut con).await?;
+        let reply: Vec<String> = DECLARE
+            .key(self.session_key(id))
+            .key(resume)
+            .arg(filehash)
+            .arg(sha256)
+            .arg(id.as_str())
+            .arg(self.ttl)
+            .invoke_async(&mut con)
+            .await?;
         match reply.first().map(String::as_str) {
             Some("declared") => Ok(DeclareOutcome::Declared),
             Some("same") => Ok(DeclareOutcome::Same),
