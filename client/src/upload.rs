@@ -22,10 +22,10 @@
 //! its hashes are declared, by the fingerprint: `init` with the same hashes
 //! (or fingerprint) answers `resume` with the chunks it already holds, and
 //! those are never sent again. The state file (`<state dir>/<key>.json`, one
-//! per server, local file and destination) keeps the hashes once computed
+//! per server, local file and destination) keeps the hashes once declared
 //! and lets `pan status` list unfinished uploads; it is removed once the
-//! file is stored. Losing it after the hashes were declared costs one
-//! hashing pass before sending, never a chunk.
+//! file is stored. Losing it never costs a chunk: the next run inits by
+//! the fingerprint again and resumes.
 //!
 //! If the future is dropped part-way (Ctrl-C), chunks in flight are lost and
 //! sent again by the next run; every chunk the server acknowledged stays.
@@ -365,8 +365,6 @@ impl Uploader {
                 if stamp(&path)? != before {
                     return Err(UploadError::Changed(path));
                 }
-                (state.sha1, state.sha256) = (Some(sha1.clone()), Some(sha256.clone()));
-                self.save(&state_file, &state)?;
                 let declared: types::InitResponse = self
                     .session
                     .call(
@@ -376,6 +374,10 @@ impl Uploader {
                         Some(&json!({"filehash": sha1, "sha256": sha256})),
                     )
                     .await?;
+                // Kept only once the server knows them: a later run inits by
+                // them, and finds this upload only if they were declared.
+                (state.sha1, state.sha256) = (Some(sha1.clone()), Some(sha256.clone()));
+                self.save(&state_file, &state)?;
                 let declared = self.prove_if_asked(&path, declared).await?;
                 if matches!(declared.status, types::InitStatus::Instant) {
                     tasks.abort_all();

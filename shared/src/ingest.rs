@@ -251,22 +251,21 @@ pub async fn settled_progress(b: &Backends, id: &UploadId) -> Result<HashProgres
 
 /// The digests of a fully received upload laid out by `plan`, going on
 /// from `progress`: only its chunks from `progress.next` on are read, from
-/// where they are staged (`keys`, one per index, in order).
+/// where they are staged (`keys`, one per index, in order). `Ok(Err(k))`
+/// when chunk `k` is no longer staged.
 pub async fn finish_hash(
     b: &Backends,
     plan: &crate::domain::ChunkPlan,
     keys: &[String],
     progress: &HashProgress,
-) -> Result<Digests> {
+) -> Result<std::result::Result<Digests, u64>> {
     let mut hasher = restore(progress)?;
     for (k, key) in keys.iter().enumerate().skip(progress.next as usize) {
         let k = k as u64;
-        let stream = b
-            .staging
-            .read_chunk(&Path::from(key.as_str()), plan, k)
-            .await?
-            .ok_or_else(|| Error::internal("hashing the upload", format!("chunk {k} is not staged")))?;
+        let Some(stream) = b.staging.read_chunk(&Path::from(key.as_str()), plan, k).await? else {
+            return Ok(Err(k));
+        };
         hasher = hash_stream(hasher, stream, plan.chunk_len(k)).await?;
     }
-    Ok(hasher.finish())
+    Ok(Ok(hasher.finish()))
 }

@@ -163,8 +163,8 @@ pub trait ByteStore: Send + Sync {
     /// Makes `key` the concatenation of `sources` (the chunks of `plan`, in
     /// order) without their bytes passing through pan, durably, `parallel`
     /// copies at a time. `Ok(false)` when this store cannot (the sources lie
-    /// elsewhere, or the chunks are too small to be parts): nothing is
-    /// written then.
+    /// elsewhere, the chunks are too small to be parts, or the service does
+    /// no part copies): nothing is written then.
     async fn compose(&self, _sources: &[CopySource], _plan: &ChunkPlan, _key: &Path, _parallel: usize) -> Result<bool> {
         Ok(false)
     }
@@ -259,6 +259,7 @@ pub fn open(url: &str, setting: &str, scratch_dir: &FsPath) -> Result<Store> {
                 retry_timeout: Duration::from_secs(20),
                 ..Default::default()
             };
+            use object_store::ClientConfigKey as Client;
             use object_store::aws::AmazonS3ConfigKey as Key;
             let builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry);
             // Stores opened with the same endpoint (or AWS region) are one
@@ -269,8 +270,27 @@ pub fn open(url: &str, setting: &str, scratch_dir: &FsPath) -> Result<Store> {
                 Some(endpoint) => endpoint,
                 None => format!("aws:{}", builder.get_config_value(&Key::Region).unwrap_or_default()),
             };
+            // Part copies go out on a client of pan's own: only where it
+            // needs nothing object_store's client was configured with (a
+            // proxy, other certificates), and nothing the copy would have to
+            // repeat per part (SSE-C keys, part checksums).
+            let set = |k: Client| builder.get_config_value(&Key::Client(k)).is_some_and(|v| v != "false");
+            let client_settings = [
+                Client::ProxyUrl,
+                Client::ProxyCaCertificate,
+                Client::AllowInvalidCertificates,
+                Client::NoSystemCertificates,
+            ];
+            let sse_c = std::env::var("AWS_SSE_CUSTOMER_KEY_BASE64").is_ok()
+                || std::env::var("AWS_SERVER_SIDE_ENCRYPTION").is_ok_and(|v| v.eq_ignore_ascii_case("sse-c"));
+            let copies_parts =
+                !sse_c && builder.get_config_value(&Key::Checksum).is_none() && !client_settings.into_iter().any(set);
             let s3 = builder.build().map_err(|e| Error::invalid("INVALID_SETTING", format!("{setting}: {e}")))?;
-            let location = s3::Location { service, bucket: bucket.to_owned(), prefix: parsed.path().to_owned() };
+            let location = s3::Location {
+                service: copies_parts.then_some(service),
+                bucket: bucket.to_owned(),
+                prefix: parsed.path().to_owned(),
+            };
             Ok(Arc::new(S3Store::new(s3, location, scratch_dir.to_path_buf())))
         }
         "file" => {

@@ -182,6 +182,23 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     assert!(s.delete_unless_merging(&d.id).await.unwrap());
     assert!(s.find_resumable(owner, &h1, &h256, 600).await.unwrap().is_none(), "aborted: not by its hashes");
     assert!(s.find_by_fingerprint(owner, "fp:1/d", 600).await.unwrap().is_none(), "aborted: not by fingerprint");
+    // Two of the owner's uploads of the same content (one file sent to two
+    // folders): whichever the hashes find, the other starting its merge
+    // leaves it found.
+    let e =
+        UploadSession { filehash: None, sha256: None, fingerprint: Some("fp:1/e".into()), ..session(owner, 700, None) };
+    let f =
+        UploadSession { filehash: None, sha256: None, fingerprint: Some("fp:1/f".into()), ..session(owner, 700, None) };
+    for u in [&e, &f] {
+        s.create(u).await.unwrap();
+        assert_eq!(s.declare_hashes(&u.id, &h1, &h256).await.unwrap(), DeclareOutcome::Declared);
+    }
+    let found = s.find_resumable(owner, &h1, &h256, 700).await.unwrap().expect("declared twice").id;
+    let other = if found == e.id { &f } else { &e };
+    s.mark_chunk(&other.id, 0, "ko", now).await.unwrap();
+    assert_eq!(s.start_merge(&other.id, now).await.unwrap(), CompleteOutcome::Started);
+    let still = s.find_resumable(owner, &h1, &h256, 700).await.unwrap().map(|u| u.id);
+    assert_eq!(still, Some(found), "the other upload's merge left this one resumable");
     s.health_check().await.unwrap();
 }
 
@@ -607,7 +624,7 @@ fn local_store(dir: &tempfile::TempDir) -> LocalStore {
 }
 
 fn garage_store(g: &GarageServer, prefix: &str, dir: &tempfile::TempDir) -> S3Store {
-    let location = Location { service: g.endpoint.clone(), bucket: g.bucket.clone(), prefix: prefix.to_owned() };
+    let location = Location { service: Some(g.endpoint.clone()), bucket: g.bucket.clone(), prefix: prefix.to_owned() };
     S3Store::new(g.client(), location, dir.path().join("tmp"))
 }
 
@@ -680,7 +697,8 @@ async fn merge_composes_the_file_from_chunk_objects_on_garage() {
     assert!(!objects::compose_staged(&staging, &files, &tiny, &staged_tiny, &Path::from("tiny"), 2).await.unwrap());
     let empty = ChunkPlan::with_chunk_size(0, 5 << 20);
     assert!(!objects::compose_staged(&staging, &files, &empty, &[], &Path::from("empty"), 2).await.unwrap());
-    let location = Location { service: "http://elsewhere".into(), bucket: g.bucket.clone(), prefix: "files".into() };
+    let location =
+        Location { service: Some("http://elsewhere".into()), bucket: g.bucket.clone(), prefix: "files".into() };
     let elsewhere = S3Store::new(g.client(), location, dir.path().join("tmp"));
     assert!(!objects::compose_staged(&staging, &elsewhere, &plan, &staged, &Path::from("far"), 2).await.unwrap());
     let local = local_store(&dir);
@@ -692,10 +710,22 @@ async fn merge_composes_the_file_from_chunk_objects_on_garage() {
         assert!(files.head(&Path::from(key)).await.unwrap().is_none(), "{key} was not written");
     }
 
-    // A chunk object gone: an error, and no object at the key.
+    // A store set up to make no server-side copies (SSE-C, part checksums,
+    // a proxy) neither offers its chunks nor composes.
+    let location = Location { service: None, bucket: g.bucket.clone(), prefix: "staging".into() };
+    let plain = S3Store::new(g.client(), location, dir.path().join("tmp"));
+    assert!(plain.copy_source(&Path::from(staged[0].as_str())).is_none());
+    let location = Location { service: None, bucket: g.bucket.clone(), prefix: "files".into() };
+    let plain = S3Store::new(g.client(), location, dir.path().join("tmp"));
+    assert!(!objects::compose_staged(&staging, &plain, &plan, &staged, &Path::from("plain"), 2).await.unwrap());
+
+    // A copy the service refuses (here: a chunk object gone, 404) is not
+    // composed either (the merge assembles the file instead, or reports
+    // the missing chunk): no object at the key.
     let mut broken = staged.clone();
     broken[1] = format!("{}x", broken[1]);
     let key = Path::from("fi/le/broken");
-    assert!(objects::compose_staged(&staging, &files, &plan, &broken, &key, 2).await.is_err());
-    assert!(files.head(&key).await.unwrap().is_none(), "a failed compose leaves nothing");
+    assert!(!objects::compose_staged(&staging, &files, &plan, &broken, &key, 2).await.unwrap());
+    assert!(files.head(&key).await.unwrap().is_none(), "a refused compose leaves nothing");
+    assert!(files.head(&Path::from("plain")).await.unwrap().is_none());
 }

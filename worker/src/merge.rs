@@ -5,9 +5,10 @@
 //! 2. wait for chunk sends still in flight, then hash only what the
 //!    running hash ([`shared::ingest`]) has not, reading it where it is staged;
 //! 3. a hash other than the declared ones (SHA-1, and SHA-256 when given; at
-//!    init or declared later) ends the upload `failed`, with the
-//!    reason, and no rows; local I/O trouble (a full disk) also reports
-//!    `failed` but keeps the chunks, so `complete` can start it again;
+//!    init or declared later), or a chunk no longer staged, ends the upload
+//!    `failed`, with the reason, and no rows; local I/O trouble (a full
+//!    disk, unreadable staged bytes) also reports `failed` but keeps the
+//!    chunks, so `complete` can start it again;
 //! 4. store the file at its key (composed from the chunks on the store's
 //!    side where it can; else the staged file, linked or fetched, is put),
 //!    then in one transaction record the content
@@ -85,7 +86,21 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     let started = std::time::Instant::now();
     let keys: Vec<String> = chunks.into_values().collect();
     let plan = session.plan;
-    let digests = ingest::finish_hash(b, &plan, &keys, &progress).await?;
+    let digests = match ingest::finish_hash(b, &plan, &keys, &progress).await {
+        Ok(Ok(digests)) => digests,
+        Ok(Err(k)) => {
+            let reason = format!("chunk {k} is no longer staged");
+            return fail(ctx, &session, FailureCode::ChunksMissing, &reason).await;
+        }
+        // A store that is away: the job queue retries later.
+        Err(e) if e.is_unavailable() => return Err(e),
+        // Staged bytes that cannot be read (a broken disk, a chunk of the
+        // wrong length) do not mend by retrying at once: report it.
+        Err(e) => {
+            let reason = format!("could not read the staged chunks: {e}");
+            return pause(ctx, &session, FailureCode::AssemblyFailed, &reason).await;
+        }
+    };
     let seconds = started.elapsed().as_secs_f64();
     let rate = if seconds > 0.0 { plan.file_size as f64 / 1e6 / seconds } else { 0.0 };
     span.record("merge_mb_s", rate.round());

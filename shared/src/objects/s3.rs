@@ -2,9 +2,12 @@
 //! an optional key prefix. Files go up in parts, downloads can be handed
 //! out as presigned URLs, and each chunk is an object of its own. A merge
 //! into a bucket of the same service makes the file from those objects by
-//! server-side part copies (`UploadPartCopy`): no byte of it passes through
-//! pan or its disk. Only chunks too small to be parts (below S3's 5 MiB) are
-//! fetched into one local file first.
+//! server-side part copies (`UploadPartCopy`): the stored file is never
+//! written through pan nor lands on its disk. Where that cannot be (chunks
+//! below S3's 5 MiB part minimum or more than 10,000 of them, another
+//! service, a store that refuses part copies, SSE-C or part checksums, a
+//! proxy or other certificates for object_store's client) the merge fetches
+//! the chunks into one local file and uploads it.
 
 use std::ops::Range;
 use std::path::{Path as FsPath, PathBuf};
@@ -31,8 +34,9 @@ use crate::error::{Error, Result, ResultExt};
 #[derive(Debug, Clone)]
 pub struct Location {
     /// The service (its endpoint, or AWS and its region): stores of the
-    /// same one copy between each other on the server's side.
-    pub service: String,
+    /// same one copy between each other on the server's side. `None`: this
+    /// store makes no server-side copies (see [`super::open`]).
+    pub service: Option<String>,
     /// The bucket.
     pub bucket: String,
     /// The key prefix (`""` or `"/"` for the whole bucket).
@@ -43,6 +47,8 @@ pub struct Location {
 const MAX_PARTS: u64 = 10_000;
 /// How long a signed part-copy request stays valid.
 const COPY_URL_TTL: Duration = Duration::from_secs(600);
+/// How often a part copy is tried while the service is away.
+const COPY_TRIES: u32 = 3;
 
 /// A store in an S3-compatible bucket.
 pub struct S3Store {
@@ -87,16 +93,40 @@ impl S3Store {
         }
     }
 
+    /// [`S3Store::try_copy_part`], again after a short wait while the
+    /// service is away (3 tries, each request signed anew).
+    async fn copy_part(&self, full: &Path, upload: &str, index: usize, source: &CopySource) -> Result<Option<PartId>> {
+        let mut wait = Duration::from_millis(200);
+        for _ in 1..COPY_TRIES {
+            match self.try_copy_part(full, upload, index, source).await {
+                Err(e) if e.is_unavailable() => {
+                    tracing::debug!(error = %e, part = index + 1, "a part copy failed; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait *= 4;
+                }
+                other => return other,
+            }
+        }
+        self.try_copy_part(full, upload, index, source).await
+    }
+
     /// Copies `source` on the server's side as part `index` (from 0) of the
-    /// multipart upload `upload` of `full`.
-    async fn copy_part(&self, full: &Path, upload: &str, index: usize, source: &CopySource) -> Result<PartId> {
+    /// multipart upload `upload` of `full`; `None` when the service refuses
+    /// part copies (a 4xx other than 408 and 429, or `NotImplemented`: the
+    /// merge then assembles the file instead).
+    async fn try_copy_part(
+        &self,
+        full: &Path,
+        upload: &str,
+        index: usize,
+        source: &CopySource,
+    ) -> Result<Option<PartId>> {
         use object_store::signer::{Method, SignedUrlOptions, Signer};
         use reqwest::header::{HeaderName, HeaderValue};
-        let context = "copying a chunk into its file";
         // Keys are made by the server ([0-9a-z./]): nothing to escape.
         let from = format!("/{}/{}", source.bucket, source.key);
         let header = HeaderName::from_static("x-amz-copy-source");
-        let value = HeaderValue::from_str(&from).map_err(|e| Error::internal(context, e))?;
+        let value = HeaderValue::from_str(&from).map_err(|e| Error::internal("copying a chunk into its file", e))?;
         let options = SignedUrlOptions::default()
             .with_query([("partNumber", (index + 1).to_string()), ("uploadId", upload.to_owned())])
             .with_signed_header(header.clone(), value.clone());
@@ -111,13 +141,22 @@ impl S3Store {
             .and_then(|(_, rest)| rest.split_once("</ETag>"))
             .map(|(etag, _)| etag.replace("&quot;", "\"").replace("&#34;", "\""));
         match etag {
-            Some(etag) if status.is_success() && body.contains("<CopyPartResult") => Ok(PartId { content_id: etag }),
+            Some(etag) if status.is_success() && body.contains("<CopyPartResult") => {
+                Ok(Some(PartId { content_id: etag }))
+            }
             _ => {
+                use reqwest::StatusCode;
                 let failure = format!("part {} from {from}: {status}: {}", index + 1, body.trim());
-                if status.is_server_error() || status.is_success() {
-                    Err(Error::Unavailable { what: "object store", source: failure.into() })
+                let transient = [StatusCode::REQUEST_TIMEOUT, StatusCode::TOO_MANY_REQUESTS].contains(&status);
+                let refused = status == StatusCode::NOT_IMPLEMENTED
+                    || body.contains("<Code>NotImplemented</Code>")
+                    || (status.is_client_error() && !transient);
+                if refused {
+                    tracing::warn!(failure, "the store refused a server-side part copy; assembling the file instead");
+                    Ok(None)
                 } else {
-                    Err(Error::internal(context, failure))
+                    // A 5xx, a 408 or 429, or a 200 whose body says the copy failed.
+                    Err(Error::Unavailable { what: "object store", source: failure.into() })
                 }
             }
         }
@@ -216,9 +255,10 @@ impl ByteStore for S3Store {
     }
 
     fn copy_source(&self, key: &Path) -> Option<CopySource> {
+        let service = self.location.service.clone()?;
         let key = self.full(key).to_string();
         let plain = key.bytes().all(|c| c.is_ascii_alphanumeric() || b"./-_".contains(&c));
-        plain.then(|| CopySource { service: self.location.service.clone(), bucket: self.location.bucket.clone(), key })
+        plain.then(|| CopySource { service, bucket: self.location.bucket.clone(), key })
     }
 
     /// A multipart upload whose parts are copied from the chunk objects on
@@ -228,23 +268,33 @@ impl ByteStore for S3Store {
         let parts_fit = (1..=MAX_PARTS).contains(&plan.chunk_count)
             && (plan.chunk_count == 1 || plan.chunk_size >= S3_PART_SIZE as u64)
             && sources.len() as u64 == plan.chunk_count;
-        if !parts_fit || sources.iter().any(|s| s.service != self.location.service) {
+        let Some(service) = &self.location.service else { return Ok(false) };
+        if !parts_fit || sources.iter().any(|s| &s.service != service) {
             return Ok(false);
         }
         let full = self.full(key);
         let upload = self.s3.create_multipart(&full).await?;
         let copies = (0..sources.len()).map(|i| self.copy_part(&full, &upload, i, &sources[i]));
-        let copied = futures::stream::iter(copies).buffered(parallel.max(1)).try_collect::<Vec<PartId>>().await;
-        let completed = match copied {
-            Ok(parts) => self.s3.complete_multipart(&full, &upload, parts).await.map_err(Error::from),
+        let copied = futures::stream::iter(copies).buffered(parallel.max(1)).try_collect::<Vec<_>>().await;
+        let completed = match copied.map(|parts| parts.into_iter().collect::<Option<Vec<PartId>>>()) {
+            Ok(Some(parts)) => match self.s3.complete_multipart(&full, &upload, parts).await {
+                Ok(_) => Ok(true),
+                // object_store reports a refused completion (a 4xx) like an
+                // outage; either way the file can still be assembled and
+                // put, which fails (and is retried) if the store is away.
+                Err(e) => {
+                    tracing::warn!(error = %e, "completing a server-side copy failed; assembling the file instead");
+                    Ok(false)
+                }
+            },
+            Ok(None) => Ok(false), // the merge assembles the file instead
             Err(e) => Err(e),
         };
-        if let Err(e) = completed {
-            if let Err(abort) = self.s3.abort_multipart(&full, &upload).await {
-                tracing::warn!(error = %abort, "aborting a failed server-side copy failed; the bucket's lifecycle rule expires it");
-            }
-            return Err(e);
+        if !matches!(completed, Ok(true))
+            && let Err(abort) = self.s3.abort_multipart(&full, &upload).await
+        {
+            tracing::warn!(error = %abort, "aborting an unfinished server-side copy failed; the bucket's lifecycle rule expires it");
         }
-        Ok(true)
+        completed
     }
 }

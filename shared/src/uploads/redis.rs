@@ -162,7 +162,7 @@ redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 for _, field in ipairs({'resume_key', 'hash_resume_key'}) do
   local resume = redis.call('HGET', KEYS[1], field)
-  if resume then redis.call('DEL', resume) end
+  if resume and redis.call('GET', resume) == ARGV[3] then redis.call('DEL', resume) end
 end
 return 'started'
 "#,
