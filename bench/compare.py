@@ -656,7 +656,7 @@ class Pan:
         self.data = data_dir
         os.makedirs(data_dir, exist_ok=True)
         base_env = {k: os.environ[k] for k in ("PATH", "HOME", "TMPDIR") if k in os.environ}
-        self.env = dict(base_env, **env, PAN_DATA_DIR=data_dir, PAN_LOG="warn")
+        self.env = dict(base_env, **env, PAN_DATA_DIR=data_dir, PAN_LOG=os.environ.get("PAN_BENCH_LOG", "warn"))
         api_env = dict(self.env, PAN_LISTEN="127.0.0.1:0")
         argv = [os.path.join(bins, "api")] + (["--no-worker"] if workers else [])
         self.api = spawn(argv, env=api_env, stdout=subprocess.PIPE, text=True,

@@ -287,6 +287,22 @@ async fn no_scratch_body(d: Deployment) {
     assert_eq!(files.len(), 1, "one stored object: {:?}", files.keys());
     assert!(files.values().all(|b| *b == data));
     assert!(std::fs::metadata(&scratch).unwrap().is_file(), "the scratch was never needed");
+
+    // Bytes other than the declared ones: stored while they were hashed,
+    // then deleted; the upload fails and the store holds what it held.
+    let other = test_bytes((5 << 20) + 1, 59);
+    let claimed = sha1_hex(b"something else");
+    let body = serde_json::json!({"filename": "liar.bin", "filehash": claimed, "filesize": other.len()});
+    let (code, init) = app.post_json("/file/mupload/init", Some(&token), &body).await;
+    assert_eq!(code, StatusCode::OK, "{init}");
+    let id = init["uploadID"].as_str().unwrap().to_owned();
+    app.put_chunk(&token, &id, 0, other[..5 << 20].to_vec()).await;
+    app.put_chunk(&token, &id, 1, other[5 << 20..].to_vec()).await;
+    app.complete(&token, &id).await;
+    let end = app.wait_merged(&token, &id).await;
+    assert_eq!(end["reason_code"], "SHA1_MISMATCH", "{end}");
+    let files = g.objects("files").await;
+    assert_eq!(files.len(), 1, "the unverified copy went: {:?}", files.keys());
 }
 on_both!(a_merge_from_s3_staging_to_an_s3_store_uses_no_local_disk, no_scratch_body);
 

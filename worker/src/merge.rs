@@ -2,16 +2,17 @@
 //!
 //! Steps, each safe to repeat when a crashed or killed attempt is retried:
 //! 1. load the session; anything but `merging` means there is nothing to do;
-//! 2. wait for chunk sends still in flight, then hash only what the
-//!    running hash ([`shared::ingest`]) has not, reading it where it is staged;
+//! 2. wait for chunk sends still in flight, then at once: hash only what the
+//!    running hash ([`shared::ingest`]) has not, reading it where it is
+//!    staged, and store the file at its key (composed from the chunks on
+//!    the store's side where it can; else the staged file, linked or
+//!    fetched, is put); no row names it yet;
 //! 3. a hash other than the declared ones (SHA-1, and SHA-256 when given; at
 //!    init or declared later), or a chunk no longer staged, ends the upload
-//!    `failed`, with the reason, and no rows; local I/O trouble (a full
-//!    disk, unreadable staged bytes) also reports `failed` but keeps the
-//!    chunks, so `complete` can start it again;
-//! 4. store the file at its key (composed from the chunks on the store's
-//!    side where it can; else the staged file, linked or fetched, is put),
-//!    then in one transaction record the content
+//!    `failed`, with the reason, no rows, and the stored copy deleted;
+//!    local I/O trouble (a full disk, unreadable staged bytes) also reports
+//!    `failed` but keeps the chunks, so `complete` can start it again;
+//! 4. in one transaction record the content
 //!    (or reference the same content, by SHA-256 and size) and the owner's entry;
 //! 5. mark the session `done`; only then delete the staged chunks.
 //!
@@ -77,18 +78,45 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
             format!("{} chunk(s) missing at merge time, e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
         return fail(ctx, &session, FailureCode::ChunksMissing, &reason).await;
     }
-    // Sends that began before `complete` finish first; then the running
-    // hash's progress says how much is left to hash.
+    // Sends that began before `complete` finish first. Then two things at
+    // once: hashing what the running hash has not (once it has settled),
+    // and storing the file at its key, which no row names until the hashes
+    // have been checked (an unverified copy is deleted; one left by a crash
+    // is unreferenced bytes, which the audit reports and the scrub removes).
     let waited = std::time::Instant::now();
     ingest::wait_for_writers(b, &id).await?;
-    let progress = ingest::settled_progress(b, &id).await?;
-    tracing::debug!(ms = waited.elapsed().as_millis() as u64, hashed = progress.next, "writers and hash settled");
-    let started = std::time::Instant::now();
     let keys: Vec<String> = chunks.into_values().collect();
     let plan = session.plan;
-    let digests = match ingest::finish_hash(b, &plan, &keys, &progress).await {
+    let key = objects::file_key(id.as_str());
+    let hashing = async {
+        let progress = ingest::settled_progress(b, &id).await?;
+        tracing::debug!(ms = waited.elapsed().as_millis() as u64, hashed = progress.next, "hash settled");
+        let started = std::time::Instant::now();
+        let digests = ingest::finish_hash(b, &plan, &keys, &progress).await?;
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::info!(seconds, hashed_before = progress.next, "hashed the rest");
+        Ok::<_, shared::Error>(digests)
+    };
+    let storing = async {
+        let stored = store(ctx, &session, &keys, &key).await;
+        tracing::info!(seconds = waited.elapsed().as_secs_f64(), "stored (not yet verified)");
+        stored
+    };
+    let (digests, stored) = tokio::join!(hashing, storing);
+    let seconds = waited.elapsed().as_secs_f64();
+    let rate = if seconds > 0.0 { plan.file_size as f64 / 1e6 / seconds } else { 0.0 };
+    span.record("merge_mb_s", rate.round());
+    // A copy that can never be committed (other bytes than declared, or a
+    // chunk gone) goes.
+    let discard = || async {
+        if matches!(stored, Ok(Stored::Done)) {
+            shared::files::delete_quietly(&*b.files, &key).await;
+        }
+    };
+    let digests = match digests {
         Ok(Ok(digests)) => digests,
         Ok(Err(k)) => {
+            discard().await;
             let reason = format!("chunk {k} is no longer staged");
             return fail(ctx, &session, FailureCode::ChunksMissing, &reason).await;
         }
@@ -96,40 +124,37 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
         Err(e) if e.is_unavailable() => return Err(e),
         // Staged bytes that cannot be read (a broken disk, a chunk of the
         // wrong length) do not mend by retrying at once: report it.
+        // (The copy stays: the retry overwrites it, and only a verified
+        // one is ever named by a row.)
         Err(e) => {
             let reason = format!("could not read the staged chunks: {e}");
             return pause(ctx, &session, FailureCode::AssemblyFailed, &reason).await;
         }
     };
-    let seconds = started.elapsed().as_secs_f64();
-    let rate = if seconds > 0.0 { plan.file_size as f64 / 1e6 / seconds } else { 0.0 };
-    span.record("merge_mb_s", rate.round());
     let digests = &digests;
-    tracing::info!(sha1 = %digests.sha1, seconds, hashed_before = progress.next, "verified");
+    tracing::info!(sha1 = %digests.sha1, seconds, "hashed");
 
     // `complete` refuses an upload whose hashes were never declared, so a
-    // merge without one is not expected: it stores nothing unverified.
-    let Some(declared) = &session.filehash else {
-        let reason = format!("no SHA-1 was declared; actual {}", digests.sha1);
-        return fail(ctx, &session, FailureCode::Sha1Mismatch, &reason).await;
+    // merge without one is not expected: it commits nothing unverified.
+    let mismatch = match (&session.filehash, &session.sha256) {
+        (None, _) => Some((FailureCode::Sha1Mismatch, format!("no SHA-1 was declared; actual {}", digests.sha1))),
+        (Some(declared), _) if digests.sha1 != declared.as_str() => {
+            Some((FailureCode::Sha1Mismatch, format!("SHA-1 mismatch: declared {declared}, actual {}", digests.sha1)))
+        }
+        (_, Some(declared)) if digests.sha256 != declared.as_str() => Some((
+            FailureCode::Sha256Mismatch,
+            format!("SHA-256 mismatch: declared {declared}, actual {}", digests.sha256),
+        )),
+        _ => None,
     };
-    if digests.sha1 != declared.as_str() {
-        let reason = format!("SHA-1 mismatch: declared {declared}, actual {}", digests.sha1);
-        return fail(ctx, &session, FailureCode::Sha1Mismatch, &reason).await;
+    if let Some((code, reason)) = mismatch {
+        discard().await;
+        return fail(ctx, &session, code, &reason).await;
     }
-    if let Some(declared) = &session.sha256
-        && digests.sha256 != declared.as_str()
-    {
-        let reason = format!("SHA-256 mismatch: declared {declared}, actual {}", digests.sha256);
-        return fail(ctx, &session, FailureCode::Sha256Mismatch, &reason).await;
+    match stored? {
+        Stored::Done => {}
+        Stored::Paused(code, reason) => return pause(ctx, &session, code, &reason).await,
     }
-
-    let key = objects::file_key(id.as_str());
-    let stored = store(ctx, &session, &keys, &key).await?;
-    if !stored {
-        return Ok(()); // paused: reported, chunks kept
-    }
-    tracing::info!(seconds = started.elapsed().as_secs_f64(), "stored");
     shared::crash::point("merge.after_store");
     let entry = NewUserFile {
         user_id: session.owner,
@@ -158,22 +183,30 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     Ok(())
 }
 
-/// Stores the verified upload's staged chunks `keys` as `key` in the file
-/// store: copied there on the store's side when it can (no byte passes
-/// through this process), otherwise as the staged file (a local staging
-/// store's data file, linked; the chunks fetched into one file elsewhere).
-/// Ok(false) when local trouble (a full disk) paused the upload instead.
-async fn store(ctx: &MergeContext, session: &UploadSession, keys: &[String], key: &Path) -> Result<bool> {
+/// How storing a merged file ended, when no backend was away.
+enum Stored {
+    /// The file is at its key.
+    Done,
+    /// Local trouble (a full disk): the upload is to be paused with this
+    /// code and reason, its chunks kept for `complete` to retry.
+    Paused(FailureCode, String),
+}
+
+/// Stores the upload's staged chunks `keys` as `key` in the file store:
+/// copied there on the store's side when it can (no byte passes through
+/// this process), otherwise as the staged file (a local staging store's
+/// data file, linked; the chunks fetched into one file elsewhere).
+async fn store(ctx: &MergeContext, session: &UploadSession, keys: &[String], key: &Path) -> Result<Stored> {
     let b = &ctx.backends;
     let (id, plan, parallel) = (&session.id, &session.plan, ctx.settings.merge_threads as usize);
     let composed = objects::compose_staged(&*b.staging, &*b.files, plan, keys, key, parallel).await;
-    let reason = match composed {
-        Ok(true) => return Ok(true),
+    let (code, reason) = match composed {
+        Ok(true) => return Ok(Stored::Done),
         Ok(false) => match b.staging.staged_file(id, plan, keys, b.files.scratch_dir(), parallel).await {
             Ok(mut tmp) => {
                 shared::crash::point("merge.after_assemble");
                 match b.files.put_file(&mut tmp, key).await {
-                    Ok(()) => return Ok(true),
+                    Ok(()) => return Ok(Stored::Done),
                     Err(e) if e.is_unavailable() => return Err(e),
                     Err(e) => (FailureCode::StoreFailed, format!("could not store the file: {e}")),
                 }
@@ -188,8 +221,7 @@ async fn store(ctx: &MergeContext, session: &UploadSession, keys: &[String], key
         Err(e) if e.is_unavailable() => return Err(e),
         Err(e) => (FailureCode::StoreFailed, format!("could not store the file: {e}")),
     };
-    pause(ctx, session, reason.0, &reason.1).await?;
-    Ok(false)
+    Ok(Stored::Paused(code, reason))
 }
 
 /// Refreshes an upload's merge heartbeat until dropped.

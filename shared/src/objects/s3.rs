@@ -49,6 +49,8 @@ const MAX_PARTS: u64 = 10_000;
 const COPY_URL_TTL: Duration = Duration::from_secs(600);
 /// How often a part copy is tried while the service is away.
 const COPY_TRIES: u32 = 3;
+/// Part copies in flight at once (the service does the work).
+const COPIES_IN_FLIGHT: usize = 16;
 
 /// A store in an S3-compatible bucket.
 pub struct S3Store {
@@ -275,7 +277,10 @@ impl ByteStore for S3Store {
         let full = self.full(key);
         let upload = self.s3.create_multipart(&full).await?;
         let copies = (0..sources.len()).map(|i| self.copy_part(&full, &upload, i, &sources[i]));
-        let copied = futures::stream::iter(copies).buffered(parallel.max(1)).try_collect::<Vec<_>>().await;
+        // The copies cost pan nothing but a request each: at least
+        // COPIES_IN_FLIGHT at once, whatever the merge's thread count.
+        let in_flight = parallel.max(COPIES_IN_FLIGHT);
+        let copied = futures::stream::iter(copies).buffered(in_flight).try_collect::<Vec<_>>().await;
         let completed = match copied.map(|parts| parts.into_iter().collect::<Option<Vec<PartId>>>()) {
             Ok(Some(parts)) => match self.s3.complete_multipart(&full, &upload, parts).await {
                 Ok(_) => Ok(true),
