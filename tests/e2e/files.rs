@@ -67,6 +67,8 @@ both!(files_are_listed_newest_first_and_can_be_renamed_and_deleted, |app| {
     assert_eq!(page["total"], 5);
     let files = page["files"].as_array().unwrap();
     assert_eq!(files.len(), 2);
+    let (_, past) = app.call("GET", "/file/query?limit=2&offset=7", Some(&token)).await;
+    assert_eq!((past["total"].as_i64(), past["files"].as_array().map(Vec::len)), (Some(5), Some(0)), "{past}");
     let (_, all) = app.call("GET", "/file/query", Some(&token)).await;
     let times: Vec<i64> = all["files"].as_array().unwrap().iter().map(|f| f["uploaded_at"].as_i64().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
