@@ -168,6 +168,15 @@ pub trait ByteStore: Send + Sync {
     async fn compose(&self, _sources: &[CopySource], _plan: &ChunkPlan, _key: &Path, _parallel: usize) -> Result<bool> {
         Ok(false)
     }
+
+    /// Aborts the multipart uploads under this store's keys begun more than
+    /// `older_than` ago and never finished (a merge, a chunk or a copy cut
+    /// off by a killed process): their parts are bytes the store keeps but
+    /// nothing lists. Returns how many went; a store without such uploads
+    /// has none.
+    async fn abort_stale_uploads(&self, _older_than: Duration) -> Result<usize> {
+        Ok(0)
+    }
 }
 
 /// A staged object as a store of the same service can name it in a

@@ -729,3 +729,28 @@ async fn merge_composes_the_file_from_chunk_objects_on_garage() {
     assert!(files.head(&key).await.unwrap().is_none(), "a refused compose leaves nothing");
     assert!(files.head(&Path::from("plain")).await.unwrap().is_none());
 }
+
+/// Multipart uploads a killed process left unfinished are found under the
+/// store's prefix and aborted once older than the cutoff; younger ones and
+/// those outside the prefix stay. A directory has none.
+#[tokio::test]
+async fn unfinished_multipart_uploads_are_aborted_by_age_on_garage() {
+    use object_store::multipart::MultipartStore;
+    let g = GarageServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = garage_store(&g, "stale", &dir);
+    let raw = g.client();
+    let (inside, outside) = (Path::from("stale/fi/le"), Path::from("elsewhere/fi/le"));
+    let begun = raw.create_multipart(&inside).await.unwrap();
+    let other = raw.create_multipart(&outside).await.unwrap();
+    let part = || object_store::PutPayload::from_static(b"some bytes");
+
+    assert_eq!(store.abort_stale_uploads(std::time::Duration::from_secs(3600)).await.unwrap(), 0, "too young");
+    assert_eq!(store.abort_stale_uploads(std::time::Duration::ZERO).await.unwrap(), 1);
+    assert!(raw.put_part(&inside, &begun, 0, part()).await.is_err(), "aborted: no part goes in");
+    assert!(raw.put_part(&outside, &other, 0, part()).await.is_ok(), "outside the prefix: untouched");
+    assert_eq!(store.abort_stale_uploads(std::time::Duration::ZERO).await.unwrap(), 0, "nothing left");
+    raw.abort_multipart(&outside, &other).await.unwrap();
+
+    assert_eq!(local_store(&dir).abort_stale_uploads(std::time::Duration::ZERO).await.unwrap(), 0);
+}

@@ -3,7 +3,9 @@
 //! - uploads idle past the TTL lose their session and staged chunks;
 //! - staged chunks that no live upload owns are deleted (Redis expires
 //!   sessions by itself; this is where their chunks go);
-//! - temporary merge files older than a day (left by killed workers) go;
+//! - temporary merge files older than a day (left by killed workers) go,
+//!   and so do multipart uploads older than a day that were never
+//!   finished (their parts are bytes an S3 store keeps but lists nowhere);
 //! - backups still `pending` or `failed` are enqueued again;
 //! - uploads left `merging` without a heartbeat (their job was lost) get
 //!   their merge enqueued again;
@@ -31,7 +33,7 @@ pub async fn handle(_tick: Tick, ctx: Data<MergeContext>) -> Result<(), BoxDynEr
 }
 
 /// Runs every clean-up step once.
-#[tracing::instrument(name = "clean up", skip(ctx), fields(expired, orphans, restarted, backups, trash))]
+#[tracing::instrument(name = "clean up", skip(ctx), fields(expired, orphans, stale_uploads, restarted, backups, trash))]
 pub async fn sweep(ctx: &MergeContext) -> Result<()> {
     let b = &ctx.backends;
     let now = shared::now();
@@ -63,6 +65,17 @@ pub async fn sweep(ctx: &MergeContext) -> Result<()> {
     for dir in [b.files.scratch_dir(), b.staging.scratch_dir(), &ctx.settings.data_dir.join("tmp")] {
         remove_old_files(dir, Duration::from_secs(86_400));
     }
+    // Multipart uploads a killed process left unfinished: a day is more
+    // than any chunk, merge or copy takes. A store away now is tried again
+    // at the next tick; the rest of the clean-up goes on.
+    let mut stale = 0;
+    for store in [&b.staging, &b.files].into_iter().chain(b.backup.as_ref()) {
+        match store.abort_stale_uploads(Duration::from_secs(86_400)).await {
+            Ok(n) => stale += n,
+            Err(e) => tracing::warn!(error = %e, "aborting unfinished multipart uploads failed"),
+        }
+    }
+    span.record("stale_uploads", stale);
 
     // A merge whose heartbeat stopped has no job running: enqueue it again.
     // Touching it first keeps the next sweeps from enqueueing it once more

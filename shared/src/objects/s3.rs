@@ -51,6 +51,16 @@ const COPY_URL_TTL: Duration = Duration::from_secs(600);
 const COPY_TRIES: u32 = 3;
 /// Part copies in flight at once (the service does the work).
 const COPIES_IN_FLIGHT: usize = 16;
+/// Pages of unfinished multipart uploads looked at per clean-up (1,000 each).
+const LIST_PAGES: usize = 10;
+
+/// The text of the first `<name>` element in `xml`, unescaped.
+fn xml_field(xml: &str, name: &str) -> Option<String> {
+    let (_, rest) = xml.split_once(&format!("<{name}>"))?;
+    let (text, _) = rest.split_once(&format!("</{name}>"))?;
+    let text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'");
+    Some(text.replace("&amp;", "&"))
+}
 
 /// A store in an S3-compatible bucket.
 pub struct S3Store {
@@ -254,6 +264,49 @@ impl ByteStore for S3Store {
 
     async fn copy_from(&self, from: &dyn ByteStore, from_key: &Path, to_key: &Path) -> Result<u64> {
         self.backing.copy_from(from, from_key, to_key).await
+    }
+
+    /// Lists the bucket's unfinished multipart uploads under the prefix
+    /// (`ListMultipartUploads`, which object_store has no call for, signed
+    /// by it) a page at a time, and aborts those begun before the cutoff.
+    async fn abort_stale_uploads(&self, older_than: Duration) -> Result<usize> {
+        use object_store::signer::{Method, SignedUrlOptions, Signer};
+        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::TimeDelta::MAX);
+        let prefix = self.prefix.as_ref().map(|p| format!("{p}/")).unwrap_or_default();
+        let away = |e: reqwest::Error| Error::Unavailable { what: "object store", source: Box::new(e) };
+        let (mut aborted, mut markers) = (0, None::<(String, String)>);
+        for _ in 0..LIST_PAGES {
+            let mut query = vec![("uploads".to_owned(), String::new()), ("prefix".to_owned(), prefix.clone())];
+            if let Some((key, upload)) = markers.take() {
+                query.push(("key-marker".to_owned(), key));
+                query.push(("upload-id-marker".to_owned(), upload));
+            }
+            let options = SignedUrlOptions::default().with_query(query);
+            let url = self.s3.signed_url_opts(Method::GET, &Path::default(), COPY_URL_TTL, &options).await?;
+            let resp = self.http.get(url).send().await.map_err(away)?;
+            let status = resp.status();
+            let body = resp.text().await.map_err(away)?;
+            if !status.is_success() || !body.contains("<ListMultipartUploadsResult") {
+                let failure = format!("listing unfinished multipart uploads: {status}: {}", body.trim());
+                return Err(Error::Unavailable { what: "object store", source: failure.into() });
+            }
+            for upload in body.split("<Upload>").skip(1) {
+                let (Some(key), Some(id)) = (xml_field(upload, "Key"), xml_field(upload, "UploadId")) else { continue };
+                let begun = xml_field(upload, "Initiated").and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok());
+                if begun.is_some_and(|t| t <= cutoff) && key.starts_with(&prefix) {
+                    self.s3.abort_multipart(&Path::from(key.as_str()), &id).await?;
+                    aborted += 1;
+                }
+            }
+            if xml_field(&body, "IsTruncated").as_deref() != Some("true") {
+                break;
+            }
+            match (xml_field(&body, "NextKeyMarker"), xml_field(&body, "NextUploadIdMarker")) {
+                (Some(key), Some(upload)) => markers = Some((key, upload)),
+                _ => break,
+            }
+        }
+        Ok(aborted)
     }
 
     fn copy_source(&self, key: &Path) -> Option<CopySource> {
