@@ -219,7 +219,7 @@ impl ByteStore for S3Store {
     }
 
     /// Lists, then deletes one by one (unfinished multipart uploads are
-    /// not objects; the bucket's lifecycle rule expires them).
+    /// not objects; the clean-up aborts them after a day).
     async fn delete_prefix(&self, prefix: &Path) -> Result<usize> {
         self.backing.delete_listed(prefix).await
     }
@@ -351,7 +351,7 @@ impl ByteStore for S3Store {
         if !matches!(completed, Ok(true))
             && let Err(abort) = self.s3.abort_multipart(&full, &upload).await
         {
-            tracing::warn!(error = %abort, "aborting an unfinished server-side copy failed; the bucket's lifecycle rule expires it");
+            tracing::warn!(error = %abort, "aborting an unfinished server-side copy failed; the clean-up aborts it after a day");
         }
         completed
     }
