@@ -292,11 +292,12 @@ pub fn open(url: &str, setting: &str, scratch_dir: &FsPath) -> Result<Store> {
             ];
             let sse_c = std::env::var("AWS_SSE_CUSTOMER_KEY_BASE64").is_ok()
                 || std::env::var("AWS_SERVER_SIDE_ENCRYPTION").is_ok_and(|v| v.eq_ignore_ascii_case("sse-c"));
-            let copies_parts =
-                !sse_c && builder.get_config_value(&Key::Checksum).is_none() && !client_settings.into_iter().any(set);
+            let own_requests = !client_settings.into_iter().any(set);
+            let copies_parts = own_requests && !sse_c && builder.get_config_value(&Key::Checksum).is_none();
             let s3 = builder.build().map_err(|e| Error::invalid("INVALID_SETTING", format!("{setting}: {e}")))?;
             let location = s3::Location {
                 service: copies_parts.then_some(service),
+                own_requests,
                 bucket: bucket.to_owned(),
                 prefix: parsed.path().to_owned(),
             };

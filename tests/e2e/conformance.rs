@@ -624,7 +624,12 @@ fn local_store(dir: &tempfile::TempDir) -> LocalStore {
 }
 
 fn garage_store(g: &GarageServer, prefix: &str, dir: &tempfile::TempDir) -> S3Store {
-    let location = Location { service: Some(g.endpoint.clone()), bucket: g.bucket.clone(), prefix: prefix.to_owned() };
+    let location = Location {
+        service: Some(g.endpoint.clone()),
+        own_requests: true,
+        bucket: g.bucket.clone(),
+        prefix: prefix.to_owned(),
+    };
     S3Store::new(g.client(), location, dir.path().join("tmp"))
 }
 
@@ -697,8 +702,12 @@ async fn merge_composes_the_file_from_chunk_objects_on_garage() {
     assert!(!objects::compose_staged(&staging, &files, &tiny, &staged_tiny, &Path::from("tiny"), 2).await.unwrap());
     let empty = ChunkPlan::with_chunk_size(0, 5 << 20);
     assert!(!objects::compose_staged(&staging, &files, &empty, &[], &Path::from("empty"), 2).await.unwrap());
-    let location =
-        Location { service: Some("http://elsewhere".into()), bucket: g.bucket.clone(), prefix: "files".into() };
+    let location = Location {
+        service: Some("http://elsewhere".into()),
+        own_requests: true,
+        bucket: g.bucket.clone(),
+        prefix: "files".into(),
+    };
     let elsewhere = S3Store::new(g.client(), location, dir.path().join("tmp"));
     assert!(!objects::compose_staged(&staging, &elsewhere, &plan, &staged, &Path::from("far"), 2).await.unwrap());
     let local = local_store(&dir);
@@ -712,10 +721,10 @@ async fn merge_composes_the_file_from_chunk_objects_on_garage() {
 
     // A store set up to make no server-side copies (SSE-C, part checksums,
     // a proxy) neither offers its chunks nor composes.
-    let location = Location { service: None, bucket: g.bucket.clone(), prefix: "staging".into() };
+    let location = Location { service: None, own_requests: true, bucket: g.bucket.clone(), prefix: "staging".into() };
     let plain = S3Store::new(g.client(), location, dir.path().join("tmp"));
     assert!(plain.copy_source(&Path::from(staged[0].as_str())).is_none());
-    let location = Location { service: None, bucket: g.bucket.clone(), prefix: "files".into() };
+    let location = Location { service: None, own_requests: true, bucket: g.bucket.clone(), prefix: "files".into() };
     let plain = S3Store::new(g.client(), location, dir.path().join("tmp"));
     assert!(!objects::compose_staged(&staging, &plain, &plan, &staged, &Path::from("plain"), 2).await.unwrap());
 
@@ -752,5 +761,9 @@ async fn unfinished_multipart_uploads_are_aborted_by_age_on_garage() {
     assert_eq!(store.abort_stale_uploads(std::time::Duration::ZERO).await.unwrap(), 0, "nothing left");
     raw.abort_multipart(&outside, &other).await.unwrap();
 
+    // At the bucket's root a store may share the bucket: it aborts nothing.
+    let begun = raw.create_multipart(&inside).await.unwrap();
+    assert_eq!(garage_store(&g, "", &dir).abort_stale_uploads(std::time::Duration::ZERO).await.unwrap(), 0);
+    raw.abort_multipart(&inside, &begun).await.unwrap();
     assert_eq!(local_store(&dir).abort_stale_uploads(std::time::Duration::ZERO).await.unwrap(), 0);
 }

@@ -71,20 +71,21 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     span.record("size", session.plan.file_size);
     span.record("chunks", session.plan.chunk_count);
 
+    // Sends that began before `complete` finish first (one may replace a
+    // chunk: the chunk map is read after them). Then two things at once:
+    // hashing what the running hash has not (once it has settled), and
+    // storing the file at its key, which no row names until the hashes have
+    // been checked (an unverified copy is deleted; one left by a crash is
+    // unreferenced bytes, which the audit reports and the scrub removes).
+    let waited = std::time::Instant::now();
+    ingest::wait_for_writers(b, &id).await?;
     let chunks = b.uploads.chunks(&id).await?;
     let missing: Vec<u64> = (0..session.plan.chunk_count).filter(|i| !chunks.contains_key(i)).collect();
     if !missing.is_empty() {
         let reason =
             format!("{} chunk(s) missing at merge time, e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
-        return fail(ctx, &session, FailureCode::ChunksMissing, &reason).await;
+        return fail(ctx, &session, FailureCode::ChunksMissing, &reason, None).await;
     }
-    // Sends that began before `complete` finish first. Then two things at
-    // once: hashing what the running hash has not (once it has settled),
-    // and storing the file at its key, which no row names until the hashes
-    // have been checked (an unverified copy is deleted; one left by a crash
-    // is unreferenced bytes, which the audit reports and the scrub removes).
-    let waited = std::time::Instant::now();
-    ingest::wait_for_writers(b, &id).await?;
     let keys: Vec<String> = chunks.into_values().collect();
     let plan = session.plan;
     let key = objects::file_key(id.as_str());
@@ -107,18 +108,13 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     let rate = if seconds > 0.0 { plan.file_size as f64 / 1e6 / seconds } else { 0.0 };
     span.record("merge_mb_s", rate.round());
     // A copy that can never be committed (other bytes than declared, or a
-    // chunk gone) goes.
-    let discard = || async {
-        if matches!(stored, Ok(Stored::Done)) {
-            shared::files::delete_quietly(&*b.files, &key).await;
-        }
-    };
+    // chunk gone) goes, once this attempt has ended the upload (see `fail`).
+    let unverified = matches!(stored, Ok(Stored::Done)).then_some(&key);
     let digests = match digests {
         Ok(Ok(digests)) => digests,
         Ok(Err(k)) => {
-            discard().await;
             let reason = format!("chunk {k} is no longer staged");
-            return fail(ctx, &session, FailureCode::ChunksMissing, &reason).await;
+            return fail(ctx, &session, FailureCode::ChunksMissing, &reason, unverified).await;
         }
         // A store that is away: the job queue retries later.
         Err(e) if e.is_unavailable() => return Err(e),
@@ -148,8 +144,7 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
         _ => None,
     };
     if let Some((code, reason)) = mismatch {
-        discard().await;
-        return fail(ctx, &session, code, &reason).await;
+        return fail(ctx, &session, code, &reason, unverified).await;
     }
     match stored? {
         Stored::Done => {}
@@ -249,8 +244,19 @@ impl Drop for Heartbeat {
     }
 }
 
-/// Ends an upload `failed` for good with `code` and `reason`: no rows, chunks deleted.
-async fn fail(ctx: &MergeContext, session: &UploadSession, code: FailureCode, reason: &str) -> Result<()> {
+/// Ends an upload `failed` for good with `code` and `reason`: no rows, chunks
+/// deleted, and this attempt's unverified copy at `stored` too. Only the
+/// attempt that ends the upload deletes anything: another attempt of the
+/// same merge may have committed rows naming the same key and marked the
+/// upload done (after which its chunks go, and a slower attempt finds them
+/// gone).
+async fn fail(
+    ctx: &MergeContext,
+    session: &UploadSession,
+    code: FailureCode,
+    reason: &str,
+    stored: Option<&Path>,
+) -> Result<()> {
     tracing::warn!(reason, code = code.as_str(), "upload failed");
     shared::metrics::MERGES_FAILED.inc();
     let b = &ctx.backends;
@@ -258,6 +264,9 @@ async fn fail(ctx: &MergeContext, session: &UploadSession, code: FailureCode, re
     if !b.uploads.finish_merge(&session.id, UploadState::Failed, failure, None, shared::now()).await? {
         tracing::info!("another attempt finished this upload first");
         return Ok(());
+    }
+    if let Some(key) = stored {
+        shared::files::delete_quietly(&*b.files, key).await;
     }
     b.uploads.forget_chunks(&session.id).await?;
     b.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;

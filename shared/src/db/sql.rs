@@ -524,27 +524,19 @@ impl FileRepo for SqlRepo {
     }
 
     async fn list_files(&self, user_id: i64, limit: i64, offset: i64) -> Result<(Vec<UserFile>, i64)> {
-        // The total rides along with the page (a window over the same rows,
-        // counted before LIMIT): one query, unless the page is past the end.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENTRY}, COUNT(*) OVER () AS total FROM user_files uf JOIN files f ON f.id = uf.file_id \
-             WHERE uf.user_id = ? AND uf.trashed_by IS NULL ORDER BY uf.created_at DESC, uf.id DESC LIMIT ? OFFSET ?"
+            "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.user_id = ? \
+             AND uf.trashed_by IS NULL ORDER BY uf.created_at DESC, uf.id DESC LIMIT ? OFFSET ?"
         )))
         .bind(user_id)
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.pool)
         .await?;
-        let total: i64 = match rows.first() {
-            Some(row) => row.try_get("total")?,
-            None if offset == 0 => 0,
-            None => {
-                sqlx::query_scalar("SELECT COUNT(*) FROM user_files WHERE user_id = ? AND trashed_by IS NULL")
-                    .bind(user_id)
-                    .fetch_one(&self.pool)
-                    .await?
-            }
-        };
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_files WHERE user_id = ? AND trashed_by IS NULL")
+            .bind(user_id)
+            .fetch_one(&self.pool)
+            .await?;
         Ok((rows.iter().map(user_file_from).collect::<sqlx::Result<_>>()?, total))
     }
 

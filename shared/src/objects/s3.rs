@@ -37,6 +37,10 @@ pub struct Location {
     /// same one copy between each other on the server's side. `None`: this
     /// store makes no server-side copies (see [`super::open`]).
     pub service: Option<String>,
+    /// Whether pan's own requests (part copies, listing unfinished uploads)
+    /// reach the store: not when object_store's client needs a proxy or
+    /// other certificates, which pan's client would not use.
+    pub own_requests: bool,
     /// The bucket.
     pub bucket: String,
     /// The key prefix (`""` or `"/"` for the whole bucket).
@@ -269,8 +273,13 @@ impl ByteStore for S3Store {
     /// Lists the bucket's unfinished multipart uploads under the prefix
     /// (`ListMultipartUploads`, which object_store has no call for, signed
     /// by it) a page at a time, and aborts those begun before the cutoff.
+    /// Only under a prefix of pan's own: a store at the bucket's root could
+    /// share it with others, whose uploads are not pan's to abort.
     async fn abort_stale_uploads(&self, older_than: Duration) -> Result<usize> {
         use object_store::signer::{Method, SignedUrlOptions, Signer};
+        if self.prefix.is_none() || !self.location.own_requests {
+            return Ok(0);
+        }
         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::TimeDelta::MAX);
         let prefix = self.prefix.as_ref().map(|p| format!("{p}/")).unwrap_or_default();
         let away = |e: reqwest::Error| Error::Unavailable { what: "object store", source: Box::new(e) };
@@ -293,9 +302,15 @@ impl ByteStore for S3Store {
             for upload in body.split("<Upload>").skip(1) {
                 let (Some(key), Some(id)) = (xml_field(upload, "Key"), xml_field(upload, "UploadId")) else { continue };
                 let begun = xml_field(upload, "Initiated").and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok());
+                let Ok(path) = Path::parse(&key) else { continue }; // not a key pan made
                 if begun.is_some_and(|t| t <= cutoff) && key.starts_with(&prefix) {
-                    self.s3.abort_multipart(&Path::from(key.as_str()), &id).await?;
-                    aborted += 1;
+                    // One that fails (gone already: another clean-up was
+                    // first) does not stop the others.
+                    match self.s3.abort_multipart(&path, &id).await {
+                        Ok(()) => aborted += 1,
+                        Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => tracing::warn!(error = %e, key, "aborting an unfinished multipart upload failed"),
+                    }
                 }
             }
             if xml_field(&body, "IsTruncated").as_deref() != Some("true") {
