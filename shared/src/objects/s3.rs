@@ -49,8 +49,8 @@ pub struct Location {
 
 /// S3 completes no upload of more parts than this.
 const MAX_PARTS: u64 = 10_000;
-/// How long a signed part-copy request stays valid.
-const COPY_URL_TTL: Duration = Duration::from_secs(600);
+/// How long a URL pan signs for its own requests stays valid.
+const SIGNED_URL_TTL: Duration = Duration::from_secs(600);
 /// How often a part copy is tried while the service is away.
 const COPY_TRIES: u32 = 3;
 /// Part copies in flight at once (the service does the work).
@@ -62,7 +62,8 @@ const LIST_PAGES: usize = 10;
 fn xml_field(xml: &str, name: &str) -> Option<String> {
     let (_, rest) = xml.split_once(&format!("<{name}>"))?;
     let (text, _) = rest.split_once(&format!("</{name}>"))?;
-    let text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'");
+    let text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#34;", "\"");
+    let text = text.replace("&apos;", "'");
     Some(text.replace("&amp;", "&"))
 }
 
@@ -126,6 +127,32 @@ impl S3Store {
         self.try_copy_part(full, upload, index, source).await
     }
 
+    /// Sends a request object_store has no call for, on a URL it signs for
+    /// `path` with `options` (and `header`, signed and sent along); returns
+    /// the status and the body. A store that cannot be reached is away.
+    async fn send_signed(
+        &self,
+        method: reqwest::Method,
+        path: &Path,
+        options: object_store::signer::SignedUrlOptions,
+        header: Option<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
+    ) -> Result<(reqwest::StatusCode, String)> {
+        use object_store::signer::Signer;
+        let options = match &header {
+            Some((name, value)) => options.with_signed_header(name.clone(), value.clone()),
+            None => options,
+        };
+        let url = self.s3.signed_url_opts(method.clone(), path, SIGNED_URL_TTL, &options).await?;
+        let away = |e: reqwest::Error| Error::Unavailable { what: "object store", source: Box::new(e) };
+        let mut request = self.http.request(method, url);
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        let resp = request.send().await.map_err(away)?;
+        let status = resp.status();
+        Ok((status, resp.text().await.map_err(away)?))
+    }
+
     /// Copies `source` on the server's side as part `index` (from 0) of the
     /// multipart upload `upload` of `full`; `None` when the service refuses
     /// part copies (a 4xx other than 408 and 429, or `NotImplemented`: the
@@ -137,25 +164,17 @@ impl S3Store {
         index: usize,
         source: &CopySource,
     ) -> Result<Option<PartId>> {
-        use object_store::signer::{Method, SignedUrlOptions, Signer};
+        use object_store::signer::SignedUrlOptions;
         use reqwest::header::{HeaderName, HeaderValue};
         // Keys are made by the server ([0-9a-z./]): nothing to escape.
         let from = format!("/{}/{}", source.bucket, source.key);
-        let header = HeaderName::from_static("x-amz-copy-source");
         let value = HeaderValue::from_str(&from).map_err(|e| Error::internal("copying a chunk into its file", e))?;
+        let header = (HeaderName::from_static("x-amz-copy-source"), value);
         let options = SignedUrlOptions::default()
-            .with_query([("partNumber", (index + 1).to_string()), ("uploadId", upload.to_owned())])
-            .with_signed_header(header.clone(), value.clone());
-        let url = self.s3.signed_url_opts(Method::PUT, full, COPY_URL_TTL, &options).await?;
-        let away = |e: reqwest::Error| Error::Unavailable { what: "object store", source: Box::new(e) };
-        let resp = self.http.put(url).header(header, value).send().await.map_err(away)?;
-        let status = resp.status();
-        let body = resp.text().await.map_err(away)?;
+            .with_query([("partNumber", (index + 1).to_string()), ("uploadId", upload.to_owned())]);
+        let (status, body) = self.send_signed(reqwest::Method::PUT, full, options, Some(header)).await?;
         // S3 may answer 200 and still have failed a copy: the body says which.
-        let etag = body
-            .split_once("<ETag>")
-            .and_then(|(_, rest)| rest.split_once("</ETag>"))
-            .map(|(etag, _)| etag.replace("&quot;", "\"").replace("&#34;", "\""));
+        let etag = xml_field(&body, "ETag");
         match etag {
             Some(etag) if status.is_success() && body.contains("<CopyPartResult") => {
                 Ok(Some(PartId { content_id: etag }))
@@ -276,13 +295,12 @@ impl ByteStore for S3Store {
     /// Only under a prefix of pan's own: a store at the bucket's root could
     /// share it with others, whose uploads are not pan's to abort.
     async fn abort_stale_uploads(&self, older_than: Duration) -> Result<usize> {
-        use object_store::signer::{Method, SignedUrlOptions, Signer};
+        use object_store::signer::SignedUrlOptions;
         if self.prefix.is_none() || !self.location.own_requests {
             return Ok(0);
         }
         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::TimeDelta::MAX);
         let prefix = self.prefix.as_ref().map(|p| format!("{p}/")).unwrap_or_default();
-        let away = |e: reqwest::Error| Error::Unavailable { what: "object store", source: Box::new(e) };
         let (mut aborted, mut markers) = (0, None::<(String, String)>);
         for _ in 0..LIST_PAGES {
             let mut query = vec![("uploads".to_owned(), String::new()), ("prefix".to_owned(), prefix.clone())];
@@ -291,10 +309,7 @@ impl ByteStore for S3Store {
                 query.push(("upload-id-marker".to_owned(), upload));
             }
             let options = SignedUrlOptions::default().with_query(query);
-            let url = self.s3.signed_url_opts(Method::GET, &Path::default(), COPY_URL_TTL, &options).await?;
-            let resp = self.http.get(url).send().await.map_err(away)?;
-            let status = resp.status();
-            let body = resp.text().await.map_err(away)?;
+            let (status, body) = self.send_signed(reqwest::Method::GET, &Path::default(), options, None).await?;
             if !status.is_success() || !body.contains("<ListMultipartUploadsResult") {
                 let failure = format!("listing unfinished multipart uploads: {status}: {}", body.trim());
                 return Err(Error::Unavailable { what: "object store", source: failure.into() });
