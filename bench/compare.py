@@ -177,8 +177,10 @@ def pids_named(name):
 
 
 def dir_bytes(path):
-    """Allocated bytes under path (sparse files count what they use)."""
+    """Allocated bytes under path (sparse files count what they use; a file
+    with several names, such as a staged file linked into the store, once)."""
     total = 0
+    seen = set()
     stack = [path]
     while stack:
         p = stack.pop()
@@ -189,7 +191,10 @@ def dir_bytes(path):
                         if e.is_dir(follow_symlinks=False):
                             stack.append(e.path)
                         else:
-                            total += e.stat(follow_symlinks=False).st_blocks * 512
+                            st = e.stat(follow_symlinks=False)
+                            if (st.st_dev, st.st_ino) not in seen:
+                                seen.add((st.st_dev, st.st_ino))
+                                total += st.st_blocks * 512
                     except OSError:
                         pass
         except OSError:

@@ -37,6 +37,18 @@ impl ContentHasher {
         self.sha256.update(bytes);
     }
 
+    /// [`ContentHasher::update`] of each of `pieces`, in order, with SHA-1
+    /// on a second thread beside SHA-256: about half the wall time, for when the CPU has room (each
+    /// digest runs at 1-2 GB/s with the SHA instructions; a thread costs
+    /// tens of microseconds, a 1 MiB piece hundreds).
+    pub fn update_on_two_threads<P: AsRef<[u8]> + Sync>(&mut self, pieces: &[P]) {
+        let (sha1, sha256) = (&mut self.sha1, &mut self.sha256);
+        std::thread::scope(|s| {
+            s.spawn(|| pieces.iter().for_each(|p| sha1.update(p)));
+            pieces.iter().for_each(|p| sha256.update(p));
+        });
+    }
+
     /// The digests of everything fed.
     pub fn finish(self) -> Digests {
         Digests { sha1: hex::encode(self.sha1.finalize()), sha256: hex::encode(self.sha256.finalize()) }
@@ -89,6 +101,16 @@ mod tests {
         for piece in data.chunks(777) {
             h.update(piece);
         }
+        assert_eq!(h.finish(), ContentHasher::digest(&data));
+    }
+
+    #[test]
+    fn two_threads_give_the_digests_of_one() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+        let mut h = ContentHasher::new();
+        h.update(&data[..1000]);
+        let pieces: Vec<&[u8]> = data[1000..].chunks(65_536).collect();
+        h.update_on_two_threads(&pieces);
         assert_eq!(h.finish(), ContentHasher::digest(&data));
     }
 

@@ -42,6 +42,28 @@ const ADVANCER_WAIT: Duration = Duration::from_secs(3);
 /// Bytes hashed per blocking call.
 const HASH_BATCH: usize = 1 << 20;
 
+/// Chunk sends this process is receiving now. While there are any, hashing
+/// keeps to one thread (the CPU is the requests'); once there are none
+/// (after `complete`, in a worker) the two digests run on two threads.
+static SENDS_IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts a chunk send as in flight until dropped.
+pub struct SendInFlight(());
+
+impl SendInFlight {
+    /// A send begins.
+    pub fn begin() -> Self {
+        SENDS_IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        SendInFlight(())
+    }
+}
+
+impl Drop for SendInFlight {
+    fn drop(&mut self) {
+        SENDS_IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Milliseconds since the Unix epoch (lease clocks).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -201,8 +223,10 @@ async fn hash_stream(hasher: ContentHasher, mut stream: crate::objects::ByteStre
                 None => idle.take().expect("a hasher is idle when none is at work"),
             };
             hashing = Some(tokio::task::spawn_blocking(move || {
-                for p in &pieces {
-                    hasher.update(p);
+                if SENDS_IN_FLIGHT.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                    hasher.update_on_two_threads(&pieces);
+                } else {
+                    pieces.iter().for_each(|p| hasher.update(p));
                 }
                 hasher
             }));

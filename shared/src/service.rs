@@ -522,7 +522,9 @@ where
     }
     let lease = ingest::Lease::take(b, &session.id, &uploads::chunk_lease(index)).await?;
     let lease = lease.ok_or(Error::ChunkBusy { index })?;
+    let in_flight = ingest::SendInFlight::begin();
     let received = receive_leased(b, &session, chunk, body).await;
+    drop(in_flight);
     lease.release().await;
     received?;
     crate::metrics::CHUNKS_RECEIVED.inc();
