@@ -619,8 +619,6 @@ async fn put(
                 let observe: Observer = {
                     let (bar, total) = (bar.clone(), total.clone());
                     Arc::new(move |e| match e {
-                        // Hashing runs beside the sending: the bar shows the bytes sent.
-                        Event::Hashed(_) => {}
                         Event::Sending { size, held } => {
                             bar.set_length(size);
                             bar.set_position(held);

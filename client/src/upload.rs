@@ -51,8 +51,6 @@ use crate::types;
 /// What happens to an upload while it runs, for progress bars.
 #[derive(Debug, Clone, Copy)]
 pub enum Event {
-    /// This many more bytes were hashed (by [`hash_file`]).
-    Hashed(u64),
     /// Sending began: the server holds `held` of the file's `size` bytes.
     Sending {
         /// The file's size.
@@ -353,7 +351,7 @@ impl Uploader {
             Some(k) => k,
             None => {
                 let p = path.clone();
-                let mut hashing = tokio::task::spawn_blocking(move || hash_file(&p, &|_| {}));
+                let mut hashing = tokio::task::spawn_blocking(move || hash_file(&p));
                 // A chunk that fails stops the upload at once, hashing or not.
                 let hashed = loop {
                     tokio::select! {
@@ -524,7 +522,7 @@ impl Uploader {
 }
 
 /// SHA-1 and SHA-256 of a file in one pass, 1 MiB at a time.
-pub fn hash_file(path: &Path, observe: &(dyn Fn(Event) + Send + Sync)) -> std::io::Result<(String, String)> {
+pub fn hash_file(path: &Path) -> std::io::Result<(String, String)> {
     let mut f = std::fs::File::open(path)?;
     let (mut h1, mut h256) = (sha1::Sha1::new(), sha2::Sha256::new());
     let mut buf = vec![0; 1 << 20];
@@ -535,7 +533,6 @@ pub fn hash_file(path: &Path, observe: &(dyn Fn(Event) + Send + Sync)) -> std::i
         }
         h1.update(&buf[..n]);
         h256.update(&buf[..n]);
-        observe(Event::Hashed(n as u64));
     }
     Ok((hex::encode(h1.finalize()), hex::encode(h256.finalize())))
 }
