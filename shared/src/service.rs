@@ -261,7 +261,7 @@ pub async fn declare(
     if session.state != UploadState::Uploading {
         return Err(Error::NotUploading { state: session.state.to_string() });
     }
-    match b.uploads.declare_hashes(&session.id, filehash.as_str(), sha256.as_str()).await? {
+    match b.uploads.declare_hashes(&session, filehash.as_str(), sha256.as_str()).await? {
         DeclareOutcome::Declared | DeclareOutcome::Same => {}
         DeclareOutcome::Different => return Err(Error::HashAlreadyDeclared),
     }

@@ -103,8 +103,9 @@ pub trait UploadStore: Send + Sync {
     /// a compare-and-set, only while the session is `uploading`, so of two
     /// different declarations one wins and the other gets
     /// [`DeclareOutcome::Different`]. Errors: [`crate::Error::UploadNotFound`],
-    /// [`crate::Error::NotUploading`].
-    async fn declare_hashes(&self, id: &UploadId, filehash: &str, sha256: &str) -> Result<DeclareOutcome>;
+    /// [`crate::Error::NotUploading`]. `session` is as the caller read it
+    /// (its id, owner and size, which never change).
+    async fn declare_hashes(&self, session: &UploadSession, filehash: &str, sha256: &str) -> Result<DeclareOutcome>;
     /// How many unfinished (`uploading` or `merging`) uploads the user has
     /// open, and the bytes they declared: what their quota holds in reserve.
     async fn open_uploads(&self, owner: i64) -> Result<(u64, u64)>;

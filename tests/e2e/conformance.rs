@@ -158,27 +158,30 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     assert!(s.find_by_fingerprint(owner, "fp:1/a", 501).await.unwrap().is_none(), "another size");
     assert!(s.find_by_fingerprint(owner, "fp:1/b", 500).await.unwrap().is_none(), "another fingerprint");
     let (h1, h256) = ("12".repeat(20), "34".repeat(32));
-    assert_eq!(s.declare_hashes(&c.id, &h1, &h256).await.unwrap(), DeclareOutcome::Declared);
-    assert_eq!(s.declare_hashes(&c.id, &h1, &h256).await.unwrap(), DeclareOutcome::Same);
-    assert_eq!(s.declare_hashes(&c.id, &h1, &"56".repeat(32)).await.unwrap(), DeclareOutcome::Different);
+    assert_eq!(s.declare_hashes(&c, &h1, &h256).await.unwrap(), DeclareOutcome::Declared);
+    assert_eq!(s.declare_hashes(&c, &h1, &h256).await.unwrap(), DeclareOutcome::Same);
+    assert_eq!(s.declare_hashes(&c, &h1, &"56".repeat(32)).await.unwrap(), DeclareOutcome::Different);
     let got = s.get(&c.id).await.unwrap().expect("declared");
     assert_eq!(got.filehash.map(|h| h.to_string()), Some(h1.clone()));
     assert_eq!(got.sha256.map(|h| h.to_string()), Some(h256.clone()));
-    assert!(matches!(s.declare_hashes(&UploadId::generate(), &h1, &h256).await, Err(shared::Error::UploadNotFound)));
+    assert!(matches!(
+        s.declare_hashes(&session(owner, 500, None), &h1, &h256).await,
+        Err(shared::Error::UploadNotFound)
+    ));
     // Declared, it resumes by its hashes too (a client that kept them).
     let by_hashes = s.find_resumable(owner, &h1, &h256, 500).await.unwrap().map(|f| f.id);
     assert_eq!(by_hashes, Some(c.id.clone()), "declared hashes find the upload");
     assert_eq!(s.find_by_fingerprint(owner, "fp:1/a", 500).await.unwrap().map(|f| f.id), Some(c.id.clone()));
     s.mark_chunk(&c.id, 0, "kc", now).await.unwrap();
     assert_eq!(s.start_merge(&c.id, now).await.unwrap(), CompleteOutcome::Started);
-    assert!(matches!(s.declare_hashes(&c.id, &h1, &h256).await, Err(shared::Error::NotUploading { .. })));
+    assert!(matches!(s.declare_hashes(&c, &h1, &h256).await, Err(shared::Error::NotUploading { .. })));
     assert!(s.find_by_fingerprint(owner, "fp:1/a", 500).await.unwrap().is_none(), "merging is not resumable");
     assert!(s.find_resumable(owner, &h1, &h256, 500).await.unwrap().is_none(), "nor by its hashes");
     // Aborted, a declared upload is found by neither.
     let d =
         UploadSession { filehash: None, sha256: None, fingerprint: Some("fp:1/d".into()), ..session(owner, 600, None) };
     s.create(&d).await.unwrap();
-    assert_eq!(s.declare_hashes(&d.id, &h1, &h256).await.unwrap(), DeclareOutcome::Declared);
+    assert_eq!(s.declare_hashes(&d, &h1, &h256).await.unwrap(), DeclareOutcome::Declared);
     assert!(s.delete_unless_merging(&d.id).await.unwrap());
     assert!(s.find_resumable(owner, &h1, &h256, 600).await.unwrap().is_none(), "aborted: not by its hashes");
     assert!(s.find_by_fingerprint(owner, "fp:1/d", 600).await.unwrap().is_none(), "aborted: not by fingerprint");
@@ -191,7 +194,7 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
         UploadSession { filehash: None, sha256: None, fingerprint: Some("fp:1/f".into()), ..session(owner, 700, None) };
     for u in [&e, &f] {
         s.create(u).await.unwrap();
-        assert_eq!(s.declare_hashes(&u.id, &h1, &h256).await.unwrap(), DeclareOutcome::Declared);
+        assert_eq!(s.declare_hashes(u, &h1, &h256).await.unwrap(), DeclareOutcome::Declared);
     }
     let found = s.find_resumable(owner, &h1, &h256, 700).await.unwrap().expect("declared twice").id;
     let other = if found == e.id { &f } else { &e };

@@ -396,11 +396,9 @@ impl UploadStore for RedisUploads {
         self.resumable_at(owner, self.fingerprint_key(owner, filesize, fingerprint)).await
     }
 
-    async fn declare_hashes(&self, id: &UploadId, filehash: &str, sha256: &str) -> Result<DeclareOutcome> {
-        // The pointer's key needs the owner and size (the script checks the
-        // state again; neither ever changes).
-        let Some(s) = self.get(id).await? else { return Err(Error::UploadNotFound) };
-        let resume = self.resume_key(s.owner, filehash, sha256, s.plan.file_size);
+    async fn declare_hashes(&self, session: &UploadSession, filehash: &str, sha256: &str) -> Result<DeclareOutcome> {
+        let id = &session.id;
+        let resume = self.resume_key(session.owner, filehash, sha256, session.plan.file_size);
         let mut con = self.con.clone();
         let reply: Vec<String> = DECLARE
             .key(self.session_key(id))

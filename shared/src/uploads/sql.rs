@@ -146,7 +146,8 @@ impl UploadStore for SqlUploads {
         row.as_ref().map(session_from).transpose()
     }
 
-    async fn declare_hashes(&self, id: &UploadId, filehash: &str, sha256: &str) -> Result<DeclareOutcome> {
+    async fn declare_hashes(&self, session: &UploadSession, filehash: &str, sha256: &str) -> Result<DeclareOutcome> {
+        let id = &session.id;
         let set = sqlx::query(
             "UPDATE upload_sessions SET filehash = ?, sha256 = ? \
              WHERE id = ? AND state = 'uploading' AND updated_at >= ? AND filehash IS NULL",
