@@ -6,9 +6,9 @@
 use std::io::Read;
 
 use clap::Subcommand;
-use shared::config::{Limit, Settings};
-use shared::db::{AccountRepo, UserRepo};
 use shared::domain::{Password, UserName};
+use shared::runtime::config::{Limit, Settings};
+use shared::stores::meta::{AccountRepo, UserRepo};
 
 use crate::auth::token_hash;
 
@@ -99,16 +99,16 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
 
 /// The consistency audit: prints the report; an error when it found differences.
 async fn audit(settings: &Settings, deep: bool, grace: i64) -> Result<(), String> {
-    let backends = shared::backends::Backends::open(settings).await.map_err(|e| e.to_string())?;
-    let depth = if deep { shared::audit::Depth::Deep } else { shared::audit::Depth::Quick };
-    let report = shared::audit::audit(&backends, settings, depth, grace).await.map_err(|e| e.to_string())?;
+    let backends = shared::stores::Backends::open(settings).await.map_err(|e| e.to_string())?;
+    let depth = if deep { shared::files::audit::Depth::Deep } else { shared::files::audit::Depth::Quick };
+    let report = shared::files::audit::audit(&backends, settings, depth, grace).await.map_err(|e| e.to_string())?;
     print!("{report}");
     if report.is_clean() { Ok(()) } else { Err(format!("{} kind(s) of inconsistency found", report.findings.len())) }
 }
 
 /// The account commands: they need only the SQL database.
 async fn accounts(settings: &Settings, command: AdminCommand) -> Result<(), String> {
-    let repo = shared::db::open(&settings.database_url()).await.map_err(|e| format!("DATABASE_URL: {e}"))?;
+    let repo = shared::stores::meta::open(&settings.database_url()).await.map_err(|e| format!("DATABASE_URL: {e}"))?;
     let now = shared::now();
     match command {
         AdminCommand::CreateUser { name, random_password } => {

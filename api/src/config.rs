@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use shared::config::Settings;
+use shared::runtime::config::Settings;
 
 use crate::ratelimit::{RateSettings, TrustedProxies};
 
@@ -34,7 +34,7 @@ pub struct ApiConfig {
     /// (1 MiB each on local staging, 5 MiB on S3), so this caps how many are
     /// received at once; more answer 429 `TOO_MANY_CHUNKS` with Retry-After.
     #[arg(long, env = "PAN_CHUNK_MEMORY", default_value = "256M")]
-    pub chunk_memory: shared::config::Limit,
+    pub chunk_memory: shared::runtime::config::Limit,
 
     /// Chunk bodies one user may send at once (the web page sends up to 16).
     #[arg(long, env = "PAN_USER_CHUNKS", default_value_t = 16,

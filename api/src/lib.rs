@@ -41,7 +41,7 @@ use std::time::Duration;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::{Endpoint, EndpointExt, Route, Server};
 use poem_openapi::OpenApiService;
-use shared::backends::{Backends, OpenError};
+use shared::stores::{Backends, OpenError};
 
 use crate::config::ApiConfig;
 use crate::connections::ConnectionLimit;

@@ -5,9 +5,9 @@ const BAD_SETTING: u8 = 2;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    shared::process::private_files();
-    shared::crash::arm();
-    let config: api::config::ApiConfig = shared::process::parse_settings();
+    shared::runtime::process::private_files();
+    shared::runtime::crash::arm();
+    let config: api::config::ApiConfig = shared::runtime::process::parse_settings();
     if config.print_openapi {
         println!("{}", api::spec_json());
         return ExitCode::SUCCESS;
@@ -21,7 +21,7 @@ async fn main() -> ExitCode {
             }
         };
     }
-    shared::process::init_tracing();
+    shared::runtime::process::init_tracing();
     let summary = config.settings.redacted_summary();
     let app = match api::build(config).await {
         Ok(app) => app,
@@ -33,7 +33,7 @@ async fn main() -> ExitCode {
     let addr = app.local_addr();
     tracing::info!(settings = %summary, "started");
     println!("pan is listening on http://{addr}/ — Swagger UI: http://{addr}/docs");
-    match app.serve(shared::process::shutdown_signal()).await {
+    match app.serve(shared::runtime::process::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("api: {e:#}");

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use shared::backends::Backends;
-use shared::config::Settings;
+use shared::runtime::config::Settings;
+use shared::stores::Backends;
 
 use crate::ratelimit::RateLimits;
 

@@ -1,6 +1,8 @@
 //! Validated domain types, parsed once where input enters (the api edge) so the
 //! rest of the code cannot hold an invalid one.
 
+pub mod error;
+pub mod hashing;
 mod names;
 mod plan;
 
@@ -190,7 +192,7 @@ pub struct StoredFile {
     pub sha256: Option<String>,
     /// Size in bytes.
     pub filesize: i64,
-    /// Key in the file store (server-made; see [`crate::objects::file_key`]).
+    /// Key in the file store (server-made; see [`crate::stores::objects::file_key`]).
     pub storage_key: String,
     /// Where the backup copy is, once one was made.
     pub backup_key: Option<String>,

@@ -2,18 +2,21 @@
 //! stored file, single-request uploads, reading with a range (falling back
 //! to the backup), repairing, deleting.
 
+pub mod audit;
+pub mod links;
+
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use crate::backends::Backends;
-use crate::db::NewUserFile;
+use crate::domain::error::{Error, Result, ResultExt};
+use crate::domain::hashing::ContentHasher;
 use crate::domain::{EntryId, FileName, Placement, Sha1Hex, StoredFile, User, UserFile};
-use crate::error::{Error, Result, ResultExt};
-use crate::hashing::ContentHasher;
-use crate::jobs::BackupJob;
-use crate::objects::{self, ByteStore, TempFile};
+use crate::stores::Backends;
+use crate::stores::meta::NewUserFile;
+use crate::stores::objects::{self, ByteStore, TempFile};
+use crate::stores::queue::BackupJob;
 
 /// Records stored content for a user and drops our copy if another writer
 /// stored the same content first.
@@ -93,7 +96,7 @@ pub async fn ingest(
     }
     let key = objects::file_key(&crate::random_hex(16));
     b.files.put_file(&mut tmp, &key).await?;
-    crate::crash::point("upload.after_store");
+    crate::runtime::crash::point("upload.after_store");
     match commit(b, &entry, &key).await {
         Err(e @ Error::NameTaken { .. }) => {
             // Refused in a transaction that rolled back: our copy is nobody's.

@@ -20,27 +20,15 @@
 //! - [`service`], [`files`], [`links`]: the upload and file use cases.
 //! - [`metrics`], [`process`]: counters for `/metrics`; logging and signals.
 
-pub mod audit;
-pub mod backends;
-pub mod config;
-pub mod crash;
-pub mod db;
 pub mod domain;
-pub mod error;
 pub mod files;
-pub mod hashing;
-pub mod ingest;
-pub mod jobs;
-pub mod links;
-pub mod metrics;
-pub mod objects;
-pub mod process;
-pub mod service;
-pub mod share;
+pub mod runtime;
+pub mod shares;
+pub mod stores;
 pub mod tree;
-pub mod uploads;
+pub mod upload;
 
-pub use error::{Error, Result};
+pub use domain::error::{Error, Result};
 
 /// Seconds since the Unix epoch: how every time is stored and returned.
 pub fn now() -> i64 {

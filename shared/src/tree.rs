@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use crate::backends::Backends;
+use crate::domain::error::{Error, Result};
 use crate::domain::{FileName, Folder, Placement, TreeItem, User, UserFile};
-use crate::error::{Error, Result};
+use crate::stores::Backends;
 
 /// The most components a path may have.
 pub const MAX_PATH_DEPTH: usize = 256;
@@ -164,7 +164,7 @@ pub async fn delete(b: &Backends, user: &User, id: &str, permanent: bool) -> Res
 /// Deletes a trashed item for good, and the bytes nobody references any more.
 pub async fn purge(b: &Backends, user: &User, id: &str) -> Result<()> {
     let orphans = b.repo.purge(user.id, id).await?;
-    crate::crash::point("purge.after_rows");
+    crate::runtime::crash::point("purge.after_rows");
     crate::files::delete_contents(b, &orphans).await;
     Ok(())
 }

@@ -10,12 +10,12 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use pan_tests::*;
-use shared::db::{MetaRepo, NewUserFile, UserRepo};
 use shared::domain::{ChunkPlan, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState, UserName};
 use shared::domain::{NameRule, SortKey, TreeItem};
-use shared::objects::s3::Location;
-use shared::objects::{self, ByteStore, ChunkWriteError, LocalStore, S3Store, TempFile};
-use shared::uploads::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
+use shared::stores::meta::{MetaRepo, NewUserFile, UserRepo};
+use shared::stores::objects::s3::Location;
+use shared::stores::objects::{self, ByteStore, ChunkWriteError, LocalStore, S3Store, TempFile};
+use shared::stores::uploads::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
 
 const TTL: u64 = 3600;
 
@@ -79,13 +79,13 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
 
     // Leases: one holder at a time, renewable by it, free once released or expired.
     let ms = 1_000_000_000_000i64;
-    let lease = shared::uploads::chunk_lease(1);
+    let lease = shared::stores::uploads::chunk_lease(1);
     assert!(s.acquire_lease(&a.id, &lease, "p1", ms, 1000).await.unwrap());
     assert!(!s.acquire_lease(&a.id, &lease, "p2", ms + 10, 1000).await.unwrap(), "held by p1");
     assert!(s.acquire_lease(&a.id, &lease, "p1", ms + 500, 1000).await.unwrap(), "renewed by p1");
     assert!(!s.acquire_lease(&a.id, &lease, "p2", ms + 1400, 1000).await.unwrap(), "the renewal counts");
     assert_eq!(s.leases_held(&a.id, "chunk:", ms + 1400).await.unwrap(), 1);
-    assert_eq!(s.leases_held(&a.id, &shared::uploads::chunk_lease(10), ms).await.unwrap(), 0, "exact names");
+    assert_eq!(s.leases_held(&a.id, &shared::stores::uploads::chunk_lease(10), ms).await.unwrap(), 0, "exact names");
     assert_eq!(s.leases_held(&a.id, "chunk:", ms + 1600).await.unwrap(), 0, "expired");
     assert!(s.acquire_lease(&a.id, &lease, "p2", ms + 1600, 1000).await.unwrap(), "taken over once expired");
     s.release_lease(&a.id, &lease, "p1").await.unwrap();
@@ -242,7 +242,8 @@ async fn repo_suite(r: &dyn MetaRepo) {
     let copy = r.link_existing(&content(bob.id, one, "copy")).await.unwrap().unwrap();
     assert_ne!(copy.id, eb.id, "another name is another entry for the same content");
     assert!(r.user_file(bob.id, &e1.id).await.unwrap().is_none(), "alice's entry is not bob's");
-    let usage = |files, bytes, trash_files, trash_bytes| shared::db::Usage { files, bytes, trash_files, trash_bytes };
+    let usage =
+        |files, bytes, trash_files, trash_bytes| shared::stores::meta::Usage { files, bytes, trash_files, trash_bytes };
     assert_eq!(r.usage(alice.id).await.unwrap(), usage(2, 200, 0, 0));
     assert_eq!(r.usage(bob.id).await.unwrap(), usage(2, 200, 0, 0));
     // Deleting goes through the trash; the bytes are the caller's to delete
@@ -334,7 +335,7 @@ async fn tree_suite(r: &dyn MetaRepo, user: i64) {
     let deep = r.move_folder(user, &deep.id, Some(""), Some("top"), refuse, now).await.unwrap();
     assert_eq!((deep.parent.as_str(), deep.name.as_str()), ("", "top"));
     // Listing pages by cursor, folders first.
-    let page = |limit, after| shared::db::PageRequest { sort: SortKey::Name, desc: false, limit, after };
+    let page = |limit, after| shared::stores::meta::PageRequest { sort: SortKey::Name, desc: false, limit, after };
     let mut names = Vec::new();
     let mut after = None;
     loop {
@@ -372,18 +373,20 @@ async fn tree_suite(r: &dyn MetaRepo, user: i64) {
     assert!(!expired.iter().any(|(_, id)| *id == a.id), "restored items are not expired");
 }
 
-async fn sqlite_repo() -> (tempfile::TempDir, shared::db::SqlRepo) {
+async fn sqlite_repo() -> (tempfile::TempDir, shared::stores::meta::SqlRepo) {
     let dir = tempfile::tempdir().unwrap();
-    let repo = shared::db::open(&format!("sqlite://{}?mode=rwc", dir.path().join("pan.db").display())).await.unwrap();
+    let repo = shared::stores::meta::open(&format!("sqlite://{}?mode=rwc", dir.path().join("pan.db").display()))
+        .await
+        .unwrap();
     (dir, repo)
 }
 
 /// A fresh MariaDB database (scripts/test drops leftover `pan_test_` databases
 /// at the start of each run).
-async fn mariadb_repo() -> (String, shared::db::SqlRepo) {
+async fn mariadb_repo() -> (String, shared::stores::meta::SqlRepo) {
     let db = format!("pan_test_{}", hex::encode(rand::random::<[u8; 6]>()));
     create_mysql_db(&db).await;
-    let repo = shared::db::open(&format!("{}/{db}", mysql_url())).await.unwrap();
+    let repo = shared::stores::meta::open(&format!("{}/{db}", mysql_url())).await.unwrap();
     (db, repo)
 }
 
@@ -391,14 +394,14 @@ async fn mariadb_repo() -> (String, shared::db::SqlRepo) {
 async fn upload_store_on_sqlite() {
     let (_dir, repo) = sqlite_repo().await;
     let owner = repo.create_user(&UserName::parse("owner").unwrap(), "h", 0, None).await.unwrap().id;
-    upload_store_suite(&shared::uploads::sql::SqlUploads::new(repo, TTL), owner).await;
+    upload_store_suite(&shared::stores::uploads::sql::SqlUploads::new(repo, TTL), owner).await;
 }
 
 #[tokio::test]
 async fn upload_store_on_mariadb() {
     let (_db, repo) = mariadb_repo().await;
     let owner = repo.create_user(&UserName::parse("owner").unwrap(), "h", 0, None).await.unwrap().id;
-    upload_store_suite(&shared::uploads::sql::SqlUploads::new(repo, TTL), owner).await;
+    upload_store_suite(&shared::stores::uploads::sql::SqlUploads::new(repo, TTL), owner).await;
 }
 
 #[tokio::test]
@@ -406,7 +409,7 @@ async fn upload_store_on_redis() {
     let client = redis::Client::open(redis_url()).unwrap();
     let con = client.get_connection_manager().await.expect("Redis is unreachable; scripts/test starts it");
     let prefix = format!("pan_test_{}", hex::encode(rand::random::<[u8; 6]>()));
-    upload_store_suite(&shared::uploads::redis::RedisUploads::new(con, &prefix, TTL), 1).await;
+    upload_store_suite(&shared::stores::uploads::redis::RedisUploads::new(con, &prefix, TTL), 1).await;
 }
 
 #[tokio::test]

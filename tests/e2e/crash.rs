@@ -1,4 +1,4 @@
-//! SIGKILL at every named crash point (`shared::crash`), then a restart:
+//! SIGKILL at every named crash point (`shared::runtime::crash`), then a restart:
 //! nothing acknowledged is lost, nothing is left stuck, and the consistency
 //! audit is clean (or finds only unreferenced bytes, which the scrub
 //! collects). The embedded deployment runs the merge in the api process,

@@ -8,9 +8,9 @@
 
 use apalis::prelude::{BoxDynError, Data};
 use object_store::path::Path;
-use shared::error::Result;
+use shared::domain::error::Result;
 use shared::files;
-use shared::jobs::BackupJob;
+use shared::stores::queue::BackupJob;
 
 use crate::MergeContext;
 
@@ -44,7 +44,7 @@ pub async fn backup(ctx: &MergeContext, job: &BackupJob) -> Result<()> {
     let started = std::time::Instant::now();
     match backup.copy_from(&*b.files, &key, &key).await {
         Ok(bytes) => {
-            shared::crash::point("backup.after_copy");
+            shared::runtime::crash::point("backup.after_copy");
             let secs = started.elapsed().as_secs_f64();
             let rate = if secs > 0.0 { bytes as f64 / 1e6 / secs } else { 0.0 };
             tracing::Span::current().record("mb_s", rate.round());
@@ -56,12 +56,12 @@ pub async fn backup(ctx: &MergeContext, job: &BackupJob) -> Result<()> {
                 return Ok(());
             }
             b.repo.set_backup(job.file_id, "done", Some(key.as_ref()), shared::now()).await?;
-            shared::metrics::BACKUPS_DONE.inc();
+            shared::runtime::metrics::BACKUPS_DONE.inc();
             tracing::info!(bytes, seconds = secs, "backed up");
             Ok(())
         }
         Err(e) => {
-            shared::metrics::BACKUPS_FAILED.inc();
+            shared::runtime::metrics::BACKUPS_FAILED.inc();
             b.repo.set_backup(job.file_id, "failed", None, shared::now()).await?;
             Err(e)
         }

@@ -21,9 +21,9 @@ use apalis::layers::retry::HasherRng;
 use apalis::layers::retry::backoff::{ExponentialBackoffMaker, MakeBackoff};
 use apalis::prelude::*;
 use apalis_cron::CronScheduler;
-use shared::backends::Backends;
-use shared::config::Settings;
-use shared::jobs::Queue;
+use shared::runtime::config::Settings;
+use shared::stores::Backends;
+use shared::stores::queue::Queue;
 
 /// What a job can reach.
 #[derive(Clone)]

@@ -2,8 +2,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use shared::backends::Backends;
-use shared::config::Settings;
+use shared::runtime::config::Settings;
+use shared::stores::Backends;
 
 /// pan's merge worker: assembles, verifies and stores completed uploads.
 /// Run as many as you like, on any machines that share the database, Redis
@@ -21,10 +21,10 @@ const BAD_SETTING: u8 = 2;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    shared::process::private_files();
-    shared::crash::arm();
-    let config: WorkerConfig = shared::process::parse_settings();
-    shared::process::init_tracing();
+    shared::runtime::process::private_files();
+    shared::runtime::crash::arm();
+    let config: WorkerConfig = shared::runtime::process::parse_settings();
+    shared::runtime::process::init_tracing();
     let backends = match Backends::open(&config.settings).await {
         Ok(b) => b,
         Err(e) => {
@@ -32,7 +32,8 @@ async fn main() -> ExitCode {
             return ExitCode::from(BAD_SETTING);
         }
     };
-    match worker::run(backends, Arc::new(config.settings), "worker", shared::process::shutdown_signal()).await {
+    match worker::run(backends, Arc::new(config.settings), "worker", shared::runtime::process::shutdown_signal()).await
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("worker: {e}");

@@ -3,7 +3,7 @@
 //! Steps, each safe to repeat when a crashed or killed attempt is retried:
 //! 1. load the session; anything but `merging` means there is nothing to do;
 //! 2. wait for chunk sends still in flight, then at once: hash only what the
-//!    running hash ([`shared::ingest`]) has not, reading it where it is
+//!    running hash ([`shared::upload::running_hash`]) has not, reading it where it is
 //!    staged, and store the file at its key (composed from the chunks on
 //!    the store's side where it can; else the staged file, linked or
 //!    fetched, is put); no row names it yet;
@@ -21,13 +21,13 @@
 
 use apalis::prelude::{BoxDynError, Data};
 use object_store::path::Path;
-use shared::db::NewUserFile;
+use shared::domain::error::Result;
 use shared::domain::{FailureCode, UploadId, UploadSession, UploadState};
-use shared::error::Result;
 use shared::files;
-use shared::ingest;
-use shared::jobs::MergeJob;
-use shared::objects;
+use shared::stores::meta::NewUserFile;
+use shared::stores::objects;
+use shared::stores::queue::MergeJob;
+use shared::upload::running_hash;
 
 use crate::MergeContext;
 
@@ -78,7 +78,7 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     // been checked (an unverified copy is deleted; one left by a crash is
     // unreferenced bytes, which the audit reports and the scrub removes).
     let waited = std::time::Instant::now();
-    ingest::wait_for_writers(b, &id).await?;
+    running_hash::wait_for_writers(b, &id).await?;
     let chunks = b.uploads.chunks(&id).await?;
     let missing: Vec<u64> = (0..session.plan.chunk_count).filter(|i| !chunks.contains_key(i)).collect();
     if !missing.is_empty() {
@@ -90,10 +90,10 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     let plan = session.plan;
     let key = objects::file_key(id.as_str());
     let hashing = async {
-        let progress = ingest::settled_progress(b, &id).await?;
+        let progress = running_hash::settled_progress(b, &id).await?;
         tracing::debug!(ms = waited.elapsed().as_millis() as u64, hashed = progress.next, "hash settled");
         let started = std::time::Instant::now();
-        let digests = ingest::finish_hash(b, &plan, &keys, &progress).await?;
+        let digests = running_hash::finish_hash(b, &plan, &keys, &progress).await?;
         let seconds = started.elapsed().as_secs_f64();
         tracing::info!(seconds, hashed_before = progress.next, "hashed the rest");
         Ok::<_, shared::Error>(digests)
@@ -150,7 +150,7 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
         Stored::Done => {}
         Stored::Paused(code, reason) => return pause(ctx, &session, code, &reason).await,
     }
-    shared::crash::point("merge.after_store");
+    shared::runtime::crash::point("merge.after_store");
     let entry = NewUserFile {
         user_id: session.owner,
         filehash: &digests.sha1,
@@ -165,15 +165,15 @@ pub async fn merge(ctx: &MergeContext, job: &MergeJob) -> Result<()> {
     // When the same content (SHA-256 and size) is stored already, that copy
     // wins and ours is dropped: dedup without trusting any client hash.
     let file = files::commit(b, &entry, &key).await?;
-    shared::crash::point("merge.after_commit");
+    shared::runtime::crash::point("merge.after_commit");
     if !b.uploads.finish_merge(&id, UploadState::Done, None, Some(&file.id), shared::now()).await? {
         tracing::info!("another attempt finished this upload first");
         return Ok(());
     }
-    shared::crash::point("merge.after_done");
+    shared::runtime::crash::point("merge.after_done");
     b.staging.delete_prefix(&objects::upload_prefix(&id)).await?;
-    shared::metrics::MERGES_DONE.inc();
-    shared::metrics::MERGE_BYTES.add(plan.file_size);
+    shared::runtime::metrics::MERGES_DONE.inc();
+    shared::runtime::metrics::MERGE_BYTES.add(plan.file_size);
     tracing::info!("upload done");
     Ok(())
 }
@@ -199,7 +199,7 @@ async fn store(ctx: &MergeContext, session: &UploadSession, keys: &[String], key
         Ok(true) => return Ok(Stored::Done),
         Ok(false) => match b.staging.staged_file(id, plan, keys, b.files.scratch_dir(), parallel).await {
             Ok(mut tmp) => {
-                shared::crash::point("merge.after_assemble");
+                shared::runtime::crash::point("merge.after_assemble");
                 match b.files.put_file(&mut tmp, key).await {
                     Ok(()) => return Ok(Stored::Done),
                     Err(e) if e.is_unavailable() => return Err(e),
@@ -223,9 +223,9 @@ async fn store(ctx: &MergeContext, session: &UploadSession, keys: &[String], key
 struct Heartbeat(tokio::task::JoinHandle<()>);
 
 impl Heartbeat {
-    fn start(b: shared::backends::Backends, id: UploadId) -> Self {
+    fn start(b: shared::stores::Backends, id: UploadId) -> Self {
         Heartbeat(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(shared::service::MERGE_HEARTBEAT);
+            let mut tick = tokio::time::interval(shared::upload::MERGE_HEARTBEAT);
             loop {
                 tick.tick().await;
                 match b.uploads.touch_merge(&id, shared::now()).await {
@@ -258,7 +258,7 @@ async fn fail(
     stored: Option<&Path>,
 ) -> Result<()> {
     tracing::warn!(reason, code = code.as_str(), "upload failed");
-    shared::metrics::MERGES_FAILED.inc();
+    shared::runtime::metrics::MERGES_FAILED.inc();
     let b = &ctx.backends;
     let failure = Some((code, reason));
     if !b.uploads.finish_merge(&session.id, UploadState::Failed, failure, None, shared::now()).await? {
@@ -278,7 +278,7 @@ async fn fail(
 async fn pause(ctx: &MergeContext, session: &UploadSession, code: FailureCode, reason: &str) -> Result<()> {
     let reason = format!("{reason}; call complete again to retry");
     tracing::warn!(reason, code = code.as_str(), "merge failed; chunks kept for a retry");
-    shared::metrics::MERGES_FAILED.inc();
+    shared::runtime::metrics::MERGES_FAILED.inc();
     let failure = Some((code, reason.as_str()));
     ctx.backends.uploads.finish_merge(&session.id, UploadState::Failed, failure, None, shared::now()).await?;
     Ok(())

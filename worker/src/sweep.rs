@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use apalis::prelude::{BoxDynError, Data};
 use apalis_cron::Tick;
+use shared::domain::error::Result;
 use shared::domain::{UploadId, UploadState};
-use shared::error::Result;
-use shared::jobs::BackupJob;
-use shared::objects::{self, ByteStore};
+use shared::stores::objects::{self, ByteStore};
+use shared::stores::queue::BackupJob;
 
 use crate::MergeContext;
 
@@ -84,7 +84,7 @@ pub async fn sweep(ctx: &MergeContext) -> Result<()> {
     for id in b.uploads.stale_merges(now - ctx.settings.merge_stall_secs as i64, 1000).await? {
         if b.uploads.touch_merge(&id, now).await? {
             tracing::warn!(upload = %id, "merge without a heartbeat: enqueueing it again");
-            b.jobs.merges.push(shared::jobs::MergeJob { upload_id: id.to_string() }).await?;
+            b.jobs.merges.push(shared::stores::queue::MergeJob { upload_id: id.to_string() }).await?;
             restarted += 1;
         }
     }

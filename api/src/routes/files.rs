@@ -409,10 +409,10 @@ impl FileApi {
         {
             return Ok(Json(DownloadUrl { url: url.to_string(), expires_at }));
         }
-        let key = shared::links::signing_key(&state.backends).await?;
+        let key = shared::files::links::signing_key(&state.backends).await?;
         // The link names the entry, not the content: it says nothing about
         // what the file is, and stops working when the entry is deleted.
-        let sig = shared::links::sign(&key, &entry.id, auth.0.id, expires_at);
+        let sig = shared::files::links::sign(&key, &entry.id, auth.0.id, expires_at);
         let base = &state.public_base;
         let mut url = format!("{base}/file/signed?id={}&uid={}&expires={expires_at}&sig={sig}", entry.id, auth.0.id);
         if inline {
@@ -461,11 +461,15 @@ impl FileApi {
             FileRef::Entry(id) => id.as_str(),
             FileRef::Sha1(hash) => hash.as_str(),
         };
-        let key = shared::links::signing_key(&state.backends).await?;
-        match shared::links::verify(&key, subject, uid.0, expires.0, &sig.0, shared::now()) {
+        let key = shared::files::links::signing_key(&state.backends).await?;
+        match shared::files::links::verify(&key, subject, uid.0, expires.0, &sig.0, shared::now()) {
             Ok(()) => {}
-            Err(shared::links::LinkError::Expired) => return Err(forbidden("URL_EXPIRED", "this link has expired")),
-            Err(shared::links::LinkError::Invalid) => return Err(forbidden("URL_INVALID", "this link is not valid")),
+            Err(shared::files::links::LinkError::Expired) => {
+                return Err(forbidden("URL_EXPIRED", "this link has expired"));
+            }
+            Err(shared::files::links::LinkError::Invalid) => {
+                return Err(forbidden("URL_INVALID", "this link is not valid"));
+            }
         }
         let owner = state.backends.repo.user_by_id(uid.0).await?.ok_or(shared::Error::FileNotFound)?;
         let (entry, stored) = files::owned(&state.backends, &owner, &file).await?;
@@ -493,7 +497,7 @@ impl FileApi {
             rule: folders::rule(form.on_conflict, NameRule::Rename),
         };
         let limit = state.settings.max_single_upload;
-        shared::service::check_room(&state.backends, &state.settings, &auth.0, form.file.size() as u64, false).await?;
+        shared::upload::check_room(&state.backends, &state.settings, &auth.0, form.file.size() as u64, false).await?;
         let body = form.file.into_async_read();
         let file = files::ingest(&state.backends, &auth.0, &name, &place, body, limit).await?;
         Ok(UploadResponse::Created(Json(file_with_path(&state, &auth.0, file).await?)))

@@ -6,8 +6,8 @@ use poem::web::Data;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
-use shared::db::{ListCursor, PageRequest};
 use shared::domain::{FileName, Folder, FolderId, NameRule, SortKey, TreeItem, User, UserFile};
+use shared::stores::meta::{ListCursor, PageRequest};
 use shared::tree::{self, PathCache, Resolved};
 
 use super::Tag;

@@ -55,10 +55,10 @@ impl HealthApi {
     #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
     async fn metrics(&self, state: Data<&AppState>, _auth: MetricsAuth) -> MetricsResponse {
         let mut out = String::new();
-        shared::metrics::render_counters(&mut out);
+        shared::runtime::metrics::render_counters(&mut out);
         match state.backends.repo.totals().await {
             Ok(t) => {
-                use shared::metrics::render_gauge;
+                use shared::runtime::metrics::render_gauge;
                 render_gauge(&mut out, "pan_users", "Registered users.", t.users);
                 render_gauge(&mut out, "pan_stored_files", "Distinct stored contents.", t.files);
                 render_gauge(&mut out, "pan_stored_bytes", "Bytes of distinct stored contents.", t.stored_bytes);
@@ -67,7 +67,12 @@ impl HealthApi {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "metrics: database totals unavailable");
-                shared::metrics::render_gauge(&mut out, "pan_up", "1 when the database answered this scrape.", 0);
+                shared::runtime::metrics::render_gauge(
+                    &mut out,
+                    "pan_up",
+                    "1 when the database answered this scrape.",
+                    0,
+                );
             }
         }
         MetricsResponse::Ok(PlainText(out))

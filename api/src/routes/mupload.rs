@@ -11,7 +11,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use shared::domain::{
     ChunkPlan, FileName, FolderId, NameRule, Placement, Sha1Hex, Sha256Hex, UploadSession, UploadState, UserFile,
 };
-use shared::service::{self, DeclareResult, InitOutcome, ProveOutcome};
+use shared::upload::{self, DeclareResult, InitOutcome, ProveOutcome};
 
 use super::Tag;
 use super::files::FileInfo;
@@ -92,8 +92,8 @@ pub struct Challenge {
     pub expires_at: i64,
 }
 
-impl From<service::Challenge> for Challenge {
-    fn from(c: service::Challenge) -> Self {
+impl From<upload::Challenge> for Challenge {
+    fn from(c: upload::Challenge) -> Self {
         Challenge {
             nonce: c.nonce,
             ranges: c.ranges.into_iter().map(|r| ChallengeRange { first: r.start, last: r.end }).collect(),
@@ -293,7 +293,7 @@ fn upload_answer(
     status: InitStatus,
     s: &UploadSession,
     uploaded: Vec<u64>,
-    challenge: Option<service::Challenge>,
+    challenge: Option<upload::Challenge>,
 ) -> InitResponse {
     InitResponse {
         status,
@@ -440,8 +440,8 @@ impl UploadApi {
             rule: super::folders::rule(body.on_conflict, NameRule::Rename),
         };
         let fingerprint = body.fingerprint.as_deref().map(str::to_owned);
-        let new = service::NewUpload { filename, filesize, filehash, sha256, fingerprint };
-        let outcome = service::init(&state.backends, &state.settings, &auth.0, new, &place).await?;
+        let new = upload::NewUpload { filename, filesize, filehash, sha256, fingerprint };
+        let outcome = upload::init(&state.backends, &state.settings, &auth.0, new, &place).await?;
         Ok(Json(match outcome {
             InitOutcome::New(s, challenge) => upload_answer(InitStatus::New, &s, Vec::new(), challenge),
             InitOutcome::Resume(s, uploaded) => upload_answer(InitStatus::Resume, &s, uploaded, None),
@@ -473,8 +473,7 @@ impl UploadApi {
     ) -> Result<Json<InitResponse>, DeclareErrors> {
         let filehash = Sha1Hex::parse(&body.filehash)?;
         let sha256 = Sha256Hex::parse(&body.sha256)?;
-        let result =
-            service::declare(&state.backends, &state.settings, &auth.0, &upload_id.0, filehash, sha256).await?;
+        let result = upload::declare(&state.backends, &state.settings, &auth.0, &upload_id.0, filehash, sha256).await?;
         Ok(Json(match result {
             DeclareResult::Instant(f, plan) => instant_answer(f, plan),
             DeclareResult::Continue(s, uploaded, challenge) => upload_answer(InitStatus::New, &s, uploaded, challenge),
@@ -498,7 +497,7 @@ impl UploadApi {
         upload_id: Query<String>,
         body: Json<ProveRequest>,
     ) -> Result<Json<InitResponse>, ProveErrors> {
-        Ok(Json(match service::prove(&state.backends, &auth.0, &upload_id.0, &body.proof).await? {
+        Ok(Json(match upload::prove(&state.backends, &auth.0, &upload_id.0, &body.proof).await? {
             ProveOutcome::Instant(f, plan) => instant_answer(f, plan),
             ProveOutcome::Continue(s, uploaded) => upload_answer(InitStatus::New, &s, uploaded, None),
         }))
@@ -536,15 +535,15 @@ impl UploadApi {
         let content_length = req.header("content-length").and_then(|v| v.parse().ok());
         let mut stream = body.0.into_bytes_stream();
         let received = async {
-            let checksum = upload_checksum.0.as_deref().map(service::parse_upload_checksum).transpose()?;
+            let checksum = upload_checksum.0.as_deref().map(upload::parse_upload_checksum).transpose()?;
             let _slot = state.chunk_slots.try_take(auth.0.id)?;
-            let chunk = service::ChunkRequest {
+            let chunk = upload::ChunkRequest {
                 index: chkidx.0,
                 content_length,
                 checksum,
                 min_rate: state.settings.min_chunk_rate,
             };
-            service::put_chunk(&state.backends, &auth.0, &upload_id.0, chunk, &mut stream).await
+            upload::put_chunk(&state.backends, &auth.0, &upload_id.0, chunk, &mut stream).await
         };
         match received.await {
             Ok(session) => Ok(Json(ChunkReceipt {
@@ -557,7 +556,7 @@ impl UploadApi {
                 // before reading the answer gets this error, not a broken pipe.
                 // Not for a client cut off for being slow: it would only stall us.
                 if !e.is_slow_body() {
-                    shared::objects::drain(&mut stream, DRAIN_LIMIT, DRAIN_TIME).await;
+                    shared::stores::objects::drain(&mut stream, DRAIN_LIMIT, DRAIN_TIME).await;
                 }
                 Err(e.into())
             }
@@ -574,7 +573,7 @@ impl UploadApi {
         #[oai(name = "uploadID")]
         upload_id: Query<String>,
     ) -> Result<Json<UploadStatus>, UploadErrors> {
-        let (session, uploaded, file) = service::status(&state.backends, &auth.0, &upload_id.0).await?;
+        let (session, uploaded, file) = upload::status(&state.backends, &auth.0, &upload_id.0).await?;
         Ok(Json(status_of(session, uploaded, file)))
     }
 
@@ -593,7 +592,7 @@ impl UploadApi {
         #[oai(name = "uploadID")]
         upload_id: Query<String>,
     ) -> Result<CompleteResponse, UploadStateErrors> {
-        let now = service::complete(&state.backends, &state.settings, &auth.0, &upload_id.0).await?;
+        let now = upload::complete(&state.backends, &state.settings, &auth.0, &upload_id.0).await?;
         let body = Json(CompleteResult { upload_id: upload_id.0, state: now.into() });
         Ok(match now {
             UploadState::Uploading | UploadState::Merging => CompleteResponse::Accepted(body),
@@ -614,7 +613,7 @@ impl UploadApi {
         #[oai(name = "uploadID")]
         upload_id: Query<String>,
     ) -> Result<AbortResponse, UploadStateErrors> {
-        service::abort(&state.backends, &auth.0, &upload_id.0).await?;
+        upload::abort(&state.backends, &auth.0, &upload_id.0).await?;
         Ok(AbortResponse::Aborted)
     }
 }

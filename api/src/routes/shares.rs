@@ -8,7 +8,7 @@ use poem_openapi::param::{Header, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use shared::domain::{Share, ShareTarget, TreeItem, User};
-use shared::share::{self, NewShare, Opened};
+use shared::shares::{self, NewShare, Opened};
 use shared::tree::PathCache;
 
 use super::Tag;
@@ -174,7 +174,7 @@ impl ShareApi {
             expires_at,
             max_downloads: body.max_downloads,
         };
-        let s = share::create(&state.backends, &auth.0, new).await?;
+        let s = shares::create(&state.backends, &auth.0, new).await?;
         Ok(CreatedShare::Created(Json(share_info(&state, &auth.0, s, &mut PathCache::default()).await?)))
     }
 
@@ -199,7 +199,7 @@ impl ShareApi {
         #[oai(validator(max_length = 64))]
         link: Query<String>,
     ) -> Result<RevokedShare, ShareErrors> {
-        let link = share::parse_link(&link.0)?;
+        let link = shares::parse_link(&link.0)?;
         state.backends.repo.revoke_share(auth.0.id, link, shared::now()).await?;
         Ok(RevokedShare::Revoked)
     }
@@ -333,7 +333,7 @@ impl PublicShareApi {
         #[oai(validator(max_length = 256))]
         access: Query<Option<String>>,
     ) -> Result<Json<PublicShare>, PublicErrors> {
-        let o = share::open(&state.backends, &link.0, access.0.as_deref()).await?;
+        let o = shares::open(&state.backends, &link.0, access.0.as_deref()).await?;
         let (kind, name, size) = match &o.root {
             TreeItem::Folder(d) => (EntryKind::Folder, d.name.clone(), None),
             TreeItem::File(f) => (EntryKind::File, f.filename.clone(), Some(f.filesize)),
@@ -360,9 +360,9 @@ impl PublicShareApi {
         link: Query<String>,
         body: Json<UnlockRequest>,
     ) -> Result<Json<ShareAccess>, UnlockErrors> {
-        let s = share::find(&state.backends, &link.0).await?;
+        let s = shares::find(&state.backends, &link.0).await?;
         let Some(hash) = s.password_hash.clone() else {
-            let (access, expires_at) = share::access_token(&state.backends, &s).await?;
+            let (access, expires_at) = shares::access_token(&state.backends, &s).await?;
             return Ok(Json(ShareAccess { access, expires_at }));
         };
         state.rate_limits.share_password(state.rate_limits.client_ip(req), &s.link)?;
@@ -371,7 +371,7 @@ impl PublicShareApi {
         if !ok {
             return Err(shared::Error::SharePasswordWrong.into());
         }
-        let (access, expires_at) = share::access_token(&state.backends, &s).await?;
+        let (access, expires_at) = shares::access_token(&state.backends, &s).await?;
         Ok(Json(ShareAccess { access, expires_at }))
     }
 
@@ -401,9 +401,9 @@ impl PublicShareApi {
         #[oai(validator(max_length = 2048))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<PublicListing>, PublicErrors> {
-        let o = share::open(&state.backends, &link.0, access.0.as_deref()).await?;
+        let o = shares::open(&state.backends, &link.0, access.0.as_deref()).await?;
         let path = path.0.unwrap_or_else(|| "/".into());
-        let TreeItem::Folder(folder) = share::resolve(&state.backends, &o, &path).await? else {
+        let TreeItem::Folder(folder) = shares::resolve(&state.backends, &o, &path).await? else {
             return Err(shared::Error::FolderNotFound.into());
         };
         let (sort, order) = (sort.0.unwrap_or(SortBy::Name), order.0.unwrap_or(SortOrder::Asc));
@@ -458,15 +458,16 @@ impl PublicShareApi {
         /// video, PDF, plain text; anything else downloads.
         inline: Query<Option<bool>>,
     ) -> Result<DownloadResponse, PublicDownloadErrors> {
-        let o = share::open(&state.backends, &link.0, access.0.as_deref()).await?;
-        let TreeItem::File(entry) = share::resolve(&state.backends, &o, path.0.as_deref().unwrap_or("/")).await? else {
+        let o = shares::open(&state.backends, &link.0, access.0.as_deref()).await?;
+        let TreeItem::File(entry) = shares::resolve(&state.backends, &o, path.0.as_deref().unwrap_or("/")).await?
+        else {
             return Err(shared::Error::FileNotFound.into());
         };
         let (entry, stored) =
             state.backends.repo.user_file(o.owner.id, &entry.id).await?.ok_or(shared::Error::FileNotFound)?;
         // A 304 moves no bytes: only a transfer from byte 0 is a download.
         if from_byte_zero(range.0.as_deref()) && !not_modified(if_none_match.0.as_deref(), &etag_of(&stored)) {
-            share::count_download(&state.backends, &o.share).await?;
+            shares::count_download(&state.backends, &o.share).await?;
         }
         let inline = inline.0.unwrap_or(false);
         Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref(), inline).await?)
@@ -491,15 +492,15 @@ impl PublicShareApi {
         #[oai(validator(max_length = 4096))]
         path: Query<Option<String>>,
     ) -> Result<ZipResponse, PublicDownloadErrors> {
-        let o: Opened = share::open(&state.backends, &link.0, access.0.as_deref()).await?;
-        let TreeItem::Folder(folder) = share::resolve(&state.backends, &o, path.0.as_deref().unwrap_or("/")).await?
+        let o: Opened = shares::open(&state.backends, &link.0, access.0.as_deref()).await?;
+        let TreeItem::Folder(folder) = shares::resolve(&state.backends, &o, path.0.as_deref().unwrap_or("/")).await?
         else {
             return Err(shared::Error::FolderNotFound.into());
         };
-        let members = share::zip_members(&state.backends, &o.owner, &folder.id, state.zip_max_entries).await?;
-        share::count_download(&state.backends, &o.share).await?;
+        let members = shares::zip_members(&state.backends, &o.owner, &folder.id, state.zip_max_entries).await?;
+        shares::count_download(&state.backends, &o.share).await?;
         let disposition = super::files::content_disposition(&format!("{}.zip", folder.name));
-        let body = Body::from_bytes_stream(share::zip_stream(state.backends.clone(), members));
+        let body = Body::from_bytes_stream(shares::zip_stream(state.backends.clone(), members));
         Ok(ZipResponse::Zip(Binary(body), disposition))
     }
 }

@@ -7,9 +7,9 @@ use argon2::Argon2;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use shared::config::SignupPolicy;
+use shared::domain::error::ResultExt;
 use shared::domain::{Password, UserName};
-use shared::error::ResultExt;
+use shared::runtime::config::SignupPolicy;
 
 use super::Tag;
 use crate::auth::{BearerAuth, token_hash};
@@ -282,7 +282,7 @@ impl UsrApi {
     async fn info(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<UserInfo>, AuthedErrors> {
         let usage = state.backends.repo.usage(auth.0.id).await?;
         let (open_uploads, bytes_reserved) = state.backends.uploads.open_uploads(auth.0.id).await?;
-        let (quota_bytes, quota_files) = shared::service::quotas(&state.settings, &auth.0);
+        let (quota_bytes, quota_files) = shared::upload::quotas(&state.settings, &auth.0);
         Ok(Json(UserInfo {
             username: auth.0.username,
             created_at: auth.0.created_at,

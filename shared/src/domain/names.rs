@@ -1,6 +1,6 @@
 use std::fmt;
 
-use crate::error::{Error, Result};
+use crate::domain::error::{Error, Result};
 
 /// A username: 1–64 characters from `A-Z a-z 0-9 . _ -`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-use crate::error::{Error, Result};
+use crate::domain::error::{Error, Result};
 
 /// How a file is cut into chunks: every chunk is `chunk_size` bytes but the
 /// last, which holds the rest. A 0-byte file has no chunks.

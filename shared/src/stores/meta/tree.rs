@@ -12,8 +12,8 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use super::search;
 use super::sql::{CONTENT, ENTRY, SqlRepo, TxError, stored_file_from, user_file_from};
 use super::{ListCursor, PageRequest, ParentId, TreeRepo};
+use crate::domain::error::{Error, Result};
 use crate::domain::{FileName, Folder, FolderId, NameRule, SortKey, StoredFile, TrashItem, TreeItem, UserFile};
-use crate::error::{Error, Result};
 
 type Tx = Transaction<'static, Any>;
 

@@ -23,11 +23,11 @@ use bytes::Bytes;
 use futures::StreamExt;
 use object_store::path::Path;
 
-use crate::backends::Backends;
+use crate::domain::error::{Error, Result};
+use crate::domain::hashing::{ContentHasher, Digests};
 use crate::domain::{UploadId, UploadSession};
-use crate::error::{Error, Result};
-use crate::hashing::{ContentHasher, Digests};
-use crate::uploads::{HASH_LEASE, HashProgress, chunk_lease};
+use crate::stores::Backends;
+use crate::stores::uploads::{HASH_LEASE, HashProgress, chunk_lease};
 
 /// How long a lease lasts unless renewed: a process that dies holding one
 /// blocks its chunk (or the hash) this long at most.
@@ -199,7 +199,11 @@ pub fn restore(progress: &HashProgress) -> Result<ContentHasher> {
 
 /// Feeds `stream` (which must hold exactly `len` bytes) to `hasher`, in
 /// batches hashed on the blocking pool while the next batch is read.
-async fn hash_stream(hasher: ContentHasher, mut stream: crate::objects::ByteStream, len: u64) -> Result<ContentHasher> {
+async fn hash_stream(
+    hasher: ContentHasher,
+    mut stream: crate::stores::objects::ByteStream,
+    len: u64,
+) -> Result<ContentHasher> {
     let join = |r: std::result::Result<ContentHasher, tokio::task::JoinError>| {
         r.map_err(|e| Error::internal("hashing a chunk", e))
     };

@@ -29,8 +29,8 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use super::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
+use crate::domain::error::{Error, Result};
 use crate::domain::{ChunkPlan, FailureCode, FolderId, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
-use crate::error::{Error, Result};
 
 /// Upload sessions as Redis hashes with a TTL.
 pub struct RedisUploads {

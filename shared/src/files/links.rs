@@ -5,8 +5,8 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::backends::Backends;
-use crate::error::{Error, Result};
+use crate::domain::error::{Error, Result};
+use crate::stores::Backends;
 
 /// Name of the signing key in the secrets table.
 const KEY_NAME: &str = "download_link_key";

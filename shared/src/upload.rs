@@ -2,23 +2,24 @@
 //! `status`, `complete` and `abort` do to the backends. The api's handlers
 //! parse input, call one of these, and shape the answer.
 
+pub mod running_hash;
+
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use object_store::path::Path;
 
-use crate::backends::Backends;
-use crate::config::Settings;
-use crate::db::NewUserFile;
+use crate::domain::error::{Error, Result, ResultExt};
 use crate::domain::{
     ChunkPlan, FileName, NameRule, Placement, Sha1Hex, Sha256Hex, StoredFile, UploadId, UploadSession, UploadState,
     User, UserFile,
 };
-use crate::error::{Error, Result, ResultExt};
 use crate::files::ByteRange;
-use crate::ingest;
-use crate::jobs::MergeJob;
-use crate::objects;
-use crate::uploads::{self, CompleteOutcome, DeclareOutcome, PendingProof};
+use crate::runtime::config::Settings;
+use crate::stores::Backends;
+use crate::stores::meta::NewUserFile;
+use crate::stores::objects;
+use crate::stores::queue::MergeJob;
+use crate::stores::uploads::{self, CompleteOutcome, DeclareOutcome, PendingProof};
 
 /// How often a running merge refreshes its upload's heartbeat (`updated_at`).
 pub const MERGE_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -168,7 +169,7 @@ pub async fn init(
     };
     b.uploads.create(&session).await?;
     drop(turn);
-    crate::metrics::UPLOADS_CREATED.inc();
+    crate::runtime::metrics::UPLOADS_CREATED.inc();
     tracing::info!(upload = %session.id, chunks = plan.chunk_count, chunk_size = plan.chunk_size, "upload created");
     let challenge = match known {
         Some(stored) => challenge(b, user, &session.id, &stored).await?,
@@ -219,7 +220,7 @@ async fn known_content(
         };
         if let Some(file) = b.repo.link_existing(&entry).await? {
             tracing::info!(entry = %file.id, "instant upload: the caller has this content");
-            crate::metrics::UPLOADS_INSTANT.inc();
+            crate::runtime::metrics::UPLOADS_INSTANT.inc();
             return Ok(Known::Own(file));
         }
     } else if settings.instant_across_users
@@ -296,7 +297,7 @@ async fn init_turn(user: i64) -> tokio::sync::MutexGuard<'static, ()> {
 /// A user's limits in effect: their own (a negative value stored means
 /// unlimited) or the installation's default.
 pub fn quotas(settings: &Settings, user: &User) -> (Option<u64>, Option<u64>) {
-    let effective = |own: Option<i64>, default: crate::config::Limit| match own {
+    let effective = |own: Option<i64>, default: crate::runtime::config::Limit| match own {
         Some(n) if n < 0 => None,
         Some(n) => Some(n as u64),
         None => default.0,
@@ -354,7 +355,7 @@ async fn challenge(b: &Backends, user: &User, id: &UploadId, stored: &StoredFile
     use hmac::{Hmac, KeyInit, Mac};
     use rand::{Rng, SeedableRng};
     use sha2::{Digest, Sha256};
-    let key = crate::links::signing_key(b).await?;
+    let key = crate::files::links::signing_key(b).await?;
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("HMAC takes keys of any length");
     mac.update(format!("pan-challenge\n{}\n{}\n{}", user.id, stored.id, crate::now() / CHALLENGE_PERIOD).as_bytes());
     let mut rng = rand::rngs::StdRng::from_seed(mac.finalize().into_bytes().into());
@@ -432,7 +433,7 @@ pub async fn prove(b: &Backends, user: &User, id: &str, proof: &str) -> Result<P
                 b.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;
             }
             tracing::info!(entry = %file.id, "possession proved: instant upload");
-            crate::metrics::UPLOADS_INSTANT.inc();
+            crate::runtime::metrics::UPLOADS_INSTANT.inc();
             return Ok(ProveOutcome::Instant(file, session.plan));
         }
     }
@@ -520,18 +521,18 @@ where
         }
         _ => {}
     }
-    let lease = ingest::Lease::take(b, &session.id, &uploads::chunk_lease(index)).await?;
+    let lease = running_hash::Lease::take(b, &session.id, &uploads::chunk_lease(index)).await?;
     let lease = lease.ok_or(Error::ChunkBusy { index })?;
-    let in_flight = ingest::SendInFlight::begin();
+    let in_flight = running_hash::SendInFlight::begin();
     let received = receive_leased(b, &session, chunk, body).await;
     drop(in_flight);
     lease.release().await;
     received?;
-    crate::metrics::CHUNKS_RECEIVED.inc();
-    crate::metrics::CHUNK_BYTES.add(expected);
+    crate::runtime::metrics::CHUNKS_RECEIVED.inc();
+    crate::runtime::metrics::CHUNK_BYTES.add(expected);
     let (backends, advancing) = (b.clone(), session.clone());
     tokio::spawn(async move {
-        if let Err(e) = ingest::advance(&backends, &advancing).await {
+        if let Err(e) = running_hash::advance(&backends, &advancing).await {
             tracing::warn!(upload = %advancing.id, error = %e, "advancing the running hash failed; the merge hashes the rest");
         }
     });
@@ -571,10 +572,10 @@ where
     // A send again of a chunk received before replaces it only once it has
     // fully arrived: the earlier bytes stay whole until then.
     let key = b.staging.write_chunk(id, plan, index, staged.is_some(), checksum, min_rate, body).await?;
-    crate::crash::point("uppart.after_write");
+    crate::runtime::crash::point("uppart.after_write");
     match b.uploads.mark_chunk(id, index, key.as_ref(), crate::now()).await {
         Ok(previous) => {
-            crate::crash::point("uppart.after_mark");
+            crate::runtime::crash::point("uppart.after_mark");
             // The earlier send's own object goes; a file the chunks share stays.
             let replaced = previous.filter(|p| p != key.as_ref() && objects::is_own_chunk_object(p, id, index));
             if let Some(previous) = replaced {

@@ -7,7 +7,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 
 use super::sql::{Dialect, SqlRepo};
-use crate::error::{Error, Result};
+use crate::domain::error::{Error, Result};
 
 static MIGRATIONS: Migrator = sqlx::migrate!("../migrations/mysql");
 

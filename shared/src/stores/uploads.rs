@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
+use crate::domain::error::Result;
 use crate::domain::{FailureCode, UploadId, UploadSession, UploadState};
-use crate::error::Result;
 
 /// What `complete` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub struct PendingProof {
 }
 
 /// How far an upload's running hash has got: every chunk below `next` has
-/// been hashed, in order, into `state` (a saved [`crate::hashing::ContentHasher`]).
+/// been hashed, in order, into `state` (a saved [`crate::domain::hashing::ContentHasher`]).
 /// Those chunks' bytes never change again.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HashProgress {
@@ -61,7 +61,7 @@ pub struct HashProgress {
 
 impl HashProgress {
     /// The progress as a store keeps it: `next` and the state in hex.
-    pub(crate) fn from_stored(next: u64, state_hex: Option<String>) -> crate::error::Result<Self> {
+    pub(crate) fn from_stored(next: u64, state_hex: Option<String>) -> crate::domain::error::Result<Self> {
         let state = state_hex
             .map(|s| hex::decode(s).map_err(|_| crate::Error::internal("reading upload session", "corrupt hash_state")))
             .transpose()?

@@ -6,8 +6,8 @@ use sqlx::any::AnyRow;
 
 use super::ShareRepo;
 use super::sql::SqlRepo;
+use crate::domain::error::{Error, Result};
 use crate::domain::{Share, ShareTarget};
-use crate::error::{Error, Result};
 
 const SHARE: &str = "link_id, user_id, target_kind, target_id, password_hash, expires_at, max_downloads, downloads, \
                      created_at";

@@ -8,8 +8,8 @@
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::sql::{ENTRY, SqlRepo, user_file_from};
+use crate::domain::error::Result;
 use crate::domain::{Folder, TreeItem};
-use crate::error::Result;
 
 type Tx = Transaction<'static, Any>;
 

@@ -20,8 +20,8 @@ use tokio::io::AsyncReadExt;
 use super::{
     Backing, ByteStore, ByteStream, ChunkBody, ChunkWriteError, LOCAL_PART_SIZE, ObjectInfo, Sink, TempFile, receive,
 };
+use crate::domain::error::{Error, Result, ResultExt};
 use crate::domain::{ChunkPlan, UploadId};
-use crate::error::{Error, Result, ResultExt};
 
 /// The directory inside the store where files are assembled. Listings skip
 /// it: nothing in it is an object.

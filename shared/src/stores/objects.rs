@@ -32,8 +32,8 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
 use sha1::{Digest, Sha1};
 
+use crate::domain::error::{Error, Result, ResultExt};
 use crate::domain::{ChunkPlan, UploadId};
-use crate::error::{Error, Result, ResultExt};
 
 pub use local::LocalStore;
 pub use s3::S3Store;

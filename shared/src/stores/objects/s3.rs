@@ -27,8 +27,8 @@ use tokio::io::AsyncReadExt;
 use super::{
     Backing, ByteStore, ByteStream, ChunkBody, ChunkWriteError, CopySource, ObjectInfo, S3_PART_SIZE, TempFile,
 };
+use crate::domain::error::{Error, Result, ResultExt};
 use crate::domain::{ChunkPlan, UploadId};
-use crate::error::{Error, Result, ResultExt};
 
 /// Where a store's objects lie.
 #[derive(Debug, Clone)]

@@ -13,9 +13,9 @@ use futures::{Stream, StreamExt};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::backends::Backends;
+use crate::domain::error::{Error, Result};
 use crate::domain::{Share, ShareTarget, StoredFile, TreeItem, User};
-use crate::error::{Error, Result};
+use crate::stores::Backends;
 use crate::tree::split_path;
 
 /// Length of a link id.
@@ -94,7 +94,7 @@ fn mac(key: &[u8], share: &Share, expires: i64) -> Hmac<Sha256> {
 
 /// An access token for a link whose password was given, and its expiry.
 pub async fn access_token(b: &Backends, share: &Share) -> Result<(String, i64)> {
-    let key = crate::links::signing_key(b).await?;
+    let key = crate::files::links::signing_key(b).await?;
     let expires = crate::now() + ACCESS_TTL;
     let sig =
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac(&key, share, expires).finalize().into_bytes());
@@ -107,7 +107,7 @@ async fn access_ok(b: &Backends, share: &Share, access: Option<&str>) -> Result<
     else {
         return Ok(false);
     };
-    let key = crate::links::signing_key(b).await?;
+    let key = crate::files::links::signing_key(b).await?;
     Ok(mac(&key, share, expires).verify_slice(&sig).is_ok() && crate::now() < expires)
 }
 
@@ -184,7 +184,7 @@ pub struct ZipMember {
 /// Everything live below `folder_id` of `owner`, folders included, at most
 /// `cap` members ([`Error::TooLarge`] `ZIP_TOO_MANY_ENTRIES` beyond).
 pub async fn zip_members(b: &Backends, owner: &User, folder_id: &str, cap: usize) -> Result<Vec<ZipMember>> {
-    use crate::db::PageRequest;
+    use crate::stores::meta::PageRequest;
     let mut members = Vec::new();
     let mut queue = vec![(folder_id.to_owned(), String::new())];
     while let Some((folder, prefix)) = queue.pop() {

@@ -18,11 +18,11 @@
 use futures::TryStreamExt;
 use object_store::path::Path;
 
-use crate::backends::Backends;
-use crate::config::Settings;
+use crate::domain::error::Result;
+use crate::domain::hashing::ContentHasher;
 use crate::domain::{UploadId, UploadState};
-use crate::error::Result;
-use crate::hashing::ContentHasher;
+use crate::runtime::config::Settings;
+use crate::stores::Backends;
 
 /// How many examples each finding lists.
 const EXAMPLES: usize = 10;

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::config::Settings;
-use crate::db::{self, MetaRepo};
-use crate::jobs::JobQueues;
-use crate::objects::{self, Store};
-use crate::uploads::UploadStore;
-use crate::uploads::redis::RedisUploads;
-use crate::uploads::sql::SqlUploads;
+use crate::runtime::config::Settings;
+use crate::stores::meta::{self as db, MetaRepo};
+use crate::stores::objects::{self, Store};
+use crate::stores::queue::JobQueues;
+use crate::stores::uploads::UploadStore;
+use crate::stores::uploads::redis::RedisUploads;
+use crate::stores::uploads::sql::SqlUploads;
 
 /// A backend could not be opened: which setting, and why.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +50,7 @@ pub struct Backends {
     pub backup: Option<Store>,
     /// Where jobs go.
     pub jobs: JobQueues,
-    /// The download-link signing key, once loaded ([`crate::links`]).
+    /// The download-link signing key, once loaded ([`crate::files::links`]).
     pub link_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
 }
 
@@ -98,11 +98,11 @@ async fn connect_redis(url: &str) -> Result<ConnectionManager, OpenError> {
         .set_number_of_retries(2);
     let mut con = tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager_with_config(config))
         .await
-        .map_err(|_| bad(format!("{} did not answer within 5 s", crate::config::redact_url(url))))?
-        .map_err(|e| bad(format!("cannot connect to {}: {e}", crate::config::redact_url(url))))?;
+        .map_err(|_| bad(format!("{} did not answer within 5 s", crate::runtime::config::redact_url(url))))?
+        .map_err(|e| bad(format!("cannot connect to {}: {e}", crate::runtime::config::redact_url(url))))?;
     let _: String = redis::cmd("PING")
         .query_async(&mut con)
         .await
-        .map_err(|e| bad(format!("{} does not answer PING: {e}", crate::config::redact_url(url))))?;
+        .map_err(|e| bad(format!("{} does not answer PING: {e}", crate::runtime::config::redact_url(url))))?;
     Ok(con)
 }

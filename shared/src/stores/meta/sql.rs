@@ -9,8 +9,8 @@ use super::tree;
 use super::{
     Account, AccountRepo, AuditRepo, BackupRepo, FileRepo, MetaRepo, NewUserFile, SecretRepo, Totals, Usage, UserRepo,
 };
+use crate::domain::error::{Error, Result};
 use crate::domain::{EntryId, StoredFile, User, UserFile, UserName};
-use crate::error::{Error, Result};
 
 /// Which SQL system a pool talks to; only transaction start differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use apalis_sqlite::{SqlitePool, SqliteStorage};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::domain::error::{Error, Result};
 
 /// Assemble, verify and store the file of a completed upload.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -10,9 +10,9 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
-use crate::db::SqlRepo;
+use crate::domain::error::{Error, Result};
 use crate::domain::{ChunkPlan, FailureCode, FolderId, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
-use crate::error::{Error, Result};
+use crate::stores::meta::SqlRepo;
 
 /// Upload sessions in the `upload_sessions` and `upload_chunks` tables.
 pub struct SqlUploads {
@@ -257,7 +257,7 @@ impl UploadStore for SqlUploads {
                 .await;
         match inserted {
             Ok(_) => Ok(true),
-            Err(e) if crate::db::is_unique_violation(&e) => Ok(false),
+            Err(e) if crate::stores::meta::is_unique_violation(&e) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }

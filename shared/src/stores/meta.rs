@@ -18,8 +18,8 @@ use async_trait::async_trait;
 pub use sql::SqlRepo;
 pub(crate) use sql::is_unique_violation;
 
+use crate::domain::error::{Error, Result};
 use crate::domain::{Folder, NameRule, Share, SortKey, StoredFile, TrashItem, TreeItem, User, UserFile, UserName};
-use crate::error::{Error, Result};
 
 /// Users and signin tokens.
 #[async_trait]

@@ -1,0 +1,7 @@
+//! What a pan process is made of, below every layer: its settings, its
+//! crash points (test builds), its metrics, its logging and signals.
+
+pub mod config;
+pub mod crash;
+pub mod metrics;
+pub mod process;

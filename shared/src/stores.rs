@@ -1,0 +1,10 @@
+//! The roles pan's use cases call, each a trait beside its implementations,
+//! one per real system, chosen once at start-up ([`open`]).
+
+pub mod meta;
+pub mod objects;
+pub mod open;
+pub mod queue;
+pub mod uploads;
+
+pub use open::{Backends, OpenError};
