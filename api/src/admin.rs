@@ -8,9 +8,8 @@ use std::io::Read;
 use clap::Subcommand;
 use shared::domain::{Password, UserName};
 use shared::runtime::config::{Limit, Settings};
-use shared::stores::meta::{AccountRepo, UserRepo};
 
-use crate::auth::token_hash;
+use shared::accounts::operator::Operator;
 
 /// Operator commands.
 #[derive(Debug, Clone, Subcommand)]
@@ -99,17 +98,17 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
 
 /// The consistency audit: prints the report; an error when it found differences.
 async fn audit(settings: &Settings, deep: bool, grace: i64) -> Result<(), String> {
-    let backends = shared::stores::Backends::open(settings).await.map_err(|e| e.to_string())?;
+    let services = shared::Services::open(settings, shared::ShareRules::default()).await.map_err(|e| e.to_string())?;
     let depth = if deep { shared::files::audit::Depth::Deep } else { shared::files::audit::Depth::Quick };
-    let report = shared::files::audit::audit(&backends, settings, depth, grace).await.map_err(|e| e.to_string())?;
+    let report = services.audit.run(depth, grace).await.map_err(|e| e.to_string())?;
     print!("{report}");
     if report.is_clean() { Ok(()) } else { Err(format!("{} kind(s) of inconsistency found", report.findings.len())) }
 }
 
 /// The account commands: they need only the SQL database.
 async fn accounts(settings: &Settings, command: AdminCommand) -> Result<(), String> {
-    let repo = shared::stores::meta::open(&settings.database_url()).await.map_err(|e| format!("DATABASE_URL: {e}"))?;
-    let now = shared::now();
+    let operator = Operator::open(settings).await.map_err(|e| e.to_string())?;
+    let policy = operator.policy();
     match command {
         AdminCommand::CreateUser { name, random_password } => {
             let name = UserName::parse(&name).map_err(|e| e.to_string())?;
@@ -121,15 +120,14 @@ async fn accounts(settings: &Settings, command: AdminCommand) -> Result<(), Stri
                 line.trim_end_matches(['\r', '\n']).to_owned()
             };
             let checked = Password::parse(&password).map_err(|e| e.to_string())?;
-            let hash = crate::routes::usr::hash_password(checked.expose())?;
-            let user = repo.create_user(&name, &hash, now, None).await.map_err(|e| e.to_string())?;
+            let user = operator.create_user(&name, &checked).await.map_err(|e| e.to_string())?;
             println!("created user {}", user.username);
             if random_password {
                 println!("password: {password}");
             }
         }
         AdminCommand::SetQuota { name, bytes, files } => {
-            let user = repo
+            let user = operator
                 .accounts()
                 .await
                 .map_err(|e| e.to_string())?
@@ -139,40 +137,38 @@ async fn accounts(settings: &Settings, command: AdminCommand) -> Result<(), Stri
                 .user;
             let new_bytes = quota_arg(bytes.as_deref(), user.quota_bytes)?;
             let new_files = quota_arg(files.as_deref(), user.quota_files)?;
-            repo.set_quota(&name, new_bytes, new_files).await.map_err(|e| e.to_string())?;
+            operator.set_quota(&name, new_bytes, new_files).await.map_err(|e| e.to_string())?;
             println!(
                 "{name}: bytes {}, files {}",
-                show_quota(new_bytes, settings.quota_bytes),
-                show_quota(new_files, settings.quota_files)
+                show_quota(new_bytes, policy.quota_bytes),
+                show_quota(new_files, policy.quota_files)
             );
         }
         AdminCommand::Invite { count } => {
             for _ in 0..count {
-                let code = shared::random_hex(16);
-                repo.add_invite(&token_hash(&code), now).await.map_err(|e| e.to_string())?;
-                println!("{code}");
+                println!("{}", operator.invite().await.map_err(|e| e.to_string())?);
             }
         }
         AdminCommand::Users => {
             println!("{:<24} {:>8} {:>16} {:>24} {:>18} state", "user", "files", "bytes", "quota bytes", "quota files");
-            for a in repo.accounts().await.map_err(|e| e.to_string())? {
+            for a in operator.accounts().await.map_err(|e| e.to_string())? {
                 println!(
                     "{:<24} {:>8} {:>16} {:>24} {:>18} {}",
                     a.user.username,
                     a.files,
                     a.bytes,
-                    show_quota(a.user.quota_bytes, settings.quota_bytes),
-                    show_quota(a.user.quota_files, settings.quota_files),
+                    show_quota(a.user.quota_bytes, policy.quota_bytes),
+                    show_quota(a.user.quota_files, policy.quota_files),
                     if a.disabled { "disabled" } else { "active" }
                 );
             }
         }
         AdminCommand::Disable { name } => {
-            repo.set_disabled(&name, true).await.map_err(|e| e.to_string())?;
+            operator.set_disabled(&name, true).await.map_err(|e| e.to_string())?;
             println!("{name} is disabled; their tokens are revoked");
         }
         AdminCommand::Enable { name } => {
-            repo.set_disabled(&name, false).await.map_err(|e| e.to_string())?;
+            operator.set_disabled(&name, false).await.map_err(|e| e.to_string())?;
             println!("{name} is enabled");
         }
         AdminCommand::Audit { deep, grace } => audit(settings, deep, grace).await?,

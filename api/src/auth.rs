@@ -15,18 +15,13 @@ use crate::state::AppState;
 #[oai(ty = "bearer", bearer_format = "opaque", checker = "check_token")]
 pub struct BearerAuth(pub User);
 
-/// SHA-256 of a token, as stored.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
 async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<User> {
     let state = req.data::<AppState>().expect("AppState is attached to the route");
     let token = bearer.token.trim();
     if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::unauthorized("malformed bearer token").into());
     }
-    match state.backends.repo.user_by_token(&token_hash(token), shared::now()).await {
+    match state.services.accounts.authenticate(token).await {
         Ok(Some(user)) => Ok(user),
         Ok(None) => Err(ApiError::unauthorized("unknown or expired token; sign in again").into()),
         Err(e) => Err(ApiError::from(e).into()),

@@ -41,7 +41,8 @@ use std::time::Duration;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::{Endpoint, EndpointExt, Route, Server};
 use poem_openapi::OpenApiService;
-use shared::stores::{Backends, OpenError};
+use shared::stores::OpenError;
+use shared::{Services, ShareRules};
 
 use crate::config::ApiConfig;
 use crate::connections::ConnectionLimit;
@@ -89,7 +90,8 @@ pub struct App {
 
 /// Opens the backends the config names and binds the listening port.
 pub async fn build(config: ApiConfig) -> Result<App, OpenError> {
-    let backends = Backends::open(&config.settings).await?;
+    let share_rules = ShareRules { default_days: config.share_days, zip_max_entries: config.zip_max_entries as usize };
+    let services = Services::open(&config.settings, share_rules).await?;
     let acceptor = TcpListener::bind(config.listen.to_string()).into_acceptor().await.map_err(|e| OpenError {
         setting: "PAN_LISTEN",
         message: format!("cannot listen on {}: {e}", config.listen),
@@ -97,7 +99,7 @@ pub async fn build(config: ApiConfig) -> Result<App, OpenError> {
     let local_addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).unwrap_or(config.listen);
     let public_base = public_base(config.settings.public_url.as_deref(), local_addr)?;
     // Each chunk in flight holds at most two pieces of the staging store.
-    let chunk_capacity = (config.chunk_memory.0.unwrap_or(u64::MAX) / (2 * backends.staging.part_size() as u64))
+    let chunk_capacity = (config.chunk_memory.0.unwrap_or(u64::MAX) / (2 * services.staging_part_size() as u64))
         .clamp(4, 1 << 20) as usize;
     let workers = config.runs_workers();
     let acceptor = HeadTimeoutAcceptor::new(acceptor, Duration::from_secs(config.header_timeout));
@@ -109,14 +111,12 @@ pub async fn build(config: ApiConfig) -> Result<App, OpenError> {
     );
     let rate_limits = Arc::new(RateLimits::new(config.rate_settings()));
     let state = AppState {
-        backends,
+        services,
         settings: Arc::new(config.settings),
         public_base: public_base.into(),
         metrics_token: config.metrics_token.map(Into::into),
         chunk_slots: inflight::ChunkSlots::new(chunk_capacity, config.user_chunks as usize),
         rate_limits,
-        share_days: config.share_days,
-        zip_max_entries: config.zip_max_entries as usize,
     };
     Ok(App { acceptor, state, workers, local_addr })
 }
@@ -153,14 +153,14 @@ impl App {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let workers = self.workers.then(|| {
-            let backends = self.state.backends.clone();
+            let services = self.state.services.clone();
             let settings = self.state.settings.clone();
             let mut rx = stop_rx.clone();
             tokio::spawn(async move {
                 let stop = async move {
                     let _ = rx.wait_for(|s| *s).await;
                 };
-                if let Err(e) = worker::run(backends, settings, "embedded", stop).await {
+                if let Err(e) = worker::run(services, settings, "embedded", stop).await {
                     tracing::error!(error = %e, "embedded workers stopped");
                 }
             })

@@ -1,17 +1,17 @@
-//! What every handler can reach: the backends, the settings and the rate limits.
+//! What every handler can reach: the use cases, the settings and the rate limits.
 
 use std::sync::Arc;
 
+use shared::Services;
 use shared::runtime::config::Settings;
-use shared::stores::Backends;
 
 use crate::ratelimit::RateLimits;
 
 /// Shared application state, cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// Every storage backend.
-    pub backends: Backends,
+    /// Every use case: what the handlers call.
+    pub services: Services,
     /// The settings in effect.
     pub settings: Arc<Settings>,
     /// `scheme://host[:port]` clients reach this server at, for signed URLs:
@@ -23,8 +23,4 @@ pub struct AppState {
     pub chunk_slots: Arc<crate::inflight::ChunkSlots>,
     /// The signin and signup rate limits of this process.
     pub rate_limits: Arc<RateLimits>,
-    /// Days a new share link works by default (`PAN_SHARE_DAYS`; 0: forever).
-    pub share_days: u64,
-    /// Most entries in one zip of a shared folder (`PAN_ZIP_MAX_ENTRIES`).
-    pub zip_max_entries: usize,
 }

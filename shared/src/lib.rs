@@ -1,25 +1,35 @@
-//! pan's core, shared by the `api` and `worker` binaries.
+//! pan's core, shared by the `api` and `worker` binaries: every rule of the
+//! product, whichever front door a request came through.
 //!
 //! Nothing here knows about HTTP: the api crate maps [`Error`] to statuses.
 //!
+//! The layers, lowest first; a module uses only its own layer and those
+//! below (`tests/e2e/structure.rs` checks it):
+//! 1. [`runtime`] and [`domain`]: settings, crash points, metrics, logging;
+//!    validated types, the error every layer speaks, content hashing.
+//! 2. [`stores`]: the roles (metadata, upload state, bytes, the job queue),
+//!    each a trait beside one implementation per real system.
+//! 3. The use cases, one module per capability, each a service holding only
+//!    the roles it uses: [`accounts`], then [`tree`], [`files`], [`upload`]
+//!    and [`shares`] (each may call those before it in this list).
+//! 4. [`Services`] (here): opens the stores once at start-up and hands each
+//!    front door the use cases. The roles stay `pub(crate)`, so no front
+//!    door can reach a store.
+//!
 //! Layout:
-//! - [`config`]: the typed settings, read once from flags and environment.
-//! - [`domain`]: validated newtypes parsed at the edge (`UserName`, `Sha1Hex`,
-//!   `UploadId`, `FileName`) and the chunk geometry of an upload.
-//! - [`error`]: the domain error every backend translates its failures into.
-//! - [`db`]: the metadata repository (users, tokens, files, user files) on
-//!   SQLite or MySQL.
-//! - [`uploads`]: upload sessions and their chunk state, in SQL or in Redis.
-//! - [`objects`]: the byte stores (staging, files, backup) behind one
-//!   `ByteStore` trait, in a local directory or an S3 bucket.
-//! - [`jobs`]: job payloads and the queue they go through (apalis on SQLite
-//!   or Redis).
-//! - [`hashing`]: SHA-1 and SHA-256 of content in one pass.
-//! - [`audit`]: the consistency audit of the database against the stores.
-//! - [`backends`]: opens every backend from the settings, once, at start-up.
-//! - [`service`], [`files`], [`links`]: the upload and file use cases.
-//! - [`metrics`], [`process`]: counters for `/metrics`; logging and signals.
+//! - [`runtime`]: `config` (the typed settings), `crash`, `metrics`, `process`.
+//! - [`domain`]: `names` and `plan` (types parsed at the edge), `error`, `hashing`.
+//! - [`stores`]: `meta` (users, tree, files, shares on SQLite or MySQL),
+//!   `uploads` (upload sessions on SQL or Redis), `objects` (byte stores on a
+//!   directory or S3), `queue` (apalis on SQLite or Redis), `open`.
+//! - [`accounts`]: signup, signin, tokens, profiles, quotas; `password`, `operator`.
+//! - [`tree`]: paths, folders, moves, the trash.
+//! - [`files`]: commit, single upload, download, repair; `links`, `backup`, `audit`.
+//! - [`upload`]: init, declare, prove, chunks, status, complete, abort;
+//!   `running_hash`, `merge`, `cleanup`.
+//! - [`shares`]: share links and their rules, browsing, zips.
 
+pub mod accounts;
 pub mod domain;
 pub mod files;
 pub mod runtime;
@@ -28,7 +38,22 @@ pub mod stores;
 pub mod tree;
 pub mod upload;
 
+use std::sync::Arc;
+
 pub use domain::error::{Error, Result};
+
+use crate::accounts::{AccountPolicy, Accounts, HashingPool};
+use crate::files::Files;
+use crate::files::audit::Audit;
+use crate::files::links::SigningKey;
+use crate::runtime::config::Settings;
+use crate::shares::Shares;
+use crate::stores::meta::Totals;
+use crate::stores::queue::{BackupJob, MergeJob, Queue};
+use crate::stores::{Backends, OpenError};
+use crate::tree::Tree;
+use crate::upload::running_hash::RunningHash;
+use crate::upload::{InitTurns, UploadLimits, Uploads};
 
 /// Seconds since the Unix epoch: how every time is stored and returned.
 pub fn now() -> i64 {
@@ -41,4 +66,154 @@ pub fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];
     rand::rng().fill_bytes(&mut buf);
     hex::encode(buf)
+}
+
+/// The settings of share links, which belong to the front door that serves them.
+#[derive(Debug, Clone, Copy)]
+pub struct ShareRules {
+    /// Days a new link works by default (0: forever).
+    pub default_days: u64,
+    /// Most entries in one zip of a shared folder.
+    pub zip_max_entries: usize,
+}
+
+impl Default for ShareRules {
+    fn default() -> Self {
+        ShareRules { default_days: 0, zip_max_entries: 10_000 }
+    }
+}
+
+/// Every use case of one installation, cheap to clone: what a front door
+/// (the api, the worker, `api admin`) holds.
+#[derive(Clone)]
+pub struct Services {
+    /// Signup, signin, tokens, profiles, quotas.
+    pub accounts: Accounts,
+    /// Folders, moves, the trash.
+    pub tree: Tree,
+    /// Stored files: single upload, download, rename, delete, backup.
+    pub files: Files,
+    /// Chunked uploads and their merge.
+    pub uploads: Uploads,
+    /// Share links.
+    pub shares: Shares,
+    /// The consistency audit.
+    pub audit: Audit,
+    stores: Backends,
+    scrub_always: bool,
+}
+
+impl Services {
+    /// Opens every store the settings name, once, and builds the use cases
+    /// on them.
+    pub async fn open(settings: &Settings, share_rules: ShareRules) -> Result<Self, OpenError> {
+        let b = Backends::open(settings).await?;
+        let hashing = HashingPool::default();
+        let link_key = SigningKey { repo: b.repo.clone(), cached: b.link_key.clone() };
+        let accounts = Accounts {
+            repo: b.repo.clone(),
+            uploads: b.uploads.clone(),
+            policy: Arc::new(AccountPolicy::from_settings(settings)),
+            hashing: hashing.clone(),
+        };
+        let tree = Tree {
+            repo: b.repo.clone(),
+            files: b.files.clone(),
+            backup: b.backup.clone(),
+            trash_retention_secs: settings.trash_days as i64 * 86_400,
+        };
+        let files = Files {
+            repo: b.repo.clone(),
+            files: b.files.clone(),
+            backup: b.backup.clone(),
+            backups: b.jobs.backups.clone(),
+            tree: tree.clone(),
+            accounts: accounts.clone(),
+            link_key: link_key.clone(),
+            repairing: Default::default(),
+            max_single_upload: settings.max_single_upload,
+            url_ttl: settings.url_ttl,
+        };
+        let uploads = Uploads {
+            repo: b.repo.clone(),
+            sessions: b.uploads.clone(),
+            staging: b.staging.clone(),
+            file_store: b.files.clone(),
+            merges: b.jobs.merges.clone(),
+            hash: RunningHash { sessions: b.uploads.clone(), staging: b.staging.clone() },
+            accounts: accounts.clone(),
+            tree: tree.clone(),
+            files: files.clone(),
+            link_key: link_key.clone(),
+            turns: InitTurns::default(),
+            limits: Arc::new(UploadLimits {
+                max_file_size: settings.max_file_size,
+                chunk_size: settings.chunk_size,
+                max_chunks: settings.max_chunks,
+                instant_across_users: settings.instant_across_users,
+                merge_stall_secs: settings.merge_stall_secs,
+                merge_threads: settings.merge_threads as u64,
+                upload_ttl: settings.upload_ttl,
+            }),
+        };
+        let shares = Shares {
+            repo: b.repo.clone(),
+            files: files.clone(),
+            tree: tree.clone(),
+            hashing,
+            link_key,
+            default_days: share_rules.default_days,
+            zip_max_entries: share_rules.zip_max_entries,
+        };
+        let audit = Audit {
+            repo: b.repo.clone(),
+            files: b.files.clone(),
+            backup: b.backup.clone(),
+            staging: b.staging.clone(),
+            uploads: b.uploads.clone(),
+            merge_stall_secs: settings.merge_stall_secs,
+        };
+        Ok(Services { accounts, tree, files, uploads, shares, audit, stores: b, scrub_always: settings.scrub_always })
+    }
+
+    /// The queues the worker takes jobs from (its front door, as a listening
+    /// socket is the api's).
+    pub fn job_sources(&self) -> (Queue<MergeJob>, Queue<BackupJob>) {
+        (self.stores.jobs.merges.clone(), self.stores.jobs.backups.clone())
+    }
+
+    /// The largest piece a chunk body is staged in, in bytes (the api sizes
+    /// its memory cap on chunks in flight by it).
+    pub fn staging_part_size(&self) -> usize {
+        self.stores.staging.part_size()
+    }
+
+    /// Whether the database answers; then whether the upload state store does.
+    /// `Err((what, error))` names the one that does not.
+    pub async fn health_check(&self) -> std::result::Result<(), (&'static str, Error)> {
+        self.stores.repo.health_check().await.map_err(|e| ("the database", e))?;
+        self.stores.uploads.health_check().await.map_err(|e| ("the upload state store", e))
+    }
+
+    /// Installation-wide totals, for `/metrics`.
+    pub async fn totals(&self) -> Result<Totals> {
+        self.stores.repo.totals().await
+    }
+
+    /// The scheduled clean-up, every step idempotent (several worker
+    /// processes may run it at once). The scrub lists whole stores, so it
+    /// runs only in the hour after 03:00 UTC, unless `PAN_SCRUB_ALWAYS`.
+    #[tracing::instrument(name = "clean up", skip(self))]
+    pub async fn clean_up(&self) -> Result<()> {
+        let expired = self.uploads.expire_idle().await?;
+        let orphans = self.uploads.drop_orphan_chunks().await?;
+        let stale_uploads = self.stores.housekeep().await;
+        let restarted = self.uploads.restart_stale_merges().await?;
+        let backups = self.files.requeue_backups().await?;
+        let trash = self.tree.empty_expired(1000).await?;
+        let scrubbed = if (now() / 3600) % 24 == 3 || self.scrub_always { self.files.scrub().await? } else { 0 };
+        self.accounts.drop_expired_tokens().await?;
+        tracing::info!(expired, orphans, stale_uploads, restarted, backups, trash, scrubbed, "clean-up done");
+        Ok(())
+    }
 }

@@ -14,9 +14,14 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::domain::error::{Error, Result};
-use crate::domain::{Share, ShareTarget, StoredFile, TreeItem, User};
-use crate::stores::Backends;
-use crate::tree::split_path;
+use crate::domain::{Share, ShareTarget, StoredFile, TreeItem, User, UserFile};
+use std::sync::Arc;
+
+use crate::accounts::HashingPool;
+use crate::files::Files;
+use crate::files::links::SigningKey;
+use crate::stores::meta::{MetaRepo, PageRequest};
+use crate::tree::{ListCursor, PathCache, Tree, split_path};
 
 /// Length of a link id.
 pub const LINK_LEN: usize = 22;
@@ -43,35 +48,13 @@ pub fn parse_link(s: &str) -> Result<&str> {
 pub struct NewShare {
     /// The id of the caller's live file entry or folder.
     pub target: String,
-    /// The Argon2id hash of its password, if any.
-    pub password_hash: Option<String>,
-    /// When it stops working, if ever.
-    pub expires_at: Option<i64>,
+    /// Its password, if any (only its Argon2id hash is kept).
+    pub password: Option<String>,
+    /// Seconds until it stops working: 0 never; absent: the installation's
+    /// default (`PAN_SHARE_DAYS`).
+    pub expires_in: Option<i64>,
     /// How many downloads it allows, if limited.
     pub max_downloads: Option<i64>,
-}
-
-/// Makes a link to the caller's live file or folder `n.target`.
-pub async fn create(b: &Backends, user: &User, n: NewShare) -> Result<Share> {
-    let target = if b.repo.folder(user.id, &n.target).await?.is_some() {
-        ShareTarget::Folder(n.target)
-    } else if b.repo.user_file(user.id, &n.target).await?.is_some() {
-        ShareTarget::File(n.target)
-    } else {
-        return Err(Error::FileNotFound);
-    };
-    let share = Share {
-        link: new_link(),
-        owner: user.id,
-        target,
-        password_hash: n.password_hash,
-        expires_at: n.expires_at,
-        max_downloads: n.max_downloads,
-        downloads: 0,
-        created_at: crate::now(),
-    };
-    b.repo.create_share(&share).await?;
-    Ok(share)
 }
 
 /// An open link: the link, its owner, and what it shares (live).
@@ -92,84 +75,6 @@ fn mac(key: &[u8], share: &Share, expires: i64) -> Hmac<Sha256> {
     m
 }
 
-/// An access token for a link whose password was given, and its expiry.
-pub async fn access_token(b: &Backends, share: &Share) -> Result<(String, i64)> {
-    let key = crate::files::links::signing_key(b).await?;
-    let expires = crate::now() + ACCESS_TTL;
-    let sig =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac(&key, share, expires).finalize().into_bytes());
-    Ok((format!("{expires}.{sig}"), expires))
-}
-
-async fn access_ok(b: &Backends, share: &Share, access: Option<&str>) -> Result<bool> {
-    let Some((expires, sig)) = access.and_then(|a| a.split_once('.')) else { return Ok(false) };
-    let (Ok(expires), Ok(sig)) = (expires.parse::<i64>(), base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig))
-    else {
-        return Ok(false);
-    };
-    let key = crate::files::links::signing_key(b).await?;
-    Ok(mac(&key, share, expires).verify_slice(&sig).is_ok() && crate::now() < expires)
-}
-
-/// The link `link` as its holder may use it: not revoked, not expired, its
-/// owner enabled and what it shares still live; with a password, only with
-/// a valid `access` token. The download limit is checked by [`count_download`].
-pub async fn open(b: &Backends, link: &str, access: Option<&str>) -> Result<Opened> {
-    let share = b.repo.share(parse_link(link)?).await?.ok_or(Error::ShareNotFound)?;
-    if share.expires_at.is_some_and(|t| crate::now() >= t) {
-        return Err(Error::ShareGone { code: "SHARE_EXPIRED", message: "this link has expired".into() });
-    }
-    if share.password_hash.is_some() && !access_ok(b, &share, access).await? {
-        return Err(Error::SharePasswordRequired);
-    }
-    opened(b, share).await
-}
-
-/// The link as [`open`] checks it, before any password: for `unlock`.
-pub async fn find(b: &Backends, link: &str) -> Result<Share> {
-    let share = b.repo.share(parse_link(link)?).await?.ok_or(Error::ShareNotFound)?;
-    if share.expires_at.is_some_and(|t| crate::now() >= t) {
-        return Err(Error::ShareGone { code: "SHARE_EXPIRED", message: "this link has expired".into() });
-    }
-    Ok(share)
-}
-
-async fn opened(b: &Backends, share: Share) -> Result<Opened> {
-    let owner = b.repo.user_by_id(share.owner).await?.ok_or(Error::ShareNotFound)?;
-    let root = match &share.target {
-        ShareTarget::Folder(id) => TreeItem::Folder(b.repo.folder(owner.id, id).await?.ok_or(Error::ShareNotFound)?),
-        ShareTarget::File(id) => TreeItem::File(b.repo.user_file(owner.id, id).await?.ok_or(Error::ShareNotFound)?.0),
-    };
-    Ok(Opened { share, owner, root })
-}
-
-/// Whether the link has downloads left; counts this one when it has.
-pub async fn count_download(b: &Backends, share: &Share) -> Result<()> {
-    if b.repo.count_download(&share.link).await? {
-        Ok(())
-    } else {
-        Err(Error::ShareGone { code: "SHARE_EXHAUSTED", message: "this link has no downloads left".into() })
-    }
-}
-
-/// What `path` (relative to the shared folder, `/` or empty for the shared
-/// item itself) names inside an open link.
-pub async fn resolve(b: &Backends, o: &Opened, path: &str) -> Result<TreeItem> {
-    let path = if path.is_empty() { "/" } else { path };
-    let names = split_path(path)?;
-    let mut current = o.root.clone();
-    for name in names {
-        let TreeItem::Folder(folder) = &current else { return Err(Error::FileNotFound) };
-        let mut found = b.repo.children_named(o.owner.id, &folder.id, name.as_str()).await?;
-        current = match found.len() {
-            1 => found.remove(0),
-            0 => return Err(Error::FileNotFound),
-            _ => return Err(Error::AmbiguousPath { path: path.to_owned(), ids: Vec::new() }),
-        };
-    }
-    Ok(current)
-}
-
 /// One file of a zip: its path inside the archive, content and time.
 #[derive(Debug, Clone)]
 pub struct ZipMember {
@@ -181,94 +86,296 @@ pub struct ZipMember {
     pub modified: i64,
 }
 
-/// Everything live below `folder_id` of `owner`, folders included, at most
-/// `cap` members ([`Error::TooLarge`] `ZIP_TOO_MANY_ENTRIES` beyond).
-pub async fn zip_members(b: &Backends, owner: &User, folder_id: &str, cap: usize) -> Result<Vec<ZipMember>> {
-    use crate::stores::meta::PageRequest;
-    let mut members = Vec::new();
-    let mut queue = vec![(folder_id.to_owned(), String::new())];
-    while let Some((folder, prefix)) = queue.pop() {
-        let mut after = None;
-        loop {
-            let page = PageRequest { sort: crate::domain::SortKey::Name, desc: false, limit: 500, after };
-            let (items, next) = b.repo.list_children(owner.id, &folder, &page).await?;
-            // The page's contents in a few queries, not one per file.
-            let ids: Vec<String> = items
-                .iter()
-                .filter_map(|i| match i {
-                    TreeItem::File(f) => Some(f.id.clone()),
-                    TreeItem::Folder(_) => None,
-                })
-                .collect();
-            let mut contents: std::collections::HashMap<String, StoredFile> =
-                b.repo.contents_of(owner.id, &ids).await?.into_iter().collect();
-            for item in items {
-                if members.len() >= cap {
-                    return Err(Error::TooLarge {
-                        code: "ZIP_TOO_MANY_ENTRIES",
-                        message: format!("a zip holds at most {cap} files and folders; download smaller folders"),
-                    });
-                }
-                match item {
-                    TreeItem::Folder(d) => {
-                        let path = format!("{prefix}{}/", d.name);
-                        members.push(ZipMember { path: path.clone(), content: None, modified: d.updated_at });
-                        queue.push((d.id, path));
-                    }
-                    TreeItem::File(f) => {
-                        let stored = contents.remove(&f.id).ok_or(Error::FileNotFound)?;
-                        members.push(ZipMember {
-                            path: format!("{prefix}{}", f.filename),
-                            content: Some(stored),
-                            modified: f.updated_at,
-                        });
-                    }
-                }
-            }
-            match next {
-                Some(c) => after = Some(c),
-                None => break,
-            }
-        }
-    }
-    Ok(members)
+/// The share-link use cases: every rule of a link (its default expiry,
+/// password, download limit and access tokens) lives here.
+#[derive(Clone)]
+pub struct Shares {
+    pub(crate) repo: Arc<dyn MetaRepo>,
+    pub(crate) files: Files,
+    pub(crate) tree: Tree,
+    pub(crate) hashing: HashingPool,
+    pub(crate) link_key: SigningKey,
+    /// Days a new link works by default (`PAN_SHARE_DAYS`; 0: forever).
+    pub(crate) default_days: u64,
+    /// Most entries in one zip of a shared folder (`PAN_ZIP_MAX_ENTRIES`).
+    pub(crate) zip_max_entries: usize,
 }
 
-/// The members as one zip archive, streamed as it is made: stored (not
-/// compressed: most big files are compressed already), zip64 where sizes or
-/// offsets need it, nothing held but a small pipe buffer. An error part-way
-/// ends the stream with an error (the client sees a cut-off download).
-pub fn zip_stream(b: Backends, members: Vec<ZipMember>) -> impl Stream<Item = std::io::Result<Bytes>> + Send {
-    use async_zip::base::write::ZipFileWriter;
-    use async_zip::{Compression, ZipEntryBuilder};
-    use futures::AsyncWriteExt;
-    let (reader, writer) = tokio::io::duplex(256 << 10);
-    tokio::spawn(async move {
-        let write = async {
-            let mut zip = ZipFileWriter::with_tokio(writer);
-            for m in members {
-                let date = chrono::DateTime::from_timestamp(m.modified, 0).unwrap_or_default();
-                let entry = ZipEntryBuilder::new(m.path.clone().into(), Compression::Stored)
-                    .last_modification_date(async_zip::ZipDateTime::from_chrono(&date))
-                    .unix_permissions(if m.content.is_some() { 0o644 } else { 0o755 });
-                let mut w = zip.write_entry_stream(entry).await.map_err(std::io::Error::other)?;
-                if let Some(stored) = &m.content {
-                    let mut bytes = crate::files::read(&b, stored, None).await.map_err(std::io::Error::other)?;
-                    while let Some(piece) = bytes.next().await {
-                        w.write_all(&piece?).await?;
+impl Shares {
+    /// Makes a link to the caller's live file or folder `n.target`.
+    pub async fn create(&self, user: &User, n: NewShare) -> Result<Share> {
+        let target = if self.repo.folder(user.id, &n.target).await?.is_some() {
+            ShareTarget::Folder(n.target)
+        } else if self.repo.user_file(user.id, &n.target).await?.is_some() {
+            ShareTarget::File(n.target)
+        } else {
+            return Err(Error::FileNotFound);
+        };
+        let password_hash = match n.password {
+            Some(p) => Some(self.hashing.hash(p).await?),
+            None => None,
+        };
+        let now = crate::now();
+        let expires_at = match n.expires_in {
+            Some(0) => None,
+            Some(secs) => Some(now + secs),
+            None if self.default_days == 0 => None,
+            None => Some(now + self.default_days as i64 * 86_400),
+        };
+        let share = Share {
+            link: new_link(),
+            owner: user.id,
+            target,
+            password_hash,
+            expires_at,
+            max_downloads: n.max_downloads,
+            downloads: 0,
+            created_at: now,
+        };
+        self.repo.create_share(&share).await?;
+        Ok(share)
+    }
+
+    /// An access token for a link whose password was given, and its expiry.
+    async fn access_token(&self, share: &Share) -> Result<(String, i64)> {
+        let key = self.link_key.get().await?;
+        let expires = crate::now() + ACCESS_TTL;
+        let sig =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac(&key, share, expires).finalize().into_bytes());
+        Ok((format!("{expires}.{sig}"), expires))
+    }
+
+    async fn access_ok(&self, share: &Share, access: Option<&str>) -> Result<bool> {
+        let Some((expires, sig)) = access.and_then(|a| a.split_once('.')) else { return Ok(false) };
+        let (Ok(expires), Ok(sig)) =
+            (expires.parse::<i64>(), base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig))
+        else {
+            return Ok(false);
+        };
+        let key = self.link_key.get().await?;
+        Ok(mac(&key, share, expires).verify_slice(&sig).is_ok() && crate::now() < expires)
+    }
+
+    /// The link `link` as its holder may use it: not revoked, not expired, its
+    /// owner enabled and what it shares still live; with a password, only with
+    /// a valid `access` token. The download limit is checked by [`count_download`].
+    pub async fn open(&self, link: &str, access: Option<&str>) -> Result<Opened> {
+        let share = self.repo.share(parse_link(link)?).await?.ok_or(Error::ShareNotFound)?;
+        if share.expires_at.is_some_and(|t| crate::now() >= t) {
+            return Err(Error::ShareGone { code: "SHARE_EXPIRED", message: "this link has expired".into() });
+        }
+        if share.password_hash.is_some() && !self.access_ok(&share, access).await? {
+            return Err(Error::SharePasswordRequired);
+        }
+        self.opened(share).await
+    }
+
+    /// The link as [`open`] checks it, before any password: for `unlock`.
+    pub async fn find(&self, link: &str) -> Result<Share> {
+        let share = self.repo.share(parse_link(link)?).await?.ok_or(Error::ShareNotFound)?;
+        if share.expires_at.is_some_and(|t| crate::now() >= t) {
+            return Err(Error::ShareGone { code: "SHARE_EXPIRED", message: "this link has expired".into() });
+        }
+        Ok(share)
+    }
+
+    async fn opened(&self, share: Share) -> Result<Opened> {
+        let owner = self.repo.user_by_id(share.owner).await?.ok_or(Error::ShareNotFound)?;
+        let root = match &share.target {
+            ShareTarget::Folder(id) => {
+                TreeItem::Folder(self.repo.folder(owner.id, id).await?.ok_or(Error::ShareNotFound)?)
+            }
+            ShareTarget::File(id) => {
+                TreeItem::File(self.repo.user_file(owner.id, id).await?.ok_or(Error::ShareNotFound)?.0)
+            }
+        };
+        Ok(Opened { share, owner, root })
+    }
+
+    /// Whether the link has downloads left; counts this one when it has.
+    pub async fn count_download(&self, share: &Share) -> Result<()> {
+        if self.repo.count_download(&share.link).await? {
+            Ok(())
+        } else {
+            Err(Error::ShareGone { code: "SHARE_EXHAUSTED", message: "this link has no downloads left".into() })
+        }
+    }
+
+    /// What `path` (relative to the shared folder, `/` or empty for the shared
+    /// item itself) names inside an open link.
+    pub async fn resolve(&self, o: &Opened, path: &str) -> Result<TreeItem> {
+        let path = if path.is_empty() { "/" } else { path };
+        let names = split_path(path)?;
+        let mut current = o.root.clone();
+        for name in names {
+            let TreeItem::Folder(folder) = &current else { return Err(Error::FileNotFound) };
+            let mut found = self.repo.children_named(o.owner.id, &folder.id, name.as_str()).await?;
+            current = match found.len() {
+                1 => found.remove(0),
+                0 => return Err(Error::FileNotFound),
+                _ => return Err(Error::AmbiguousPath { path: path.to_owned(), ids: Vec::new() }),
+            };
+        }
+        Ok(current)
+    }
+
+    /// Everything live below `folder_id` of `owner`, folders included, at most
+    /// `cap` members ([`Error::TooLarge`] `ZIP_TOO_MANY_ENTRIES` beyond).
+    pub async fn zip_members(&self, owner: &User, folder_id: &str) -> Result<Vec<ZipMember>> {
+        let cap = self.zip_max_entries;
+        let mut members = Vec::new();
+        let mut queue = vec![(folder_id.to_owned(), String::new())];
+        while let Some((folder, prefix)) = queue.pop() {
+            let mut after = None;
+            loop {
+                let page = PageRequest { sort: crate::domain::SortKey::Name, desc: false, limit: 500, after };
+                let (items, next) = self.repo.list_children(owner.id, &folder, &page).await?;
+                // The page's contents in a few queries, not one per file.
+                let ids: Vec<String> = items
+                    .iter()
+                    .filter_map(|i| match i {
+                        TreeItem::File(f) => Some(f.id.clone()),
+                        TreeItem::Folder(_) => None,
+                    })
+                    .collect();
+                let mut contents: std::collections::HashMap<String, StoredFile> =
+                    self.repo.contents_of(owner.id, &ids).await?.into_iter().collect();
+                for item in items {
+                    if members.len() >= cap {
+                        return Err(Error::TooLarge {
+                            code: "ZIP_TOO_MANY_ENTRIES",
+                            message: format!("a zip holds at most {cap} files and folders; download smaller folders"),
+                        });
+                    }
+                    match item {
+                        TreeItem::Folder(d) => {
+                            let path = format!("{prefix}{}/", d.name);
+                            members.push(ZipMember { path: path.clone(), content: None, modified: d.updated_at });
+                            queue.push((d.id, path));
+                        }
+                        TreeItem::File(f) => {
+                            let stored = contents.remove(&f.id).ok_or(Error::FileNotFound)?;
+                            members.push(ZipMember {
+                                path: format!("{prefix}{}", f.filename),
+                                content: Some(stored),
+                                modified: f.updated_at,
+                            });
+                        }
                     }
                 }
-                w.close().await.map_err(std::io::Error::other)?;
+                match next {
+                    Some(c) => after = Some(c),
+                    None => break,
+                }
             }
-            zip.close().await.map_err(std::io::Error::other)?;
-            Ok::<_, std::io::Error>(())
-        };
-        if let Err(e) = write.await {
-            // Dropping the writer ends the body early; the client sees a broken download.
-            tracing::warn!(error = %e, "a zip download failed part-way");
         }
-    });
-    tokio_util::io::ReaderStream::with_capacity(reader, 64 << 10)
+        Ok(members)
+    }
+
+    /// The members as one zip archive, streamed as it is made: stored (not
+    /// compressed: most big files are compressed already), zip64 where sizes or
+    /// offsets need it, nothing held but a small pipe buffer. An error part-way
+    /// ends the stream with an error (the client sees a cut-off download).
+    pub fn zip_stream(&self, members: Vec<ZipMember>) -> impl Stream<Item = std::io::Result<Bytes>> + Send + use<> {
+        use async_zip::base::write::ZipFileWriter;
+        use async_zip::{Compression, ZipEntryBuilder};
+        use futures::AsyncWriteExt;
+        let (reader, writer) = tokio::io::duplex(256 << 10);
+        let files = self.files.clone();
+        tokio::spawn(async move {
+            let write = async {
+                let mut zip = ZipFileWriter::with_tokio(writer);
+                for m in members {
+                    let date = chrono::DateTime::from_timestamp(m.modified, 0).unwrap_or_default();
+                    let entry = ZipEntryBuilder::new(m.path.clone().into(), Compression::Stored)
+                        .last_modification_date(async_zip::ZipDateTime::from_chrono(&date))
+                        .unix_permissions(if m.content.is_some() { 0o644 } else { 0o755 });
+                    let mut w = zip.write_entry_stream(entry).await.map_err(std::io::Error::other)?;
+                    if let Some(stored) = &m.content {
+                        let mut bytes = files.read(stored, None).await.map_err(std::io::Error::other)?;
+                        while let Some(piece) = bytes.next().await {
+                            w.write_all(&piece?).await?;
+                        }
+                    }
+                    w.close().await.map_err(std::io::Error::other)?;
+                }
+                zip.close().await.map_err(std::io::Error::other)?;
+                Ok::<_, std::io::Error>(())
+            };
+            if let Err(e) = write.await {
+                // Dropping the writer ends the body early; the client sees a broken download.
+                tracing::warn!(error = %e, "a zip download failed part-way");
+            }
+        });
+        tokio_util::io::ReaderStream::with_capacity(reader, 64 << 10)
+    }
+
+    /// The caller's links, newest first.
+    pub async fn list(&self, user: &User) -> Result<Vec<Share>> {
+        self.repo.shares_of(user.id).await
+    }
+
+    /// Revokes one of the caller's links.
+    pub async fn revoke(&self, user: &User, link: &str) -> Result<()> {
+        self.repo.revoke_share(user.id, parse_link(link)?, crate::now()).await
+    }
+
+    /// The path of what the caller's link shares, while it is live.
+    pub async fn target_path(&self, user: &User, share: &Share, paths: &mut PathCache) -> Result<Option<String>> {
+        Ok(match &share.target {
+            ShareTarget::Folder(id) => match self.repo.folder(user.id, id).await? {
+                Some(_) => Some(paths.folder_path(&self.tree, user, id).await?),
+                None => None,
+            },
+            ShareTarget::File(id) => match self.repo.user_file(user.id, id).await? {
+                Some((f, _)) => Some(paths.file_path(&self.tree, user, &f).await?),
+                None => None,
+            },
+        })
+    }
+
+    /// An access token for the link: at once for a link without a password;
+    /// for one with, only for its password ([`Error::SharePasswordWrong`]).
+    pub async fn unlock(&self, share: &Share, password: String) -> Result<(String, i64)> {
+        if let Some(hash) = &share.password_hash
+            && !self.hashing.verify(password, hash.clone()).await?
+        {
+            return Err(Error::SharePasswordWrong);
+        }
+        self.access_token(share).await
+    }
+
+    /// The open link and how many downloads it has left (`None`: no limit);
+    /// a used-up link is [`Error::ShareGone`] `SHARE_EXHAUSTED`.
+    pub async fn open_with_downloads(&self, link: &str, access: Option<&str>) -> Result<(Opened, Option<i64>)> {
+        let o = self.open(link, access).await?;
+        let downloads_left = o.share.max_downloads.map(|m| (m - o.share.downloads).max(0));
+        if downloads_left == Some(0) {
+            return Err(Error::ShareGone {
+                code: "SHARE_EXHAUSTED",
+                message: "this link has no downloads left".into(),
+            });
+        }
+        Ok((o, downloads_left))
+    }
+
+    /// One page of a folder inside an open link.
+    pub async fn list_folder(
+        &self,
+        o: &Opened,
+        folder_id: &str,
+        page: &PageRequest,
+    ) -> Result<(Vec<TreeItem>, Option<ListCursor>)> {
+        self.repo.list_children(o.owner.id, folder_id, page).await
+    }
+
+    /// The file at `path` inside an open link, with its content.
+    pub async fn file(&self, o: &Opened, path: &str) -> Result<(UserFile, StoredFile)> {
+        let TreeItem::File(entry) = self.resolve(o, path).await? else {
+            return Err(Error::FileNotFound);
+        };
+        self.repo.user_file(o.owner.id, &entry.id).await?.ok_or(Error::FileNotFound)
+    }
 }
 
 #[cfg(test)]

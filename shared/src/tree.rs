@@ -4,8 +4,14 @@
 use std::collections::HashMap;
 
 use crate::domain::error::{Error, Result};
-use crate::domain::{FileName, Folder, Placement, TreeItem, User, UserFile};
-use crate::stores::Backends;
+use crate::domain::{FileName, Folder, NameRule, Placement, StoredFile, TrashItem, TreeItem, User, UserFile};
+use std::sync::Arc;
+
+use object_store::path::Path;
+
+use crate::stores::meta::MetaRepo;
+pub use crate::stores::meta::{ListCursor, PageRequest};
+use crate::stores::objects::Store;
 
 /// The most components a path may have.
 pub const MAX_PATH_DEPTH: usize = 256;
@@ -35,52 +41,6 @@ pub fn split_path(path: &str) -> Result<Vec<FileName>> {
         .collect()
 }
 
-/// The caller's live folder or file at `path`. [`Error::FileNotFound`]
-/// when nothing is there; [`Error::AmbiguousPath`] when the last name
-/// matches several entries (names that clashed before folders existed).
-pub async fn resolve(b: &Backends, user: &User, path: &str) -> Result<Resolved> {
-    let names = split_path(path)?;
-    let Some((last, folders)) = names.split_last() else { return Ok(Resolved::Root) };
-    let mut parent = String::new();
-    for name in folders {
-        parent = b
-            .repo
-            .children_named(user.id, &parent, name.as_str())
-            .await?
-            .into_iter()
-            .find_map(|i| match i {
-                TreeItem::Folder(d) => Some(d.id),
-                TreeItem::File(_) => None,
-            })
-            .ok_or(Error::FileNotFound)?;
-    }
-    let mut found = b.repo.children_named(user.id, &parent, last.as_str()).await?;
-    match found.len() {
-        0 => Err(Error::FileNotFound),
-        1 => Ok(Resolved::Item(found.remove(0))),
-        _ => Err(Error::AmbiguousPath {
-            path: path.to_owned(),
-            ids: found
-                .into_iter()
-                .map(|i| match i {
-                    TreeItem::Folder(d) => d.id,
-                    TreeItem::File(f) => f.id,
-                })
-                .collect(),
-        }),
-    }
-}
-
-/// The caller's live folder at `path` (`None`: the root).
-pub async fn resolve_folder(b: &Backends, user: &User, path: &str) -> Result<Option<Folder>> {
-    match resolve(b, user, path).await {
-        Ok(Resolved::Root) => Ok(None),
-        Ok(Resolved::Item(TreeItem::Folder(d))) => Ok(Some(d)),
-        Ok(Resolved::Item(TreeItem::File(_))) | Err(Error::FileNotFound) => Err(Error::FolderNotFound),
-        Err(e) => Err(e),
-    }
-}
-
 /// Paths of folders, looked up once per folder per request.
 #[derive(Default)]
 pub struct PathCache {
@@ -91,7 +51,7 @@ impl PathCache {
     /// The path of the caller's folder `folder_id` (`/` for the root), e.g.
     /// `/photos/2026`. A folder that is not live has the path of the trash
     /// item it went with, as far as it can still be walked.
-    pub async fn folder_path(&mut self, b: &Backends, user: &User, folder_id: &str) -> Result<String> {
+    pub async fn folder_path(&mut self, tree: &Tree, user: &User, folder_id: &str) -> Result<String> {
         if folder_id.is_empty() {
             return Ok("/".into());
         }
@@ -106,7 +66,7 @@ impl PathCache {
                 prefix = p.trim_end_matches('/').to_owned();
                 break;
             }
-            let Some(folder) = b.repo.folder(user.id, &current).await? else { break };
+            let Some(folder) = tree.repo.folder(user.id, &current).await? else { break };
             names.push(folder.name);
             current = folder.parent;
         }
@@ -117,76 +77,225 @@ impl PathCache {
     }
 
     /// The path of a file entry.
-    pub async fn file_path(&mut self, b: &Backends, user: &User, file: &UserFile) -> Result<String> {
-        let folder = self.folder_path(b, user, &file.folder).await?;
+    pub async fn file_path(&mut self, tree: &Tree, user: &User, file: &UserFile) -> Result<String> {
+        let folder = self.folder_path(tree, user, &file.folder).await?;
         Ok(format!("{}/{}", folder.trim_end_matches('/'), file.filename))
     }
 }
 
-/// Checks where a new file is to go before any byte moves: the folder must
-/// be the caller's and live, and with [`crate::domain::NameRule::Refuse`]
-/// the name must be free there (an entry of the same name and content,
-/// `same`, counts as free: storing it again adds nothing).
-pub async fn check_placement(
-    b: &Backends,
-    user: &User,
-    name: &FileName,
-    place: &Placement,
-    same: Option<(&str, i64)>,
-) -> Result<()> {
-    let folder = place.folder.as_ref().map(|f| f.as_str()).unwrap_or("");
-    if !folder.is_empty() && b.repo.folder(user.id, folder).await?.is_none() {
-        return Err(Error::FolderNotFound);
-    }
-    if place.rule == crate::domain::NameRule::Refuse {
-        let taken = b.repo.children_named(user.id, folder, name.as_str()).await?.into_iter().any(|i| match (i, same) {
-            (TreeItem::File(f), Some((sha256, size))) => !(f.sha256.as_deref() == Some(sha256) && f.filesize == size),
-            _ => true,
-        });
-        if taken {
-            return Err(Error::NameTaken { name: name.as_str().to_owned() });
+/// The tree use cases of one installation.
+#[derive(Clone)]
+pub struct Tree {
+    pub(crate) repo: Arc<dyn MetaRepo>,
+    /// Where contents' bytes and their backup copies are, for purges.
+    pub(crate) files: Store,
+    pub(crate) backup: Option<Store>,
+    /// How long an item waits in the trash (`PAN_TRASH_DAYS`), in seconds.
+    pub(crate) trash_retention_secs: i64,
+}
+
+impl Tree {
+    /// The caller's live folder or file at `path`. [`Error::FileNotFound`]
+    /// when nothing is there; [`Error::AmbiguousPath`] when the last name
+    /// matches several entries (names that clashed before folders existed).
+    pub async fn resolve(&self, user: &User, path: &str) -> Result<Resolved> {
+        let names = split_path(path)?;
+        let Some((last, folders)) = names.split_last() else { return Ok(Resolved::Root) };
+        let mut parent = String::new();
+        for name in folders {
+            parent = self
+                .repo
+                .children_named(user.id, &parent, name.as_str())
+                .await?
+                .into_iter()
+                .find_map(|i| match i {
+                    TreeItem::Folder(d) => Some(d.id),
+                    TreeItem::File(_) => None,
+                })
+                .ok_or(Error::FileNotFound)?;
+        }
+        let mut found = self.repo.children_named(user.id, &parent, last.as_str()).await?;
+        match found.len() {
+            0 => Err(Error::FileNotFound),
+            1 => Ok(Resolved::Item(found.remove(0))),
+            _ => Err(Error::AmbiguousPath {
+                path: path.to_owned(),
+                ids: found
+                    .into_iter()
+                    .map(|i| match i {
+                        TreeItem::Folder(d) => d.id,
+                        TreeItem::File(f) => f.id,
+                    })
+                    .collect(),
+            }),
         }
     }
-    Ok(())
-}
 
-/// Moves the caller's live file or folder `id` to the trash; with
-/// `permanent`, deletes it for good (the bytes of contents nobody else
-/// references go too).
-pub async fn delete(b: &Backends, user: &User, id: &str, permanent: bool) -> Result<()> {
-    b.repo.trash(user.id, id, crate::now()).await?;
-    if permanent {
-        purge(b, user, id).await?;
+    /// The caller's live folder at `path` (`None`: the root).
+    pub async fn resolve_folder(&self, user: &User, path: &str) -> Result<Option<Folder>> {
+        match self.resolve(user, path).await {
+            Ok(Resolved::Root) => Ok(None),
+            Ok(Resolved::Item(TreeItem::Folder(d))) => Ok(Some(d)),
+            Ok(Resolved::Item(TreeItem::File(_))) | Err(Error::FileNotFound) => Err(Error::FolderNotFound),
+            Err(e) => Err(e),
+        }
     }
-    Ok(())
-}
 
-/// Deletes a trashed item for good, and the bytes nobody references any more.
-pub async fn purge(b: &Backends, user: &User, id: &str) -> Result<()> {
-    let orphans = b.repo.purge(user.id, id).await?;
-    crate::runtime::crash::point("purge.after_rows");
-    crate::files::delete_contents(b, &orphans).await;
-    Ok(())
-}
-
-/// Purges every trash item deleted more than `retention_secs` ago (at most
-/// `limit` per call); returns how many went.
-pub async fn empty_expired(b: &Backends, retention_secs: u64, limit: i64) -> Result<usize> {
-    let before = crate::now() - retention_secs as i64;
-    let expired = b.repo.trash_expired(before, limit).await?;
-    let mut purged = 0;
-    for (user_id, id) in expired {
-        match b.repo.purge(user_id, &id).await {
-            Ok(orphans) => {
-                crate::files::delete_contents(b, &orphans).await;
-                purged += 1;
+    /// Checks where a new file is to go before any byte moves: the folder must
+    /// be the caller's and live, and with [`crate::domain::NameRule::Refuse`]
+    /// the name must be free there (an entry of the same name and content,
+    /// `same`, counts as free: storing it again adds nothing).
+    pub(crate) async fn check_placement(
+        &self,
+        user: &User,
+        name: &FileName,
+        place: &Placement,
+        same: Option<(&str, i64)>,
+    ) -> Result<()> {
+        let folder = place.folder.as_ref().map(|f| f.as_str()).unwrap_or("");
+        if !folder.is_empty() && self.repo.folder(user.id, folder).await?.is_none() {
+            return Err(Error::FolderNotFound);
+        }
+        if place.rule == crate::domain::NameRule::Refuse {
+            let taken =
+                self.repo.children_named(user.id, folder, name.as_str()).await?.into_iter().any(|i| match (i, same) {
+                    (TreeItem::File(f), Some((sha256, size))) => {
+                        !(f.sha256.as_deref() == Some(sha256) && f.filesize == size)
+                    }
+                    _ => true,
+                });
+            if taken {
+                return Err(Error::NameTaken { name: name.as_str().to_owned() });
             }
-            // Restored or purged by its owner since it was listed.
-            Err(Error::TrashItemNotFound) => {}
-            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Moves the caller's live file or folder `id` to the trash; with
+    /// `permanent`, deletes it for good (the bytes of contents nobody else
+    /// references go too).
+    pub async fn delete(&self, user: &User, id: &str, permanent: bool) -> Result<()> {
+        self.repo.trash(user.id, id, crate::now()).await?;
+        if permanent {
+            self.purge(user, id).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a trashed item for good, and the bytes nobody references any more.
+    pub async fn purge(&self, user: &User, id: &str) -> Result<()> {
+        let orphans = self.repo.purge(user.id, id).await?;
+        crate::runtime::crash::point("purge.after_rows");
+        self.delete_contents(&orphans).await;
+        Ok(())
+    }
+
+    /// Purges every trash item deleted more than `retention_secs` ago (at most
+    /// `limit` per call); returns how many went.
+    pub(crate) async fn empty_expired(&self, limit: i64) -> Result<usize> {
+        let before = crate::now() - self.trash_retention_secs;
+        let expired = self.repo.trash_expired(before, limit).await?;
+        let mut purged = 0;
+        for (user_id, id) in expired {
+            match self.repo.purge(user_id, &id).await {
+                Ok(orphans) => {
+                    self.delete_contents(&orphans).await;
+                    purged += 1;
+                }
+                // Restored or purged by its owner since it was listed.
+                Err(Error::TrashItemNotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(purged)
+    }
+
+    /// How long an item waits in the trash before it is purged, in seconds.
+    pub fn trash_retention_secs(&self) -> i64 {
+        self.trash_retention_secs
+    }
+
+    /// The caller's live folder `id`.
+    pub async fn folder(&self, user: &User, id: &str) -> Result<Option<Folder>> {
+        self.repo.folder(user.id, id).await
+    }
+
+    /// Makes a folder in `parent` (the empty string: the root).
+    pub async fn create_folder(&self, user: &User, parent: &str, name: &FileName, rule: NameRule) -> Result<Folder> {
+        self.repo.create_folder(user.id, parent, name.as_str(), rule, crate::now()).await
+    }
+
+    /// One page of a folder's children.
+    pub async fn list_children(
+        &self,
+        user: &User,
+        parent: &str,
+        page: &PageRequest,
+    ) -> Result<(Vec<TreeItem>, Option<ListCursor>)> {
+        self.repo.list_children(user.id, parent, page).await
+    }
+
+    /// Moves and/or renames the caller's folder.
+    pub async fn move_folder(
+        &self,
+        user: &User,
+        id: &str,
+        to: Option<&str>,
+        name: Option<&FileName>,
+        rule: NameRule,
+    ) -> Result<Folder> {
+        self.repo.move_folder(user.id, id, to, name.map(|n| n.as_str()), rule, crate::now()).await
+    }
+
+    /// Moves and/or renames the caller's file entry.
+    pub async fn move_file(
+        &self,
+        user: &User,
+        id: &str,
+        to: Option<&str>,
+        name: Option<&FileName>,
+        rule: NameRule,
+    ) -> Result<UserFile> {
+        self.repo.move_file(user.id, id, to, name.map(|n| n.as_str()), rule, crate::now()).await
+    }
+
+    /// The caller's folders and files whose names match `query`, a page at a time.
+    pub async fn search(
+        &self,
+        user: &User,
+        query: &str,
+        limit: i64,
+        after: Option<&(String, String)>,
+    ) -> Result<(Vec<TreeItem>, Option<(String, String)>)> {
+        self.repo.search(user.id, query, limit, after).await
+    }
+
+    /// One page of the caller's trash, newest first.
+    pub async fn list_trash(
+        &self,
+        user: &User,
+        limit: i64,
+        after: Option<&(i64, String)>,
+    ) -> Result<(Vec<TrashItem>, Option<(i64, String)>)> {
+        self.repo.list_trash(user.id, limit, after).await
+    }
+
+    /// Brings a trashed item back where it was (or to the root).
+    pub async fn restore(&self, user: &User, id: &str, rule: NameRule) -> Result<TreeItem> {
+        self.repo.restore(user.id, id, rule, crate::now()).await
+    }
+
+    /// Deletes the bytes (and backup copies) of contents whose rows are gone
+    /// (after the rows, so a reader never sees a row without bytes).
+    pub(crate) async fn delete_contents(&self, orphans: &[StoredFile]) {
+        for orphan in orphans {
+            crate::stores::objects::delete_quietly(&*self.files, &Path::from(orphan.storage_key.as_str())).await;
+            if let (Some(backup), Some(key)) = (&self.backup, &orphan.backup_key) {
+                crate::stores::objects::delete_quietly(&**backup, &Path::from(key.as_str())).await;
+            }
+            tracing::info!(file_id = orphan.id, "last reference gone: bytes deleted");
         }
     }
-    Ok(purged)
 }
 
 #[cfg(test)]

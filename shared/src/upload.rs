@@ -2,24 +2,31 @@
 //! `status`, `complete` and `abort` do to the backends. The api's handlers
 //! parse input, call one of these, and shape the answer.
 
+pub mod cleanup;
+pub mod merge;
 pub mod running_hash;
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use object_store::path::Path;
 
+use crate::accounts::Accounts;
 use crate::domain::error::{Error, Result, ResultExt};
 use crate::domain::{
     ChunkPlan, FileName, NameRule, Placement, Sha1Hex, Sha256Hex, StoredFile, UploadId, UploadSession, UploadState,
     User, UserFile,
 };
 use crate::files::ByteRange;
-use crate::runtime::config::Settings;
-use crate::stores::Backends;
-use crate::stores::meta::NewUserFile;
-use crate::stores::objects;
-use crate::stores::queue::MergeJob;
-use crate::stores::uploads::{self, CompleteOutcome, DeclareOutcome, PendingProof};
+use crate::files::Files;
+use crate::files::links::SigningKey;
+use crate::stores::meta::{MetaRepo, NewUserFile};
+use crate::stores::objects::{self, Store};
+use crate::stores::queue::{MergeJob, Queue};
+use crate::stores::uploads::{self, CompleteOutcome, DeclareOutcome, PendingProof, UploadStore};
+use crate::tree::Tree;
+use running_hash::RunningHash;
 
 /// How often a running merge refreshes its upload's heartbeat (`updated_at`).
 pub const MERGE_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -82,102 +89,6 @@ pub struct NewUpload {
     pub fingerprint: Option<String>,
 }
 
-/// Starts (or resumes) an upload of `new.filesize` bytes. With hashes
-/// (`filehash` and, when the client says so, `sha256`) the content may be
-/// known already; without them the upload starts at once and the client
-/// declares the hashes later ([`declare`]), which can still end it
-/// instantly.
-///
-/// Content is matched on (SHA-256, size) only, never on SHA-1 alone: without
-/// a declared SHA-256 the answer is always a new upload (the merge still
-/// stores known content once). The caller's own content is instant; someone
-/// else's comes with a challenge (unless `PAN_INSTANT_ACROSS_USERS` is off),
-/// so that knowing hashes and a size is never enough to get a file. An
-/// init with hashes resumes by them; one without, by its fingerprint.
-///
-/// The file goes where `place` says. With [`NameRule::Refuse`] a taken
-/// name is refused here; a name taken while the upload runs gets the
-/// `name (n).ext` rule when it finishes (the bytes are in by then).
-#[tracing::instrument(name = "init upload", skip(b, settings, user, new, place), fields(user = user.id))]
-pub async fn init(
-    b: &Backends,
-    settings: &Settings,
-    user: &User,
-    new: NewUpload,
-    place: &Placement,
-) -> Result<InitOutcome> {
-    let NewUpload { filename, filesize, filehash, sha256, fingerprint } = new;
-    if filesize > settings.max_file_size {
-        return Err(Error::TooLarge {
-            code: "FILE_TOO_LARGE",
-            message: format!("filesize {filesize} is above the limit of {} bytes", settings.max_file_size),
-        });
-    }
-    if filehash.is_none() && sha256.is_some() {
-        return Err(Error::invalid(
-            "FILEHASH_REQUIRED",
-            "sha256 needs filehash: give both, or neither and declare them later",
-        ));
-    }
-    let plan = ChunkPlan::for_file(filesize, settings.chunk_size, settings.max_chunks);
-    let now = crate::now();
-    let same = sha256.as_ref().map(|h| (h.as_str(), filesize as i64));
-    crate::tree::check_placement(b, user, &filename, place, same).await?;
-    let mut known = None;
-    if let (Some(filehash), Some(sha256)) = (&filehash, &sha256) {
-        match known_content(b, settings, user, filename.as_str(), place, filehash, sha256, filesize).await? {
-            Known::Own(file) => return Ok(InitOutcome::Instant(file, plan)),
-            Known::Elsewhere(stored) => known = Some(stored),
-            Known::Unknown => {}
-        }
-        if let Some(session) = b.uploads.find_resumable(user.id, filehash.as_str(), sha256.as_str(), filesize).await? {
-            let uploaded = b.uploads.chunks(&session.id).await?.into_keys().collect();
-            return Ok(InitOutcome::Resume(session, uploaded));
-        }
-    }
-    if filehash.is_none()
-        && let Some(fingerprint) = &fingerprint
-        && let Some(session) = b.uploads.find_by_fingerprint(user.id, fingerprint, filesize).await?
-    {
-        let uploaded = b.uploads.chunks(&session.id).await?.into_keys().collect();
-        return Ok(InitOutcome::Resume(session, uploaded));
-    }
-    // One user's inits take turns between the check and the new session, so
-    // a burst of parallel inits cannot all pass the same check (in this
-    // process: api processes of a fleet check independently).
-    let turn = init_turn(user.id).await;
-    check_room(b, settings, user, filesize, true).await?;
-    let session = UploadSession {
-        id: UploadId::generate(),
-        owner: user.id,
-        filename: filename.as_str().to_owned(),
-        // A hash-first upload resumes by its hashes: the fingerprint is kept
-        // only for uploads that need it, so both stores find the same ones.
-        fingerprint: fingerprint.filter(|_| filehash.is_none()),
-        filehash,
-        sha256,
-        plan,
-        state: UploadState::Uploading,
-        reason: None,
-        reason_code: None,
-        entry_id: None,
-        folder: place.folder.clone(),
-        merge_started_at: None,
-        hashed: 0,
-        created_at: now,
-        updated_at: now,
-    };
-    b.uploads.create(&session).await?;
-    drop(turn);
-    crate::runtime::metrics::UPLOADS_CREATED.inc();
-    tracing::info!(upload = %session.id, chunks = plan.chunk_count, chunk_size = plan.chunk_size, "upload created");
-    let challenge = match known {
-        Some(stored) => challenge(b, user, &session.id, &stored).await?,
-        None => None,
-    };
-    Ok(InitOutcome::New(session, challenge))
-}
-
 /// Whether content (its hashes and size) is stored already, for whom.
 enum Known {
     /// The caller has it: here is their entry for it where the upload was
@@ -187,49 +98,6 @@ enum Known {
     Elsewhere(StoredFile),
     /// Not stored, or not matched.
     Unknown,
-}
-
-/// Looks the declared content up for instant upload, as init and declare
-/// do: the caller's own first, in one query whatever is stored elsewhere
-/// (with cross-user instant upload off, nothing here takes longer when
-/// someone else has the content: no timing oracle). Content whose SHA-1
-/// differs from the declared one is a wrong declaration: a normal upload
-/// follows, and its merge fails.
-#[allow(clippy::too_many_arguments)]
-async fn known_content(
-    b: &Backends,
-    settings: &Settings,
-    user: &User,
-    filename: &str,
-    place: &Placement,
-    filehash: &Sha1Hex,
-    sha256: &Sha256Hex,
-    filesize: u64,
-) -> Result<Known> {
-    let own = b.repo.own_entry(user.id, sha256.as_str(), filesize as i64).await?;
-    if own.is_some_and(|e| e.filehash == filehash.as_str()) {
-        let entry = NewUserFile {
-            user_id: user.id,
-            filehash: filehash.as_str(),
-            sha256: sha256.as_str(),
-            filesize: filesize as i64,
-            filename,
-            folder: place.folder.as_ref().map(|f| f.as_str()),
-            rule: place.rule,
-            now: crate::now(),
-        };
-        if let Some(file) = b.repo.link_existing(&entry).await? {
-            tracing::info!(entry = %file.id, "instant upload: the caller has this content");
-            crate::runtime::metrics::UPLOADS_INSTANT.inc();
-            return Ok(Known::Own(file));
-        }
-    } else if settings.instant_across_users
-        && let Some(stored) =
-            b.repo.stored_file(sha256.as_str(), filesize as i64).await?.filter(|s| s.filehash == filehash.as_str())
-    {
-        return Ok(Known::Elsewhere(stored));
-    }
-    Ok(Known::Unknown)
 }
 
 /// What declaring an upload's hashes led to.
@@ -243,156 +111,6 @@ pub enum DeclareResult {
     Continue(UploadSession, Vec<u64>, Option<Challenge>),
 }
 
-/// Declares the whole file's SHA-1 and SHA-256 of an upload that began
-/// without them, while its chunks flow. Once declared they stay: the same
-/// again is fine (and answers the same), others are
-/// [`Error::HashAlreadyDeclared`]. Content the caller has ends the upload
-/// at once; someone else's gets a challenge, answered at [`prove`]. The
-/// merge verifies the file against what was declared.
-#[tracing::instrument(name = "declare hashes", skip(b, settings, user), fields(user = user.id))]
-pub async fn declare(
-    b: &Backends,
-    settings: &Settings,
-    user: &User,
-    id: &str,
-    filehash: Sha1Hex,
-    sha256: Sha256Hex,
-) -> Result<DeclareResult> {
-    let mut session = owned_session(b, user, id).await?;
-    if session.state != UploadState::Uploading {
-        return Err(Error::NotUploading { state: session.state.to_string() });
-    }
-    match b.uploads.declare_hashes(&session, filehash.as_str(), sha256.as_str()).await? {
-        DeclareOutcome::Declared | DeclareOutcome::Same => {}
-        DeclareOutcome::Different => return Err(Error::HashAlreadyDeclared),
-    }
-    let place = Placement { folder: session.folder.clone(), rule: NameRule::Rename };
-    let size = session.plan.file_size;
-    let known = known_content(b, settings, user, &session.filename, &place, &filehash, &sha256, size).await?;
-    let challenge = match known {
-        Known::Own(file) => {
-            // Nothing more to receive: chunks sent meanwhile go with the upload.
-            if b.uploads.delete_unless_merging(&session.id).await? {
-                b.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;
-            }
-            return Ok(DeclareResult::Instant(file, session.plan));
-        }
-        Known::Elsewhere(stored) => challenge(b, user, &session.id, &stored).await?,
-        Known::Unknown => None,
-    };
-    tracing::info!(upload = %session.id, "hashes declared");
-    (session.filehash, session.sha256) = (Some(filehash), Some(sha256));
-    let uploaded = b.uploads.chunks(&session.id).await?.into_keys().collect();
-    Ok(DeclareResult::Continue(session, uploaded, challenge))
-}
-
-/// Waits for `user`'s turn to create an upload: one of 256 locks, picked by
-/// user id, held across the quota check and the session's creation.
-async fn init_turn(user: i64) -> tokio::sync::MutexGuard<'static, ()> {
-    static TURNS: std::sync::LazyLock<Vec<tokio::sync::Mutex<()>>> =
-        std::sync::LazyLock::new(|| (0..256).map(|_| tokio::sync::Mutex::new(())).collect());
-    TURNS[user.rem_euclid(256) as usize].lock().await
-}
-
-/// A user's limits in effect: their own (a negative value stored means
-/// unlimited) or the installation's default.
-pub fn quotas(settings: &Settings, user: &User) -> (Option<u64>, Option<u64>) {
-    let effective = |own: Option<i64>, default: crate::runtime::config::Limit| match own {
-        Some(n) if n < 0 => None,
-        Some(n) => Some(n as u64),
-        None => default.0,
-    };
-    (effective(user.quota_bytes, settings.quota_bytes), effective(user.quota_files, settings.quota_files))
-}
-
-/// Refuses work that would take `user` past their limits: one more file of
-/// `bytes` on top of what they store and what their open uploads reserve;
-/// with `new_upload`, also past the cap on open uploads. Checked before any
-/// byte moves. Concurrent inits of one user may each pass before the other
-/// is recorded, so the limits can be overshot by the requests in flight.
-pub async fn check_room(b: &Backends, settings: &Settings, user: &User, bytes: u64, new_upload: bool) -> Result<()> {
-    let (open, reserved) = b.uploads.open_uploads(user.id).await?;
-    if new_upload && open >= settings.max_open_uploads {
-        return Err(Error::TooMany {
-            code: "TOO_MANY_UPLOADS",
-            message: format!("you have {open} unfinished uploads, the most allowed; complete or abort one first"),
-            retry_after: 60,
-        });
-    }
-    let (quota_bytes, quota_files) = quotas(settings, user);
-    if quota_bytes.is_none() && quota_files.is_none() {
-        return Ok(());
-    }
-    let usage = b.repo.usage(user.id).await?;
-    let files = (usage.files + usage.trash_files).max(0) as u64;
-    let used = (usage.bytes + usage.trash_bytes).max(0) as u64;
-    if let Some(quota) = quota_bytes
-        && used.saturating_add(reserved).saturating_add(bytes) > quota
-    {
-        return Err(Error::QuotaExceeded {
-            message: format!(
-                "{bytes} more bytes would exceed your quota of {quota}: {used} stored, {reserved} reserved by open uploads"
-            ),
-        });
-    }
-    if let Some(quota) = quota_files
-        && files + open + 1 > quota
-    {
-        return Err(Error::QuotaExceeded {
-            message: format!("one more file would exceed your limit of {quota}: {files} stored, {open} uploading"),
-        });
-    }
-    Ok(())
-}
-
-/// Makes and records a challenge on `stored` for upload `id` of `user`.
-/// `None` when the stored bytes cannot be read now (the upload simply goes
-/// on without). The nonce and the ranges are drawn from a keyed hash of
-/// (user, content, day), so the same user gets the same challenge for the
-/// same content all day, however often they start over: someone who knows
-/// part of a file cannot re-draw ranges until they fall in that part.
-async fn challenge(b: &Backends, user: &User, id: &UploadId, stored: &StoredFile) -> Result<Option<Challenge>> {
-    use hmac::{Hmac, KeyInit, Mac};
-    use rand::{Rng, SeedableRng};
-    use sha2::{Digest, Sha256};
-    let key = crate::files::links::signing_key(b).await?;
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("HMAC takes keys of any length");
-    mac.update(format!("pan-challenge\n{}\n{}\n{}", user.id, stored.id, crate::now() / CHALLENGE_PERIOD).as_bytes());
-    let mut rng = rand::rngs::StdRng::from_seed(mac.finalize().into_bytes().into());
-    let size = stored.filesize as u64;
-    let nonce = hex::encode(rng.random::<[u8; 16]>());
-    let mut ranges = Vec::new();
-    if size > 0 {
-        let len = size.min(CHALLENGE_RANGE_LEN);
-        // 3 ranges up to 1 MiB, one more per doubling, at most 8.
-        let count = (size.max(1).ilog2().saturating_sub(17)).clamp(CHALLENGE_RANGES.0, CHALLENGE_RANGES.1);
-        for _ in 0..count {
-            let start = rng.random_range(0..=size - len);
-            ranges.push(ByteRange { start, end: start + len - 1 });
-        }
-    }
-    let mut digest = Sha256::new();
-    digest.update(hex::decode(&nonce).expect("random_hex is hex"));
-    for r in &ranges {
-        let read = async {
-            let mut stream = crate::files::read(b, stored, Some(*r)).await?;
-            while let Some(piece) = stream.next().await {
-                digest.update(piece.context("reading challenged bytes")?);
-            }
-            Ok::<_, Error>(())
-        };
-        if let Err(e) = read.await {
-            tracing::warn!(error = %e, "cannot read stored bytes for a challenge; none offered");
-            return Ok(None);
-        }
-    }
-    let expires_at = crate::now() + CHALLENGE_TTL;
-    let proof = PendingProof { file_id: stored.id, expected: hex::encode(digest.finalize()), expires_at };
-    b.uploads.put_challenge(id, &proof).await?;
-    tracing::info!(upload = %id, "content stored by another user: challenge offered");
-    Ok(Some(Challenge { nonce, ranges, expires_at }))
-}
-
 /// What an answer to a challenge led to.
 #[derive(Debug)]
 pub enum ProveOutcome {
@@ -402,71 +120,9 @@ pub enum ProveOutcome {
     Continue(UploadSession, Vec<u64>),
 }
 
-/// Checks the answer to an upload's challenge (`proof`: SHA-256 hex of the
-/// nonce's bytes and the challenged ranges). Single use: any answer spends
-/// the challenge. A wrong answer looks exactly like no challenge at all.
-#[tracing::instrument(name = "prove possession", skip(b, user, proof), fields(user = user.id))]
-pub async fn prove(b: &Backends, user: &User, id: &str, proof: &str) -> Result<ProveOutcome> {
-    let session = owned_session(b, user, id).await?;
-    if session.state != UploadState::Uploading {
-        return Err(Error::NotUploading { state: session.state.to_string() });
-    }
-    let pending = b.uploads.take_challenge(&session.id, crate::now()).await?;
-    let matched = pending.filter(|p| constant_time_eq(p.expected.as_bytes(), proof.to_ascii_lowercase().as_bytes()));
-    if let Some(p) = matched
-        && let Some(stored) = b.repo.stored_file_by_id(p.file_id).await?
-        && let Some(sha256) = stored.sha256.as_deref()
-    {
-        let entry = NewUserFile {
-            user_id: user.id,
-            filehash: &stored.filehash,
-            sha256,
-            filesize: stored.filesize,
-            filename: &session.filename,
-            folder: session.folder.as_ref().map(|f| f.as_str()),
-            rule: NameRule::Rename,
-            now: crate::now(),
-        };
-        if let Some(file) = b.repo.link_existing(&entry).await? {
-            // The upload is not needed any more; chunks sent meanwhile go with it.
-            if b.uploads.delete_unless_merging(&session.id).await? {
-                b.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;
-            }
-            tracing::info!(entry = %file.id, "possession proved: instant upload");
-            crate::runtime::metrics::UPLOADS_INSTANT.inc();
-            return Ok(ProveOutcome::Instant(file, session.plan));
-        }
-    }
-    let uploaded = b.uploads.chunks(&session.id).await?.into_keys().collect();
-    Ok(ProveOutcome::Continue(session, uploaded))
-}
-
 /// Compares two byte strings in time independent of where they differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The caller's session with this id; anyone else's is [`Error::UploadNotFound`].
-pub async fn owned_session(b: &Backends, user: &User, id: &str) -> Result<UploadSession> {
-    let id = UploadId::parse(id)?;
-    match b.uploads.get(&id).await? {
-        Some(s) if s.owner == user.id => Ok(s),
-        _ => Err(Error::UploadNotFound),
-    }
-}
-
-/// Parses an `Upload-Checksum: sha1 <base64 digest>` header (the tus
-/// checksum extension's format).
-pub fn parse_upload_checksum(header: &str) -> Result<[u8; 20]> {
-    use base64::Engine;
-    let bad =
-        || Error::invalid("INVALID_CHECKSUM_HEADER", "Upload-Checksum must be `sha1 <base64 of the 20-byte digest>`");
-    let (algo, value) = header.trim().split_once(' ').ok_or_else(bad)?;
-    if !algo.eq_ignore_ascii_case("sha1") {
-        return Err(Error::invalid("UNSUPPORTED_CHECKSUM", "Upload-Checksum supports only sha1"));
-    }
-    let bytes = base64::engine::general_purpose::STANDARD.decode(value.trim()).map_err(|_| bad())?;
-    bytes.try_into().map_err(|_| bad())
 }
 
 /// What a request says about the chunk its body carries.
@@ -482,184 +138,512 @@ pub struct ChunkRequest {
     pub min_rate: u64,
 }
 
-/// Receives a chunk of an upload: checks it, streams it into the staging
-/// store (durably), then records it and lets the running hash advance.
-/// One send of a chunk at a time ([`Error::ChunkBusy`] for another); a
-/// chunk the running hash has passed is only compared with what is stored
-/// ([`Error::ChunkConflict`] when it differs). On an error the body may be
-/// partly unread (the caller decides whether to drain it).
-#[tracing::instrument(name = "receive chunk", skip(b, user, body), fields(user = user.id, index = chunk.index))]
-pub async fn put_chunk<S>(
-    b: &Backends,
-    user: &User,
-    id: &str,
-    chunk: ChunkRequest,
-    body: &mut S,
-) -> Result<UploadSession>
-where
-    S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
-{
-    let ChunkRequest { index, content_length, .. } = chunk;
-    let session = owned_session(b, user, id).await?;
-    if session.state != UploadState::Uploading {
-        return Err(Error::NotUploading { state: session.state.to_string() });
+/// The upload use cases of one installation.
+#[derive(Clone)]
+pub struct Uploads {
+    pub(crate) repo: Arc<dyn MetaRepo>,
+    /// Upload sessions, chunk marks, leases, challenges.
+    pub(crate) sessions: Arc<dyn UploadStore>,
+    /// Where chunks are staged.
+    pub(crate) staging: Store,
+    /// Where finished files are stored.
+    pub(crate) file_store: Store,
+    /// Where merge jobs go.
+    pub(crate) merges: Queue<MergeJob>,
+    pub(crate) hash: RunningHash,
+    pub(crate) accounts: Accounts,
+    pub(crate) tree: Tree,
+    pub(crate) files: Files,
+    pub(crate) link_key: SigningKey,
+    pub(crate) turns: InitTurns,
+    pub(crate) limits: Arc<UploadLimits>,
+}
+
+/// The upload limits in effect, from the settings.
+#[derive(Debug, Clone)]
+pub struct UploadLimits {
+    /// The largest file (`PAN_MAX_FILE_SIZE`).
+    pub max_file_size: u64,
+    /// The preferred chunk size (`PAN_CHUNK_SIZE`).
+    pub chunk_size: u64,
+    /// The most chunks one upload has (`PAN_MAX_CHUNKS`).
+    pub max_chunks: u64,
+    /// Whether content another user stored can be instant, after a proof
+    /// (`PAN_INSTANT_ACROSS_USERS`).
+    pub instant_across_users: bool,
+    /// Seconds without a heartbeat after which a merge counts as stalled
+    /// (`PAN_MERGE_STALL_SECS`).
+    pub merge_stall_secs: u64,
+    /// Threads one merge hashes and copies with (`PAN_MERGE_THREADS`).
+    pub merge_threads: u64,
+    /// Seconds an idle upload lives (`PAN_UPLOAD_TTL`).
+    pub upload_ttl: u64,
+}
+
+/// One of 256 locks per process, picked by user id, held across the quota
+/// check and the session's creation.
+#[derive(Clone)]
+pub(crate) struct InitTurns(Arc<Vec<tokio::sync::Mutex<()>>>);
+
+impl Default for InitTurns {
+    fn default() -> Self {
+        InitTurns(Arc::new((0..256).map(|_| tokio::sync::Mutex::new(())).collect()))
     }
-    session.plan.check_index(index)?;
-    let expected = session.plan.chunk_len(index);
-    match content_length {
-        Some(n) if n > expected => {
+}
+
+impl InitTurns {
+    /// Waits for `user`'s turn to create an upload.
+    async fn of(&self, user: i64) -> tokio::sync::MutexGuard<'_, ()> {
+        self.0[user.rem_euclid(256) as usize].lock().await
+    }
+}
+
+impl Uploads {
+    /// Starts (or resumes) an upload of `new.filesize` bytes. With hashes
+    /// (`filehash` and, when the client says so, `sha256`) the content may be
+    /// known already; without them the upload starts at once and the client
+    /// declares the hashes later ([`declare`]), which can still end it
+    /// instantly.
+    ///
+    /// Content is matched on (SHA-256, size) only, never on SHA-1 alone: without
+    /// a declared SHA-256 the answer is always a new upload (the merge still
+    /// stores known content once). The caller's own content is instant; someone
+    /// else's comes with a challenge (unless `PAN_INSTANT_ACROSS_USERS` is off),
+    /// so that knowing hashes and a size is never enough to get a file. An
+    /// init with hashes resumes by them; one without, by its fingerprint.
+    ///
+    /// The file goes where `place` says. With [`NameRule::Refuse`] a taken
+    /// name is refused here; a name taken while the upload runs gets the
+    /// `name (n).ext` rule when it finishes (the bytes are in by then).
+    #[tracing::instrument(name = "init upload", skip(self, user, new, place), fields(user = user.id))]
+    pub async fn init(&self, user: &User, new: NewUpload, place: &Placement) -> Result<InitOutcome> {
+        let NewUpload { filename, filesize, filehash, sha256, fingerprint } = new;
+        if filesize > self.limits.max_file_size {
             return Err(Error::TooLarge {
-                code: "CHUNK_TOO_LARGE",
-                message: format!("chunk {index} must be exactly {expected} bytes; Content-Length is {n}"),
+                code: "FILE_TOO_LARGE",
+                message: format!("filesize {filesize} is above the limit of {} bytes", self.limits.max_file_size),
             });
         }
-        Some(n) if n < expected => {
+        if filehash.is_none() && sha256.is_some() {
             return Err(Error::invalid(
-                "CHUNK_SIZE_MISMATCH",
-                format!("chunk {index} must be exactly {expected} bytes; Content-Length is {n}"),
+                "FILEHASH_REQUIRED",
+                "sha256 needs filehash: give both, or neither and declare them later",
             ));
         }
-        _ => {}
-    }
-    let lease = running_hash::Lease::take(b, &session.id, &uploads::chunk_lease(index)).await?;
-    let lease = lease.ok_or(Error::ChunkBusy { index })?;
-    let in_flight = running_hash::SendInFlight::begin();
-    let received = receive_leased(b, &session, chunk, body).await;
-    drop(in_flight);
-    lease.release().await;
-    received?;
-    crate::runtime::metrics::CHUNKS_RECEIVED.inc();
-    crate::runtime::metrics::CHUNK_BYTES.add(expected);
-    let (backends, advancing) = (b.clone(), session.clone());
-    tokio::spawn(async move {
-        if let Err(e) = running_hash::advance(&backends, &advancing).await {
-            tracing::warn!(upload = %advancing.id, error = %e, "advancing the running hash failed; the merge hashes the rest");
-        }
-    });
-    Ok(session)
-}
-
-/// [`put_chunk`] once the chunk's lease is held.
-async fn receive_leased<S>(b: &Backends, session: &UploadSession, chunk: ChunkRequest, body: &mut S) -> Result<()>
-where
-    S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
-{
-    let ChunkRequest { index, checksum, min_rate, .. } = chunk;
-    let (id, plan) = (&session.id, &session.plan);
-    // Again under the lease: a merge that began meanwhile waits for the
-    // leases taken before it, and a send that takes one after sees it.
-    // The session read now also says how far the running hash has got.
-    let hashed = match b.uploads.get(id).await? {
-        Some(s) if s.state == UploadState::Uploading => s.hashed,
-        Some(s) => return Err(Error::NotUploading { state: s.state.to_string() }),
-        None => return Err(Error::UploadNotFound),
-    };
-    let staged = b.uploads.chunk(id, index).await?;
-    if index < hashed {
-        let key = staged.ok_or_else(|| Error::internal("receiving a chunk", "a hashed chunk is not recorded"))?;
-        let stored = b
-            .staging
-            .read_chunk(&Path::from(key.as_str()), plan, index)
-            .await?
-            .ok_or_else(|| Error::internal("receiving a chunk", "a hashed chunk is not staged"))?;
-        if !objects::compare_chunk(stored, index, plan.chunk_len(index), checksum, min_rate, body).await? {
-            return Err(Error::ChunkConflict { index });
-        }
-        // The same bytes again: nothing to write; the mark keeps the session alive.
-        b.uploads.mark_chunk(id, index, &key, crate::now()).await?;
-        return Ok(());
-    }
-    // A send again of a chunk received before replaces it only once it has
-    // fully arrived: the earlier bytes stay whole until then.
-    let key = b.staging.write_chunk(id, plan, index, staged.is_some(), checksum, min_rate, body).await?;
-    crate::runtime::crash::point("uppart.after_write");
-    match b.uploads.mark_chunk(id, index, key.as_ref(), crate::now()).await {
-        Ok(previous) => {
-            crate::runtime::crash::point("uppart.after_mark");
-            // The earlier send's own object goes; a file the chunks share stays.
-            let replaced = previous.filter(|p| p != key.as_ref() && objects::is_own_chunk_object(p, id, index));
-            if let Some(previous) = replaced {
-                crate::files::delete_quietly(&*b.staging, &Path::from(previous)).await;
+        let plan = ChunkPlan::for_file(filesize, self.limits.chunk_size, self.limits.max_chunks);
+        let now = crate::now();
+        let same = sha256.as_ref().map(|h| (h.as_str(), filesize as i64));
+        self.tree.check_placement(user, &filename, place, same).await?;
+        let mut known = None;
+        if let (Some(filehash), Some(sha256)) = (&filehash, &sha256) {
+            match self.known_content(user, filename.as_str(), place, filehash, sha256, filesize).await? {
+                Known::Own(file) => return Ok(InitOutcome::Instant(file, plan)),
+                Known::Elsewhere(stored) => known = Some(stored),
+                Known::Unknown => {}
             }
-            Ok(())
+            if let Some(session) =
+                self.sessions.find_resumable(user.id, filehash.as_str(), sha256.as_str(), filesize).await?
+            {
+                let uploaded = self.sessions.chunks(&session.id).await?.into_keys().collect();
+                return Ok(InitOutcome::Resume(session, uploaded));
+            }
         }
-        Err(e) => {
-            // Aborted or expired while the bytes were in flight.
-            crate::files::delete_quietly(&*b.staging, &key).await;
-            Err(e)
-        }
-    }
-}
-
-/// An upload's state, received chunk indexes, and the file once done.
-pub async fn status(b: &Backends, user: &User, id: &str) -> Result<(UploadSession, Vec<u64>, Option<UserFile>)> {
-    let (session, received) = match b.uploads.get_with_chunks(&UploadId::parse(id)?).await? {
-        Some((s, received)) if s.owner == user.id => (s, received),
-        _ => return Err(Error::UploadNotFound),
-    };
-    let uploaded: Vec<u64> = match session.state {
-        UploadState::Uploading | UploadState::Merging => received,
-        UploadState::Done => (0..session.plan.chunk_count).collect(),
-        UploadState::Failed => Vec::new(),
-    };
-    let file = match (&session.state, &session.entry_id) {
-        (UploadState::Done, Some(entry)) => b.repo.user_file(user.id, entry).await?.map(|(f, _)| f),
-        _ => None,
-    };
-    Ok((session, uploaded, file))
-}
-
-/// Hands a fully received upload to the merge workers (exactly once).
-/// Returns the state the upload is in afterwards.
-#[tracing::instrument(name = "complete upload", skip(b, settings, user), fields(user = user.id))]
-pub async fn complete(b: &Backends, settings: &Settings, user: &User, id: &str) -> Result<UploadState> {
-    let session = owned_session(b, user, id).await?;
-    // Hashes only ever get declared, never withdrawn: checked here, they
-    // are there for the merge. Without them there is nothing to verify the
-    // file against, so the client must finish its side first.
-    if session.state == UploadState::Uploading && session.filehash.is_none() {
-        return Err(Error::HashNotDeclared);
-    }
-    match b.uploads.start_merge(&session.id, crate::now()).await? {
-        CompleteOutcome::Started => {
-            b.jobs.merges.push(MergeJob { upload_id: session.id.to_string() }).await?;
-            tracing::info!(upload = %session.id, "merge enqueued");
-            Ok(UploadState::Merging)
-        }
-        CompleteOutcome::AlreadyIn(UploadState::Merging)
-            if crate::now() - session.updated_at > settings.merge_stall_secs as i64 =>
+        if filehash.is_none()
+            && let Some(fingerprint) = &fingerprint
+            && let Some(session) = self.sessions.find_by_fingerprint(user.id, fingerprint, filesize).await?
         {
-            // No heartbeat for this long means no merge is running: the job
-            // was lost (the queue was away when it was pushed, or gave up).
-            // Merges are idempotent, so hand it over again (the clean-up
-            // does the same for clients that only poll status).
-            tracing::warn!(upload = %session.id, "merge looks lost; enqueueing it again");
-            b.jobs.merges.push(MergeJob { upload_id: session.id.to_string() }).await?;
-            Ok(UploadState::Merging)
+            let uploaded = self.sessions.chunks(&session.id).await?.into_keys().collect();
+            return Ok(InitOutcome::Resume(session, uploaded));
         }
-        CompleteOutcome::AlreadyIn(state) => Ok(state),
-        CompleteOutcome::Missing => {
-            let have = b.uploads.chunks(&session.id).await?;
-            let missing: Vec<u64> = (0..session.plan.chunk_count).filter(|i| !have.contains_key(i)).collect();
-            Err(Error::ChunksMissing {
-                count: missing.len() as u64,
-                missing: missing.into_iter().take(MISSING_LISTED).collect(),
-            })
-        }
-    }
-}
-
-/// Drops an upload and its staged chunks. An upload being merged cannot be
-/// aborted; a finished one only loses its session record.
-#[tracing::instrument(name = "abort upload", skip(b, user), fields(user = user.id))]
-pub async fn abort(b: &Backends, user: &User, id: &str) -> Result<()> {
-    let session = owned_session(b, user, id).await?;
-    if !b.uploads.delete_unless_merging(&session.id).await? {
-        return match b.uploads.get(&session.id).await? {
-            Some(s) => Err(Error::NotUploading { state: s.state.to_string() }),
-            None => Err(Error::UploadNotFound),
+        // One user's inits take turns between the check and the new session, so
+        // a burst of parallel inits cannot all pass the same check (in this
+        // process: api processes of a fleet check independently).
+        let turn = self.turns.of(user.id).await;
+        self.accounts.check_room(user, filesize, true).await?;
+        let session = UploadSession {
+            id: UploadId::generate(),
+            owner: user.id,
+            filename: filename.as_str().to_owned(),
+            // A hash-first upload resumes by its hashes: the fingerprint is kept
+            // only for uploads that need it, so both stores find the same ones.
+            fingerprint: fingerprint.filter(|_| filehash.is_none()),
+            filehash,
+            sha256,
+            plan,
+            state: UploadState::Uploading,
+            reason: None,
+            reason_code: None,
+            entry_id: None,
+            folder: place.folder.clone(),
+            merge_started_at: None,
+            hashed: 0,
+            created_at: now,
+            updated_at: now,
         };
+        self.sessions.create(&session).await?;
+        drop(turn);
+        crate::runtime::metrics::UPLOADS_CREATED.inc();
+        tracing::info!(upload = %session.id, chunks = plan.chunk_count, chunk_size = plan.chunk_size, "upload created");
+        let challenge = match known {
+            Some(stored) => self.challenge(user, &session.id, &stored).await?,
+            None => None,
+        };
+        Ok(InitOutcome::New(session, challenge))
     }
-    b.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;
-    Ok(())
+
+    /// Looks the declared content up for instant upload, as init and declare
+    /// do: the caller's own first, in one query whatever is stored elsewhere
+    /// (with cross-user instant upload off, nothing here takes longer when
+    /// someone else has the content: no timing oracle). Content whose SHA-1
+    /// differs from the declared one is a wrong declaration: a normal upload
+    /// follows, and its merge fails.
+    #[allow(clippy::too_many_arguments)]
+    async fn known_content(
+        &self,
+        user: &User,
+        filename: &str,
+        place: &Placement,
+        filehash: &Sha1Hex,
+        sha256: &Sha256Hex,
+        filesize: u64,
+    ) -> Result<Known> {
+        let own = self.repo.own_entry(user.id, sha256.as_str(), filesize as i64).await?;
+        if own.is_some_and(|e| e.filehash == filehash.as_str()) {
+            let entry = NewUserFile {
+                user_id: user.id,
+                filehash: filehash.as_str(),
+                sha256: sha256.as_str(),
+                filesize: filesize as i64,
+                filename,
+                folder: place.folder.as_ref().map(|f| f.as_str()),
+                rule: place.rule,
+                now: crate::now(),
+            };
+            if let Some(file) = self.repo.link_existing(&entry).await? {
+                tracing::info!(entry = %file.id, "instant upload: the caller has this content");
+                crate::runtime::metrics::UPLOADS_INSTANT.inc();
+                return Ok(Known::Own(file));
+            }
+        } else if self.limits.instant_across_users
+            && let Some(stored) = self
+                .repo
+                .stored_file(sha256.as_str(), filesize as i64)
+                .await?
+                .filter(|s| s.filehash == filehash.as_str())
+        {
+            return Ok(Known::Elsewhere(stored));
+        }
+        Ok(Known::Unknown)
+    }
+
+    /// Declares the whole file's SHA-1 and SHA-256 of an upload that began
+    /// without them, while its chunks flow. Once declared they stay: the same
+    /// again is fine (and answers the same), others are
+    /// [`Error::HashAlreadyDeclared`]. Content the caller has ends the upload
+    /// at once; someone else's gets a challenge, answered at [`prove`]. The
+    /// merge verifies the file against what was declared.
+    #[tracing::instrument(name = "declare hashes", skip(self, user), fields(user = user.id))]
+    pub async fn declare(&self, user: &User, id: &str, filehash: Sha1Hex, sha256: Sha256Hex) -> Result<DeclareResult> {
+        let mut session = self.owned_session(user, id).await?;
+        if session.state != UploadState::Uploading {
+            return Err(Error::NotUploading { state: session.state.to_string() });
+        }
+        match self.sessions.declare_hashes(&session, filehash.as_str(), sha256.as_str()).await? {
+            DeclareOutcome::Declared | DeclareOutcome::Same => {}
+            DeclareOutcome::Different => return Err(Error::HashAlreadyDeclared),
+        }
+        let place = Placement { folder: session.folder.clone(), rule: NameRule::Rename };
+        let size = session.plan.file_size;
+        let known = self.known_content(user, &session.filename, &place, &filehash, &sha256, size).await?;
+        let challenge = match known {
+            Known::Own(file) => {
+                // Nothing more to receive: chunks sent meanwhile go with the upload.
+                if self.sessions.delete_unless_merging(&session.id).await? {
+                    self.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;
+                }
+                return Ok(DeclareResult::Instant(file, session.plan));
+            }
+            Known::Elsewhere(stored) => self.challenge(user, &session.id, &stored).await?,
+            Known::Unknown => None,
+        };
+        tracing::info!(upload = %session.id, "hashes declared");
+        (session.filehash, session.sha256) = (Some(filehash), Some(sha256));
+        let uploaded = self.sessions.chunks(&session.id).await?.into_keys().collect();
+        Ok(DeclareResult::Continue(session, uploaded, challenge))
+    }
+
+    /// Makes and records a challenge on `stored` for upload `id` of `user`.
+    /// `None` when the stored bytes cannot be read now (the upload simply goes
+    /// on without). The nonce and the ranges are drawn from a keyed hash of
+    /// (user, content, day), so the same user gets the same challenge for the
+    /// same content all day, however often they start over: someone who knows
+    /// part of a file cannot re-draw ranges until they fall in that part.
+    async fn challenge(&self, user: &User, id: &UploadId, stored: &StoredFile) -> Result<Option<Challenge>> {
+        use hmac::{Hmac, KeyInit, Mac};
+        use rand::{Rng, SeedableRng};
+        use sha2::{Digest, Sha256};
+        let key = self.link_key.get().await?;
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("HMAC takes keys of any length");
+        mac.update(
+            format!("pan-challenge\n{}\n{}\n{}", user.id, stored.id, crate::now() / CHALLENGE_PERIOD).as_bytes(),
+        );
+        let mut rng = rand::rngs::StdRng::from_seed(mac.finalize().into_bytes().into());
+        let size = stored.filesize as u64;
+        let nonce = hex::encode(rng.random::<[u8; 16]>());
+        let mut ranges = Vec::new();
+        if size > 0 {
+            let len = size.min(CHALLENGE_RANGE_LEN);
+            // 3 ranges up to 1 MiB, one more per doubling, at most 8.
+            let count = (size.max(1).ilog2().saturating_sub(17)).clamp(CHALLENGE_RANGES.0, CHALLENGE_RANGES.1);
+            for _ in 0..count {
+                let start = rng.random_range(0..=size - len);
+                ranges.push(ByteRange { start, end: start + len - 1 });
+            }
+        }
+        let mut digest = Sha256::new();
+        digest.update(hex::decode(&nonce).expect("random_hex is hex"));
+        for r in &ranges {
+            let read = async {
+                let mut stream = self.files.read(stored, Some(*r)).await?;
+                while let Some(piece) = stream.next().await {
+                    digest.update(piece.context("reading challenged bytes")?);
+                }
+                Ok::<_, Error>(())
+            };
+            if let Err(e) = read.await {
+                tracing::warn!(error = %e, "cannot read stored bytes for a challenge; none offered");
+                return Ok(None);
+            }
+        }
+        let expires_at = crate::now() + CHALLENGE_TTL;
+        let proof = PendingProof { file_id: stored.id, expected: hex::encode(digest.finalize()), expires_at };
+        self.sessions.put_challenge(id, &proof).await?;
+        tracing::info!(upload = %id, "content stored by another user: challenge offered");
+        Ok(Some(Challenge { nonce, ranges, expires_at }))
+    }
+
+    /// Checks the answer to an upload's challenge (`proof`: SHA-256 hex of the
+    /// nonce's bytes and the challenged ranges). Single use: any answer spends
+    /// the challenge. A wrong answer looks exactly like no challenge at all.
+    #[tracing::instrument(name = "prove possession", skip(self, user, proof), fields(user = user.id))]
+    pub async fn prove(&self, user: &User, id: &str, proof: &str) -> Result<ProveOutcome> {
+        let session = self.owned_session(user, id).await?;
+        if session.state != UploadState::Uploading {
+            return Err(Error::NotUploading { state: session.state.to_string() });
+        }
+        let pending = self.sessions.take_challenge(&session.id, crate::now()).await?;
+        let matched =
+            pending.filter(|p| constant_time_eq(p.expected.as_bytes(), proof.to_ascii_lowercase().as_bytes()));
+        if let Some(p) = matched
+            && let Some(stored) = self.repo.stored_file_by_id(p.file_id).await?
+            && let Some(sha256) = stored.sha256.as_deref()
+        {
+            let entry = NewUserFile {
+                user_id: user.id,
+                filehash: &stored.filehash,
+                sha256,
+                filesize: stored.filesize,
+                filename: &session.filename,
+                folder: session.folder.as_ref().map(|f| f.as_str()),
+                rule: NameRule::Rename,
+                now: crate::now(),
+            };
+            if let Some(file) = self.repo.link_existing(&entry).await? {
+                // The upload is not needed any more; chunks sent meanwhile go with it.
+                if self.sessions.delete_unless_merging(&session.id).await? {
+                    self.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;
+                }
+                tracing::info!(entry = %file.id, "possession proved: instant upload");
+                crate::runtime::metrics::UPLOADS_INSTANT.inc();
+                return Ok(ProveOutcome::Instant(file, session.plan));
+            }
+        }
+        let uploaded = self.sessions.chunks(&session.id).await?.into_keys().collect();
+        Ok(ProveOutcome::Continue(session, uploaded))
+    }
+
+    /// The caller's session with this id; anyone else's is [`Error::UploadNotFound`].
+    async fn owned_session(&self, user: &User, id: &str) -> Result<UploadSession> {
+        let id = UploadId::parse(id)?;
+        match self.sessions.get(&id).await? {
+            Some(s) if s.owner == user.id => Ok(s),
+            _ => Err(Error::UploadNotFound),
+        }
+    }
+
+    /// Receives a chunk of an upload: checks it, streams it into the staging
+    /// store (durably), then records it and lets the running hash advance.
+    /// One send of a chunk at a time ([`Error::ChunkBusy`] for another); a
+    /// chunk the running hash has passed is only compared with what is stored
+    /// ([`Error::ChunkConflict`] when it differs). On an error the body may be
+    /// partly unread (the caller decides whether to drain it).
+    #[tracing::instrument(name = "receive chunk", skip(self, user, body), fields(user = user.id, index = chunk.index))]
+    pub async fn put_chunk<S>(&self, user: &User, id: &str, chunk: ChunkRequest, body: &mut S) -> Result<UploadSession>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
+    {
+        let ChunkRequest { index, content_length, .. } = chunk;
+        let session = self.owned_session(user, id).await?;
+        if session.state != UploadState::Uploading {
+            return Err(Error::NotUploading { state: session.state.to_string() });
+        }
+        session.plan.check_index(index)?;
+        let expected = session.plan.chunk_len(index);
+        match content_length {
+            Some(n) if n > expected => {
+                return Err(Error::TooLarge {
+                    code: "CHUNK_TOO_LARGE",
+                    message: format!("chunk {index} must be exactly {expected} bytes; Content-Length is {n}"),
+                });
+            }
+            Some(n) if n < expected => {
+                return Err(Error::invalid(
+                    "CHUNK_SIZE_MISMATCH",
+                    format!("chunk {index} must be exactly {expected} bytes; Content-Length is {n}"),
+                ));
+            }
+            _ => {}
+        }
+        let lease = running_hash::Lease::take(&self.sessions, &session.id, &uploads::chunk_lease(index)).await?;
+        let lease = lease.ok_or(Error::ChunkBusy { index })?;
+        let in_flight = running_hash::SendInFlight::begin();
+        let received = self.receive_leased(&session, chunk, body).await;
+        drop(in_flight);
+        lease.release().await;
+        received?;
+        crate::runtime::metrics::CHUNKS_RECEIVED.inc();
+        crate::runtime::metrics::CHUNK_BYTES.add(expected);
+        let (hash, advancing) = (self.hash.clone(), session.clone());
+        tokio::spawn(async move {
+            if let Err(e) = hash.advance(&advancing).await {
+                tracing::warn!(upload = %advancing.id, error = %e, "advancing the running hash failed; the merge hashes the rest");
+            }
+        });
+        Ok(session)
+    }
+
+    /// [`put_chunk`] once the chunk's lease is held.
+    async fn receive_leased<S>(&self, session: &UploadSession, chunk: ChunkRequest, body: &mut S) -> Result<()>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
+    {
+        let ChunkRequest { index, checksum, min_rate, .. } = chunk;
+        let (id, plan) = (&session.id, &session.plan);
+        // Again under the lease: a merge that began meanwhile waits for the
+        // leases taken before it, and a send that takes one after sees it.
+        // The session read now also says how far the running hash has got.
+        let hashed = match self.sessions.get(id).await? {
+            Some(s) if s.state == UploadState::Uploading => s.hashed,
+            Some(s) => return Err(Error::NotUploading { state: s.state.to_string() }),
+            None => return Err(Error::UploadNotFound),
+        };
+        let staged = self.sessions.chunk(id, index).await?;
+        if index < hashed {
+            let key = staged.ok_or_else(|| Error::internal("receiving a chunk", "a hashed chunk is not recorded"))?;
+            let stored = self
+                .staging
+                .read_chunk(&Path::from(key.as_str()), plan, index)
+                .await?
+                .ok_or_else(|| Error::internal("receiving a chunk", "a hashed chunk is not staged"))?;
+            if !objects::compare_chunk(stored, index, plan.chunk_len(index), checksum, min_rate, body).await? {
+                return Err(Error::ChunkConflict { index });
+            }
+            // The same bytes again: nothing to write; the mark keeps the session alive.
+            self.sessions.mark_chunk(id, index, &key, crate::now()).await?;
+            return Ok(());
+        }
+        // A send again of a chunk received before replaces it only once it has
+        // fully arrived: the earlier bytes stay whole until then.
+        let key = self.staging.write_chunk(id, plan, index, staged.is_some(), checksum, min_rate, body).await?;
+        crate::runtime::crash::point("uppart.after_write");
+        match self.sessions.mark_chunk(id, index, key.as_ref(), crate::now()).await {
+            Ok(previous) => {
+                crate::runtime::crash::point("uppart.after_mark");
+                // The earlier send's own object goes; a file the chunks share stays.
+                let replaced = previous.filter(|p| p != key.as_ref() && objects::is_own_chunk_object(p, id, index));
+                if let Some(previous) = replaced {
+                    crate::stores::objects::delete_quietly(&*self.staging, &Path::from(previous)).await;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Aborted or expired while the bytes were in flight.
+                crate::stores::objects::delete_quietly(&*self.staging, &key).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// An upload's state, received chunk indexes, and the file once done.
+    pub async fn status(&self, user: &User, id: &str) -> Result<(UploadSession, Vec<u64>, Option<UserFile>)> {
+        let (session, received) = match self.sessions.get_with_chunks(&UploadId::parse(id)?).await? {
+            Some((s, received)) if s.owner == user.id => (s, received),
+            _ => return Err(Error::UploadNotFound),
+        };
+        let uploaded: Vec<u64> = match session.state {
+            UploadState::Uploading | UploadState::Merging => received,
+            UploadState::Done => (0..session.plan.chunk_count).collect(),
+            UploadState::Failed => Vec::new(),
+        };
+        let file = match (&session.state, &session.entry_id) {
+            (UploadState::Done, Some(entry)) => self.repo.user_file(user.id, entry).await?.map(|(f, _)| f),
+            _ => None,
+        };
+        Ok((session, uploaded, file))
+    }
+
+    /// Hands a fully received upload to the merge workers (exactly once).
+    /// Returns the state the upload is in afterwards.
+    #[tracing::instrument(name = "complete upload", skip(self, user), fields(user = user.id))]
+    pub async fn complete(&self, user: &User, id: &str) -> Result<UploadState> {
+        let session = self.owned_session(user, id).await?;
+        // Hashes only ever get declared, never withdrawn: checked here, they
+        // are there for the merge. Without them there is nothing to verify the
+        // file against, so the client must finish its side first.
+        if session.state == UploadState::Uploading && session.filehash.is_none() {
+            return Err(Error::HashNotDeclared);
+        }
+        match self.sessions.start_merge(&session.id, crate::now()).await? {
+            CompleteOutcome::Started => {
+                self.merges.push(MergeJob { upload_id: session.id.to_string() }).await?;
+                tracing::info!(upload = %session.id, "merge enqueued");
+                Ok(UploadState::Merging)
+            }
+            CompleteOutcome::AlreadyIn(UploadState::Merging)
+                if crate::now() - session.updated_at > self.limits.merge_stall_secs as i64 =>
+            {
+                // No heartbeat for this long means no merge is running: the job
+                // was lost (the queue was away when it was pushed, or gave up).
+                // Merges are idempotent, so hand it over again (the clean-up
+                // does the same for clients that only poll status).
+                tracing::warn!(upload = %session.id, "merge looks lost; enqueueing it again");
+                self.merges.push(MergeJob { upload_id: session.id.to_string() }).await?;
+                Ok(UploadState::Merging)
+            }
+            CompleteOutcome::AlreadyIn(state) => Ok(state),
+            CompleteOutcome::Missing => {
+                let have = self.sessions.chunks(&session.id).await?;
+                let missing: Vec<u64> = (0..session.plan.chunk_count).filter(|i| !have.contains_key(i)).collect();
+                Err(Error::ChunksMissing {
+                    count: missing.len() as u64,
+                    missing: missing.into_iter().take(MISSING_LISTED).collect(),
+                })
+            }
+        }
+    }
+
+    /// Drops an upload and its staged chunks. An upload being merged cannot be
+    /// aborted; a finished one only loses its session record.
+    #[tracing::instrument(name = "abort upload", skip(self, user), fields(user = user.id))]
+    pub async fn abort(&self, user: &User, id: &str) -> Result<()> {
+        let session = self.owned_session(user, id).await?;
+        if !self.sessions.delete_unless_merging(&session.id).await? {
+            return match self.sessions.get(&session.id).await? {
+                Some(s) => Err(Error::NotUploading { state: s.state.to_string() }),
+                None => Err(Error::UploadNotFound),
+            };
+        }
+        self.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;
+        Ok(())
+    }
 }

@@ -1,16 +1,15 @@
 //! pan's background jobs, run by the `worker` binary (fleet) or inside the
 //! `api` process (embedded).
 //!
+//! A thin adapter, like the api: each job handler calls one use case of
+//! [`shared::Services`] (the merge, the backup, the clean-up) and maps its
+//! answer to apalis's retry or done.
+//!
 //! Layout:
-//! - [`merge`]: the MergeJob handler: take the staged file, finish its
-//!   running hash and verify it, store it, record it, drop the chunks.
-//! - [`backup`]: the BackupJob handler: copy a stored file to the backup store.
-//! - [`sweep`]: the scheduled clean-up (apalis-cron).
+//! - [`jobs`]: the three handlers: MergeJob, BackupJob, the cron tick.
 //! - [`run`]: the apalis worker pools on whichever queues the deployment uses.
 
-pub mod backup;
-pub mod merge;
-pub mod sweep;
+pub mod jobs;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -21,18 +20,9 @@ use apalis::layers::retry::HasherRng;
 use apalis::layers::retry::backoff::{ExponentialBackoffMaker, MakeBackoff};
 use apalis::prelude::*;
 use apalis_cron::CronScheduler;
+use shared::Services;
 use shared::runtime::config::Settings;
-use shared::stores::Backends;
 use shared::stores::queue::Queue;
-
-/// What a job can reach.
-#[derive(Clone)]
-pub struct MergeContext {
-    /// Every storage backend.
-    pub backends: Backends,
-    /// The settings in effect.
-    pub settings: Arc<Settings>,
-}
 
 /// How often an idle worker asks the queue for work.
 const POLL: Duration = Duration::from_millis(50);
@@ -110,27 +100,22 @@ macro_rules! register_queue {
 /// worker and the scheduled clean-up until `stop` resolves; jobs in flight
 /// finish first. `name` is made unique per process.
 pub async fn run(
-    backends: Backends,
+    services: Services,
     settings: Arc<Settings>,
     name: &str,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let base = format!("{name}-{}-{}", hostname(), std::process::id());
-    let ctx = MergeContext { backends: backends.clone(), settings: settings.clone() };
+    let ctx = services.clone();
+    let (merges, backups) = services.job_sources();
     let schedule =
         cron::Schedule::from_str(&settings.sweep_schedule).map_err(|e| RunError(format!("PAN_SWEEP_SCHEDULE: {e}")))?;
     tracing::info!(worker = %base, jobs = settings.worker_jobs, "workers starting");
 
     let monitor = Monitor::new();
-    let monitor = register_queue!(
-        monitor,
-        backends.jobs.merges,
-        format!("{base}-merge"),
-        ctx,
-        settings.worker_jobs as usize,
-        merge::handle
-    );
-    let monitor = register_queue!(monitor, backends.jobs.backups, format!("{base}-backup"), ctx, 2, backup::handle);
+    let monitor =
+        register_queue!(monitor, merges, format!("{base}-merge"), ctx, settings.worker_jobs as usize, jobs::merge);
+    let monitor = register_queue!(monitor, backups, format!("{base}-backup"), ctx, 2, jobs::backup);
     let sweep_ctx = ctx.clone();
     let sweep_name = format!("{base}-sweep");
     let monitor = monitor.register(move |restarts| {
@@ -138,7 +123,7 @@ pub async fn run(
             .backend(CronScheduler::new(schedule.clone()))
             .data(sweep_ctx.clone())
             .enable_tracing()
-            .build(sweep::handle)
+            .build(jobs::clean_up)
     });
     monitor
         // A queue worker whose backend failed (Redis restarted under it: a

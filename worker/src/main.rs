@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use shared::runtime::config::Settings;
-use shared::stores::Backends;
+use shared::{Services, ShareRules};
 
 /// pan's merge worker: assembles, verifies and stores completed uploads.
 /// Run as many as you like, on any machines that share the database, Redis
@@ -25,14 +25,14 @@ async fn main() -> ExitCode {
     shared::runtime::crash::arm();
     let config: WorkerConfig = shared::runtime::process::parse_settings();
     shared::runtime::process::init_tracing();
-    let backends = match Backends::open(&config.settings).await {
+    let services = match Services::open(&config.settings, ShareRules::default()).await {
         Ok(b) => b,
         Err(e) => {
             eprintln!("worker: {e}");
             return ExitCode::from(BAD_SETTING);
         }
     };
-    match worker::run(backends, Arc::new(config.settings), "worker", shared::runtime::process::shutdown_signal()).await
+    match worker::run(services, Arc::new(config.settings), "worker", shared::runtime::process::shutdown_signal()).await
     {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -7,7 +7,7 @@ use poem_openapi::payload::{Binary, Json};
 use poem_openapi::types::multipart::Upload;
 use poem_openapi::{ApiResponse, Multipart, Object, OpenApi};
 use shared::domain::{EntryId, FileName, FolderId, NameRule, Placement, Sha1Hex, User, UserFile};
-use shared::files::{self, ByteRange, FileRef};
+use shared::files::{self, ByteRange, DownloadLink, FileRef};
 use shared::tree::PathCache;
 
 use super::Tag;
@@ -64,7 +64,7 @@ impl From<UserFile> for FileInfo {
 
 /// A file's answer with its path.
 pub async fn file_with_path(state: &AppState, user: &User, f: UserFile) -> shared::Result<FileInfo> {
-    let path = PathCache::default().file_path(&state.backends, user, &f).await?;
+    let path = PathCache::default().file_path(&state.services.tree, user, &f).await?;
     Ok(FileInfo { path: Some(path), ..FileInfo::from(f) })
 }
 
@@ -332,11 +332,11 @@ impl FileApi {
         #[oai(default, validator(minimum(value = "0"), maximum(value = "1000000000")))]
         offset: Query<i64>,
     ) -> Result<Json<FileList>, QueryErrors> {
-        let (files, total) = state.backends.repo.list_files(auth.0.id, limit.0, offset.0).await?;
+        let (files, total) = state.services.files.list(&auth.0, limit.0, offset.0).await?;
         let mut paths = PathCache::default();
         let mut infos = Vec::with_capacity(files.len());
         for f in files {
-            let path = paths.file_path(&state.backends, &auth.0, &f).await?;
+            let path = paths.file_path(&state.services.tree, &auth.0, &f).await?;
             infos.push(FileInfo { path: Some(path), ..FileInfo::from(f) });
         }
         Ok(Json(FileList { files: infos, total, limit: limit.0, offset: offset.0 }))
@@ -365,7 +365,7 @@ impl FileApi {
         if_none_match: Header<Option<String>>,
     ) -> Result<DownloadResponse, DownloadErrors> {
         let file = file_ref(id.0.as_deref(), filehash.0.as_deref())?;
-        let (entry, stored) = files::owned(&state.backends, &auth.0, &file).await?;
+        let (entry, stored) = state.services.files.owned(&auth.0, &file).await?;
         Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref(), false).await?)
     }
 
@@ -396,23 +396,18 @@ impl FileApi {
         inline: Query<Option<bool>>,
     ) -> Result<Json<DownloadUrl>, FileErrors> {
         let file = file_ref(id.0.as_deref(), filehash.0.as_deref())?;
-        let (entry, stored) = files::owned(&state.backends, &auth.0, &file).await?;
-        let ttl = expires_in.0.unwrap_or(state.settings.url_ttl);
+        let (entry, stored) = state.services.files.owned(&auth.0, &file).await?;
+        let ttl = expires_in.0.unwrap_or(state.services.files.url_ttl());
         let expires_at = shared::now() + ttl as i64;
         // A store that offers its own URLs serves downloads itself.
-        let key = object_store::path::Path::from(stored.storage_key.as_str());
         let disposition = content_disposition(&entry.filename);
         let inline = inline.0.unwrap_or(false);
-        if !inline
-            && let Some(url) =
-                state.backends.files.presign_get(&key, std::time::Duration::from_secs(ttl), &disposition).await?
-        {
-            return Ok(Json(DownloadUrl { url: url.to_string(), expires_at }));
-        }
-        let key = shared::files::links::signing_key(&state.backends).await?;
-        // The link names the entry, not the content: it says nothing about
-        // what the file is, and stops working when the entry is deleted.
-        let sig = shared::files::links::sign(&key, &entry.id, auth.0.id, expires_at);
+        let link =
+            state.services.files.download_link(&auth.0, &entry, &stored, expires_at, &disposition, inline).await?;
+        let sig = match link {
+            DownloadLink::Presigned(url) => return Ok(Json(DownloadUrl { url, expires_at })),
+            DownloadLink::Signed { sig } => sig,
+        };
         let base = &state.public_base;
         let mut url = format!("{base}/file/signed?id={}&uid={}&expires={expires_at}&sig={sig}", entry.id, auth.0.id);
         if inline {
@@ -457,22 +452,15 @@ impl FileApi {
         let Ok(file) = file_ref(id.0.as_deref(), filehash.0.as_deref()) else {
             return Err(forbidden("URL_INVALID", "malformed link"));
         };
-        let subject = match &file {
-            FileRef::Entry(id) => id.as_str(),
-            FileRef::Sha1(hash) => hash.as_str(),
-        };
-        let key = shared::files::links::signing_key(&state.backends).await?;
-        match shared::files::links::verify(&key, subject, uid.0, expires.0, &sig.0, shared::now()) {
-            Ok(()) => {}
+        let (entry, stored) = match state.services.files.open_signed(&file, uid.0, expires.0, &sig.0).await? {
+            Ok(found) => found,
             Err(shared::files::links::LinkError::Expired) => {
                 return Err(forbidden("URL_EXPIRED", "this link has expired"));
             }
             Err(shared::files::links::LinkError::Invalid) => {
                 return Err(forbidden("URL_INVALID", "this link is not valid"));
             }
-        }
-        let owner = state.backends.repo.user_by_id(uid.0).await?.ok_or(shared::Error::FileNotFound)?;
-        let (entry, stored) = files::owned(&state.backends, &owner, &file).await?;
+        };
         let inline = inline.0.unwrap_or(false);
         Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref(), inline).await?)
     }
@@ -496,10 +484,9 @@ impl FileApi {
             folder: form.folder.as_deref().filter(|f| !f.is_empty()).map(FolderId::parse).transpose()?,
             rule: folders::rule(form.on_conflict, NameRule::Rename),
         };
-        let limit = state.settings.max_single_upload;
-        shared::upload::check_room(&state.backends, &state.settings, &auth.0, form.file.size() as u64, false).await?;
+        let size = form.file.size() as u64;
         let body = form.file.into_async_read();
-        let file = files::ingest(&state.backends, &auth.0, &name, &place, body, limit).await?;
+        let file = state.services.files.upload_single(&auth.0, &name, &place, size, body).await?;
         Ok(UploadResponse::Created(Json(file_with_path(&state, &auth.0, file).await?)))
     }
 
@@ -513,10 +500,8 @@ impl FileApi {
     ) -> Result<Json<FileInfo>, RenameErrors> {
         let file = file_ref(body.id.as_deref(), body.filehash.as_deref())?;
         let name = FileName::parse(&body.filename)?;
-        let (entry, _) = files::owned(&state.backends, &auth.0, &file).await?;
         let rule = folders::rule(body.on_conflict, NameRule::Refuse);
-        let f =
-            state.backends.repo.move_file(auth.0.id, &entry.id, None, Some(name.as_str()), rule, shared::now()).await?;
+        let f = state.services.files.rename(&auth.0, &file, &name, rule).await?;
         Ok(Json(file_with_path(&state, &auth.0, f).await?))
     }
 
@@ -534,18 +519,7 @@ impl FileApi {
     ) -> Result<Json<FileInfo>, RenameErrors> {
         let id = EntryId::parse(&body.id)?;
         let (name, rule) = body.name_and_rule()?;
-        let f = state
-            .backends
-            .repo
-            .move_file(
-                auth.0.id,
-                id.as_str(),
-                body.to.as_deref(),
-                name.as_ref().map(|n| n.as_str()),
-                rule,
-                shared::now(),
-            )
-            .await?;
+        let f = state.services.tree.move_file(&auth.0, id.as_str(), body.to.as_deref(), name.as_ref(), rule).await?;
         Ok(Json(file_with_path(&state, &auth.0, f).await?))
     }
 
@@ -570,7 +544,7 @@ impl FileApi {
         permanent: Query<bool>,
     ) -> Result<DeleteResponse, FileErrors> {
         let file = file_ref(id.0.as_deref(), filehash.0.as_deref())?;
-        shared::files::delete(&state.backends, &auth.0, &file, permanent.0).await?;
+        state.services.files.delete(&auth.0, &file, permanent.0).await?;
         Ok(DeleteResponse::Deleted)
     }
 }
@@ -626,7 +600,7 @@ pub async fn serve(
             return Ok(DownloadResponse::RangeNotSatisfiable(Json(body), format!("bytes */{size}")));
         }
     };
-    let body = Body::from_bytes_stream(files::read(&state.backends, stored, range).await?);
+    let body = Body::from_bytes_stream(state.services.files.read(stored, range).await?);
     let (media_type, disposition) = match preview_type(&entry.filename).filter(|_| inline) {
         Some(t) => (t, inline_disposition(&entry.filename)),
         None => ("application/octet-stream", content_disposition(&entry.filename)),

@@ -7,8 +7,8 @@ use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use shared::domain::{FileName, Folder, FolderId, NameRule, SortKey, TreeItem, User, UserFile};
-use shared::stores::meta::{ListCursor, PageRequest};
-use shared::tree::{self, PathCache, Resolved};
+use shared::tree::{ListCursor, PageRequest};
+use shared::tree::{PathCache, Resolved};
 
 use super::Tag;
 use crate::auth::BearerAuth;
@@ -165,7 +165,7 @@ pub struct FolderInfo {
 }
 
 async fn folder_info(state: &AppState, user: &User, d: Folder) -> shared::Result<FolderInfo> {
-    let path = PathCache::default().folder_path(&state.backends, user, &d.id).await?;
+    let path = PathCache::default().folder_path(&state.services.tree, user, &d.id).await?;
     Ok(FolderInfo {
         id: d.id,
         name: d.name,
@@ -346,7 +346,7 @@ pub async fn named_folder(state: &AppState, user: &User, id: Option<&str>) -> sh
         None => Ok(None),
         Some(id) => {
             let id = FolderId::parse(id)?;
-            Ok(Some(state.backends.repo.folder(user.id, id.as_str()).await?.ok_or(shared::Error::FolderNotFound)?))
+            Ok(Some(state.services.tree.folder(user, id.as_str()).await?.ok_or(shared::Error::FolderNotFound)?))
         }
     }
 }
@@ -371,7 +371,7 @@ impl FolderApi {
         let parent = named_folder(&state, &auth.0, body.parent.as_deref()).await?;
         let parent = parent.map(|d| d.id).unwrap_or_default();
         let rule = rule(body.on_conflict, NameRule::Rename);
-        let folder = state.backends.repo.create_folder(auth.0.id, &parent, name.as_str(), rule, shared::now()).await?;
+        let folder = state.services.tree.create_folder(&auth.0, &parent, &name, rule).await?;
         Ok(CreatedFolder::Created(Json(folder_info(&state, &auth.0, folder).await?)))
     }
 
@@ -409,12 +409,12 @@ impl FolderApi {
             (Some(_), Some(_)) => {
                 return Err(shared::Error::invalid("INVALID_REQUEST", "name the folder by `id` or by `path`").into());
             }
-            (None, Some(p)) => tree::resolve_folder(&state.backends, &auth.0, p).await?,
+            (None, Some(p)) => state.services.tree.resolve_folder(&auth.0, p).await?,
             (id, None) => named_folder(&state, &auth.0, id).await?,
         };
         let page = page_request(sort, order, limit.0, cursor.0.as_deref())?;
         let parent = folder.as_ref().map(|d| d.id.clone()).unwrap_or_default();
-        let (items, next) = state.backends.repo.list_children(auth.0.id, &parent, &page).await?;
+        let (items, next) = state.services.tree.list_children(&auth.0, &parent, &page).await?;
         let folder = match folder {
             Some(d) => Some(folder_info(&state, &auth.0, d).await?),
             None => None,
@@ -441,7 +441,7 @@ impl FolderApi {
         #[oai(validator(max_length = 4096))]
         path: Query<String>,
     ) -> Result<Json<TreeEntry>, TreeReadErrors> {
-        let item = match tree::resolve(&state.backends, &auth.0, &path.0).await? {
+        let item = match state.services.tree.resolve(&auth.0, &path.0).await? {
             Resolved::Root => {
                 return Err(shared::Error::invalid("INVALID_PATH", "`/` is the root; list it with /folder/list").into());
             }
@@ -480,13 +480,13 @@ impl FolderApi {
                 Ok::<_, shared::Error>((name.to_owned(), id.to_owned()))
             })
             .transpose()?;
-        let (items, next) = state.backends.repo.search(auth.0.id, &q.0, limit.0, after.as_ref()).await?;
+        let (items, next) = state.services.tree.search(&auth.0, &q.0, limit.0, after.as_ref()).await?;
         let mut paths = PathCache::default();
         let mut entries = Vec::with_capacity(items.len());
         for item in items {
             let path = match &item {
-                TreeItem::Folder(d) => paths.folder_path(&state.backends, &auth.0, &d.id).await?,
-                TreeItem::File(f) => paths.file_path(&state.backends, &auth.0, f).await?,
+                TreeItem::Folder(d) => paths.folder_path(&state.services.tree, &auth.0, &d.id).await?,
+                TreeItem::File(f) => paths.file_path(&state.services.tree, &auth.0, f).await?,
             };
             entries.push(TreeEntry { path: Some(path), ..TreeEntry::from(item) });
         }
@@ -509,18 +509,8 @@ impl FolderApi {
     ) -> Result<Json<FolderInfo>, FolderErrors> {
         let id = FolderId::parse(&body.id)?;
         let (name, rule) = body.name_and_rule()?;
-        let folder = state
-            .backends
-            .repo
-            .move_folder(
-                auth.0.id,
-                id.as_str(),
-                body.to.as_deref(),
-                name.as_ref().map(|n| n.as_str()),
-                rule,
-                shared::now(),
-            )
-            .await?;
+        let folder =
+            state.services.tree.move_folder(&auth.0, id.as_str(), body.to.as_deref(), name.as_ref(), rule).await?;
         Ok(Json(folder_info(&state, &auth.0, folder).await?))
     }
 
@@ -542,7 +532,7 @@ impl FolderApi {
         permanent: Query<bool>,
     ) -> Result<DeletedResponse, TreeReadErrors> {
         let folder = named_folder(&state, &auth.0, Some(&id.0)).await?.ok_or(shared::Error::FolderNotFound)?;
-        tree::delete(&state.backends, &auth.0, &folder.id, permanent.0).await?;
+        state.services.tree.delete(&auth.0, &folder.id, permanent.0).await?;
         Ok(DeletedResponse::Deleted)
     }
 }
@@ -551,8 +541,8 @@ impl FolderApi {
 pub async fn with_path(state: &AppState, user: &User, item: TreeItem) -> shared::Result<TreeEntry> {
     let mut paths = PathCache::default();
     let path = match &item {
-        TreeItem::Folder(d) => paths.folder_path(&state.backends, user, &d.id).await?,
-        TreeItem::File(f) => paths.file_path(&state.backends, user, f).await?,
+        TreeItem::Folder(d) => paths.folder_path(&state.services.tree, user, &d.id).await?,
+        TreeItem::File(f) => paths.file_path(&state.services.tree, user, f).await?,
     };
     Ok(TreeEntry { path: Some(path), ..TreeEntry::from(item) })
 }
@@ -622,8 +612,8 @@ impl TrashApi {
                 Ok::<_, shared::Error>((at.parse::<i64>().map_err(|_| bad_cursor())?, id.to_string()))
             })
             .transpose()?;
-        let (items, next) = state.backends.repo.list_trash(auth.0.id, limit.0, after.as_ref()).await?;
-        let retention = state.settings.trash_days as i64 * 86_400;
+        let (items, next) = state.services.tree.list_trash(&auth.0, limit.0, after.as_ref()).await?;
+        let retention = state.services.tree.trash_retention_secs();
         let mut paths = PathCache::default();
         // Where each old folder sends a restore, looked up once per folder.
         let mut restore_paths = std::collections::HashMap::new();
@@ -636,9 +626,12 @@ impl TrashApi {
             let restores_to = match restore_paths.get(&parent) {
                 Some(path) => String::clone(path),
                 None => {
-                    let live = parent.is_empty() || state.backends.repo.folder(auth.0.id, &parent).await?.is_some();
-                    let path =
-                        if live { paths.folder_path(&state.backends, &auth.0, &parent).await? } else { "/".into() };
+                    let live = parent.is_empty() || state.services.tree.folder(&auth.0, &parent).await?.is_some();
+                    let path = if live {
+                        paths.folder_path(&state.services.tree, &auth.0, &parent).await?
+                    } else {
+                        "/".into()
+                    };
                     restore_paths.insert(parent, path.clone());
                     path
                 }
@@ -666,7 +659,7 @@ impl TrashApi {
     ) -> Result<Json<TreeEntry>, FolderErrors> {
         let id = FolderId::parse(&body.id).map_err(|_| shared::Error::TrashItemNotFound)?;
         let rule = rule(body.on_conflict, NameRule::Rename);
-        let item = state.backends.repo.restore(auth.0.id, id.as_str(), rule, shared::now()).await?;
+        let item = state.services.tree.restore(&auth.0, id.as_str(), rule).await?;
         Ok(Json(with_path(&state, &auth.0, item).await?))
     }
 
@@ -682,7 +675,7 @@ impl TrashApi {
         #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
         id: Query<String>,
     ) -> Result<DeletedResponse, TreeReadErrors> {
-        tree::purge(&state.backends, &auth.0, &id.0).await?;
+        state.services.tree.purge(&auth.0, &id.0).await?;
         Ok(DeletedResponse::Deleted)
     }
 
@@ -690,7 +683,7 @@ impl TrashApi {
     #[oai(path = "/empty", method = "delete", operation_id = "trash_empty")]
     async fn empty(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<DeletedResponse, TreeReadErrors> {
         loop {
-            let (items, _) = state.backends.repo.list_trash(auth.0.id, 100, None).await?;
+            let (items, _) = state.services.tree.list_trash(&auth.0, 100, None).await?;
             if items.is_empty() {
                 return Ok(DeletedResponse::Deleted);
             }
@@ -699,7 +692,7 @@ impl TrashApi {
                     TreeItem::Folder(d) => d.id,
                     TreeItem::File(f) => f.id,
                 };
-                match tree::purge(&state.backends, &auth.0, &id).await {
+                match state.services.tree.purge(&auth.0, &id).await {
                     Ok(()) | Err(shared::Error::TrashItemNotFound) => {}
                     Err(e) => return Err(e.into()),
                 }

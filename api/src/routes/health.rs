@@ -56,7 +56,7 @@ impl HealthApi {
     async fn metrics(&self, state: Data<&AppState>, _auth: MetricsAuth) -> MetricsResponse {
         let mut out = String::new();
         shared::runtime::metrics::render_counters(&mut out);
-        match state.backends.repo.totals().await {
+        match state.services.totals().await {
             Ok(t) => {
                 use shared::runtime::metrics::render_gauge;
                 render_gauge(&mut out, "pan_users", "Registered users.", t.users);
@@ -82,18 +82,11 @@ impl HealthApi {
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self, state: Data<&AppState>) -> ReadyResponse {
         // Which backend, not its error text (that goes to the log only).
-        if let Err(e) = state.backends.repo.health_check().await {
-            tracing::warn!(error = %e, "not ready: the database does not answer");
+        if let Err((what, e)) = state.services.health_check().await {
+            tracing::warn!(error = %e, "not ready: {what} does not answer");
             return ReadyResponse::NotReady(Json(ErrorBody::new(
                 "BACKEND_UNAVAILABLE",
-                "the database does not answer",
-            )));
-        }
-        if let Err(e) = state.backends.uploads.health_check().await {
-            tracing::warn!(error = %e, "not ready: the upload state store does not answer");
-            return ReadyResponse::NotReady(Json(ErrorBody::new(
-                "BACKEND_UNAVAILABLE",
-                "the upload state store does not answer",
+                &format!("{what} does not answer"),
             )));
         }
         ReadyResponse::Ready(Json(Health { status: "ok".into() }))

@@ -441,7 +441,7 @@ impl UploadApi {
         };
         let fingerprint = body.fingerprint.as_deref().map(str::to_owned);
         let new = upload::NewUpload { filename, filesize, filehash, sha256, fingerprint };
-        let outcome = upload::init(&state.backends, &state.settings, &auth.0, new, &place).await?;
+        let outcome = state.services.uploads.init(&auth.0, new, &place).await?;
         Ok(Json(match outcome {
             InitOutcome::New(s, challenge) => upload_answer(InitStatus::New, &s, Vec::new(), challenge),
             InitOutcome::Resume(s, uploaded) => upload_answer(InitStatus::Resume, &s, uploaded, None),
@@ -473,7 +473,7 @@ impl UploadApi {
     ) -> Result<Json<InitResponse>, DeclareErrors> {
         let filehash = Sha1Hex::parse(&body.filehash)?;
         let sha256 = Sha256Hex::parse(&body.sha256)?;
-        let result = upload::declare(&state.backends, &state.settings, &auth.0, &upload_id.0, filehash, sha256).await?;
+        let result = state.services.uploads.declare(&auth.0, &upload_id.0, filehash, sha256).await?;
         Ok(Json(match result {
             DeclareResult::Instant(f, plan) => instant_answer(f, plan),
             DeclareResult::Continue(s, uploaded, challenge) => upload_answer(InitStatus::New, &s, uploaded, challenge),
@@ -497,7 +497,7 @@ impl UploadApi {
         upload_id: Query<String>,
         body: Json<ProveRequest>,
     ) -> Result<Json<InitResponse>, ProveErrors> {
-        Ok(Json(match upload::prove(&state.backends, &auth.0, &upload_id.0, &body.proof).await? {
+        Ok(Json(match state.services.uploads.prove(&auth.0, &upload_id.0, &body.proof).await? {
             ProveOutcome::Instant(f, plan) => instant_answer(f, plan),
             ProveOutcome::Continue(s, uploaded) => upload_answer(InitStatus::New, &s, uploaded, None),
         }))
@@ -535,7 +535,7 @@ impl UploadApi {
         let content_length = req.header("content-length").and_then(|v| v.parse().ok());
         let mut stream = body.0.into_bytes_stream();
         let received = async {
-            let checksum = upload_checksum.0.as_deref().map(upload::parse_upload_checksum).transpose()?;
+            let checksum = upload_checksum.0.as_deref().map(parse_upload_checksum).transpose()?;
             let _slot = state.chunk_slots.try_take(auth.0.id)?;
             let chunk = upload::ChunkRequest {
                 index: chkidx.0,
@@ -543,7 +543,7 @@ impl UploadApi {
                 checksum,
                 min_rate: state.settings.min_chunk_rate,
             };
-            upload::put_chunk(&state.backends, &auth.0, &upload_id.0, chunk, &mut stream).await
+            state.services.uploads.put_chunk(&auth.0, &upload_id.0, chunk, &mut stream).await
         };
         match received.await {
             Ok(session) => Ok(Json(ChunkReceipt {
@@ -573,7 +573,7 @@ impl UploadApi {
         #[oai(name = "uploadID")]
         upload_id: Query<String>,
     ) -> Result<Json<UploadStatus>, UploadErrors> {
-        let (session, uploaded, file) = upload::status(&state.backends, &auth.0, &upload_id.0).await?;
+        let (session, uploaded, file) = state.services.uploads.status(&auth.0, &upload_id.0).await?;
         Ok(Json(status_of(session, uploaded, file)))
     }
 
@@ -592,7 +592,7 @@ impl UploadApi {
         #[oai(name = "uploadID")]
         upload_id: Query<String>,
     ) -> Result<CompleteResponse, UploadStateErrors> {
-        let now = upload::complete(&state.backends, &state.settings, &auth.0, &upload_id.0).await?;
+        let now = state.services.uploads.complete(&auth.0, &upload_id.0).await?;
         let body = Json(CompleteResult { upload_id: upload_id.0, state: now.into() });
         Ok(match now {
             UploadState::Uploading | UploadState::Merging => CompleteResponse::Accepted(body),
@@ -613,7 +613,25 @@ impl UploadApi {
         #[oai(name = "uploadID")]
         upload_id: Query<String>,
     ) -> Result<AbortResponse, UploadStateErrors> {
-        upload::abort(&state.backends, &auth.0, &upload_id.0).await?;
+        state.services.uploads.abort(&auth.0, &upload_id.0).await?;
         Ok(AbortResponse::Aborted)
     }
+}
+
+/// Parses an `Upload-Checksum: sha1 <base64 digest>` header (the tus
+/// checksum extension's format).
+pub fn parse_upload_checksum(header: &str) -> shared::Result<[u8; 20]> {
+    use base64::Engine;
+    let bad = || {
+        shared::Error::invalid(
+            "INVALID_CHECKSUM_HEADER",
+            "Upload-Checksum must be `sha1 <base64 of the 20-byte digest>`",
+        )
+    };
+    let (algo, value) = header.trim().split_once(' ').ok_or_else(bad)?;
+    if !algo.eq_ignore_ascii_case("sha1") {
+        return Err(shared::Error::invalid("UNSUPPORTED_CHECKSUM", "Upload-Checksum supports only sha1"));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD.decode(value.trim()).map_err(|_| bad())?;
+    bytes.try_into().map_err(|_| bad())
 }

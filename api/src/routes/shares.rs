@@ -8,7 +8,7 @@ use poem_openapi::param::{Header, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use shared::domain::{Share, ShareTarget, TreeItem, User};
-use shared::shares::{self, NewShare, Opened};
+use shared::shares::{NewShare, Opened};
 use shared::tree::PathCache;
 
 use super::Tag;
@@ -92,19 +92,10 @@ pub enum RevokedShare {
 }
 
 async fn share_info(state: &AppState, user: &User, s: Share, paths: &mut PathCache) -> shared::Result<ShareInfo> {
-    let (kind, target, path) = match &s.target {
-        ShareTarget::Folder(id) => {
-            let live = state.backends.repo.folder(user.id, id).await?.is_some();
-            let path = if live { Some(paths.folder_path(&state.backends, user, id).await?) } else { None };
-            (EntryKind::Folder, id.clone(), path)
-        }
-        ShareTarget::File(id) => {
-            let path = match state.backends.repo.user_file(user.id, id).await? {
-                Some((f, _)) => Some(paths.file_path(&state.backends, user, &f).await?),
-                None => None,
-            };
-            (EntryKind::File, id.clone(), path)
-        }
+    let path = state.services.shares.target_path(user, &s, paths).await?;
+    let (kind, target) = match &s.target {
+        ShareTarget::Folder(id) => (EntryKind::Folder, id.clone()),
+        ShareTarget::File(id) => (EntryKind::File, id.clone()),
     };
     Ok(ShareInfo {
         url: format!("{}/s/{}", state.public_base, s.link),
@@ -153,28 +144,13 @@ impl ShareApi {
         body: Json<CreateShareRequest>,
     ) -> Result<CreatedShare, CreateShareErrors> {
         let body = body.0;
-        let password_hash = match body.password {
-            Some(p) => Some(
-                super::usr::spawn_blocking(move || super::usr::hash_password(p.as_str()))
-                    .await?
-                    .map_err(|e| shared::Error::internal("hashing a link password", e))?,
-            ),
-            None => None,
-        };
-        let now = shared::now();
-        let expires_at = match body.expires_in {
-            Some(0) => None,
-            Some(secs) => Some(now + secs),
-            None if state.share_days == 0 => None,
-            None => Some(now + state.share_days as i64 * 86_400),
-        };
         let new = NewShare {
             target: body.id.as_str().to_owned(),
-            password_hash,
-            expires_at,
+            password: body.password.map(|p| p.0),
+            expires_in: body.expires_in,
             max_downloads: body.max_downloads,
         };
-        let s = shares::create(&state.backends, &auth.0, new).await?;
+        let s = state.services.shares.create(&auth.0, new).await?;
         Ok(CreatedShare::Created(Json(share_info(&state, &auth.0, s, &mut PathCache::default()).await?)))
     }
 
@@ -183,7 +159,7 @@ impl ShareApi {
     async fn list(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<ShareList>, ShareErrors> {
         let mut paths = PathCache::default();
         let mut shares = Vec::new();
-        for s in state.backends.repo.shares_of(auth.0.id).await? {
+        for s in state.services.shares.list(&auth.0).await? {
             shares.push(share_info(&state, &auth.0, s, &mut paths).await?);
         }
         Ok(Json(ShareList { shares }))
@@ -199,8 +175,7 @@ impl ShareApi {
         #[oai(validator(max_length = 64))]
         link: Query<String>,
     ) -> Result<RevokedShare, ShareErrors> {
-        let link = shares::parse_link(&link.0)?;
-        state.backends.repo.revoke_share(auth.0.id, link, shared::now()).await?;
+        state.services.shares.revoke(&auth.0, &link.0).await?;
         Ok(RevokedShare::Revoked)
     }
 }
@@ -333,16 +308,11 @@ impl PublicShareApi {
         #[oai(validator(max_length = 256))]
         access: Query<Option<String>>,
     ) -> Result<Json<PublicShare>, PublicErrors> {
-        let o = shares::open(&state.backends, &link.0, access.0.as_deref()).await?;
+        let (o, downloads_left) = state.services.shares.open_with_downloads(&link.0, access.0.as_deref()).await?;
         let (kind, name, size) = match &o.root {
             TreeItem::Folder(d) => (EntryKind::Folder, d.name.clone(), None),
             TreeItem::File(f) => (EntryKind::File, f.filename.clone(), Some(f.filesize)),
         };
-        let downloads_left = o.share.max_downloads.map(|m| (m - o.share.downloads).max(0));
-        if downloads_left == Some(0) {
-            let message = "this link has no downloads left".to_owned();
-            return Err(shared::Error::ShareGone { code: "SHARE_EXHAUSTED", message }.into());
-        }
         Ok(Json(PublicShare { kind, name, size, expires_at: o.share.expires_at, downloads_left }))
     }
 
@@ -360,18 +330,11 @@ impl PublicShareApi {
         link: Query<String>,
         body: Json<UnlockRequest>,
     ) -> Result<Json<ShareAccess>, UnlockErrors> {
-        let s = shares::find(&state.backends, &link.0).await?;
-        let Some(hash) = s.password_hash.clone() else {
-            let (access, expires_at) = shares::access_token(&state.backends, &s).await?;
-            return Ok(Json(ShareAccess { access, expires_at }));
-        };
-        state.rate_limits.share_password(state.rate_limits.client_ip(req), &s.link)?;
-        let password = body.0.password;
-        let ok = super::usr::spawn_blocking(move || super::usr::verify_password(password.as_str(), &hash)).await?;
-        if !ok {
-            return Err(shared::Error::SharePasswordWrong.into());
+        let s = state.services.shares.find(&link.0).await?;
+        if s.password_hash.is_some() {
+            state.rate_limits.share_password(state.rate_limits.client_ip(req), &s.link)?;
         }
-        let (access, expires_at) = shares::access_token(&state.backends, &s).await?;
+        let (access, expires_at) = state.services.shares.unlock(&s, body.0.password.0).await?;
         Ok(Json(ShareAccess { access, expires_at }))
     }
 
@@ -401,14 +364,14 @@ impl PublicShareApi {
         #[oai(validator(max_length = 2048))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<PublicListing>, PublicErrors> {
-        let o = shares::open(&state.backends, &link.0, access.0.as_deref()).await?;
+        let o = state.services.shares.open(&link.0, access.0.as_deref()).await?;
         let path = path.0.unwrap_or_else(|| "/".into());
-        let TreeItem::Folder(folder) = shares::resolve(&state.backends, &o, &path).await? else {
+        let TreeItem::Folder(folder) = state.services.shares.resolve(&o, &path).await? else {
             return Err(shared::Error::FolderNotFound.into());
         };
         let (sort, order) = (sort.0.unwrap_or(SortBy::Name), order.0.unwrap_or(SortOrder::Asc));
         let page = super::folders::page_request(sort, order, limit.0, cursor.0.as_deref())?;
-        let (items, next) = state.backends.repo.list_children(o.owner.id, &folder.id, &page).await?;
+        let (items, next) = state.services.shares.list_folder(&o, &folder.id, &page).await?;
         let entries = items
             .into_iter()
             .map(|i| match i {
@@ -458,16 +421,11 @@ impl PublicShareApi {
         /// video, PDF, plain text; anything else downloads.
         inline: Query<Option<bool>>,
     ) -> Result<DownloadResponse, PublicDownloadErrors> {
-        let o = shares::open(&state.backends, &link.0, access.0.as_deref()).await?;
-        let TreeItem::File(entry) = shares::resolve(&state.backends, &o, path.0.as_deref().unwrap_or("/")).await?
-        else {
-            return Err(shared::Error::FileNotFound.into());
-        };
-        let (entry, stored) =
-            state.backends.repo.user_file(o.owner.id, &entry.id).await?.ok_or(shared::Error::FileNotFound)?;
+        let o = state.services.shares.open(&link.0, access.0.as_deref()).await?;
+        let (entry, stored) = state.services.shares.file(&o, path.0.as_deref().unwrap_or("/")).await?;
         // A 304 moves no bytes: only a transfer from byte 0 is a download.
         if from_byte_zero(range.0.as_deref()) && !not_modified(if_none_match.0.as_deref(), &etag_of(&stored)) {
-            shares::count_download(&state.backends, &o.share).await?;
+            state.services.shares.count_download(&o.share).await?;
         }
         let inline = inline.0.unwrap_or(false);
         Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref(), inline).await?)
@@ -492,15 +450,15 @@ impl PublicShareApi {
         #[oai(validator(max_length = 4096))]
         path: Query<Option<String>>,
     ) -> Result<ZipResponse, PublicDownloadErrors> {
-        let o: Opened = shares::open(&state.backends, &link.0, access.0.as_deref()).await?;
-        let TreeItem::Folder(folder) = shares::resolve(&state.backends, &o, path.0.as_deref().unwrap_or("/")).await?
+        let o: Opened = state.services.shares.open(&link.0, access.0.as_deref()).await?;
+        let TreeItem::Folder(folder) = state.services.shares.resolve(&o, path.0.as_deref().unwrap_or("/")).await?
         else {
             return Err(shared::Error::FolderNotFound.into());
         };
-        let members = shares::zip_members(&state.backends, &o.owner, &folder.id, state.zip_max_entries).await?;
-        shares::count_download(&state.backends, &o.share).await?;
+        let members = state.services.shares.zip_members(&o.owner, &folder.id).await?;
+        state.services.shares.count_download(&o.share).await?;
         let disposition = super::files::content_disposition(&format!("{}.zip", folder.name));
-        let body = Body::from_bytes_stream(shares::zip_stream(state.backends.clone(), members));
+        let body = Body::from_bytes_stream(state.services.shares.zip_stream(members));
         Ok(ZipResponse::Zip(Binary(body), disposition))
     }
 }

@@ -1,19 +1,13 @@
 //! Users: `/usr/signup`, `/usr/signin`, `/usr/signout`, `/usr/info`.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use std::sync::LazyLock;
-
-use argon2::Argon2;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use shared::domain::error::ResultExt;
-use shared::domain::{Password, UserName};
-use shared::runtime::config::SignupPolicy;
+use shared::accounts::{Profile, SignedIn};
 
 use super::Tag;
-use crate::auth::{BearerAuth, token_hash};
-use crate::error::{ApiError, ApiResult};
+use crate::auth::BearerAuth;
+
 use crate::limits::json_body_limit;
 use crate::state::AppState;
 use crate::text::Text;
@@ -110,56 +104,6 @@ pub enum SignoutResponse {
     SignedOut,
 }
 
-/// Argon2id with the crate's defaults (19 MiB, 2 passes): memory-hard.
-fn hasher() -> Argon2<'static> {
-    Argon2::default()
-}
-
-/// A hash of a random password nobody knows, verified when the user does not
-/// exist so that "unknown user" costs as much time as "wrong password".
-static DECOY_HASH: LazyLock<String> = LazyLock::new(|| hash_password(&shared::random_hex(16)).unwrap_or_default());
-
-/// Argon2id PHC string of `password` with a fresh 128-bit salt.
-pub(crate) fn hash_password(password: &str) -> Result<String, String> {
-    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| e.to_string())?;
-    hasher().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
-}
-
-/// Whether `password` matches an Argon2id PHC string.
-pub(crate) fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| hasher().verify_password(password.as_bytes(), &h).is_ok())
-}
-
-/// Most password hashes waiting for a slot; past this, 503 `BUSY`.
-const HASH_QUEUE: usize = 64;
-
-/// Runs a password hash off the async runtime. At most two per core at once:
-/// each takes 19 MiB, so a burst of signins queues instead of eating memory;
-/// and the queue is bounded, so a flood gets 503 `BUSY` at once instead of
-/// piling up requests without end.
-pub(crate) async fn spawn_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static HASHING: LazyLock<tokio::sync::Semaphore> =
-        LazyLock::new(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get() * 2)));
-    static WAITING: AtomicUsize = AtomicUsize::new(0);
-    /// Counts a waiter for as long as it lives (also when its request is dropped).
-    struct Waiting;
-    impl Drop for Waiting {
-        fn drop(&mut self) {
-            WAITING.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-    if WAITING.fetch_add(1, Ordering::Relaxed) >= HASH_QUEUE {
-        WAITING.fetch_sub(1, Ordering::Relaxed);
-        let busy = shared::Error::Busy { message: "too many signins at once; retry shortly".into(), retry_after: 1 };
-        return Err(busy.into());
-    }
-    let waiting = Waiting;
-    let _permit = HASHING.acquire().await.context("password hashing slots").map_err(ApiError::from)?;
-    drop(waiting);
-    tokio::task::spawn_blocking(f).await.context("password hashing task").map_err(ApiError::from)
-}
-
 crate::operation_errors!(
     /// Errors of signup.
     SignupErrors {
@@ -206,23 +150,7 @@ impl UsrApi {
         req: &poem::Request,
     ) -> Result<SignupResponse, SignupErrors> {
         state.rate_limits.signup(state.rate_limits.client_ip(req))?;
-        let invite = match (state.settings.signup, body.invite.as_deref()) {
-            (SignupPolicy::Open, _) => None,
-            (SignupPolicy::Closed, _) => {
-                let closed = "signup is closed on this server; ask its operator for an account";
-                return Err(shared::Error::Forbidden { code: "SIGNUP_CLOSED", message: closed.into() }.into());
-            }
-            (SignupPolicy::Invite, None) => {
-                let needed = "signup on this server needs an invite code (`invite`)";
-                return Err(shared::Error::Forbidden { code: "INVITE_REQUIRED", message: needed.into() }.into());
-            }
-            (SignupPolicy::Invite, Some(code)) => Some(token_hash(code.trim())),
-        };
-        let name = UserName::parse(&body.username)?;
-        let password = Password::parse(&body.password)?;
-        let hash = spawn_blocking(move || hash_password(password.expose())).await?.context("hashing password")?;
-        let user = state.backends.repo.create_user(&name, &hash, shared::now(), invite.as_deref()).await?;
-        tracing::info!(username = %user.username, "user signed up");
+        let user = state.services.accounts.signup(&body.username, &body.password, body.invite.as_deref()).await?;
         Ok(SignupResponse::Created(Json(SignupResult { username: user.username, created_at: user.created_at })))
     }
 
@@ -239,22 +167,9 @@ impl UsrApi {
         req: &poem::Request,
     ) -> Result<Json<SigninResult>, SigninErrors> {
         state.rate_limits.signin(state.rate_limits.client_ip(req), &body.username)?;
-        let repo = &state.backends.repo;
-        let found =
-            if UserName::parse(&body.username).is_ok() { repo.user_with_hash(&body.username).await? } else { None };
-        let (user, stored) = match found {
-            Some((u, h)) => (Some(u), h),
-            None => (None, DECOY_HASH.clone()),
-        };
-        let password = body.0.password;
-        let verified = spawn_blocking(move || verify_password(&password, &stored)).await?;
-        let Some(user) = user.filter(|_| verified) else {
-            return Err(shared::Error::BadCredentials.into());
-        };
-        let token = shared::random_hex(32);
-        let now = shared::now();
-        let expires_at = now + state.settings.token_ttl as i64;
-        repo.insert_token(&token_hash(&token), user.id, now, expires_at).await?;
+        let body = body.0;
+        let signed_in = state.services.accounts.signin(&body.username, body.password.0).await?;
+        let SignedIn { token, expires_at } = signed_in;
         Ok(Json(SigninResult { token, token_type: "Bearer".into(), expires_at }))
     }
 
@@ -272,7 +187,7 @@ impl UsrApi {
             .and_then(|h| h.trim().split_once(' '))
             .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()));
         if let Some(token) = token {
-            state.backends.repo.delete_token(&token_hash(token)).await?;
+            state.services.accounts.signout(token).await?;
         }
         Ok(SignoutResponse::SignedOut)
     }
@@ -280,9 +195,8 @@ impl UsrApi {
     /// The caller's profile: name, creation time, file count and bytes used.
     #[oai(path = "/info", method = "get", operation_id = "user_info")]
     async fn info(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<UserInfo>, AuthedErrors> {
-        let usage = state.backends.repo.usage(auth.0.id).await?;
-        let (open_uploads, bytes_reserved) = state.backends.uploads.open_uploads(auth.0.id).await?;
-        let (quota_bytes, quota_files) = shared::upload::quotas(&state.settings, &auth.0);
+        let Profile { usage, quota_bytes, quota_files, open_uploads, bytes_reserved } =
+            state.services.accounts.profile(&auth.0).await?;
         Ok(Json(UserInfo {
             username: auth.0.username,
             created_at: auth.0.created_at,

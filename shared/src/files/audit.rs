@@ -21,8 +21,11 @@ use object_store::path::Path;
 use crate::domain::error::Result;
 use crate::domain::hashing::ContentHasher;
 use crate::domain::{UploadId, UploadState};
-use crate::runtime::config::Settings;
-use crate::stores::Backends;
+use std::sync::Arc;
+
+use crate::stores::meta::MetaRepo;
+use crate::stores::objects::Store;
+use crate::stores::uploads::UploadStore;
 
 /// How many examples each finding lists.
 const EXAMPLES: usize = 10;
@@ -93,88 +96,106 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// Runs every check once; `grace` seconds shield objects still on their way
-/// (a merge between storing and recording, chunks of an upload just made).
-pub async fn audit(b: &Backends, settings: &Settings, depth: Depth, grace: i64) -> Result<Report> {
-    let mut report = Report::default();
-    let now = crate::now();
+/// The consistency audit (`api admin audit`): the rows against the
+/// stores they describe. It only reads.
+#[derive(Clone)]
+pub struct Audit {
+    pub(crate) repo: Arc<dyn MetaRepo>,
+    pub(crate) files: Store,
+    pub(crate) backup: Option<Store>,
+    pub(crate) staging: Store,
+    pub(crate) uploads: Arc<dyn UploadStore>,
+    /// Seconds without a heartbeat after which a merge counts as stalled.
+    pub(crate) merge_stall_secs: u64,
+}
 
-    let files = b.repo.all_files().await?;
-    let mut keys = std::collections::HashSet::new();
-    for f in &files {
-        report.files += 1;
-        report.bytes += f.filesize.max(0) as u64;
-        keys.insert(f.storage_key.clone());
-        let key = Path::from(f.storage_key.as_str());
-        match b.files.head(&key).await? {
-            Some(meta) if meta.size != f.filesize as u64 => report.note(
-                "stored files of the wrong size",
-                format!("{} ({} bytes, {} expected)", f.storage_key, meta.size, f.filesize),
-            ),
-            Some(_) if depth == Depth::Deep => match b.files.read(&key, None).await? {
-                Some(mut stream) => {
-                    let mut hasher = ContentHasher::new();
-                    while let Some(piece) = stream.try_next().await? {
-                        hasher.update(&piece);
+impl Audit {
+    /// Runs every check once; `grace` seconds shield objects still on their way
+    /// (a merge between storing and recording, chunks of an upload just made).
+    pub async fn run(&self, depth: Depth, grace: i64) -> Result<Report> {
+        let mut report = Report::default();
+        let now = crate::now();
+
+        let files = self.repo.all_files().await?;
+        let mut keys = std::collections::HashSet::new();
+        for f in &files {
+            report.files += 1;
+            report.bytes += f.filesize.max(0) as u64;
+            keys.insert(f.storage_key.clone());
+            let key = Path::from(f.storage_key.as_str());
+            match self.files.head(&key).await? {
+                Some(meta) if meta.size != f.filesize as u64 => report.note(
+                    "stored files of the wrong size",
+                    format!("{} ({} bytes, {} expected)", f.storage_key, meta.size, f.filesize),
+                ),
+                Some(_) if depth == Depth::Deep => match self.files.read(&key, None).await? {
+                    Some(mut stream) => {
+                        let mut hasher = ContentHasher::new();
+                        while let Some(piece) = stream.try_next().await? {
+                            hasher.update(&piece);
+                        }
+                        let d = hasher.finish();
+                        if d.sha1 != f.filehash || f.sha256.as_ref().is_some_and(|h| *h != d.sha256) {
+                            report.note("stored files whose bytes do not match their digests", f.storage_key.clone());
+                        }
                     }
-                    let d = hasher.finish();
-                    if d.sha1 != f.filehash || f.sha256.as_ref().is_some_and(|h| *h != d.sha256) {
-                        report.note("stored files whose bytes do not match their digests", f.storage_key.clone());
-                    }
-                }
+                    None => report.note("stored files missing their bytes", f.storage_key.clone()),
+                },
+                Some(_) => {}
                 None => report.note("stored files missing their bytes", f.storage_key.clone()),
-            },
-            Some(_) => {}
-            None => report.note("stored files missing their bytes", f.storage_key.clone()),
+            }
+            if f.backup_state == "done"
+                && let (Some(backup), Some(bkey)) = (&self.backup, &f.backup_key)
+                && backup.head(&Path::from(bkey.as_str())).await?.is_none()
+            {
+                report.note("backed-up files missing their backup copy", bkey.clone())
+            }
         }
-        if f.backup_state == "done"
-            && let (Some(backup), Some(bkey)) = (&b.backup, &f.backup_key)
-            && backup.head(&Path::from(bkey.as_str())).await?.is_none()
-        {
-            report.note("backed-up files missing their backup copy", bkey.clone())
-        }
-    }
 
-    for id in b.repo.entries_without_content().await? {
-        report.note("user entries without their stored file", id);
-    }
-    for (id, refcount, entries) in b.repo.refcount_mismatches().await? {
-        report.note("wrong reference counts", format!("file {id}: refcount {refcount}, {entries} entries"));
-    }
-    for id in b.repo.entries_outside_tree().await? {
-        report.note("live files or folders in a folder that is not live", id);
-    }
-    for item in b.repo.stale_name_index().await? {
-        report.note("name index rows for entries that are gone", item);
-    }
+        for id in self.repo.entries_without_content().await? {
+            report.note("user entries without their stored file", id);
+        }
+        for (id, refcount, entries) in self.repo.refcount_mismatches().await? {
+            report.note("wrong reference counts", format!("file {id}: refcount {refcount}, {entries} entries"));
+        }
+        for id in self.repo.entries_outside_tree().await? {
+            report.note("live files or folders in a folder that is not live", id);
+        }
+        for item in self.repo.stale_name_index().await? {
+            report.note("name index rows for entries that are gone", item);
+        }
 
-    let mut listing = b.files.list(None);
-    while let Some(meta) = listing.try_next().await? {
-        let key = meta.key.as_ref();
-        if keys.contains(key) || meta.last_modified > now - grace {
-            continue;
+        let mut listing = self.files.list(None);
+        while let Some(meta) = listing.try_next().await? {
+            let key = meta.key.as_ref();
+            if keys.contains(key) || meta.last_modified > now - grace {
+                continue;
+            }
+            // Another process may have recorded it since the rows were read.
+            if !self.repo.is_referenced(key).await? {
+                report.note("stored bytes no row refers to", key.to_owned());
+            }
         }
-        // Another process may have recorded it since the rows were read.
-        if !b.repo.is_referenced(key).await? {
-            report.note("stored bytes no row refers to", key.to_owned());
-        }
-    }
 
-    for prefix in b.staging.list_prefixes().await? {
-        let Ok(id) = UploadId::parse(prefix.as_ref()) else { continue };
-        let live = matches!(b.uploads.get(&id).await?, Some(s) if s.state != UploadState::Done);
-        if live {
-            continue;
+        for prefix in self.staging.list_prefixes().await? {
+            let Ok(id) = UploadId::parse(prefix.as_ref()) else { continue };
+            let live = matches!(self.uploads.get(&id).await?, Some(s) if s.state != UploadState::Done);
+            if live {
+                continue;
+            }
+            let recent = self
+                .staging
+                .list(Some(&prefix))
+                .try_any(|m| futures::future::ready(m.last_modified > now - grace))
+                .await?;
+            if !recent {
+                report.note("staged chunks of uploads that are gone or done", id.to_string());
+            }
         }
-        let recent =
-            b.staging.list(Some(&prefix)).try_any(|m| futures::future::ready(m.last_modified > now - grace)).await?;
-        if !recent {
-            report.note("staged chunks of uploads that are gone or done", id.to_string());
-        }
-    }
 
-    for id in b.uploads.stale_merges(now - settings.merge_stall_secs as i64, 1000).await? {
-        report.note("uploads merging without a heartbeat", id.to_string());
+        for id in self.uploads.stale_merges(now - self.merge_stall_secs as i64, 1000).await? {
+            report.note("uploads merging without a heartbeat", id.to_string());
+        }
+        Ok(report)
     }
-    Ok(report)
 }

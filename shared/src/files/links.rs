@@ -6,21 +6,34 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::domain::error::{Error, Result};
-use crate::stores::Backends;
+use std::sync::Arc;
+
+use crate::stores::meta::MetaRepo;
 
 /// Name of the signing key in the secrets table.
 const KEY_NAME: &str = "download_link_key";
 
-/// The signing key (created in the database on first use, then kept in
-/// memory: it never changes).
-pub async fn signing_key(b: &Backends) -> Result<Vec<u8>> {
-    b.link_key
-        .get_or_try_init(|| async {
-            let hexkey = b.repo.secret(KEY_NAME, &crate::random_hex(32)).await?;
-            hex::decode(hexkey).map_err(|e| Error::internal("reading the link signing key", e))
-        })
-        .await
-        .cloned()
+/// The server's signing key: made once and kept in the database (so every
+/// api process agrees on it), then kept in memory (it never changes).
+/// Download links, share access tokens and upload challenges are signed
+/// with it.
+#[derive(Clone)]
+pub struct SigningKey {
+    pub(crate) repo: Arc<dyn MetaRepo>,
+    pub(crate) cached: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+}
+
+impl SigningKey {
+    /// The key, loaded (or made) on first use.
+    pub(crate) async fn get(&self) -> Result<Vec<u8>> {
+        self.cached
+            .get_or_try_init(|| async {
+                let hexkey = self.repo.secret(KEY_NAME, &crate::random_hex(32)).await?;
+                hex::decode(hexkey).map_err(|e| Error::internal("reading the link signing key", e))
+            })
+            .await
+            .cloned()
+    }
 }
 
 fn mac(key: &[u8], filehash: &str, user_id: i64, expires: i64) -> Hmac<Sha256> {

@@ -803,3 +803,11 @@ pub(crate) async fn assemble_staged<S: ByteStore + ?Sized>(
 fn info(meta: object_store::ObjectMeta) -> ObjectInfo {
     ObjectInfo { key: meta.location, size: meta.size, last_modified: meta.last_modified.timestamp() }
 }
+
+/// Deletes `key` from `store`, logging (not returning) a failure: for
+/// clean-ups whose leftovers the scrub catches anyway.
+pub async fn delete_quietly(store: &dyn ByteStore, key: &Path) {
+    if let Err(e) = store.delete(key).await {
+        tracing::warn!(key = %key, error = %e, "could not delete an object; the scrub will");
+    }
+}

@@ -24,7 +24,7 @@ pub struct OpenError {
     pub message: String,
 }
 
-fn fail(setting: &'static str) -> impl Fn(crate::Error) -> OpenError {
+pub(crate) fn fail(setting: &'static str) -> impl Fn(crate::Error) -> OpenError {
     move |e| {
         let mut message = e.to_string();
         // The setting name is already in front; avoid saying it twice.
@@ -39,24 +39,26 @@ fn fail(setting: &'static str) -> impl Fn(crate::Error) -> OpenError {
 #[derive(Clone)]
 pub struct Backends {
     /// Users, tokens, files.
-    pub repo: Arc<dyn MetaRepo>,
+    pub(crate) repo: Arc<dyn MetaRepo>,
     /// Upload sessions and chunk state.
-    pub uploads: Arc<dyn UploadStore>,
+    pub(crate) uploads: Arc<dyn UploadStore>,
     /// Chunks waiting for their merge.
-    pub staging: Store,
+    pub(crate) staging: Store,
     /// Finished files.
-    pub files: Store,
+    pub(crate) files: Store,
     /// Backup copies of finished files, when configured.
-    pub backup: Option<Store>,
+    pub(crate) backup: Option<Store>,
     /// Where jobs go.
-    pub jobs: JobQueues,
+    pub(crate) jobs: JobQueues,
     /// The download-link signing key, once loaded ([`crate::files::links`]).
-    pub link_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+    pub(crate) link_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+    /// Where files bound for a remote store are assembled.
+    pub(crate) scratch: std::path::PathBuf,
 }
 
 impl Backends {
     /// Opens everything the settings name.
-    pub async fn open(settings: &Settings) -> Result<Self, OpenError> {
+    pub(crate) async fn open(settings: &Settings) -> Result<Self, OpenError> {
         std::fs::create_dir_all(&settings.data_dir).map_err(|e| OpenError {
             setting: "PAN_DATA_DIR",
             message: format!("cannot create {}: {e}", settings.data_dir.display()),
@@ -85,7 +87,51 @@ impl Backends {
                 JobQueues::sqlite(&settings.jobs_db_path()).await.map_err(fail("PAN_DATA_DIR"))?,
             ),
         };
-        Ok(Backends { repo: Arc::new(repo), uploads, staging, files, backup, jobs, link_key: Default::default() })
+        Ok(Backends {
+            repo: Arc::new(repo),
+            uploads,
+            staging,
+            files,
+            backup,
+            jobs,
+            link_key: Default::default(),
+            scratch,
+        })
+    }
+}
+
+impl Backends {
+    /// The stores' own housekeeping, part of the scheduled clean-up:
+    /// temporary merge files older than a day (left by killed workers) go,
+    /// and so do multipart uploads older than a day that were never
+    /// finished (their parts are bytes an S3 store keeps but lists
+    /// nowhere), and records of jobs finished a week ago. A store away now
+    /// is tried again at the next tick; returns how many uploads went.
+    pub(crate) async fn housekeep(&self) -> usize {
+        const DAY: Duration = Duration::from_secs(86_400);
+        for dir in [self.files.scratch_dir(), self.staging.scratch_dir(), &self.scratch] {
+            remove_old_files(dir, DAY);
+        }
+        let mut stale = 0;
+        for store in [&self.staging, &self.files].into_iter().chain(self.backup.as_ref()) {
+            match store.abort_stale_uploads(DAY).await {
+                Ok(n) => stale += n,
+                Err(e) => tracing::warn!(error = %e, "aborting unfinished multipart uploads failed"),
+            }
+        }
+        self.jobs.vacuum(7 * DAY).await;
+        stale
+    }
+}
+
+/// Removes files older than `age` from a directory (not recursive).
+fn remove_old_files(dir: &std::path::Path, age: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let old = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|d| d > age);
+        if old {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 

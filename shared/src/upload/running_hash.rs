@@ -26,7 +26,10 @@ use object_store::path::Path;
 use crate::domain::error::{Error, Result};
 use crate::domain::hashing::{ContentHasher, Digests};
 use crate::domain::{UploadId, UploadSession};
-use crate::stores::Backends;
+use std::sync::Arc;
+
+use crate::stores::objects::Store;
+use crate::stores::uploads::UploadStore;
 use crate::stores::uploads::{HASH_LEASE, HashProgress, chunk_lease};
 
 /// How long a lease lasts unless renewed: a process that dies holding one
@@ -72,7 +75,7 @@ pub fn now_ms() -> i64 {
 /// A lease on one upload, renewed in the background while held and given
 /// back by [`Lease::release`] (or, when dropped, by a background task).
 pub struct Lease {
-    b: Backends,
+    b: Arc<dyn UploadStore>,
     id: UploadId,
     name: String,
     holder: String,
@@ -81,9 +84,9 @@ pub struct Lease {
 
 impl Lease {
     /// Takes the lease `name` of upload `id`; `None` when another holder has it.
-    pub async fn take(b: &Backends, id: &UploadId, name: &str) -> Result<Option<Lease>> {
+    pub async fn take(b: &Arc<dyn UploadStore>, id: &UploadId, name: &str) -> Result<Option<Lease>> {
         let holder = crate::random_hex(12);
-        if !b.uploads.acquire_lease(id, name, &holder, now_ms(), LEASE_TTL.as_millis() as i64).await? {
+        if !b.acquire_lease(id, name, &holder, now_ms(), LEASE_TTL.as_millis() as i64).await? {
             return Ok(None);
         }
         let renewer = {
@@ -92,7 +95,7 @@ impl Lease {
                 loop {
                     tokio::time::sleep(LEASE_RENEW).await;
                     let ttl = LEASE_TTL.as_millis() as i64;
-                    match b.uploads.acquire_lease(&id, &name, &holder, now_ms(), ttl).await {
+                    match b.acquire_lease(&id, &name, &holder, now_ms(), ttl).await {
                         Ok(true) => {}
                         Ok(false) => return, // lost: whoever holds it now goes on
                         Err(e) => tracing::warn!(error = %e, lease = %name, "renewing a lease failed; retrying"),
@@ -113,7 +116,7 @@ impl Lease {
         if let Some(r) = self.renewer.take() {
             r.abort();
         }
-        if let Err(e) = self.b.uploads.release_lease(&self.id, &self.name, &self.holder).await {
+        if let Err(e) = self.b.release_lease(&self.id, &self.name, &self.holder).await {
             tracing::warn!(error = %e, lease = %self.name, "releasing a lease failed; it expires by itself");
         }
     }
@@ -128,67 +131,127 @@ impl Drop for Lease {
             let (b, id, name, holder) =
                 (self.b.clone(), self.id.clone(), std::mem::take(&mut self.name), std::mem::take(&mut self.holder));
             tokio::spawn(async move {
-                let _ = b.uploads.release_lease(&id, &name, &holder).await;
+                let _ = b.release_lease(&id, &name, &holder).await;
             });
         }
     }
 }
 
-/// Advances `session`'s running hash as far as the received chunks allow.
-/// Returns at once when another process is advancing it (that one picks up
-/// what arrives meanwhile). Errors leave the saved progress where it was.
-#[tracing::instrument(name = "advance hash", skip_all, fields(upload = %session.id))]
-pub async fn advance(b: &Backends, session: &UploadSession) -> Result<()> {
-    let id = &session.id;
-    loop {
-        let Some(lease) = Lease::take(b, id, HASH_LEASE).await? else { return Ok(()) };
-        let outcome = advance_under(b, session, &lease).await;
-        lease.release().await;
-        let stopped_at = outcome?;
-        // A chunk marked while we held the lease found it taken and left
-        // the work to us; a writer still holding the chunk we stopped at
-        // will call us again once it is through.
-        let Some(next) = stopped_at else { return Ok(()) };
-        if b.uploads.chunk(id, next).await?.is_none()
-            || b.uploads.leases_held(id, &chunk_lease(next), now_ms()).await? > 0
-        {
-            return Ok(());
+/// The running hash of uploads: their chunk state and staged bytes.
+#[derive(Clone)]
+pub(crate) struct RunningHash {
+    pub(crate) sessions: Arc<dyn UploadStore>,
+    pub(crate) staging: Store,
+}
+
+impl RunningHash {
+    /// Advances `session`'s running hash as far as the received chunks allow.
+    /// Returns at once when another process is advancing it (that one picks up
+    /// what arrives meanwhile). Errors leave the saved progress where it was.
+    #[tracing::instrument(name = "advance hash", skip_all, fields(upload = %session.id))]
+    pub async fn advance(&self, session: &UploadSession) -> Result<()> {
+        let id = &session.id;
+        loop {
+            let Some(lease) = Lease::take(&self.sessions, id, HASH_LEASE).await? else { return Ok(()) };
+            let outcome = self.advance_under(session, &lease).await;
+            lease.release().await;
+            let stopped_at = outcome?;
+            // A chunk marked while we held the lease found it taken and left
+            // the work to us; a writer still holding the chunk we stopped at
+            // will call us again once it is through.
+            let Some(next) = stopped_at else { return Ok(()) };
+            if self.sessions.chunk(id, next).await?.is_none()
+                || self.sessions.leases_held(id, &chunk_lease(next), now_ms()).await? > 0
+            {
+                return Ok(());
+            }
         }
+    }
+
+    /// Hashes chunks from the saved progress on while they are present and
+    /// free; returns the index it stopped at (`None` when all are hashed or
+    /// the lease was lost).
+    async fn advance_under(&self, session: &UploadSession, lease: &Lease) -> Result<Option<u64>> {
+        let (id, plan) = (&session.id, &session.plan);
+        let mut progress = self.sessions.hash_progress(id).await?;
+        let mut hasher = restore(&progress)?;
+        while progress.next < plan.chunk_count {
+            let k = progress.next;
+            let Some(key) = self.sessions.chunk(id, k).await? else { return Ok(Some(k)) };
+            let Some(chunk) = Lease::take(&self.sessions, id, &chunk_lease(k)).await? else { return Ok(Some(k)) };
+            let hashed = async {
+                let stream = self
+                    .staging
+                    .read_chunk(&Path::from(key), plan, k)
+                    .await?
+                    .ok_or_else(|| Error::internal("hashing a chunk", format!("chunk {k} is not staged")))?;
+                hash_stream(hasher.clone(), stream, plan.chunk_len(k)).await
+            }
+            .await;
+            chunk.release().await;
+            hasher = hashed?;
+            progress = HashProgress { next: k + 1, state: hasher.save() };
+            if !self.sessions.save_hash_progress(id, lease.holder(), &progress, now_ms()).await? {
+                tracing::info!("hash lease lost; another process goes on");
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The hasher a saved progress holds.
+    /// Feeds `stream` (which must hold exactly `len` bytes) to `hasher`, in
+    /// batches hashed on the blocking pool while the next batch is read.
+    /// Waits until no chunk of upload `id` is being written: the merge starts
+    /// only once every send that began before `complete` is through (a writer
+    /// that died stops counting when its lease runs out).
+    pub async fn wait_for_writers(&self, id: &UploadId) -> Result<()> {
+        while self.sessions.leases_held(id, "chunk:", now_ms()).await? > 0 {
+            tokio::time::sleep(WAIT_STEP).await;
+        }
+        Ok(())
+    }
+
+    /// The running hash's progress once no advancer is at work: waits while
+    /// one holds the lease and keeps saving progress (it finishes sooner than
+    /// starting over would); takes what was saved once it is done, or once it
+    /// has saved nothing for [`ADVANCER_WAIT`] (stalled, or died holding it).
+    pub async fn settled_progress(&self, id: &UploadId) -> Result<HashProgress> {
+        let mut progress = self.sessions.hash_progress(id).await?;
+        let mut moved = tokio::time::Instant::now();
+        while self.sessions.leases_held(id, HASH_LEASE, now_ms()).await? > 0 && moved.elapsed() < ADVANCER_WAIT {
+            tokio::time::sleep(WAIT_STEP).await;
+            let now = self.sessions.hash_progress(id).await?;
+            if now.next != progress.next {
+                moved = tokio::time::Instant::now();
+            }
+            progress = now;
+        }
+        self.sessions.hash_progress(id).await
+    }
+
+    /// The digests of a fully received upload laid out by `plan`, going on
+    /// from `progress`: only its chunks from `progress.next` on are read, from
+    /// where they are staged (`keys`, one per index, in order). `Ok(Err(k))`
+    /// when chunk `k` is no longer staged.
+    pub async fn finish_hash(
+        &self,
+        plan: &crate::domain::ChunkPlan,
+        keys: &[String],
+        progress: &HashProgress,
+    ) -> Result<std::result::Result<Digests, u64>> {
+        let mut hasher = restore(progress)?;
+        for (k, key) in keys.iter().enumerate().skip(progress.next as usize) {
+            let k = k as u64;
+            let Some(stream) = self.staging.read_chunk(&Path::from(key.as_str()), plan, k).await? else {
+                return Ok(Err(k));
+            };
+            hasher = hash_stream(hasher, stream, plan.chunk_len(k)).await?;
+        }
+        Ok(Ok(hasher.finish()))
     }
 }
 
-/// Hashes chunks from the saved progress on while they are present and
-/// free; returns the index it stopped at (`None` when all are hashed or
-/// the lease was lost).
-async fn advance_under(b: &Backends, session: &UploadSession, lease: &Lease) -> Result<Option<u64>> {
-    let (id, plan) = (&session.id, &session.plan);
-    let mut progress = b.uploads.hash_progress(id).await?;
-    let mut hasher = restore(&progress)?;
-    while progress.next < plan.chunk_count {
-        let k = progress.next;
-        let Some(key) = b.uploads.chunk(id, k).await? else { return Ok(Some(k)) };
-        let Some(chunk) = Lease::take(b, id, &chunk_lease(k)).await? else { return Ok(Some(k)) };
-        let hashed = async {
-            let stream = b
-                .staging
-                .read_chunk(&Path::from(key), plan, k)
-                .await?
-                .ok_or_else(|| Error::internal("hashing a chunk", format!("chunk {k} is not staged")))?;
-            hash_stream(hasher.clone(), stream, plan.chunk_len(k)).await
-        }
-        .await;
-        chunk.release().await;
-        hasher = hashed?;
-        progress = HashProgress { next: k + 1, state: hasher.save() };
-        if !b.uploads.save_hash_progress(id, lease.holder(), &progress, now_ms()).await? {
-            tracing::info!("hash lease lost; another process goes on");
-            return Ok(None);
-        }
-    }
-    Ok(None)
-}
-
-/// The hasher a saved progress holds.
 pub fn restore(progress: &HashProgress) -> Result<ContentHasher> {
     if progress.next == 0 {
         return Ok(ContentHasher::new());
@@ -197,8 +260,6 @@ pub fn restore(progress: &HashProgress) -> Result<ContentHasher> {
         .ok_or_else(|| Error::internal("resuming a running hash", "the saved hasher state is corrupt"))
 }
 
-/// Feeds `stream` (which must hold exactly `len` bytes) to `hasher`, in
-/// batches hashed on the blocking pool while the next batch is read.
 async fn hash_stream(
     hasher: ContentHasher,
     mut stream: crate::stores::objects::ByteStream,
@@ -247,53 +308,4 @@ async fn hash_stream(
         return Err(Error::internal("hashing a chunk", format!("{got} bytes staged, {len} expected")));
     }
     Ok(hasher)
-}
-
-/// Waits until no chunk of upload `id` is being written: the merge starts
-/// only once every send that began before `complete` is through (a writer
-/// that died stops counting when its lease runs out).
-pub async fn wait_for_writers(b: &Backends, id: &UploadId) -> Result<()> {
-    while b.uploads.leases_held(id, "chunk:", now_ms()).await? > 0 {
-        tokio::time::sleep(WAIT_STEP).await;
-    }
-    Ok(())
-}
-
-/// The running hash's progress once no advancer is at work: waits while
-/// one holds the lease and keeps saving progress (it finishes sooner than
-/// starting over would); takes what was saved once it is done, or once it
-/// has saved nothing for [`ADVANCER_WAIT`] (stalled, or died holding it).
-pub async fn settled_progress(b: &Backends, id: &UploadId) -> Result<HashProgress> {
-    let mut progress = b.uploads.hash_progress(id).await?;
-    let mut moved = tokio::time::Instant::now();
-    while b.uploads.leases_held(id, HASH_LEASE, now_ms()).await? > 0 && moved.elapsed() < ADVANCER_WAIT {
-        tokio::time::sleep(WAIT_STEP).await;
-        let now = b.uploads.hash_progress(id).await?;
-        if now.next != progress.next {
-            moved = tokio::time::Instant::now();
-        }
-        progress = now;
-    }
-    b.uploads.hash_progress(id).await
-}
-
-/// The digests of a fully received upload laid out by `plan`, going on
-/// from `progress`: only its chunks from `progress.next` on are read, from
-/// where they are staged (`keys`, one per index, in order). `Ok(Err(k))`
-/// when chunk `k` is no longer staged.
-pub async fn finish_hash(
-    b: &Backends,
-    plan: &crate::domain::ChunkPlan,
-    keys: &[String],
-    progress: &HashProgress,
-) -> Result<std::result::Result<Digests, u64>> {
-    let mut hasher = restore(progress)?;
-    for (k, key) in keys.iter().enumerate().skip(progress.next as usize) {
-        let k = k as u64;
-        let Some(stream) = b.staging.read_chunk(&Path::from(key.as_str()), plan, k).await? else {
-            return Ok(Err(k));
-        };
-        hasher = hash_stream(hasher, stream, plan.chunk_len(k)).await?;
-    }
-    Ok(Ok(hasher.finish()))
 }

@@ -1,0 +1,215 @@
+//! Accounts: signup, signin and tokens, profiles, quotas, and the
+//! operator's commands. Every front door that creates an account, checks a
+//! token or adds bytes for a user goes through here.
+//!
+//! Layout:
+//! - [`password`]: Argon2id hashing on a bounded pool.
+//! - [`operator`]: `api admin`'s account commands, which need only the database.
+
+pub mod operator;
+pub mod password;
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::domain::error::{Error, Result};
+use crate::domain::{Password, User, UserName};
+use crate::runtime::config::{Limit, Settings, SignupPolicy};
+use crate::stores::meta::MetaRepo;
+use crate::stores::uploads::UploadStore;
+pub use password::HashingPool;
+
+/// SHA-256 of a bearer token or an invite code, as stored: the secret
+/// itself never is.
+pub(crate) fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The account rules in effect, from the settings.
+#[derive(Debug, Clone)]
+pub struct AccountPolicy {
+    /// Who may sign up (`PAN_SIGNUP`).
+    pub signup: SignupPolicy,
+    /// Seconds a signin token works (`PAN_TOKEN_TTL`).
+    pub token_ttl: u64,
+    /// The default byte quota (`PAN_QUOTA_BYTES`).
+    pub quota_bytes: Limit,
+    /// The default file-count quota (`PAN_QUOTA_FILES`).
+    pub quota_files: Limit,
+    /// Most unfinished uploads one user may hold (`PAN_MAX_OPEN_UPLOADS`).
+    pub max_open_uploads: u64,
+}
+
+impl AccountPolicy {
+    pub(crate) fn from_settings(s: &Settings) -> Self {
+        AccountPolicy {
+            signup: s.signup,
+            token_ttl: s.token_ttl,
+            quota_bytes: s.quota_bytes,
+            quota_files: s.quota_files,
+            max_open_uploads: s.max_open_uploads,
+        }
+    }
+
+    /// A user's limits in effect: their own (a negative value stored means
+    /// unlimited) or the installation's default.
+    pub fn quotas(&self, user: &User) -> (Option<u64>, Option<u64>) {
+        let effective = |own: Option<i64>, default: Limit| match own {
+            Some(n) if n < 0 => None,
+            Some(n) => Some(n as u64),
+            None => default.0,
+        };
+        (effective(user.quota_bytes, self.quota_bytes), effective(user.quota_files, self.quota_files))
+    }
+}
+
+/// A bearer token given out at signin.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// 256 random bits, hex: send as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// When it stops working (Unix seconds).
+    pub expires_at: i64,
+}
+
+/// What a user stores and may store.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// Live file entries and their bytes; the same for the trash.
+    pub usage: crate::stores::meta::Usage,
+    /// Their byte and file limits in effect (`None`: unlimited).
+    pub quota_bytes: Option<u64>,
+    /// See `quota_bytes`.
+    pub quota_files: Option<u64>,
+    /// Unfinished uploads and the bytes they reserve.
+    pub open_uploads: u64,
+    /// See `open_uploads`.
+    pub bytes_reserved: u64,
+}
+
+/// The account use cases.
+#[derive(Clone)]
+pub struct Accounts {
+    pub(crate) repo: Arc<dyn MetaRepo>,
+    pub(crate) uploads: Arc<dyn UploadStore>,
+    pub(crate) policy: Arc<AccountPolicy>,
+    pub(crate) hashing: HashingPool,
+}
+
+impl Accounts {
+    /// The rules in effect.
+    pub fn policy(&self) -> &AccountPolicy {
+        &self.policy
+    }
+
+    /// Registers a user under the signup policy: closed (403
+    /// `SIGNUP_CLOSED`), by invite (403 `INVITE_REQUIRED` / `INVITE_INVALID`),
+    /// or open. The policy is checked before the name and password, so a
+    /// closed server says only that.
+    #[tracing::instrument(name = "sign up", skip_all)]
+    pub async fn signup(&self, username: &str, password: &str, invite: Option<&str>) -> Result<User> {
+        let invite = match (self.policy.signup, invite) {
+            (SignupPolicy::Open, _) => None,
+            (SignupPolicy::Closed, _) => {
+                let closed = "signup is closed on this server; ask its operator for an account";
+                return Err(Error::Forbidden { code: "SIGNUP_CLOSED", message: closed.into() });
+            }
+            (SignupPolicy::Invite, None) => {
+                let needed = "signup on this server needs an invite code (`invite`)";
+                return Err(Error::Forbidden { code: "INVITE_REQUIRED", message: needed.into() });
+            }
+            (SignupPolicy::Invite, Some(code)) => Some(token_hash(code.trim())),
+        };
+        let name = UserName::parse(username)?;
+        let password = Password::parse(password)?;
+        let hash = self.hashing.hash(password.expose().to_owned()).await?;
+        let user = self.repo.create_user(&name, &hash, crate::now(), invite.as_deref()).await?;
+        tracing::info!(username = %user.username, "user signed up");
+        Ok(user)
+    }
+
+    /// A new token for the user whose password this is. A wrong password
+    /// and an unknown (or malformed) name cost the same and get the same
+    /// [`Error::BadCredentials`].
+    #[tracing::instrument(name = "sign in", skip_all)]
+    pub async fn signin(&self, username: &str, password: String) -> Result<SignedIn> {
+        let found = if UserName::parse(username).is_ok() { self.repo.user_with_hash(username).await? } else { None };
+        let (user, stored) = match found {
+            Some((u, h)) => (Some(u), h),
+            None => (None, password::DECOY_HASH.clone()),
+        };
+        let verified = self.hashing.verify(password, stored).await?;
+        let Some(user) = user.filter(|_| verified) else {
+            return Err(Error::BadCredentials);
+        };
+        let token = crate::random_hex(32);
+        let now = crate::now();
+        let expires_at = now + self.policy.token_ttl as i64;
+        self.repo.insert_token(&token_hash(&token), user.id, now, expires_at).await?;
+        Ok(SignedIn { token, expires_at })
+    }
+
+    /// Revokes a token.
+    pub async fn signout(&self, token: &str) -> Result<()> {
+        self.repo.delete_token(&token_hash(token)).await
+    }
+
+    /// The enabled user a live token belongs to.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<User>> {
+        self.repo.user_by_token(&token_hash(token), crate::now()).await
+    }
+
+    /// What the user stores, may store, and has reserved.
+    pub async fn profile(&self, user: &User) -> Result<Profile> {
+        let usage = self.repo.usage(user.id).await?;
+        let (open_uploads, bytes_reserved) = self.uploads.open_uploads(user.id).await?;
+        let (quota_bytes, quota_files) = self.policy.quotas(user);
+        Ok(Profile { usage, quota_bytes, quota_files, open_uploads, bytes_reserved })
+    }
+
+    /// Refuses work that would take `user` past their limits: one more file of
+    /// `bytes` on top of what they store and what their open uploads reserve;
+    /// with `new_upload`, also past the cap on open uploads. Checked before any
+    /// byte moves. Concurrent inits of one user may each pass before the other
+    /// is recorded, so the limits can be overshot by the requests in flight.
+    pub(crate) async fn check_room(&self, user: &User, bytes: u64, new_upload: bool) -> Result<()> {
+        let (open, reserved) = self.uploads.open_uploads(user.id).await?;
+        if new_upload && open >= self.policy.max_open_uploads {
+            return Err(Error::TooMany {
+                code: "TOO_MANY_UPLOADS",
+                message: format!("you have {open} unfinished uploads, the most allowed; complete or abort one first"),
+                retry_after: 60,
+            });
+        }
+        let (quota_bytes, quota_files) = self.policy.quotas(user);
+        if quota_bytes.is_none() && quota_files.is_none() {
+            return Ok(());
+        }
+        let usage = self.repo.usage(user.id).await?;
+        let files = (usage.files + usage.trash_files).max(0) as u64;
+        let used = (usage.bytes + usage.trash_bytes).max(0) as u64;
+        if let Some(quota) = quota_bytes
+            && used.saturating_add(reserved).saturating_add(bytes) > quota
+        {
+            return Err(Error::QuotaExceeded {
+                message: format!(
+                    "{bytes} more bytes would exceed your quota of {quota}: {used} stored, {reserved} reserved by open uploads"
+                ),
+            });
+        }
+        if let Some(quota) = quota_files
+            && files + open + 1 > quota
+        {
+            return Err(Error::QuotaExceeded {
+                message: format!("one more file would exceed your limit of {quota}: {files} stored, {open} uploading"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Drops tokens that expired (the clean-up).
+    pub(crate) async fn drop_expired_tokens(&self) -> Result<u64> {
+        self.repo.delete_expired_tokens(crate::now()).await
+    }
+}
