@@ -20,5 +20,6 @@ mod power;
 mod rust_client;
 mod shares;
 mod storage;
+mod structure;
 mod uploads;
 mod users;

@@ -556,7 +556,7 @@ impl UploadApi {
                 // before reading the answer gets this error, not a broken pipe.
                 // Not for a client cut off for being slow: it would only stall us.
                 if !e.is_slow_body() {
-                    shared::stores::objects::drain(&mut stream, DRAIN_LIMIT, DRAIN_TIME).await;
+                    drain(&mut stream, DRAIN_LIMIT, DRAIN_TIME).await;
                 }
                 Err(e.into())
             }
@@ -616,6 +616,28 @@ impl UploadApi {
         state.services.uploads.abort(&auth.0, &upload_id.0).await?;
         Ok(AbortResponse::Aborted)
     }
+}
+
+/// Reads and drops what is left of a refused request body, at most `limit`
+/// bytes and for at most `deadline`, so that a client that sends its whole
+/// body before reading the answer (urllib, requests, many generated
+/// clients) reads the JSON error instead of a broken pipe. Returns whether
+/// the body ended within those bounds.
+pub async fn drain<S>(body: &mut S, limit: u64, deadline: std::time::Duration) -> bool
+where
+    S: futures::Stream<Item = std::io::Result<bytes::Bytes>> + Unpin,
+{
+    let drained = async {
+        let mut seen = 0u64;
+        while let Some(Ok(piece)) = futures::StreamExt::next(body).await {
+            seen += piece.len() as u64;
+            if seen > limit {
+                return false;
+            }
+        }
+        true
+    };
+    tokio::time::timeout(deadline, drained).await.unwrap_or(false)
 }
 
 /// Parses an `Upload-Checksum: sha1 <base64 digest>` header (the tus

@@ -7,6 +7,7 @@
 //! Every statement is parameterised.
 
 pub mod mysql;
+mod rows;
 mod search;
 mod shares;
 mod sql;
@@ -15,8 +16,8 @@ mod tree;
 
 use async_trait::async_trait;
 
-pub use sql::SqlRepo;
-pub(crate) use sql::is_unique_violation;
+pub use rows::SqlRepo;
+pub(crate) use rows::is_unique_violation;
 
 use crate::domain::error::{Error, Result};
 use crate::domain::{Folder, NameRule, Share, SortKey, StoredFile, TrashItem, TreeItem, User, UserFile, UserName};

@@ -431,28 +431,6 @@ fn too_slow(started: tokio::time::Instant, got: u64, floor: u64) -> Option<u64> 
     (rate < floor).then_some(rate)
 }
 
-/// Reads and drops what is left of a refused request body, at most `limit`
-/// bytes and for at most `deadline`, so that a client that sends its whole
-/// body before reading the answer (urllib, requests, many generated
-/// clients) reads the JSON error instead of a broken pipe. Returns whether
-/// the body ended within those bounds.
-pub async fn drain<S>(body: &mut S, limit: u64, deadline: std::time::Duration) -> bool
-where
-    S: Stream<Item = std::io::Result<Bytes>> + Unpin,
-{
-    let drained = async {
-        let mut seen = 0u64;
-        while let Some(Ok(piece)) = body.next().await {
-            seen += piece.len() as u64;
-            if seen > limit {
-                return false;
-            }
-        }
-        true
-    };
-    tokio::time::timeout(deadline, drained).await.unwrap_or(false)
-}
-
 /// What both kinds share: the object_store handle (prefix applied) behind
 /// them, and the size of the parts a streamed write hands it.
 #[derive(Clone)]

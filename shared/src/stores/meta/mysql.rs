@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 
-use super::sql::{Dialect, SqlRepo};
+use super::rows::{Dialect, SqlRepo};
 use crate::domain::error::{Error, Result};
 
 static MIGRATIONS: Migrator = sqlx::migrate!("../migrations/mysql");

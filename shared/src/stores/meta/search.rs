@@ -7,7 +7,7 @@
 
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
-use super::sql::{ENTRY, SqlRepo, user_file_from};
+use super::rows::{ENTRY, SqlRepo, user_file_from};
 use crate::domain::error::Result;
 use crate::domain::{Folder, TreeItem};
 

@@ -5,7 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::ShareRepo;
-use super::sql::SqlRepo;
+use super::rows::SqlRepo;
 use crate::domain::error::{Error, Result};
 use crate::domain::{Share, ShareTarget};
 

@@ -10,7 +10,7 @@ use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 
-use super::sql::{Dialect, SqlRepo};
+use super::rows::{Dialect, SqlRepo};
 use crate::domain::error::{Error, Result};
 
 static MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
+use super::rows::{CONTENT, ENTRY, SqlRepo, TxError, stored_file_from, user_file_from};
 use super::search;
-use super::sql::{CONTENT, ENTRY, SqlRepo, TxError, stored_file_from, user_file_from};
 use super::{ListCursor, PageRequest, ParentId, TreeRepo};
 use crate::domain::error::{Error, Result};
 use crate::domain::{FileName, Folder, FolderId, NameRule, SortKey, StoredFile, TrashItem, TreeItem, UserFile};

@@ -1,0 +1,193 @@
+//! The architecture, checked on the source: `shared` is filed by layer with
+//! no import circles and no import from a layer above, and the front doors
+//! (`api/`, `worker/`) reach no store. (The compiler enforces the last one
+//! too: the use cases hold their roles in `pub(crate)` fields.)
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_path_buf()
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())) {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The module a file of `shared/src` is: `stores/meta/sql.rs` → `stores::meta::sql`.
+fn module_of(src: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(src).unwrap().with_extension("");
+    let parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    if parts == ["lib"] { String::new() } else { parts.join("::") }
+}
+
+/// The file's code without comments (doc links name modules too).
+fn code(file: &Path) -> String {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every module of `shared`, and the modules each one names (through
+/// `crate::…` or `super::…`), resolved to the longest known module. Edges
+/// between a module and its own ancestors or descendants (re-exports, a
+/// child using its parent's items) are the module tree, not imports.
+fn shared_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let src = workspace().join("shared/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let modules: BTreeSet<String> = files.iter().map(|f| module_of(&src, f)).collect();
+    let resolve = |path: &[&str]| -> Option<String> {
+        (1..=path.len()).rev().map(|n| path[..n].join("::")).find(|m| modules.contains(m))
+    };
+    let related = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}::")) || b.starts_with(&format!("{a}::"));
+    let path_re = |text: &str, start: usize| -> Vec<String> {
+        text[start..]
+            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+            .next()
+            .unwrap_or("")
+            .split("::")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut graph = BTreeMap::new();
+    for f in &files {
+        let me = module_of(&src, f);
+        let text = code(f);
+        let mut deps = BTreeSet::new();
+        for (i, _) in text.match_indices("crate::") {
+            let segs = path_re(&text, i + "crate::".len());
+            let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+            if let Some(m) = resolve(&segs) {
+                deps.insert(m);
+            }
+        }
+        for (i, _) in text.match_indices("super::") {
+            if text[..i].ends_with("super::") || text[..i].ends_with(':') {
+                continue;
+            }
+            let segs = path_re(&text, i);
+            let mut base: Vec<&str> = if me.is_empty() { vec![] } else { me.split("::").collect() };
+            let mut rest = segs.iter().map(String::as_str).peekable();
+            while rest.peek() == Some(&"super") {
+                rest.next();
+                base.pop();
+            }
+            base.extend(rest);
+            if let Some(m) = resolve(&base) {
+                deps.insert(m);
+            }
+        }
+        deps.retain(|d: &String| !related(&me, d));
+        graph.insert(me, deps);
+    }
+    graph
+}
+
+/// Import circles: strongly connected components of more than one module.
+fn circles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    // Reachability by depth-first search is plenty for a hundred modules.
+    let reach = |from: &str| {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![from.to_owned()];
+        while let Some(m) = stack.pop() {
+            for d in graph.get(&m).into_iter().flatten() {
+                if seen.insert(d.clone()) {
+                    stack.push(d.clone());
+                }
+            }
+        }
+        seen
+    };
+    let reaches: BTreeMap<&String, BTreeSet<String>> = graph.keys().map(|m| (m, reach(m))).collect();
+    let mut found: Vec<Vec<String>> = Vec::new();
+    for m in graph.keys() {
+        let scc: Vec<String> =
+            graph.keys().filter(|o| *o == m || (reaches[m].contains(*o) && reaches[*o].contains(m))).cloned().collect();
+        if scc.len() > 1 && !found.contains(&scc) {
+            found.push(scc);
+        }
+    }
+    found
+}
+
+/// The layer of a module of `shared`, lowest first, as `shared/src/lib.rs` lists them.
+fn layer(module: &str) -> usize {
+    match module.split("::").next().unwrap_or("") {
+        "runtime" | "domain" => 0,
+        "stores" => 1,
+        "accounts" => 2,
+        "tree" => 3,
+        "files" => 4,
+        "upload" | "shares" => 5,
+        "" => 6,
+        other => panic!("module {other} is in no layer: add it to shared/src/lib.rs and to this test"),
+    }
+}
+
+/// No two modules of `shared` import each other, directly or round a circle.
+#[test]
+fn shared_has_no_import_circles() {
+    let found = circles(&shared_graph());
+    assert!(found.is_empty(), "import circles in shared: {found:?}");
+}
+
+/// A module imports only from its own layer or those below.
+#[test]
+fn no_module_of_shared_imports_from_a_layer_above() {
+    let mut upward = Vec::new();
+    for (module, deps) in shared_graph() {
+        for d in deps {
+            if layer(&d) > layer(&module) {
+                upward.push(format!("{module} → {d}"));
+            }
+        }
+    }
+    assert!(upward.is_empty(), "imports from a layer above: {upward:?}");
+}
+
+/// The root of `shared/src` holds at most eight modules besides `lib.rs`:
+/// the rest is filed in their folders.
+#[test]
+fn shared_keeps_at_most_eight_files_at_its_root() {
+    let root: Vec<String> = std::fs::read_dir(workspace().join("shared/src"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "rs"))
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .filter(|n| n != "lib.rs")
+        .collect();
+    assert!(root.len() <= 8, "{} files at the root of shared/src: {root:?}", root.len());
+}
+
+/// The front doors name no store: they call use cases. Allowed: the start-up
+/// error (`OpenError`) and the worker's job queue, its front door.
+#[test]
+fn front_doors_reach_no_store() {
+    let mut found = Vec::new();
+    for dir in ["api/src", "worker/src"] {
+        let mut files = Vec::new();
+        rust_files(&workspace().join(dir), &mut files);
+        for f in files {
+            let text = code(&f);
+            for (i, _) in text.match_indices("shared::stores::") {
+                let rest = &text[i + "shared::stores::".len()..];
+                if !(rest.starts_with("OpenError") || rest.starts_with("queue::")) {
+                    found.push(format!("{}: {}", f.display(), rest.lines().next().unwrap_or("")));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "front doors naming a store: {found:?}");
+}
