@@ -1,11 +1,15 @@
-//! pan's HTTP service.
+//! pan's HTTP service: a thin adapter. Each handler parses the request,
+//! calls one use case of [`shared::Services`] (held in [`state::AppState`]),
+//! and maps the answer to HTTP; no handler can reach a store.
 //!
 //! Layout:
 //! - [`config`]: the api's settings (flags and environment).
-//! - [`routes`]: one module per resource (`usr`, `mupload`, `files`, `health`),
+//! - [`routes`]: one module per resource (`usr`, `mupload`, `files`,
+//!   `folders`, `shares`, `health`),
 //!   and `web`: the web page (assets embedded in the binary) served at `/`,
 //!   `/static/…` and, for browsers, at GET `/usr/signup`, `/usr/signin`, `/file/upload`.
-//! - [`admin`]: `api admin …`, the operator's account commands.
+//! - [`admin`]: `api admin …`, the operator's account commands and the audit.
+//! - [`state`]: what every handler can reach.
 //! - [`access_log`]: one log line per request, without query strings.
 //! - [`auth`]: the bearer-token security scheme.
 //! - [`inflight`]: caps on chunk bodies received at once.
@@ -16,7 +20,7 @@
 //! - [`limits`]: request body limits.
 //! - [`text`]: strict JSON strings for request bodies.
 //!
-//! [`build`] opens the backends and binds the port; [`App::serve`] runs until
+//! [`build`] opens the use cases (and so the stores) and binds the port; [`App::serve`] runs until
 //! the shutdown future resolves. `main` and the tests drive it the same way.
 
 pub mod access_log;

@@ -86,7 +86,7 @@ impl HealthApi {
             tracing::warn!(error = %e, "not ready: {what} does not answer");
             return ReadyResponse::NotReady(Json(ErrorBody::new(
                 "BACKEND_UNAVAILABLE",
-                &format!("{what} does not answer"),
+                format!("{what} does not answer"),
             )));
         }
         ReadyResponse::Ready(Json(Health { status: "ok".into() }))
