@@ -336,34 +336,31 @@ impl Files {
         self.tree.move_file(user, &entry.id, None, Some(name), rule).await
     }
 
-    /// A URL that downloads `entry` without a token until `expires_at`:
-    /// presigned by the file store when it can (and `inline` is not asked
-    /// for: previews stay on the api), else signed for the api's own route.
+    /// A URL that downloads `entry` without a token for `ttl` seconds
+    /// (`None`: `PAN_URL_TTL`), and when it stops working: presigned by the
+    /// file store when it can (and `inline` is not asked for: previews stay
+    /// on the api), else signed for the api's own route.
     pub async fn download_link(
         &self,
         user: &User,
         entry: &UserFile,
         stored: &StoredFile,
-        expires_at: i64,
+        ttl: Option<u64>,
         disposition: &str,
         inline: bool,
-    ) -> Result<DownloadLink> {
-        let ttl = (expires_at - crate::now()).max(1) as u64;
+    ) -> Result<(DownloadLink, i64)> {
+        let ttl = ttl.unwrap_or(self.url_ttl);
+        let expires_at = crate::now() + ttl as i64;
         let key = Path::from(stored.storage_key.as_str());
         if !inline
             && let Some(url) = self.files.presign_get(&key, std::time::Duration::from_secs(ttl), disposition).await?
         {
-            return Ok(DownloadLink::Presigned(url.to_string()));
+            return Ok((DownloadLink::Presigned(url.to_string()), expires_at));
         }
         let key = self.link_key.get().await?;
         // The link names the entry, not the content: it says nothing about
         // what the file is, and stops working when the entry is deleted.
-        Ok(DownloadLink::Signed { sig: links::sign(&key, &entry.id, user.id, expires_at) })
-    }
-
-    /// Default lifetime of a download URL, in seconds.
-    pub fn url_ttl(&self) -> u64 {
-        self.url_ttl
+        Ok((DownloadLink::Signed { sig: links::sign(&key, &entry.id, user.id, expires_at) }, expires_at))
     }
 
     /// The entry and content a signed link names, once its signature and

@@ -77,9 +77,11 @@ pub struct ShareRules {
     pub zip_max_entries: usize,
 }
 
+/// The api's defaults (`PAN_SHARE_DAYS`, `PAN_ZIP_MAX_ENTRIES`), for the
+/// processes that make no links (the worker, `api admin`).
 impl Default for ShareRules {
     fn default() -> Self {
-        ShareRules { default_days: 0, zip_max_entries: 10_000 }
+        ShareRules { default_days: 30, zip_max_entries: 10_000 }
     }
 }
 
@@ -109,7 +111,7 @@ impl Services {
     pub async fn open(settings: &Settings, share_rules: ShareRules) -> Result<Self, OpenError> {
         let b = Backends::open(settings).await?;
         let hashing = HashingPool::default();
-        let link_key = SigningKey { repo: b.repo.clone(), cached: b.link_key.clone() };
+        let link_key = SigningKey { repo: b.repo.clone(), cached: Default::default() };
         let accounts = Accounts {
             repo: b.repo.clone(),
             uploads: b.uploads.clone(),

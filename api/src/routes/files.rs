@@ -397,13 +397,11 @@ impl FileApi {
     ) -> Result<Json<DownloadUrl>, FileErrors> {
         let file = file_ref(id.0.as_deref(), filehash.0.as_deref())?;
         let (entry, stored) = state.services.files.owned(&auth.0, &file).await?;
-        let ttl = expires_in.0.unwrap_or(state.services.files.url_ttl());
-        let expires_at = shared::now() + ttl as i64;
         // A store that offers its own URLs serves downloads itself.
         let disposition = content_disposition(&entry.filename);
         let inline = inline.0.unwrap_or(false);
-        let link =
-            state.services.files.download_link(&auth.0, &entry, &stored, expires_at, &disposition, inline).await?;
+        let (link, expires_at) =
+            state.services.files.download_link(&auth.0, &entry, &stored, expires_in.0, &disposition, inline).await?;
         let sig = match link {
             DownloadLink::Presigned(url) => return Ok(Json(DownloadUrl { url, expires_at })),
             DownloadLink::Signed { sig } => sig,

@@ -50,8 +50,6 @@ pub struct Backends {
     pub(crate) backup: Option<Store>,
     /// Where jobs go.
     pub(crate) jobs: JobQueues,
-    /// The download-link signing key, once loaded ([`crate::files::links`]).
-    pub(crate) link_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
     /// Where files bound for a remote store are assembled.
     pub(crate) scratch: std::path::PathBuf,
 }
@@ -87,16 +85,7 @@ impl Backends {
                 JobQueues::sqlite(&settings.jobs_db_path()).await.map_err(fail("PAN_DATA_DIR"))?,
             ),
         };
-        Ok(Backends {
-            repo: Arc::new(repo),
-            uploads,
-            staging,
-            files,
-            backup,
-            jobs,
-            link_key: Default::default(),
-            scratch,
-        })
+        Ok(Backends { repo: Arc::new(repo), uploads, staging, files, backup, jobs, scratch })
     }
 }
 
