@@ -98,9 +98,9 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
 
 /// The consistency audit: prints the report; an error when it found differences.
 async fn audit(settings: &Settings, deep: bool, grace: i64) -> Result<(), String> {
-    let services = shared::Services::open(settings, shared::ShareRules::default()).await.map_err(|e| e.to_string())?;
+    let audit = shared::files::audit::Audit::open(settings).await.map_err(|e| e.to_string())?;
     let depth = if deep { shared::files::audit::Depth::Deep } else { shared::files::audit::Depth::Quick };
-    let report = services.audit.run(depth, grace).await.map_err(|e| e.to_string())?;
+    let report = audit.run(depth, grace).await.map_err(|e| e.to_string())?;
     print!("{report}");
     if report.is_clean() { Ok(()) } else { Err(format!("{} kind(s) of inconsistency found", report.findings.len())) }
 }

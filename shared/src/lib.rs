@@ -109,7 +109,8 @@ impl Services {
     /// Opens every store the settings name, once, and builds the use cases
     /// on them.
     pub async fn open(settings: &Settings, share_rules: ShareRules) -> Result<Self, OpenError> {
-        let b = Backends::open(settings).await?;
+        let stores = Backends::open(settings).await?;
+        let (b, jobs) = (&stores.data, &stores.jobs);
         let hashing = HashingPool::default();
         let link_key = SigningKey { repo: b.repo.clone(), cached: Default::default() };
         let accounts = Accounts {
@@ -128,7 +129,7 @@ impl Services {
             repo: b.repo.clone(),
             files: b.files.clone(),
             backup: b.backup.clone(),
-            backups: b.jobs.backups.clone(),
+            backups: jobs.backups.clone(),
             tree: tree.clone(),
             accounts: accounts.clone(),
             link_key: link_key.clone(),
@@ -141,7 +142,7 @@ impl Services {
             sessions: b.uploads.clone(),
             staging: b.staging.clone(),
             file_store: b.files.clone(),
-            merges: b.jobs.merges.clone(),
+            merges: jobs.merges.clone(),
             hash: RunningHash { sessions: b.uploads.clone(), staging: b.staging.clone() },
             accounts: accounts.clone(),
             tree: tree.clone(),
@@ -167,15 +168,8 @@ impl Services {
             default_days: share_rules.default_days,
             zip_max_entries: share_rules.zip_max_entries,
         };
-        let audit = Audit {
-            repo: b.repo.clone(),
-            files: b.files.clone(),
-            backup: b.backup.clone(),
-            staging: b.staging.clone(),
-            uploads: b.uploads.clone(),
-            merge_stall_secs: settings.merge_stall_secs,
-        };
-        Ok(Services { accounts, tree, files, uploads, shares, audit, stores: b, scrub_always: settings.scrub_always })
+        let audit = Audit::on(b, settings);
+        Ok(Services { accounts, tree, files, uploads, shares, audit, stores, scrub_always: settings.scrub_always })
     }
 
     /// The queues the worker takes jobs from (its front door, as a listening
@@ -187,19 +181,19 @@ impl Services {
     /// The largest piece a chunk body is staged in, in bytes (the api sizes
     /// its memory cap on chunks in flight by it).
     pub fn staging_part_size(&self) -> usize {
-        self.stores.staging.part_size()
+        self.stores.data.staging.part_size()
     }
 
     /// Whether the database answers; then whether the upload state store does.
     /// `Err((what, error))` names the one that does not.
     pub async fn health_check(&self) -> std::result::Result<(), (&'static str, Error)> {
-        self.stores.repo.health_check().await.map_err(|e| ("the database", e))?;
-        self.stores.uploads.health_check().await.map_err(|e| ("the upload state store", e))
+        self.stores.data.repo.health_check().await.map_err(|e| ("the database", e))?;
+        self.stores.data.uploads.health_check().await.map_err(|e| ("the upload state store", e))
     }
 
     /// Installation-wide totals, for `/metrics`.
     pub async fn totals(&self) -> Result<Totals> {
-        self.stores.repo.totals().await
+        self.stores.data.repo.totals().await
     }
 
     /// The scheduled clean-up, every step idempotent (several worker

@@ -7,4 +7,5 @@ pub mod open;
 pub mod queue;
 pub mod uploads;
 
-pub use open::{Backends, OpenError};
+pub(crate) use open::Backends;
+pub use open::OpenError;

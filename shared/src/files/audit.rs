@@ -23,8 +23,10 @@ use crate::domain::hashing::ContentHasher;
 use crate::domain::{UploadId, UploadState};
 use std::sync::Arc;
 
+use crate::runtime::config::Settings;
 use crate::stores::meta::MetaRepo;
 use crate::stores::objects::Store;
+use crate::stores::open::{DataStores, OpenError};
 use crate::stores::uploads::UploadStore;
 
 /// How many examples each finding lists.
@@ -110,6 +112,24 @@ pub struct Audit {
 }
 
 impl Audit {
+    /// The audit on these stores.
+    pub(crate) fn on(d: &DataStores, settings: &Settings) -> Self {
+        Audit {
+            repo: d.repo.clone(),
+            files: d.files.clone(),
+            backup: d.backup.clone(),
+            staging: d.staging.clone(),
+            uploads: d.uploads.clone(),
+            merge_stall_secs: settings.merge_stall_secs,
+        }
+    }
+
+    /// Opens the stores it reads, and not the job queue: `api admin audit`
+    /// runs beside a live api, which may hold the queue's write lock.
+    pub async fn open(settings: &Settings) -> Result<Self, OpenError> {
+        Ok(Audit::on(&DataStores::open(settings).await?, settings))
+    }
+
     /// Runs every check once; `grace` seconds shield objects still on their way
     /// (a merge between storing and recording, chunks of an upload just made).
     pub async fn run(&self, depth: Depth, grace: i64) -> Result<Report> {

@@ -35,9 +35,11 @@ pub(crate) fn fail(setting: &'static str) -> impl Fn(crate::Error) -> OpenError 
     }
 }
 
-/// Every backend a pan process uses, cheap to clone.
+/// The stores that hold data: all but the job queue, which `api admin
+/// audit` does not need (and must not wait for: the running api may hold
+/// its SQLite file's write lock).
 #[derive(Clone)]
-pub struct Backends {
+pub(crate) struct DataStores {
     /// Users, tokens, files.
     pub(crate) repo: Arc<dyn MetaRepo>,
     /// Upload sessions and chunk state.
@@ -48,14 +50,24 @@ pub struct Backends {
     pub(crate) files: Store,
     /// Backup copies of finished files, when configured.
     pub(crate) backup: Option<Store>,
-    /// Where jobs go.
-    pub(crate) jobs: JobQueues,
     /// Where files bound for a remote store are assembled.
     pub(crate) scratch: std::path::PathBuf,
+    /// The Redis connection, when Redis holds the upload state (the queue
+    /// shares it).
+    redis: Option<ConnectionManager>,
 }
 
-impl Backends {
-    /// Opens everything the settings name.
+/// Every backend a pan process uses, cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Backends {
+    /// The stores that hold data.
+    pub(crate) data: DataStores,
+    /// Where jobs go.
+    pub(crate) jobs: JobQueues,
+}
+
+impl DataStores {
+    /// Opens the data stores the settings name.
     pub(crate) async fn open(settings: &Settings) -> Result<Self, OpenError> {
         std::fs::create_dir_all(&settings.data_dir).map_err(|e| OpenError {
             setting: "PAN_DATA_DIR",
@@ -71,25 +83,28 @@ impl Backends {
             Some(url) => Some(objects::open(url, "PAN_BACKUP_URL", &scratch).map_err(fail("PAN_BACKUP_URL"))?),
             None => None,
         };
-
-        let (uploads, jobs): (Arc<dyn UploadStore>, JobQueues) = match &settings.redis_url {
+        let (uploads, redis): (Arc<dyn UploadStore>, _) = match &settings.redis_url {
             Some(url) => {
                 let con = connect_redis(url).await?;
-                (
-                    Arc::new(RedisUploads::new(con.clone(), &settings.redis_prefix, settings.upload_ttl)),
-                    JobQueues::redis(con, &settings.redis_prefix),
-                )
+                (Arc::new(RedisUploads::new(con.clone(), &settings.redis_prefix, settings.upload_ttl)), Some(con))
             }
-            None => (
-                Arc::new(SqlUploads::new(repo.clone(), settings.upload_ttl)),
-                JobQueues::sqlite(&settings.jobs_db_path()).await.map_err(fail("PAN_DATA_DIR"))?,
-            ),
+            None => (Arc::new(SqlUploads::new(repo.clone(), settings.upload_ttl)), None),
         };
-        Ok(Backends { repo: Arc::new(repo), uploads, staging, files, backup, jobs, scratch })
+        Ok(DataStores { repo: Arc::new(repo), uploads, staging, files, backup, scratch, redis })
     }
 }
 
 impl Backends {
+    /// Opens everything the settings name.
+    pub(crate) async fn open(settings: &Settings) -> Result<Self, OpenError> {
+        let data = DataStores::open(settings).await?;
+        let jobs = match &data.redis {
+            Some(con) => JobQueues::redis(con.clone(), &settings.redis_prefix),
+            None => JobQueues::sqlite(&settings.jobs_db_path()).await.map_err(fail("PAN_DATA_DIR"))?,
+        };
+        Ok(Backends { data, jobs })
+    }
+
     /// The stores' own housekeeping, part of the scheduled clean-up:
     /// temporary merge files older than a day (left by killed workers) go,
     /// and so do multipart uploads older than a day that were never
@@ -98,11 +113,12 @@ impl Backends {
     /// is tried again at the next tick; returns how many uploads went.
     pub(crate) async fn housekeep(&self) -> usize {
         const DAY: Duration = Duration::from_secs(86_400);
-        for dir in [self.files.scratch_dir(), self.staging.scratch_dir(), &self.scratch] {
+        let d = &self.data;
+        for dir in [d.files.scratch_dir(), d.staging.scratch_dir(), &d.scratch] {
             remove_old_files(dir, DAY);
         }
         let mut stale = 0;
-        for store in [&self.staging, &self.files].into_iter().chain(self.backup.as_ref()) {
+        for store in [&d.staging, &d.files].into_iter().chain(d.backup.as_ref()) {
             match store.abort_stale_uploads(DAY).await {
                 Ok(n) => stale += n,
                 Err(e) => tracing::warn!(error = %e, "aborting unfinished multipart uploads failed"),
