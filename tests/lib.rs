@@ -68,6 +68,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     env: Vec<(String, String)>,
     api: Option<Child>,
+    /// More api processes on the same backends (fleet): see [`TestApp::spawn_another_api`].
+    more_apis: Vec<Child>,
     workers: Vec<Child>,
     mysql_db: Option<String>,
     /// The Redis key prefix, for the fleet.
@@ -137,6 +139,7 @@ impl TestAppBuilder {
             http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client"),
             env,
             api: None,
+            more_apis: Vec::new(),
             workers: Vec::new(),
             mysql_db,
             redis_prefix,
@@ -241,6 +244,22 @@ impl TestApp {
         self.listen = addr.clone();
         self.base = format!("http://{addr}");
         self.api = Some(child);
+    }
+
+    /// Starts one more api process on the same backends, as a fleet behind a
+    /// load balancer runs them (fleet only); returns its base URL.
+    pub fn spawn_another_api(&mut self) -> String {
+        assert_eq!(self.deployment, Deployment::Fleet, "only a fleet shares its backends between processes");
+        let mut child = self
+            .command("api")
+            .env("PAN_LISTEN", "127.0.0.1:0")
+            .arg("--no-worker")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn api");
+        let addr = wait_for_banner(&mut child, &self.data.path().join("api.log"));
+        self.more_apis.push(child);
+        format!("http://{addr}")
     }
 
     /// Starts one more `worker` process (fleet only); returns its index.
@@ -667,7 +686,7 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.kill_api();
-        for w in &mut self.workers {
+        for w in self.more_apis.iter_mut().chain(&mut self.workers) {
             let _ = w.kill();
             let _ = w.wait();
         }

@@ -16,8 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::error::{Error, Result};
 use crate::domain::{Password, User, UserName};
 use crate::runtime::config::{Limit, Settings, SignupPolicy};
-use crate::stores::meta::MetaRepo;
-use crate::stores::uploads::UploadStore;
+use crate::stores::meta::{Hold, Limits, MetaRepo, Refusal};
 pub use password::HashingPool;
 
 /// SHA-256 of a bearer token or an invite code, as stored: the secret
@@ -92,7 +91,6 @@ pub struct Profile {
 #[derive(Clone)]
 pub struct Accounts {
     pub(crate) repo: Arc<dyn MetaRepo>,
-    pub(crate) uploads: Arc<dyn UploadStore>,
     pub(crate) policy: Arc<AccountPolicy>,
     pub(crate) hashing: HashingPool,
 }
@@ -163,49 +161,52 @@ impl Accounts {
     /// What the user stores, may store, and has reserved.
     pub async fn profile(&self, user: &User) -> Result<Profile> {
         let usage = self.repo.usage(user.id).await?;
-        let (open_uploads, bytes_reserved) = self.uploads.open_uploads(user.id).await?;
+        let (open_uploads, bytes_reserved) = self.repo.holds(user.id).await?;
         let (quota_bytes, quota_files) = self.policy.quotas(user);
         Ok(Profile { usage, quota_bytes, quota_files, open_uploads, bytes_reserved })
     }
 
-    /// Refuses work that would take `user` past their limits: one more file of
-    /// `bytes` on top of what they store and what their open uploads reserve;
-    /// with `new_upload`, also past the cap on open uploads. Checked before any
-    /// byte moves. Concurrent inits of one user may each pass before the other
-    /// is recorded, so the limits can be overshot by the requests in flight.
-    pub(crate) async fn check_room(&self, user: &User, bytes: u64, new_upload: bool) -> Result<()> {
-        let (open, reserved) = self.uploads.open_uploads(user.id).await?;
-        if new_upload && open >= self.policy.max_open_uploads {
-            return Err(Error::TooMany {
+    /// Reserves room in `user`'s quota for content on its way in: `bytes`
+    /// and one file, held under `hold_id` (an upload's id, or one made for
+    /// the content) until the entry that uses it is recorded (see
+    /// [`crate::stores::meta::NewUserFile::hold`]) or [`Accounts::release`]
+    /// gives it back. With `upload`, it also counts against the cap on open
+    /// uploads. Checked and recorded in one transaction under the user's
+    /// turn: concurrent reservations, from any process, never overshoot.
+    /// Every path that adds content for a user goes through here.
+    pub(crate) async fn reserve(&self, user: &User, hold_id: &str, bytes: u64, upload: bool) -> Result<()> {
+        let (quota_bytes, quota_files) = self.policy.quotas(user);
+        let limits = Limits { bytes: quota_bytes, files: quota_files, uploads: Some(self.policy.max_open_uploads) };
+        let hold = Hold { id: hold_id, user_id: user.id, bytes, upload, now: crate::now() };
+        match self.repo.reserve(&hold, &limits).await? {
+            None => Ok(()),
+            Some(Refusal::Uploads { open }) => Err(Error::TooMany {
                 code: "TOO_MANY_UPLOADS",
                 message: format!("you have {open} unfinished uploads, the most allowed; complete or abort one first"),
                 retry_after: 60,
-            });
-        }
-        let (quota_bytes, quota_files) = self.policy.quotas(user);
-        if quota_bytes.is_none() && quota_files.is_none() {
-            return Ok(());
-        }
-        let usage = self.repo.usage(user.id).await?;
-        let files = (usage.files + usage.trash_files).max(0) as u64;
-        let used = (usage.bytes + usage.trash_bytes).max(0) as u64;
-        if let Some(quota) = quota_bytes
-            && used.saturating_add(reserved).saturating_add(bytes) > quota
-        {
-            return Err(Error::QuotaExceeded {
+            }),
+            Some(Refusal::Bytes { used, held, quota }) => Err(Error::QuotaExceeded {
                 message: format!(
-                    "{bytes} more bytes would exceed your quota of {quota}: {used} stored, {reserved} reserved by open uploads"
+                    "{bytes} more bytes would exceed your quota of {quota}: {used} stored, {held} reserved by open uploads"
                 ),
-            });
+            }),
+            Some(Refusal::Files { files, held, quota }) => Err(Error::QuotaExceeded {
+                message: format!("one more file would exceed your limit of {quota}: {files} stored, {held} uploading"),
+            }),
         }
-        if let Some(quota) = quota_files
-            && files + open + 1 > quota
-        {
-            return Err(Error::QuotaExceeded {
-                message: format!("one more file would exceed your limit of {quota}: {files} stored, {open} uploading"),
-            });
+    }
+
+    /// Gives a hold's room back: the content it was for will not come.
+    pub(crate) async fn release(&self, hold_id: &str) -> Result<()> {
+        self.repo.release(hold_id).await
+    }
+
+    /// [`Accounts::release`] on a path that already failed: a failure here is
+    /// logged; the clean-up releases holds whose content is not on its way.
+    pub(crate) async fn release_quietly(&self, hold_id: &str) {
+        if let Err(e) = self.release(hold_id).await {
+            tracing::warn!(hold = hold_id, error = %e, "could not release a quota hold; the clean-up will");
         }
-        Ok(())
     }
 
     /// Drops tokens that expired (the clean-up).

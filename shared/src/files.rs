@@ -147,6 +147,7 @@ impl Files {
         place: &Placement,
         mut body: impl AsyncRead + Unpin,
         limit: u64,
+        hold: &str,
     ) -> Result<UserFile> {
         // The folder now; a taken name once the content is known (the same
         // file under the same name is no clash).
@@ -185,6 +186,7 @@ impl Files {
             folder: place.folder.as_ref().map(|f| f.as_str()),
             rule: place.rule,
             now: crate::now(),
+            hold: Some(hold),
         };
         if let Some(file) = self.repo.link_existing(&entry).await? {
             return Ok(file);
@@ -306,8 +308,9 @@ impl Files {
     }
 
     /// A single-request upload of at most `PAN_MAX_SINGLE_UPLOAD` bytes,
-    /// within the caller's quota (`declared_size` is checked before any byte
-    /// moves; the body is counted as it arrives).
+    /// within the caller's quota: `declared_size` (the spooled part's size)
+    /// is reserved before any byte moves, and the reservation becomes the
+    /// entry (or is released on failure); the body is counted as it arrives.
     pub async fn upload_single(
         &self,
         user: &User,
@@ -316,8 +319,13 @@ impl Files {
         declared_size: u64,
         body: impl AsyncRead + Unpin,
     ) -> Result<UserFile> {
-        self.accounts.check_room(user, declared_size, false).await?;
-        self.ingest(user, filename, place, body, self.max_single_upload).await
+        let hold = crate::random_hex(16);
+        self.accounts.reserve(user, &hold, declared_size, false).await?;
+        let stored = self.ingest(user, filename, place, body, self.max_single_upload, &hold).await;
+        if stored.is_err() {
+            self.accounts.release_quietly(&hold).await;
+        }
+        stored
     }
 
     /// The largest single-request upload, in bytes.

@@ -53,7 +53,7 @@ use crate::stores::queue::{BackupJob, MergeJob, Queue};
 use crate::stores::{Backends, OpenError};
 use crate::tree::Tree;
 use crate::upload::running_hash::RunningHash;
-use crate::upload::{InitTurns, UploadLimits, Uploads};
+use crate::upload::{UploadLimits, Uploads};
 
 /// Seconds since the Unix epoch: how every time is stored and returned.
 pub fn now() -> i64 {
@@ -115,7 +115,6 @@ impl Services {
         let link_key = SigningKey { repo: b.repo.clone(), cached: Default::default() };
         let accounts = Accounts {
             repo: b.repo.clone(),
-            uploads: b.uploads.clone(),
             policy: Arc::new(AccountPolicy::from_settings(settings)),
             hashing: hashing.clone(),
         };
@@ -148,7 +147,6 @@ impl Services {
             tree: tree.clone(),
             files: files.clone(),
             link_key: link_key.clone(),
-            turns: InitTurns::default(),
             limits: Arc::new(UploadLimits {
                 max_file_size: settings.max_file_size,
                 chunk_size: settings.chunk_size,
@@ -202,6 +200,7 @@ impl Services {
     #[tracing::instrument(name = "clean up", skip(self))]
     pub async fn clean_up(&self) -> Result<()> {
         let expired = self.uploads.expire_idle().await?;
+        let holds = self.uploads.release_stale_holds().await?;
         let orphans = self.uploads.drop_orphan_chunks().await?;
         let stale_uploads = self.stores.housekeep().await;
         let restarted = self.uploads.restart_stale_merges().await?;
@@ -209,7 +208,7 @@ impl Services {
         let trash = self.tree.empty_expired(1000).await?;
         let scrubbed = if (now() / 3600) % 24 == 3 || self.scrub_always { self.files.scrub().await? } else { 0 };
         self.accounts.drop_expired_tokens().await?;
-        tracing::info!(expired, orphans, stale_uploads, restarted, backups, trash, scrubbed, "clean-up done");
+        tracing::info!(expired, holds, orphans, stale_uploads, restarted, backups, trash, scrubbed, "clean-up done");
         Ok(())
     }
 }

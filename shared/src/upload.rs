@@ -15,8 +15,8 @@ use object_store::path::Path;
 use crate::accounts::Accounts;
 use crate::domain::error::{Error, Result, ResultExt};
 use crate::domain::{
-    ChunkPlan, FileName, NameRule, Placement, Sha1Hex, Sha256Hex, StoredFile, UploadId, UploadSession, UploadState,
-    User, UserFile,
+    ChunkPlan, FileName, NameRule, Placement, Sha1Hex, Sha256Hex, StoredFile, TreeItem, UploadId, UploadSession,
+    UploadState, User, UserFile,
 };
 use crate::files::ByteRange;
 use crate::files::Files;
@@ -155,7 +155,6 @@ pub struct Uploads {
     pub(crate) tree: Tree,
     pub(crate) files: Files,
     pub(crate) link_key: SigningKey,
-    pub(crate) turns: InitTurns,
     pub(crate) limits: Arc<UploadLimits>,
 }
 
@@ -178,24 +177,6 @@ pub struct UploadLimits {
     pub merge_threads: u64,
     /// Seconds an idle upload lives (`PAN_UPLOAD_TTL`).
     pub upload_ttl: u64,
-}
-
-/// One of 256 locks per process, picked by user id, held across the quota
-/// check and the session's creation.
-#[derive(Clone)]
-pub(crate) struct InitTurns(Arc<Vec<tokio::sync::Mutex<()>>>);
-
-impl Default for InitTurns {
-    fn default() -> Self {
-        InitTurns(Arc::new((0..256).map(|_| tokio::sync::Mutex::new(())).collect()))
-    }
-}
-
-impl InitTurns {
-    /// Waits for `user`'s turn to create an upload.
-    async fn of(&self, user: i64) -> tokio::sync::MutexGuard<'_, ()> {
-        self.0[user.rem_euclid(256) as usize].lock().await
-    }
 }
 
 impl Uploads {
@@ -236,7 +217,7 @@ impl Uploads {
         self.tree.check_placement(user, &filename, place, same).await?;
         let mut known = None;
         if let (Some(filehash), Some(sha256)) = (&filehash, &sha256) {
-            match self.known_content(user, filename.as_str(), place, filehash, sha256, filesize).await? {
+            match self.known_content(user, filename.as_str(), place, filehash, sha256, filesize, None).await? {
                 Known::Own(file) => return Ok(InitOutcome::Instant(file, plan)),
                 Known::Elsewhere(stored) => known = Some(stored),
                 Known::Unknown => {}
@@ -255,13 +236,13 @@ impl Uploads {
             let uploaded = self.sessions.chunks(&session.id).await?.into_keys().collect();
             return Ok(InitOutcome::Resume(session, uploaded));
         }
-        // One user's inits take turns between the check and the new session, so
-        // a burst of parallel inits cannot all pass the same check (in this
-        // process: api processes of a fleet check independently).
-        let turn = self.turns.of(user.id).await;
-        self.accounts.check_room(user, filesize, true).await?;
+        // The upload's declared size is reserved in the quota under its id
+        // before the session exists (the clean-up releases a hold whose
+        // session never came).
+        let id = UploadId::generate();
+        self.accounts.reserve(user, id.as_str(), filesize, true).await?;
         let session = UploadSession {
-            id: UploadId::generate(),
+            id,
             owner: user.id,
             filename: filename.as_str().to_owned(),
             // A hash-first upload resumes by its hashes: the fingerprint is kept
@@ -280,8 +261,10 @@ impl Uploads {
             created_at: now,
             updated_at: now,
         };
-        self.sessions.create(&session).await?;
-        drop(turn);
+        if let Err(e) = self.sessions.create(&session).await {
+            self.accounts.release_quietly(session.id.as_str()).await;
+            return Err(e);
+        }
         crate::runtime::metrics::UPLOADS_CREATED.inc();
         tracing::info!(upload = %session.id, chunks = plan.chunk_count, chunk_size = plan.chunk_size, "upload created");
         let challenge = match known {
@@ -306,9 +289,41 @@ impl Uploads {
         filehash: &Sha1Hex,
         sha256: &Sha256Hex,
         filesize: u64,
+        upload: Option<&UploadId>,
     ) -> Result<Known> {
         let own = self.repo.own_entry(user.id, sha256.as_str(), filesize as i64).await?;
         if own.is_some_and(|e| e.filehash == filehash.as_str()) {
+            // A new entry takes room in the quota like any other: the
+            // upload's own hold, or one made for it here.
+            let made = match upload {
+                Some(_) => None,
+                None => {
+                    let hold = crate::random_hex(16);
+                    match self.accounts.reserve(user, &hold, filesize, false).await {
+                        Ok(()) => Some(hold),
+                        // The same content under the same name there adds
+                        // nothing: still instant, however full the quota.
+                        Err(e @ Error::QuotaExceeded { .. }) => {
+                            let folder = place.folder.as_ref().map(|f| f.as_str()).unwrap_or("");
+                            let there = self.repo.children_named(user.id, folder, filename).await?;
+                            return there
+                                .into_iter()
+                                .find_map(|i| match i {
+                                    TreeItem::File(f)
+                                        if f.sha256.as_deref() == Some(sha256.as_str())
+                                            && f.filesize == filesize as i64 =>
+                                    {
+                                        Some(Known::Own(f))
+                                    }
+                                    _ => None,
+                                })
+                                .ok_or(e);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+            let hold = upload.map(|id| id.as_str()).or(made.as_deref());
             let entry = NewUserFile {
                 user_id: user.id,
                 filehash: filehash.as_str(),
@@ -318,8 +333,15 @@ impl Uploads {
                 folder: place.folder.as_ref().map(|f| f.as_str()),
                 rule: place.rule,
                 now: crate::now(),
+                hold,
             };
-            if let Some(file) = self.repo.link_existing(&entry).await? {
+            let linked = self.repo.link_existing(&entry).await;
+            if let Some(made) = &made
+                && !matches!(linked, Ok(Some(_)))
+            {
+                self.accounts.release_quietly(made).await;
+            }
+            if let Some(file) = linked? {
                 tracing::info!(entry = %file.id, "instant upload: the caller has this content");
                 crate::runtime::metrics::UPLOADS_INSTANT.inc();
                 return Ok(Known::Own(file));
@@ -354,7 +376,8 @@ impl Uploads {
         }
         let place = Placement { folder: session.folder.clone(), rule: NameRule::Rename };
         let size = session.plan.file_size;
-        let known = self.known_content(user, &session.filename, &place, &filehash, &sha256, size).await?;
+        let known =
+            self.known_content(user, &session.filename, &place, &filehash, &sha256, size, Some(&session.id)).await?;
         let challenge = match known {
             Known::Own(file) => {
                 // Nothing more to receive: chunks sent meanwhile go with the upload.
@@ -447,6 +470,7 @@ impl Uploads {
                 folder: session.folder.as_ref().map(|f| f.as_str()),
                 rule: NameRule::Rename,
                 now: crate::now(),
+                hold: Some(session.id.as_str()),
             };
             if let Some(file) = self.repo.link_existing(&entry).await? {
                 // The upload is not needed any more; chunks sent meanwhile go with it.
@@ -643,6 +667,7 @@ impl Uploads {
                 None => Err(Error::UploadNotFound),
             };
         }
+        self.accounts.release(session.id.as_str()).await?;
         self.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;
         Ok(())
     }

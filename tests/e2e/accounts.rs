@@ -51,6 +51,26 @@ both!(
 );
 
 both!(
+    an_instant_upload_takes_room_in_the_quota_unless_it_adds_nothing,
+    |b: TestAppBuilder| b.env("PAN_QUOTA_BYTES", "6000"),
+    |app| {
+        let token = app.user(&uname("instant")).await;
+        let data = test_bytes(6000, 11);
+        assert_eq!(app.upload(&token, "a.bin", &data).await["state"], "done");
+        // Another entry for content the user has counts its size again: no room.
+        let (code, body) = app.init(&token, "copy.bin", &data).await;
+        assert_eq!(code, StatusCode::INSUFFICIENT_STORAGE, "{body}");
+        assert_eq!(body["code"], "QUOTA_EXCEEDED");
+        // The same content under the same name adds nothing: instant, however full.
+        let (code, body) = app.init(&token, "a.bin", &data).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "instant");
+        let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
+        assert_eq!((info["file_count"].as_i64(), info["bytes_reserved"].as_u64()), (Some(1), Some(0)), "{info}");
+    }
+);
+
+both!(
     a_file_count_limit_counts_stored_files_and_open_uploads,
     |b: TestAppBuilder| b.env("PAN_QUOTA_FILES", "2"),
     |app| {
@@ -63,6 +83,37 @@ both!(
         assert_eq!(body["code"], "QUOTA_EXCEEDED");
     }
 );
+
+/// Sixty inits of one user at once, half through each of two api processes
+/// on the same MariaDB and Redis: the quota ledger grants exactly the room
+/// there is, never more (per-process locks could not).
+#[tokio::test]
+async fn concurrent_inits_through_two_api_processes_never_pass_the_quota() {
+    let mut app = TestApp::builder(Deployment::Fleet).env("PAN_QUOTA_BYTES", "2500").spawn().await;
+    let second = app.spawn_another_api();
+    let token = app.user(&uname("race")).await;
+    let inits = (0..60u64).map(|i| {
+        let base = if i % 2 == 0 { app.base.clone() } else { second.clone() };
+        let body = json!({"filename": format!("{i}.bin"), "filehash": sha1_hex(&i.to_le_bytes()), "filesize": 100});
+        let (http, token) = (app.http.clone(), token.clone());
+        async move {
+            let resp = http.post(format!("{base}/file/mupload/init")).bearer_auth(&token).json(&body).send().await;
+            let resp = resp.unwrap();
+            let status = resp.status();
+            let body: serde_json::Value = resp.json().await.unwrap();
+            (status, body)
+        }
+    });
+    let answers = futures::future::join_all(inits).await;
+    let granted = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!(granted, 25, "2500 bytes hold 25 uploads of 100: {answers:?}");
+    for (status, body) in answers.iter().filter(|(s, _)| *s != StatusCode::OK) {
+        assert_eq!(*status, StatusCode::INSUFFICIENT_STORAGE, "{body}");
+        assert_eq!(body["code"], "QUOTA_EXCEEDED");
+    }
+    let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
+    assert_eq!((info["open_uploads"].as_u64(), info["bytes_reserved"].as_u64()), (Some(25), Some(2500)), "{info}");
+}
 
 both!(
     inits_past_the_open_upload_cap_get_429_with_retry_after,

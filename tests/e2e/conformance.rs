@@ -1,6 +1,6 @@
 //! One conformance suite per storage role, run against every implementation
 //! on its real system: the upload-session store on SQLite, MariaDB and Redis,
-//! the metadata repository on SQLite and MariaDB, and the byte store on a
+//! the metadata repository and its quota ledger on SQLite and MariaDB, and the byte store on a
 //! local directory and on Garage (S3). The same assertions hold for each, so
 //! a caller never needs to know which one it got.
 
@@ -12,7 +12,7 @@ use object_store::path::Path;
 use pan_tests::*;
 use shared::domain::{ChunkPlan, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState, UserName};
 use shared::domain::{NameRule, SortKey, TreeItem};
-use shared::stores::meta::{MetaRepo, NewUserFile, UserRepo};
+use shared::stores::meta::{Hold, Limits, MetaRepo, NewUserFile, Refusal, UserRepo};
 use shared::stores::objects::s3::Location;
 use shared::stores::objects::{self, ByteStore, ChunkWriteError, LocalStore, S3Store, TempFile};
 use shared::stores::uploads::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
@@ -60,7 +60,6 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
         "another content with the same SHA-1 and size is not this upload"
     );
     assert_eq!(resumable.id, a.id);
-    assert_eq!(s.open_uploads(owner).await.unwrap(), (1, 3000));
 
     // Chunk marks: the last send wins and the superseded key comes back.
     assert_eq!(s.mark_chunk(&a.id, 0, "k0", now).await.unwrap(), None);
@@ -124,7 +123,6 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     assert_eq!((done.state, done.entry_id.as_deref()), (UploadState::Done, Some("e1")));
     assert!(!s.touch_merge(&a.id, now).await.unwrap(), "nothing to keep alive");
     assert!(!s.stale_merges(i64::MAX / 2, 100).await.unwrap().contains(&a.id));
-    assert_eq!(s.open_uploads(owner).await.unwrap(), (0, 0), "a finished upload reserves nothing");
     assert!(
         s.find_resumable(owner, a.filehash.as_ref().unwrap().as_str(), &"cd".repeat(32), 3000).await.unwrap().is_none()
     );
@@ -221,6 +219,7 @@ async fn repo_suite(r: &dyn MetaRepo) {
         folder: None,
         rule: NameRule::Rename,
         now,
+        hold: None,
     };
     let (one, two) = ("a1".repeat(32).leak() as &str, "b2".repeat(32).leak() as &str);
     // Two contents with the same SHA-1 and size are two contents.
@@ -304,6 +303,7 @@ async fn tree_suite(r: &dyn MetaRepo, user: i64) {
         folder,
         rule: NameRule::Rename,
         now,
+        hold: None,
     };
     let deep_id: &'static str = deep.id.clone().leak();
     let (a, _) = r.commit_merged(&file("a.txt", Some(deep_id)), "tree-key").await.unwrap();
@@ -422,6 +422,95 @@ async fn metadata_repository_on_sqlite() {
 async fn metadata_repository_on_mariadb() {
     let (_db, repo) = mariadb_repo().await;
     repo_suite(&repo).await;
+}
+
+/// The quota ledger through two repositories on one database, each with its
+/// own pool (as two api processes hold them): 60 concurrent reservations of
+/// one user never overshoot; a release gives the room back and a resize
+/// replaces the hold's own size; the cap on open uploads counts upload holds
+/// only; the file limit counts stored files and holds; recording the entry
+/// takes its hold's place, so a finished upload reserves nothing.
+async fn quota_ledger_suite(a: &dyn MetaRepo, b: &dyn MetaRepo) {
+    let user = a.create_user(&UserName::parse("ledger").unwrap(), "h", 0, None).await.unwrap().id;
+    let hold = |id: &'static str, bytes: u64, upload: bool| Hold { id, user_id: user, bytes, upload, now: 1 };
+    let bytes_only = Limits { bytes: Some(2500), files: None, uploads: None };
+    let ids: Vec<&'static str> = (0..60).map(|i| &*format!("hold{i:02}").leak()).collect();
+    let results = futures::future::join_all(ids.iter().enumerate().map(|(i, id)| {
+        let repo = if i % 2 == 0 { a } else { b };
+        let h = hold(id, 100, true);
+        async move { repo.reserve(&h, &bytes_only).await.unwrap() }
+    }))
+    .await;
+    let granted: Vec<&str> = ids.iter().zip(&results).filter(|(_, r)| r.is_none()).map(|(id, _)| *id).collect();
+    assert_eq!(granted.len(), 25, "exactly the room there is, never more: {results:?}");
+    assert!(results.iter().flatten().all(|r| matches!(r, Refusal::Bytes { quota: 2500, .. })), "{results:?}");
+    assert_eq!(a.holds(user).await.unwrap(), (25, 2500));
+    assert_eq!(b.holds(user).await.unwrap(), (25, 2500), "both processes see one ledger");
+
+    // A release gives the room back (releasing nothing is fine); a hold
+    // that is not an upload takes room but is no open upload.
+    a.release(granted[0]).await.unwrap();
+    a.release("no such hold").await.unwrap();
+    assert_eq!(b.reserve(&hold("single", 100, false), &bytes_only).await.unwrap(), None);
+    assert_eq!(a.holds(user).await.unwrap(), (24, 2500));
+    // A resize replaces the hold's own size.
+    assert_eq!(
+        a.reserve(&hold("single", 101, false), &bytes_only).await.unwrap(),
+        Some(Refusal::Bytes { used: 0, held: 2400, quota: 2500 })
+    );
+    assert_eq!(a.reserve(&hold("single", 50, false), &bytes_only).await.unwrap(), None);
+    assert_eq!(a.holds(user).await.unwrap(), (24, 2450));
+
+    // The cap on open uploads counts upload holds only.
+    let capped = Limits { bytes: None, files: None, uploads: Some(24) };
+    assert_eq!(a.reserve(&hold("upload", 1, true), &capped).await.unwrap(), Some(Refusal::Uploads { open: 24 }));
+    assert_eq!(a.reserve(&hold("other", 1, false), &capped).await.unwrap(), None);
+    // The file limit counts stored files and holds (26 now, with one more: 27).
+    let files = Limits { bytes: None, files: Some(26), uploads: None };
+    assert_eq!(
+        a.reserve(&hold("file", 1, false), &files).await.unwrap(),
+        Some(Refusal::Files { files: 0, held: 26, quota: 26 })
+    );
+
+    // Recording the entry takes its hold's place, in the same transaction.
+    let entry = NewUserFile {
+        user_id: user,
+        filehash: "56".repeat(20).leak(),
+        sha256: "78".repeat(32).leak(),
+        filesize: 50,
+        filename: "done.bin",
+        folder: None,
+        rule: NameRule::Rename,
+        now: 1,
+        hold: Some("single"),
+    };
+    b.commit_merged(&entry, "ledger-key").await.unwrap();
+    assert_eq!(a.holds(user).await.unwrap(), (24, 2401), "the finished upload reserves nothing");
+    assert_eq!(
+        a.reserve(&hold("late", 50, false), &bytes_only).await.unwrap(),
+        Some(Refusal::Bytes { used: 50, held: 2401, quota: 2500 }),
+        "its entry counts instead"
+    );
+    let mut old = a.holds_before(2, 1000).await.unwrap();
+    old.sort();
+    assert_eq!(old.len(), 25, "{old:?}");
+    assert!(a.holds_before(1, 1000).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn quota_ledger_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("pan.db").display());
+    let a = shared::stores::meta::open(&url).await.unwrap();
+    let b = shared::stores::meta::open(&url).await.unwrap();
+    quota_ledger_suite(&a, &b).await;
+}
+
+#[tokio::test]
+async fn quota_ledger_on_mariadb() {
+    let (db, a) = mariadb_repo().await;
+    let b = shared::stores::meta::open(&format!("{}/{db}", mysql_url())).await.unwrap();
+    quota_ledger_suite(&a, &b).await;
 }
 
 /// A request body arriving in `pieces`.

@@ -7,6 +7,7 @@
 //! Every statement is parameterised.
 
 pub mod mysql;
+mod quota;
 mod rows;
 mod search;
 mod shares;
@@ -112,6 +113,9 @@ pub struct NewUserFile<'a> {
     pub rule: NameRule,
     /// When (Unix seconds).
     pub now: i64,
+    /// The quota hold that reserved room for this content: released in the
+    /// transaction that records the entry (the room is used now).
+    pub hold: Option<&'a str>,
 }
 
 /// Stored content and users' entries for it. Content is shared, identified by
@@ -328,10 +332,67 @@ pub struct Totals {
     pub user_files: i64,
 }
 
+/// A reservation of room in a user's quota for content on its way in.
+#[derive(Debug, Clone, Copy)]
+pub struct Hold<'a> {
+    /// Its id: an upload's id, or one made for a single upload.
+    pub id: &'a str,
+    /// Whose quota.
+    pub user_id: i64,
+    /// The bytes it reserves (with one file).
+    pub bytes: u64,
+    /// Whether it is an open upload (those are also capped in number).
+    pub upload: bool,
+    /// When (Unix seconds).
+    pub now: i64,
+}
+
+/// The limits a reservation must stay within (`None`: no limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes stored (live and in the trash) plus bytes held.
+    pub bytes: Option<u64>,
+    /// Files stored (live and in the trash) plus holds.
+    pub files: Option<u64>,
+    /// Open uploads.
+    pub uploads: Option<u64>,
+}
+
+/// Why a reservation was refused, with what the user has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// As many open uploads as allowed.
+    Uploads { open: u64 },
+    /// The bytes would pass the quota.
+    Bytes { used: u64, held: u64, quota: u64 },
+    /// One more file would pass the limit.
+    Files { files: u64, held: u64, quota: u64 },
+}
+
+/// The quota ledger: reserve, then commit (by recording the entry with
+/// [`NewUserFile::hold`]) or release. A reservation is checked and recorded
+/// in one transaction holding the user's turn, the same one every change to
+/// their entries takes, so concurrent reservations from any number of
+/// processes never overshoot.
+#[async_trait]
+pub trait QuotaRepo: Send + Sync {
+    /// Reserves `hold.bytes` and one file within `limits`; a hold of the
+    /// same id is resized (its old size no longer counts). `Some` when
+    /// refused (nothing recorded).
+    async fn reserve(&self, hold: &Hold<'_>, limits: &Limits) -> Result<Option<Refusal>>;
+    /// Gives a hold's room back (none: nothing to do).
+    async fn release(&self, hold_id: &str) -> Result<()>;
+    /// A user's open-upload holds, and the bytes all their holds reserve.
+    async fn holds(&self, user_id: i64) -> Result<(u64, u64)>;
+    /// Ids of holds made before `before` (at most `limit`): the clean-up
+    /// releases those whose content is no longer on its way.
+    async fn holds_before(&self, before: i64, limit: i64) -> Result<Vec<String>>;
+}
+
 /// The whole repository, as the rest of pan holds it.
 #[async_trait]
 pub trait MetaRepo:
-    UserRepo + AccountRepo + FileRepo + TreeRepo + ShareRepo + BackupRepo + SecretRepo + AuditRepo
+    UserRepo + AccountRepo + FileRepo + TreeRepo + ShareRepo + BackupRepo + SecretRepo + AuditRepo + QuotaRepo
 {
     /// A cheap round trip, for readiness checks.
     async fn health_check(&self) -> Result<()>;

@@ -106,9 +106,6 @@ pub trait UploadStore: Send + Sync {
     /// [`crate::Error::NotUploading`]. `session` is as the caller read it
     /// (its id, owner and size, which never change).
     async fn declare_hashes(&self, session: &UploadSession, filehash: &str, sha256: &str) -> Result<DeclareOutcome>;
-    /// How many unfinished (`uploading` or `merging`) uploads the user has
-    /// open, and the bytes they declared: what their quota holds in reserve.
-    async fn open_uploads(&self, owner: i64) -> Result<(u64, u64)>;
     /// A live session by id, whoever owns it (ownership is the caller's check).
     async fn get(&self, id: &UploadId) -> Result<Option<UploadSession>>;
     /// A live session and the indexes of its received chunks, ascending,

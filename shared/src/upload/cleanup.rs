@@ -14,10 +14,33 @@ impl Uploads {
         for id in &idle {
             // A `complete` may have restarted it since it was listed.
             if self.sessions.delete_unless_merging(id).await? {
+                self.accounts.release(id.as_str()).await?;
                 self.staging.delete_prefix(&objects::upload_prefix(id)).await?;
             }
         }
         Ok(idle.len())
+    }
+
+    /// Quota holds older than an hour whose content is no longer on its way
+    /// are released: an upload that expired by itself (Redis), was taken
+    /// back by a crash before its session was made, or ended without its
+    /// hold going; a single upload a crash cut off. How many.
+    pub(crate) async fn release_stale_holds(&self) -> Result<usize> {
+        let mut released = 0;
+        for hold in self.repo.holds_before(crate::now() - 3600, 1000).await? {
+            let live = match UploadId::parse(&hold) {
+                Ok(id) => matches!(
+                    self.sessions.get(&id).await?,
+                    Some(s) if matches!(s.state, UploadState::Uploading | UploadState::Merging)
+                ),
+                Err(_) => false,
+            };
+            if !live {
+                self.accounts.release(&hold).await?;
+                released += 1;
+            }
+        }
+        Ok(released)
     }
 
     /// Staged chunks that no live upload owns are deleted (Redis expires

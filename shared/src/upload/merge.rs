@@ -157,6 +157,8 @@ impl Uploads {
             folder: session.folder.as_ref().map(|f| f.as_str()),
             rule: crate::domain::NameRule::Rename,
             now: crate::now(),
+            // The room the upload reserved becomes the entry's.
+            hold: Some(id.as_str()),
         };
         // When the same content (SHA-256 and size) is stored already, that copy
         // wins and ours is dropped: dedup without trusting any client hash.
@@ -230,6 +232,7 @@ impl Uploads {
         if let Some(key) = stored {
             crate::stores::objects::delete_quietly(&*self.file_store, key).await;
         }
+        self.accounts.release(session.id.as_str()).await?;
         self.sessions.forget_chunks(&session.id).await?;
         self.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;
         Ok(())
@@ -243,6 +246,8 @@ impl Uploads {
         crate::runtime::metrics::MERGES_FAILED.inc();
         let failure = Some((code, reason.as_str()));
         self.sessions.finish_merge(&session.id, UploadState::Failed, failure, None, crate::now()).await?;
+        // A failed upload reserves nothing, as before it is completed again.
+        self.accounts.release(session.id.as_str()).await?;
         Ok(())
     }
 }

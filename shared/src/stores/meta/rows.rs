@@ -118,3 +118,36 @@ impl SqlRepo {
         }
     }
 }
+
+/// Takes the user's turn (held to the transaction's end) at changing what
+/// they own: their tree, their entries, their quota holds. On MariaDB a row
+/// lock; on SQLite the write lock is held already.
+pub(super) async fn lock_user(tx: &mut Transaction<'static, Any>, user_id: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET tree_rev = tree_rev + 1 WHERE id = ?").bind(user_id).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// A conflict with a concurrent transaction that running again resolves: a
+/// duplicate key inserted first by the other writer, or an InnoDB deadlock
+/// (SQLSTATE 40001) between two writers of the same rows.
+pub(super) fn is_retryable_conflict(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation() || d.code().as_deref() == Some("40001"))
+}
+
+/// Runs `attempt` again when it lost a uniqueness race (at most a few times).
+macro_rules! retry_on_conflict {
+    ($attempt:expr) => {{
+        let mut tries = 0;
+        loop {
+            match $attempt.await {
+                Err($crate::stores::meta::rows::TxError::Sql(e))
+                    if $crate::stores::meta::rows::is_retryable_conflict(&e) && tries < 5 =>
+                {
+                    tries += 1
+                }
+                other => break other.map_err($crate::domain::error::Error::from),
+            }
+        }
+    }};
+}
+pub(super) use retry_on_conflict;

@@ -4,20 +4,16 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::rows::{CONTENT, ENTRY, SqlRepo, TxError, is_unique_violation, stored_file_from, user_file_from};
+use super::rows::{
+    CONTENT, ENTRY, SqlRepo, TxError, is_unique_violation, lock_user, retry_on_conflict, stored_file_from,
+    user_file_from,
+};
 use super::tree;
 use super::{
     Account, AccountRepo, AuditRepo, BackupRepo, FileRepo, MetaRepo, NewUserFile, SecretRepo, Totals, Usage, UserRepo,
 };
 use crate::domain::error::{Error, Result};
 use crate::domain::{EntryId, StoredFile, User, UserFile, UserName};
-
-/// A conflict with a concurrent transaction that running again resolves: a
-/// duplicate key inserted first by the other writer, or an InnoDB deadlock
-/// (SQLSTATE 40001) between two writers of the same rows.
-fn is_retryable_conflict(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation() || d.code().as_deref() == Some("40001"))
-}
 
 /// Columns of a user, as [`user_from`] reads them (`u` = users).
 const USER: &str = "u.id, u.username, u.created_at, u.quota_bytes, u.quota_files";
@@ -67,6 +63,10 @@ impl SqlRepo {
         file_id: i64,
         f: &NewUserFile<'_>,
     ) -> std::result::Result<UserFile, TxError> {
+        if let Some(hold) = f.hold {
+            // The room it reserved is used from now on: the entry counts.
+            sqlx::query("DELETE FROM quota_holds WHERE hold_id = ?").bind(hold).execute(&mut **tx).await?;
+        }
         let folder = tree::parent_or_root(tx, f.user_id, f.folder.unwrap_or("")).await?;
         let same = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.user_id = ? \
@@ -117,7 +117,7 @@ impl SqlRepo {
         let mut tx = self.begin().await?;
         // The tree's turn first, the content row second, in every
         // transaction that takes both: no two can wait on each other.
-        tree::lock_tree(&mut tx, f.user_id).await?;
+        lock_user(&mut tx, f.user_id).await?;
         let Some(file_id) = Self::reference_content(&mut tx, f).await? else {
             return Ok(None);
         };
@@ -132,7 +132,7 @@ impl SqlRepo {
         storage_key: &str,
     ) -> std::result::Result<(UserFile, StoredFile), TxError> {
         let mut tx = self.begin().await?;
-        tree::lock_tree(&mut tx, f.user_id).await?;
+        lock_user(&mut tx, f.user_id).await?;
         let file_id = match Self::reference_content(&mut tx, f).await? {
             Some(id) => id,
             None => {
@@ -165,19 +165,6 @@ impl SqlRepo {
         tx.commit().await?;
         Ok((entry, stored))
     }
-}
-
-/// Runs `attempt` again when it lost a uniqueness race (at most a few times).
-macro_rules! retry_on_conflict {
-    ($attempt:expr) => {{
-        let mut tries = 0;
-        loop {
-            match $attempt.await {
-                Err(TxError::Sql(e)) if is_retryable_conflict(&e) && tries < 5 => tries += 1,
-                other => break other.map_err(Error::from),
-            }
-        }
-    }};
 }
 
 #[async_trait]

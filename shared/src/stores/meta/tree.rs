@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
-use super::rows::{CONTENT, ENTRY, SqlRepo, TxError, stored_file_from, user_file_from};
+use super::rows::{CONTENT, ENTRY, SqlRepo, TxError, lock_user, stored_file_from, user_file_from};
 use super::search;
 use super::{ListCursor, PageRequest, ParentId, TreeRepo};
 use crate::domain::error::{Error, Result};
@@ -35,13 +35,6 @@ fn folder_from(row: &AnyRow) -> sqlx::Result<Folder> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
-}
-
-/// Takes the user's turn at changing their tree (held to the transaction's
-/// end): on MariaDB a row lock, on SQLite the write lock is held already.
-pub(super) async fn lock_tree(tx: &mut Tx, user_id: i64) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET tree_rev = tree_rev + 1 WHERE id = ?").bind(user_id).execute(&mut **tx).await?;
-    Ok(())
 }
 
 async fn live_folder(tx: &mut Tx, user_id: i64, folder_id: &str) -> sqlx::Result<Option<Folder>> {
@@ -472,7 +465,7 @@ impl TreeRepo for SqlRepo {
         now: i64,
     ) -> Result<Folder> {
         let mut tx = self.begin().await?;
-        lock_tree(&mut tx, user_id).await?;
+        lock_user(&mut tx, user_id).await?;
         let parent = existing_parent(&mut tx, user_id, parent).await?;
         let name = free_name(&mut tx, user_id, &parent, name, rule, "").await?;
         let id = FolderId::generate();
@@ -503,7 +496,7 @@ impl TreeRepo for SqlRepo {
         now: i64,
     ) -> Result<Folder> {
         let mut tx = self.begin().await?;
-        lock_tree(&mut tx, user_id).await?;
+        lock_user(&mut tx, user_id).await?;
         let folder = live_folder(&mut tx, user_id, folder_id).await?.ok_or(Error::FolderNotFound)?;
         let place = Relocation { to, name, rule, now };
         relocate(&mut tx, user_id, FOLDERS, folder_id, (&folder.parent, &folder.name), &place).await?;
@@ -522,7 +515,7 @@ impl TreeRepo for SqlRepo {
         now: i64,
     ) -> Result<UserFile> {
         let mut tx = self.begin().await?;
-        lock_tree(&mut tx, user_id).await?;
+        lock_user(&mut tx, user_id).await?;
         let entry = entry_by_id(&mut tx, user_id, entry_id).await?.ok_or(Error::FileNotFound)?;
         let place = Relocation { to, name, rule, now };
         relocate(&mut tx, user_id, FILES, entry_id, (&entry.folder, &entry.filename), &place).await?;
@@ -533,7 +526,7 @@ impl TreeRepo for SqlRepo {
 
     async fn trash(&self, user_id: i64, id: &str, now: i64) -> Result<()> {
         let mut tx = self.begin().await?;
-        lock_tree(&mut tx, user_id).await?;
+        lock_user(&mut tx, user_id).await?;
         if live_folder(&mut tx, user_id, id).await?.is_some() {
             let ids = subtree(&mut tx, user_id, id).await?;
             hide_below(&mut tx, user_id, &ids, id).await?;
@@ -610,7 +603,7 @@ impl TreeRepo for SqlRepo {
 
     async fn restore(&self, user_id: i64, id: &str, rule: NameRule, now: i64) -> Result<TreeItem> {
         let mut tx = self.begin().await?;
-        lock_tree(&mut tx, user_id).await?;
+        lock_user(&mut tx, user_id).await?;
         let (old_parent, old_name) = match trash_top(&mut tx, user_id, id).await? {
             TreeItem::Folder(d) => (d.parent, d.name),
             TreeItem::File(f) => (f.folder, f.filename),
@@ -660,7 +653,7 @@ impl TreeRepo for SqlRepo {
 
     async fn purge(&self, user_id: i64, id: &str) -> Result<Vec<StoredFile>> {
         let mut tx = self.begin().await?;
-        lock_tree(&mut tx, user_id).await?;
+        lock_user(&mut tx, user_id).await?;
         trash_top(&mut tx, user_id, id).await?;
         let counts = sqlx::query(
             "SELECT file_id, COUNT(*) AS n FROM user_files WHERE user_id = ? AND trashed_by = ? GROUP BY file_id",

@@ -73,28 +73,6 @@ return stale
     )
 });
 
-/// KEYS: the owner's open set. ARGV: session key prefix.
-/// Returns {count, bytes} of the uploads still `uploading` or `merging`,
-/// dropping the others (done, failed, expired) from the set.
-static OPEN_UPLOADS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local ids = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-local n, bytes = 0, 0
-for i = 1, #ids, 2 do
-  local state = redis.call('HGET', ARGV[1] .. ids[i], 'state')
-  if state == 'uploading' or state == 'merging' then
-    n = n + 1
-    bytes = bytes + tonumber(ids[i + 1])
-  else
-    redis.call('ZREM', KEYS[1], ids[i])
-  end
-end
-return {n, bytes}
-"#,
-    )
-});
-
 /// KEYS: session, chunks. ARGV: index, object key, now, ttl.
 /// Returns {"ok", previous key or ""} or {"state", <state>} or {"gone"}.
 static MARK_CHUNK: LazyLock<Script> = LazyLock::new(|| {
@@ -271,10 +249,6 @@ impl RedisUploads {
         format!("{}:merging", self.prefix)
     }
 
-    fn open_key(&self, owner: i64) -> String {
-        format!("{}:open:{}", self.prefix, owner)
-    }
-
     fn challenge_key(&self, id: &UploadId) -> String {
         format!("{}:upload:{}:challenge", self.prefix, id)
     }
@@ -375,9 +349,6 @@ impl UploadStore for RedisUploads {
         if let Some(resume) = &resume {
             pipe.set_ex(resume, s.id.as_str(), self.ttl as u64).ignore();
         }
-        // No expiry on the set: an upload kept alive by its chunks stays
-        // counted; finished and expired ones are pruned when it is read.
-        pipe.zadd(self.open_key(s.owner), s.id.as_str(), s.plan.file_size as f64).ignore();
         pipe.query_async::<()>(&mut con).await?;
         Ok(())
     }
@@ -416,16 +387,6 @@ impl UploadStore for RedisUploads {
             Some("state") => Err(Error::NotUploading { state: reply.get(1).cloned().unwrap_or_default() }),
             _ => Err(Error::UploadNotFound),
         }
-    }
-
-    async fn open_uploads(&self, owner: i64) -> Result<(u64, u64)> {
-        let mut con = self.con.clone();
-        let (n, bytes): (u64, u64) = OPEN_UPLOADS
-            .key(self.open_key(owner))
-            .arg(format!("{}:upload:", self.prefix))
-            .invoke_async(&mut con)
-            .await?;
-        Ok((n, bytes))
     }
 
     async fn get(&self, id: &UploadId) -> Result<Option<UploadSession>> {

@@ -169,18 +169,6 @@ impl UploadStore for SqlUploads {
         Ok(if same { DeclareOutcome::Same } else { DeclareOutcome::Different })
     }
 
-    async fn open_uploads(&self, owner: i64) -> Result<(u64, u64)> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(filesize), 0) AS SIGNED) AS bytes FROM upload_sessions \
-             WHERE owner_id = ? AND (state = 'merging' OR (state = 'uploading' AND updated_at >= ?))",
-        )
-        .bind(owner)
-        .bind(self.live_since())
-        .fetch_one(self.pool())
-        .await?;
-        Ok((row.try_get::<i64, _>("n")? as u64, row.try_get::<i64, _>("bytes")? as u64))
-    }
-
     async fn get(&self, id: &UploadId) -> Result<Option<UploadSession>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM upload_sessions WHERE id = ? AND (state <> 'uploading' OR updated_at >= ?)"

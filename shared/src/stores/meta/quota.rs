@@ -1,0 +1,118 @@
+//! The quota ledger on SQL: holds of room in a user's quota, checked and
+//! recorded in the transaction that takes the user's turn.
+
+use async_trait::async_trait;
+use sqlx::{Any, Row, Transaction};
+
+use super::rows::{SqlRepo, TxError, lock_user, retry_on_conflict};
+use super::{Hold, Limits, QuotaRepo, Refusal};
+use crate::domain::error::Result;
+
+type Tx = Transaction<'static, Any>;
+
+/// What a user has and holds, besides the hold `except` (which a resize
+/// replaces), read under their turn.
+struct Standing {
+    files: u64,
+    bytes: u64,
+    holds: u64,
+    held: u64,
+    open_uploads: u64,
+}
+
+async fn standing(tx: &mut Tx, user_id: i64, except: &str) -> sqlx::Result<Standing> {
+    let stored = sqlx::query(
+        "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(filesize), 0) AS SIGNED) AS bytes FROM user_files WHERE user_id = ?",
+    )
+    .bind(user_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let held = sqlx::query(
+        "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(bytes), 0) AS SIGNED) AS bytes, \
+         CAST(COALESCE(SUM(is_upload), 0) AS SIGNED) AS uploads \
+         FROM quota_holds WHERE user_id = ? AND hold_id <> ?",
+    )
+    .bind(user_id)
+    .bind(except)
+    .fetch_one(&mut **tx)
+    .await?;
+    let n = |row: &sqlx::any::AnyRow, col: &str| row.try_get::<i64, _>(col).map(|v| v.max(0) as u64);
+    Ok(Standing {
+        files: n(&stored, "n")?,
+        bytes: n(&stored, "bytes")?,
+        holds: n(&held, "n")?,
+        held: n(&held, "bytes")?,
+        open_uploads: n(&held, "uploads")?,
+    })
+}
+
+impl SqlRepo {
+    async fn try_reserve(&self, hold: &Hold<'_>, limits: &Limits) -> std::result::Result<Option<Refusal>, TxError> {
+        let mut tx = self.begin().await?;
+        lock_user(&mut tx, hold.user_id).await?;
+        let s = standing(&mut tx, hold.user_id, hold.id).await?;
+        let refusal = if hold.upload
+            && let Some(cap) = limits.uploads
+            && s.open_uploads >= cap
+        {
+            Some(Refusal::Uploads { open: s.open_uploads })
+        } else if let Some(quota) = limits.bytes
+            && s.bytes.saturating_add(s.held).saturating_add(hold.bytes) > quota
+        {
+            Some(Refusal::Bytes { used: s.bytes, held: s.held, quota })
+        } else if let Some(quota) = limits.files
+            && s.files + s.holds + 1 > quota
+        {
+            Some(Refusal::Files { files: s.files, held: s.holds, quota })
+        } else {
+            None
+        };
+        if refusal.is_some() {
+            return Ok(refusal);
+        }
+        sqlx::query("DELETE FROM quota_holds WHERE hold_id = ?").bind(hold.id).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO quota_holds (hold_id, user_id, bytes, is_upload, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(hold.id)
+            .bind(hold.user_id)
+            .bind(hold.bytes as i64)
+            .bind(i64::from(hold.upload))
+            .bind(hold.now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(None)
+    }
+}
+
+#[async_trait]
+impl QuotaRepo for SqlRepo {
+    async fn reserve(&self, hold: &Hold<'_>, limits: &Limits) -> Result<Option<Refusal>> {
+        retry_on_conflict!(self.try_reserve(hold, limits))
+    }
+
+    async fn release(&self, hold_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM quota_holds WHERE hold_id = ?").bind(hold_id).execute(self.pool()).await?;
+        Ok(())
+    }
+
+    async fn holds(&self, user_id: i64) -> Result<(u64, u64)> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(is_upload), 0) AS SIGNED) AS uploads, \
+             CAST(COALESCE(SUM(bytes), 0) AS SIGNED) AS bytes FROM quota_holds WHERE user_id = ?",
+        )
+        .bind(user_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok((row.try_get::<i64, _>("uploads")?.max(0) as u64, row.try_get::<i64, _>("bytes")?.max(0) as u64))
+    }
+
+    async fn holds_before(&self, before: i64, limit: i64) -> Result<Vec<String>> {
+        let ids =
+            sqlx::query_scalar("SELECT hold_id FROM quota_holds WHERE created_at < ? ORDER BY created_at LIMIT ?")
+                .bind(before)
+                .bind(limit)
+                .fetch_all(self.pool())
+                .await?;
+        Ok(ids)
+    }
+}
