@@ -142,7 +142,7 @@ impl Services {
             staging: b.staging.clone(),
             file_store: b.files.clone(),
             merges: jobs.merges.clone(),
-            hash: RunningHash { sessions: b.uploads.clone(), staging: b.staging.clone() },
+            hash: RunningHash { leases: b.uploads.clone(), chunks: b.uploads.clone(), staging: b.staging.clone() },
             accounts: accounts.clone(),
             tree: tree.clone(),
             files: files.clone(),

@@ -528,7 +528,7 @@ impl Uploads {
             }
             _ => {}
         }
-        let lease = running_hash::Lease::take(&self.sessions, &session.id, &uploads::chunk_lease(index)).await?;
+        let lease = running_hash::Lease::take(&self.hash.leases, &session.id, &uploads::chunk_lease(index)).await?;
         let lease = lease.ok_or(Error::ChunkBusy { index })?;
         let in_flight = running_hash::SendInFlight::begin();
         let received = self.receive_leased(&session, chunk, body).await;

@@ -27,7 +27,7 @@ use crate::runtime::config::Settings;
 use crate::stores::meta::MetaRepo;
 use crate::stores::objects::Store;
 use crate::stores::open::{DataStores, OpenError};
-use crate::stores::uploads::UploadStore;
+use crate::stores::uploads::UploadSessions;
 
 /// How many examples each finding lists.
 const EXAMPLES: usize = 10;
@@ -106,7 +106,7 @@ pub struct Audit {
     pub(crate) files: Store,
     pub(crate) backup: Option<Store>,
     pub(crate) staging: Store,
-    pub(crate) uploads: Arc<dyn UploadStore>,
+    pub(crate) uploads: Arc<dyn UploadSessions>,
     /// Seconds without a heartbeat after which a merge counts as stalled.
     pub(crate) merge_stall_secs: u64,
 }

@@ -79,14 +79,21 @@ pub fn chunk_lease(index: u64) -> String {
     format!("chunk:{index:020}")
 }
 
-/// Storage of upload sessions and their chunk maps.
+/// Everything pan keeps about uploads in progress, in one store (SQL or
+/// Redis), seen through four roles: a use case asks for the ones it uses.
+pub trait UploadStore: UploadSessions + ChunkMap + HashLeases + Challenges {}
+
+impl<T: UploadSessions + ChunkMap + HashLeases + Challenges> UploadStore for T {}
+
+/// Upload sessions: their life from `create` to `done` or gone.
 ///
 /// Sessions left idle longer than the upload TTL count as gone: `get` no longer
 /// returns them, whether or not their storage has been swept yet.
 #[async_trait]
-pub trait UploadStore: Send + Sync {
+pub trait UploadSessions: Send + Sync {
     /// Stores a new session in state `uploading`.
     async fn create(&self, session: &UploadSession) -> Result<()>;
+
     /// The caller's unfinished (`uploading`) session for this content (its
     /// declared SHA-1, SHA-256 and size), if any.
     async fn find_resumable(
@@ -96,9 +103,11 @@ pub trait UploadStore: Send + Sync {
         sha256: &str,
         filesize: u64,
     ) -> Result<Option<UploadSession>>;
+
     /// The caller's unfinished (`uploading`) session of `filesize` bytes
     /// started with this client fingerprint, if any (the newest).
     async fn find_by_fingerprint(&self, owner: i64, fingerprint: &str, filesize: u64) -> Result<Option<UploadSession>>;
+
     /// Records the whole file's hashes of an upload that began without them:
     /// a compare-and-set, only while the session is `uploading`, so of two
     /// different declarations one wins and the other gets
@@ -106,52 +115,21 @@ pub trait UploadStore: Send + Sync {
     /// [`crate::Error::NotUploading`]. `session` is as the caller read it
     /// (its id, owner and size, which never change).
     async fn declare_hashes(&self, session: &UploadSession, filehash: &str, sha256: &str) -> Result<DeclareOutcome>;
+
     /// A live session by id, whoever owns it (ownership is the caller's check).
     async fn get(&self, id: &UploadId) -> Result<Option<UploadSession>>;
+
     /// A live session and the indexes of its received chunks, ascending,
     /// in one round trip where the store allows (status is polled hard).
-    async fn get_with_chunks(&self, id: &UploadId) -> Result<Option<(UploadSession, Vec<u64>)>> {
-        let Some(session) = self.get(id).await? else { return Ok(None) };
-        let received = self.chunks(id).await?.into_keys().collect();
-        Ok(Some((session, received)))
-    }
-    /// Received chunks: index → staged object key, in index order.
-    async fn chunks(&self, id: &UploadId) -> Result<BTreeMap<u64, String>>;
-    /// The staged object key of chunk `index`, when it has arrived.
-    async fn chunk(&self, id: &UploadId, index: u64) -> Result<Option<String>>;
-    /// Takes (or renews) the lease `name` of upload `id` for `holder`, for
-    /// `ttl_ms` milliseconds from `now_ms`: succeeds when the lease is free,
-    /// expired, or `holder`'s already. Leases end with the session.
-    async fn acquire_lease(&self, id: &UploadId, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool>;
-    /// Gives the lease back, if `holder` still holds it.
-    async fn release_lease(&self, id: &UploadId, name: &str, holder: &str) -> Result<()>;
-    /// How many unexpired leases on upload `id` have names starting with
-    /// `prefix` (the merge waits until no chunk is being written).
-    async fn leases_held(&self, id: &UploadId, prefix: &str, now_ms: i64) -> Result<u64>;
-    /// The running hash's progress (the default, nothing hashed, when none
-    /// was saved).
-    async fn hash_progress(&self, id: &UploadId) -> Result<HashProgress>;
-    /// Saves the running hash's progress, only while `holder` holds the
-    /// [`HASH_LEASE`] (unexpired at `now_ms`) and the session is `uploading`
-    /// or `merging`; returns whether it was saved.
-    async fn save_hash_progress(
-        &self,
-        id: &UploadId,
-        holder: &str,
-        progress: &HashProgress,
-        now_ms: i64,
-    ) -> Result<bool>;
-    /// Records that chunk `index` is staged under `object_key`, atomically and
-    /// only while the session is `uploading`; refreshes the session's TTL.
-    /// Returns the key the index pointed at before (now unreferenced).
-    /// Errors: [`crate::Error::UploadNotFound`], [`crate::Error::NotUploading`].
-    async fn mark_chunk(&self, id: &UploadId, index: u64, object_key: &str, now: i64) -> Result<Option<String>>;
+    async fn get_with_chunks(&self, id: &UploadId) -> Result<Option<(UploadSession, Vec<u64>)>>;
+
     /// Moves the session from `uploading` to `merging` if every chunk is in:
     /// a compare-and-set, so exactly one caller gets [`CompleteOutcome::Started`].
     /// A `failed` session whose chunks are all still recorded (its merge hit a
     /// full disk, say) starts again the same way; one whose chunks were
     /// forgotten stays `failed`.
     async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome>;
+
     /// Ends a merge: moves the session from `merging` to `state` (`done` or
     /// `failed`) with the failure's code and message and the entry it
     /// produced, refreshing its TTL.
@@ -165,28 +143,88 @@ pub trait UploadStore: Send + Sync {
         entry_id: Option<&str>,
         now: i64,
     ) -> Result<bool>;
-    /// Stores the proof-of-possession challenge of an upload (replacing any).
-    async fn put_challenge(&self, id: &UploadId, proof: &PendingProof) -> Result<()>;
-    /// Takes the upload's challenge: single use (a second take finds none),
-    /// and `None` once it has expired.
-    async fn take_challenge(&self, id: &UploadId, now: i64) -> Result<Option<PendingProof>>;
+
     /// A running merge's heartbeat: sets the session's `updated_at` to `now`
     /// if it is still `merging` (false otherwise: nothing to keep alive).
     async fn touch_merge(&self, id: &UploadId, now: i64) -> Result<bool>;
+
     /// Uploads `merging` whose heartbeat is older than `before`: their merge
     /// job was lost (a failed push, a crash between the state change and the
     /// push, a queue that forgot it). The sweeper enqueues them again.
     async fn stale_merges(&self, before: i64, limit: u64) -> Result<Vec<UploadId>>;
+
     /// Forgets a session and its chunk map unless it is `merging` (a
     /// compare-and-set, so an abort or the sweeper never pulls an upload
     /// from under a merge). Returns whether it was deleted.
     async fn delete_unless_merging(&self, id: &UploadId) -> Result<bool>;
-    /// Forgets the chunk map (after a final failure deleted the chunks).
-    async fn forget_chunks(&self, id: &UploadId) -> Result<()>;
+
     /// Ids of `uploading`, `failed` or `done` sessions idle since before
     /// `cutoff`, for the sweeper: abandoned uploads and finished records
     /// (Redis expires its own and returns none).
     async fn idle_since(&self, cutoff: i64, limit: u64) -> Result<Vec<UploadId>>;
+
     /// A cheap round trip, for readiness checks.
     async fn health_check(&self) -> Result<()>;
+}
+
+/// Which chunks of an upload arrived, and where each is staged.
+#[async_trait]
+pub trait ChunkMap: Send + Sync {
+    /// Received chunks: index → staged object key, in index order.
+    async fn chunks(&self, id: &UploadId) -> Result<BTreeMap<u64, String>>;
+
+    /// The staged object key of chunk `index`, when it has arrived.
+    async fn chunk(&self, id: &UploadId, index: u64) -> Result<Option<String>>;
+
+    /// Records that chunk `index` is staged under `object_key`, atomically and
+    /// only while the session is `uploading`; refreshes the session's TTL.
+    /// Returns the key the index pointed at before (now unreferenced).
+    /// Errors: [`crate::Error::UploadNotFound`], [`crate::Error::NotUploading`].
+    async fn mark_chunk(&self, id: &UploadId, index: u64, object_key: &str, now: i64) -> Result<Option<String>>;
+
+    /// Forgets the chunk map (after a final failure deleted the chunks).
+    async fn forget_chunks(&self, id: &UploadId) -> Result<()>;
+}
+
+/// Leases (one sender per chunk, one advancer of the running hash) and the
+/// running hash's saved progress.
+#[async_trait]
+pub trait HashLeases: Send + Sync {
+    /// Takes (or renews) the lease `name` of upload `id` for `holder`, for
+    /// `ttl_ms` milliseconds from `now_ms`: succeeds when the lease is free,
+    /// expired, or `holder`'s already. Leases end with the session.
+    async fn acquire_lease(&self, id: &UploadId, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool>;
+
+    /// Gives the lease back, if `holder` still holds it.
+    async fn release_lease(&self, id: &UploadId, name: &str, holder: &str) -> Result<()>;
+
+    /// How many unexpired leases on upload `id` have names starting with
+    /// `prefix` (the merge waits until no chunk is being written).
+    async fn leases_held(&self, id: &UploadId, prefix: &str, now_ms: i64) -> Result<u64>;
+
+    /// The running hash's progress (the default, nothing hashed, when none
+    /// was saved).
+    async fn hash_progress(&self, id: &UploadId) -> Result<HashProgress>;
+
+    /// Saves the running hash's progress, only while `holder` holds the
+    /// [`HASH_LEASE`] (unexpired at `now_ms`) and the session is `uploading`
+    /// or `merging`; returns whether it was saved.
+    async fn save_hash_progress(
+        &self,
+        id: &UploadId,
+        holder: &str,
+        progress: &HashProgress,
+        now_ms: i64,
+    ) -> Result<bool>;
+}
+
+/// Proof-of-possession challenges of uploads whose content is stored already.
+#[async_trait]
+pub trait Challenges: Send + Sync {
+    /// Stores the proof-of-possession challenge of an upload (replacing any).
+    async fn put_challenge(&self, id: &UploadId, proof: &PendingProof) -> Result<()>;
+
+    /// Takes the upload's challenge: single use (a second take finds none),
+    /// and `None` once it has expired.
+    async fn take_challenge(&self, id: &UploadId, now: i64) -> Result<Option<PendingProof>>;
 }

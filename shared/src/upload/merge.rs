@@ -29,7 +29,7 @@ use crate::domain::{FailureCode, UploadId, UploadSession, UploadState};
 use crate::stores::meta::NewUserFile;
 use crate::stores::objects;
 use crate::stores::queue::MergeJob;
-use crate::stores::uploads::UploadStore;
+use crate::stores::uploads::UploadSessions;
 
 impl Uploads {
     /// Runs one merge. Ok(()) also when there is nothing (left) to do.
@@ -265,7 +265,7 @@ enum Stored {
 struct Heartbeat(tokio::task::JoinHandle<()>);
 
 impl Heartbeat {
-    fn start(sessions: Arc<dyn UploadStore>, id: UploadId) -> Self {
+    fn start(sessions: Arc<dyn UploadSessions>, id: UploadId) -> Self {
         Heartbeat(tokio::spawn(async move {
             let mut tick = tokio::time::interval(super::MERGE_HEARTBEAT);
             loop {

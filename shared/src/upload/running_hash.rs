@@ -29,7 +29,7 @@ use crate::domain::{UploadId, UploadSession};
 use std::sync::Arc;
 
 use crate::stores::objects::Store;
-use crate::stores::uploads::UploadStore;
+use crate::stores::uploads::{ChunkMap, HashLeases};
 use crate::stores::uploads::{HASH_LEASE, HashProgress, chunk_lease};
 
 /// How long a lease lasts unless renewed: a process that dies holding one
@@ -75,7 +75,7 @@ pub fn now_ms() -> i64 {
 /// A lease on one upload, renewed in the background while held and given
 /// back by [`Lease::release`] (or, when dropped, by a background task).
 pub struct Lease {
-    b: Arc<dyn UploadStore>,
+    b: Arc<dyn HashLeases>,
     id: UploadId,
     name: String,
     holder: String,
@@ -84,7 +84,7 @@ pub struct Lease {
 
 impl Lease {
     /// Takes the lease `name` of upload `id`; `None` when another holder has it.
-    pub async fn take(b: &Arc<dyn UploadStore>, id: &UploadId, name: &str) -> Result<Option<Lease>> {
+    pub async fn take(b: &Arc<dyn HashLeases>, id: &UploadId, name: &str) -> Result<Option<Lease>> {
         let holder = crate::random_hex(12);
         if !b.acquire_lease(id, name, &holder, now_ms(), LEASE_TTL.as_millis() as i64).await? {
             return Ok(None);
@@ -140,7 +140,10 @@ impl Drop for Lease {
 /// The running hash of uploads: their chunk state and staged bytes.
 #[derive(Clone)]
 pub(crate) struct RunningHash {
-    pub(crate) sessions: Arc<dyn UploadStore>,
+    /// Leases and the saved progress.
+    pub(crate) leases: Arc<dyn HashLeases>,
+    /// Where each received chunk is staged.
+    pub(crate) chunks: Arc<dyn ChunkMap>,
     pub(crate) staging: Store,
 }
 
@@ -152,7 +155,7 @@ impl RunningHash {
     pub async fn advance(&self, session: &UploadSession) -> Result<()> {
         let id = &session.id;
         loop {
-            let Some(lease) = Lease::take(&self.sessions, id, HASH_LEASE).await? else { return Ok(()) };
+            let Some(lease) = Lease::take(&self.leases, id, HASH_LEASE).await? else { return Ok(()) };
             let outcome = self.advance_under(session, &lease).await;
             lease.release().await;
             let stopped_at = outcome?;
@@ -160,8 +163,8 @@ impl RunningHash {
             // the work to us; a writer still holding the chunk we stopped at
             // will call us again once it is through.
             let Some(next) = stopped_at else { return Ok(()) };
-            if self.sessions.chunk(id, next).await?.is_none()
-                || self.sessions.leases_held(id, &chunk_lease(next), now_ms()).await? > 0
+            if self.chunks.chunk(id, next).await?.is_none()
+                || self.leases.leases_held(id, &chunk_lease(next), now_ms()).await? > 0
             {
                 return Ok(());
             }
@@ -173,12 +176,12 @@ impl RunningHash {
     /// the lease was lost).
     async fn advance_under(&self, session: &UploadSession, lease: &Lease) -> Result<Option<u64>> {
         let (id, plan) = (&session.id, &session.plan);
-        let mut progress = self.sessions.hash_progress(id).await?;
+        let mut progress = self.leases.hash_progress(id).await?;
         let mut hasher = restore(&progress)?;
         while progress.next < plan.chunk_count {
             let k = progress.next;
-            let Some(key) = self.sessions.chunk(id, k).await? else { return Ok(Some(k)) };
-            let Some(chunk) = Lease::take(&self.sessions, id, &chunk_lease(k)).await? else { return Ok(Some(k)) };
+            let Some(key) = self.chunks.chunk(id, k).await? else { return Ok(Some(k)) };
+            let Some(chunk) = Lease::take(&self.leases, id, &chunk_lease(k)).await? else { return Ok(Some(k)) };
             let hashed = async {
                 let stream = self
                     .staging
@@ -191,7 +194,7 @@ impl RunningHash {
             chunk.release().await;
             hasher = hashed?;
             progress = HashProgress { next: k + 1, state: hasher.save() };
-            if !self.sessions.save_hash_progress(id, lease.holder(), &progress, now_ms()).await? {
+            if !self.leases.save_hash_progress(id, lease.holder(), &progress, now_ms()).await? {
                 tracing::info!("hash lease lost; another process goes on");
                 return Ok(None);
             }
@@ -206,7 +209,7 @@ impl RunningHash {
     /// only once every send that began before `complete` is through (a writer
     /// that died stops counting when its lease runs out).
     pub async fn wait_for_writers(&self, id: &UploadId) -> Result<()> {
-        while self.sessions.leases_held(id, "chunk:", now_ms()).await? > 0 {
+        while self.leases.leases_held(id, "chunk:", now_ms()).await? > 0 {
             tokio::time::sleep(WAIT_STEP).await;
         }
         Ok(())
@@ -217,17 +220,17 @@ impl RunningHash {
     /// starting over would); takes what was saved once it is done, or once it
     /// has saved nothing for [`ADVANCER_WAIT`] (stalled, or died holding it).
     pub async fn settled_progress(&self, id: &UploadId) -> Result<HashProgress> {
-        let mut progress = self.sessions.hash_progress(id).await?;
+        let mut progress = self.leases.hash_progress(id).await?;
         let mut moved = tokio::time::Instant::now();
-        while self.sessions.leases_held(id, HASH_LEASE, now_ms()).await? > 0 && moved.elapsed() < ADVANCER_WAIT {
+        while self.leases.leases_held(id, HASH_LEASE, now_ms()).await? > 0 && moved.elapsed() < ADVANCER_WAIT {
             tokio::time::sleep(WAIT_STEP).await;
-            let now = self.sessions.hash_progress(id).await?;
+            let now = self.leases.hash_progress(id).await?;
             if now.next != progress.next {
                 moved = tokio::time::Instant::now();
             }
             progress = now;
         }
-        self.sessions.hash_progress(id).await
+        self.leases.hash_progress(id).await
     }
 
     /// The digests of a fully received upload laid out by `plan`, going on

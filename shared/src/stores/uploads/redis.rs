@@ -28,7 +28,8 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use super::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
+use super::{Challenges, ChunkMap, HashLeases, UploadSessions};
+use super::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof};
 use crate::domain::error::{Error, Result};
 use crate::domain::{ChunkPlan, FailureCode, FolderId, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
 
@@ -315,7 +316,7 @@ impl RedisUploads {
 }
 
 #[async_trait]
-impl UploadStore for RedisUploads {
+impl UploadSessions for RedisUploads {
     async fn create(&self, s: &UploadSession) -> Result<()> {
         let key = self.session_key(&s.id);
         let sha256 = s.sha256.as_ref().map(|h| h.as_str()).unwrap_or("");
@@ -410,95 +411,6 @@ impl UploadStore for RedisUploads {
         Ok(Some((self.parse(id, &h)?, received)))
     }
 
-    async fn chunks(&self, id: &UploadId) -> Result<BTreeMap<u64, String>> {
-        let mut con = self.con.clone();
-        let h: HashMap<String, String> = con.hgetall(self.chunks_key(id)).await?;
-        Ok(h.into_iter().filter_map(|(k, v)| Some((k.parse().ok()?, v))).collect())
-    }
-
-    async fn chunk(&self, id: &UploadId, index: u64) -> Result<Option<String>> {
-        let mut con = self.con.clone();
-        Ok(con.hget(self.chunks_key(id), index).await?)
-    }
-
-    async fn acquire_lease(&self, id: &UploadId, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
-        let mut con = self.con.clone();
-        let taken: i64 = ACQUIRE_LEASE
-            .key(self.leases_key(id))
-            .key(self.session_key(id))
-            .arg(name)
-            .arg(holder)
-            .arg(now_ms)
-            .arg(ttl_ms)
-            .arg(self.ttl)
-            .invoke_async(&mut con)
-            .await?;
-        Ok(taken == 1)
-    }
-
-    async fn release_lease(&self, id: &UploadId, name: &str, holder: &str) -> Result<()> {
-        let mut con = self.con.clone();
-        let _: i64 = RELEASE_LEASE.key(self.leases_key(id)).arg(name).arg(holder).invoke_async(&mut con).await?;
-        Ok(())
-    }
-
-    async fn leases_held(&self, id: &UploadId, prefix: &str, now_ms: i64) -> Result<u64> {
-        let mut con = self.con.clone();
-        let all: HashMap<String, String> = con.hgetall(self.leases_key(id)).await?;
-        let live =
-            |v: &String| v.rsplit_once(' ').and_then(|(_, e)| e.parse::<i64>().ok()).is_some_and(|e| e >= now_ms);
-        Ok(all.iter().filter(|(k, v)| k.starts_with(prefix) && live(v)).count() as u64)
-    }
-
-    async fn hash_progress(&self, id: &UploadId) -> Result<HashProgress> {
-        let mut con = self.con.clone();
-        let (next, state): (Option<u64>, Option<String>) = redis::pipe()
-            .hget(self.session_key(id), "hash_next")
-            .hget(self.session_key(id), "hash_state")
-            .query_async(&mut con)
-            .await?;
-        HashProgress::from_stored(next.unwrap_or(0), state)
-    }
-
-    async fn save_hash_progress(
-        &self,
-        id: &UploadId,
-        holder: &str,
-        progress: &HashProgress,
-        now_ms: i64,
-    ) -> Result<bool> {
-        let mut con = self.con.clone();
-        let saved: i64 = SAVE_HASH
-            .key(self.leases_key(id))
-            .key(self.session_key(id))
-            .arg(holder)
-            .arg(now_ms)
-            .arg(progress.next)
-            .arg(hex::encode(&progress.state))
-            .arg(HASH_LEASE)
-            .invoke_async(&mut con)
-            .await?;
-        Ok(saved == 1)
-    }
-
-    async fn mark_chunk(&self, id: &UploadId, index: u64, object_key: &str, now: i64) -> Result<Option<String>> {
-        let mut con = self.con.clone();
-        let reply: Vec<String> = MARK_CHUNK
-            .key(self.session_key(id))
-            .key(self.chunks_key(id))
-            .arg(index)
-            .arg(object_key)
-            .arg(now)
-            .arg(self.ttl)
-            .invoke_async(&mut con)
-            .await?;
-        match reply.first().map(String::as_str) {
-            Some("ok") => Ok(reply.get(1).filter(|p| !p.is_empty()).cloned()),
-            Some("state") => Err(Error::NotUploading { state: reply.get(1).cloned().unwrap_or_default() }),
-            _ => Err(Error::UploadNotFound),
-        }
-    }
-
     async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome> {
         let mut con = self.con.clone();
         let reply: String = START_MERGE
@@ -582,18 +494,122 @@ impl UploadStore for RedisUploads {
         Ok(deleted == 1)
     }
 
-    async fn forget_chunks(&self, id: &UploadId) -> Result<()> {
-        let mut con = self.con.clone();
-        let _: () = con.del(self.chunks_key(id)).await?;
-        Ok(())
-    }
-
     async fn idle_since(&self, _cutoff: i64, _limit: u64) -> Result<Vec<UploadId>> {
         // Redis expires idle sessions by itself (the keys' TTL); their staged
         // chunks are found by the sweeper as chunks no session owns.
         Ok(Vec::new())
     }
 
+    async fn health_check(&self) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: String = redis::cmd("PING").query_async(&mut con).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ChunkMap for RedisUploads {
+    async fn chunks(&self, id: &UploadId) -> Result<BTreeMap<u64, String>> {
+        let mut con = self.con.clone();
+        let h: HashMap<String, String> = con.hgetall(self.chunks_key(id)).await?;
+        Ok(h.into_iter().filter_map(|(k, v)| Some((k.parse().ok()?, v))).collect())
+    }
+
+    async fn chunk(&self, id: &UploadId, index: u64) -> Result<Option<String>> {
+        let mut con = self.con.clone();
+        Ok(con.hget(self.chunks_key(id), index).await?)
+    }
+
+    async fn mark_chunk(&self, id: &UploadId, index: u64, object_key: &str, now: i64) -> Result<Option<String>> {
+        let mut con = self.con.clone();
+        let reply: Vec<String> = MARK_CHUNK
+            .key(self.session_key(id))
+            .key(self.chunks_key(id))
+            .arg(index)
+            .arg(object_key)
+            .arg(now)
+            .arg(self.ttl)
+            .invoke_async(&mut con)
+            .await?;
+        match reply.first().map(String::as_str) {
+            Some("ok") => Ok(reply.get(1).filter(|p| !p.is_empty()).cloned()),
+            Some("state") => Err(Error::NotUploading { state: reply.get(1).cloned().unwrap_or_default() }),
+            _ => Err(Error::UploadNotFound),
+        }
+    }
+
+    async fn forget_chunks(&self, id: &UploadId) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: () = con.del(self.chunks_key(id)).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl HashLeases for RedisUploads {
+    async fn acquire_lease(&self, id: &UploadId, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+        let mut con = self.con.clone();
+        let taken: i64 = ACQUIRE_LEASE
+            .key(self.leases_key(id))
+            .key(self.session_key(id))
+            .arg(name)
+            .arg(holder)
+            .arg(now_ms)
+            .arg(ttl_ms)
+            .arg(self.ttl)
+            .invoke_async(&mut con)
+            .await?;
+        Ok(taken == 1)
+    }
+
+    async fn release_lease(&self, id: &UploadId, name: &str, holder: &str) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: i64 = RELEASE_LEASE.key(self.leases_key(id)).arg(name).arg(holder).invoke_async(&mut con).await?;
+        Ok(())
+    }
+
+    async fn leases_held(&self, id: &UploadId, prefix: &str, now_ms: i64) -> Result<u64> {
+        let mut con = self.con.clone();
+        let all: HashMap<String, String> = con.hgetall(self.leases_key(id)).await?;
+        let live =
+            |v: &String| v.rsplit_once(' ').and_then(|(_, e)| e.parse::<i64>().ok()).is_some_and(|e| e >= now_ms);
+        Ok(all.iter().filter(|(k, v)| k.starts_with(prefix) && live(v)).count() as u64)
+    }
+
+    async fn hash_progress(&self, id: &UploadId) -> Result<HashProgress> {
+        let mut con = self.con.clone();
+        let (next, state): (Option<u64>, Option<String>) = redis::pipe()
+            .hget(self.session_key(id), "hash_next")
+            .hget(self.session_key(id), "hash_state")
+            .query_async(&mut con)
+            .await?;
+        HashProgress::from_stored(next.unwrap_or(0), state)
+    }
+
+    async fn save_hash_progress(
+        &self,
+        id: &UploadId,
+        holder: &str,
+        progress: &HashProgress,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let mut con = self.con.clone();
+        let saved: i64 = SAVE_HASH
+            .key(self.leases_key(id))
+            .key(self.session_key(id))
+            .arg(holder)
+            .arg(now_ms)
+            .arg(progress.next)
+            .arg(hex::encode(&progress.state))
+            .arg(HASH_LEASE)
+            .invoke_async(&mut con)
+            .await?;
+        Ok(saved == 1)
+    }
+}
+
+#[async_trait]
+impl Challenges for RedisUploads {
     async fn put_challenge(&self, id: &UploadId, proof: &PendingProof) -> Result<()> {
         let mut con = self.con.clone();
         let value = format!("{}:{}:{}", proof.file_id, proof.expected, proof.expires_at);
@@ -612,11 +628,5 @@ impl UploadStore for RedisUploads {
         let expected = parts.next().ok_or_else(corrupt)?.to_owned();
         let expires_at: i64 = parts.next().and_then(|v| v.parse().ok()).ok_or_else(corrupt)?;
         Ok((expires_at >= now).then_some(PendingProof { file_id, expected, expires_at }))
-    }
-
-    async fn health_check(&self) -> Result<()> {
-        let mut con = self.con.clone();
-        let _: String = redis::cmd("PING").query_async(&mut con).await?;
-        Ok(())
     }
 }

@@ -9,7 +9,8 @@ use sqlx::AnyPool;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
+use super::{Challenges, ChunkMap, HashLeases, UploadSessions};
+use super::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof};
 use crate::domain::error::{Error, Result};
 use crate::domain::{ChunkPlan, FailureCode, FolderId, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
 use crate::stores::meta::SqlRepo;
@@ -86,7 +87,7 @@ impl SqlUploads {
 }
 
 #[async_trait]
-impl UploadStore for SqlUploads {
+impl UploadSessions for SqlUploads {
     async fn create(&self, s: &UploadSession) -> Result<()> {
         sqlx::query(
             "INSERT INTO upload_sessions (id, owner_id, filename, filehash, sha256, filesize, chunksize, chunkcount, \
@@ -202,6 +203,108 @@ impl UploadStore for SqlUploads {
         Ok(Some((session_from(&row)?, received)))
     }
 
+    async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome> {
+        let moved = sqlx::query(
+            "UPDATE upload_sessions SET state = 'merging', reason = NULL, reason_code = NULL, updated_at = ?, \
+             merge_started_at = ? \
+             WHERE id = ? AND (state = 'failed' OR (state = 'uploading' AND updated_at >= ?)) \
+             AND chunkcount = (SELECT COUNT(*) FROM upload_chunks WHERE upload_id = ?)",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(id.as_str())
+        .bind(self.live_since())
+        .bind(id.as_str())
+        .execute(self.pool())
+        .await?;
+        if moved.rows_affected() == 1 {
+            return Ok(CompleteOutcome::Started);
+        }
+        Ok(match self.state_of(id).await? {
+            UploadState::Uploading => CompleteOutcome::Missing,
+            state => CompleteOutcome::AlreadyIn(state),
+        })
+    }
+
+    async fn finish_merge(
+        &self,
+        id: &UploadId,
+        state: UploadState,
+        failure: Option<(FailureCode, &str)>,
+        entry_id: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE upload_sessions SET state = ?, reason = ?, reason_code = ?, entry_id = ?, updated_at = ? \
+             WHERE id = ? AND state = 'merging'",
+        )
+        .bind(state.as_str())
+        .bind(failure.map(|f| f.1))
+        .bind(failure.map(|f| f.0.as_str()))
+        .bind(entry_id)
+        .bind(now)
+        .bind(id.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn touch_merge(&self, id: &UploadId, now: i64) -> Result<bool> {
+        let res = sqlx::query("UPDATE upload_sessions SET updated_at = ? WHERE id = ? AND state = 'merging'")
+            .bind(now)
+            .bind(id.as_str())
+            .execute(self.pool())
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn stale_merges(&self, before: i64, limit: u64) -> Result<Vec<UploadId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM upload_sessions WHERE state = 'merging' AND updated_at < ? ORDER BY updated_at LIMIT ?",
+        )
+        .bind(before)
+        .bind(limit as i64)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(ids.iter().filter_map(|s| UploadId::parse(s).ok()).collect())
+    }
+
+    async fn delete_unless_merging(&self, id: &UploadId) -> Result<bool> {
+        let mut tx = self.repo.begin().await?;
+        let gone = sqlx::query("DELETE FROM upload_sessions WHERE id = ? AND state <> 'merging'")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        if gone.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM upload_chunks WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM upload_challenges WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM upload_leases WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn idle_since(&self, cutoff: i64, limit: u64) -> Result<Vec<UploadId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM upload_sessions WHERE state IN ('uploading', 'failed', 'done') AND updated_at < ? \
+             ORDER BY updated_at LIMIT ?",
+        )
+        .bind(cutoff)
+        .bind(limit as i64)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(ids.iter().filter_map(|s| UploadId::parse(s).ok()).collect())
+    }
+
+    async fn health_check(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ChunkMap for SqlUploads {
     async fn chunks(&self, id: &UploadId) -> Result<BTreeMap<u64, String>> {
         let rows = sqlx::query("SELECT chkidx, object_key FROM upload_chunks WHERE upload_id = ?")
             .bind(id.as_str())
@@ -218,6 +321,58 @@ impl UploadStore for SqlUploads {
             .await?)
     }
 
+    async fn mark_chunk(&self, id: &UploadId, index: u64, object_key: &str, now: i64) -> Result<Option<String>> {
+        let mut tx = self.repo.begin().await?;
+        // Touching the session first takes its row lock (the write lock on
+        // SQLite), so `complete` cannot slip between the check and the insert.
+        let touched = sqlx::query(
+            "UPDATE upload_sessions SET updated_at = ? WHERE id = ? AND state = 'uploading' AND updated_at >= ?",
+        )
+        .bind(now)
+        .bind(id.as_str())
+        .bind(self.live_since())
+        .execute(&mut *tx)
+        .await?;
+        if touched.rows_affected() == 0 {
+            drop(tx);
+            return Err(match self.state_of(id).await? {
+                UploadState::Uploading => Error::UploadNotFound,
+                state => Error::NotUploading { state: state.to_string() },
+            });
+        }
+        let previous: Option<String> =
+            sqlx::query_scalar("SELECT object_key FROM upload_chunks WHERE upload_id = ? AND chkidx = ?")
+                .bind(id.as_str())
+                .bind(index as i64)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if previous.is_some() {
+            sqlx::query("UPDATE upload_chunks SET object_key = ? WHERE upload_id = ? AND chkidx = ?")
+                .bind(object_key)
+                .bind(id.as_str())
+                .bind(index as i64)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query("INSERT INTO upload_chunks (upload_id, chkidx, object_key) VALUES (?, ?, ?)")
+                .bind(id.as_str())
+                .bind(index as i64)
+                .bind(object_key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(previous)
+    }
+
+    async fn forget_chunks(&self, id: &UploadId) -> Result<()> {
+        sqlx::query("DELETE FROM upload_chunks WHERE upload_id = ?").bind(id.as_str()).execute(self.pool()).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl HashLeases for SqlUploads {
     async fn acquire_lease(&self, id: &UploadId, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
         let taken = sqlx::query(
             "UPDATE upload_leases SET holder = ?, expires_at = ? \
@@ -302,150 +457,10 @@ impl UploadStore for SqlUploads {
         .await?;
         Ok(saved.rows_affected() == 1)
     }
+}
 
-    async fn mark_chunk(&self, id: &UploadId, index: u64, object_key: &str, now: i64) -> Result<Option<String>> {
-        let mut tx = self.repo.begin().await?;
-        // Touching the session first takes its row lock (the write lock on
-        // SQLite), so `complete` cannot slip between the check and the insert.
-        let touched = sqlx::query(
-            "UPDATE upload_sessions SET updated_at = ? WHERE id = ? AND state = 'uploading' AND updated_at >= ?",
-        )
-        .bind(now)
-        .bind(id.as_str())
-        .bind(self.live_since())
-        .execute(&mut *tx)
-        .await?;
-        if touched.rows_affected() == 0 {
-            drop(tx);
-            return Err(match self.state_of(id).await? {
-                UploadState::Uploading => Error::UploadNotFound,
-                state => Error::NotUploading { state: state.to_string() },
-            });
-        }
-        let previous: Option<String> =
-            sqlx::query_scalar("SELECT object_key FROM upload_chunks WHERE upload_id = ? AND chkidx = ?")
-                .bind(id.as_str())
-                .bind(index as i64)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if previous.is_some() {
-            sqlx::query("UPDATE upload_chunks SET object_key = ? WHERE upload_id = ? AND chkidx = ?")
-                .bind(object_key)
-                .bind(id.as_str())
-                .bind(index as i64)
-                .execute(&mut *tx)
-                .await?;
-        } else {
-            sqlx::query("INSERT INTO upload_chunks (upload_id, chkidx, object_key) VALUES (?, ?, ?)")
-                .bind(id.as_str())
-                .bind(index as i64)
-                .bind(object_key)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(previous)
-    }
-
-    async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome> {
-        let moved = sqlx::query(
-            "UPDATE upload_sessions SET state = 'merging', reason = NULL, reason_code = NULL, updated_at = ?, \
-             merge_started_at = ? \
-             WHERE id = ? AND (state = 'failed' OR (state = 'uploading' AND updated_at >= ?)) \
-             AND chunkcount = (SELECT COUNT(*) FROM upload_chunks WHERE upload_id = ?)",
-        )
-        .bind(now)
-        .bind(now)
-        .bind(id.as_str())
-        .bind(self.live_since())
-        .bind(id.as_str())
-        .execute(self.pool())
-        .await?;
-        if moved.rows_affected() == 1 {
-            return Ok(CompleteOutcome::Started);
-        }
-        Ok(match self.state_of(id).await? {
-            UploadState::Uploading => CompleteOutcome::Missing,
-            state => CompleteOutcome::AlreadyIn(state),
-        })
-    }
-
-    async fn finish_merge(
-        &self,
-        id: &UploadId,
-        state: UploadState,
-        failure: Option<(FailureCode, &str)>,
-        entry_id: Option<&str>,
-        now: i64,
-    ) -> Result<bool> {
-        let res = sqlx::query(
-            "UPDATE upload_sessions SET state = ?, reason = ?, reason_code = ?, entry_id = ?, updated_at = ? \
-             WHERE id = ? AND state = 'merging'",
-        )
-        .bind(state.as_str())
-        .bind(failure.map(|f| f.1))
-        .bind(failure.map(|f| f.0.as_str()))
-        .bind(entry_id)
-        .bind(now)
-        .bind(id.as_str())
-        .execute(self.pool())
-        .await?;
-        Ok(res.rows_affected() == 1)
-    }
-
-    async fn touch_merge(&self, id: &UploadId, now: i64) -> Result<bool> {
-        let res = sqlx::query("UPDATE upload_sessions SET updated_at = ? WHERE id = ? AND state = 'merging'")
-            .bind(now)
-            .bind(id.as_str())
-            .execute(self.pool())
-            .await?;
-        Ok(res.rows_affected() == 1)
-    }
-
-    async fn stale_merges(&self, before: i64, limit: u64) -> Result<Vec<UploadId>> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM upload_sessions WHERE state = 'merging' AND updated_at < ? ORDER BY updated_at LIMIT ?",
-        )
-        .bind(before)
-        .bind(limit as i64)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(ids.iter().filter_map(|s| UploadId::parse(s).ok()).collect())
-    }
-
-    async fn delete_unless_merging(&self, id: &UploadId) -> Result<bool> {
-        let mut tx = self.repo.begin().await?;
-        let gone = sqlx::query("DELETE FROM upload_sessions WHERE id = ? AND state <> 'merging'")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        if gone.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM upload_chunks WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM upload_challenges WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM upload_leases WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn forget_chunks(&self, id: &UploadId) -> Result<()> {
-        sqlx::query("DELETE FROM upload_chunks WHERE upload_id = ?").bind(id.as_str()).execute(self.pool()).await?;
-        Ok(())
-    }
-
-    async fn idle_since(&self, cutoff: i64, limit: u64) -> Result<Vec<UploadId>> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM upload_sessions WHERE state IN ('uploading', 'failed', 'done') AND updated_at < ? \
-             ORDER BY updated_at LIMIT ?",
-        )
-        .bind(cutoff)
-        .bind(limit as i64)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(ids.iter().filter_map(|s| UploadId::parse(s).ok()).collect())
-    }
-
+#[async_trait]
+impl Challenges for SqlUploads {
     async fn put_challenge(&self, id: &UploadId, proof: &PendingProof) -> Result<()> {
         let mut tx = self.repo.begin().await?;
         sqlx::query("DELETE FROM upload_challenges WHERE upload_id = ? OR expires_at < ?")
@@ -483,10 +498,5 @@ impl UploadStore for SqlUploads {
             expires_at: row.try_get("expires_at")?,
         };
         Ok((taken.rows_affected() == 1 && proof.expires_at >= now).then_some(proof))
-    }
-
-    async fn health_check(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(self.pool()).await?;
-        Ok(())
     }
 }
