@@ -4,6 +4,7 @@
 
 pub mod cleanup;
 pub mod merge;
+pub mod receive;
 pub mod running_hash;
 
 use std::sync::Arc;
@@ -552,6 +553,7 @@ impl Uploads {
         S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
     {
         let ChunkRequest { index, checksum, min_rate, .. } = chunk;
+        let rules = receive::BodyRules { checksum, min_rate };
         let (id, plan) = (&session.id, &session.plan);
         // Again under the lease: a merge that began meanwhile waits for the
         // leases taken before it, and a send that takes one after sees it.
@@ -569,7 +571,7 @@ impl Uploads {
                 .read_chunk(&Path::from(key.as_str()), plan, index)
                 .await?
                 .ok_or_else(|| Error::internal("receiving a chunk", "a hashed chunk is not staged"))?;
-            if !objects::compare_chunk(stored, index, plan.chunk_len(index), checksum, min_rate, body).await? {
+            if !receive::compare_chunk(stored, index, plan.chunk_len(index), rules, body).await? {
                 return Err(Error::ChunkConflict { index });
             }
             // The same bytes again: nothing to write; the mark keeps the session alive.
@@ -578,7 +580,8 @@ impl Uploads {
         }
         // A send again of a chunk received before replaces it only once it has
         // fully arrived: the earlier bytes stay whole until then.
-        let key = self.staging.write_chunk(id, plan, index, staged.is_some(), checksum, min_rate, body).await?;
+        let at = objects::ChunkAt { id, plan, index };
+        let key = receive::stage_chunk(&*self.staging, at, staged.is_some(), rules, body).await?;
         crate::runtime::crash::point("uppart.after_write");
         match self.sessions.mark_chunk(id, index, key.as_ref(), crate::now()).await {
             Ok(previous) => {

@@ -14,8 +14,9 @@ use shared::domain::{ChunkPlan, Sha1Hex, Sha256Hex, UploadId, UploadSession, Upl
 use shared::domain::{NameRule, SortKey, TreeItem};
 use shared::stores::meta::{Hold, Limits, MetaRepo, NewUserFile, Refusal, UserRepo};
 use shared::stores::objects::s3::Location;
-use shared::stores::objects::{self, ByteStore, ChunkWriteError, LocalStore, S3Store, TempFile};
+use shared::stores::objects::{self, ByteStore, ChunkAt, ChunkWriteError, LocalStore, S3Store, TempFile};
 use shared::stores::uploads::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
+use shared::upload::receive::{BodyRules, compare_chunk, stage_chunk};
 
 const TTL: u64 = 3600;
 
@@ -537,7 +538,8 @@ async fn put_chunk(
     checksum: Option<[u8; 20]>,
 ) -> Path {
     let pieces: Vec<&[u8]> = data.chunks(1000).collect();
-    s.write_chunk(id, plan, index, again, checksum, 0, &mut body(&pieces)).await.unwrap()
+    let rules = BodyRules { checksum, min_rate: 0 };
+    stage_chunk(s, ChunkAt { id, plan, index }, again, rules, &mut body(&pieces)).await.unwrap()
 }
 
 /// All the bytes of chunk `index` staged under `key`.
@@ -609,17 +611,25 @@ async fn byte_store_suite(s: &dyn ByteStore, presigns: bool) {
     }
 
     // …and a send again that it refuses leaves every chunk as it was.
-    let outcome = s.write_chunk(&up, &plan, 2, true, None, 0, &mut body(&[&part(2)[..10], part(2)])).await;
+    let at2 = ChunkAt { id: &up, plan: &plan, index: 2 };
+    let outcome = stage_chunk(s, at2, true, BodyRules::default(), &mut body(&[&part(2)[..10], part(2)])).await;
     assert!(matches!(outcome, Err(ChunkWriteError::TooLong { index: 2, expected: 5310 })), "{outcome:?}");
-    let outcome = s.write_chunk(&up, &plan, 2, true, None, 0, &mut body(&[&part(2)[..5]])).await;
+    let outcome = stage_chunk(s, at2, true, BodyRules::default(), &mut body(&[&part(2)[..5]])).await;
     assert!(matches!(outcome, Err(ChunkWriteError::TooShort { expected: 5310, got: 5, .. })), "{outcome:?}");
-    let outcome = s.write_chunk(&up, &plan, 2, true, Some(sha1(b"something else")), 0, &mut body(&[part(2)])).await;
+    let outcome = stage_chunk(
+        s,
+        at2,
+        true,
+        BodyRules { checksum: Some(sha1(b"something else")), min_rate: 0 },
+        &mut body(&[part(2)]),
+    )
+    .await;
     match &outcome {
         Err(ChunkWriteError::ChecksumMismatch { index: 2, actual }) => assert_eq!(*actual, hex::encode(sha1(part(2)))),
         other => panic!("expected a checksum mismatch: {other:?}"),
     }
     let failed = futures::stream::iter(vec![Ok(Bytes::from_static(b"01")), Err(std::io::Error::other("client gone"))]);
-    let outcome = s.write_chunk(&up, &plan, 2, true, None, 0, &mut Box::pin(failed)).await;
+    let outcome = stage_chunk(s, at2, true, BodyRules::default(), &mut Box::pin(failed)).await;
     assert!(matches!(outcome, Err(ChunkWriteError::Body(_))), "{outcome:?}");
     for (i, k) in [(0, &k0), (1, &k1), (2, &k2)] {
         assert_eq!(read_chunk(s, k, &plan, i).await.as_deref(), Some(part(i)), "chunk {i} after refusals");
@@ -651,11 +661,11 @@ async fn byte_store_suite(s: &dyn ByteStore, presigns: bool) {
 
     // Sent again, a chunk compares equal only to its own bytes.
     let stored = s.read_chunk(&k1, &plan, 1).await.unwrap().unwrap();
-    assert!(objects::compare_chunk(stored, 1, 12_345, None, 0, &mut body(&[part(1)])).await.unwrap());
+    assert!(compare_chunk(stored, 1, 12_345, BodyRules::default(), &mut body(&[part(1)])).await.unwrap());
     let stored = s.read_chunk(&k1, &plan, 1).await.unwrap().unwrap();
     let mut other = part(1).to_vec();
     other[12_000] ^= 1;
-    assert!(!objects::compare_chunk(stored, 1, 12_345, None, 0, &mut body(&[&other])).await.unwrap());
+    assert!(!compare_chunk(stored, 1, 12_345, BodyRules::default(), &mut body(&[&other])).await.unwrap());
 
     // Listings: every object with its size and age, and nothing temporary.
     let lingering = TempFile::new(s, "lingering").unwrap();

@@ -27,10 +27,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
-use sha1::{Digest, Sha1};
 
 use crate::domain::error::{Error, Result, ResultExt};
 use crate::domain::{ChunkPlan, UploadId};
@@ -44,8 +43,16 @@ pub type Store = Arc<dyn ByteStore>;
 /// The bytes of an object (or of a range of it), as they arrive.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 
-/// A request body streamed into a chunk.
-pub type ChunkBody<'a> = dyn Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'a;
+/// One chunk of an upload: whose, laid out how, and which.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkAt<'a> {
+    /// The upload.
+    pub id: &'a UploadId,
+    /// Its chunk geometry.
+    pub plan: &'a ChunkPlan,
+    /// The chunk's index.
+    pub index: u64,
+}
 
 /// One object of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,31 +112,18 @@ pub trait ByteStore: Send + Sync {
     /// store offers no such URLs (pan then serves the bytes itself).
     async fn presign_get(&self, key: &Path, expires_in: Duration, disposition: &str) -> Result<Option<url::Url>>;
 
-    /// Receives chunk `index` of upload `id` (laid out by `plan`), holding
-    /// at most a few parts of it in memory, durably, and returns the key it
-    /// is staged under: on a local store the upload's one data file,
-    /// written in place at the chunk's offset; elsewhere, or when
-    /// `replacing` an earlier send (whose bytes must stay whole until this
-    /// one has fully arrived), a fresh object of its own. The chunk counts
-    /// only when exactly its length arrived and (when given) its SHA-1
-    /// equals `checksum`; otherwise no new object appears (an in-place
-    /// write may leave bytes where no received chunk lies). A body idle for
-    /// [`BODY_IDLE_TIMEOUT`], or slower on average than `min_rate` bytes/s
-    /// after [`RATE_GRACE`], is cut off.
-    #[allow(clippy::too_many_arguments)]
-    async fn write_chunk(
-        &self,
-        id: &UploadId,
-        plan: &ChunkPlan,
-        index: u64,
-        replacing: bool,
-        checksum: Option<[u8; 20]>,
-        min_rate: u64,
-        body: &mut ChunkBody<'_>,
-    ) -> std::result::Result<Path, ChunkWriteError>;
+    /// Opens where chunk `at` is to land: on a local store the upload's
+    /// one data file, written in place at the chunk's offset; elsewhere, or
+    /// when `replacing` an earlier send (whose bytes must stay whole until
+    /// this one has fully arrived), a fresh object of its own. The sink
+    /// holds at most a few parts in memory; the caller feeds it, then
+    /// [`ChunkSink::finish`]es it (durable; the key it is staged under) or
+    /// [`ChunkSink::abort`]s it (no new object appears, though an in-place
+    /// write may leave bytes where no received chunk lies).
+    async fn open_chunk(&self, at: ChunkAt<'_>, replacing: bool) -> std::result::Result<ChunkSink, ChunkWriteError>;
 
     /// The bytes of chunk `index` of an upload laid out by `plan`, staged
-    /// under `key` by [`ByteStore::write_chunk`]; `None` when gone.
+    /// under `key` by a [`ChunkSink`]; `None` when gone.
     async fn read_chunk(&self, key: &Path, plan: &ChunkPlan, index: u64) -> Result<Option<ByteStream>>;
 
     /// The whole file of upload `id`, from its staged chunks `keys` (one per
@@ -329,9 +323,6 @@ impl Error {
     }
 }
 
-/// How long a chunk upload may go without receiving a byte.
-pub const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// Key of one staged copy of a chunk. Every send of a chunk gets its own key
 /// (the nonce), so concurrent or repeated sends never write the same object.
 pub fn chunk_key(id: &UploadId, index: u64) -> Path {
@@ -417,20 +408,6 @@ pub(crate) fn io_error(what: &'static str, e: std::io::Error) -> Error {
     if e.raw_os_error() == Some(libc::ENOSPC) { Error::DiskFull { what, source: e } } else { Error::internal(what, e) }
 }
 
-/// How long a chunk body may take before its average rate is held against
-/// the floor (`PAN_MIN_CHUNK_RATE`): slow starts are forgiven this long.
-pub const RATE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// The average rate so far, when it is below `floor` after the grace period.
-fn too_slow(started: tokio::time::Instant, got: u64, floor: u64) -> Option<u64> {
-    let elapsed = started.elapsed();
-    if floor == 0 || elapsed < RATE_GRACE {
-        return None;
-    }
-    let rate = (got as f64 / elapsed.as_secs_f64()) as u64;
-    (rate < floor).then_some(rate)
-}
-
 /// What both kinds share: the object_store handle (prefix applied) behind
 /// them, and the size of the parts a streamed write hands it.
 #[derive(Clone)]
@@ -442,30 +419,13 @@ struct Backing {
 }
 
 impl Backing {
-    /// [`ByteStore::write_chunk`] into a new object `key`: a multipart
-    /// upload of `part_size` parts, aborted (nothing visible) on any refusal.
-    async fn write_chunk_object(
-        &self,
-        key: &Path,
-        index: u64,
-        expected: u64,
-        checksum: Option<[u8; 20]>,
-        min_rate: u64,
-        body: &mut ChunkBody<'_>,
-    ) -> std::result::Result<(), ChunkWriteError> {
-        let upload = self.store.put_multipart(key).await?;
-        // One part filling while at most one is written: memory per chunk stays
-        // within two parts however slowly the client sends.
-        let mut sink = Sink::Object(WriteMultipart::new_with_chunk_size(upload, self.part_size));
-        let received = receive(&mut sink, index, expected, checksum, min_rate, body).await;
-        let Sink::Object(writer) = sink else { unreachable!("the sink made above") };
-        match received {
-            Ok(got) => Ok(self.finish(writer, key, got).await?),
-            Err(e) => {
-                let _ = writer.abort().await;
-                Err(e)
-            }
-        }
+    /// A sink into a new object `key`: a multipart upload of `part_size`
+    /// parts (one filling while at most one is written, so memory per chunk
+    /// stays within two parts however slowly the client sends).
+    async fn open_object(&self, key: Path) -> std::result::Result<ChunkSink, ChunkWriteError> {
+        let upload = self.store.put_multipart(&key).await?;
+        let sink = Sink::Object(WriteMultipart::new_with_chunk_size(upload, self.part_size));
+        Ok(ChunkSink { key, written: 0, sink, backing: self.clone() })
     }
 
     /// The bytes of `key` (or `range` of them) through object_store.
@@ -560,8 +520,6 @@ enum Sink {
     /// Positional writes into an upload's data file at `at`, gathered into
     /// pieces of [`LOCAL_PART_SIZE`].
     InPlace { file: Arc<std::fs::File>, at: u64, buf: bytes::BytesMut },
-    /// A comparison with the bytes stored before: `differs` once they do.
-    Compare { stored: ByteStream, have: Bytes, differs: bool },
 }
 
 impl Sink {
@@ -575,28 +533,6 @@ impl Sink {
                 buf.extend_from_slice(&piece);
                 if buf.len() >= LOCAL_PART_SIZE {
                     self.flush().await?;
-                }
-            }
-            Sink::Compare { stored, have, differs } => {
-                let mut rest = &piece[..];
-                while !rest.is_empty() && !*differs {
-                    if have.is_empty() {
-                        match stored.next().await {
-                            Some(Ok(next)) => *have = next,
-                            Some(Err(e)) => return Err(ChunkWriteError::Stored(e)),
-                            None => {
-                                *differs = true;
-                                break;
-                            }
-                        }
-                        continue;
-                    }
-                    let n = have.len().min(rest.len());
-                    if have[..n] != rest[..n] {
-                        *differs = true;
-                    }
-                    *have = have.slice(n..);
-                    rest = &rest[n..];
                 }
             }
         }
@@ -623,83 +559,52 @@ impl Sink {
     }
 }
 
-/// Reads a chunk's body into `sink`: exactly `expected` bytes, matching
-/// `checksum` when given, within the idle and rate limits. Returns the
-/// bytes received.
-async fn receive(
-    sink: &mut Sink,
-    index: u64,
-    expected: u64,
-    checksum: Option<[u8; 20]>,
-    min_rate: u64,
-    body: &mut ChunkBody<'_>,
-) -> std::result::Result<u64, ChunkWriteError> {
-    let mut hasher = checksum.map(|_| Sha1::new());
-    let mut got = 0u64;
-    let started = tokio::time::Instant::now();
-    let mut last_byte = started;
-    loop {
-        // Wake at least when the rate floor is first judged, so a client that
-        // trickles (or stalls) is cut off on time, not at its next byte.
-        let floor_check = started + RATE_GRACE;
-        let idle = last_byte + BODY_IDLE_TIMEOUT;
-        let wake = if min_rate > 0 && floor_check > tokio::time::Instant::now() { idle.min(floor_check) } else { idle };
-        let next = tokio::time::timeout_at(wake, body.next()).await;
-        if let Some(rate) = too_slow(started, got, min_rate) {
-            return Err(ChunkWriteError::TooSlow { rate, floor: min_rate });
-        }
-        let next = match next {
-            Ok(next) => next,
-            Err(_) if tokio::time::Instant::now() >= idle => {
-                return Err(ChunkWriteError::Idle(BODY_IDLE_TIMEOUT.as_secs()));
-            }
-            Err(_) => continue,
-        };
-        match next {
-            None => break,
-            Some(Err(e)) => return Err(ChunkWriteError::Body(e)),
-            Some(Ok(piece)) => {
-                last_byte = tokio::time::Instant::now();
-                got += piece.len() as u64;
-                if got > expected {
-                    return Err(ChunkWriteError::TooLong { index, expected });
-                }
-                if let Some(h) = hasher.as_mut() {
-                    h.update(&piece);
-                }
-                sink.put(piece).await?;
-            }
-        }
-    }
-    sink.flush().await?;
-    if got < expected {
-        return Err(ChunkWriteError::TooShort { index, expected, got });
-    }
-    if let (Some(want), Some(h)) = (checksum, hasher) {
-        let actual: [u8; 20] = h.finalize().into();
-        if actual != want {
-            return Err(ChunkWriteError::ChecksumMismatch { index, actual: hex::encode(actual) });
-        }
-    }
-    Ok(got)
+/// Where one chunk's bytes land while they arrive, opened by
+/// [`ByteStore::open_chunk`]. Dropped unfinished, an object sink leaves a
+/// multipart upload that the clean-up aborts after a day: call
+/// [`ChunkSink::abort`].
+pub struct ChunkSink {
+    /// Where the chunk is staged once finished.
+    key: Path,
+    /// Bytes put so far.
+    written: u64,
+    sink: Sink,
+    /// The store an object sink completes in.
+    backing: Backing,
 }
 
-/// Receives a chunk sent again after the running hash passed it: its bytes
-/// may not change, so the body is only compared with `stored` (the chunk's
-/// staged bytes). Ok(true) when they are the same bytes.
-pub async fn compare_chunk(
-    stored: ByteStream,
-    index: u64,
-    expected: u64,
-    checksum: Option<[u8; 20]>,
-    min_rate: u64,
-    body: &mut ChunkBody<'_>,
-) -> std::result::Result<bool, ChunkWriteError> {
-    let mut sink = Sink::Compare { stored, have: Bytes::new(), differs: false };
-    receive(&mut sink, index, expected, checksum, min_rate, body).await?;
-    let Sink::Compare { mut stored, have, differs } = sink else { unreachable!("the sink made above") };
-    // The same bytes, and no more of them stored.
-    Ok(!differs && have.is_empty() && stored.next().await.is_none())
+impl ChunkSink {
+    /// A sink writing in place into an upload's data `file` from offset `at`.
+    fn in_place(key: Path, file: Arc<std::fs::File>, at: u64, backing: Backing) -> Self {
+        ChunkSink { key, written: 0, sink: Sink::InPlace { file, at, buf: bytes::BytesMut::new() }, backing }
+    }
+
+    /// Takes the next piece of the chunk.
+    pub async fn put(&mut self, piece: Bytes) -> std::result::Result<(), ChunkWriteError> {
+        self.written += piece.len() as u64;
+        self.sink.put(piece).await
+    }
+
+    /// Makes what was put durable (the object completed; the data file's
+    /// writes synced) and returns the key the chunk is staged under.
+    pub async fn finish(mut self) -> std::result::Result<Path, ChunkWriteError> {
+        self.sink.flush().await?;
+        match self.sink {
+            Sink::Object(writer) => self.backing.finish(writer, &self.key, self.written).await?,
+            Sink::InPlace { file, .. } => tokio::task::spawn_blocking(move || file.sync_data())
+                .await
+                .map_err(|e| ChunkWriteError::Io(std::io::Error::other(e)))?
+                .map_err(ChunkWriteError::Io)?,
+        }
+        Ok(self.key)
+    }
+
+    /// Gives up: an object sink's upload is aborted, so nothing new appears.
+    pub async fn abort(self) {
+        if let Sink::Object(writer) = self.sink {
+            let _ = writer.abort().await;
+        }
+    }
 }
 
 /// Writes `stream` into `file` from offset `at`; returns the bytes written.

@@ -18,7 +18,7 @@ use object_store::path::Path;
 use tokio::io::AsyncReadExt;
 
 use super::{
-    Backing, ByteStore, ByteStream, ChunkBody, ChunkWriteError, LOCAL_PART_SIZE, ObjectInfo, Sink, TempFile, receive,
+    Backing, ByteStore, ByteStream, ChunkAt, ChunkSink, ChunkWriteError, LOCAL_PART_SIZE, ObjectInfo, TempFile,
 };
 use crate::domain::error::{Error, Result, ResultExt};
 use crate::domain::{ChunkPlan, UploadId};
@@ -136,36 +136,18 @@ impl ByteStore for LocalStore {
     /// offset, and is synced before this returns. A send replacing an
     /// earlier one becomes an object of its own (the merge copies it in).
     #[allow(clippy::too_many_arguments)]
-    async fn write_chunk(
-        &self,
-        id: &UploadId,
-        plan: &ChunkPlan,
-        index: u64,
-        replacing: bool,
-        checksum: Option<[u8; 20]>,
-        min_rate: u64,
-        body: &mut ChunkBody<'_>,
-    ) -> std::result::Result<Path, ChunkWriteError> {
+    async fn open_chunk(&self, at: ChunkAt<'_>, replacing: bool) -> std::result::Result<ChunkSink, ChunkWriteError> {
         if replacing {
-            let key = super::chunk_key(id, index);
-            self.backing.write_chunk_object(&key, index, plan.chunk_len(index), checksum, min_rate, body).await?;
-            return Ok(key);
+            return self.backing.open_object(super::chunk_key(at.id, at.index)).await;
         }
-        let key = data_key(id);
-        let (root, path, size) = (self.dir.clone(), self.path_of(&key), plan.file_size);
+        let key = data_key(at.id);
+        let (root, path, size) = (self.dir.clone(), self.path_of(&key), at.plan.file_size);
         let file = tokio::task::spawn_blocking(move || open_data_file(&root, &path, size))
             .await
             .map_err(|e| ChunkWriteError::Io(std::io::Error::other(e)))?
             .map_err(ChunkWriteError::Io)?;
-        let file = Arc::new(file);
-        let mut sink = Sink::InPlace { file: file.clone(), at: plan.offset(index), buf: bytes::BytesMut::new() };
-        receive(&mut sink, index, plan.chunk_len(index), checksum, min_rate, body).await?;
-        // The chunk counts only once its bytes are durable.
-        tokio::task::spawn_blocking(move || file.sync_data())
-            .await
-            .map_err(|e| ChunkWriteError::Io(std::io::Error::other(e)))?
-            .map_err(ChunkWriteError::Io)?;
-        Ok(key)
+        // The chunk counts only once its bytes are durable: finishing syncs them.
+        Ok(ChunkSink::in_place(key, Arc::new(file), at.plan.offset(at.index), self.backing.clone()))
     }
 
     /// A range of the data file; a chunk object of its own (staged before

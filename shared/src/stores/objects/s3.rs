@@ -25,10 +25,10 @@ use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
 use super::{
-    Backing, ByteStore, ByteStream, ChunkBody, ChunkWriteError, CopySource, ObjectInfo, S3_PART_SIZE, TempFile,
+    Backing, ByteStore, ByteStream, ChunkAt, ChunkSink, ChunkWriteError, CopySource, ObjectInfo, S3_PART_SIZE, TempFile,
 };
+use crate::domain::ChunkPlan;
 use crate::domain::error::{Error, Result, ResultExt};
-use crate::domain::{ChunkPlan, UploadId};
 
 /// Where a store's objects lie.
 #[derive(Debug, Clone)]
@@ -266,19 +266,8 @@ impl ByteStore for S3Store {
 
     /// A new object per send (a nonce in its key), so concurrent or
     /// repeated sends never write the same object.
-    async fn write_chunk(
-        &self,
-        id: &UploadId,
-        plan: &ChunkPlan,
-        index: u64,
-        _replacing: bool,
-        checksum: Option<[u8; 20]>,
-        min_rate: u64,
-        body: &mut ChunkBody<'_>,
-    ) -> std::result::Result<Path, ChunkWriteError> {
-        let key = super::chunk_key(id, index);
-        self.backing.write_chunk_object(&key, index, plan.chunk_len(index), checksum, min_rate, body).await?;
-        Ok(key)
+    async fn open_chunk(&self, at: ChunkAt<'_>, _replacing: bool) -> std::result::Result<ChunkSink, ChunkWriteError> {
+        self.backing.open_object(super::chunk_key(at.id, at.index)).await
     }
 
     async fn read_chunk(&self, key: &Path, _plan: &ChunkPlan, _index: u64) -> Result<Option<ByteStream>> {
