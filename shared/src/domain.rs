@@ -136,6 +136,10 @@ pub struct UploadSession {
     /// path, size and mtime), by which an init that names no hash finds
     /// this upload to resume it.
     pub fingerprint: Option<String>,
+    /// Nobody vouches for the content's hashes: the server's running hash
+    /// is its identity (WebDAV, tus). Instant upload is never offered to it,
+    /// and `complete` needs no declaration (one given is still checked).
+    pub server_hashed: bool,
     /// How the file is cut into chunks.
     pub plan: ChunkPlan,
     /// Current state.

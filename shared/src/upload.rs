@@ -80,14 +80,29 @@ pub struct NewUpload {
     pub filename: FileName,
     /// Its size in bytes.
     pub filesize: u64,
-    /// Its SHA-1, when the client hashed it first; `None`: declared later
-    /// ([`declare`]) while the chunks flow.
-    pub filehash: Option<Sha1Hex>,
-    /// Its SHA-256 (only with `filehash`).
-    pub sha256: Option<Sha256Hex>,
-    /// The client's own token for the file, by which an init without
-    /// hashes finds the upload to resume.
-    pub fingerprint: Option<String>,
+    /// Who vouches for the content's identity.
+    pub source: Source,
+}
+
+/// Who vouches for an upload's content.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The client, by the hashes it declares (pan's own protocol): at init,
+    /// or later ([`Uploads::declare`]) while the chunks flow. The merge
+    /// checks the file against them; content stored already may be instant.
+    Client {
+        /// Its SHA-1, when the client hashed it first; `None`: declared later.
+        filehash: Option<Sha1Hex>,
+        /// Its SHA-256 (only with `filehash`).
+        sha256: Option<Sha256Hex>,
+        /// The client's own token for the file, by which an init without
+        /// hashes finds the upload to resume.
+        fingerprint: Option<String>,
+    },
+    /// Nobody (WebDAV, tus): the server's running hash is the identity.
+    /// Instant upload is never offered, and `complete` needs no
+    /// declaration.
+    Server,
 }
 
 /// Whether content (its hashes and size) is stored already, for whom.
@@ -199,7 +214,12 @@ impl Uploads {
     /// `name (n).ext` rule when it finishes (the bytes are in by then).
     #[tracing::instrument(name = "init upload", skip(self, user, new, place), fields(user = user.id))]
     pub async fn init(&self, user: &User, new: NewUpload, place: &Placement) -> Result<InitOutcome> {
-        let NewUpload { filename, filesize, filehash, sha256, fingerprint } = new;
+        let NewUpload { filename, filesize, source } = new;
+        let server_hashed = matches!(source, Source::Server);
+        let (filehash, sha256, fingerprint) = match source {
+            Source::Client { filehash, sha256, fingerprint } => (filehash, sha256, fingerprint),
+            Source::Server => (None, None, None),
+        };
         if filesize > self.limits.max_file_size {
             return Err(Error::TooLarge {
                 code: "FILE_TOO_LARGE",
@@ -251,6 +271,7 @@ impl Uploads {
             fingerprint: fingerprint.filter(|_| filehash.is_none()),
             filehash,
             sha256,
+            server_hashed,
             plan,
             state: UploadState::Uploading,
             reason: None,
@@ -377,8 +398,12 @@ impl Uploads {
         }
         let place = Placement { folder: session.folder.clone(), rule: NameRule::Rename };
         let size = session.plan.file_size;
-        let known =
-            self.known_content(user, &session.filename, &place, &filehash, &sha256, size, Some(&session.id)).await?;
+        // A server-hashed upload only gets its declaration checked by the merge.
+        let known = if session.server_hashed {
+            Known::Unknown
+        } else {
+            self.known_content(user, &session.filename, &place, &filehash, &sha256, size, Some(&session.id)).await?
+        };
         let challenge = match known {
             Known::Own(file) => {
                 // Nothing more to receive: chunks sent meanwhile go with the upload.
@@ -627,7 +652,7 @@ impl Uploads {
         // Hashes only ever get declared, never withdrawn: checked here, they
         // are there for the merge. Without them there is nothing to verify the
         // file against, so the client must finish its side first.
-        if session.state == UploadState::Uploading && session.filehash.is_none() {
+        if session.state == UploadState::Uploading && session.filehash.is_none() && !session.server_hashed {
             return Err(Error::HashNotDeclared);
         }
         match self.sessions.start_merge(&session.id, crate::now()).await? {

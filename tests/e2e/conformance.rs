@@ -29,6 +29,7 @@ fn session(owner: i64, size: u64, sha256: Option<&str>) -> UploadSession {
         filehash: Some(Sha1Hex::parse(&"ab".repeat(20)).unwrap()),
         fingerprint: None,
         sha256: sha256.map(|h| Sha256Hex::parse(h).unwrap()),
+        server_hashed: false,
         plan: ChunkPlan::with_chunk_size(size, 1024),
         state: UploadState::Uploading,
         reason: None,
@@ -153,6 +154,11 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     s.create(&c).await.unwrap();
     let got = s.get(&c.id).await.unwrap().expect("created");
     assert_eq!((got.filehash, got.fingerprint.as_deref()), (None, Some("fp:1/a")));
+    assert!(!got.server_hashed);
+    // An upload nobody declares hashes for keeps saying so.
+    let sh = UploadSession { filehash: None, sha256: None, server_hashed: true, ..session(owner, 800, None) };
+    s.create(&sh).await.unwrap();
+    assert!(s.get(&sh.id).await.unwrap().expect("created").server_hashed);
     assert_eq!(s.find_by_fingerprint(owner, "fp:1/a", 500).await.unwrap().map(|f| f.id), Some(c.id.clone()));
     assert!(s.find_by_fingerprint(owner, "fp:1/a", 501).await.unwrap().is_none(), "another size");
     assert!(s.find_by_fingerprint(owner, "fp:1/b", 500).await.unwrap().is_none(), "another fingerprint");

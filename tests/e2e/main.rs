@@ -18,6 +18,7 @@ mod merge;
 mod openapi;
 mod power;
 mod rust_client;
+mod server_hashed;
 mod shares;
 mod storage;
 mod structure;

@@ -440,7 +440,8 @@ impl UploadApi {
             rule: super::folders::rule(body.on_conflict, NameRule::Rename),
         };
         let fingerprint = body.fingerprint.as_deref().map(str::to_owned);
-        let new = upload::NewUpload { filename, filesize, filehash, sha256, fingerprint };
+        let new =
+            upload::NewUpload { filename, filesize, source: upload::Source::Client { filehash, sha256, fingerprint } };
         let outcome = state.services.uploads.init(&auth.0, new, &place).await?;
         Ok(Json(match outcome {
             InitOutcome::New(s, challenge) => upload_answer(InitStatus::New, &s, Vec::new(), challenge),

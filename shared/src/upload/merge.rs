@@ -128,6 +128,8 @@ impl Uploads {
         // `complete` refuses an upload whose hashes were never declared, so a
         // merge without one is not expected: it commits nothing unverified.
         let mismatch = match (&session.filehash, &session.sha256) {
+            // Server-hashed: what was received is the content.
+            (None, _) if session.server_hashed => None,
             (None, _) => Some((FailureCode::Sha1Mismatch, format!("no SHA-1 was declared; actual {}", digests.sha1))),
             (Some(declared), _) if digests.sha1 != declared.as_str() => Some((
                 FailureCode::Sha1Mismatch,

@@ -309,6 +309,7 @@ impl RedisUploads {
             merge_started_at: h.get("merge_started_at").and_then(|v| v.parse().ok()),
             hashed: h.get("hash_next").and_then(|v| v.parse().ok()).unwrap_or(0),
             fingerprint: h.get("fingerprint").filter(|f| !f.is_empty()).cloned(),
+            server_hashed: h.get("server_hashed").is_some_and(|v| v == "1"),
             created_at: num("created_at")?,
             updated_at: num("updated_at")?,
         })
@@ -338,6 +339,7 @@ impl UploadSessions for RedisUploads {
             ("chunkcount", s.plan.chunk_count.to_string()),
             ("state", s.state.to_string()),
             ("folder", s.folder.as_ref().map(|f| f.to_string()).unwrap_or_default()),
+            ("server_hashed", if s.server_hashed { "1" } else { "0" }.to_owned()),
             ("created_at", s.created_at.to_string()),
             ("updated_at", s.updated_at.to_string()),
         ];

@@ -1,0 +1,3 @@
+-- An upload whose content nobody declared (WebDAV, tus): the server's own
+-- running hash is its identity, and it is never instant.
+ALTER TABLE upload_sessions ADD COLUMN server_hashed SMALLINT NOT NULL DEFAULT 0;
