@@ -19,14 +19,16 @@
 //! Layout:
 //! - [`runtime`]: `config` (the typed settings), `crash`, `metrics`, `process`.
 //! - [`domain`]: `names` and `plan` (types parsed at the edge), `error`, `hashing`.
-//! - [`stores`]: `meta` (users, tree, files, shares on SQLite or MySQL),
-//!   `uploads` (upload sessions on SQL or Redis), `objects` (byte stores on a
-//!   directory or S3), `queue` (apalis on SQLite or Redis), `open`.
-//! - [`accounts`]: signup, signin, tokens, profiles, quotas; `password`, `operator`.
+//! - [`stores`]: `meta` (users, tree, files, shares, quota holds on SQLite or
+//!   MySQL), `uploads` (upload state on SQL or Redis, in four roles),
+//!   `objects` (byte stores on a directory or S3; chunks land through a
+//!   sink), `queue` (apalis on SQLite or Redis), `open`.
+//! - [`accounts`]: signup, signin, tokens, profiles, the quota ledger; `password`, `operator`.
 //! - [`tree`]: paths, folders, moves, the trash.
 //! - [`files`]: commit, single upload, download, repair; `links`, `backup`, `audit`.
-//! - [`upload`]: init, declare, prove, chunks, status, complete, abort;
-//!   `running_hash`, `merge`, `cleanup`.
+//! - [`upload`]: init (from a client's or the server's hashes), declare,
+//!   prove, chunks, status, complete, abort; `receive` (a chunk body's
+//!   rules), `running_hash`, `merge`, `cleanup`.
 //! - [`shares`]: share links and their rules, browsing, zips.
 
 pub mod accounts;
