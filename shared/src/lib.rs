@@ -13,7 +13,8 @@
 //!    the roles it uses: [`accounts`], then [`tree`], [`files`], [`upload`]
 //!    and [`shares`] (each may call those before it in this list).
 //! 4. [`Services`] (here): opens the stores once at start-up and hands each
-//!    front door the use cases. The roles stay `pub(crate)`, so no front
+//!    front door the use cases (`api admin audit` opens its own, read-only:
+//!    [`files::audit::Audit::open`]). The roles stay `pub(crate)`, so no front
 //!    door can reach a store.
 //!
 //! Layout:
@@ -46,7 +47,6 @@ pub use domain::error::{Error, Result};
 
 use crate::accounts::{AccountPolicy, Accounts, HashingPool};
 use crate::files::Files;
-use crate::files::audit::Audit;
 use crate::files::links::SigningKey;
 use crate::runtime::config::Settings;
 use crate::shares::Shares;
@@ -101,8 +101,6 @@ pub struct Services {
     pub uploads: Uploads,
     /// Share links.
     pub shares: Shares,
-    /// The consistency audit.
-    pub audit: Audit,
     stores: Backends,
     scrub_always: bool,
 }
@@ -168,8 +166,7 @@ impl Services {
             default_days: share_rules.default_days,
             zip_max_entries: share_rules.zip_max_entries,
         };
-        let audit = Audit::on(b, settings);
-        Ok(Services { accounts, tree, files, uploads, shares, audit, stores, scrub_always: settings.scrub_always })
+        Ok(Services { accounts, tree, files, uploads, shares, stores, scrub_always: settings.scrub_always })
     }
 
     /// The queues the worker takes jobs from (its front door, as a listening

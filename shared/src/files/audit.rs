@@ -113,7 +113,7 @@ pub struct Audit {
 
 impl Audit {
     /// The audit on these stores.
-    pub(crate) fn on(d: &DataStores, settings: &Settings) -> Self {
+    fn on(d: &DataStores, settings: &Settings) -> Self {
         Audit {
             repo: d.repo.clone(),
             files: d.files.clone(),
