@@ -115,7 +115,7 @@ pub async fn build(config: ApiConfig) -> Result<App, OpenError> {
     );
     let rate_limits = Arc::new(RateLimits::new(config.rate_settings()));
     let state = AppState {
-        services,
+        services: Arc::new(services),
         settings: Arc::new(config.settings),
         public_base: public_base.into(),
         metrics_token: config.metrics_token.map(Into::into),

@@ -11,7 +11,8 @@ use crate::ratelimit::RateLimits;
 #[derive(Clone)]
 pub struct AppState {
     /// Every use case: what the handlers call.
-    pub services: Services,
+    /// Behind one `Arc`: the route clones the state into every request.
+    pub services: Arc<Services>,
     /// The settings in effect.
     pub settings: Arc<Settings>,
     /// `scheme://host[:port]` clients reach this server at, for signed URLs:

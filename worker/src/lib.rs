@@ -100,7 +100,7 @@ macro_rules! register_queue {
 /// worker and the scheduled clean-up until `stop` resolves; jobs in flight
 /// finish first. `name` is made unique per process.
 pub async fn run(
-    services: Services,
+    services: Arc<Services>,
     settings: Arc<Settings>,
     name: &str,
     stop: impl Future<Output = ()> + Send + 'static,

@@ -32,7 +32,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(BAD_SETTING);
         }
     };
-    match worker::run(services, Arc::new(config.settings), "worker", shared::runtime::process::shutdown_signal()).await
+    match worker::run(
+        Arc::new(services),
+        Arc::new(config.settings),
+        "worker",
+        shared::runtime::process::shutdown_signal(),
+    )
+    .await
     {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
