@@ -14,6 +14,7 @@ pub struct ChunkSlots {
     /// std Mutex because it is held for a map lookup only, never across an await.
     users: Mutex<HashMap<i64, Arc<Semaphore>>>,
     per_user: usize,
+    capacity: usize,
 }
 
 /// One chunk body's right to be received; frees its slots when dropped.
@@ -31,7 +32,14 @@ impl ChunkSlots {
             process: Arc::new(Semaphore::new(process.max(1))),
             users: Mutex::new(HashMap::new()),
             per_user: per_user.max(1),
+            capacity: process.max(1),
         })
+    }
+
+    /// Chunk bodies this process is receiving now (the `/metrics` gauge
+    /// `pan_chunks_in_flight`; a slot is held until the chunk is recorded).
+    pub fn in_flight(&self) -> usize {
+        self.capacity - self.process.available_permits()
     }
 
     /// A slot for one more of `user`'s chunks, or 429 `TOO_MANY_CHUNKS` at once
@@ -76,6 +84,7 @@ mod tests {
         assert!(slots.try_take(1).is_err(), "user 1 is at 2");
         let _b1 = slots.try_take(2).unwrap();
         assert!(slots.try_take(3).is_err(), "the process is at 3");
+        assert_eq!(slots.in_flight(), 3);
         drop(a1);
         assert!(slots.try_take(3).is_ok(), "a dropped slot frees both caps");
         drop(_b1);

@@ -56,6 +56,12 @@ impl HealthApi {
     async fn metrics(&self, state: Data<&AppState>, _auth: MetricsAuth) -> MetricsResponse {
         let mut out = String::new();
         shared::runtime::metrics::render_counters(&mut out);
+        shared::runtime::metrics::render_gauge(
+            &mut out,
+            "pan_chunks_in_flight",
+            "Chunk bodies this process is receiving now.",
+            state.chunk_slots.in_flight() as i64,
+        );
         match state.services.totals().await {
             Ok(t) => {
                 use shared::runtime::metrics::render_gauge;
