@@ -794,13 +794,15 @@ pub fn uname(prefix: &str) -> String {
 
 /// Runs one async test body against both deployments:
 /// `both!(name, |app| { … });` makes `name::embedded` and `name::fleet`;
-/// `both!(name, |b: TestAppBuilder| b.env(…), |app| { … })` adds settings.
+/// `both!(name, |b: TestAppBuilder| b.env(…), |app| { … })` adds settings;
+/// a doc comment goes inside, before the name: `both!(/// proves … \n name, …)`.
 #[macro_export]
 macro_rules! both {
-    ($name:ident, |$app:ident| $body:block) => {
-        $crate::both!($name, |b: $crate::TestAppBuilder| b, |$app| $body);
+    ($(#[$doc:meta])* $name:ident, |$app:ident| $body:block) => {
+        $crate::both!($(#[$doc])* $name, |b: $crate::TestAppBuilder| b, |$app| $body);
     };
-    ($name:ident, $builder:expr, |$app:ident| $body:block) => {
+    ($(#[$doc:meta])* $name:ident, $builder:expr, |$app:ident| $body:block) => {
+        $(#[$doc])*
         mod $name {
             #[allow(unused_imports)]
             use super::*;

@@ -18,7 +18,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "INVALID_FILENAME",
         400,
-        "The name is empty, over 255 bytes, holds `/`, control or bidirectional characters, or is `.` or `..`.",
+        "The name is empty, over 255 bytes, holds `/` or `\\`, control, bidirectional or invisible characters (U+200E, U+200F, U+061C, U+2028, U+2029, U+FEFF, U+FFFE, U+FFFF, tags), or is `.` or `..`.",
     ),
     ("INVALID_PATH", 400, "The path does not start with `/`, holds `.` or `..`, or a name in it breaks the name rule."),
     ("INVALID_CURSOR", 400, "The cursor is not one this listing (with this sort and order) returned."),

@@ -575,14 +575,68 @@ both!(search_finds_names_by_substring_ignoring_case_from_the_index, |app| {
 both!(the_audit_names_entries_lost_outside_the_tree_and_stale_index_rows, |app| {
     let token = app.user(&uname("lost")).await;
     put_file(&app, &token, "", "kept.txt", b"kept", false).await;
+    app.post_json("/folder/create", Some(&token), &json!({"name": "old"})).await;
     app.assert_consistent().await;
     // What a bug would leave: an entry in a folder that does not exist (listed
-    // nowhere), and index rows for an entry that is gone.
+    // nowhere), and index rows for an entry that is gone; and what an older
+    // release allowed: a name today's rule refuses.
     app.sql_exec("UPDATE user_files SET folder = 'ffffffffffffffffffffffffffffffff'").await;
+    app.sql_exec("UPDATE folders SET name = 'old\u{E0067}'").await;
     app.sql_exec("INSERT INTO name_grams (user_id, gram, item) VALUES (1, 'zzz', 'eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee')")
         .await;
     let (code, out, _) = app.admin(&["audit", "--grace", "0"], "");
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("live files or folders in a folder that is not live: 1"), "{out}");
     assert!(out.contains("name index rows for entries that are gone: 1"), "{out}");
+    assert!(out.contains("names the name rule refuses today (rename them): 1"), "{out}");
 });
+
+both!(
+    /// Names that a Windows extractor would split (`..\..\evil.bat`) or that
+    /// hide how a name reads (direction marks, separators, BOM, tags) are
+    /// refused by every route that names something, and nothing is made.
+    names_that_split_or_hide_are_refused_by_every_route_that_names,
+    |app| {
+    let token = app.user(&uname("names")).await;
+    let (_, keep) = app.post_json("/folder/create", Some(&token), &json!({"name": "keep"})).await;
+    let (_, f) = put_file(&app, &token, "", "f.txt", b"f", false).await;
+    let hash = sha1_hex(b"x");
+    let bad_names = [
+        "..\\..\\evil.bat",
+        "C:\\Windows\\evil.dll",
+        "a\u{200E}b",
+        "a\u{200F}b",
+        "a\u{061C}b",
+        "a\u{2028}b",
+        "a\u{2029}b",
+        "\u{FEFF}a",
+        "a\u{FFFF}",
+        "flag\u{E0067}\u{E007F}",
+    ];
+    let invalid = (StatusCode::BAD_REQUEST, Some("INVALID_REQUEST"));
+    for name in bad_names {
+        // The spec's pattern states the rule, so the schema refuses these.
+        let (code, body) = app.post_json("/folder/create", Some(&token), &json!({"name": name})).await;
+        assert_eq!((code, body["code"].as_str()), invalid, "folder/create {name:?}: {body}");
+        let (code, body) = app.post_json("/folder/move", Some(&token), &json!({"id": keep["id"], "name": name})).await;
+        assert_eq!((code, body["code"].as_str()), invalid, "folder/move {name:?}: {body}");
+        let (code, body) = app.post_json("/file/rename", Some(&token), &json!({"id": f["id"], "filename": name})).await;
+        assert_eq!((code, body["code"].as_str()), invalid, "file/rename {name:?}: {body}");
+        let init = json!({"filename": name, "filehash": hash, "filesize": 1});
+        let (code, body) = app.post_json("/file/mupload/init", Some(&token), &init).await;
+        assert_eq!((code, body["code"].as_str()), invalid, "mupload/init {name:?}: {body}");
+        // The single upload's name is a form field: the name rule answers.
+        let (code, body) = put_file(&app, &token, "", name, b"x", false).await;
+        assert_eq!(
+            (code, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("INVALID_FILENAME")),
+            "file/upload {name:?}: {body}"
+        );
+        let (code, body) =
+            app.call("GET", &format!("/folder/stat?path={}", urlencode(&format!("/{name}"))), Some(&token)).await;
+        assert_eq!((code, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_PATH")), "{name:?}: {body}");
+    }
+    let all = walk(&app, &token).await;
+    assert_eq!(all.keys().cloned().collect::<Vec<_>>(), ["/f.txt", "/keep"], "nothing was made or renamed");
+    }
+);

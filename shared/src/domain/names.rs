@@ -164,9 +164,12 @@ server_id!(
 );
 
 /// A client's name for a file or folder: 1–255 bytes of UTF-8, no control
-/// characters, no `/`, and not `.` or `..` (paths like `/a/b/c.txt` name
-/// entries by these names). Metadata only: it never becomes part of a path
-/// on disk or an object key.
+/// characters, no `/` or `\`, no invisible direction or separator marks,
+/// and not `.` or `..` (paths like `/a/b/c.txt` name entries by these
+/// names). Metadata only: it never becomes part of a path on disk or an
+/// object key — but it does become one on the user's own machine, in a zip
+/// or a sync client, so `\` (a separator to Windows extractors:
+/// `..\..\evil.bat`) is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileName(String);
 
@@ -182,8 +185,8 @@ impl FileName {
         if s.chars().any(char::is_control) {
             return Err(Error::invalid("INVALID_FILENAME", "filename must not contain control characters"));
         }
-        if s.contains('/') || s == "." || s == ".." {
-            return Err(Error::invalid("INVALID_FILENAME", "a name must not contain '/' nor be '.' or '..'"));
+        if s.contains(['/', '\\']) || s == "." || s == ".." {
+            return Err(Error::invalid("INVALID_FILENAME", "a name must not contain '/' or '\\' nor be '.' or '..'"));
         }
         // Bidirectional overrides and isolates make `invoice\u{202E}fdp.exe`
         // look like `invoiceexe.pdf`. Zero-width joiners stay (emoji, Persian).
@@ -191,6 +194,13 @@ impl FileName {
             return Err(Error::invalid(
                 "INVALID_FILENAME",
                 "filename must not contain bidirectional control characters (U+202A-U+202E, U+2066-U+2069)",
+            ));
+        }
+        if s.chars().any(is_invisible_mark) {
+            return Err(Error::invalid(
+                "INVALID_FILENAME",
+                "filename must not contain invisible marks (U+200E, U+200F, U+061C, U+2028, U+2029, U+FEFF, \
+                 U+FFFE, U+FFFF, U+E0000-U+E007F)",
             ));
         }
         Ok(FileName(s.to_owned()))
@@ -222,6 +232,15 @@ impl FileName {
 /// U+202A–U+202E (embeddings and overrides) and U+2066–U+2069 (isolates).
 pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Marks that change how a name reads or splits without being seen: the
+/// direction marks (U+200E, U+200F, U+061C), the line and paragraph
+/// separators (U+2028, U+2029), the byte-order mark and noncharacters
+/// (U+FEFF, U+FFFE, U+FFFF) and the tag characters (U+E0000–U+E007F).
+pub fn is_invisible_mark(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{2028}' | '\u{2029}' | '\u{FEFF}' | '\u{FFFE}' | '\u{FFFF}')
+        || ('\u{E0000}'..='\u{E007F}').contains(&c)
 }
 
 #[cfg(test)]
@@ -259,7 +278,6 @@ mod tests {
     #[test]
     fn file_names_reject_control_characters_and_length() {
         assert!(FileName::parse("report (final).pdf").is_ok());
-        assert!(FileName::parse("..\\..\\etc\\passwd").is_ok(), "names are metadata, not paths");
         assert!(FileName::parse("...").is_ok());
         assert!(FileName::parse("  ").is_ok(), "odd but harmless metadata");
         assert!(FileName::parse("family \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}.jpg").is_ok(), "ZWJ emoji");
@@ -280,6 +298,18 @@ mod tests {
             "invoice\u{202E}fdp.exe",
             "a\u{2066}b",
             "a\u{202A}b",
+            "..\\..\\evil.bat",
+            "C:\\Windows\\evil.dll",
+            "a\u{200E}b",
+            "a\u{200F}b",
+            "a\u{061C}b",
+            "a\u{2028}b",
+            "a\u{2029}b",
+            "\u{FEFF}a",
+            "a\u{FFFE}",
+            "a\u{FFFF}",
+            "a\u{E0001}b",
+            "flag\u{E0067}\u{E007F}",
         ] {
             assert!(FileName::parse(bad).is_err(), "{bad:?} accepted");
         }

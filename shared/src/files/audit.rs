@@ -184,6 +184,11 @@ impl Audit {
         for item in self.repo.stale_name_index().await? {
             report.note("name index rows for entries that are gone", item);
         }
+        for (id, name) in self.repo.entry_names().await? {
+            if crate::domain::FileName::parse(&name).is_err() {
+                report.note("names the name rule refuses today (rename them)", id);
+            }
+        }
 
         let mut listing = self.files.list(None);
         while let Some(meta) = listing.try_next().await? {

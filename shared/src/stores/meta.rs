@@ -317,6 +317,9 @@ pub trait AuditRepo: Send + Sync {
     async fn entries_outside_tree(&self) -> Result<Vec<String>>;
     /// Items of the name index that are no folder or file entry.
     async fn stale_name_index(&self) -> Result<Vec<String>>;
+    /// Every folder's and file entry's (id, name), live or trashed, for the
+    /// audit's name check (names made before a rule was added).
+    async fn entry_names(&self) -> Result<Vec<(String, String)>>;
 }
 
 /// Installation-wide totals.

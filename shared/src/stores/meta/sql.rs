@@ -568,6 +568,18 @@ impl AuditRepo for SqlRepo {
         .await?;
         Ok(items)
     }
+
+    async fn entry_names(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT folder_id AS id, name FROM folders UNION ALL SELECT entry_id AS id, filename AS name FROM user_files",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get("id")?, r.try_get("name")?)))
+            .collect::<sqlx::Result<_>>()?)
+    }
 }
 
 #[async_trait]
