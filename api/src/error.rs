@@ -68,6 +68,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("PATH_AMBIGUOUS", 409, "The path names several entries (names that clashed before folders); `ids` lists them."),
     ("NAME_TAKEN", 409, "The name is taken in that folder and `on_conflict` is `refuse`."),
     ("MOVE_INTO_ITSELF", 409, "A folder cannot move into itself or one of its subfolders."),
+    ("FOLDER_TOO_DEEP", 409, "The folder would be deeper than the tree may go (`PAN_MAX_DEPTH`, 64 by default)."),
     ("SHARE_EXPIRED", 410, "The share link has expired."),
     ("SHARE_EXHAUSTED", 410, "The share link has no downloads left."),
     ("LENGTH_REQUIRED", 411, "The body needs a `Content-Length`."),
@@ -86,7 +87,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("CHUNK_BUSY", 503, "Another request is sending this chunk right now; see `Retry-After`."),
     ("BUSY", 503, "This server is at capacity for this work; see `Retry-After`."),
     ("SERVER_DISK_FULL", 507, "The server's disk is full (not your quota); see `Retry-After`."),
-    ("QUOTA_EXCEEDED", 507, "This would take you past your storage quota (bytes or files)."),
+    ("QUOTA_EXCEEDED", 507, "This would take you past your storage quota (bytes, files, or files and folders)."),
 ];
 
 /// The error codes as a Markdown table, for the spec's description.
@@ -233,6 +234,7 @@ impl From<Error> for ApiError {
             Error::TrashItemNotFound => ApiError::NotFound(body("TRASH_ITEM_NOT_FOUND")),
             Error::NameTaken { .. } => ApiError::Conflict(body("NAME_TAKEN")),
             Error::MoveIntoItself => ApiError::Conflict(body("MOVE_INTO_ITSELF")),
+            Error::FolderTooDeep { .. } => ApiError::Conflict(body("FOLDER_TOO_DEEP")),
             Error::AmbiguousPath { ids, .. } => ApiError::Conflict(Json(ErrorBody {
                 ids: Some(ids.clone()),
                 ..ErrorBody::new("PATH_AMBIGUOUS", e.to_string())
@@ -440,7 +442,7 @@ macro_rules! operation_errors {
     };
     (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [$($v:ident)*] InsufficientStorage = $status:literal, $($rest:tt)*) => {
         $crate::operation_errors!(@build [$($meta)*] $name
-            [$($acc)* #[doc = "`QUOTA_EXCEEDED`: this would take you past your storage quota (bytes or files)."] #[oai(status = $status)] InsufficientStorage(poem_openapi::payload::Json<$crate::error::ErrorBody>),]
+            [$($acc)* #[doc = "`QUOTA_EXCEEDED`: this would take you past your storage quota (bytes, files, or files and folders)."] #[oai(status = $status)] InsufficientStorage(poem_openapi::payload::Json<$crate::error::ErrorBody>),]
             [$($v)* InsufficientStorage] $($rest)*);
     };
     (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [$($v:ident)*]) => {

@@ -38,6 +38,8 @@ pub struct AccountPolicy {
     pub quota_files: Limit,
     /// Most unfinished uploads one user may hold (`PAN_MAX_OPEN_UPLOADS`).
     pub max_open_uploads: u64,
+    /// Files and folders one user may have (`PAN_QUOTA_ENTRIES`).
+    pub quota_entries: Limit,
 }
 
 impl AccountPolicy {
@@ -48,6 +50,7 @@ impl AccountPolicy {
             quota_bytes: s.quota_bytes,
             quota_files: s.quota_files,
             max_open_uploads: s.max_open_uploads,
+            quota_entries: s.quota_entries,
         }
     }
 
@@ -176,7 +179,12 @@ impl Accounts {
     /// Every path that adds content for a user goes through here.
     pub(crate) async fn reserve(&self, user: &User, hold_id: &str, bytes: u64, upload: bool) -> Result<()> {
         let (quota_bytes, quota_files) = self.policy.quotas(user);
-        let limits = Limits { bytes: quota_bytes, files: quota_files, uploads: Some(self.policy.max_open_uploads) };
+        let limits = Limits {
+            bytes: quota_bytes,
+            files: quota_files,
+            uploads: Some(self.policy.max_open_uploads),
+            entries: self.policy.quota_entries.0,
+        };
         let hold = Hold { id: hold_id, user_id: user.id, bytes, upload, now: crate::now() };
         match self.repo.reserve(&hold, &limits).await? {
             None => Ok(()),
@@ -192,6 +200,12 @@ impl Accounts {
             }),
             Some(Refusal::Files { files, held, quota }) => Err(Error::QuotaExceeded {
                 message: format!("one more file would exceed your limit of {quota}: {files} stored, {held} uploading"),
+            }),
+            Some(Refusal::Entries { entries, quota }) => Err(Error::QuotaExceeded {
+                message: format!(
+                    "one more file would exceed your limit of {quota} files and folders (live and in the trash): \
+                     you have {entries}"
+                ),
             }),
         }
     }

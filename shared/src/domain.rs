@@ -260,6 +260,16 @@ pub enum TreeItem {
     File(UserFile),
 }
 
+impl TreeItem {
+    /// Its name in its folder.
+    pub fn name(&self) -> &str {
+        match self {
+            TreeItem::Folder(d) => &d.name,
+            TreeItem::File(f) => &f.filename,
+        }
+    }
+}
+
 /// Something the user deleted, waiting in the trash.
 #[derive(Debug, Clone)]
 pub struct TrashItem {

@@ -50,7 +50,7 @@ use crate::files::Files;
 use crate::files::links::SigningKey;
 use crate::runtime::config::Settings;
 use crate::shares::Shares;
-use crate::stores::meta::Totals;
+use crate::stores::meta::{Totals, TreeBounds};
 use crate::stores::queue::{BackupJob, MergeJob, Queue};
 use crate::stores::{Backends, OpenError};
 use crate::tree::Tree;
@@ -123,6 +123,7 @@ impl Services {
             files: b.files.clone(),
             backup: b.backup.clone(),
             trash_retention_secs: settings.trash_days as i64 * 86_400,
+            bounds: TreeBounds { max_depth: settings.max_depth, max_entries: settings.quota_entries.0 },
         };
         let files = Files {
             repo: b.repo.clone(),

@@ -25,6 +25,9 @@ use crate::tree::{ListCursor, PathCache, Tree, split_path};
 
 /// Length of a link id.
 pub const LINK_LEN: usize = 22;
+/// Most bytes of member paths one zip holds (each is kept until the zip's
+/// central directory is written).
+pub const ZIP_MAX_PATH_BYTES: usize = 16 << 20;
 /// How long an unlocked link stays open to its holder, in seconds.
 pub const ACCESS_TTL: i64 = 3600;
 
@@ -224,6 +227,9 @@ impl Shares {
     pub async fn zip_members(&self, owner: &User, folder_id: &str) -> Result<Vec<ZipMember>> {
         let cap = self.zip_max_entries;
         let mut members = Vec::new();
+        // Every member's full path is held (here and in the zip's central
+        // directory): bounded in total, whatever the tree's shape.
+        let mut path_bytes = 0usize;
         let mut queue = vec![(folder_id.to_owned(), String::new())];
         while let Some((folder, prefix)) = queue.pop() {
             let mut after = None;
@@ -245,6 +251,16 @@ impl Shares {
                         return Err(Error::TooLarge {
                             code: "ZIP_TOO_MANY_ENTRIES",
                             message: format!("a zip holds at most {cap} files and folders; download smaller folders"),
+                        });
+                    }
+                    path_bytes += prefix.len() + item.name().len() + 1;
+                    if path_bytes > ZIP_MAX_PATH_BYTES {
+                        return Err(Error::TooLarge {
+                            code: "ZIP_TOO_MANY_ENTRIES",
+                            message: format!(
+                                "a zip's paths total at most {} MiB; download smaller folders",
+                                ZIP_MAX_PATH_BYTES >> 20
+                            ),
                         });
                     }
                     match item {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use object_store::path::Path;
 
-use crate::stores::meta::MetaRepo;
+use crate::stores::meta::{Destination, MetaRepo, TreeBounds};
 pub use crate::stores::meta::{ListCursor, PageRequest};
 use crate::stores::objects::Store;
 
@@ -92,6 +92,8 @@ pub struct Tree {
     pub(crate) backup: Option<Store>,
     /// How long an item waits in the trash (`PAN_TRASH_DAYS`), in seconds.
     pub(crate) trash_retention_secs: i64,
+    /// How deep and how large a tree may grow.
+    pub(crate) bounds: TreeBounds,
 }
 
 impl Tree {
@@ -222,7 +224,7 @@ impl Tree {
 
     /// Makes a folder in `parent` (the empty string: the root).
     pub async fn create_folder(&self, user: &User, parent: &str, name: &FileName, rule: NameRule) -> Result<Folder> {
-        self.repo.create_folder(user.id, parent, name.as_str(), rule, crate::now()).await
+        self.repo.create_folder(user.id, parent, name.as_str(), rule, &self.bounds, crate::now()).await
     }
 
     /// One page of a folder's children.
@@ -244,7 +246,8 @@ impl Tree {
         name: Option<&FileName>,
         rule: NameRule,
     ) -> Result<Folder> {
-        self.repo.move_folder(user.id, id, to, name.map(|n| n.as_str()), rule, crate::now()).await
+        let dest = Destination { to, name: name.map(|n| n.as_str()), rule };
+        self.repo.move_folder(user.id, id, &dest, self.bounds.max_depth, crate::now()).await
     }
 
     /// Moves and/or renames the caller's file entry.
@@ -256,7 +259,8 @@ impl Tree {
         name: Option<&FileName>,
         rule: NameRule,
     ) -> Result<UserFile> {
-        self.repo.move_file(user.id, id, to, name.map(|n| n.as_str()), rule, crate::now()).await
+        let dest = Destination { to, name: name.map(|n| n.as_str()), rule };
+        self.repo.move_file(user.id, id, &dest, crate::now()).await
     }
 
     /// The caller's folders and files whose names match `query`, a page at a time.
@@ -282,7 +286,7 @@ impl Tree {
 
     /// Brings a trashed item back where it was (or to the root).
     pub async fn restore(&self, user: &User, id: &str, rule: NameRule) -> Result<TreeItem> {
-        self.repo.restore(user.id, id, rule, crate::now()).await
+        self.repo.restore(user.id, id, rule, self.bounds.max_depth, crate::now()).await
     }
 
     /// Deletes the bytes (and backup copies) of contents whose rows are gone

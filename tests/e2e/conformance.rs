@@ -12,7 +12,7 @@ use object_store::path::Path;
 use pan_tests::*;
 use shared::domain::{ChunkPlan, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState, UserName};
 use shared::domain::{NameRule, SortKey, TreeItem};
-use shared::stores::meta::{Hold, Limits, MetaRepo, NewUserFile, Refusal, UserRepo};
+use shared::stores::meta::{Destination, Hold, Limits, MetaRepo, NewUserFile, Refusal, TreeBounds, UserRepo};
 use shared::stores::objects::s3::Location;
 use shared::stores::objects::{self, ByteStore, ChunkAt, ChunkWriteError, LocalStore, S3Store, TempFile};
 use shared::stores::uploads::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
@@ -291,12 +291,13 @@ async fn repo_suite(r: &dyn MetaRepo) {
 async fn tree_suite(r: &dyn MetaRepo, user: i64) {
     let now = shared::now();
     let (rename, refuse) = (NameRule::Rename, NameRule::Refuse);
-    let docs = r.create_folder(user, "", "docs", refuse, now).await.unwrap();
-    assert!(matches!(r.create_folder(user, "", "docs", refuse, now).await, Err(shared::Error::NameTaken { .. })));
-    assert_eq!(r.create_folder(user, "", "docs", rename, now).await.unwrap().name, "docs (1)");
-    let deep = r.create_folder(user, &docs.id, "deep", refuse, now).await.unwrap();
+    let open = &TreeBounds { max_depth: 64, max_entries: None };
+    let docs = r.create_folder(user, "", "docs", refuse, open, now).await.unwrap();
+    assert!(matches!(r.create_folder(user, "", "docs", refuse, open, now).await, Err(shared::Error::NameTaken { .. })));
+    assert_eq!(r.create_folder(user, "", "docs", rename, open, now).await.unwrap().name, "docs (1)");
+    let deep = r.create_folder(user, &docs.id, "deep", refuse, open, now).await.unwrap();
     assert!(matches!(
-        r.create_folder(user, &"0".repeat(32), "x", refuse, now).await,
+        r.create_folder(user, &"0".repeat(32), "x", refuse, open, now).await,
         Err(shared::Error::FolderNotFound)
     ));
     // A file in a folder takes a name there; the same name in another folder is free.
@@ -326,20 +327,20 @@ async fn tree_suite(r: &dyn MetaRepo, user: i64) {
     assert_eq!(c.filename, "docs (2)", "files and folders share a folder's names");
     // Moves: never into oneself; a taken name is refused or numbered.
     assert!(matches!(
-        r.move_folder(user, &docs.id, Some(&deep.id), None, refuse, now).await,
+        r.move_folder(user, &docs.id, &dest(Some(&deep.id), None, refuse), 64, now).await,
         Err(shared::Error::MoveIntoItself)
     ));
     assert!(matches!(
-        r.move_folder(user, &docs.id, Some(&docs.id), None, refuse, now).await,
+        r.move_folder(user, &docs.id, &dest(Some(&docs.id), None, refuse), 64, now).await,
         Err(shared::Error::MoveIntoItself)
     ));
     assert!(matches!(
-        r.move_file(user, &b.id, Some(&deep.id), None, refuse, now).await,
+        r.move_file(user, &b.id, &dest(Some(&deep.id), None, refuse), now).await,
         Err(shared::Error::NameTaken { .. })
     ));
-    let moved = r.move_file(user, &b.id, Some(&deep.id), None, rename, now).await.unwrap();
+    let moved = r.move_file(user, &b.id, &dest(Some(&deep.id), None, rename), now).await.unwrap();
     assert_eq!((moved.folder.as_str(), moved.filename.as_str()), (deep.id.as_str(), "a (1).txt"));
-    let deep = r.move_folder(user, &deep.id, Some(""), Some("top"), refuse, now).await.unwrap();
+    let deep = r.move_folder(user, &deep.id, &dest(Some(""), Some("top"), refuse), 64, now).await.unwrap();
     assert_eq!((deep.parent.as_str(), deep.name.as_str()), ("", "top"));
     // Listing pages by cursor, folders first.
     let page = |limit, after| shared::stores::meta::PageRequest { sort: SortKey::Name, desc: false, limit, after };
@@ -363,21 +364,65 @@ async fn tree_suite(r: &dyn MetaRepo, user: i64) {
     assert!(r.user_file(user, &a.id).await.unwrap().is_none(), "a file below a trashed folder is not live");
     let (trash, _) = r.list_trash(user, 10, None).await.unwrap();
     assert_eq!(trash.len(), 1, "one trash item for the folder and all below it");
-    r.create_folder(user, "", "top", refuse, now).await.unwrap();
-    let back = r.restore(user, &deep.id, rename, now).await.unwrap();
+    r.create_folder(user, "", "top", refuse, open, now).await.unwrap();
+    let back = r.restore(user, &deep.id, rename, 64, now).await.unwrap();
     assert!(matches!(back, TreeItem::Folder(d) if d.name == "top (1)"));
     assert!(r.user_file(user, &a.id).await.unwrap().is_some(), "restored with its folder");
     // A restore whose old folder is gone lands in the root.
     r.trash(user, &a.id, now).await.unwrap();
     r.trash(user, &deep.id, now).await.unwrap();
     r.purge(user, &deep.id).await.unwrap();
-    let back = r.restore(user, &a.id, rename, now).await.unwrap();
+    let back = r.restore(user, &a.id, rename, 64, now).await.unwrap();
     assert!(matches!(back, TreeItem::File(f) if f.folder.is_empty() && f.filename == "a.txt"));
     // Expiry: what was deleted before the cut-off, whoever's it is.
     r.trash(user, &c.id, now - 100).await.unwrap();
     let expired = r.trash_expired(now - 50, 1000).await.unwrap();
     assert!(expired.contains(&(user, c.id.clone())), "{expired:?}");
     assert!(!expired.iter().any(|(_, id)| *id == a.id), "restored items are not expired");
+    bounds_suite(r).await;
+}
+
+fn dest<'a>(to: Option<&'a str>, name: Option<&'a str>, rule: NameRule) -> Destination<'a> {
+    Destination { to, name, rule }
+}
+
+/// The tree's bounds, checked in the transaction that adds a folder or a
+/// level: depth on create, move and restore; files and folders on create.
+async fn bounds_suite(r: &dyn MetaRepo) {
+    let now = shared::now();
+    let user = r.create_user(&UserName::parse(&uname("bounds")).unwrap(), "h", now, None).await.unwrap().id;
+    let refuse = NameRule::Refuse;
+    let three = &TreeBounds { max_depth: 3, max_entries: None };
+    let too_deep = |r: shared::Result<_>| matches!(r, Err(shared::Error::FolderTooDeep { max: 3 }));
+    let a = r.create_folder(user, "", "bound-a", refuse, three, now).await.unwrap();
+    let b = r.create_folder(user, &a.id, "b", refuse, three, now).await.unwrap();
+    let c = r.create_folder(user, &b.id, "c", refuse, three, now).await.unwrap();
+    assert!(too_deep(r.create_folder(user, &c.id, "d", refuse, three, now).await.map(|_| ())), "depth 4");
+    // x with a child is two levels: it fits below a (depth 1), not below b.
+    let x = r.create_folder(user, "", "bound-x", refuse, three, now).await.unwrap();
+    r.create_folder(user, &x.id, "y", refuse, three, now).await.unwrap();
+    assert!(too_deep(r.move_folder(user, &x.id, &dest(Some(&b.id), None, refuse), 3, now).await.map(|_| ())));
+    assert!(r.folder(user, &x.id).await.unwrap().unwrap().parent.is_empty(), "the refused move changed nothing");
+    let moved = r.move_folder(user, &x.id, &dest(Some(&a.id), None, refuse), 3, now).await.unwrap();
+    assert_eq!(moved.parent, a.id);
+    // A rename in place adds no level, even where the tree is at the bound.
+    r.move_folder(user, &c.id, &dest(None, Some("c2"), refuse), 3, now).await.unwrap();
+    // A restore brings back the levels it took away.
+    r.trash(user, &x.id, now).await.unwrap();
+    let restored = r.restore(user, &x.id, refuse, 2, now).await;
+    assert!(matches!(restored, Err(shared::Error::FolderTooDeep { max: 2 })), "{restored:?}");
+    assert!(r.folder(user, &x.id).await.unwrap().is_none(), "the refused restore left it in the trash");
+    r.restore(user, &x.id, refuse, 3, now).await.unwrap();
+    // Files and folders, live and trashed, count against the entries limit.
+    r.trash(user, &c.id, now).await.unwrap();
+    let (items, _) = r.list_trash(user, 100, None).await.unwrap();
+    assert_eq!(items.len(), 1);
+    // bound-a, b, c (trashed), bound-x, y: five.
+    let have = 5;
+    let full = &TreeBounds { max_depth: 64, max_entries: Some(have + 1) };
+    r.create_folder(user, "", "bound-last", refuse, full, now).await.unwrap();
+    let over = r.create_folder(user, "", "bound-over", refuse, full, now).await;
+    assert!(matches!(over, Err(shared::Error::QuotaExceeded { .. })), "{over:?}");
 }
 
 async fn sqlite_repo() -> (tempfile::TempDir, shared::stores::meta::SqlRepo) {
@@ -440,7 +485,7 @@ async fn metadata_repository_on_mariadb() {
 async fn quota_ledger_suite(a: &dyn MetaRepo, b: &dyn MetaRepo) {
     let user = a.create_user(&UserName::parse("ledger").unwrap(), "h", 0, None).await.unwrap().id;
     let hold = |id: &'static str, bytes: u64, upload: bool| Hold { id, user_id: user, bytes, upload, now: 1 };
-    let bytes_only = Limits { bytes: Some(2500), files: None, uploads: None };
+    let bytes_only = Limits { bytes: Some(2500), files: None, uploads: None, entries: None };
     let ids: Vec<&'static str> = (0..60).map(|i| &*format!("hold{i:02}").leak()).collect();
     let results = futures::future::join_all(ids.iter().enumerate().map(|(i, id)| {
         let repo = if i % 2 == 0 { a } else { b };
@@ -469,15 +514,22 @@ async fn quota_ledger_suite(a: &dyn MetaRepo, b: &dyn MetaRepo) {
     assert_eq!(a.holds(user).await.unwrap(), (24, 2450));
 
     // The cap on open uploads counts upload holds only.
-    let capped = Limits { bytes: None, files: None, uploads: Some(24) };
+    let capped = Limits { bytes: None, files: None, uploads: Some(24), entries: None };
     assert_eq!(a.reserve(&hold("upload", 1, true), &capped).await.unwrap(), Some(Refusal::Uploads { open: 24 }));
     assert_eq!(a.reserve(&hold("other", 1, false), &capped).await.unwrap(), None);
     // The file limit counts stored files and holds (26 now, with one more: 27).
-    let files = Limits { bytes: None, files: Some(26), uploads: None };
+    let files = Limits { bytes: None, files: Some(26), uploads: None, entries: None };
     assert_eq!(
         a.reserve(&hold("file", 1, false), &files).await.unwrap(),
         Some(Refusal::Files { files: 0, held: 26, quota: 26 })
     );
+    // So does the limit on files and folders (a resize is not one more).
+    let entries = Limits { bytes: None, files: None, uploads: None, entries: Some(26) };
+    assert_eq!(
+        a.reserve(&hold("file", 1, false), &entries).await.unwrap(),
+        Some(Refusal::Entries { entries: 26, quota: 26 })
+    );
+    assert_eq!(a.reserve(&hold("other", 1, false), &entries).await.unwrap(), None);
 
     // Recording the entry takes its hold's place, in the same transaction.
     let entry = NewUserFile {

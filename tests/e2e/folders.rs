@@ -640,3 +640,49 @@ both!(
     assert_eq!(all.keys().cloned().collect::<Vec<_>>(), ["/f.txt", "/keep"], "nothing was made or renamed");
     }
 );
+
+both!(
+    /// The chain an attacker builds to make paths, zips and searches
+    /// expensive (make folders at the root, then move folder i into folder
+    /// i+1) stops at `PAN_MAX_DEPTH` (64) with 409 `FOLDER_TOO_DEEP`, and a
+    /// new folder below the deepest is refused the same way; the chain at
+    /// the bound still lists, zips and searches.
+    a_chain_of_moves_stops_at_the_depth_bound,
+    |app| {
+        let token = app.user(&uname("deep")).await;
+        let long = |i: usize| format!("{i:03}{}", "n".repeat(252));
+        let mut ids = Vec::new();
+        for i in 0..66 {
+            let (code, f) = app.post_json("/folder/create", Some(&token), &json!({"name": long(i)})).await;
+            assert_eq!(code, StatusCode::CREATED, "{f}");
+            ids.push(f["id"].as_str().unwrap().to_owned());
+        }
+        // Moving i into i+1 makes a chain of i+2 levels.
+        for i in 0..63 {
+            let (code, body) = app.post_json("/folder/move", Some(&token), &json!({"id": ids[i], "to": ids[i + 1]})).await;
+            assert_eq!(code, StatusCode::OK, "move {i}: {body}");
+        }
+        let (code, body) = app.post_json("/folder/move", Some(&token), &json!({"id": ids[63], "to": ids[64]})).await;
+        assert_eq!((code, body["code"].as_str()), (StatusCode::CONFLICT, Some("FOLDER_TOO_DEEP")), "{body}");
+        let (_, tip) = app.call("GET", &format!("/folder/stat?path=/{}", long(63)), Some(&token)).await;
+        assert_eq!(tip["id"], ids[63].as_str(), "the refused move left the chain where it was");
+        let (code, body) =
+            app.post_json("/folder/create", Some(&token), &json!({"name": "one more", "parent": ids[0]})).await;
+        assert_eq!((code, body["code"].as_str()), (StatusCode::CONFLICT, Some("FOLDER_TOO_DEEP")), "{body}");
+
+        // The chain at the bound: its deepest path resolves, a search names
+        // every level, and a zip of a link to its top holds all 64.
+        let path: String = (0..64).rev().map(|i| format!("/{}", long(i))).collect();
+        let (code, deepest) = app.call("GET", &format!("/folder/stat?path={}", urlencode(&path)), Some(&token)).await;
+        assert_eq!((code, deepest["id"].as_str()), (StatusCode::OK, Some(ids[0].as_str())));
+        let (code, found) = app.call("GET", "/folder/search?q=nnnnnnnn&limit=150", Some(&token)).await;
+        assert_eq!(code, StatusCode::OK, "{found}");
+        assert_eq!(found["entries"].as_array().unwrap().len(), 66, "{found}");
+        let (_, s) = app.post_json("/share/create", Some(&token), &json!({"id": ids[63]})).await;
+        let link = s["link"].as_str().unwrap();
+        let resp = app.http.get(app.url(&format!("/public/share/zip?link={link}"))).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let zip = resp.bytes().await.unwrap();
+        assert!(zip.windows(255).any(|w| w == long(0).as_bytes()), "the deepest folder is in the zip");
+    }
+);

@@ -273,6 +273,7 @@ crate::operation_errors!(
         Conflict = 409,
         PayloadTooLarge = 413,
         UnsupportedMediaType = 415,
+        InsufficientStorage = 507,
     }
 );
 crate::operation_errors!(
@@ -391,7 +392,7 @@ impl FolderApi {
         #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
         id: Query<Option<String>>,
         /// The folder's path, e.g. `/photos/2026` (instead of `id`).
-        #[oai(validator(max_length = 4096))]
+        #[oai(validator(max_length = 16384))]
         path: Query<Option<String>>,
         /// Sort by `name` (default), `size` or `time`.
         sort: Query<Option<SortBy>>,
@@ -438,7 +439,7 @@ impl FolderApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         /// The path, starting with `/`.
-        #[oai(validator(max_length = 4096))]
+        #[oai(validator(max_length = 16384))]
         path: Query<String>,
     ) -> Result<Json<TreeEntry>, TreeReadErrors> {
         let item = match state.services.tree.resolve(&auth.0, &path.0).await? {

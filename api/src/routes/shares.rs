@@ -351,7 +351,7 @@ impl PublicShareApi {
         #[oai(validator(max_length = 256))]
         access: Query<Option<String>>,
         /// A folder inside the shared folder, e.g. `/photos` (default `/`: the shared folder).
-        #[oai(validator(max_length = 4096))]
+        #[oai(validator(max_length = 16384))]
         path: Query<Option<String>>,
         /// Sort by `name` (default), `size` or `time`.
         sort: Query<Option<SortBy>>,
@@ -409,7 +409,7 @@ impl PublicShareApi {
         #[oai(validator(max_length = 256))]
         access: Query<Option<String>>,
         /// For a shared folder: the file inside it, e.g. `/photos/a.jpg`.
-        #[oai(validator(max_length = 4096))]
+        #[oai(validator(max_length = 16384))]
         path: Query<Option<String>>,
         /// `bytes=first-last`, `bytes=first-` or `bytes=-suffix_length`.
         #[oai(name = "Range")]
@@ -447,7 +447,7 @@ impl PublicShareApi {
         #[oai(validator(max_length = 256))]
         access: Query<Option<String>>,
         /// A folder inside the shared folder (default `/`: all of it).
-        #[oai(validator(max_length = 4096))]
+        #[oai(validator(max_length = 16384))]
         path: Query<Option<String>>,
     ) -> Result<ZipResponse, PublicDownloadErrors> {
         let o: Opened = state.services.shares.open(&link.0, access.0.as_deref()).await?;

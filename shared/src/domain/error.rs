@@ -57,6 +57,10 @@ pub enum Error {
     /// A folder cannot move into itself or below itself.
     #[error("a folder cannot move into itself or one of its subfolders")]
     MoveIntoItself,
+    /// A new folder, a move or a restore would put a folder deeper than
+    /// the tree may go.
+    #[error("folders may be at most {max} levels deep")]
+    FolderTooDeep { max: u32 },
     /// A path names several entries (names that clashed before folders
     /// existed); the request must name one by its id.
     #[error("{path:?} names {} entries; name one by its id", ids.len())]

@@ -128,6 +128,21 @@ pub struct Settings {
     #[arg(long, env = "PAN_QUOTA_FILES", default_value = "unlimited")]
     pub quota_files: Limit,
 
+    /// Each user's limit on files and folders together, live and in the
+    /// trash (open uploads count), or `unlimited`: past it, a new folder or
+    /// upload answers 507 `QUOTA_EXCEEDED`. It bounds the rows one account
+    /// can make us hold.
+    #[arg(long, env = "PAN_QUOTA_ENTRIES", default_value = "1000000")]
+    pub quota_entries: Limit,
+
+    /// The deepest a folder may be (a folder at the root is at depth 1):
+    /// a new folder, a move or a restore past it answers 409
+    /// `FOLDER_TOO_DEEP`. It bounds what a path, a zip or a search of one
+    /// tree can cost.
+    #[arg(long, env = "PAN_MAX_DEPTH", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_depth: u32,
+
     /// Most unfinished uploads one user may have open at once; more answer
     /// 429 `TOO_MANY_UPLOADS`. At least 16 (the web page sends up to 16).
     #[arg(long, env = "PAN_MAX_OPEN_UPLOADS", default_value_t = 64,

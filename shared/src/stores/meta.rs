@@ -209,30 +209,22 @@ pub trait TreeRepo: Send + Sync {
         parent: ParentId<'_>,
         name: &str,
         rule: NameRule,
+        bounds: &TreeBounds,
         now: i64,
     ) -> Result<Folder>;
-    /// Renames and/or moves a live folder: `to` the new parent (`None`:
-    /// stays), `name` the new name (`None`: keeps it). Refuses a move into
-    /// itself or below itself.
+    /// Renames and/or moves a live folder to `dest`. Refuses a move into
+    /// itself or below itself, and one that would put a folder deeper than
+    /// `max_depth`.
     async fn move_folder(
         &self,
         user_id: i64,
         folder_id: &str,
-        to: Option<ParentId<'_>>,
-        name: Option<&str>,
-        rule: NameRule,
+        dest: &Destination<'_>,
+        max_depth: u32,
         now: i64,
     ) -> Result<Folder>;
     /// Renames and/or moves a live file entry, like [`TreeRepo::move_folder`].
-    async fn move_file(
-        &self,
-        user_id: i64,
-        entry_id: &str,
-        to: Option<ParentId<'_>>,
-        name: Option<&str>,
-        rule: NameRule,
-        now: i64,
-    ) -> Result<UserFile>;
+    async fn move_file(&self, user_id: i64, entry_id: &str, dest: &Destination<'_>, now: i64) -> Result<UserFile>;
     /// Moves a live file or folder (and everything below it) to the trash.
     /// [`crate::Error::FileNotFound`] when `id` names neither.
     async fn trash(&self, user_id: i64, id: &str, now: i64) -> Result<()>;
@@ -246,7 +238,7 @@ pub trait TreeRepo: Send + Sync {
     ) -> Result<(Vec<TrashItem>, Option<(i64, String)>)>;
     /// Puts a trashed item back: in its old folder when that is live, else
     /// the root, with `rule` for a taken name.
-    async fn restore(&self, user_id: i64, id: &str, rule: NameRule, now: i64) -> Result<TreeItem>;
+    async fn restore(&self, user_id: i64, id: &str, rule: NameRule, max_depth: u32, now: i64) -> Result<TreeItem>;
     /// Deletes a trashed item and everything below it for good; returns the
     /// contents nobody references any more (their rows are gone and their
     /// bytes are the caller's to delete).
@@ -350,6 +342,29 @@ pub struct Hold<'a> {
     pub now: i64,
 }
 
+/// Where a move or rename puts an item.
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    /// The new parent (`None`: where it is; `Some("")`: the root).
+    pub to: Option<ParentId<'a>>,
+    /// The new name (`None`: its name).
+    pub name: Option<&'a str>,
+    /// What to do when the name is taken there.
+    pub rule: NameRule,
+}
+
+/// The bounds of a user's tree, checked in the transaction that adds a
+/// folder or a level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeBounds {
+    /// The deepest a folder may be: a folder at the root is at depth 1
+    /// (`PAN_MAX_DEPTH`).
+    pub max_depth: u32,
+    /// Files and folders a user may have, live and in the trash, quota
+    /// holds included (`PAN_QUOTA_ENTRIES`; `None`: no limit).
+    pub max_entries: Option<u64>,
+}
+
 /// The limits a reservation must stay within (`None`: no limit).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Limits {
@@ -359,6 +374,8 @@ pub struct Limits {
     pub files: Option<u64>,
     /// Open uploads.
     pub uploads: Option<u64>,
+    /// Files and folders, live and trashed, plus holds.
+    pub entries: Option<u64>,
 }
 
 /// Why a reservation was refused, with what the user has.
@@ -370,6 +387,8 @@ pub enum Refusal {
     Bytes { used: u64, held: u64, quota: u64 },
     /// One more file would pass the limit.
     Files { files: u64, held: u64, quota: u64 },
+    /// One more entry would pass the limit on files and folders.
+    Entries { entries: u64, quota: u64 },
 }
 
 /// The quota ledger: reserve, then commit (by recording the entry with

@@ -64,6 +64,11 @@ impl SqlRepo {
             && s.files + s.holds + 1 > quota
         {
             Some(Refusal::Files { files: s.files, held: s.holds, quota })
+        } else if let Some(quota) = limits.entries
+            && let entries = super::tree::entries_of(&mut tx, hold.user_id, hold.id).await?
+            && entries + 1 > quota
+        {
+            Some(Refusal::Entries { entries, quota })
         } else {
             None
         };

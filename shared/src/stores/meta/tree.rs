@@ -11,7 +11,7 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::rows::{CONTENT, ENTRY, SqlRepo, TxError, lock_user, stored_file_from, user_file_from};
 use super::search;
-use super::{ListCursor, PageRequest, ParentId, TreeRepo};
+use super::{Destination, ListCursor, PageRequest, ParentId, TreeBounds, TreeRepo};
 use crate::domain::error::{Error, Result};
 use crate::domain::{FileName, Folder, FolderId, NameRule, SortKey, StoredFile, TrashItem, TreeItem, UserFile};
 
@@ -65,6 +65,76 @@ pub(super) async fn parent_or_root(tx: &mut Tx, user_id: i64, parent: &str) -> s
     } else {
         Ok(String::new())
     }
+}
+
+/// How many folders lead from the root to `folder`, itself included (the
+/// root: 0). One recursive query; the cap stops a cycle in bad data.
+async fn depth_of(tx: &mut Tx, user_id: i64, folder: &str) -> sqlx::Result<u32> {
+    let n: Option<i64> = sqlx::query_scalar(
+        "WITH RECURSIVE up (id, n) AS (SELECT CAST(? AS CHAR(64)), 0 UNION ALL \
+         SELECT d.parent, up.n + 1 FROM folders d JOIN up ON d.folder_id = up.id \
+         WHERE d.user_id = ? AND up.n < ?) SELECT MAX(n) FROM up",
+    )
+    .bind(folder)
+    .bind(user_id)
+    .bind(MAX_DEPTH as i64)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(n.unwrap_or(0).clamp(0, u32::MAX as i64) as u32)
+}
+
+/// Which folders below a folder count for its height.
+#[derive(Clone, Copy)]
+enum Below<'a> {
+    /// The live ones (a move).
+    Live,
+    /// Those trashed with it (a restore).
+    TrashedBy(&'a str),
+}
+
+/// How many levels of folders lie below `folder` (none: 0).
+async fn height_below(tx: &mut Tx, user_id: i64, folder: &str, below: Below<'_>) -> sqlx::Result<u32> {
+    let filter = match below {
+        Below::Live => "d.trashed_by IS NULL",
+        Below::TrashedBy(_) => "d.trashed_by = ?",
+    };
+    let mut query = sqlx::query_scalar(AssertSqlSafe(format!(
+        "WITH RECURSIVE down (id, n) AS (SELECT CAST(? AS CHAR(64)), 0 UNION ALL \
+         SELECT d.folder_id, down.n + 1 FROM folders d JOIN down ON d.parent = down.id \
+         WHERE d.user_id = ? AND {filter} AND down.n < ?) SELECT MAX(n) FROM down"
+    )))
+    .bind(folder)
+    .bind(user_id);
+    if let Below::TrashedBy(id) = below {
+        query = query.bind(id);
+    }
+    let n: Option<i64> = query.bind(MAX_DEPTH as i64).fetch_one(&mut **tx).await?;
+    Ok(n.unwrap_or(0).clamp(0, u32::MAX as i64) as u32)
+}
+
+/// [`Error::FolderTooDeep`] unless `levels` more folders below `parent`
+/// stay within `max_depth`.
+async fn check_depth(tx: &mut Tx, user_id: i64, parent: &str, levels: u32, max_depth: u32) -> Result<(), TxError> {
+    if depth_of(tx, user_id, parent).await?.saturating_add(levels) > max_depth {
+        return Err(Error::FolderTooDeep { max: max_depth }.into());
+    }
+    Ok(())
+}
+
+/// The user's folders and file entries, live and trashed, plus the files
+/// their quota holds (but `except`) are reserved for.
+pub(super) async fn entries_of(tx: &mut Tx, user_id: i64, except: &str) -> sqlx::Result<u64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM folders WHERE user_id = ?) + (SELECT COUNT(*) FROM user_files WHERE user_id = ?) \
+         + (SELECT COUNT(*) FROM quota_holds WHERE user_id = ? AND hold_id <> ?)",
+    )
+    .bind(user_id)
+    .bind(user_id)
+    .bind(user_id)
+    .bind(except)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(n.max(0) as u64)
 }
 
 /// Whether a live folder or file other than `except` is called `name` in `parent`.
@@ -208,6 +278,8 @@ struct Relocation<'a> {
     name: Option<&'a str>,
     rule: NameRule,
     now: i64,
+    /// The deepest a folder may be (`PAN_MAX_DEPTH`).
+    max_depth: u32,
 }
 
 /// Moves and/or renames item `id` of `items`, now at (parent, name), inside
@@ -226,8 +298,12 @@ async fn relocate(
         Some(to) => existing_parent(tx, user_id, to).await?,
         None => parent.to_owned(),
     };
-    if items.table == FOLDERS.table && is_within(tx, user_id, &to, id).await? {
-        return Err(Error::MoveIntoItself.into());
+    if items.table == FOLDERS.table && to != parent {
+        if is_within(tx, user_id, &to, id).await? {
+            return Err(Error::MoveIntoItself.into());
+        }
+        let levels = 1 + height_below(tx, user_id, id, Below::Live).await?;
+        check_depth(tx, user_id, &to, levels, place.max_depth).await?;
     }
     let wanted = place.name.unwrap_or(name);
     if to == parent && wanted == name {
@@ -462,11 +538,24 @@ impl TreeRepo for SqlRepo {
         parent: ParentId<'_>,
         name: &str,
         rule: NameRule,
+        bounds: &TreeBounds,
         now: i64,
     ) -> Result<Folder> {
         let mut tx = self.begin().await?;
         lock_user(&mut tx, user_id).await?;
         let parent = existing_parent(&mut tx, user_id, parent).await?;
+        check_depth(&mut tx, user_id, &parent, 1, bounds.max_depth).await?;
+        if let Some(quota) = bounds.max_entries {
+            let entries = entries_of(&mut tx, user_id, "").await?;
+            if entries + 1 > quota {
+                return Err(Error::QuotaExceeded {
+                    message: format!(
+                        "one more folder would exceed your limit of {quota} files and folders (live and in the \
+                         trash): you have {entries}"
+                    ),
+                });
+            }
+        }
         let name = free_name(&mut tx, user_id, &parent, name, rule, "").await?;
         let id = FolderId::generate();
         sqlx::query(
@@ -490,34 +579,28 @@ impl TreeRepo for SqlRepo {
         &self,
         user_id: i64,
         folder_id: &str,
-        to: Option<ParentId<'_>>,
-        name: Option<&str>,
-        rule: NameRule,
+        dest: &Destination<'_>,
+        max_depth: u32,
         now: i64,
     ) -> Result<Folder> {
+        let Destination { to, name, rule } = *dest;
         let mut tx = self.begin().await?;
         lock_user(&mut tx, user_id).await?;
         let folder = live_folder(&mut tx, user_id, folder_id).await?.ok_or(Error::FolderNotFound)?;
-        let place = Relocation { to, name, rule, now };
+        let place = Relocation { to, name, rule, now, max_depth };
         relocate(&mut tx, user_id, FOLDERS, folder_id, (&folder.parent, &folder.name), &place).await?;
         let folder = live_folder(&mut tx, user_id, folder_id).await?.ok_or(Error::FolderNotFound)?;
         tx.commit().await?;
         Ok(folder)
     }
 
-    async fn move_file(
-        &self,
-        user_id: i64,
-        entry_id: &str,
-        to: Option<ParentId<'_>>,
-        name: Option<&str>,
-        rule: NameRule,
-        now: i64,
-    ) -> Result<UserFile> {
+    async fn move_file(&self, user_id: i64, entry_id: &str, dest: &Destination<'_>, now: i64) -> Result<UserFile> {
+        let Destination { to, name, rule } = *dest;
         let mut tx = self.begin().await?;
         lock_user(&mut tx, user_id).await?;
         let entry = entry_by_id(&mut tx, user_id, entry_id).await?.ok_or(Error::FileNotFound)?;
-        let place = Relocation { to, name, rule, now };
+        // A file adds no level: the depth bound is for folders.
+        let place = Relocation { to, name, rule, now, max_depth: u32::MAX };
         relocate(&mut tx, user_id, FILES, entry_id, (&entry.folder, &entry.filename), &place).await?;
         let entry = entry_by_id(&mut tx, user_id, entry_id).await?.ok_or(Error::FileNotFound)?;
         tx.commit().await?;
@@ -601,14 +684,17 @@ impl TreeRepo for SqlRepo {
         Ok((all.into_iter().map(|(_, _, t)| t).collect(), next))
     }
 
-    async fn restore(&self, user_id: i64, id: &str, rule: NameRule, now: i64) -> Result<TreeItem> {
+    async fn restore(&self, user_id: i64, id: &str, rule: NameRule, max_depth: u32, now: i64) -> Result<TreeItem> {
         let mut tx = self.begin().await?;
         lock_user(&mut tx, user_id).await?;
-        let (old_parent, old_name) = match trash_top(&mut tx, user_id, id).await? {
-            TreeItem::Folder(d) => (d.parent, d.name),
-            TreeItem::File(f) => (f.folder, f.filename),
+        let (old_parent, old_name, levels) = match trash_top(&mut tx, user_id, id).await? {
+            TreeItem::Folder(d) => {
+                (d.parent, d.name, 1 + height_below(&mut tx, user_id, id, Below::TrashedBy(id)).await?)
+            }
+            TreeItem::File(f) => (f.folder, f.filename, 0),
         };
         let parent = parent_or_root(&mut tx, user_id, &old_parent).await?;
+        check_depth(&mut tx, user_id, &parent, levels, max_depth).await?;
         let name = free_name(&mut tx, user_id, &parent, &old_name, rule, id).await?;
         if name != old_name {
             search::index_name(&mut tx, user_id, id, &name).await?;
