@@ -686,3 +686,39 @@ both!(
         assert!(zip.windows(255).any(|w| w == long(0).as_bytes()), "the deepest folder is in the zip");
     }
 );
+
+both!(
+    /// Folders count against `PAN_QUOTA_ENTRIES` with files, live and in the
+    /// trash: past it, a new folder, a single upload and an init answer 507
+    /// `QUOTA_EXCEEDED`, and emptying the trash makes room again.
+    files_and_folders_together_stop_at_the_entries_limit,
+    |b: TestAppBuilder| b.env("PAN_QUOTA_ENTRIES", "5"),
+    |app| {
+        let token = app.user(&uname("entries")).await;
+        let (code, _) = put_file(&app, &token, "", "a.txt", b"a", false).await;
+        assert_eq!(code, StatusCode::CREATED);
+        let mut last = Value::Null;
+        for i in 0..4 {
+            let (code, f) = app.post_json("/folder/create", Some(&token), &json!({"name": format!("d{i}")})).await;
+            assert_eq!(code, StatusCode::CREATED, "{f}");
+            last = f;
+        }
+        let over = (StatusCode::INSUFFICIENT_STORAGE, Some("QUOTA_EXCEEDED"));
+        let (code, body) = app.post_json("/folder/create", Some(&token), &json!({"name": "d4"})).await;
+        assert_eq!((code, body["code"].as_str()), over, "{body}");
+        let (code, body) = put_file(&app, &token, "", "b.txt", b"b", false).await;
+        assert_eq!((code, body["code"].as_str()), over, "{body}");
+        let (code, body) = app.init(&token, "c.txt", b"c").await;
+        assert_eq!((code, body["code"].as_str()), over, "{body}");
+        // The trash counts until it is emptied.
+        let delete = format!("/folder/delete?id={}", last["id"].as_str().unwrap());
+        let (code, _) = app.call("DELETE", &delete, Some(&token)).await;
+        assert_eq!(code, StatusCode::NO_CONTENT);
+        let (code, body) = app.post_json("/folder/create", Some(&token), &json!({"name": "d4"})).await;
+        assert_eq!((code, body["code"].as_str()), over, "{body}");
+        let (code, _) = app.call("DELETE", "/trash/empty", Some(&token)).await;
+        assert_eq!(code, StatusCode::NO_CONTENT);
+        let (code, body) = app.post_json("/folder/create", Some(&token), &json!({"name": "d4"})).await;
+        assert_eq!(code, StatusCode::CREATED, "{body}");
+    }
+);
