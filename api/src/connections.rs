@@ -2,7 +2,8 @@
 //! descriptor and buffers; past the cap the acceptor stops accepting, and
 //! further connections wait in the kernel's backlog until one closes,
 //! instead of failing the process with EMFILE), and per client address (so
-//! one host cannot take every slot; its extra connections are closed at once).
+//! one host cannot take every slot; its extra connections are closed at once;
+//! an IPv6 host counts by its /64, which it commonly holds whole).
 //! Trusted proxies carry many clients and have no per-address cap.
 
 use std::collections::HashMap;
@@ -60,6 +61,7 @@ impl<A: Acceptor> Acceptor for ConnectionLimit<A> {
             let ip = remote.as_socket_addr().map(|a| a.ip().to_canonical());
             let address = match ip {
                 Some(ip) if !self.trusted.contains(ip) => {
+                    let ip = crate::ratelimit::bucket(ip);
                     let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
                     let n = open.entry(ip).or_default();
                     if *n >= self.per_address {

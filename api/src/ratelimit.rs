@@ -101,10 +101,11 @@ fn parse_forwarded(entry: &str) -> Option<IpAddr> {
     Some(ip.to_canonical())
 }
 
-/// The limiter key of a client address. An IPv6 client is keyed by its /64:
+/// The limiter key of a client address (also the per-address connection
+/// cap's, see `connections`). An IPv6 client is keyed by its /64:
 /// one host commonly holds a whole /64, and keying single addresses would
 /// give it 2^64 budgets.
-fn bucket(ip: IpAddr) -> IpAddr {
+pub(crate) fn bucket(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
         v4 => v4,
