@@ -1,53 +1,72 @@
-//! Caps on chunk bodies being received at once, per process and per user:
-//! each holds up to two store pieces in memory, and a client that opens many
-//! and stalls must not be able to make the process hold more than its budget.
+//! Caps on bodies being received at once, per process and per user: chunk
+//! bodies (each holds up to two store pieces in memory) and single-request
+//! uploads (each spools to a temp file). A client that opens many and stalls
+//! must not make the process hold more than its budget, and a few accounts
+//! must not take every slot from everyone else.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The slots, shared by every request of this process.
-pub struct ChunkSlots {
+/// The slots of one kind of body, shared by every request of this process.
+pub struct BodySlots {
     process: Arc<Semaphore>,
     /// Semaphores of users with chunks in flight (dropped when idle); a
     /// std Mutex because it is held for a map lookup only, never across an await.
     users: Mutex<HashMap<i64, Arc<Semaphore>>>,
     per_user: usize,
     capacity: usize,
+    /// The 429's code, and what the slots are for (in its message).
+    code: &'static str,
+    what: &'static str,
 }
 
-/// One chunk body's right to be received; frees its slots when dropped.
-pub struct ChunkSlot {
-    slots: Arc<ChunkSlots>,
+/// One body's right to be received; frees its slots when dropped.
+pub struct BodySlot {
+    slots: Arc<BodySlots>,
     user: i64,
     user_permit: Option<OwnedSemaphorePermit>,
     _process: OwnedSemaphorePermit,
 }
 
-impl ChunkSlots {
-    /// `process` bodies at once in all, `per_user` for any one user.
-    pub fn new(process: usize, per_user: usize) -> Arc<Self> {
-        Arc::new(ChunkSlots {
+impl BodySlots {
+    /// Chunk bodies: `process` at once in all, `per_user` for any one user;
+    /// past them, 429 `TOO_MANY_CHUNKS`.
+    pub fn chunks(process: usize, per_user: usize) -> Arc<Self> {
+        Self::new(process, per_user, "TOO_MANY_CHUNKS", "chunks")
+    }
+
+    /// Single-request uploads: `process` at once in all, `per_user` for any
+    /// one user; past them, 429 `TOO_MANY_REQUESTS`.
+    pub fn single_uploads(process: usize, per_user: usize) -> Arc<Self> {
+        Self::new(process, per_user, "TOO_MANY_REQUESTS", "single-request uploads")
+    }
+
+    fn new(process: usize, per_user: usize, code: &'static str, what: &'static str) -> Arc<Self> {
+        Arc::new(BodySlots {
             process: Arc::new(Semaphore::new(process.max(1))),
             users: Mutex::new(HashMap::new()),
             per_user: per_user.max(1),
             capacity: process.max(1),
+            code,
+            what,
         })
     }
 
-    /// Chunk bodies this process is receiving now (the `/metrics` gauge
-    /// `pan_chunks_in_flight`; a slot is held until the chunk is recorded).
+    /// Bodies this process is receiving now (for chunks, the `/metrics`
+    /// gauge `pan_chunks_in_flight`; a slot is held until the chunk is
+    /// recorded).
     pub fn in_flight(&self) -> usize {
         self.capacity - self.process.available_permits()
     }
 
-    /// A slot for one more of `user`'s chunks, or 429 `TOO_MANY_CHUNKS` at once
-    /// (never a wait: a stalled client must not queue others behind it).
-    pub fn try_take(self: &Arc<Self>, user: i64) -> shared::Result<ChunkSlot> {
+    /// A slot for one more of `user`'s bodies, or a 429 at once (never a
+    /// wait: a stalled client must not queue others behind it).
+    pub fn try_take(self: &Arc<Self>, user: i64) -> shared::Result<BodySlot> {
         let too_many = |whose: &str| shared::Error::TooMany {
-            code: "TOO_MANY_CHUNKS",
-            message: format!("too many chunks are being received at once {whose}; retry shortly"),
+            code: self.code,
+            message: format!("too many {} are being received at once {whose}; retry shortly", self.what),
             retry_after: 1,
         };
         let user_sem = {
@@ -56,11 +75,11 @@ impl ChunkSlots {
         };
         let user_permit = user_sem.try_acquire_owned().map_err(|_| too_many("for you"))?;
         let process = self.process.clone().try_acquire_owned().map_err(|_| too_many("on this server"))?;
-        Ok(ChunkSlot { slots: self.clone(), user, user_permit: Some(user_permit), _process: process })
+        Ok(BodySlot { slots: self.clone(), user, user_permit: Some(user_permit), _process: process })
     }
 }
 
-impl Drop for ChunkSlot {
+impl Drop for BodySlot {
     fn drop(&mut self) {
         drop(self.user_permit.take());
         let mut users = self.slots.users.lock().unwrap_or_else(|e| e.into_inner());
@@ -78,7 +97,7 @@ mod tests {
 
     #[test]
     fn slots_cap_each_user_and_the_process_and_come_back_when_dropped() {
-        let slots = ChunkSlots::new(3, 2);
+        let slots = BodySlots::chunks(3, 2);
         let a1 = slots.try_take(1).unwrap();
         let _a2 = slots.try_take(1).unwrap();
         assert!(slots.try_take(1).is_err(), "user 1 is at 2");

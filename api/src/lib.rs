@@ -12,7 +12,7 @@
 //! - [`state`]: what every handler can reach.
 //! - [`access_log`]: one log line per request, without query strings.
 //! - [`auth`]: the bearer-token security scheme.
-//! - [`inflight`]: caps on chunk bodies received at once.
+//! - [`inflight`]: caps on bodies received at once (chunks, single uploads), per process and per user.
 //! - [`connections`]: the cap on connections one process holds.
 //! - [`head_timeout`]: the bound on how long a request head may take to arrive.
 //! - [`ratelimit`]: rate limits on signin and signup, and who the client is.
@@ -119,7 +119,11 @@ pub async fn build(config: ApiConfig) -> Result<App, OpenError> {
         settings: Arc::new(config.settings),
         public_base: public_base.into(),
         metrics_token: config.metrics_token.map(Into::into),
-        chunk_slots: inflight::ChunkSlots::new(chunk_capacity, config.user_chunks as usize),
+        chunk_slots: inflight::BodySlots::chunks(chunk_capacity, config.user_chunks as usize),
+        single_upload_slots: inflight::BodySlots::single_uploads(
+            limits::SINGLE_UPLOADS_AT_ONCE,
+            limits::SINGLE_UPLOADS_PER_USER,
+        ),
         rate_limits,
     };
     Ok(App { acceptor, state, workers, local_addr })

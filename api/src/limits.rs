@@ -62,6 +62,9 @@ fn too_large() -> Response {
 
 /// Single-request uploads one api process takes at once.
 pub const SINGLE_UPLOADS_AT_ONCE: usize = 4;
+/// Single-request uploads one user may send at once (of the process's
+/// [`SINGLE_UPLOADS_AT_ONCE`]), so one account cannot take them all.
+pub const SINGLE_UPLOADS_PER_USER: usize = 1;
 
 /// `transform` for the single-request upload: the body must declare its
 /// length (`Content-Length`), at most the configured limit plus room for the
@@ -70,21 +73,28 @@ pub fn single_upload_limit(ep: impl Endpoint + 'static) -> impl Endpoint {
     ep.around(|ep, req: Request| async move {
         // poem reads a multipart form's text fields into memory whole (up to
         // the body limit) and spools its file to a temp file before the
-        // handler runs: only a few such requests are taken at once.
-        static SINGLE_UPLOADS: std::sync::LazyLock<tokio::sync::Semaphore> =
-            std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(SINGLE_UPLOADS_AT_ONCE));
-        let Ok(_slot) = SINGLE_UPLOADS.try_acquire() else {
-            let busy = shared::Error::TooMany {
-                code: "TOO_MANY_REQUESTS",
-                message: "too many single-request uploads at once; retry shortly, or use /file/mupload".into(),
-                retry_after: 1,
-            };
-            return Ok(ApiError::from(busy).into_response());
+        // handler runs: only a few such requests are taken at once, and one
+        // per user. Without a valid token the handler answers 401 before
+        // reading the body, so no slot is needed.
+        let state = req.data::<crate::state::AppState>().expect("AppState is attached to the route").clone();
+        let token = req.header("authorization").and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+        let user = match token {
+            Some(t) if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                match state.services.accounts.authenticate(t).await {
+                    Ok(user) => user,
+                    Err(e) => return Ok(ApiError::from(e).into_response()),
+                }
+            }
+            _ => None,
         };
-        let (max_upload, floor) = req
-            .data::<crate::state::AppState>()
-            .map(|s| (s.settings.max_single_upload, s.settings.min_chunk_rate))
-            .unwrap_or((0, 0));
+        let _slot = match user {
+            Some(user) => match state.single_upload_slots.try_take(user.id) {
+                Ok(slot) => Some(slot),
+                Err(e) => return Ok(ApiError::from(e).into_response()),
+            },
+            None => None,
+        };
+        let (max_upload, floor) = (state.settings.max_single_upload, state.settings.min_chunk_rate);
         let limit = max_upload.saturating_add(JSON_BODY_LIMIT as u64);
         match req.header("content-length").and_then(|v| v.parse::<u64>().ok()) {
             None => Ok(ApiError::bad_request(

@@ -21,7 +21,9 @@ pub struct AppState {
     /// The bearer token `/metrics` takes (`PAN_METRICS_TOKEN`); none: closed.
     pub metrics_token: Option<Arc<str>>,
     /// Chunk bodies being received, capped per process and per user.
-    pub chunk_slots: Arc<crate::inflight::ChunkSlots>,
+    pub chunk_slots: Arc<crate::inflight::BodySlots>,
+    /// Single-request uploads received at once, per process and per user.
+    pub single_upload_slots: Arc<crate::inflight::BodySlots>,
     /// The signin and signup rate limits of this process.
     pub rate_limits: Arc<RateLimits>,
 }

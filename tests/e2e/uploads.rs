@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use pan_tests::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Chunks staged as objects of their own (sends again), by index; the
 /// upload's data file (first sends, in place) is left out.
@@ -246,3 +246,47 @@ both!(a_stalled_chunk_is_cut_off_after_30_s, |app| {
     assert!(answer.contains("\"CHUNK_TOO_SLOW\""), "{answer}");
     assert!(took >= Duration::from_secs(30) && took < Duration::from_secs(40), "cut off after {took:?}");
 });
+
+both!(
+    /// One user holds at most one single-request upload slot at once: while
+    /// a slow body of theirs is arriving, their next single upload gets 429
+    /// `TOO_MANY_REQUESTS`, another user's is stored, and the slot comes
+    /// back when the slow one goes away.
+    a_slow_single_upload_holds_one_slot_of_its_user_not_everyone_s,
+    |b: TestAppBuilder| b.env("PAN_METRICS_TOKEN", "scrape-me"),
+    |app| {
+        use tokio::io::AsyncWriteExt;
+        let (slow, other) = (app.user(&uname("slow")).await, app.user(&uname("other")).await);
+        let in_flight = || async {
+            let resp = app.http.get(app.url("/metrics")).bearer_auth("scrape-me").send().await.unwrap();
+            let text = resp.text().await.unwrap();
+            let line = text.lines().find(|l| l.starts_with("pan_single_uploads_in_flight ")).unwrap().to_owned();
+            line.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
+        };
+        let single = |token: &str, name: &str| {
+            let form = reqwest::multipart::Form::new()
+                .part("file", reqwest::multipart::Part::bytes(b"quick".to_vec()).file_name(name.to_owned()));
+            app.http.post(app.url("/file/upload")).bearer_auth(token).multipart(form).send()
+        };
+        let mut held = app.raw().await;
+        let head = format!(
+            "POST /file/upload HTTP/1.1\r\nHost: pan\r\nAuthorization: Bearer {slow}\r\n\
+             Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 100000\r\n\r\n--xyz\r\n"
+        );
+        held.write_all(head.as_bytes()).await.unwrap();
+        eventually(10, "the slow upload to take its slot", || async { (in_flight().await == 1).then_some(()) }).await;
+
+        let refused = single(&slow, "second.txt").await.unwrap();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(refused.headers().contains_key("retry-after"));
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["code"], "TOO_MANY_REQUESTS", "{body}");
+        let stored = single(&other, "theirs.txt").await.unwrap();
+        assert_eq!(stored.status(), StatusCode::CREATED, "another user is not held up");
+
+        drop(held);
+        eventually(10, "the slot to come back", || async { (in_flight().await == 0).then_some(()) }).await;
+        let stored = single(&slow, "second.txt").await.unwrap();
+        assert_eq!(stored.status(), StatusCode::CREATED);
+    }
+);

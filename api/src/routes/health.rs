@@ -62,6 +62,12 @@ impl HealthApi {
             "Chunk bodies this process is receiving now.",
             state.chunk_slots.in_flight() as i64,
         );
+        shared::runtime::metrics::render_gauge(
+            &mut out,
+            "pan_single_uploads_in_flight",
+            "Single-request uploads this process is receiving now.",
+            state.single_upload_slots.in_flight() as i64,
+        );
         match state.services.totals().await {
             Ok(t) => {
                 use shared::runtime::metrics::render_gauge;
