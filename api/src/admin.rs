@@ -23,6 +23,17 @@ pub enum AdminCommand {
         #[arg(long)]
         random_password: bool,
     },
+    /// Set a user's password (the recovery path: there is no e-mail). The
+    /// password is read from standard input (one line); with
+    /// `--random-password` one is made and printed. Their sessions are
+    /// signed out; their app passwords keep working.
+    SetPassword {
+        /// The username.
+        name: String,
+        /// Make a random password and print it.
+        #[arg(long)]
+        random_password: bool,
+    },
     /// Set a user's own quota; `default` goes back to the server's setting.
     SetQuota {
         /// The username.
@@ -42,7 +53,7 @@ pub enum AdminCommand {
     },
     /// List users with their files, bytes, quota and state.
     Users,
-    /// Lock a user out (their tokens are revoked at once).
+    /// Lock a user out (their tokens and app passwords are revoked at once).
     Disable {
         /// The username.
         name: String,
@@ -106,22 +117,36 @@ async fn audit(settings: &Settings, deep: bool, grace: i64) -> Result<(), String
 }
 
 /// The account commands: they need only the SQL database.
+/// A password made at random, or read from standard input (one line).
+fn new_password(random: bool) -> Result<(String, Password), String> {
+    let password = if random {
+        shared::random_hex(12)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_to_string(&mut line).map_err(|e| format!("reading the password: {e}"))?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    let checked = Password::parse(&password).map_err(|e| e.to_string())?;
+    Ok((password, checked))
+}
+
 async fn accounts(settings: &Settings, command: AdminCommand) -> Result<(), String> {
     let operator = Operator::open(settings).await.map_err(|e| e.to_string())?;
     let policy = operator.policy();
     match command {
         AdminCommand::CreateUser { name, random_password } => {
             let name = UserName::parse(&name).map_err(|e| e.to_string())?;
-            let password = if random_password {
-                shared::random_hex(12)
-            } else {
-                let mut line = String::new();
-                std::io::stdin().read_to_string(&mut line).map_err(|e| format!("reading the password: {e}"))?;
-                line.trim_end_matches(['\r', '\n']).to_owned()
-            };
-            let checked = Password::parse(&password).map_err(|e| e.to_string())?;
+            let (password, checked) = new_password(random_password)?;
             let user = operator.create_user(&name, &checked).await.map_err(|e| e.to_string())?;
             println!("created user {}", user.username);
+            if random_password {
+                println!("password: {password}");
+            }
+        }
+        AdminCommand::SetPassword { name, random_password } => {
+            let (password, checked) = new_password(random_password)?;
+            operator.set_password(&name, &checked).await.map_err(|e| e.to_string())?;
+            println!("{name}: password set; their sessions are signed out");
             if random_password {
                 println!("password: {password}");
             }
@@ -165,7 +190,7 @@ async fn accounts(settings: &Settings, command: AdminCommand) -> Result<(), Stri
         }
         AdminCommand::Disable { name } => {
             operator.set_disabled(&name, true).await.map_err(|e| e.to_string())?;
-            println!("{name} is disabled; their tokens are revoked");
+            println!("{name} is disabled; their tokens and app passwords are revoked");
         }
         AdminCommand::Enable { name } => {
             operator.set_disabled(&name, false).await.map_err(|e| e.to_string())?;

@@ -15,6 +15,14 @@ use crate::state::AppState;
 #[oai(ty = "bearer", bearer_format = "opaque", checker = "check_token")]
 pub struct BearerAuth(pub User);
 
+/// The bearer token a request carries, if any (the scheme is
+/// case-insensitive, as the checker reads it).
+pub fn bearer_token(req: &Request) -> Option<&str> {
+    req.header("authorization")
+        .and_then(|h| h.trim().split_once(' '))
+        .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()))
+}
+
 async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<User> {
     let state = req.data::<AppState>().expect("AppState is attached to the route");
     let token = bearer.token.trim();

@@ -77,7 +77,7 @@ pub fn single_upload_limit(ep: impl Endpoint + 'static) -> impl Endpoint {
         // per user. Without a valid token the handler answers 401 before
         // reading the body, so no slot is needed.
         let state = req.data::<crate::state::AppState>().expect("AppState is attached to the route").clone();
-        let token = req.header("authorization").and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+        let token = crate::auth::bearer_token(&req);
         let user = match token {
             Some(t) if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 match state.services.accounts.authenticate(t).await {

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::error::{Error, Result};
 use crate::domain::{Password, User, UserName};
 use crate::runtime::config::{Limit, Settings, SignupPolicy};
-use crate::stores::meta::{Hold, Limits, MetaRepo, Refusal};
+use crate::stores::meta::{AppPassword, Hold, Limits, MetaRepo, Refusal, Session};
 pub use password::HashingPool;
 
 /// SHA-256 of a bearer token or an invite code, as stored: the secret
@@ -134,7 +134,7 @@ impl Accounts {
     /// and an unknown (or malformed) name cost the same and get the same
     /// [`Error::BadCredentials`].
     #[tracing::instrument(name = "sign in", skip_all)]
-    pub async fn signin(&self, username: &str, password: String) -> Result<SignedIn> {
+    pub async fn signin(&self, username: &str, password: String, device: Option<&str>) -> Result<SignedIn> {
         let found = if UserName::parse(username).is_ok() { self.repo.user_with_hash(username).await? } else { None };
         let (user, stored) = match found {
             Some((u, h)) => (Some(u), h),
@@ -147,8 +147,105 @@ impl Accounts {
         let token = crate::random_hex(32);
         let now = crate::now();
         let expires_at = now + self.policy.token_ttl as i64;
-        self.repo.insert_token(&token_hash(&token), user.id, now, expires_at).await?;
+        let device = device.map(str::trim).filter(|d| !d.is_empty());
+        self.repo.insert_session(&token_hash(&token), user.id, device, now, expires_at).await?;
         Ok(SignedIn { token, expires_at })
+    }
+
+    /// The user's live sessions, newest first; `current` (the caller's
+    /// token) is marked.
+    pub async fn sessions(&self, user: &User, current: &str) -> Result<Vec<(Session, bool)>> {
+        let mine = token_hash(current);
+        let sessions = self.repo.sessions(user.id, crate::now()).await?;
+        Ok(sessions
+            .into_iter()
+            .map(|s| {
+                let is_current = mine.starts_with(&s.id);
+                (s, is_current)
+            })
+            .collect())
+    }
+
+    /// Signs the user out everywhere: every token (the caller's too) and
+    /// every app password stop working.
+    pub async fn sign_out_everywhere(&self, user: &User) -> Result<u64> {
+        let revoked = self.repo.revoke_sessions(user.id, None, true).await?;
+        tracing::info!(username = %user.username, revoked, "signed out everywhere");
+        Ok(revoked)
+    }
+
+    /// Changes the caller's password: the current one must be right
+    /// ([`Error::Forbidden`] `PASSWORD_WRONG` otherwise); every other token
+    /// stops working (the caller's stays); app passwords stay.
+    #[tracing::instrument(name = "change password", skip_all)]
+    pub async fn change_password(&self, user: &User, current_token: &str, current: String, new: &str) -> Result<()> {
+        let new = Password::parse(new)?;
+        let stored = match self.repo.user_with_hash(&user.username).await? {
+            Some((_, h)) => h,
+            None => return Err(Error::BadCredentials),
+        };
+        if !self.hashing.verify(current, stored).await? {
+            return Err(Error::Forbidden { code: "PASSWORD_WRONG", message: "the current password is wrong".into() });
+        }
+        let hash = self.hashing.hash(new.expose().to_owned()).await?;
+        self.repo.set_password(user.id, &hash, Some(&token_hash(current_token))).await?;
+        tracing::info!(username = %user.username, "password changed; other sessions signed out");
+        Ok(())
+    }
+
+    /// Makes a new app password named `name` (1-64 characters): the secret
+    /// is in the answer only. App passwords let clients that send a
+    /// password on every request in (WebDAV, tus), never this API.
+    pub async fn create_app_password(&self, user: &User, name: &str) -> Result<(AppPassword, String)> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "INVALID_NAME",
+                "an app password's name is 1-64 characters, no control characters",
+            ));
+        }
+        let secret = crate::random_hex(32);
+        let app = AppPassword {
+            id: crate::random_hex(16),
+            name: name.to_owned(),
+            created_at: crate::now(),
+            last_used_at: None,
+        };
+        self.repo.add_app_password(user.id, &app, &token_hash(&secret)).await?;
+        tracing::info!(username = %user.username, app = %app.id, "app password created");
+        Ok((app, secret))
+    }
+
+    /// The user's app passwords (never their secrets).
+    pub async fn app_passwords(&self, user: &User) -> Result<Vec<AppPassword>> {
+        self.repo.app_passwords(user.id).await
+    }
+
+    /// Revokes one of the user's app passwords
+    /// ([`Error::AppPasswordNotFound`] when they have none with that id).
+    pub async fn revoke_app_password(&self, user: &User, id: &str) -> Result<()> {
+        if self.repo.revoke_app_password(user.id, id).await? { Ok(()) } else { Err(Error::AppPasswordNotFound) }
+    }
+
+    /// The enabled user `username` when `password` is one of their app
+    /// passwords: the way in for WebDAV and tus, which send it on every
+    /// request (a SHA-256 lookup, no Argon2). Its last use is written at
+    /// most once a minute.
+    pub async fn authenticate_app_password(&self, username: &str, password: &str) -> Result<Option<User>> {
+        let password = password.trim();
+        if password.len() != 64 || !password.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let Some((user, id, last_used)) =
+            self.repo.user_by_app_password(username, &token_hash(&password.to_ascii_lowercase())).await?
+        else {
+            return Ok(None);
+        };
+        let now = crate::now();
+        if last_used.is_none_or(|t| now - t >= 60) {
+            self.repo.touch_app_password(&id, now).await?;
+        }
+        Ok(Some(user))
     }
 
     /// Revokes a token.

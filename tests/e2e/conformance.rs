@@ -12,7 +12,9 @@ use object_store::path::Path;
 use pan_tests::*;
 use shared::domain::{ChunkPlan, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState, UserName};
 use shared::domain::{NameRule, SortKey, TreeItem};
-use shared::stores::meta::{Destination, Hold, Limits, MetaRepo, NewUserFile, Refusal, TreeBounds, UserRepo};
+use shared::stores::meta::{
+    AppPassword, Destination, Hold, Limits, MetaRepo, NewUserFile, Refusal, TreeBounds, UserRepo,
+};
 use shared::stores::objects::s3::Location;
 use shared::stores::objects::{self, ByteStore, ChunkAt, ChunkWriteError, LocalStore, S3Store, TempFile};
 use shared::stores::uploads::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
@@ -277,14 +279,59 @@ async fn repo_suite(r: &dyn MetaRepo) {
         Err(shared::Error::Forbidden { code: "INVITE_INVALID", .. })
     ));
     assert!(r.user_with_hash(dave.as_str()).await.unwrap().is_none(), "a refused invite makes no user");
-    r.insert_token(&"0t".repeat(32), alice.id, now, now + 60).await.unwrap();
+    r.insert_session(&"0t".repeat(32), alice.id, None, now, now + 60).await.unwrap();
     assert!(r.user_by_token(&"0t".repeat(32), now).await.unwrap().is_some());
+    sessions_suite(r, &alice, &carol, now).await;
     r.set_disabled(&alice.username, true).await.unwrap();
     assert!(r.user_by_token(&"0t".repeat(32), now).await.unwrap().is_none());
+    assert!(r.app_passwords(alice.id).await.unwrap().is_empty(), "disabling revokes app passwords");
     assert!(r.user_with_hash(&alice.username).await.unwrap().is_none());
     r.set_quota(&bob.username, Some(1000), None).await.unwrap();
     assert_eq!(r.user_by_id(bob.id).await.unwrap().unwrap().quota_bytes, Some(1000));
     r.health_check().await.unwrap();
+}
+
+/// Sessions and app passwords: listed by owner, revoked all but one, a
+/// password change keeps the caller's token, app passwords found by
+/// (name, secret hash) and revoked one by one.
+async fn sessions_suite(r: &dyn MetaRepo, alice: &shared::domain::User, carol_name: &UserName, now: i64) {
+    let carol = r.user_with_hash(carol_name.as_str()).await.unwrap().unwrap().0;
+    r.insert_session(&"1a".repeat(32), alice.id, Some("laptop"), now + 1, now + 60).await.unwrap();
+    r.insert_session(&"2b".repeat(32), alice.id, None, now, now - 1).await.unwrap();
+    r.insert_session(&"3c".repeat(32), carol.id, Some("phone"), now, now + 60).await.unwrap();
+    let listed = r.sessions(alice.id, now).await.unwrap();
+    let seen: Vec<(&str, Option<&str>)> = listed.iter().map(|s| (s.id.as_str(), s.device.as_deref())).collect();
+    assert_eq!(seen, [("1a1a1a1a1a1a1a1a", Some("laptop")), ("0t0t0t0t0t0t0t0t", None)], "live ones, newest first");
+    // A password change keeps only the caller's token; carol's are hers.
+    r.set_password(alice.id, "new-hash", Some(&"0t".repeat(32))).await.unwrap();
+    assert_eq!(r.user_with_hash(&alice.username).await.unwrap().unwrap().1, "new-hash");
+    assert!(r.user_by_token(&"1a".repeat(32), now).await.unwrap().is_none());
+    assert!(r.user_by_token(&"0t".repeat(32), now).await.unwrap().is_some());
+    assert!(r.user_by_token(&"3c".repeat(32), now).await.unwrap().is_some());
+    assert!(matches!(r.set_password(i64::MAX, "h", None).await, Err(shared::Error::UserNotFound)));
+    // App passwords.
+    let app =
+        |id: &str, name: &str| AppPassword { id: id.into(), name: name.into(), created_at: now, last_used_at: None };
+    r.add_app_password(alice.id, &app(&"a1".repeat(16), "rclone"), &"e1".repeat(32)).await.unwrap();
+    r.add_app_password(alice.id, &app(&"a2".repeat(16), "finder"), &"e2".repeat(32)).await.unwrap();
+    let found = r.user_by_app_password(&alice.username, &"e1".repeat(32)).await.unwrap().unwrap();
+    assert_eq!((found.0.id, found.1.as_str(), found.2), (alice.id, "a1".repeat(16).as_str(), None));
+    assert!(r.user_by_app_password(&carol.username, &"e1".repeat(32)).await.unwrap().is_none(), "another's name");
+    r.touch_app_password(&"a1".repeat(16), now + 5).await.unwrap();
+    let listed = r.app_passwords(alice.id).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|a| (a.name.as_str(), a.last_used_at)).collect::<Vec<_>>(),
+        [("rclone", Some(now + 5)), ("finder", None)]
+    );
+    assert!(!r.revoke_app_password(carol.id, &"a1".repeat(16)).await.unwrap(), "not carol's to revoke");
+    assert!(r.revoke_app_password(alice.id, &"a1".repeat(16)).await.unwrap());
+    assert!(r.user_by_app_password(&alice.username, &"e1".repeat(32)).await.unwrap().is_none());
+    // Signing out everywhere: every token and every app password.
+    assert_eq!(r.revoke_sessions(alice.id, None, true).await.unwrap(), 1, "the one the change kept");
+    assert!(r.sessions(alice.id, now).await.unwrap().is_empty());
+    assert!(r.app_passwords(alice.id).await.unwrap().is_empty());
+    assert!(r.user_by_token(&"3c".repeat(32), now).await.unwrap().is_some(), "carol is still in");
+    r.insert_session(&"0t".repeat(32), alice.id, None, now, now + 60).await.unwrap();
 }
 
 /// What every repository does with a user's tree: names, moves, the trash.

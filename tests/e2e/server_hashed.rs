@@ -1,7 +1,7 @@
-//! The upload use case for front doors whose clients declare no hashes
-//! (WebDAV, tus): driven here through `shared::Services` itself on the
-//! embedded stores (SQLite and a local directory), since no REST route
-//! makes such an upload.
+//! Use cases for the front doors to come (WebDAV, tus), driven through
+//! `shared::Services` itself on the embedded stores (SQLite and a local
+//! directory), since no REST route reaches them: an upload whose client
+//! declares no hashes, and the app passwords those clients sign in with.
 
 use bytes::Bytes;
 use clap::Parser;
@@ -58,4 +58,40 @@ async fn a_server_hashed_upload_is_stored_as_received_and_never_instant() {
     // The same bytes again: hashes are unknown at init, so never instant.
     let again = init_server_hashed(&services, &user, &data).await;
     assert!(matches!(again, InitOutcome::New(_, None)), "{again:?}");
+}
+
+/// The way in WebDAV and tus will use: a user's name with one of their app
+/// passwords (a SHA-256 lookup), never their password or another's name;
+/// the last use is written once a minute at most; a revoked one, or any
+/// after signing out everywhere, lets nobody in.
+#[tokio::test]
+async fn an_app_password_lets_its_owner_in_by_name_until_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().display().to_string();
+    let settings = Embedded::parse_from(["pan", "--data-dir", &data_dir]).settings;
+    let services = Services::open(&settings, ShareRules::default()).await.unwrap();
+    let accounts = &services.accounts;
+    let user = accounts.signup("davuser", "long enough", None).await.unwrap();
+    accounts.signup("someone", "long enough", None).await.unwrap();
+    let (app, secret) = accounts.create_app_password(&user, "rclone").await.unwrap();
+
+    let found = accounts.authenticate_app_password("davuser", &secret).await.unwrap();
+    assert_eq!(found.map(|u| u.id), Some(user.id));
+    assert_eq!(
+        accounts.authenticate_app_password("davuser", &secret.to_uppercase()).await.unwrap().map(|u| u.id),
+        Some(user.id)
+    );
+    assert!(accounts.authenticate_app_password("someone", &secret).await.unwrap().is_none(), "another's name");
+    assert!(accounts.authenticate_app_password("davuser", "long enough").await.unwrap().is_none(), "the password");
+    assert!(accounts.authenticate_app_password("davuser", &"0".repeat(64)).await.unwrap().is_none());
+    let listed = accounts.app_passwords(&user).await.unwrap();
+    let first_use = listed[0].last_used_at.expect("the use is noted");
+    assert!(first_use <= shared::now());
+
+    accounts.revoke_app_password(&user, &app.id).await.unwrap();
+    assert!(accounts.authenticate_app_password("davuser", &secret).await.unwrap().is_none(), "revoked");
+    let (_, second) = accounts.create_app_password(&user, "finder").await.unwrap();
+    assert!(accounts.authenticate_app_password("davuser", &second).await.unwrap().is_some());
+    accounts.sign_out_everywhere(&user).await.unwrap();
+    assert!(accounts.authenticate_app_password("davuser", &second).await.unwrap().is_none(), "signed out everywhere");
 }

@@ -92,7 +92,8 @@ both!(injection_looking_strings_are_stored_literally, |app| {
     let token = app.signin(&name, password).await;
     let (code, _) = app.post_json("/usr/signin", None, &json!({"username": name, "password": "pw' OR '1'='1"})).await;
     assert_eq!(code, StatusCode::UNAUTHORIZED);
-    let filename = "x'); DELETE FROM user_files; -- ..\\..\\etc\\passwd";
+    // (`\` is refused in names: a separator to Windows zip extractors.)
+    let filename = "x'); DELETE FROM user_files; -- ..%2F..%2Fetc \"quoted\" %s %n";
     let data = b"literal".to_vec();
     let done = app.upload(&token, filename, &data).await;
     assert_eq!(done["state"], "done", "{done}");
@@ -238,5 +239,124 @@ both!(
         assert_rate_limited(&signin_from(&app, &victim, "guess", Some("10.0.0.66")).await, 30, "attacker");
         let (code, _, body) = signin_from(&app, &victim, "correct horse", Some("10.0.0.7")).await;
         assert_eq!(code, StatusCode::OK, "the victim from their own address: {body}");
+    }
+);
+
+both!(
+    /// A password change needs the current password (403 `PASSWORD_WRONG`),
+    /// signs out every other session and keeps the caller's; sessions list
+    /// with the device named at signin and which one is the caller's.
+    a_password_change_needs_the_current_one_and_signs_out_every_other_session,
+    |app| {
+        let name = uname("pw");
+        let laptop = app.user(&name).await;
+        let signin = json!({"username": name, "password": "correct horse", "device": "phone"});
+        let (code, body) = app.post_json("/usr/signin", None, &signin).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        let phone = body["token"].as_str().unwrap().to_owned();
+
+        let (code, listed) = app.call("GET", "/usr/tokens", Some(&phone)).await;
+        assert_eq!(code, StatusCode::OK, "{listed}");
+        let sessions = listed["entries"].as_array().unwrap();
+        assert_eq!(sessions.len(), 2, "{listed}");
+        let current: Vec<(&Value, &Value)> = sessions.iter().map(|s| (&s["device"], &s["current"])).collect();
+        assert!(current.contains(&(&json!("phone"), &json!(true))), "{listed}");
+        assert!(current.contains(&(&Value::Null, &json!(false))), "{listed}");
+
+        let wrong = json!({"current": "not my password", "new": "a new secret"});
+        let (code, body) = app.post_json("/usr/password", Some(&phone), &wrong).await;
+        assert_eq!((code, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("PASSWORD_WRONG")), "{body}");
+        let (code, _) = app.call("GET", "/usr/info", Some(&laptop)).await;
+        assert_eq!(code, StatusCode::OK, "a refused change signs nobody out");
+        let short = json!({"current": "correct horse", "new": "short"});
+        let (code, body) = app.post_json("/usr/password", Some(&phone), &short).await;
+        assert_eq!((code, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_REQUEST")), "{body}");
+
+        let change = json!({"current": "correct horse", "new": "a new secret"});
+        let (code, body) = app.post_json("/usr/password", Some(&phone), &change).await;
+        assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+        let (code, body) = app.call("GET", "/usr/info", Some(&laptop)).await;
+        assert_eq!((code, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("UNAUTHENTICATED")));
+        let (code, _) = app.call("GET", "/usr/info", Some(&phone)).await;
+        assert_eq!(code, StatusCode::OK, "the caller's session stays");
+        let old = json!({"username": name, "password": "correct horse"});
+        let (code, body) = app.post_json("/usr/signin", None, &old).await;
+        assert_eq!((code, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("BAD_CREDENTIALS")));
+        app.signin(&name, "a new secret").await;
+    }
+);
+
+both!(
+    /// An app password is shown once, listed without its secret, opens
+    /// nothing of this API (not as a token, not at signin), is revoked one by
+    /// one; signing out everywhere ends every session and app password.
+    app_passwords_are_shown_once_and_never_open_the_api,
+    |app| {
+        let name = uname("app");
+        let token = app.user(&name).await;
+        let (code, made) = app.post_json("/usr/apppassword/create", Some(&token), &json!({"name": "rclone"})).await;
+        assert_eq!(code, StatusCode::CREATED, "{made}");
+        let secret = made["password"].as_str().unwrap().to_owned();
+        assert!(secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit()), "{made}");
+        let (code, other) = app.post_json("/usr/apppassword/create", Some(&token), &json!({"name": "finder"})).await;
+        assert_eq!(code, StatusCode::CREATED, "{other}");
+        let (code, body) = app.post_json("/usr/apppassword/create", Some(&token), &json!({"name": ""})).await;
+        assert_eq!((code, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_REQUEST")), "{body}");
+
+        let (code, listed) = app.call("GET", "/usr/apppassword/list", Some(&token)).await;
+        assert_eq!(code, StatusCode::OK);
+        let mut names: Vec<&str> =
+            listed["entries"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, ["finder", "rclone"]);
+        assert!(!listed.to_string().contains(&secret), "the secret is shown once: {listed}");
+        let rclone = listed["entries"].as_array().unwrap().iter().find(|a| a["name"] == "rclone").unwrap();
+        assert_eq!(rclone["id"], made["id"]);
+        assert!(rclone.get("last_used_at").is_none(), "{listed}");
+
+        // Never a way into this API.
+        let (code, body) = app.call("GET", "/usr/info", Some(&secret)).await;
+        assert_eq!((code, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("UNAUTHENTICATED")));
+        let (code, body) = app.post_json("/usr/signin", None, &json!({"username": name, "password": secret})).await;
+        assert_eq!((code, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("BAD_CREDENTIALS")));
+        let (code, body) = app.post_json("/usr/apppassword/create", Some(&secret), &json!({"name": "x"})).await;
+        assert_eq!((code, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("UNAUTHENTICATED")));
+
+        // Revoked one by one; nobody else's to revoke.
+        let someone = app.user(&uname("someone")).await;
+        let revoke = format!("/usr/apppassword/revoke?id={}", made["id"].as_str().unwrap());
+        let (code, body) = app.call("DELETE", &revoke, Some(&someone)).await;
+        assert_eq!((code, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("APP_PASSWORD_NOT_FOUND")));
+        let (code, _) = app.call("DELETE", &revoke, Some(&token)).await;
+        assert_eq!(code, StatusCode::NO_CONTENT);
+        let (code, body) = app.call("DELETE", &revoke, Some(&token)).await;
+        assert_eq!((code, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("APP_PASSWORD_NOT_FOUND")));
+
+        // Sign out everywhere: this token too, and every app password.
+        let (code, _) = app.post_json("/usr/signout/everywhere", Some(&token), &json!({})).await;
+        assert_eq!(code, StatusCode::NO_CONTENT);
+        let (code, _) = app.call("GET", "/usr/info", Some(&token)).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
+        let again = app.signin(&name, "correct horse").await;
+        let (_, listed) = app.call("GET", "/usr/apppassword/list", Some(&again)).await;
+        assert_eq!(listed["entries"], json!([]), "{listed}");
+    }
+);
+
+both!(
+    /// `api admin set-password` is the recovery path: the new password works,
+    /// the old one and every session of the user do not.
+    the_operator_sets_a_password_and_the_users_sessions_end,
+    |app| {
+        let name = uname("forgot");
+        let token = app.user(&name).await;
+        let (code, out, err) = app.admin(&["set-password", &name], "recovered pass\n");
+        assert_eq!(code, Some(0), "{out}{err}");
+        let (code, _) = app.call("GET", "/usr/info", Some(&token)).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
+        app.signin(&name, "recovered pass").await;
+        let (code, _, err) = app.admin(&["set-password", "nobody-here"], "recovered pass\n");
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains("no such user"), "{err}");
     }
 );

@@ -1,4 +1,5 @@
-//! Users: `/usr/signup`, `/usr/signin`, `/usr/signout`, `/usr/info`.
+//! Users: `/usr/signup`, `/usr/signin`, `/usr/signout`, `/usr/info`, password
+//! change, sessions, signing out everywhere and app passwords.
 
 use poem::web::Data;
 use poem_openapi::payload::Json;
@@ -6,7 +7,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use shared::accounts::{Profile, SignedIn};
 
 use super::Tag;
-use crate::auth::BearerAuth;
+use crate::auth::{BearerAuth, bearer_token};
 
 use crate::limits::json_body_limit;
 use crate::state::AppState;
@@ -38,6 +39,103 @@ pub struct Credentials {
     /// The password.
     #[oai(validator(max_length = 4096))]
     pub password: Text,
+    /// A name for the device this session is for (`laptop`, `pan CLI on
+    /// nas`), shown by `GET /usr/tokens`.
+    #[oai(validator(max_length = 255))]
+    pub device: Option<Text>,
+}
+
+/// A password change.
+#[derive(Debug, Object)]
+pub struct PasswordChange {
+    /// The current password.
+    #[oai(validator(max_length = 4096))]
+    pub current: Text,
+    /// The new one: 8-1024 characters, no NUL.
+    #[oai(validator(min_length = 8, max_length = 1024, pattern = r"^[^\x00]*$"))]
+    pub new: Text,
+}
+
+/// One signin session of the caller.
+#[derive(Debug, Object)]
+pub struct SessionInfo {
+    /// Its id (16 hex characters).
+    pub id: String,
+    /// The device named at signin.
+    #[oai(skip_serializing_if_is_none)]
+    pub device: Option<String>,
+    /// When it began (Unix seconds).
+    pub created_at: i64,
+    /// When it stops working (Unix seconds).
+    pub expires_at: i64,
+    /// Whether it is the session of this request's token.
+    pub current: bool,
+}
+
+/// The caller's live sessions, newest first.
+#[derive(Debug, Object)]
+pub struct SessionList {
+    /// The sessions.
+    pub entries: Vec<SessionInfo>,
+}
+
+/// A new app password's name.
+#[derive(Debug, Object)]
+pub struct NewAppPassword {
+    /// What it is for (`rclone on nas`, `Finder`): 1-64 characters.
+    #[oai(validator(min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"))]
+    pub name: Text,
+}
+
+/// An app password, as listed (never its secret).
+#[derive(Debug, Object)]
+pub struct AppPasswordInfo {
+    /// Its id (32 hex characters).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// When it was made (Unix seconds).
+    pub created_at: i64,
+    /// When it last let a client in (to the minute; absent: never).
+    #[oai(skip_serializing_if_is_none)]
+    pub last_used_at: Option<i64>,
+}
+
+/// A new app password, with its secret: shown this once.
+#[derive(Debug, Object)]
+pub struct CreatedAppPassword {
+    /// Its id (32 hex characters).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The secret (64 hex characters): give it to a WebDAV or tus client
+    /// with your username. pan keeps only its SHA-256.
+    pub password: String,
+    /// When it was made (Unix seconds).
+    pub created_at: i64,
+}
+
+/// The caller's app passwords, oldest first.
+#[derive(Debug, Object)]
+pub struct AppPasswordList {
+    /// The app passwords.
+    pub entries: Vec<AppPasswordInfo>,
+}
+
+/// Answers that carry nothing.
+#[derive(ApiResponse)]
+pub enum DoneResponse {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
+}
+
+/// App password creation answers.
+#[derive(ApiResponse)]
+pub enum AppPasswordCreated {
+    /// Made; its secret is in this answer only.
+    #[oai(status = 201)]
+    Created(Json<CreatedAppPassword>),
 }
 
 /// A newly registered user.
@@ -129,6 +227,25 @@ crate::operation_errors!(
     /// Errors of operations that only need a valid token.
     AuthedErrors { Unauthorized = 401 }
 );
+crate::operation_errors!(
+    /// Errors of a password change.
+    PasswordErrors {
+        BadRequest = 400,
+        Unauthorized = 401,
+        Forbidden = 403,
+        PayloadTooLarge = 413,
+        UnsupportedMediaType = 415,
+        TooManyRequests = 429,
+    }
+);
+crate::operation_errors!(
+    /// Errors of making an app password.
+    AppPasswordErrors { BadRequest = 400, Unauthorized = 401, PayloadTooLarge = 413, UnsupportedMediaType = 415 }
+);
+crate::operation_errors!(
+    /// Errors of revoking an app password.
+    RevokeErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404 }
+);
 
 /// User accounts.
 pub struct UsrApi;
@@ -168,7 +285,8 @@ impl UsrApi {
     ) -> Result<Json<SigninResult>, SigninErrors> {
         state.rate_limits.signin(state.rate_limits.client_ip(req), &body.username)?;
         let body = body.0;
-        let signed_in = state.services.accounts.signin(&body.username, body.password.0).await?;
+        let device = body.device.as_deref();
+        let signed_in = state.services.accounts.signin(&body.username, body.password.0, device).await?;
         let SignedIn { token, expires_at } = signed_in;
         Ok(Json(SigninResult { token, token_type: "Bearer".into(), expires_at }))
     }
@@ -181,12 +299,7 @@ impl UsrApi {
         _auth: BearerAuth,
         req: &poem::Request,
     ) -> Result<SignoutResponse, AuthedErrors> {
-        // The scheme is case-insensitive, as the checker that let us in read it.
-        let token = req
-            .header("authorization")
-            .and_then(|h| h.trim().split_once(' '))
-            .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()));
-        if let Some(token) = token {
+        if let Some(token) = bearer_token(req) {
             state.services.accounts.signout(token).await?;
         }
         Ok(SignoutResponse::SignedOut)
@@ -209,5 +322,114 @@ impl UsrApi {
             open_uploads,
             bytes_reserved,
         }))
+    }
+
+    /// Change your password.
+    ///
+    /// Needs the current password (403 `PASSWORD_WRONG` otherwise; attempts
+    /// count against the signin limits). Every other session is signed out;
+    /// this request's token and your app passwords keep working.
+    #[oai(path = "/password", method = "post", operation_id = "password_change", transform = "json_body_limit")]
+    async fn change_password(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        body: Json<PasswordChange>,
+        req: &poem::Request,
+    ) -> Result<DoneResponse, PasswordErrors> {
+        state.rate_limits.signin(state.rate_limits.client_ip(req), &auth.0.username)?;
+        let token = bearer_token(req).unwrap_or_default();
+        let body = body.0;
+        state.services.accounts.change_password(&auth.0, token, body.current.0, &body.new).await?;
+        Ok(DoneResponse::Done)
+    }
+
+    /// Sign out everywhere.
+    ///
+    /// Every session (this one too) and every app password stop working.
+    #[oai(path = "/signout/everywhere", method = "post", operation_id = "signout_everywhere")]
+    async fn signout_everywhere(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<DoneResponse, AuthedErrors> {
+        state.services.accounts.sign_out_everywhere(&auth.0).await?;
+        Ok(DoneResponse::Done)
+    }
+
+    /// Your signin sessions, newest first, with the device each was given to.
+    #[oai(path = "/tokens", method = "get", operation_id = "user_tokens")]
+    async fn tokens(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        req: &poem::Request,
+    ) -> Result<Json<SessionList>, AuthedErrors> {
+        let token = bearer_token(req).unwrap_or_default();
+        let sessions = state.services.accounts.sessions(&auth.0, token).await?;
+        let entries = sessions
+            .into_iter()
+            .map(|(s, current)| SessionInfo {
+                id: s.id,
+                device: s.device,
+                created_at: s.created_at,
+                expires_at: s.expires_at,
+                current,
+            })
+            .collect();
+        Ok(Json(SessionList { entries }))
+    }
+
+    /// Make an app password.
+    ///
+    /// For clients that send a password on every request (WebDAV, tus): give
+    /// them your username and this secret, never your password. It is shown
+    /// in this answer only (pan keeps its SHA-256); it never signs in to
+    /// this API, changes your password or manages app passwords. Signing out
+    /// everywhere revokes every app password; a password change does not.
+    #[oai(
+        path = "/apppassword/create",
+        method = "post",
+        operation_id = "app_password_create",
+        transform = "json_body_limit"
+    )]
+    async fn create_app_password(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        body: Json<NewAppPassword>,
+    ) -> Result<AppPasswordCreated, AppPasswordErrors> {
+        let (app, password) = state.services.accounts.create_app_password(&auth.0, &body.name).await?;
+        Ok(AppPasswordCreated::Created(Json(CreatedAppPassword {
+            id: app.id,
+            name: app.name,
+            password,
+            created_at: app.created_at,
+        })))
+    }
+
+    /// Your app passwords, oldest first (never their secrets).
+    #[oai(path = "/apppassword/list", method = "get", operation_id = "app_password_list")]
+    async fn list_app_passwords(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> Result<Json<AppPasswordList>, AuthedErrors> {
+        let apps = state.services.accounts.app_passwords(&auth.0).await?;
+        let entries = apps
+            .into_iter()
+            .map(|a| AppPasswordInfo { id: a.id, name: a.name, created_at: a.created_at, last_used_at: a.last_used_at })
+            .collect();
+        Ok(Json(AppPasswordList { entries }))
+    }
+
+    /// Revoke one of your app passwords.
+    #[oai(path = "/apppassword/revoke", method = "delete", operation_id = "app_password_revoke")]
+    async fn revoke_app_password(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// The app password's id.
+        #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
+        id: poem_openapi::param::Query<String>,
+    ) -> Result<DoneResponse, RevokeErrors> {
+        state.services.accounts.revoke_app_password(&auth.0, &id.0).await?;
+        Ok(DoneResponse::Done)
     }
 }

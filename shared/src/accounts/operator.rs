@@ -44,7 +44,16 @@ impl Operator {
         self.repo.set_quota(name, bytes, files).await
     }
 
-    /// Locks a user out (revoking their tokens) or lets them back in.
+    /// Sets a user's password (there is no e-mail: this is the recovery
+    /// path); every token of theirs is revoked, app passwords stay.
+    pub async fn set_password(&self, name: &str, password: &Password) -> Result<()> {
+        let id = self.repo.user_id_by_name(name).await?.ok_or(crate::domain::error::Error::UserNotFound)?;
+        let hash = super::password::hash_password(password.expose())?;
+        self.repo.set_password(id, &hash, None).await
+    }
+
+    /// Locks a user out (revoking their tokens and app passwords) or lets
+    /// them back in.
     pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<()> {
         self.repo.set_disabled(name, disabled).await
     }

@@ -23,6 +23,9 @@ pub enum Error {
     /// No user with that name (operator commands).
     #[error("no such user")]
     UserNotFound,
+    /// None of the caller's app passwords has that id.
+    #[error("no such app password of yours")]
+    AppPasswordNotFound,
     /// The username is already registered.
     #[error("username is already taken")]
     UsernameTaken,

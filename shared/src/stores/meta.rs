@@ -10,6 +10,7 @@ pub mod mysql;
 mod quota;
 mod rows;
 mod search;
+mod sessions;
 mod shares;
 mod sql;
 pub mod sqlite;
@@ -38,8 +39,6 @@ pub trait UserRepo: Send + Sync {
     ) -> Result<User>;
     /// The (enabled) user and their password hash, by name.
     async fn user_with_hash(&self, name: &str) -> Result<Option<(User, String)>>;
-    /// Stores a token (by its hash) valid until `expires_at`.
-    async fn insert_token(&self, token_hash: &str, user_id: i64, now: i64, expires_at: i64) -> Result<()>;
     /// An enabled user by id.
     async fn user_by_id(&self, id: i64) -> Result<Option<User>>;
     /// The enabled user a live token belongs to.
@@ -50,6 +49,70 @@ pub trait UserRepo: Send + Sync {
     async fn delete_expired_tokens(&self, now: i64) -> Result<u64>;
     /// What a user stores, live and in the trash.
     async fn usage(&self, user_id: i64) -> Result<Usage>;
+}
+
+/// One signin session, as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Its public id: the first 16 hex characters of the token's SHA-256
+    /// (the token itself is never stored).
+    pub id: String,
+    /// The device named at signin, if any.
+    pub device: Option<String>,
+    /// When it was given out and when it stops working (Unix seconds).
+    pub created_at: i64,
+    /// See `created_at`.
+    pub expires_at: i64,
+}
+
+/// One app password, as its owner sees it (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppPassword {
+    /// Its public id (32 hex characters).
+    pub id: String,
+    /// Its owner's name for it.
+    pub name: String,
+    /// When it was made (Unix seconds).
+    pub created_at: i64,
+    /// When it last let a client in (written at most once a minute).
+    pub last_used_at: Option<i64>,
+}
+
+/// Sessions (signin tokens) and app passwords, beyond signing in and out.
+#[async_trait]
+pub trait SessionRepo: Send + Sync {
+    /// Stores a token (by its hash) valid until `expires_at`, naming `device`.
+    async fn insert_session(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        device: Option<&str>,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()>;
+    /// The user's live sessions, newest first.
+    async fn sessions(&self, user_id: i64, now: i64) -> Result<Vec<Session>>;
+    /// Revokes every token of the user but `except` (a token's hash); with
+    /// `app_passwords`, their app passwords too. Returns the tokens revoked.
+    async fn revoke_sessions(&self, user_id: i64, except: Option<&str>, app_passwords: bool) -> Result<u64>;
+    /// Replaces the user's password hash and revokes their tokens but
+    /// `except`, in one transaction. [`Error::UserNotFound`] when there is
+    /// no such user.
+    async fn set_password(&self, user_id: i64, password_hash: &str, except: Option<&str>) -> Result<()>;
+    /// The id of the user named `name` (enabled or not).
+    async fn user_id_by_name(&self, name: &str) -> Result<Option<i64>>;
+    /// Records a new app password (by its secret's SHA-256).
+    async fn add_app_password(&self, user_id: i64, app: &AppPassword, secret_hash: &str) -> Result<()>;
+    /// The user's app passwords, oldest first.
+    async fn app_passwords(&self, user_id: i64) -> Result<Vec<AppPassword>>;
+    /// Revokes one of the user's app passwords; false when they have none
+    /// with that id.
+    async fn revoke_app_password(&self, user_id: i64, id: &str) -> Result<bool>;
+    /// The enabled user named `name` whose app password this is (by its
+    /// secret's SHA-256), with the app password's id and last use.
+    async fn user_by_app_password(&self, name: &str, secret_hash: &str) -> Result<Option<(User, String, Option<i64>)>>;
+    /// Notes an app password's use.
+    async fn touch_app_password(&self, id: &str, now: i64) -> Result<()>;
 }
 
 /// What a user stores: their live files and what waits in their trash
@@ -84,7 +147,7 @@ pub struct Account {
 pub trait AccountRepo: Send + Sync {
     /// Sets a user's own quota (`None`: the installation's default).
     async fn set_quota(&self, name: &str, quota_bytes: Option<i64>, quota_files: Option<i64>) -> Result<()>;
-    /// Disables (revoking every token) or enables a user.
+    /// Disables (revoking every token and app password) or enables a user.
     async fn set_disabled(&self, name: &str, disabled: bool) -> Result<()>;
     /// Records a new invite code (by its SHA-256).
     async fn add_invite(&self, code_hash: &str, now: i64) -> Result<()>;
@@ -414,7 +477,7 @@ pub trait QuotaRepo: Send + Sync {
 /// The whole repository, as the rest of pan holds it.
 #[async_trait]
 pub trait MetaRepo:
-    UserRepo + AccountRepo + FileRepo + TreeRepo + ShareRepo + BackupRepo + SecretRepo + AuditRepo + QuotaRepo
+    UserRepo + SessionRepo + AccountRepo + FileRepo + TreeRepo + ShareRepo + BackupRepo + SecretRepo + AuditRepo + QuotaRepo
 {
     /// A cheap round trip, for readiness checks.
     async fn health_check(&self) -> Result<()>;

@@ -16,9 +16,9 @@ use crate::domain::error::{Error, Result};
 use crate::domain::{EntryId, StoredFile, User, UserFile, UserName};
 
 /// Columns of a user, as [`user_from`] reads them (`u` = users).
-const USER: &str = "u.id, u.username, u.created_at, u.quota_bytes, u.quota_files";
+pub(super) const USER: &str = "u.id, u.username, u.created_at, u.quota_bytes, u.quota_files";
 
-fn user_from(row: &AnyRow) -> sqlx::Result<User> {
+pub(super) fn user_from(row: &AnyRow) -> sqlx::Result<User> {
     Ok(User {
         id: row.try_get("id")?,
         username: row.try_get("username")?,
@@ -227,17 +227,6 @@ impl UserRepo for SqlRepo {
         Ok(row.map(|r| Ok::<_, sqlx::Error>((user_from(&r)?, r.try_get("password_hash")?))).transpose()?)
     }
 
-    async fn insert_token(&self, token_hash: &str, user_id: i64, now: i64, expires_at: i64) -> Result<()> {
-        sqlx::query("INSERT INTO tokens (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
-            .bind(token_hash)
-            .bind(user_id)
-            .bind(now)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     async fn user_by_id(&self, id: i64) -> Result<Option<User>> {
         let row =
             sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {USER} FROM users u WHERE u.id = ? AND u.disabled = 0")))
@@ -311,10 +300,14 @@ impl AccountRepo for SqlRepo {
             return Err(Error::UserNotFound);
         }
         if disabled {
-            sqlx::query("DELETE FROM tokens WHERE user_id = (SELECT id FROM users WHERE username = ?)")
+            for table in ["tokens", "app_passwords"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE user_id = (SELECT id FROM users WHERE username = ?)"
+                )))
                 .bind(name)
                 .execute(&mut *tx)
                 .await?;
+            }
         }
         tx.commit().await?;
         Ok(())

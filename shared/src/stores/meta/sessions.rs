@@ -1,0 +1,160 @@
+//! Sessions (signin tokens) and app passwords in SQL.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::rows::SqlRepo;
+use super::sql::{USER, user_from};
+use super::{AppPassword, Session, SessionRepo};
+use crate::domain::User;
+use crate::domain::error::{Error, Result};
+
+fn app_from(row: &AnyRow) -> sqlx::Result<AppPassword> {
+    Ok(AppPassword {
+        id: row.try_get("app_id")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+    })
+}
+
+#[async_trait]
+impl SessionRepo for SqlRepo {
+    async fn insert_session(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        device: Option<&str>,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO tokens (token_hash, user_id, device, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(device)
+            .bind(now)
+            .bind(expires_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn sessions(&self, user_id: i64, now: i64) -> Result<Vec<Session>> {
+        let rows = sqlx::query(
+            "SELECT token_hash, device, created_at, expires_at FROM tokens WHERE user_id = ? AND expires_at > ? \
+             ORDER BY created_at DESC, token_hash LIMIT 1000",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let hash: String = r.try_get("token_hash")?;
+                Ok::<_, sqlx::Error>(Session {
+                    id: hash.chars().take(16).collect(),
+                    device: r.try_get("device")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                })
+            })
+            .collect::<sqlx::Result<_>>()?)
+    }
+
+    async fn revoke_sessions(&self, user_id: i64, except: Option<&str>, app_passwords: bool) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let revoked = sqlx::query("DELETE FROM tokens WHERE user_id = ? AND token_hash <> ?")
+            .bind(user_id)
+            .bind(except.unwrap_or(""))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if app_passwords {
+            sqlx::query("DELETE FROM app_passwords WHERE user_id = ?").bind(user_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    async fn set_password(&self, user_id: i64, password_hash: &str, except: Option<&str>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let changed = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if changed.rows_affected() == 0 {
+            return Err(Error::UserNotFound);
+        }
+        sqlx::query("DELETE FROM tokens WHERE user_id = ? AND token_hash <> ?")
+            .bind(user_id)
+            .bind(except.unwrap_or(""))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn user_id_by_name(&self, name: &str) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT id FROM users WHERE username = ?").bind(name).fetch_optional(self.pool()).await?)
+    }
+
+    async fn add_app_password(&self, user_id: i64, app: &AppPassword, secret_hash: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO app_passwords (app_id, user_id, name, secret_hash, created_at, last_used_at) \
+             VALUES (?, ?, ?, ?, ?, NULL)",
+        )
+        .bind(app.id.as_str())
+        .bind(user_id)
+        .bind(app.name.as_str())
+        .bind(secret_hash)
+        .bind(app.created_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn app_passwords(&self, user_id: i64) -> Result<Vec<AppPassword>> {
+        let rows = sqlx::query(
+            "SELECT app_id, name, created_at, last_used_at FROM app_passwords WHERE user_id = ? \
+             ORDER BY created_at, app_id LIMIT 1000",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(app_from).collect::<sqlx::Result<_>>()?)
+    }
+
+    async fn revoke_app_password(&self, user_id: i64, id: &str) -> Result<bool> {
+        let gone = sqlx::query("DELETE FROM app_passwords WHERE user_id = ? AND app_id = ?")
+            .bind(user_id)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(gone.rows_affected() > 0)
+    }
+
+    async fn user_by_app_password(&self, name: &str, secret_hash: &str) -> Result<Option<(User, String, Option<i64>)>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER}, a.app_id, a.last_used_at FROM app_passwords a JOIN users u ON u.id = a.user_id \
+             WHERE a.secret_hash = ? AND u.username = ? AND u.disabled = 0"
+        )))
+        .bind(secret_hash)
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some((user_from(&row)?, row.try_get("app_id")?, row.try_get("last_used_at")?)))
+    }
+
+    async fn touch_app_password(&self, id: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE app_passwords SET last_used_at = ? WHERE app_id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
