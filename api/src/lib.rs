@@ -80,7 +80,7 @@ pub fn endpoint(state: AppState) -> impl Endpoint {
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .data(state);
-    let routes = access_log::access_log(routes).catch_all_error(error::json_errors);
+    let routes = access_log::access_log(routes::mark_head(routes)).catch_all_error(error::json_errors);
     error::retry_after_header(error::allow_header(routes))
 }
 

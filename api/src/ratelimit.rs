@@ -9,10 +9,18 @@
 //! The limiters are GCRA buckets (`governor`): a limit of N per minute lets
 //! a client spend N at once, then gives one back every 60/N seconds.
 //!
+//! Share-link passwords are limited differently: only wrong passwords count
+//! ([`Strikes`]), per (link, client address) and per link at ten times that.
+//! The per-link limit stops a guesser spread over many addresses; while it
+//! holds, it also refuses the link's rightful holders who have not unlocked
+//! it yet (those who have keep their access token): the price of stopping a
+//! distributed guesser.
+//!
 //! The state lives in this process. In a fleet, each `api` process counts on
 //! its own: behind a load balancer spreading one client over K processes,
 //! that client gets up to K times the budget.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::str::FromStr;
@@ -130,8 +138,8 @@ pub struct RateLimits {
     signin_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     signin_user: Option<DefaultKeyedRateLimiter<(IpAddr, NameKey)>>,
     signup_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    share_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    share_link: Option<DefaultKeyedRateLimiter<String>>,
+    share_ip: Option<Strikes<(IpAddr, String)>>,
+    share_link: Option<Strikes<String>>,
     trusted: TrustedProxies,
     last_sweep: Mutex<Instant>,
 }
@@ -145,8 +153,8 @@ pub struct RateSettings {
     pub signin_user: u32,
     /// Signups per client address (`PAN_SIGNUP_RATE`).
     pub signup: u32,
-    /// Share-link password attempts per client address and per link
-    /// (`PAN_SHARE_PASSWORD_RATE`).
+    /// Wrong share-link passwords per link and client address
+    /// (`PAN_SHARE_PASSWORD_RATE`); per link, ten times as many.
     pub share_password: u32,
     /// Peers whose `X-Forwarded-For` is believed (`PAN_TRUSTED_PROXIES`).
     pub trusted: TrustedProxies,
@@ -159,8 +167,8 @@ impl RateLimits {
             signin_ip: limiter(s.signin),
             signin_user: limiter(s.signin_user),
             signup_ip: limiter(s.signup),
-            share_ip: limiter(s.share_password),
-            share_link: limiter(s.share_password),
+            share_ip: Strikes::new(s.share_password),
+            share_link: Strikes::new(s.share_password.saturating_mul(PER_LINK_FACTOR)),
             trusted: s.trusted,
             last_sweep: Mutex::new(Instant::now()),
         }
@@ -193,12 +201,25 @@ impl RateLimits {
         check(self.signup_ip.as_ref(), &bucket(client), "too many signups from your address")
     }
 
-    /// Counts a password attempt on share link `link` by `client`;
-    /// `TooMany` past either limit.
-    pub fn share_password(&self, client: IpAddr, link: &str) -> Result<(), shared::Error> {
+    /// Counts a password attempt on share link `link` by `client` as wrong
+    /// until the caller [forgives](ShareAttempt::forgive) it (the password was
+    /// right); `TooMany` past the limit per (link, address) or per link, and
+    /// then nothing is counted.
+    pub fn share_password(&self, client: IpAddr, link: &str) -> Result<ShareAttempt<'_>, shared::Error> {
         self.sweep();
-        check(self.share_ip.as_ref(), &bucket(client), "too many password attempts from your address")?;
-        check(self.share_link.as_ref(), &link.to_owned(), "too many password attempts on this link")
+        let key = (bucket(client), link.to_owned());
+        if let Some(s) = &self.share_ip {
+            s.take(&key).map_err(|wait| limited("too many wrong passwords for this link from your address", wait))?;
+        }
+        if let Some(s) = &self.share_link
+            && let Err(wait) = s.take(&key.1)
+        {
+            if let Some(s) = &self.share_ip {
+                s.give_back(&key);
+            }
+            return Err(limited("too many wrong passwords for this link", wait));
+        }
+        Ok(ShareAttempt { limits: self, key })
     }
 
     /// Drops keys whose bucket is full again (indistinguishable from a key
@@ -211,13 +232,15 @@ impl RateLimits {
         }
         *last = Instant::now();
         drop(last);
-        for l in self.signin_ip.iter().chain(&self.signup_ip).chain(&self.share_ip) {
+        for l in self.signin_ip.iter().chain(&self.signup_ip) {
             l.retain_recent();
             l.shrink_to_fit();
         }
-        if let Some(l) = &self.share_link {
-            l.retain_recent();
-            l.shrink_to_fit();
+        if let Some(s) = &self.share_ip {
+            s.sweep();
+        }
+        if let Some(s) = &self.share_link {
+            s.sweep();
         }
         if let Some(l) = &self.signin_user {
             l.retain_recent();
@@ -236,6 +259,83 @@ impl RateLimits {
     }
 }
 
+/// How many more wrong passwords a link takes in a minute than one address
+/// may try on it.
+pub const PER_LINK_FACTOR: u32 = 10;
+
+/// A share-link password attempt, counted as wrong until forgiven.
+pub struct ShareAttempt<'a> {
+    limits: &'a RateLimits,
+    key: (IpAddr, String),
+}
+
+impl ShareAttempt<'_> {
+    /// The password was right: the attempt is not held against the address
+    /// or the link.
+    pub fn forgive(self) {
+        if let Some(s) = &self.limits.share_ip {
+            s.give_back(&self.key);
+        }
+        if let Some(s) = &self.limits.share_link {
+            s.give_back(&self.key.1);
+        }
+    }
+}
+
+/// A GCRA limit of `N` a minute per key (a burst of `N`, then one back every
+/// 60/N s), like `governor`'s, that can also give a cell back: an attempt
+/// takes one before the password is checked (so concurrent attempts cannot
+/// overshoot) and the right password returns it, so only wrong ones count.
+struct Strikes<K> {
+    /// 60 s / N: how long one cell takes to come back.
+    interval: Duration,
+    /// Per key, the theoretical arrival time: when its bucket is full again.
+    /// A `std` mutex: held for a map lookup, never across an await.
+    tats: Mutex<HashMap<K, Instant>>,
+}
+
+impl<K: Clone + std::hash::Hash + Eq> Strikes<K> {
+    /// `per_minute` a minute; none when 0.
+    fn new(per_minute: u32) -> Option<Self> {
+        (per_minute > 0)
+            .then(|| Strikes { interval: Duration::from_secs(60) / per_minute, tats: Mutex::new(HashMap::new()) })
+    }
+
+    /// Takes a cell from `key`'s bucket, or the time until one is back.
+    fn take(&self, key: &K) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut tats = self.tats.lock().unwrap_or_else(|e| e.into_inner());
+        let tat = tats.get(key).copied().unwrap_or(now).max(now);
+        let next = tat + self.interval;
+        let limit = now + Duration::from_secs(60);
+        if next > limit {
+            return Err(next - limit);
+        }
+        tats.insert(key.clone(), next);
+        Ok(())
+    }
+
+    /// Gives a cell taken by [`Strikes::take`] back.
+    fn give_back(&self, key: &K) {
+        let mut tats = self.tats.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tat) = tats.get_mut(key) {
+            *tat = tat.checked_sub(self.interval).unwrap_or(*tat);
+        }
+    }
+
+    /// Drops keys whose bucket is full again.
+    fn sweep(&self) {
+        let now = Instant::now();
+        self.tats.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, tat| *tat > now);
+    }
+}
+
+/// `TooMany` `RATE_LIMITED` after `wait` (in whole seconds, at least 1).
+fn limited(what: &str, wait: Duration) -> shared::Error {
+    let retry_after = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    shared::Error::TooMany { code: "RATE_LIMITED", message: format!("{what}; retry in {retry_after} s"), retry_after }
+}
+
 /// One cell from `key`'s bucket, or `TooMany` with the whole seconds until
 /// the next one (at least 1).
 fn check<K: Clone + std::hash::Hash + Eq>(
@@ -244,16 +344,7 @@ fn check<K: Clone + std::hash::Hash + Eq>(
     what: &str,
 ) -> Result<(), shared::Error> {
     let Some(limiter) = limiter else { return Ok(()) };
-    limiter.check_key(key).map_err(|not_until| {
-        let wait = not_until.wait_time_from(limiter.clock().now());
-        let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        let retry_after = retry_after.max(1);
-        shared::Error::TooMany {
-            code: "RATE_LIMITED",
-            message: format!("{what}; retry in {retry_after} s"),
-            retry_after,
-        }
-    })
+    limiter.check_key(key).map_err(|not_until| limited(what, not_until.wait_time_from(limiter.clock().now())))
 }
 
 #[cfg(test)]
@@ -325,6 +416,34 @@ mod tests {
         assert!(limits.signin(a, "carol").is_ok());
         assert!(limits.signin(a, "dave").is_err());
         assert_eq!(limits.len().0, 2);
+    }
+
+    #[test]
+    fn share_passwords_count_only_wrong_ones_per_link_and_address_and_ten_times_that_per_link() {
+        let limits = RateLimits::new(RateSettings { share_password: 2, ..Default::default() });
+        let link = "L".repeat(22);
+        // The right password, again and again, is never held against anyone.
+        for _ in 0..50 {
+            limits.share_password(ip("192.0.2.1"), &link).unwrap().forgive();
+        }
+        // Two wrong ones per address, then 429 there, even for the right one.
+        drop(limits.share_password(ip("192.0.2.1"), &link).unwrap());
+        drop(limits.share_password(ip("192.0.2.1"), &link).unwrap());
+        let Err(shared::Error::TooMany { retry_after, .. }) = limits.share_password(ip("192.0.2.1"), &link) else {
+            panic!("a third wrong password from one address must wait")
+        };
+        assert!((1..=30).contains(&retry_after), "{retry_after}");
+        // Other links from that address are not affected.
+        assert!(limits.share_password(ip("192.0.2.1"), &"M".repeat(22)).is_ok());
+        // Nine more addresses make twenty wrong ones: the link is closed to everyone.
+        for i in 2..=10 {
+            for _ in 0..2 {
+                drop(limits.share_password(ip(&format!("192.0.2.{i}")), &link).unwrap());
+            }
+        }
+        assert!(limits.share_password(ip("198.51.100.7"), &link).is_err(), "the per-link limit holds");
+        // A refused attempt is not counted: the fresh address still has its own two.
+        assert!(limits.share_password(ip("198.51.100.7"), &"M".repeat(22)).is_ok());
     }
 
     #[test]

@@ -99,17 +99,15 @@ export async function showPublic() {
   }
   $('public-password').hidden = true;
   const info = state.info;
-  // The server still describes a used-up link (only downloads are refused); nothing here would work.
-  if (info.downloads_left === 0) {
-    gone({ code: 'SHARE_EXHAUSTED' });
-    return;
-  }
+  // A used-up link is answered 410 by the server; 0 downloads left means
+  // less than one whole size is left (a smaller file or the rest of one may fit).
   $('public-title').textContent = displayName(info.name);
   document.title = `${displayName(info.name)} · pan`;
   const meta = [];
   if (info.kind === 'file') meta.push(bytes(info.size));
   meta.push(info.expires_at ? `Link works until ${date(info.expires_at)}` : 'Link does not expire');
-  if (info.downloads_left !== undefined) meta.push(`${info.downloads_left} download${info.downloads_left === 1 ? '' : 's'} left`);
+  if (info.downloads_left === 0) meta.push('less than one download left');
+  else if (info.downloads_left !== undefined) meta.push(`${info.downloads_left} download${info.downloads_left === 1 ? '' : 's'} left`);
   $('public-meta').textContent = meta.join(' · ');
   if (info.kind === 'file') showFile(info);
   else await showFolder(load);

@@ -292,12 +292,51 @@ pub struct Share {
     pub password_hash: Option<String>,
     /// When it stops working (Unix seconds); `None`: never.
     pub expires_at: Option<i64>,
-    /// How many downloads it allows; `None`: any number.
+    /// How many downloads it allows; `None`: any number. A download is
+    /// counted in bytes: the link sends at most `max_downloads` x
+    /// [`Share::unit`] bytes of content, however they are asked for.
     pub max_downloads: Option<i64>,
-    /// How many downloads it served (GETs from byte 0, and zips).
-    pub downloads: i64,
+    /// The size of what it shares, taken when it was made (a folder: the
+    /// total size of the files below it). `None` only on links made before
+    /// downloads were counted in bytes, until they are next opened.
+    pub size: Option<i64>,
+    /// Bytes of content it has sent (reserved before the first byte goes).
+    pub bytes_sent: i64,
+    /// Downloads counted one per GET from byte 0 by older versions; only
+    /// read while `size` is unknown.
+    pub legacy_downloads: i64,
     /// When it was made (Unix seconds).
     pub created_at: i64,
+}
+
+impl Share {
+    /// What one download is, in bytes: the size, at least 1 (so that a link
+    /// to nothing, or to empty files, still counts its downloads).
+    pub fn unit(&self) -> i64 {
+        self.size.unwrap_or(0).max(1)
+    }
+
+    /// The bytes it may send in all; `None`: no limit.
+    pub fn budget(&self) -> Option<i64> {
+        self.max_downloads.map(|m| m.saturating_mul(self.unit()))
+    }
+
+    /// Downloads so far: the bytes sent over the size, rounded up.
+    pub fn downloads(&self) -> i64 {
+        match self.size {
+            Some(_) => self.bytes_sent.div_euclid(self.unit()) + i64::from(self.bytes_sent.rem_euclid(self.unit()) > 0),
+            None => self.legacy_downloads,
+        }
+    }
+
+    /// Whether it has nothing left to send.
+    pub fn used_up(&self) -> bool {
+        match (self.budget(), self.size) {
+            (Some(budget), Some(_)) => self.bytes_sent >= budget,
+            (Some(_), None) => self.max_downloads.is_some_and(|m| self.legacy_downloads >= m),
+            (None, _) => false,
+        }
+    }
 }
 
 /// What a share link shares.

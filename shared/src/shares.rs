@@ -118,6 +118,7 @@ impl Shares {
             Some(p) => Some(self.hashing.hash(p).await?),
             None => None,
         };
+        let size = self.size_of(user.id, &target).await?.ok_or(Error::FileNotFound)?;
         let now = crate::now();
         let expires_at = match n.expires_in {
             Some(0) => None,
@@ -132,10 +133,44 @@ impl Shares {
             password_hash,
             expires_at,
             max_downloads: n.max_downloads,
-            downloads: 0,
+            size: Some(size),
+            bytes_sent: 0,
+            legacy_downloads: 0,
             created_at: now,
         };
         self.repo.create_share(&share).await?;
+        Ok(share)
+    }
+
+    /// The size of what `target` names now (a folder: the total size of the
+    /// live files below it); `None` when it is not live.
+    async fn size_of(&self, owner: i64, target: &ShareTarget) -> Result<Option<i64>> {
+        Ok(match target {
+            ShareTarget::File(id) => self.repo.user_file(owner, id).await?.map(|(_, stored)| stored.filesize),
+            ShareTarget::Folder(id) => match self.repo.folder_bytes(owner, id).await {
+                Ok(bytes) => Some(bytes),
+                Err(Error::FolderNotFound) => None,
+                Err(e) => return Err(e),
+            },
+        })
+    }
+
+    /// A link made before downloads were counted in bytes, given its size
+    /// now (its downloads so far become whole sizes sent); any other link as
+    /// it is. A link whose target is not live keeps no size until it is.
+    async fn sized(&self, mut share: Share) -> Result<Share> {
+        if share.size.is_some() {
+            return Ok(share);
+        }
+        if let Some(size) = self.size_of(share.owner, &share.target).await? {
+            share.size = Some(size);
+            share.bytes_sent = share.legacy_downloads.saturating_mul(share.unit());
+            self.repo.set_share_size(&share.link, size, share.bytes_sent).await?;
+            // Another process may have sized it first: read back what holds.
+            if let Some(stored) = self.repo.share(&share.link).await? {
+                share = stored;
+            }
+        }
         Ok(share)
     }
 
@@ -161,7 +196,9 @@ impl Shares {
 
     /// The link `link` as its holder may use it: not revoked, not expired, its
     /// owner enabled and what it shares still live; with a password, only with
-    /// a valid `access` token. The download limit is checked by [`count_download`].
+    /// a valid `access` token; a link with nothing left to send is
+    /// [`Error::ShareGone`] `SHARE_EXHAUSTED`. Each transfer then reserves its
+    /// bytes ([`Shares::reserve_download`], [`Shares::reserve_zip`]).
     pub async fn open(&self, link: &str, access: Option<&str>) -> Result<Opened> {
         let share = self.repo.share(parse_link(link)?).await?.ok_or(Error::ShareNotFound)?;
         if share.expires_at.is_some_and(|t| crate::now() >= t) {
@@ -169,6 +206,10 @@ impl Shares {
         }
         if share.password_hash.is_some() && !self.access_ok(&share, access).await? {
             return Err(Error::SharePasswordRequired);
+        }
+        let share = self.sized(share).await?;
+        if share.used_up() {
+            return Err(exhausted());
         }
         self.opened(share).await
     }
@@ -195,13 +236,35 @@ impl Shares {
         Ok(Opened { share, owner, root })
     }
 
-    /// Whether the link has downloads left; counts this one when it has.
-    pub async fn count_download(&self, share: &Share) -> Result<()> {
-        if self.repo.count_download(&share.link).await? {
-            Ok(())
-        } else {
-            Err(Error::ShareGone { code: "SHARE_EXHAUSTED", message: "this link has no downloads left".into() })
-        }
+    /// Reserves `bytes` of the link's budget before they are sent (at least
+    /// one byte, so that empty files count too): atomically, across every
+    /// api process; [`Error::ShareGone`] `SHARE_EXHAUSTED` when the rest of
+    /// the budget cannot cover them (nothing is reserved then).
+    pub async fn reserve(&self, share: &Share, bytes: u64) -> Result<()> {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX).max(1);
+        if self.repo.reserve_share_bytes(&share.link, bytes, share.budget()).await? { Ok(()) } else { Err(exhausted()) }
+    }
+
+    /// Reserves what a GET of `stored` with this `Range` header sends: a
+    /// single satisfiable range its length; no range, one that is not
+    /// understood, or several ranges (answered with the whole file) the whole
+    /// size; an unsatisfiable one (answered 416) nothing. HEAD and 304 send
+    /// no content: their callers reserve nothing.
+    pub async fn reserve_download(&self, share: &Share, stored: &StoredFile, range: Option<&str>) -> Result<()> {
+        let size = stored.filesize.max(0) as u64;
+        let bytes = match crate::files::parse_range(range, size) {
+            Ok(Some(r)) => r.end - r.start + 1,
+            Ok(None) => size,
+            Err(_) => return Ok(()),
+        };
+        self.reserve(share, bytes).await
+    }
+
+    /// Reserves what a zip of `members` sends: the sum of their sizes (the
+    /// archive's own headers are not counted).
+    pub async fn reserve_zip(&self, share: &Share, members: &[ZipMember]) -> Result<()> {
+        let bytes = members.iter().filter_map(|m| m.content.as_ref()).map(|c| c.filesize.max(0) as u64).sum();
+        self.reserve(share, bytes).await
     }
 
     /// What `path` (relative to the shared folder, `/` or empty for the shared
@@ -328,7 +391,11 @@ impl Shares {
 
     /// The caller's links, newest first.
     pub async fn list(&self, user: &User) -> Result<Vec<Share>> {
-        self.repo.shares_of(user.id).await
+        let mut shares = Vec::new();
+        for share in self.repo.shares_of(user.id).await? {
+            shares.push(self.sized(share).await?);
+        }
+        Ok(shares)
     }
 
     /// Revokes one of the caller's links.
@@ -361,17 +428,12 @@ impl Shares {
         self.access_token(share).await
     }
 
-    /// The open link and how many downloads it has left (`None`: no limit);
-    /// a used-up link is [`Error::ShareGone`] `SHARE_EXHAUSTED`.
+    /// The open link and how many whole downloads it has left (`None`: no
+    /// limit; 0 while less than one size is left but not nothing); a used-up
+    /// link is [`Error::ShareGone`] `SHARE_EXHAUSTED`.
     pub async fn open_with_downloads(&self, link: &str, access: Option<&str>) -> Result<(Opened, Option<i64>)> {
         let o = self.open(link, access).await?;
-        let downloads_left = o.share.max_downloads.map(|m| (m - o.share.downloads).max(0));
-        if downloads_left == Some(0) {
-            return Err(Error::ShareGone {
-                code: "SHARE_EXHAUSTED",
-                message: "this link has no downloads left".into(),
-            });
-        }
+        let downloads_left = o.share.max_downloads.map(|m| (m - o.share.downloads()).max(0));
         Ok((o, downloads_left))
     }
 
@@ -392,6 +454,11 @@ impl Shares {
         };
         self.repo.user_file(o.owner.id, &entry.id).await?.ok_or(Error::FileNotFound)
     }
+}
+
+/// What a link with nothing left to send answers.
+fn exhausted() -> Error {
+    Error::ShareGone { code: "SHARE_EXHAUSTED", message: "this link has no downloads left".into() }
 }
 
 #[cfg(test)]

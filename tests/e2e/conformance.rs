@@ -619,6 +619,95 @@ async fn quota_ledger_on_mariadb() {
     quota_ledger_suite(&a, &b).await;
 }
 
+/// A share link's byte budget through two repositories on one database (as
+/// two api processes hold it): 40 concurrent reservations of 100 bytes
+/// against a budget of 1,000 let exactly 10 through; a reservation that does
+/// not fit records nothing; an unlimited link counts all; a revoked link
+/// takes none. An older link is sized once; a folder's size is the total of
+/// the live files below it.
+async fn share_budget_suite(a: &dyn MetaRepo, b: &dyn MetaRepo) {
+    use shared::domain::{Share, ShareTarget};
+    let now = shared::now();
+    let user = a.create_user(&UserName::parse(&uname("sb")).unwrap(), "hash", now, None).await.unwrap();
+    let share = |link: &str, max: Option<i64>, size: Option<i64>| Share {
+        link: link.to_owned(),
+        owner: user.id,
+        target: ShareTarget::Folder("0".repeat(32)),
+        password_hash: None,
+        expires_at: None,
+        max_downloads: max,
+        size,
+        bytes_sent: 0,
+        legacy_downloads: 0,
+        created_at: now,
+    };
+    let limited = share(&"A".repeat(22), Some(10), Some(100));
+    a.create_share(&limited).await.unwrap();
+    let tries = (0..40).map(|i| {
+        let r = if i % 2 == 0 { a } else { b };
+        let link = limited.link.clone();
+        async move { r.reserve_share_bytes(&link, 100, Some(1000)).await.unwrap() }
+    });
+    let granted = futures::future::join_all(tries).await.into_iter().filter(|ok| *ok).count();
+    assert_eq!(granted, 10, "the budget is never overshot");
+    assert!(!a.reserve_share_bytes(&limited.link, 1, Some(1000)).await.unwrap());
+    assert_eq!(b.share(&limited.link).await.unwrap().unwrap().bytes_sent, 1000);
+
+    let open = share(&"B".repeat(22), None, Some(5));
+    a.create_share(&open).await.unwrap();
+    assert!(b.reserve_share_bytes(&open.link, 7, Some(10)).await.unwrap());
+    assert!(!b.reserve_share_bytes(&open.link, 4, Some(10)).await.unwrap(), "7 + 4 > 10: nothing recorded");
+    assert!(b.reserve_share_bytes(&open.link, 1 << 40, None).await.unwrap(), "no budget: no limit");
+    assert_eq!(a.share(&open.link).await.unwrap().unwrap().bytes_sent, 7 + (1 << 40));
+    a.revoke_share(user.id, &open.link, now).await.unwrap();
+    assert!(!a.reserve_share_bytes(&open.link, 1, None).await.unwrap(), "a revoked link sends nothing");
+
+    let old = share(&"C".repeat(22), Some(3), None);
+    a.create_share(&old).await.unwrap();
+    a.set_share_size(&old.link, 50, 100).await.unwrap();
+    b.set_share_size(&old.link, 70, 140).await.unwrap();
+    let sized = a.share(&old.link).await.unwrap().unwrap();
+    assert_eq!((sized.size, sized.bytes_sent), (Some(50), 100), "sized once, by the first");
+
+    let top = a.create_folder(user.id, "", "top", NameRule::Refuse, now).await.unwrap();
+    let sub = a.create_folder(user.id, &top.id, "sub", NameRule::Refuse, now).await.unwrap();
+    let put = |folder: &'static str, sha256: &'static str, filesize: i64| NewUserFile {
+        user_id: user.id,
+        filehash: "34".repeat(20).leak(),
+        sha256,
+        filesize,
+        filename: sha256,
+        folder: Some(folder),
+        rule: NameRule::Rename,
+        now,
+        hold: None,
+    };
+    let (top_id, sub_id) = (top.id.clone().leak() as &str, sub.id.clone().leak() as &str);
+    a.commit_merged(&put(top_id, "c1".repeat(32).leak(), 10), "k1").await.unwrap();
+    a.commit_merged(&put(sub_id, "c2".repeat(32).leak(), 20), "k2").await.unwrap();
+    let (gone, _) = a.commit_merged(&put(sub_id, "c3".repeat(32).leak(), 400), "k3").await.unwrap();
+    a.trash(user.id, &gone.id, now).await.unwrap();
+    assert_eq!(b.folder_bytes(user.id, &top.id).await.unwrap(), 30, "the trash is not counted");
+    assert_eq!(b.folder_bytes(user.id, &sub.id).await.unwrap(), 20);
+    assert!(matches!(b.folder_bytes(user.id, &"9".repeat(32)).await, Err(shared::Error::FolderNotFound)));
+}
+
+#[tokio::test]
+async fn share_budget_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("pan.db").display());
+    let a = shared::stores::meta::open(&url).await.unwrap();
+    let b = shared::stores::meta::open(&url).await.unwrap();
+    share_budget_suite(&a, &b).await;
+}
+
+#[tokio::test]
+async fn share_budget_on_mariadb() {
+    let (db, a) = mariadb_repo().await;
+    let b = shared::stores::meta::open(&format!("{}/{db}", mysql_url())).await.unwrap();
+    share_budget_suite(&a, &b).await;
+}
+
 /// A request body arriving in `pieces`.
 fn body(pieces: &[&[u8]]) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + Unpin + use<> {
     let pieces: Vec<std::io::Result<Bytes>> = pieces.iter().map(|p| Ok(Bytes::copy_from_slice(p))).collect();

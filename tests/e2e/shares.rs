@@ -70,23 +70,31 @@ both!(a_file_link_downloads_with_range_counts_downloads_and_can_be_revoked, |app
         (info["name"].as_str(), info["size"].as_i64(), info["downloads_left"].as_i64()),
         (Some("report.pdf"), Some(300_000), Some(2))
     );
-    // Seeking (a Range not from byte 0) is not a download.
+    // A range spends its length of the link's 2 x 300,000 bytes.
     let (code, headers, part) =
         public_get(&app, &format!("/public/share/download?link={link}"), Some("bytes=1000-1999")).await;
     assert_eq!(code, StatusCode::PARTIAL_CONTENT);
     assert_eq!(part, &data[1000..2000]);
     assert_eq!(headers["content-range"], "bytes 1000-1999/300000");
-    for _ in 0..2 {
-        let (code, _, all) = public_get(&app, &format!("/public/share/download?link={link}"), None).await;
-        assert_eq!(code, StatusCode::OK);
-        assert_eq!(all, data);
-    }
+    let (code, _, all) = public_get(&app, &format!("/public/share/download?link={link}"), None).await;
+    assert_eq!((code, all == data), (StatusCode::OK, true));
+    // 299,000 bytes left: not a whole file, but the rest of one.
+    let (code, _, body) = public_get(&app, &format!("/public/share/download?link={link}"), None).await;
+    assert_eq!((code, code_of(&body).as_str()), (StatusCode::GONE, "SHARE_EXHAUSTED"));
+    let (code, info) = app.call("GET", &format!("/public/share/info?link={link}"), None).await;
+    assert_eq!((code, info["downloads_left"].as_i64()), (StatusCode::OK, Some(0)), "{info}");
+    let (code, _, rest) = public_get(&app, &format!("/public/share/download?link={link}"), Some("bytes=1000-")).await;
+    assert_eq!((code, rest == data[1000..]), (StatusCode::PARTIAL_CONTENT, true));
     let (code, _, body) = public_get(&app, &format!("/public/share/download?link={link}"), None).await;
     assert_eq!((code, code_of(&body).as_str()), (StatusCode::GONE, "SHARE_EXHAUSTED"));
     let (code, body) = app.call("GET", &format!("/public/share/info?link={link}"), None).await;
     assert_eq!((code, body["code"].as_str()), (StatusCode::GONE, Some("SHARE_EXHAUSTED")), "the page says so at once");
     let (_, list) = app.call("GET", "/share/list", Some(&token)).await;
-    assert_eq!(list["shares"][0]["downloads"], 2, "{list}");
+    assert_eq!(
+        (&list["shares"][0]["downloads"], &list["shares"][0]["bytes_sent"], &list["shares"][0]["size"]),
+        (&json!(2), &json!(600_000), &json!(300_000)),
+        "{list}"
+    );
 
     // A stranger can neither share nor revoke what is not theirs.
     let other = app.user(&uname("stranger")).await;
@@ -135,10 +143,12 @@ both!(
         let forged = format!("{}x", &access[..access.len() - 1]);
         let (code, body) = app.call("GET", &format!("/public/share/info?link={link}&access={forged}"), None).await;
         assert_eq!((code, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("SHARE_PASSWORD_REQUIRED")));
-        // Three attempts a minute: the third goes through, the fourth waits,
-        // even with the right password.
-        let (code, _) = app.post_json(&unlock, None, &json!({"password": "another guess"})).await;
-        assert_eq!(code, StatusCode::FORBIDDEN);
+        // Three wrong passwords a minute (the right one does not count): the
+        // third goes through, then even the right one waits.
+        for guess in ["another guess", "a third guess"] {
+            let (code, _) = app.post_json(&unlock, None, &json!({"password": guess})).await;
+            assert_eq!(code, StatusCode::FORBIDDEN);
+        }
         let (code, body) = app.post_json(&unlock, None, &json!({"password": "open sesame"})).await;
         assert_eq!((code, body["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("RATE_LIMITED")), "{body}");
         assert!(body["retry_after"].as_u64().unwrap() >= 1);
@@ -263,3 +273,194 @@ async fn unzip(zip: &[u8]) -> Vec<(String, Vec<u8>)> {
     }
     out
 }
+
+/// A GET with extra headers (no token): status, headers and bytes.
+async fn public_get_with(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut req = app.http.request(method, app.url(path));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    let (code, headers) = (resp.status(), resp.headers().clone());
+    (code, headers, resp.bytes().await.unwrap().to_vec())
+}
+
+/// The owner's view of a link: (downloads, bytes_sent).
+async fn sent(app: &TestApp, token: &str, link: &str) -> (i64, i64) {
+    let (_, list) = app.call("GET", "/share/list", Some(token)).await;
+    let s = list["shares"].as_array().unwrap().iter().find(|s| s["link"] == link).expect("the link is listed");
+    (s["downloads"].as_i64().unwrap(), s["bytes_sent"].as_i64().unwrap())
+}
+
+// H1: a limited link counts every byte it sends, however the Range is
+// written: a suffix range, a start of `00`, several ranges (answered whole)
+// all spend the budget, and once it is spent every form gets 410
+// `SHARE_EXHAUSTED` (info too) without a byte.
+both!(a_download_limit_counts_the_bytes_of_every_range_and_refuses_them_all_once_spent, |app| {
+    let token = app.user(&uname("ranges")).await;
+    let data = test_bytes(1000, 5);
+    let f = put_file(&app, &token, "", "r.bin", &data).await;
+    let (_, s) = app.post_json("/share/create", Some(&token), &json!({"id": f["id"], "max_downloads": 2})).await;
+    let link = s["link"].as_str().unwrap().to_owned();
+    let dl = format!("/public/share/download?link={link}");
+    let (code, _, got) = public_get(&app, &dl, Some("bytes=-1000")).await;
+    assert_eq!((code, got == data), (StatusCode::PARTIAL_CONTENT, true));
+    assert_eq!(sent(&app, &token, &link).await, (1, 1000), "a suffix range is a download");
+    let (code, _, got) = public_get(&app, &dl, Some("bytes=00-")).await;
+    assert_eq!((code, got == data), (StatusCode::PARTIAL_CONTENT, true));
+    assert_eq!(sent(&app, &token, &link).await, (2, 2000), "so is a range from 00");
+    for range in [None, Some("bytes=-1000"), Some("bytes=00-"), Some("bytes=5-6,0-"), Some("bytes=0-0")] {
+        let (code, _, body) = public_get(&app, &dl, range).await;
+        assert_eq!((code, code_of(&body).as_str()), (StatusCode::GONE, "SHARE_EXHAUSTED"), "{range:?}");
+    }
+    let (code, body) = app.call("GET", &format!("/public/share/info?link={link}"), None).await;
+    assert_eq!((code, body["code"].as_str()), (StatusCode::GONE, Some("SHARE_EXHAUSTED")));
+    assert_eq!(sent(&app, &token, &link).await, (2, 2000), "nothing more was sent");
+
+    // Several ranges are answered with the whole file, and reserve its size.
+    let (_, s) = app.post_json("/share/create", Some(&token), &json!({"id": f["id"], "max_downloads": 1})).await;
+    let link = s["link"].as_str().unwrap().to_owned();
+    let dl = format!("/public/share/download?link={link}");
+    let (code, _, got) = public_get(&app, &dl, Some("bytes=5-6,0-")).await;
+    assert_eq!((code, got == data), (StatusCode::OK, true));
+    assert_eq!(sent(&app, &token, &link).await, (1, 1000));
+    let (code, _, body) = public_get(&app, &dl, Some("bytes=5-6")).await;
+    assert_eq!((code, code_of(&body).as_str()), (StatusCode::GONE, "SHARE_EXHAUSTED"));
+});
+
+// L2 and the 304 rule: HEAD and a 304 send no content and spend nothing of
+// a link's budget; an unfurler's HEADs leave the one download to its holder.
+both!(head_and_not_modified_answers_spend_nothing_of_a_download_limit, |app| {
+    let token = app.user(&uname("head")).await;
+    let data = test_bytes(2000, 6);
+    let f = put_file(&app, &token, "", "h.bin", &data).await;
+    let (_, s) = app.post_json("/share/create", Some(&token), &json!({"id": f["id"], "max_downloads": 1})).await;
+    let link = s["link"].as_str().unwrap().to_owned();
+    let dl = format!("/public/share/download?link={link}");
+    let mut etag = String::new();
+    for _ in 0..3 {
+        let (code, headers, body) = public_get_with(&app, reqwest::Method::HEAD, &dl, &[]).await;
+        assert_eq!((code, body.len()), (StatusCode::OK, 0));
+        etag = headers["etag"].to_str().unwrap().to_owned();
+    }
+    let (code, _, _) = public_get_with(&app, reqwest::Method::GET, &dl, &[("if-none-match", etag.as_str())]).await;
+    assert_eq!(code, StatusCode::NOT_MODIFIED);
+    assert_eq!(sent(&app, &token, &link).await, (0, 0), "HEAD and 304 sent nothing");
+    let (code, _, got) = public_get(&app, &dl, None).await;
+    assert_eq!((code, got == data), (StatusCode::OK, true));
+    assert_eq!(sent(&app, &token, &link).await, (1, 2000));
+    let (code, _, body) = public_get(&app, &dl, None).await;
+    assert_eq!((code, code_of(&body).as_str()), (StatusCode::GONE, "SHARE_EXHAUSTED"));
+});
+
+// H1 on a folder link: its size is its files' total when the link was
+// made; every file sent and every zip (the sum of its members) spends that
+// budget, a zip the rest cannot cover is refused whole, and a used-up
+// folder link answers 410 to info, list, download (any range) and zip.
+both!(a_folder_links_limit_counts_its_files_and_zips_and_a_used_up_one_serves_nothing, |app| {
+    let token = app.user(&uname("fold")).await;
+    let top = mkdir(&app, &token, "", "box").await;
+    let (a, b) = (test_bytes(100, 7), test_bytes(200, 8));
+    put_file(&app, &token, &top, "a.bin", &a).await;
+    put_file(&app, &token, &top, "b.bin", &b).await;
+    let (_, s) = app.post_json("/share/create", Some(&token), &json!({"id": top, "max_downloads": 1})).await;
+    assert_eq!(s["size"], 300, "{s}");
+    let link = s["link"].as_str().unwrap().to_owned();
+    let base = format!("/public/share/download?link={link}&path=");
+    let (code, _, got) = public_get(&app, &format!("{base}/a.bin"), None).await;
+    assert_eq!((code, got == a), (StatusCode::OK, true));
+    // 200 bytes left: a zip of 300 does not fit, and is not started.
+    let (code, _, body) = public_get(&app, &format!("/public/share/zip?link={link}"), None).await;
+    assert_eq!((code, code_of(&body).as_str()), (StatusCode::GONE, "SHARE_EXHAUSTED"));
+    assert_eq!(sent(&app, &token, &link).await, (1, 100));
+    let (code, _, got) = public_get(&app, &format!("{base}/b.bin"), Some("bytes=-1000")).await;
+    assert_eq!((code, got == b), (StatusCode::PARTIAL_CONTENT, true));
+    assert_eq!(sent(&app, &token, &link).await, (1, 300));
+    for range in [None, Some("bytes=-10"), Some("bytes=00-"), Some("bytes=5-6,0-")] {
+        let (code, _, body) = public_get(&app, &format!("{base}/a.bin"), range).await;
+        assert_eq!((code, code_of(&body).as_str()), (StatusCode::GONE, "SHARE_EXHAUSTED"), "{range:?}");
+    }
+    for path in [format!("/public/share/info?link={link}"), format!("/public/share/list?link={link}")] {
+        let (code, body) = app.call("GET", &path, None).await;
+        assert_eq!((code, body["code"].as_str()), (StatusCode::GONE, Some("SHARE_EXHAUSTED")), "{path}");
+    }
+    let (code, _, body) = public_get(&app, &format!("/public/share/zip?link={link}"), None).await;
+    assert_eq!((code, code_of(&body).as_str()), (StatusCode::GONE, "SHARE_EXHAUSTED"));
+
+    // A zip reserves the sum of its members, and a second one no longer fits.
+    let (_, s) = app.post_json("/share/create", Some(&token), &json!({"id": top, "max_downloads": 1})).await;
+    let link = s["link"].as_str().unwrap().to_owned();
+    let (code, _, zip) = public_get(&app, &format!("/public/share/zip?link={link}"), None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(unzip(&zip).await.len(), 2);
+    assert_eq!(sent(&app, &token, &link).await, (1, 300));
+    let (code, body) = app.call("GET", &format!("/public/share/list?link={link}"), None).await;
+    assert_eq!((code, body["code"].as_str()), (StatusCode::GONE, Some("SHARE_EXHAUSTED")));
+});
+
+// L1: wrong passwords are limited per (link, address), and per link at ten
+// times that; the right password costs nothing. A guesser at one address
+// does not lock out a holder at another; a guesser spread over many
+// addresses closes the link to everyone who has not unlocked it (429 with
+// `Retry-After`), while holders who did keep their access.
+both!(
+    wrong_passwords_are_limited_per_link_and_address_and_a_distributed_guesser_closes_only_new_unlocks,
+    |b: TestAppBuilder| b.env("PAN_SHARE_PASSWORD_RATE", "2").env("PAN_TRUSTED_PROXIES", "127.0.0.1"),
+    |app| {
+        let token = app.user(&uname("guess")).await;
+        let f = put_file(&app, &token, "", "s.txt", b"secret").await;
+        let (_, s) =
+            app.post_json("/share/create", Some(&token), &json!({"id": f["id"], "password": "right horse"})).await;
+        let link = s["link"].as_str().unwrap().to_owned();
+        let unlock = |from: String, password: &'static str| {
+            let req = app
+                .http
+                .post(app.url(&format!("/public/share/unlock?link={link}")))
+                .header("x-forwarded-for", from)
+                .json(&json!({"password": password}));
+            async move {
+                let resp = req.send().await.unwrap();
+                let (code, headers) = (resp.status(), resp.headers().clone());
+                let body: Value = resp.json().await.unwrap();
+                (code, headers, body)
+            }
+        };
+        // The holder unlocks early, and again: right passwords count for nothing.
+        for _ in 0..5 {
+            let (code, _, _) = unlock("192.0.2.1".into(), "right horse").await;
+            assert_eq!(code, StatusCode::OK);
+        }
+        let (_, _, ok) = unlock("192.0.2.1".into(), "right horse").await;
+        let access = ok["access"].as_str().unwrap().to_owned();
+        // One guesser: two wrong, then 429 there, even with the right password...
+        for _ in 0..2 {
+            let (code, _, body) = unlock("198.51.100.1".into(), "wrong").await;
+            assert_eq!((code, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("SHARE_PASSWORD_WRONG")));
+        }
+        let (code, headers, body) = unlock("198.51.100.1".into(), "right horse").await;
+        assert_eq!((code, body["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("RATE_LIMITED")), "{body}");
+        assert!(headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+        // ...while a holder elsewhere unlocks.
+        let (code, _, body) = unlock("203.0.113.1".into(), "right horse").await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        // Twenty wrong ones (nine more addresses) close the link to new unlocks.
+        for i in 2..=10 {
+            for _ in 0..2 {
+                let (code, _, _) = unlock(format!("198.51.100.{i}"), "wrong").await;
+                assert_eq!(code, StatusCode::FORBIDDEN);
+            }
+        }
+        let (code, headers, body) = unlock("203.0.113.2".into(), "right horse").await;
+        assert_eq!((code, body["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("RATE_LIMITED")), "{body}");
+        assert!(headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+        // The early holder still downloads.
+        let (code, _, got) =
+            public_get(&app, &format!("/public/share/download?link={link}&access={access}"), None).await;
+        assert_eq!((code, got.as_slice()), (StatusCode::OK, b"secret".as_slice()));
+    }
+);

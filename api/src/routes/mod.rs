@@ -52,3 +52,26 @@ pub fn api() -> Api {
         health::HealthApi,
     )
 }
+
+/// Marks a `HEAD` request (a request extension) before routing: poem answers
+/// `HEAD` with the `GET` handler, telling it the method was `GET`, and a
+/// handler that must not count a `HEAD` (a share link's download budget)
+/// asks [`is_head`].
+#[derive(Debug, Clone, Copy)]
+pub struct HeadRequest;
+
+/// `around` the routes: marks `HEAD` requests with [`HeadRequest`].
+pub fn mark_head(ep: impl poem::Endpoint + 'static) -> impl poem::Endpoint {
+    use poem::EndpointExt;
+    ep.around(|ep, mut req: poem::Request| async move {
+        if req.method() == poem::http::Method::HEAD {
+            req.extensions_mut().insert(HeadRequest);
+        }
+        ep.call(req).await.map(poem::IntoResponse::into_response)
+    })
+}
+
+/// Whether `req` came as `HEAD` (see [`mark_head`]).
+pub fn is_head(req: &poem::Request) -> bool {
+    req.extensions().get::<HeadRequest>().is_some()
+}

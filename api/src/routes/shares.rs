@@ -21,8 +21,9 @@ use crate::text::Text;
 
 /// A new share link. Its password (8-1024 characters) is kept hashed;
 /// `expires_in` is in seconds (absent: the server's default lifetime;
-/// 0: never); `max_downloads` counts GETs from byte 0 and zips (absent: no
-/// limit).
+/// 0: never); `max_downloads` limits the bytes the link sends to that many
+/// times the size of what it shares (a folder: its files' total when the
+/// link is made), however they are asked for (absent: no limit).
 #[derive(Debug, Object)]
 pub struct CreateShareRequest {
     /// The id of your file or folder.
@@ -62,8 +63,15 @@ pub struct ShareInfo {
     /// How many downloads it allows; absent: no limit.
     #[oai(skip_serializing_if_is_none)]
     pub max_downloads: Option<i64>,
-    /// Downloads so far.
+    /// Downloads so far: the bytes sent over `size`, rounded up.
     pub downloads: i64,
+    /// Bytes of content sent so far (ranges, files of a folder and zips all count).
+    pub bytes_sent: i64,
+    /// What one download is, in bytes: the size of what it shares when the
+    /// link was made (a folder: the total of the files below it). Absent
+    /// for an older link whose target is not live.
+    #[oai(skip_serializing_if_is_none)]
+    pub size: Option<i64>,
     /// When it was made (Unix seconds).
     pub created_at: i64,
 }
@@ -97,6 +105,7 @@ async fn share_info(state: &AppState, user: &User, s: Share, paths: &mut PathCac
         ShareTarget::Folder(id) => (EntryKind::Folder, id.clone()),
         ShareTarget::File(id) => (EntryKind::File, id.clone()),
     };
+    let downloads = s.downloads();
     Ok(ShareInfo {
         url: format!("{}/s/{}", state.public_base, s.link),
         link: s.link,
@@ -106,7 +115,9 @@ async fn share_info(state: &AppState, user: &User, s: Share, paths: &mut PathCac
         has_password: s.password_hash.is_some(),
         expires_at: s.expires_at,
         max_downloads: s.max_downloads,
-        downloads: s.downloads,
+        downloads,
+        bytes_sent: s.bytes_sent,
+        size: s.size,
         created_at: s.created_at,
     })
 }
@@ -194,7 +205,8 @@ pub struct PublicShare {
     /// When the link stops working (Unix seconds); absent: never.
     #[oai(skip_serializing_if_is_none)]
     pub expires_at: Option<i64>,
-    /// Downloads it has left; absent: no limit.
+    /// Whole downloads it has left; absent: no limit. 0 while less than
+    /// one size is left: a range, or a smaller file of a folder, may still fit.
     #[oai(skip_serializing_if_is_none)]
     pub downloads_left: Option<i64>,
 }
@@ -318,8 +330,11 @@ impl PublicShareApi {
 
     /// Give a link's password.
     ///
-    /// The answer's `access` opens the link for an hour. Attempts are
-    /// rate-limited per client address and per link (429 with `Retry-After`).
+    /// The answer's `access` opens the link for an hour. Wrong passwords are
+    /// limited per link and client address (`PAN_SHARE_PASSWORD_RATE` a
+    /// minute), and per link at ten times that: past either limit every
+    /// attempt, even with the right password, gets 429 with `Retry-After`;
+    /// holders who unlocked before keep their `access`.
     #[oai(path = "/unlock", method = "post", operation_id = "public_share_unlock", transform = "json_body_limit")]
     async fn unlock(
         &self,
@@ -331,10 +346,15 @@ impl PublicShareApi {
         body: Json<UnlockRequest>,
     ) -> Result<Json<ShareAccess>, UnlockErrors> {
         let s = state.services.shares.find(&link.0).await?;
-        if s.password_hash.is_some() {
-            state.rate_limits.share_password(state.rate_limits.client_ip(req), &s.link)?;
-        }
+        let attempt = match s.password_hash {
+            Some(_) => Some(state.rate_limits.share_password(state.rate_limits.client_ip(req), &s.link)?),
+            None => None,
+        };
         let (access, expires_at) = state.services.shares.unlock(&s, body.0.password.0).await?;
+        // The right password: this attempt is not held against anyone.
+        if let Some(attempt) = attempt {
+            attempt.forgive();
+        }
         Ok(Json(ShareAccess { access, expires_at }))
     }
 
@@ -395,13 +415,17 @@ impl PublicShareApi {
 
     /// Download the shared file, or a file in the shared folder.
     ///
-    /// Honours `Range` (206) and `If-None-Match` (304). A GET from byte 0
-    /// counts as a download against the link's limit (seeking does not).
+    /// Honours `Range` (206; several ranges get the whole file) and
+    /// `If-None-Match` (304). On a link with a download limit each GET
+    /// reserves the bytes it sends before the first one goes (a range its
+    /// length, the whole file its size): 410 `SHARE_EXHAUSTED` when the
+    /// rest of the budget cannot cover them. HEAD and 304 reserve nothing.
     #[oai(path = "/download", method = "get", operation_id = "public_share_download")]
     #[allow(clippy::too_many_arguments, reason = "each argument is one extractor of the request")]
     async fn download(
         &self,
         state: Data<&AppState>,
+        req: &poem::Request,
         /// The link's id.
         #[oai(validator(max_length = 64))]
         link: Query<String>,
@@ -423,9 +447,9 @@ impl PublicShareApi {
     ) -> Result<DownloadResponse, PublicDownloadErrors> {
         let o = state.services.shares.open(&link.0, access.0.as_deref()).await?;
         let (entry, stored) = state.services.shares.file(&o, path.0.as_deref().unwrap_or("/")).await?;
-        // A 304 moves no bytes: only a transfer from byte 0 is a download.
-        if from_byte_zero(range.0.as_deref()) && !not_modified(if_none_match.0.as_deref(), &etag_of(&stored)) {
-            state.services.shares.count_download(&o.share).await?;
+        // HEAD and 304 send no content.
+        if !super::is_head(req) && !not_modified(if_none_match.0.as_deref(), &etag_of(&stored)) {
+            state.services.shares.reserve_download(&o.share, &stored, range.0.as_deref()).await?;
         }
         let inline = inline.0.unwrap_or(false);
         Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref(), inline).await?)
@@ -434,12 +458,15 @@ impl PublicShareApi {
     /// Download a shared folder (or a folder in it) as one zip.
     ///
     /// Streamed as it is made (stored, not compressed; zip64 for large
-    /// ones); counts as one download. At most `PAN_ZIP_MAX_ENTRIES` files and
+    /// ones). Reserves the sum of its files' sizes from the link's budget
+    /// before the first byte (410 `SHARE_EXHAUSTED` when the rest cannot
+    /// cover it; HEAD reserves nothing). At most `PAN_ZIP_MAX_ENTRIES` files and
     /// folders (413 `ZIP_TOO_MANY_ENTRIES`).
     #[oai(path = "/zip", method = "get", operation_id = "public_share_zip")]
     async fn zip(
         &self,
         state: Data<&AppState>,
+        req: &poem::Request,
         /// The link's id.
         #[oai(validator(max_length = 64))]
         link: Query<String>,
@@ -456,32 +483,12 @@ impl PublicShareApi {
             return Err(shared::Error::FolderNotFound.into());
         };
         let members = state.services.shares.zip_members(&o.owner, &folder.id).await?;
-        state.services.shares.count_download(&o.share).await?;
         let disposition = super::files::content_disposition(&format!("{}.zip", folder.name));
+        if super::is_head(req) {
+            return Ok(ZipResponse::Zip(Binary(Body::empty()), disposition));
+        }
+        state.services.shares.reserve_zip(&o.share, &members).await?;
         let body = Body::from_bytes_stream(state.services.shares.zip_stream(members));
         Ok(ZipResponse::Zip(Binary(body), disposition))
-    }
-}
-
-/// Whether a download starts at byte 0 (no `Range`, or one from 0).
-fn from_byte_zero(range: Option<&str>) -> bool {
-    match range.and_then(|r| r.trim().strip_prefix("bytes=")) {
-        None => true,
-        Some(spec) => spec.trim_start().starts_with('0') && spec.trim_start().split('-').next() == Some("0"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_download_counts_when_it_starts_at_byte_zero() {
-        assert!(from_byte_zero(None));
-        assert!(from_byte_zero(Some("bytes=0-")));
-        assert!(from_byte_zero(Some("bytes=0-99")));
-        assert!(!from_byte_zero(Some("bytes=100-")));
-        assert!(!from_byte_zero(Some("bytes=-100")));
-        assert!(!from_byte_zero(Some("bytes=05-9")), "05 is not 0");
     }
 }

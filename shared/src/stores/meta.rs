@@ -306,6 +306,9 @@ pub trait TreeRepo: Send + Sync {
     /// contents nobody references any more (their rows are gone and their
     /// bytes are the caller's to delete).
     async fn purge(&self, user_id: i64, id: &str) -> Result<Vec<StoredFile>>;
+    /// The total size of the live files in the user's live folder
+    /// `folder_id` and every live folder below it.
+    async fn folder_bytes(&self, user_id: i64, folder_id: &str) -> Result<i64>;
     /// Trash items deleted before `before`, any user's: (user, id).
     async fn trash_expired(&self, before: i64, limit: i64) -> Result<Vec<(i64, String)>>;
     /// The user's live folders and files whose name contains `query`,
@@ -331,8 +334,14 @@ pub trait ShareRepo: Send + Sync {
     async fn shares_of(&self, user_id: i64) -> Result<Vec<Share>>;
     /// Revokes the user's link; [`crate::Error::ShareNotFound`] when they have none by that id.
     async fn revoke_share(&self, user_id: i64, link: &str, now: i64) -> Result<()>;
-    /// Counts one download if the link has one left; false when used up.
-    async fn count_download(&self, link: &str) -> Result<bool>;
+    /// Records that the link (not revoked) will send `bytes` more, atomically
+    /// and only if `bytes_sent + bytes` stays within `budget` (`None`: no
+    /// limit); false (and nothing recorded) when it would not. Two api
+    /// processes reserving at once never overshoot the budget together.
+    async fn reserve_share_bytes(&self, link: &str, bytes: i64, budget: Option<i64>) -> Result<bool>;
+    /// Gives a link made before downloads were counted in bytes its size and
+    /// `bytes_sent`; a link that has a size already is left as it is.
+    async fn set_share_size(&self, link: &str, size: i64, bytes_sent: i64) -> Result<()>;
 }
 
 /// Backup bookkeeping for stored files, by content row id.

@@ -10,7 +10,7 @@ use crate::domain::error::{Error, Result};
 use crate::domain::{Share, ShareTarget};
 
 const SHARE: &str = "link_id, user_id, target_kind, target_id, password_hash, expires_at, max_downloads, downloads, \
-                     created_at";
+                     size_bytes, bytes_sent, created_at";
 
 fn share_from(row: &AnyRow) -> Result<Share> {
     let kind: String = row.try_get("target_kind")?;
@@ -27,7 +27,9 @@ fn share_from(row: &AnyRow) -> Result<Share> {
         password_hash: row.try_get("password_hash")?,
         expires_at: row.try_get("expires_at")?,
         max_downloads: row.try_get("max_downloads")?,
-        downloads: row.try_get("downloads")?,
+        size: row.try_get("size_bytes")?,
+        bytes_sent: row.try_get("bytes_sent")?,
+        legacy_downloads: row.try_get("downloads")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -41,7 +43,7 @@ impl ShareRepo for SqlRepo {
         };
         sqlx::query(
             "INSERT INTO shares (link_id, user_id, target_kind, target_id, password_hash, expires_at, max_downloads, \
-             downloads, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
+             downloads, size_bytes, bytes_sent, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, 0, ?)",
         )
         .bind(s.link.as_str())
         .bind(s.owner)
@@ -50,6 +52,7 @@ impl ShareRepo for SqlRepo {
         .bind(s.password_hash.clone())
         .bind(s.expires_at)
         .bind(s.max_downloads)
+        .bind(s.size)
         .bind(s.created_at)
         .execute(self.pool())
         .await?;
@@ -90,14 +93,37 @@ impl ShareRepo for SqlRepo {
         Ok(())
     }
 
-    async fn count_download(&self, link: &str) -> Result<bool> {
-        let counted = sqlx::query(
-            "UPDATE shares SET downloads = downloads + 1 WHERE link_id = ? AND revoked_at IS NULL \
-             AND (max_downloads IS NULL OR downloads < max_downloads)",
-        )
-        .bind(link)
+    async fn reserve_share_bytes(&self, link: &str, bytes: i64, budget: Option<i64>) -> Result<bool> {
+        // One statement: the check and the addition cannot be split by
+        // another process's reservation (a row lock on MySQL, the writer
+        // lock on SQLite).
+        let reserved = match budget {
+            Some(budget) => sqlx::query(
+                "UPDATE shares SET bytes_sent = bytes_sent + ? WHERE link_id = ? AND revoked_at IS NULL \
+                 AND bytes_sent + ? <= ?",
+            )
+            .bind(bytes)
+            .bind(link)
+            .bind(bytes)
+            .bind(budget),
+            None => {
+                sqlx::query("UPDATE shares SET bytes_sent = bytes_sent + ? WHERE link_id = ? AND revoked_at IS NULL")
+                    .bind(bytes)
+                    .bind(link)
+            }
+        }
         .execute(self.pool())
         .await?;
-        Ok(counted.rows_affected() == 1)
+        Ok(reserved.rows_affected() == 1)
+    }
+
+    async fn set_share_size(&self, link: &str, size: i64, bytes_sent: i64) -> Result<()> {
+        sqlx::query("UPDATE shares SET size_bytes = ?, bytes_sent = ? WHERE link_id = ? AND size_bytes IS NULL")
+            .bind(size)
+            .bind(bytes_sent)
+            .bind(link)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 }

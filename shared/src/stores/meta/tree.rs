@@ -792,6 +792,30 @@ impl TreeRepo for SqlRepo {
         self.search_names(user_id, query, limit, after).await
     }
 
+    async fn folder_bytes(&self, user_id: i64, folder_id: &str) -> Result<i64> {
+        // One transaction: a consistent view of the tree while it is walked.
+        let mut tx = self.begin().await?;
+        if live_folder(&mut tx, user_id, folder_id).await?.is_none() {
+            return Err(Error::FolderNotFound);
+        }
+        let ids = subtree(&mut tx, user_id, folder_id).await?;
+        let mut total: i64 = 0;
+        for batch in ids.chunks(IN_BATCH) {
+            let marks = vec!["?"; batch.len()].join(", ");
+            let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(format!(
+                "SELECT CAST(COALESCE(SUM(filesize), 0) AS SIGNED) FROM user_files \
+                 WHERE user_id = ? AND trashed_by IS NULL AND folder IN ({marks})"
+            )))
+            .bind(user_id);
+            for id in batch {
+                q = q.bind(id.as_str());
+            }
+            total = total.saturating_add(q.fetch_one(&mut *tx).await?);
+        }
+        tx.commit().await?;
+        Ok(total)
+    }
+
     async fn trash_expired(&self, before: i64, limit: i64) -> Result<Vec<(i64, String)>> {
         let mut out = Vec::new();
         for sql in [
