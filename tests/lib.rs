@@ -503,7 +503,7 @@ impl TestApp {
     /// the final status.
     pub async fn upload(&self, token: &str, name: &str, data: &[u8]) -> Value {
         let (code, init) = self.init(token, name, data).await;
-        assert_eq!(code, StatusCode::OK, "init: {init}");
+        assert_eq!(code, StatusCode::OK, "init: {init}\n{}", self.api_log_tail(20));
         if init["status"] == "instant" {
             return init;
         }

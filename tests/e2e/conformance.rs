@@ -669,8 +669,14 @@ async fn share_budget_suite(a: &dyn MetaRepo, b: &dyn MetaRepo) {
     let sized = a.share(&old.link).await.unwrap().unwrap();
     assert_eq!((sized.size, sized.bytes_sent), (Some(50), 100), "sized once, by the first");
 
-    let top = a.create_folder(user.id, "", "top", NameRule::Refuse, now).await.unwrap();
-    let sub = a.create_folder(user.id, &top.id, "sub", NameRule::Refuse, now).await.unwrap();
+    let top = a
+        .create_folder(user.id, "", "top", NameRule::Refuse, &TreeBounds { max_depth: 64, max_entries: None }, now)
+        .await
+        .unwrap();
+    let sub = a
+        .create_folder(user.id, &top.id, "sub", NameRule::Refuse, &TreeBounds { max_depth: 64, max_entries: None }, now)
+        .await
+        .unwrap();
     let put = |folder: &'static str, sha256: &'static str, filesize: i64| NewUserFile {
         user_id: user.id,
         filehash: "34".repeat(20).leak(),
