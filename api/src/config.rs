@@ -135,6 +135,21 @@ pub enum Command {
 }
 
 impl ApiConfig {
+    /// Whether strangers may reach this server: it listens beyond loopback,
+    /// its public URL names a host that is not loopback, or it sits behind
+    /// proxies. Then signup and quota defaults are the safe ones.
+    pub fn exposed(&self) -> bool {
+        let public_beyond_loopback = self.settings.public_url.as_deref().is_some_and(|u| {
+            match url::Url::parse(u).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
+                Some(url::Host::Ipv4(ip)) => !ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => !ip.is_loopback(),
+                Some(url::Host::Domain(d)) => !d.eq_ignore_ascii_case("localhost"),
+                None => true,
+            }
+        });
+        !self.listen.ip().is_loopback() || public_beyond_loopback || self.trusted_proxies.is_some()
+    }
+
     /// The rate-limit settings.
     pub fn rate_settings(&self) -> RateSettings {
         RateSettings {

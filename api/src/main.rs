@@ -7,7 +7,9 @@ const BAD_SETTING: u8 = 2;
 async fn main() -> ExitCode {
     shared::runtime::process::private_files();
     shared::runtime::crash::arm();
-    let config: api::config::ApiConfig = shared::runtime::process::parse_settings();
+    let mut config: api::config::ApiConfig = shared::runtime::process::parse_settings();
+    let exposed = config.exposed();
+    config.settings.set_exposed(exposed);
     if config.print_openapi {
         println!("{}", api::spec_json());
         return ExitCode::SUCCESS;
@@ -23,6 +25,7 @@ async fn main() -> ExitCode {
     }
     shared::runtime::process::init_tracing();
     let summary = config.settings.redacted_summary();
+    let defaults = config.settings.defaults_in_force();
     let app = match api::build(config).await {
         Ok(app) => app,
         Err(e) => {
@@ -31,7 +34,8 @@ async fn main() -> ExitCode {
         }
     };
     let addr = app.local_addr();
-    tracing::info!(settings = %summary, "started");
+    tracing::info!(settings = %summary, defaults = %defaults, "started");
+    println!("pan accounts: {defaults}");
     println!("pan is listening on http://{addr}/ — Swagger UI: http://{addr}/docs");
     match app.serve(shared::runtime::process::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

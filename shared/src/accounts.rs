@@ -45,10 +45,10 @@ pub struct AccountPolicy {
 impl AccountPolicy {
     pub(crate) fn from_settings(s: &Settings) -> Self {
         AccountPolicy {
-            signup: s.signup,
+            signup: s.signup_policy(),
             token_ttl: s.token_ttl,
-            quota_bytes: s.quota_bytes,
-            quota_files: s.quota_files,
+            quota_bytes: s.default_quota_bytes(),
+            quota_files: s.default_quota_files(),
             max_open_uploads: s.max_open_uploads,
             quota_entries: s.quota_entries,
         }

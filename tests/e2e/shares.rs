@@ -410,7 +410,10 @@ both!(a_folder_links_limit_counts_its_files_and_zips_and_a_used_up_one_serves_no
 // `Retry-After`), while holders who did keep their access.
 both!(
     wrong_passwords_are_limited_per_link_and_address_and_a_distributed_guesser_closes_only_new_unlocks,
-    |b: TestAppBuilder| b.env("PAN_SHARE_PASSWORD_RATE", "2").env("PAN_TRUSTED_PROXIES", "127.0.0.1"),
+    |b: TestAppBuilder| b
+        .env("PAN_SHARE_PASSWORD_RATE", "2")
+        .env("PAN_TRUSTED_PROXIES", "127.0.0.1")
+        .env("PAN_SIGNUP", "open"),
     |app| {
         let token = app.user(&uname("guess")).await;
         let f = put_file(&app, &token, "", "s.txt", b"secret").await;

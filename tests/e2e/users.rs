@@ -204,6 +204,7 @@ both!(
     x_forwarded_for_names_the_client_behind_a_trusted_proxy,
     |b: TestAppBuilder| b
         .env("PAN_TRUSTED_PROXIES", "127.0.0.1")
+        .env("PAN_SIGNUP", "open")
         .env("PAN_SIGNIN_RATE", "2")
         .env("PAN_SIGNIN_USER_RATE", "100"),
     |app| {
@@ -358,5 +359,40 @@ both!(
         let (code, _, err) = app.admin(&["set-password", "nobody-here"], "recovered pass\n");
         assert_eq!(code, Some(1), "{err}");
         assert!(err.contains("no such user"), "{err}");
+    }
+);
+
+both!(
+    /// Behind a proxy (or listening beyond loopback, or with a public URL
+    /// that is not loopback) strangers may reach pan: signup defaults to
+    /// invite and quotas to 10 GiB and 100,000 files, and start-up says so.
+    an_exposed_server_defaults_to_invites_and_quotas,
+    |b: TestAppBuilder| b.env("PAN_TRUSTED_PROXIES", "127.0.0.1"),
+    |app| {
+        let name = uname("exposed");
+        let (code, body) = app.post_json("/usr/signup", None, &json!({"username": name, "password": "correct horse"})).await;
+        assert_eq!((code, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("INVITE_REQUIRED")), "{body}");
+        let (code, out, err) = app.admin(&["create-user", &name], "correct horse\n");
+        assert_eq!(code, Some(0), "{out}{err}");
+        let token = app.signin(&name, "correct horse").await;
+        let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
+        assert_eq!((info["quota_bytes"].as_u64(), info["quota_files"].as_u64()), (Some(10 << 30), Some(100_000)), "{info}");
+        let log = app.api_log_tail(200);
+        assert!(log.contains("signup=invite (exposed default), quota bytes=10737418240 (exposed default)"), "{log}");
+    }
+);
+
+both!(
+    /// A setting given explicitly wins over the exposed defaults; the others
+    /// keep theirs.
+    explicit_settings_win_over_the_exposed_defaults,
+    |b: TestAppBuilder| b.env("PAN_TRUSTED_PROXIES", "127.0.0.1").env("PAN_SIGNUP", "open").env("PAN_QUOTA_BYTES", "unlimited"),
+    |app| {
+        let token = app.user(&uname("explicit")).await;
+        let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
+        assert!(info.get("quota_bytes").is_none(), "{info}");
+        assert_eq!(info["quota_files"].as_u64(), Some(100_000), "not set: the exposed default");
+        let log = app.api_log_tail(200);
+        assert!(log.contains("signup=open (set)"), "{log}");
     }
 );

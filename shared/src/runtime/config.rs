@@ -120,13 +120,15 @@ pub struct Settings {
     /// Each user's storage quota in bytes (a number, optionally with K, M,
     /// G or T for KiB…TiB, or `unlimited`). Files in the trash count.
     /// Uploads reserve their declared size at init. `api admin set-quota`
-    /// gives a user their own.
-    #[arg(long, env = "PAN_QUOTA_BYTES", default_value = "unlimited")]
-    pub quota_bytes: Limit,
+    /// gives a user their own. Default: `unlimited` on loopback, `10G` when
+    /// pan is exposed (see `PAN_SIGNUP`).
+    #[arg(long, env = "PAN_QUOTA_BYTES")]
+    pub quota_bytes: Option<Limit>,
 
     /// Each user's limit on files (open uploads count), or `unlimited`.
-    #[arg(long, env = "PAN_QUOTA_FILES", default_value = "unlimited")]
-    pub quota_files: Limit,
+    /// Default: `unlimited` on loopback, 100000 when pan is exposed.
+    #[arg(long, env = "PAN_QUOTA_FILES")]
+    pub quota_files: Option<Limit>,
 
     /// Each user's limit on files and folders together, live and in the
     /// trash (open uploads count), or `unlimited`: past it, a new folder or
@@ -158,8 +160,11 @@ pub struct Settings {
 
     /// Who may sign up: `open` (anyone), `invite` (with a one-time code from
     /// `api admin invite`) or `closed` (only `api admin create-user`).
-    #[arg(long, env = "PAN_SIGNUP", value_enum, default_value_t = SignupPolicy::Open)]
-    pub signup: SignupPolicy,
+    /// Default: `open` on loopback, `invite` when pan is exposed: listening
+    /// beyond loopback, a `PAN_PUBLIC_URL` whose host is not loopback, or
+    /// `PAN_TRUSTED_PROXIES` set. A disk anyone can fill is never a default.
+    #[arg(long, env = "PAN_SIGNUP", value_enum)]
+    pub signup: Option<SignupPolicy>,
 
     /// Seconds an upload may sit idle before it expires with its chunks.
     #[arg(long, env = "PAN_UPLOAD_TTL", default_value_t = 86_400,
@@ -181,6 +186,11 @@ pub struct Settings {
     #[arg(long, env = "PAN_WORKER_JOBS", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub worker_jobs: u32,
+
+    /// Whether strangers may reach this installation: not a setting, the
+    /// api derives it (see [`Settings::exposed`]).
+    #[arg(skip)]
+    exposed: bool,
 }
 
 /// Who may create an account through `POST /usr/signup`.
@@ -192,6 +202,17 @@ pub enum SignupPolicy {
     Invite,
     /// Nobody; the operator creates accounts.
     Closed,
+}
+
+impl SignupPolicy {
+    /// As the setting spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignupPolicy::Open => "open",
+            SignupPolicy::Invite => "invite",
+            SignupPolicy::Closed => "closed",
+        }
+    }
 }
 
 /// A limit that may be `unlimited`; numbers take K, M, G, T (binary) suffixes.
@@ -259,6 +280,58 @@ impl Settings {
     }
 
     /// A one-line description of the effective settings with secrets removed.
+    /// Whether strangers may reach this installation (set at start-up by
+    /// the api from its listen address, public URL and proxies): the
+    /// defaults of `PAN_SIGNUP` and the quotas follow it.
+    pub fn exposed(&self) -> bool {
+        self.exposed
+    }
+
+    /// Marks the installation as reachable by strangers (or not).
+    pub fn set_exposed(&mut self, exposed: bool) {
+        self.exposed = exposed;
+    }
+
+    /// Who may sign up: as set, or the default for how exposed pan is.
+    pub fn signup_policy(&self) -> SignupPolicy {
+        self.signup.unwrap_or(if self.exposed { SignupPolicy::Invite } else { SignupPolicy::Open })
+    }
+
+    /// The default byte quota: as set, or the default for how exposed pan is.
+    pub fn default_quota_bytes(&self) -> Limit {
+        self.quota_bytes.unwrap_or(if self.exposed { Limit(Some(10 << 30)) } else { Limit(None) })
+    }
+
+    /// The default file quota: as set, or the default for how exposed pan is.
+    pub fn default_quota_files(&self) -> Limit {
+        self.quota_files.unwrap_or(if self.exposed { Limit(Some(100_000)) } else { Limit(None) })
+    }
+
+    /// The account defaults in force, in one line for the start-up log.
+    pub fn defaults_in_force(&self) -> String {
+        let how = |set: bool| {
+            if set {
+                "set"
+            } else if self.exposed {
+                "exposed default"
+            } else {
+                "loopback default"
+            }
+        };
+        format!(
+            "signup={} ({}), quota bytes={} ({}), quota files={} ({}), entries={}, depth={}",
+            self.signup_policy().as_str(),
+            how(self.signup.is_some()),
+            self.default_quota_bytes(),
+            how(self.quota_bytes.is_some()),
+            self.default_quota_files(),
+            how(self.quota_files.is_some()),
+            self.quota_entries,
+            self.max_depth,
+        )
+    }
+
+    /// The stores this process uses, with secrets redacted, for the log.
     pub fn redacted_summary(&self) -> String {
         format!(
             "database={} redis={} store={} staging={}",
