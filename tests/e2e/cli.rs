@@ -569,7 +569,8 @@ async fn kill_and_rerun_at_once(app: &TestApp, times: u64, chunks: usize) {
             (unsafe { libc::kill(-group, 0) } != 0).then_some(())
         })
         .await;
-        assert_eq!(again.code, 0, "round {round}: {}{}", again.stdout, again.stderr);
+        let log = app.api_log_tail(40);
+        assert_eq!(again.code, 0, "round {round}: {}{}; the api log ends:\n{log}", again.stdout, again.stderr);
         let out = again.json();
         assert_eq!(out[0]["file"]["filesize"], data.len(), "round {round}: {out}");
         let _ = std::fs::remove_dir_all(pan.state_dir());
