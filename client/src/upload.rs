@@ -29,12 +29,22 @@
 //!
 //! If the future is dropped part-way (Ctrl-C), chunks in flight are lost and
 //! sent again by the next run; every chunk the server acknowledged stays.
+//!
+//! **Another sender.** A run thought dead (its wrapper was killed, not
+//! `pan`) may still be sending the same upload, and complete it first. A
+//! chunk it holds answers `CHUNK_BUSY`, which is waited out like any
+//! retry; a chunk, a declaration or a proof sent once the upload has all its
+//! chunks answers `merging` or `done` (or, for a declaration or a proof,
+//! `UPLOAD_NOT_UPLOADING`): this run then sends nothing more, and once all
+//! its sends have ended it does not call `complete` but waits for the merge
+//! and verifies the stored file like any other. `complete` is only ever
+//! called once every send of this run has ended.
 
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -335,15 +345,19 @@ impl Uploader {
         let file = Arc::new(std::fs::File::open(&path).map_err(UploadError::io(&path))?);
         let missing: Vec<u64> = (0..count).filter(|i| !held.contains(i)).collect();
         let sent = Arc::new(AtomicU64::new(0));
+        // Set once an answer says the upload has all its chunks (another
+        // sender completed it): nothing more is sent, and complete is not called.
+        let settled = Arc::new(AtomicBool::new(false));
         let mut tasks = JoinSet::new();
         for &i in &missing {
             let chunk = Chunk { index: i, offset: i * size, len: chunk_len(i) };
             let (this, file, path, id) = (self.clone(), file.clone(), path.clone(), id.clone());
-            let (observe, sent) = (observe.clone(), sent.clone());
+            let (observe, sent, settled) = (observe.clone(), sent.clone(), settled.clone());
             tasks.spawn(async move {
-                this.send_chunk(&file, &path, before, &id, chunk).await?;
-                sent.fetch_add(1, Ordering::Relaxed);
-                observe(Event::Sent(chunk.len));
+                if this.send_chunk(&file, &path, before, &id, chunk, &settled).await? {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    observe(Event::Sent(chunk.len));
+                }
                 Ok::<(), UploadError>(())
             });
         }
@@ -363,21 +377,30 @@ impl Uploader {
                 if stamp(&path)? != before {
                     return Err(UploadError::Changed(path));
                 }
-                let declared: types::InitResponse = self
-                    .session
-                    .call(
-                        Method::POST,
-                        "/file/mupload/declare",
-                        &[("uploadID", &id)],
-                        Some(&json!({"filehash": sha1, "sha256": sha256})),
-                    )
-                    .await?;
+                let declared: Option<types::InitResponse> = not_uploading(
+                    self.session
+                        .call(
+                            Method::POST,
+                            "/file/mupload/declare",
+                            &[("uploadID", &id)],
+                            Some(&json!({"filehash": sha1, "sha256": sha256})),
+                        )
+                        .await,
+                    &settled,
+                )?;
                 // Kept only once the server knows them: a later run inits by
-                // them, and finds this upload only if they were declared.
+                // them, and finds this upload only if they were declared
+                // (or, when it was completed without this run, by the one
+                // that did: then the merge checks them).
                 (state.sha1, state.sha256) = (Some(sha1.clone()), Some(sha256.clone()));
                 self.save(&state_file, &state)?;
-                let declared = self.prove_if_asked(&path, declared).await?;
-                if matches!(declared.status, types::InitStatus::Instant) {
+                let declared = match declared {
+                    Some(d) => not_uploading(self.prove_if_asked(&path, d).await, &settled)?,
+                    None => None,
+                };
+                if let Some(declared) = declared
+                    && matches!(declared.status, types::InitStatus::Instant)
+                {
                     tasks.abort_all();
                     let _ = std::fs::remove_file(&state_file);
                     let file = declared.file.ok_or_else(|| ApiError::Protocol("instant without a file".into()))?;
@@ -391,8 +414,12 @@ impl Uploader {
             done.expect("a chunk task panicked")?;
         }
 
-        // 4. Unchanged? complete, wait, verify.
-        if stamp(&path)? != before {
+        // 4. Unchanged? complete, wait, verify. An upload another sender
+        //    completed is past aborting: its merge verifies what it got
+        //    against the declared hashes, and this run the stored file
+        //    against its own.
+        let settled = settled.load(Ordering::Relaxed);
+        if !settled && stamp(&path)? != before {
             let _ = self
                 .session
                 .send(|| self.session.request(Method::DELETE, "/file/mupload/abort").query(&[("uploadID", &id)]))
@@ -401,8 +428,13 @@ impl Uploader {
             return Err(UploadError::Changed(path));
         }
         observe(Event::Merging);
-        let _: types::CompleteResult =
-            self.session.call(Method::POST, "/file/mupload/complete", &[("uploadID", &id)], None).await?;
+        // Every send of this run has ended here (all tasks joined).
+        let mut completed = settled;
+        if !completed {
+            let _: types::CompleteResult =
+                self.session.call(Method::POST, "/file/mupload/complete", &[("uploadID", &id)], None).await?;
+            completed = true;
+        }
         let mut wait = Duration::from_millis(50);
         let file = loop {
             let s: types::UploadStatus =
@@ -416,6 +448,12 @@ impl Uploader {
                     let reason = s.reason.unwrap_or_else(|| "no reason given".into());
                     return Err(UploadError::Failed { path, reason });
                 }
+                // Only after an answer said otherwise, which states never undo.
+                types::UploadState::Uploading if !completed => {
+                    let _: types::CompleteResult =
+                        self.session.call(Method::POST, "/file/mupload/complete", &[("uploadID", &id)], None).await?;
+                    completed = true;
+                }
                 _ => {
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(1));
@@ -423,10 +461,10 @@ impl Uploader {
             }
         };
         let _ = std::fs::remove_file(&state_file);
-        let how = if was_resumed || !held.is_empty() { "resumed" } else { "uploaded" };
-        let mut outcome = self.verified(path, file, how, missing.len() as u64, count, &sha1, &sha256)?;
-        outcome.chunks_held = held.len() as u64;
-        Ok(outcome)
+        // Chunks this run sent that another sender's got there first count as held.
+        let sent = sent.load(Ordering::Relaxed);
+        let how = if was_resumed || !held.is_empty() || sent < missing.len() as u64 { "resumed" } else { "uploaded" };
+        self.verified(path, file, how, sent, count, &sha1, &sha256)
     }
 
     /// Answers an init's or a declare's `challenge` from the file's own
@@ -449,7 +487,9 @@ impl Uploader {
     }
 
     /// Sends one chunk, read from its region of the file into one buffer,
-    /// with its `Upload-Checksum`, once a slot is free.
+    /// with its `Upload-Checksum`, once a slot is free. True when the server
+    /// stored it; false when the upload needed it no more (`settled` says
+    /// so, set here when the answer tells it: nothing more is sent then).
     async fn send_chunk(
         &self,
         file: &Arc<std::fs::File>,
@@ -457,10 +497,14 @@ impl Uploader {
         before: Stamp,
         id: &str,
         chunk: Chunk,
-    ) -> Result<(), UploadError> {
+        settled: &AtomicBool,
+    ) -> Result<bool, UploadError> {
         let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
         if let Some(d) = self.chunk_delay {
             tokio::time::sleep(d).await;
+        }
+        if settled.load(Ordering::Relaxed) {
+            return Ok(false);
         }
         if stamp(path)? != before {
             return Err(UploadError::Changed(path.to_owned()));
@@ -479,7 +523,8 @@ impl Uploader {
         let checksum = format!("sha1 {}", base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(&bytes)));
         let bytes = bytes::Bytes::from(bytes);
         let idx = chunk.index.to_string();
-        self.session
+        let sent = self
+            .session
             .send(|| {
                 self.session
                     .request(Method::POST, "/file/mupload/uppart")
@@ -488,8 +533,16 @@ impl Uploader {
                     .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
                     .body(bytes.clone())
             })
-            .await?;
-        Ok(())
+            .await;
+        let Some(resp) = not_uploading(sent, settled)? else { return Ok(false) };
+        let bytes = resp.bytes().await.map_err(|e| ApiError::Network { base: self.session.base.clone(), source: e })?;
+        let receipt: types::ChunkReceipt = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::Protocol(format!("POST /file/mupload/uppart: {e}")))?;
+        if matches!(receipt.state, types::UploadState::Uploading) {
+            return Ok(true);
+        }
+        settled.store(true, Ordering::Relaxed);
+        Ok(false)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -518,6 +571,20 @@ impl Uploader {
             _ => {}
         }
         Ok(Outcome { local, file, how, chunks_sent: sent, chunks_held: count - sent })
+    }
+}
+
+/// An answer, or `None` (with `settled` set) when it is 409
+/// `UPLOAD_NOT_UPLOADING`: the upload left `uploading` (another sender
+/// completed it, or its merge failed); the status poll says which.
+fn not_uploading<T>(answer: Result<T, impl Into<UploadError>>, settled: &AtomicBool) -> Result<Option<T>, UploadError> {
+    match answer.map_err(Into::into) {
+        Ok(t) => Ok(Some(t)),
+        Err(UploadError::Api(e)) if e.code() == Some("UPLOAD_NOT_UPLOADING") => {
+            settled.store(true, Ordering::Relaxed);
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -154,6 +154,39 @@ pub struct ChunkRequest {
     pub min_rate: u64,
 }
 
+/// What became of a chunk's send.
+#[derive(Debug)]
+pub enum ChunkOutcome {
+    /// The chunk counts: its bytes are stored (or, sent again after the
+    /// running hash passed it, equal to the stored ones).
+    Stored(UploadSession),
+    /// The upload needs no chunks any more (`merging` or `done`, as the
+    /// session says): the body was read and dropped.
+    NotNeeded(UploadSession),
+}
+
+/// What [`Uploads::receive_leased`] did.
+enum Received {
+    /// The chunk counts.
+    Stored,
+    /// The upload left `uploading` for `merging` or `done` before the bytes
+    /// were looked at: here it is now.
+    Settled(Box<UploadSession>),
+}
+
+/// Reads and drops the body of a chunk `session` does not need (it is
+/// `merging` or `done`), held to the length, idle and rate rules; nothing is
+/// stored or compared.
+async fn not_needed<S>(session: UploadSession, chunk: ChunkRequest, body: &mut S) -> Result<ChunkOutcome>
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
+{
+    let rules = receive::BodyRules { checksum: None, min_rate: chunk.min_rate };
+    receive::discard_chunk(chunk.index, session.plan.chunk_len(chunk.index), rules, body).await?;
+    tracing::info!(upload = %session.id, index = chunk.index, state = %session.state, "chunk not needed: the upload has all its chunks");
+    Ok(ChunkOutcome::NotNeeded(session))
+}
+
 /// The upload use cases of one installation.
 #[derive(Clone)]
 pub struct Uploads {
@@ -525,16 +558,20 @@ impl Uploads {
     /// store (durably), then records it and lets the running hash advance.
     /// One send of a chunk at a time ([`Error::ChunkBusy`] for another); a
     /// chunk the running hash has passed is only compared with what is stored
-    /// ([`Error::ChunkConflict`] when it differs). On an error the body may be
-    /// partly unread (the caller decides whether to drain it).
+    /// ([`Error::ChunkConflict`] when it differs). An upload that has all its
+    /// chunks already (`merging` or `done`: another send, maybe of a run the
+    /// client thinks dead, completed it) needs none: the body is read and
+    /// dropped, nothing stored or compared (the merge verifies the whole
+    /// file), and the answer is [`ChunkOutcome::NotNeeded`]. On an error the
+    /// body may be partly unread (the caller decides whether to drain it).
     #[tracing::instrument(name = "receive chunk", skip(self, user, body), fields(user = user.id, index = chunk.index))]
-    pub async fn put_chunk<S>(&self, user: &User, id: &str, chunk: ChunkRequest, body: &mut S) -> Result<UploadSession>
+    pub async fn put_chunk<S>(&self, user: &User, id: &str, chunk: ChunkRequest, body: &mut S) -> Result<ChunkOutcome>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
     {
         let ChunkRequest { index, content_length, .. } = chunk;
         let session = self.owned_session(user, id).await?;
-        if session.state != UploadState::Uploading {
+        if session.state == UploadState::Failed {
             return Err(Error::NotUploading { state: session.state.to_string() });
         }
         session.plan.check_index(index)?;
@@ -554,13 +591,18 @@ impl Uploads {
             }
             _ => {}
         }
+        if session.state != UploadState::Uploading {
+            return not_needed(session, chunk, body).await;
+        }
         let lease = running_hash::Lease::take(&self.hash.leases, &session.id, &uploads::chunk_lease(index)).await?;
         let lease = lease.ok_or(Error::ChunkBusy { index })?;
         let in_flight = running_hash::SendInFlight::begin();
         let received = self.receive_leased(&session, chunk, body).await;
         drop(in_flight);
         lease.release().await;
-        received?;
+        if let Received::Settled(now) = received? {
+            return not_needed(*now, chunk, body).await;
+        }
         crate::runtime::metrics::CHUNKS_RECEIVED.inc();
         crate::runtime::metrics::CHUNK_BYTES.add(expected);
         let (hash, advancing) = (self.hash.clone(), session.clone());
@@ -569,11 +611,11 @@ impl Uploads {
                 tracing::warn!(upload = %advancing.id, error = %e, "advancing the running hash failed; the merge hashes the rest");
             }
         });
-        Ok(session)
+        Ok(ChunkOutcome::Stored(session))
     }
 
     /// [`put_chunk`] once the chunk's lease is held.
-    async fn receive_leased<S>(&self, session: &UploadSession, chunk: ChunkRequest, body: &mut S) -> Result<()>
+    async fn receive_leased<S>(&self, session: &UploadSession, chunk: ChunkRequest, body: &mut S) -> Result<Received>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
     {
@@ -585,7 +627,10 @@ impl Uploads {
         // The session read now also says how far the running hash has got.
         let hashed = match self.sessions.get(id).await? {
             Some(s) if s.state == UploadState::Uploading => s.hashed,
-            Some(s) => return Err(Error::NotUploading { state: s.state.to_string() }),
+            Some(s) if s.state == UploadState::Failed => {
+                return Err(Error::NotUploading { state: s.state.to_string() });
+            }
+            Some(s) => return Ok(Received::Settled(Box::new(s))),
             None => return Err(Error::UploadNotFound),
         };
         let staged = self.sessions.chunk(id, index).await?;
@@ -601,7 +646,7 @@ impl Uploads {
             }
             // The same bytes again: nothing to write; the mark keeps the session alive.
             self.sessions.mark_chunk(id, index, &key, crate::now()).await?;
-            return Ok(());
+            return Ok(Received::Stored);
         }
         // A send again of a chunk received before replaces it only once it has
         // fully arrived: the earlier bytes stay whole until then.
@@ -616,7 +661,7 @@ impl Uploads {
                 if let Some(previous) = replaced {
                     crate::stores::objects::delete_quietly(&*self.staging, &Path::from(previous)).await;
                 }
-                Ok(())
+                Ok(Received::Stored)
             }
             Err(e) => {
                 // Aborted or expired while the bytes were in flight.

@@ -205,30 +205,45 @@ both!(
     }
 );
 
-both!(chunks_after_complete_or_abort_are_refused, |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "1024"), |app| {
-    let token = app.user(&uname("late")).await;
-    let data = test_bytes(2048, 2);
-    let done = app.upload(&token, "a.bin", &data).await;
-    assert_eq!(done["state"], "done");
-    let id = done["uploadID"].as_str().unwrap();
-    let (code, body) = app.put_chunk(&token, id, 0, data[..1024].to_vec()).await;
-    assert_error(code, &body, StatusCode::CONFLICT, "chunk after complete");
-    assert_eq!(body["code"], "UPLOAD_NOT_UPLOADING");
+// A chunk sent to a finished upload is read and answered 200 with state
+// `done` (a resumed client learns it is over), whatever its bytes, and
+// nothing is staged; one of a bad index or length is still refused; a chunk
+// after abort is 404.
+both!(
+    chunks_after_complete_are_answered_done_and_after_abort_refused,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "1024"),
+    |app| {
+        let token = app.user(&uname("late")).await;
+        let data = test_bytes(2048, 2);
+        let done = app.upload(&token, "a.bin", &data).await;
+        assert_eq!(done["state"], "done");
+        let id = done["uploadID"].as_str().unwrap();
+        let staged = app.staging();
+        let (code, body) = app.put_chunk(&token, id, 0, test_bytes(1024, 99)).await;
+        assert_eq!(code, StatusCode::OK, "chunk after complete: {body}");
+        assert_eq!(body, json!({"uploadID": id, "chkidx": 0, "size": 1024, "state": "done"}));
+        assert_eq!(app.staging().keys().collect::<Vec<_>>(), staged.keys().collect::<Vec<_>>(), "nothing staged");
+        let (code, body) = app.put_chunk(&token, id, 2, data[..1024].to_vec()).await;
+        assert_error(code, &body, StatusCode::BAD_REQUEST, "chunk index past the end");
+        let (code, body) = app.put_chunk(&token, id, 1, data[..1000].to_vec()).await;
+        assert_error(code, &body, StatusCode::BAD_REQUEST, "short chunk");
+        assert_eq!(body["code"], "CHUNK_SIZE_MISMATCH");
 
-    let data = test_bytes(2048, 3);
-    let (_, init) = app.init(&token, "b.bin", &data).await;
-    let id = init["uploadID"].as_str().unwrap().to_owned();
-    app.put_chunk(&token, &id, 0, data[..1024].to_vec()).await;
-    let (code, _) = app.call("DELETE", &format!("/file/mupload/abort?uploadID={id}"), Some(&token)).await;
-    assert_eq!(code, StatusCode::NO_CONTENT);
-    assert!(app.staging().is_empty(), "abort must delete staged chunks: {:?}", app.staging().keys());
-    let (code, body) = app.put_chunk(&token, &id, 1, data[1024..].to_vec()).await;
-    assert_error(code, &body, StatusCode::NOT_FOUND, "chunk after abort");
-    let (code, body) = app.status(&token, &id).await;
-    assert_error(code, &body, StatusCode::NOT_FOUND, "status after abort");
-    let (code, body) = app.complete(&token, &id).await;
-    assert_error(code, &body, StatusCode::NOT_FOUND, "complete after abort");
-});
+        let data = test_bytes(2048, 3);
+        let (_, init) = app.init(&token, "b.bin", &data).await;
+        let id = init["uploadID"].as_str().unwrap().to_owned();
+        app.put_chunk(&token, &id, 0, data[..1024].to_vec()).await;
+        let (code, _) = app.call("DELETE", &format!("/file/mupload/abort?uploadID={id}"), Some(&token)).await;
+        assert_eq!(code, StatusCode::NO_CONTENT);
+        assert!(app.staging().is_empty(), "abort must delete staged chunks: {:?}", app.staging().keys());
+        let (code, body) = app.put_chunk(&token, &id, 1, data[1024..].to_vec()).await;
+        assert_error(code, &body, StatusCode::NOT_FOUND, "chunk after abort");
+        let (code, body) = app.status(&token, &id).await;
+        assert_error(code, &body, StatusCode::NOT_FOUND, "status after abort");
+        let (code, body) = app.complete(&token, &id).await;
+        assert_error(code, &body, StatusCode::NOT_FOUND, "complete after abort");
+    }
+);
 
 both!(
     an_expired_upload_is_gone,

@@ -520,3 +520,67 @@ both!(
         assert!(std::fs::read_dir(pan.state_dir()).unwrap().next().is_none(), "no state file left");
     }
 );
+
+/// `pan put` SIGKILLed part-way and run again at once, `times` times, each
+/// with a new file of `chunks` small chunks, as the issue measured it from
+/// outside: the kill lands on what the user started, a wrapper around `pan`
+/// (as with `timeout`, `cargo run` or a shell script), so the killed run's
+/// `pan` goes on sending beside the new run. The new run finds chunks it
+/// holds busy, and the upload completed by it while its own sends are still
+/// retrying. (Killing `pan` itself never failed here: no sender is left.)
+/// Every second run must exit 0 with the file stored and verified (pan
+/// checks the stored SHA-1 and SHA-256 against the local file's).
+async fn kill_and_rerun_at_once(app: &TestApp, times: u64, chunks: usize) {
+    let pan = Pan::new(app);
+    let name = uname("clirerun");
+    pan.login(app, &name).await;
+    let token = app.signin(&name, "correct horse").await;
+    let local = tempfile::tempdir().unwrap();
+    for round in 0..times {
+        let data = test_bytes(chunks * 65536 - 17, 300 + round);
+        let file = write(local.path(), &format!("f{round}.bin"), &data);
+        let file = file.to_str().unwrap();
+        let pan_bin = binary("pan");
+        let mut wrapper = tokio::process::Command::new("sh");
+        wrapper.env_clear().args(["-c", "\"$0\" \"$@\"; exit $?", pan_bin.to_str().unwrap()]);
+        wrapper.args(["put", file, "/r", "-q", "--jobs", "1"]);
+        for (k, v) in pan.command(&[]).as_std().get_envs() {
+            if let Some(v) = v {
+                wrapper.env(k, v);
+            }
+        }
+        // Slowed down so that the kill comes part-way.
+        let mut first =
+            wrapper.env("PAN_TEST_CHUNK_DELAY_MS", "30").process_group(0).kill_on_drop(true).spawn().unwrap();
+        let group = first.id().expect("running") as i32;
+        let id = pan.upload_id_in_state().await;
+        let held = tokio::time::timeout(std::time::Duration::from_secs(30), until_chunks_held(app, &token, &id, 2));
+        assert!(held.await.is_ok(), "round {round}: no chunks arrive; the api log ends:\n{}", app.api_log_tail(40));
+        first.start_kill().unwrap();
+        first.wait().await.unwrap();
+
+        let again = pan.run(&["put", file, "/r", "--json"]).await;
+        // The killed run's pan, if it still runs, ends with the round (and
+        // writes no state file into the next one).
+        // SAFETY: kill(2) on the process group this test made for the wrapper.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+        eventually(10, "the killed run's pan to be gone", || async {
+            // SAFETY: signal 0 only asks whether the group has a process left.
+            (unsafe { libc::kill(-group, 0) } != 0).then_some(())
+        })
+        .await;
+        let log = app.api_log_tail(40);
+        assert_eq!(again.code, 0, "round {round}: {}{}; the api log ends:\n{log}", again.stdout, again.stderr);
+        let out = again.json();
+        assert_eq!(out[0]["file"]["filesize"], data.len(), "round {round}: {out}");
+        let _ = std::fs::remove_dir_all(pan.state_dir());
+    }
+}
+
+both!(
+    a_pan_put_killed_and_run_again_at_once_succeeds_20_times_in_a_row,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
+    |app| {
+        kill_and_rerun_at_once(&app, 20, 32).await;
+    }
+);

@@ -21,6 +21,44 @@ fn staged_by_index(app: &TestApp, id: &str) -> BTreeMap<u64, Vec<Vec<u8>>> {
     out
 }
 
+// While an upload is `merging`, a chunk sent again (another sender's, with
+// other bytes even) is read and answered 200 with state `merging`: nothing
+// is staged or compared, the upload's chunks stay as they were, and
+// `complete` still reports `merging`.
+both!(
+    a_chunk_sent_while_merging_is_answered_merging_and_changes_nothing,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096").env("PAN_EMBEDDED_WORKERS", "false").workers(0),
+    |app| {
+        let token = app.user(&uname("merging")).await;
+        let data = test_bytes(4096 * 2 + 10, 8);
+        let (_, init) = app.init(&token, "m.bin", &data).await;
+        let id = init["uploadID"].as_str().unwrap().to_owned();
+        for i in 0..3u64 {
+            let (code, body) = app
+                .put_chunk(&token, &id, i, data[i as usize * 4096..((i as usize + 1) * 4096).min(data.len())].to_vec())
+                .await;
+            assert_eq!(code, StatusCode::OK, "{body}");
+            assert_eq!(body["state"], "uploading", "{body}");
+        }
+        let (code, body) = app.complete(&token, &id).await;
+        assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+        let staged = app.staging();
+
+        let (code, body) = app.put_chunk(&token, &id, 1, test_bytes(4096, 77)).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        assert_eq!(body, serde_json::json!({"uploadID": id, "chkidx": 1, "size": 4096, "state": "merging"}));
+        let (code, body) = app.put_chunk(&token, &id, 2, data[8192..].to_vec()).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        assert_eq!(body["state"], "merging");
+        assert!(app.staging() == staged, "nothing staged or replaced");
+        let (_, status) = app.status(&token, &id).await;
+        assert_eq!(status["state"], "merging");
+        assert_eq!(status["uploaded"], serde_json::json!([0, 1, 2]));
+        let (code, body) = app.complete(&token, &id).await;
+        assert_eq!((code, &body["state"]), (StatusCode::ACCEPTED, &serde_json::json!("merging")), "{body}");
+    }
+);
+
 both!(
     chunks_in_random_order_from_four_tasks_with_repeats_stage_exactly_the_right_bytes,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096").env("PAN_EMBEDDED_WORKERS", "false").workers(0),

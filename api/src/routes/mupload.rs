@@ -243,7 +243,10 @@ pub struct UploadStatus {
     pub updated_at: i64,
 }
 
-/// A chunk was stored.
+/// A chunk was received. `state` is the upload's: `uploading` when this
+/// chunk was stored; `merging` or `done` when it was not needed because the
+/// upload already has every chunk (another send completed it): stop
+/// sending, do not call complete, poll status.
 #[derive(Debug, Object)]
 pub struct ChunkReceipt {
     /// The upload's id.
@@ -253,6 +256,8 @@ pub struct ChunkReceipt {
     pub chkidx: u64,
     /// The chunk's length in bytes.
     pub size: u64,
+    // (No doc comment: see InitResponse.)
+    pub state: UploadStateDto,
 }
 
 /// The state after complete: `merging` right after it; later calls report
@@ -513,8 +518,13 @@ impl UploadApi {
     /// after `Retry-After`). Sending a chunk again replaces it until the
     /// server's running hash has passed it (`hashed_count` in status);
     /// after that only the same bytes are accepted, other bytes get 409
-    /// `CHUNK_CONFLICT`. Optional `Upload-Checksum: sha1 <base64>` (the
-    /// tus checksum format) is verified before the chunk counts.
+    /// `CHUNK_CONFLICT`. Once the upload has every chunk (`merging` or
+    /// `done`, say because an earlier run of the same client completed it),
+    /// a chunk is read, dropped and answered 200 with that `state`: nothing
+    /// is stored or compared, since the merge verifies the whole file. A
+    /// `failed` upload answers 409 `UPLOAD_NOT_UPLOADING`. Optional
+    /// `Upload-Checksum: sha1 <base64>` (the tus checksum format) is
+    /// verified before a chunk counts.
     #[oai(path = "/uppart", method = "post", operation_id = "upload_part", transform = "default_octet_stream")]
     #[allow(clippy::too_many_arguments, reason = "each argument is one extractor of the request")]
     async fn uppart(
@@ -547,11 +557,14 @@ impl UploadApi {
             state.services.uploads.put_chunk(&auth.0, &upload_id.0, chunk, &mut stream).await
         };
         match received.await {
-            Ok(session) => Ok(Json(ChunkReceipt {
-                upload_id: upload_id.0,
-                chkidx: chkidx.0,
-                size: session.plan.chunk_len(chkidx.0),
-            })),
+            Ok(upload::ChunkOutcome::Stored(session) | upload::ChunkOutcome::NotNeeded(session)) => {
+                Ok(Json(ChunkReceipt {
+                    upload_id: upload_id.0,
+                    chkidx: chkidx.0,
+                    size: session.plan.chunk_len(chkidx.0),
+                    state: session.state.into(),
+                }))
+            }
             Err(e) => {
                 // Read what is left of the body, so a client that sends it all
                 // before reading the answer gets this error, not a broken pipe.

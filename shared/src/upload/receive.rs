@@ -130,6 +130,28 @@ async fn receive<P: Pieces>(
     Ok(got)
 }
 
+/// Nowhere: the pieces of a chunk nobody needs.
+struct Discard;
+
+impl Pieces for Discard {
+    async fn put(&mut self, _piece: Bytes) -> Result<(), ChunkWriteError> {
+        Ok(())
+    }
+}
+
+/// Receives a chunk the upload does not need any more (it has all its
+/// chunks) under the same rules, keeping none of it: the client that sent
+/// it all before reading the answer gets one, and one that trickles is
+/// still cut off.
+pub async fn discard_chunk(
+    index: u64,
+    expected: u64,
+    rules: BodyRules,
+    body: &mut ChunkBody<'_>,
+) -> Result<(), ChunkWriteError> {
+    receive(&mut Discard, index, expected, rules, body).await.map(|_| ())
+}
+
 /// A comparison with the bytes stored before: `differs` once they do.
 struct Compare {
     stored: ByteStream,
