@@ -87,10 +87,10 @@ pub struct FileList {
 #[derive(Debug, Object)]
 pub struct RenameRequest {
     /// The file's id.
-    #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
+    #[oai(nullable, validator(pattern = r"^[0-9a-f]{32}$"))]
     pub id: Option<Text>,
     /// SHA-1 of the file (while it names exactly one of your files).
-    #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
+    #[oai(nullable, validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
     pub filehash: Option<Text>,
     /// The new name: 1-255 bytes of UTF-8, no `/`, no control characters,
     /// not `.` or `..`.

@@ -205,7 +205,7 @@ pub struct SearchResults {
 #[derive(Debug, Object)]
 pub struct CreateFolderRequest {
     /// The folder to make it in; absent: the root.
-    #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
+    #[oai(nullable, validator(pattern = r"^[0-9a-f]{32}$"))]
     pub parent: Option<Text>,
     /// Its name: 1-255 bytes of UTF-8, no `/`, no control characters, not `.` or `..`.
     #[oai(validator(
@@ -227,14 +227,17 @@ pub struct MoveRequest {
     pub id: Text,
     /// The folder to move it into; the empty string for the root; absent:
     /// it stays where it is.
-    #[oai(validator(pattern = r"^([0-9a-f]{32})?$"))]
+    #[oai(nullable, validator(pattern = r"^([0-9a-f]{32})?$"))]
     pub to: Option<Text>,
     /// Its new name; absent: it keeps its name.
-    #[oai(validator(
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff\U000e0000-\U000e007f]+$"
-    ))]
+    #[oai(
+        nullable,
+        validator(
+            min_length = 1,
+            max_length = 255,
+            pattern = r"^[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff\U000e0000-\U000e007f]+$"
+        )
+    )]
     pub name: Option<Text>,
     // When the name is taken there: `refuse` (the default) or `rename`.
     pub on_conflict: Option<OnConflict>,
@@ -378,7 +381,8 @@ impl FolderApi {
 
     /// List a folder.
     ///
-    /// Name it by `id` or by `path` (neither: the root). Folders come first,
+    /// Name it by `id` or by `path` (neither: the root; both: the folder at
+    /// `path`, which must have that `id`, else 404). Folders come first,
     /// then files, sorted by `sort` in `order`; pages of `limit` entries,
     /// each answer's `next_cursor` fetching the next (keep `sort` and
     /// `order`).
@@ -392,7 +396,7 @@ impl FolderApi {
         #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
         id: Query<Option<String>>,
         /// The folder's path, e.g. `/photos/2026` (instead of `id`).
-        #[oai(validator(max_length = 16384))]
+        #[oai(validator(max_length = 16384, pattern = r"^/"))]
         path: Query<Option<String>>,
         /// Sort by `name` (default), `size` or `time`.
         sort: Query<Option<SortBy>>,
@@ -407,8 +411,13 @@ impl FolderApi {
     ) -> Result<Json<FolderListing>, TreeReadErrors> {
         let (sort, order) = (sort.0.unwrap_or(SortBy::Name), order.0.unwrap_or(SortOrder::Asc));
         let folder = match (id.0.as_deref(), path.0.as_deref()) {
-            (Some(_), Some(_)) => {
-                return Err(shared::Error::invalid("INVALID_REQUEST", "name the folder by `id` or by `path`").into());
+            // Both: the folder at `path`, which must be the one `id` names.
+            (Some(id), Some(p)) => {
+                let folder = state.services.tree.resolve_folder(&auth.0, p).await?;
+                if folder.as_ref().map_or("", |d| d.id.as_str()) != id {
+                    return Err(shared::Error::FolderNotFound.into());
+                }
+                folder
             }
             (None, Some(p)) => state.services.tree.resolve_folder(&auth.0, p).await?,
             (id, None) => named_folder(&state, &auth.0, id).await?,
@@ -438,8 +447,8 @@ impl FolderApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        /// The path, starting with `/`.
-        #[oai(validator(max_length = 16384))]
+        /// The path, starting with `/` and naming something (not the root).
+        #[oai(validator(max_length = 16384, pattern = r"^/+[^/]"))]
         path: Query<String>,
     ) -> Result<Json<TreeEntry>, TreeReadErrors> {
         let item = match state.services.tree.resolve(&auth.0, &path.0).await? {

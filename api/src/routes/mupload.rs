@@ -40,7 +40,7 @@ pub struct InitRequest {
     /// SHA-1 of the whole file, 40 hex characters. Absent: start sending
     /// now and declare the hashes at `/file/mupload/declare` once the file
     /// is hashed (before `complete`).
-    #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
+    #[oai(nullable, validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
     pub filehash: Option<Text>,
     /// Size of the whole file in bytes.
     #[oai(validator(minimum(value = "0")))]
@@ -49,18 +49,18 @@ pub struct InitRequest {
     /// Optional, but resume and instant upload need it (content is
     /// identified by SHA-256 and size; SHA-1 alone is not collision-safe);
     /// the merge verifies it.
-    #[oai(validator(pattern = r"^[0-9A-Fa-f]{64}$"))]
+    #[oai(nullable, validator(pattern = r"^[0-9A-Fa-f]{64}$"))]
     pub sha256: Option<Text>,
     /// For an init without `filehash`: the client's own token for the local
     /// file (e.g. a hash of its path, size and modification time), 1-128
     /// printable ASCII characters. An init with the same fingerprint and
     /// size finds your unfinished upload and answers `resume`. Ignored
     /// when `filehash` is given (such uploads resume by their hashes).
-    #[oai(validator(pattern = r"^[!-~]{1,128}$"))]
+    #[oai(nullable, validator(pattern = r"^[!-~]{1,128}$"))]
     pub fingerprint: Option<Text>,
     /// The folder to put the file in (its id); absent: the root. When the
     /// folder is deleted before the upload finishes, the file goes to the root.
-    #[oai(validator(pattern = r"^([0-9a-f]{32})?$"))]
+    #[oai(nullable, validator(pattern = r"^([0-9a-f]{32})?$"))]
     pub folder: Option<Text>,
     // When `filename` is taken in that folder: `rename` (the default: the
     // first free `name (n).ext`) or `refuse` (409 `NAME_TAKEN` now). A name

@@ -30,13 +30,13 @@ pub struct CreateShareRequest {
     #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
     pub id: Text,
     /// A password the link's holders must give.
-    #[oai(validator(min_length = 8, max_length = 1024, pattern = r"^[^\x00]*$"))]
+    #[oai(nullable, validator(min_length = 8, max_length = 1024, pattern = r"^[^\x00]*$"))]
     pub password: Option<Text>,
     /// Seconds until the link stops working (0: never).
-    #[oai(validator(minimum(value = "0"), maximum(value = "3153600000")))]
+    #[oai(nullable, validator(minimum(value = "0"), maximum(value = "3153600000")))]
     pub expires_in: Option<i64>,
     /// How many downloads it allows.
-    #[oai(validator(minimum(value = "1"), maximum(value = "1000000000")))]
+    #[oai(nullable, validator(minimum(value = "1"), maximum(value = "1000000000")))]
     pub max_downloads: Option<i64>,
 }
 
@@ -371,7 +371,7 @@ impl PublicShareApi {
         #[oai(validator(max_length = 256))]
         access: Query<Option<String>>,
         /// A folder inside the shared folder, e.g. `/photos` (default `/`: the shared folder).
-        #[oai(validator(max_length = 16384))]
+        #[oai(validator(max_length = 16384, pattern = r"^/"))]
         path: Query<Option<String>>,
         /// Sort by `name` (default), `size` or `time`.
         sort: Query<Option<SortBy>>,
@@ -433,7 +433,7 @@ impl PublicShareApi {
         #[oai(validator(max_length = 256))]
         access: Query<Option<String>>,
         /// For a shared folder: the file inside it, e.g. `/photos/a.jpg`.
-        #[oai(validator(max_length = 16384))]
+        #[oai(validator(max_length = 16384, pattern = r"^/"))]
         path: Query<Option<String>>,
         /// `bytes=first-last`, `bytes=first-` or `bytes=-suffix_length`.
         #[oai(name = "Range")]
@@ -474,7 +474,7 @@ impl PublicShareApi {
         #[oai(validator(max_length = 256))]
         access: Query<Option<String>>,
         /// A folder inside the shared folder (default `/`: all of it).
-        #[oai(validator(max_length = 16384))]
+        #[oai(validator(max_length = 16384, pattern = r"^/"))]
         path: Query<Option<String>>,
     ) -> Result<ZipResponse, PublicDownloadErrors> {
         let o: Opened = state.services.shares.open(&link.0, access.0.as_deref()).await?;

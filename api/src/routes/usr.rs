@@ -24,7 +24,7 @@ pub struct NewAccount {
     pub password: Text,
     /// A one-time invite code from the operator (`api admin invite`); needed
     /// when the server's signup policy is `invite`, ignored when `open`.
-    #[oai(validator(max_length = 128))]
+    #[oai(nullable, validator(max_length = 128))]
     pub invite: Option<Text>,
 }
 

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Fuzzes a live embedded api against the spec it serves with schemathesis
+# (PyPI, pinned in tests/fuzz/requirements.txt, in a virtualenv under target/
+# that scripts/deps makes): every phase (examples, coverage, fuzzing,
+# stateful), every check, a fixed seed and a bounded number of cases per
+# operation. Any failure fails the run. The few checks switched off for one
+# operation are in tests/fuzz/schemathesis.toml, each with its reason, and in
+# the README ("The spec, as a fuzzer reads it").
+#
+#   tests/fuzz/run.sh            (scripts/test fuzz runs it)
+#   PAN_FUZZ_EXAMPLES=N          cases per operation and phase (default 25)
+#   PAN_FUZZ_SEED=N              the seed (default 22)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+venv=$root/target/fuzz-venv
+work=$(mktemp -d)
+trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+"$root/scripts/deps" fuzz
+
+metrics_token=fuzz-metrics-$RANDOM$RANDOM
+export PAN_FUZZ_METRICS_TOKEN=$metrics_token
+# Rate limits off: the fuzzer signs in and up far more often than a person.
+PAN_DATA_DIR=$work/data PAN_LISTEN=127.0.0.1:0 PAN_CHUNK_SIZE=1024 PAN_LOG=warn \
+  PAN_SIGNIN_RATE=0 PAN_SIGNIN_USER_RATE=0 PAN_SIGNUP_RATE=0 PAN_METRICS_TOKEN=$metrics_token \
+  "$root/target/debug/api" >"$work/api.out" 2>"$work/api.err" &
+pid=$!
+url=''
+for _ in $(seq 300); do
+  url=$(grep -o 'http://[^/ ]*/' "$work/api.out" | head -1 || true)
+  [ -n "$url" ] && break
+  sleep 0.1
+done
+[ -n "$url" ] || { cat "$work/api.err"; echo "api did not start"; exit 1; }
+url=${url%/}
+
+# token NAME: signs NAME up (password "fuzz-password") and prints a bearer token.
+token() {
+  curl -fsS -o /dev/null -H 'content-type: application/json' \
+    -d "{\"username\":\"$1\",\"password\":\"fuzz-password\"}" "$url/usr/signup"
+  curl -fsS -H 'content-type: application/json' \
+    -d "{\"username\":\"$1\",\"password\":\"fuzz-password\"}" "$url/usr/signin" |
+    "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["token"])'
+}
+# One account for everything; signout gets a token of its own (it revokes the
+# token it carries, and the rest of the run would be 401s).
+PAN_FUZZ_TOKEN=$(token fuzz)
+PAN_FUZZ_SIGNOUT_TOKEN=$(token fuzz-signout)
+export PAN_FUZZ_TOKEN PAN_FUZZ_SIGNOUT_TOKEN
+
+# The served spec must be the committed one (tests/e2e/openapi.rs checks it
+# too): fuzz what clients are generated from.
+curl -fsS "$url/openapi.json" >"$work/served.json"
+[ "$(cat "$work/served.json")" = "$(cat "$root/openapi/openapi.json")" ] ||
+  { echo "the served spec differs from openapi/openapi.json: regenerate it"; exit 1; }
+
+cd "$work"
+"$venv/bin/st" --no-color --config-file "$root/tests/fuzz/schemathesis.toml" run "$root/openapi/openapi.json" \
+  --url "$url" \
+  --phases examples,coverage,fuzzing,stateful \
+  --checks all \
+  --max-examples "${PAN_FUZZ_EXAMPLES:-25}" \
+  --seed "${PAN_FUZZ_SEED:-22}" \
+  --workers 2 \
+  --report junit --report-dir "$work/report" ||
+  { echo "schemathesis found disagreements between the spec and the server (above)"; tail -20 "$work/api.err"; exit 1; }
