@@ -228,6 +228,7 @@ both!(
     a_flood_against_one_user_from_one_address_does_not_lock_them_out_elsewhere,
     |b: TestAppBuilder| b
         .env("PAN_TRUSTED_PROXIES", "127.0.0.1")
+        .env("PAN_SIGNUP", "open")
         .env("PAN_SIGNIN_RATE", "1000")
         .env("PAN_SIGNIN_USER_RATE", "2"),
     |app| {

@@ -97,7 +97,7 @@ pub struct RenameRequest {
     #[oai(validator(
         min_length = 1,
         max_length = 255,
-        pattern = r"^[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff\U000e0000-\U000e007f]+$"
+        pattern = r"^[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]+$"
     ))]
     pub filename: Text,
     // When another entry in the folder has that name: `refuse` (the

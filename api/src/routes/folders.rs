@@ -211,7 +211,7 @@ pub struct CreateFolderRequest {
     #[oai(validator(
         min_length = 1,
         max_length = 255,
-        pattern = r"^[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff\U000e0000-\U000e007f]+$"
+        pattern = r"^[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]+$"
     ))]
     pub name: Text,
     // When the name is taken: `rename` (the default) or `refuse`.
@@ -235,7 +235,7 @@ pub struct MoveRequest {
         validator(
             min_length = 1,
             max_length = 255,
-            pattern = r"^[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff\U000e0000-\U000e007f]+$"
+            pattern = r"^[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]+$"
         )
     )]
     pub name: Option<Text>,

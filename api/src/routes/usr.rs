@@ -41,7 +41,7 @@ pub struct Credentials {
     pub password: Text,
     /// A name for the device this session is for (`laptop`, `pan CLI on
     /// nas`), shown by `GET /usr/tokens`.
-    #[oai(validator(max_length = 255))]
+    #[oai(nullable, validator(max_length = 255))]
     pub device: Option<Text>,
 }
 
