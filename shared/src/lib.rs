@@ -208,6 +208,7 @@ impl Services {
         let trash = self.tree.empty_expired(1000).await?;
         let scrubbed = if (now() / 3600) % 24 == 3 || self.scrub_always { self.files.scrub().await? } else { 0 };
         self.accounts.drop_expired_tokens().await?;
+        self.uploads.forget_old_challenges().await?;
         tracing::info!(expired, holds, orphans, stale_uploads, restarted, backups, trash, scrubbed, "clean-up done");
         Ok(())
     }

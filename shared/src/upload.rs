@@ -41,10 +41,11 @@ pub const CHALLENGE_TTL: i64 = 60;
 /// most bytes each covers.
 const CHALLENGE_RANGES: (u32, u32) = (3, 8);
 const CHALLENGE_RANGE_LEN: u64 = 64 << 10;
-/// How long one user gets the same challenge for the same content: asking
-/// again (init, abort, init…) until the ranges fall where one knows the
-/// bytes gains nothing within it.
-const CHALLENGE_PERIOD: i64 = 86_400;
+/// How many of a content's challenges may fail (wrong or unanswered) within
+/// [`CHALLENGE_WINDOW`] before it offers no cross-user instant upload.
+pub const CHALLENGE_FAILURES: u64 = 3;
+/// The window, in seconds, in which failed challenges count.
+pub const CHALLENGE_WINDOW: i64 = 86_400;
 
 /// What `init` decided.
 #[derive(Debug)]
@@ -454,24 +455,30 @@ impl Uploads {
         Ok(DeclareResult::Continue(session, uploaded, challenge))
     }
 
-    /// Makes and records a challenge on `stored` for upload `id` of `user`.
-    /// `None` when the stored bytes cannot be read now (the upload simply goes
-    /// on without). The nonce and the ranges are drawn from a keyed hash of
-    /// (user, content, day), so the same user gets the same challenge for the
-    /// same content all day, however often they start over: someone who knows
-    /// part of a file cannot re-draw ranges until they fall in that part.
-    async fn challenge(&self, user: &User, id: &UploadId, stored: &StoredFile) -> Result<Option<Challenge>> {
+    /// Makes and records a challenge on `stored` for upload `id`. `None`
+    /// when the stored bytes cannot be read now, or when the content's
+    /// challenges failed [`CHALLENGE_FAILURES`] times within a day (the
+    /// upload simply goes on without). The ranges depend on the content
+    /// alone (a keyed hash of its id): the same for every user, every day,
+    /// so someone who knows part of a file cannot draw new ranges with new
+    /// accounts until they fall in that part. The nonce is fresh for each
+    /// challenge, so no answer serves twice.
+    async fn challenge(&self, _user: &User, id: &UploadId, stored: &StoredFile) -> Result<Option<Challenge>> {
         use hmac::{Hmac, KeyInit, Mac};
         use rand::{Rng, SeedableRng};
         use sha2::{Digest, Sha256};
+        let now = crate::now();
+        let failed = self.repo.failed_challenges(stored.id, now - CHALLENGE_WINDOW, now - CHALLENGE_TTL).await?;
+        if failed >= CHALLENGE_FAILURES {
+            tracing::warn!(upload = %id, failed, "challenges on this content keep failing: no instant upload offered");
+            return Ok(None);
+        }
         let key = self.link_key.get().await?;
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("HMAC takes keys of any length");
-        mac.update(
-            format!("pan-challenge\n{}\n{}\n{}", user.id, stored.id, crate::now() / CHALLENGE_PERIOD).as_bytes(),
-        );
+        mac.update(format!("pan-challenge-ranges\n{}", stored.id).as_bytes());
         let mut rng = rand::rngs::StdRng::from_seed(mac.finalize().into_bytes().into());
         let size = stored.filesize as u64;
-        let nonce = hex::encode(rng.random::<[u8; 16]>());
+        let nonce = crate::random_hex(16);
         let mut ranges = Vec::new();
         if size > 0 {
             let len = size.min(CHALLENGE_RANGE_LEN);
@@ -497,8 +504,9 @@ impl Uploads {
                 return Ok(None);
             }
         }
-        let expires_at = crate::now() + CHALLENGE_TTL;
+        let expires_at = now + CHALLENGE_TTL;
         let proof = PendingProof { file_id: stored.id, expected: hex::encode(digest.finalize()), expires_at };
+        self.repo.challenge_issued(stored.id, id.as_str(), now).await?;
         self.sessions.put_challenge(id, &proof).await?;
         tracing::info!(upload = %id, "content stored by another user: challenge offered");
         Ok(Some(Challenge { nonce, ranges, expires_at }))
@@ -514,8 +522,12 @@ impl Uploads {
             return Err(Error::NotUploading { state: session.state.to_string() });
         }
         let pending = self.sessions.take_challenge(&session.id, crate::now()).await?;
+        let had_challenge = pending.is_some();
         let matched =
             pending.filter(|p| constant_time_eq(p.expected.as_bytes(), proof.to_ascii_lowercase().as_bytes()));
+        if had_challenge {
+            self.repo.challenge_answered(session.id.as_str(), matched.is_some()).await?;
+        }
         if let Some(p) = matched
             && let Some(stored) = self.repo.stored_file_by_id(p.file_id).await?
             && let Some(sha256) = stored.sha256.as_deref()

@@ -282,6 +282,7 @@ async fn repo_suite(r: &dyn MetaRepo) {
     r.insert_session(&"0t".repeat(32), alice.id, None, now, now + 60).await.unwrap();
     assert!(r.user_by_token(&"0t".repeat(32), now).await.unwrap().is_some());
     sessions_suite(r, &alice, &carol, now).await;
+    challenge_log_suite(r, now).await;
     r.set_disabled(&alice.username, true).await.unwrap();
     assert!(r.user_by_token(&"0t".repeat(32), now).await.unwrap().is_none());
     assert!(r.app_passwords(alice.id).await.unwrap().is_empty(), "disabling revokes app passwords");
@@ -332,6 +333,27 @@ async fn sessions_suite(r: &dyn MetaRepo, alice: &shared::domain::User, carol_na
     assert!(r.app_passwords(alice.id).await.unwrap().is_empty());
     assert!(r.user_by_token(&"3c".repeat(32), now).await.unwrap().is_some(), "carol is still in");
     r.insert_session(&"0t".repeat(32), alice.id, None, now, now + 60).await.unwrap();
+}
+
+/// The challenge log: wrong answers fail at once, unanswered ones once
+/// they are past answering, right ones are forgotten; a re-issued challenge
+/// replaces its upload's; old ones are forgotten by the clean-up.
+async fn challenge_log_suite(r: &dyn MetaRepo, now: i64) {
+    let (file, other) = (7_000_001, 7_000_002);
+    r.challenge_issued(file, &"c1".repeat(16), now).await.unwrap();
+    r.challenge_issued(file, &"c2".repeat(16), now).await.unwrap();
+    r.challenge_issued(file, &"c3".repeat(16), now - 120).await.unwrap();
+    r.challenge_issued(other, &"c4".repeat(16), now).await.unwrap();
+    r.challenge_answered(&"c1".repeat(16), false).await.unwrap();
+    r.challenge_answered(&"c2".repeat(16), true).await.unwrap();
+    let since = now - 86_400;
+    assert_eq!(r.failed_challenges(file, since, now - 60).await.unwrap(), 2, "c1 wrong, c3 unanswered");
+    assert_eq!(r.failed_challenges(file, now - 100, now - 60).await.unwrap(), 1, "c3 is older than the window");
+    assert_eq!(r.failed_challenges(other, since, now - 60).await.unwrap(), 0, "c4 may still be answered");
+    r.challenge_issued(file, &"c1".repeat(16), now).await.unwrap();
+    assert_eq!(r.failed_challenges(file, since, now - 60).await.unwrap(), 1, "re-issued: c1 starts over");
+    assert_eq!(r.forget_challenges(now - 60).await.unwrap(), 1);
+    assert_eq!(r.failed_challenges(file, since, now - 60).await.unwrap(), 0);
 }
 
 /// What every repository does with a user's tree: names, moves, the trash.

@@ -148,8 +148,8 @@ both!(knowing_the_hashes_the_size_and_a_signed_link_gets_no_file, |app| {
     let (code, _) = app.call("DELETE", &format!("/file/mupload/abort?uploadID={first_id}"), Some(&mallory)).await;
     assert_eq!(code, StatusCode::NO_CONTENT);
     let (_, init) = app.init(&mallory, "stolen.bin", &data).await;
-    assert_eq!(init["challenge"]["ranges"], first["challenge"]["ranges"], "the same challenge all day");
-    assert_eq!(init["challenge"]["nonce"], first["challenge"]["nonce"]);
+    assert_eq!(init["challenge"]["ranges"], first["challenge"]["ranges"], "the same ranges, always");
+    assert_ne!(init["challenge"]["nonce"], first["challenge"]["nonce"], "a fresh nonce: no answer serves twice");
     let id = init["uploadID"].as_str().unwrap().to_owned();
     // Without the bytes, the best guess is a digest of the nonce alone: refused,
     // and the answer looks like any new upload.
@@ -230,5 +230,44 @@ both!(
         assert_eq!(end["reason_code"], "SHA256_MISMATCH", "{end}");
         let (_, list) = app.call("GET", "/file/query", Some(&token)).await;
         assert_eq!(list["total"], 0);
+    }
+);
+
+both!(
+    /// The audit's M3: holding most of a file and its hashes, new accounts
+    /// try their luck with new challenges. The ranges depend on the content
+    /// alone, so every account gets the same ones (with a fresh nonce), and
+    /// after 3 failed answers the content offers no challenge, hence no
+    /// cross-user instant upload, to anyone for a day.
+    partial_knowledge_cannot_pass_a_challenge_by_drawing_new_accounts,
+    |app| {
+        let alice = app.user(&uname("alice")).await;
+        let data = test_bytes(3 << 20, 33);
+        assert_eq!(app.upload(&alice, "film.bin", &data).await["state"], "done");
+        let mut first_ranges = None;
+        for i in 0..6 {
+            let mallory = app.user(&uname(&format!("m{i}"))).await;
+            let (code, init) = app.init(&mallory, "film.bin", &data).await;
+            assert_eq!((code, init["status"].as_str()), (StatusCode::OK, Some("new")), "{init}");
+            if i >= 3 {
+                assert!(init.get("challenge").is_none(), "account {i}: 3 failures closed the content: {init}");
+                continue;
+            }
+            let challenge = &init["challenge"];
+            let ranges = challenge["ranges"].clone();
+            assert_eq!(&ranges, first_ranges.get_or_insert_with(|| ranges.clone()), "account {i}: the same ranges");
+            // What mallory knows: everything but the bytes of the last range.
+            let mut known = data.clone();
+            let last = ranges.as_array().unwrap().last().unwrap();
+            known[last["first"].as_u64().unwrap() as usize] ^= 0xff;
+            let id = init["uploadID"].as_str().unwrap();
+            let (code, answer) = app.prove(&mallory, id, &answer_challenge(challenge, &known)).await;
+            assert_eq!((code, answer["status"].as_str()), (StatusCode::OK, Some("new")), "{answer}");
+            let (_, list) = app.call("GET", "/file/query", Some(&mallory)).await;
+            assert_eq!(list["total"], 0, "account {i} got nothing");
+        }
+        // The owner's own uploads of it stay instant: nothing changed for them.
+        let (_, again) = app.init(&alice, "copy.bin", &data).await;
+        assert_eq!(again["status"], "instant", "{again}");
     }
 );

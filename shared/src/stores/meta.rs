@@ -78,6 +78,23 @@ pub struct AppPassword {
     pub last_used_at: Option<i64>,
 }
 
+/// The log of proof-of-possession challenges on stored content, whoever
+/// was asked: how a content whose challenges keep failing stops offering
+/// cross-user instant uploads.
+#[async_trait]
+pub trait ChallengeLog: Send + Sync {
+    /// Notes a challenge on content `file_id` for upload `upload_id`.
+    async fn challenge_issued(&self, file_id: i64, upload_id: &str, now: i64) -> Result<()>;
+    /// Notes the answer to upload `upload_id`'s challenge: a right one is
+    /// forgotten, a wrong one counts as failed.
+    async fn challenge_answered(&self, upload_id: &str, right: bool) -> Result<()>;
+    /// Challenges on `file_id` issued since `since` that failed: answered
+    /// wrong, or issued before `unanswered_before` and never answered.
+    async fn failed_challenges(&self, file_id: i64, since: i64, unanswered_before: i64) -> Result<u64>;
+    /// Forgets challenges issued before `before` (the clean-up).
+    async fn forget_challenges(&self, before: i64) -> Result<u64>;
+}
+
 /// Sessions (signin tokens) and app passwords, beyond signing in and out.
 #[async_trait]
 pub trait SessionRepo: Send + Sync {
@@ -486,7 +503,17 @@ pub trait QuotaRepo: Send + Sync {
 /// The whole repository, as the rest of pan holds it.
 #[async_trait]
 pub trait MetaRepo:
-    UserRepo + SessionRepo + AccountRepo + FileRepo + TreeRepo + ShareRepo + BackupRepo + SecretRepo + AuditRepo + QuotaRepo
+    UserRepo
+    + SessionRepo
+    + ChallengeLog
+    + AccountRepo
+    + FileRepo
+    + TreeRepo
+    + ShareRepo
+    + BackupRepo
+    + SecretRepo
+    + AuditRepo
+    + QuotaRepo
 {
     /// A cheap round trip, for readiness checks.
     async fn health_check(&self) -> Result<()>;

@@ -21,6 +21,11 @@ impl Uploads {
         Ok(idle.len())
     }
 
+    /// Forgets challenges older than the window in which failures count.
+    pub(crate) async fn forget_old_challenges(&self) -> Result<u64> {
+        self.repo.forget_challenges(crate::now() - super::CHALLENGE_WINDOW).await
+    }
+
     /// Quota holds older than an hour whose content is no longer on its way
     /// are released: an upload that expired by itself (Redis), was taken
     /// back by a crash before its session was made, or ended without its

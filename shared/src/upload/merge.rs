@@ -171,6 +171,11 @@ impl Uploads {
             return Ok(());
         }
         crate::runtime::crash::point("merge.after_done");
+        // Every byte arrived and matched: a challenge this upload left
+        // unanswered is no failed proof.
+        if let Err(e) = self.repo.challenge_answered(id.as_str(), true).await {
+            tracing::warn!(error = %e, "could not clear the upload's challenge; it ages out in a day");
+        }
         self.staging.delete_prefix(&objects::upload_prefix(&id)).await?;
         crate::runtime::metrics::MERGES_DONE.inc();
         crate::runtime::metrics::MERGE_BYTES.add(plan.file_size);

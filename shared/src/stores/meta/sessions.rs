@@ -1,4 +1,5 @@
-//! Sessions (signin tokens) and app passwords in SQL.
+//! Sessions (signin tokens), app passwords and the challenge log in SQL:
+//! who may act for a user, and who proved they hold a content.
 
 use async_trait::async_trait;
 use sqlx::Row;
@@ -6,7 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::rows::SqlRepo;
 use super::sql::{USER, user_from};
-use super::{AppPassword, Session, SessionRepo};
+use super::{AppPassword, ChallengeLog, Session, SessionRepo};
 use crate::domain::User;
 use crate::domain::error::{Error, Result};
 
@@ -156,5 +157,51 @@ impl SessionRepo for SqlRepo {
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl ChallengeLog for SqlRepo {
+    async fn challenge_issued(&self, file_id: i64, upload_id: &str, now: i64) -> Result<()> {
+        // A re-declared upload gets a new challenge: it replaces the old one.
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM challenge_log WHERE upload_id = ?").bind(upload_id).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO challenge_log (upload_id, file_id, issued_at, failed) VALUES (?, ?, ?, 0)")
+            .bind(upload_id)
+            .bind(file_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn challenge_answered(&self, upload_id: &str, right: bool) -> Result<()> {
+        let sql = if right {
+            "DELETE FROM challenge_log WHERE upload_id = ?"
+        } else {
+            "UPDATE challenge_log SET failed = 1 WHERE upload_id = ?"
+        };
+        sqlx::query(sql).bind(upload_id).execute(self.pool()).await?;
+        Ok(())
+    }
+
+    async fn failed_challenges(&self, file_id: i64, since: i64, unanswered_before: i64) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM challenge_log WHERE file_id = ? AND issued_at >= ? \
+             AND (failed = 1 OR issued_at < ?)",
+        )
+        .bind(file_id)
+        .bind(since)
+        .bind(unanswered_before)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn forget_challenges(&self, before: i64) -> Result<u64> {
+        let gone =
+            sqlx::query("DELETE FROM challenge_log WHERE issued_at < ?").bind(before).execute(self.pool()).await?;
+        Ok(gone.rows_affected())
     }
 }
