@@ -753,3 +753,32 @@ both!(a_listing_named_by_id_and_path_needs_both_to_agree, |app| {
     let (code, body) = app.call("GET", "/folder/stat?path=/", Some(&token)).await;
     assert_eq!((code, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_REQUEST")), "{body}");
 });
+
+both!(
+    /// A taken name gets the first free number, a gap left by a deleted copy
+    /// included, found from one query (no query per number inside the write
+    /// transaction), also for names that hold a number or a dot already.
+    a_taken_name_gets_the_first_free_number,
+    |app| {
+        let token = app.user(&uname("numbers")).await;
+        let make = |name: &'static str| {
+            let app = &app;
+            let token = token.clone();
+            async move {
+                let (code, f) = app.post_json("/folder/create", Some(&token), &json!({"name": name})).await;
+                assert_eq!(code, StatusCode::CREATED, "{f}");
+                f["name"].as_str().unwrap().to_owned()
+            }
+        };
+        for name in ["a.txt", "a (1).txt", "a (3).txt", "x.b (1000)"] {
+            assert_eq!(make(name).await, name);
+        }
+        assert_eq!(make("a.txt").await, "a (2).txt", "the gap");
+        assert_eq!(make("a.txt").await, "a (4).txt");
+        assert_eq!(make("x.b (1000)").await, "x (1).b (1000)");
+        assert_eq!(make("x.b (1000)").await, "x (2).b (1000)");
+        // A file takes the first free number among folders and files alike.
+        let (code, f) = put_file(&app, &token, "", "a.txt", b"a", false).await;
+        assert_eq!((code, f["filename"].as_str()), (StatusCode::CREATED, Some("a (5).txt")), "{f}");
+    }
+);

@@ -215,17 +215,24 @@ impl FileName {
     /// before the last extension (`.bashrc (n)` and `archive (n)` have none),
     /// shortened to stay within 255 bytes.
     pub fn numbered(&self, n: u32) -> FileName {
+        let (stem, ext) = self.numbered_parts(n);
+        FileName(format!("{stem} ({n}){ext}"))
+    }
+
+    /// The parts of the `n`th alternative around its ` (n)`: the stem as
+    /// far as it fits, and the extension.
+    pub fn numbered_parts(&self, n: u32) -> (&str, &str) {
         let s = self.0.as_str();
         let (stem, ext) = match s.rfind('.') {
             Some(dot) if dot > 0 => s.split_at(dot),
             _ => (s, ""),
         };
-        let suffix = format!(" ({n}){ext}");
-        let mut stem_len = stem.len().min(255usize.saturating_sub(suffix.len()));
+        let suffix_len = format!(" ({n})").len() + ext.len();
+        let mut stem_len = stem.len().min(255usize.saturating_sub(suffix_len));
         while !stem.is_char_boundary(stem_len) {
             stem_len -= 1;
         }
-        FileName(format!("{}{suffix}", &stem[..stem_len]))
+        (&stem[..stem_len], ext)
     }
 }
 

@@ -20,7 +20,8 @@ type Tx = Transaction<'static, Any>;
 /// Columns of a folder, as [`folder_from`] reads them (`d` = folders).
 const FOLDER: &str = "d.id AS row_id, d.folder_id, d.name, d.parent, d.created_at, d.updated_at, d.trashed_at";
 
-/// How many alternatives `name (n).ext` are tried before giving up.
+/// How many alternatives `name (n).ext` there are: the first free one is
+/// taken (a gap left by a deleted copy is filled), found from one query.
 const MAX_NUMBERED: u32 = 1000;
 /// How deep a tree may be walked (a guard against a cycle in bad data).
 const MAX_DEPTH: usize = 10_000;
@@ -183,30 +184,61 @@ pub(super) async fn free_name(
         return Err(Error::NameTaken { name: name.to_owned() }.into());
     }
     let base = FileName::parse(name)?;
+    // The first free number, from one query: the numbered forms of the name
+    // that are taken (`stem… (…)ext`), then a walk in memory.
+    let taken = numbered_taken(tx, user_id, parent, &base, except).await?;
     for n in 1..=MAX_NUMBERED {
         let candidate = base.numbered(n);
-        if !name_taken(tx, user_id, parent, candidate.as_str(), except).await? {
+        if !taken.contains(candidate.as_str()) {
             return Ok(candidate.as_str().to_owned());
         }
     }
     Err(Error::NameTaken { name: name.to_owned() }.into())
 }
 
-/// `root` and every live folder below it.
-async fn subtree(tx: &mut Tx, user_id: i64, root: &str) -> sqlx::Result<Vec<String>> {
-    let mut all = vec![root.to_owned()];
-    let mut next = 0;
-    while next < all.len() && all.len() < 10_000_000 {
-        let children: Vec<String> =
-            sqlx::query_scalar("SELECT folder_id FROM folders WHERE user_id = ? AND parent = ? AND trashed_by IS NULL")
-                .bind(user_id)
-                .bind(all[next].as_str())
-                .fetch_all(&mut **tx)
-                .await?;
-        all.extend(children);
-        next += 1;
+/// The live names in `parent` (but `except`'s) that look like numbered
+/// forms of `base`: `<stem> (<n>)<ext>`, the stem as short as the
+/// 1000th form cuts it. One query per table, whatever the folder holds.
+async fn numbered_taken(
+    tx: &mut Tx,
+    user_id: i64,
+    parent: &str,
+    base: &FileName,
+    except: &str,
+) -> sqlx::Result<std::collections::HashSet<String>> {
+    let (stem, ext) = base.numbered_parts(MAX_NUMBERED);
+    let escape = |s: &str| s.replace('!', "!!").replace('%', "!%").replace('_', "!_");
+    let pattern = format!("{}% (%){}", escape(stem), escape(ext));
+    let mut taken = std::collections::HashSet::new();
+    for items in [FOLDERS, FILES] {
+        let Items { table, id, parent: parent_col, name } = items;
+        let names: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT {name} FROM {table} WHERE user_id = ? AND {parent_col} = ? AND {name} LIKE ? ESCAPE '!' \
+             AND trashed_by IS NULL AND {id} <> ?"
+        )))
+        .bind(user_id)
+        .bind(parent)
+        .bind(pattern.as_str())
+        .bind(except)
+        .fetch_all(&mut **tx)
+        .await?;
+        taken.extend(names);
     }
-    Ok(all)
+    Ok(taken)
+}
+
+/// `root` and every live folder below it, from one recursive query.
+async fn subtree(tx: &mut Tx, user_id: i64, root: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "WITH RECURSIVE sub (id, n) AS (SELECT CAST(? AS CHAR(64)), 0 UNION ALL \
+         SELECT d.folder_id, sub.n + 1 FROM folders d JOIN sub ON d.parent = sub.id \
+         WHERE d.user_id = ? AND d.trashed_by IS NULL AND sub.n < ?) SELECT id FROM sub",
+    )
+    .bind(root)
+    .bind(user_id)
+    .bind(MAX_DEPTH as i64)
+    .fetch_all(&mut **tx)
+    .await
 }
 
 /// Sets `trashed_by = by` on the live folders `ids` and the live files in them.
