@@ -151,10 +151,10 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(16..=100_000))]
     pub max_open_uploads: u64,
 
-    /// Slowest a chunk body may arrive, in bytes per second, averaged from
-    /// its start once it has been arriving for 30 s; slower ones are cut off
-    /// with 400 `CHUNK_TOO_SLOW`, so a trickling client cannot hold a slot.
-    /// 0 turns the floor off.
+    /// Slowest a chunk body may arrive, in bytes per second, averaged over
+    /// each 30 s window from its first byte (a fast start buys no later
+    /// trickle); slower ones are cut off with 400 `CHUNK_TOO_SLOW`, so a
+    /// trickling client cannot hold a slot. 0 turns the floor off.
     #[arg(long, env = "PAN_MIN_CHUNK_RATE", default_value_t = 16 << 10)]
     pub min_chunk_rate: u64,
 

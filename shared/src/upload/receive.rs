@@ -16,18 +16,47 @@ pub type ChunkBody<'a> = dyn Stream<Item = std::io::Result<Bytes>> + Send + Unpi
 /// How long a chunk upload may go without receiving a byte.
 pub const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// How long a chunk body may take before its average rate is held against
-/// the floor (`PAN_MIN_CHUNK_RATE`): slow starts are forgiven this long.
+/// The window over which a body's rate is held against the floor
+/// (`PAN_MIN_CHUNK_RATE`): the first one starts with the body, so a slow
+/// start is forgiven this long, and every later one must see its share too.
 pub const RATE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The average rate so far, when it is below `floor` after the grace period.
-fn too_slow(started: tokio::time::Instant, got: u64, floor: u64) -> Option<u64> {
-    let elapsed = started.elapsed();
-    if floor == 0 || elapsed < RATE_GRACE {
-        return None;
+/// A body's rate, judged over consecutive windows of [`RATE_GRACE`] from
+/// its start: each window must bring `floor` bytes a second on average. An
+/// average from the start would let a client that sent fast at first
+/// trickle for minutes (8 MiB, then a byte every 50 s) while holding a slot.
+#[derive(Debug, Clone, Copy)]
+pub struct RateWindow {
+    floor: u64,
+    since: tokio::time::Instant,
+    got_then: u64,
+}
+
+impl RateWindow {
+    /// A window starting now; `floor` 0 judges nothing.
+    pub fn start(floor: u64) -> Self {
+        RateWindow { floor, since: tokio::time::Instant::now(), got_then: 0 }
     }
-    let rate = (got as f64 / elapsed.as_secs_f64()) as u64;
-    (rate < floor).then_some(rate)
+
+    /// When the current window ends (`None`: no floor).
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        (self.floor > 0).then_some(self.since + RATE_GRACE)
+    }
+
+    /// With `got` bytes received in all: the window's rate when it ended
+    /// below the floor; otherwise a new window starts when this one is over.
+    pub fn check(&mut self, got: u64) -> Option<u64> {
+        let elapsed = self.since.elapsed();
+        if self.floor == 0 || elapsed < RATE_GRACE {
+            return None;
+        }
+        let rate = ((got - self.got_then) as f64 / elapsed.as_secs_f64()) as u64;
+        if rate < self.floor {
+            return Some(rate);
+        }
+        *self = RateWindow { floor: self.floor, since: tokio::time::Instant::now(), got_then: got };
+        None
+    }
 }
 
 /// What a chunk's body is held to, besides its length.
@@ -35,7 +64,8 @@ fn too_slow(started: tokio::time::Instant, got: u64, floor: u64) -> Option<u64> 
 pub struct BodyRules {
     /// The chunk's SHA-1, when the client sent one (`Upload-Checksum`).
     pub checksum: Option<[u8; 20]>,
-    /// Slowest acceptable average rate after [`RATE_GRACE`] (bytes/s; 0: none).
+    /// Slowest acceptable rate over each window of [`RATE_GRACE`] (bytes/s;
+    /// 0: none).
     pub min_rate: u64,
 }
 
@@ -83,16 +113,15 @@ async fn receive<P: Pieces>(
     let BodyRules { checksum, min_rate } = rules;
     let mut hasher = checksum.map(|_| Sha1::new());
     let mut got = 0u64;
-    let started = tokio::time::Instant::now();
-    let mut last_byte = started;
+    let mut window = RateWindow::start(min_rate);
+    let mut last_byte = tokio::time::Instant::now();
     loop {
-        // Wake at least when the rate floor is first judged, so a client that
+        // Wake at least when the rate's window ends, so a client that
         // trickles (or stalls) is cut off on time, not at its next byte.
-        let floor_check = started + RATE_GRACE;
         let idle = last_byte + BODY_IDLE_TIMEOUT;
-        let wake = if min_rate > 0 && floor_check > tokio::time::Instant::now() { idle.min(floor_check) } else { idle };
+        let wake = window.deadline().map_or(idle, |end| idle.min(end));
         let next = tokio::time::timeout_at(wake, body.next()).await;
-        if let Some(rate) = too_slow(started, got, min_rate) {
+        if let Some(rate) = window.check(got) {
             return Err(ChunkWriteError::TooSlow { rate, floor: min_rate });
         }
         let next = match next {
@@ -200,4 +229,56 @@ pub async fn compare_chunk(
     let Compare { mut stored, have, differs } = sink;
     // The same bytes, and no more of them stored.
     Ok(!differs && have.is_empty() && stored.next().await.is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body that arrives as `pieces`: (seconds to wait first, bytes).
+    fn paced(pieces: Vec<(u64, usize)>) -> impl Stream<Item = std::io::Result<Bytes>> + Send + Unpin {
+        Box::pin(futures::stream::iter(pieces).then(|(wait, len)| async move {
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+            Ok(Bytes::from(vec![7u8; len]))
+        }))
+    }
+
+    async fn received(pieces: Vec<(u64, usize)>, expected: u64) -> (Result<u64, ChunkWriteError>, u64) {
+        let started = tokio::time::Instant::now();
+        let mut body = paced(pieces);
+        let rules = BodyRules { checksum: None, min_rate: 16 << 10 };
+        let got = receive(&mut Discard, 0, expected, rules, &mut body).await;
+        (got, started.elapsed().as_secs())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_sent_fast_and_then_trickles_is_cut_off_at_its_next_window() {
+        // 8 MiB at once would keep an average from the start above 16 KiB/s
+        // for 512 s; the second window sees 1 byte in 30 s and ends it.
+        let mut pieces = vec![(0, 8 << 20)];
+        pieces.extend((0..20).map(|_| (25, 1)));
+        let (got, secs) = received(pieces, (8 << 20) + 100).await;
+        assert!(matches!(got, Err(ChunkWriteError::TooSlow { .. })), "{got:?}");
+        assert!((60..=61).contains(&secs), "cut off after {secs} s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_steady_body_at_the_floor_passes_every_window() {
+        // 20 KiB a second for 100 s: above the floor in every window.
+        let pieces = (0..100).map(|_| (1, 20 << 10)).collect();
+        let (got, secs) = received(pieces, 100 * (20 << 10)).await;
+        assert_eq!(got.unwrap(), 100 * (20 << 10));
+        assert_eq!(secs, 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_start_is_forgiven_for_the_first_window_only() {
+        // Nothing for 20 s, then 1 MiB: the first window averages 34 KiB/s.
+        let (got, _) = received(vec![(20, 1 << 20)], 1 << 20).await;
+        assert_eq!(got.unwrap(), 1 << 20);
+        // One byte then silence: cut off when the first window ends.
+        let (got, secs) = received(vec![(0, 1), (3600, 1)], 2).await;
+        assert!(matches!(got, Err(ChunkWriteError::TooSlow { .. })), "{got:?}");
+        assert_eq!(secs, 30);
+    }
 }
