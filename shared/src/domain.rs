@@ -6,7 +6,7 @@ pub mod hashing;
 mod names;
 mod plan;
 
-pub use names::{EntryId, FileName, FolderId, Password, Sha1Hex, Sha256Hex, UploadId, UserName};
+pub use names::{EntryId, FileName, FolderId, Password, Sha1Hex, Sha256Hex, UploadId, UserName, name_key};
 pub use plan::ChunkPlan;
 
 use serde::{Deserialize, Serialize};

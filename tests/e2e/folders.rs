@@ -782,3 +782,29 @@ both!(
         assert_eq!((code, f["filename"].as_str()), (StatusCode::CREATED, Some("a (5).txt")), "{f}");
     }
 );
+
+both!(
+    /// Names compare in NFC within a folder and are stored as given: `café`
+    /// sent decomposed (as macOS does) is the composed `café` already there —
+    /// refused or numbered, and found by either form in a path.
+    names_that_differ_only_in_unicode_form_are_one_name,
+    |app| {
+        let token = app.user(&uname("nfc")).await;
+        let (composed, decomposed) = ("caf\u{e9}", "cafe\u{301}");
+        let (code, f) = app.post_json("/folder/create", Some(&token), &json!({"name": composed})).await;
+        assert_eq!(code, StatusCode::CREATED, "{f}");
+        let body = json!({"name": decomposed, "on_conflict": "refuse"});
+        let (code, body) = app.post_json("/folder/create", Some(&token), &body).await;
+        assert_eq!((code, body["code"].as_str()), (StatusCode::CONFLICT, Some("NAME_TAKEN")), "{body}");
+        let (code, twin) = app.post_json("/folder/create", Some(&token), &json!({"name": decomposed})).await;
+        assert_eq!(code, StatusCode::CREATED, "{twin}");
+        assert_eq!(twin["name"], format!("{decomposed} (1)"), "numbered, and kept as given");
+        let (code, file) = put_file(&app, &token, "", decomposed, b"x", false).await;
+        assert_eq!((code, file["filename"].as_str()), (StatusCode::CREATED, Some(format!("{decomposed} (2)").as_str())));
+        for path in [composed, decomposed] {
+            let (code, found) = app.call("GET", &format!("/folder/stat?path={}", urlencode(&format!("/{path}"))), Some(&token)).await;
+            assert_eq!((code, &found["id"]), (StatusCode::OK, &f["id"]), "{path:?}: {found}");
+        }
+        app.assert_consistent().await;
+    }
+);

@@ -236,6 +236,14 @@ impl FileName {
     }
 }
 
+/// How names compare within a folder: in Unicode NFC, so `café` typed on
+/// Linux (NFC) and sent by macOS (NFD) are one name. Names are stored as
+/// given; this key sits beside them.
+pub fn name_key(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    if name.is_ascii() { name.to_owned() } else { name.nfc().collect() }
+}
+
 /// U+202A–U+202E (embeddings and overrides) and U+2066–U+2069 (isolates).
 pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')

@@ -184,6 +184,9 @@ impl Audit {
         for item in self.repo.stale_name_index().await? {
             report.note("name index rows for entries that are gone", item);
         }
+        for name in self.repo.nfc_twins().await? {
+            report.note("names one folder holds twice in different Unicode forms (rename one)", name);
+        }
         for (id, name) in self.repo.entry_names().await? {
             if crate::domain::FileName::parse(&name).is_err() {
                 report.note("names the name rule refuses today (rename them)", id);

@@ -401,6 +401,9 @@ pub trait AuditRepo: Send + Sync {
     /// Every folder's and file entry's (id, name), live or trashed, for the
     /// audit's name check (names made before a rule was added).
     async fn entry_names(&self) -> Result<Vec<(String, String)>>;
+    /// Live names of one folder that are one name in NFC but stored
+    /// differently (made before names compared in NFC): one of each set.
+    async fn nfc_twins(&self) -> Result<Vec<String>>;
 }
 
 /// Installation-wide totals.
@@ -537,6 +540,7 @@ pub async fn open(url: &str) -> Result<SqlRepo> {
 
 /// The repository once every name is in the search index.
 async fn indexed(repo: SqlRepo) -> Result<SqlRepo> {
+    repo.key_existing_names().await?;
     repo.index_existing_names().await?;
     Ok(repo)
 }

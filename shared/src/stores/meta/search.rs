@@ -72,6 +72,41 @@ fn like_prefix(q: &str) -> String {
 }
 
 impl SqlRepo {
+    /// Fills the NFC key of names that lack it (rows from before keys, or
+    /// renamed by a migration's SQL); how many.
+    pub async fn key_existing_names(&self) -> Result<usize> {
+        let mut done = 0;
+        for (table, id, name, key) in
+            [("folders", "folder_id", "name", "name_key"), ("user_files", "entry_id", "filename", "filename_key")]
+        {
+            loop {
+                let rows = sqlx::query(AssertSqlSafe(format!(
+                    "SELECT {id} AS item, {name} AS name FROM {table} WHERE {key} IS NULL LIMIT 500"
+                )))
+                .fetch_all(self.pool())
+                .await?;
+                if rows.is_empty() {
+                    break;
+                }
+                let mut tx = self.begin().await?;
+                for r in &rows {
+                    let (item, n): (String, String) = (r.try_get("item")?, r.try_get("name")?);
+                    sqlx::query(AssertSqlSafe(format!("UPDATE {table} SET {key} = ? WHERE {id} = ?")))
+                        .bind(crate::domain::name_key(&n))
+                        .bind(item)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                done += rows.len();
+            }
+        }
+        if done > 0 {
+            tracing::info!(names = done, "keyed names for comparison in NFC");
+        }
+        Ok(done)
+    }
+
     /// Indexes the names of entries and folders made before the search index
     /// existed (or left unindexed by a crash between migrations and this):
     /// runs at start-up, in batches, until every name has its grams.

@@ -70,11 +70,11 @@ impl SqlRepo {
         let folder = tree::parent_or_root(tx, f.user_id, f.folder.unwrap_or("")).await?;
         let same = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.user_id = ? \
-             AND uf.folder = ? AND uf.filename = ? AND uf.file_id = ? AND uf.trashed_by IS NULL"
+             AND uf.folder = ? AND uf.filename_key = ? AND uf.file_id = ? AND uf.trashed_by IS NULL"
         )))
         .bind(f.user_id)
         .bind(folder.as_str())
-        .bind(f.filename)
+        .bind(crate::domain::name_key(f.filename))
         .bind(file_id)
         .fetch_optional(&mut **tx)
         .await?;
@@ -88,14 +88,15 @@ impl SqlRepo {
         let name = tree::free_name(tx, f.user_id, &folder, f.filename, f.rule, "").await?;
         let entry_id = EntryId::generate();
         sqlx::query(
-            "INSERT INTO user_files (entry_id, user_id, file_id, folder, filename, filesize, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO user_files (entry_id, user_id, file_id, folder, filename, filename_key, filesize, created_at, \
+             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(entry_id.as_str())
         .bind(f.user_id)
         .bind(file_id)
         .bind(folder.as_str())
         .bind(name.as_str())
+        .bind(crate::domain::name_key(&name))
         .bind(f.filesize)
         .bind(f.now)
         .bind(f.now)
@@ -560,6 +561,17 @@ impl AuditRepo for SqlRepo {
         .fetch_all(&self.pool)
         .await?;
         Ok(items)
+    }
+
+    async fn nfc_twins(&self) -> Result<Vec<String>> {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT MIN(n) FROM (SELECT user_id, parent AS p, name_key AS k, name AS n FROM folders \
+             WHERE trashed_by IS NULL UNION ALL SELECT user_id, folder, filename_key, filename FROM user_files \
+             WHERE trashed_by IS NULL) t GROUP BY user_id, p, k HAVING COUNT(DISTINCT n) > 1 LIMIT 1000",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(names)
     }
 
     async fn entry_names(&self) -> Result<Vec<(String, String)>> {

@@ -13,6 +13,7 @@ use super::rows::{CONTENT, ENTRY, SqlRepo, TxError, lock_user, stored_file_from,
 use super::search;
 use super::{Destination, ListCursor, PageRequest, ParentId, TreeBounds, TreeRepo};
 use crate::domain::error::{Error, Result};
+use crate::domain::name_key;
 use crate::domain::{FileName, Folder, FolderId, NameRule, SortKey, StoredFile, TrashItem, TreeItem, UserFile};
 
 type Tx = Transaction<'static, Any>;
@@ -138,10 +139,13 @@ pub(super) async fn entries_of(tx: &mut Tx, user_id: i64, except: &str) -> sqlx:
     Ok(n.max(0) as u64)
 }
 
-/// Whether a live folder or file other than `except` is called `name` in `parent`.
+/// Whether a live folder or file other than `except` is called `name` in
+/// `parent` (compared in NFC: see [`name_key`]).
 async fn name_taken(tx: &mut Tx, user_id: i64, parent: &str, name: &str, except: &str) -> sqlx::Result<bool> {
+    let name = name_key(name);
+    let name = name.as_str();
     let folders: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM folders WHERE user_id = ? AND parent = ? AND name = ? AND trashed_by IS NULL \
+        "SELECT COUNT(*) FROM folders WHERE user_id = ? AND parent = ? AND name_key = ? AND trashed_by IS NULL \
          AND folder_id <> ?",
     )
     .bind(user_id)
@@ -154,7 +158,7 @@ async fn name_taken(tx: &mut Tx, user_id: i64, parent: &str, name: &str, except:
         return Ok(true);
     }
     let files: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM user_files WHERE user_id = ? AND folder = ? AND filename = ? AND trashed_by IS NULL \
+        "SELECT COUNT(*) FROM user_files WHERE user_id = ? AND folder = ? AND filename_key = ? AND trashed_by IS NULL \
          AND entry_id <> ?",
     )
     .bind(user_id)
@@ -189,7 +193,7 @@ pub(super) async fn free_name(
     let taken = numbered_taken(tx, user_id, parent, &base, except).await?;
     for n in 1..=MAX_NUMBERED {
         let candidate = base.numbered(n);
-        if !taken.contains(candidate.as_str()) {
+        if !taken.contains(&name_key(candidate.as_str())) {
             return Ok(candidate.as_str().to_owned());
         }
     }
@@ -208,12 +212,12 @@ async fn numbered_taken(
 ) -> sqlx::Result<std::collections::HashSet<String>> {
     let (stem, ext) = base.numbered_parts(MAX_NUMBERED);
     let escape = |s: &str| s.replace('!', "!!").replace('%', "!%").replace('_', "!_");
-    let pattern = format!("{}% (%){}", escape(stem), escape(ext));
+    let pattern = format!("{}% (%){}", escape(&name_key(stem)), escape(&name_key(ext)));
     let mut taken = std::collections::HashSet::new();
     for items in [FOLDERS, FILES] {
-        let Items { table, id, parent: parent_col, name } = items;
+        let Items { table, id, parent: parent_col, key, .. } = items;
         let names: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT {name} FROM {table} WHERE user_id = ? AND {parent_col} = ? AND {name} LIKE ? ESCAPE '!' \
+            "SELECT {key} FROM {table} WHERE user_id = ? AND {parent_col} = ? AND {key} LIKE ? ESCAPE '!' \
              AND trashed_by IS NULL AND {id} <> ?"
         )))
         .bind(user_id)
@@ -298,10 +302,13 @@ struct Items {
     id: &'static str,
     parent: &'static str,
     name: &'static str,
+    /// The name's NFC form, which names compare by.
+    key: &'static str,
 }
 
-const FOLDERS: Items = Items { table: "folders", id: "folder_id", parent: "parent", name: "name" };
-const FILES: Items = Items { table: "user_files", id: "entry_id", parent: "folder", name: "filename" };
+const FOLDERS: Items = Items { table: "folders", id: "folder_id", parent: "parent", name: "name", key: "name_key" };
+const FILES: Items =
+    Items { table: "user_files", id: "entry_id", parent: "folder", name: "filename", key: "filename_key" };
 
 /// Where a move or rename puts an item: `to` a folder (`None`: where it is),
 /// as `name` (`None`: its name), with `rule` for a taken name.
@@ -342,12 +349,14 @@ async fn relocate(
         return Ok(());
     }
     let new_name = free_name(tx, user_id, &to, wanted, place.rule, id).await?;
-    let Items { table, id: id_col, parent: parent_col, name: name_col } = items;
+    let Items { table, id: id_col, parent: parent_col, name: name_col, key: key_col } = items;
     sqlx::query(AssertSqlSafe(format!(
-        "UPDATE {table} SET {parent_col} = ?, {name_col} = ?, updated_at = ? WHERE user_id = ? AND {id_col} = ?"
+        "UPDATE {table} SET {parent_col} = ?, {name_col} = ?, {key_col} = ?, updated_at = ? \
+         WHERE user_id = ? AND {id_col} = ?"
     )))
     .bind(to.as_str())
     .bind(new_name.as_str())
+    .bind(name_key(&new_name))
     .bind(place.now)
     .bind(user_id)
     .bind(id)
@@ -464,21 +473,21 @@ impl TreeRepo for SqlRepo {
 
     async fn children_named(&self, user_id: i64, parent: ParentId<'_>, name: &str) -> Result<Vec<TreeItem>> {
         let folders = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {FOLDER} FROM folders d WHERE d.user_id = ? AND d.parent = ? AND d.name = ? \
+            "SELECT {FOLDER} FROM folders d WHERE d.user_id = ? AND d.parent = ? AND d.name_key = ? \
              AND d.trashed_by IS NULL ORDER BY d.id"
         )))
         .bind(user_id)
         .bind(parent)
-        .bind(name)
+        .bind(name_key(name))
         .fetch_all(self.pool())
         .await?;
         let files = sqlx::query(AssertSqlSafe(format!(
             "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.user_id = ? \
-             AND uf.folder = ? AND uf.filename = ? AND uf.trashed_by IS NULL ORDER BY uf.id"
+             AND uf.folder = ? AND uf.filename_key = ? AND uf.trashed_by IS NULL ORDER BY uf.id"
         )))
         .bind(user_id)
         .bind(parent)
-        .bind(name)
+        .bind(name_key(name))
         .fetch_all(self.pool())
         .await?;
         let mut items = Vec::with_capacity(folders.len() + files.len());
@@ -591,12 +600,14 @@ impl TreeRepo for SqlRepo {
         let name = free_name(&mut tx, user_id, &parent, name, rule, "").await?;
         let id = FolderId::generate();
         sqlx::query(
-            "INSERT INTO folders (folder_id, user_id, parent, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO folders (folder_id, user_id, parent, name, name_key, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id.as_str())
         .bind(user_id)
         .bind(parent.as_str())
         .bind(name.as_str())
+        .bind(name_key(&name))
         .bind(now)
         .bind(now)
         .execute(&mut *tx)
@@ -741,21 +752,24 @@ impl TreeRepo for SqlRepo {
             .await?;
         }
         sqlx::query(
-            "UPDATE folders SET trashed_at = NULL, parent = ?, name = ?, updated_at = ? WHERE user_id = ? AND folder_id = ?",
+            "UPDATE folders SET trashed_at = NULL, parent = ?, name = ?, name_key = ?, updated_at = ? \
+             WHERE user_id = ? AND folder_id = ?",
         )
         .bind(parent.as_str())
         .bind(name.as_str())
+        .bind(name_key(&name))
         .bind(now)
         .bind(user_id)
         .bind(id)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE user_files SET trashed_at = NULL, folder = ?, filename = ?, updated_at = ? \
+            "UPDATE user_files SET trashed_at = NULL, folder = ?, filename = ?, filename_key = ?, updated_at = ? \
              WHERE user_id = ? AND entry_id = ?",
         )
         .bind(parent.as_str())
         .bind(name.as_str())
+        .bind(name_key(&name))
         .bind(now)
         .bind(user_id)
         .bind(id)
