@@ -15,6 +15,7 @@ mod folders;
 mod identity;
 mod ingest;
 mod merge;
+mod migrations;
 mod openapi;
 mod power;
 mod rust_client;

@@ -231,6 +231,57 @@ async fn numbered_taken(
     Ok(taken)
 }
 
+/// Renames live names that one folder holds twice in different Unicode
+/// forms (made before names compared in NFC): the older keeps its name, the
+/// newer gets the first free number. Run at start-up, after the keys are
+/// filled; how many were renamed.
+pub(super) async fn rename_nfc_twins(repo: &SqlRepo) -> Result<usize> {
+    let mut renamed = 0;
+    for items in [FOLDERS, FILES] {
+        let Items { table, id, parent, name, key } = items;
+        // A file is also the twin of a folder's name.
+        let folder_twin = if table == FILES.table {
+            " OR EXISTS (SELECT 1 FROM folders d WHERE d.user_id = t.user_id AND d.parent = t.folder \
+             AND d.name_key = t.filename_key AND d.trashed_by IS NULL AND d.name <> t.filename)"
+        } else {
+            ""
+        };
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT t.user_id, t.{parent} AS p, t.{id} AS item, t.{name} AS n FROM {table} t \
+             WHERE t.trashed_by IS NULL AND (EXISTS (SELECT 1 FROM {table} o WHERE o.user_id = t.user_id \
+             AND o.{parent} = t.{parent} AND o.{key} = t.{key} AND o.trashed_by IS NULL AND o.id < t.id \
+             AND o.{name} <> t.{name}){folder_twin}) ORDER BY t.id LIMIT 1000"
+        )))
+        .fetch_all(repo.pool())
+        .await?;
+        for r in &rows {
+            let (user_id, parent_id, item, old): (i64, String, String, String) =
+                (r.try_get("user_id")?, r.try_get("p")?, r.try_get("item")?, r.try_get("n")?);
+            let mut tx = repo.begin().await?;
+            lock_user(&mut tx, user_id).await?;
+            let new = match free_name(&mut tx, user_id, &parent_id, &old, NameRule::Rename, &item).await {
+                Ok(new) => new,
+                Err(TxError::Sql(e)) => return Err(e.into()),
+                Err(TxError::Domain(e)) => {
+                    tracing::warn!(item, error = %e, "an NFC twin could not be renamed; the audit lists it");
+                    continue;
+                }
+            };
+            sqlx::query(AssertSqlSafe(format!("UPDATE {table} SET {name} = ?, {key} = ? WHERE {id} = ?")))
+                .bind(new.as_str())
+                .bind(name_key(&new))
+                .bind(item.as_str())
+                .execute(&mut *tx)
+                .await?;
+            search::index_name(&mut tx, user_id, &item, &new).await?;
+            tx.commit().await?;
+            tracing::info!(item, old, new, "renamed a name that was another's twin in NFC");
+            renamed += 1;
+        }
+    }
+    Ok(renamed)
+}
+
 /// `root` and every live folder below it, from one recursive query.
 async fn subtree(tx: &mut Tx, user_id: i64, root: &str) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar(
