@@ -165,7 +165,8 @@ both!(
         let data = test_bytes(1024 * 150, 10);
         let (_, init) = app.init(&token, "c.bin", &data).await;
         let id = init["uploadID"].as_str().unwrap().to_owned();
-        app.put_chunk(&token, &id, 1, data[1024..2048].to_vec()).await;
+        let (code, body) = app.put_chunk(&token, &id, 1, data[1024..2048].to_vec()).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
         let (code, body) = app.complete(&token, &id).await;
         assert_eq!(code, StatusCode::CONFLICT, "{body}");
         assert_eq!(body["code"], "CHUNKS_MISSING");
@@ -175,7 +176,9 @@ both!(
         assert_eq!(missing[0], 0);
         assert_eq!(missing[1], 2);
         for i in (0..150u64).filter(|&i| i != 1) {
-            app.put_chunk(&token, &id, i, data[i as usize * 1024..(i as usize + 1) * 1024].to_vec()).await;
+            let (code, body) =
+                app.put_chunk(&token, &id, i, data[i as usize * 1024..(i as usize + 1) * 1024].to_vec()).await;
+            assert_eq!(code, StatusCode::OK, "chunk {i}: {body}");
         }
         let calls = (0..5).map(|_| app.complete(&token, &id));
         for (code, body) in futures::future::join_all(calls).await {
