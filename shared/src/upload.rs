@@ -714,7 +714,7 @@ impl Uploads {
         }
         match self.sessions.start_merge(&session.id, crate::now()).await? {
             CompleteOutcome::Started => {
-                self.merges.push(MergeJob { upload_id: session.id.to_string() }).await?;
+                self.merges.push(MergeJob { upload_id: session.id.clone() }).await?;
                 tracing::info!(upload = %session.id, "merge enqueued");
                 Ok(UploadState::Merging)
             }
@@ -726,7 +726,7 @@ impl Uploads {
                 // Merges are idempotent, so hand it over again (the clean-up
                 // does the same for clients that only poll status).
                 tracing::warn!(upload = %session.id, "merge looks lost; enqueueing it again");
-                self.merges.push(MergeJob { upload_id: session.id.to_string() }).await?;
+                self.merges.push(MergeJob { upload_id: session.id.clone() }).await?;
                 Ok(UploadState::Merging)
             }
             CompleteOutcome::AlreadyIn(state) => Ok(state),

@@ -48,7 +48,7 @@ async fn a_server_hashed_upload_is_stored_as_received_and_never_instant() {
         services.uploads.put_chunk(&user, &id, chunk, &mut body).await.unwrap();
     }
     assert_eq!(services.uploads.complete(&user, &id).await.unwrap(), UploadState::Merging, "no declaration needed");
-    services.uploads.merge(&MergeJob { upload_id: id.clone() }).await.unwrap();
+    services.uploads.merge(&MergeJob { upload_id: session.id.clone() }).await.unwrap();
     let (done, _, file) = services.uploads.status(&user, &id).await.unwrap();
     assert_eq!(done.state, UploadState::Done, "{:?}", done.reason);
     let file = file.expect("the entry");

@@ -122,6 +122,21 @@ macro_rules! server_id {
         }
 
         string_newtype!($name);
+
+        // As its text; a malformed one (a queue's payload from elsewhere)
+        // does not deserialize.
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                $name::parse(&s).map_err(|_| serde::de::Error::custom(concat!("not a ", stringify!($name))))
+            }
+        }
     };
 }
 

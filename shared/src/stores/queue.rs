@@ -15,8 +15,8 @@ use crate::domain::error::{Error, Result};
 /// Assemble, verify and store the file of a completed upload.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MergeJob {
-    /// The upload to merge (state `merging`).
-    pub upload_id: String,
+    /// The upload to merge (state `merging`), parsed when the job is read.
+    pub upload_id: crate::domain::UploadId,
 }
 
 /// Copy a stored file to the backup store.

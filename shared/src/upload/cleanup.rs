@@ -75,7 +75,7 @@ impl Uploads {
         for id in self.sessions.stale_merges(now - self.limits.merge_stall_secs as i64, 1000).await? {
             if self.sessions.touch_merge(&id, now).await? {
                 tracing::warn!(upload = %id, "merge without a heartbeat: enqueueing it again");
-                self.merges.push(MergeJob { upload_id: id.to_string() }).await?;
+                self.merges.push(MergeJob { upload_id: id.clone() }).await?;
                 restarted += 1;
             }
         }

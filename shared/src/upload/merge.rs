@@ -35,10 +35,7 @@ impl Uploads {
     /// Runs one merge. Ok(()) also when there is nothing (left) to do.
     #[tracing::instrument(name = "merge upload", skip(self), fields(upload = %job.upload_id, size, chunks, merge_mb_s))]
     pub async fn merge(&self, job: &MergeJob) -> Result<()> {
-        let Ok(id) = UploadId::parse(&job.upload_id) else {
-            tracing::error!("malformed upload id in merge job; dropping it");
-            return Ok(());
-        };
+        let id = job.upload_id.clone();
         tracing::debug!("merge picked up");
         let Some(session) = self.sessions.get(&id).await? else {
             tracing::info!("upload is gone (aborted or expired); nothing to merge");
