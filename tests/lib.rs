@@ -292,6 +292,23 @@ impl TestApp {
         }
     }
 
+    /// Sends SIGTERM to the api process and waits (at most `secs`) for it to
+    /// exit; returns its exit code (`None` when a signal ended it).
+    pub fn terminate_api(&mut self, secs: u64) -> Option<i32> {
+        let child = self.api.as_mut().expect("the api is running");
+        // SAFETY: kill(2) on a child process id we own; no memory is involved.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for the api") {
+                self.api = None;
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "the api still runs {secs} s after SIGTERM:\n{}", self.api_log_tail(20));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills the api process with SIGKILL (a crash).
     pub fn kill_api(&mut self) {
         if let Some(mut c) = self.api.take() {

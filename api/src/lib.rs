@@ -157,8 +157,11 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then drains requests (and merges
-    /// in flight, when this process runs workers).
+    /// in flight, when this process runs workers), then waits for the
+    /// background tasks they started (bounded by
+    /// [`shared::runtime::background::GRACE`]).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let services = self.state.services.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let workers = self.workers.then(|| {
             let services = self.state.services.clone();
@@ -189,6 +192,7 @@ impl App {
         if let Some(w) = workers {
             let _ = w.await;
         }
+        services.finish_background(shared::runtime::background::GRACE).await;
         result
     }
 }

@@ -18,6 +18,7 @@ use crate::accounts::Accounts;
 use crate::domain::error::{Error, Result, ResultExt};
 use crate::domain::hashing::ContentHasher;
 use crate::domain::{EntryId, FileName, NameRule, Placement, Sha1Hex, StoredFile, User, UserFile};
+use crate::runtime::background::Background;
 use crate::stores::meta::MetaRepo;
 use crate::stores::meta::NewUserFile;
 use crate::stores::objects::{self, Store, TempFile, delete_quietly};
@@ -94,6 +95,8 @@ pub struct Files {
     /// Keys of primary copies this process is restoring from the backup
     /// (many downloads of a lost file start one repair).
     pub(crate) repairing: Arc<Mutex<HashSet<String>>>,
+    /// Where repairs (and the zips shares stream) run in the background.
+    pub(crate) background: Background,
     /// The largest single-request upload (`PAN_MAX_SINGLE_UPLOAD`).
     pub(crate) max_single_upload: u64,
     /// Default lifetime of a download URL (`PAN_URL_TTL`), in seconds.
@@ -251,7 +254,7 @@ impl Files {
             return;
         }
         let (files, stored) = (self.clone(), stored.clone());
-        tokio::spawn(async move {
+        self.background.spawn(async move {
             if let Err(e) = files.repair(&stored).await {
                 tracing::error!(filehash = %stored.filehash, error = %e, "restoring the primary copy failed");
             }

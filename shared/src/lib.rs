@@ -18,7 +18,8 @@
 //!    door can reach a store.
 //!
 //! Layout:
-//! - [`runtime`]: `config` (the typed settings), `crash`, `metrics`, `process`.
+//! - [`runtime`]: `config` (the typed settings), `crash`, `metrics`, `process`,
+//!   `background` (the tracker every background task belongs to).
 //! - [`domain`]: `names` and `plan` (types parsed at the edge), `error`, `hashing`.
 //! - [`stores`]: `meta` (users, tree, files, shares, quota holds on SQLite or
 //!   MySQL), `uploads` (upload state on SQL or Redis, in four roles),
@@ -48,6 +49,7 @@ pub use domain::error::{Error, Result};
 use crate::accounts::{AccountPolicy, Accounts, HashingPool};
 use crate::files::Files;
 use crate::files::links::SigningKey;
+use crate::runtime::background::Background;
 use crate::runtime::config::Settings;
 use crate::shares::Shares;
 use crate::stores::meta::{Totals, TreeBounds};
@@ -102,6 +104,8 @@ pub struct Services {
     /// Share links.
     pub shares: Shares,
     stores: Backends,
+    /// Every task the use cases start in the background.
+    background: Background,
     scrub_always: bool,
 }
 
@@ -112,6 +116,7 @@ impl Services {
         let stores = Backends::open(settings).await?;
         let (b, jobs) = (&stores.data, &stores.jobs);
         let hashing = HashingPool::default();
+        let background = Background::default();
         let link_key = SigningKey { repo: b.repo.clone(), cached: Default::default() };
         let accounts = Accounts {
             repo: b.repo.clone(),
@@ -134,6 +139,7 @@ impl Services {
             accounts: accounts.clone(),
             link_key: link_key.clone(),
             repairing: Default::default(),
+            background: background.clone(),
             max_single_upload: settings.max_single_upload,
             url_ttl: settings.url_ttl,
         };
@@ -143,7 +149,7 @@ impl Services {
             staging: b.staging.clone(),
             file_store: b.files.clone(),
             merges: jobs.merges.clone(),
-            hash: RunningHash { leases: b.uploads.clone(), chunks: b.uploads.clone(), staging: b.staging.clone() },
+            hash: RunningHash::new(b.uploads.clone(), b.uploads.clone(), b.staging.clone(), background.clone()),
             accounts: accounts.clone(),
             tree: tree.clone(),
             files: files.clone(),
@@ -167,7 +173,15 @@ impl Services {
             default_days: share_rules.default_days,
             zip_max_entries: share_rules.zip_max_entries,
         };
-        Ok(Services { accounts, tree, files, uploads, shares, stores, scrub_always: settings.scrub_always })
+        Ok(Services { accounts, tree, files, uploads, shares, stores, background, scrub_always: settings.scrub_always })
+    }
+
+    /// Waits, at most `grace`, for every task the use cases started in the
+    /// background, and starts no more long work: what a front door calls at
+    /// shutdown, once its requests or jobs have drained. Logs the outcome;
+    /// `false` when the grace ran out.
+    pub async fn finish_background(&self, grace: std::time::Duration) -> bool {
+        self.background.finish(grace).await
     }
 
     /// The queues the worker takes jobs from (its front door, as a listening

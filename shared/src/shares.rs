@@ -361,7 +361,7 @@ impl Shares {
         use futures::AsyncWriteExt;
         let (reader, writer) = tokio::io::duplex(256 << 10);
         let files = self.files.clone();
-        tokio::spawn(async move {
+        self.files.background.spawn(async move {
             let write = async {
                 let mut zip = ZipFileWriter::with_tokio(writer);
                 for m in members {

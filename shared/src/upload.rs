@@ -606,9 +606,9 @@ impl Uploads {
         if session.state != UploadState::Uploading {
             return not_needed(session, chunk, body).await;
         }
-        let lease = running_hash::Lease::take(&self.hash.leases, &session.id, &uploads::chunk_lease(index)).await?;
+        let lease = self.hash.lease(&session.id, &uploads::chunk_lease(index)).await?;
         let lease = lease.ok_or(Error::ChunkBusy { index })?;
-        let in_flight = running_hash::SendInFlight::begin();
+        let in_flight = self.hash.send_begins();
         let received = self.receive_leased(&session, chunk, body).await;
         drop(in_flight);
         lease.release().await;
@@ -617,12 +617,7 @@ impl Uploads {
         }
         crate::runtime::metrics::CHUNKS_RECEIVED.inc();
         crate::runtime::metrics::CHUNK_BYTES.add(expected);
-        let (hash, advancing) = (self.hash.clone(), session.clone());
-        tokio::spawn(async move {
-            if let Err(e) = hash.advance(&advancing).await {
-                tracing::warn!(upload = %advancing.id, error = %e, "advancing the running hash failed; the merge hashes the rest");
-            }
-        });
+        self.hash.advance_in_background(session.clone());
         Ok(ChunkOutcome::Stored(session))
     }
 

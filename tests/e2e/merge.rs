@@ -151,12 +151,15 @@ async fn a_merge_killed_mid_way_is_finished_by_another_worker() {
 }
 
 /// SIGTERM stops a worker gracefully: the merge in flight finishes first,
-/// then the process exits 0.
+/// then what it started in the background (its heartbeat), then the process
+/// exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_merge_in_flight_finish() {
     let (mut app, token, id, data, worker, _garage) = merge_in_flight(96 << 20, 15).await;
     let code = app.terminate_worker(worker, 120);
     assert_eq!(code, Some(0), "a graceful stop exits 0");
+    let log = std::fs::read_to_string(app.data.path().join("worker.log")).unwrap();
+    assert!(log.contains("background tasks finished"), "the worker waited for its background tasks:\n{log}");
     let (_, status) = app.status(&token, &id).await;
     assert_eq!(status["state"], "done", "the merge in flight finished before the exit: {status}");
     let (_, _, bytes) = app.download(&token, &sha1_hex(&data), None).await;

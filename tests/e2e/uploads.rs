@@ -331,3 +331,73 @@ both!(
         assert_eq!(stored.status(), StatusCode::CREATED);
     }
 );
+
+/// SIGTERM while the running hash of an upload is at work in the background:
+/// the api waits for that task (it stops at a chunk boundary, its progress
+/// saved) instead of exiting under it, says so in its log, and exits 0;
+/// started again, the upload completes with the right file and a clean audit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_waits_for_the_running_hash_in_flight() {
+    use futures::StreamExt;
+    const CHUNK: usize = 16 << 10;
+    const CHUNKS: usize = 400;
+    let mut app = TestApp::builder(Deployment::Embedded).env("PAN_CHUNK_SIZE", &CHUNK.to_string()).spawn().await;
+    let token = app.user(&uname("bg")).await;
+    let data = test_bytes(CHUNK * CHUNKS, 23);
+    let (code, init) = app.init(&token, "big.bin", &data).await;
+    assert_eq!(code, StatusCode::OK, "init: {init}");
+    assert_eq!(init["chunkcount"], CHUNKS as u64, "{init}");
+    let id = init["uploadID"].as_str().unwrap().to_owned();
+    let chunk = |i: usize| data[i * CHUNK..(i + 1) * CHUNK].to_vec();
+    // Every chunk but the first: the running hash cannot start yet.
+    let sends = futures::stream::iter(1..CHUNKS)
+        .map(|i| {
+            let (app, token, id, bytes) = (&app, &token, &id, chunk(i));
+            async move { (i, app.put_chunk(token, id, i as u64, bytes).await) }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    for (i, (code, body)) in sends {
+        assert_eq!(code, StatusCode::OK, "chunk {i}: {body}");
+    }
+    // The first chunk lets it run over all 400, in the background.
+    let (code, body) = app.put_chunk(&token, &id, 0, chunk(0)).await;
+    assert_eq!(code, StatusCode::OK, "chunk 0: {body}");
+
+    let started = Instant::now();
+    assert_eq!(app.terminate_api(20), Some(0), "a graceful stop exits 0:\n{}", app.api_log_tail(20));
+    let log = strip_ansi(&app.api_log_tail(10_000));
+    let finished = log
+        .lines()
+        .find(|l| l.contains("background tasks finished"))
+        .unwrap_or_else(|| panic!("no word of the background tasks at shutdown:\n{}", app.api_log_tail(20)));
+    assert!(!finished.contains("waited_for=0"), "the running hash was still at work at shutdown: {finished}");
+    let stopped = log.find("the running hash stops here").expect("the running hash stopped at a chunk boundary");
+    assert!(stopped < log.find("background tasks finished").unwrap(), "it stopped before the process said it was done");
+    assert!(started.elapsed() < Duration::from_secs(10), "shutdown took {:?}", started.elapsed());
+
+    app.start_api_again();
+    let (code, body) = app.complete(&token, &id).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "complete: {body}");
+    let done = app.wait_merged(&token, &id).await;
+    assert_eq!(done["state"], "done", "{done}");
+    let (_, _, bytes) = app.download(&token, &sha1_hex(&data), None).await;
+    assert_eq!(sha1_hex(&bytes), sha1_hex(&data));
+    app.assert_consistent().await;
+}
+
+/// `text` without the terminal colour codes the log is written with.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // An escape runs to its final letter: `ESC [ … m`.
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -26,6 +26,8 @@ use shared::stores::queue::Queue;
 
 /// How often an idle worker asks the queue for work.
 const POLL: Duration = Duration::from_millis(50);
+/// How long a queue worker whose backend failed waits before it starts again.
+const RESTART_PAUSE: Duration = Duration::from_millis(500);
 
 /// Wakes an idle worker every `POLL`. apalis-core 1.0's `IntervalStrategy`
 /// arms its next delay without polling it, so no wake-up is registered and
@@ -129,11 +131,14 @@ pub async fn run(
         // A queue worker whose backend failed (Redis restarted under it: a
         // broken pipe ends apalis's poll stream) is started again instead of
         // leaving the process alive with no one taking jobs. The pause keeps
-        // a backend that stays down from turning restarts into a busy loop;
-        // it blocks only the monitor's own poll, a second at a time.
+        // a backend that stays down from turning restarts into a busy loop.
+        // apalis asks this callback synchronously from the monitor's poll, so
+        // the pause can only block it; `block_in_place` first hands the
+        // thread's other tasks (requests, merges, the running hash) to another
+        // worker thread, so only the monitor waits.
         .should_restart(|worker, error| {
             tracing::warn!(worker = worker.name(), error = %error, restarts = worker.restarts(), "restarting a worker");
-            std::thread::sleep(Duration::from_millis(500));
+            tokio::task::block_in_place(|| std::thread::sleep(RESTART_PAUSE));
             true
         })
         .shutdown_timeout(Duration::from_secs(600))

@@ -32,14 +32,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(BAD_SETTING);
         }
     };
-    match worker::run(
-        Arc::new(services),
-        Arc::new(config.settings),
-        "worker",
-        shared::runtime::process::shutdown_signal(),
-    )
-    .await
-    {
+    let services = Arc::new(services);
+    let ran =
+        worker::run(services.clone(), Arc::new(config.settings), "worker", shared::runtime::process::shutdown_signal())
+            .await;
+    // Jobs have drained: what they started in the background finishes too.
+    services.finish_background(shared::runtime::background::GRACE).await;
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("worker: {e}");

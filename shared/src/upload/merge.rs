@@ -26,6 +26,7 @@ use object_store::path::Path;
 use super::Uploads;
 use crate::domain::error::Result;
 use crate::domain::{FailureCode, UploadId, UploadSession, UploadState};
+use crate::runtime::background::Background;
 use crate::stores::meta::NewUserFile;
 use crate::stores::objects;
 use crate::stores::queue::MergeJob;
@@ -55,7 +56,7 @@ impl Uploads {
         }
         // While this merge runs, its upload's heartbeat stays fresh, so the
         // clean-up can tell a live merge from one whose job was lost.
-        let _heartbeat = Heartbeat::start(self.sessions.clone(), id.clone());
+        let _heartbeat = Heartbeat::start(&self.hash.background, self.sessions.clone(), id.clone());
         let span = tracing::Span::current();
         span.record("size", session.plan.file_size);
         span.record("chunks", session.plan.chunk_count);
@@ -269,8 +270,8 @@ enum Stored {
 struct Heartbeat(tokio::task::JoinHandle<()>);
 
 impl Heartbeat {
-    fn start(sessions: Arc<dyn UploadSessions>, id: UploadId) -> Self {
-        Heartbeat(tokio::spawn(async move {
+    fn start(background: &Background, sessions: Arc<dyn UploadSessions>, id: UploadId) -> Self {
+        Heartbeat(background.spawn(async move {
             let mut tick = tokio::time::interval(super::MERGE_HEARTBEAT);
             loop {
                 tick.tick().await;

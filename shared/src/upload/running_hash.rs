@@ -17,16 +17,19 @@
 //! differs. A crash loses at most the chunk being hashed; at `complete` the
 //! merge hashes only what is left.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::path::Path;
+use tokio::sync::Notify;
 
 use crate::domain::error::{Error, Result};
 use crate::domain::hashing::{ContentHasher, Digests};
 use crate::domain::{UploadId, UploadSession};
-use std::sync::Arc;
+use crate::runtime::background::Background;
 
 use crate::stores::objects::Store;
 use crate::stores::uploads::{ChunkMap, HashLeases};
@@ -37,33 +40,23 @@ use crate::stores::uploads::{HASH_LEASE, HashProgress, chunk_lease};
 pub const LEASE_TTL: Duration = Duration::from_secs(15);
 /// How often a held lease is renewed.
 const LEASE_RENEW: Duration = Duration::from_secs(5);
-/// How often the merge looks again for writers or an advancer to finish.
-const WAIT_STEP: Duration = Duration::from_millis(20);
+/// The merge waits for writers or an advancer to finish woken at once by a
+/// lease given back or progress saved in its own process; for those of other
+/// processes it looks again after `WAIT_FIRST`, doubling up to `WAIT_MAX`.
+const WAIT_FIRST: Duration = Duration::from_millis(20);
+const WAIT_MAX: Duration = Duration::from_millis(200);
 /// How long the merge waits for an advancer that saves no progress before
 /// hashing what is left itself.
 const ADVANCER_WAIT: Duration = Duration::from_secs(3);
 /// Bytes hashed per blocking call.
 const HASH_BATCH: usize = 1 << 20;
 
-/// Chunk sends this process is receiving now. While there are any, hashing
-/// keeps to one thread (the CPU is the requests'); once there are none
-/// (after `complete`, in a worker) the two digests run on two threads.
-static SENDS_IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Counts a chunk send as in flight until dropped.
-pub struct SendInFlight(());
-
-impl SendInFlight {
-    /// A send begins.
-    pub fn begin() -> Self {
-        SENDS_IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        SendInFlight(())
-    }
-}
+/// Counts a chunk send as in flight (in [`RunningHash::sends`]) until dropped.
+pub struct SendInFlight(Arc<AtomicUsize>);
 
 impl Drop for SendInFlight {
     fn drop(&mut self) {
-        SENDS_IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -80,18 +73,22 @@ pub struct Lease {
     name: String,
     holder: String,
     renewer: Option<tokio::task::JoinHandle<()>>,
+    background: Background,
+    /// Told when the lease is given back.
+    changed: Arc<Notify>,
 }
 
 impl Lease {
     /// Takes the lease `name` of upload `id`; `None` when another holder has it.
-    pub async fn take(b: &Arc<dyn HashLeases>, id: &UploadId, name: &str) -> Result<Option<Lease>> {
+    async fn take(hash: &RunningHash, id: &UploadId, name: &str) -> Result<Option<Lease>> {
+        let b = &hash.leases;
         let holder = crate::random_hex(12);
         if !b.acquire_lease(id, name, &holder, now_ms(), LEASE_TTL.as_millis() as i64).await? {
             return Ok(None);
         }
         let renewer = {
             let (b, id, name, holder) = (b.clone(), id.clone(), name.to_owned(), holder.clone());
-            tokio::spawn(async move {
+            hash.background.spawn(async move {
                 loop {
                     tokio::time::sleep(LEASE_RENEW).await;
                     let ttl = LEASE_TTL.as_millis() as i64;
@@ -103,7 +100,15 @@ impl Lease {
                 }
             })
         };
-        Ok(Some(Lease { b: b.clone(), id: id.clone(), name: name.to_owned(), holder, renewer: Some(renewer) }))
+        Ok(Some(Lease {
+            b: b.clone(),
+            id: id.clone(),
+            name: name.to_owned(),
+            holder,
+            renewer: Some(renewer),
+            background: hash.background.clone(),
+            changed: hash.changed.clone(),
+        }))
     }
 
     /// Who holds it (for saves made under it).
@@ -119,6 +124,7 @@ impl Lease {
         if let Err(e) = self.b.release_lease(&self.id, &self.name, &self.holder).await {
             tracing::warn!(error = %e, lease = %self.name, "releasing a lease failed; it expires by itself");
         }
+        self.changed.notify_waiters();
     }
 }
 
@@ -130,8 +136,10 @@ impl Drop for Lease {
             // give it back in the background rather than let it run out.
             let (b, id, name, holder) =
                 (self.b.clone(), self.id.clone(), std::mem::take(&mut self.name), std::mem::take(&mut self.holder));
-            tokio::spawn(async move {
+            let changed = self.changed.clone();
+            self.background.spawn(async move {
                 let _ = b.release_lease(&id, &name, &holder).await;
+                changed.notify_waiters();
             });
         }
     }
@@ -145,9 +153,50 @@ pub(crate) struct RunningHash {
     /// Where each received chunk is staged.
     pub(crate) chunks: Arc<dyn ChunkMap>,
     pub(crate) staging: Store,
+    /// Where its background work (advancing, lease renewals) runs.
+    pub(crate) background: Background,
+    /// Chunk sends this process is receiving now. While there are any,
+    /// hashing keeps to one thread (the CPU is the requests'); once there are
+    /// none (after `complete`, in a worker) the two digests run on two threads.
+    pub(crate) sends: Arc<AtomicUsize>,
+    /// Told whenever a lease of this process is given back or its progress
+    /// saved: what a merge in this process waits on.
+    pub(crate) changed: Arc<Notify>,
 }
 
 impl RunningHash {
+    /// The running hash of uploads on these stores, with its background work in `background`.
+    pub(crate) fn new(
+        leases: Arc<dyn HashLeases>,
+        chunks: Arc<dyn ChunkMap>,
+        staging: Store,
+        background: Background,
+    ) -> Self {
+        RunningHash { leases, chunks, staging, background, sends: Default::default(), changed: Default::default() }
+    }
+
+    /// Takes the lease `name` of upload `id`; `None` when another holder has it.
+    pub async fn lease(&self, id: &UploadId, name: &str) -> Result<Option<Lease>> {
+        Lease::take(self, id, name).await
+    }
+
+    /// Counts a chunk send as in flight until the guard is dropped.
+    pub fn send_begins(&self) -> SendInFlight {
+        self.sends.fetch_add(1, Ordering::Relaxed);
+        SendInFlight(self.sends.clone())
+    }
+
+    /// Advances `session`'s running hash in the background (owned by the
+    /// process's tracker); a failure is logged (the merge hashes the rest).
+    pub fn advance_in_background(&self, session: UploadSession) {
+        let hash = self.clone();
+        self.background.spawn(async move {
+            if let Err(e) = hash.advance(&session).await {
+                tracing::warn!(upload = %session.id, error = %e, "advancing the running hash failed; the merge hashes the rest");
+            }
+        });
+    }
+
     /// Advances `session`'s running hash as far as the received chunks allow.
     /// Returns at once when another process is advancing it (that one picks up
     /// what arrives meanwhile). Errors leave the saved progress where it was.
@@ -155,7 +204,7 @@ impl RunningHash {
     pub async fn advance(&self, session: &UploadSession) -> Result<()> {
         let id = &session.id;
         loop {
-            let Some(lease) = Lease::take(&self.leases, id, HASH_LEASE).await? else { return Ok(()) };
+            let Some(lease) = self.lease(id, HASH_LEASE).await? else { return Ok(()) };
             let outcome = self.advance_under(session, &lease).await;
             lease.release().await;
             let stopped_at = outcome?;
@@ -179,16 +228,21 @@ impl RunningHash {
         let mut progress = self.leases.hash_progress(id).await?;
         let mut hasher = restore(&progress)?;
         while progress.next < plan.chunk_count {
+            if self.background.stopping() {
+                // Shutting down: what is saved stays; the merge hashes the rest.
+                tracing::info!(next = progress.next, "shutting down: the running hash stops here");
+                return Ok(None);
+            }
             let k = progress.next;
             let Some(key) = self.chunks.chunk(id, k).await? else { return Ok(Some(k)) };
-            let Some(chunk) = Lease::take(&self.leases, id, &chunk_lease(k)).await? else { return Ok(Some(k)) };
+            let Some(chunk) = self.lease(id, &chunk_lease(k)).await? else { return Ok(Some(k)) };
             let hashed = async {
                 let stream = self
                     .staging
                     .read_chunk(&Path::from(key), plan, k)
                     .await?
                     .ok_or_else(|| Error::internal("hashing a chunk", format!("chunk {k} is not staged")))?;
-                hash_stream(hasher.clone(), stream, plan.chunk_len(k)).await
+                hash_stream(hasher.clone(), stream, plan.chunk_len(k), &self.sends).await
             }
             .await;
             chunk.release().await;
@@ -198,6 +252,7 @@ impl RunningHash {
                 tracing::info!("hash lease lost; another process goes on");
                 return Ok(None);
             }
+            self.changed.notify_waiters();
         }
         Ok(None)
     }
@@ -209,10 +264,17 @@ impl RunningHash {
     /// only once every send that began before `complete` is through (a writer
     /// that died stops counting when its lease runs out).
     pub async fn wait_for_writers(&self, id: &UploadId) -> Result<()> {
-        while self.leases.leases_held(id, "chunk:", now_ms()).await? > 0 {
-            tokio::time::sleep(WAIT_STEP).await;
+        let mut step = WAIT_FIRST;
+        loop {
+            // Listening before looking: a lease given back in between still wakes us.
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.leases.leases_held(id, "chunk:", now_ms()).await? == 0 {
+                return Ok(());
+            }
+            pause(changed, &mut step).await;
         }
-        Ok(())
     }
 
     /// The running hash's progress once no advancer is at work: waits while
@@ -222,8 +284,15 @@ impl RunningHash {
     pub async fn settled_progress(&self, id: &UploadId) -> Result<HashProgress> {
         let mut progress = self.leases.hash_progress(id).await?;
         let mut moved = tokio::time::Instant::now();
-        while self.leases.leases_held(id, HASH_LEASE, now_ms()).await? > 0 && moved.elapsed() < ADVANCER_WAIT {
-            tokio::time::sleep(WAIT_STEP).await;
+        let mut step = WAIT_FIRST;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.leases.leases_held(id, HASH_LEASE, now_ms()).await? == 0 || moved.elapsed() >= ADVANCER_WAIT {
+                break;
+            }
+            pause(changed, &mut step).await;
             let now = self.leases.hash_progress(id).await?;
             if now.next != progress.next {
                 moved = tokio::time::Instant::now();
@@ -249,10 +318,21 @@ impl RunningHash {
             let Some(stream) = self.staging.read_chunk(&Path::from(key.as_str()), plan, k).await? else {
                 return Ok(Err(k));
             };
-            hasher = hash_stream(hasher, stream, plan.chunk_len(k)).await?;
+            hasher = hash_stream(hasher, stream, plan.chunk_len(k), &self.sends).await?;
         }
         Ok(Ok(hasher.finish()))
     }
+}
+
+/// Waits for `changed` (a change in this process) or `step` (one in another
+/// process), whichever comes first; the next step is twice as long, up to
+/// [`WAIT_MAX`].
+async fn pause(changed: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>, step: &mut Duration) {
+    tokio::select! {
+        _ = changed => {}
+        _ = tokio::time::sleep(*step) => {}
+    }
+    *step = (*step * 2).min(WAIT_MAX);
 }
 
 pub fn restore(progress: &HashProgress) -> Result<ContentHasher> {
@@ -267,6 +347,7 @@ async fn hash_stream(
     hasher: ContentHasher,
     mut stream: crate::stores::objects::ByteStream,
     len: u64,
+    sends: &Arc<AtomicUsize>,
 ) -> Result<ContentHasher> {
     let join = |r: std::result::Result<ContentHasher, tokio::task::JoinError>| {
         r.map_err(|e| Error::internal("hashing a chunk", e))
@@ -290,8 +371,9 @@ async fn hash_stream(
                 Some(h) => join(h.await)?,
                 None => idle.take().expect("a hasher is idle when none is at work"),
             };
+            let sends = sends.clone();
             hashing = Some(tokio::task::spawn_blocking(move || {
-                if SENDS_IN_FLIGHT.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                if sends.load(Ordering::Relaxed) == 0 {
                     hasher.update_on_two_threads(&pieces);
                 } else {
                     pieces.iter().for_each(|p| hasher.update(p));
