@@ -47,7 +47,7 @@ pub use domain::error::{Error, Result};
 
 use crate::accounts::{AccountPolicy, Accounts, HashingPool};
 use crate::files::Files;
-use crate::files::links::SigningKey;
+use crate::files::links::{ChallengeSeed, Keys};
 use crate::runtime::config::Settings;
 use crate::shares::Shares;
 use crate::stores::meta::{Totals, TreeBounds};
@@ -101,6 +101,8 @@ pub struct Services {
     pub uploads: Uploads,
     /// Share links.
     pub shares: Shares,
+    /// The signing keys of download URLs and share access tokens.
+    pub keys: Keys,
     stores: Backends,
     scrub_always: bool,
 }
@@ -112,7 +114,7 @@ impl Services {
         let stores = Backends::open(settings).await?;
         let (b, jobs) = (&stores.data, &stores.jobs);
         let hashing = HashingPool::default();
-        let link_key = SigningKey { repo: b.repo.clone(), cached: Default::default() };
+        let keys = Keys::new(b.repo.clone(), settings.key_days);
         let accounts = Accounts {
             repo: b.repo.clone(),
             policy: Arc::new(AccountPolicy::from_settings(settings)),
@@ -132,7 +134,7 @@ impl Services {
             backups: jobs.backups.clone(),
             tree: tree.clone(),
             accounts: accounts.clone(),
-            link_key: link_key.clone(),
+            keys: keys.clone(),
             repairing: Default::default(),
             max_single_upload: settings.max_single_upload,
             url_ttl: settings.url_ttl,
@@ -147,7 +149,7 @@ impl Services {
             accounts: accounts.clone(),
             tree: tree.clone(),
             files: files.clone(),
-            link_key: link_key.clone(),
+            challenge_seed: ChallengeSeed { repo: b.repo.clone(), cached: Default::default() },
             limits: Arc::new(UploadLimits {
                 max_file_size: settings.max_file_size,
                 chunk_size: settings.chunk_size,
@@ -163,11 +165,11 @@ impl Services {
             files: files.clone(),
             tree: tree.clone(),
             hashing,
-            link_key,
+            keys: keys.clone(),
             default_days: share_rules.default_days,
             zip_max_entries: share_rules.zip_max_entries,
         };
-        Ok(Services { accounts, tree, files, uploads, shares, stores, scrub_always: settings.scrub_always })
+        Ok(Services { accounts, tree, files, uploads, shares, keys, stores, scrub_always: settings.scrub_always })
     }
 
     /// The queues the worker takes jobs from (its front door, as a listening
