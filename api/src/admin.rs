@@ -77,6 +77,12 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 3600)]
         grace: i64,
     },
+    /// Make fresh signing keys for signed download URLs and share access
+    /// tokens now (they also rotate every `PAN_KEY_DAYS`). Every api process
+    /// signs with them within 10 seconds; the replaced keys keep verifying
+    /// what they signed until it can have expired (7 days for URLs, 1 hour
+    /// for share tokens), then they are dropped.
+    RotateKeys,
 }
 
 /// A quota argument: `default` (None), `unlimited` (-1, stored), or a number.
@@ -103,6 +109,7 @@ fn show_quota(own: Option<i64>, default: Limit) -> String {
 pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), String> {
     match command {
         AdminCommand::Audit { deep, grace } => audit(settings, deep, grace).await,
+        AdminCommand::RotateKeys => rotate_keys(settings).await,
         account => accounts(settings, account).await,
     }
 }
@@ -114,6 +121,20 @@ async fn audit(settings: &Settings, deep: bool, grace: i64) -> Result<(), String
     let report = audit.run(depth, grace).await.map_err(|e| e.to_string())?;
     print!("{report}");
     if report.is_clean() { Ok(()) } else { Err(format!("{} kind(s) of inconsistency found", report.findings.len())) }
+}
+
+/// Makes fresh signing keys and prints what signs from now on and until
+/// when each replaced key still verifies.
+async fn rotate_keys(settings: &Settings) -> Result<(), String> {
+    let keys = shared::files::links::Keys::open(settings).await.map_err(|e| e.to_string())?;
+    for r in keys.rotate().await.map_err(|e| e.to_string())? {
+        println!("{}: key {} signs from now on", r.purpose.name(), r.kid);
+        for (kid, until) in r.kept {
+            println!("{}: key {kid} still verifies what it signed until {until} (Unix seconds)", r.purpose.name());
+        }
+    }
+    println!("every api process signs with the new keys within 10 seconds");
+    Ok(())
 }
 
 /// The account commands: they need only the SQL database.
@@ -197,6 +218,7 @@ async fn accounts(settings: &Settings, command: AdminCommand) -> Result<(), Stri
             println!("{name} is enabled");
         }
         AdminCommand::Audit { deep, grace } => audit(settings, deep, grace).await?,
+        AdminCommand::RotateKeys => rotate_keys(settings).await?,
     }
     Ok(())
 }

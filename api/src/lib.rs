@@ -73,7 +73,7 @@ pub fn spec_json() -> String {
 /// `/openapi.json`; every error as JSON `{code, message}`, 405s with `Allow`.
 pub fn endpoint(state: AppState) -> impl Endpoint {
     let api = openapi();
-    let docs = api.swagger_ui();
+    let docs = routes::web::with_docs_headers(api.swagger_ui(), &api.swagger_ui_html());
     let spec = api.spec_endpoint();
     let routes = Route::new()
         .nest("/", routes::web::with_web_app(api))

@@ -24,7 +24,7 @@ use crate::stores::meta::NewUserFile;
 use crate::stores::objects::{self, Store, TempFile, delete_quietly};
 use crate::stores::queue::{BackupJob, Queue};
 use crate::tree::Tree;
-use links::SigningKey;
+use links::{Keys, Purpose};
 
 /// An inclusive byte range of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +91,7 @@ pub struct Files {
     pub(crate) tree: Tree,
     pub(crate) accounts: Accounts,
     /// Signs links the api serves itself.
-    pub(crate) link_key: SigningKey,
+    pub(crate) keys: Keys,
     /// Keys of primary copies this process is restoring from the backup
     /// (many downloads of a lost file start one repair).
     pub(crate) repairing: Arc<Mutex<HashSet<String>>>,
@@ -110,6 +110,8 @@ pub enum DownloadLink {
     Presigned(String),
     /// No store URL: the api's own `/file/signed`, with this signature.
     Signed {
+        /// The id of the key that signed it.
+        kid: String,
         /// HMAC-SHA256 over (entry, user, expiry), hex.
         sig: String,
     },
@@ -368,27 +370,32 @@ impl Files {
         {
             return Ok((DownloadLink::Presigned(url.to_string()), expires_at));
         }
-        let key = self.link_key.get().await?;
+        let key = self.keys.signing(Purpose::Url).await?;
         // The link names the entry, not the content: it says nothing about
         // what the file is, and stops working when the entry is deleted.
-        Ok((DownloadLink::Signed { sig: links::sign(&key, &entry.id, user.id, expires_at) }, expires_at))
+        let sig = links::sign(&key.secret, &entry.id, user.id, expires_at);
+        Ok((DownloadLink::Signed { kid: key.kid, sig }, expires_at))
     }
 
     /// The entry and content a signed link names, once its signature and
     /// expiry check out (`subject` is what was signed: the entry id, or the
-    /// SHA-1 of older links).
+    /// SHA-1 of older links; `kid` names the key, none: the key of links
+    /// made before keys had ids).
     pub async fn open_signed(
         &self,
         file: &FileRef,
         user_id: i64,
         expires: i64,
+        kid: Option<&str>,
         sig: &str,
     ) -> Result<std::result::Result<(UserFile, StoredFile), links::LinkError>> {
         let subject = match file {
             FileRef::Entry(id) => id.as_str(),
             FileRef::Sha1(hash) => hash.as_str(),
         };
-        let key = self.link_key.get().await?;
+        let Some(key) = self.keys.verifying(Purpose::Url, kid.unwrap_or(links::LEGACY_KID)).await? else {
+            return Ok(Err(links::LinkError::Invalid));
+        };
         if let Err(e) = links::verify(&key, subject, user_id, expires, sig, crate::now()) {
             return Ok(Err(e));
         }

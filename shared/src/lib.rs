@@ -48,7 +48,7 @@ pub use domain::error::{Error, Result};
 
 use crate::accounts::{AccountPolicy, Accounts, HashingPool};
 use crate::files::Files;
-use crate::files::links::SigningKey;
+use crate::files::links::{ChallengeSeed, Keys};
 use crate::runtime::background::Background;
 use crate::runtime::config::Settings;
 use crate::shares::Shares;
@@ -103,6 +103,8 @@ pub struct Services {
     pub uploads: Uploads,
     /// Share links.
     pub shares: Shares,
+    /// The signing keys of download URLs and share access tokens.
+    pub keys: Keys,
     stores: Backends,
     /// Every task the use cases start in the background.
     background: Background,
@@ -117,7 +119,7 @@ impl Services {
         let (b, jobs) = (&stores.data, &stores.jobs);
         let hashing = HashingPool::default();
         let background = Background::default();
-        let link_key = SigningKey { repo: b.repo.clone(), cached: Default::default() };
+        let keys = Keys::new(b.repo.clone(), settings.key_days);
         let accounts = Accounts {
             repo: b.repo.clone(),
             policy: Arc::new(AccountPolicy::from_settings(settings)),
@@ -137,7 +139,7 @@ impl Services {
             backups: jobs.backups.clone(),
             tree: tree.clone(),
             accounts: accounts.clone(),
-            link_key: link_key.clone(),
+            keys: keys.clone(),
             repairing: Default::default(),
             background: background.clone(),
             max_single_upload: settings.max_single_upload,
@@ -153,7 +155,7 @@ impl Services {
             accounts: accounts.clone(),
             tree: tree.clone(),
             files: files.clone(),
-            link_key: link_key.clone(),
+            challenge_seed: ChallengeSeed { repo: b.repo.clone(), cached: Default::default() },
             limits: Arc::new(UploadLimits {
                 max_file_size: settings.max_file_size,
                 chunk_size: settings.chunk_size,
@@ -169,11 +171,21 @@ impl Services {
             files: files.clone(),
             tree: tree.clone(),
             hashing,
-            link_key,
+            keys: keys.clone(),
             default_days: share_rules.default_days,
             zip_max_entries: share_rules.zip_max_entries,
         };
-        Ok(Services { accounts, tree, files, uploads, shares, stores, background, scrub_always: settings.scrub_always })
+        Ok(Services {
+            accounts,
+            tree,
+            files,
+            uploads,
+            shares,
+            keys,
+            stores,
+            background,
+            scrub_always: settings.scrub_always,
+        })
     }
 
     /// Waits, at most `grace`, for every task the use cases started in the

@@ -3,9 +3,11 @@
 //!
 //! A link is 128 random bits (22 URL-safe characters): it names neither the
 //! owner nor the content. A password-protected link is opened with an
-//! access token (`expiry.signature`, an HMAC over the link, the expiry and
-//! the password's hash) that `unlock` hands out for the right password, so
-//! `<video>` and `<a download>` can carry it in the URL.
+//! access token (`kid.expiry.signature`, an HMAC over the link, the expiry
+//! and the password's hash with the share key `kid`) that `unlock` hands
+//! out for the right password, so `<video>` and `<a download>` can carry it
+//! in the URL. Tokens made before keys had ids (`expiry.signature`) are
+//! checked with the old key while it is kept.
 
 use base64::Engine;
 use bytes::Bytes;
@@ -19,7 +21,7 @@ use std::sync::Arc;
 
 use crate::accounts::HashingPool;
 use crate::files::Files;
-use crate::files::links::SigningKey;
+use crate::files::links::{Keys, LEGACY_KID, Purpose};
 use crate::stores::meta::{MetaRepo, PageRequest};
 use crate::tree::{ListCursor, PathCache, Tree, split_path};
 
@@ -29,7 +31,7 @@ pub const LINK_LEN: usize = 22;
 /// central directory is written).
 pub const ZIP_MAX_PATH_BYTES: usize = 16 << 20;
 /// How long an unlocked link stays open to its holder, in seconds.
-pub const ACCESS_TTL: i64 = 3600;
+pub use crate::files::links::ACCESS_TTL;
 
 /// A fresh link id.
 pub fn new_link() -> String {
@@ -97,7 +99,7 @@ pub struct Shares {
     pub(crate) files: Files,
     pub(crate) tree: Tree,
     pub(crate) hashing: HashingPool,
-    pub(crate) link_key: SigningKey,
+    pub(crate) keys: Keys,
     /// Days a new link works by default (`PAN_SHARE_DAYS`; 0: forever).
     pub(crate) default_days: u64,
     /// Most entries in one zip of a shared folder (`PAN_ZIP_MAX_ENTRIES`).
@@ -176,21 +178,30 @@ impl Shares {
 
     /// An access token for a link whose password was given, and its expiry.
     async fn access_token(&self, share: &Share) -> Result<(String, i64)> {
-        let key = self.link_key.get().await?;
+        let key = self.keys.signing(Purpose::Share).await?;
         let expires = crate::now() + ACCESS_TTL;
-        let sig =
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac(&key, share, expires).finalize().into_bytes());
-        Ok((format!("{expires}.{sig}"), expires))
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(mac(&key.secret, share, expires).finalize().into_bytes());
+        Ok((format!("{}.{expires}.{sig}", key.kid), expires))
     }
 
+    /// Whether `access` is a valid, unexpired token for `share`: signed
+    /// with a share key still kept (an unknown or dropped key id is no
+    /// better than a bad signature).
     async fn access_ok(&self, share: &Share, access: Option<&str>) -> Result<bool> {
-        let Some((expires, sig)) = access.and_then(|a| a.split_once('.')) else { return Ok(false) };
+        let Some(access) = access else { return Ok(false) };
+        let parts: Vec<&str> = access.split('.').collect();
+        let (kid, expires, sig) = match parts[..] {
+            [kid, expires, sig] => (kid, expires, sig),
+            [expires, sig] => (LEGACY_KID, expires, sig),
+            _ => return Ok(false),
+        };
         let (Ok(expires), Ok(sig)) =
             (expires.parse::<i64>(), base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig))
         else {
             return Ok(false);
         };
-        let key = self.link_key.get().await?;
+        let Some(key) = self.keys.verifying(Purpose::Share, kid).await? else { return Ok(false) };
         Ok(mac(&key, share, expires).verify_slice(&sig).is_ok() && crate::now() < expires)
     }
 

@@ -21,7 +21,7 @@ use crate::domain::{
 };
 use crate::files::ByteRange;
 use crate::files::Files;
-use crate::files::links::SigningKey;
+use crate::files::links::ChallengeSeed;
 use crate::stores::meta::{MetaRepo, NewUserFile};
 use crate::stores::objects::{self, Store};
 use crate::stores::queue::{MergeJob, Queue};
@@ -204,7 +204,9 @@ pub struct Uploads {
     pub(crate) accounts: Accounts,
     pub(crate) tree: Tree,
     pub(crate) files: Files,
-    pub(crate) link_key: SigningKey,
+    /// Seeds the challenge ranges: never rotated, so a content's ranges
+    /// never change.
+    pub(crate) challenge_seed: ChallengeSeed,
     pub(crate) limits: Arc<UploadLimits>,
 }
 
@@ -473,7 +475,7 @@ impl Uploads {
             tracing::warn!(upload = %id, failed, "challenges on this content keep failing: no instant upload offered");
             return Ok(None);
         }
-        let key = self.link_key.get().await?;
+        let key = self.challenge_seed.get().await?;
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("HMAC takes keys of any length");
         mac.update(format!("pan-challenge-ranges\n{}", stored.id).as_bytes());
         let mut rng = rand::rngs::StdRng::from_seed(mac.finalize().into_bytes().into());

@@ -27,6 +27,7 @@ fn help_documents_every_setting() {
         "PAN_BACKUP_URL",
         "PAN_SWEEP_SCHEDULE",
         "PAN_URL_TTL",
+        "PAN_KEY_DAYS",
         "PAN_PUBLIC_URL",
         "PAN_SCRUB_ALWAYS",
         "PAN_INSTANT_ACROSS_USERS",

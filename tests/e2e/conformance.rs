@@ -283,6 +283,7 @@ async fn repo_suite(r: &dyn MetaRepo) {
     assert!(r.user_by_token(&"0t".repeat(32), now).await.unwrap().is_some());
     sessions_suite(r, &alice, &carol, now).await;
     challenge_log_suite(r, now).await;
+    signing_keys_suite(r, now).await;
     r.set_disabled(&alice.username, true).await.unwrap();
     assert!(r.user_by_token(&"0t".repeat(32), now).await.unwrap().is_none());
     assert!(r.app_passwords(alice.id).await.unwrap().is_empty(), "disabling revokes app passwords");
@@ -354,6 +355,30 @@ async fn challenge_log_suite(r: &dyn MetaRepo, now: i64) {
     assert_eq!(r.failed_challenges(file, since, now - 60).await.unwrap(), 1, "re-issued: c1 starts over");
     assert_eq!(r.forget_challenges(now - 60).await.unwrap(), 1);
     assert_eq!(r.failed_challenges(file, since, now - 60).await.unwrap(), 0);
+}
+
+/// Signing keys: listed by purpose, oldest first; an id is unique within
+/// its purpose only; a dropped key is gone (dropping it again is no error).
+async fn signing_keys_suite(r: &dyn MetaRepo, now: i64) {
+    use shared::stores::meta::StoredKey;
+    let key = |purpose: &str, kid: &str, at: i64| StoredKey {
+        purpose: purpose.into(),
+        kid: kid.into(),
+        secret: "ab".repeat(32),
+        created_at: at,
+    };
+    let before = r.signing_keys().await.unwrap();
+    assert!(r.add_signing_key(&key("test", "k2", now)).await.unwrap());
+    assert!(r.add_signing_key(&key("test", "k1", now - 10)).await.unwrap());
+    assert!(r.add_signing_key(&key("other", "k1", now)).await.unwrap(), "ids are per purpose");
+    assert!(!r.add_signing_key(&key("test", "k1", now + 5)).await.unwrap(), "an id taken in its purpose");
+    let ours = |all: Vec<StoredKey>| all.into_iter().filter(|k| !before.contains(k)).collect::<Vec<_>>();
+    let listed = ours(r.signing_keys().await.unwrap());
+    assert_eq!(listed, vec![key("other", "k1", now), key("test", "k1", now - 10), key("test", "k2", now)]);
+    r.drop_signing_key("test", "k1").await.unwrap();
+    r.drop_signing_key("test", "k1").await.unwrap();
+    let listed = ours(r.signing_keys().await.unwrap());
+    assert_eq!(listed, vec![key("other", "k1", now), key("test", "k2", now)]);
 }
 
 /// What every repository does with a user's tree: names, moves, the trash.

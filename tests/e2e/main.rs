@@ -14,6 +14,7 @@ mod files;
 mod folders;
 mod identity;
 mod ingest;
+mod keys;
 mod merge;
 mod migrations;
 mod openapi;

@@ -402,12 +402,13 @@ impl FileApi {
         let inline = inline.0.unwrap_or(false);
         let (link, expires_at) =
             state.services.files.download_link(&auth.0, &entry, &stored, expires_in.0, &disposition, inline).await?;
-        let sig = match link {
+        let (kid, sig) = match link {
             DownloadLink::Presigned(url) => return Ok(Json(DownloadUrl { url, expires_at })),
-            DownloadLink::Signed { sig } => sig,
+            DownloadLink::Signed { kid, sig } => (kid, sig),
         };
         let base = &state.public_base;
-        let mut url = format!("{base}/file/signed?id={}&uid={}&expires={expires_at}&sig={sig}", entry.id, auth.0.id);
+        let mut url =
+            format!("{base}/file/signed?id={}&uid={}&expires={expires_at}&kid={kid}&sig={sig}", entry.id, auth.0.id);
         if inline {
             url.push_str("&inline=true");
         }
@@ -433,6 +434,10 @@ impl FileApi {
         uid: Query<i64>,
         /// Expiry (Unix seconds).
         expires: Query<i64>,
+        /// The id of the key that signed the URL (absent in URLs made
+        /// before keys had ids). An unknown or dropped key is refused like
+        /// a bad signature.
+        kid: Query<Option<String>>,
         /// HMAC-SHA256 signature, hex.
         sig: Query<String>,
         /// `bytes=first-last`, `bytes=first-` or `bytes=-suffix_length`.
@@ -450,15 +455,16 @@ impl FileApi {
         let Ok(file) = file_ref(id.0.as_deref(), filehash.0.as_deref()) else {
             return Err(forbidden("URL_INVALID", "malformed link"));
         };
-        let (entry, stored) = match state.services.files.open_signed(&file, uid.0, expires.0, &sig.0).await? {
-            Ok(found) => found,
-            Err(shared::files::links::LinkError::Expired) => {
-                return Err(forbidden("URL_EXPIRED", "this link has expired"));
-            }
-            Err(shared::files::links::LinkError::Invalid) => {
-                return Err(forbidden("URL_INVALID", "this link is not valid"));
-            }
-        };
+        let (entry, stored) =
+            match state.services.files.open_signed(&file, uid.0, expires.0, kid.0.as_deref(), &sig.0).await? {
+                Ok(found) => found,
+                Err(shared::files::links::LinkError::Expired) => {
+                    return Err(forbidden("URL_EXPIRED", "this link has expired"));
+                }
+                Err(shared::files::links::LinkError::Invalid) => {
+                    return Err(forbidden("URL_INVALID", "this link is not valid"));
+                }
+            };
         let inline = inline.0.unwrap_or(false);
         Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref(), inline).await?)
     }

@@ -70,6 +70,15 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub url_ttl: u64,
 
+    /// Days a signing key (of signed download URLs, of share access tokens)
+    /// signs before a fresh one replaces it. A replaced key still verifies
+    /// what it signed until that can have expired (7 days for URLs, 1 hour
+    /// for share tokens), then it is dropped. `api admin rotate-keys`
+    /// rotates at once.
+    #[arg(long, env = "PAN_KEY_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub key_days: u64,
+
     /// Chunk size the server prefers, in bytes. Larger files get larger chunks
     /// so that no upload has more than `max_chunks` chunks.
     #[arg(long, env = "PAN_CHUNK_SIZE", default_value_t = 8 << 20,

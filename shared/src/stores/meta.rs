@@ -6,6 +6,7 @@
 //! [`sqlite`] and [`mysql`], chosen once by [`open`] from the URL scheme.
 //! Every statement is parameterised.
 
+mod keys;
 pub mod mysql;
 mod quota;
 mod rows;
@@ -384,6 +385,33 @@ pub trait SecretRepo: Send + Sync {
     async fn secret(&self, name: &str, fresh: &str) -> Result<String>;
 }
 
+/// One signing key as stored: its purpose (`url`, `share`), id, secret
+/// (hex) and when it was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// What it signs: `url` or `share`.
+    pub purpose: String,
+    /// Its id, carried by everything it signs.
+    pub kid: String,
+    /// The secret, as hex.
+    pub secret: String,
+    /// When it was made (Unix seconds); the newest of a purpose signs.
+    pub created_at: i64,
+}
+
+/// The signing keys every api process shares (rotated, so unlike
+/// [`SecretRepo`] a purpose has several).
+#[async_trait]
+pub trait KeyRepo: Send + Sync {
+    /// Every key, by purpose, oldest first (then by id).
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>>;
+    /// Adds a key; `false` (and nothing changed) when its id is already
+    /// taken in its purpose.
+    async fn add_signing_key(&self, key: &StoredKey) -> Result<bool>;
+    /// Forgets a key (nothing when it is already gone).
+    async fn drop_signing_key(&self, purpose: &str, kid: &str) -> Result<()>;
+}
+
 /// What the consistency audit reads from the repository.
 #[async_trait]
 pub trait AuditRepo: Send + Sync {
@@ -515,6 +543,7 @@ pub trait MetaRepo:
     + ShareRepo
     + BackupRepo
     + SecretRepo
+    + KeyRepo
     + AuditRepo
     + QuotaRepo
 {
@@ -540,7 +569,10 @@ pub async fn open(url: &str) -> Result<SqlRepo> {
 
 /// The repository once every name is in the search index.
 async fn indexed(repo: SqlRepo) -> Result<SqlRepo> {
-    repo.key_existing_names().await?;
+    // Names keyed just now may be twins of others in NFC: renamed at once.
+    if repo.key_existing_names().await? > 0 {
+        tree::rename_nfc_twins(&repo).await?;
+    }
     repo.index_existing_names().await?;
     Ok(repo)
 }

@@ -103,7 +103,6 @@ impl SqlRepo {
         }
         if done > 0 {
             tracing::info!(names = done, "keyed names for comparison in NFC");
-            super::tree::rename_nfc_twins(self).await?;
         }
         Ok(done)
     }
