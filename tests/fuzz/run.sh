@@ -42,11 +42,13 @@ token() {
     -d "{\"username\":\"$1\",\"password\":\"fuzz-password\"}" "$url/usr/signin" |
     "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["token"])'
 }
-# One account for everything; signout gets a token of its own (it revokes the
-# token it carries, and the rest of the run would be 401s).
+# One account for everything; signout and signout_everywhere get accounts of
+# their own (they revoke the token they carry, or every token of its user, and
+# the rest of the run would be 401s).
 PAN_FUZZ_TOKEN=$(token fuzz)
 PAN_FUZZ_SIGNOUT_TOKEN=$(token fuzz-signout)
-export PAN_FUZZ_TOKEN PAN_FUZZ_SIGNOUT_TOKEN
+PAN_FUZZ_EVERYWHERE_TOKEN=$(token fuzz-everywhere)
+export PAN_FUZZ_TOKEN PAN_FUZZ_SIGNOUT_TOKEN PAN_FUZZ_EVERYWHERE_TOKEN
 
 # The served spec must be the committed one (tests/e2e/openapi.rs checks it
 # too): fuzz what clients are generated from.
