@@ -650,9 +650,12 @@ both!(
             (StatusCode::BAD_REQUEST, Some("INVALID_FILENAME")),
             "file/upload {name:?}: {body}"
         );
+        // In a path: the spec's pattern refuses what it can say (400
+        // INVALID_REQUEST), the name rule the rest (tag characters).
         let (code, body) =
             app.call("GET", &format!("/folder/stat?path={}", urlencode(&format!("/{name}"))), Some(&token)).await;
-        assert_eq!((code, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_PATH")), "{name:?}: {body}");
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{name:?}: {body}");
+        assert!(["INVALID_PATH", "INVALID_REQUEST"].contains(&body["code"].as_str().unwrap()), "{name:?}: {body}");
     }
     let all = walk(&app, &token).await;
     assert_eq!(all.keys().cloned().collect::<Vec<_>>(), ["/f.txt", "/keep"], "nothing was made or renamed");
@@ -788,8 +791,9 @@ both!(
             app.call("GET", &format!("/folder/list?limit=2&sort=name&order=desc&cursor={cursor}"), Some(&token)).await;
         assert_eq!(code, StatusCode::OK, "{next}");
         assert_eq!(names(&next), ["b", "a"], "the cursor's sort and order, not the query's");
-        // Made by hand: after the name "b" (hex 62), and after 0xff (not UTF-8).
-        let (code, page) = app.call("GET", "/folder/list?cursor=name.a.f.0.62", Some(&token)).await;
+        // Made by hand: after the name "b" (hex 62) at the last row there
+        // can be, and after 0xff (not UTF-8).
+        let (code, page) = app.call("GET", "/folder/list?cursor=name.a.f.999999999999999999.62", Some(&token)).await;
         assert_eq!(code, StatusCode::OK, "{page}");
         assert_eq!(names(&page), ["c", "d"]);
         let (code, page) = app.call("GET", "/folder/list?cursor=name.a.f.0.ff", Some(&token)).await;
