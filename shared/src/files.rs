@@ -77,6 +77,11 @@ pub enum FileRef {
     Entry(EntryId),
     /// By the content's SHA-1: accepted while it names exactly one entry.
     Sha1(Sha1Hex),
+    /// By entry id and the content's SHA-1 together: the entry, when its
+    /// content has that SHA-1 (else nothing is named).
+    Both(EntryId, Sha1Hex),
+    /// Neither was given: nothing is named.
+    Nothing,
 }
 
 /// The file use cases of one installation.
@@ -293,6 +298,13 @@ impl Files {
     pub async fn owned(&self, user: &User, file: &FileRef) -> Result<(UserFile, StoredFile)> {
         match file {
             FileRef::Entry(id) => self.repo.user_file(user.id, id.as_str()).await?.ok_or(Error::FileNotFound),
+            FileRef::Both(id, hash) => self
+                .repo
+                .user_file(user.id, id.as_str())
+                .await?
+                .filter(|(entry, _)| entry.filehash.eq_ignore_ascii_case(hash.as_str()))
+                .ok_or(Error::FileNotFound),
+            FileRef::Nothing => Err(Error::FileNotFound),
             FileRef::Sha1(hash) => {
                 let mut entries = self.repo.entries_with_sha1(user.id, hash.as_str()).await?;
                 match entries.len() {
@@ -392,6 +404,8 @@ impl Files {
         let subject = match file {
             FileRef::Entry(id) => id.as_str(),
             FileRef::Sha1(hash) => hash.as_str(),
+            // Links are signed for one of them, never both or neither.
+            FileRef::Both(..) | FileRef::Nothing => return Ok(Err(links::LinkError::Invalid)),
         };
         let Some(key) = self.keys.verifying(Purpose::Url, kid.unwrap_or(links::LEGACY_KID)).await? else {
             return Ok(Err(links::LinkError::Invalid));

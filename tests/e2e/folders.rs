@@ -445,15 +445,24 @@ both!(bad_tree_input_gets_a_code_and_changes_nothing, |app| {
     }
     let (code, body) = app.post_json("/folder/move", Some(&token), &json!({"id": a["id"], "to": b["id"]})).await;
     assert_eq!((code, body["code"].as_str()), (StatusCode::CONFLICT, Some("MOVE_INTO_ITSELF")));
-    // A relative path breaks the spec's pattern; the rest break the rule.
-    let (code, body) = app.call("GET", "/folder/stat?path=relative%2Fx", Some(&token)).await;
-    assert_eq!((code, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_REQUEST")), "{body}");
-    for path in ["/a/../b", "/a/./b", "/a\u{0}"] {
+    // A relative path, `.` or `..` in it, or control characters break the
+    // spec's pattern; a name over 255 bytes breaks the rule.
+    for path in ["relative/x", "/a/../b", "/a/./b", "/a/..", "/.", "/a\u{0}", "/a\nb"] {
         let (code, body) = app.call("GET", &format!("/folder/stat?path={}", urlencode(path)), Some(&token)).await;
-        assert_eq!((code, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_PATH")), "{path:?}: {body}");
+        assert_eq!(
+            (code, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("INVALID_REQUEST")),
+            "{path:?}: {body}"
+        );
     }
+    let long = format!("/{}", "é".repeat(128));
+    let (code, body) = app.call("GET", &format!("/folder/stat?path={}", urlencode(&long)), Some(&token)).await;
+    assert_eq!((code, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_PATH")), "{body}");
+    // Names that only look like dots are names.
+    let (code, body) = app.call("GET", "/folder/stat?path=/...", Some(&token)).await;
+    assert_eq!((code, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("FILE_NOT_FOUND")), "{body}");
     let (code, body) = app.call("GET", "/folder/list?cursor=bm90IGEgY3Vyc29y", Some(&token)).await;
-    assert_eq!((code, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_CURSOR")));
+    assert_eq!((code, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_REQUEST")), "{body}");
     let (code, page) = app.call("GET", "/folder/list?limit=1", Some(&token)).await;
     assert_eq!(code, StatusCode::OK);
     let _ = page;
@@ -641,9 +650,12 @@ both!(
             (StatusCode::BAD_REQUEST, Some("INVALID_FILENAME")),
             "file/upload {name:?}: {body}"
         );
+        // In a path: the spec's pattern refuses what it can say (400
+        // INVALID_REQUEST), the name rule the rest (tag characters).
         let (code, body) =
             app.call("GET", &format!("/folder/stat?path={}", urlencode(&format!("/{name}"))), Some(&token)).await;
-        assert_eq!((code, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_PATH")), "{name:?}: {body}");
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{name:?}: {body}");
+        assert!(["INVALID_PATH", "INVALID_REQUEST"].contains(&body["code"].as_str().unwrap()), "{name:?}: {body}");
     }
     let all = walk(&app, &token).await;
     assert_eq!(all.keys().cloned().collect::<Vec<_>>(), ["/f.txt", "/keep"], "nothing was made or renamed");
@@ -806,5 +818,49 @@ both!(
             assert_eq!((code, &found["id"]), (StatusCode::OK, &f["id"]), "{path:?}: {found}");
         }
         app.assert_consistent().await;
+    }
+);
+
+both!(
+    /// Every string of a cursor's documented form is a place in a listing:
+    /// a cursor continues the listing it came from, in its sort and order,
+    /// whatever `sort` and `order` say; one nobody was given (a name in hex
+    /// that is not UTF-8 included) lists what follows it, never a 400.
+    a_cursor_continues_its_own_listing_and_any_well_formed_cursor_is_a_place,
+    |app| {
+        let token = app.user(&uname("cur")).await;
+        for (i, name) in ["a", "b", "c", "d"].iter().enumerate() {
+            let data = vec![b'x'; 10 - i];
+            let (code, body) = put_file(&app, &token, "", name, &data, false).await;
+            assert_eq!(code, StatusCode::CREATED, "{body}");
+        }
+        let names = |page: &Value| -> Vec<String> {
+            page["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_owned()).collect()
+        };
+        // By size, ascending: d (7 bytes), c, b, a (10 bytes).
+        let (code, first) = app.call("GET", "/folder/list?limit=2&sort=size", Some(&token)).await;
+        assert_eq!(code, StatusCode::OK, "{first}");
+        assert_eq!(names(&first), ["d", "c"]);
+        let cursor = first["next_cursor"].as_str().unwrap();
+        let (code, next) =
+            app.call("GET", &format!("/folder/list?limit=2&sort=name&order=desc&cursor={cursor}"), Some(&token)).await;
+        assert_eq!(code, StatusCode::OK, "{next}");
+        assert_eq!(names(&next), ["b", "a"], "the cursor's sort and order, not the query's");
+        // Made by hand: after the name "b" (hex 62) at the last row there
+        // can be, and after 0xff (not UTF-8).
+        let (code, page) = app.call("GET", "/folder/list?cursor=name.a.f.999999999999999999.62", Some(&token)).await;
+        assert_eq!(code, StatusCode::OK, "{page}");
+        assert_eq!(names(&page), ["c", "d"]);
+        let (code, page) = app.call("GET", "/folder/list?cursor=name.a.f.0.ff", Some(&token)).await;
+        assert_eq!(code, StatusCode::OK, "{page}");
+        assert_eq!(names(&page), Vec::<String>::new());
+        let (code, page) = app.call("GET", "/folder/search?q=a&cursor=00.00000000000000000000000000000000", Some(&token)).await;
+        assert_eq!(code, StatusCode::OK, "{page}");
+        let (code, page) = app.call("GET", "/trash/list?cursor=-5.00000000000000000000000000000000", Some(&token)).await;
+        assert_eq!(code, StatusCode::OK, "{page}");
+        for bad in ["/folder/list?cursor=name.a.f.0.6", "/folder/search?q=a&cursor=zz", "/trash/list?cursor=1.2"] {
+            let (code, body) = app.call("GET", bad, Some(&token)).await;
+            assert_eq!((code, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_REQUEST")), "{bad}: {body}");
+        }
     }
 );

@@ -16,6 +16,12 @@ async fn download_by_id(app: &TestApp, token: &str, id: &str) -> Vec<u8> {
     resp.bytes().await.unwrap().to_vec()
 }
 
+/// GET `path` as `token`: the status and the body's bytes.
+async fn get_bytes(app: &TestApp, token: &str, path: &str) -> (StatusCode, Vec<u8>) {
+    let resp = app.http.get(app.url(path)).bearer_auth(token).send().await.unwrap();
+    (resp.status(), resp.bytes().await.unwrap().to_vec())
+}
+
 both!(two_users_with_colliding_sha1_files_each_download_their_own_bytes, |app| {
     let (one, two) = (data("shattered-1.pdf"), data("shattered-2.pdf"));
     assert_eq!(sha1_hex(&one), sha1_hex(&two), "the SHAttered pair collides");
@@ -72,6 +78,10 @@ both!(one_user_holds_both_colliding_files_and_an_ambiguous_filehash_is_409_with_
     let (code, body) = app.call("DELETE", &format!("/file/delete?filehash={hash}"), Some(&token)).await;
     assert_eq!(code, StatusCode::CONFLICT, "{body}");
     assert_eq!(app.stored().len(), 2, "an ambiguous delete deletes nothing");
+    // With `id` beside it, the SHA-1 names that entry alone.
+    let (code, bytes) = get_bytes(&app, &token, &format!("/file/download?id={id2}&filehash={hash}")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(bytes, two);
 
     assert_eq!(download_by_id(&app, &token, id1).await, one);
     assert_eq!(download_by_id(&app, &token, id2).await, two);
@@ -85,10 +95,45 @@ both!(one_user_holds_both_colliding_files_and_an_ambiguous_filehash_is_409_with_
     let (code, _, bytes) = app.download(&token, &hash, None).await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(bytes, two);
-    let (code, body) = app.call("GET", "/file/download", Some(&token)).await;
-    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!(body["code"], "INVALID_FILE_REFERENCE");
 });
+
+both!(
+    /// A file named by neither `id` nor `filehash`, or by an `id` whose
+    /// content has another SHA-1, is no file: 404 `FILE_NOT_FOUND` on every
+    /// route that names one (a request the spec allows is never a 400).
+    a_file_named_by_neither_or_by_an_id_and_another_sha1_is_404,
+    |app| {
+        let token = app.user(&uname("ref")).await;
+        let done = app.upload(&token, "a.txt", b"named twice").await;
+        let id = done["file"]["id"].as_str().unwrap();
+        let hash = sha1_hex(b"named twice");
+        let other = sha1_hex(b"something else");
+        let (code, bytes) = get_bytes(&app, &token, &format!("/file/download?id={id}&filehash={hash}")).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(bytes, b"named twice");
+        for query in ["".to_owned(), format!("?id={id}&filehash={other}")] {
+            let (code, body) = app.call("GET", &format!("/file/download{query}"), Some(&token)).await;
+            assert_eq!(code, StatusCode::NOT_FOUND, "{query}: {body}");
+            assert_eq!(body["code"], "FILE_NOT_FOUND");
+            let (code, body) = app.call("POST", &format!("/file/downloadurl{query}"), Some(&token)).await;
+            assert_eq!(code, StatusCode::NOT_FOUND, "{query}: {body}");
+            assert_eq!(body["code"], "FILE_NOT_FOUND");
+            let (code, body) = app.call("DELETE", &format!("/file/delete{query}"), Some(&token)).await;
+            assert_eq!(code, StatusCode::NOT_FOUND, "{query}: {body}");
+            assert_eq!(body["code"], "FILE_NOT_FOUND");
+        }
+        let (code, body) = app.post_json("/file/rename", Some(&token), &json!({"filename": "b.txt"})).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
+        assert_eq!(body["code"], "FILE_NOT_FOUND");
+        let (code, body) =
+            app.post_json("/file/rename", Some(&token), &json!({"id": id, "filehash": other, "filename": "b.txt"})).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
+        let (code, body) =
+            app.post_json("/file/rename", Some(&token), &json!({"id": id, "filehash": hash, "filename": "b.txt"})).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        assert_eq!(body["filename"], "b.txt");
+    }
+);
 
 both!(
     known_content_is_instant_for_a_second_user_who_proves_possession,

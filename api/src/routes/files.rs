@@ -4,6 +4,7 @@ use poem::Body;
 use poem::web::Data;
 use poem_openapi::param::{Header, Query};
 use poem_openapi::payload::{Binary, Json};
+use poem_openapi::types::MaybeUndefined;
 use poem_openapi::types::multipart::Upload;
 use poem_openapi::{ApiResponse, Multipart, Object, OpenApi};
 use shared::domain::{EntryId, FileName, FolderId, NameRule, Placement, Sha1Hex, User, UserFile};
@@ -81,7 +82,8 @@ pub struct FileList {
     pub offset: i64,
 }
 
-/// A new name for a file, named by `id` or by `filehash` (one of the two).
+/// A new name for a file, named by `id` or by `filehash` (both: the file
+/// `id` when it has that SHA-1; neither or a mismatch: 404 `FILE_NOT_FOUND`).
 /// `on_conflict`, when another entry in its folder has that name: `refuse`
 /// (the default) or `rename` (to the first free `name (n).ext`).
 #[derive(Debug, Object)]
@@ -89,7 +91,8 @@ pub struct RenameRequest {
     /// The file's id.
     #[oai(nullable, validator(pattern = r"^[0-9a-f]{32}$"))]
     pub id: Option<Text>,
-    /// SHA-1 of the file (while it names exactly one of your files).
+    /// SHA-1 of the file (while it names exactly one of your files; with
+    /// `id`, the file must have it).
     #[oai(nullable, validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
     pub filehash: Option<Text>,
     /// The new name: 1-255 bytes of UTF-8, no `/`, no control characters,
@@ -102,7 +105,7 @@ pub struct RenameRequest {
     pub filename: Text,
     // When another entry in the folder has that name: `refuse` (the
     // default) or `rename` (to the first free `name (n).ext`).
-    pub on_conflict: Option<OnConflict>,
+    pub on_conflict: MaybeUndefined<OnConflict>,
 }
 
 /// Delete answers.
@@ -354,7 +357,8 @@ impl FileApi {
         /// The file's id.
         #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
         id: Query<Option<String>>,
-        /// SHA-1 of the file (instead of `id`, while it names exactly one of your files).
+        /// SHA-1 of the file: instead of `id` while it names exactly one of your
+        /// files; with `id`, the file must have it (else 404). Neither: 404.
         #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
         filehash: Query<Option<String>>,
         /// `bytes=first-last`, `bytes=first-` or `bytes=-suffix_length`.
@@ -384,7 +388,8 @@ impl FileApi {
         /// The file's id.
         #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
         id: Query<Option<String>>,
-        /// SHA-1 of the file (instead of `id`, while it names exactly one of your files).
+        /// SHA-1 of the file: instead of `id` while it names exactly one of your
+        /// files; with `id`, the file must have it (else 404). Neither: 404.
         #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
         filehash: Query<Option<String>>,
         /// Lifetime of the URL in seconds, 1-604800.
@@ -504,7 +509,7 @@ impl FileApi {
     ) -> Result<Json<FileInfo>, RenameErrors> {
         let file = file_ref(body.id.as_deref(), body.filehash.as_deref())?;
         let name = FileName::parse(&body.filename)?;
-        let rule = folders::rule(body.on_conflict, NameRule::Refuse);
+        let rule = folders::json_rule(&body.on_conflict, NameRule::Refuse)?;
         let f = state.services.files.rename(&auth.0, &file, &name, rule).await?;
         Ok(Json(file_with_path(&state, &auth.0, f).await?))
     }
@@ -540,7 +545,8 @@ impl FileApi {
         /// The file's id.
         #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
         id: Query<Option<String>>,
-        /// SHA-1 of the file (instead of `id`, while it names exactly one of your files).
+        /// SHA-1 of the file: instead of `id` while it names exactly one of your
+        /// files; with `id`, the file must have it (else 404). Neither: 404.
         #[oai(validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
         filehash: Query<Option<String>>,
         /// Delete for good instead of into the trash (default false).
@@ -557,16 +563,16 @@ fn default_limit() -> i64 {
     100
 }
 
-/// The file a request names: by `id`, or by `filehash` (exactly one of them).
+/// The file a request names: by `id`, by `filehash`, or by both (the entry
+/// `id` when its content has that SHA-1). Neither names no file: the use
+/// case answers 404 `FILE_NOT_FOUND`, as for any name that finds nothing.
 fn file_ref(id: Option<&str>, filehash: Option<&str>) -> shared::Result<FileRef> {
-    match (id, filehash) {
-        (Some(id), None) => Ok(FileRef::Entry(EntryId::parse(id)?)),
-        (None, Some(hash)) => Ok(FileRef::Sha1(Sha1Hex::parse(hash)?)),
-        _ => Err(shared::Error::invalid(
-            "INVALID_FILE_REFERENCE",
-            "name the file by `id` or by `filehash` (one of them)",
-        )),
-    }
+    Ok(match (id, filehash) {
+        (Some(id), None) => FileRef::Entry(EntryId::parse(id)?),
+        (None, Some(hash)) => FileRef::Sha1(Sha1Hex::parse(hash)?),
+        (Some(id), Some(hash)) => FileRef::Both(EntryId::parse(id)?, Sha1Hex::parse(hash)?),
+        (None, None) => FileRef::Nothing,
+    })
 }
 
 /// Builds the download response for a file (shared with signed URLs).

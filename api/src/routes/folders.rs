@@ -1,10 +1,10 @@
 //! The caller's tree: folders (create, list, look up by path, rename, move,
 //! delete) and the trash (list, restore, purge).
 
-use base64::Engine;
 use poem::web::Data;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use shared::domain::{FileName, Folder, FolderId, NameRule, SortKey, TreeItem, User, UserFile};
 use shared::tree::{ListCursor, PageRequest};
@@ -40,6 +40,20 @@ impl From<OnConflict> for NameRule {
 /// The rule a request asked for, or the operation's default.
 pub fn rule(asked: Option<OnConflict>, default: NameRule) -> NameRule {
     asked.map(NameRule::from).unwrap_or(default)
+}
+
+/// The clash rule a JSON body asks for: absent means `default`; `null` is
+/// refused (400 `INVALID_REQUEST`), as the spec says (`on_conflict` is not
+/// nullable: an enum `$ref` made nullable needs an `allOf` that
+/// openapi-python-client cannot read).
+pub fn json_rule(asked: &MaybeUndefined<OnConflict>, default: NameRule) -> shared::Result<NameRule> {
+    match asked {
+        MaybeUndefined::Undefined => Ok(default),
+        MaybeUndefined::Value(v) => Ok(NameRule::from(*v)),
+        MaybeUndefined::Null => {
+            Err(shared::Error::invalid("INVALID_REQUEST", "`on_conflict` is `rename` or `refuse`, or absent; not null"))
+        }
+    }
 }
 
 /// Whether an entry is a file or a folder.
@@ -215,7 +229,7 @@ pub struct CreateFolderRequest {
     ))]
     pub name: Text,
     // When the name is taken: `rename` (the default) or `refuse`.
-    pub on_conflict: Option<OnConflict>,
+    pub on_conflict: MaybeUndefined<OnConflict>,
 }
 
 /// A rename and/or a move of a folder or a file. `on_conflict`: `refuse`
@@ -240,14 +254,14 @@ pub struct MoveRequest {
     )]
     pub name: Option<Text>,
     // When the name is taken there: `refuse` (the default) or `rename`.
-    pub on_conflict: Option<OnConflict>,
+    pub on_conflict: MaybeUndefined<OnConflict>,
 }
 
 impl MoveRequest {
     /// The new name (if any) and the clash rule (default: refuse).
     pub fn name_and_rule(&self) -> shared::Result<(Option<FileName>, NameRule)> {
         let name = self.name.as_deref().map(FileName::parse).transpose()?;
-        Ok((name, rule(self.on_conflict, NameRule::Refuse)))
+        Ok((name, json_rule(&self.on_conflict, NameRule::Refuse)?))
     }
 }
 
@@ -281,57 +295,79 @@ crate::operation_errors!(
 );
 crate::operation_errors!(
     /// Errors of reading the tree.
-    TreeReadErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404, Conflict = 409 }
+    TreeReadErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404, Conflict = 409, UriTooLong = 414 }
 );
 
 fn default_limit() -> i64 {
     100
 }
 
-/// Encodes where a listing page ended, with the order it was for.
-pub fn encode_cursor(sort: SortBy, order: SortOrder, c: &ListCursor) -> String {
-    let raw = format!(
-        "{}.{}.{}.{}.{}",
-        sort_name(sort),
-        if order == SortOrder::Desc { "d" } else { "a" },
-        if c.in_files { "f" } else { "d" },
-        c.row,
-        c.key
-    );
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+/// Encodes where a listing page ended, with the order it was for:
+/// `sort.order.kind.row.key`, the key in hex (a name) or decimal (a size
+/// or a time: files sorted by size, anything sorted by time), as the
+/// `cursor` parameters' pattern says. Every string of that form is a place
+/// in a listing, so the server takes any of them (a cursor names where the
+/// previous page ended, not something that must exist).
+pub fn encode_cursor(page: &PageRequest, c: &ListCursor) -> String {
+    let sort = match page.sort {
+        SortKey::Name => "name",
+        SortKey::Size => "size",
+        SortKey::Time => "time",
+    };
+    let key = if numeric_key(page.sort, c.in_files) { c.key.clone() } else { hex::encode(c.key.as_bytes()) };
+    let order = if page.desc { "d" } else { "a" };
+    format!("{sort}.{order}.{}.{}.{key}", if c.in_files { "f" } else { "d" }, c.row)
 }
 
-fn sort_name(sort: SortBy) -> &'static str {
-    match sort {
-        SortBy::Name => "name",
-        SortBy::Size => "size",
-        SortBy::Time => "time",
-    }
+/// Whether a listing sorts this kind by a number (else by its name).
+fn numeric_key(sort: SortKey, in_files: bool) -> bool {
+    sort == SortKey::Time || (sort == SortKey::Size && in_files)
 }
 
 fn bad_cursor() -> shared::Error {
-    shared::Error::invalid("INVALID_CURSOR", "the cursor is not one this listing (with this sort and order) returned")
+    shared::Error::invalid("INVALID_CURSOR", "the cursor is not one of this listing's cursors")
 }
 
-fn decode_cursor(sort: SortBy, order: SortOrder, cursor: &str) -> shared::Result<ListCursor> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad_cursor())?;
-    let raw = String::from_utf8(raw).map_err(|_| bad_cursor())?;
-    let mut parts = raw.splitn(5, '.');
+/// Reads a cursor ([`encode_cursor`]): the sort and order it continues, and
+/// where the previous page ended. A name that is not UTF-8 is read with
+/// U+FFFD in place of what is not (still a place to continue from).
+fn decode_cursor(cursor: &str) -> shared::Result<(SortKey, bool, ListCursor)> {
+    let mut parts = cursor.splitn(5, '.');
     let (Some(s), Some(o), Some(kind), Some(row), Some(key)) =
         (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(bad_cursor());
     };
-    let order_ok = o == if order == SortOrder::Desc { "d" } else { "a" };
-    if s != sort_name(sort) || !order_ok || !matches!(kind, "d" | "f") {
-        return Err(bad_cursor());
-    }
-    Ok(ListCursor { in_files: kind == "f", key: key.to_owned(), row: row.parse().map_err(|_| bad_cursor())? })
+    let sort = match s {
+        "name" => SortKey::Name,
+        "size" => SortKey::Size,
+        "time" => SortKey::Time,
+        _ => return Err(bad_cursor()),
+    };
+    let desc = match o {
+        "a" => false,
+        "d" => true,
+        _ => return Err(bad_cursor()),
+    };
+    let in_files = match kind {
+        "d" => false,
+        "f" => true,
+        _ => return Err(bad_cursor()),
+    };
+    let row = row.parse().map_err(|_| bad_cursor())?;
+    let key = if numeric_key(sort, in_files) {
+        key.parse::<i64>().map_err(|_| bad_cursor())?.to_string()
+    } else {
+        String::from_utf8_lossy(&hex::decode(key).map_err(|_| bad_cursor())?).into_owned()
+    };
+    Ok((sort, desc, ListCursor { in_files, key, row }))
 }
 
-/// A listing page as a request asks for it.
+/// A listing page as a request asks for it: a first page in `sort` and
+/// `order`; with a cursor, the next page of the listing the cursor came
+/// from, in its sort and order.
 pub fn page_request(sort: SortBy, order: SortOrder, limit: i64, cursor: Option<&str>) -> shared::Result<PageRequest> {
-    Ok(PageRequest {
+    let first = PageRequest {
         sort: match sort {
             SortBy::Name => SortKey::Name,
             SortBy::Size => SortKey::Size,
@@ -339,7 +375,14 @@ pub fn page_request(sort: SortBy, order: SortOrder, limit: i64, cursor: Option<&
         },
         desc: order == SortOrder::Desc,
         limit,
-        after: cursor.map(|c| decode_cursor(sort, order, c)).transpose()?,
+        after: None,
+    };
+    Ok(match cursor {
+        None => first,
+        Some(c) => {
+            let (sort, desc, after) = decode_cursor(c)?;
+            PageRequest { sort, desc, limit, after: Some(after) }
+        }
     })
 }
 
@@ -374,7 +417,7 @@ impl FolderApi {
         let name = FileName::parse(&body.name)?;
         let parent = named_folder(&state, &auth.0, body.parent.as_deref()).await?;
         let parent = parent.map(|d| d.id).unwrap_or_default();
-        let rule = rule(body.on_conflict, NameRule::Rename);
+        let rule = json_rule(&body.on_conflict, NameRule::Rename)?;
         let folder = state.services.tree.create_folder(&auth.0, &parent, &name, rule).await?;
         Ok(CreatedFolder::Created(Json(folder_info(&state, &auth.0, folder).await?)))
     }
@@ -384,8 +427,7 @@ impl FolderApi {
     /// Name it by `id` or by `path` (neither: the root; both: the folder at
     /// `path`, which must have that `id`, else 404). Folders come first,
     /// then files, sorted by `sort` in `order`; pages of `limit` entries,
-    /// each answer's `next_cursor` fetching the next (keep `sort` and
-    /// `order`).
+    /// each answer's `next_cursor` fetching the next.
     #[oai(path = "/list", method = "get", operation_id = "folder_list")]
     #[allow(clippy::too_many_arguments)]
     async fn list(
@@ -396,7 +438,10 @@ impl FolderApi {
         #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
         id: Query<Option<String>>,
         /// The folder's path, e.g. `/photos/2026` (instead of `id`).
-        #[oai(validator(max_length = 16384, pattern = r"^/"))]
+        #[oai(validator(
+            max_length = 16384,
+            pattern = r"^/+((\.?\.?[^./\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff][^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*|\.\.\.[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*)/+)*(\.?\.?[^./\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff][^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*|\.\.\.[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*)?$"
+        ))]
         path: Query<Option<String>>,
         /// Sort by `name` (default), `size` or `time`.
         sort: Query<Option<SortBy>>,
@@ -405,8 +450,12 @@ impl FolderApi {
         /// Page size, 1-1000 (default 100).
         #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<i64>,
-        /// `next_cursor` of the previous page.
-        #[oai(validator(max_length = 2048))]
+        /// `next_cursor` of the previous page: the next page of that
+        /// listing, in its sort and order (`sort` and `order` shape a first page).
+        #[oai(validator(
+            max_length = 2048,
+            pattern = r"^((name\.[ad]\.[df]|size\.[ad]\.d)\.[0-9]{1,18}\.([0-9a-f]{2})*|(size\.[ad]\.f|time\.[ad]\.[df])\.[0-9]{1,18}\.-?[0-9]{1,18})$"
+        ))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<FolderListing>, TreeReadErrors> {
         let (sort, order) = (sort.0.unwrap_or(SortBy::Name), order.0.unwrap_or(SortOrder::Asc));
@@ -434,7 +483,7 @@ impl FolderApi {
             folder,
             path,
             entries: items.into_iter().map(TreeEntry::from).collect(),
-            next_cursor: next.map(|c| encode_cursor(sort, order, &c)),
+            next_cursor: next.map(|c| encode_cursor(&page, &c)),
         }))
     }
 
@@ -448,7 +497,10 @@ impl FolderApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         /// The path, starting with `/` and naming something (not the root).
-        #[oai(validator(max_length = 16384, pattern = r"^/+[^/]"))]
+        #[oai(validator(
+            max_length = 16384,
+            pattern = r"^/+((\.?\.?[^./\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff][^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*|\.\.\.[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*)/+)*(\.?\.?[^./\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff][^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*|\.\.\.[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*)/*$"
+        ))]
         path: Query<String>,
     ) -> Result<Json<TreeEntry>, TreeReadErrors> {
         let item = match state.services.tree.resolve(&auth.0, &path.0).await? {
@@ -476,18 +528,18 @@ impl FolderApi {
         /// Page size, 1-1000 (default 100).
         #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<i64>,
-        /// `next_cursor` of the previous page.
-        #[oai(validator(max_length = 2048))]
+        /// `next_cursor` of the previous page: `<name in hex>.<id>`, the
+        /// last name and id that page showed.
+        #[oai(validator(max_length = 1024, pattern = r"^([0-9a-f]{2})*\.[0-9a-f]{32}$"))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<SearchResults>, TreeReadErrors> {
         let after = cursor
             .0
             .as_deref()
             .map(|c| {
-                let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad_cursor())?;
-                let raw = String::from_utf8(raw).map_err(|_| bad_cursor())?;
-                let (name, id) = raw.split_once('\n').ok_or_else(bad_cursor)?;
-                Ok::<_, shared::Error>((name.to_owned(), id.to_owned()))
+                let (name, id) = c.split_once('.').ok_or_else(bad_cursor)?;
+                let name = hex::decode(name).map_err(|_| bad_cursor())?;
+                Ok::<_, shared::Error>((String::from_utf8_lossy(&name).into_owned(), id.to_owned()))
             })
             .transpose()?;
         let (items, next) = state.services.tree.search(&auth.0, &q.0, limit.0, after.as_ref()).await?;
@@ -500,8 +552,7 @@ impl FolderApi {
             };
             entries.push(TreeEntry { path: Some(path), ..TreeEntry::from(item) });
         }
-        let next_cursor =
-            next.map(|(n, id)| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{n}\n{id}")));
+        let next_cursor = next.map(|(n, id)| format!("{}.{id}", hex::encode(n.as_bytes())));
         Ok(Json(SearchResults { entries, next_cursor }))
     }
 
@@ -589,7 +640,7 @@ pub struct RestoreRequest {
     #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
     pub id: Text,
     // When its name is taken where it returns: `rename` (the default) or `refuse`.
-    pub on_conflict: Option<OnConflict>,
+    pub on_conflict: MaybeUndefined<OnConflict>,
 }
 
 /// The trash: list, restore, purge.
@@ -609,8 +660,9 @@ impl TrashApi {
         /// Page size, 1-1000 (default 100).
         #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<i64>,
-        /// `next_cursor` of the previous page.
-        #[oai(validator(max_length = 256))]
+        /// `next_cursor` of the previous page: `<deleted_at>.<id>` of the
+        /// last item it showed.
+        #[oai(validator(pattern = r"^-?[0-9]{1,18}\.[0-9a-f]{32}$"))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<TrashListing>, TreeReadErrors> {
         let after = cursor
@@ -668,7 +720,7 @@ impl TrashApi {
         body: Json<RestoreRequest>,
     ) -> Result<Json<TreeEntry>, FolderErrors> {
         let id = FolderId::parse(&body.id).map_err(|_| shared::Error::TrashItemNotFound)?;
-        let rule = rule(body.on_conflict, NameRule::Rename);
+        let rule = json_rule(&body.on_conflict, NameRule::Rename)?;
         let item = state.services.tree.restore(&auth.0, id.as_str(), rule).await?;
         Ok(Json(with_path(&state, &auth.0, item).await?))
     }
@@ -715,13 +767,21 @@ impl TrashApi {
 mod tests {
     use super::*;
 
+    /// A cursor carries its sort and order and reads back as it was
+    /// written (names with dots, numbers too).
     #[test]
-    fn cursors_round_trip_and_belong_to_their_order() {
-        let c = ListCursor { in_files: true, key: "a.b.c".into(), row: 42 };
-        let s = encode_cursor(SortBy::Name, SortOrder::Asc, &c);
-        assert_eq!(decode_cursor(SortBy::Name, SortOrder::Asc, &s).unwrap(), c);
-        assert!(decode_cursor(SortBy::Size, SortOrder::Asc, &s).is_err());
-        assert!(decode_cursor(SortBy::Name, SortOrder::Desc, &s).is_err());
-        assert!(decode_cursor(SortBy::Name, SortOrder::Asc, "garbage!").is_err());
+    fn cursors_round_trip_with_their_order_and_match_the_pattern() {
+        let cases = [
+            (SortKey::Name, false, ListCursor { in_files: true, key: "a.b.c".into(), row: 42 }),
+            (SortKey::Size, true, ListCursor { in_files: true, key: "1024".into(), row: 7 }),
+            (SortKey::Size, false, ListCursor { in_files: false, key: "photos".into(), row: 3 }),
+            (SortKey::Time, true, ListCursor { in_files: false, key: "1780000000".into(), row: 1 }),
+        ];
+        for (sort, desc, c) in cases {
+            let page = PageRequest { sort, desc, limit: 10, after: None };
+            let s = encode_cursor(&page, &c);
+            assert_eq!(decode_cursor(&s).unwrap(), (sort, desc, c));
+        }
+        assert!(decode_cursor("garbage!").is_err());
     }
 }

@@ -7,6 +7,7 @@ use poem::Body;
 use poem::web::Data;
 use poem_openapi::param::{Header, Query};
 use poem_openapi::payload::{Binary, Json};
+use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use shared::domain::{
     ChunkPlan, FileName, FolderId, NameRule, Placement, Sha1Hex, Sha256Hex, UploadSession, UploadState, UserFile,
@@ -65,7 +66,7 @@ pub struct InitRequest {
     // When `filename` is taken in that folder: `rename` (the default: the
     // first free `name (n).ext`) or `refuse` (409 `NAME_TAKEN` now). A name
     // taken while the upload runs is always renamed when it finishes.
-    pub on_conflict: Option<OnConflict>,
+    pub on_conflict: MaybeUndefined<OnConflict>,
 }
 
 /// A byte range of the file, `first` to `last` inclusive.
@@ -442,7 +443,7 @@ impl UploadApi {
             .map_err(|_| ApiError::bad_request("INVALID_FILESIZE", "filesize must not be negative"))?;
         let place = Placement {
             folder: body.folder.as_deref().filter(|f| !f.is_empty()).map(FolderId::parse).transpose()?,
-            rule: super::folders::rule(body.on_conflict, NameRule::Rename),
+            rule: super::folders::json_rule(&body.on_conflict, NameRule::Rename)?,
         };
         let fingerprint = body.fingerprint.as_deref().map(str::to_owned);
         let new =
@@ -538,7 +539,7 @@ impl UploadApi {
         chkidx: Query<u64>,
         /// `sha1 <base64 of the chunk's SHA-1>`; when present, a chunk that
         /// does not match is refused with `CHUNK_CHECKSUM_MISMATCH`.
-        #[oai(name = "Upload-Checksum", validator(pattern = r"^[Ss][Hh][Aa]1 [A-Za-z0-9+/]{27}=$"))]
+        #[oai(name = "Upload-Checksum", validator(pattern = r"^[Ss][Hh][Aa]1 [A-Za-z0-9+/]{26}[AEIMQUYcgkosw048]=$"))]
         upload_checksum: Header<Option<String>>,
         req: &poem::Request,
         body: Binary<Body>,

@@ -269,7 +269,7 @@ pub enum ZipResponse {
 
 crate::operation_errors!(
     /// Errors of the public link routes.
-    PublicErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404, Conflict = 409, Gone = 410 }
+    PublicErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404, Conflict = 409, Gone = 410, UriTooLong = 414 }
 );
 crate::operation_errors!(
     /// Errors of unlocking a link.
@@ -292,6 +292,7 @@ crate::operation_errors!(
         Conflict = 409,
         Gone = 410,
         PayloadTooLarge = 413,
+        UriTooLong = 414,
     }
 );
 
@@ -371,7 +372,10 @@ impl PublicShareApi {
         #[oai(validator(max_length = 256))]
         access: Query<Option<String>>,
         /// A folder inside the shared folder, e.g. `/photos` (default `/`: the shared folder).
-        #[oai(validator(max_length = 16384, pattern = r"^/"))]
+        #[oai(validator(
+            max_length = 16384,
+            pattern = r"^/+((\.?\.?[^./\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff][^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*|\.\.\.[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*)/+)*(\.?\.?[^./\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff][^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*|\.\.\.[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*)?$"
+        ))]
         path: Query<Option<String>>,
         /// Sort by `name` (default), `size` or `time`.
         sort: Query<Option<SortBy>>,
@@ -380,8 +384,12 @@ impl PublicShareApi {
         /// Page size, 1-1000 (default 100).
         #[oai(default = "default_limit", validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<i64>,
-        /// `next_cursor` of the previous page.
-        #[oai(validator(max_length = 2048))]
+        /// `next_cursor` of the previous page: the next page of that
+        /// listing, in its sort and order (`sort` and `order` shape a first page).
+        #[oai(validator(
+            max_length = 2048,
+            pattern = r"^((name\.[ad]\.[df]|size\.[ad]\.d)\.[0-9]{1,18}\.([0-9a-f]{2})*|(size\.[ad]\.f|time\.[ad]\.[df])\.[0-9]{1,18}\.-?[0-9]{1,18})$"
+        ))]
         cursor: Query<Option<String>>,
     ) -> Result<Json<PublicListing>, PublicErrors> {
         let o = state.services.shares.open(&link.0, access.0.as_deref()).await?;
@@ -406,11 +414,7 @@ impl PublicShareApi {
                 },
             })
             .collect();
-        Ok(Json(PublicListing {
-            path,
-            entries,
-            next_cursor: next.map(|c| super::folders::encode_cursor(sort, order, &c)),
-        }))
+        Ok(Json(PublicListing { path, entries, next_cursor: next.map(|c| super::folders::encode_cursor(&page, &c)) }))
     }
 
     /// Download the shared file, or a file in the shared folder.
@@ -433,7 +437,10 @@ impl PublicShareApi {
         #[oai(validator(max_length = 256))]
         access: Query<Option<String>>,
         /// For a shared folder: the file inside it, e.g. `/photos/a.jpg`.
-        #[oai(validator(max_length = 16384, pattern = r"^/"))]
+        #[oai(validator(
+            max_length = 16384,
+            pattern = r"^/+((\.?\.?[^./\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff][^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*|\.\.\.[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*)/+)*(\.?\.?[^./\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff][^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*|\.\.\.[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*)?$"
+        ))]
         path: Query<Option<String>>,
         /// `bytes=first-last`, `bytes=first-` or `bytes=-suffix_length`.
         #[oai(name = "Range")]
@@ -474,7 +481,10 @@ impl PublicShareApi {
         #[oai(validator(max_length = 256))]
         access: Query<Option<String>>,
         /// A folder inside the shared folder (default `/`: all of it).
-        #[oai(validator(max_length = 16384, pattern = r"^/"))]
+        #[oai(validator(
+            max_length = 16384,
+            pattern = r"^/+((\.?\.?[^./\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff][^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*|\.\.\.[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*)/+)*(\.?\.?[^./\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff][^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*|\.\.\.[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]*)?$"
+        ))]
         path: Query<Option<String>>,
     ) -> Result<ZipResponse, PublicDownloadErrors> {
         let o: Opened = state.services.shares.open(&link.0, access.0.as_deref()).await?;
