@@ -164,6 +164,7 @@ impl Services {
                 merge_stall_secs: settings.merge_stall_secs,
                 merge_threads: settings.merge_threads as u64,
                 upload_ttl: settings.upload_ttl,
+                disk_reserve: settings.disk_reserve,
             }),
         };
         let shares = Shares {

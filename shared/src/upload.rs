@@ -229,6 +229,8 @@ pub struct UploadLimits {
     pub merge_threads: u64,
     /// Seconds an idle upload lives (`PAN_UPLOAD_TTL`).
     pub upload_ttl: u64,
+    /// Bytes of staging's file system kept free (`PAN_DISK_RESERVE`).
+    pub disk_reserve: u64,
 }
 
 impl Uploads {
@@ -296,6 +298,7 @@ impl Uploads {
         // The upload's declared size is reserved in the quota under its id
         // before the session exists (the clean-up releases a hold whose
         // session never came).
+        self.check_staging_room(filesize).await?;
         let id = UploadId::generate();
         self.accounts.reserve(user, id.as_str(), filesize, true).await?;
         let session = UploadSession {
@@ -455,6 +458,33 @@ impl Uploads {
         (session.filehash, session.sha256) = (Some(filehash), Some(sha256));
         let uploaded = self.sessions.chunks(&session.id).await?.into_keys().collect();
         Ok(DeclareResult::Continue(session, uploaded, challenge))
+    }
+
+    /// [`Error::DiskFull`] unless `size` more bytes fit in staging: its free
+    /// space, less what open uploads still reserve (all users; bytes they
+    /// staged already count twice, which errs on the safe side) and the
+    /// reserve. A store that cannot tell (S3) is not checked.
+    async fn check_staging_room(&self, size: u64) -> Result<()> {
+        let Some(free) = self.staging.free_space().await? else { return Ok(()) };
+        let expected = self.repo.upload_bytes_held().await?;
+        let room = free.saturating_sub(expected).saturating_sub(self.limits.disk_reserve);
+        if size > room {
+            tracing::warn!(
+                size,
+                free,
+                expected,
+                reserve = self.limits.disk_reserve,
+                "init refused: staging is too full"
+            );
+            return Err(Error::DiskFull {
+                what: "starting an upload",
+                source: std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    format!("{size} bytes do not fit: {free} free, {expected} expected by open uploads"),
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Makes and records a challenge on `stored` for upload `id`. `None`

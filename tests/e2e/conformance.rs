@@ -821,6 +821,11 @@ fn sha1(data: &[u8]) -> [u8; 20] {
 async fn byte_store_suite(s: &dyn ByteStore, presigns: bool) {
     let data = test_bytes(300_000, 90);
     let now = shared::now();
+    // A directory says how much room its file system has; an object store
+    // does not (the same stores that presign are the ones that cannot say).
+    let free = s.free_space().await.unwrap();
+    assert_eq!(free.is_some(), !presigns, "{free:?}");
+    assert!(free.is_none_or(|n| n > 0));
 
     // A finished temporary file moves in; reading gives it back, whole or in part.
     let mut tmp = TempFile::new(s, "conformance").unwrap();

@@ -401,3 +401,49 @@ fn strip_ansi(text: &str) -> String {
     }
     out
 }
+
+/// Bytes the file system holding `dir` has free for pan.
+fn free_bytes(dir: &std::path::Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: statvfs(3) on a NUL-terminated path; read only on success.
+    assert_eq!(unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) }, 0);
+    // SAFETY: initialised by the successful call above.
+    let st = unsafe { st.assume_init() };
+    st.f_bavail * st.f_frsize
+}
+
+/// An init whose declared size does not fit in staging's free space, less
+/// what open uploads still reserve and `PAN_DISK_RESERVE`, gets 507
+/// `SERVER_DISK_FULL` before any byte; the room comes back when an upload
+/// is aborted. (Embedded: a local staging directory. S3 staging does not
+/// say how full it is and is not checked.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_init_that_cannot_fit_in_staging_is_refused_before_any_byte() {
+    const GIB: u64 = 1 << 30;
+    // Leave a 10 GiB window above the reserve (other tests write far less).
+    let free = free_bytes(&std::env::temp_dir());
+    assert!(free > 12 * GIB, "this test needs 12 GiB free in {:?}", std::env::temp_dir());
+    let reserve = (free - 10 * GIB).to_string();
+    let app = TestApp::builder(Deployment::Embedded).env("PAN_DISK_RESERVE", &reserve).spawn().await;
+    let token = app.user(&uname("full")).await;
+    let init = |size: u64| {
+        let body = json!({"filename": "big.bin", "filehash": sha1_hex(&size.to_le_bytes()), "filesize": size});
+        let app = &app;
+        let token = token.clone();
+        async move { app.post_json("/file/mupload/init", Some(&token), &body).await }
+    };
+    let (code, first) = init(6 * GIB).await;
+    assert_eq!(code, StatusCode::OK, "{first}");
+    let (code, body) = init(6 * GIB + 1).await;
+    assert_eq!((code, body["code"].as_str()), (StatusCode::INSUFFICIENT_STORAGE, Some("SERVER_DISK_FULL")), "{body}");
+    assert!(body["retry_after"].as_u64().is_some(), "{body}");
+    let (code, small) = init(GIB).await;
+    assert_eq!(code, StatusCode::OK, "what fits is taken: {small}");
+    let abort = format!("/file/mupload/abort?uploadID={}", first["uploadID"].as_str().unwrap());
+    let (code, _) = app.call("DELETE", &abort, Some(&token)).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    let (code, body) = init(6 * GIB + 1).await;
+    assert_eq!(code, StatusCode::OK, "the aborted upload's room came back: {body}");
+}

@@ -95,6 +95,14 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(0..=(1u64 << 50)))]
     pub max_file_size: u64,
 
+    /// Bytes of the staging directory's file system kept free: an init whose
+    /// size does not fit in the free space, less what open uploads still
+    /// reserve and this, answers 507 `SERVER_DISK_FULL` before any byte
+    /// (S3 staging is not checked: it does not say how full it is).
+    #[arg(long, env = "PAN_DISK_RESERVE", default_value_t = 1 << 30,
+          value_parser = clap::value_parser!(u64).range(0..=(1u64 << 50)))]
+    pub disk_reserve: u64,
+
     /// Largest file `POST /file/upload` (one multipart request) accepts, in
     /// bytes; bigger files go through the chunked upload.
     #[arg(long, env = "PAN_MAX_SINGLE_UPLOAD", default_value_t = 64 << 20,

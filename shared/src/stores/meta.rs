@@ -526,6 +526,9 @@ pub trait QuotaRepo: Send + Sync {
     async fn release(&self, hold_id: &str) -> Result<()>;
     /// A user's open-upload holds, and the bytes all their holds reserve.
     async fn holds(&self, user_id: i64) -> Result<(u64, u64)>;
+    /// The bytes every user's open uploads still reserve: what staging may
+    /// yet have to hold.
+    async fn upload_bytes_held(&self) -> Result<u64>;
     /// Ids of holds made before `before` (at most `limit`): the clean-up
     /// releases those whose content is no longer on its way.
     async fn holds_before(&self, before: i64, limit: i64) -> Result<Vec<String>>;

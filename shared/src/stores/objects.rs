@@ -107,6 +107,13 @@ pub trait ByteStore: Send + Sync {
     /// upload ids of a staging store.
     async fn list_prefixes(&self) -> Result<Vec<Path>>;
 
+    /// Bytes that can still be written, when the store can tell (a local
+    /// directory: its file system's space available to pan); `None` for an
+    /// object store, which does not say.
+    async fn free_space(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     /// A URL anyone can GET `key` with until `expires_in` has passed,
     /// answered with `Content-Disposition: disposition`; `None` when this
     /// store offers no such URLs (pan then serves the bytes itself).

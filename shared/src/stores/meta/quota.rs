@@ -100,6 +100,14 @@ impl QuotaRepo for SqlRepo {
         Ok(())
     }
 
+    async fn upload_bytes_held(&self) -> Result<u64> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT CAST(COALESCE(SUM(bytes), 0) AS SIGNED) FROM quota_holds WHERE is_upload = 1")
+                .fetch_one(self.pool())
+                .await?;
+        Ok(n.max(0) as u64)
+    }
+
     async fn holds(&self, user_id: i64) -> Result<(u64, u64)> {
         let row = sqlx::query(
             "SELECT CAST(COALESCE(SUM(is_upload), 0) AS SIGNED) AS uploads, \

@@ -126,6 +126,27 @@ impl ByteStore for LocalStore {
         Ok(self.backing.list_prefixes().await?.into_iter().filter(|p| !is_scratch(p)).collect())
     }
 
+    async fn free_space(&self) -> Result<Option<u64>> {
+        let dir = self.dir.clone();
+        let stat = tokio::task::spawn_blocking(move || {
+            use std::os::unix::ffi::OsStrExt;
+            let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+            let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+            // SAFETY: statvfs(3) fills `st` from a NUL-terminated path; it is
+            // read only when the call succeeded.
+            if unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: initialised by the successful call above.
+            let st = unsafe { st.assume_init() };
+            Ok::<_, std::io::Error>(st.f_bavail * st.f_frsize)
+        })
+        .await
+        .map_err(|e| Error::internal("asking the file system for free space", e))?
+        .map_err(|e| Error::internal("asking the file system for free space", e))?;
+        Ok(Some(stat))
+    }
+
     /// A directory offers no URLs: downloads go through pan.
     async fn presign_get(&self, _key: &Path, _expires_in: Duration, _disposition: &str) -> Result<Option<url::Url>> {
         Ok(None)
