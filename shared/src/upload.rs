@@ -298,9 +298,13 @@ impl Uploads {
         // The upload's declared size is reserved in the quota under its id
         // before the session exists (the clean-up releases a hold whose
         // session never came).
-        self.check_staging_room(filesize).await?;
         let id = UploadId::generate();
         self.accounts.reserve(user, id.as_str(), filesize, true).await?;
+        // The caller's own limits answer first; then whether the disk has room.
+        if let Err(e) = self.check_staging_room(filesize).await {
+            self.accounts.release_quietly(id.as_str()).await;
+            return Err(e);
+        }
         let session = UploadSession {
             id,
             owner: user.id,
@@ -460,13 +464,14 @@ impl Uploads {
         Ok(DeclareResult::Continue(session, uploaded, challenge))
     }
 
-    /// [`Error::DiskFull`] unless `size` more bytes fit in staging: its free
-    /// space, less what open uploads still reserve (all users; bytes they
-    /// staged already count twice, which errs on the safe side) and the
-    /// reserve. A store that cannot tell (S3) is not checked.
+    /// [`Error::DiskFull`] unless an upload of `size` bytes, whose hold is
+    /// recorded already, fits in staging: its free space, less what the
+    /// other open uploads still reserve (all users; bytes they staged
+    /// already count twice, which errs on the safe side) and the reserve. A
+    /// store that cannot tell (S3) is not checked.
     async fn check_staging_room(&self, size: u64) -> Result<()> {
         let Some(free) = self.staging.free_space().await? else { return Ok(()) };
-        let expected = self.repo.upload_bytes_held().await?;
+        let expected = self.repo.upload_bytes_held().await?.saturating_sub(size);
         let room = free.saturating_sub(expected).saturating_sub(self.limits.disk_reserve);
         if size > room {
             tracing::warn!(
