@@ -92,6 +92,8 @@ async fn every_acknowledged_write_survives_a_power_cut() {
     let mut app = TestApp::builder(Deployment::Embedded)
         .env("PAN_DATA_DIR", data_dir.to_str().unwrap())
         .env("PAN_CHUNK_SIZE", "65536")
+        // The rig's file system is a few hundred MiB: keep none of it back.
+        .env("PAN_DISK_RESERVE", "0")
         .spawn()
         .await;
     let token = app.user(&uname("power")).await;
