@@ -674,7 +674,40 @@ impl TestApp {
     }
 }
 
+/// What one process has used so far, from `/proc`.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessUse {
+    /// Resident memory now, and its peak since the last [`TestApp::api_use`]
+    /// with `reset_peak` (bytes).
+    pub rss: u64,
+    pub peak_rss: u64,
+    /// User plus system CPU time (seconds).
+    pub cpu_secs: f64,
+}
+
 impl TestApp {
+    /// The api process's memory and CPU so far; with `reset_peak`, the peak
+    /// starts over from now (`/proc/<pid>/clear_refs`), so a later call's
+    /// `peak_rss` is what the work in between took at most.
+    pub fn api_use(&self, reset_peak: bool) -> ProcessUse {
+        let pid = self.api.as_ref().expect("the api is running").id();
+        if reset_peak {
+            std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset the peak resident size");
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kib = |field: &str| -> u64 {
+            let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("{field} in status"));
+            line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+        let rest: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        let ticks: u64 = rest[11].parse::<u64>().unwrap() + rest[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf(3) reads a constant of the system.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        ProcessUse { rss: kib("VmRSS:"), peak_rss: kib("VmHWM:"), cpu_secs: ticks as f64 / hz }
+    }
+
     /// The last `n` lines of the api's log, for failure messages.
     pub fn api_log_tail(&self, n: usize) -> String {
         let log = std::fs::read_to_string(self.data.path().join("api.log")).unwrap_or_default();

@@ -667,7 +667,8 @@ both!(
     /// expensive (make folders at the root, then move folder i into folder
     /// i+1) stops at `PAN_MAX_DEPTH` (64) with 409 `FOLDER_TOO_DEEP`, and a
     /// new folder below the deepest is refused the same way; the chain at
-    /// the bound still lists, zips and searches.
+    /// the bound still resolves, a search of it takes at most 2 s of the
+    /// server's CPU and a zip of it at most 64 MiB of its memory.
     a_chain_of_moves_stops_at_the_depth_bound,
     |app| {
         let token = app.user(&uname("deep")).await;
@@ -696,14 +697,22 @@ both!(
         let path: String = (0..64).rev().map(|i| format!("/{}", long(i))).collect();
         let (code, deepest) = app.call("GET", &format!("/folder/stat?path={}", urlencode(&path)), Some(&token)).await;
         assert_eq!((code, deepest["id"].as_str()), (StatusCode::OK, Some(ids[0].as_str())));
+        // A search names every level, within 2 s of the server's CPU.
+        let before = app.api_use(false);
         let (code, found) = app.call("GET", "/folder/search?q=nnnnnnnn&limit=150", Some(&token)).await;
         assert_eq!(code, StatusCode::OK, "{found}");
         assert_eq!(found["entries"].as_array().unwrap().len(), 66, "{found}");
+        let cpu = app.api_use(false).cpu_secs - before.cpu_secs;
+        assert!(cpu <= 2.0, "the search took {cpu} s of CPU");
+        // A zip of a link to its top holds all 64, within 64 MiB of memory.
         let (_, s) = app.post_json("/share/create", Some(&token), &json!({"id": ids[63]})).await;
         let link = s["link"].as_str().unwrap();
+        let before = app.api_use(true);
         let resp = app.http.get(app.url(&format!("/public/share/zip?link={link}"))).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         let zip = resp.bytes().await.unwrap();
+        let grew = app.api_use(false).peak_rss.saturating_sub(before.rss);
+        assert!(grew <= 64 << 20, "the zip took {} MiB of memory", grew >> 20);
         assert!(zip.windows(255).any(|w| w == long(0).as_bytes()), "the deepest folder is in the zip");
     }
 );
