@@ -708,6 +708,16 @@ impl TestApp {
         ProcessUse { rss: kib("VmRSS:"), peak_rss: kib("VmHWM:"), cpu_secs: ticks as f64 / hz }
     }
 
+    /// One figure of the api's `/metrics` (the app must set `PAN_METRICS_TOKEN`).
+    pub async fn metric(&self, name: &str) -> u64 {
+        let token = self.env.iter().find(|(k, _)| k == "PAN_METRICS_TOKEN").map(|(_, v)| v.clone());
+        let token = token.expect("this app sets PAN_METRICS_TOKEN");
+        let resp = self.http.get(self.url("/metrics")).bearer_auth(token).send().await.unwrap();
+        let text = resp.text().await.unwrap();
+        let line = text.lines().find(|l| l.strip_prefix(name).is_some_and(|v| v.starts_with(' '))).expect(name);
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
     /// The last `n` lines of the api's log, for failure messages.
     pub fn api_log_tail(&self, n: usize) -> String {
         let log = std::fs::read_to_string(self.data.path().join("api.log")).unwrap_or_default();

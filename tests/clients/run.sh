@@ -24,14 +24,6 @@ fi
 if grep -qi "warning" "$work/generate.log"; then cat "$work/generate.log"; echo "the generator warned about the spec"; exit 1; fi
 "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation "$work/pan_client"
 
-PAN_DATA_DIR=$work/data PAN_LISTEN=127.0.0.1:0 PAN_CHUNK_SIZE=1024 PAN_LOG=warn \
-  "$root/target/debug/api" >"$work/api.out" 2>"$work/api.err" &
-pid=$!
-url=''
-for _ in $(seq 300); do
-  url=$(grep -o 'http://[^/ ]*/' "$work/api.out" | head -1 || true)
-  [ -n "$url" ] && break
-  sleep 0.1
-done
-[ -n "$url" ] || { cat "$work/api.err"; echo "api did not start"; exit 1; }
+. "$root/tests/start-api.sh"
+start_api
 "$venv/bin/python" "$root/tests/clients/python_smoke.py" "$url"

@@ -104,17 +104,9 @@ async fn until_chunks_held(app: &TestApp, token: &str, id: &str, n: u64) {
     .await
 }
 
-/// One figure of the api process's `/metrics`.
-async fn metric(app: &TestApp, name: &str) -> u64 {
-    let resp = app.http.get(app.url("/metrics")).bearer_auth("scrape-me").send().await.unwrap();
-    let text = resp.text().await.unwrap();
-    let line = text.lines().find(|l| l.strip_prefix(name).is_some_and(|v| v.starts_with(' '))).expect(name);
-    line.rsplit(' ').next().unwrap().parse().unwrap()
-}
-
 /// The api process's count of chunks received.
 async fn chunks_received(app: &TestApp) -> u64 {
-    metric(app, "pan_chunks_received_total").await
+    app.metric("pan_chunks_received_total").await
 }
 
 fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
@@ -228,7 +220,7 @@ async fn kill_and_resume(app: &TestApp, size: usize, chunk: usize, kill_after: u
     // A chunk the killed client had fully sent may still be being recorded:
     // counted from here, it would look like a chunk the resumed put sent.
     eventually(30, "the killed client's last chunks to be recorded or dropped", || async {
-        (metric(app, "pan_chunks_in_flight").await == 0).then_some(())
+        (app.metric("pan_chunks_in_flight").await == 0).then_some(())
     })
     .await;
 

@@ -298,12 +298,7 @@ both!(
     |app| {
         use tokio::io::AsyncWriteExt;
         let (slow, other) = (app.user(&uname("slow")).await, app.user(&uname("other")).await);
-        let in_flight = || async {
-            let resp = app.http.get(app.url("/metrics")).bearer_auth("scrape-me").send().await.unwrap();
-            let text = resp.text().await.unwrap();
-            let line = text.lines().find(|l| l.starts_with("pan_single_uploads_in_flight ")).unwrap().to_owned();
-            line.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
-        };
+        let in_flight = || app.metric("pan_single_uploads_in_flight");
         let single = |token: &str, name: &str| {
             let form = reqwest::multipart::Form::new()
                 .part("file", reqwest::multipart::Part::bytes(b"quick".to_vec()).file_name(name.to_owned()));
@@ -402,18 +397,6 @@ fn strip_ansi(text: &str) -> String {
     out
 }
 
-/// Bytes the file system holding `dir` has free for pan.
-fn free_bytes(dir: &std::path::Path) -> u64 {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: statvfs(3) on a NUL-terminated path; read only on success.
-    assert_eq!(unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) }, 0);
-    // SAFETY: initialised by the successful call above.
-    let st = unsafe { st.assume_init() };
-    st.f_bavail * st.f_frsize
-}
-
 /// An init whose declared size does not fit in staging's free space, less
 /// what open uploads still reserve and `PAN_DISK_RESERVE`, gets 507
 /// `SERVER_DISK_FULL` before any byte; the room comes back when an upload
@@ -423,7 +406,7 @@ fn free_bytes(dir: &std::path::Path) -> u64 {
 async fn an_init_that_cannot_fit_in_staging_is_refused_before_any_byte() {
     const GIB: u64 = 1 << 30;
     // Leave a 10 GiB window above the reserve (other tests write far less).
-    let free = free_bytes(&std::env::temp_dir());
+    let free = shared::stores::objects::local::free_bytes(&std::env::temp_dir()).unwrap();
     assert!(free > 12 * GIB, "this test needs 12 GiB free in {:?}", std::env::temp_dir());
     let reserve = (free - 10 * GIB).to_string();
     let app = TestApp::builder(Deployment::Embedded).env("PAN_DISK_RESERVE", &reserve).spawn().await;

@@ -23,17 +23,8 @@ trap 'kill "${pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 metrics_token=fuzz-metrics-$RANDOM$RANDOM
 export PAN_FUZZ_METRICS_TOKEN=$metrics_token
 # Rate limits off: the fuzzer signs in and up far more often than a person.
-PAN_DATA_DIR=$work/data PAN_LISTEN=127.0.0.1:0 PAN_CHUNK_SIZE=1024 PAN_LOG=warn \
-  PAN_SIGNIN_RATE=0 PAN_SIGNIN_USER_RATE=0 PAN_SIGNUP_RATE=0 PAN_METRICS_TOKEN=$metrics_token \
-  "$root/target/debug/api" >"$work/api.out" 2>"$work/api.err" &
-pid=$!
-url=''
-for _ in $(seq 300); do
-  url=$(grep -o 'http://[^/ ]*/' "$work/api.out" | head -1 || true)
-  [ -n "$url" ] && break
-  sleep 0.1
-done
-[ -n "$url" ] || { cat "$work/api.err"; echo "api did not start"; exit 1; }
+. "$root/tests/start-api.sh"
+start_api PAN_SIGNIN_RATE=0 PAN_SIGNIN_USER_RATE=0 PAN_SIGNUP_RATE=0 PAN_METRICS_TOKEN="$metrics_token"
 url=${url%/}
 
 # token NAME: signs NAME up (password "fuzz-password") and prints a bearer token.

@@ -46,6 +46,21 @@ async fn standing(tx: &mut Tx, user_id: i64, except: &str) -> sqlx::Result<Stand
     })
 }
 
+/// A user's folders, live and trashed (their files and holds are in
+/// [`Standing`]).
+async fn folders_of(tx: &mut Tx, user_id: i64) -> sqlx::Result<u64> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM folders WHERE user_id = ?").bind(user_id).fetch_one(&mut **tx).await?;
+    Ok(n.max(0) as u64)
+}
+
+/// What the entries limit counts of a user: files and folders, live and
+/// trashed, and the files their quota holds are for.
+pub(super) async fn entries(tx: &mut Tx, user_id: i64) -> sqlx::Result<u64> {
+    let s = standing(tx, user_id, "").await?;
+    Ok(s.files + s.holds + folders_of(tx, user_id).await?)
+}
+
 impl SqlRepo {
     async fn try_reserve(&self, hold: &Hold<'_>, limits: &Limits) -> std::result::Result<Option<Refusal>, TxError> {
         let mut tx = self.begin().await?;
@@ -65,7 +80,7 @@ impl SqlRepo {
         {
             Some(Refusal::Files { files: s.files, held: s.holds, quota })
         } else if let Some(quota) = limits.entries
-            && let entries = super::tree::entries_of(&mut tx, hold.user_id, hold.id).await?
+            && let entries = s.files + s.holds + folders_of(&mut tx, hold.user_id).await?
             && entries + 1 > quota
         {
             Some(Refusal::Entries { entries, quota })

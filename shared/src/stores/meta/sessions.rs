@@ -2,8 +2,8 @@
 //! who may act for a user, and who proved they hold a content.
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
 use super::rows::SqlRepo;
 use super::sql::{USER, user_from};
@@ -18,6 +18,16 @@ fn app_from(row: &AnyRow) -> sqlx::Result<AppPassword> {
         created_at: row.try_get("created_at")?,
         last_used_at: row.try_get("last_used_at")?,
     })
+}
+
+/// Revokes every token of `user_id` but `except` (a token's hash); how many.
+async fn drop_tokens(tx: &mut Transaction<'static, Any>, user_id: i64, except: Option<&str>) -> sqlx::Result<u64> {
+    let gone = sqlx::query("DELETE FROM tokens WHERE user_id = ? AND token_hash <> ?")
+        .bind(user_id)
+        .bind(except.unwrap_or(""))
+        .execute(&mut **tx)
+        .await?;
+    Ok(gone.rows_affected())
 }
 
 #[async_trait]
@@ -66,12 +76,7 @@ impl SessionRepo for SqlRepo {
 
     async fn revoke_sessions(&self, user_id: i64, except: Option<&str>, app_passwords: bool) -> Result<u64> {
         let mut tx = self.begin().await?;
-        let revoked = sqlx::query("DELETE FROM tokens WHERE user_id = ? AND token_hash <> ?")
-            .bind(user_id)
-            .bind(except.unwrap_or(""))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let revoked = drop_tokens(&mut tx, user_id, except).await?;
         if app_passwords {
             sqlx::query("DELETE FROM app_passwords WHERE user_id = ?").bind(user_id).execute(&mut *tx).await?;
         }
@@ -89,11 +94,7 @@ impl SessionRepo for SqlRepo {
         if changed.rows_affected() == 0 {
             return Err(Error::UserNotFound);
         }
-        sqlx::query("DELETE FROM tokens WHERE user_id = ? AND token_hash <> ?")
-            .bind(user_id)
-            .bind(except.unwrap_or(""))
-            .execute(&mut *tx)
-            .await?;
+        drop_tokens(&mut tx, user_id, except).await?;
         tx.commit().await?;
         Ok(())
     }

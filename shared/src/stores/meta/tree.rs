@@ -123,22 +123,6 @@ async fn check_depth(tx: &mut Tx, user_id: i64, parent: &str, levels: u32, max_d
     Ok(())
 }
 
-/// The user's folders and file entries, live and trashed, plus the files
-/// their quota holds (but `except`) are reserved for.
-pub(super) async fn entries_of(tx: &mut Tx, user_id: i64, except: &str) -> sqlx::Result<u64> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT (SELECT COUNT(*) FROM folders WHERE user_id = ?) + (SELECT COUNT(*) FROM user_files WHERE user_id = ?) \
-         + (SELECT COUNT(*) FROM quota_holds WHERE user_id = ? AND hold_id <> ?)",
-    )
-    .bind(user_id)
-    .bind(user_id)
-    .bind(user_id)
-    .bind(except)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(n.max(0) as u64)
-}
-
 /// Whether a live folder or file other than `except` is called `name` in
 /// `parent` (compared in NFC: see [`name_key`]).
 async fn name_taken(tx: &mut Tx, user_id: i64, parent: &str, name: &str, except: &str) -> sqlx::Result<bool> {
@@ -638,7 +622,7 @@ impl TreeRepo for SqlRepo {
         let parent = existing_parent(&mut tx, user_id, parent).await?;
         check_depth(&mut tx, user_id, &parent, 1, bounds.max_depth).await?;
         if let Some(quota) = bounds.max_entries {
-            let entries = entries_of(&mut tx, user_id, "").await?;
+            let entries = super::quota::entries(&mut tx, user_id).await?;
             if entries + 1 > quota {
                 return Err(Error::QuotaExceeded {
                     message: format!(
@@ -802,30 +786,21 @@ impl TreeRepo for SqlRepo {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
-            "UPDATE folders SET trashed_at = NULL, parent = ?, name = ?, name_key = ?, updated_at = ? \
-             WHERE user_id = ? AND folder_id = ?",
-        )
-        .bind(parent.as_str())
-        .bind(name.as_str())
-        .bind(name_key(&name))
-        .bind(now)
-        .bind(user_id)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE user_files SET trashed_at = NULL, folder = ?, filename = ?, filename_key = ?, updated_at = ? \
-             WHERE user_id = ? AND entry_id = ?",
-        )
-        .bind(parent.as_str())
-        .bind(name.as_str())
-        .bind(name_key(&name))
-        .bind(now)
-        .bind(user_id)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        // The item is a folder or a file: one of these finds it.
+        for Items { table, id: id_col, parent: parent_col, name: name_col, key } in [FOLDERS, FILES] {
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE {table} SET trashed_at = NULL, {parent_col} = ?, {name_col} = ?, {key} = ?, updated_at = ? \
+                 WHERE user_id = ? AND {id_col} = ?"
+            )))
+            .bind(parent.as_str())
+            .bind(name.as_str())
+            .bind(name_key(&name))
+            .bind(now)
+            .bind(user_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
         let item = match live_folder(&mut tx, user_id, id).await? {
             Some(d) => TreeItem::Folder(d),
             None => TreeItem::File(entry_by_id(&mut tx, user_id, id).await?.ok_or(Error::FileNotFound)?),

@@ -56,6 +56,22 @@ impl LocalStore {
     }
 }
 
+/// Bytes the file system holding `dir` has free for pan (statvfs(3):
+/// blocks available to unprivileged users).
+pub fn free_bytes(dir: &FsPath) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: statvfs(3) fills `st` from a NUL-terminated path; it is read
+    // only when the call succeeded.
+    if unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: initialised by the successful call above.
+    let st = unsafe { st.assume_init() };
+    Ok(st.f_bavail * st.f_frsize)
+}
+
 /// Whether `key` lies in the scratch directory (not an object).
 fn is_scratch(key: &Path) -> bool {
     key.parts().next().is_some_and(|p| p.as_ref() == SCRATCH)
@@ -128,23 +144,11 @@ impl ByteStore for LocalStore {
 
     async fn free_space(&self) -> Result<Option<u64>> {
         let dir = self.dir.clone();
-        let stat = tokio::task::spawn_blocking(move || {
-            use std::os::unix::ffi::OsStrExt;
-            let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-            let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-            // SAFETY: statvfs(3) fills `st` from a NUL-terminated path; it is
-            // read only when the call succeeded.
-            if unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // SAFETY: initialised by the successful call above.
-            let st = unsafe { st.assume_init() };
-            Ok::<_, std::io::Error>(st.f_bavail * st.f_frsize)
-        })
-        .await
-        .map_err(|e| Error::internal("asking the file system for free space", e))?
-        .map_err(|e| Error::internal("asking the file system for free space", e))?;
-        Ok(Some(stat))
+        let free = tokio::task::spawn_blocking(move || free_bytes(&dir))
+            .await
+            .map_err(|e| Error::internal("asking the file system for free space", e))?
+            .map_err(|e| Error::internal("asking the file system for free space", e))?;
+        Ok(Some(free))
     }
 
     /// A directory offers no URLs: downloads go through pan.
