@@ -115,6 +115,10 @@ pub struct ApiConfig {
     #[arg(long)]
     pub print_openapi: bool,
 
+    /// Print the table of error codes (as in the README), then exit.
+    #[arg(long)]
+    pub print_error_codes: bool,
+
     /// Storage and upload settings.
     #[command(flatten)]
     pub settings: Settings,

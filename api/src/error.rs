@@ -6,107 +6,17 @@
 use poem::{IntoResponse, Response};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
-use shared::Error;
-
-/// Every error code pan answers with: the code, its usual status, and what
-/// it means. The spec's description lists them (a test keeps this list and
-/// the code in step), so a client knows every code it may meet.
-pub const ERROR_CODES: &[(&str, u16, &str)] = &[
-    ("INVALID_REQUEST", 400, "The request does not match the spec: a malformed body, query or header."),
-    ("INVALID_USERNAME", 400, "The username breaks the rule (1-64 of A-Z a-z 0-9 . _ -)."),
-    ("INVALID_PASSWORD", 400, "The password breaks the rule (8-1024 characters, no NUL)."),
-    (
-        "INVALID_FILENAME",
-        400,
-        "The name is empty, over 255 bytes, holds `/` or `\\`, control, bidirectional or invisible characters (U+200E, U+200F, U+061C, U+2028, U+2029, U+FEFF, U+FFFE, U+FFFF, tags), or is `.` or `..`.",
-    ),
-    ("INVALID_PATH", 400, "The path does not start with `/`, holds `.` or `..`, or a name in it breaks the name rule."),
-    ("INVALID_CURSOR", 400, "The cursor is not of the form this listing's cursors have."),
-    ("INVALID_NAME", 400, "An app password's name must be 1-64 characters without control characters."),
-    ("INVALID_FILEHASH", 400, "`filehash` is not a SHA-1 (40 hex characters)."),
-    ("INVALID_SHA256", 400, "`sha256` is not a SHA-256 (64 hex characters)."),
-    ("INVALID_FILESIZE", 400, "`filesize` is negative."),
-    ("FILEHASH_REQUIRED", 400, "`sha256` came without `filehash`: give both, or neither and declare them later."),
-    ("INVALID_CHUNK_INDEX", 400, "`chkidx` is outside the upload's chunks."),
-    ("INVALID_CHECKSUM_HEADER", 400, "`Upload-Checksum` is not `sha1 <base64 of 20 bytes>`."),
-    ("UNSUPPORTED_CHECKSUM", 400, "`Upload-Checksum` names an algorithm other than sha1."),
-    ("CHUNK_SIZE_MISMATCH", 400, "The chunk is shorter than its exact length."),
-    ("CHUNK_CHECKSUM_MISMATCH", 400, "The chunk's bytes do not match its `Upload-Checksum`."),
-    ("CHUNK_TOO_SLOW", 400, "The chunk arrived slower than the server's floor after 30 s."),
-    ("BODY_TIMEOUT", 400, "No bytes of the body arrived for 60 s."),
-    ("BODY_READ_FAILED", 400, "The body could not be read (the client went away)."),
-    ("UNAUTHENTICATED", 401, "Missing, malformed, unknown or expired token."),
-    ("BAD_CREDENTIALS", 401, "Wrong username or password (the same for every failed signin)."),
-    ("SHARE_PASSWORD_REQUIRED", 401, "The share link has a password: unlock it and pass the `access` it gives."),
-    ("FORBIDDEN", 403, "Not allowed."),
-    ("URL_INVALID", 403, "The signed URL is malformed or tampered with."),
-    ("URL_EXPIRED", 403, "The signed URL has expired."),
-    ("SHARE_PASSWORD_WRONG", 403, "Wrong password for this share link (attempts are rate-limited)."),
-    ("SIGNUP_CLOSED", 403, "Signup is closed on this server."),
-    ("INVITE_REQUIRED", 403, "Signup on this server needs an invite code."),
-    ("INVITE_INVALID", 403, "The invite code is unknown or used."),
-    ("PASSWORD_WRONG", 403, "The current password given to change it is wrong."),
-    ("NOT_FOUND", 404, "No such route."),
-    ("UPLOAD_NOT_FOUND", 404, "No such upload of yours (unknown, expired, aborted or forgotten): start it again."),
-    ("FILE_NOT_FOUND", 404, "No such file of yours (or nothing at that path)."),
-    ("FOLDER_NOT_FOUND", 404, "No such folder of yours (unknown, in the trash, or not a folder)."),
-    ("TRASH_ITEM_NOT_FOUND", 404, "Nothing in your trash has that id."),
-    ("SHARE_NOT_FOUND", 404, "No such share link (unknown, revoked, or what it shared was deleted)."),
-    ("USER_NOT_FOUND", 404, "No such user (operator commands)."),
-    ("APP_PASSWORD_NOT_FOUND", 404, "None of your app passwords has that id."),
-    ("METHOD_NOT_ALLOWED", 405, "The route does not take this method (`Allow` lists those it does)."),
-    ("CONFLICT", 409, "The resource is not in a state that allows this."),
-    ("USERNAME_TAKEN", 409, "The username is registered already."),
-    ("UPLOAD_NOT_UPLOADING", 409, "The upload is past the state this needs (merging, done or failed)."),
-    ("CHUNK_CONFLICT", 409, "The chunk was received and hashed already with other bytes; hashed chunks never change."),
-    (
-        "HASH_ALREADY_DECLARED",
-        409,
-        "The upload's hashes were declared already, with other values: abort it and start again.",
-    ),
-    ("HASH_NOT_DECLARED", 409, "`complete` on an upload begun without hashes: declare them first."),
-    ("CHUNKS_MISSING", 409, "`complete` before every chunk arrived; `missing` lists them."),
-    ("FILEHASH_AMBIGUOUS", 409, "`filehash` names several of your files; `ids` lists them."),
-    ("PATH_AMBIGUOUS", 409, "The path names several entries (names that clashed before folders); `ids` lists them."),
-    ("NAME_TAKEN", 409, "The name is taken in that folder and `on_conflict` is `refuse`."),
-    ("MOVE_INTO_ITSELF", 409, "A folder cannot move into itself or one of its subfolders."),
-    ("FOLDER_TOO_DEEP", 409, "The folder would be deeper than the tree may go (`PAN_MAX_DEPTH`, 64 by default)."),
-    ("SHARE_EXPIRED", 410, "The share link has expired."),
-    ("SHARE_EXHAUSTED", 410, "The share link has no downloads left."),
-    ("LENGTH_REQUIRED", 411, "The body needs a `Content-Length`."),
-    ("PAYLOAD_TOO_LARGE", 413, "The body is larger than allowed."),
-    ("FILE_TOO_LARGE", 413, "The file is larger than the server takes."),
-    ("CHUNK_TOO_LARGE", 413, "The chunk is longer than its exact length."),
-    ("ZIP_TOO_MANY_ENTRIES", 413, "The folder holds more entries than one zip may (`PAN_ZIP_MAX_ENTRIES`)."),
-    ("UNSUPPORTED_MEDIA_TYPE", 415, "The body's media type is not one this operation takes."),
-    ("RANGE_NOT_SATISFIABLE", 416, "The byte range lies outside the file (`Content-Range: bytes */size`)."),
-    ("TOO_MANY_REQUESTS", 429, "A limit was reached; `Retry-After` says when to try again."),
-    ("RATE_LIMITED", 429, "Too many signins or signups from this address (or for this name); see `Retry-After`."),
-    ("TOO_MANY_UPLOADS", 429, "Too many unfinished uploads open; complete or abort one."),
-    ("TOO_MANY_CHUNKS", 429, "Too many chunks being received at once; see `Retry-After`."),
-    ("INTERNAL", 500, "A bug or a broken backend; the server log has the details."),
-    ("BACKEND_UNAVAILABLE", 503, "A backend (database, Redis, object store, job queue) is away; see `Retry-After`."),
-    ("CHUNK_BUSY", 503, "Another request is sending this chunk right now; see `Retry-After`."),
-    ("BUSY", 503, "This server is at capacity for this work; see `Retry-After`."),
-    ("SERVER_DISK_FULL", 507, "The server's disk is full (not your quota); see `Retry-After`."),
-    ("QUOTA_EXCEEDED", 507, "This would take you past your storage quota (bytes, files, or files and folders)."),
-];
-
-/// The error codes as a Markdown table, for the spec's description.
-pub fn error_code_table() -> String {
-    let mut out = String::from("| code | status | meaning |\n|---|---|---|\n");
-    for (code, status, meaning) in ERROR_CODES {
-        out.push_str(&format!("| `{code}` | {status} | {meaning} |\n"));
-    }
-    out
-}
+use shared::{Error, ErrorCode};
 
 /// The body of every error response.
 #[derive(Debug, Clone, Object)]
 pub struct ErrorBody {
-    /// Stable machine-readable code, e.g. `UPLOAD_NOT_FOUND`; every code is
-    /// listed in the API description.
-    pub code: String,
+    /// Stable machine-readable code, e.g. `UPLOAD_NOT_FOUND`: one of the
+    /// `ErrorCode` schema's values, each explained in the API description.
+    /// (A string, not that enum, so a client built today still reads an
+    /// error whose code a later server adds.) Private: only
+    /// [`ErrorBody::new`] sets it, from the registry.
+    code: String,
     /// Human-readable explanation.
     pub message: String,
     /// For `CHUNKS_MISSING`: the first (at most 100) missing chunk indexes.
@@ -127,15 +37,38 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     /// A body with just a code and a message.
-    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ErrorBody {
-            code: code.into(),
+            code: code.as_str().to_owned(),
             message: message.into(),
             missing: None,
             missing_count: None,
             ids: None,
             retry_after: None,
         }
+    }
+}
+
+/// Adds the `ErrorCode` schema to a spec poem-openapi wrote: every code, as
+/// a string enum, so a generated client has a type to compare codes with.
+/// No field has that type (`ErrorBody::code` is a string, see there), and
+/// poem-openapi drops the schemas no operation refers to, so it goes in
+/// here, first among the schemas.
+pub fn with_error_code_schema(spec: &str) -> String {
+    const SCHEMAS: &str = "\n    \"schemas\": {\n";
+    let schema = serde_json::json!({
+        "type": "string",
+        "description": "Every code an error body's `code` may hold; the API description says what each means.",
+        "enum": ErrorCode::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+    });
+    let pretty = serde_json::to_string_pretty(&schema).expect("a JSON value prints");
+    let entry = format!("      \"ErrorCode\": {},\n", pretty.replace('\n', "\n      "));
+    match spec.find(SCHEMAS) {
+        Some(at) => {
+            let at = at + SCHEMAS.len();
+            format!("{}{entry}{}", &spec[..at], &spec[at..])
+        }
+        None => spec.to_owned(),
     }
 }
 
@@ -187,108 +120,91 @@ pub enum ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
-    /// A 400 with a code.
-    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
-        ApiError::BadRequest(Json(ErrorBody::new(code, message)))
+    /// An answer with `code`, at the status the registry gives it.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::with_body(ErrorBody::new(code, message))
+    }
+
+    /// An answer with this body, at the status its code has.
+    fn with_body(body: ErrorBody) -> Self {
+        let status = body.code.parse::<ErrorCode>().map_or(500, ErrorCode::status);
+        let wrap: fn(Json<ErrorBody>) -> ApiError = match status {
+            400 => ApiError::BadRequest,
+            401 => ApiError::Unauthorized,
+            403 => ApiError::Forbidden,
+            404 => ApiError::NotFound,
+            409 => ApiError::Conflict,
+            410 => ApiError::Gone,
+            413 => ApiError::PayloadTooLarge,
+            415 => ApiError::UnsupportedMediaType,
+            416 => ApiError::RangeNotSatisfiable,
+            429 => ApiError::TooManyRequests,
+            503 => ApiError::Unavailable,
+            507 => ApiError::InsufficientStorage,
+            _ => ApiError::Internal,
+        };
+        wrap(Json(body))
     }
 
     /// A 401.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        ApiError::Unauthorized(Json(ErrorBody::new("UNAUTHENTICATED", message)))
+        Self::new(ErrorCode::Unauthenticated, message)
     }
 
     /// A status and body for errors poem raised before a handler ran.
     fn from_status(status: u16, message: String) -> Self {
-        let (code, wrap): (&str, fn(Json<ErrorBody>) -> ApiError) = match status {
-            401 => ("UNAUTHENTICATED", ApiError::Unauthorized),
-            403 => ("FORBIDDEN", ApiError::Forbidden),
-            404 => ("NOT_FOUND", ApiError::NotFound),
-            409 => ("CONFLICT", ApiError::Conflict),
-            413 => ("PAYLOAD_TOO_LARGE", ApiError::PayloadTooLarge),
-            415 => ("UNSUPPORTED_MEDIA_TYPE", ApiError::UnsupportedMediaType),
-            416 => ("RANGE_NOT_SATISFIABLE", ApiError::RangeNotSatisfiable),
-            429 => ("TOO_MANY_REQUESTS", ApiError::TooManyRequests),
-            507 => ("QUOTA_EXCEEDED", ApiError::InsufficientStorage),
-            503 => ("BACKEND_UNAVAILABLE", ApiError::Unavailable),
-            s if s >= 500 => ("INTERNAL", ApiError::Internal),
-            _ => ("INVALID_REQUEST", ApiError::BadRequest),
+        let code = match status {
+            401 => ErrorCode::Unauthenticated,
+            403 => ErrorCode::Forbidden,
+            404 => ErrorCode::NotFound,
+            409 => ErrorCode::Conflict,
+            413 => ErrorCode::PayloadTooLarge,
+            415 => ErrorCode::UnsupportedMediaType,
+            416 => ErrorCode::RangeNotSatisfiable,
+            429 => ErrorCode::TooManyRequests,
+            507 => ErrorCode::QuotaExceeded,
+            503 => ErrorCode::BackendUnavailable,
+            s if s >= 500 => ErrorCode::Internal,
+            _ => ErrorCode::InvalidRequest,
         };
-        wrap(Json(ErrorBody::new(code, message)))
+        Self::new(code, message)
     }
 }
 
 impl From<Error> for ApiError {
+    /// The code is the error's own; the status is the code's; the message
+    /// is the error's text, except where that would tell a client about the
+    /// server's insides (those are logged instead).
     fn from(e: Error) -> Self {
-        let body = |code: &str| Json(ErrorBody::new(code, e.to_string()));
+        let code = e.code();
+        let mut body = ErrorBody::new(code, e.to_string());
         match &e {
-            Error::Invalid { code, .. } => ApiError::BadRequest(body(code)),
-            Error::BadCredentials => ApiError::Unauthorized(body("BAD_CREDENTIALS")),
-            Error::UsernameTaken => ApiError::Conflict(body("USERNAME_TAKEN")),
-            Error::Forbidden { code, .. } => ApiError::Forbidden(body(code)),
-            Error::UserNotFound => ApiError::NotFound(body("USER_NOT_FOUND")),
-            Error::UploadNotFound => ApiError::NotFound(body("UPLOAD_NOT_FOUND")),
-            Error::FileNotFound => ApiError::NotFound(body("FILE_NOT_FOUND")),
-            Error::FolderNotFound => ApiError::NotFound(body("FOLDER_NOT_FOUND")),
-            Error::ShareNotFound => ApiError::NotFound(body("SHARE_NOT_FOUND")),
-            Error::ShareGone { code, .. } => ApiError::Gone(body(code)),
-            Error::SharePasswordRequired => ApiError::Unauthorized(body("SHARE_PASSWORD_REQUIRED")),
-            Error::SharePasswordWrong => ApiError::Forbidden(body("SHARE_PASSWORD_WRONG")),
-            Error::TrashItemNotFound => ApiError::NotFound(body("TRASH_ITEM_NOT_FOUND")),
-            Error::AppPasswordNotFound => ApiError::NotFound(body("APP_PASSWORD_NOT_FOUND")),
-            Error::NameTaken { .. } => ApiError::Conflict(body("NAME_TAKEN")),
-            Error::MoveIntoItself => ApiError::Conflict(body("MOVE_INTO_ITSELF")),
-            Error::FolderTooDeep { .. } => ApiError::Conflict(body("FOLDER_TOO_DEEP")),
-            Error::AmbiguousPath { ids, .. } => ApiError::Conflict(Json(ErrorBody {
-                ids: Some(ids.clone()),
-                ..ErrorBody::new("PATH_AMBIGUOUS", e.to_string())
-            })),
-            Error::NotUploading { .. } => ApiError::Conflict(body("UPLOAD_NOT_UPLOADING")),
-            Error::ChunksMissing { missing, count } => ApiError::Conflict(Json(ErrorBody {
-                missing: Some(missing.clone()),
-                missing_count: Some(*count),
-                ..ErrorBody::new("CHUNKS_MISSING", e.to_string())
-            })),
-            Error::AmbiguousFilehash { ids } => ApiError::Conflict(Json(ErrorBody {
-                ids: Some(ids.clone()),
-                ..ErrorBody::new("FILEHASH_AMBIGUOUS", e.to_string())
-            })),
-            Error::TooLarge { code, .. } => ApiError::PayloadTooLarge(body(code)),
-            Error::RangeNotSatisfiable { .. } => ApiError::RangeNotSatisfiable(body("RANGE_NOT_SATISFIABLE")),
-            Error::TooMany { code, retry_after, .. } => ApiError::TooManyRequests(Json(ErrorBody {
-                retry_after: Some(*retry_after),
-                ..ErrorBody::new(*code, e.to_string())
-            })),
-            Error::QuotaExceeded { .. } => ApiError::InsufficientStorage(body("QUOTA_EXCEEDED")),
+            Error::AmbiguousPath { ids, .. } | Error::AmbiguousFilehash { ids } => body.ids = Some(ids.clone()),
+            Error::ChunksMissing { missing, count } => {
+                body.missing = Some(missing.clone());
+                body.missing_count = Some(*count);
+            }
+            Error::TooMany { retry_after, .. } | Error::Busy { retry_after, .. } => {
+                body.retry_after = Some(*retry_after)
+            }
+            Error::ChunkBusy { .. } => body.retry_after = Some(1),
             Error::DiskFull { .. } => {
                 tracing::error!(error = %e, "disk full");
-                ApiError::InsufficientStorage(Json(ErrorBody {
-                    retry_after: Some(60),
-                    ..ErrorBody::new("SERVER_DISK_FULL", "the server's disk is full; retry later")
-                }))
+                body.message = "the server's disk is full; retry later".into();
+                body.retry_after = Some(60);
             }
-            Error::ChunkConflict { .. } => ApiError::Conflict(body("CHUNK_CONFLICT")),
-            Error::HashAlreadyDeclared => ApiError::Conflict(body("HASH_ALREADY_DECLARED")),
-            Error::HashNotDeclared => ApiError::Conflict(body("HASH_NOT_DECLARED")),
-            Error::ChunkBusy { .. } => ApiError::Unavailable(Json(ErrorBody {
-                retry_after: Some(1),
-                ..ErrorBody::new("CHUNK_BUSY", e.to_string())
-            })),
-            Error::Busy { retry_after, .. } => ApiError::Unavailable(Json(ErrorBody {
-                retry_after: Some(*retry_after),
-                ..ErrorBody::new("BUSY", e.to_string())
-            })),
             Error::Unavailable { what, .. } => {
                 tracing::warn!(error = %e, "backend unavailable");
-                ApiError::Unavailable(Json(ErrorBody {
-                    retry_after: Some(5),
-                    ..ErrorBody::new("BACKEND_UNAVAILABLE", format!("{what} is unavailable, retry later"))
-                }))
+                body.message = format!("{what} is unavailable, retry later");
+                body.retry_after = Some(5);
             }
-            Error::Internal { .. } => {
+            Error::Internal { .. } | Error::BadSetting { .. } => {
                 tracing::error!(error = ?e, "internal error");
-                ApiError::Internal(Json(ErrorBody::new("INTERNAL", "internal error; see the server log")))
+                body.message = "internal error; see the server log".into();
             }
+            _ => {}
         }
+        Self::with_body(body)
     }
 }
 
@@ -307,8 +223,8 @@ pub async fn json_errors(err: poem::Error) -> Response {
     };
     // Statuses no operation declares (they come from routing and framing).
     let undeclared = match status.as_u16() {
-        405 => Some("METHOD_NOT_ALLOWED"),
-        411 => Some("LENGTH_REQUIRED"),
+        405 => Some(ErrorCode::MethodNotAllowed),
+        411 => Some(ErrorCode::LengthRequired),
         _ => None,
     };
     match undeclared {
@@ -479,7 +395,7 @@ macro_rules! operation_errors {
                     other => {
                         tracing::error!(error = ?other, operation = stringify!($name), "undeclared error status");
                         $name::Internal(poem_openapi::payload::Json($crate::error::ErrorBody::new(
-                            "INTERNAL",
+                            shared::ErrorCode::Internal,
                             "internal error; see the server log",
                         )))
                     }

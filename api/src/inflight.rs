@@ -4,6 +4,7 @@
 //! must not make the process hold more than its budget, and a few accounts
 //! must not take every slot from everyone else.
 
+use shared::ErrorCode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -18,7 +19,7 @@ pub struct BodySlots {
     per_user: usize,
     capacity: usize,
     /// The 429's code, and what the slots are for (in its message).
-    code: &'static str,
+    code: ErrorCode,
     what: &'static str,
 }
 
@@ -34,16 +35,16 @@ impl BodySlots {
     /// Chunk bodies: `process` at once in all, `per_user` for any one user;
     /// past them, 429 `TOO_MANY_CHUNKS`.
     pub fn chunks(process: usize, per_user: usize) -> Arc<Self> {
-        Self::new(process, per_user, "TOO_MANY_CHUNKS", "chunks")
+        Self::new(process, per_user, ErrorCode::TooManyChunks, "chunks")
     }
 
     /// Single-request uploads: `process` at once in all, `per_user` for any
     /// one user; past them, 429 `TOO_MANY_REQUESTS`.
     pub fn single_uploads(process: usize, per_user: usize) -> Arc<Self> {
-        Self::new(process, per_user, "TOO_MANY_REQUESTS", "single-request uploads")
+        Self::new(process, per_user, ErrorCode::TooManyRequests, "single-request uploads")
     }
 
-    fn new(process: usize, per_user: usize, code: &'static str, what: &'static str) -> Arc<Self> {
+    fn new(process: usize, per_user: usize, code: ErrorCode, what: &'static str) -> Arc<Self> {
         Arc::new(BodySlots {
             process: Arc::new(Semaphore::new(process.max(1))),
             users: Mutex::new(HashMap::new()),

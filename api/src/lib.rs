@@ -60,13 +60,13 @@ pub fn openapi() -> OpenApiService<routes::Api, ()> {
         "A self-hosted cloud disk: chunked, resumable, verified, deduplicated uploads. \
          Errors are JSON `{{code, message}}`. Authenticate with `Authorization: Bearer <token>` from `/usr/signin`.\n\n\
          ## Error codes\n\n{}",
-        error::error_code_table()
+        shared::ErrorCode::markdown_table()
     ))
 }
 
 /// The spec as served at `/openapi.json` (and checked in as `openapi/openapi.json`).
 pub fn spec_json() -> String {
-    openapi().spec()
+    error::with_error_code_schema(&openapi().spec())
 }
 
 /// Every route: the API and the web page, Swagger UI at `/docs`, the spec at
@@ -74,7 +74,10 @@ pub fn spec_json() -> String {
 pub fn endpoint(state: AppState) -> impl Endpoint {
     let api = openapi();
     let docs = routes::web::with_docs_headers(api.swagger_ui(), &api.swagger_ui_html());
-    let spec = api.spec_endpoint();
+    let spec_text = spec_json();
+    let spec = poem::endpoint::make_sync(move |_| {
+        poem::Response::builder().content_type("application/json").body(spec_text.clone())
+    });
     let routes = Route::new()
         .nest("/", routes::web::with_web_app(api))
         .nest("/docs", docs)

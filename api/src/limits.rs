@@ -5,6 +5,7 @@
 use futures::StreamExt;
 use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response};
 use poem_openapi::payload::Json;
+use shared::ErrorCode;
 
 use crate::error::{ApiError, ErrorBody};
 
@@ -37,8 +38,8 @@ pub fn json_body_limit(ep: impl Endpoint + 'static) -> impl Endpoint {
             Ok::<_, poem::Error>(Some(buf))
         };
         match tokio::time::timeout(JSON_BODY_TIME, read).await {
-            Err(_) => Ok(ApiError::bad_request(
-                "BODY_TIMEOUT",
+            Err(_) => Ok(ApiError::new(
+                ErrorCode::BodyTimeout,
                 format!("the request body did not arrive within {} s", JSON_BODY_TIME.as_secs()),
             )
             .into_response()),
@@ -54,7 +55,7 @@ pub fn json_body_limit(ep: impl Endpoint + 'static) -> impl Endpoint {
 
 fn too_large() -> Response {
     ApiError::PayloadTooLarge(Json(ErrorBody::new(
-        "PAYLOAD_TOO_LARGE",
+        ErrorCode::PayloadTooLarge,
         format!("request body is larger than {JSON_BODY_LIMIT} bytes"),
     )))
     .into_response()
@@ -97,13 +98,13 @@ pub fn single_upload_limit(ep: impl Endpoint + 'static) -> impl Endpoint {
         let (max_upload, floor) = (state.settings.max_single_upload, state.settings.min_chunk_rate);
         let limit = max_upload.saturating_add(JSON_BODY_LIMIT as u64);
         match req.header("content-length").and_then(|v| v.parse::<u64>().ok()) {
-            None => Ok(ApiError::bad_request(
-                "LENGTH_REQUIRED",
+            None => Ok(ApiError::new(
+                ErrorCode::LengthRequired,
                 "single-request uploads must send Content-Length; use /file/mupload for streams",
             )
             .into_response()),
             Some(n) if n > limit => Ok(ApiError::PayloadTooLarge(Json(ErrorBody::new(
-                "FILE_TOO_LARGE",
+                ErrorCode::FileTooLarge,
                 format!(
                     "single-request uploads are limited to {} bytes; use /file/mupload",
                     limit - JSON_BODY_LIMIT as u64
@@ -117,8 +118,8 @@ pub fn single_upload_limit(ep: impl Endpoint + 'static) -> impl Endpoint {
                 let deadline = std::time::Duration::from_secs(60 + n / floor.max(1));
                 match tokio::time::timeout(deadline, ep.call(req)).await {
                     Ok(result) => result.map(IntoResponse::into_response),
-                    Err(_) => Ok(ApiError::bad_request(
-                        "BODY_TIMEOUT",
+                    Err(_) => Ok(ApiError::new(
+                        ErrorCode::BodyTimeout,
                         format!("the upload did not arrive within {} s", deadline.as_secs()),
                     )
                     .into_response()),

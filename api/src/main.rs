@@ -14,6 +14,10 @@ async fn main() -> ExitCode {
         println!("{}", api::spec_json());
         return ExitCode::SUCCESS;
     }
+    if config.print_error_codes {
+        print!("{}", shared::ErrorCode::markdown_table());
+        return ExitCode::SUCCESS;
+    }
     if let Some(api::config::Command::Admin(command)) = config.command {
         return match api::admin::run(&config.settings, command).await {
             Ok(()) => ExitCode::SUCCESS,

@@ -20,6 +20,7 @@
 //! its own: behind a load balancer spreading one client over K processes,
 //! that client gets up to K times the budget.
 
+use shared::ErrorCode;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
@@ -333,7 +334,11 @@ impl<K: Clone + std::hash::Hash + Eq> Strikes<K> {
 /// `TooMany` `RATE_LIMITED` after `wait` (in whole seconds, at least 1).
 fn limited(what: &str, wait: Duration) -> shared::Error {
     let retry_after = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
-    shared::Error::TooMany { code: "RATE_LIMITED", message: format!("{what}; retry in {retry_after} s"), retry_after }
+    shared::Error::TooMany {
+        code: ErrorCode::RateLimited,
+        message: format!("{what}; retry in {retry_after} s"),
+        retry_after,
+    }
 }
 
 /// One cell from `key`'s bucket, or `TooMany` with the whole seconds until
@@ -406,7 +411,7 @@ mod tests {
         let Err(shared::Error::TooMany { code, retry_after, .. }) = limits.signin(a, "alice") else {
             panic!("third attempt for alice from a must be limited")
         };
-        assert_eq!(code, "RATE_LIMITED");
+        assert_eq!(code, ErrorCode::RateLimited);
         // 2 per minute: the next cell comes in 30 s.
         assert!((1..=30).contains(&retry_after), "{retry_after}");
         // Alice from elsewhere, and bob from the same address, are not locked out.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::domain::error::{Error, Result};
+use crate::domain::error::{Error, ErrorCode, Result};
 use crate::domain::{Password, User, UserName};
 use crate::runtime::config::{Limit, Settings, SignupPolicy};
 use crate::stores::meta::{AppPassword, Hold, Limits, MetaRepo, Refusal, Session};
@@ -114,11 +114,11 @@ impl Accounts {
             (SignupPolicy::Open, _) => None,
             (SignupPolicy::Closed, _) => {
                 let closed = "signup is closed on this server; ask its operator for an account";
-                return Err(Error::Forbidden { code: "SIGNUP_CLOSED", message: closed.into() });
+                return Err(Error::Forbidden { code: ErrorCode::SignupClosed, message: closed.into() });
             }
             (SignupPolicy::Invite, None) => {
                 let needed = "signup on this server needs an invite code (`invite`)";
-                return Err(Error::Forbidden { code: "INVITE_REQUIRED", message: needed.into() });
+                return Err(Error::Forbidden { code: ErrorCode::InviteRequired, message: needed.into() });
             }
             (SignupPolicy::Invite, Some(code)) => Some(token_hash(code.trim())),
         };
@@ -185,7 +185,10 @@ impl Accounts {
             None => return Err(Error::BadCredentials),
         };
         if !self.hashing.verify(current, stored).await? {
-            return Err(Error::Forbidden { code: "PASSWORD_WRONG", message: "the current password is wrong".into() });
+            return Err(Error::Forbidden {
+                code: ErrorCode::PasswordWrong,
+                message: "the current password is wrong".into(),
+            });
         }
         let hash = self.hashing.hash(new.expose().to_owned()).await?;
         self.repo.set_password(user.id, &hash, Some(&token_hash(current_token))).await?;
@@ -200,7 +203,7 @@ impl Accounts {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return Err(Error::invalid(
-                "INVALID_NAME",
+                ErrorCode::InvalidName,
                 "an app password's name is 1-64 characters, no control characters",
             ));
         }
@@ -286,7 +289,7 @@ impl Accounts {
         match self.repo.reserve(&hold, &limits).await? {
             None => Ok(()),
             Some(Refusal::Uploads { open }) => Err(Error::TooMany {
-                code: "TOO_MANY_UPLOADS",
+                code: ErrorCode::TooManyUploads,
                 message: format!("you have {open} unfinished uploads, the most allowed; complete or abort one first"),
                 retry_after: 60,
             }),

@@ -1,11 +1,13 @@
 //! Validated domain types, parsed once where input enters (the api edge) so the
 //! rest of the code cannot hold an invalid one.
 
+mod codes;
 pub mod error;
 pub mod hashing;
 mod names;
 mod plan;
 
+pub use codes::ErrorCode;
 pub use names::{EntryId, FileName, FolderId, Password, Sha1Hex, Sha256Hex, UploadId, UserName, name_key};
 pub use plan::ChunkPlan;
 

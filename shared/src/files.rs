@@ -15,7 +15,7 @@ use object_store::path::Path;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::accounts::Accounts;
-use crate::domain::error::{Error, Result, ResultExt};
+use crate::domain::error::{Error, ErrorCode, Result, ResultExt};
 use crate::domain::hashing::ContentHasher;
 use crate::domain::{EntryId, FileName, NameRule, Placement, Sha1Hex, StoredFile, User, UserFile};
 use crate::runtime::background::Background;
@@ -169,14 +169,14 @@ impl Files {
         let mut size = 0u64;
         let mut buf = vec![0u8; 1 << 20];
         loop {
-            let n = body.read(&mut buf).await.map_err(|e| Error::invalid("BODY_READ_FAILED", e.to_string()))?;
+            let n = body.read(&mut buf).await.map_err(|e| Error::invalid(ErrorCode::BodyReadFailed, e.to_string()))?;
             if n == 0 {
                 break;
             }
             size += n as u64;
             if size > limit {
                 return Err(Error::TooLarge {
-                    code: "FILE_TOO_LARGE",
+                    code: ErrorCode::FileTooLarge,
                     message: format!("single-request uploads are limited to {limit} bytes; use /file/mupload"),
                 });
             }

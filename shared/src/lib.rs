@@ -44,6 +44,7 @@ pub mod upload;
 
 use std::sync::Arc;
 
+pub use domain::ErrorCode;
 pub use domain::error::{Error, Result};
 
 use crate::accounts::{AccountPolicy, Accounts, HashingPool};

@@ -15,7 +15,7 @@ use futures::{Stream, StreamExt};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::domain::error::{Error, Result};
+use crate::domain::error::{Error, ErrorCode, Result};
 use crate::domain::{Share, ShareTarget, StoredFile, TreeItem, User, UserFile};
 use std::sync::Arc;
 
@@ -213,7 +213,7 @@ impl Shares {
     pub async fn open(&self, link: &str, access: Option<&str>) -> Result<Opened> {
         let share = self.repo.share(parse_link(link)?).await?.ok_or(Error::ShareNotFound)?;
         if share.expires_at.is_some_and(|t| crate::now() >= t) {
-            return Err(Error::ShareGone { code: "SHARE_EXPIRED", message: "this link has expired".into() });
+            return Err(Error::ShareGone { code: ErrorCode::ShareExpired, message: "this link has expired".into() });
         }
         if share.password_hash.is_some() && !self.access_ok(&share, access).await? {
             return Err(Error::SharePasswordRequired);
@@ -229,7 +229,7 @@ impl Shares {
     pub async fn find(&self, link: &str) -> Result<Share> {
         let share = self.repo.share(parse_link(link)?).await?.ok_or(Error::ShareNotFound)?;
         if share.expires_at.is_some_and(|t| crate::now() >= t) {
-            return Err(Error::ShareGone { code: "SHARE_EXPIRED", message: "this link has expired".into() });
+            return Err(Error::ShareGone { code: ErrorCode::ShareExpired, message: "this link has expired".into() });
         }
         Ok(share)
     }
@@ -323,14 +323,14 @@ impl Shares {
                 for item in items {
                     if members.len() >= cap {
                         return Err(Error::TooLarge {
-                            code: "ZIP_TOO_MANY_ENTRIES",
+                            code: ErrorCode::ZipTooManyEntries,
                             message: format!("a zip holds at most {cap} files and folders; download smaller folders"),
                         });
                     }
                     path_bytes += prefix.len() + item.name().len() + 1;
                     if path_bytes > ZIP_MAX_PATH_BYTES {
                         return Err(Error::TooLarge {
-                            code: "ZIP_TOO_MANY_ENTRIES",
+                            code: ErrorCode::ZipTooManyEntries,
                             message: format!(
                                 "a zip's paths total at most {} MiB; download smaller folders",
                                 ZIP_MAX_PATH_BYTES >> 20
@@ -469,7 +469,7 @@ impl Shares {
 
 /// What a link with nothing left to send answers.
 fn exhausted() -> Error {
-    Error::ShareGone { code: "SHARE_EXHAUSTED", message: "this link has no downloads left".into() }
+    Error::ShareGone { code: ErrorCode::ShareExhausted, message: "this link has no downloads left".into() }
 }
 
 #[cfg(test)]

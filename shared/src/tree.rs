@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::domain::error::{Error, Result};
+use crate::domain::error::{Error, ErrorCode, Result};
 use crate::domain::{FileName, Folder, NameRule, Placement, StoredFile, TrashItem, TreeItem, User, UserFile};
 use std::sync::Arc;
 
@@ -29,15 +29,15 @@ pub enum Resolved {
 /// components (`//`, a trailing `/`) are skipped; `.` and `..` are refused.
 pub fn split_path(path: &str) -> Result<Vec<FileName>> {
     if !path.starts_with('/') {
-        return Err(Error::invalid("INVALID_PATH", "a path starts with '/', e.g. /photos/2026/a.jpg"));
+        return Err(Error::invalid(ErrorCode::InvalidPath, "a path starts with '/', e.g. /photos/2026/a.jpg"));
     }
     let names: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     if names.len() > MAX_PATH_DEPTH {
-        return Err(Error::invalid("INVALID_PATH", format!("a path has at most {MAX_PATH_DEPTH} names")));
+        return Err(Error::invalid(ErrorCode::InvalidPath, format!("a path has at most {MAX_PATH_DEPTH} names")));
     }
     names
         .into_iter()
-        .map(|n| FileName::parse(n).map_err(|e| Error::invalid("INVALID_PATH", format!("{n:?}: {e}"))))
+        .map(|n| FileName::parse(n).map_err(|e| Error::invalid(ErrorCode::InvalidPath, format!("{n:?}: {e}"))))
         .collect()
 }
 

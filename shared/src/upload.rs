@@ -14,7 +14,7 @@ use futures::{Stream, StreamExt};
 use object_store::path::Path;
 
 use crate::accounts::Accounts;
-use crate::domain::error::{Error, Result, ResultExt};
+use crate::domain::error::{Error, ErrorCode, Result, ResultExt};
 use crate::domain::{
     ChunkPlan, FileName, NameRule, Placement, Sha1Hex, Sha256Hex, StoredFile, TreeItem, UploadId, UploadSession,
     UploadState, User, UserFile,
@@ -260,13 +260,13 @@ impl Uploads {
         };
         if filesize > self.limits.max_file_size {
             return Err(Error::TooLarge {
-                code: "FILE_TOO_LARGE",
+                code: ErrorCode::FileTooLarge,
                 message: format!("filesize {filesize} is above the limit of {} bytes", self.limits.max_file_size),
             });
         }
         if filehash.is_none() && sha256.is_some() {
             return Err(Error::invalid(
-                "FILEHASH_REQUIRED",
+                ErrorCode::FilehashRequired,
                 "sha256 needs filehash: give both, or neither and declare them later",
             ));
         }
@@ -628,13 +628,13 @@ impl Uploads {
         match content_length {
             Some(n) if n > expected => {
                 return Err(Error::TooLarge {
-                    code: "CHUNK_TOO_LARGE",
+                    code: ErrorCode::ChunkTooLarge,
                     message: format!("chunk {index} must be exactly {expected} bytes; Content-Length is {n}"),
                 });
             }
             Some(n) if n < expected => {
                 return Err(Error::invalid(
-                    "CHUNK_SIZE_MISMATCH",
+                    ErrorCode::ChunkSizeMismatch,
                     format!("chunk {index} must be exactly {expected} bytes; Content-Length is {n}"),
                 ));
             }

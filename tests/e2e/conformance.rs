@@ -276,7 +276,7 @@ async fn repo_suite(r: &dyn MetaRepo) {
     let dave = UserName::parse(&uname("f")).unwrap();
     assert!(matches!(
         r.create_user(&dave, "h", now, Some(&"f0".repeat(32))).await,
-        Err(shared::Error::Forbidden { code: "INVITE_INVALID", .. })
+        Err(shared::Error::Forbidden { code: shared::ErrorCode::InviteInvalid, .. })
     ));
     assert!(r.user_with_hash(dave.as_str()).await.unwrap().is_none(), "a refused invite makes no user");
     r.insert_session(&"0t".repeat(32), alice.id, None, now, now + 60).await.unwrap();

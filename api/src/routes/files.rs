@@ -7,6 +7,7 @@ use poem_openapi::payload::{Binary, Json};
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::types::multipart::Upload;
 use poem_openapi::{ApiResponse, Multipart, Object, OpenApi};
+use shared::ErrorCode;
 use shared::domain::{EntryId, FileName, FolderId, NameRule, Placement, Sha1Hex, User, UserFile};
 use shared::files::{self, ByteRange, DownloadLink, FileRef};
 use shared::tree::PathCache;
@@ -456,18 +457,18 @@ impl FileApi {
         inline: Query<Option<bool>>,
     ) -> Result<DownloadResponse, SignedErrors> {
         let forbidden =
-            |code: &str, message: &str| SignedErrors::Forbidden(Json(crate::error::ErrorBody::new(code, message)));
+            |code: ErrorCode, message: &str| SignedErrors::Forbidden(Json(crate::error::ErrorBody::new(code, message)));
         let Ok(file) = file_ref(id.0.as_deref(), filehash.0.as_deref()) else {
-            return Err(forbidden("URL_INVALID", "malformed link"));
+            return Err(forbidden(ErrorCode::UrlInvalid, "malformed link"));
         };
         let (entry, stored) =
             match state.services.files.open_signed(&file, uid.0, expires.0, kid.0.as_deref(), &sig.0).await? {
                 Ok(found) => found,
                 Err(shared::files::links::LinkError::Expired) => {
-                    return Err(forbidden("URL_EXPIRED", "this link has expired"));
+                    return Err(forbidden(ErrorCode::UrlExpired, "this link has expired"));
                 }
                 Err(shared::files::links::LinkError::Invalid) => {
-                    return Err(forbidden("URL_INVALID", "this link is not valid"));
+                    return Err(forbidden(ErrorCode::UrlInvalid, "this link is not valid"));
                 }
             };
         let inline = inline.0.unwrap_or(false);
@@ -606,7 +607,7 @@ pub async fn serve(
     let range: Option<ByteRange> = match files::parse_range(range, size) {
         Ok(range) => range,
         Err(e) => {
-            let body = crate::error::ErrorBody::new("RANGE_NOT_SATISFIABLE", e.to_string());
+            let body = crate::error::ErrorBody::new(ErrorCode::RangeNotSatisfiable, e.to_string());
             return Ok(DownloadResponse::RangeNotSatisfiable(Json(body), format!("bytes */{size}")));
         }
     };

@@ -6,6 +6,7 @@ use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use shared::ErrorCode;
 use shared::domain::{FileName, Folder, FolderId, NameRule, SortKey, TreeItem, User, UserFile};
 use shared::tree::{ListCursor, PageRequest};
 use shared::tree::{PathCache, Resolved};
@@ -50,9 +51,10 @@ pub fn json_rule(asked: &MaybeUndefined<OnConflict>, default: NameRule) -> share
     match asked {
         MaybeUndefined::Undefined => Ok(default),
         MaybeUndefined::Value(v) => Ok(NameRule::from(*v)),
-        MaybeUndefined::Null => {
-            Err(shared::Error::invalid("INVALID_REQUEST", "`on_conflict` is `rename` or `refuse`, or absent; not null"))
-        }
+        MaybeUndefined::Null => Err(shared::Error::invalid(
+            ErrorCode::InvalidRequest,
+            "`on_conflict` is `rename` or `refuse`, or absent; not null",
+        )),
     }
 }
 
@@ -325,7 +327,7 @@ fn numeric_key(sort: SortKey, in_files: bool) -> bool {
 }
 
 fn bad_cursor() -> shared::Error {
-    shared::Error::invalid("INVALID_CURSOR", "the cursor is not one of this listing's cursors")
+    shared::Error::invalid(ErrorCode::InvalidCursor, "the cursor is not one of this listing's cursors")
 }
 
 /// Reads a cursor ([`encode_cursor`]): the sort and order it continues, and
@@ -505,7 +507,11 @@ impl FolderApi {
     ) -> Result<Json<TreeEntry>, TreeReadErrors> {
         let item = match state.services.tree.resolve(&auth.0, &path.0).await? {
             Resolved::Root => {
-                return Err(shared::Error::invalid("INVALID_PATH", "`/` is the root; list it with /folder/list").into());
+                return Err(shared::Error::invalid(
+                    ErrorCode::InvalidPath,
+                    "`/` is the root; list it with /folder/list",
+                )
+                .into());
             }
             Resolved::Item(item) => item,
         };

@@ -3,6 +3,7 @@
 use poem::web::Data;
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use shared::ErrorCode;
 
 use super::Tag;
 use crate::auth::MetricsAuth;
@@ -97,7 +98,7 @@ impl HealthApi {
         if let Err((what, e)) = state.services.health_check().await {
             tracing::warn!(error = %e, "not ready: {what} does not answer");
             return ReadyResponse::NotReady(Json(ErrorBody::new(
-                "BACKEND_UNAVAILABLE",
+                ErrorCode::BackendUnavailable,
                 format!("{what} does not answer"),
             )));
         }

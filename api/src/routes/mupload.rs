@@ -9,6 +9,7 @@ use poem_openapi::param::{Header, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use shared::ErrorCode;
 use shared::domain::{
     ChunkPlan, FileName, FolderId, NameRule, Placement, Sha1Hex, Sha256Hex, UploadSession, UploadState, UserFile,
 };
@@ -440,7 +441,7 @@ impl UploadApi {
         let filehash = body.filehash.as_deref().map(Sha1Hex::parse).transpose()?;
         let sha256 = body.sha256.as_deref().map(Sha256Hex::parse).transpose()?;
         let filesize = u64::try_from(body.filesize)
-            .map_err(|_| ApiError::bad_request("INVALID_FILESIZE", "filesize must not be negative"))?;
+            .map_err(|_| ApiError::new(ErrorCode::InvalidFilesize, "filesize must not be negative"))?;
         let place = Placement {
             folder: body.folder.as_deref().filter(|f| !f.is_empty()).map(FolderId::parse).transpose()?,
             rule: super::folders::json_rule(&body.on_conflict, NameRule::Rename)?,
@@ -661,13 +662,13 @@ pub fn parse_upload_checksum(header: &str) -> shared::Result<[u8; 20]> {
     use base64::Engine;
     let bad = || {
         shared::Error::invalid(
-            "INVALID_CHECKSUM_HEADER",
+            ErrorCode::InvalidChecksumHeader,
             "Upload-Checksum must be `sha1 <base64 of the 20-byte digest>`",
         )
     };
     let (algo, value) = header.trim().split_once(' ').ok_or_else(bad)?;
     if !algo.eq_ignore_ascii_case("sha1") {
-        return Err(shared::Error::invalid("UNSUPPORTED_CHECKSUM", "Upload-Checksum supports only sha1"));
+        return Err(shared::Error::invalid(ErrorCode::UnsupportedChecksum, "Upload-Checksum supports only sha1"));
     }
     let bytes = base64::engine::general_purpose::STANDARD.decode(value.trim()).map_err(|_| bad())?;
     bytes.try_into().map_err(|_| bad())

@@ -5,6 +5,8 @@
 
 use std::fmt::Display;
 
+pub use super::codes::ErrorCode;
+
 /// Result with the domain [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -13,13 +15,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The request itself is wrong; `code` names the rule it broke.
     #[error("{message}")]
-    Invalid { code: &'static str, message: String },
+    Invalid { code: ErrorCode, message: String },
     /// Wrong username or password (the same answer for both, on purpose).
     #[error("wrong username or password")]
     BadCredentials,
     /// Not allowed, whoever asks (signup closed, a bad invite); `code` says why.
     #[error("{message}")]
-    Forbidden { code: &'static str, message: String },
+    Forbidden { code: ErrorCode, message: String },
     /// No user with that name (operator commands).
     #[error("no such user")]
     UserNotFound,
@@ -40,7 +42,7 @@ pub enum Error {
     ShareNotFound,
     /// The share link has expired or used up its downloads; `code` says which.
     #[error("{message}")]
-    ShareGone { code: &'static str, message: String },
+    ShareGone { code: ErrorCode, message: String },
     /// The share link has a password and the request carries no valid access.
     #[error("this link needs its password: unlock it first")]
     SharePasswordRequired,
@@ -94,11 +96,11 @@ pub enum Error {
     ChunksMissing { missing: Vec<u64>, count: u64 },
     /// A body was larger than allowed.
     #[error("{message}")]
-    TooLarge { code: &'static str, message: String },
+    TooLarge { code: ErrorCode, message: String },
     /// Too many requests or open resources for this caller; retry after
     /// `retry_after` seconds. `code` names the limit.
     #[error("{message}")]
-    TooMany { code: &'static str, message: String, retry_after: u64 },
+    TooMany { code: ErrorCode, message: String, retry_after: u64 },
     /// Accepting this would take the caller past their storage quota.
     #[error("{message}")]
     QuotaExceeded { message: String },
@@ -124,6 +126,11 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A setting names something pan cannot use (a store URL of an unknown
+    /// scheme, a directory it cannot create): found at start-up, where the
+    /// process exits 2 with the message.
+    #[error("{message}")]
+    BadSetting { message: String },
     /// Anything else: a bug or a broken backend. Logged with its cause chain.
     #[error("{context}: {source}")]
     Internal {
@@ -135,8 +142,47 @@ pub enum Error {
 
 impl Error {
     /// A 400-class validation error with a stable code.
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(code: ErrorCode, message: impl Into<String>) -> Self {
         Error::Invalid { code, message: message.into() }
+    }
+
+    /// The code a client is told, which also sets the answer's status.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::Invalid { code, .. }
+            | Error::Forbidden { code, .. }
+            | Error::ShareGone { code, .. }
+            | Error::TooLarge { code, .. }
+            | Error::TooMany { code, .. } => *code,
+            Error::BadCredentials => ErrorCode::BadCredentials,
+            Error::UserNotFound => ErrorCode::UserNotFound,
+            Error::AppPasswordNotFound => ErrorCode::AppPasswordNotFound,
+            Error::UsernameTaken => ErrorCode::UsernameTaken,
+            Error::UploadNotFound => ErrorCode::UploadNotFound,
+            Error::FileNotFound => ErrorCode::FileNotFound,
+            Error::ShareNotFound => ErrorCode::ShareNotFound,
+            Error::SharePasswordRequired => ErrorCode::SharePasswordRequired,
+            Error::SharePasswordWrong => ErrorCode::SharePasswordWrong,
+            Error::FolderNotFound => ErrorCode::FolderNotFound,
+            Error::TrashItemNotFound => ErrorCode::TrashItemNotFound,
+            Error::NameTaken { .. } => ErrorCode::NameTaken,
+            Error::MoveIntoItself => ErrorCode::MoveIntoItself,
+            Error::FolderTooDeep { .. } => ErrorCode::FolderTooDeep,
+            Error::AmbiguousPath { .. } => ErrorCode::PathAmbiguous,
+            Error::AmbiguousFilehash { .. } => ErrorCode::FilehashAmbiguous,
+            Error::NotUploading { .. } => ErrorCode::UploadNotUploading,
+            Error::HashAlreadyDeclared => ErrorCode::HashAlreadyDeclared,
+            Error::HashNotDeclared => ErrorCode::HashNotDeclared,
+            Error::ChunkBusy { .. } => ErrorCode::ChunkBusy,
+            Error::ChunkConflict { .. } => ErrorCode::ChunkConflict,
+            Error::ChunksMissing { .. } => ErrorCode::ChunksMissing,
+            Error::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
+            Error::Busy { .. } => ErrorCode::Busy,
+            Error::DiskFull { .. } => ErrorCode::ServerDiskFull,
+            Error::RangeNotSatisfiable { .. } => ErrorCode::RangeNotSatisfiable,
+            Error::Unavailable { .. } => ErrorCode::BackendUnavailable,
+            Error::BadSetting { .. } | Error::Internal { .. } => ErrorCode::Internal,
+        }
     }
 
     /// Whether a backend was away (a retry later may succeed), as opposed to
@@ -173,7 +219,12 @@ where
     }
 }
 
+// The conversions below run at a `?`: `track_caller` gives them that `?`'s
+// place in the source, so the log names the query, command or object call
+// that failed (a client only ever hears `INTERNAL`).
+
 impl From<sqlx::Error> for Error {
+    #[track_caller]
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
@@ -183,17 +234,18 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::Database(ref d) if matches!(d.code().as_deref(), Some("5" | "6" | "261" | "262" | "517")) => {
                 Error::Unavailable { what: "database", source: Box::new(e) }
             }
-            other => Error::internal("database query failed", other),
+            other => Error::internal(format!("database query at {}", std::panic::Location::caller()), other),
         }
     }
 }
 
 impl From<redis::RedisError> for Error {
+    #[track_caller]
     fn from(e: redis::RedisError) -> Self {
         if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
             Error::Unavailable { what: "redis", source: Box::new(e) }
         } else {
-            Error::internal("redis command failed", e)
+            Error::internal(format!("redis command at {}", std::panic::Location::caller()), e)
         }
     }
 }
@@ -204,10 +256,11 @@ impl From<object_store::Error> for Error {
     /// the client may retry. The other kinds (a bad path, a permission or
     /// configuration problem, a missing object the caller did not expect)
     /// are pan's bugs or its operator's.
+    #[track_caller]
     fn from(e: object_store::Error) -> Self {
         match e {
             object_store::Error::Generic { .. } => Error::Unavailable { what: "object store", source: Box::new(e) },
-            other => Error::internal("object store operation failed", other),
+            other => Error::internal(format!("object store call at {}", std::panic::Location::caller()), other),
         }
     }
 }

@@ -1,6 +1,6 @@
 use std::fmt;
 
-use crate::domain::error::{Error, Result};
+use crate::domain::error::{Error, ErrorCode, Result};
 
 /// A username: 1–64 characters from `A-Z a-z 0-9 . _ -`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +17,7 @@ impl UserName {
         if ok {
             Ok(UserName(s.to_owned()))
         } else {
-            Err(Error::invalid("INVALID_USERNAME", format!("username must be {}", Self::RULE)))
+            Err(Error::invalid(ErrorCode::InvalidUsername, format!("username must be {}", Self::RULE)))
         }
     }
 
@@ -35,10 +35,10 @@ impl Password {
     /// Validates a password.
     pub fn parse(s: &str) -> Result<Self> {
         if !(8..=1024).contains(&s.chars().count()) {
-            return Err(Error::invalid("INVALID_PASSWORD", "password must be 8-1024 characters long"));
+            return Err(Error::invalid(ErrorCode::InvalidPassword, "password must be 8-1024 characters long"));
         }
         if s.contains('\0') {
-            return Err(Error::invalid("INVALID_PASSWORD", "password must not contain NUL bytes"));
+            return Err(Error::invalid(ErrorCode::InvalidPassword, "password must not contain NUL bytes"));
         }
         Ok(Password(s.to_owned()))
     }
@@ -76,7 +76,7 @@ macro_rules! string_newtype {
 /// A hex digest of `$len` characters, normalised to lowercase (input may be
 /// upper case); anything else is a 400 with `$code`.
 macro_rules! hex_digest {
-    ($(#[$doc:meta])* $name:ident, $len:literal, $code:literal, $message:literal) => {
+    ($(#[$doc:meta])* $name:ident, $len:literal, $code:expr, $message:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash)]
         pub struct $name(String);
@@ -144,7 +144,7 @@ hex_digest!(
     /// A SHA-1 digest as 40 lowercase hex characters: the protocol's declared checksum.
     Sha1Hex,
     40,
-    "INVALID_FILEHASH",
+    ErrorCode::InvalidFilehash,
     "filehash must be a SHA-1 digest: 40 hex characters"
 );
 
@@ -153,7 +153,7 @@ hex_digest!(
     /// stored content, with its size.
     Sha256Hex,
     64,
-    "INVALID_SHA256",
+    ErrorCode::InvalidSha256,
     "sha256 must be a SHA-256 digest: 64 hex characters"
 );
 
@@ -192,28 +192,31 @@ impl FileName {
     /// Validates a file name.
     pub fn parse(s: &str) -> Result<Self> {
         if s.is_empty() {
-            return Err(Error::invalid("INVALID_FILENAME", "filename must not be empty"));
+            return Err(Error::invalid(ErrorCode::InvalidFilename, "filename must not be empty"));
         }
         if s.len() > 255 {
-            return Err(Error::invalid("INVALID_FILENAME", "filename must be at most 255 bytes"));
+            return Err(Error::invalid(ErrorCode::InvalidFilename, "filename must be at most 255 bytes"));
         }
         if s.chars().any(char::is_control) {
-            return Err(Error::invalid("INVALID_FILENAME", "filename must not contain control characters"));
+            return Err(Error::invalid(ErrorCode::InvalidFilename, "filename must not contain control characters"));
         }
         if s.contains(['/', '\\']) || s == "." || s == ".." {
-            return Err(Error::invalid("INVALID_FILENAME", "a name must not contain '/' or '\\' nor be '.' or '..'"));
+            return Err(Error::invalid(
+                ErrorCode::InvalidFilename,
+                "a name must not contain '/' or '\\' nor be '.' or '..'",
+            ));
         }
         // Bidirectional overrides and isolates make `invoice\u{202E}fdp.exe`
         // look like `invoiceexe.pdf`. Zero-width joiners stay (emoji, Persian).
         if s.chars().any(is_bidi_control) {
             return Err(Error::invalid(
-                "INVALID_FILENAME",
+                ErrorCode::InvalidFilename,
                 "filename must not contain bidirectional control characters (U+202A-U+202E, U+2066-U+2069)",
             ));
         }
         if s.chars().any(is_invisible_mark) {
             return Err(Error::invalid(
-                "INVALID_FILENAME",
+                ErrorCode::InvalidFilename,
                 "filename must not contain invisible marks (U+200E, U+200F, U+061C, U+2028, U+2029, U+FEFF, \
                  U+FFFE, U+FFFF, U+E0000-U+E007F)",
             ));

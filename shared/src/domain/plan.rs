@@ -1,4 +1,4 @@
-use crate::domain::error::{Error, Result};
+use crate::domain::error::{Error, ErrorCode, Result};
 
 /// How a file is cut into chunks: every chunk is `chunk_size` bytes but the
 /// last, which holds the rest. A 0-byte file has no chunks.
@@ -34,9 +34,12 @@ impl ChunkPlan {
         if index < self.chunk_count {
             Ok(())
         } else if self.chunk_count == 0 {
-            Err(Error::invalid("INVALID_CHUNK_INDEX", "this upload has no chunks (0-byte file)"))
+            Err(Error::invalid(ErrorCode::InvalidChunkIndex, "this upload has no chunks (0-byte file)"))
         } else {
-            Err(Error::invalid("INVALID_CHUNK_INDEX", format!("chkidx must be between 0 and {}", self.chunk_count - 1)))
+            Err(Error::invalid(
+                ErrorCode::InvalidChunkIndex,
+                format!("chkidx must be between 0 and {}", self.chunk_count - 1),
+            ))
         }
     }
 

@@ -563,10 +563,9 @@ pub async fn open(url: &str) -> Result<SqlRepo> {
     match scheme {
         "sqlite" => indexed(sqlite::open(url).await?).await,
         "mysql" | "mariadb" => indexed(mysql::open(&url.replacen("mariadb:", "mysql:", 1)).await?).await,
-        _ => Err(Error::invalid(
-            "INVALID_SETTING",
-            format!("DATABASE_URL: unsupported scheme {scheme:?}; use sqlite:// or mysql://"),
-        )),
+        _ => Err(Error::BadSetting {
+            message: format!("DATABASE_URL: unsupported scheme {scheme:?}; use sqlite:// or mysql://"),
+        }),
     }
 }
 

@@ -31,7 +31,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
 
-use crate::domain::error::{Error, Result, ResultExt};
+use crate::domain::error::{Error, ErrorCode, Result, ResultExt};
 use crate::domain::{ChunkPlan, UploadId};
 
 pub use local::LocalStore;
@@ -256,11 +256,11 @@ pub const S3_PART_SIZE: usize = 5 << 20;
 /// whose files are assembled in `scratch_dir`.
 pub fn open(url: &str, setting: &str, scratch_dir: &FsPath) -> Result<Store> {
     let parsed = url::Url::parse(url)
-        .map_err(|e| Error::invalid("INVALID_SETTING", format!("{setting}: {url:?} is not a URL: {e}")))?;
+        .map_err(|e| Error::BadSetting { message: format!("{setting}: {url:?} is not a URL: {e}") })?;
     match parsed.scheme() {
         "s3" => {
-            let bucket = parsed.host_str().filter(|b| !b.is_empty()).ok_or_else(|| {
-                Error::invalid("INVALID_SETTING", format!("{setting}: {url:?} names no bucket (s3://bucket/prefix)"))
+            let bucket = parsed.host_str().filter(|b| !b.is_empty()).ok_or_else(|| Error::BadSetting {
+                message: format!("{setting}: {url:?} names no bucket (s3://bucket/prefix)"),
             })?;
             // Fail within seconds when the store is down (the job queue
             // retries later) instead of object_store's default of minutes.
@@ -295,7 +295,7 @@ pub fn open(url: &str, setting: &str, scratch_dir: &FsPath) -> Result<Store> {
                 || std::env::var("AWS_SERVER_SIDE_ENCRYPTION").is_ok_and(|v| v.eq_ignore_ascii_case("sse-c"));
             let own_requests = !client_settings.into_iter().any(set);
             let copies_parts = own_requests && !sse_c && builder.get_config_value(&Key::Checksum).is_none();
-            let s3 = builder.build().map_err(|e| Error::invalid("INVALID_SETTING", format!("{setting}: {e}")))?;
+            let s3 = builder.build().map_err(|e| Error::BadSetting { message: format!("{setting}: {e}") })?;
             let location = s3::Location {
                 service: copies_parts.then_some(service),
                 own_requests,
@@ -305,28 +305,26 @@ pub fn open(url: &str, setting: &str, scratch_dir: &FsPath) -> Result<Store> {
             Ok(Arc::new(S3Store::new(s3, location, scratch_dir.to_path_buf())))
         }
         "file" => {
-            let dir = parsed.to_file_path().map_err(|_| {
-                Error::invalid("INVALID_SETTING", format!("{setting}: {url:?} is not an absolute path"))
-            })?;
-            let store =
-                LocalStore::open(&dir).map_err(|e| Error::invalid("INVALID_SETTING", format!("{setting}: {e}")))?;
+            let dir = parsed
+                .to_file_path()
+                .map_err(|_| Error::BadSetting { message: format!("{setting}: {url:?} is not an absolute path") })?;
+            let store = LocalStore::open(&dir).map_err(|e| Error::BadSetting { message: format!("{setting}: {e}") })?;
             Ok(Arc::new(store))
         }
-        other => Err(Error::invalid(
-            "INVALID_SETTING",
-            format!("{setting}: unsupported store scheme {other:?}; use file:///absolute/path or s3://bucket/prefix"),
-        )),
+        other => Err(Error::BadSetting {
+            message: format!(
+                "{setting}: unsupported store scheme {other:?}; use file:///absolute/path or s3://bucket/prefix"
+            ),
+        }),
     }
 }
 
 /// The codes of a body cut off because its client sent too slowly.
-const SLOW_BODY_CODES: [&str; 2] = ["BODY_TIMEOUT", "CHUNK_TOO_SLOW"];
-
 impl Error {
     /// Whether a request body was cut off because its client sent too
     /// slowly: reading the rest of such a body would only stall the server.
     pub fn is_slow_body(&self) -> bool {
-        matches!(self, Error::Invalid { code, .. } if SLOW_BODY_CODES.contains(code))
+        matches!(self, Error::Invalid { code: ErrorCode::BodyTimeout | ErrorCode::ChunkTooSlow, .. })
     }
 }
 
@@ -396,12 +394,14 @@ pub enum ChunkWriteError {
 impl From<ChunkWriteError> for Error {
     fn from(e: ChunkWriteError) -> Self {
         match e {
-            ChunkWriteError::TooLong { .. } => Error::TooLarge { code: "CHUNK_TOO_LARGE", message: e.to_string() },
-            ChunkWriteError::TooShort { .. } => Error::invalid("CHUNK_SIZE_MISMATCH", e.to_string()),
-            ChunkWriteError::ChecksumMismatch { .. } => Error::invalid("CHUNK_CHECKSUM_MISMATCH", e.to_string()),
-            ChunkWriteError::Body(_) => Error::invalid("BODY_READ_FAILED", e.to_string()),
-            ChunkWriteError::Idle(_) => Error::invalid(SLOW_BODY_CODES[0], e.to_string()),
-            ChunkWriteError::TooSlow { .. } => Error::invalid(SLOW_BODY_CODES[1], e.to_string()),
+            ChunkWriteError::TooLong { .. } => {
+                Error::TooLarge { code: ErrorCode::ChunkTooLarge, message: e.to_string() }
+            }
+            ChunkWriteError::TooShort { .. } => Error::invalid(ErrorCode::ChunkSizeMismatch, e.to_string()),
+            ChunkWriteError::ChecksumMismatch { .. } => Error::invalid(ErrorCode::ChunkChecksumMismatch, e.to_string()),
+            ChunkWriteError::Body(_) => Error::invalid(ErrorCode::BodyReadFailed, e.to_string()),
+            ChunkWriteError::Idle(_) => Error::invalid(ErrorCode::BodyTimeout, e.to_string()),
+            ChunkWriteError::TooSlow { .. } => Error::invalid(ErrorCode::ChunkTooSlow, e.to_string()),
             ChunkWriteError::Store(s) => Error::from(s),
             ChunkWriteError::Stored(e) => e,
             ChunkWriteError::Io(e) => io_error("writing a chunk", e),

@@ -12,7 +12,7 @@ use super::tree;
 use super::{
     Account, AccountRepo, AuditRepo, BackupRepo, FileRepo, MetaRepo, NewUserFile, SecretRepo, Totals, Usage, UserRepo,
 };
-use crate::domain::error::{Error, Result};
+use crate::domain::error::{Error, ErrorCode, Result};
 use crate::domain::{EntryId, StoredFile, User, UserFile, UserName};
 
 /// Columns of a user, as [`user_from`] reads them (`u` = users).
@@ -187,7 +187,7 @@ impl UserRepo for SqlRepo {
                 .await?;
             if spent.rows_affected() != 1 {
                 return Err(Error::Forbidden {
-                    code: "INVITE_INVALID",
+                    code: ErrorCode::InviteInvalid,
                     message: "this invite code is unknown or used".into(),
                 });
             }

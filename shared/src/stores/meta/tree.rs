@@ -12,7 +12,7 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use super::rows::{CONTENT, ENTRY, SqlRepo, TxError, lock_user, stored_file_from, user_file_from};
 use super::search;
 use super::{Destination, ListCursor, PageRequest, ParentId, TreeBounds, TreeRepo};
-use crate::domain::error::{Error, Result};
+use crate::domain::error::{Error, ErrorCode, Result};
 use crate::domain::name_key;
 use crate::domain::{FileName, Folder, FolderId, NameRule, SortKey, StoredFile, TrashItem, TreeItem, UserFile};
 
@@ -453,7 +453,7 @@ fn key_value(numeric: bool, key: &str) -> Result<KeyValue> {
     }
     key.parse()
         .map(KeyValue::Number)
-        .map_err(|_| Error::invalid("INVALID_CURSOR", "the cursor is not one this listing returned"))
+        .map_err(|_| Error::invalid(ErrorCode::InvalidCursor, "the cursor is not one this listing returned"))
 }
 
 /// One table of a listing: its `SELECT … WHERE user_id = ? AND parent = ?`,
