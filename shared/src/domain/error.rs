@@ -264,3 +264,22 @@ impl From<object_store::Error> for Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    fn failing_query() -> super::Result<()> {
+        Err(sqlx::Error::RowNotFound)?
+    }
+
+    /// A backend failure converted at a `?` names that `?`'s place, so the
+    /// log says which query failed; the client only hears the code.
+    #[test]
+    fn a_backend_failure_names_where_it_happened() {
+        let line = line!() - 7;
+        let Err(Error::Internal { context, .. }) = failing_query() else { panic!("not internal") };
+        assert_eq!(context, format!("database query at {}:{line}:9", file!()));
+        assert_eq!(failing_query().unwrap_err().code(), super::ErrorCode::Internal);
+    }
+}
