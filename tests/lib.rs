@@ -145,7 +145,7 @@ impl TestAppBuilder {
             redis_prefix,
             listen: "127.0.0.1:0".into(),
         };
-        app.start_api();
+        app.start_api().await;
         if app.deployment == Deployment::Fleet {
             for _ in 0..self.workers {
                 app.spawn_worker();
@@ -177,22 +177,28 @@ async fn check_redis() {
     let _: String = redis::cmd("PING").query_async(&mut con).await.expect("redis PING");
 }
 
-/// Waits for the api's "listening" banner on stdout; returns the address.
-fn wait_for_banner(child: &mut Child, log: &Path) -> String {
+/// Waits (at most 60 s, without blocking the runtime) for the api's
+/// "listening" banner on stdout; returns the address.
+async fn wait_for_banner(child: &mut Child, log: &Path) -> String {
     let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // The pipe is read on a thread of its own until the process ends, so
+    // that the api never blocks on a full pipe.
     std::thread::spawn(move || {
+        let mut tx = Some(tx);
         let mut lines = BufReader::new(stdout).lines();
         while let Some(Ok(line)) = lines.next() {
             if let Some(rest) = line.strip_prefix("pan is listening on http://") {
                 let addr = rest.split('/').next().unwrap_or("").to_owned();
-                let _ = tx.send(addr);
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(addr);
+                }
             }
         }
     });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(addr) => addr,
-        Err(_) => {
+    match tokio::time::timeout(Duration::from_secs(60), rx).await {
+        Ok(Ok(addr)) => addr,
+        _ => {
             let status = child.try_wait().ok().flatten();
             let log = std::fs::read_to_string(log).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
@@ -231,7 +237,7 @@ impl TestApp {
         cmd
     }
 
-    fn start_api(&mut self) {
+    async fn start_api(&mut self) {
         let mut cmd = self.command("api");
         cmd.env("PAN_LISTEN", &self.listen).stdout(Stdio::piped());
         if self.deployment == Deployment::Fleet {
@@ -239,7 +245,7 @@ impl TestApp {
         }
         let mut child = cmd.spawn().expect("spawn api");
         let log = self.data.path().join("api.log");
-        let addr = wait_for_banner(&mut child, &log);
+        let addr = wait_for_banner(&mut child, &log).await;
         // Keep the port across restarts, like a real service.
         self.listen = addr.clone();
         self.base = format!("http://{addr}");
@@ -248,7 +254,7 @@ impl TestApp {
 
     /// Starts one more api process on the same backends, as a fleet behind a
     /// load balancer runs them (fleet only); returns its base URL.
-    pub fn spawn_another_api(&mut self) -> String {
+    pub async fn spawn_another_api(&mut self) -> String {
         assert_eq!(self.deployment, Deployment::Fleet, "only a fleet shares its backends between processes");
         let mut child = self
             .command("api")
@@ -257,7 +263,7 @@ impl TestApp {
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn api");
-        let addr = wait_for_banner(&mut child, &self.data.path().join("api.log"));
+        let addr = wait_for_banner(&mut child, &self.data.path().join("api.log")).await;
         self.more_apis.push(child);
         format!("http://{addr}")
     }
@@ -278,35 +284,22 @@ impl TestApp {
 
     /// Sends SIGTERM to a worker process and waits (at most `secs`) for it to
     /// exit; returns its exit code.
-    pub fn terminate_worker(&mut self, i: usize, secs: u64) -> Option<i32> {
+    pub async fn terminate_worker(&mut self, i: usize, secs: u64) -> Option<i32> {
+        let log = self.data.path().join("worker.log");
         let w = &mut self.workers[i];
-        // SAFETY: kill(2) on a child process id we own; no memory is involved.
-        unsafe { libc::kill(w.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(status) = w.try_wait().expect("wait for worker") {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "worker still running {secs} s after SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        sigterm(w);
+        exit_of(w, secs, "the worker to exit after SIGTERM", &log).await.code()
     }
 
     /// Sends SIGTERM to the api process and waits (at most `secs`) for it to
     /// exit; returns its exit code (`None` when a signal ended it).
-    pub fn terminate_api(&mut self, secs: u64) -> Option<i32> {
+    pub async fn terminate_api(&mut self, secs: u64) -> Option<i32> {
+        let log = self.data.path().join("api.log");
         let child = self.api.as_mut().expect("the api is running");
-        // SAFETY: kill(2) on a child process id we own; no memory is involved.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait for the api") {
-                self.api = None;
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "the api still runs {secs} s after SIGTERM:\n{}", self.api_log_tail(20));
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        sigterm(child);
+        let status = exit_of(child, secs, "the api to exit after SIGTERM", &log).await;
+        self.api = None;
+        status.code()
     }
 
     /// Kills the api process with SIGKILL (a crash).
@@ -328,30 +321,25 @@ impl TestApp {
 
     /// Waits (at most `secs`) for the api process to die by itself; returns
     /// the signal that killed it, if one did.
-    pub fn wait_api_death(&mut self, secs: u64) -> Option<i32> {
+    pub async fn wait_api_death(&mut self, secs: u64) -> Option<i32> {
         use std::os::unix::process::ExitStatusExt;
+        let log = self.data.path().join("api.log");
         let child = self.api.as_mut().expect("the api is running");
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait for the api") {
-                self.api = None;
-                return status.signal();
-            }
-            assert!(Instant::now() < deadline, "the api still runs {secs} s on:\n{}", self.api_log_tail(20));
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let status = exit_of(child, secs, "the api to die", &log).await;
+        self.api = None;
+        status.signal()
     }
 
     /// Starts the api again after it died (same port, current environment).
-    pub fn start_api_again(&mut self) {
+    pub async fn start_api_again(&mut self) {
         assert!(self.api.is_none(), "the api is still running");
-        self.start_api();
+        self.start_api().await;
     }
 
     /// Crashes the api process and starts it again on the same port.
-    pub fn restart_api(&mut self) {
+    pub async fn restart_api(&mut self) {
         self.kill_api();
-        self.start_api();
+        self.start_api().await;
     }
 
     /// Runs the api binary with `args` and this app's environment; returns
@@ -462,6 +450,7 @@ impl TestApp {
                 return (code, body);
             }
             let wait = body["retry_after"].as_u64().expect("CHUNK_BUSY says when to retry");
+            // Waiting as told is how a well-behaved client acts, not a poll.
             tokio::time::sleep(Duration::from_secs(wait)).await;
         }
     }
@@ -477,16 +466,12 @@ impl TestApp {
 
     /// Polls status until the upload leaves `merging` (at most 120 s).
     pub async fn wait_merged(&self, token: &str, id: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
+        eventually(120, &format!("upload {id} to leave merging"), || async {
             let (code, s) = self.status(token, id).await;
             assert_eq!(code, StatusCode::OK, "status: {s}");
-            if s["state"] != "merging" {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "upload {id} still merging after 120 s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            (s["state"] != "merging").then_some(s)
+        })
+        .await
     }
 
     /// init + every chunk of `data`, without complete; returns the upload id.
@@ -503,17 +488,33 @@ impl TestApp {
         id
     }
 
-    /// Waits (at most 60 s) until a merge of upload `id` has started: its
-    /// temporary output exists beside the local file store.
-    pub async fn wait_for_merge_start(&self, id: &str) {
-        let tmp = self.data.path().join("files/.tmp");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let started =
-            || std::fs::read_dir(&tmp).map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(id)));
-        while !started().unwrap_or(false) {
-            assert!(Instant::now() < deadline, "no worker started merging {id} within 60 s");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+    /// Waits (at most 60 s) until a worker is merging upload `id`: the
+    /// merge's first heartbeat, sent as it starts, moved the upload's
+    /// `updated_at` past the second `complete` ran in (`merge_started_at`).
+    /// Start the workers only once that second is over
+    /// ([`TestApp::wait_past_merge_start`]), or a merge picked up within it
+    /// is seen only at its next heartbeat, 5 s on.
+    pub async fn wait_for_merge_start(&self, token: &str, id: &str) {
+        eventually(60, &format!("a worker to start merging {id}"), || async {
+            let (code, s) = self.status(token, id).await;
+            assert_eq!(code, StatusCode::OK, "status: {s}");
+            assert_eq!(s["state"], "merging", "the merge ended before it was seen running: {s}");
+            (s["updated_at"].as_i64() > s["merge_started_at"].as_i64()).then_some(())
+        })
+        .await
+    }
+
+    /// Waits until the wall clock has left the second `complete` moved
+    /// upload `id` to `merging` in (see [`TestApp::wait_for_merge_start`]).
+    pub async fn wait_past_merge_start(&self, token: &str, id: &str) {
+        let (code, s) = self.status(token, id).await;
+        assert_eq!(code, StatusCode::OK, "status: {s}");
+        let started = s["merge_started_at"].as_i64().unwrap_or_else(|| panic!("upload {id} is not merging: {s}"));
+        eventually(5, "the second complete ran in to pass", || async {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+            (now as i64 > started).then_some(())
+        })
+        .await
     }
 
     /// Uploads `data` through init → every chunk → complete → done; returns
@@ -580,14 +581,25 @@ impl TestApp {
             .collect()
     }
 
-    /// Waits (at most 30 s) until the staging directory holds no file: a merge
-    /// records `done` (or `failed`) first and deletes the chunks right after.
+    /// Waits (at most 30 s) until no upload has chunks staged any more.
+    ///
+    /// Call it once every upload the test began is seen to have ended
+    /// ([`TestApp::upload`] and [`TestApp::wait_merged`] return after the
+    /// merge recorded `done` or `failed`; an instant answer ends an upload at
+    /// once): an ended upload's chunks are deleted right after that record,
+    /// so the deletion is all that is left to wait for. It watches which
+    /// uploads still have a staging folder, never the names of the files in
+    /// it (the store's scratch folder of half-written files is not one).
     pub async fn wait_staging_empty(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.staging().is_empty() {
-            assert!(Instant::now() < deadline, "staged chunks still there after 30 s: {:?}", self.staging().keys());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let staging = self.data.path().join("staging");
+        let left = eventually(30, "the staged chunks of ended uploads to be deleted", || {
+            let uploads: Vec<String> = std::fs::read_dir(&staging)
+                .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            let uploads: Vec<String> = uploads.into_iter().filter(|n| !n.starts_with('.')).collect();
+            async move { uploads.is_empty().then_some(()) }
+        });
+        left.await
     }
 
     /// Every file under the file store directory (temporary files excluded).
@@ -796,20 +808,58 @@ async fn into_json(resp: reqwest::Response) -> (StatusCode, Value) {
     (code, value)
 }
 
-/// Polls `f` until it returns Some, for at most `secs` seconds.
+/// Polls `f` until it returns Some, for at most `secs` seconds: the one
+/// way the tests wait for something to happen. The first looks come every
+/// 10 ms, then less often (at most every 200 ms); the runtime's thread is
+/// free in between.
 pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
     let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut pause = Duration::from_millis(10);
     loop {
         if let Some(v) = f().await {
             return v;
         }
         assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
     }
+}
+
+/// Sends SIGTERM to a child process.
+fn sigterm(child: &Child) {
+    // SAFETY: kill(2) on a child process id we own; no memory is involved.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+}
+
+/// Waits (at most `secs`, without blocking the runtime) for `child` to
+/// exit; a timeout fails with the end of its `log`.
+async fn exit_of(child: &mut Child, secs: u64, what: &str, log: &Path) -> std::process::ExitStatus {
+    let timeout = Instant::now() + Duration::from_secs(secs);
+    let what = format!("{what} (its log: {})", log.display());
+    let waited = eventually(secs + 1, &what, || {
+        let status = child.try_wait().expect("wait for a child process");
+        let late = Instant::now() >= timeout;
+        async move {
+            match (status, late) {
+                (Some(s), _) => Some(Some(s)),
+                (None, true) => Some(None),
+                (None, false) => None,
+            }
+        }
+    })
+    .await;
+    waited.unwrap_or_else(|| {
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        panic!(
+            "timed out after {secs} s waiting for {what}; its log ends:\n{}",
+            lines[lines.len().saturating_sub(20)..].join("\n")
+        )
+    })
 }
 
 /// SHA-1 as 40 lowercase hex characters.
@@ -884,10 +934,12 @@ macro_rules! both {
 }
 
 /// Runs `async fn $body(Deployment)` as an `embedded` and a `fleet` test
-/// (for bodies that build their own app, e.g. beside a private Garage).
+/// (for bodies that build their own app, e.g. beside a private Garage); a
+/// doc comment goes inside, before the name, as in [`both!`].
 #[macro_export]
 macro_rules! on_both {
-    ($name:ident, $body:ident) => {
+    ($(#[$doc:meta])* $name:ident, $body:ident) => {
+        $(#[$doc])*
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn embedded() {
@@ -973,19 +1025,13 @@ impl RedisServer {
             .spawn()
             .expect("redis-server (scripts/test installs it)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let ping = async {
-                let client = redis::Client::open(self.url()).ok()?;
-                let mut con = client.get_multiplexed_async_connection().await.ok()?;
-                redis::cmd("PING").query_async::<String>(&mut con).await.ok()
-            };
-            if ping.await.is_some() {
-                return;
-            }
-            assert!(Instant::now() < deadline, "private redis-server on port {} did not answer", self.port);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let url = self.url();
+        eventually(20, &format!("the private redis-server at {url} to answer"), || async {
+            let client = redis::Client::open(url.as_str()).ok()?;
+            let mut con = client.get_multiplexed_async_connection().await.ok()?;
+            redis::cmd("PING").query_async::<String>(&mut con).await.ok()
+        })
+        .await;
     }
 
     /// SIGKILLs the server (a crash: nothing is flushed) and starts it again
@@ -1078,7 +1124,7 @@ api_bind_addr = "127.0.0.1:{admin}"
             secret: hex::encode(rand::random::<[u8; 32]>()),
         };
         g.start_process().await;
-        let status = g.cli(&["status"]);
+        let status = g.cli(&["status"]).await;
         let node = status
             .lines()
             .find_map(|l| {
@@ -1086,34 +1132,35 @@ api_bind_addr = "127.0.0.1:{admin}"
                 (first.len() == 16 && first.bytes().all(|b| b.is_ascii_hexdigit())).then(|| first.to_owned())
             })
             .unwrap_or_else(|| panic!("no node id in garage status:\n{status}"));
-        g.cli(&["layout", "assign", "-z", "dc1", "-c", "1GB", &node]);
-        g.cli(&["layout", "apply", "--version", "1"]);
+        g.cli(&["layout", "assign", "-z", "dc1", "-c", "1GB", &node]).await;
+        g.cli(&["layout", "apply", "--version", "1"]).await;
         let (key_id, secret) = (g.key_id.clone(), g.secret.clone());
-        g.cli(&["key", "import", "--yes", "-n", "pan-test", &key_id, &secret]);
-        g.cli(&["bucket", "create", "pan-test"]);
-        g.cli(&["bucket", "allow", "--read", "--write", "--owner", "pan-test", "--key", "pan-test"]);
+        g.cli(&["key", "import", "--yes", "-n", "pan-test", &key_id, &secret]).await;
+        g.cli(&["bucket", "create", "pan-test"]).await;
+        g.cli(&["bucket", "allow", "--read", "--write", "--owner", "pan-test", "--key", "pan-test"]).await;
         g.wait_until_serving().await;
         g
     }
 
-    fn cli(&self, args: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let out = Command::new(garage_bin())
+    /// Runs `garage <args>` until it succeeds (the daemon may still be
+    /// starting), for at most 30 s; returns its output.
+    async fn cli(&self, args: &[&str]) -> String {
+        let config = self.dir.path().join("garage.toml");
+        let what = format!("garage {args:?} to succeed (its errors are printed above)");
+        let run = eventually(30, &what, || async {
+            let out = tokio::process::Command::new(garage_bin())
                 .arg("-c")
-                .arg(self.dir.path().join("garage.toml"))
+                .arg(&config)
                 .args(args)
                 .output()
+                .await
                 .expect("run garage");
-            if out.status.success() {
-                return String::from_utf8_lossy(&out.stdout).into_owned();
+            if !out.status.success() {
+                eprintln!("garage {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
             }
-            // The daemon may still be starting: retry for a while.
-            if Instant::now() > deadline {
-                panic!("garage {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        });
+        run.await
     }
 
     async fn start_process(&mut self) {
@@ -1132,11 +1179,7 @@ api_bind_addr = "127.0.0.1:{admin}"
 
     /// Polls the S3 port until it answers HTTP.
     async fn wait_until_serving(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while reqwest::get(&self.endpoint).await.is_err() {
-            assert!(Instant::now() < deadline, "garage's S3 API did not come up");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually(30, "garage's S3 API to come up", || async { reqwest::get(&self.endpoint).await.ok() }).await;
     }
 
     /// Stops the server (an outage); data stays.

@@ -166,6 +166,9 @@ impl App {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let services = self.state.services.clone();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // The embedded workers run on a task of their own, joined below
+        // before the background tasks are drained: shutdown waits for it
+        // (and it for every job it started, see `worker::run`).
         let workers = self.workers.then(|| {
             let services = self.state.services.clone();
             let settings = self.state.settings.clone();

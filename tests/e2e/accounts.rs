@@ -5,6 +5,9 @@ use pan_tests::*;
 use serde_json::json;
 
 both!(
+    /// An init whose size would take the user past `PAN_QUOTA_BYTES` answers
+    /// 507 `QUOTA_EXCEEDED` before any chunk is sent, and what is stored stays
+    /// counted.
     an_init_past_the_byte_quota_is_refused_before_any_chunk_is_stored,
     |b: TestAppBuilder| b.env("PAN_QUOTA_BYTES", "10000").env("PAN_CHUNK_SIZE", "1024"),
     |app| {
@@ -51,6 +54,9 @@ both!(
 );
 
 both!(
+    /// An instant upload of content the user already has counts its size again
+    /// under a new name (507 when full), but the same content under the same
+    /// name adds nothing and is instant however full the quota.
     an_instant_upload_takes_room_in_the_quota_unless_it_adds_nothing,
     |b: TestAppBuilder| b.env("PAN_QUOTA_BYTES", "6000"),
     |app| {
@@ -71,6 +77,9 @@ both!(
 );
 
 both!(
+    /// `PAN_QUOTA_FILES` counts stored files and open uploads alike: with one
+    /// file stored and one upload open, a third init answers 507
+    /// `QUOTA_EXCEEDED`.
     a_file_count_limit_counts_stored_files_and_open_uploads,
     |b: TestAppBuilder| b.env("PAN_QUOTA_FILES", "2"),
     |app| {
@@ -90,7 +99,7 @@ both!(
 #[tokio::test]
 async fn concurrent_inits_through_two_api_processes_never_pass_the_quota() {
     let mut app = TestApp::builder(Deployment::Fleet).env("PAN_QUOTA_BYTES", "2500").spawn().await;
-    let second = app.spawn_another_api();
+    let second = app.spawn_another_api().await;
     let token = app.user(&uname("race")).await;
     let inits = (0..60u64).map(|i| {
         let base = if i % 2 == 0 { app.base.clone() } else { second.clone() };
@@ -116,6 +125,8 @@ async fn concurrent_inits_through_two_api_processes_never_pass_the_quota() {
 }
 
 both!(
+    /// Past `PAN_MAX_OPEN_UPLOADS` open uploads a user's inits answer 429 with
+    /// `Retry-After`, and an abort frees a place again.
     inits_past_the_open_upload_cap_get_429_with_retry_after,
     |b: TestAppBuilder| b.env("PAN_MAX_OPEN_UPLOADS", "16"),
     |app| {
@@ -147,7 +158,10 @@ both!(
     }
 );
 
-both!(signup_can_be_closed_or_need_a_one_time_invite, |b: TestAppBuilder| b.env("PAN_SIGNUP", "invite"), |app| {
+both!(
+    /// With `PAN_SIGNUP=invite` a signup without an invite, or with an unknown
+    /// one, is 403 `INVITE_REQUIRED`; an operator's invite works exactly once.
+    signup_can_be_closed_or_need_a_one_time_invite, |b: TestAppBuilder| b.env("PAN_SIGNUP", "invite"), |app| {
     let name = uname("invited");
     let signup = |invite: Option<&str>| {
         let mut body = json!({"username": name, "password": "correct horse"});
@@ -174,7 +188,11 @@ both!(signup_can_be_closed_or_need_a_one_time_invite, |b: TestAppBuilder| b.env(
     assert_eq!(body["code"], "INVITE_INVALID");
 });
 
-both!(signup_closed_leaves_account_making_to_the_operator, |b: TestAppBuilder| b.env("PAN_SIGNUP", "closed"), |app| {
+both!(
+    /// With `PAN_SIGNUP=closed` signup is 403 `SIGNUP_CLOSED`; the operator
+    /// creates users, sets quotas, lists, disables and enables them with `api
+    /// admin`.
+    signup_closed_leaves_account_making_to_the_operator, |b: TestAppBuilder| b.env("PAN_SIGNUP", "closed"), |app| {
     let name = uname("closed");
     let (code, body) =
         app.post_json("/usr/signup", None, &json!({"username": name, "password": "correct horse"})).await;

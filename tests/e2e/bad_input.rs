@@ -9,7 +9,11 @@ fn assert_error(code: StatusCode, body: &Value, want: StatusCode, ctx: &str) {
     assert!(body["code"].is_string() && body["message"].is_string(), "{ctx}: not {{code, message}}: {body}");
 }
 
-both!(malformed_signup_bodies_get_json_4xx, |app| {
+both!(
+    /// Malformed signup bodies (empty, not JSON, bad UTF-8, missing fields,
+    /// wrong types, bad usernames) each get their exact 4xx as a JSON `{code,
+    /// message}`.
+    malformed_signup_bodies_get_json_4xx, |app| {
     let cases: Vec<(&str, Vec<u8>, StatusCode)> = vec![
         ("empty body", vec![], StatusCode::BAD_REQUEST),
         ("not json", b"{bad".to_vec(), StatusCode::BAD_REQUEST),
@@ -52,7 +56,10 @@ both!(malformed_signup_bodies_get_json_4xx, |app| {
     assert_eq!(app.sql_count("SELECT COUNT(*) FROM users").await, 0, "no user may have been created");
 });
 
-both!(a_chunked_oversized_json_body_is_413, |app| {
+both!(
+    /// A JSON body past the size limit sent without `Content-Length` (chunked) is
+/// refused with 413, not read whole.
+    a_chunked_oversized_json_body_is_413, |app| {
     let big = format!(r#"{{"username":"big","password":"{}"}}"#, "p".repeat(200_000));
     let stream = futures::stream::iter(
         big.into_bytes().chunks(4096).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>(),
@@ -70,7 +77,10 @@ both!(a_chunked_oversized_json_body_is_413, |app| {
     assert_error(code, &body, StatusCode::PAYLOAD_TOO_LARGE, "chunked");
 });
 
-both!(unknown_routes_and_methods_get_json_errors, |app| {
+both!(
+    /// Unknown routes are a JSON 404, wrong methods a JSON 405, and bad query
+    /// parameters a JSON 400 (after the missing token's 401).
+    unknown_routes_and_methods_get_json_errors, |app| {
     let (code, body) = app.call("GET", "/no/such/route", None).await;
     assert_error(code, &body, StatusCode::NOT_FOUND, "404");
     let (code, body) = app.call("PUT", "/usr/signup", None).await;
@@ -87,6 +97,9 @@ both!(unknown_routes_and_methods_get_json_errors, |app| {
 });
 
 both!(
+    /// Bad upload requests (bad ids, indexes, sizes, hashes, bodies) each get
+    /// their exact 4xx code and leave the staged chunks and the upload
+    /// unchanged.
     bad_upload_requests_get_4xx_and_change_nothing,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "1024").env("PAN_MAX_FILE_SIZE", "1000000"),
     |app| {
@@ -210,6 +223,8 @@ both!(
 // nothing is staged; one of a bad index or length is still refused; a chunk
 // after abort is 404.
 both!(
+    /// A chunk sent after the upload is done is answered `done` and stages
+    /// nothing; after an abort, chunk, status and complete are 404.
     chunks_after_complete_are_answered_done_and_after_abort_refused,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "1024"),
     |app| {
@@ -232,7 +247,8 @@ both!(
         let data = test_bytes(2048, 3);
         let (_, init) = app.init(&token, "b.bin", &data).await;
         let id = init["uploadID"].as_str().unwrap().to_owned();
-        app.put_chunk(&token, &id, 0, data[..1024].to_vec()).await;
+        let (code, body) = app.put_chunk(&token, &id, 0, data[..1024].to_vec()).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
         let (code, _) = app.call("DELETE", &format!("/file/mupload/abort?uploadID={id}"), Some(&token)).await;
         assert_eq!(code, StatusCode::NO_CONTENT);
         assert!(app.staging().is_empty(), "abort must delete staged chunks: {:?}", app.staging().keys());
@@ -246,6 +262,8 @@ both!(
 );
 
 both!(
+    /// An upload left alone past `PAN_UPLOAD_TTL` is gone: status and chunks answer
+/// 404 `UPLOAD_NOT_FOUND`.
     an_expired_upload_is_gone,
     |b: TestAppBuilder| b.env("PAN_UPLOAD_TTL", "1").env("PAN_CHUNK_SIZE", "1024"),
     |app| {
@@ -253,16 +271,16 @@ both!(
         let data = test_bytes(2048, 4);
         let (_, init) = app.init(&token, "slow.bin", &data).await;
         let id = init["uploadID"].as_str().unwrap().to_owned();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
+        let body = eventually(10, "an upload with a 1 s TTL to expire", || async {
             let (code, body) = app.status(&token, &id).await;
             if code == StatusCode::NOT_FOUND {
-                assert_eq!(body["code"], "UPLOAD_NOT_FOUND");
-                break;
+                return Some(body);
             }
-            assert!(std::time::Instant::now() < deadline, "upload alive 10 s after a 1 s TTL");
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
+            assert_eq!(code, StatusCode::OK, "{body}");
+            None
+        })
+        .await;
+        assert_eq!(body["code"], "UPLOAD_NOT_FOUND");
         let (code, _) = app.put_chunk(&token, &id, 0, data[..1024].to_vec()).await;
         assert_eq!(code, StatusCode::NOT_FOUND);
     }
@@ -336,11 +354,15 @@ async fn read_response(stream: &mut tokio::net::TcpStream) -> (u16, Vec<u8>) {
 
 const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: pan\r\n\r\n";
 
-both!(a_trickled_request_head_is_cut_off_at_the_header_timeout, with_head_timeout, |app| {
+both!(
+    /// A request head trickled in a byte at a time (never idle, never finished)
+    /// is closed unanswered at `PAN_HEADER_TIMEOUT`, not before.
+    a_trickled_request_head_is_cut_off_at_the_header_timeout, with_head_timeout, |app| {
     use tokio::io::AsyncWriteExt;
     let started = std::time::Instant::now();
     let (mut rd, mut wr) = app.raw().await.into_split();
-    // A byte every 100 ms: never idle, never done.
+    // A byte every 100 ms: never idle, never done. (The pauses are the
+    // behaviour under test, not a wait.)
     let trickle = tokio::spawn(async move {
         let line = format!("GET /healthz HTTP/1.1\r\nHost: pan\r\nX-Slow: {}", "a".repeat(200));
         for b in line.bytes() {
@@ -357,7 +379,10 @@ both!(a_trickled_request_head_is_cut_off_at_the_header_timeout, with_head_timeou
     trickle.abort();
 });
 
-both!(headers_without_the_final_empty_line_are_cut_off, with_head_timeout, |app| {
+both!(
+    /// A head whose final empty line never comes is closed at the header timeout,
+/// not before.
+    headers_without_the_final_empty_line_are_cut_off, with_head_timeout, |app| {
     use tokio::io::AsyncWriteExt;
     let started = std::time::Instant::now();
     let mut stream = app.raw().await;
@@ -367,13 +392,18 @@ both!(headers_without_the_final_empty_line_are_cut_off, with_head_timeout, |app|
     assert!(elapsed >= std::time::Duration::from_secs(HEAD_SECS), "closed after {elapsed:?}, before the timeout");
 });
 
-both!(a_kept_alive_connection_may_idle_past_the_header_timeout_between_requests, with_head_timeout, |app| {
+both!(
+    /// A kept-alive connection may idle longer than the header timeout between
+    /// requests, and a later head gets the whole timeout from its own first
+    /// byte.
+    a_kept_alive_connection_may_idle_past_the_header_timeout_between_requests, with_head_timeout, |app| {
     use tokio::io::AsyncWriteExt;
     let mut stream = app.raw().await;
     let gap = std::time::Duration::from_secs(HEAD_SECS + 1);
     for i in 0..3 {
         if i > 0 {
-            // Longer than the header timeout, far shorter than the idle timeout.
+            // Longer than the header timeout, far shorter than the idle
+            // timeout: the idle gap is the behaviour under test.
             tokio::time::sleep(gap).await;
         }
         stream.write_all(HEALTHZ).await.unwrap();
@@ -382,6 +412,7 @@ both!(a_kept_alive_connection_may_idle_past_the_header_timeout_between_requests,
     }
     // A later request's head is bounded from its own first byte: the
     // connection is older than the timeout, and still gets the whole of it.
+    // (Idling again is the behaviour under test.)
     tokio::time::sleep(gap).await;
     let started = std::time::Instant::now();
     stream.write_all(b"GET /hea").await.unwrap();
@@ -390,7 +421,10 @@ both!(a_kept_alive_connection_may_idle_past_the_header_timeout_between_requests,
     assert!(elapsed >= std::time::Duration::from_secs(HEAD_SECS), "closed after {elapsed:?}, before the timeout");
 });
 
-both!(a_slow_body_is_not_a_slow_head, with_head_timeout, |app| {
+both!(
+    /// A body that takes longer than the header timeout (with and without
+    /// `Expect: 100-continue`) is served: the header timeout bounds heads only.
+    a_slow_body_is_not_a_slow_head, with_head_timeout, |app| {
     use tokio::io::AsyncWriteExt;
     let mut stream = app.raw().await;
     // Once with `Expect: 100-continue` (the server answers `100 Continue`
@@ -414,6 +448,7 @@ both!(a_slow_body_is_not_a_slow_head, with_head_timeout, |app| {
         let pause = std::time::Duration::from_millis((HEAD_SECS * 1000 + 1000) / body.len() as u64 + 1);
         for b in body.bytes() {
             stream.write_all(&[b]).await.unwrap();
+            // A slow body is the behaviour under test.
             tokio::time::sleep(pause).await;
         }
         let (status, resp) = read_response(&mut stream).await;
@@ -421,7 +456,10 @@ both!(a_slow_body_is_not_a_slow_head, with_head_timeout, |app| {
     }
 });
 
-both!(connections_past_the_cap_wait_until_one_closes, |b: TestAppBuilder| b.env("PAN_MAX_CONNECTIONS", "2"), |app| {
+both!(
+    /// Past `PAN_MAX_CONNECTIONS`, a new connection waits unserved and is served as
+/// soon as another closes.
+    connections_past_the_cap_wait_until_one_closes, |b: TestAppBuilder| b.env("PAN_MAX_CONNECTIONS", "2"), |app| {
     use tokio::io::AsyncWriteExt;
     // The test bench's own client keeps pooled connections: start from none.
     let (first, _second) = two_served(&app).await;
@@ -436,6 +474,9 @@ both!(connections_past_the_cap_wait_until_one_closes, |b: TestAppBuilder| b.env(
 });
 
 both!(
+    /// Past `PAN_MAX_CONNECTIONS_PER_ADDRESS`, a new connection from that
+    /// address is closed unanswered, and one is accepted again after another
+    /// closes.
     connections_past_the_per_address_cap_are_closed,
     |b: TestAppBuilder| b.env("PAN_MAX_CONNECTIONS_PER_ADDRESS", "2"),
     |app| {
@@ -462,7 +503,9 @@ both!(
     }
 );
 
-both!(cleartext_http2_is_refused, |app| {
+both!(
+    /// A cleartext HTTP/2 preface (h2c) is closed without an answer.
+    cleartext_http2_is_refused, |app| {
     use tokio::io::AsyncWriteExt;
     let mut conn = app.raw().await;
     conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
@@ -470,7 +513,10 @@ both!(cleartext_http2_is_refused, |app| {
     assert!(sent.is_empty(), "{:?}", String::from_utf8_lossy(&sent));
 });
 
-both!(a_json_body_that_does_not_arrive_is_cut_off, |app| {
+both!(
+    /// A JSON body announced but never sent is answered 400 `BODY_TIMEOUT`
+    /// after the body timeout (about 20 s), not held forever.
+    a_json_body_that_does_not_arrive_is_cut_off, |app| {
     use tokio::io::AsyncWriteExt;
     let mut conn = app.raw().await;
     let head =

@@ -116,6 +116,9 @@ fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
 }
 
 both!(
+    /// The `pan` CLI's everyday commands work against a live server: a wrong
+    /// password exits 3 with one line; login, put, ls, get, mv, share and rm do
+    /// what they say.
     pan_cli_logs_in_puts_lists_gets_moves_shares_and_removes,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
     |app| {
@@ -244,6 +247,8 @@ async fn kill_and_resume(app: &TestApp, size: usize, chunk: usize, kill_after: u
 }
 
 both!(
+    /// A `pan put` killed mid-upload and run again resumes: it sends only the
+    /// chunks the server does not hold (counted by the server's metrics).
     a_killed_pan_put_resumes_without_resending_the_chunks_the_server_holds,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536").env("PAN_METRICS_TOKEN", "scrape-me"),
     |app| {
@@ -260,6 +265,8 @@ async fn a_300_mib_pan_put_killed_half_way_sends_only_the_missing_chunks() {
 }
 
 both!(
+    /// A local file that changes while `pan put` sends it makes the put fail
+    /// with a clear message, and nothing is stored on the server.
     a_file_changed_while_pan_put_sends_it_is_refused_and_nothing_is_stored,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
     |app| {
@@ -291,6 +298,9 @@ both!(
 );
 
 both!(
+    /// When the server goes away mid-upload `pan put` fails after its retries,
+    /// keeping its resume state, and the next put resumes once the server is
+    /// back.
     a_server_gone_mid_upload_fails_with_its_state_kept_and_the_next_put_resumes,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
     |app| {
@@ -315,7 +325,7 @@ both!(
         assert!(stderr.contains("cannot reach"), "{stderr}");
         assert_eq!(std::fs::read_dir(pan.state_dir()).unwrap().count(), 1, "the state is kept");
 
-        app.restart_api();
+        app.restart_api().await;
         let put = pan.run(&["put", file.to_str().unwrap(), "--json"]).await.ok().json();
         assert_eq!(put[0]["how"], "resumed", "{put}");
         assert!(put[0]["chunks_held"].as_u64().unwrap() >= 3, "{put}");
@@ -325,7 +335,10 @@ both!(
     }
 );
 
-both!(pan_get_resumes_a_part_file_and_drops_one_that_does_not_match, |b: TestAppBuilder| b, |app| {
+both!(
+    /// `pan get` resumes from a `.part` file that matches the remote bytes and
+    /// starts over when it does not, ending with the exact bytes.
+    pan_get_resumes_a_part_file_and_drops_one_that_does_not_match, |b: TestAppBuilder| b, |app| {
     let pan = Pan::new(&app);
     let name = uname("cliget");
     pan.login(&app, &name).await;
@@ -422,6 +435,8 @@ async fn ctrl_c_stops_pan_put_with_130_and_the_next_run_resumes() {
 }
 
 both!(
+    /// `pan put -r` uploads a directory of 200 small files and a few
+    /// multi-chunk ones, each stored with its exact hash under the same tree.
     pan_put_r_sends_a_directory_of_many_small_files_and_a_few_large_ones,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
     |app| {
@@ -461,6 +476,9 @@ both!(
 );
 
 both!(
+    /// `pan put` starts sending before it has hashed the file, declares the
+    /// hashes on the way (the server verifies them), and stops sending once
+    /// declared content the server has is instant.
     pan_put_sends_while_it_hashes_and_stops_once_the_declared_content_is_stored,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536").env("PAN_INSTANT_ACROSS_USERS", "1"),
     |app| {
@@ -570,6 +588,8 @@ async fn kill_and_rerun_at_once(app: &TestApp, times: u64, chunks: usize) {
 }
 
 both!(
+    /// A `pan put` killed and re-run at once, 20 times in a row, always ends
+    /// with the file stored (no stale lock or busy chunk stops the next run).
     a_pan_put_killed_and_run_again_at_once_succeeds_20_times_in_a_row,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
     |app| {

@@ -536,6 +536,8 @@ async fn mariadb_repo() -> (String, shared::stores::meta::SqlRepo) {
     (db, repo)
 }
 
+/// The SQL upload-session store on SQLite does what every upload-session store
+/// must (`upload_store_suite`).
 #[tokio::test]
 async fn upload_store_on_sqlite() {
     let (_dir, repo) = sqlite_repo().await;
@@ -543,6 +545,8 @@ async fn upload_store_on_sqlite() {
     upload_store_suite(&shared::stores::uploads::sql::SqlUploads::new(repo, TTL), owner).await;
 }
 
+/// The SQL upload-session store on MariaDB does what every upload-session store
+/// must (`upload_store_suite`).
 #[tokio::test]
 async fn upload_store_on_mariadb() {
     let (_db, repo) = mariadb_repo().await;
@@ -550,6 +554,8 @@ async fn upload_store_on_mariadb() {
     upload_store_suite(&shared::stores::uploads::sql::SqlUploads::new(repo, TTL), owner).await;
 }
 
+/// The Redis upload-session store does what every upload-session store must
+/// (`upload_store_suite`).
 #[tokio::test]
 async fn upload_store_on_redis() {
     let client = redis::Client::open(redis_url()).unwrap();
@@ -558,12 +564,16 @@ async fn upload_store_on_redis() {
     upload_store_suite(&shared::stores::uploads::redis::RedisUploads::new(con, &prefix, TTL), 1).await;
 }
 
+/// The metadata repository on SQLite does what every metadata repository must
+/// (`repo_suite`).
 #[tokio::test]
 async fn metadata_repository_on_sqlite() {
     let (_dir, repo) = sqlite_repo().await;
     repo_suite(&repo).await;
 }
 
+/// The metadata repository on MariaDB does what every metadata repository must
+/// (`repo_suite`).
 #[tokio::test]
 async fn metadata_repository_on_mariadb() {
     let (_db, repo) = mariadb_repo().await;
@@ -650,6 +660,8 @@ async fn quota_ledger_suite(a: &dyn MetaRepo, b: &dyn MetaRepo) {
     assert!(a.holds_before(1, 1000).await.unwrap().is_empty());
 }
 
+/// The quota ledger on SQLite, through two pools, keeps its promises under
+/// concurrency (`quota_ledger_suite`).
 #[tokio::test]
 async fn quota_ledger_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -659,6 +671,8 @@ async fn quota_ledger_on_sqlite() {
     quota_ledger_suite(&a, &b).await;
 }
 
+/// The quota ledger on MariaDB, through two pools, keeps its promises under
+/// concurrency (`quota_ledger_suite`).
 #[tokio::test]
 async fn quota_ledger_on_mariadb() {
     let (db, a) = mariadb_repo().await;
@@ -745,6 +759,8 @@ async fn share_budget_suite(a: &dyn MetaRepo, b: &dyn MetaRepo) {
     assert!(matches!(b.folder_bytes(user.id, &"9".repeat(32)).await, Err(shared::Error::FolderNotFound)));
 }
 
+/// A share link's byte budget on SQLite, through two pools, lets exactly what
+/// fits through (`share_budget_suite`).
 #[tokio::test]
 async fn share_budget_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -754,6 +770,8 @@ async fn share_budget_on_sqlite() {
     share_budget_suite(&a, &b).await;
 }
 
+/// A share link's byte budget on MariaDB, through two pools, lets exactly what
+/// fits through (`share_budget_suite`).
 #[tokio::test]
 async fn share_budget_on_mariadb() {
     let (db, a) = mariadb_repo().await;
@@ -990,6 +1008,8 @@ fn garage_store(g: &GarageServer, prefix: &str, dir: &tempfile::TempDir) -> S3St
     S3Store::new(g.client(), location, dir.path().join("tmp"))
 }
 
+/// The local-directory byte store does what every byte store must
+/// (`byte_store_suite`) and leaves no temporary or refused file on disk.
 #[tokio::test]
 async fn byte_store_on_a_local_directory() {
     let dir = tempfile::tempdir().unwrap();
@@ -1000,6 +1020,9 @@ async fn byte_store_on_a_local_directory() {
     assert!(left.is_empty(), "files left in the store's directory: {:?}", left.keys());
 }
 
+/// The S3 byte store on Garage does what every byte store must
+/// (`byte_store_suite`) and deletes every object it made, none outside its
+/// prefix.
 #[tokio::test]
 async fn byte_store_on_garage() {
     let g = GarageServer::start().await;
@@ -1008,6 +1031,8 @@ async fn byte_store_on_garage() {
     assert!(g.objects("").await.is_empty(), "every object went, and none outside the prefix");
 }
 
+/// Copies from a local directory to Garage and back give back the same bytes
+/// (`copy_suite`).
 #[tokio::test]
 async fn byte_stores_copy_between_a_local_directory_and_garage() {
     let g = GarageServer::start().await;

@@ -35,10 +35,10 @@ fn assert_armed(app: &TestApp) {
 
 /// Waits for the SIGKILL the crash point sends, then starts the api again
 /// without the crash point.
-fn crashed_and_restarted(app: &mut TestApp, point: &str) {
-    assert_eq!(app.wait_api_death(30), Some(libc::SIGKILL), "the api died at {point} by SIGKILL");
+async fn crashed_and_restarted(app: &mut TestApp, point: &str) {
+    assert_eq!(app.wait_api_death(30).await, Some(libc::SIGKILL), "the api died at {point} by SIGKILL");
     app.set_env("PAN_CRASH_AT", None);
-    app.start_api_again();
+    app.start_api_again().await;
 }
 
 /// The bytes of chunk `i`.
@@ -84,7 +84,7 @@ async fn crash_during_a_chunk(point: &str) {
         .send()
         .await;
     assert!(sent.is_err(), "no answer from a process that died: {sent:?}");
-    crashed_and_restarted(&mut app, point);
+    crashed_and_restarted(&mut app, point).await;
     resume_and_finish(&app, &token, &id, &data).await;
     assert_stored(&app, &token, &data).await;
     app.assert_consistent().await;
@@ -97,7 +97,7 @@ async fn crash_during_the_merge(point: &str) {
     let id = app.send_all_chunks(&token, "m.bin", &data).await;
     let (code, _) = app.complete(&token, &id).await;
     assert_eq!(code, StatusCode::ACCEPTED);
-    crashed_and_restarted(&mut app, point);
+    crashed_and_restarted(&mut app, point).await;
     // A client that only polls status gets its file: the merge is run again
     // (the clean-up finds it silent) and finishes exactly once.
     let done = app.wait_merged(&token, &id).await;
@@ -108,31 +108,46 @@ async fn crash_during_the_merge(point: &str) {
     app.assert_consistent().await;
 }
 
+/// An api killed after writing a chunk but before marking it received: after a
+/// restart the client resends it, the upload finishes with the exact bytes, and
+/// the audit is clean.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_after_a_chunk_is_written_before_its_mark() {
     crash_during_a_chunk("uppart.after_write").await;
 }
 
+/// An api killed after marking a chunk received but before answering: after a
+/// restart the upload resumes and finishes with the exact bytes, and the audit
+/// is clean.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_after_a_chunk_is_marked_before_the_answer() {
     crash_during_a_chunk("uppart.after_mark").await;
 }
 
+/// A process killed after the merge assembled the staged chunks: the merge runs
+/// again after the restart and stores the file exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_after_the_merge_took_the_staged_file() {
     crash_during_the_merge("merge.after_assemble").await;
 }
 
+/// A process killed after the merged file is stored but before its rows: the
+/// merge runs again and records exactly one content row and one entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_after_the_merged_file_is_stored_before_its_rows() {
     crash_during_the_merge("merge.after_store").await;
 }
 
+/// A process killed after the merge committed its rows but before `done`: the
+/// rerun finishes without a second copy or entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_after_the_merge_committed_before_done() {
     crash_during_the_merge("merge.after_commit").await;
 }
 
+/// A process killed after `done` but before the staged chunks are deleted: the
+/// client gets its file and the left-over chunks are cleaned up (the audit is
+/// clean).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_after_done_before_the_chunks_are_deleted() {
     crash_during_the_merge("merge.after_done").await;
@@ -152,7 +167,7 @@ async fn sigkill_after_a_single_upload_is_stored_before_its_rows() {
     };
     let sent = app.http.post(app.url("/file/upload")).bearer_auth(&token).multipart(form()).send().await;
     assert!(sent.is_err(), "no answer from a process that died: {sent:?}");
-    crashed_and_restarted(&mut app, point);
+    crashed_and_restarted(&mut app, point).await;
     let resp = app.http.post(app.url("/file/upload")).bearer_auth(&token).multipart(form()).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED, "{}", resp.text().await.unwrap());
     assert_stored(&app, &token, &data).await;
@@ -174,7 +189,7 @@ async fn sigkill_after_a_purge_removed_its_rows_before_the_bytes() {
     let sent =
         app.http.delete(app.url(&format!("/file/delete?id={id}&permanent=true"))).bearer_auth(&token).send().await;
     assert!(sent.is_err(), "no answer from a process that died: {sent:?}");
-    crashed_and_restarted(&mut app, point);
+    crashed_and_restarted(&mut app, point).await;
     let (code, body) = app.call("GET", &format!("/file/download?id={id}"), Some(&token)).await;
     assert_eq!(code, StatusCode::NOT_FOUND, "the purge took effect: {body}");
     assert_eq!(body["code"], "FILE_NOT_FOUND", "{body}");
@@ -217,7 +232,7 @@ async fn sigkill_after_a_backup_copy_before_its_record() {
     assert_eq!(code, StatusCode::ACCEPTED);
     // The backup starts as soon as the merge has recorded the file; the
     // process dies once its copy is written.
-    crashed_and_restarted(&mut app, point);
+    crashed_and_restarted(&mut app, point).await;
     let done = app.wait_merged(&token, &id).await;
     assert_eq!(done["state"], "done", "{done}");
     eventually(60, "the backup recorded", || async {

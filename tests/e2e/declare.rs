@@ -26,6 +26,9 @@ async fn send(app: &TestApp, token: &str, id: &str, data: &[u8], indexes: impl I
 }
 
 both!(
+    /// An upload begun with a fingerprint and no hashes takes chunks at once;
+    /// once the hashes are declared, complete verifies them and stores the
+    /// file.
     an_upload_begun_without_hashes_stores_the_file_once_they_are_declared,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096"),
     |app| {
@@ -72,6 +75,8 @@ both!(
 );
 
 both!(
+    /// Hashes declared for other bytes than those sent make the merge fail with
+    /// the mismatch's code, and nothing is stored.
     a_declared_hash_the_bytes_do_not_have_fails_the_merge,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096"),
     |app| {
@@ -97,6 +102,9 @@ both!(
 );
 
 both!(
+    /// Declaring hashes of content the caller already holds ends the upload at
+    /// once (instant): its status and chunks are then 404 and its staged chunks
+    /// are deleted; another user's instant needs a proof.
     declaring_content_the_caller_has_ends_the_upload_at_once,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096"),
     |app| {
@@ -143,7 +151,10 @@ both!(
     }
 );
 
-both!(declaring_other_hashes_a_second_time_is_refused, |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096"), |app| {
+both!(
+    /// Declaring the same hashes twice is fine, but declaring different hashes
+    /// for the same upload is refused with a code.
+    declaring_other_hashes_a_second_time_is_refused, |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096"), |app| {
     let token = app.user(&uname("twice")).await;
     let data = test_bytes(4096 * 2, 35);
     let (_, init) = init_unhashed(&app, &token, "t.bin", data.len(), "fp-t").await;
@@ -172,6 +183,8 @@ both!(declaring_other_hashes_a_second_time_is_refused, |b: TestAppBuilder| b.env
 });
 
 both!(
+    /// An init with the same fingerprint and size (even after an api restart)
+    /// resumes the open upload, listing the chunks the server already holds.
     an_init_with_the_same_fingerprint_and_size_resumes_the_upload,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096"),
     |app| {
@@ -180,7 +193,7 @@ both!(
         let (_, init) = init_unhashed(&app, &token, "f.bin", data.len(), "fp-resume").await;
         let id = init["uploadID"].as_str().unwrap().to_owned();
         send(&app, &token, &id, &data, [0, 2]).await;
-        app.restart_api();
+        app.restart_api().await;
 
         let (code, again) = init_unhashed(&app, &token, "f.bin", data.len(), "fp-resume").await;
         assert_eq!(code, StatusCode::OK, "{again}");

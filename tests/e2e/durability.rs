@@ -70,6 +70,9 @@ async fn without_aof_a_redis_crash_forgets_unfinished_uploads_with_a_clear_404()
 }
 
 both!(
+    /// `api admin audit --deep` is clean after ordinary uploads, and names each
+    /// kind of difference (missing bytes, changed bytes, unreferenced files)
+    /// once one is made.
     the_audit_is_clean_after_normal_work_and_names_what_differs,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096"),
     |app| {

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use pan_tests::*;
 
+/// While the database connection is cut, requests answer 503
+/// `BACKEND_UNAVAILABLE` (never 500); once it is back, the api and worker
+/// recover and nothing acknowledged is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_cut_answers_503_and_recovers_with_nothing_lost() {
     // MariaDB behind a proxy the test can cut.

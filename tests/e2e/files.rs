@@ -3,7 +3,10 @@
 use pan_tests::*;
 use serde_json::json;
 
-both!(ranges_are_served_as_206_and_outside_ranges_as_416, |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096"), |app| {
+both!(
+    /// Range downloads answer 206 with exactly the asked bytes and
+    /// `Content-Range`; a range outside the file answers 416.
+    ranges_are_served_as_206_and_outside_ranges_as_416, |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096"), |app| {
     let token = app.user(&uname("range")).await;
     let data = test_bytes(10_000, 20);
     let hash = sha1_hex(&data);
@@ -33,7 +36,11 @@ both!(ranges_are_served_as_206_and_outside_ranges_as_416, |b: TestAppBuilder| b.
     assert_eq!(headers["accept-ranges"], "bytes");
 });
 
-both!(downloads_name_the_file_safely_and_honour_if_none_match, |app| {
+both!(
+    /// Downloads name the file in a safe `Content-Disposition` (quoted ASCII
+    /// fallback plus RFC 5987 UTF-8) and answer `If-None-Match` on the ETag
+    /// with 304.
+    downloads_name_the_file_safely_and_honour_if_none_match, |app| {
     let token = app.user(&uname("cd")).await;
     let data = b"name me".to_vec();
     let name = "报告 \"final\"; v2.txt";
@@ -55,7 +62,10 @@ both!(downloads_name_the_file_safely_and_honour_if_none_match, |app| {
     assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
 });
 
-both!(files_are_listed_newest_first_and_can_be_renamed_and_deleted, |app| {
+both!(
+    /// `/file/query` lists a user's files newest first with a total and paging;
+    /// a file can be renamed by its owner only, and deleted.
+    files_are_listed_newest_first_and_can_be_renamed_and_deleted, |app| {
     let token = app.user(&uname("list")).await;
     let mut hashes = Vec::new();
     for i in 0..5u64 {
@@ -94,6 +104,9 @@ both!(files_are_listed_newest_first_and_can_be_renamed_and_deleted, |app| {
 });
 
 both!(
+    /// A small file uploaded in one multipart request answers 201 and is stored
+    /// like a chunked upload: same hashes, same dedup, instant for the same
+    /// content.
     a_small_file_uploads_in_one_request_through_the_same_dedup_path,
     |b: TestAppBuilder| b.env("PAN_MAX_SINGLE_UPLOAD", "100000"),
     |app| {
@@ -123,7 +136,10 @@ both!(
     }
 );
 
-both!(everything_pan_writes_under_the_data_dir_is_private_to_its_user, |app| {
+both!(
+    /// Every file and directory pan writes under its data directory is readable
+    /// by its own user only (no group or other permission bits).
+    everything_pan_writes_under_the_data_dir_is_private_to_its_user, |app| {
     use std::os::unix::fs::PermissionsExt;
     let token = app.user(&uname("private")).await;
     let done = app.upload(&token, "p.bin", &test_bytes(3000, 77)).await;
@@ -147,7 +163,11 @@ both!(everything_pan_writes_under_the_data_dir_is_private_to_its_user, |app| {
     assert!(seen >= 3, "the stores and the stored file were checked");
 });
 
-both!(file_names_with_bidirectional_overrides_are_refused, |app| {
+both!(
+    /// File names holding bidirectional override or isolate characters are
+    /// refused with 400 `INVALID_REQUEST`, while zero-width joiners in emoji
+    /// stay allowed.
+    file_names_with_bidirectional_overrides_are_refused, |app| {
     let token = app.user(&uname("bidi")).await;
     let data = test_bytes(10, 78);
     for name in ["invoice\u{202E}fdp.exe", "a\u{2066}b"] {

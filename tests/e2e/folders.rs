@@ -173,7 +173,11 @@ async fn walk(app: &TestApp, token: &str) -> BTreeMap<String, (Kind, String)> {
     found
 }
 
-both!(random_tree_operations_match_a_model_of_the_tree, |app| {
+both!(
+    /// Random sequences of folder and file operations (seeded; `PAN_TEST_SEED`
+    /// replays one) leave the server's tree exactly as a model of it says,
+    /// listings and errors included.
+    random_tree_operations_match_a_model_of_the_tree, |app| {
     let token = app.user(&uname("tree")).await;
     // PAN_TEST_SEED replays a run that failed.
     let seed: u64 = std::env::var("PAN_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
@@ -368,7 +372,11 @@ async fn get_bytes(app: &TestApp, token: &str, path: &str) -> (StatusCode, Vec<u
     (resp.status(), resp.bytes().await.unwrap().to_vec())
 }
 
-both!(paths_name_files_and_folders_and_the_query_lists_paths, |app| {
+both!(
+    /// Paths name files and folders (`/folder/stat?path=`,
+    /// `/folder/list?path=`), and the file query lists each file with its full
+    /// path.
+    paths_name_files_and_folders_and_the_query_lists_paths, |app| {
     let token = app.user(&uname("paths")).await;
     let (_, a) = app.post_json("/folder/create", Some(&token), &json!({"name": "photos"})).await;
     let (_, b) = app.post_json("/folder/create", Some(&token), &json!({"name": "2026", "parent": a["id"]})).await;
@@ -396,8 +404,10 @@ both!(paths_name_files_and_folders_and_the_query_lists_paths, |app| {
         .await;
     assert_eq!(code, StatusCode::OK, "{init}");
     let id = init["uploadID"].as_str().unwrap();
-    app.put_chunk(&token, id, 0, b"log".to_vec()).await;
-    app.complete(&token, id).await;
+    let (code, body) = app.put_chunk(&token, id, 0, b"log".to_vec()).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (code, body) = app.complete(&token, id).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
     let done = app.wait_merged(&token, id).await;
     assert_eq!(done["file"]["folder"], a["id"], "{done}");
     let (_, q) = app.call("GET", "/file/query", Some(&token)).await;
@@ -427,7 +437,11 @@ both!(paths_name_files_and_folders_and_the_query_lists_paths, |app| {
     assert_eq!(still["id"], f["id"], "nothing another user tried changed anything");
 });
 
-both!(bad_tree_input_gets_a_code_and_changes_nothing, |app| {
+both!(
+    /// Bad tree input (names with slashes, dots, empty, direction marks; moves
+    /// into oneself; other users' ids; bad paths and cursors) gets its exact
+    /// status and code and changes nothing.
+    bad_tree_input_gets_a_code_and_changes_nothing, |app| {
     let token = app.user(&uname("bad")).await;
     let (_, a) = app.post_json("/folder/create", Some(&token), &json!({"name": "a"})).await;
     let (_, b) = app.post_json("/folder/create", Some(&token), &json!({"name": "b", "parent": a["id"]})).await;
@@ -464,13 +478,15 @@ both!(bad_tree_input_gets_a_code_and_changes_nothing, |app| {
     let (code, body) = app.call("GET", "/folder/list?cursor=bm90IGEgY3Vyc29y", Some(&token)).await;
     assert_eq!((code, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_REQUEST")), "{body}");
     let (code, page) = app.call("GET", "/folder/list?limit=1", Some(&token)).await;
-    assert_eq!(code, StatusCode::OK);
-    let _ = page;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    assert_eq!(page["entries"].as_array().map(Vec::len), Some(1), "a limit of one lists one entry: {page}");
     // Restoring into a deleted folder lands in the root.
     let data = test_bytes(10, 1);
     let (_, f) = put_file(&app, &token, b["id"].as_str().unwrap(), "f", &data, false).await;
-    app.call("DELETE", &format!("/file/delete?id={}", f["id"].as_str().unwrap()), Some(&token)).await;
-    app.call("DELETE", &format!("/folder/delete?id={}", a["id"].as_str().unwrap()), Some(&token)).await;
+    let (code, body) = app.call("DELETE", &format!("/file/delete?id={}", f["id"].as_str().unwrap()), Some(&token)).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+    let (code, body) = app.call("DELETE", &format!("/folder/delete?id={}", a["id"].as_str().unwrap()), Some(&token)).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
     let (code, body) = app.post_json("/folder/create", Some(&token), &json!({"name": "c", "parent": b["id"]})).await;
     assert_eq!(
         (code, body["code"].as_str()),
@@ -496,6 +512,8 @@ fn urlencode(s: &str) -> String {
 }
 
 both!(
+    /// The scheduled clean-up purges trash entries older than `PAN_TRASH_DAYS`,
+    /// freeing the user's count and their stored bytes.
     the_clean_up_empties_the_trash_after_its_retention,
     |b: TestAppBuilder| b.env("PAN_TRASH_DAYS", "0").env("PAN_SWEEP_SCHEDULE", "* * * * * *"),
     |app| {
@@ -539,7 +557,11 @@ async fn search(app: &TestApp, token: &str, q: &str) -> Vec<String> {
     }
 }
 
-both!(search_finds_names_by_substring_ignoring_case_from_the_index, |app| {
+both!(
+    /// `/folder/search` finds a user's live files and folders by substring,
+    /// ignoring case and accents as the index folds them, never another user's
+    /// or the trash's.
+    search_finds_names_by_substring_ignoring_case_from_the_index, |app| {
     let token = app.user(&uname("find")).await;
     let docs = app.post_json("/folder/create", Some(&token), &json!({"name": "Reports"})).await.1;
     let docs = docs["id"].as_str().unwrap();
@@ -571,7 +593,7 @@ both!(search_finds_names_by_substring_ignoring_case_from_the_index, |app| {
     app.call("DELETE", "/trash/empty", Some(&token)).await;
     // Names made before the index existed are indexed at start-up.
     app.sql_exec("DELETE FROM name_grams").await;
-    app.restart_api();
+    app.restart_api().await;
     assert_eq!(search(&app, &token, "report").await, ["/Reports/Report 2026.pdf", "/Reports"]);
     assert_eq!(
         app.sql_count(
@@ -584,7 +606,11 @@ both!(search_finds_names_by_substring_ignoring_case_from_the_index, |app| {
     );
 });
 
-both!(the_audit_names_entries_lost_outside_the_tree_and_stale_index_rows, |app| {
+both!(
+    /// The audit names entries in folders that do not exist, index rows for
+    /// entries that are gone, and names the current rule refuses, one line
+    /// each.
+    the_audit_names_entries_lost_outside_the_tree_and_stale_index_rows, |app| {
     let token = app.user(&uname("lost")).await;
     put_file(&app, &token, "", "kept.txt", b"kept", false).await;
     app.post_json("/folder/create", Some(&token), &json!({"name": "old"})).await;
@@ -757,7 +783,10 @@ both!(
 // name it, and answers 404 when they name different folders (it was a 400
 // the spec did not state); a `path` the spec's pattern refuses (no leading
 // `/`) gets 400, and `/folder/stat` of the root is refused by its pattern.
-both!(a_listing_named_by_id_and_path_needs_both_to_agree, |app| {
+both!(
+    /// A listing named by both an id and a path is served only when they name
+    /// the same folder; otherwise it is refused with a code.
+    a_listing_named_by_id_and_path_needs_both_to_agree, |app| {
     let token = app.user(&uname("idpath")).await;
     let (_, a) = app.post_json("/folder/create", Some(&token), &json!({"name": "a"})).await;
     let (_, b) = app.post_json("/folder/create", Some(&token), &json!({"name": "b", "parent": null})).await;

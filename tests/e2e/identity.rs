@@ -22,7 +22,10 @@ async fn get_bytes(app: &TestApp, token: &str, path: &str) -> (StatusCode, Vec<u
     (resp.status(), resp.bytes().await.unwrap().to_vec())
 }
 
-both!(two_users_with_colliding_sha1_files_each_download_their_own_bytes, |app| {
+both!(
+    /// Two users whose files collide on SHA-1 (the SHAttered PDFs) each store
+    /// and download their own bytes: identity is SHA-256, not SHA-1.
+    two_users_with_colliding_sha1_files_each_download_their_own_bytes, |app| {
     let (one, two) = (data("shattered-1.pdf"), data("shattered-2.pdf"));
     assert_eq!(sha1_hex(&one), sha1_hex(&two), "the SHAttered pair collides");
     let mallory = app.user(&uname("mallory")).await;
@@ -53,7 +56,11 @@ both!(two_users_with_colliding_sha1_files_each_download_their_own_bytes, |app| {
     assert_eq!(app.stored().len(), 2, "the second PDF is stored once for both of its owners");
 });
 
-both!(one_user_holds_both_colliding_files_and_an_ambiguous_filehash_is_409_with_their_ids, |app| {
+both!(
+    /// One user can hold both SHA-1-colliding files; naming one by the shared
+    /// `filehash` answers 409 with both entry ids, and each id downloads its
+    /// own bytes.
+    one_user_holds_both_colliding_files_and_an_ambiguous_filehash_is_409_with_their_ids, |app| {
     let (one, two) = (data("sha-mbles-1.bin"), data("sha-mbles-2.bin"));
     assert_eq!(sha1_hex(&one), sha1_hex(&two), "the SHAmbles pair collides");
     let token = app.user(&uname("both")).await;
@@ -136,6 +143,8 @@ both!(
 );
 
 both!(
+    /// Content another user stored is instant for a second user only after a
+    /// right answer to the possession challenge; a wrong proof is refused.
     known_content_is_instant_for_a_second_user_who_proves_possession,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096"),
     |app| {
@@ -172,7 +181,11 @@ both!(
     }
 );
 
-both!(knowing_the_hashes_the_size_and_a_signed_link_gets_no_file, |app| {
+both!(
+    /// Knowing a file's hashes, its size and one of its owner's signed links
+    /// gets another user no file: no instant without the bytes, and the link
+    /// serves only its own entry.
+    knowing_the_hashes_the_size_and_a_signed_link_gets_no_file, |app| {
     let alice = app.user(&uname("alice")).await;
     let mallory = app.user(&uname("mallory")).await;
     let data = test_bytes(100_000, 10);
@@ -226,6 +239,8 @@ both!(knowing_the_hashes_the_size_and_a_signed_link_gets_no_file, |app| {
 });
 
 both!(
+    /// With `PAN_INSTANT_ACROSS_USERS` off, a second user gets no challenge and
+    /// uploads every byte, and the merge still stores the content only once.
     with_instant_across_users_off_no_challenge_is_offered_and_the_merge_still_stores_once,
     |b: TestAppBuilder| b.env("PAN_INSTANT_ACROSS_USERS", "false").env("PAN_CHUNK_SIZE", "4096"),
     |app| {
@@ -246,6 +261,8 @@ both!(
 );
 
 both!(
+    /// Resuming an upload by its hashes needs the declared SHA-256, and the merge
+/// checks the bytes against it.
     resume_needs_the_declared_sha256_and_the_merge_checks_it,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "1024"),
     |app| {

@@ -22,6 +22,9 @@ async fn wait_hashed(app: &TestApp, token: &str, id: &str, n: u64) {
 }
 
 both!(
+    /// A chunk the running hash has already taken, sent again with other bytes,
+    /// is refused with 409 `CHUNK_CONFLICT`, and the stored file keeps the
+    /// first bytes' hashes.
     a_hashed_chunk_sent_again_with_other_bytes_is_refused_and_the_file_keeps_its_hashes,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096"),
     |app| {
@@ -61,6 +64,8 @@ both!(
 );
 
 both!(
+    /// The running hash stops at the first missing chunk and catches up once it
+    /// arrives (`hashed_count` in the status shows both).
     the_running_hash_waits_for_the_first_gap_then_catches_up,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096").env("PAN_EMBEDDED_WORKERS", "false").workers(0),
     |app| {
@@ -84,7 +89,10 @@ both!(
     }
 );
 
-both!(a_received_chunk_not_yet_hashed_may_be_replaced, |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096"), |app| {
+both!(
+    /// A received chunk the running hash has not reached yet may be sent again
+    /// with other bytes, and the last send is what is stored.
+    a_received_chunk_not_yet_hashed_may_be_replaced, |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096"), |app| {
     let token = app.user(&uname("replace")).await;
     let data = test_bytes(CHUNK * 3, 33);
     let (_, init) = app.init(&token, "r.bin", &data).await;
@@ -112,6 +120,9 @@ both!(a_received_chunk_not_yet_hashed_may_be_replaced, |b: TestAppBuilder| b.env
 });
 
 both!(
+    /// The running hash's saved state outlives the api process that computed
+    /// it: after a kill, hashing resumes where it was saved and the file's
+    /// hashes are right.
     the_saved_hash_outlives_the_process_that_computed_it,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
     |app| {
@@ -125,7 +136,7 @@ both!(
         }
         // Killed while (or right after) hashing: whatever it saved stands.
         app.kill_api();
-        app.restart_api();
+        app.restart_api().await;
         for i in 20..41u64 {
             let piece = data[i as usize * 65536..((i as usize + 1) * 65536).min(data.len())].to_vec();
             let (code, body) = app.put_chunk(&token, &id, i, piece).await;
@@ -172,9 +183,15 @@ async fn s3_staging_body(d: Deployment) {
     assert_eq!(bytes, data);
     eventually(30, "the staged chunks gone", || async { g.objects("staging").await.is_empty().then_some(()) }).await;
 }
-on_both!(chunks_staged_on_s3_follow_the_same_rules, s3_staging_body);
+on_both!(
+    /// With chunks staged on S3 the running hash and the merge follow the same
+    /// rules as with a local staging directory.
+    chunks_staged_on_s3_follow_the_same_rules, s3_staging_body);
 
 both!(
+    /// A process killed between writing a chunk and marking it leaves the chunk
+    /// unreceived: the status does not list it and a resend completes the
+    /// upload.
     a_process_killed_between_writing_a_chunk_and_marking_it_leaves_it_unreceived,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4194304"),
     |app| {
@@ -198,7 +215,7 @@ both!(
         .await;
         app.kill_api();
         drop(torn);
-        app.restart_api();
+        app.restart_api().await;
 
         let (_, status) = app.status(&token, &id).await;
         assert_eq!(status["uploaded"], serde_json::json!([1, 2]), "written but never marked: not received: {status}");

@@ -6,6 +6,9 @@ use pan_tests::*;
 const CHUNK: usize = 64 * 1024;
 
 both!(
+    /// Files of awkward sizes (0, 1, one chunk, one chunk plus a byte, many
+    /// chunks) download byte-exact with their SHA-256 ETag, and are counted in
+    /// the user's info.
     uploaded_files_download_with_the_same_sha1_for_awkward_sizes,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
     |app| {
@@ -29,6 +32,8 @@ both!(
 );
 
 both!(
+    /// An upload whose declared SHA-1 is not the bytes' fails the merge with
+    /// `SHA1_MISMATCH` naming both hashes, stores nothing, and stays failed.
     a_declared_hash_that_does_not_match_fails_with_the_reason,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
     |app| {
@@ -45,9 +50,12 @@ both!(
         assert_eq!(code, StatusCode::OK);
         let id = init["uploadID"].as_str().unwrap().to_owned();
         for i in 0..3 {
-            app.put_chunk(&token, &id, i, data[i as usize * CHUNK..(i as usize + 1) * CHUNK].to_vec()).await;
+            let (code, body) =
+                app.put_chunk(&token, &id, i, data[i as usize * CHUNK..(i as usize + 1) * CHUNK].to_vec()).await;
+            assert_eq!(code, StatusCode::OK, "chunk {i}: {body}");
         }
-        app.complete(&token, &id).await;
+        let (code, body) = app.complete(&token, &id).await;
+        assert_eq!(code, StatusCode::ACCEPTED, "{body}");
         let end = app.wait_merged(&token, &id).await;
         assert_eq!(end["state"], "failed", "{end}");
         let reason = end["reason"].as_str().unwrap();
@@ -64,6 +72,9 @@ both!(
 );
 
 both!(
+    /// Two users uploading the same content share one stored copy; it stays
+    /// while either still references it (also from the trash) and goes with the
+    /// last reference.
     two_users_share_one_stored_copy_until_both_delete_it,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
     |app| {
@@ -121,10 +132,11 @@ async fn merge_in_flight(size: usize, seed: u64) -> (TestApp, String, String, Ve
     let token = app.user(&uname("inflight")).await;
     let data = test_bytes(size, seed);
     let id = app.send_all_chunks(&token, "big.bin", &data).await;
-    let (code, _) = app.complete(&token, &id).await;
-    assert_eq!(code, StatusCode::ACCEPTED);
+    let (code, body) = app.complete(&token, &id).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    app.wait_past_merge_start(&token, &id).await;
     let worker = app.spawn_worker();
-    app.wait_for_merge_start(&id).await;
+    app.wait_for_merge_start(&token, &id).await;
     (app, token, id, data, worker, g)
 }
 
@@ -156,7 +168,7 @@ async fn a_merge_killed_mid_way_is_finished_by_another_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_merge_in_flight_finish() {
     let (mut app, token, id, data, worker, _garage) = merge_in_flight(96 << 20, 15).await;
-    let code = app.terminate_worker(worker, 120);
+    let code = app.terminate_worker(worker, 120).await;
     assert_eq!(code, Some(0), "a graceful stop exits 0");
     let log = std::fs::read_to_string(app.data.path().join("worker.log")).unwrap();
     assert!(log.contains("background tasks finished"), "the worker waited for its background tasks:\n{log}");
@@ -184,9 +196,11 @@ async fn a_merge_on_a_full_disk_fails_cleanly_and_can_be_retried() {
     let (_, init) = app.init(&token, "big.bin", &data).await;
     let id = init["uploadID"].as_str().unwrap().to_owned();
     for i in 0..6usize {
-        app.put_chunk(&token, &id, i as u64, data[i << 20..(i + 1) << 20].to_vec()).await;
+        let (code, body) = app.put_chunk(&token, &id, i as u64, data[i << 20..(i + 1) << 20].to_vec()).await;
+        assert_eq!(code, StatusCode::OK, "chunk {i}: {body}");
     }
-    app.complete(&token, &id).await;
+    let (code, body) = app.complete(&token, &id).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
     let end = app.wait_merged(&token, &id).await;
     assert_eq!(end["state"], "failed", "{end}");
     assert!(end["reason"].as_str().unwrap().contains("space"), "{end}");
@@ -210,6 +224,9 @@ async fn a_merge_on_a_full_disk_fails_cleanly_and_can_be_retried() {
 }
 
 both!(
+    /// A merge whose job was lost (merging, no job, silent heartbeat) is
+    /// enqueued again by the clean-up, and a client that only polls status gets
+    /// its file.
     a_merge_whose_job_was_lost_is_enqueued_again_by_the_clean_up,
     |b: TestAppBuilder| b
         .env("PAN_CHUNK_SIZE", "4096")

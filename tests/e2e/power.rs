@@ -84,6 +84,8 @@ impl Drop for Rig {
     }
 }
 
+/// Every write pan acknowledged survives a simulated power cut of its file
+/// system (dirty pages dropped), and the audit after the restart is clean.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "changes kernel writeback settings; scripts/test runs it alone"]
 async fn every_acknowledged_write_survives_a_power_cut() {
@@ -123,7 +125,7 @@ async fn every_acknowledged_write_survives_a_power_cut() {
     assert!(control.is_empty(), "an unsynced write survived the cut: the rig simulates nothing");
 
     app.set_env("PAN_DATA_DIR", Some(after.join("data").to_str().unwrap()));
-    app.start_api_again();
+    app.start_api_again().await;
     // The account, its token, both files and the unfinished upload are there.
     let (_, bytes) = download(&app, &token, &merged).await;
     assert!(bytes == merged, "the merged file survived");

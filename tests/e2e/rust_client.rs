@@ -6,6 +6,9 @@ use pan_client::types;
 use pan_tests::*;
 
 both!(
+    /// The Rust client generated from the spec signs up, signs in, uploads,
+    /// resumes, answers a possession challenge and downloads against a live
+    /// api.
     the_generated_rust_client_uploads_resumes_proves_and_downloads,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096"),
     |app| {
@@ -39,14 +42,15 @@ both!(
             client.upload_part().upload_id(id.clone()).chkidx(i).body(part).send().await.expect("chunk");
         }
         client.upload_complete().upload_id(id.clone()).send().await.expect("complete");
-        let file = loop {
+        let file = eventually(120, "the upload to be merged", || async {
             let s = client.upload_status().upload_id(id.clone()).send().await.unwrap().into_inner();
             match s.state {
-                types::UploadState::Merging => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-                types::UploadState::Done => break s.file.expect("the stored file"),
+                types::UploadState::Merging => None,
+                types::UploadState::Done => Some(s.file.expect("the stored file")),
                 other => panic!("upload ended {other:?}: {:?}", s.reason),
             }
-        };
+        })
+        .await;
         let got = client.file_download().id(file.id.parse::<types::FileDownloadId>().unwrap()).send().await.unwrap();
         let mut stream = got.into_inner().into_inner();
         let mut bytes = Vec::new();

@@ -46,7 +46,11 @@ fn code_of(bytes: &[u8]) -> String {
     serde_json::from_slice::<Value>(bytes).map(|v| v["code"].as_str().unwrap_or("").to_owned()).unwrap_or_default()
 }
 
-both!(a_file_link_downloads_with_range_counts_downloads_and_can_be_revoked, |app| {
+both!(
+    /// A file's share link downloads without an account (ranges too), counts
+    /// its downloads up to `max_downloads`, and answers 404 once its owner
+    /// revokes it.
+    a_file_link_downloads_with_range_counts_downloads_and_can_be_revoked, |app| {
     let token = app.user(&uname("sharer")).await;
     let data = test_bytes(300_000, 3);
     let f = put_file(&app, &token, "", "report.pdf", &data).await;
@@ -115,6 +119,9 @@ both!(a_file_link_downloads_with_range_counts_downloads_and_can_be_revoked, |app
 });
 
 both!(
+    /// A password-protected link serves nothing without its password, unlocks
+    /// with it, and answers 429 with `Retry-After` after
+    /// `PAN_SHARE_PASSWORD_RATE` wrong guesses.
     a_password_link_needs_its_password_and_guessing_is_rate_limited,
     |b: TestAppBuilder| b.env("PAN_SHARE_PASSWORD_RATE", "3"),
     |app| {
@@ -155,7 +162,10 @@ both!(
     }
 );
 
-both!(an_expired_link_is_gone_and_a_trashed_target_closes_its_link_until_restored, |app| {
+both!(
+    /// An expired link answers 410; a link whose target is in the trash serves
+    /// nothing until the target is restored, then works again.
+    an_expired_link_is_gone_and_a_trashed_target_closes_its_link_until_restored, |app| {
     let token = app.user(&uname("exp")).await;
     let f = put_file(&app, &token, "", "a.txt", b"hello").await;
     let (_, s) = app.post_json("/share/create", Some(&token), &json!({"id": f["id"], "expires_in": 1})).await;
@@ -181,6 +191,9 @@ both!(an_expired_link_is_gone_and_a_trashed_target_closes_its_link_until_restore
 });
 
 both!(
+    /// A shared folder is browsed by path and downloaded as one zip holding
+    /// every name and byte, and a folder past `PAN_ZIP_MAX_ENTRIES` is refused
+    /// as a zip.
     a_shared_folder_is_browsed_by_path_and_zipped_whole_with_its_names_and_bytes,
     |b: TestAppBuilder| b.env("PAN_ZIP_MAX_ENTRIES", "6"),
     |app| {
@@ -298,11 +311,12 @@ async fn sent(app: &TestApp, token: &str, link: &str) -> (i64, i64) {
     (s["downloads"].as_i64().unwrap(), s["bytes_sent"].as_i64().unwrap())
 }
 
-// H1: a limited link counts every byte it sends, however the Range is
-// written: a suffix range, a start of `00`, several ranges (answered whole)
-// all spend the budget, and once it is spent every form gets 410
-// `SHARE_EXHAUSTED` (info too) without a byte.
-both!(a_download_limit_counts_the_bytes_of_every_range_and_refuses_them_all_once_spent, |app| {
+both!(
+    /// H1: a limited link counts every byte it sends, however the Range is
+    /// written: a suffix range, a start of `00`, several ranges (answered whole)
+    /// all spend the budget, and once it is spent every form gets 410
+    /// `SHARE_EXHAUSTED` (info too) without a byte.
+    a_download_limit_counts_the_bytes_of_every_range_and_refuses_them_all_once_spent, |app| {
     let token = app.user(&uname("ranges")).await;
     let data = test_bytes(1000, 5);
     let f = put_file(&app, &token, "", "r.bin", &data).await;
@@ -334,9 +348,10 @@ both!(a_download_limit_counts_the_bytes_of_every_range_and_refuses_them_all_once
     assert_eq!((code, code_of(&body).as_str()), (StatusCode::GONE, "SHARE_EXHAUSTED"));
 });
 
-// L2 and the 304 rule: HEAD and a 304 send no content and spend nothing of
-// a link's budget; an unfurler's HEADs leave the one download to its holder.
-both!(head_and_not_modified_answers_spend_nothing_of_a_download_limit, |app| {
+both!(
+    /// L2 and the 304 rule: HEAD and a 304 send no content and spend nothing of
+    /// a link's budget; an unfurler's HEADs leave the one download to its holder.
+    head_and_not_modified_answers_spend_nothing_of_a_download_limit, |app| {
     let token = app.user(&uname("head")).await;
     let data = test_bytes(2000, 6);
     let f = put_file(&app, &token, "", "h.bin", &data).await;
@@ -359,11 +374,12 @@ both!(head_and_not_modified_answers_spend_nothing_of_a_download_limit, |app| {
     assert_eq!((code, code_of(&body).as_str()), (StatusCode::GONE, "SHARE_EXHAUSTED"));
 });
 
-// H1 on a folder link: its size is its files' total when the link was
-// made; every file sent and every zip (the sum of its members) spends that
-// budget, a zip the rest cannot cover is refused whole, and a used-up
-// folder link answers 410 to info, list, download (any range) and zip.
-both!(a_folder_links_limit_counts_its_files_and_zips_and_a_used_up_one_serves_nothing, |app| {
+both!(
+    /// H1 on a folder link: its size is its files' total when the link was
+    /// made; every file sent and every zip (the sum of its members) spends that
+    /// budget, a zip the rest cannot cover is refused whole, and a used-up
+    /// folder link answers 410 to info, list, download (any range) and zip.
+    a_folder_links_limit_counts_its_files_and_zips_and_a_used_up_one_serves_nothing, |app| {
     let token = app.user(&uname("fold")).await;
     let top = mkdir(&app, &token, "", "box").await;
     let (a, b) = (test_bytes(100, 7), test_bytes(200, 8));
@@ -404,12 +420,12 @@ both!(a_folder_links_limit_counts_its_files_and_zips_and_a_used_up_one_serves_no
     assert_eq!((code, body["code"].as_str()), (StatusCode::GONE, Some("SHARE_EXHAUSTED")));
 });
 
-// L1: wrong passwords are limited per (link, address), and per link at ten
-// times that; the right password costs nothing. A guesser at one address
-// does not lock out a holder at another; a guesser spread over many
-// addresses closes the link to everyone who has not unlocked it (429 with
-// `Retry-After`), while holders who did keep their access.
 both!(
+    /// L1: wrong passwords are limited per (link, address), and per link at ten
+    /// times that; the right password costs nothing. A guesser at one address
+    /// does not lock out a holder at another; a guesser spread over many
+    /// addresses closes the link to everyone who has not unlocked it (429 with
+    /// `Retry-After`), while holders who did keep their access.
     wrong_passwords_are_limited_per_link_and_address_and_a_distributed_guesser_closes_only_new_unlocks,
     |b: TestAppBuilder| b
         .env("PAN_SHARE_PASSWORD_RATE", "2")

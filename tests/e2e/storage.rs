@@ -22,7 +22,9 @@ async fn backup_body(d: Deployment) {
     })
     .await;
 }
-on_both!(uploads_are_backed_up_to_s3_with_identical_bytes, backup_body);
+on_both!(
+    /// Every stored file is copied to the S3 backup with identical bytes.
+    uploads_are_backed_up_to_s3_with_identical_bytes, backup_body);
 
 async fn fallback_body(d: Deployment) {
     let g = GarageServer::start().await;
@@ -52,7 +54,10 @@ async fn fallback_body(d: Deployment) {
     .await;
     assert_eq!(restored, data);
 }
-on_both!(a_missing_primary_is_served_from_the_backup_and_restored, fallback_body);
+on_both!(
+    /// A file whose primary copy is missing is served from the backup and put back
+/// in the primary store.
+    a_missing_primary_is_served_from_the_backup_and_restored, fallback_body);
 
 async fn empty_file_body(d: Deployment) {
     let g = GarageServer::start().await;
@@ -76,7 +81,10 @@ async fn empty_file_body(d: Deployment) {
     assert_eq!(objects.len(), 2, "the file and its backup: {:?}", objects.keys());
     assert!(objects.values().all(|b| b.is_empty()));
 }
-on_both!(an_empty_file_is_stored_and_backed_up_on_s3, empty_file_body);
+on_both!(
+    /// An empty file is stored on an S3 store and backed up, and downloads as zero
+/// bytes.
+    an_empty_file_is_stored_and_backed_up_on_s3, empty_file_body);
 
 async fn presigned_body(d: Deployment) {
     let g = GarageServer::start().await;
@@ -118,9 +126,15 @@ async fn presigned_body(d: Deployment) {
     })
     .await;
 }
-on_both!(presigned_urls_from_an_s3_store_serve_ranges_and_expire, presigned_body);
+on_both!(
+    /// Download URLs from an S3 store are presigned by the store, serve ranges, and
+/// stop working when they expire.
+    presigned_urls_from_an_s3_store_serve_ranges_and_expire, presigned_body);
 
-both!(signed_urls_from_the_api_serve_ranges_and_refuse_tampering_and_expiry, |app| {
+both!(
+    /// Download URLs signed by the api serve ranges without a token, and refuse
+    /// a tampered or expired signature with 403.
+    signed_urls_from_the_api_serve_ranges_and_refuse_tampering_and_expiry, |app| {
     let token = app.user(&uname("su")).await;
     let data = test_bytes(5000, 53);
     let hash = sha1_hex(&data);
@@ -169,6 +183,8 @@ both!(signed_urls_from_the_api_serve_ranges_and_refuse_tampering_and_expiry, |ap
 });
 
 both!(
+    /// The clean-up deletes an upload left past `PAN_UPLOAD_TTL`: its staged chunks
+/// go and its status answers 404.
     an_abandoned_upload_loses_its_chunks_and_its_status,
     |b: TestAppBuilder| b
         .env("PAN_UPLOAD_TTL", "1")
@@ -213,9 +229,14 @@ async fn outage_body(d: Deployment) {
     let objects = g.objects("backup").await;
     assert_eq!(objects.values().next(), Some(&data));
 }
-on_both!(backups_fail_while_the_store_is_down_and_complete_after, outage_body);
+on_both!(
+    /// Backups fail (and are retried) while the backup store is down, and complete
+/// once it is back.
+    backups_fail_while_the_store_is_down_and_complete_after, outage_body);
 
 both!(
+    /// The scrub deletes stored and backup files that no row references once
+    /// they are old enough, and never a referenced or a young one.
     the_scrub_deletes_old_unreferenced_stored_and_backup_files_only,
     |b: TestAppBuilder| b
         .env("PAN_SWEEP_SCHEDULE", "* * * * * *")
@@ -306,7 +327,9 @@ async fn no_scratch_body(d: Deployment) {
     let files = g.objects("files").await;
     assert_eq!(files.len(), 1, "the unverified copy went: {:?}", files.keys());
 }
-on_both!(a_merge_from_s3_staging_to_an_s3_store_uses_no_local_disk, no_scratch_body);
+on_both!(
+    /// A merge from S3 staging to an S3 store writes nothing to local disk.
+    a_merge_from_s3_staging_to_an_s3_store_uses_no_local_disk, no_scratch_body);
 
 async fn s3_outage_body(d: Deployment) {
     let mut g = GarageServer::start().await;
@@ -346,7 +369,11 @@ async fn s3_outage_body(d: Deployment) {
     assert_eq!(code, StatusCode::OK);
     assert_eq!(bytes, stored);
 }
-on_both!(an_s3_outage_answers_503_backend_unavailable_and_recovers, s3_outage_body);
+on_both!(
+    /// While the S3 store is down, requests that need it answer 503
+    /// `BACKEND_UNAVAILABLE` (never 500), and everything works again once it is
+    /// back.
+    an_s3_outage_answers_503_backend_unavailable_and_recovers, s3_outage_body);
 
 /// Previews: a same-origin URL signed by pan also when the store is S3, the
 /// media type for what a browser can show, attachment and octet-stream for
@@ -391,4 +418,8 @@ async fn preview_body(d: Deployment) {
     let (_, url) = app.call("POST", &format!("/file/downloadurl?id={}", id_of("clip.mp4")), Some(&token)).await;
     assert!(!url["url"].as_str().unwrap().starts_with(&app.url("/")), "presigned by the store: {url}");
 }
-on_both!(previews_are_same_origin_typed_and_never_run_script, preview_body);
+on_both!(
+    /// Previews are same-origin URLs signed by pan (also on S3), typed for what
+    /// a browser can show, and attachment/octet-stream for anything that could
+    /// carry script.
+    previews_are_same_origin_typed_and_never_run_script, preview_body);

@@ -1,7 +1,8 @@
 //! The architecture, checked on the source: `shared` is filed by layer with
 //! no import circles and no import from a layer above, and the front doors
 //! (`api/`, `worker/`) reach no store. (The compiler enforces the last one
-//! too: the use cases hold their roles in `pub(crate)` fields.)
+//! too: the use cases hold their roles in `pub(crate)` fields.) And every
+//! end-to-end test has a doc comment saying what it proves.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -190,4 +191,65 @@ fn front_doors_reach_no_store() {
         }
     }
     assert!(found.is_empty(), "front doors naming a store: {found:?}");
+}
+
+/// Tests still waiting for their doc comment in a file another change owns
+/// (file name, test name); each must go once its doc lands, which the test
+/// below insists on.
+const AWAITING_DOCS: &[(&str, &str)] = &[("openapi.rs", "the_served_spec_equals_the_code_and_docs_are_up")];
+
+/// The end-to-end tests of `file` (`#[tokio::test]` functions and `both!` /
+/// `on_both!` entries) with whether a doc comment says what each proves.
+fn e2e_tests(file: &Path) -> Vec<(String, bool)> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.starts_with("#[tokio::test") {
+            let above = lines[..i].iter().rev().find(|l| !l.starts_with("#["));
+            let name = lines[i..].iter().find_map(|l| l.split("fn ").nth(1)).unwrap_or("?");
+            let name = name.split(['(', '<']).next().unwrap_or("?").to_owned();
+            out.push((name, above.is_some_and(|l| l.starts_with("///"))));
+        } else if let Some(rest) = line.strip_prefix("both!(").or_else(|| line.strip_prefix("on_both!(")) {
+            // The entry's first lines: its doc comment, then its name.
+            let entry = std::iter::once(rest.trim()).chain(lines[i + 1..].iter().copied()).filter(|l| !l.is_empty());
+            let mut documented = false;
+            let mut name = String::from("?");
+            for l in entry {
+                if l.starts_with("///") {
+                    documented = true;
+                } else {
+                    name = l.split([',', ' ']).next().unwrap_or("?").to_owned();
+                    break;
+                }
+            }
+            out.push((name, documented));
+        }
+    }
+    out
+}
+
+/// Every end-to-end test has a doc comment saying what it proves.
+#[test]
+fn every_end_to_end_test_says_what_it_proves() {
+    let mut files = Vec::new();
+    rust_files(&workspace().join("tests/e2e"), &mut files);
+    let (mut undocumented, mut seen) = (Vec::new(), 0);
+    for file in &files {
+        let short = file.file_name().unwrap().to_string_lossy().into_owned();
+        for (name, documented) in e2e_tests(file) {
+            seen += 1;
+            let awaited = AWAITING_DOCS.contains(&(short.as_str(), name.as_str()));
+            assert!(!(documented && awaited), "{short}: {name} has its doc now: take it off AWAITING_DOCS");
+            if !documented && !awaited {
+                undocumented.push(format!("{short}: {name}"));
+            }
+        }
+    }
+    assert!(seen > 100, "found only {seen} end-to-end tests: the scan is broken");
+    assert!(
+        undocumented.is_empty(),
+        "tests without a doc comment saying what they prove:\n{}",
+        undocumented.join("\n")
+    );
 }

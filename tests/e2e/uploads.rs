@@ -21,11 +21,11 @@ fn staged_by_index(app: &TestApp, id: &str) -> BTreeMap<u64, Vec<Vec<u8>>> {
     out
 }
 
-// While an upload is `merging`, a chunk sent again (another sender's, with
-// other bytes even) is read and answered 200 with state `merging`: nothing
-// is staged or compared, the upload's chunks stay as they were, and
-// `complete` still reports `merging`.
 both!(
+    /// While an upload is `merging`, a chunk sent again (another sender's, with
+    /// other bytes even) is read and answered 200 with state `merging`: nothing
+    /// is staged or compared, the upload's chunks stay as they were, and
+    /// `complete` still reports `merging`.
     a_chunk_sent_while_merging_is_answered_merging_and_changes_nothing,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096").env("PAN_EMBEDDED_WORKERS", "false").workers(0),
     |app| {
@@ -60,6 +60,8 @@ both!(
 );
 
 both!(
+    /// Chunks sent in random order from four concurrent tasks, some twice,
+    /// stage exactly the right bytes for every index.
     chunks_in_random_order_from_four_tasks_with_repeats_stage_exactly_the_right_bytes,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "4096").env("PAN_EMBEDDED_WORKERS", "false").workers(0),
     |app| {
@@ -129,7 +131,11 @@ both!(
     }
 );
 
-both!(an_upload_resumes_after_the_api_process_is_killed, |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "2048"), |app| {
+both!(
+    /// An upload whose api process is killed resumes after the restart: status
+    /// lists the chunks received before, and sending the rest completes it
+    /// byte-exact.
+    an_upload_resumes_after_the_api_process_is_killed, |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "2048"), |app| {
     let token = app.user(&uname("resume")).await;
     let data = test_bytes(2048 * 10, 8);
     let (_, init) = app.init(&token, "r.bin", &data).await;
@@ -138,7 +144,7 @@ both!(an_upload_resumes_after_the_api_process_is_killed, |b: TestAppBuilder| b.e
         let (code, _) = app.put_chunk(&token, &id, i, data[i as usize * 2048..(i as usize + 1) * 2048].to_vec()).await;
         assert_eq!(code, StatusCode::OK);
     }
-    app.restart_api();
+    app.restart_api().await;
     let (code, again) = app.init(&token, "r.bin", &data).await;
     assert_eq!(code, StatusCode::OK, "{again}");
     assert_eq!(again["status"], "resume");
@@ -158,6 +164,9 @@ both!(an_upload_resumes_after_the_api_process_is_killed, |b: TestAppBuilder| b.e
 });
 
 both!(
+    /// `complete` with chunks missing answers 409 `CHUNKS_MISSING` listing
+    /// them; once all are there, concurrent completes move the upload to
+    /// `merging` exactly once.
     complete_lists_missing_chunks_then_moves_to_merging_exactly_once,
     |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "1024"),
     |app| {
@@ -208,6 +217,7 @@ async fn trickled_chunk(app: &TestApp, token: &str, id: &str, len: usize, trickl
             if wr.write_all(b"x").await.is_err() {
                 return;
             }
+            // The trickle is the behaviour under test.
             tokio::time::sleep(trickle).await;
         }
     });
@@ -226,6 +236,8 @@ async fn trickled_chunk(app: &TestApp, token: &str, id: &str, len: usize, trickl
 }
 
 both!(
+    /// A chunk body trickling below `PAN_MIN_CHUNK_RATE` is cut off after 30 s
+    /// with a JSON error, not held until the idle timeout.
     a_trickling_chunk_is_cut_off_after_30_s_below_the_rate_floor,
     |b: TestAppBuilder| b.env("PAN_MIN_CHUNK_RATE", "1024"),
     |app| {
@@ -244,6 +256,8 @@ both!(
 );
 
 both!(
+    /// Past `PAN_USER_CHUNKS` chunks in flight for one user, another chunk answers
+/// 429 with `Retry-After`.
     chunks_past_a_users_in_flight_cap_get_429_with_retry_after,
     |b: TestAppBuilder| b.env("PAN_USER_CHUNKS", "1"),
     |app| {
@@ -275,7 +289,10 @@ both!(
     }
 );
 
-both!(a_stalled_chunk_is_cut_off_after_30_s, |app| {
+both!(
+    /// A chunk body that stalls after one byte is cut off by the default rate
+    /// floor at 30 s, before the idle timeout.
+    a_stalled_chunk_is_cut_off_after_30_s, |app| {
     let token = app.user(&uname("stall")).await;
     let data = test_bytes(1 << 20, 62);
     let (_, init) = app.init(&token, "stall.bin", &data).await;
@@ -361,7 +378,7 @@ async fn sigterm_waits_for_the_running_hash_in_flight() {
     assert_eq!(code, StatusCode::OK, "chunk 0: {body}");
 
     let started = Instant::now();
-    assert_eq!(app.terminate_api(20), Some(0), "a graceful stop exits 0:\n{}", app.api_log_tail(20));
+    assert_eq!(app.terminate_api(20).await, Some(0), "a graceful stop exits 0:\n{}", app.api_log_tail(20));
     let log = strip_ansi(&app.api_log_tail(10_000));
     let finished = log
         .lines()
@@ -372,7 +389,7 @@ async fn sigterm_waits_for_the_running_hash_in_flight() {
     assert!(stopped < log.find("background tasks finished").unwrap(), "it stopped before the process said it was done");
     assert!(started.elapsed() < Duration::from_secs(10), "shutdown took {:?}", started.elapsed());
 
-    app.start_api_again();
+    app.start_api_again().await;
     let (code, body) = app.complete(&token, &id).await;
     assert_eq!(code, StatusCode::ACCEPTED, "complete: {body}");
     let done = app.wait_merged(&token, &id).await;

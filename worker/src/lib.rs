@@ -67,14 +67,19 @@ impl apalis_core::backend::ext::poll_strategy::PollStrategy for Ticker {
 #[error("workers: {0}")]
 pub struct RunError(String);
 
-/// Registers a queue worker on whichever backend `$queue` is.
+/// Registers a queue worker on whichever backend `$queue` is. Its jobs run
+/// as tasks of their own (`parallelize(tokio::spawn)`); they need no tracker
+/// of ours: the worker counts them (`WorkerContext::task_count`) and its
+/// future ends on shutdown only once none is left, and the monitor waits
+/// for every worker's future (`shutdown_timeout`), so [`run`] returns after
+/// the last job.
 macro_rules! register_queue {
     ($monitor:expr, $queue:expr, $name:expr, $ctx:expr, $jobs:expr, $handler:path) => {{
         let (name, ctx, jobs) = ($name, $ctx.clone(), $jobs);
         match $queue.clone() {
             Queue::Sqlite(storage) => $monitor.register(move |restarts| {
                 WorkerBuilder::new(format!("{name}-{restarts}"))
-                    .backend(storage.clone().poll_with_strategy(Ticker::new()))
+                    .backend(storage.clone().poll_with_strategy(Ticker::new()).before_start(restart_pause(restarts)))
                     .data(ctx.clone())
                     .concurrency(jobs)
                     .retry(retry_policy())
@@ -85,7 +90,7 @@ macro_rules! register_queue {
             }),
             Queue::Redis(storage) => $monitor.register(move |restarts| {
                 WorkerBuilder::new(format!("{name}-{restarts}"))
-                    .backend(storage.clone().poll_with_strategy(Ticker::new()))
+                    .backend(storage.clone().poll_with_strategy(Ticker::new()).before_start(restart_pause(restarts)))
                     .data(ctx.clone())
                     .concurrency(jobs)
                     .retry(retry_policy())
@@ -130,15 +135,13 @@ pub async fn run(
     monitor
         // A queue worker whose backend failed (Redis restarted under it: a
         // broken pipe ends apalis's poll stream) is started again instead of
-        // leaving the process alive with no one taking jobs. The pause keeps
-        // a backend that stays down from turning restarts into a busy loop.
-        // apalis asks this callback synchronously from the monitor's poll, so
-        // the pause can only block it; `block_in_place` first hands the
-        // thread's other tasks (requests, merges, the running hash) to another
-        // worker thread, so only the monitor waits.
+        // leaving the process alive with no one taking jobs. apalis asks this
+        // callback synchronously from the monitor's poll, so it only decides;
+        // the pause that keeps a backend which stays down from turning
+        // restarts into a busy loop is the rebuilt worker's own
+        // (`restart_pause`, an async sleep before its backend starts).
         .should_restart(|worker, error| {
             tracing::warn!(worker = worker.name(), error = %error, restarts = worker.restarts(), "restarting a worker");
-            tokio::task::block_in_place(|| std::thread::sleep(RESTART_PAUSE));
             true
         })
         .shutdown_timeout(Duration::from_secs(600))
@@ -148,6 +151,24 @@ pub async fn run(
         })
         .await
         .map_err(|e| RunError(e.to_string()))
+}
+
+/// The hook a queue worker's backend runs before it starts: nothing for the
+/// first run, an asynchronous `RESTART_PAUSE` for each restart (the
+/// monitor's other workers, and the thread, stay free meanwhile).
+fn restart_pause<B, E>(
+    restarts: usize,
+) -> impl Fn(&mut B) -> std::pin::Pin<Box<dyn Future<Output = Result<(), E>> + Send>>
+where
+    E: Send + 'static,
+{
+    let pause = if restarts == 0 { Duration::ZERO } else { RESTART_PAUSE };
+    move |_| {
+        Box::pin(async move {
+            tokio::time::sleep(pause).await;
+            Ok(())
+        })
+    }
 }
 
 /// Transient failures (I/O, a backend away) are retried in-process with
