@@ -2,6 +2,7 @@
 
 use pan_tests::*;
 
+/// `api --help` names every setting.
 #[test]
 fn help_documents_every_setting() {
     let out = std::process::Command::new(binary("api")).arg("--help").output().unwrap();
@@ -57,6 +58,8 @@ fn run(env: &[(&str, &str)]) -> (Option<i32>, String) {
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// A bad setting stops the api at start-up with exit code 2 and one line
+/// naming the setting.
 #[test]
 fn bad_settings_exit_2_with_one_line_naming_the_setting() {
     let cases: [(&str, &str); 11] = [

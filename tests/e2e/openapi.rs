@@ -5,6 +5,7 @@ use pan_tests::*;
 
 const REGENERATE: &str = "cargo run -q -p pan-api --bin api -- --print-openapi > openapi/openapi.json";
 
+/// `openapi/openapi.json` is exactly the spec the code serves.
 #[test]
 fn the_checked_in_spec_is_what_the_server_serves() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/openapi.json");
@@ -15,6 +16,8 @@ fn the_checked_in_spec_is_what_the_server_serves() {
     );
 }
 
+/// Every operation has what client generators need: an id, a summary,
+/// security unless public, and its error responses.
 #[test]
 fn every_operation_has_an_id_a_summary_security_and_error_responses() {
     let spec: serde_json::Value = serde_json::from_str(&api::spec_json()).unwrap();
@@ -40,6 +43,9 @@ fn every_operation_has_an_id_a_summary_security_and_error_responses() {
 }
 
 both!(
+    /// The spec the api serves at `/openapi.json` is the code's (and so the
+    /// checked-in file's); `/docs`, health and readiness answer, and
+    /// `/metrics` answers only with its token.
     the_served_spec_equals_the_code_and_docs_are_up,
     |b: TestAppBuilder| b.env("PAN_METRICS_TOKEN", "scrape-me"),
     |app| {
