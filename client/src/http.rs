@@ -304,7 +304,13 @@ where
     V: TryInto<T>,
     V::Error: std::fmt::Display,
 {
-    value.try_into().map_err(|e| ApiError::Invalid(format!("{what}: {e}")))
+    value.try_into().map_err(|e| {
+        // A pattern's regex is no help to the person reading the message.
+        let why = e.to_string();
+        let why =
+            if why.starts_with("doesn't match pattern") { "not a form the server accepts".to_owned() } else { why };
+        ApiError::Invalid(format!("{what}: {why}"))
+    })
 }
 
 /// How long `CHUNK_BUSY` answers are waited out before they count as
