@@ -19,14 +19,13 @@ use std::sync::{Arc, Mutex};
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use crate::download;
-use crate::http::{ApiError, Retry, Session};
+use crate::http::{ApiError, Retry, Session, typed};
 use crate::types;
-use crate::upload::{Event, Observer, State, UploadError, Uploader};
+use crate::upload::{Event, Observer, Outcome, State, UploadError, Uploader};
 
 /// pan's command line: upload, download and manage files on a pan server.
 #[derive(Parser, Debug)]
@@ -124,7 +123,7 @@ enum Command {
         expires: Option<i64>,
         /// Downloads the link allows.
         #[arg(long, value_name = "N")]
-        max_downloads: Option<i64>,
+        max_downloads: Option<std::num::NonZeroU64>,
     },
     /// List unfinished uploads (the next pan put of the same file resumes them).
     Status,
@@ -134,6 +133,15 @@ enum Command {
 enum Conflict {
     Rename,
     Refuse,
+}
+
+impl From<Conflict> for types::OnConflict {
+    fn from(c: Conflict) -> types::OnConflict {
+        match c {
+            Conflict::Rename => types::OnConflict::Rename,
+            Conflict::Refuse => types::OnConflict::Refuse,
+        }
+    }
 }
 
 /// A failure: its exit code and its one line.
@@ -354,12 +362,17 @@ async fn login(ctx: &Ctx, username: Option<String>, password_stdin: bool) -> Res
         rpassword::prompt_password("Password: ").map_err(|e| fail(1, format!("cannot read the password: {e}")))?
     };
     let session = ctx.session_with(&server, None)?;
-    let body = json!({"username": username, "password": password});
-    let signed: types::SigninResult =
-        session.call(Method::POST, "/usr/signin", &[], Some(&body)).await.map_err(|e| match e.status() {
-            Some(StatusCode::UNAUTHORIZED) => fail(3, "wrong username or password"),
-            _ => e.into(),
-        })?;
+    let credentials = types::Credentials {
+        username: typed(&format!("user name {username:?}"), username.as_str())?,
+        password: typed("password", password.as_str())?,
+        device: None,
+    };
+    let signed = session.call(|| session.api().signin().body(credentials.clone()).send()).await.map_err(|e| match e
+        .status()
+    {
+        Some(StatusCode::UNAUTHORIZED) => fail(3, "wrong username or password"),
+        _ => e.into(),
+    })?;
     let config = Config {
         server: Some(server.clone()),
         username: Some(username.clone()),
@@ -369,7 +382,13 @@ async fn login(ctx: &Ctx, username: Option<String>, password_stdin: bool) -> Res
     };
     save_config(&config)?;
     if ctx.cli.json {
-        ctx.print_json(&json!({"server": server, "username": username, "expires_at": signed.expires_at}));
+        #[derive(Serialize)]
+        struct LoggedIn<'a> {
+            server: &'a str,
+            username: &'a str,
+            expires_at: i64,
+        }
+        ctx.print_json(&LoggedIn { server: &server, username: &username, expires_at: signed.expires_at });
     }
     ctx.say(format!("logged in to {server} as {username}"));
     Ok(())
@@ -379,7 +398,7 @@ async fn logout(ctx: &Ctx) -> Result<()> {
     let mut config = ctx.config.clone();
     if let Ok(session) = ctx.session() {
         // An expired or revoked token is as good as signed out.
-        match session.send(|| session.request(Method::POST, "/usr/signout")).await {
+        match session.send(|| session.api().signout().send()).await {
             Ok(_) | Err(ApiError::Unauthorized) => {}
             Err(e) => return Err(e.into()),
         }
@@ -388,7 +407,11 @@ async fn logout(ctx: &Ctx) -> Result<()> {
     config.expires_at = None;
     save_config(&config)?;
     if ctx.cli.json {
-        ctx.print_json(&json!({"logged_out": true}));
+        #[derive(Serialize)]
+        struct LoggedOut {
+            logged_out: bool,
+        }
+        ctx.print_json(&LoggedOut { logged_out: true });
     }
     ctx.say("logged out");
     Ok(())
@@ -396,11 +419,15 @@ async fn logout(ctx: &Ctx) -> Result<()> {
 
 async fn whoami(ctx: &Ctx) -> Result<()> {
     let s = ctx.session()?;
-    let info: types::UserInfo = s.call(Method::GET, "/usr/info", &[], None).await?;
+    let info = s.call(|| s.api().user_info().send()).await?;
     if ctx.cli.json {
-        let mut v = serde_json::to_value(&info).expect("serialises");
-        v["server"] = json!(s.base);
-        ctx.print_json(&v);
+        #[derive(Serialize)]
+        struct Whoami<'a> {
+            #[serde(flatten)]
+            info: &'a types::UserInfo,
+            server: &'a str,
+        }
+        ctx.print_json(&Whoami { info: &info, server: &s.base });
     } else {
         ctx.say(format!(
             "{} on {} ({} files, {})",
@@ -426,43 +453,60 @@ fn is_id(s: &str) -> bool {
 
 async fn stat(s: &Session, path: &str) -> Result<types::TreeEntry> {
     let path = remote_path(path);
-    s.call(Method::GET, "/folder/stat", &[("path", &path)], None).await.map_err(|e| match e.status() {
+    folder_stat(s, &path).await.map_err(|e| match e.status() {
         Some(StatusCode::NOT_FOUND) => fail(4, format!("no such file or folder: {path}")),
         _ => e.into(),
     })
 }
 
+/// `GET /folder/stat` of an absolute path.
+async fn folder_stat(s: &Session, path: &str) -> Result<types::TreeEntry, ApiError> {
+    let path: types::FolderStatPath = typed(&format!("path {path:?}"), path)?;
+    s.call(|| s.api().folder_stat().path(path.clone()).send()).await
+}
+
 async fn ls(ctx: &Ctx, path: &str) -> Result<()> {
     let s = ctx.session()?;
     let path = remote_path(path);
+    let typed_path: types::FolderListPath = typed(&format!("path {path:?}"), path.as_str())?;
+    let limit = std::num::NonZeroU64::new(500).expect("not zero");
     let mut entries = Vec::new();
-    let mut cursor: Option<String> = None;
+    let mut cursor: Option<types::FolderListCursor> = None;
     loop {
-        let mut q = vec![("path", path.clone()), ("limit", "500".to_owned())];
-        if let Some(c) = &cursor {
-            q.push(("cursor", c.clone()));
-        }
-        let q: Vec<(&str, &str)> = q.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let page: Value = s.call(Method::GET, "/folder/list", &q, None).await.map_err(|e| match e.status() {
-            Some(StatusCode::NOT_FOUND) => fail(4, format!("no such folder: {path}")),
-            _ => e.into(),
-        })?;
-        entries.extend(page["entries"].as_array().cloned().unwrap_or_default());
-        match page["next_cursor"].as_str() {
-            Some(c) if !c.is_empty() => cursor = Some(c.to_owned()),
+        let page = s
+            .call(|| {
+                let list = s.api().folder_list().path(typed_path.clone()).limit(limit);
+                match &cursor {
+                    Some(c) => list.cursor(c.clone()).send(),
+                    None => list.send(),
+                }
+            })
+            .await
+            .map_err(|e| match e.status() {
+                Some(StatusCode::NOT_FOUND) => fail(4, format!("no such folder: {path}")),
+                _ => e.into(),
+            })?;
+        entries.extend(page.entries);
+        match page.next_cursor {
+            Some(c) if !c.is_empty() => cursor = Some(typed("cursor", c)?),
             _ => break,
         }
     }
     if ctx.cli.json {
-        ctx.print_json(&json!({"path": path, "entries": entries}));
+        #[derive(Serialize)]
+        struct Listing<'a> {
+            path: &'a str,
+            entries: &'a [types::TreeEntry],
+        }
+        ctx.print_json(&Listing { path: &path, entries: &entries });
         return Ok(());
     }
     for e in &entries {
-        let name = e["name"].as_str().unwrap_or("?");
-        if e["kind"] == "folder" {
+        let name = &e.name;
+        if matches!(e.kind, types::EntryKind::Folder) {
             ctx.say(format!("{:>10}  {name}/", "-"));
         } else {
-            ctx.say(format!("{:>10}  {name}", human_bytes(e["size"].as_u64().unwrap_or(0))));
+            ctx.say(format!("{:>10}  {name}", human_bytes(e.size.unwrap_or(0).max(0) as u64)));
         }
     }
     Ok(())
@@ -484,20 +528,19 @@ async fn ensure_folder(
             parent = id;
             continue;
         }
-        let id = match s.call::<types::TreeEntry>(Method::GET, "/folder/stat", &[("path", &here)], None).await {
+        let id = match folder_stat(s, &here).await {
             Ok(e) if matches!(e.kind, types::EntryKind::Folder) => e.id,
             Ok(_) => return Err(fail(1, format!("{here} is a file, not a folder"))),
             Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => {
-                let mut body = json!({"name": name, "on_conflict": "refuse"});
-                if let Some(p) = &parent {
-                    body["parent"] = json!(p);
-                }
-                match s.call::<types::FolderInfo>(Method::POST, "/folder/create", &[], Some(&body)).await {
+                let body = types::CreateFolderRequest {
+                    name: typed(&format!("folder name {name:?}"), name)?,
+                    on_conflict: Some(types::OnConflict::Refuse),
+                    parent: parent.as_deref().map(|p| typed(&format!("folder id {p:?}"), p)).transpose()?,
+                };
+                match s.call(|| s.api().folder_create().body(body.clone()).send()).await {
                     Ok(f) => f.id,
                     // Made meanwhile by someone else: take it.
-                    Err(e) if e.code() == Some("NAME_TAKEN") => {
-                        s.call::<types::TreeEntry>(Method::GET, "/folder/stat", &[("path", &here)], None).await?.id
-                    }
+                    Err(e) if e.code() == Some(types::ErrorCode::NameTaken) => folder_stat(s, &here).await?.id,
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -603,10 +646,7 @@ async fn put(
     ));
     total.set_prefix(format!("total ({} files)", work.len()));
     let uploader = Uploader::new(s.clone(), jobs, state_dir());
-    let conflict = match on_conflict {
-        Conflict::Rename => "rename",
-        Conflict::Refuse => "refuse",
-    };
+    let conflict = types::OnConflict::from(on_conflict);
     let results: Vec<_> = futures::stream::iter(work)
         .map(|job| {
             let (uploader, bars, total, known) = (uploader.clone(), bars.clone(), total.clone(), &known);
@@ -653,6 +693,13 @@ async fn put(
     total.finish();
     let _ = bars.clear();
 
+    /// One stored file, for `--json`.
+    #[derive(Serialize)]
+    struct Put {
+        #[serde(flatten)]
+        outcome: Outcome,
+        path: String,
+    }
     let mut out = Vec::new();
     let mut failures = Vec::new();
     for r in results {
@@ -666,9 +713,7 @@ async fn put(
                     o.local.display(),
                     human_bytes(o.file.filesize.max(0) as u64)
                 ));
-                let mut v = serde_json::to_value(&o).expect("serialises");
-                v["path"] = json!(path);
-                out.push(v);
+                out.push(Put { outcome: o, path });
             }
             Err(f) => failures.push(f),
         }
@@ -722,7 +767,14 @@ async fn get(ctx: &Ctx, target: &str, out: Option<&Path>) -> Result<()> {
     bar.finish_and_clear();
     let size = r?;
     if ctx.cli.json {
-        ctx.print_json(&json!({"id": id, "path": out, "size": size, "digest": remote.digest}));
+        #[derive(Serialize)]
+        struct Got<'a> {
+            id: &'a str,
+            path: &'a Path,
+            size: u64,
+            digest: &'a str,
+        }
+        ctx.print_json(&Got { id: &id, path: &out, size, digest: &remote.digest });
     }
     ctx.say(format!("{} ({}, verified)", out.display(), human_bytes(size)));
     Ok(())
@@ -732,7 +784,7 @@ async fn mv(ctx: &Ctx, src: &str, dst: &str) -> Result<()> {
     let s = ctx.session()?;
     let entry = stat(&s, src).await?;
     let dst = remote_path(dst);
-    let (to, name) = match s.call::<types::TreeEntry>(Method::GET, "/folder/stat", &[("path", &dst)], None).await {
+    let (to, name) = match folder_stat(&s, &dst).await {
         Ok(d) if matches!(d.kind, types::EntryKind::Folder) => (d.id, None),
         Ok(_) => return Err(fail(1, format!("{dst} exists"))),
         Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => {
@@ -742,29 +794,49 @@ async fn mv(ctx: &Ctx, src: &str, dst: &str) -> Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
-    let mut body = json!({"id": entry.id, "to": to});
-    if let Some(n) = name {
-        body["name"] = json!(n);
-    }
-    let route = if matches!(entry.kind, types::EntryKind::Folder) { "/folder/move" } else { "/file/move" };
-    let moved: Value = s.call(Method::POST, route, &[], Some(&body)).await?;
-    if ctx.cli.json {
-        ctx.print_json(&moved);
-    }
-    ctx.say(format!("{} → {}", remote_path(src), moved["path"].as_str().unwrap_or(&dst)));
+    let body = types::MoveRequest {
+        id: typed(&format!("id {:?}", entry.id), entry.id.as_str())?,
+        to: Some(typed(&format!("folder id {to:?}"), to.as_str())?),
+        name: name.map(|n| typed(&format!("name {n:?}"), n.as_str())).transpose()?,
+        on_conflict: None,
+    };
+    let path = if matches!(entry.kind, types::EntryKind::Folder) {
+        let moved = s.call(|| s.api().folder_move().body(body.clone()).send()).await?;
+        if ctx.cli.json {
+            ctx.print_json(&moved);
+        }
+        Some(moved.path)
+    } else {
+        let moved = s.call(|| s.api().file_move().body(body.clone()).send()).await?;
+        if ctx.cli.json {
+            ctx.print_json(&moved);
+        }
+        moved.path
+    };
+    ctx.say(format!("{} → {}", remote_path(src), path.as_deref().unwrap_or(&dst)));
     Ok(())
 }
 
 async fn rm(ctx: &Ctx, paths: &[String], permanent: bool) -> Result<()> {
     let s = ctx.session()?;
+    /// One removed entry, for `--json`.
+    #[derive(Serialize)]
+    struct Removed {
+        path: String,
+        id: String,
+    }
     let mut done = Vec::new();
     for p in paths {
         let e = stat(&s, p).await?;
-        let route = if matches!(e.kind, types::EntryKind::Folder) { "/folder/delete" } else { "/file/delete" };
-        let permanent = if permanent { "true" } else { "false" };
-        let _: Value = s.call(Method::DELETE, route, &[("id", &e.id), ("permanent", permanent)], None).await?;
-        done.push(json!({"path": remote_path(p), "id": e.id}));
-        ctx.say(format!("removed {}{}", remote_path(p), if permanent == "true" { "" } else { " (into the trash)" }));
+        if matches!(e.kind, types::EntryKind::Folder) {
+            let id: types::FolderDeleteId = typed(&format!("folder id {:?}", e.id), e.id.as_str())?;
+            s.send(|| s.api().folder_delete().id(id.clone()).permanent(permanent).send()).await?;
+        } else {
+            let id: types::FileDeleteId = typed(&format!("file id {:?}", e.id), e.id.as_str())?;
+            s.send(|| s.api().file_delete().id(id.clone()).permanent(permanent).send()).await?;
+        }
+        ctx.say(format!("removed {}{}", remote_path(p), if permanent { "" } else { " (into the trash)" }));
+        done.push(Removed { path: remote_path(p), id: e.id });
     }
     if ctx.cli.json {
         ctx.print_json(&done);
@@ -772,20 +844,23 @@ async fn rm(ctx: &Ctx, paths: &[String], permanent: bool) -> Result<()> {
     Ok(())
 }
 
-async fn share(ctx: &Ctx, path: &str, password_stdin: bool, expires: Option<i64>, max: Option<i64>) -> Result<()> {
+async fn share(
+    ctx: &Ctx,
+    path: &str,
+    password_stdin: bool,
+    expires: Option<i64>,
+    max: Option<std::num::NonZeroU64>,
+) -> Result<()> {
     let s = ctx.session()?;
     let e = stat(&s, path).await?;
-    let mut body = json!({"id": e.id});
-    if password_stdin {
-        body["password"] = json!(read_stdin_line("password")?);
-    }
-    if let Some(x) = expires {
-        body["expires_in"] = json!(x);
-    }
-    if let Some(m) = max {
-        body["max_downloads"] = json!(m);
-    }
-    let link: types::ShareInfo = s.call(Method::POST, "/share/create", &[], Some(&body)).await?;
+    let password = if password_stdin { Some(read_stdin_line("password")?) } else { None };
+    let body = types::CreateShareRequest {
+        id: typed(&format!("id {:?}", e.id), e.id.as_str())?,
+        password: password.map(|p| typed("share password", p)).transpose()?,
+        expires_in: expires,
+        max_downloads: max,
+    };
+    let link = s.call(|| s.api().share_create().body(body.clone()).send()).await?;
     if ctx.cli.json {
         ctx.print_json(&link);
     } else if !ctx.cli.quiet {
@@ -794,21 +869,38 @@ async fn share(ctx: &Ctx, path: &str, password_stdin: bool, expires: Option<i64>
     Ok(())
 }
 
+/// An unfinished upload as `pan status` shows it: its state file and,
+/// when its server is the session's, what the server says of it.
+#[derive(Serialize)]
+struct Unfinished {
+    #[serde(flatten)]
+    local: State,
+    /// The server's state of the upload (`uploading`, …), or `expired`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
+    /// Chunks the server holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chunks_held: Option<u64>,
+    /// Chunks in all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chunkcount: Option<u64>,
+}
+
 async fn status(ctx: &Ctx) -> Result<()> {
     let states = State::list(&state_dir());
     let session = ctx.session().ok();
     let mut out = Vec::new();
     for (_, st) in states {
-        let mut v = serde_json::to_value(&st).expect("serialises");
-        let here = session.as_ref().filter(|s| s.base == st.server.trim_end_matches('/'));
-        if let (Some(s), Some(id)) = (here, &st.upload_id) {
-            match s.call::<types::UploadStatus>(Method::GET, "/file/mupload/status", &[("uploadID", id)], None).await {
+        let mut v = Unfinished { local: st, state: None, chunks_held: None, chunkcount: None };
+        let here = session.as_ref().filter(|s| s.base == v.local.server.trim_end_matches('/'));
+        if let (Some(s), Some(id)) = (here, &v.local.upload_id) {
+            match s.call(|| s.api().upload_status().upload_id(id).send()).await {
                 Ok(u) => {
-                    v["state"] = json!(u.state);
-                    v["chunks_held"] = json!(u.uploaded_count);
-                    v["chunkcount"] = json!(u.chunkcount);
+                    v.state = Some(u.state.to_string());
+                    v.chunks_held = Some(u.uploaded_count);
+                    v.chunkcount = Some(u.chunkcount);
                 }
-                Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => v["state"] = json!("expired"),
+                Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => v.state = Some("expired".to_owned()),
                 Err(_) => {}
             }
         }
@@ -822,16 +914,13 @@ async fn status(ctx: &Ctx) -> Result<()> {
         ctx.say("no unfinished uploads");
     }
     for v in &out {
-        let progress = match (v["chunks_held"].as_u64(), v["chunkcount"].as_u64()) {
+        let progress = match (v.chunks_held, v.chunkcount) {
             (Some(h), Some(c)) => format!("{h}/{c} chunks on the server"),
-            _ => v["state"].as_str().unwrap_or("server not asked").to_owned(),
+            _ => v.state.clone().unwrap_or_else(|| "server not asked".to_owned()),
         };
-        ctx.say(format!(
-            "{}  {}  {}  ({progress})",
-            v["path"].as_str().unwrap_or("?"),
-            human_bytes(v["size"].as_u64().unwrap_or(0)),
-            v["server"].as_str().unwrap_or("?"),
-        ));
+        ctx.say(
+            format!("{}  {}  {}  ({progress})", v.local.path.display(), human_bytes(v.local.size), v.local.server,),
+        );
     }
     Ok(())
 }

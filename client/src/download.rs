@@ -11,7 +11,9 @@
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
-use reqwest::{Method, StatusCode};
+use progenitor_client::{ByteStream, ResponseValue};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
 use sha1::Digest;
 use tokio::io::AsyncWriteExt;
 
@@ -68,24 +70,21 @@ pub enum DownloadError {
 
 /// Asks for the first byte of file `id`: its name, size and digest.
 pub async fn probe(session: &Session, id: &str) -> Result<Remote, ApiError> {
-    let resp = session
-        .send(|| session.request(Method::GET, "/file/download").query(&[("id", id)]).header("Range", "bytes=0-0"))
-        .await;
+    let resp = session.send(|| session.api().file_download().id(id).range("bytes=0-0").send()).await;
     let resp = match resp {
         Ok(r) => r,
         // 416: an empty file has no first byte; its size is 0.
         Err(ApiError::Refused { status: StatusCode::RANGE_NOT_SATISFIABLE, .. }) => {
-            let r = session.send(|| session.request(Method::GET, "/file/download").query(&[("id", id)])).await?;
-            return remote_from(id, &r, 0);
+            let r = session.send(|| session.api().file_download().id(id).send()).await?;
+            return remote_from(id, r.headers(), 0);
         }
         Err(e) => return Err(e),
     };
-    let size = total_size(&resp).ok_or_else(|| ApiError::Protocol("a download without its size".into()))?;
-    remote_from(id, &resp, size)
+    let size = total_size(resp.headers()).ok_or_else(|| ApiError::Protocol("a download without its size".into()))?;
+    remote_from(id, resp.headers(), size)
 }
 
-fn remote_from(id: &str, resp: &reqwest::Response, size: u64) -> Result<Remote, ApiError> {
-    let h = resp.headers();
+fn remote_from(id: &str, h: &HeaderMap, size: u64) -> Result<Remote, ApiError> {
     let digest = h
         .get(reqwest::header::ETAG)
         .and_then(|v| v.to_str().ok())
@@ -96,8 +95,7 @@ fn remote_from(id: &str, resp: &reqwest::Response, size: u64) -> Result<Remote, 
 }
 
 /// The whole size from `Content-Range: bytes a-b/N` or `Content-Length`.
-fn total_size(resp: &reqwest::Response) -> Option<u64> {
-    let h = resp.headers();
+fn total_size(h: &HeaderMap) -> Option<u64> {
     if let Some(range) = h.get(reqwest::header::CONTENT_RANGE).and_then(|v| v.to_str().ok()) {
         return range.rsplit('/').next()?.parse().ok();
     }
@@ -176,17 +174,14 @@ pub async fn download(
     let mut attempt = 0;
     while have < remote.size {
         let range = format!("bytes={have}-");
-        let resp = session
-            .send(|| {
-                session.request(Method::GET, "/file/download").query(&[("id", &remote.id)]).header("Range", &range)
-            })
-            .await?;
+        let resp: ResponseValue<ByteStream> =
+            session.send(|| session.api().file_download().id(remote.id.as_str()).range(&range).send()).await?;
         if resp.status() == StatusCode::OK && have > 0 {
             // The server sent it all: start over.
             file.set_len(0).await.map_err(io(&part))?;
             (hasher, have) = (Hasher::new(remote.digest.len()), 0);
         }
-        let mut body = resp.bytes_stream();
+        let mut body = resp.into_inner_stream();
         let mut failed = None;
         while let Some(piece) = body.next().await {
             match piece {

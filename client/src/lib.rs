@@ -8,8 +8,10 @@
 //! carry `Authorization` ([`authenticated`] does that).
 //!
 //! Layout of the hand-written part:
-//! - [`http`]: a session (base URL, token) with one retry policy, decoding
-//!   answers into the generated [`types`];
+//! - [`http`]: a session (base URL, token, the generated client) with one
+//!   retry policy around the generated calls: the engine and the command
+//!   line call every route but the multipart upload through it, with the
+//!   generated builders and [`types`];
 //! - [`upload`]: the upload engine (hash, init, prove, chunks in parallel
 //!   with retries, resume, complete, verify);
 //! - [`download`]: resumable, verified downloads into a `.part` file;

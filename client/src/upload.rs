@@ -48,14 +48,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sha1::Digest;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::http::{ApiError, Session};
+use crate::http::{ApiError, Session, typed};
 use crate::types;
 
 /// What happens to an upload while it runs, for progress bars.
@@ -268,7 +266,7 @@ impl Uploader {
         path: &Path,
         filename: &str,
         folder: Option<&str>,
-        on_conflict: Option<&str>,
+        on_conflict: Option<types::OnConflict>,
         observe: Observer,
     ) -> Result<Outcome, UploadError> {
         let path = std::path::absolute(path).map_err(UploadError::io(path))?;
@@ -283,12 +281,7 @@ impl Uploader {
             other => {
                 // The file changed since an earlier run: its open upload is of other bytes.
                 if let Some(old) = other.and_then(|s| s.upload_id) {
-                    let _ = self
-                        .session
-                        .send(|| {
-                            self.session.request(Method::DELETE, "/file/mupload/abort").query(&[("uploadID", &old)])
-                        })
-                        .await;
+                    let _ = self.session.send(|| self.session.api().upload_abort().upload_id(&old).send()).await;
                 }
                 None
             }
@@ -308,21 +301,19 @@ impl Uploader {
 
         // 2. init: by the hashes when known (may be instant at once), else by
         //    the file's fingerprint (resumes an upload this file began).
-        let mut body = json!({"filename": filename, "filesize": before.size});
-        match &known {
-            Some((sha1, sha256)) => {
-                body["filehash"] = json!(sha1);
-                body["sha256"] = json!(sha256);
-            }
-            None => body["fingerprint"] = json!(fingerprint(&state_file, &before)),
-        }
-        if let Some(f) = folder {
-            body["folder"] = json!(f);
-        }
-        if let Some(c) = on_conflict {
-            body["on_conflict"] = json!(c);
-        }
-        let init: types::InitResponse = self.session.call(Method::POST, "/file/mupload/init", &[], Some(&body)).await?;
+        let body = types::InitRequest {
+            filename: typed(&format!("file name {filename:?}"), filename)?,
+            filesize: typed(&format!("size of {}", path.display()), before.size)?,
+            filehash: known.as_ref().map(|k| typed("SHA-1", k.0.as_str())).transpose()?,
+            sha256: known.as_ref().map(|k| typed("SHA-256", k.1.as_str())).transpose()?,
+            fingerprint: match known {
+                Some(_) => None,
+                None => Some(typed("fingerprint", fingerprint(&state_file, &before))?),
+            },
+            folder: folder.map(|f| typed(&format!("folder id {f:?}"), f)).transpose()?,
+            on_conflict,
+        };
+        let init = self.session.call(|| self.session.api().upload_init().body(body.clone()).send()).await?;
         let init = self.prove_if_asked(&path, init).await?;
         let was_resumed = matches!(init.status, types::InitStatus::Resume);
         if let (types::InitStatus::Instant, Some((sha1, sha256))) = (init.status, &known) {
@@ -377,14 +368,13 @@ impl Uploader {
                 if stamp(&path)? != before {
                     return Err(UploadError::Changed(path));
                 }
-                let declared: Option<types::InitResponse> = not_uploading(
+                let hashes = types::DeclareRequest {
+                    filehash: typed("SHA-1", sha1.as_str())?,
+                    sha256: typed("SHA-256", sha256.as_str())?,
+                };
+                let declared = not_uploading(
                     self.session
-                        .call(
-                            Method::POST,
-                            "/file/mupload/declare",
-                            &[("uploadID", &id)],
-                            Some(&json!({"filehash": sha1, "sha256": sha256})),
-                        )
+                        .call(|| self.session.api().upload_declare().upload_id(&id).body(hashes.clone()).send())
                         .await,
                     &settled,
                 )?;
@@ -420,10 +410,7 @@ impl Uploader {
         //    against its own.
         let settled = settled.load(Ordering::Relaxed);
         if !settled && stamp(&path)? != before {
-            let _ = self
-                .session
-                .send(|| self.session.request(Method::DELETE, "/file/mupload/abort").query(&[("uploadID", &id)]))
-                .await;
+            let _ = self.session.send(|| self.session.api().upload_abort().upload_id(&id).send()).await;
             let _ = std::fs::remove_file(&state_file);
             return Err(UploadError::Changed(path));
         }
@@ -431,14 +418,12 @@ impl Uploader {
         // Every send of this run has ended here (all tasks joined).
         let mut completed = settled;
         if !completed {
-            let _: types::CompleteResult =
-                self.session.call(Method::POST, "/file/mupload/complete", &[("uploadID", &id)], None).await?;
+            self.session.send(|| self.session.api().upload_complete().upload_id(&id).send()).await?;
             completed = true;
         }
         let mut wait = Duration::from_millis(50);
         let file = loop {
-            let s: types::UploadStatus =
-                self.session.call(Method::GET, "/file/mupload/status", &[("uploadID", &id)], None).await?;
+            let s = self.session.call(|| self.session.api().upload_status().upload_id(&id).send()).await?;
             match s.state {
                 types::UploadState::Done => {
                     break s.file.ok_or_else(|| ApiError::Protocol("done without a file".into()))?;
@@ -450,8 +435,7 @@ impl Uploader {
                 }
                 // Only after an answer said otherwise, which states never undo.
                 types::UploadState::Uploading if !completed => {
-                    let _: types::CompleteResult =
-                        self.session.call(Method::POST, "/file/mupload/complete", &[("uploadID", &id)], None).await?;
+                    self.session.send(|| self.session.api().upload_complete().upload_id(&id).send()).await?;
                     completed = true;
                 }
                 _ => {
@@ -482,8 +466,8 @@ impl Uploader {
             .await
             .expect("proof panicked")
             .map_err(UploadError::io(path))?;
-        let body = json!({ "proof": proof });
-        Ok(self.session.call(Method::POST, "/file/mupload/prove", &[("uploadID", &id)], Some(&body)).await?)
+        let body = types::ProveRequest { proof: typed("proof", proof)? };
+        Ok(self.session.call(|| self.session.api().upload_prove().upload_id(&id).body(body.clone()).send()).await?)
     }
 
     /// Sends one chunk, read from its region of the file into one buffer,
@@ -520,24 +504,25 @@ impl Uploader {
             std::io::ErrorKind::UnexpectedEof => UploadError::Changed(path.to_owned()),
             _ => UploadError::Io { path: path.to_owned(), source: e },
         })?;
-        let checksum = format!("sha1 {}", base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(&bytes)));
+        let checksum: types::UploadPartUploadChecksum = typed(
+            "Upload-Checksum",
+            format!("sha1 {}", base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(&bytes))),
+        )?;
         let bytes = bytes::Bytes::from(bytes);
-        let idx = chunk.index.to_string();
         let sent = self
             .session
-            .send(|| {
+            .call(|| {
                 self.session
-                    .request(Method::POST, "/file/mupload/uppart")
-                    .query(&[("uploadID", id), ("chkidx", idx.as_str())])
-                    .header("Upload-Checksum", &checksum)
-                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .api()
+                    .upload_part()
+                    .upload_id(id)
+                    .chkidx(chunk.index)
+                    .upload_checksum(checksum.clone())
                     .body(bytes.clone())
+                    .send()
             })
             .await;
-        let Some(resp) = not_uploading(sent, settled)? else { return Ok(false) };
-        let bytes = resp.bytes().await.map_err(|e| ApiError::Network { base: self.session.base.clone(), source: e })?;
-        let receipt: types::ChunkReceipt = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::Protocol(format!("POST /file/mupload/uppart: {e}")))?;
+        let Some(receipt) = not_uploading(sent, settled)? else { return Ok(false) };
         if matches!(receipt.state, types::UploadState::Uploading) {
             return Ok(true);
         }
@@ -580,7 +565,7 @@ impl Uploader {
 fn not_uploading<T>(answer: Result<T, impl Into<UploadError>>, settled: &AtomicBool) -> Result<Option<T>, UploadError> {
     match answer.map_err(Into::into) {
         Ok(t) => Ok(Some(t)),
-        Err(UploadError::Api(e)) if e.code() == Some("UPLOAD_NOT_UPLOADING") => {
+        Err(UploadError::Api(e)) if e.code() == Some(types::ErrorCode::UploadNotUploading) => {
             settled.store(true, Ordering::Relaxed);
             Ok(None)
         }

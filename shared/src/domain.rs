@@ -202,8 +202,50 @@ pub struct StoredFile {
     pub storage_key: String,
     /// Where the backup copy is, once one was made.
     pub backup_key: Option<String>,
-    /// `none` (no backup store), `pending`, `done` or `failed`.
-    pub backup_state: String,
+    /// Where its backup copy is in its life.
+    pub backup_state: BackupState,
+}
+
+/// Where a content's backup copy is in its life (column `files.backup_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupState {
+    /// No copy asked for: stored while no backup store was configured.
+    None,
+    /// A copy is queued or running.
+    Pending,
+    /// The backup store holds a copy (at `backup_key`).
+    Done,
+    /// The last copy failed; the clean-up job queues it again.
+    Failed,
+}
+
+impl BackupState {
+    /// The storage spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupState::None => "none",
+            BackupState::Pending => "pending",
+            BackupState::Done => "done",
+            BackupState::Failed => "failed",
+        }
+    }
+
+    /// Parses the storage spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "none" => BackupState::None,
+            "pending" => BackupState::Pending,
+            "done" => BackupState::Done,
+            "failed" => BackupState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for BackupState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One of a user's folders.
@@ -348,4 +390,18 @@ pub enum ShareTarget {
     File(String),
     /// A folder, by id.
     Folder(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backup_states_round_trip_through_their_storage_spelling() {
+        for s in [BackupState::None, BackupState::Pending, BackupState::Done, BackupState::Failed] {
+            assert_eq!(BackupState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(BackupState::parse("DONE"), None);
+        assert_eq!(BackupState::parse(""), None);
+    }
 }

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use crate::accounts::Accounts;
 use crate::domain::error::{Error, ErrorCode, Result, ResultExt};
 use crate::domain::hashing::ContentHasher;
-use crate::domain::{EntryId, FileName, NameRule, Placement, Sha1Hex, StoredFile, User, UserFile};
+use crate::domain::{BackupState, EntryId, FileName, NameRule, Placement, Sha1Hex, StoredFile, User, UserFile};
 use crate::runtime::background::Background;
 use crate::stores::meta::MetaRepo;
 use crate::stores::meta::NewUserFile;
@@ -138,8 +138,8 @@ impl Files {
         if stored.storage_key != key.as_ref() {
             let _ = self.files.delete(key).await;
         }
-        if self.backup.is_some() && stored.backup_state != "done" {
-            self.repo.set_backup(stored.id, "pending", None, crate::now()).await?;
+        if self.backup.is_some() && stored.backup_state != BackupState::Done {
+            self.repo.set_backup(stored.id, BackupState::Pending, None, crate::now()).await?;
             self.backups.push(BackupJob { file_id: stored.id }).await?;
         }
         Ok(file)

@@ -246,3 +246,29 @@ fn every_end_to_end_test_says_what_it_proves() {
         undocumented.join("\n")
     );
 }
+
+/// The `pan` client speaks to the server through the generated client
+/// only: no `json!` body, no route spelled by hand and no request built by
+/// hand in `client/src`, except `single_upload` in `lib.rs` (the multipart
+/// `POST /file/upload`, which progenitor cannot generate; `http.rs` lists it).
+#[test]
+fn the_client_calls_every_route_through_the_generated_client() {
+    let mut files = Vec::new();
+    rust_files(&workspace().join("client/src"), &mut files);
+    let mut found = Vec::new();
+    for f in files {
+        let text = code(&f);
+        let rel = f.strip_prefix(workspace()).unwrap().display().to_string();
+        for (n, line) in text.lines().enumerate() {
+            let by_hand =
+                ["json!", "\"/file/", "\"/folder/", "\"/usr/", "\"/share/", "\"/public/", "Method::", ".request("]
+                    .iter()
+                    .any(|p| line.contains(p));
+            let allowed = rel == "client/src/lib.rs" && line.contains("/file/upload");
+            if by_hand && !allowed {
+                found.push(format!("{rel}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "requests built by hand in the client:\n{}", found.join("\n"));
+}

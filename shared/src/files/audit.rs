@@ -20,7 +20,7 @@ use object_store::path::Path;
 
 use crate::domain::error::Result;
 use crate::domain::hashing::ContentHasher;
-use crate::domain::{UploadId, UploadState};
+use crate::domain::{BackupState, UploadId, UploadState};
 use std::sync::Arc;
 
 use crate::runtime::config::Settings;
@@ -164,7 +164,7 @@ impl Audit {
                 Some(_) => {}
                 None => report.note("stored files missing their bytes", f.storage_key.clone()),
             }
-            if f.backup_state == "done"
+            if f.backup_state == BackupState::Done
                 && let (Some(backup), Some(bkey)) = (&self.backup, &f.backup_key)
                 && backup.head(&Path::from(bkey.as_str())).await?.is_none()
             {

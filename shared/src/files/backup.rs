@@ -9,6 +9,7 @@
 use object_store::path::Path;
 
 use super::Files;
+use crate::domain::BackupState;
 use crate::domain::error::Result;
 use crate::stores::objects::{ByteStore, delete_quietly};
 use crate::stores::queue::BackupJob;
@@ -25,13 +26,13 @@ impl Files {
             tracing::info!("file is gone; nothing to back up");
             return Ok(());
         };
-        if stored.backup_state == "done" {
+        if stored.backup_state == BackupState::Done {
             return Ok(());
         }
         let key = Path::from(stored.storage_key.as_str());
         // The key is recorded before the copy starts, so a delete of the last
         // reference while the copy runs knows which backup object to remove.
-        self.repo.set_backup(job.file_id, "pending", Some(key.as_ref()), crate::now()).await?;
+        self.repo.set_backup(job.file_id, BackupState::Pending, Some(key.as_ref()), crate::now()).await?;
         let started = std::time::Instant::now();
         match backup.copy_from(&*self.files, &key, &key).await {
             Ok(bytes) => {
@@ -46,14 +47,14 @@ impl Files {
                     tracing::info!("file deleted during its backup; the copy is removed");
                     return Ok(());
                 }
-                self.repo.set_backup(job.file_id, "done", Some(key.as_ref()), crate::now()).await?;
+                self.repo.set_backup(job.file_id, BackupState::Done, Some(key.as_ref()), crate::now()).await?;
                 crate::runtime::metrics::BACKUPS_DONE.inc();
                 tracing::info!(bytes, seconds = secs, "backed up");
                 Ok(())
             }
             Err(e) => {
                 crate::runtime::metrics::BACKUPS_FAILED.inc();
-                self.repo.set_backup(job.file_id, "failed", None, crate::now()).await?;
+                self.repo.set_backup(job.file_id, BackupState::Failed, None, crate::now()).await?;
                 Err(e)
             }
         }

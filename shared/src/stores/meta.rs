@@ -23,7 +23,9 @@ pub use rows::SqlRepo;
 pub(crate) use rows::is_unique_violation;
 
 use crate::domain::error::{Error, Result};
-use crate::domain::{Folder, NameRule, Share, SortKey, StoredFile, TrashItem, TreeItem, User, UserFile, UserName};
+use crate::domain::{
+    BackupState, Folder, NameRule, Share, SortKey, StoredFile, TrashItem, TreeItem, User, UserFile, UserName,
+};
 
 /// Users and signin tokens.
 #[async_trait]
@@ -365,9 +367,9 @@ pub trait ShareRepo: Send + Sync {
 /// Backup bookkeeping for stored files, by content row id.
 #[async_trait]
 pub trait BackupRepo: Send + Sync {
-    /// Records a backup attempt's outcome (`pending`, `done`, `failed`);
-    /// attempts count up on `failed`.
-    async fn set_backup(&self, file_id: i64, state: &str, key: Option<&str>, now: i64) -> Result<()>;
+    /// Records a backup attempt's outcome (`Pending`, `Done`, `Failed`);
+    /// attempts count up on `Failed`.
+    async fn set_backup(&self, file_id: i64, state: BackupState, key: Option<&str>, now: i64) -> Result<()>;
     /// Contents whose backup is `pending` or `failed` and was last tried
     /// before `before`: the clean-up job enqueues them again.
     async fn backups_due(&self, before: i64, limit: i64) -> Result<Vec<i64>>;

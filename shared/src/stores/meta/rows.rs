@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 use crate::domain::error::Error;
-use crate::domain::{StoredFile, UserFile};
+use crate::domain::{BackupState, StoredFile, UserFile};
 
 /// Which SQL system a pool talks to; only transaction start differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +90,17 @@ pub(super) fn stored_file_from(row: &AnyRow) -> sqlx::Result<StoredFile> {
         filesize: row.try_get("filesize")?,
         storage_key: row.try_get("storage_key")?,
         backup_key: row.try_get("backup_key")?,
-        backup_state: row.try_get("backup_state")?,
+        backup_state: backup_state_from(row)?,
+    })
+}
+
+/// `files.backup_state`, parsed; an unknown value is a decode error naming
+/// the column (an internal error once it leaves the store), not a panic.
+fn backup_state_from(row: &AnyRow) -> sqlx::Result<BackupState> {
+    let raw: String = row.try_get("backup_state")?;
+    BackupState::parse(&raw).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: "backup_state".into(),
+        source: format!("unknown backup state {raw:?}").into(),
     })
 }
 

@@ -13,7 +13,7 @@ use super::{
     Account, AccountRepo, AuditRepo, BackupRepo, FileRepo, MetaRepo, NewUserFile, SecretRepo, Totals, Usage, UserRepo,
 };
 use crate::domain::error::{Error, ErrorCode, Result};
-use crate::domain::{EntryId, StoredFile, User, UserFile, UserName};
+use crate::domain::{BackupState, EntryId, StoredFile, User, UserFile, UserName};
 
 /// Columns of a user, as [`user_from`] reads them (`u` = users).
 pub(super) const USER: &str = "u.id, u.username, u.created_at, u.quota_bytes, u.quota_files";
@@ -457,15 +457,15 @@ impl FileRepo for SqlRepo {
 
 #[async_trait]
 impl BackupRepo for SqlRepo {
-    async fn set_backup(&self, file_id: i64, state: &str, key: Option<&str>, now: i64) -> Result<()> {
+    async fn set_backup(&self, file_id: i64, state: BackupState, key: Option<&str>, now: i64) -> Result<()> {
         sqlx::query(
             "UPDATE files SET backup_state = ?, backup_key = COALESCE(?, backup_key), backup_at = ?, \
              backup_attempts = backup_attempts + CASE WHEN ? = 'failed' THEN 1 ELSE 0 END WHERE id = ?",
         )
-        .bind(state)
+        .bind(state.as_str())
         .bind(key)
         .bind(now)
-        .bind(state)
+        .bind(state.as_str())
         .bind(file_id)
         .execute(&self.pool)
         .await?;
