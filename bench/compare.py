@@ -32,6 +32,21 @@ private Garage as staging and file store), RUNS times, interleaved:
                  and p99  vs  nginx serving the same body as a static file;
                  also `GET /file/query` and `/healthz`
   pan put        the CLI (hashing included)  vs  curl's chunks + complete→done
+  end to end     init, every chunk, complete, first status `done` (issue 24):
+                 GB/s and server CPU per GiB over that span (pan's processes;
+                 the fleet also with MariaDB, Redis, Garage)  vs  the serial
+                 baseline: nginx's PUT of the chunks, then `openssl dgst
+                 -sha1`, then `-sha256` (times and CPU added up)
+  small files    --small-files (10,000; --quick 1,000) single uploads of 1-64
+                 KiB over --small-connections (4, one user each: the api takes
+                 4 at once, 1 per user) into `POST /file/upload`  vs  nginx's
+                 dav PUT of the same bytes: files/s, p50, p99, CPU per file,
+                 sync calls per file (perf's syscall tracepoints); then 200
+                 uploads into a second api that logs its SQL and runs under
+                 strace: statements, fsyncs (by file kind) and renames per file
+  --profile      one more upload (embedded) with `perf record` on the api, init
+                 to done: a flame graph (inferno; bench/flame-upload.svg) and
+                 the api's CPU by group (hashing, copies, syscalls, SQL, ...)
 then complete→done for each sweep size, in order and at random, drawn
 as an SVG (log-log) beside the results.
 
@@ -459,6 +474,18 @@ def timed(argv, **kw):
     return now() - t0
 
 
+def timed_cpu(argv):
+    """(seconds, cpu-seconds) of one command: its utime+stime through wait4."""
+    t0 = now()
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    _, status, ru = os.wait4(p.pid, 0)
+    t = now() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode:
+        raise BenchError(f"{' '.join(argv)} exited with {p.returncode}")
+    return t, ru.ru_utime + ru.ru_stime
+
+
 class Http:
     """One kept-alive connection for the protocol's small requests."""
 
@@ -490,6 +517,130 @@ class Http:
         if raw:
             return r.status, data
         return json.loads(data) if data else None
+
+
+# ---------------------------------------------------------------- small files
+
+SMALL_BOUNDARY = "pan-bench-boundary-7f3a9c"
+
+
+def small_body(seed, i, size):
+    """The bytes of small file i: the same for pan and nginx in one run."""
+    return random.Random(seed * 1_000_003 + i).randbytes(size)
+
+
+def small_request(kind, seed, i, size, auth):
+    """(method, path, body, headers) of one small upload to pan or nginx."""
+    data = small_body(seed, i, size)
+    if kind == "nginx":
+        return "PUT", f"/dav/s{seed}-{i}.bin", data, {"Content-Type": "application/octet-stream"}
+    head = (f"--{SMALL_BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"s{seed}-{i}.bin\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode()
+    body = head + data + f"\r\n--{SMALL_BOUNDARY}--\r\n".encode()
+    return "POST", "/file/upload", body, {"Content-Type": f"multipart/form-data; boundary={SMALL_BOUNDARY}",
+                                          "Authorization": auth}
+
+
+def small_client(kind, host, port, seed, items, auth, ok, barrier, q):
+    """One connection's share of the small uploads (a forked process, so the
+    client's Python runs on both cores): builds every request, waits at the
+    barrier, sends them one after the other on one kept-alive connection, and
+    reports each request's latency."""
+    reqs = [small_request(kind, seed, i, size, auth) for i, size in items]
+    c = http.client.HTTPConnection(host, port, timeout=120)
+    lat, bad = [], []
+    barrier.wait()
+    retries = 0
+    for method, path, body, headers in reqs:
+        t0 = now()
+        for attempt in range(20):
+            try:
+                c.request(method, path, body=body, headers=headers)
+                r = c.getresponse()
+                r.read()
+                status = r.status
+            except (http.client.HTTPException, OSError) as e:
+                c.close()
+                c = http.client.HTTPConnection(host, port, timeout=120)
+                status = str(e)
+            if status != 429:
+                break
+            retries += 1  # a busy slot: the latency includes the wait
+            time.sleep(0.005)
+        lat.append(now() - t0)
+        if status not in ok:
+            bad.append(status)
+    q.put((lat, bad[:5], len(bad), retries))
+
+
+def small_run(kind, base, seed, sizes, conns, auth=None):
+    """Sends len(sizes) small uploads over `conns` connections (round-robin).
+    Returns (seconds, latencies)."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("fork")
+    host, port = base.split("//")[1].split(":")
+    barrier = ctx.Barrier(conns + 1)
+    q = ctx.Queue()
+    ok = (201, 204) if kind == "nginx" else (200, 201)
+    procs = []
+    for k in range(conns):
+        items = [(i, sizes[i]) for i in range(k, len(sizes), conns)]
+        a_ = auth[k % len(auth)] if isinstance(auth, list) else auth
+        p = ctx.Process(target=small_client, args=(kind, host, int(port), seed, items, a_, ok, barrier, q))
+        p.start()
+        procs.append(p)
+    barrier.wait(timeout=300)
+    t0 = now()
+    outs = [q.get(timeout=1800) for _ in procs]
+    t = now() - t0
+    for p in procs:
+        p.join()
+    lat = [x for o in outs for x in o[0]]
+    nbad = sum(o[2] for o in outs)
+    if nbad:
+        raise BenchError(f"small files to {kind}: {nbad} of {len(sizes)} failed, e.g. {[b for o in outs for b in o[1]][:3]}")
+    small_run.retries = sum(o[3] for o in outs)
+    return t, lat
+
+
+def percentile(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, math.ceil(p / 100 * len(xs)) - 1))]
+
+
+def syscall_counter(pids, names=("fsync", "fdatasync", "sync_file_range", "syncfs")):
+    """`perf stat` counting sync syscalls of `pids` (kernel tracepoints: no
+    ptrace, no slowdown); stop it with `syscall_counts`."""
+    if not shutil.which("perf") or not pids:
+        return None
+    out = tempfile.NamedTemporaryFile("r", suffix=".perf", delete=False)
+    ev = ",".join(f"syscalls:sys_enter_{n}" for n in names)
+    p = subprocess.Popen(["perf", "stat", "-x,", "-e", ev, "-p", ",".join(map(str, pids)), "-o", out.name],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    return p, out.name
+
+
+def syscall_counts(counter):
+    if not counter:
+        return None
+    p, path = counter
+    p.send_signal(signal.SIGINT)
+    try:
+        p.wait(30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+    counts = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.strip().split(",")
+            if len(parts) > 2 and parts[2].startswith("syscalls:sys_enter_"):
+                try:
+                    counts[parts[2][len("syscalls:sys_enter_"):]] = int(parts[0])
+                except ValueError:
+                    counts[parts[2][len("syscalls:sys_enter_"):]] = None
+    os.unlink(path)
+    return counts
 
 
 # ---------------------------------------------------------------- servers
@@ -656,18 +807,24 @@ api_bind_addr = "127.0.0.1:{admin}"
 
 
 class Pan:
-    def __init__(self, name, bins, env, data_dir, workers=0):
+    def __init__(self, name, bins, env, data_dir, workers=0, user="bench", log=None):
         self.name = name
         self.data = data_dir
         os.makedirs(data_dir, exist_ok=True)
         base_env = {k: os.environ[k] for k in ("PATH", "HOME", "TMPDIR") if k in os.environ}
-        self.env = dict(base_env, **env, PAN_DATA_DIR=data_dir, PAN_LOG=os.environ.get("PAN_BENCH_LOG", "warn"))
+        self.env = dict(base_env, **env, PAN_DATA_DIR=data_dir,
+                        PAN_LOG=log or os.environ.get("PAN_BENCH_LOG", "warn"))
         api_env = dict(self.env, PAN_LISTEN="127.0.0.1:0")
         argv = [os.path.join(bins, "api")] + (["--no-worker"] if workers else [])
         self.api = spawn(argv, env=api_env, stdout=subprocess.PIPE, text=True,
                          stderr=open(os.path.join(data_dir, "api.log"), "a"), stdin=subprocess.DEVNULL)
-        line = self.api.stdout.readline()
-        m = re.search(r"http://([0-9.]+:\d+)/", line)
+        # The banner's lines (settings first) end with the address.
+        line, m = "", None
+        for _ in range(50):
+            line = self.api.stdout.readline()
+            m = re.search(r"http://([0-9.]+:\d+)/", line)
+            if m or not line:
+                break
         if not m:
             raise BenchError(f"pan's api did not start: {line!r}; see {data_dir}/api.log")
         threading.Thread(target=self.api.stdout.read, daemon=True).start()
@@ -677,8 +834,8 @@ class Pan:
                         for i in range(workers)]
         wait_http(self.base + "/healthz", self.api, "pan")
         h = Http(self.base)
-        h.call("POST", "/usr/signup", {"username": "bench", "password": "benchmark"})
-        self.token = h.call("POST", "/usr/signin", {"username": "bench", "password": "benchmark"})["token"]
+        h.call("POST", "/usr/signup", {"username": user, "password": "benchmark"})
+        self.token = h.call("POST", "/usr/signin", {"username": user, "password": "benchmark"})["token"]
         self.http = Http(self.base, self.token)
         self.backends = {}  # name -> pids of the servers it uses (the fleet's)
         self.auth = f"Authorization: Bearer {self.token}"
@@ -768,6 +925,63 @@ def wrk(url, headers, conns, secs):
     errors = int(m.group(1)) if m else 0
     m = re.search(r"Socket errors: (.*)", out)
     return {"rps": rps, "p99_ms": p99, "non_2xx": errors, "socket_errors": m.group(1) if m else None}
+
+
+# ---------------------------------------------------------------- profiles
+
+
+def perf_hardware_events():
+    """Whether this machine (a VM often has none) counts CPU cycles."""
+    r = subprocess.run(["perf", "stat", "-e", "cycles", "-x,", "true"], capture_output=True, text=True)
+    return r.returncode == 0 and "<not supported>" not in r.stderr and "<not counted>" not in r.stderr
+
+
+def inferno(tool):
+    name = f"inferno-{tool}"
+    path = shutil.which(name) or os.path.expanduser(f"~/.cargo/bin/{name}")
+    if not os.access(path, os.X_OK):
+        raise BenchError(f"{name} is missing (scripts/deps bench installs it)")
+    return path
+
+
+# Groups of the profile's summary, by the first rule that matches: the leaf
+# frame for the first two, any frame of the stack for the rest.
+PROFILE_LEAF_GROUPS = [
+    ("hashing (SHA-1, SHA-256)", r"sha1|sha2|sha256|Sha1|Sha256|compress|digest|block_buffer"),
+    ("memcpy and kernel copies", r"memcpy|memmove|copy_user|copy_to_user|copy_from_user|_copy_to_iter|_copy_from_iter|rep_movs|copy_page"),
+]
+PROFILE_STACK_GROUPS = [
+    ("fsync", r"fsync|fdatasync|sync_file_range|jbd2|blkdev_issue_flush"),
+    ("file write/read syscalls", r"ksys_write|vfs_write|ksys_pwrite|vfs_read|ksys_read|ksys_pread|__x64_sys_(p)?write|__x64_sys_(p)?read|filemap_|ext4_|xfs_|btrfs_"),
+    ("SQL (SQLite, sqlx)", r"sqlite3|sqlx"),
+    ("network (TCP, sockets)", r"tcp_|sock_|__sys_recv|__sys_send|netif|inet_|skb_|loopback"),
+    ("tokio/runtime, threads, allocator", r"tokio|mio::|parking_lot|futex|epoll|__schedule|schedule|malloc|free|_int_|sysmalloc|mmap|munmap|page_fault|asm_exc"),
+]
+
+
+def fold_summary(folded, top=15):
+    """Samples by group and the leaf functions that take most samples."""
+    groups, leaves, total = {}, {}, 0
+    leaf_rules = [(g, re.compile(r)) for g, r in PROFILE_LEAF_GROUPS]
+    stack_rules = [(g, re.compile(r)) for g, r in PROFILE_STACK_GROUPS]
+    with open(folded) as f:
+        for line in f:
+            stack, _, n = line.rstrip("\n").rpartition(" ")
+            if not stack:
+                continue
+            n = int(n)
+            total += n
+            frames = stack.split(";")
+            leaf = frames[-1]
+            leaves[leaf] = leaves.get(leaf, 0) + n
+            group = next((g for g, r in leaf_rules if r.search(leaf)), None)
+            if group is None:
+                group = next((g for g, r in stack_rules if any(r.search(fr) for fr in frames[1:])), "other")
+            groups[group] = groups.get(group, 0) + n
+    pct = lambda n: round(100 * n / total, 1) if total else 0
+    return {"samples": total,
+            "groups_pct": {g: pct(n) for g, n in sorted(groups.items(), key=lambda kv: -kv[1])},
+            "top_leaves_pct": [(leaf[:120], pct(n)) for leaf, n in sorted(leaves.items(), key=lambda kv: -kv[1])[:top]]}
 
 
 # ---------------------------------------------------------------- the benchmark
@@ -883,8 +1097,12 @@ class Bench:
         os.unlink(out)
 
     def openssl(self, rec):
-        rec["openssl_sha1_s"].append(timed(["openssl", "dgst", "-sha1", self.file]))
-        rec["openssl_sha256_s"].append(timed(["openssl", "dgst", "-sha256", self.file]))
+        # Right after nginx_put: the serial baseline of the end-to-end figure
+        # is that PUT, then these two, one after the other.
+        for alg in ("sha1", "sha256"):
+            t, cpu = timed_cpu(["openssl", "dgst", f"-{alg}", self.file])
+            rec[f"openssl_{alg}_s"].append(t)
+            rec.setdefault(f"openssl_{alg}_cpu_s", []).append(cpu)
 
     def nginx_get(self, rec):
         s = self.a.size
@@ -899,7 +1117,7 @@ class Bench:
 
     # -- pan
 
-    def pan_upload(self, pan, dep, size, order_name, rec, verify=False, gets=False, phase_mem=True):
+    def pan_upload(self, pan, dep, size, order_name, rec, verify=False, gets=False, phase_mem=True, around=None):
         """One upload into pan; records ingest, CPU, complete→done, memory, disk."""
         fresh = dep == "fleet"
         need = (3 if fresh else 2) * size  # fleet: the fresh bytes and Garage's copy, then Garage's and 2 of scratch
@@ -908,11 +1126,18 @@ class Bench:
         tag = self.next_tag()
         up = fresh_upload(size, self.work, f"p{tag}") if fresh else self.static_for(size, tag)
         try:
-            uid = pan.init(up, f"bench-{tag}.bin")
             order = list(range(len(up.files)))
             if order_name == "random":
                 random.shuffle(order)
             sync()
+            # End to end: from init to the first status saying done, with the
+            # CPU of pan's processes (and the fleet's servers) over that span.
+            e2e_cpu0 = cpu_seconds(pan.pids())
+            e2e_b0 = {k: cpu_seconds(v) for k, v in pan.backends.items()}
+            if around:
+                around("start")
+            t_e2e0 = now()
+            uid = pan.init(up, f"bench-{tag}.bin")
             SAMPLER.begin()
             cpu0 = cpu_seconds(pan.pids())
             b0 = {k: cpu_seconds(v) for k, v in pan.backends.items()}
@@ -926,6 +1151,14 @@ class Bench:
             pan.check_alive()
             SAMPLER.begin()
             t_done, polls = pan.complete_to_done(uid, self.poll_s)
+            t_e2e = now() - t_e2e0
+            if around:
+                around("stop")
+            rec.setdefault(f"e2e_{order_name}_s", []).append(t_e2e)
+            rec.setdefault(f"pan_cpu_e2e_{order_name}_s", []).append(cpu_seconds(pan.pids()) - e2e_cpu0)
+            for k, v in pan.backends.items():
+                rec.setdefault("backend_cpu_e2e_s", {}).setdefault(f"{k} {order_name}", []).append(
+                    cpu_seconds(v) - e2e_b0[k])
             mem_merge, disk = SAMPLER.end()
             rec.setdefault(f"ingest_{order_name}_s", []).append(t_in)
             rec.setdefault(f"pan_cpu_{order_name}_s", []).append(cpu)
@@ -936,7 +1169,7 @@ class Bench:
             rec["mem"].append({"phase": f"complete→done {order_name}", **mem_merge})
             rec.setdefault("connections", {})["pan"] = connects
             log(f"{dep} {size // MIB} MiB {order_name}: ingest {t_in:.2f} s ({gbps(size, t_in):.2f} GB/s), "
-                f"complete→done {t_done:.2f} s ({polls} polls)")
+                f"complete→done {t_done:.2f} s ({polls} polls); end to end {t_e2e:.2f} s ({gbps(size, t_e2e):.2f} GB/s)")
             if verify:
                 pan.verify(up)
             if gets:
@@ -1040,6 +1273,169 @@ class Bench:
             up.discard()
         return out
 
+    def small_files(self, pan, dep):
+        """Issue 24, item 7: SMALL_FILES single uploads of 1-64 KiB (sizes drawn
+        at random, the same bytes to both) over --small-connections
+        connections, into pan's `POST /file/upload` and nginx's dav PUT,
+        alternately, --runs times; then where pan's time goes."""
+        a = self.a
+        n, conns = a.small_files, a.small_connections
+        out = {k: [] for k in ("pan_fps", "pan_p50_ms", "pan_p99_ms", "pan_cpu_ms_per_file", "nginx_fps",
+                               "nginx_p50_ms", "nginx_p99_ms", "nginx_cpu_ms_per_file", "pan_syncs_per_file",
+                               "nginx_syncs_per_file")}
+        out["files"], out["connections"] = n, conns
+        if not self.fits(3 * n * 64 * 1024, f"{dep} small files"):
+            return out
+        # The api takes 4 single uploads at once and 1 per user
+        # (api/src/limits.rs): one user per connection; a 429 is retried.
+        auths = []
+        for k in range(conns):
+            h = Http(pan.base)
+            user = f"small{k}"
+            h.call("POST", "/usr/signup", {"username": user, "password": "benchmark"}, ok=(200, 201, 409))
+            auths.append("Bearer " + h.call("POST", "/usr/signin", {"username": user, "password": "benchmark"})["token"])
+        out["pan_429_retries"] = []
+        for run in range(a.runs):
+            seed = random.randrange(1 << 30)
+            rng = random.Random(seed)
+            sizes = [rng.randint(1024, 64 * 1024) for _ in range(n)]
+            out.setdefault("bytes", []).append(sum(sizes))
+            for kind in ("nginx", "pan"):
+                sync()
+                pids = self.nginx.pids() if kind == "nginx" else pan.pids()
+                counted = pids + [p for v in pan.backends.values() for p in v] if kind == "pan" else pids
+                counter = syscall_counter(counted)
+                cpu0 = cpu_seconds(pids)
+                if kind == "nginx":
+                    t, lat = small_run("nginx", self.nginx.base, seed, sizes, conns)
+                else:
+                    t, lat = small_run("pan", pan.base, seed, sizes, conns, auths)
+                    out["pan_429_retries"].append(small_run.retries)
+                cpu = cpu_seconds(pids) - cpu0
+                syncs = syscall_counts(counter)
+                out[f"{kind}_fps"].append(n / t)
+                out[f"{kind}_p50_ms"].append(percentile(lat, 50) * 1000)
+                out[f"{kind}_p99_ms"].append(percentile(lat, 99) * 1000)
+                out[f"{kind}_cpu_ms_per_file"].append(cpu / n * 1000)
+                if syncs is not None:
+                    out[f"{kind}_syncs_per_file"].append({k: (v or 0) / n for k, v in syncs.items()})
+                log(f"{dep} small files, {kind}: {n / t:.0f} files/s, p50 {percentile(lat, 50) * 1000:.1f} ms, "
+                    f"p99 {percentile(lat, 99) * 1000:.1f} ms, {cpu / n * 1000:.2f} cpu-ms/file, syncs {syncs}")
+            self.nginx.clear_dav()
+            pan.check_alive()
+        try:
+            out["anatomy"] = self.small_anatomy(dep)
+        except (BenchError, OSError) as e:
+            self.error(f"{dep}: small-file anatomy: {e}")
+        return out
+
+    def small_anatomy(self, dep, count=200):
+        """Where one small upload's time goes: a second api (same settings,
+        its own user; the fleet's on the same MariaDB, Redis and Garage) logs
+        every SQL statement (PAN_LOG sqlx::query=debug) and runs under strace
+        for its sync calls and renames, over `count` uploads sent one at a
+        time (untimed: strace slows it)."""
+        data = os.path.join(self.work, f"pan-{dep}-anatomy")
+        aux = Pan(f"{dep}-anatomy", self.bins, self.pan_env, data, user="anatomy",
+                  log="warn,sqlx::query=debug")
+        try:
+            seed = random.randrange(1 << 30)
+            rng = random.Random(seed)
+            sizes = [rng.randint(1024, 64 * 1024) for _ in range(count + 10)]
+            small_run("pan", aux.base, seed, sizes[:10], 1, f"Bearer {aux.token}")  # warm up
+            logf = os.path.join(data, "api.log")
+            off = os.path.getsize(logf)
+            trace = os.path.join(self.work, f"strace-{dep}.txt")
+            st = None
+            if shutil.which("strace"):
+                st = spawn(["strace", "-f", "-qq", "-y", "-e",
+                            "trace=fsync,fdatasync,sync_file_range,syncfs,rename,renameat,renameat2,linkat",
+                            "-o", trace, "-p", str(aux.api.pid)], stderr=subprocess.DEVNULL)
+                time.sleep(1.0)
+            t, lat = small_run("pan", aux.base, seed + 1, sizes[10:], 1, f"Bearer {aux.token}")
+            if st:
+                st.send_signal(signal.SIGINT)
+                st.wait(30)
+            time.sleep(0.2)
+            with open(logf, errors="replace") as f:
+                f.seek(off)
+                stmts = {}
+                for line in f:
+                    line = re.sub(r"\x1b\[[0-9;]*m", "", line)  # the log's colours
+                    if "sqlx::query" not in line:
+                        continue
+                    m = re.search(r'summary="?\s*([A-Za-z]+)', line)
+                    word = m.group(1).upper() if m else "?"
+                    stmts[word] = stmts.get(word, 0) + 1
+            calls = {}
+            if st:
+                with open(trace, errors="replace") as f:
+                    for line in f:
+                        m = re.match(r"\d+\s+(\w+)\((\d+)<([^>]*)>", line)
+                        if not m:
+                            m2 = re.match(r"\d+\s+(\w+)\(", line)
+                            if m2:
+                                calls[f"{m2.group(1)}"] = calls.get(m2.group(1), 0) + 1
+                            continue
+                        call, path = m.group(1), m.group(3)
+                        if re.search(r"\.(db|sqlite)(-wal|-journal|-shm)?$", path):
+                            where = "SQLite " + ("WAL" if path.endswith("-wal") else "database")
+                        elif os.path.isdir(path):
+                            where = "a directory"
+                        else:
+                            where = "a data file"
+                        key = f"{call} of {where}"
+                        calls[key] = calls.get(key, 0) + 1
+                os.unlink(trace)
+            return {"uploads": count, "seconds_under_strace": t,
+                    "statements_per_file": {k: v / count for k, v in sorted(stmts.items())},
+                    "statements_total_per_file": sum(stmts.values()) / count,
+                    "syscalls_per_file": {k: v / count for k, v in sorted(calls.items())}}
+        finally:
+            aux.stop()
+
+    def profile_upload(self, pan, dep):
+        """--profile: one more upload of SIZE (in order, not counted in the
+        figures) with `perf record` on the api from init to the first `done`;
+        writes the flame graph (inferno) and a summary by group."""
+        a = self.a
+        data = os.path.join(self.work, "perf.data")
+        rec = {}
+        proc = {}
+
+        def around(what):
+            if what == "start":
+                argv = ["perf", "record", "-F", str(a.profile_hz), "-g", "--call-graph", "dwarf,16384",
+                        "-o", data, "-p", str(pan.api.pid)]
+                if not perf_hardware_events():
+                    argv[2:2] = ["-e", "cpu-clock"]
+                proc["p"] = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                             stderr=open(os.path.join(self.work, "perf.log"), "w"))
+                time.sleep(0.5)
+            else:
+                proc["p"].send_signal(signal.SIGINT)
+                proc["p"].wait(120)
+
+        log(f"{dep}: profiling one {a.size // MIB} MiB upload (perf record on the api)")
+        self.pan_upload(pan, dep, a.size, "in_order", rec, around=around)
+        folded = os.path.join(self.work, "upload.folded")
+        with open(folded, "w") as out:
+            script = subprocess.Popen(["perf", "script", "-i", data], stdout=subprocess.PIPE,
+                                      stderr=subprocess.DEVNULL)
+            subprocess.run([inferno("collapse-perf"), "--all"], stdin=script.stdout, stdout=out, check=True)
+            script.wait()
+        os.makedirs(os.path.dirname(a.flame), exist_ok=True)
+        with open(folded) as f, open(a.flame, "w") as svg:
+            subprocess.run([inferno("flamegraph"), "--title",
+                            f"pan api, {a.size // MIB} MiB upload, init to done ({dep}, {os.cpu_count()} cores)",
+                            "--countname", "samples"], stdin=f, stdout=svg, check=True)
+        summary_ = fold_summary(folded)
+        summary_["e2e_s"] = rec.get("e2e_in_order_s", [None])[0]
+        summary_["flame_graph"] = os.path.relpath(a.flame, ROOT)
+        os.unlink(data)
+        log(f"flame graph: {os.path.relpath(a.flame, ROOT)}")
+        return summary_
+
     def error(self, msg):
         log("ERROR: " + msg)
         self.results["errors"].append(msg)
@@ -1056,6 +1452,7 @@ class Bench:
         }
         data = os.path.join(self.work, f"pan-{dep}")
         if dep == "embedded":
+            self.pan_env = limits
             return Pan(dep, self.bins, limits, data)
         # The fleet: MariaDB (scripts/services), a private Redis, the private Garage.
         svc = subprocess.run([os.path.join(ROOT, "scripts/services")], capture_output=True, text=True)
@@ -1080,6 +1477,7 @@ class Bench:
                    PAN_STAGING_URL="s3://pan/staging", PAN_STORE_URL="s3://pan/files",
                    AWS_ENDPOINT=g.endpoint, AWS_ACCESS_KEY_ID=g.key_id, AWS_SECRET_ACCESS_KEY=g.secret,
                    AWS_REGION="garage", AWS_ALLOW_HTTP="true")
+        self.pan_env = env
         pan = Pan(dep, self.bins, env, data, workers=self.a.workers)
         pan.backends = {"redis": [self.redis.pid], "garage": [g.proc.pid],
                         "mariadb": pids_named("mariadbd") or pids_named("mysqld")}
@@ -1106,9 +1504,9 @@ class Bench:
             for run in range(a.runs):
                 log(f"{dep}: run {run + 1} of {a.runs}")
                 self.nginx_put(rec)
+                self.openssl(rec)
                 self.garage_put(rec)
                 self.dd(rec)
-                self.openssl(rec)
                 self.pan_upload(pan, dep, a.size, "in_order", rec, verify=(run == 0), gets=True)
                 self.pan_upload(pan, dep, a.size, "random", rec)
                 self.nginx_get(rec)
@@ -1119,6 +1517,11 @@ class Bench:
                 if not a.no_cli:
                     self.pan_put(pan, dep, rec)
                 pan.check_alive()
+            if a.profile and dep == "embedded":
+                try:
+                    out["profile"] = self.profile_upload(pan, dep)
+                except (BenchError, OSError, subprocess.SubprocessError) as e:
+                    self.error(f"{dep}: profile: {e}")
             log(f"{dep}: wrk")
             out["wrk"] = self.status_wrk(pan, dep)
             sweep = {}
@@ -1136,6 +1539,9 @@ class Bench:
                                                       "ingest_random_s", "done_random_s")}
                 pan.check_alive()
             out["sweep"] = {str(s): {k: summary(v) for k, v in d.items()} for s, d in sweep.items()}
+            if a.small_files:
+                log(f"{dep}: {a.small_files} small files")
+                out["small"] = self.small_files(pan, dep)
         finally:
             out["seconds"] = now() - t_dep
             out["raw"] = rec
@@ -1244,6 +1650,34 @@ def table(res, size, args):
                 ncpu, cs, ratio(tot, ncpu), "—")
         gcpu = [c / gib for c in r["garage_cpu_s"]]
         row("… Garage's CPU per GiB for its multipart upload", pcpu, cs, "Garage", gcpu, cs, ratio(pcpu, gcpu), "—")
+        # End to end (issue 24): init, every chunk, complete, first `done`,
+        # against nginx's PUT of the same chunks, then `openssl dgst -sha1`,
+        # then `-sha256`, one after the other (their times and CPU added up).
+        ser_t = [a + b + c for a, b, c in zip(r["nginx_put_s"], r["openssl_sha1_s"], r["openssl_sha256_s"])]
+        ser_cpu = [(a + b + c) / gib for a, b, c in zip(r["nginx_cpu_s"], r.get("openssl_sha1_cpu_s", []),
+                                                        r.get("openssl_sha256_cpu_s", []))]
+        ser_txt = "nginx PUT, then `openssl dgst -sha1`, then `-sha256`, serially"
+        for order, name in (("in_order", "in order"), ("random", "at random")):
+            e2e = thr(r.get(f"e2e_{order}_s", []))
+            row(f"**end to end** (init, every chunk, complete, first `done`), chunks {name}", e2e, g, ser_txt,
+                thr(ser_t), g, ratio(e2e, thr(ser_t)), "≥ 1.0 (≥ 1.5 within reach)")
+        ecpu = [c / gib for c in r.get("pan_cpu_e2e_in_order_s", [])]
+        bke = {k[:-len(" in_order")]: v for k, v in r.get("backend_cpu_e2e_s", {}).items() if k.endswith(" in_order")}
+        if bke:
+            parts = ", ".join(f"{k} {median(v) / gib:.2f}" for k, v in bke.items())
+            ecpu_all = [c + sum(v[i] for v in bke.values()) / gib for i, c in enumerate(ecpu)]
+            row("**server CPU per GiB, end to end** (in order), pan's processes", ecpu, cs,
+                "nginx + openssl", ser_cpu, cs, ratio(ecpu, ser_cpu), "—")
+            row(f"**… with the servers pan uses** ({parts}; MariaDB is shared, other users count)", ecpu_all, cs,
+                "nginx + openssl", ser_cpu, cs, ratio(ecpu_all, ser_cpu), "≤ 1.2")
+        else:
+            row("**server CPU per GiB, end to end** (in order)", ecpu, cs, "nginx + openssl", ser_cpu, cs,
+                ratio(ecpu, ser_cpu), "≤ 1.2")
+        if ser_cpu:
+            lines_note = (f"| … the baseline's CPU per GiB by part | nginx PUT {median(ncpu):.2f} + SHA-1 "
+                          f"{median(r['openssl_sha1_cpu_s']) / gib:.2f} + SHA-256 "
+                          f"{median(r['openssl_sha256_cpu_s']) / gib:.2f} cpu-s | — | — | — |")
+            lines.append(lines_note)
         for order, tgt in (("in_order", "≤ 0.2"), ("random", "≤ 1.0")):
             done = r.get(f"done_{order}_s", [])
             row(f"`complete → done`, {order.replace('_', ' ')}", done, sec, "`openssl dgst -sha1`",
@@ -1281,11 +1715,51 @@ def table(res, size, args):
                 w["query"]["rps"]["values"], rps, None, "p99 ≤ 20 ms")
             row("`GET /healthz` (no auth, no database)", w["healthz"]["rps"]["values"], rps, "p99",
                 w["healthz"]["p99_ms"]["values"], ms, None, "—")
+        sm = d.get("small")
+        if sm and sm.get("pan_fps"):
+            fps = lambda x: f"{x:.0f} files/s"
+            ms = lambda x: f"{x:.1f} ms"
+            cms = lambda x: f"{x:.2f} cpu-ms"
+            n_, c_ = sm["files"], sm["connections"]
+            rt = sm.get("pan_429_retries") or [0]
+            row(f"**small files**: {n_} single uploads of 1–64 KiB (`POST /file/upload`), {c_} connections "
+                f"(one user each; {max(rt)} answers 429 retried)",
+                sm["pan_fps"], fps, "nginx dav PUT of the same files", sm["nginx_fps"], fps,
+                ratio(sm["pan_fps"], sm["nginx_fps"]), "≥ 0.5")
+            row("… p50 latency", sm["pan_p50_ms"], ms, "nginx", sm["nginx_p50_ms"], ms,
+                ratio(sm["pan_p50_ms"], sm["nginx_p50_ms"]), "—")
+            row("… p99 latency", sm["pan_p99_ms"], ms, "nginx", sm["nginx_p99_ms"], ms,
+                ratio(sm["pan_p99_ms"], sm["nginx_p99_ms"]), "—")
+            row("… server CPU per file" + (" (pan's processes)" if dep == "fleet" else ""),
+                sm["pan_cpu_ms_per_file"], cms, "nginx", sm["nginx_cpu_ms_per_file"], cms,
+                ratio(sm["pan_cpu_ms_per_file"], sm["nginx_cpu_ms_per_file"]), "—")
+            if sm.get("pan_syncs_per_file"):
+                agg = lambda runs: ", ".join(f"{k} {median([x.get(k, 0) for x in runs]):.2f}"
+                                             for k in sorted({k for x in runs for k in x}) if any(x.get(k) for x in runs)) or "none"
+                who = "pan's processes + MariaDB, Redis, Garage" if dep == "fleet" else "pan"
+                lines.append(f"| … sync calls per file ({who}; perf's syscall tracepoints) | "
+                             f"{agg(sm['pan_syncs_per_file'])} | nginx: {agg(sm['nginx_syncs_per_file'])} | — | — |")
+            an = sm.get("anatomy")
+            if an:
+                st = ", ".join(f"{k} {v:.1f}" for k, v in an["statements_per_file"].items())
+                lines.append(f"| … SQL statements per file (sqlx's log, {an['uploads']} uploads one at a time) | "
+                             f"{an['statements_total_per_file']:.1f} ({st}) | — | — | — |")
+                sc = ", ".join(f"{k} {v:.2f}" for k, v in an["syscalls_per_file"].items())
+                lines.append(f"| … pan api's sync calls and renames per file (strace) | {sc or 'none'} | — | — | — |")
         if r.get("pan_put_s"):
             base = [a + b for a, b in zip(r.get("ingest_in_order_s", []), r.get("done_in_order_s", []))]
             row("`pan put` (hashing included), time", r["pan_put_s"], sec, "curl's chunks + complete→done", base, sec,
                 ratio(r["pan_put_s"], base), "—")
             row("`pan put` peak VmHWM", r["pan_put_hwm_mib"], mib, "—", None, None, None, "—")
+        prof = d.get("profile")
+        if prof:
+            e2e = f", {prof['e2e_s']:.2f} s under perf" if prof.get("e2e_s") else ""
+            lines.append(f"\n**Profile** of the api over one more {size // MIB} MiB upload, init to done "
+                         f"({prof['samples'] / 1e9:.2f} cpu-s sampled by cpu-clock{e2e}; flame graph "
+                         f"`{prof['flame_graph']}`; share of the api's CPU by group): "
+                         + ", ".join(f"{g} {v}%" for g, v in prof["groups_pct"].items())
+                         + ". Top leaf functions: "
+                         + "; ".join(f"`{l}` {v}%" for l, v in prof["top_leaves_pct"][:10]) + ".\n")
     # The sweep.
     lines.append("\n### `complete → done` by size (median (min–max); ratio to `openssl dgst -sha1` of the same bytes)\n")
     deps = list(res["deployments"])
@@ -1412,8 +1886,18 @@ def main():
     p.add_argument("--poll-ms", type=float, default=1.0,
                    help="pause between status polls after complete (default 1 ms; 0: back to back)")
     p.add_argument("--no-cli", action="store_true", help="skip `pan put`")
+    p.add_argument("--small-files", type=int, default=10000,
+                   help="single uploads of 1-64 KiB per run, pan vs nginx (default 10000; --quick 1000; 0 skips)")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile one more upload of SIZE on the embedded deployment: perf record on the api, "
+                        "init to done, as a flame graph (--flame) and a summary by group")
+    p.add_argument("--profile-hz", type=int, default=999, help="perf's sampling rate (default 999)")
+    p.add_argument("--flame", default=os.path.join(ROOT, "bench/flame-upload.svg"),
+                   help="the flame graph's path (default bench/flame-upload.svg)")
+    p.add_argument("--small-connections", type=int, default=4,
+                   help="connections for the small files, one user each (default 4: the api takes 4 at once, 1 per user)")
     p.add_argument("--quick", action="store_true",
-                   help="a quick check: --size 256 --runs 1 --sweep 64,256 --wrk-seconds 2")
+                   help="a quick check: --size 256 --runs 1 --sweep 64,256 --wrk-seconds 2 --small-files 1000")
     p.add_argument("--disk-margin", type=int, default=4, help="GiB left free at all times (default 4)")
     p.add_argument("--work-dir", default="/var/tmp", help="where the data goes (default /var/tmp)")
     p.add_argument("--out-dir", default=os.path.join(ROOT, "bench/results"))
@@ -1437,6 +1921,8 @@ def main():
             a.sweep = "64,256"
         if "--wrk-seconds" not in argv:
             a.wrk_seconds = 2
+        if "--small-files" not in argv:
+            a.small_files = 1000
     if a.size % 8 or a.size < 16:
         p.error("--size must be a multiple of 8 MiB, at least 16")
     a.size *= MIB
@@ -1457,6 +1943,13 @@ def main():
     for tool in ("curl", "nginx", "wrk", "openssl", "dd"):
         if not shutil.which(tool):
             p.error(f"{tool} is missing (scripts/deps bench installs it)")
+    if a.profile:
+        if not shutil.which("perf"):
+            p.error("perf is missing (scripts/deps bench installs it)")
+        try:
+            inferno("flamegraph")
+        except BenchError as e:
+            p.error(str(e))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     b = Bench(a)
@@ -1469,7 +1962,8 @@ def main():
     res["settings"] = {"size": a.size, "runs": a.runs, "sweep": a.sweep, "sweep_runs": a.sweep_runs,
                        "deployments": a.deployments, "workers": a.workers, "connections": a.connections,
                        "chunk": CHUNK, "wrk_seconds": a.wrk_seconds, "wrk_connections": a.wrk_connections,
-                       "poll_ms": a.poll_ms}
+                       "poll_ms": a.poll_ms, "small_files": a.small_files,
+                       "small_connections": a.small_connections}
     try:
         b.run()
     except BenchError as e:
