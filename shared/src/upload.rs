@@ -695,11 +695,16 @@ impl Uploads {
         // A send again of a chunk received before replaces it only once it has
         // fully arrived: the earlier bytes stay whole until then.
         let at = objects::ChunkAt { id, plan, index };
-        let key = receive::stage_chunk(&*self.staging, at, staged.is_some(), rules, body).await?;
+        // Bytes the hash will want soon are kept for it (see `running_hash`).
+        let keep = (index < hashed + running_hash::KEEP_AHEAD).then_some(&self.hash.keep_budget);
+        let (key, pieces) = receive::stage_chunk(&*self.staging, at, staged.is_some(), rules, keep, body).await?;
         crate::runtime::crash::point("uppart.after_write");
         match self.sessions.mark_chunk(id, index, key.as_ref(), crate::now()).await {
             Ok(previous) => {
                 crate::runtime::crash::point("uppart.after_mark");
+                if let Some(pieces) = pieces {
+                    self.hash.landed(id, index, key.as_ref(), pieces);
+                }
                 // The earlier send's own object goes; a file the chunks share stays.
                 let replaced = previous.filter(|p| p != key.as_ref() && objects::is_own_chunk_object(p, id, index));
                 if let Some(previous) = replaced {

@@ -18,7 +18,7 @@ use shared::stores::meta::{
 use shared::stores::objects::s3::Location;
 use shared::stores::objects::{self, ByteStore, ChunkAt, ChunkWriteError, LocalStore, S3Store, TempFile};
 use shared::stores::uploads::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
-use shared::upload::receive::{BodyRules, compare_chunk, stage_chunk};
+use shared::upload::receive::{BodyRules, KeepBudget, compare_chunk, stage_chunk};
 
 const TTL: u64 = 3600;
 
@@ -793,7 +793,9 @@ async fn put_bytes(s: &dyn ByteStore, key: &str, data: &[u8]) {
 }
 
 /// Sends `data` as chunk `index` of upload `id` (`again`: replacing an
-/// earlier send), in pieces of 1000 bytes; returns the key it is staged under.
+/// earlier send), in pieces of 1000 bytes; returns the key it is staged
+/// under. The pieces kept for the running hash are the bytes sent, and a
+/// budget too small keeps none (and holds nothing once they are dropped).
 async fn put_chunk(
     s: &dyn ByteStore,
     (id, plan): (&UploadId, &ChunkPlan),
@@ -804,7 +806,22 @@ async fn put_chunk(
 ) -> Path {
     let pieces: Vec<&[u8]> = data.chunks(1000).collect();
     let rules = BodyRules { checksum, min_rate: 0 };
-    stage_chunk(s, ChunkAt { id, plan, index }, again, rules, &mut body(&pieces)).await.unwrap()
+    let budget = KeepBudget::new(data.len().max(1));
+    let (key, kept) =
+        stage_chunk(s, ChunkAt { id, plan, index }, again, rules, Some(&budget), &mut body(&pieces)).await.unwrap();
+    let kept = kept.expect("a budget of the chunk's size keeps it");
+    assert_eq!(budget.held(), data.len());
+    assert_eq!(kept.into_pieces().concat(), data);
+    assert_eq!(budget.held(), 0);
+    if !data.is_empty() {
+        let small = KeepBudget::new(data.len() - 1);
+        let again_key =
+            stage_chunk(s, ChunkAt { id, plan, index }, true, rules, Some(&small), &mut body(&pieces)).await.unwrap();
+        assert!(again_key.1.is_none(), "a budget one byte short keeps nothing");
+        assert_eq!(small.held(), 0);
+        return again_key.0;
+    }
+    key
 }
 
 /// All the bytes of chunk `index` staged under `key`.
@@ -882,15 +899,16 @@ async fn byte_store_suite(s: &dyn ByteStore, presigns: bool) {
 
     // …and a send again that it refuses leaves every chunk as it was.
     let at2 = ChunkAt { id: &up, plan: &plan, index: 2 };
-    let outcome = stage_chunk(s, at2, true, BodyRules::default(), &mut body(&[&part(2)[..10], part(2)])).await;
+    let outcome = stage_chunk(s, at2, true, BodyRules::default(), None, &mut body(&[&part(2)[..10], part(2)])).await;
     assert!(matches!(outcome, Err(ChunkWriteError::TooLong { index: 2, expected: 5310 })), "{outcome:?}");
-    let outcome = stage_chunk(s, at2, true, BodyRules::default(), &mut body(&[&part(2)[..5]])).await;
+    let outcome = stage_chunk(s, at2, true, BodyRules::default(), None, &mut body(&[&part(2)[..5]])).await;
     assert!(matches!(outcome, Err(ChunkWriteError::TooShort { expected: 5310, got: 5, .. })), "{outcome:?}");
     let outcome = stage_chunk(
         s,
         at2,
         true,
         BodyRules { checksum: Some(sha1(b"something else")), min_rate: 0 },
+        None,
         &mut body(&[part(2)]),
     )
     .await;
@@ -899,7 +917,7 @@ async fn byte_store_suite(s: &dyn ByteStore, presigns: bool) {
         other => panic!("expected a checksum mismatch: {other:?}"),
     }
     let failed = futures::stream::iter(vec![Ok(Bytes::from_static(b"01")), Err(std::io::Error::other("client gone"))]);
-    let outcome = stage_chunk(s, at2, true, BodyRules::default(), &mut Box::pin(failed)).await;
+    let outcome = stage_chunk(s, at2, true, BodyRules::default(), None, &mut Box::pin(failed)).await;
     assert!(matches!(outcome, Err(ChunkWriteError::Body(_))), "{outcome:?}");
     for (i, k) in [(0, &k0), (1, &k1), (2, &k2)] {
         assert_eq!(read_chunk(s, k, &plan, i).await.as_deref(), Some(part(i)), "chunk {i} after refusals");

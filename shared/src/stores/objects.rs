@@ -524,9 +524,10 @@ impl Backing {
 enum Sink {
     /// The parts of a new object.
     Object(WriteMultipart),
-    /// Positional writes into an upload's data file at `at`, gathered into
-    /// pieces of [`LOCAL_PART_SIZE`].
-    InPlace { file: Arc<std::fs::File>, at: u64, buf: bytes::BytesMut },
+    /// Positional writes into an upload's data file at `at`: the request's
+    /// own buffers, gathered (not copied) until they hold
+    /// [`LOCAL_PART_SIZE`], then written by one call on the blocking pool.
+    InPlace { file: Arc<std::fs::File>, at: u64, pieces: Vec<Bytes>, gathered: usize },
 }
 
 impl Sink {
@@ -536,9 +537,10 @@ impl Sink {
                 writer.wait_for_capacity(1).await?;
                 writer.put(piece);
             }
-            Sink::InPlace { buf, .. } => {
-                buf.extend_from_slice(&piece);
-                if buf.len() >= LOCAL_PART_SIZE {
+            Sink::InPlace { pieces, gathered, .. } => {
+                *gathered += piece.len();
+                pieces.push(piece);
+                if *gathered >= LOCAL_PART_SIZE {
                     self.flush().await?;
                 }
             }
@@ -548,15 +550,21 @@ impl Sink {
 
     /// Writes what an in-place sink has gathered.
     async fn flush(&mut self) -> std::result::Result<(), ChunkWriteError> {
-        if let Sink::InPlace { file, at, buf } = self
-            && !buf.is_empty()
+        if let Sink::InPlace { file, at, pieces, gathered } = self
+            && *gathered > 0
         {
-            let piece = buf.split().freeze();
+            let pieces = std::mem::take(pieces);
             let (file, offset) = (file.clone(), *at);
-            *at += piece.len() as u64;
+            *at += *gathered as u64;
+            *gathered = 0;
             tokio::task::spawn_blocking(move || {
                 use std::os::unix::fs::FileExt;
-                file.write_all_at(&piece, offset)
+                let mut offset = offset;
+                for piece in &pieces {
+                    file.write_all_at(piece, offset)?;
+                    offset += piece.len() as u64;
+                }
+                Ok::<_, std::io::Error>(())
             })
             .await
             .map_err(|e| ChunkWriteError::Io(std::io::Error::other(e)))?
@@ -583,7 +591,7 @@ pub struct ChunkSink {
 impl ChunkSink {
     /// A sink writing in place into an upload's data `file` from offset `at`.
     fn in_place(key: Path, file: Arc<std::fs::File>, at: u64, backing: Backing) -> Self {
-        ChunkSink { key, written: 0, sink: Sink::InPlace { file, at, buf: bytes::BytesMut::new() }, backing }
+        ChunkSink { key, written: 0, sink: Sink::InPlace { file, at, pieces: Vec::new(), gathered: 0 }, backing }
     }
 
     /// Takes the next piece of the chunk.
@@ -616,7 +624,7 @@ impl ChunkSink {
 
 /// Writes `stream` into `file` from offset `at`; returns the bytes written.
 pub(crate) async fn copy_into(file: Arc<std::fs::File>, at: u64, mut stream: ByteStream) -> Result<u64> {
-    let mut sink = Sink::InPlace { file, at, buf: bytes::BytesMut::new() };
+    let mut sink = Sink::InPlace { file, at, pieces: Vec::new(), gathered: 0 };
     let mut got = 0u64;
     while let Some(piece) = stream.next().await {
         let piece = piece?;

@@ -86,7 +86,7 @@ impl Uploads {
             let progress = self.hash.settled_progress(&id).await?;
             tracing::debug!(ms = waited.elapsed().as_millis() as u64, hashed = progress.next, "hash settled");
             let started = std::time::Instant::now();
-            let digests = self.hash.finish_hash(&plan, &keys, &progress).await?;
+            let digests = self.hash.finish_hash(&id, &plan, &keys, &progress).await?;
             let seconds = started.elapsed().as_secs_f64();
             tracing::info!(seconds, hashed_before = progress.next, "hashed the rest");
             Ok::<_, crate::Error>(digests)

@@ -3,6 +3,9 @@
 //! one, no idling and no trickling. The byte store only offers where the
 //! bytes land ([`ChunkSink`]); what counts as a good body is decided here.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use object_store::path::Path;
@@ -74,29 +77,115 @@ trait Pieces {
     fn put(&mut self, piece: Bytes) -> impl Future<Output = Result<(), ChunkWriteError>> + Send;
 }
 
-impl Pieces for ChunkSink {
-    async fn put(&mut self, piece: Bytes) -> Result<(), ChunkWriteError> {
-        ChunkSink::put(self, piece).await
-    }
-}
-
 /// Receives chunk `at` into `store` (`replacing` an earlier send: see
 /// [`ByteStore::open_chunk`]): the key it is staged under once the whole,
-/// good body is durable; on any refusal the sink is aborted.
+/// good body is durable, and, when `keep` allows, the body's pieces (the
+/// request's own buffers, not copies) for the running hash to hash without
+/// reading them back; on any refusal the sink is aborted.
 pub async fn stage_chunk(
     store: &dyn ByteStore,
     at: ChunkAt<'_>,
     replacing: bool,
     rules: BodyRules,
+    keep: Option<&KeepBudget>,
     body: &mut ChunkBody<'_>,
-) -> Result<Path, ChunkWriteError> {
-    let mut sink = store.open_chunk(at, replacing).await?;
-    match receive(&mut sink, at.index, at.plan.chunk_len(at.index), rules, body).await {
-        Ok(_) => sink.finish().await,
+) -> Result<(Path, Option<KeptPieces>), ChunkWriteError> {
+    let sink = store.open_chunk(at, replacing).await?;
+    let mut keeping = Keeping { sink, kept: keep.map(KeptPieces::new) };
+    match receive(&mut keeping, at.index, at.plan.chunk_len(at.index), rules, body).await {
+        Ok(_) => Ok((keeping.sink.finish().await?, keeping.kept)),
         Err(e) => {
-            sink.abort().await;
+            keeping.sink.abort().await;
             Err(e)
         }
+    }
+}
+
+/// The memory a process may spend on bytes kept for its running hash (in
+/// requests still arriving and in chunks waiting for the hash), shared by
+/// everything that keeps some.
+#[derive(Debug, Clone)]
+pub struct KeepBudget {
+    held: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl KeepBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        KeepBudget { held: Default::default(), limit }
+    }
+
+    /// Bytes held now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+}
+
+/// A chunk's pieces, counted against a [`KeepBudget`] until dropped.
+pub struct KeptPieces {
+    budget: KeepBudget,
+    pieces: Vec<Bytes>,
+    size: usize,
+}
+
+impl KeptPieces {
+    fn new(budget: &KeepBudget) -> Self {
+        KeptPieces { budget: budget.clone(), pieces: Vec::new(), size: 0 }
+    }
+
+    /// Keeps `piece` if the budget has room; false (and nothing kept any
+    /// more) when it has not.
+    fn push(&mut self, piece: &Bytes) -> bool {
+        let len = piece.len();
+        if self.budget.held.fetch_add(len, Ordering::Relaxed) + len > self.budget.limit {
+            self.budget.held.fetch_sub(len, Ordering::Relaxed);
+            return false;
+        }
+        self.size += len;
+        self.pieces.push(piece.clone());
+        true
+    }
+
+    /// The bytes kept.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The pieces, in order (no longer counted: the caller is about to use
+    /// and drop them).
+    pub fn into_pieces(mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.pieces)
+    }
+}
+
+impl std::fmt::Debug for KeptPieces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeptPieces({} bytes in {} pieces)", self.size, self.pieces.len())
+    }
+}
+
+impl Drop for KeptPieces {
+    fn drop(&mut self) {
+        self.budget.held.fetch_sub(self.size, Ordering::Relaxed);
+    }
+}
+
+/// A sink that also keeps (a reference to) every piece it is given, while
+/// the budget lets it: once it does not, nothing of the chunk is kept.
+struct Keeping {
+    sink: ChunkSink,
+    kept: Option<KeptPieces>,
+}
+
+impl Pieces for Keeping {
+    async fn put(&mut self, piece: Bytes) -> Result<(), ChunkWriteError> {
+        if let Some(kept) = self.kept.as_mut()
+            && !kept.push(&piece)
+        {
+            self.kept = None;
+        }
+        self.sink.put(piece).await
     }
 }
 

@@ -30,6 +30,7 @@ use crate::domain::error::{Error, Result};
 use crate::domain::hashing::{ContentHasher, Digests};
 use crate::domain::{UploadId, UploadSession};
 use crate::runtime::background::Background;
+use crate::upload::receive::{KeepBudget, KeptPieces};
 
 use crate::stores::objects::Store;
 use crate::stores::uploads::{ChunkMap, HashLeases};
@@ -50,6 +51,42 @@ const WAIT_MAX: Duration = Duration::from_millis(200);
 const ADVANCER_WAIT: Duration = Duration::from_secs(3);
 /// Bytes hashed per blocking call.
 const HASH_BATCH: usize = 1 << 20;
+/// The memory a process spends on received chunks kept for its running
+/// hash, at most (see [`KeepBudget`]): a chunk hashed from them is not read
+/// back from the staging store. Eight chunks of 8 MiB: four connections
+/// sending in order, each with the chunk it sends now and the one it sent
+/// before; a chunk that does not fit is read back.
+pub const KEEP_BUDGET: usize = 64 << 20;
+/// Chunks further than this ahead of the hash are not kept: sent out of
+/// order, they would wait long and push out the ones the hash needs next.
+pub const KEEP_AHEAD: u64 = 8;
+
+/// Chunks received by this process, as the request's buffers, until the
+/// running hash takes them or a newer one needs the room.
+#[derive(Default)]
+pub(crate) struct Landed {
+    /// (upload, index, the key it was marked under, its pieces), oldest first.
+    chunks: std::collections::VecDeque<(UploadId, u64, String, KeptPieces)>,
+}
+
+impl Landed {
+    /// Keeps chunk `index` of `id`, marked under `key`, replacing an earlier
+    /// send's; the oldest others go until a chunk as large could still be
+    /// kept (so chunks the hash never took, an aborted upload's, say, do not
+    /// hold the room for good).
+    fn keep(&mut self, id: &UploadId, index: u64, key: &str, pieces: KeptPieces, budget: &KeepBudget) {
+        self.take(id, index);
+        while budget.held() + pieces.size() > KEEP_BUDGET && self.chunks.pop_front().is_some() {}
+        self.chunks.push_back((id.clone(), index, key.to_owned(), pieces));
+    }
+
+    /// Takes chunk `index` of `id` out, whatever key it was marked under.
+    fn take(&mut self, id: &UploadId, index: u64) -> Option<(String, KeptPieces)> {
+        let at = self.chunks.iter().position(|(i, k, ..)| i == id && *k == index)?;
+        let (_, _, key, pieces) = self.chunks.remove(at)?;
+        Some((key, pieces))
+    }
+}
 
 /// Counts a chunk send as in flight (in [`RunningHash::sends`]) until dropped.
 pub struct SendInFlight(Arc<AtomicUsize>);
@@ -162,6 +199,10 @@ pub(crate) struct RunningHash {
     /// Told whenever a lease of this process is given back or its progress
     /// saved: what a merge in this process waits on.
     pub(crate) changed: Arc<Notify>,
+    /// Chunks this process received that the hash has not taken yet.
+    landed: Arc<std::sync::Mutex<Landed>>,
+    /// What keeping them may cost in memory.
+    pub(crate) keep_budget: KeepBudget,
 }
 
 impl RunningHash {
@@ -172,7 +213,36 @@ impl RunningHash {
         staging: Store,
         background: Background,
     ) -> Self {
-        RunningHash { leases, chunks, staging, background, sends: Default::default(), changed: Default::default() }
+        RunningHash {
+            leases,
+            chunks,
+            staging,
+            background,
+            sends: Default::default(),
+            changed: Default::default(),
+            landed: Default::default(),
+            keep_budget: KeepBudget::new(KEEP_BUDGET),
+        }
+    }
+
+    /// Keeps a chunk's bytes in memory for the hash: call it once the chunk
+    /// is marked under `key`, while its lease is still held, so the hash
+    /// (which takes that lease to read a chunk) finds the bytes the mark names.
+    pub fn landed(&self, id: &UploadId, index: u64, key: &str, pieces: KeptPieces) {
+        self.landed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keep(
+            id,
+            index,
+            key,
+            pieces,
+            &self.keep_budget,
+        );
+    }
+
+    /// Chunk `index` of `id` as kept when it was marked under `key`, if it was.
+    fn take_landed(&self, id: &UploadId, index: u64, key: &str) -> Option<Vec<Bytes>> {
+        let (kept_key, pieces) =
+            self.landed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(id, index)?;
+        (kept_key == key).then(|| pieces.into_pieces())
     }
 
     /// Takes the lease `name` of upload `id`; `None` when another holder has it.
@@ -236,13 +306,21 @@ impl RunningHash {
             let k = progress.next;
             let Some(key) = self.chunks.chunk(id, k).await? else { return Ok(Some(k)) };
             let Some(chunk) = self.lease(id, &chunk_lease(k)).await? else { return Ok(Some(k)) };
+            // Under the chunk's lease: the bytes kept when it was marked under
+            // `key` are the staged ones; anything else is read back.
+            let kept = self.take_landed(id, k, &key);
             let hashed = async {
-                let stream = self
-                    .staging
-                    .read_chunk(&Path::from(key), plan, k)
-                    .await?
-                    .ok_or_else(|| Error::internal("hashing a chunk", format!("chunk {k} is not staged")))?;
-                hash_stream(hasher.clone(), stream, plan.chunk_len(k), &self.sends).await
+                let (stream, batch) = match kept {
+                    Some(pieces) => in_memory(pieces),
+                    None => (
+                        self.staging
+                            .read_chunk(&Path::from(key), plan, k)
+                            .await?
+                            .ok_or_else(|| Error::internal("hashing a chunk", format!("chunk {k} is not staged")))?,
+                        HASH_BATCH,
+                    ),
+                };
+                hash_stream(hasher.clone(), stream, plan.chunk_len(k), batch, &self.sends).await
             }
             .await;
             chunk.release().await;
@@ -257,9 +335,6 @@ impl RunningHash {
         Ok(None)
     }
 
-    /// The hasher a saved progress holds.
-    /// Feeds `stream` (which must hold exactly `len` bytes) to `hasher`, in
-    /// batches hashed on the blocking pool while the next batch is read.
     /// Waits until no chunk of upload `id` is being written: the merge starts
     /// only once every send that began before `complete` is through (a writer
     /// that died stops counting when its lease runs out).
@@ -302,12 +377,13 @@ impl RunningHash {
         self.leases.hash_progress(id).await
     }
 
-    /// The digests of a fully received upload laid out by `plan`, going on
+    /// The digests of a fully received upload `id` laid out by `plan`, going on
     /// from `progress`: only its chunks from `progress.next` on are read, from
     /// where they are staged (`keys`, one per index, in order). `Ok(Err(k))`
     /// when chunk `k` is no longer staged.
     pub async fn finish_hash(
         &self,
+        id: &UploadId,
         plan: &crate::domain::ChunkPlan,
         keys: &[String],
         progress: &HashProgress,
@@ -315,10 +391,15 @@ impl RunningHash {
         let mut hasher = restore(progress)?;
         for (k, key) in keys.iter().enumerate().skip(progress.next as usize) {
             let k = k as u64;
-            let Some(stream) = self.staging.read_chunk(&Path::from(key.as_str()), plan, k).await? else {
-                return Ok(Err(k));
+            // No sends are left (the merge waited for them): kept bytes are the marked ones.
+            let (stream, batch) = match self.take_landed(id, k, key) {
+                Some(pieces) => in_memory(pieces),
+                None => match self.staging.read_chunk(&Path::from(key.as_str()), plan, k).await? {
+                    Some(stream) => (stream, HASH_BATCH),
+                    None => return Ok(Err(k)),
+                },
             };
-            hasher = hash_stream(hasher, stream, plan.chunk_len(k), &self.sends).await?;
+            hasher = hash_stream(hasher, stream, plan.chunk_len(k), batch, &self.sends).await?;
         }
         Ok(Ok(hasher.finish()))
     }
@@ -335,6 +416,7 @@ async fn pause(changed: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>, 
     *step = (*step * 2).min(WAIT_MAX);
 }
 
+/// The hasher a saved progress holds.
 pub fn restore(progress: &HashProgress) -> Result<ContentHasher> {
     if progress.next == 0 {
         return Ok(ContentHasher::new());
@@ -343,10 +425,18 @@ pub fn restore(progress: &HashProgress) -> Result<ContentHasher> {
         .ok_or_else(|| Error::internal("resuming a running hash", "the saved hasher state is corrupt"))
 }
 
+/// Kept pieces as a stream, hashed in one blocking call (they are all here).
+fn in_memory(pieces: Vec<Bytes>) -> (crate::stores::objects::ByteStream, usize) {
+    (futures::stream::iter(pieces.into_iter().map(Ok)).boxed(), usize::MAX)
+}
+
+/// Feeds `stream` (exactly `len` bytes) to `hasher`, `batch` bytes per call
+/// on the blocking pool, reading the next batch meanwhile.
 async fn hash_stream(
     hasher: ContentHasher,
     mut stream: crate::stores::objects::ByteStream,
     len: u64,
+    batch_size: usize,
     sends: &Arc<AtomicUsize>,
 ) -> Result<ContentHasher> {
     let join = |r: std::result::Result<ContentHasher, tokio::task::JoinError>| {
@@ -364,7 +454,7 @@ async fn hash_stream(
             batched += p.len();
             batch.push(p);
         }
-        if (end && !batch.is_empty()) || batched >= HASH_BATCH {
+        if (end && !batch.is_empty()) || batched >= batch_size {
             let pieces = std::mem::take(&mut batch);
             batched = 0;
             let mut hasher = match hashing.take() {

@@ -26,8 +26,11 @@ pub async fn open(url: &str) -> Result<SqlRepo> {
             .map_err(|e| Error::Unavailable { what: "database directory", source: Box::new(e) })?;
     }
     let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
+    // A connection to a file in this process cannot have gone away: no ping
+    // before each use (a round trip to the connection's thread per query).
     let pool = AnyPoolOptions::new()
         .max_connections(8)
+        .test_before_acquire(false)
         .after_connect(|conn, _| {
             Box::pin(async move {
                 conn.execute("PRAGMA journal_mode = WAL").await?;
@@ -45,6 +48,7 @@ pub async fn open(url: &str) -> Result<SqlRepo> {
     // skip the fsync (still atomic: NORMAL in WAL mode loses, never tears).
     let volatile = AnyPoolOptions::new()
         .max_connections(2)
+        .test_before_acquire(false)
         .after_connect(|conn, _| {
             Box::pin(async move {
                 conn.execute("PRAGMA busy_timeout = 10000").await?;
