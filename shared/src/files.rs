@@ -183,7 +183,7 @@ impl Files {
             hasher.update(&buf[..n]);
             out.write_all(&buf[..n]).await.context("writing a temporary file")?;
         }
-        out.sync_all().await.context("syncing a temporary file")?;
+        out.sync_data().await.context("syncing a temporary file")?;
         drop(out);
         let digests = hasher.finish();
         self.tree.check_placement(user, filename, place, Some((&digests.sha256, size as i64))).await?;

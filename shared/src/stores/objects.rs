@@ -351,12 +351,15 @@ pub fn upload_prefix(id: &UploadId) -> Path {
 
 /// Key of a stored file: a server-made id (the upload's id for a merge, so a
 /// retried merge overwrites its own earlier copy; random otherwise), spread
-/// over two directory levels. It holds no content hash, so a presigned URL or
+/// over 256 directories: few enough that after the first files every new
+/// one lands in a directory that exists (a new directory costs a sync of
+/// its parent), many enough to keep each small. (Files stored before keep
+/// their `ab/cd/…` keys: a row names its key.) It holds no content hash, so a presigned URL or
 /// a listing of the bucket says nothing about what the file is, and deleting
 /// one copy of some content never touches another. (Files stored before
 /// 0.1's content-identity change keep their `<sha1>-<size>-<generation>` keys.)
 pub fn file_key(generation: &str) -> Path {
-    Path::from(format!("{}/{}/{generation}", &generation[..2], &generation[2..4]))
+    Path::from(format!("{}/{generation}", &generation[..2]))
 }
 
 /// Why a streamed chunk was refused.

@@ -63,7 +63,11 @@ pub(super) async fn entries(tx: &mut Tx, user_id: i64) -> sqlx::Result<u64> {
 
 impl SqlRepo {
     async fn try_reserve(&self, hold: &Hold<'_>, limits: &Limits) -> std::result::Result<Option<Refusal>, TxError> {
-        let mut tx = self.begin().await?;
+        // An upload's hold outlives the request (the upload resumes after a
+        // restart): it is committed durably. Any other lasts one request and
+        // goes with it in a crash, so its commit skips the sync (the entry
+        // that uses it is committed durably, and that sync carries it too).
+        let mut tx = if hold.upload { self.begin().await? } else { self.begin_volatile().await? };
         lock_user(&mut tx, hold.user_id).await?;
         let s = standing(&mut tx, hold.user_id, hold.id).await?;
         let refusal = if hold.upload

@@ -122,9 +122,19 @@ impl SqlRepo {
 
     /// Starts a transaction that already holds the write lock on SQLite.
     pub(crate) async fn begin(&self) -> sqlx::Result<Transaction<'static, Any>> {
-        match self.dialect {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Dialect::MySql => self.pool.begin().await,
+        Self::begin_on(&self.pool, self.dialect).await
+    }
+
+    /// A write transaction whose commit may be lost to a power cut (never
+    /// torn): on the `volatile` pool.
+    pub(crate) async fn begin_volatile(&self) -> sqlx::Result<Transaction<'static, Any>> {
+        Self::begin_on(&self.volatile, self.dialect).await
+    }
+
+    async fn begin_on(pool: &AnyPool, dialect: Dialect) -> sqlx::Result<Transaction<'static, Any>> {
+        match dialect {
+            Dialect::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::MySql => pool.begin().await,
         }
     }
 }

@@ -91,11 +91,18 @@ impl ByteStore for LocalStore {
     async fn put_file(&self, tmp: &mut TempFile, key: &Path) -> Result<()> {
         let dest = self.path_of(key);
         let parent = dest.parent().map(FsPath::to_path_buf).unwrap_or_else(|| self.dir.clone());
-        create_dirs_durably(&self.dir, &parent).context("creating the file's directory")?;
-        std::fs::rename(&tmp.path, &dest).context("moving the file into the store")?;
+        let (root, from) = (self.dir.clone(), tmp.path.clone());
+        // Directory syncs wait for the disk: on the blocking pool, not on a
+        // thread that serves requests.
+        tokio::task::spawn_blocking(move || {
+            create_dirs_durably(&root, &parent).context("creating the file's directory")?;
+            std::fs::rename(&from, &dest).context("moving the file into the store")?;
+            // The rename is durable only once the directory is synced.
+            File::open(&parent).and_then(|d| d.sync_all()).context("syncing the store directory")
+        })
+        .await
+        .context("storing a file")??;
         tmp.keep = true;
-        // The rename is durable only once the directory is synced.
-        File::open(&parent).and_then(|d| d.sync_all()).context("syncing the store directory")?;
         Ok(())
     }
 
