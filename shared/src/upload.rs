@@ -696,7 +696,7 @@ impl Uploads {
         // fully arrived: the earlier bytes stay whole until then.
         let at = objects::ChunkAt { id, plan, index };
         // Bytes the hash will want soon are kept for it (see `running_hash`).
-        let keep = (index < hashed + running_hash::KEEP_AHEAD).then_some(&self.hash.keep_budget);
+        let keep = (index < hashed + running_hash::KEEP_AHEAD).then(|| self.hash.keep_budget());
         let (key, pieces) = receive::stage_chunk(&*self.staging, at, staged.is_some(), rules, keep, body).await?;
         crate::runtime::crash::point("uppart.after_write");
         match self.sessions.mark_chunk(id, index, key.as_ref(), crate::now()).await {

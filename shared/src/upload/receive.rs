@@ -130,13 +130,13 @@ pub struct KeptPieces {
 }
 
 impl KeptPieces {
-    fn new(budget: &KeepBudget) -> Self {
+    pub(crate) fn new(budget: &KeepBudget) -> Self {
         KeptPieces { budget: budget.clone(), pieces: Vec::new(), size: 0 }
     }
 
     /// Keeps `piece` if the budget has room; false (and nothing kept any
     /// more) when it has not.
-    fn push(&mut self, piece: &Bytes) -> bool {
+    pub(crate) fn push(&mut self, piece: &Bytes) -> bool {
         let len = piece.len();
         if self.budget.held.fetch_add(len, Ordering::Relaxed) + len > self.budget.limit {
             self.budget.held.fetch_sub(len, Ordering::Relaxed);

@@ -53,37 +53,45 @@ const ADVANCER_WAIT: Duration = Duration::from_secs(3);
 const HASH_BATCH: usize = 1 << 20;
 /// The memory a process spends on received chunks kept for its running
 /// hash, at most (see [`KeepBudget`]): a chunk hashed from them is not read
-/// back from the staging store. Eight chunks of 8 MiB: four connections
-/// sending in order, each with the chunk it sends now and the one it sent
-/// before; a chunk that does not fit is read back.
-pub const KEEP_BUDGET: usize = 64 << 20;
+/// back from the staging store. Four chunks of 8 MiB, the pace of four
+/// connections sending in order. Once it is spent, arriving chunks are not
+/// kept (the hash reads them back later), so what is kept is what the hash
+/// needs next.
+pub const KEEP_BUDGET: usize = 32 << 20;
 /// Chunks further than this ahead of the hash are not kept: sent out of
-/// order, they would wait long and push out the ones the hash needs next.
+/// order, they would wait long and hold the room the next ones need.
 pub const KEEP_AHEAD: u64 = 8;
+/// A kept chunk the hash has not taken in this long (its upload was
+/// aborted, or the hash moved to another process) gives its room back.
+const KEEP_TTL: Duration = Duration::from_secs(60);
 
 /// Chunks received by this process, as the request's buffers, until the
-/// running hash takes them or a newer one needs the room.
+/// running hash takes them.
 #[derive(Default)]
 pub(crate) struct Landed {
-    /// (upload, index, the key it was marked under, its pieces), oldest first.
-    chunks: std::collections::VecDeque<(UploadId, u64, String, KeptPieces)>,
+    /// (upload, index, the key it was marked under, its pieces, when kept), oldest first.
+    chunks: std::collections::VecDeque<(UploadId, u64, String, KeptPieces, std::time::Instant)>,
 }
 
 impl Landed {
     /// Keeps chunk `index` of `id`, marked under `key`, replacing an earlier
-    /// send's; the oldest others go until a chunk as large could still be
-    /// kept (so chunks the hash never took, an aborted upload's, say, do not
-    /// hold the room for good).
-    fn keep(&mut self, id: &UploadId, index: u64, key: &str, pieces: KeptPieces, budget: &KeepBudget) {
+    /// send's.
+    fn keep(&mut self, id: &UploadId, index: u64, key: &str, pieces: KeptPieces) {
         self.take(id, index);
-        while budget.held() + pieces.size() > KEEP_BUDGET && self.chunks.pop_front().is_some() {}
-        self.chunks.push_back((id.clone(), index, key.to_owned(), pieces));
+        self.chunks.push_back((id.clone(), index, key.to_owned(), pieces, std::time::Instant::now()));
+    }
+
+    /// Lets chunks kept longer than [`KEEP_TTL`] go.
+    fn expire(&mut self) {
+        while self.chunks.front().is_some_and(|c| c.4.elapsed() > KEEP_TTL) {
+            self.chunks.pop_front();
+        }
     }
 
     /// Takes chunk `index` of `id` out, whatever key it was marked under.
     fn take(&mut self, id: &UploadId, index: u64) -> Option<(String, KeptPieces)> {
         let at = self.chunks.iter().position(|(i, k, ..)| i == id && *k == index)?;
-        let (_, _, key, pieces) = self.chunks.remove(at)?;
+        let (_, _, key, pieces, _) = self.chunks.remove(at)?;
         Some((key, pieces))
     }
 }
@@ -202,7 +210,7 @@ pub(crate) struct RunningHash {
     /// Chunks this process received that the hash has not taken yet.
     landed: Arc<std::sync::Mutex<Landed>>,
     /// What keeping them may cost in memory.
-    pub(crate) keep_budget: KeepBudget,
+    keep_budget: KeepBudget,
 }
 
 impl RunningHash {
@@ -229,13 +237,14 @@ impl RunningHash {
     /// is marked under `key`, while its lease is still held, so the hash
     /// (which takes that lease to read a chunk) finds the bytes the mark names.
     pub fn landed(&self, id: &UploadId, index: u64, key: &str, pieces: KeptPieces) {
-        self.landed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keep(
-            id,
-            index,
-            key,
-            pieces,
-            &self.keep_budget,
-        );
+        self.landed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keep(id, index, key, pieces);
+    }
+
+    /// The budget a chunk's send may keep its bytes under, once the chunks
+    /// kept too long have given theirs back.
+    pub fn keep_budget(&self) -> &KeepBudget {
+        self.landed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).expire();
+        &self.keep_budget
     }
 
     /// Chunk `index` of `id` as kept when it was marked under `key`, if it was.
@@ -483,4 +492,40 @@ async fn hash_stream(
         return Err(Error::internal("hashing a chunk", format!("{got} bytes staged, {len} expected")));
     }
     Ok(hasher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kept(budget: &KeepBudget, bytes: &'static [u8]) -> KeptPieces {
+        let mut pieces = KeptPieces::new(budget);
+        assert!(pieces.push(&Bytes::from_static(bytes)));
+        pieces
+    }
+
+    /// A kept chunk is taken once, by its upload and index; a send again
+    /// replaces it; its bytes count against the budget until they are used.
+    #[test]
+    fn landed_chunks_are_taken_once_and_replaced_by_a_send_again() {
+        let budget = KeepBudget::new(10);
+        let (a, b) = (UploadId::generate(), UploadId::generate());
+        let mut landed = Landed::default();
+        landed.keep(&a, 0, "k0", kept(&budget, b"abc"));
+        landed.keep(&b, 0, "k0", kept(&budget, b"de"));
+        assert_eq!(budget.held(), 5);
+        landed.keep(&a, 0, "k1", kept(&budget, b"xyz!"));
+        assert_eq!(budget.held(), 6, "the earlier send's bytes are given back");
+        let (key, pieces) = landed.take(&a, 0).unwrap();
+        assert_eq!((key.as_str(), pieces.into_pieces().concat()), ("k1", b"xyz!".to_vec()));
+        assert!(landed.take(&a, 0).is_none());
+        assert_eq!(budget.held(), 2);
+        // Past the budget nothing more is kept.
+        let mut big = KeptPieces::new(&budget);
+        assert!(big.push(&Bytes::from_static(b"12345678")));
+        assert!(!big.push(&Bytes::from_static(b"9")));
+        drop(big);
+        drop(landed);
+        assert_eq!(budget.held(), 0);
+    }
 }

@@ -288,15 +288,30 @@ fn create_dirs_durably(root: &FsPath, dir: &FsPath) -> std::io::Result<()> {
     }
 }
 
-/// Bytes read from a local file per call on the blocking pool.
-const READ_PIECE: u64 = 1 << 20;
+/// Bytes read from a local file per call on the blocking pool. With the
+/// next piece read ahead while one is sent, a download holds two.
+const READ_PIECE: u64 = 512 << 10;
+
+/// One read of a local file on the blocking pool: the file back, and the
+/// next `want` bytes from where it is (fewer at its end).
+type PieceRead = tokio::task::JoinHandle<std::io::Result<(File, Vec<u8>)>>;
+
+fn read_piece(file: File, want: u64) -> PieceRead {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut piece = Vec::with_capacity(want as usize);
+        (&file).take(want).read_to_end(&mut piece)?;
+        Ok((file, piece))
+    })
+}
 
 /// The bytes `range` (all when `None`) of a local file, [`READ_PIECE`] at a
 /// time: each piece read on the blocking pool straight into the buffer that
 /// is handed on (one copy, from the page cache; tokio's `File` would add a
-/// second through its own buffer, and a hand-off per 16 KiB to 256 KiB).
+/// second through its own buffer), the next one read while this one is
+/// used.
 async fn local_range(path: PathBuf, range: Option<Range<u64>>) -> std::io::Result<ByteStream> {
-    use std::io::{Read, Seek};
+    use std::io::Seek;
     let start = range.as_ref().map_or(0, |r| r.start);
     let (file, len) = tokio::task::spawn_blocking(move || {
         let mut file = File::open(&path)?;
@@ -306,26 +321,18 @@ async fn local_range(path: PathBuf, range: Option<Range<u64>>) -> std::io::Resul
     })
     .await
     .map_err(std::io::Error::other)??;
-    let end = range.map_or(len, |r| r.end);
-    let pieces = futures::stream::try_unfold(Some((file, start)), move |state| async move {
-        let Some((file, at)) = state else { return Ok(None) };
-        if at >= end {
-            return Ok::<_, std::io::Error>(None);
-        }
-        let want = (end - at).min(READ_PIECE);
-        let (file, piece) = tokio::task::spawn_blocking(move || {
-            let mut piece = Vec::with_capacity(want as usize);
-            (&file).take(want).read_to_end(&mut piece)?;
-            Ok::<_, std::io::Error>((file, piece))
-        })
-        .await
-        .map_err(std::io::Error::other)??;
+    let end = range.map_or(len, |r| r.end).max(start);
+    let first = (end > start).then(|| read_piece(file, (end - start).min(READ_PIECE)));
+    let pieces = futures::stream::try_unfold((first, start), move |(reading, at)| async move {
+        let Some(reading) = reading else { return Ok::<_, std::io::Error>(None) };
+        let (file, piece) = reading.await.map_err(std::io::Error::other)??;
+        let at = at + piece.len() as u64;
+        // A file shorter than the range ends the stream; callers check lengths.
         if piece.is_empty() {
             return Ok(None);
         }
-        // A file shorter than the range ends the stream; callers check lengths.
-        let next = (piece.len() as u64 == want).then_some((file, at + want));
-        Ok::<_, std::io::Error>(Some((bytes::Bytes::from(piece), next)))
+        let next = (at < end).then(|| read_piece(file, (end - at).min(READ_PIECE)));
+        Ok(Some((bytes::Bytes::from(piece), (next, at))))
     });
     Ok(pieces.map_err(|e| Error::internal("reading a file", e)).boxed())
 }
