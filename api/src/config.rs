@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use clap::Parser;
 use shared::runtime::config::Settings;
 
-use crate::ratelimit::{RateSettings, TrustedProxies};
+use crate::ratelimit::TrustedProxies;
+use shared::accounts::limits::RateSettings;
 
 /// pan's HTTP API: users, chunked resumable uploads, files.
 ///
@@ -161,7 +162,6 @@ impl ApiConfig {
             signin_user: self.signin_user_rate,
             signup: self.signup_rate,
             share_password: self.share_password_rate,
-            trusted: self.trusted_proxies.clone().unwrap_or_default(),
         }
     }
 

@@ -116,7 +116,10 @@ pub async fn build(config: ApiConfig) -> Result<App, OpenError> {
         config.max_connections_per_address as usize,
         config.trusted_proxies.clone().unwrap_or_default(),
     );
-    let rate_limits = Arc::new(RateLimits::new(config.rate_settings()));
+    let rate_limits = Arc::new(RateLimits::new(
+        services.rate_limiter(config.rate_settings()),
+        config.trusted_proxies.clone().unwrap_or_default(),
+    ));
     let state = AppState {
         services: Arc::new(services),
         settings: Arc::new(config.settings),

@@ -6,6 +6,7 @@
 //! - [`password`]: Argon2id hashing on a bounded pool.
 //! - [`operator`]: `api admin`'s account commands, which need only the database.
 
+pub mod limits;
 pub mod operator;
 pub mod password;
 

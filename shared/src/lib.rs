@@ -204,6 +204,12 @@ impl Services {
         (self.stores.jobs.merges.clone(), self.stores.jobs.backups.clone())
     }
 
+    /// The rate limits of `settings`, on this deployment's buckets (shared
+    /// by every api process on the fleet).
+    pub fn rate_limiter(&self, settings: accounts::limits::RateSettings) -> accounts::limits::RateLimiter {
+        accounts::limits::RateLimiter::new(self.stores.data.limits.clone(), settings)
+    }
+
     /// The largest piece a chunk body is staged in, in bytes (the api sizes
     /// its memory cap on chunks in flight by it).
     pub fn staging_part_size(&self) -> usize {

@@ -1167,3 +1167,45 @@ async fn unfinished_multipart_uploads_are_aborted_by_age_on_garage() {
     raw.abort_multipart(&inside, &begun).await.unwrap();
     assert_eq!(local_store(&dir).abort_stale_uploads(std::time::Duration::ZERO).await.unwrap(), 0);
 }
+
+/// What every rate-bucket store must do: a limit of N a minute takes N at
+/// once and refuses the next with the wait until a cell is back (at most
+/// 60/N s); a cell given back can be taken again; keys are independent.
+async fn rate_buckets_suite(b: &dyn shared::stores::limits::RateBuckets) {
+    let key = format!("k{}", hex::encode(rand::random::<[u8; 6]>()));
+    for i in 0..3 {
+        assert_eq!(b.take(&key, 3).await.unwrap(), Ok(()), "cell {i} of 3");
+    }
+    let wait = b.take(&key, 3).await.unwrap().expect_err("a fourth cell in a minute");
+    assert!(wait > std::time::Duration::ZERO && wait <= std::time::Duration::from_secs(20), "{wait:?}");
+    b.give_back(&key, 3).await.unwrap();
+    assert_eq!(b.take(&key, 3).await.unwrap(), Ok(()), "the cell given back");
+    assert!(b.take(&key, 3).await.unwrap().is_err());
+    assert_eq!(b.take(&format!("{key}-other"), 3).await.unwrap(), Ok(()), "another key has its own bucket");
+    // Giving back to a bucket never taken from is harmless.
+    b.give_back(&format!("{key}-never"), 3).await.unwrap();
+    assert_eq!(b.take(&format!("{key}-never"), 1).await.unwrap(), Ok(()));
+    assert!(b.take(&format!("{key}-never"), 1).await.unwrap().is_err());
+}
+
+/// The in-process rate buckets do what every rate-bucket store must.
+#[tokio::test]
+async fn rate_buckets_in_memory() {
+    rate_buckets_suite(&shared::stores::limits::MemoryBuckets::default()).await;
+}
+
+/// The Redis rate buckets do what every rate-bucket store must, and two
+/// stores on one Redis share their buckets (as two api processes do).
+#[tokio::test]
+async fn rate_buckets_on_redis() {
+    let client = redis::Client::open(redis_url()).unwrap();
+    let con = client.get_connection_manager().await.expect("Redis is unreachable; scripts/test starts it");
+    let prefix = format!("pan_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+    let one = shared::stores::limits::redis::RedisBuckets::new(con.clone(), &prefix);
+    rate_buckets_suite(&one).await;
+    let two = shared::stores::limits::redis::RedisBuckets::new(con, &prefix);
+    use shared::stores::limits::RateBuckets;
+    assert_eq!(one.take("shared", 2).await.unwrap(), Ok(()));
+    assert_eq!(two.take("shared", 2).await.unwrap(), Ok(()));
+    assert!(one.take("shared", 2).await.unwrap().is_err(), "the second store took the other cell");
+}

@@ -426,3 +426,45 @@ both!(
         assert!(log.contains("signup=open (set)"), "{log}");
     }
 );
+
+/// Thirty wrong signins for one user, spread over two api processes on one
+/// Redis (as a load balancer spreads them): the per-(name, address) limit
+/// of 10 lets 10 through in all, not 10 per process; a signup limit of 3
+/// too. The buckets live in Redis, shared by the fleet.
+#[tokio::test]
+async fn two_api_processes_share_one_budget() {
+    let mut app = TestApp::builder(Deployment::Fleet)
+        .env("PAN_SIGNIN_RATE", "1000")
+        .env("PAN_SIGNIN_USER_RATE", "10")
+        .env("PAN_SIGNUP_RATE", "3")
+        .spawn()
+        .await;
+    let second = app.spawn_another_api().await;
+    let bases = [app.base.clone(), second];
+    let name = uname("shared");
+    let mut codes = Vec::new();
+    for i in 0..30 {
+        let url = format!("{}/usr/signin", bases[i % 2]);
+        let resp = app.http.post(url).json(&json!({"username": name, "password": format!("guess {i}")})).send();
+        let resp = resp.await.unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(body["code"], "RATE_LIMITED", "{body}");
+        } else {
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        }
+        codes.push(status);
+    }
+    let through = codes.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    assert_eq!(through, 10, "{codes:?}");
+    let mut signups = Vec::new();
+    for i in 0..6 {
+        let url = format!("{}/usr/signup", bases[i % 2]);
+        let body = json!({"username": uname("bulk"), "password": "correct horse"});
+        signups.push(app.http.post(url).json(&body).send().await.unwrap().status());
+    }
+    let created = signups.iter().filter(|s| **s == StatusCode::CREATED).count();
+    assert_eq!(created, 3, "{signups:?}");
+    assert!(signups.iter().all(|s| [StatusCode::CREATED, StatusCode::TOO_MANY_REQUESTS].contains(s)), "{signups:?}");
+}

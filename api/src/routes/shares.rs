@@ -348,13 +348,13 @@ impl PublicShareApi {
     ) -> Result<Json<ShareAccess>, UnlockErrors> {
         let s = state.services.shares.find(&link.0).await?;
         let attempt = match s.password_hash {
-            Some(_) => Some(state.rate_limits.share_password(state.rate_limits.client_ip(req), &s.link)?),
+            Some(_) => Some(state.rate_limits.share_password(req, &s.link).await?),
             None => None,
         };
         let (access, expires_at) = state.services.shares.unlock(&s, body.0.password.0).await?;
         // The right password: this attempt is not held against anyone.
         if let Some(attempt) = attempt {
-            attempt.forgive();
+            attempt.forgive().await?;
         }
         Ok(Json(ShareAccess { access, expires_at }))
     }

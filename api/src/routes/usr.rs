@@ -266,7 +266,7 @@ impl UsrApi {
         body: Json<NewAccount>,
         req: &poem::Request,
     ) -> Result<SignupResponse, SignupErrors> {
-        state.rate_limits.signup(state.rate_limits.client_ip(req))?;
+        state.rate_limits.signup(req).await?;
         let user = state.services.accounts.signup(&body.username, &body.password, body.invite.as_deref()).await?;
         Ok(SignupResponse::Created(Json(SignupResult { username: user.username, created_at: user.created_at })))
     }
@@ -283,7 +283,7 @@ impl UsrApi {
         body: Json<Credentials>,
         req: &poem::Request,
     ) -> Result<Json<SigninResult>, SigninErrors> {
-        state.rate_limits.signin(state.rate_limits.client_ip(req), &body.username)?;
+        state.rate_limits.signin(req, &body.username).await?;
         let body = body.0;
         let device = body.device.as_deref();
         let signed_in = state.services.accounts.signin(&body.username, body.password.0, device).await?;
@@ -337,7 +337,7 @@ impl UsrApi {
         body: Json<PasswordChange>,
         req: &poem::Request,
     ) -> Result<DoneResponse, PasswordErrors> {
-        state.rate_limits.signin(state.rate_limits.client_ip(req), &auth.0.username)?;
+        state.rate_limits.signin(req, &auth.0.username).await?;
         let token = bearer_token(req).unwrap_or_default();
         let body = body.0;
         state.services.accounts.change_password(&auth.0, token, body.current.0, &body.new).await?;

@@ -7,6 +7,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::runtime::config::Settings;
+use crate::stores::limits::redis::RedisBuckets;
+use crate::stores::limits::{MemoryBuckets, RateBuckets};
 use crate::stores::meta::{self as db, MetaRepo};
 use crate::stores::objects::{self, Store};
 use crate::stores::queue::JobQueues;
@@ -52,6 +54,9 @@ pub(crate) struct DataStores {
     pub(crate) backup: Option<Store>,
     /// Where files bound for a remote store are assembled.
     pub(crate) scratch: std::path::PathBuf,
+    /// Rate limits' buckets: in Redis when there is one (every api process
+    /// shares them), else in this process.
+    pub(crate) limits: Arc<dyn RateBuckets>,
     /// The Redis connection, when Redis holds the upload state (the queue
     /// shares it).
     redis: Option<ConnectionManager>,
@@ -83,14 +88,20 @@ impl DataStores {
             Some(url) => Some(objects::open(url, "PAN_BACKUP_URL", &scratch).map_err(fail("PAN_BACKUP_URL"))?),
             None => None,
         };
-        let (uploads, redis): (Arc<dyn UploadStore>, _) = match &settings.redis_url {
+        let (uploads, limits, redis): (Arc<dyn UploadStore>, Arc<dyn RateBuckets>, _) = match &settings.redis_url {
             Some(url) => {
                 let con = connect_redis(url).await?;
-                (Arc::new(RedisUploads::new(con.clone(), &settings.redis_prefix, settings.upload_ttl)), Some(con))
+                (
+                    Arc::new(RedisUploads::new(con.clone(), &settings.redis_prefix, settings.upload_ttl)),
+                    Arc::new(RedisBuckets::new(con.clone(), &settings.redis_prefix)),
+                    Some(con),
+                )
             }
-            None => (Arc::new(SqlUploads::new(repo.clone(), settings.upload_ttl)), None),
+            None => {
+                (Arc::new(SqlUploads::new(repo.clone(), settings.upload_ttl)), Arc::new(MemoryBuckets::default()), None)
+            }
         };
-        Ok(DataStores { repo: Arc::new(repo), uploads, staging, files, backup, scratch, redis })
+        Ok(DataStores { repo: Arc::new(repo), uploads, staging, files, backup, scratch, limits, redis })
     }
 }
 
