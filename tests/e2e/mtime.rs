@@ -52,7 +52,8 @@ both!(
     /// that time (distinct from its upload time) in the status, `/file/query`,
     /// `/folder/list`, `/folder/stat`, search, and as the download's
     /// `Last-Modified`; an instant upload of the same content takes the time
-    /// its own init declared.
+    /// its own init declared, also when the instant comes at `declare` (the
+    /// session kept it).
     init_with_mtime_gives_the_entry_that_time,
     |app| {
         let token = app.user("mt").await;
@@ -88,6 +89,16 @@ both!(
         let (code, init) = app.post_json("/file/mupload/init", Some(&token), &body).await;
         assert_eq!((code, init["status"].as_str()), (StatusCode::OK, Some("instant")), "{init}");
         assert_eq!(init["file"]["mtime"], BILLENNIUM + 7, "{init}");
+
+        // Begun without hashes, kept in the session: declare finds it instant.
+        let body = json!({"filename": "third.bin", "filesize": data.len(), "mtime": BILLENNIUM + 9});
+        let (code, init) = app.post_json("/file/mupload/init", Some(&token), &body).await;
+        assert_eq!((code, init["status"].as_str()), (StatusCode::OK, Some("new")), "{init}");
+        let id = init["uploadID"].as_str().unwrap();
+        let hashes = json!({"filehash": sha1_hex(&data), "sha256": sha256_hex(&data)});
+        let (code, declared) = app.post_json(&format!("/file/mupload/declare?uploadID={id}"), Some(&token), &hashes).await;
+        assert_eq!((code, declared["status"].as_str()), (StatusCode::OK, Some("instant")), "{declared}");
+        assert_eq!(declared["file"]["mtime"], BILLENNIUM + 9, "{declared}");
     }
 );
 
@@ -182,5 +193,35 @@ both!(
         assert_eq!((code, &renamed["mtime"]), (StatusCode::OK, &json!(BILLENNIUM)), "{renamed}");
         let (_, stat) = app.call("GET", "/folder/stat?path=/docs/paper.txt", Some(&token)).await;
         assert_eq!(stat["mtime"], BILLENNIUM, "{stat}");
+    }
+);
+
+both!(
+    /// A shared folder's public listing shows its files' mtime, and its zip
+    /// gives each member the file's mtime (not its upload time).
+    shared_folders_show_mtime_in_listing_and_zip,
+    |app| {
+        let token = app.user("mz").await;
+        let (_, dir) = app.post_json("/folder/create", Some(&token), &json!({"name": "pub"})).await;
+        let folder = dir["id"].as_str().unwrap().to_owned();
+        let fields = [("mtime", BILLENNIUM.to_string()), ("folder", folder.clone())];
+        let (code, f) = single(&app, &token, "p.txt", b"public", &fields).await;
+        assert_eq!(code, StatusCode::CREATED, "{f}");
+        let (code, share) = app.post_json("/share/create", Some(&token), &json!({"id": folder})).await;
+        assert!(code.is_success(), "{share}");
+        let link = share["link"].as_str().unwrap();
+
+        let (code, page) = app.call("GET", &format!("/public/share/list?link={link}&path=/"), None).await;
+        assert_eq!(code, StatusCode::OK, "{page}");
+        assert_eq!(page["entries"][0]["mtime"], BILLENNIUM, "{page}");
+
+        let zip = app.http.get(app.url(&format!("/public/share/zip?link={link}"))).send().await.unwrap();
+        assert_eq!(zip.status(), StatusCode::OK);
+        let zip = zip.bytes().await.unwrap().to_vec();
+        let reader = async_zip::base::read::mem::ZipFileReader::new(zip).await.expect("a readable zip");
+        let entry = reader.file().entries().iter().find(|e| e.filename().as_str().unwrap() == "p.txt").unwrap();
+        let t = entry.last_modification_date();
+        // 2001-09-09 01:46:40 UTC (zip times have two-second steps).
+        assert_eq!((t.year(), t.month(), t.day(), t.hour(), t.minute(), t.second()), (2001, 9, 9, 1, 46, 40));
     }
 );
