@@ -226,6 +226,15 @@ function drawCrumbList(crumbs) {
   }));
 }
 
+/**
+ * When an entry changed, as its row shows it: a file's own modification time
+ * (`mtime`, kept from the uploaded file), a folder's last rename or move.
+ */
+function modified(e) {
+  const t = e.kind === 'file' && Number.isFinite(e.mtime) ? e.mtime : e.updated_at;
+  return el('time', { class: 'modified', title: 'Modified', datetime: new Date(t * 1000).toISOString() }, date(t));
+}
+
 function entryRow(e) {
   const folder = e.kind === 'folder';
   const label = displayName(e.name);
@@ -253,7 +262,7 @@ function entryRow(e) {
     { class: 'meta' },
     folder ? 'Folder' : el('span', { class: 'size' }, bytes(e.size)),
     ' · ',
-    el('time', { datetime: new Date(e.updated_at * 1000).toISOString() }, date(e.updated_at)),
+    modified(e),
   );
   const actions = el('div', { class: 'actions' });
   if (!folder) {

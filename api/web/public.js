@@ -243,7 +243,9 @@ function entryRow(e) {
   const path = state.path === '/' ? `/${e.name}` : `${state.path}/${e.name}`;
   const label = displayName(e.name);
   const row = el('li', { class: `entry ${e.kind}`, 'data-name': e.name, 'data-kind': e.kind });
-  const when = el('time', { datetime: new Date(e.updated_at * 1000).toISOString() }, date(e.updated_at));
+  // A file's own modification time; a folder's last change.
+  const t = e.kind === 'file' && Number.isFinite(e.mtime) ? e.mtime : e.updated_at;
+  const when = el('time', { class: 'modified', datetime: new Date(t * 1000).toISOString() }, date(t));
   if (e.kind === 'folder') {
     row.append(icon(e), el('div', { class: 'what' },
       el('a', { class: 'name', href: `${location.pathname}?${qs({ path })}`, 'data-nav': true }, label),

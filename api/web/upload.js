@@ -141,6 +141,12 @@ function forget(up) {
  * unfinished upload (init answers `resume`) before the file is hashed; a
  * file changed in place gets a new mtime, so a new upload.
  */
+/** The picked file's modification time in Unix seconds, when the server can take it. */
+function mtimeOf(file) {
+  const s = Math.floor(file.lastModified / 1000);
+  return Number.isFinite(s) && s >= 0 && s <= 253402300799 ? s : undefined;
+}
+
 function fingerprintOf(file, folder) {
   const text = `${file.name}\n${file.size}\n${file.lastModified}\n${folder || ''}`;
   let a = 0x811c9dc5;
@@ -275,6 +281,7 @@ export class Upload {
             filesize: this.file.size,
             fingerprint: this.fingerprint,
             folder: this.folder || undefined,
+            mtime: mtimeOf(this.file),
           },
         }),
         gen,

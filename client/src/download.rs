@@ -30,6 +30,8 @@ pub struct Remote {
     pub size: u64,
     /// Its SHA-256 (64 hex) or SHA-1 (40 hex), from the `ETag`.
     pub digest: String,
+    /// Its modification time, from `Last-Modified`: the downloaded file gets it.
+    pub modified: Option<std::time::SystemTime>,
 }
 
 /// Why a download did not finish.
@@ -91,7 +93,12 @@ fn remote_from(id: &str, h: &HeaderMap, size: u64) -> Result<Remote, ApiError> {
         .map(|v| v.trim_start_matches("W/").trim_matches('"').to_ascii_lowercase())
         .ok_or_else(|| ApiError::Protocol("a download without its ETag".into()))?;
     let name = h.get(reqwest::header::CONTENT_DISPOSITION).and_then(|v| v.to_str().ok()).and_then(disposition_name);
-    Ok(Remote { id: id.to_owned(), name, size, digest })
+    let modified = h
+        .get(reqwest::header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+        .map(std::time::SystemTime::from);
+    Ok(Remote { id: id.to_owned(), name, size, digest, modified })
 }
 
 /// The whole size from `Content-Range: bytes a-b/N` or `Content-Length`.
@@ -210,6 +217,13 @@ pub async fn download(
                 return Err(ApiError::Network { base: session.base.clone(), source: e }.into());
             }
             tokio::time::sleep(session.retry.backoff(attempt)).await;
+        }
+    }
+    if let Some(t) = remote.modified {
+        // The file's own modification time, as the server keeps it.
+        let std_file = file.try_clone().await.map_err(io(&part))?.into_std().await;
+        if let Err(source) = std_file.set_modified(t) {
+            return Err(DownloadError::Write { path: part, kept: have, source });
         }
     }
     if let Err(source) = file.sync_all().await {

@@ -187,6 +187,14 @@ struct Stamp {
     mtime_ns: u128,
 }
 
+impl Stamp {
+    /// The modification time as the server takes it: whole Unix seconds
+    /// within 0 ..= 9999-12-31 (a time outside is not sent).
+    fn mtime_secs(&self) -> Option<i64> {
+        i64::try_from(self.mtime_ns / 1_000_000_000).ok().filter(|s| *s <= 253_402_300_799)
+    }
+}
+
 fn stamp(path: &Path) -> Result<Stamp, UploadError> {
     let meta = std::fs::metadata(path).map_err(UploadError::io(path))?;
     let mtime = meta.modified().map_err(UploadError::io(path))?;
@@ -312,6 +320,8 @@ impl Uploader {
             },
             folder: folder.map(|f| typed(&format!("folder id {f:?}"), f)).transpose()?,
             on_conflict,
+            // The entry keeps the local file's modification time.
+            mtime: before.mtime_secs(),
         };
         let init = self.session.call(|| self.session.api().upload_init().body(body.clone()).send()).await?;
         let init = self.prove_if_asked(&path, init).await?;

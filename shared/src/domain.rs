@@ -155,6 +155,9 @@ pub struct UploadSession {
     /// The folder the file goes into (`None`: the root; also the root when
     /// that folder is gone by the time the upload finishes).
     pub folder: Option<FolderId>,
+    /// The file's modification time the client declared at init (Unix
+    /// seconds); the entry gets it (`None`: the time the upload finishes).
+    pub mtime: Option<i64>,
     /// When its current (or last) merge started (Unix seconds).
     pub merge_started_at: Option<i64>,
     /// How many chunks, from the first, the running hash has passed: their
@@ -185,6 +188,38 @@ pub struct UserFile {
     pub uploaded_at: i64,
     /// Last rename (Unix seconds).
     pub updated_at: i64,
+    /// The file's own modification time (Unix seconds), as the uploader
+    /// declared it ([`Mtime`]), else the upload time.
+    pub mtime: i64,
+}
+
+/// A file's modification time as a client declares it: Unix seconds from 0
+/// (1970) to the end of year 9999, the range every client's clock type
+/// (JavaScript's `Date`, a 64-bit `time_t`, `SystemTime`) can show and set.
+/// A time in the future is accepted (clocks drift; the file says so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mtime(i64);
+
+impl Mtime {
+    /// The latest accepted: 9999-12-31T23:59:59Z.
+    pub const MAX: i64 = 253_402_300_799;
+
+    /// Validates Unix seconds: [`ErrorCode::InvalidMtime`] outside `0..=MAX`.
+    pub fn parse(secs: i64) -> error::Result<Self> {
+        if (0..=Self::MAX).contains(&secs) {
+            Ok(Mtime(secs))
+        } else {
+            Err(error::Error::invalid(
+                ErrorCode::InvalidMtime,
+                format!("mtime {secs} is not Unix seconds from 0 to {} (the end of year 9999)", Self::MAX),
+            ))
+        }
+    }
+
+    /// The seconds.
+    pub fn secs(self) -> i64 {
+        self.0
+    }
 }
 
 /// A stored blob, shared by every user who has the same content.
@@ -291,7 +326,8 @@ pub enum SortKey {
     Name,
     /// By size (folders by name).
     Size,
-    /// By the time the entry was made.
+    /// By time: a file's modification time ([`UserFile::mtime`]), a
+    /// folder's creation time.
     Time,
 }
 

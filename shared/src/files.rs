@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use crate::accounts::Accounts;
 use crate::domain::error::{Error, ErrorCode, Result, ResultExt};
 use crate::domain::hashing::ContentHasher;
-use crate::domain::{BackupState, EntryId, FileName, NameRule, Placement, Sha1Hex, StoredFile, User, UserFile};
+use crate::domain::{BackupState, EntryId, FileName, Mtime, NameRule, Placement, Sha1Hex, StoredFile, User, UserFile};
 use crate::runtime::background::Background;
 use crate::stores::meta::MetaRepo;
 use crate::stores::meta::NewUserFile;
@@ -149,12 +149,14 @@ impl Files {
     /// it (SHA-1 and SHA-256), then takes the same dedup path as a merge: the
     /// server holds every byte, so linking to stored content needs no proof.
     /// At most `limit` bytes.
+    #[allow(clippy::too_many_arguments)]
     #[tracing::instrument(name = "single upload", skip(self, user, body), fields(user = user.id))]
     async fn ingest(
         &self,
         user: &User,
         filename: &FileName,
         place: &Placement,
+        mtime: Option<Mtime>,
         mut body: impl AsyncRead + Unpin,
         limit: u64,
         hold: &str,
@@ -196,6 +198,7 @@ impl Files {
             folder: place.folder.as_ref().map(|f| f.as_str()),
             rule: place.rule,
             now: crate::now(),
+            mtime: mtime.map(Mtime::secs),
             hold: Some(hold),
         };
         if let Some(file) = self.repo.link_existing(&entry).await? {
@@ -328,17 +331,19 @@ impl Files {
     /// within the caller's quota: `declared_size` (the spooled part's size)
     /// is reserved before any byte moves, and the reservation becomes the
     /// entry (or is released on failure); the body is counted as it arrives.
+    /// The entry's modification time is `mtime`, else the upload time.
     pub async fn upload_single(
         &self,
         user: &User,
         filename: &FileName,
         place: &Placement,
+        mtime: Option<Mtime>,
         declared_size: u64,
         body: impl AsyncRead + Unpin,
     ) -> Result<UserFile> {
         let hold = crate::random_hex(16);
         self.accounts.reserve(user, &hold, declared_size, false).await?;
-        let stored = self.ingest(user, filename, place, body, self.max_single_upload, &hold).await;
+        let stored = self.ingest(user, filename, place, mtime, body, self.max_single_upload, &hold).await;
         if stored.is_err() {
             self.accounts.release_quietly(&hold).await;
         }

@@ -348,7 +348,7 @@ impl Shares {
                             members.push(ZipMember {
                                 path: format!("{prefix}{}", f.filename),
                                 content: Some(stored),
-                                modified: f.updated_at,
+                                modified: f.mtime,
                             });
                         }
                     }

@@ -16,7 +16,7 @@ use object_store::path::Path;
 use crate::accounts::Accounts;
 use crate::domain::error::{Error, ErrorCode, Result, ResultExt};
 use crate::domain::{
-    ChunkPlan, FileName, NameRule, Placement, Sha1Hex, Sha256Hex, StoredFile, TreeItem, UploadId, UploadSession,
+    ChunkPlan, FileName, Mtime, NameRule, Placement, Sha1Hex, Sha256Hex, StoredFile, TreeItem, UploadId, UploadSession,
     UploadState, User, UserFile,
 };
 use crate::files::ByteRange;
@@ -81,6 +81,9 @@ pub struct NewUpload {
     pub filename: FileName,
     /// Its size in bytes.
     pub filesize: u64,
+    /// Its modification time, when the client gave one (the entry's; else
+    /// the time the upload finishes).
+    pub mtime: Option<Mtime>,
     /// Who vouches for the content's identity.
     pub source: Source,
 }
@@ -252,7 +255,8 @@ impl Uploads {
     /// `name (n).ext` rule when it finishes (the bytes are in by then).
     #[tracing::instrument(name = "init upload", skip(self, user, new, place), fields(user = user.id))]
     pub async fn init(&self, user: &User, new: NewUpload, place: &Placement) -> Result<InitOutcome> {
-        let NewUpload { filename, filesize, source } = new;
+        let NewUpload { filename, filesize, mtime, source } = new;
+        let mtime = mtime.map(Mtime::secs);
         let server_hashed = matches!(source, Source::Server);
         let (filehash, sha256, fingerprint) = match source {
             Source::Client { filehash, sha256, fingerprint } => (filehash, sha256, fingerprint),
@@ -276,7 +280,7 @@ impl Uploads {
         self.tree.check_placement(user, &filename, place, same).await?;
         let mut known = None;
         if let (Some(filehash), Some(sha256)) = (&filehash, &sha256) {
-            match self.known_content(user, filename.as_str(), place, filehash, sha256, filesize, None).await? {
+            match self.known_content(user, filename.as_str(), place, filehash, sha256, filesize, mtime, None).await? {
                 Known::Own(file) => return Ok(InitOutcome::Instant(file, plan)),
                 Known::Elsewhere(stored) => known = Some(stored),
                 Known::Unknown => {}
@@ -321,6 +325,7 @@ impl Uploads {
             reason_code: None,
             entry_id: None,
             folder: place.folder.clone(),
+            mtime,
             merge_started_at: None,
             hashed: 0,
             created_at: now,
@@ -354,6 +359,7 @@ impl Uploads {
         filehash: &Sha1Hex,
         sha256: &Sha256Hex,
         filesize: u64,
+        mtime: Option<i64>,
         upload: Option<&UploadId>,
     ) -> Result<Known> {
         let own = self.repo.own_entry(user.id, sha256.as_str(), filesize as i64).await?;
@@ -398,6 +404,7 @@ impl Uploads {
                 folder: place.folder.as_ref().map(|f| f.as_str()),
                 rule: place.rule,
                 now: crate::now(),
+                mtime,
                 hold,
             };
             let linked = self.repo.link_existing(&entry).await;
@@ -445,7 +452,17 @@ impl Uploads {
         let known = if session.server_hashed {
             Known::Unknown
         } else {
-            self.known_content(user, &session.filename, &place, &filehash, &sha256, size, Some(&session.id)).await?
+            self.known_content(
+                user,
+                &session.filename,
+                &place,
+                &filehash,
+                &sha256,
+                size,
+                session.mtime,
+                Some(&session.id),
+            )
+            .await?
         };
         let challenge = match known {
             Known::Own(file) => {
@@ -578,6 +595,7 @@ impl Uploads {
                 folder: session.folder.as_ref().map(|f| f.as_str()),
                 rule: NameRule::Rename,
                 now: crate::now(),
+                mtime: session.mtime,
                 hold: Some(session.id.as_str()),
             };
             if let Some(file) = self.repo.link_existing(&entry).await? {

@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -509,14 +509,22 @@ test('folders: make one, open it, upload into it; breadcrumbs, reload, back and 
   await expectCrumbs(page, ['Files', 'Projects', 'Drafts']);
   await until('the folder as the title', async () => (await page.title()) === 'Drafts · pan', 5000);
 
-  // Upload into the open folder, from the folder view itself.
+  // Upload into the open folder, from the folder view itself. The picked
+  // file's modification time goes along (init's `mtime`) and its row shows it.
   const note = join(tmp, 'note.txt');
   writeFileSync(note, 'note');
+  utimesSync(note, 1_000_000_000, 1_000_000_000);
   await page.locator('#folder-files').setInputFiles(note);
   await page.locator('li.upload[data-name="note.txt"][data-state="done"]').waitFor();
   assert.match(await page.locator('li.upload[data-name="note.txt"]').textContent(), /into \/Projects\/Drafts/);
   await page.locator('li.file[data-name="note.txt"]').waitFor();
-  assert.equal((await stat('/Projects/Drafts/note.txt')).body.kind, 'file');
+  const noted = (await stat('/Projects/Drafts/note.txt')).body;
+  assert.equal(noted.kind, 'file');
+  assert.equal(noted.mtime, 1_000_000_000);
+  assert.equal(
+    await page.locator('li.file[data-name="note.txt"] time.modified').getAttribute('datetime'),
+    '2001-09-09T01:46:40.000Z',
+  );
 
   // The upload view takes the open folder along.
   await page.getByRole('link', { name: 'Upload', exact: true }).click();

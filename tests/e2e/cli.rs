@@ -596,3 +596,35 @@ both!(
         kill_and_rerun_at_once(&app, 20, 32).await;
     }
 );
+
+both!(
+    /// `pan put` declares the local file's modification time (whole seconds)
+    /// and `pan get`, by path or by id, gives the downloaded file the
+    /// entry's; `pan ls --json` shows it.
+    pan_put_and_get_keep_the_modification_time,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
+    |app| {
+        let pan = Pan::new(&app);
+        pan.login(&app, &uname("clm")).await;
+        let local = tempfile::tempdir().unwrap();
+        let data = test_bytes(200_000, 7);
+        let file = write(local.path(), "m.bin", &data);
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_000_000_000_750);
+        std::fs::File::options().write(true).open(&file).unwrap().set_modified(when).unwrap();
+
+        let put = pan.run(&["put", file.to_str().unwrap(), "/m", "--json"]).await.ok().json();
+        assert_eq!(put[0]["file"]["mtime"], 1_000_000_000, "{put}");
+        let ls = pan.run(&["ls", "/m", "--json"]).await.ok().json();
+        assert_eq!(ls["entries"][0]["mtime"], 1_000_000_000, "{ls}");
+
+        let whole = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        let out = local.path().join("back.bin");
+        pan.run(&["get", "/m/m.bin", out.to_str().unwrap()]).await.ok();
+        assert_eq!(std::fs::read(&out).unwrap(), data);
+        assert_eq!(std::fs::metadata(&out).unwrap().modified().unwrap(), whole);
+        let id = put[0]["file"]["id"].as_str().unwrap();
+        let by_id = local.path().join("by_id.bin");
+        pan.run(&["get", id, by_id.to_str().unwrap()]).await.ok();
+        assert_eq!(std::fs::metadata(&by_id).unwrap().modified().unwrap(), whole);
+    }
+);

@@ -38,6 +38,7 @@ fn session(owner: i64, size: u64, sha256: Option<&str>) -> UploadSession {
         reason_code: None,
         entry_id: None,
         folder: None,
+        mtime: None,
         merge_started_at: None,
         hashed: 0,
         created_at: now,
@@ -228,6 +229,7 @@ async fn repo_suite(r: &dyn MetaRepo) {
         folder: None,
         rule: NameRule::Rename,
         now,
+        mtime: None,
         hold: None,
     };
     let (one, two) = ("a1".repeat(32).leak() as &str, "b2".repeat(32).leak() as &str);
@@ -405,6 +407,7 @@ async fn tree_suite(r: &dyn MetaRepo, user: i64) {
         folder,
         rule: NameRule::Rename,
         now,
+        mtime: None,
         hold: None,
     };
     let deep_id: &'static str = deep.id.clone().leak();
@@ -645,6 +648,7 @@ async fn quota_ledger_suite(a: &dyn MetaRepo, b: &dyn MetaRepo) {
         folder: None,
         rule: NameRule::Rename,
         now: 1,
+        mtime: None,
         hold: Some("single"),
     };
     b.commit_merged(&entry, "ledger-key").await.unwrap();
@@ -747,6 +751,7 @@ async fn share_budget_suite(a: &dyn MetaRepo, b: &dyn MetaRepo) {
         folder: Some(folder),
         rule: NameRule::Rename,
         now,
+        mtime: None,
         hold: None,
     };
     let (top_id, sub_id) = (top.id.clone().leak() as &str, sub.id.clone().leak() as &str);

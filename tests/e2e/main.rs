@@ -17,6 +17,7 @@ mod ingest;
 mod keys;
 mod merge;
 mod migrations;
+mod mtime;
 mod openapi;
 mod power;
 mod rust_client;

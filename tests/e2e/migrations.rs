@@ -1,7 +1,8 @@
 //! Migrations start from a database the previous release made (schema
 //! 0013): names the rules now refuse, twins in Unicode form, a trashed tree.
 //! After opening it with this release, the repository's audit checks are
-//! clean, names follow today's rules and the trash still restores.
+//! clean, names follow today's rules, the trash still restores and old
+//! entries' modification times are their upload times.
 
 use pan_tests::*;
 use shared::domain::{FileName, NameRule, TreeItem};
@@ -65,7 +66,7 @@ async fn fill_previous(pool: &AnyPool) {
             (id.to_owned(), folder.to_owned(), name.to_owned(), trashed.map(str::to_owned));
         async move {
             q("INSERT INTO user_files (entry_id, user_id, file_id, folder, filename, filesize, created_at, updated_at, \
-               trashed_by) VALUES (?, 1, 1, ?, ?, 3, 1, 1, ?)")
+               trashed_by) VALUES (?, 1, 1, ?, ?, 3, 7, 1, ?)")
             .bind(id)
             .bind(folder)
             .bind(name)
@@ -102,6 +103,9 @@ async fn check_current(repo: &SqlRepo) {
     assert!(matches!(back, TreeItem::Folder(d) if d.name == "trash-top"));
     let inside = repo.children_named(1, &"f4".repeat(16), "inside").await.unwrap();
     assert_eq!(inside.len(), 1);
+    // Entries from before modification times (0021) take their upload time.
+    let old = repo.children_named(1, "", "x_y.txt").await.unwrap();
+    assert!(matches!(&old[..], [TreeItem::File(f)] if f.mtime == 7 && f.uploaded_at == 7), "{old:?}");
     // Paths resolve by either form.
     assert_eq!(repo.children_named(1, "", NFD).await.unwrap().len(), 1);
 }

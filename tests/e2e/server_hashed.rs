@@ -19,8 +19,12 @@ struct Embedded {
 
 /// Starts an upload of `data` named `a.bin` with no declared hash.
 async fn init_server_hashed(services: &Services, user: &shared::domain::User, data: &[u8]) -> InitOutcome {
-    let new =
-        NewUpload { filename: FileName::parse("a.bin").unwrap(), filesize: data.len() as u64, source: Source::Server };
+    let new = NewUpload {
+        filename: FileName::parse("a.bin").unwrap(),
+        filesize: data.len() as u64,
+        mtime: None,
+        source: Source::Server,
+    };
     services.uploads.init(user, new, &Placement::default()).await.unwrap()
 }
 

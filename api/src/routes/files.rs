@@ -8,7 +8,7 @@ use poem_openapi::types::MaybeUndefined;
 use poem_openapi::types::multipart::Upload;
 use poem_openapi::{ApiResponse, Multipart, Object, OpenApi};
 use shared::ErrorCode;
-use shared::domain::{EntryId, FileName, FolderId, NameRule, Placement, Sha1Hex, User, UserFile};
+use shared::domain::{EntryId, FileName, FolderId, Mtime, NameRule, Placement, Sha1Hex, User, UserFile};
 use shared::files::{self, ByteRange, DownloadLink, FileRef};
 use shared::tree::PathCache;
 
@@ -40,6 +40,9 @@ pub struct FileInfo {
     pub uploaded_at: i64,
     /// Last rename or move (Unix seconds).
     pub updated_at: i64,
+    /// The file's own modification time (Unix seconds): the `mtime` its
+    /// upload declared, else when it was uploaded. Moves and renames keep it.
+    pub mtime: i64,
     /// The folder it is in; absent: the root.
     #[oai(skip_serializing_if_is_none)]
     pub folder: Option<String>,
@@ -58,6 +61,7 @@ impl From<UserFile> for FileInfo {
             filesize: f.filesize,
             uploaded_at: f.uploaded_at,
             updated_at: f.updated_at,
+            mtime: f.mtime,
             folder: (!f.folder.is_empty()).then_some(f.folder),
             path: None,
         }
@@ -130,6 +134,10 @@ pub struct SingleUpload {
     pub folder: Option<String>,
     // When the name is taken there: `rename` (the default) or `refuse`.
     pub on_conflict: Option<OnConflict>,
+    /// The file's modification time, Unix seconds from 0 to 253402300799
+    /// (the end of year 9999; else 400 `INVALID_MTIME`); absent: the upload
+    /// time.
+    pub mtime: Option<i64>,
 }
 
 /// Single-request upload answers.
@@ -168,6 +176,9 @@ pub enum DownloadResponse {
         /// No scripts, whatever the file holds.
         #[oai(header = "Content-Security-Policy")]
         String,
+        /// The file's modification time (its `mtime`), as an HTTP date.
+        #[oai(header = "Last-Modified")]
+        String,
     ),
     /// The requested byte range.
     #[oai(status = 206)]
@@ -193,6 +204,9 @@ pub enum DownloadResponse {
         String,
         /// No scripts, whatever the file holds.
         #[oai(header = "Content-Security-Policy")]
+        String,
+        /// The file's modification time (its `mtime`), as an HTTP date.
+        #[oai(header = "Last-Modified")]
         String,
     ),
     /// The requested byte range lies outside the file (`code`
@@ -494,9 +508,10 @@ impl FileApi {
             folder: form.folder.as_deref().filter(|f| !f.is_empty()).map(FolderId::parse).transpose()?,
             rule: folders::rule(form.on_conflict, NameRule::Rename),
         };
+        let mtime = form.mtime.map(Mtime::parse).transpose()?;
         let size = form.file.size() as u64;
         let body = form.file.into_async_read();
-        let file = state.services.files.upload_single(&auth.0, &name, &place, size, body).await?;
+        let file = state.services.files.upload_single(&auth.0, &name, &place, mtime, size, body).await?;
         Ok(UploadResponse::Created(Json(file_with_path(&state, &auth.0, file).await?)))
     }
 
@@ -617,6 +632,7 @@ pub async fn serve(
         None => ("application/octet-stream", content_disposition(&entry.filename)),
     };
     let (media_type, nosniff, csp) = (media_type.to_owned(), "nosniff".to_owned(), DOWNLOAD_CSP.to_owned());
+    let modified = http_date(entry.mtime);
     Ok(match range {
         Some(r) => DownloadResponse::Partial(
             Binary(body),
@@ -627,7 +643,25 @@ pub async fn serve(
             media_type,
             nosniff,
             csp,
+            modified,
         ),
-        None => DownloadResponse::Full(Binary(body), size, disposition, etag, "bytes".into(), media_type, nosniff, csp),
+        None => DownloadResponse::Full(
+            Binary(body),
+            size,
+            disposition,
+            etag,
+            "bytes".into(),
+            media_type,
+            nosniff,
+            csp,
+            modified,
+        ),
     })
+}
+
+/// Unix seconds as an HTTP date (RFC 9110 IMF-fixdate), e.g.
+/// `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn http_date(secs: i64) -> String {
+    let t = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }

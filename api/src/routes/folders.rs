@@ -77,7 +77,7 @@ pub enum SortBy {
     Name,
     /// Size in bytes.
     Size,
-    /// When the entry was made (a file: uploaded).
+    /// A file's modification time (`mtime`), a folder's creation time.
     Time,
 }
 
@@ -116,6 +116,10 @@ pub struct TreeEntry {
     pub created_at: i64,
     /// Last rename or move, Unix seconds.
     pub updated_at: i64,
+    /// A file's own modification time, Unix seconds (the `mtime` its upload
+    /// declared, else when it was uploaded); what `sort=time` orders files by.
+    #[oai(skip_serializing_if_is_none)]
+    pub mtime: Option<i64>,
     /// Its full path, e.g. `/photos/2026/a.jpg` (where the answer gives it).
     #[oai(skip_serializing_if_is_none)]
     pub path: Option<String>,
@@ -138,6 +142,7 @@ impl From<TreeItem> for TreeEntry {
                 sha256: None,
                 created_at: d.created_at,
                 updated_at: d.updated_at,
+                mtime: None,
                 path: None,
             },
             TreeItem::File(f) => TreeEntry::from(f),
@@ -157,6 +162,7 @@ impl From<UserFile> for TreeEntry {
             sha256: f.sha256,
             created_at: f.uploaded_at,
             updated_at: f.updated_at,
+            mtime: Some(f.mtime),
             path: None,
         }
     }

@@ -11,7 +11,7 @@ use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use shared::ErrorCode;
 use shared::domain::{
-    ChunkPlan, FileName, FolderId, NameRule, Placement, Sha1Hex, Sha256Hex, UploadSession, UploadState, UserFile,
+    ChunkPlan, FileName, FolderId, Mtime, NameRule, Placement, Sha1Hex, Sha256Hex, UploadSession, UploadState, UserFile,
 };
 use shared::upload::{self, DeclareResult, InitOutcome, ProveOutcome};
 
@@ -68,6 +68,12 @@ pub struct InitRequest {
     // first free `name (n).ext`) or `refuse` (409 `NAME_TAKEN` now). A name
     // taken while the upload runs is always renamed when it finishes.
     pub on_conflict: MaybeUndefined<OnConflict>,
+    /// The file's modification time, Unix seconds from 0 to 253402300799
+    /// (the end of year 9999; else 400 `INVALID_MTIME`): the finished
+    /// entry's `mtime`. Absent: the time the upload finishes. An init that
+    /// resumes keeps the time the upload began with.
+    #[oai(nullable)]
+    pub mtime: Option<i64>,
 }
 
 /// A byte range of the file, `first` to `last` inclusive.
@@ -447,8 +453,9 @@ impl UploadApi {
             rule: super::folders::json_rule(&body.on_conflict, NameRule::Rename)?,
         };
         let fingerprint = body.fingerprint.as_deref().map(str::to_owned);
-        let new =
-            upload::NewUpload { filename, filesize, source: upload::Source::Client { filehash, sha256, fingerprint } };
+        let mtime = body.mtime.map(Mtime::parse).transpose()?;
+        let source = upload::Source::Client { filehash, sha256, fingerprint };
+        let new = upload::NewUpload { filename, filesize, mtime, source };
         let outcome = state.services.uploads.init(&auth.0, new, &place).await?;
         Ok(Json(match outcome {
             InitOutcome::New(s, challenge) => upload_answer(InitStatus::New, &s, Vec::new(), challenge),

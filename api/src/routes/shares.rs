@@ -202,6 +202,9 @@ pub struct PublicShare {
     /// The file's size in bytes.
     #[oai(skip_serializing_if_is_none)]
     pub size: Option<i64>,
+    /// The file's modification time (Unix seconds).
+    #[oai(skip_serializing_if_is_none)]
+    pub mtime: Option<i64>,
     /// When the link stops working (Unix seconds); absent: never.
     #[oai(skip_serializing_if_is_none)]
     pub expires_at: Option<i64>,
@@ -223,6 +226,9 @@ pub struct PublicEntry {
     pub size: Option<i64>,
     /// Last change (Unix seconds).
     pub updated_at: i64,
+    /// A file's modification time (Unix seconds): what `sort=time` orders files by.
+    #[oai(skip_serializing_if_is_none)]
+    pub mtime: Option<i64>,
 }
 
 /// A page of a shared folder.
@@ -322,11 +328,11 @@ impl PublicShareApi {
         access: Query<Option<String>>,
     ) -> Result<Json<PublicShare>, PublicErrors> {
         let (o, downloads_left) = state.services.shares.open_with_downloads(&link.0, access.0.as_deref()).await?;
-        let (kind, name, size) = match &o.root {
-            TreeItem::Folder(d) => (EntryKind::Folder, d.name.clone(), None),
-            TreeItem::File(f) => (EntryKind::File, f.filename.clone(), Some(f.filesize)),
+        let (kind, name, size, mtime) = match &o.root {
+            TreeItem::Folder(d) => (EntryKind::Folder, d.name.clone(), None, None),
+            TreeItem::File(f) => (EntryKind::File, f.filename.clone(), Some(f.filesize), Some(f.mtime)),
         };
-        Ok(Json(PublicShare { kind, name, size, expires_at: o.share.expires_at, downloads_left }))
+        Ok(Json(PublicShare { kind, name, size, mtime, expires_at: o.share.expires_at, downloads_left }))
     }
 
     /// Give a link's password.
@@ -403,14 +409,19 @@ impl PublicShareApi {
         let entries = items
             .into_iter()
             .map(|i| match i {
-                TreeItem::Folder(d) => {
-                    PublicEntry { kind: EntryKind::Folder, name: d.name, size: None, updated_at: d.updated_at }
-                }
+                TreeItem::Folder(d) => PublicEntry {
+                    kind: EntryKind::Folder,
+                    name: d.name,
+                    size: None,
+                    updated_at: d.updated_at,
+                    mtime: None,
+                },
                 TreeItem::File(f) => PublicEntry {
                     kind: EntryKind::File,
                     name: f.filename,
                     size: Some(f.filesize),
                     updated_at: f.updated_at,
+                    mtime: Some(f.mtime),
                 },
             })
             .collect();

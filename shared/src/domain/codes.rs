@@ -59,6 +59,7 @@ error_codes! {
     InvalidFilehash = ("INVALID_FILEHASH", 400, "`filehash` is not a SHA-1 (40 hex characters)."),
     InvalidSha256 = ("INVALID_SHA256", 400, "`sha256` is not a SHA-256 (64 hex characters)."),
     InvalidFilesize = ("INVALID_FILESIZE", 400, "`filesize` is negative."),
+    InvalidMtime = ("INVALID_MTIME", 400, "`mtime` is not Unix seconds from 0 to 253402300799 (the end of year 9999)."),
     FilehashRequired = ("FILEHASH_REQUIRED", 400, "`sha256` came without `filehash`: give both, or neither and declare them later."),
     InvalidChunkIndex = ("INVALID_CHUNK_INDEX", 400, "`chkidx` is outside the upload's chunks."),
     InvalidChecksumHeader = ("INVALID_CHECKSUM_HEADER", 400, "`Upload-Checksum` is not `sha1 <base64 of 20 bytes>`."),

@@ -196,6 +196,9 @@ pub struct NewUserFile<'a> {
     pub rule: NameRule,
     /// When (Unix seconds).
     pub now: i64,
+    /// The file's modification time the uploader declared (`None`: `now`).
+    /// An entry of the same name and content already there gets it too.
+    pub mtime: Option<i64>,
     /// The quota hold that reserved room for this content: released in the
     /// transaction that records the entry (the room is used now).
     pub hold: Option<&'a str>,

@@ -157,6 +157,8 @@ impl Uploads {
             folder: session.folder.as_ref().map(|f| f.as_str()),
             rule: crate::domain::NameRule::Rename,
             now: crate::now(),
+            // The time the client declared at init, else now.
+            mtime: session.mtime,
             // The room the upload reserved becomes the entry's.
             hold: Some(id.as_str()),
         };

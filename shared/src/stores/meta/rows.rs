@@ -63,7 +63,7 @@ impl From<TxError> for Error {
 /// Columns of an entry and its content, as [`user_file_from`] and
 /// [`stored_file_from`] read them (`uf` = user_files, `f` = files).
 pub(super) const ENTRY: &str = "uf.entry_id, f.filehash, f.sha256, f.filesize, uf.filename, uf.folder, \
-                                uf.created_at, uf.updated_at, f.id AS file_id, f.storage_key, f.backup_key, \
+                                uf.created_at, uf.updated_at, uf.mtime, f.id AS file_id, f.storage_key, f.backup_key, \
                                 f.backup_state";
 /// Columns of a content row, as [`stored_file_from`] reads them.
 pub(super) const CONTENT: &str =
@@ -79,6 +79,7 @@ pub(super) fn user_file_from(row: &AnyRow) -> sqlx::Result<UserFile> {
         folder: row.try_get("folder")?,
         uploaded_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        mtime: row.try_get("mtime")?,
     })
 }
 

@@ -83,13 +83,23 @@ impl SqlRepo {
                 .bind(file_id)
                 .execute(&mut **tx)
                 .await?;
-            return Ok(user_file_from(&row)?);
+            let mut entry = user_file_from(&row)?;
+            // The same file again, touched since: the entry takes its time.
+            if let Some(mtime) = f.mtime.filter(|m| *m != entry.mtime) {
+                sqlx::query("UPDATE user_files SET mtime = ? WHERE entry_id = ?")
+                    .bind(mtime)
+                    .bind(entry.id.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+                entry.mtime = mtime;
+            }
+            return Ok(entry);
         }
         let name = tree::free_name(tx, f.user_id, &folder, f.filename, f.rule, "").await?;
         let entry_id = EntryId::generate();
         sqlx::query(
             "INSERT INTO user_files (entry_id, user_id, file_id, folder, filename, filename_key, filesize, created_at, \
-             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             updated_at, mtime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(entry_id.as_str())
         .bind(f.user_id)
@@ -100,6 +110,7 @@ impl SqlRepo {
         .bind(f.filesize)
         .bind(f.now)
         .bind(f.now)
+        .bind(f.mtime.unwrap_or(f.now))
         .execute(&mut **tx)
         .await?;
         super::search::index_name(tx, f.user_id, entry_id.as_str(), &name).await?;

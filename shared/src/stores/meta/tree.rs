@@ -576,7 +576,8 @@ impl TreeRepo for SqlRepo {
         let (key_col, numeric) = match page.sort {
             SortKey::Name => ("uf.filename", false),
             SortKey::Size => ("uf.filesize", true),
-            SortKey::Time => ("uf.created_at", true),
+            // A file's own modification time (its upload time when none was declared).
+            SortKey::Time => ("uf.mtime", true),
         };
         let table = Listed {
             select: format!(
@@ -595,7 +596,7 @@ impl TreeRepo for SqlRepo {
             let key = match page.sort {
                 SortKey::Name => file.filename.clone(),
                 SortKey::Size => file.filesize.to_string(),
-                SortKey::Time => file.uploaded_at.to_string(),
+                SortKey::Time => file.mtime.to_string(),
             };
             last = Some(ListCursor { in_files: true, key, row: row.try_get("row_id")? });
             items.push(TreeItem::File(file));

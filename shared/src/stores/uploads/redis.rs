@@ -306,6 +306,12 @@ impl RedisUploads {
                 .map(|f| FolderId::parse(f))
                 .transpose()
                 .map_err(|_| corrupt("folder"))?,
+            mtime: h
+                .get("mtime")
+                .filter(|v| !v.is_empty())
+                .map(|v| v.parse())
+                .transpose()
+                .map_err(|_| corrupt("mtime"))?,
             merge_started_at: h.get("merge_started_at").and_then(|v| v.parse().ok()),
             hashed: h.get("hash_next").and_then(|v| v.parse().ok()).unwrap_or(0),
             fingerprint: h.get("fingerprint").filter(|f| !f.is_empty()).cloned(),
@@ -340,6 +346,7 @@ impl UploadSessions for RedisUploads {
             ("state", s.state.to_string()),
             ("folder", s.folder.as_ref().map(|f| f.to_string()).unwrap_or_default()),
             ("server_hashed", if s.server_hashed { "1" } else { "0" }.to_owned()),
+            ("mtime", s.mtime.map(|m| m.to_string()).unwrap_or_default()),
             ("created_at", s.created_at.to_string()),
             ("updated_at", s.updated_at.to_string()),
         ];

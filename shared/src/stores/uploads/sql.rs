@@ -23,7 +23,7 @@ pub struct SqlUploads {
 }
 
 const COLUMNS: &str = "id, owner_id, filename, filehash, sha256, filesize, chunksize, chunkcount, state, reason, reason_code, \
-                       entry_id, folder, merge_started_at, hash_next, fingerprint, server_hashed, created_at, updated_at";
+                       entry_id, folder, merge_started_at, hash_next, fingerprint, server_hashed, mtime, created_at, updated_at";
 
 fn session_from(row: &AnyRow) -> Result<UploadSession> {
     let state: String = row.try_get("state")?;
@@ -54,6 +54,7 @@ fn session_from(row: &AnyRow) -> Result<UploadSession> {
             .map(|f| FolderId::parse(&f))
             .transpose()
             .map_err(|_| corrupt("folder"))?,
+        mtime: row.try_get("mtime")?,
         merge_started_at: row.try_get("merge_started_at")?,
         hashed: row.try_get::<i64, _>("hash_next")? as u64,
         fingerprint: row.try_get("fingerprint")?,
@@ -92,8 +93,8 @@ impl UploadSessions for SqlUploads {
     async fn create(&self, s: &UploadSession) -> Result<()> {
         sqlx::query(
             "INSERT INTO upload_sessions (id, owner_id, filename, filehash, sha256, filesize, chunksize, chunkcount, \
-             state, reason, folder, fingerprint, server_hashed, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
+             state, reason, folder, fingerprint, server_hashed, mtime, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)",
         )
         .bind(s.id.as_str())
         .bind(s.owner)
@@ -107,6 +108,7 @@ impl UploadSessions for SqlUploads {
         .bind(s.folder.as_ref().map(|f| f.as_str().to_owned()))
         .bind(s.fingerprint.clone())
         .bind(i64::from(s.server_hashed))
+        .bind(s.mtime)
         .bind(s.created_at)
         .bind(s.updated_at)
         .execute(self.pool())
