@@ -120,16 +120,18 @@ pub async fn build(config: ApiConfig) -> Result<App, OpenError> {
         services.rate_limiter(config.rate_settings()),
         config.trusted_proxies.clone().unwrap_or_default(),
     ));
+    let chunk_slots = inflight::BodySlots::chunks(chunk_capacity, services.user_slots("chunks", config.user_chunks));
+    let single_upload_slots = inflight::BodySlots::single_uploads(
+        limits::SINGLE_UPLOADS_AT_ONCE,
+        services.user_slots("uploads", limits::SINGLE_UPLOADS_PER_USER),
+    );
     let state = AppState {
         services: Arc::new(services),
         settings: Arc::new(config.settings),
         public_base: public_base.into(),
         metrics_token: config.metrics_token.map(Into::into),
-        chunk_slots: inflight::BodySlots::chunks(chunk_capacity, config.user_chunks as usize),
-        single_upload_slots: inflight::BodySlots::single_uploads(
-            limits::SINGLE_UPLOADS_AT_ONCE,
-            limits::SINGLE_UPLOADS_PER_USER,
-        ),
+        chunk_slots,
+        single_upload_slots,
         rate_limits,
     };
     Ok(App { acceptor, state, workers, local_addr })

@@ -65,7 +65,7 @@ fn too_large() -> Response {
 pub const SINGLE_UPLOADS_AT_ONCE: usize = 4;
 /// Single-request uploads one user may send at once (of the process's
 /// [`SINGLE_UPLOADS_AT_ONCE`]), so one account cannot take them all.
-pub const SINGLE_UPLOADS_PER_USER: usize = 1;
+pub const SINGLE_UPLOADS_PER_USER: u32 = 1;
 
 /// `transform` for the single-request upload: the body must declare its
 /// length (`Content-Length`), at most the configured limit plus room for the
@@ -89,7 +89,7 @@ pub fn single_upload_limit(ep: impl Endpoint + 'static) -> impl Endpoint {
             _ => None,
         };
         let _slot = match user {
-            Some(user) => match state.single_upload_slots.try_take(user.id) {
+            Some(user) => match state.single_upload_slots.try_take(user.id).await {
                 Ok(slot) => Some(slot),
                 Err(e) => return Ok(ApiError::from(e).into_response()),
             },

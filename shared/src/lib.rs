@@ -204,6 +204,12 @@ impl Services {
         (self.stores.jobs.merges.clone(), self.stores.jobs.backups.clone())
     }
 
+    /// Caps of `per_user` bodies of one `kind` in flight per user, on this
+    /// deployment's slots (shared by every api process on the fleet).
+    pub fn user_slots(&self, kind: &'static str, per_user: u32) -> accounts::limits::UserSlots {
+        accounts::limits::UserSlots::new(self.stores.data.slots.clone(), self.background.clone(), kind, per_user)
+    }
+
     /// The rate limits of `settings`, on this deployment's buckets (shared
     /// by every api process on the fleet).
     pub fn rate_limiter(&self, settings: accounts::limits::RateSettings) -> accounts::limits::RateLimiter {

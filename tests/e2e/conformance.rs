@@ -1214,3 +1214,51 @@ async fn rate_buckets_on_redis() {
     assert_eq!(two.take("shared", 2).await.unwrap(), Ok(()));
     assert!(one.take("shared", 2).await.unwrap().is_err(), "the second store took the other cell");
 }
+
+/// What every slot table must do: at most `limit` holders of a key; a slot
+/// given back can be taken again; keys are independent; a slot not renewed
+/// runs out by itself (a process that died holding it), and one renewed
+/// does not.
+async fn slot_table_suite(t: &dyn shared::stores::limits::SlotTable) {
+    use std::time::Duration;
+    let key = format!("u{}", hex::encode(rand::random::<[u8; 6]>()));
+    let long = Duration::from_secs(60);
+    assert!(t.take_slot(&key, "a", 2, long).await.unwrap());
+    assert!(t.take_slot(&key, "b", 2, long).await.unwrap());
+    assert!(!t.take_slot(&key, "c", 2, long).await.unwrap(), "two of two are held");
+    assert!(t.take_slot(&format!("{key}-other"), "c", 2, long).await.unwrap(), "another key has its own");
+    t.give_slot_back(&key, "a").await.unwrap();
+    assert!(t.take_slot(&key, "c", 2, long).await.unwrap(), "the slot given back");
+    t.give_slot_back(&key, "never held").await.unwrap();
+    // Slots that run out: one renewed stays, one left alone goes.
+    let short = format!("{key}-short");
+    let ttl = Duration::from_millis(600);
+    assert!(t.take_slot(&short, "kept", 2, ttl).await.unwrap());
+    assert!(t.take_slot(&short, "left", 2, ttl).await.unwrap());
+    let renewing = async {
+        for _ in 0..8 {
+            tokio::time::sleep(Duration::from_millis(200)).await; // the renewal period is the behaviour
+            t.renew_slot(&short, "kept", ttl).await.unwrap();
+        }
+    };
+    let freed = eventually(5, "the slot not renewed to run out", || async {
+        t.take_slot(&short, "new", 2, long).await.unwrap().then_some(())
+    });
+    tokio::join!(renewing, freed);
+    assert!(!t.take_slot(&short, "third", 2, ttl).await.unwrap(), "the renewed slot is still held");
+}
+
+/// The in-process slot table does what every slot table must.
+#[tokio::test]
+async fn slot_table_in_memory() {
+    slot_table_suite(&shared::stores::limits::MemorySlots::default()).await;
+}
+
+/// The Redis slot table does what every slot table must.
+#[tokio::test]
+async fn slot_table_on_redis() {
+    let client = redis::Client::open(redis_url()).unwrap();
+    let con = client.get_connection_manager().await.expect("Redis is unreachable; scripts/test starts it");
+    let prefix = format!("pan_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+    slot_table_suite(&shared::stores::limits::redis::RedisSlots::new(con, &prefix)).await;
+}

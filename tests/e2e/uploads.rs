@@ -447,3 +447,46 @@ async fn an_init_that_cannot_fit_in_staging_is_refused_before_any_byte() {
     let (code, body) = init(6 * GIB + 1).await;
     assert_eq!(code, StatusCode::OK, "the aborted upload's room came back: {body}");
 }
+
+/// A user's cap on chunks in flight (`PAN_USER_CHUNKS`) counts every api
+/// process of a fleet together: with a cap of 1, a chunk held open on one
+/// process makes another process answer 429 `TOO_MANY_CHUNKS` for that
+/// user, and once it ends the other process takes the chunk.
+#[tokio::test]
+async fn a_users_chunk_cap_is_shared_by_the_fleets_api_processes() {
+    use tokio::io::AsyncWriteExt;
+    let mut app = TestApp::builder(Deployment::Fleet).env("PAN_USER_CHUNKS", "1").spawn().await;
+    let second = app.spawn_another_api().await;
+    let token = app.user(&uname("fleetcap")).await;
+    let data = test_bytes(2 << 20, 63);
+    let (_, init) = app.init(&token, "fleetcap.bin", &data).await;
+    let id = init["uploadID"].as_str().unwrap().to_owned();
+    // A chunk body that has started on the first process holds the user's only slot.
+    let mut held = app.raw_chunk_head(&token, &id, 2 << 20).await;
+    held.write_all(&data[..1000]).await.unwrap();
+    let upload_dir = app.data.path().join("staging").join(&id);
+    eventually(10, "the held chunk to start streaming", || async {
+        std::fs::read_dir(&upload_dir).is_ok_and(|mut d| d.next().is_some()).then_some(())
+    })
+    .await;
+    let send = || {
+        app.http
+            .post(format!("{second}/file/mupload/uppart?uploadID={id}&chkidx=0"))
+            .bearer_auth(&token)
+            .header("content-type", "application/octet-stream")
+            .body(data.clone())
+            .send()
+    };
+    let refused = send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "TOO_MANY_CHUNKS", "{body}");
+    drop(held);
+    let sent = eventually(20, "the slot to come back", || async {
+        let resp = send().await.unwrap();
+        (resp.status() == StatusCode::OK).then_some(resp)
+    })
+    .await;
+    let receipt: Value = sent.json().await.unwrap();
+    assert_eq!(receipt["chkidx"], 0);
+}

@@ -556,7 +556,7 @@ impl UploadApi {
         let mut stream = body.0.into_bytes_stream();
         let received = async {
             let checksum = upload_checksum.0.as_deref().map(parse_upload_checksum).transpose()?;
-            let _slot = state.chunk_slots.try_take(auth.0.id)?;
+            let _slot = state.chunk_slots.try_take(auth.0.id).await?;
             let chunk = upload::ChunkRequest {
                 index: chkidx.0,
                 content_length,

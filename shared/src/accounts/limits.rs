@@ -25,7 +25,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::domain::error::{Error, ErrorCode, Result};
-use crate::stores::limits::RateBuckets;
+use crate::runtime::background::Background;
+use crate::stores::limits::{RateBuckets, SlotTable};
 
 /// How many more wrong passwords a link takes in a minute than one address
 /// may try on it.
@@ -143,6 +144,81 @@ impl ShareAttempt {
     }
 }
 
+/// How long a user's slot is held unless renewed: a process that dies
+/// holding one frees it this long after.
+pub const SLOT_TTL: Duration = Duration::from_secs(15);
+/// How often a held slot is renewed.
+const SLOT_RENEW: Duration = Duration::from_secs(5);
+
+/// Caps on what one user may have in flight at once (chunk bodies, single
+/// uploads), counted in the deployment's [`SlotTable`]: per process on the
+/// embedded default, for every api process together on the fleet.
+#[derive(Clone)]
+pub struct UserSlots {
+    table: Arc<dyn SlotTable>,
+    background: Background,
+    /// What the slots are for, in their keys (`chunks`, `uploads`).
+    kind: &'static str,
+    per_user: u32,
+}
+
+impl UserSlots {
+    pub(crate) fn new(table: Arc<dyn SlotTable>, background: Background, kind: &'static str, per_user: u32) -> Self {
+        UserSlots { table, background, kind, per_user: per_user.max(1) }
+    }
+
+    /// Slots counted in this process only, with their own tracker (for
+    /// tests and tools; a deployment's come from `Services::user_slots`).
+    pub fn local(kind: &'static str, per_user: u32) -> Self {
+        Self::new(Arc::new(crate::stores::limits::MemorySlots::default()), Background::default(), kind, per_user)
+    }
+
+    /// One of `user`'s slots, or `None` when they hold all of theirs. Held
+    /// (and renewed in the background) until the [`UserSlot`] is dropped.
+    pub async fn take(&self, user: i64) -> Result<Option<UserSlot>> {
+        let key = format!("{}:{user}", self.kind);
+        let holder = crate::random_hex(12);
+        if !self.table.take_slot(&key, &holder, self.per_user, SLOT_TTL).await? {
+            return Ok(None);
+        }
+        let renewer = {
+            let (table, key, holder) = (self.table.clone(), key.clone(), holder.clone());
+            self.background.spawn(async move {
+                loop {
+                    tokio::time::sleep(SLOT_RENEW).await;
+                    if let Err(e) = table.renew_slot(&key, &holder, SLOT_TTL).await {
+                        tracing::warn!(error = %e, slot = %key, "renewing a slot failed; retrying");
+                    }
+                }
+            })
+        };
+        Ok(Some(UserSlot { slots: self.clone(), key, holder, renewer }))
+    }
+}
+
+/// One held slot of a user; given back when dropped.
+pub struct UserSlot {
+    slots: UserSlots,
+    key: String,
+    holder: String,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        self.renewer.abort();
+        let (table, key, holder) =
+            (self.slots.table.clone(), std::mem::take(&mut self.key), std::mem::take(&mut self.holder));
+        // Given back in the background (a drop cannot wait), by the tracker
+        // shutdown waits for; if that fails the slot runs out by itself.
+        self.slots.background.spawn(async move {
+            if let Err(e) = table.give_slot_back(&key, &holder).await {
+                tracing::warn!(error = %e, slot = %key, "giving a slot back failed; it runs out by itself");
+            }
+        });
+    }
+}
+
 /// `TooMany` `RATE_LIMITED` after `wait` (in whole seconds, at least 1).
 fn limited(what: &str, wait: Duration) -> Error {
     let retry_after = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
@@ -220,6 +296,39 @@ mod tests {
         assert!(limits.share_password(ip("198.51.100.7"), &link).await.is_err(), "the per-link limit holds");
         // A refused attempt is not counted: the fresh address still has its own two.
         assert!(limits.share_password(ip("198.51.100.7"), &"M".repeat(22)).await.is_ok());
+    }
+
+    /// A user holds at most their slots; a dropped slot comes back (given
+    /// back in the background); other users are not affected; a key with
+    /// no holder is forgotten.
+    #[tokio::test]
+    async fn user_slots_cap_each_user_and_come_back_when_dropped() {
+        let table = Arc::new(crate::stores::limits::MemorySlots::default());
+        let background = Background::default();
+        let slots = UserSlots::new(table.clone(), background.clone(), "chunks", 2);
+        let a1 = slots.take(1).await.unwrap().expect("first");
+        let _a2 = slots.take(1).await.unwrap().expect("second");
+        assert!(slots.take(1).await.unwrap().is_none(), "user 1 is at 2");
+        let b1 = slots.take(2).await.unwrap().expect("user 2 has their own");
+        drop(a1);
+        // The give-back runs on the tracker: let it run.
+        let mut a3 = None;
+        for _ in 0..100 {
+            a3 = slots.take(1).await.unwrap();
+            if a3.is_some() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(a3.is_some(), "the dropped slot came back");
+        drop((a3, b1, _a2));
+        for _ in 0..100 {
+            if table.keys() == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(table.keys(), 0, "no holder, no key");
     }
 
     /// A limit of 0 is no limit, and keeps no state.

@@ -94,3 +94,69 @@ impl RateBuckets for MemoryBuckets {
         Ok(())
     }
 }
+
+/// Slots: at most N holders of a key at once (a user's bodies being
+/// received), each held for a time unless renewed, so a process that dies
+/// holding one frees it when that time runs out.
+#[async_trait]
+pub trait SlotTable: Send + Sync {
+    /// Takes one of `limit` slots of `key` for `holder` for `ttl`: false
+    /// when all are held.
+    async fn take_slot(&self, key: &str, holder: &str, limit: u32, ttl: Duration) -> Result<bool>;
+
+    /// Holds `holder`'s slot of `key` for `ttl` more (nothing if it is gone).
+    async fn renew_slot(&self, key: &str, holder: &str, ttl: Duration) -> Result<()>;
+
+    /// Gives `holder`'s slot of `key` back.
+    async fn give_slot_back(&self, key: &str, holder: &str) -> Result<()>;
+}
+
+/// The slots of one process.
+#[derive(Default)]
+pub struct MemorySlots {
+    /// Per key, its holders and when each slot runs out. A `std` mutex: held
+    /// for a map lookup, never across an await.
+    held: Mutex<HashMap<String, HashMap<String, Instant>>>,
+}
+
+#[async_trait]
+impl SlotTable for MemorySlots {
+    async fn take_slot(&self, key: &str, holder: &str, limit: u32, ttl: Duration) -> Result<bool> {
+        let now = Instant::now();
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let holders = held.entry(key.to_owned()).or_default();
+        holders.retain(|_, until| *until > now);
+        if holders.len() >= limit as usize {
+            return Ok(false);
+        }
+        holders.insert(holder.to_owned(), now + ttl);
+        Ok(true)
+    }
+
+    async fn renew_slot(&self, key: &str, holder: &str, ttl: Duration) -> Result<()> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(until) = held.get_mut(key).and_then(|h| h.get_mut(holder)) {
+            *until = Instant::now() + ttl;
+        }
+        Ok(())
+    }
+
+    async fn give_slot_back(&self, key: &str, holder: &str) -> Result<()> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(holders) = held.get_mut(key) {
+            holders.remove(holder);
+            // A key with no holder is forgotten: the map holds busy users only.
+            if holders.is_empty() {
+                held.remove(key);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl MemorySlots {
+    /// How many keys have holders (for tests).
+    pub fn keys(&self) -> usize {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}

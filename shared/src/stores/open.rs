@@ -7,8 +7,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::runtime::config::Settings;
-use crate::stores::limits::redis::RedisBuckets;
-use crate::stores::limits::{MemoryBuckets, RateBuckets};
+use crate::stores::limits::redis::{RedisBuckets, RedisSlots};
+use crate::stores::limits::{MemoryBuckets, MemorySlots, RateBuckets, SlotTable};
 use crate::stores::meta::{self as db, MetaRepo};
 use crate::stores::objects::{self, Store};
 use crate::stores::queue::JobQueues;
@@ -57,6 +57,9 @@ pub(crate) struct DataStores {
     /// Rate limits' buckets: in Redis when there is one (every api process
     /// shares them), else in this process.
     pub(crate) limits: Arc<dyn RateBuckets>,
+    /// Per-user slots for bodies being received: in Redis when there is one
+    /// (every api process counts against the same), else in this process.
+    pub(crate) slots: Arc<dyn SlotTable>,
     /// The Redis connection, when Redis holds the upload state (the queue
     /// shares it).
     redis: Option<ConnectionManager>,
@@ -88,20 +91,28 @@ impl DataStores {
             Some(url) => Some(objects::open(url, "PAN_BACKUP_URL", &scratch).map_err(fail("PAN_BACKUP_URL"))?),
             None => None,
         };
-        let (uploads, limits, redis): (Arc<dyn UploadStore>, Arc<dyn RateBuckets>, _) = match &settings.redis_url {
+        type Shared = (Arc<dyn UploadStore>, Arc<dyn RateBuckets>, Arc<dyn SlotTable>);
+        let ((uploads, limits, slots), redis): (Shared, _) = match &settings.redis_url {
             Some(url) => {
                 let con = connect_redis(url).await?;
-                (
-                    Arc::new(RedisUploads::new(con.clone(), &settings.redis_prefix, settings.upload_ttl)),
-                    Arc::new(RedisBuckets::new(con.clone(), &settings.redis_prefix)),
-                    Some(con),
-                )
+                let prefix = &settings.redis_prefix;
+                let shared: Shared = (
+                    Arc::new(RedisUploads::new(con.clone(), prefix, settings.upload_ttl)),
+                    Arc::new(RedisBuckets::new(con.clone(), prefix)),
+                    Arc::new(RedisSlots::new(con.clone(), prefix)),
+                );
+                (shared, Some(con))
             }
             None => {
-                (Arc::new(SqlUploads::new(repo.clone(), settings.upload_ttl)), Arc::new(MemoryBuckets::default()), None)
+                let local: Shared = (
+                    Arc::new(SqlUploads::new(repo.clone(), settings.upload_ttl)),
+                    Arc::new(MemoryBuckets::default()),
+                    Arc::new(MemorySlots::default()),
+                );
+                (local, None)
             }
         };
-        Ok(DataStores { repo: Arc::new(repo), uploads, staging, files, backup, scratch, limits, redis })
+        Ok(DataStores { repo: Arc::new(repo), uploads, staging, files, backup, scratch, limits, slots, redis })
     }
 }
 

@@ -86,3 +86,82 @@ impl RateBuckets for RedisBuckets {
         Ok(())
     }
 }
+
+/// KEYS: the slot set (holder → when its slot runs out, ms). ARGV: holder,
+/// limit, ttl (ms). Returns 1 when a slot was taken.
+static TAKE_SLOT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+        if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+        redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+        redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+        return 1
+        ",
+    )
+});
+
+/// KEYS: the slot set. ARGV: holder, ttl (ms). Renews the holder's slot if it has one.
+static RENEW_SLOT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        if redis.call('ZADD', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[2]), ARGV[1]) == 1 then
+            local ttl = redis.call('PTTL', KEYS[1])
+            if ttl < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2])) end
+        end
+        return 0
+        ",
+    )
+});
+
+/// Slots every process on one Redis shares: a sorted set per key,
+/// `<prefix>slots:<key>`, of holders scored by when their slot runs out (on
+/// the Redis server's clock); the set expires with its last slot.
+pub struct RedisSlots {
+    con: ConnectionManager,
+    prefix: String,
+}
+
+impl RedisSlots {
+    /// Slots under `prefix` on `con`.
+    pub fn new(con: ConnectionManager, prefix: &str) -> Self {
+        RedisSlots { con, prefix: format!("{prefix}slots:") }
+    }
+}
+
+#[async_trait]
+impl super::SlotTable for RedisSlots {
+    async fn take_slot(&self, key: &str, holder: &str, limit: u32, ttl: Duration) -> Result<bool> {
+        let mut con = self.con.clone();
+        let taken: i64 = TAKE_SLOT
+            .key(format!("{}{key}", self.prefix))
+            .arg(holder)
+            .arg(limit)
+            .arg(ttl.as_millis() as i64)
+            .invoke_async(&mut con)
+            .await?;
+        Ok(taken == 1)
+    }
+
+    async fn renew_slot(&self, key: &str, holder: &str, ttl: Duration) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: i64 = RENEW_SLOT
+            .key(format!("{}{key}", self.prefix))
+            .arg(holder)
+            .arg(ttl.as_millis() as i64)
+            .invoke_async(&mut con)
+            .await?;
+        Ok(())
+    }
+
+    async fn give_slot_back(&self, key: &str, holder: &str) -> Result<()> {
+        use redis::AsyncCommands;
+        let mut con = self.con.clone();
+        let _: i64 = con.zrem(format!("{}{key}", self.prefix), holder).await?;
+        Ok(())
+    }
+}
