@@ -115,8 +115,12 @@ impl RateLimiter {
         let address_key = format!("share-ip:{}:{}", bucket(client), name_key(link));
         self.take(&address_key, per_address, "too many wrong passwords for this link from your address").await?;
         if let Err(e) = self.take(&link_key, per_link, "too many wrong passwords for this link").await {
-            if per_address > 0 {
-                self.buckets.give_back(&address_key, per_address).await?;
+            // Refused, so not counted against the address either; if giving
+            // its cell back fails, the refusal still stands.
+            if per_address > 0
+                && let Err(back) = self.buckets.give_back(&address_key, per_address).await
+            {
+                tracing::warn!(error = %back, "giving back a share-password cell failed");
             }
             return Err(e);
         }

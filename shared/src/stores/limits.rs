@@ -35,9 +35,10 @@ pub trait RateBuckets: Send + Sync {
     async fn give_back(&self, key: &str, per_minute: u32) -> Result<()>;
 }
 
-/// One cell's interval for a limit of `per_minute`.
+/// One cell's interval for a limit of `per_minute`: at least a millisecond
+/// (Redis counts in them), so limits past 60,000 a minute are 60,000.
 fn interval(per_minute: u32) -> Duration {
-    WINDOW / per_minute.max(1)
+    (WINDOW / per_minute.max(1)).max(Duration::from_millis(1))
 }
 
 /// The buckets of one process.

@@ -528,9 +528,61 @@ enum Sink {
     /// The parts of a new object.
     Object(WriteMultipart),
     /// Positional writes into an upload's data file at `at`: the request's
-    /// own buffers, gathered (not copied) until they hold
+    /// own buffers, gathered (see [`Gathered`]) until they hold
     /// [`LOCAL_PART_SIZE`], then written by one call on the blocking pool.
-    InPlace { file: Arc<std::fs::File>, at: u64, pieces: Vec<Bytes>, gathered: usize },
+    InPlace { file: Arc<std::fs::File>, at: u64, pieces: Gathered },
+}
+
+/// Pieces smaller than this are copied together rather than kept apart.
+const SMALL_PIECE: usize = 64 << 10;
+
+/// A body's pieces, gathered without copying the large ones: a piece under
+/// [`SMALL_PIECE`] is copied onto a run of small ones, so however a client
+/// cuts its body (a chunked body of 1-byte chunks, say), the pieces held
+/// stay few and hold no more memory than their bytes (a small slice would
+/// keep its whole receive buffer alive).
+#[derive(Default)]
+pub struct Gathered {
+    pieces: Vec<Bytes>,
+    small: bytes::BytesMut,
+    len: usize,
+}
+
+impl Gathered {
+    /// Adds the next piece.
+    pub fn push(&mut self, piece: Bytes) {
+        self.len += piece.len();
+        if piece.len() < SMALL_PIECE {
+            self.small.extend_from_slice(&piece);
+            if self.small.len() >= SMALL_PIECE {
+                self.pieces.push(self.small.split().freeze());
+            }
+        } else {
+            if !self.small.is_empty() {
+                self.pieces.push(self.small.split().freeze());
+            }
+            self.pieces.push(piece);
+        }
+    }
+
+    /// The bytes gathered.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is gathered.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The pieces, in order; the gathering starts over.
+    pub fn take(&mut self) -> Vec<Bytes> {
+        if !self.small.is_empty() {
+            self.pieces.push(self.small.split().freeze());
+        }
+        self.len = 0;
+        std::mem::take(&mut self.pieces)
+    }
 }
 
 impl Sink {
@@ -540,10 +592,9 @@ impl Sink {
                 writer.wait_for_capacity(1).await?;
                 writer.put(piece);
             }
-            Sink::InPlace { pieces, gathered, .. } => {
-                *gathered += piece.len();
+            Sink::InPlace { pieces, .. } => {
                 pieces.push(piece);
-                if *gathered >= LOCAL_PART_SIZE {
+                if pieces.len() >= LOCAL_PART_SIZE {
                     self.flush().await?;
                 }
             }
@@ -553,13 +604,12 @@ impl Sink {
 
     /// Writes what an in-place sink has gathered.
     async fn flush(&mut self) -> std::result::Result<(), ChunkWriteError> {
-        if let Sink::InPlace { file, at, pieces, gathered } = self
-            && *gathered > 0
+        if let Sink::InPlace { file, at, pieces } = self
+            && !pieces.is_empty()
         {
-            let pieces = std::mem::take(pieces);
             let (file, offset) = (file.clone(), *at);
-            *at += *gathered as u64;
-            *gathered = 0;
+            *at += pieces.len() as u64;
+            let pieces = pieces.take();
             tokio::task::spawn_blocking(move || {
                 use std::os::unix::fs::FileExt;
                 let mut offset = offset;
@@ -594,7 +644,7 @@ pub struct ChunkSink {
 impl ChunkSink {
     /// A sink writing in place into an upload's data `file` from offset `at`.
     fn in_place(key: Path, file: Arc<std::fs::File>, at: u64, backing: Backing) -> Self {
-        ChunkSink { key, written: 0, sink: Sink::InPlace { file, at, pieces: Vec::new(), gathered: 0 }, backing }
+        ChunkSink { key, written: 0, sink: Sink::InPlace { file, at, pieces: Gathered::default() }, backing }
     }
 
     /// Takes the next piece of the chunk.
@@ -627,7 +677,7 @@ impl ChunkSink {
 
 /// Writes `stream` into `file` from offset `at`; returns the bytes written.
 pub(crate) async fn copy_into(file: Arc<std::fs::File>, at: u64, mut stream: ByteStream) -> Result<u64> {
-    let mut sink = Sink::InPlace { file, at, pieces: Vec::new(), gathered: 0 };
+    let mut sink = Sink::InPlace { file, at, pieces: Gathered::default() };
     let mut got = 0u64;
     while let Some(piece) = stream.next().await {
         let piece = piece?;
@@ -710,5 +760,35 @@ fn info(meta: object_store::ObjectMeta) -> ObjectInfo {
 pub async fn delete_quietly(store: &dyn ByteStore, key: &Path) {
     if let Err(e) = store.delete(key).await {
         tracing::warn!(key = %key, error = %e, "could not delete an object; the scrub will");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body cut into 1-byte pieces is held as a few runs, not a million
+    /// handles; large pieces are kept as they are; the bytes and their
+    /// order are the body's.
+    #[test]
+    fn gathered_pieces_copy_small_ones_together_and_keep_large_ones() {
+        let mut g = Gathered::default();
+        let mut body = Vec::new();
+        for i in 0..(200 << 10) {
+            let b = [(i % 251) as u8];
+            body.extend_from_slice(&b);
+            g.push(Bytes::copy_from_slice(&b));
+        }
+        let large = Bytes::from(vec![7u8; 100 << 10]);
+        body.extend_from_slice(&large);
+        g.push(large.clone());
+        g.push(Bytes::from_static(b"end"));
+        body.extend_from_slice(b"end");
+        assert_eq!(g.len(), body.len());
+        let pieces = g.take();
+        assert!(pieces.len() <= 6, "{} pieces", pieces.len());
+        assert!(pieces.iter().any(|p| p.as_ptr() == large.as_ptr()), "the large piece is not copied");
+        assert_eq!(pieces.concat(), body);
+        assert!(g.is_empty() && g.take().is_empty());
     }
 }

@@ -11,7 +11,7 @@ use futures::{Stream, StreamExt};
 use object_store::path::Path;
 use sha1::{Digest, Sha1};
 
-use crate::stores::objects::{ByteStore, ByteStream, ChunkAt, ChunkSink, ChunkWriteError};
+use crate::stores::objects::{ByteStore, ByteStream, ChunkAt, ChunkSink, ChunkWriteError, Gathered};
 
 /// A request body streamed into a chunk.
 pub type ChunkBody<'a> = dyn Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'a;
@@ -122,16 +122,17 @@ impl KeepBudget {
     }
 }
 
-/// A chunk's pieces, counted against a [`KeepBudget`] until dropped.
+/// A chunk's pieces, counted against a [`KeepBudget`] until dropped (small
+/// ones copied together: see [`Gathered`]).
 pub struct KeptPieces {
     budget: KeepBudget,
-    pieces: Vec<Bytes>,
+    pieces: Gathered,
     size: usize,
 }
 
 impl KeptPieces {
     pub(crate) fn new(budget: &KeepBudget) -> Self {
-        KeptPieces { budget: budget.clone(), pieces: Vec::new(), size: 0 }
+        KeptPieces { budget: budget.clone(), pieces: Gathered::default(), size: 0 }
     }
 
     /// Keeps `piece` if the budget has room; false (and nothing kept any
@@ -155,13 +156,13 @@ impl KeptPieces {
     /// The pieces, in order (no longer counted: the caller is about to use
     /// and drop them).
     pub fn into_pieces(mut self) -> Vec<Bytes> {
-        std::mem::take(&mut self.pieces)
+        self.pieces.take()
     }
 }
 
 impl std::fmt::Debug for KeptPieces {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KeptPieces({} bytes in {} pieces)", self.size, self.pieces.len())
+        write!(f, "KeptPieces({} bytes)", self.size)
     }
 }
 
