@@ -664,7 +664,7 @@ impl Uploads {
         let lease = self.hash.lease(&session.id, &uploads::chunk_lease(index)).await?;
         let lease = lease.ok_or(Error::ChunkBusy { index })?;
         let in_flight = self.hash.send_begins();
-        let received = self.receive_leased(&session, chunk, body).await;
+        let received = self.receive_leased(&session, chunk, &lease, body).await;
         drop(in_flight);
         lease.release().await;
         if let Received::Settled(now) = received? {
@@ -677,7 +677,13 @@ impl Uploads {
     }
 
     /// [`put_chunk`] once the chunk's lease is held.
-    async fn receive_leased<S>(&self, session: &UploadSession, chunk: ChunkRequest, body: &mut S) -> Result<Received>
+    async fn receive_leased<S>(
+        &self,
+        session: &UploadSession,
+        chunk: ChunkRequest,
+        lease: &running_hash::Lease,
+        body: &mut S,
+    ) -> Result<Received>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
     {
@@ -720,7 +726,9 @@ impl Uploads {
         match self.sessions.mark_chunk(id, index, key.as_ref(), crate::now()).await {
             Ok(previous) => {
                 crate::runtime::crash::point("uppart.after_mark");
-                if let Some(pieces) = pieces {
+                // Kept only if no other send could have written the chunk
+                // meanwhile (this one's lease was never lost).
+                if let Some(pieces) = pieces.filter(|_| !lease.lost()) {
                     self.hash.landed(id, index, key.as_ref(), pieces);
                 }
                 // The earlier send's own object goes; a file the chunks share stays.

@@ -121,6 +121,11 @@ pub struct Lease {
     background: Background,
     /// Told when the lease is given back.
     changed: Arc<Notify>,
+    /// Set when a renewal found the lease taken by another holder.
+    lost: Arc<std::sync::atomic::AtomicBool>,
+    /// When it was last taken or renewed (ms): past [`LEASE_TTL`] without a
+    /// renewal (the backend away), another may hold it.
+    renewed: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Lease {
@@ -131,15 +136,23 @@ impl Lease {
         if !b.acquire_lease(id, name, &holder, now_ms(), LEASE_TTL.as_millis() as i64).await? {
             return Ok(None);
         }
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let renewed = Arc::new(std::sync::atomic::AtomicI64::new(now_ms()));
         let renewer = {
             let (b, id, name, holder) = (b.clone(), id.clone(), name.to_owned(), holder.clone());
+            let (lost, renewed) = (lost.clone(), renewed.clone());
             hash.background.spawn(async move {
                 loop {
                     tokio::time::sleep(LEASE_RENEW).await;
                     let ttl = LEASE_TTL.as_millis() as i64;
-                    match b.acquire_lease(&id, &name, &holder, now_ms(), ttl).await {
-                        Ok(true) => {}
-                        Ok(false) => return, // lost: whoever holds it now goes on
+                    let at = now_ms();
+                    match b.acquire_lease(&id, &name, &holder, at, ttl).await {
+                        Ok(true) => renewed.store(at, Ordering::Relaxed),
+                        Ok(false) => {
+                            // Lost: whoever holds it now goes on.
+                            lost.store(true, Ordering::Relaxed);
+                            return;
+                        }
                         Err(e) => tracing::warn!(error = %e, lease = %name, "renewing a lease failed; retrying"),
                     }
                 }
@@ -153,7 +166,16 @@ impl Lease {
             renewer: Some(renewer),
             background: hash.background.clone(),
             changed: hash.changed.clone(),
+            lost,
+            renewed,
         }))
+    }
+
+    /// Whether a renewal found the lease held by another (this holder
+    /// stalled past its time): what it did under the lease may have raced.
+    pub fn lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+            || now_ms() - self.renewed.load(Ordering::Relaxed) >= LEASE_TTL.as_millis() as i64
     }
 
     /// Who holds it (for saves made under it).
