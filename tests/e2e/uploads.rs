@@ -255,26 +255,33 @@ both!(
     }
 );
 
+/// Starts chunk 0 of upload `id` (`data` long) on `app`'s api and sends its
+/// first 1000 bytes, then waits until they land in the staging store (so the
+/// body holds its slots): the open connection.
+async fn hold_a_chunk_open(app: &TestApp, token: &str, id: &str, data: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut held = app.raw_chunk_head(token, id, data.len()).await;
+    held.write_all(&data[..1000]).await.unwrap();
+    let upload_dir = app.data.path().join("staging").join(id);
+    eventually(10, "the held chunk to start streaming", || async {
+        std::fs::read_dir(&upload_dir).is_ok_and(|mut d| d.next().is_some()).then_some(())
+    })
+    .await;
+    held
+}
+
 both!(
     /// Past `PAN_USER_CHUNKS` chunks in flight for one user, another chunk answers
 /// 429 with `Retry-After`.
     chunks_past_a_users_in_flight_cap_get_429_with_retry_after,
     |b: TestAppBuilder| b.env("PAN_USER_CHUNKS", "1"),
     |app| {
-        use tokio::io::AsyncWriteExt;
         let token = app.user(&uname("busy")).await;
         let data = test_bytes(2 << 20, 61);
         let (_, init) = app.init(&token, "busy.bin", &data).await;
         let id = init["uploadID"].as_str().unwrap().to_owned();
         // One chunk body that has started and not finished holds the user's only slot.
-        let mut held = app.raw_chunk_head(&token, &id, 2 << 20).await;
-        held.write_all(&data[..1000]).await.unwrap();
-        // It has its slot once its bytes start landing in the staging store.
-        let upload_dir = app.data.path().join("staging").join(&id);
-        eventually(10, "the held chunk to start streaming", || async {
-            std::fs::read_dir(&upload_dir).is_ok_and(|mut d| d.next().is_some()).then_some(())
-        })
-        .await;
+        let held = hold_a_chunk_open(&app, &token, &id, &data).await;
         let (code, refused) = app.put_chunk(&token, &id, 0, data.clone()).await;
         assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "{refused}");
         assert_eq!(refused["code"], "TOO_MANY_CHUNKS");
@@ -454,7 +461,6 @@ async fn an_init_that_cannot_fit_in_staging_is_refused_before_any_byte() {
 /// user, and once it ends the other process takes the chunk.
 #[tokio::test]
 async fn a_users_chunk_cap_is_shared_by_the_fleets_api_processes() {
-    use tokio::io::AsyncWriteExt;
     let mut app = TestApp::builder(Deployment::Fleet).env("PAN_USER_CHUNKS", "1").spawn().await;
     let second = app.spawn_another_api().await;
     let token = app.user(&uname("fleetcap")).await;
@@ -462,13 +468,7 @@ async fn a_users_chunk_cap_is_shared_by_the_fleets_api_processes() {
     let (_, init) = app.init(&token, "fleetcap.bin", &data).await;
     let id = init["uploadID"].as_str().unwrap().to_owned();
     // A chunk body that has started on the first process holds the user's only slot.
-    let mut held = app.raw_chunk_head(&token, &id, 2 << 20).await;
-    held.write_all(&data[..1000]).await.unwrap();
-    let upload_dir = app.data.path().join("staging").join(&id);
-    eventually(10, "the held chunk to start streaming", || async {
-        std::fs::read_dir(&upload_dir).is_ok_and(|mut d| d.next().is_some()).then_some(())
-    })
-    .await;
+    let held = hold_a_chunk_open(&app, &token, &id, &data).await;
     let send = || {
         app.http
             .post(format!("{second}/file/mupload/uppart?uploadID={id}&chkidx=0"))

@@ -148,11 +148,6 @@ impl KeptPieces {
         true
     }
 
-    /// The bytes kept.
-    pub fn size(&self) -> usize {
-        self.size
-    }
-
     /// The pieces, in order (no longer counted: the caller is about to use
     /// and drop them).
     pub fn into_pieces(mut self) -> Vec<Bytes> {
