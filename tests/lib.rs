@@ -438,6 +438,36 @@ impl TestApp {
         into_json(req.send().await.expect("request")).await
     }
 
+    /// Sends `bytes` from `offset` (`PUT /file/mupload/bytes`): with a
+    /// `Content-Length`, or when `streamed` as a chunked body (no length)
+    /// of 1000-byte pieces; `checksum` is an `Upload-Checksum` value.
+    pub async fn put_bytes(
+        &self,
+        token: &str,
+        id: &str,
+        offset: u64,
+        bytes: Vec<u8>,
+        streamed: bool,
+        checksum: Option<String>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .put(self.url(&format!("/file/mupload/bytes?uploadID={id}&offset={offset}")))
+            .bearer_auth(token)
+            .header("content-type", "application/octet-stream");
+        if let Some(c) = checksum {
+            req = req.header("upload-checksum", c);
+        }
+        req = if streamed {
+            let pieces: Vec<std::io::Result<bytes::Bytes>> =
+                bytes.chunks(1000).map(|p| Ok(bytes::Bytes::copy_from_slice(p))).collect();
+            req.body(reqwest::Body::wrap_stream(futures::stream::iter(pieces)))
+        } else {
+            req.body(bytes)
+        };
+        into_json(req.send().await.expect("request")).await
+    }
+
     /// complete.
     /// Sends chunk `i` as a client should: again after `Retry-After` while
     /// the server answers 503 `CHUNK_BUSY` (another send of it, or one cut
@@ -806,6 +836,12 @@ async fn into_json(resp: reqwest::Response) -> (StatusCode, Value) {
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("{code}: body is not JSON: {text:?}"))
     };
     (code, value)
+}
+
+/// Asserts an error answer: status `want` and a `{code, message}` body.
+pub fn assert_error(code: StatusCode, body: &Value, want: StatusCode, ctx: &str) {
+    assert_eq!(code, want, "{ctx}: {body}");
+    assert!(body["code"].is_string() && body["message"].is_string(), "{ctx}: not {{code, message}}: {body}");
 }
 
 /// Polls `f` until it returns Some, for at most `secs` seconds: the one

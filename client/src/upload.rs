@@ -311,7 +311,8 @@ impl Uploader {
         //    the file's fingerprint (resumes an upload this file began).
         let body = types::InitRequest {
             filename: typed(&format!("file name {filename:?}"), filename)?,
-            filesize: typed(&format!("size of {}", path.display()), before.size)?,
+            filesize: Some(typed(&format!("size of {}", path.display()), before.size)?),
+            server_hashed: false,
             filehash: known.as_ref().map(|k| typed("SHA-1", k.0.as_str())).transpose()?,
             sha256: known.as_ref().map(|k| typed("SHA-256", k.1.as_str())).transpose()?,
             fingerprint: match known {

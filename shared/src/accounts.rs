@@ -279,6 +279,33 @@ impl Accounts {
     /// turn: concurrent reservations, from any process, never overshoot.
     /// Every path that adds content for a user goes through here.
     pub(crate) async fn reserve(&self, user: &User, hold_id: &str, bytes: u64, upload: bool) -> Result<()> {
+        match self.try_reserve(user, hold_id, bytes, upload).await? {
+            None => Ok(()),
+            Some(refusal) => Err(refused(refusal, bytes)),
+        }
+    }
+
+    /// Grows the hold of an upload whose size is not known yet to `want`
+    /// bytes, or, when the quota has less room, to as much as it has, if
+    /// that is at least `at_least`: the bytes now held.
+    pub(crate) async fn reserve_growth(&self, user: &User, hold_id: &str, want: u64, at_least: u64) -> Result<u64> {
+        let refusal = match self.try_reserve(user, hold_id, want, true).await? {
+            None => return Ok(want),
+            Some(refusal) => refusal,
+        };
+        let Refusal::Bytes { used, held, quota } = refusal else { return Err(refused(refusal, want)) };
+        let room = quota.saturating_sub(used).saturating_sub(held);
+        if room < at_least {
+            return Err(refused(refusal, at_least));
+        }
+        match self.try_reserve(user, hold_id, room, true).await? {
+            None => Ok(room),
+            // Someone else took the room meanwhile.
+            Some(refusal) => Err(refused(refusal, at_least)),
+        }
+    }
+
+    async fn try_reserve(&self, user: &User, hold_id: &str, bytes: u64, upload: bool) -> Result<Option<Refusal>> {
         let (quota_bytes, quota_files) = self.policy.quotas(user);
         let limits = Limits {
             bytes: quota_bytes,
@@ -287,28 +314,7 @@ impl Accounts {
             entries: self.policy.quota_entries.0,
         };
         let hold = Hold { id: hold_id, user_id: user.id, bytes, upload, now: crate::now() };
-        match self.repo.reserve(&hold, &limits).await? {
-            None => Ok(()),
-            Some(Refusal::Uploads { open }) => Err(Error::TooMany {
-                code: ErrorCode::TooManyUploads,
-                message: format!("you have {open} unfinished uploads, the most allowed; complete or abort one first"),
-                retry_after: 60,
-            }),
-            Some(Refusal::Bytes { used, held, quota }) => Err(Error::QuotaExceeded {
-                message: format!(
-                    "{bytes} more bytes would exceed your quota of {quota}: {used} stored, {held} reserved by open uploads"
-                ),
-            }),
-            Some(Refusal::Files { files, held, quota }) => Err(Error::QuotaExceeded {
-                message: format!("one more file would exceed your limit of {quota}: {files} stored, {held} uploading"),
-            }),
-            Some(Refusal::Entries { entries, quota }) => Err(Error::QuotaExceeded {
-                message: format!(
-                    "one more file would exceed your limit of {quota} files and folders (live and in the trash): \
-                     you have {entries}"
-                ),
-            }),
-        }
+        self.repo.reserve(&hold, &limits).await
     }
 
     /// Gives a hold's room back: the content it was for will not come.
@@ -327,5 +333,30 @@ impl Accounts {
     /// Drops tokens that expired (the clean-up).
     pub(crate) async fn drop_expired_tokens(&self) -> Result<u64> {
         self.repo.delete_expired_tokens(crate::now()).await
+    }
+}
+
+/// The error a refused reservation of `bytes` answers.
+fn refused(refusal: Refusal, bytes: u64) -> Error {
+    match refusal {
+        Refusal::Uploads { open } => Error::TooMany {
+            code: ErrorCode::TooManyUploads,
+            message: format!("you have {open} unfinished uploads, the most allowed; complete or abort one first"),
+            retry_after: 60,
+        },
+        Refusal::Bytes { used, held, quota } => Error::QuotaExceeded {
+            message: format!(
+                "{bytes} more bytes would exceed your quota of {quota}: {used} stored, {held} reserved by open uploads"
+            ),
+        },
+        Refusal::Files { files, held, quota } => Error::QuotaExceeded {
+            message: format!("one more file would exceed your limit of {quota}: {files} stored, {held} uploading"),
+        },
+        Refusal::Entries { entries, quota } => Error::QuotaExceeded {
+            message: format!(
+                "one more file would exceed your limit of {quota} files and folders (live and in the trash): \
+                 you have {entries}"
+            ),
+        },
     }
 }

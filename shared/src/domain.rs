@@ -9,7 +9,7 @@ mod plan;
 
 pub use codes::ErrorCode;
 pub use names::{EntryId, FileName, FolderId, Password, Sha1Hex, Sha256Hex, UploadId, UserName, name_key};
-pub use plan::ChunkPlan;
+pub use plan::{ChunkPlan, Segment, covered_ranges};
 
 use serde::{Deserialize, Serialize};
 
@@ -142,8 +142,15 @@ pub struct UploadSession {
     /// is its identity (WebDAV, tus). Instant upload is never offered to it,
     /// and `complete` needs no declaration (one given is still checked).
     pub server_hashed: bool,
-    /// How the file is cut into chunks.
-    pub plan: ChunkPlan,
+    /// The file's size in bytes; `None` while it is unknown (an upload that
+    /// appends until its end, which then says the size).
+    pub size: Option<u64>,
+    /// The size of every chunk but the last, in the fixed-size chunk
+    /// protocol (see [`UploadSession::plan`]).
+    pub chunk_size: u64,
+    /// Bytes received: the sum of its segments' lengths (they never
+    /// overlap, so the upload is whole when this is its size).
+    pub received: u64,
     /// Current state.
     pub state: UploadState,
     /// Why the upload failed, once it has.
@@ -160,13 +167,20 @@ pub struct UploadSession {
     pub mtime: Option<i64>,
     /// When its current (or last) merge started (Unix seconds).
     pub merge_started_at: Option<i64>,
-    /// How many chunks, from the first, the running hash has passed: their
-    /// bytes are verified into the upload's hash and never change again.
+    /// How many bytes, from the first, the running hash has passed (always
+    /// a segment's end): they are in the upload's hash and never change again.
     pub hashed: u64,
     /// Creation time (Unix seconds).
     pub created_at: i64,
     /// Last activity (Unix seconds); idle sessions expire after the TTL.
     pub updated_at: i64,
+}
+
+impl UploadSession {
+    /// How the file is cut into chunks, once its size is known.
+    pub fn plan(&self) -> Option<ChunkPlan> {
+        self.size.map(|size| ChunkPlan::with_chunk_size(size, self.chunk_size))
+    }
 }
 
 /// A user's entry for a stored file.

@@ -16,8 +16,8 @@ use object_store::path::Path;
 use crate::accounts::Accounts;
 use crate::domain::error::{Error, ErrorCode, Result, ResultExt};
 use crate::domain::{
-    ChunkPlan, FileName, Mtime, NameRule, Placement, Sha1Hex, Sha256Hex, StoredFile, TreeItem, UploadId, UploadSession,
-    UploadState, User, UserFile,
+    ChunkPlan, FileName, Mtime, NameRule, Placement, Segment, Sha1Hex, Sha256Hex, StoredFile, TreeItem, UploadId,
+    UploadSession, UploadState, User, UserFile,
 };
 use crate::files::ByteRange;
 use crate::files::Files;
@@ -25,7 +25,7 @@ use crate::files::links::ChallengeSeed;
 use crate::stores::meta::{MetaRepo, NewUserFile};
 use crate::stores::objects::{self, Store};
 use crate::stores::queue::{MergeJob, Queue};
-use crate::stores::uploads::{self, CompleteOutcome, DeclareOutcome, PendingProof, UploadStore};
+use crate::stores::uploads::{self, CompleteOutcome, DeclareOutcome, PendingProof, Staged, UploadStore};
 use crate::tree::Tree;
 use running_hash::RunningHash;
 
@@ -79,8 +79,9 @@ pub struct Challenge {
 pub struct NewUpload {
     /// The name to list it under.
     pub filename: FileName,
-    /// Its size in bytes.
-    pub filesize: u64,
+    /// Its size in bytes; `None` (a server-hashed upload only) when it is
+    /// known only once the last byte has arrived.
+    pub filesize: Option<u64>,
     /// Its modification time, when the client gave one (the entry's; else
     /// the time the upload finishes).
     pub mtime: Option<Mtime>,
@@ -158,6 +159,26 @@ pub struct ChunkRequest {
     pub min_rate: u64,
 }
 
+/// What a request says about the bytes its body carries.
+#[derive(Debug, Clone, Copy)]
+pub struct BytesRequest {
+    /// The offset of its first byte in the file.
+    pub offset: u64,
+    /// The body's declared length, when the request has one; without one
+    /// the body runs to its end (past every received byte only).
+    pub content_length: Option<u64>,
+    /// The SHA-1 of the whole body (`Upload-Checksum`), when given: no byte
+    /// of the body counts unless all of it matches.
+    pub checksum: Option<[u8; 20]>,
+    /// Slowest acceptable rate, as for a chunk.
+    pub min_rate: u64,
+}
+
+/// The most bytes one segment holds: a long body becomes durable (and
+/// counts, so a crash keeps it) at least this often, and an upload of
+/// unknown size reserves quota in steps of this.
+pub const SEGMENT_MAX: u64 = 64 << 20;
+
 /// What became of a chunk's send.
 #[derive(Debug)]
 pub enum ChunkOutcome {
@@ -171,11 +192,41 @@ pub enum ChunkOutcome {
 
 /// What [`Uploads::receive_leased`] did.
 enum Received {
-    /// The chunk counts.
-    Stored,
+    /// The segment counts, with this many bytes (0: an open-ended body had
+    /// none left).
+    Stored(Staged),
     /// The upload left `uploading` for `merging` or `done` before the bytes
     /// were looked at: here it is now.
     Settled(Box<UploadSession>),
+}
+
+/// One segment's send as the engine receives it.
+#[derive(Debug, Clone, Copy)]
+struct SegmentSend {
+    /// Where its bytes go: from `start`, at most `len` of them.
+    room: Segment,
+    /// How many the body must hold.
+    expect: receive::Expect,
+    /// Its chunk index, when it is a chunk (errors name it so).
+    index: Option<u64>,
+    /// Whether its mark waits (for a checksum over several segments).
+    defer_mark: bool,
+}
+
+impl SegmentSend {
+    fn what(&self) -> String {
+        receive::describe(self.room, self.index)
+    }
+}
+
+/// The chunk view of a session whose size is known.
+fn chunk_plan(session: &UploadSession) -> Result<ChunkPlan> {
+    session.plan().ok_or_else(|| {
+        Error::invalid(
+            ErrorCode::InvalidChunkIndex,
+            "this upload's size is not known yet: it takes bytes (PUT /file/mupload/bytes), not chunks",
+        )
+    })
 }
 
 /// Reads and drops the body of a chunk `session` does not need (it is
@@ -186,7 +237,8 @@ where
     S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
 {
     let rules = receive::BodyRules { checksum: None, min_rate: chunk.min_rate };
-    receive::discard_chunk(chunk.index, session.plan.chunk_len(chunk.index), rules, body).await?;
+    let len = chunk_plan(&session)?.chunk_len(chunk.index);
+    receive::discard_chunk(&format!("chunk {}", chunk.index), len, rules, body).await?;
     tracing::info!(upload = %session.id, index = chunk.index, state = %session.state, "chunk not needed: the upload has all its chunks");
     Ok(ChunkOutcome::NotNeeded(session))
 }
@@ -262,7 +314,13 @@ impl Uploads {
             Source::Client { filehash, sha256, fingerprint } => (filehash, sha256, fingerprint),
             Source::Server => (None, None, None),
         };
-        if filesize > self.limits.max_file_size {
+        if filesize.is_none() && !server_hashed {
+            return Err(Error::invalid(
+                ErrorCode::InvalidFilesize,
+                "filesize is needed, unless the upload is server-hashed (its size can come at complete)",
+            ));
+        }
+        if let Some(filesize) = filesize.filter(|&n| n > self.limits.max_file_size) {
             return Err(Error::TooLarge {
                 code: ErrorCode::FileTooLarge,
                 message: format!("filesize {filesize} is above the limit of {} bytes", self.limits.max_file_size),
@@ -274,12 +332,15 @@ impl Uploads {
                 "sha256 needs filehash: give both, or neither and declare them later",
             ));
         }
-        let plan = ChunkPlan::for_file(filesize, self.limits.chunk_size, self.limits.max_chunks);
-        let now = crate::now();
-        let same = sha256.as_ref().map(|h| (h.as_str(), filesize as i64));
-        self.tree.check_placement(user, &filename, place, same).await?;
         let mut known = None;
-        if let (Some(filehash), Some(sha256)) = (&filehash, &sha256) {
+        let chunk_size = match filesize {
+            Some(size) => ChunkPlan::for_file(size, self.limits.chunk_size, self.limits.max_chunks).chunk_size,
+            None => self.limits.chunk_size,
+        };
+        let now = crate::now();
+        if let (Some(filehash), Some(sha256), Some(filesize)) = (&filehash, &sha256, filesize) {
+            let plan = ChunkPlan::with_chunk_size(filesize, chunk_size);
+            self.tree.check_placement(user, &filename, place, Some((sha256.as_str(), filesize as i64))).await?;
             match self.known_content(user, filename.as_str(), place, filehash, sha256, filesize, mtime, None).await? {
                 Known::Own(file) => return Ok(InitOutcome::Instant(file, plan)),
                 Known::Elsewhere(stored) => known = Some(stored),
@@ -288,24 +349,28 @@ impl Uploads {
             if let Some(session) =
                 self.sessions.find_resumable(user.id, filehash.as_str(), sha256.as_str(), filesize).await?
             {
-                let uploaded = self.sessions.chunks(&session.id).await?.into_keys().collect();
+                let uploaded = self.received_chunks(&session).await?;
                 return Ok(InitOutcome::Resume(session, uploaded));
             }
+        } else {
+            self.tree.check_placement(user, &filename, place, None).await?;
         }
         if filehash.is_none()
             && let Some(fingerprint) = &fingerprint
+            && let Some(filesize) = filesize
             && let Some(session) = self.sessions.find_by_fingerprint(user.id, fingerprint, filesize).await?
         {
-            let uploaded = self.sessions.chunks(&session.id).await?.into_keys().collect();
+            let uploaded = self.received_chunks(&session).await?;
             return Ok(InitOutcome::Resume(session, uploaded));
         }
         // The upload's declared size is reserved in the quota under its id
         // before the session exists (the clean-up releases a hold whose
         // session never came).
+        // (A size not known yet is reserved as the bytes arrive.)
         let id = UploadId::generate();
-        self.accounts.reserve(user, id.as_str(), filesize, true).await?;
+        self.accounts.reserve(user, id.as_str(), filesize.unwrap_or(0), true).await?;
         // The caller's own limits answer first; then whether the disk has room.
-        if let Err(e) = self.check_staging_room(filesize).await {
+        if let Err(e) = self.check_staging_room(filesize.unwrap_or(0)).await {
             self.accounts.release_quietly(id.as_str()).await;
             return Err(e);
         }
@@ -319,7 +384,9 @@ impl Uploads {
             filehash,
             sha256,
             server_hashed,
-            plan,
+            size: filesize,
+            chunk_size,
+            received: 0,
             state: UploadState::Uploading,
             reason: None,
             reason_code: None,
@@ -336,7 +403,7 @@ impl Uploads {
             return Err(e);
         }
         crate::runtime::metrics::UPLOADS_CREATED.inc();
-        tracing::info!(upload = %session.id, chunks = plan.chunk_count, chunk_size = plan.chunk_size, "upload created");
+        tracing::info!(upload = %session.id, size = ?session.size, chunk_size, server_hashed, "upload created");
         let challenge = match known {
             Some(stored) => self.challenge(user, &session.id, &stored).await?,
             None => None,
@@ -447,7 +514,7 @@ impl Uploads {
             DeclareOutcome::Different => return Err(Error::HashAlreadyDeclared),
         }
         let place = Placement { folder: session.folder.clone(), rule: NameRule::Rename };
-        let size = session.plan.file_size;
+        let size = session.size.unwrap_or_default();
         // A server-hashed upload only gets its declaration checked by the merge.
         let known = if session.server_hashed {
             Known::Unknown
@@ -470,14 +537,14 @@ impl Uploads {
                 if self.sessions.delete_unless_merging(&session.id).await? {
                     self.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;
                 }
-                return Ok(DeclareResult::Instant(file, session.plan));
+                return Ok(DeclareResult::Instant(file, chunk_plan(&session)?));
             }
             Known::Elsewhere(stored) => self.challenge(user, &session.id, &stored).await?,
             Known::Unknown => None,
         };
         tracing::info!(upload = %session.id, "hashes declared");
         (session.filehash, session.sha256) = (Some(filehash), Some(sha256));
-        let uploaded = self.sessions.chunks(&session.id).await?.into_keys().collect();
+        let uploaded = self.received_chunks(&session).await?;
         Ok(DeclareResult::Continue(session, uploaded, challenge))
     }
 
@@ -605,10 +672,10 @@ impl Uploads {
                 }
                 tracing::info!(entry = %file.id, "possession proved: instant upload");
                 crate::runtime::metrics::UPLOADS_INSTANT.inc();
-                return Ok(ProveOutcome::Instant(file, session.plan));
+                return Ok(ProveOutcome::Instant(file, chunk_plan(&session)?));
             }
         }
-        let uploaded = self.sessions.chunks(&session.id).await?.into_keys().collect();
+        let uploaded = self.received_chunks(&session).await?;
         Ok(ProveOutcome::Continue(session, uploaded))
     }
 
@@ -636,13 +703,14 @@ impl Uploads {
     where
         S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
     {
-        let ChunkRequest { index, content_length, .. } = chunk;
+        let ChunkRequest { index, content_length, checksum, min_rate } = chunk;
         let session = self.owned_session(user, id).await?;
         if session.state == UploadState::Failed {
             return Err(Error::NotUploading { state: session.state.to_string() });
         }
-        session.plan.check_index(index)?;
-        let expected = session.plan.chunk_len(index);
+        let plan = chunk_plan(&session)?;
+        plan.check_index(index)?;
+        let expected = plan.chunk_len(index);
         match content_length {
             Some(n) if n > expected => {
                 return Err(Error::TooLarge {
@@ -661,10 +729,17 @@ impl Uploads {
         if session.state != UploadState::Uploading {
             return not_needed(session, chunk, body).await;
         }
-        let lease = self.hash.lease(&session.id, &uploads::chunk_lease(index)).await?;
-        let lease = lease.ok_or(Error::ChunkBusy { index })?;
+        let send = SegmentSend {
+            room: plan.segment(index),
+            expect: receive::Expect::exactly(expected),
+            index: Some(index),
+            defer_mark: false,
+        };
+        let lease = self.hash.lease_for_send(&session.id, &uploads::segment_lease(send.room)).await?;
+        let lease = lease.ok_or_else(|| Error::ChunkBusy { what: send.what() })?;
+        let rules = receive::BodyRules { checksum, min_rate };
         let in_flight = self.hash.send_begins();
-        let received = self.receive_leased(&session, chunk, &lease, body).await;
+        let received = self.receive_leased(&session, send, rules, &lease, body).await;
         drop(in_flight);
         lease.release().await;
         if let Received::Settled(now) = received? {
@@ -676,20 +751,224 @@ impl Uploads {
         Ok(ChunkOutcome::Stored(session))
     }
 
-    /// [`put_chunk`] once the chunk's lease is held.
+    /// Receives bytes of an upload from `request.offset` on: a range of a
+    /// known length, or (without one) a body that runs to its end, which
+    /// must start past every byte received. A long body is cut into
+    /// segments of at most [`SEGMENT_MAX`], each counted once it is durable
+    /// (so a body cut off keeps what arrived before its last segment),
+    /// unless the request has a checksum of its whole body: then none
+    /// counts until all of it matches. A range received before is sent
+    /// again whole (replacing it, or, once hashed, compared) and never
+    /// overlapped in other bounds ([`Error::RangeOverlap`]). An upload of
+    /// unknown size reserves quota as the bytes come, in steps of
+    /// [`SEGMENT_MAX`]. Returns the session and how many bytes counted.
+    #[tracing::instrument(name = "receive bytes", skip(self, user, body), fields(user = user.id, offset = request.offset))]
+    pub async fn put_bytes<S>(
+        &self,
+        user: &User,
+        id: &str,
+        request: BytesRequest,
+        body: &mut S,
+    ) -> Result<(UploadSession, u64)>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
+    {
+        let BytesRequest { offset, content_length, checksum, min_rate } = request;
+        let session = self.owned_session(user, id).await?;
+        if session.state != UploadState::Uploading {
+            return Err(Error::NotUploading { state: session.state.to_string() });
+        }
+        let limit = session.size.unwrap_or(self.limits.max_file_size);
+        let past = |end: u64| match session.size {
+            Some(size) => Error::SizeConflict {
+                message: format!("the bytes would end at {end}, past the upload's size of {size}"),
+            },
+            None => Error::TooLarge {
+                code: ErrorCode::FileTooLarge,
+                message: format!("the file would pass the limit of {limit} bytes"),
+            },
+        };
+        let end = match content_length {
+            Some(n) => offset.checked_add(n).ok_or_else(|| past(u64::MAX))?,
+            None => limit,
+        };
+        if end > limit || offset > limit {
+            return Err(past(end.max(offset)));
+        }
+        let rules = receive::BodyRules { checksum: None, min_rate };
+        let mut whole = checksum.map(|want| (want, <sha1::Sha1 as sha1::Digest>::new()));
+        let defer_mark = whole.is_some();
+        let mut body = receive::Watched::new(body, whole.as_mut().map(|(_, h)| h));
+        let mut carry: Option<Bytes> = None;
+        let mut held: Vec<(running_hash::Lease, Staged)> = Vec::new();
+        let (mut at, mut counted, mut reserved) = (offset, 0u64, 0u64);
+        let in_flight = self.hash.send_begins();
+        let outcome = loop {
+            if at == end {
+                // A body of unknown length may not go on past the limit.
+                if content_length.is_none() && (carry.is_some() || body.next().await.is_some()) {
+                    break Err(past(end + 1));
+                }
+                break Ok(());
+            }
+            let open_ended = content_length.is_none();
+            // Past its first segment, a body of unknown length goes on only
+            // if more of it comes (within the idle limit).
+            if open_ended && at > offset && carry.is_none() {
+                match tokio::time::timeout(receive::BODY_IDLE_TIMEOUT, body.next()).await {
+                    Ok(None) => break Ok(()),
+                    Ok(Some(Ok(piece))) => carry = Some(piece),
+                    Ok(Some(Err(e))) => break Err(objects::ChunkWriteError::Body(e).into()),
+                    Err(_) => break Err(objects::ChunkWriteError::Idle(receive::BODY_IDLE_TIMEOUT.as_secs()).into()),
+                }
+            }
+            let mut len = (end - at).min(SEGMENT_MAX);
+            if session.size.is_none() {
+                // Room in the quota for what this segment may bring, in
+                // steps; when a step is more than the quota has left, as
+                // much as it has (a body of unknown length then stops there).
+                let needed = (at + len).max(session.received);
+                if needed > reserved {
+                    let step = needed.div_ceil(SEGMENT_MAX) * SEGMENT_MAX;
+                    let at_least = if open_ended { at + 1 } else { needed };
+                    reserved = match self.accounts.reserve_growth(user, session.id.as_str(), step, at_least).await {
+                        Ok(held) => held,
+                        Err(e) => break Err(e),
+                    };
+                }
+                len = len.min(reserved.saturating_sub(at));
+            }
+            let room = Segment { start: at, len };
+            let send = SegmentSend {
+                room,
+                expect: if open_ended { receive::Expect { min: 0, max: len } } else { receive::Expect::exactly(len) },
+                index: None,
+                defer_mark,
+            };
+            let Some(lease) = self.hash.lease_for_send(&session.id, &uploads::segment_lease(room)).await? else {
+                // Busy, unless the bytes overlap received ones in other
+                // bounds: that answer does not change by retrying.
+                let overlaps = self.sessions.overlapping(&session.id, room).await?;
+                let other_bounds = match overlaps.as_slice() {
+                    [] => false,
+                    // (A body of unknown length would stop before a later one.)
+                    [first, ..] if open_ended => first.segment.start <= room.start,
+                    [same] => same.segment != room,
+                    _ => true,
+                };
+                break Err(if other_bounds {
+                    Error::RangeOverlap { what: send.what() }
+                } else {
+                    Error::ChunkBusy { what: send.what() }
+                });
+            };
+            let mut part = receive::Limited::new(&mut body, &mut carry, len);
+            match self.receive_leased(&session, send, rules, &lease, &mut part).await {
+                Ok(Received::Stored(staged)) if staged.segment.len == 0 => {
+                    lease.release().await;
+                    break Ok(());
+                }
+                Ok(Received::Stored(staged)) => {
+                    at = staged.segment.end();
+                    counted += staged.segment.len;
+                    let ended = staged.segment.len < len;
+                    if send.defer_mark {
+                        held.push((lease, staged));
+                    } else {
+                        lease.release().await;
+                        self.hash.advance_in_background(session.clone());
+                    }
+                    // A body of unknown length that ended before its segment did.
+                    if ended {
+                        break Ok(());
+                    }
+                }
+                Ok(Received::Settled(now)) => {
+                    lease.release().await;
+                    break Err(Error::NotUploading { state: now.state.to_string() });
+                }
+                Err(e) => {
+                    lease.release().await;
+                    break Err(e);
+                }
+            }
+        };
+        let deferred = !held.is_empty();
+        let outcome = match (outcome, whole) {
+            (Ok(()), Some((want, hasher))) => {
+                let actual: [u8; 20] = sha1::Digest::finalize(hasher).into();
+                if actual == want {
+                    self.mark_held(&session, &held).await
+                } else {
+                    Err(Error::from(objects::ChunkWriteError::ChecksumMismatch {
+                        what: "the body".to_owned(),
+                        actual: hex::encode(actual),
+                    }))
+                }
+            }
+            (outcome, _) => outcome,
+        };
+        drop(in_flight);
+        let marked = outcome.is_ok();
+        for (lease, staged) in held {
+            if !marked {
+                objects::delete_unless_shared(&*self.staging, &staged.key, &session.id, staged.segment.start).await;
+            }
+            lease.release().await;
+        }
+        outcome?;
+        if deferred {
+            self.hash.advance_in_background(session.clone());
+        }
+        crate::runtime::metrics::CHUNK_BYTES.add(counted);
+        let session = self.sessions.get(&session.id).await?.ok_or(Error::UploadNotFound)?;
+        Ok((session, counted))
+    }
+
+    /// Marks segments staged for one request once its whole body checked out.
+    async fn mark_held(&self, session: &UploadSession, held: &[(running_hash::Lease, Staged)]) -> Result<()> {
+        for (_, staged) in held {
+            self.mark_staged(session, staged).await?;
+        }
+        Ok(())
+    }
+
+    /// Records a staged segment; its earlier send's own object goes. On a
+    /// refusal (the upload aborted or expired meanwhile) the new object goes.
+    async fn mark_staged(&self, session: &UploadSession, staged: &Staged) -> Result<()> {
+        let id = &session.id;
+        match self.sessions.mark_segment(id, staged.segment, &staged.key, crate::now()).await {
+            Ok(previous) => {
+                crate::runtime::crash::point("uppart.after_mark");
+                let start = staged.segment.start;
+                let replaced = previous.filter(|p| p != &staged.key && objects::is_own_segment_object(p, id, start));
+                if let Some(previous) = replaced {
+                    objects::delete_quietly(&*self.staging, &Path::from(previous)).await;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                objects::delete_unless_shared(&*self.staging, &staged.key, id, staged.segment.start).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Receives one segment's send once its lease is held: see
+    /// [`Uploads::put_chunk`] and [`Uploads::put_bytes`].
     async fn receive_leased<S>(
         &self,
         session: &UploadSession,
-        chunk: ChunkRequest,
+        send: SegmentSend,
+        rules: receive::BodyRules,
         lease: &running_hash::Lease,
         body: &mut S,
     ) -> Result<Received>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
     {
-        let ChunkRequest { index, checksum, min_rate, .. } = chunk;
-        let rules = receive::BodyRules { checksum, min_rate };
-        let (id, plan) = (&session.id, &session.plan);
+        let id = &session.id;
+        let what = send.what();
         // Again under the lease: a merge that began meanwhile waits for the
         // leases taken before it, and a send that takes one after sees it.
         // The session read now also says how far the running hash has got.
@@ -701,74 +980,118 @@ impl Uploads {
             Some(s) => return Ok(Received::Settled(Box::new(s))),
             None => return Err(Error::UploadNotFound),
         };
-        let staged = self.sessions.chunk(id, index).await?;
-        if index < hashed {
-            let key = staged.ok_or_else(|| Error::internal("receiving a chunk", "a hashed chunk is not recorded"))?;
+        // What lies in the bytes this send may write (no other send can mark
+        // any there while the lease is held): nothing, or for a send of known
+        // length the same segment, received before.
+        let mut room = send.room;
+        let mut expect = send.expect;
+        let overlaps = self.sessions.overlapping(id, room).await?;
+        let staged = match overlaps.as_slice() {
+            [] => None,
+            [same] if same.segment == room && expect.min == expect.max => Some(same.clone()),
+            // A body of unknown length stops where received bytes begin.
+            [first, ..] if expect.min < expect.max && first.segment.start > room.start => {
+                room.len = first.segment.start - room.start;
+                expect.max = room.len;
+                None
+            }
+            _ => return Err(Error::RangeOverlap { what }),
+        };
+        if let Some(same) = staged.as_ref().filter(|s| s.segment.end() <= hashed) {
             let stored = self
                 .staging
-                .read_chunk(&Path::from(key.as_str()), plan, index)
+                .read_segment(&Path::from(same.key.as_str()), same.segment)
                 .await?
-                .ok_or_else(|| Error::internal("receiving a chunk", "a hashed chunk is not staged"))?;
-            if !receive::compare_chunk(stored, index, plan.chunk_len(index), rules, body).await? {
-                return Err(Error::ChunkConflict { index });
+                .ok_or_else(|| Error::internal("receiving bytes", "hashed bytes are not staged"))?;
+            if !receive::compare_segment(stored, &what, room.len, rules, body).await? {
+                return Err(Error::ChunkConflict { what });
             }
             // The same bytes again: nothing to write; the mark keeps the session alive.
-            self.sessions.mark_chunk(id, index, &key, crate::now()).await?;
-            return Ok(Received::Stored);
+            self.sessions.mark_segment(id, same.segment, &same.key, crate::now()).await?;
+            return Ok(Received::Stored(same.clone()));
         }
-        // A send again of a chunk received before replaces it only once it has
-        // fully arrived: the earlier bytes stay whole until then.
-        let at = objects::ChunkAt { id, plan, index };
+        // A send again of bytes received before replaces them only once it
+        // has fully arrived: the earlier bytes stay whole until then.
+        let at = objects::SegmentAt { id, segment: room };
         // Bytes the hash will want soon are kept for it (see `running_hash`).
-        let keep = (index < hashed + running_hash::KEEP_AHEAD).then(|| self.hash.keep_budget());
-        let (key, pieces) = receive::stage_chunk(&*self.staging, at, staged.is_some(), rules, keep, body).await?;
+        let keep = (room.start < hashed + running_hash::KEEP_AHEAD).then(|| self.hash.keep_budget());
+        let (key, got, pieces) =
+            receive::stage_segment(&*self.staging, at, &what, staged.is_some(), expect, rules, keep, body).await?;
         crate::runtime::crash::point("uppart.after_write");
-        match self.sessions.mark_chunk(id, index, key.as_ref(), crate::now()).await {
-            Ok(previous) => {
-                crate::runtime::crash::point("uppart.after_mark");
-                // Kept only if no other send could have written the chunk
-                // meanwhile (this one's lease was never lost).
-                if let Some(pieces) = pieces.filter(|_| !lease.lost()) {
-                    self.hash.landed(id, index, key.as_ref(), pieces);
-                }
-                // The earlier send's own object goes; a file the chunks share stays.
-                let replaced = previous.filter(|p| p != key.as_ref() && objects::is_own_chunk_object(p, id, index));
-                if let Some(previous) = replaced {
-                    crate::stores::objects::delete_quietly(&*self.staging, &Path::from(previous)).await;
-                }
-                Ok(Received::Stored)
-            }
-            Err(e) => {
-                // Aborted or expired while the bytes were in flight.
-                crate::stores::objects::delete_quietly(&*self.staging, &key).await;
-                Err(e)
-            }
+        let staged = Staged { segment: Segment { start: room.start, len: got }, key: key.to_string() };
+        if got == 0 {
+            objects::delete_unless_shared(&*self.staging, &staged.key, id, room.start).await;
+            return Ok(Received::Stored(staged));
         }
+        if send.defer_mark {
+            return Ok(Received::Stored(staged));
+        }
+        self.mark_staged(session, &staged).await?;
+        // Kept only if no other send could have written the bytes meanwhile
+        // (this one's lease was never lost).
+        if let Some(pieces) = pieces.filter(|_| !lease.lost()) {
+            self.hash.landed(id, room.start, &staged.key, pieces);
+        }
+        Ok(Received::Stored(staged))
     }
 
-    /// An upload's state, received chunk indexes, and the file once done.
-    pub async fn status(&self, user: &User, id: &str) -> Result<(UploadSession, Vec<u64>, Option<UserFile>)> {
-        let (session, received) = match self.sessions.get_with_chunks(&UploadId::parse(id)?).await? {
+    /// The chunk indexes of the chunk protocol `session` has received (none
+    /// while its size is unknown).
+    async fn received_chunks(&self, session: &UploadSession) -> Result<Vec<u64>> {
+        let Some(plan) = session.plan() else { return Ok(Vec::new()) };
+        let segments = self.sessions.segments(&session.id).await?;
+        Ok(segments.iter().filter_map(|s| plan.index_of(s.segment)).collect())
+    }
+
+    /// An upload's state, its received segments, and the file once done.
+    pub async fn status(&self, user: &User, id: &str) -> Result<(UploadSession, Vec<Segment>, Option<UserFile>)> {
+        let (session, received) = match self.sessions.get_with_segments(&UploadId::parse(id)?).await? {
             Some((s, received)) if s.owner == user.id => (s, received),
             _ => return Err(Error::UploadNotFound),
         };
-        let uploaded: Vec<u64> = match session.state {
-            UploadState::Uploading | UploadState::Merging => received,
-            UploadState::Done => (0..session.plan.chunk_count).collect(),
-            UploadState::Failed => Vec::new(),
+        let received = match (session.state, session.size) {
+            (UploadState::Uploading | UploadState::Merging, _) => received,
+            (UploadState::Done, Some(size)) if size > 0 => vec![Segment { start: 0, len: size }],
+            _ => Vec::new(),
         };
         let file = match (&session.state, &session.entry_id) {
             (UploadState::Done, Some(entry)) => self.repo.user_file(user.id, entry).await?.map(|(f, _)| f),
             _ => None,
         };
-        Ok((session, uploaded, file))
+        Ok((session, received, file))
     }
 
-    /// Hands a fully received upload to the merge workers (exactly once).
-    /// Returns the state the upload is in afterwards.
+    /// Hands a fully received upload to the merge workers (exactly once),
+    /// giving it its size first when it had none (`size`; for an upload
+    /// whose size is known, `size` must be it). Returns the state the
+    /// upload is in afterwards.
     #[tracing::instrument(name = "complete upload", skip(self, user), fields(user = user.id))]
-    pub async fn complete(&self, user: &User, id: &str) -> Result<UploadState> {
-        let session = self.owned_session(user, id).await?;
+    pub async fn complete(&self, user: &User, id: &str, size: Option<u64>) -> Result<UploadState> {
+        let mut session = self.owned_session(user, id).await?;
+        if let Some(size) = size {
+            match session.size {
+                Some(known) if known != size => {
+                    return Err(Error::SizeConflict { message: format!("the upload's size is {known} bytes") });
+                }
+                Some(_) => {}
+                None if session.state == UploadState::Uploading => {
+                    if size > self.limits.max_file_size {
+                        return Err(Error::TooLarge {
+                            code: ErrorCode::FileTooLarge,
+                            message: format!(
+                                "filesize {size} is above the limit of {} bytes",
+                                self.limits.max_file_size
+                            ),
+                        });
+                    }
+                    // Its quota, exactly, before it can start.
+                    self.accounts.reserve(user, session.id.as_str(), size, true).await?;
+                    self.sessions.set_size(&session.id, size, crate::now()).await?;
+                    session.size = Some(size);
+                }
+                None => {}
+            }
+        }
         // Hashes only ever get declared, never withdrawn: checked here, they
         // are there for the merge. Without them there is nothing to verify the
         // file against, so the client must finish its side first.
@@ -794,12 +1117,26 @@ impl Uploads {
             }
             CompleteOutcome::AlreadyIn(state) => Ok(state),
             CompleteOutcome::Missing => {
-                let have = self.sessions.chunks(&session.id).await?;
-                let missing: Vec<u64> = (0..session.plan.chunk_count).filter(|i| !have.contains_key(i)).collect();
-                Err(Error::ChunksMissing {
-                    count: missing.len() as u64,
-                    missing: missing.into_iter().take(MISSING_LISTED).collect(),
-                })
+                let Some(plan) = session.plan() else {
+                    return Err(Error::SizeConflict {
+                        message: "the upload's size is not known yet: give it (filesize) to complete".to_owned(),
+                    });
+                };
+                let have = self.sessions.segments(&session.id).await?;
+                let mut chunks = have.iter().filter_map(|s| plan.index_of(s.segment)).peekable();
+                let mut missing = Vec::new();
+                let mut count = 0u64;
+                for i in 0..plan.chunk_count {
+                    if chunks.next_if_eq(&i).is_none() {
+                        count += 1;
+                        if missing.len() < MISSING_LISTED {
+                            missing.push(i);
+                        }
+                    }
+                }
+                // Bytes received in other bounds than chunks may still leave
+                // gaps that are no whole chunk: the count says so.
+                Err(Error::ChunksMissing { count: count.max(1), missing })
             }
         }
     }

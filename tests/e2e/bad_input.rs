@@ -4,11 +4,6 @@
 use pan_tests::*;
 use serde_json::{Value, json};
 
-fn assert_error(code: StatusCode, body: &Value, want: StatusCode, ctx: &str) {
-    assert_eq!(code, want, "{ctx}: {body}");
-    assert!(body["code"].is_string() && body["message"].is_string(), "{ctx}: not {{code, message}}: {body}");
-}
-
 both!(
     /// Malformed signup bodies (empty, not JSON, bad UTF-8, missing fields,
     /// wrong types, bad usernames) each get their exact 4xx as a JSON `{code,

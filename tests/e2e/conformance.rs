@@ -10,15 +10,18 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use pan_tests::*;
-use shared::domain::{ChunkPlan, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState, UserName};
+use shared::domain::{ChunkPlan, Segment, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState, UserName};
 use shared::domain::{NameRule, SortKey, TreeItem};
 use shared::stores::meta::{
     AppPassword, Destination, Hold, Limits, MetaRepo, NewUserFile, Refusal, TreeBounds, UserRepo,
 };
 use shared::stores::objects::s3::Location;
-use shared::stores::objects::{self, ByteStore, ChunkAt, ChunkWriteError, LocalStore, S3Store, TempFile};
-use shared::stores::uploads::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, UploadStore};
-use shared::upload::receive::{BodyRules, KeepBudget, compare_chunk, stage_chunk};
+use shared::stores::objects::{self, ByteStore, ChunkWriteError, LocalStore, S3Store, SegmentAt, TempFile};
+use shared::stores::uploads::{
+    CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, SEGMENT_LEASE_PREFIX, Staged, UploadStore,
+    segment_lease,
+};
+use shared::upload::receive::{BodyRules, Expect, KeepBudget, compare_segment, stage_segment};
 
 const TTL: u64 = 3600;
 
@@ -32,7 +35,9 @@ fn session(owner: i64, size: u64, sha256: Option<&str>) -> UploadSession {
         fingerprint: None,
         sha256: sha256.map(|h| Sha256Hex::parse(h).unwrap()),
         server_hashed: false,
-        plan: ChunkPlan::with_chunk_size(size, 1024),
+        size: Some(size),
+        chunk_size: 1024,
+        received: 0,
         state: UploadState::Uploading,
         reason: None,
         reason_code: None,
@@ -52,7 +57,7 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     let a = session(owner, 3000, Some(&"cd".repeat(32)));
     s.create(&a).await.unwrap();
     let got = s.get(&a.id).await.unwrap().expect("created session");
-    assert_eq!((got.owner, got.state, got.plan), (owner, UploadState::Uploading, a.plan));
+    assert_eq!((got.owner, got.state, got.plan()), (owner, UploadState::Uploading, a.plan()));
     assert_eq!(got.sha256, a.sha256);
     assert!(s.get(&UploadId::generate()).await.unwrap().is_none());
     let resumable = s
@@ -66,52 +71,101 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     );
     assert_eq!(resumable.id, a.id);
 
-    // Chunk marks: the last send wins and the superseded key comes back.
-    assert_eq!(s.mark_chunk(&a.id, 0, "k0", now).await.unwrap(), None);
-    assert_eq!(s.mark_chunk(&a.id, 0, "k0b", now).await.unwrap(), Some("k0".into()));
+    // Segment marks: the last send of the same bytes wins and the
+    // superseded key comes back; bytes received count once.
+    let seg = |start: u64, len: u64| Segment { start, len };
+    let staged = |start: u64, len: u64, key: &str| Staged { segment: seg(start, len), key: key.into() };
+    assert_eq!(s.mark_segment(&a.id, seg(0, 1024), "k0", now).await.unwrap(), None);
+    assert_eq!(s.mark_segment(&a.id, seg(0, 1024), "k0b", now).await.unwrap(), Some("k0".into()));
+    assert_eq!(s.get(&a.id).await.unwrap().unwrap().received, 1024, "a send again adds nothing");
     assert_eq!(s.start_merge(&a.id, now).await.unwrap(), CompleteOutcome::Missing);
-    s.mark_chunk(&a.id, 1, "k1", now).await.unwrap();
-    s.mark_chunk(&a.id, 2, "k2", now).await.unwrap();
-    let chunks = s.chunks(&a.id).await.unwrap();
-    assert_eq!(chunks.into_iter().collect::<Vec<_>>(), vec![(0, "k0b".into()), (1, "k1".into()), (2, "k2".into())]);
+    // Overlaps in other bounds are refused, whichever side they reach from;
+    // adjacent segments are fine, and so is a gap (until complete).
+    for bad in [seg(0, 10), seg(1000, 100), seg(0, 2048), seg(1023, 1)] {
+        assert!(
+            matches!(s.mark_segment(&a.id, bad, "x", now).await, Err(shared::Error::RangeOverlap { .. })),
+            "{bad:?} overlaps"
+        );
+    }
+    s.mark_segment(&a.id, seg(2048, 952), "k2", now).await.unwrap();
+    assert!(matches!(s.mark_segment(&a.id, seg(2048, 953), "x", now).await, Err(shared::Error::SizeConflict { .. })));
+    assert!(matches!(s.mark_segment(&a.id, seg(2999, 2), "x", now).await, Err(shared::Error::SizeConflict { .. })));
+    assert_eq!(s.start_merge(&a.id, now).await.unwrap(), CompleteOutcome::Missing, "a gap at 1024..2048");
+    assert_eq!(
+        s.overlapping(&a.id, seg(1000, 1100)).await.unwrap(),
+        vec![staged(0, 1024, "k0b"), staged(2048, 952, "k2")]
+    );
+    assert!(s.overlapping(&a.id, seg(1024, 1024)).await.unwrap().is_empty(), "the gap overlaps nothing");
+    s.mark_segment(&a.id, seg(1024, 1024), "k1", now).await.unwrap();
+    let all = s.segments(&a.id).await.unwrap();
+    assert_eq!(all, vec![staged(0, 1024, "k0b"), staged(1024, 1024, "k1"), staged(2048, 952, "k2")]);
+    assert_eq!(s.segment_at(&a.id, 1024).await.unwrap(), Some(staged(1024, 1024, "k1")));
+    assert_eq!(s.segment_at(&a.id, 1000).await.unwrap(), None, "only where a segment starts");
+    let (with, received) = s.get_with_segments(&a.id).await.unwrap().expect("the session and its segments");
+    assert_eq!((with.id, with.received), (a.id.clone(), 3000));
+    assert_eq!(received, vec![seg(0, 1024), seg(1024, 1024), seg(2048, 952)]);
+    assert!(s.get_with_segments(&UploadId::generate()).await.unwrap().is_none());
+    assert!(matches!(s.set_size(&a.id, 3001, now).await, Err(shared::Error::SizeConflict { .. })), "size known");
+    s.set_size(&a.id, 3000, now).await.unwrap();
 
-    assert_eq!(s.chunk(&a.id, 1).await.unwrap().as_deref(), Some("k1"));
-    let (with, received) = s.get_with_chunks(&a.id).await.unwrap().expect("the session and its chunks");
-    assert_eq!((with.id, received), (a.id.clone(), vec![0, 1, 2]));
-    assert!(s.get_with_chunks(&UploadId::generate()).await.unwrap().is_none());
-    assert_eq!(s.chunk(&a.id, 7).await.unwrap(), None);
-
-    // Leases: one holder at a time, renewable by it, free once released or expired.
+    // Leases: one holder at a time, renewable by it, free once released or
+    // expired; segment leases also exclude every other holder's on any of
+    // the same bytes.
     let ms = 1_000_000_000_000i64;
-    let lease = shared::stores::uploads::chunk_lease(1);
+    let lease = segment_lease(seg(1024, 1024));
     assert!(s.acquire_lease(&a.id, &lease, "p1", ms, 1000).await.unwrap());
     assert!(!s.acquire_lease(&a.id, &lease, "p2", ms + 10, 1000).await.unwrap(), "held by p1");
+    for (other, free) in [(seg(2047, 1), false), (seg(0, 1025), false), (seg(0, 1024), true), (seg(2048, 10), true)] {
+        let taken = s.acquire_lease(&a.id, &segment_lease(other), "p3", ms + 20, 1000).await.unwrap();
+        assert_eq!(taken, free, "{other:?} beside a lease on 1024..2048");
+        s.release_lease(&a.id, &segment_lease(other), "p3").await.unwrap();
+    }
     assert!(s.acquire_lease(&a.id, &lease, "p1", ms + 500, 1000).await.unwrap(), "renewed by p1");
     assert!(!s.acquire_lease(&a.id, &lease, "p2", ms + 1400, 1000).await.unwrap(), "the renewal counts");
-    assert_eq!(s.leases_held(&a.id, "chunk:", ms + 1400).await.unwrap(), 1);
-    assert_eq!(s.leases_held(&a.id, &shared::stores::uploads::chunk_lease(10), ms).await.unwrap(), 0, "exact names");
-    assert_eq!(s.leases_held(&a.id, "chunk:", ms + 1600).await.unwrap(), 0, "expired");
+    assert_eq!(s.leases_held(&a.id, SEGMENT_LEASE_PREFIX, ms + 1400).await.unwrap(), 1);
+    assert_eq!(s.leases_held(&a.id, &segment_lease(seg(1024, 10)), ms).await.unwrap(), 0, "exact names");
+    assert_eq!(s.leases_held(&a.id, SEGMENT_LEASE_PREFIX, ms + 1600).await.unwrap(), 0, "expired");
+    assert!(s.acquire_lease(&a.id, &segment_lease(seg(1500, 1)), "p2", ms + 1600, 1000).await.unwrap());
+    s.release_lease(&a.id, &segment_lease(seg(1500, 1)), "p2").await.unwrap();
     assert!(s.acquire_lease(&a.id, &lease, "p2", ms + 1600, 1000).await.unwrap(), "taken over once expired");
     s.release_lease(&a.id, &lease, "p1").await.unwrap();
-    assert_eq!(s.leases_held(&a.id, "chunk:", ms + 1700).await.unwrap(), 1, "only the holder releases");
+    assert_eq!(s.leases_held(&a.id, SEGMENT_LEASE_PREFIX, ms + 1700).await.unwrap(), 1, "only the holder releases");
     s.release_lease(&a.id, &lease, "p2").await.unwrap();
-    assert_eq!(s.leases_held(&a.id, "chunk:", ms + 1700).await.unwrap(), 0);
+    assert_eq!(s.leases_held(&a.id, SEGMENT_LEASE_PREFIX, ms + 1700).await.unwrap(), 0);
+
+    // An upload whose size comes at the end: bytes anywhere below the
+    // largest file, complete refused until the size is given, and a size
+    // below received bytes refused.
+    let u = UploadSession { size: None, server_hashed: true, filehash: None, sha256: None, ..session(owner, 0, None) };
+    s.create(&u).await.unwrap();
+    assert_eq!(s.get(&u.id).await.unwrap().unwrap().size, None);
+    s.mark_segment(&u.id, seg(0, 5000), "u0", now).await.unwrap();
+    s.mark_segment(&u.id, seg(5000, 1 << 40), "u1", now).await.unwrap();
+    assert_eq!(s.start_merge(&u.id, now).await.unwrap(), CompleteOutcome::Missing, "no size yet");
+    let past = s.set_size(&u.id, 5000 + (1 << 40) - 1, now).await;
+    assert!(matches!(past, Err(shared::Error::SizeConflict { .. })), "{past:?}");
+    s.set_size(&u.id, 5000 + (1 << 40), now).await.unwrap();
+    s.set_size(&u.id, 5000 + (1 << 40), now).await.unwrap();
+    assert!(matches!(s.set_size(&u.id, 6000, now).await, Err(shared::Error::SizeConflict { .. })));
+    assert_eq!(s.get(&u.id).await.unwrap().unwrap().received, 5000 + (1 << 40), "exact past 2^32");
+    assert_eq!(s.start_merge(&u.id, now).await.unwrap(), CompleteOutcome::Started);
+    assert!(matches!(s.set_size(&u.id, 1, now).await, Err(shared::Error::NotUploading { .. })));
 
     // The running hash's progress: saved only under the hash lease.
     assert_eq!(s.hash_progress(&a.id).await.unwrap(), HashProgress::default());
-    let progress = HashProgress { next: 2, state: vec![1, 2, 3, 250] };
+    let progress = HashProgress { next: 2048, state: vec![1, 2, 3, 250] };
     assert!(!s.save_hash_progress(&a.id, "p1", &progress, ms).await.unwrap(), "no lease, no save");
     assert!(s.acquire_lease(&a.id, HASH_LEASE, "p1", ms, 1000).await.unwrap());
     assert!(!s.save_hash_progress(&a.id, "p2", &progress, ms).await.unwrap(), "another holder's lease");
     assert!(s.save_hash_progress(&a.id, "p1", &progress, ms + 10).await.unwrap());
     assert!(!s.save_hash_progress(&a.id, "p1", &progress, ms + 5000).await.unwrap(), "an expired lease");
     assert_eq!(s.hash_progress(&a.id).await.unwrap(), progress);
-    assert_eq!(s.get(&a.id).await.unwrap().unwrap().hashed, 2);
+    assert_eq!(s.get(&a.id).await.unwrap().unwrap().hashed, 2048);
 
     // Complete is a compare-and-set; marks after it are refused.
     assert_eq!(s.start_merge(&a.id, now).await.unwrap(), CompleteOutcome::Started);
     assert_eq!(s.start_merge(&a.id, now).await.unwrap(), CompleteOutcome::AlreadyIn(UploadState::Merging));
-    assert!(matches!(s.mark_chunk(&a.id, 0, "late", now).await, Err(shared::Error::NotUploading { .. })));
+    assert!(matches!(s.mark_segment(&a.id, seg(0, 1024), "late", now).await, Err(shared::Error::NotUploading { .. })));
     assert!(!s.delete_unless_merging(&a.id).await.unwrap(), "a merging upload is not deleted");
 
     // Heartbeats: a merge without one for long enough is stale.
@@ -135,7 +189,7 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     // Challenges: single use, and void once expired.
     let b = session(owner, 10, None);
     s.create(&b).await.unwrap();
-    assert_eq!(s.get_with_chunks(&b.id).await.unwrap().map(|(_, r)| r), Some(vec![]), "no chunks yet");
+    assert_eq!(s.get_with_segments(&b.id).await.unwrap().map(|(_, r)| r), Some(vec![]), "no bytes yet");
     let proof = PendingProof { file_id: 7, expected: "ee".repeat(32), expires_at: now + 60 };
     s.put_challenge(&b.id, &proof).await.unwrap();
     assert_eq!(s.take_challenge(&b.id, now).await.unwrap(), Some(proof.clone()));
@@ -144,11 +198,11 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     assert_eq!(s.take_challenge(&b.id, now + 61).await.unwrap(), None, "expired");
 
     // Abort: gone, chunks and all.
-    s.mark_chunk(&b.id, 0, "kb", now).await.unwrap();
+    s.mark_segment(&b.id, seg(0, 10), "kb", now).await.unwrap();
     assert!(s.delete_unless_merging(&b.id).await.unwrap());
     assert!(s.get(&b.id).await.unwrap().is_none());
-    assert!(s.chunks(&b.id).await.unwrap().is_empty());
-    assert!(matches!(s.mark_chunk(&b.id, 0, "k", now).await, Err(shared::Error::UploadNotFound)));
+    assert!(s.segments(&b.id).await.unwrap().is_empty());
+    assert!(matches!(s.mark_segment(&b.id, seg(0, 10), "k", now).await, Err(shared::Error::UploadNotFound)));
 
     // An upload begun without hashes: found by its fingerprint and size,
     // and its hashes declared once (the same again is fine, others are not).
@@ -180,7 +234,7 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     let by_hashes = s.find_resumable(owner, &h1, &h256, 500).await.unwrap().map(|f| f.id);
     assert_eq!(by_hashes, Some(c.id.clone()), "declared hashes find the upload");
     assert_eq!(s.find_by_fingerprint(owner, "fp:1/a", 500).await.unwrap().map(|f| f.id), Some(c.id.clone()));
-    s.mark_chunk(&c.id, 0, "kc", now).await.unwrap();
+    s.mark_segment(&c.id, seg(0, 500), "kc", now).await.unwrap();
     assert_eq!(s.start_merge(&c.id, now).await.unwrap(), CompleteOutcome::Started);
     assert!(matches!(s.declare_hashes(&c, &h1, &h256).await, Err(shared::Error::NotUploading { .. })));
     assert!(s.find_by_fingerprint(owner, "fp:1/a", 500).await.unwrap().is_none(), "merging is not resumable");
@@ -206,7 +260,7 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     }
     let found = s.find_resumable(owner, &h1, &h256, 700).await.unwrap().expect("declared twice").id;
     let other = if found == e.id { &f } else { &e };
-    s.mark_chunk(&other.id, 0, "ko", now).await.unwrap();
+    s.mark_segment(&other.id, seg(0, 700), "ko", now).await.unwrap();
     assert_eq!(s.start_merge(&other.id, now).await.unwrap(), CompleteOutcome::Started);
     let still = s.find_resumable(owner, &h1, &h256, 700).await.unwrap().map(|u| u.id);
     assert_eq!(still, Some(found), "the other upload's merge left this one resumable");
@@ -812,8 +866,10 @@ async fn put_chunk(
     let pieces: Vec<&[u8]> = data.chunks(1000).collect();
     let rules = BodyRules { checksum, min_rate: 0 };
     let budget = KeepBudget::new(data.len().max(1));
-    let (key, kept) =
-        stage_chunk(s, ChunkAt { id, plan, index }, again, rules, Some(&budget), &mut body(&pieces)).await.unwrap();
+    let (at, expect, what) =
+        (SegmentAt { id, segment: plan.segment(index) }, Expect::exactly(data.len() as u64), "chunk");
+    let (key, _, kept) =
+        stage_segment(s, at, what, again, expect, rules, Some(&budget), &mut body(&pieces)).await.unwrap();
     let kept = kept.expect("a budget of the chunk's size keeps it");
     assert_eq!(budget.held(), data.len());
     assert_eq!(kept.into_pieces().concat(), data);
@@ -821,8 +877,8 @@ async fn put_chunk(
     if !data.is_empty() {
         let small = KeepBudget::new(data.len() - 1);
         let again_key =
-            stage_chunk(s, ChunkAt { id, plan, index }, true, rules, Some(&small), &mut body(&pieces)).await.unwrap();
-        assert!(again_key.1.is_none(), "a budget one byte short keeps nothing");
+            stage_segment(s, at, what, true, expect, rules, Some(&small), &mut body(&pieces)).await.unwrap();
+        assert!(again_key.2.is_none(), "a budget one byte short keeps nothing");
         assert_eq!(small.held(), 0);
         return again_key.0;
     }
@@ -831,7 +887,7 @@ async fn put_chunk(
 
 /// All the bytes of chunk `index` staged under `key`.
 async fn read_chunk(s: &dyn ByteStore, key: &Path, plan: &ChunkPlan, index: u64) -> Option<Vec<u8>> {
-    let stream = s.read_chunk(key, plan, index).await.unwrap()?;
+    let stream = s.read_segment(key, plan.segment(index)).await.unwrap()?;
     let pieces: Vec<Bytes> = stream.try_collect().await.unwrap();
     Some(pieces.concat())
 }
@@ -903,26 +959,22 @@ async fn byte_store_suite(s: &dyn ByteStore, presigns: bool) {
     }
 
     // …and a send again that it refuses leaves every chunk as it was.
-    let at2 = ChunkAt { id: &up, plan: &plan, index: 2 };
-    let outcome = stage_chunk(s, at2, true, BodyRules::default(), None, &mut body(&[&part(2)[..10], part(2)])).await;
-    assert!(matches!(outcome, Err(ChunkWriteError::TooLong { index: 2, expected: 5310 })), "{outcome:?}");
-    let outcome = stage_chunk(s, at2, true, BodyRules::default(), None, &mut body(&[&part(2)[..5]])).await;
+    let at2 = SegmentAt { id: &up, segment: plan.segment(2) };
+    let exact = Expect::exactly(5310);
+    let no_rules = BodyRules::default();
+    let outcome =
+        stage_segment(s, at2, "chunk 2", true, exact, no_rules, None, &mut body(&[&part(2)[..10], part(2)])).await;
+    assert!(matches!(outcome, Err(ChunkWriteError::TooLong { expected: 5310, .. })), "{outcome:?}");
+    let outcome = stage_segment(s, at2, "chunk 2", true, exact, no_rules, None, &mut body(&[&part(2)[..5]])).await;
     assert!(matches!(outcome, Err(ChunkWriteError::TooShort { expected: 5310, got: 5, .. })), "{outcome:?}");
-    let outcome = stage_chunk(
-        s,
-        at2,
-        true,
-        BodyRules { checksum: Some(sha1(b"something else")), min_rate: 0 },
-        None,
-        &mut body(&[part(2)]),
-    )
-    .await;
+    let wrong_sum = BodyRules { checksum: Some(sha1(b"something else")), min_rate: 0 };
+    let outcome = stage_segment(s, at2, "chunk 2", true, exact, wrong_sum, None, &mut body(&[part(2)])).await;
     match &outcome {
-        Err(ChunkWriteError::ChecksumMismatch { index: 2, actual }) => assert_eq!(*actual, hex::encode(sha1(part(2)))),
+        Err(ChunkWriteError::ChecksumMismatch { actual, .. }) => assert_eq!(*actual, hex::encode(sha1(part(2)))),
         other => panic!("expected a checksum mismatch: {other:?}"),
     }
     let failed = futures::stream::iter(vec![Ok(Bytes::from_static(b"01")), Err(std::io::Error::other("client gone"))]);
-    let outcome = stage_chunk(s, at2, true, BodyRules::default(), None, &mut Box::pin(failed)).await;
+    let outcome = stage_segment(s, at2, "chunk 2", true, exact, no_rules, None, &mut Box::pin(failed)).await;
     assert!(matches!(outcome, Err(ChunkWriteError::Body(_))), "{outcome:?}");
     for (i, k) in [(0, &k0), (1, &k1), (2, &k2)] {
         assert_eq!(read_chunk(s, k, &plan, i).await.as_deref(), Some(part(i)), "chunk {i} after refusals");
@@ -937,28 +989,55 @@ async fn byte_store_suite(s: &dyn ByteStore, presigns: bool) {
 
     // The merge's view: the whole file, synced, in the destination's
     // scratch directory; the staged chunks stay (a retried merge needs them).
-    let staged: Vec<String> = [&k0, &k1, &k2].iter().map(|k| k.to_string()).collect();
-    let whole = s.staged_file(&up, &plan, &staged, s.scratch_dir(), 2).await.unwrap();
+    let staged: Vec<Staged> = [&k0, &k1, &k2]
+        .iter()
+        .enumerate()
+        .map(|(i, k)| Staged { segment: plan.segment(i as u64), key: k.to_string() })
+        .collect();
+    let whole = s.staged_file(&up, 30_000, &staged, s.scratch_dir(), 2).await.unwrap();
     assert_eq!(std::fs::read(&whole.path).unwrap(), file);
     drop(whole);
     assert_eq!(read_chunk(s, &k1, &plan, 1).await.as_deref(), Some(part(1)), "staged chunks stay");
-    let again = s.staged_file(&up, &plan, &staged, s.scratch_dir(), 2).await.unwrap();
+    let again = s.staged_file(&up, 30_000, &staged, s.scratch_dir(), 2).await.unwrap();
     assert_eq!(std::fs::read(&again.path).unwrap(), file, "a second merge gets the file again");
     drop(again);
-    let nothing = ChunkPlan::with_chunk_size(0, 12_345);
-    let empty = s.staged_file(&UploadId::generate(), &nothing, &[], s.scratch_dir(), 2).await.unwrap();
+    let empty = s.staged_file(&UploadId::generate(), 0, &[], s.scratch_dir(), 2).await.unwrap();
     assert_eq!(std::fs::read(&empty.path).unwrap(), b"", "an upload of no bytes is an empty file");
     drop(empty);
     let scratch: Vec<_> = std::fs::read_dir(s.scratch_dir()).map(|d| d.flatten().collect()).unwrap_or_default();
     assert!(scratch.is_empty(), "nothing left in the scratch directory once dropped: {scratch:?}");
 
     // Sent again, a chunk compares equal only to its own bytes.
-    let stored = s.read_chunk(&k1, &plan, 1).await.unwrap().unwrap();
-    assert!(compare_chunk(stored, 1, 12_345, BodyRules::default(), &mut body(&[part(1)])).await.unwrap());
-    let stored = s.read_chunk(&k1, &plan, 1).await.unwrap().unwrap();
+    let stored = s.read_segment(&k1, plan.segment(1)).await.unwrap().unwrap();
+    assert!(compare_segment(stored, "chunk 1", 12_345, BodyRules::default(), &mut body(&[part(1)])).await.unwrap());
+    let stored = s.read_segment(&k1, plan.segment(1)).await.unwrap().unwrap();
     let mut other = part(1).to_vec();
     other[12_000] ^= 1;
-    assert!(!compare_chunk(stored, 1, 12_345, BodyRules::default(), &mut body(&[&other])).await.unwrap());
+    assert!(!compare_segment(stored, "chunk 1", 12_345, BodyRules::default(), &mut body(&[&other])).await.unwrap());
+
+    // Segments in any bounds: a body of unknown length stops where it
+    // ends (within the room it was given), and the file is still whole,
+    // cut to its size however far the room reached.
+    let up2 = UploadId::generate();
+    let file2 = test_bytes(7_001, 95);
+    let mut staged2 = Vec::new();
+    for (start, end) in [(4_000u64, 7_001u64), (0, 1), (1, 4_000)] {
+        let room = Segment { start, len: 50_000 };
+        let at = SegmentAt { id: &up2, segment: room };
+        let pieces: Vec<&[u8]> = file2[start as usize..end as usize].chunks(700).collect();
+        let open = Expect { min: 0, max: room.len };
+        let (key, got, _) =
+            stage_segment(s, at, "bytes", false, open, no_rules, None, &mut body(&pieces)).await.unwrap();
+        assert_eq!(got, end - start);
+        staged2.push(Staged { segment: Segment { start, len: got }, key: key.to_string() });
+    }
+    staged2.sort_by_key(|s| s.segment.start);
+    let whole = s.staged_file(&up2, 7_001, &staged2, s.scratch_dir(), 2).await.unwrap();
+    assert_eq!(std::fs::read(&whole.path).unwrap(), file2, "segments of any bounds make the file");
+    drop(whole);
+    let gap = s.staged_file(&up2, 7_001, &staged2[1..], s.scratch_dir(), 2).await;
+    assert!(gap.is_err(), "segments that leave a gap make no file");
+    s.delete_prefix(&objects::upload_prefix(&up2)).await.unwrap();
 
     // Listings: every object with its size and age, and nothing temporary.
     let lingering = TempFile::new(s, "lingering").unwrap();
@@ -1064,15 +1143,34 @@ async fn byte_stores_copy_between_a_local_directory_and_garage() {
 }
 
 /// Stages `data` as the chunks of a new upload laid out with `chunk_size`;
-/// returns the plan and the staged keys.
-async fn stage(s: &dyn ByteStore, data: &[u8], chunk_size: u64) -> (ChunkPlan, Vec<String>) {
+/// returns the staged segments.
+async fn stage(s: &dyn ByteStore, data: &[u8], chunk_size: u64) -> Vec<Staged> {
     let (up, plan) = (UploadId::generate(), ChunkPlan::with_chunk_size(data.len() as u64, chunk_size));
-    let mut keys = Vec::new();
+    let mut staged = Vec::new();
     for i in 0..plan.chunk_count {
         let range = plan.offset(i) as usize..(plan.offset(i) + plan.chunk_len(i)) as usize;
-        keys.push(put_chunk(s, (&up, &plan), i, false, &data[range], None).await.to_string());
+        let key = put_chunk(s, (&up, &plan), i, false, &data[range], None).await.to_string();
+        staged.push(Staged { segment: plan.segment(i), key });
     }
-    (plan, keys)
+    staged
+}
+
+/// Stages `data` as segments ending at `ends` (the last at its end).
+async fn stage_at(s: &dyn ByteStore, data: &[u8], ends: &[u64]) -> Vec<Staged> {
+    let up = UploadId::generate();
+    let mut staged = Vec::new();
+    let mut start = 0u64;
+    for &end in ends.iter().chain([data.len() as u64].iter()) {
+        let segment = Segment { start, len: end - start };
+        let pieces: Vec<&[u8]> = data[start as usize..end as usize].chunks(1 << 20).collect();
+        let at = SegmentAt { id: &up, segment };
+        let expect = Expect::exactly(segment.len);
+        let (key, _, _) =
+            stage_segment(s, at, "bytes", false, expect, BodyRules::default(), None, &mut body(&pieces)).await.unwrap();
+        staged.push(Staged { segment, key: key.to_string() });
+        start = end;
+    }
+    staged
 }
 
 /// A merge between buckets of one service makes the file from the staged
@@ -1086,27 +1184,32 @@ async fn merge_composes_the_file_from_chunk_objects_on_garage() {
     let dir = tempfile::tempdir().unwrap();
     let (staging, files) = (garage_store(&g, "staging", &dir), garage_store(&g, "files", &dir));
     let data = test_bytes((12 << 20) + 4321, 91);
-    let (plan, staged) = stage(&staging, &data, 5 << 20).await;
-    assert_eq!(plan.chunk_count, 3);
+    let staged = stage(&staging, &data, 5 << 20).await;
+    assert_eq!(staged.len(), 3);
     let key = Path::from("fi/le/composed");
-    assert!(objects::compose_staged(&staging, &files, &plan, &staged, &key, 2).await.unwrap());
+    assert!(objects::compose_staged(&staging, &files, &staged, &key, 2).await.unwrap());
     assert_eq!(read(&files, "fi/le/composed", None).await.as_deref(), Some(&data[..]));
     assert!(files_under(dir.path()).is_empty(), "no byte on the local disk: {:?}", files_under(dir.path()).keys());
     // Again (a retried merge): the same object.
-    assert!(objects::compose_staged(&staging, &files, &plan, &staged, &key, 2).await.unwrap());
+    assert!(objects::compose_staged(&staging, &files, &staged, &key, 2).await.unwrap());
     assert_eq!(read(&files, "fi/le/composed", None).await.as_deref(), Some(&data[..]));
+    // Segments of other sizes too, as long as all but the last make parts.
+    let uneven = stage_at(&staging, &data, &[6 << 20, 11 << 20]).await;
+    assert!(objects::compose_staged(&staging, &files, &uneven, &Path::from("uneven"), 2).await.unwrap());
+    assert_eq!(read(&files, "uneven", None).await.as_deref(), Some(&data[..]));
+    let short_middle = stage_at(&staging, &data, &[6 << 20, 7 << 20]).await;
+    assert!(!objects::compose_staged(&staging, &files, &short_middle, &Path::from("short"), 2).await.unwrap());
 
     // One chunk of any size is one part.
     let small = test_bytes(777, 92);
-    let (one, staged_one) = stage(&staging, &small, 5 << 20).await;
-    assert!(objects::compose_staged(&staging, &files, &one, &staged_one, &Path::from("one"), 1).await.unwrap());
+    let staged_one = stage(&staging, &small, 5 << 20).await;
+    assert!(objects::compose_staged(&staging, &files, &staged_one, &Path::from("one"), 1).await.unwrap());
     assert_eq!(read(&files, "one", None).await.as_deref(), Some(&small[..]));
 
     // Parts below 5 MiB, no chunks at all, another service, a directory: not composed, nothing written.
-    let (tiny, staged_tiny) = stage(&staging, &data[..3 << 20], 1 << 20).await;
-    assert!(!objects::compose_staged(&staging, &files, &tiny, &staged_tiny, &Path::from("tiny"), 2).await.unwrap());
-    let empty = ChunkPlan::with_chunk_size(0, 5 << 20);
-    assert!(!objects::compose_staged(&staging, &files, &empty, &[], &Path::from("empty"), 2).await.unwrap());
+    let staged_tiny = stage(&staging, &data[..3 << 20], 1 << 20).await;
+    assert!(!objects::compose_staged(&staging, &files, &staged_tiny, &Path::from("tiny"), 2).await.unwrap());
+    assert!(!objects::compose_staged(&staging, &files, &[], &Path::from("empty"), 2).await.unwrap());
     let location = Location {
         service: Some("http://elsewhere".into()),
         own_requests: true,
@@ -1114,13 +1217,13 @@ async fn merge_composes_the_file_from_chunk_objects_on_garage() {
         prefix: "files".into(),
     };
     let elsewhere = S3Store::new(g.client(), location, dir.path().join("tmp"));
-    assert!(!objects::compose_staged(&staging, &elsewhere, &plan, &staged, &Path::from("far"), 2).await.unwrap());
+    assert!(!objects::compose_staged(&staging, &elsewhere, &staged, &Path::from("far"), 2).await.unwrap());
     let local = local_store(&dir);
-    assert!(!objects::compose_staged(&staging, &local, &plan, &staged, &Path::from("local"), 2).await.unwrap());
-    let (local_plan, local_staged) = stage(&local, &data, 5 << 20).await;
-    let composed = objects::compose_staged(&local, &files, &local_plan, &local_staged, &Path::from("l"), 2).await;
+    assert!(!objects::compose_staged(&staging, &local, &staged, &Path::from("local"), 2).await.unwrap());
+    let local_staged = stage(&local, &data, 5 << 20).await;
+    let composed = objects::compose_staged(&local, &files, &local_staged, &Path::from("l"), 2).await;
     assert!(!composed.unwrap());
-    for key in ["tiny", "empty", "far", "local", "l"] {
+    for key in ["tiny", "empty", "far", "local", "l", "short"] {
         assert!(files.head(&Path::from(key)).await.unwrap().is_none(), "{key} was not written");
     }
 
@@ -1128,18 +1231,18 @@ async fn merge_composes_the_file_from_chunk_objects_on_garage() {
     // a proxy) neither offers its chunks nor composes.
     let location = Location { service: None, own_requests: true, bucket: g.bucket.clone(), prefix: "staging".into() };
     let plain = S3Store::new(g.client(), location, dir.path().join("tmp"));
-    assert!(plain.copy_source(&Path::from(staged[0].as_str())).is_none());
+    assert!(plain.copy_source(&Path::from(staged[0].key.as_str())).is_none());
     let location = Location { service: None, own_requests: true, bucket: g.bucket.clone(), prefix: "files".into() };
     let plain = S3Store::new(g.client(), location, dir.path().join("tmp"));
-    assert!(!objects::compose_staged(&staging, &plain, &plan, &staged, &Path::from("plain"), 2).await.unwrap());
+    assert!(!objects::compose_staged(&staging, &plain, &staged, &Path::from("plain"), 2).await.unwrap());
 
     // A copy the service refuses (here: a chunk object gone, 404) is not
     // composed either (the merge assembles the file instead, or reports
     // the missing chunk): no object at the key.
     let mut broken = staged.clone();
-    broken[1] = format!("{}x", broken[1]);
+    broken[1].key = format!("{}x", broken[1].key);
     let key = Path::from("fi/le/broken");
-    assert!(!objects::compose_staged(&staging, &files, &plan, &broken, &key, 2).await.unwrap());
+    assert!(!objects::compose_staged(&staging, &files, &broken, &key, 2).await.unwrap());
     assert!(files.head(&key).await.unwrap().is_none(), "a refused compose leaves nothing");
     assert!(files.head(&Path::from("plain")).await.unwrap().is_none());
 }

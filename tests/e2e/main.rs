@@ -3,6 +3,7 @@
 
 mod accounts;
 mod bad_input;
+mod bytes;
 mod cli;
 mod config;
 mod conformance;

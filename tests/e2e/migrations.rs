@@ -1,8 +1,9 @@
 //! Migrations start from a database the previous release made (schema
 //! 0013): names the rules now refuse, twins in Unicode form, a trashed tree.
 //! After opening it with this release, the repository's audit checks are
-//! clean, names follow today's rules, the trash still restores and old
-//! entries' modification times are their upload times.
+//! clean, names follow today's rules, the trash still restores, old
+//! entries' modification times are their upload times, and an unfinished
+//! upload's chunks are its byte segments (0022).
 
 use pan_tests::*;
 use shared::domain::{FileName, NameRule, TreeItem};
@@ -25,6 +26,9 @@ fn previous_migrations(dialect: &str) -> tempfile::TempDir {
     }
     dir
 }
+
+/// The unfinished upload the previous release left.
+const UPLOAD: &str = "0123456789abcdef0123456789abcdef";
 
 const NFC: &str = "caf\u{e9}";
 const NFD: &str = "cafe\u{301}";
@@ -77,6 +81,25 @@ async fn fill_previous(pool: &AnyPool) {
         }
     };
     entry(&"e1".repeat(16), "", "x\\y.txt", None).await;
+    // An unfinished upload of 2500 bytes in chunks of 1024: chunks 0 and 2
+    // in, chunk 0 hashed.
+    q("INSERT INTO upload_sessions (id, owner_id, filename, filehash, filesize, chunksize, chunkcount, state, \
+       created_at, updated_at, hash_next) VALUES (?, 1, 'u.bin', ?, 2500, 1024, 3, 'uploading', 1, ?, 1)")
+    .bind(UPLOAD)
+    .bind("c".repeat(40))
+    .bind(shared::now())
+    .execute(pool)
+    .await
+    .unwrap();
+    for (index, key) in [(0i64, "up/k0"), (2, "up/k2")] {
+        q("INSERT INTO upload_chunks (upload_id, chkidx, object_key) VALUES (?, ?, ?)")
+            .bind(UPLOAD)
+            .bind(index)
+            .bind(key)
+            .execute(pool)
+            .await
+            .unwrap();
+    }
     entry(&"e2".repeat(16), &"f5".repeat(16), "deep.txt", Some(&top)).await;
     entry(&"e3".repeat(16), "", NFD, None).await;
 }
@@ -108,6 +131,20 @@ async fn check_current(repo: &SqlRepo) {
     assert!(matches!(&old[..], [TreeItem::File(f)] if f.mtime == 7 && f.uploaded_at == 7), "{old:?}");
     // Paths resolve by either form.
     assert_eq!(repo.children_named(1, "", NFD).await.unwrap().len(), 1);
+    // The upload's chunks are segments, its running hash counts bytes.
+    use shared::stores::uploads::{SegmentMap, Staged, UploadSessions};
+    let uploads = shared::stores::uploads::sql::SqlUploads::new(repo.clone(), 86_400);
+    let id = shared::domain::UploadId::parse(UPLOAD).unwrap();
+    let session = uploads.get(&id).await.unwrap().expect("the unfinished upload");
+    assert_eq!((session.size, session.received, session.hashed), (Some(2500), 1024 + 452, 1024));
+    let segment = |start, len| shared::domain::Segment { start, len };
+    assert_eq!(
+        uploads.segments(&id).await.unwrap(),
+        vec![
+            Staged { segment: segment(0, 1024), key: "up/k0".into() },
+            Staged { segment: segment(2048, 452), key: "up/k2".into() }
+        ]
+    );
 }
 
 /// SQLite: the previous release's schema, filled, then opened by this one.

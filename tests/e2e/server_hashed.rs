@@ -1,7 +1,8 @@
 //! Use cases for the front doors to come (WebDAV, tus), driven through
 //! `shared::Services` itself on the embedded stores (SQLite and a local
-//! directory), since no REST route reaches them: an upload whose client
-//! declares no hashes, and the app passwords those clients sign in with.
+//! directory): an upload whose client declares no hashes, sent as chunks
+//! (over HTTP, `bytes.rs` sends them as byte ranges), and the app passwords
+//! those clients sign in with.
 
 use bytes::Bytes;
 use clap::Parser;
@@ -21,7 +22,7 @@ struct Embedded {
 async fn init_server_hashed(services: &Services, user: &shared::domain::User, data: &[u8]) -> InitOutcome {
     let new = NewUpload {
         filename: FileName::parse("a.bin").unwrap(),
-        filesize: data.len() as u64,
+        filesize: Some(data.len() as u64),
         mtime: None,
         source: Source::Server,
     };
@@ -45,13 +46,18 @@ async fn a_server_hashed_upload_is_stored_as_received_and_never_instant() {
     };
     assert!(session.server_hashed && session.filehash.is_none());
     let id = session.id.to_string();
-    for index in 0..session.plan.chunk_count {
-        let (start, len) = (session.plan.offset(index) as usize, session.plan.chunk_len(index) as usize);
+    let plan = session.plan().expect("a size was given");
+    for index in 0..plan.chunk_count {
+        let (start, len) = (plan.offset(index) as usize, plan.chunk_len(index) as usize);
         let chunk = ChunkRequest { index, content_length: Some(len as u64), checksum: None, min_rate: 0 };
         let mut body = futures::stream::iter([Ok(Bytes::copy_from_slice(&data[start..start + len]))]);
         services.uploads.put_chunk(&user, &id, chunk, &mut body).await.unwrap();
     }
-    assert_eq!(services.uploads.complete(&user, &id).await.unwrap(), UploadState::Merging, "no declaration needed");
+    assert_eq!(
+        services.uploads.complete(&user, &id, None).await.unwrap(),
+        UploadState::Merging,
+        "no declaration needed"
+    );
     services.uploads.merge(&MergeJob { upload_id: session.id.clone() }).await.unwrap();
     let (done, _, file) = services.uploads.status(&user, &id).await.unwrap();
     assert_eq!(done.state, UploadState::Done, "{:?}", done.reason);

@@ -1,7 +1,9 @@
 //! The chunked, resumable upload protocol under `/file/mupload`:
 //! init → uppart (any order, in parallel, repeatable) → complete, with status
 //! and abort; declare gives the file's hashes while the chunks flow when
-//! init named none. Field names follow the design notes (`uploadID`, `chkidx`, …).
+//! init named none; bytes sends any byte range (or a body of unknown
+//! length), for uploads whose size is known only at the end.
+//! Field names follow the design notes (`uploadID`, `chkidx`, …).
 
 use poem::Body;
 use poem::web::Data;
@@ -11,7 +13,8 @@ use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use shared::ErrorCode;
 use shared::domain::{
-    ChunkPlan, FileName, FolderId, Mtime, NameRule, Placement, Sha1Hex, Sha256Hex, UploadSession, UploadState, UserFile,
+    ChunkPlan, FileName, FolderId, Mtime, NameRule, Placement, Segment, Sha1Hex, Sha256Hex, UploadSession, UploadState,
+    UserFile, covered_ranges,
 };
 use shared::upload::{self, DeclareResult, InitOutcome, ProveOutcome};
 
@@ -44,9 +47,17 @@ pub struct InitRequest {
     /// is hashed (before `complete`).
     #[oai(nullable, validator(pattern = r"^[0-9A-Fa-f]{40}$"))]
     pub filehash: Option<Text>,
-    /// Size of the whole file in bytes.
-    #[oai(validator(minimum(value = "0")))]
-    pub filesize: i64,
+    /// Size of the whole file in bytes. May be left out only with
+    /// `server_hashed`: the size is then given at `complete`.
+    #[oai(nullable, validator(minimum(value = "0")))]
+    pub filesize: Option<i64>,
+    /// Let the server's running hash be the content's identity: no
+    /// `filehash` or `sha256` (400 `INVALID_REQUEST` with them), no resume
+    /// by hashes and no instant upload; `complete` needs no declaration.
+    /// For a source that cannot hash first (a stream, a pipe): send its
+    /// bytes with `PUT /file/mupload/bytes` as they come.
+    #[oai(default)]
+    pub server_hashed: bool,
     /// SHA-256 of the whole file, 64 hex characters (only with `filehash`).
     /// Optional, but resume and instant upload need it (content is
     /// identified by SHA-256 and size; SHA-1 alone is not collision-safe);
@@ -150,7 +161,8 @@ pub struct InitResponse {
     /// The upload's id (absent for `instant`, which needs no upload).
     #[oai(rename = "uploadID", skip_serializing_if_is_none)]
     pub upload_id: Option<String>,
-    /// Number of chunks; chunk `i` covers bytes `[i*chunksize, min((i+1)*chunksize, filesize))`.
+    /// Number of chunks; chunk `i` covers bytes `[i*chunksize, min((i+1)*chunksize, filesize))`
+    /// (0 while the size is not known).
     pub chunkcount: u64,
     /// Size of every chunk but the last, in bytes.
     pub chunksize: u64,
@@ -210,13 +222,15 @@ pub struct UploadStatus {
     /// The fingerprint given at init (uploads begun without hashes).
     #[oai(skip_serializing_if_is_none)]
     pub fingerprint: Option<String>,
-    /// The declared size.
-    pub filesize: u64,
-    /// Number of chunks.
+    /// The declared size (null while it is not known: a server-hashed
+    /// upload whose size comes at `complete`).
+    pub filesize: Option<u64>,
+    /// Number of chunks (0 while the size is not known).
     pub chunkcount: u64,
     /// Size of every chunk but the last.
     pub chunksize: u64,
-    /// Indexes of the chunks received, ascending.
+    /// Indexes of the chunks received, ascending (bytes received in other
+    /// bounds than chunks count in `ranges`, not here).
     pub uploaded: Vec<u64>,
     /// How many chunks were received.
     pub uploaded_count: u64,
@@ -225,6 +239,15 @@ pub struct UploadStatus {
     /// again with other bytes is refused with `CHUNK_CONFLICT`. At
     /// `complete`, only the rest is left to hash.
     pub hashed_count: u64,
+    /// Bytes received, in all.
+    pub received: u64,
+    /// The byte ranges received, ascending, adjacent ones joined: what a
+    /// client resuming with `PUT /file/mupload/bytes` need not send again.
+    /// An upload that only appends has one, `[0, received)`.
+    pub ranges: Vec<ReceivedRange>,
+    /// How many bytes, from the first, the running hash has passed (final,
+    /// as `hashed_count` says).
+    pub hashed_bytes: u64,
     /// Why the upload failed (state `failed` only).
     #[oai(skip_serializing_if_is_none)]
     pub reason: Option<String>,
@@ -264,6 +287,31 @@ pub struct ChunkReceipt {
     pub chkidx: u64,
     /// The chunk's length in bytes.
     pub size: u64,
+    // (No doc comment: see InitResponse.)
+    pub state: UploadStateDto,
+}
+
+/// Bytes `start` to `end - 1` of the file.
+#[derive(Debug, Clone, Object)]
+pub struct ReceivedRange {
+    /// Offset of the first byte.
+    pub start: u64,
+    /// Offset just past the last byte.
+    pub end: u64,
+}
+
+/// Bytes were received. `state` is the upload's (`uploading`).
+#[derive(Debug, Object)]
+pub struct BytesReceipt {
+    /// The upload's id.
+    #[oai(rename = "uploadID")]
+    pub upload_id: String,
+    /// Where the request's bytes began.
+    pub offset: u64,
+    /// How many bytes of the request count (all of them).
+    pub size: u64,
+    /// Bytes received by the upload, in all.
+    pub received: u64,
     // (No doc comment: see InitResponse.)
     pub state: UploadStateDto,
 }
@@ -311,8 +359,8 @@ fn upload_answer(
     InitResponse {
         status,
         upload_id: Some(s.id.to_string()),
-        chunkcount: s.plan.chunk_count,
-        chunksize: s.plan.chunk_size,
+        chunkcount: s.plan().map_or(0, |p| p.chunk_count),
+        chunksize: s.chunk_size,
         uploaded,
         file: None,
         challenge: challenge.map(Challenge::from),
@@ -331,8 +379,15 @@ fn instant_answer(f: UserFile, plan: ChunkPlan) -> InitResponse {
     }
 }
 
-fn status_of(session: UploadSession, uploaded: Vec<u64>, file: Option<UserFile>) -> UploadStatus {
+fn status_of(session: UploadSession, received: Vec<Segment>, file: Option<UserFile>) -> UploadStatus {
     let merging = session.state == UploadState::Merging;
+    let plan = session.plan();
+    let uploaded: Vec<u64> = match plan {
+        Some(plan) => received.iter().filter_map(|s| plan.index_of(*s)).collect(),
+        None => Vec::new(),
+    };
+    let received_bytes = received.iter().map(|s| s.len).sum();
+    let hashed = if session.state == UploadState::Done { received_bytes } else { session.hashed };
     let merge_started_at = session.merge_started_at.filter(|_| merging);
     UploadStatus {
         merge_started_at,
@@ -343,12 +398,15 @@ fn status_of(session: UploadSession, uploaded: Vec<u64>, file: Option<UserFile>)
         filehash: session.filehash.map(|h| h.to_string()),
         sha256: session.sha256.map(|h| h.to_string()),
         fingerprint: session.fingerprint,
-        filesize: session.plan.file_size,
-        chunkcount: session.plan.chunk_count,
-        chunksize: session.plan.chunk_size,
+        filesize: session.size,
+        chunkcount: plan.map_or(0, |p| p.chunk_count),
+        chunksize: session.chunk_size,
         uploaded_count: uploaded.len() as u64,
-        hashed_count: if session.state == UploadState::Done { session.plan.chunk_count } else { session.hashed },
+        hashed_count: plan.map_or(0, |p| p.chunks_within(hashed)),
         uploaded,
+        received: received_bytes,
+        ranges: covered_ranges(received).into_iter().map(|r| ReceivedRange { start: r.start, end: r.end }).collect(),
+        hashed_bytes: hashed,
         reason: session.reason,
         reason_code: session.reason_code.map(|c| c.as_str().to_owned()),
         file: file.map(file_info),
@@ -409,6 +467,17 @@ crate::operation_errors!(
     }
 );
 crate::operation_errors!(
+    /// Errors of complete.
+    CompleteErrors {
+        BadRequest = 400,
+        Unauthorized = 401,
+        NotFound = 404,
+        Conflict = 409,
+        PayloadTooLarge = 413,
+        InsufficientStorage = 507,
+    }
+);
+crate::operation_errors!(
     /// Errors of complete and abort.
     UploadStateErrors { BadRequest = 400, Unauthorized = 401, NotFound = 404, Conflict = 409 }
 );
@@ -446,7 +515,10 @@ impl UploadApi {
         let filename = FileName::parse(&body.filename)?;
         let filehash = body.filehash.as_deref().map(Sha1Hex::parse).transpose()?;
         let sha256 = body.sha256.as_deref().map(Sha256Hex::parse).transpose()?;
-        let filesize = u64::try_from(body.filesize)
+        let filesize = body
+            .filesize
+            .map(u64::try_from)
+            .transpose()
             .map_err(|_| ApiError::new(ErrorCode::InvalidFilesize, "filesize must not be negative"))?;
         let place = Placement {
             folder: body.folder.as_deref().filter(|f| !f.is_empty()).map(FolderId::parse).transpose()?,
@@ -454,7 +526,18 @@ impl UploadApi {
         };
         let fingerprint = body.fingerprint.as_deref().map(str::to_owned);
         let mtime = body.mtime.map(Mtime::parse).transpose()?;
-        let source = upload::Source::Client { filehash, sha256, fingerprint };
+        let source = if body.server_hashed {
+            if filehash.is_some() || sha256.is_some() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "a server-hashed upload takes no filehash or sha256 (declare them later to have them checked)",
+                )
+                .into());
+            }
+            upload::Source::Server
+        } else {
+            upload::Source::Client { filehash, sha256, fingerprint }
+        };
         let new = upload::NewUpload { filename, filesize, mtime, source };
         let outcome = state.services.uploads.init(&auth.0, new, &place).await?;
         Ok(Json(match outcome {
@@ -570,7 +653,7 @@ impl UploadApi {
                 Ok(Json(ChunkReceipt {
                     upload_id: upload_id.0,
                     chkidx: chkidx.0,
-                    size: session.plan.chunk_len(chkidx.0),
+                    size: session.plan().map_or(0, |p| p.chunk_len(chkidx.0)),
                     state: session.state.into(),
                 }))
             }
@@ -578,6 +661,75 @@ impl UploadApi {
                 // Read what is left of the body, so a client that sends it all
                 // before reading the answer gets this error, not a broken pipe.
                 // Not for a client cut off for being slow: it would only stall us.
+                if !e.is_slow_body() {
+                    drain(&mut stream, DRAIN_LIMIT, DRAIN_TIME).await;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Send bytes from any offset.
+    ///
+    /// For any upload, and the only way for one whose size is not known
+    /// yet (`server_hashed` without `filesize`). The body's bytes land from
+    /// `offset` on. With a `Content-Length` the range is exact: a range
+    /// received before is sent again whole (it replaces the earlier bytes
+    /// until the running hash passes them, then only the same bytes are
+    /// accepted: 409 `CHUNK_CONFLICT`), and a range that overlaps received
+    /// bytes in other bounds gets 409 `RANGE_OVERLAP`. Without one
+    /// (`Transfer-Encoding: chunked`) the body runs to its end and must
+    /// start past every received byte. Ranges past the size get 409
+    /// `SIZE_CONFLICT` (past the largest file, for an upload of unknown
+    /// size: 413 `FILE_TOO_LARGE`). A long body counts every 64 MiB as it
+    /// becomes durable, so a body cut off keeps what arrived before its
+    /// last 64 MiB: status's `ranges` say what is there. With
+    /// `Upload-Checksum: sha1 <base64>` over the whole body, none of it
+    /// counts unless all of it matches (400 `CHUNK_CHECKSUM_MISMATCH`). An
+    /// upload of unknown size reserves quota as its bytes come, in 64 MiB
+    /// steps (507 `QUOTA_EXCEEDED` past it). Bytes of one range are sent by
+    /// one request at a time (503 `CHUNK_BUSY`).
+    #[oai(path = "/bytes", method = "put", operation_id = "upload_bytes", transform = "default_octet_stream")]
+    #[allow(clippy::too_many_arguments, reason = "each argument is one extractor of the request")]
+    async fn bytes(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        /// The upload's id, from init.
+        #[oai(name = "uploadID")]
+        upload_id: Query<String>,
+        /// Where in the file the body's first byte goes.
+        offset: Query<u64>,
+        /// `sha1 <base64 of the body's SHA-1>`; when present, a body that
+        /// does not match is refused with `CHUNK_CHECKSUM_MISMATCH` and
+        /// none of it counts.
+        #[oai(name = "Upload-Checksum", validator(pattern = r"^[Ss][Hh][Aa]1 [A-Za-z0-9+/]{26}[AEIMQUYcgkosw048]=$"))]
+        upload_checksum: Header<Option<String>>,
+        req: &poem::Request,
+        body: Binary<Body>,
+    ) -> Result<Json<BytesReceipt>, UppartErrors> {
+        let content_length = req.header("content-length").and_then(|v| v.parse().ok());
+        let mut stream = body.0.into_bytes_stream();
+        let received = async {
+            let checksum = upload_checksum.0.as_deref().map(parse_upload_checksum).transpose()?;
+            let _slot = state.chunk_slots.try_take(auth.0.id).await?;
+            let request = upload::BytesRequest {
+                offset: offset.0,
+                content_length,
+                checksum,
+                min_rate: state.settings.min_chunk_rate,
+            };
+            state.services.uploads.put_bytes(&auth.0, &upload_id.0, request, &mut stream).await
+        };
+        match received.await {
+            Ok((session, counted)) => Ok(Json(BytesReceipt {
+                upload_id: upload_id.0,
+                offset: offset.0,
+                size: counted,
+                received: session.received,
+                state: session.state.into(),
+            })),
+            Err(e) => {
                 if !e.is_slow_body() {
                     drain(&mut stream, DRAIN_LIMIT, DRAIN_TIME).await;
                 }
@@ -605,7 +757,10 @@ impl UploadApi {
     /// 202 with `merging` once every chunk is in; 409 `CHUNKS_MISSING` listing
     /// the first 100 missing indexes otherwise, or 409 `HASH_NOT_DECLARED`
     /// for an upload begun without hashes that were never declared. Calling it again reports the
-    /// current state and enqueues nothing.
+    /// current state and enqueues nothing. An upload begun without a size
+    /// gets it here (`filesize`; 409 `SIZE_CONFLICT` when bytes were
+    /// received past it, or when another size was given before), and its
+    /// quota is then reserved exactly.
     #[oai(path = "/complete", method = "post", operation_id = "upload_complete")]
     async fn complete(
         &self,
@@ -614,8 +769,11 @@ impl UploadApi {
         /// The upload's id.
         #[oai(name = "uploadID")]
         upload_id: Query<String>,
-    ) -> Result<CompleteResponse, UploadStateErrors> {
-        let now = state.services.uploads.complete(&auth.0, &upload_id.0).await?;
+        /// The file's size, for an upload begun without one (for any other,
+        /// it must be the size given at init).
+        filesize: Query<Option<u64>>,
+    ) -> Result<CompleteResponse, CompleteErrors> {
+        let now = state.services.uploads.complete(&auth.0, &upload_id.0, filesize.0).await?;
         let body = Json(CompleteResult { upload_id: upload_id.0, state: now.into() });
         Ok(match now {
             UploadState::Uploading | UploadState::Merging => CompleteResponse::Accepted(body),

@@ -84,13 +84,27 @@ pub enum Error {
     /// `complete` on an upload whose hashes were never declared.
     #[error("declare the file's hashes (POST /file/mupload/declare) before complete")]
     HashNotDeclared,
-    /// Another send of the same chunk is being received; retry shortly.
-    #[error("chunk {index} is being received by another request; retry in a moment")]
-    ChunkBusy { index: u64 },
-    /// The chunk was received and hashed already, and this send's bytes
-    /// differ from those: hashed bytes never change.
-    #[error("chunk {index} was received and verified already, with other bytes; hashed chunks cannot be replaced")]
-    ChunkConflict { index: u64 },
+    /// Another send of the same bytes (`what`: "chunk 3", "bytes 0-1023")
+    /// is being received; retry shortly.
+    #[error("{what} is being received by another request; retry in a moment")]
+    ChunkBusy { what: String },
+    /// The bytes were received and hashed already, and this send's differ
+    /// from those: hashed bytes never change.
+    #[error("{what} was received and verified already, with other bytes; hashed bytes cannot be replaced")]
+    ChunkConflict { what: String },
+    /// A send's bytes overlap received bytes sent in other bounds: a range
+    /// is sent again whole, or not at all.
+    #[error(
+        "{what} overlap bytes received already in other bounds; send a received range again whole, or only bytes not received yet"
+    )]
+    RangeOverlap { what: String },
+    /// An append at another offset than the end of the bytes received.
+    #[error("the upload has {expected} bytes; an append must start there")]
+    OffsetMismatch { expected: u64 },
+    /// The upload's size is known already (with another value), or bytes
+    /// were received past the size given.
+    #[error("{message}")]
+    SizeConflict { message: String },
     /// `complete` was called before every chunk arrived.
     #[error("{count} chunk(s) missing")]
     ChunksMissing { missing: Vec<u64>, count: u64 },
@@ -175,6 +189,9 @@ impl Error {
             Error::HashNotDeclared => ErrorCode::HashNotDeclared,
             Error::ChunkBusy { .. } => ErrorCode::ChunkBusy,
             Error::ChunkConflict { .. } => ErrorCode::ChunkConflict,
+            Error::RangeOverlap { .. } => ErrorCode::RangeOverlap,
+            Error::OffsetMismatch { .. } => ErrorCode::OffsetMismatch,
+            Error::SizeConflict { .. } => ErrorCode::SizeConflict,
             Error::ChunksMissing { .. } => ErrorCode::ChunksMissing,
             Error::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
             Error::Busy { .. } => ErrorCode::Busy,

@@ -32,7 +32,8 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
 
 use crate::domain::error::{Error, ErrorCode, Result, ResultExt};
-use crate::domain::{ChunkPlan, UploadId};
+use crate::domain::{Segment, UploadId};
+use crate::stores::uploads::Staged;
 
 pub use local::LocalStore;
 pub use s3::S3Store;
@@ -43,15 +44,13 @@ pub type Store = Arc<dyn ByteStore>;
 /// The bytes of an object (or of a range of it), as they arrive.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 
-/// One chunk of an upload: whose, laid out how, and which.
+/// One segment of an upload: whose, and which bytes.
 #[derive(Debug, Clone, Copy)]
-pub struct ChunkAt<'a> {
+pub struct SegmentAt<'a> {
     /// The upload.
     pub id: &'a UploadId,
-    /// Its chunk geometry.
-    pub plan: &'a ChunkPlan,
-    /// The chunk's index.
-    pub index: u64,
+    /// The bytes.
+    pub segment: Segment,
 }
 
 /// One object of a listing.
@@ -119,35 +118,36 @@ pub trait ByteStore: Send + Sync {
     /// store offers no such URLs (pan then serves the bytes itself).
     async fn presign_get(&self, key: &Path, expires_in: Duration, disposition: &str) -> Result<Option<url::Url>>;
 
-    /// Opens where chunk `at` is to land: on a local store the upload's
-    /// one data file, written in place at the chunk's offset; elsewhere, or
-    /// when `replacing` an earlier send (whose bytes must stay whole until
+    /// Opens where segment `at` is to land: on a local store the upload's
+    /// one data file, written in place at the segment's offset; elsewhere,
+    /// or when `replacing` an earlier send (whose bytes must stay whole until
     /// this one has fully arrived), a fresh object of its own. The sink
     /// holds at most a few parts in memory; the caller feeds it, then
     /// [`ChunkSink::finish`]es it (durable; the key it is staged under) or
     /// [`ChunkSink::abort`]s it (no new object appears, though an in-place
-    /// write may leave bytes where no received chunk lies).
-    async fn open_chunk(&self, at: ChunkAt<'_>, replacing: bool) -> std::result::Result<ChunkSink, ChunkWriteError>;
+    /// write may leave bytes where no received segment lies).
+    async fn open_segment(&self, at: SegmentAt<'_>, replacing: bool)
+    -> std::result::Result<ChunkSink, ChunkWriteError>;
 
-    /// The bytes of chunk `index` of an upload laid out by `plan`, staged
-    /// under `key` by a [`ChunkSink`]; `None` when gone.
-    async fn read_chunk(&self, key: &Path, plan: &ChunkPlan, index: u64) -> Result<Option<ByteStream>>;
+    /// The bytes of `segment` of an upload, staged under `key` by a
+    /// [`ChunkSink`]; `None` when gone.
+    async fn read_segment(&self, key: &Path, segment: Segment) -> Result<Option<ByteStream>>;
 
-    /// The whole file of upload `id`, from its staged chunks `keys` (one per
-    /// index, in order), as a synced temporary file in `scratch` (the
-    /// destination store's [`ByteStore::scratch_dir`]): a local store's data
-    /// file is moved there whole (no copy, when it lies on the same
-    /// filesystem); otherwise the chunks are written into a new file at
-    /// their offsets, `parallel` at a time.
+    /// The whole file of upload `id` (`size` bytes), from its staged
+    /// segments (in order, covering it), as a synced temporary file in
+    /// `scratch` (the destination store's [`ByteStore::scratch_dir`]): a
+    /// local store's data file is moved there whole (no copy, when it lies
+    /// on the same filesystem); otherwise the segments are written into a
+    /// new file at their offsets, `parallel` at a time.
     async fn staged_file(
         &self,
         id: &UploadId,
-        plan: &ChunkPlan,
-        keys: &[String],
+        size: u64,
+        staged: &[Staged],
         scratch: &FsPath,
         parallel: usize,
     ) -> Result<TempFile> {
-        assemble_staged(self, id, plan, keys, scratch, parallel).await
+        assemble_staged(self, id, size, staged, scratch, parallel).await
     }
 
     /// Copies `from_key` of `from` to `to_key` here with bounded memory
@@ -161,12 +161,13 @@ pub trait ByteStore: Send + Sync {
         None
     }
 
-    /// Makes `key` the concatenation of `sources` (the chunks of `plan`, in
-    /// order) without their bytes passing through pan, durably, `parallel`
-    /// copies at a time. `Ok(false)` when this store cannot (the sources lie
-    /// elsewhere, the chunks are too small to be parts, or the service does
-    /// no part copies): nothing is written then.
-    async fn compose(&self, _sources: &[CopySource], _plan: &ChunkPlan, _key: &Path, _parallel: usize) -> Result<bool> {
+    /// Makes `key` the concatenation of `sources` (segments of the lengths
+    /// `lens`, in order) without their bytes passing through pan, durably,
+    /// `parallel` copies at a time. `Ok(false)` when this store cannot (the
+    /// sources lie elsewhere, a segment but the last is too small to be a
+    /// part, there are too many, or the service does no part copies):
+    /// nothing is written then.
+    async fn compose(&self, _sources: &[CopySource], _lens: &[u64], _key: &Path, _parallel: usize) -> Result<bool> {
         Ok(false)
     }
 
@@ -192,23 +193,22 @@ pub struct CopySource {
     pub key: String,
 }
 
-/// Stores the staged chunks `keys` of an upload laid out by `plan` from
+/// Stores the staged segments of an upload (in order, covering it) from
 /// `staging` in `files` as `key` by a server-side copy, when `files` can
-/// make it from where `staging` keeps them; `Ok(false)` when it cannot
-/// (the caller then assembles the file and puts it).
+/// make it from where `staging` keeps them; `Ok(false)` when it cannot (the
+/// caller then assembles the file and puts it).
 pub async fn compose_staged(
     staging: &dyn ByteStore,
     files: &dyn ByteStore,
-    plan: &ChunkPlan,
-    keys: &[String],
+    staged: &[Staged],
     key: &Path,
     parallel: usize,
 ) -> Result<bool> {
-    let sources: Option<Vec<CopySource>> = keys.iter().map(|k| staging.copy_source(&Path::from(k.as_str()))).collect();
+    let sources: Option<Vec<CopySource>> =
+        staged.iter().map(|s| staging.copy_source(&Path::from(s.key.as_str()))).collect();
+    let lens: Vec<u64> = staged.iter().map(|s| s.segment.len).collect();
     match sources {
-        Some(sources) if !sources.is_empty() && sources.len() as u64 == plan.chunk_count => {
-            files.compose(&sources, plan, key, parallel).await
-        }
+        Some(sources) if !sources.is_empty() => files.compose(&sources, &lens, key, parallel).await,
         _ => Ok(false),
     }
 }
@@ -328,23 +328,35 @@ impl Error {
     }
 }
 
-/// Key of one staged copy of a chunk. Every send of a chunk gets its own key
-/// (the nonce), so concurrent or repeated sends never write the same object.
-pub fn chunk_key(id: &UploadId, index: u64) -> Path {
-    Path::from(format!("{id}/{index:05}.{}", crate::random_hex(8)))
+/// Key of one staged copy of a segment (a chunk sent again, or any segment
+/// on a store that keeps each in an object of its own). Every send gets its
+/// own key (the nonce), so concurrent or repeated sends never write the
+/// same object.
+pub fn segment_key(id: &UploadId, start: u64) -> Path {
+    Path::from(format!("{id}/{start:020}.{}", crate::random_hex(8)))
 }
 
-/// Whether `key` is an object holding only chunk `index` of upload `id`
-/// (made by [`chunk_key`]), as opposed to a file shared by the upload's
-/// chunks: only such an object may go when its chunk is sent again.
-pub fn is_own_chunk_object(key: &str, id: &UploadId, index: u64) -> bool {
+/// Whether `key` is an object holding only the segment at `start` of upload
+/// `id` (made by [`segment_key`]), as opposed to a file shared by the
+/// upload's segments: only such an object may go when its segment is sent
+/// again.
+pub fn is_own_segment_object(key: &str, id: &UploadId, start: u64) -> bool {
     key.strip_prefix(id.as_str())
         .and_then(|rest| rest.strip_prefix('/'))
         .and_then(|name| name.split_once('.'))
-        .is_some_and(|(i, _)| i.parse::<u64>().ok() == Some(index))
+        .is_some_and(|(at, _)| at.len() == 20 && at.parse::<u64>().ok() == Some(start))
 }
 
-/// Prefix of every staged chunk of an upload.
+/// Deletes the staged object `key` of the segment at `start` of upload `id`
+/// unless it is a file the upload's segments share (whose other bytes are
+/// still wanted); a failure is logged.
+pub async fn delete_unless_shared(store: &dyn ByteStore, key: &str, id: &UploadId, start: u64) {
+    if is_own_segment_object(key, id, start) {
+        delete_quietly(store, &Path::from(key)).await;
+    }
+}
+
+/// Prefix of every staged segment of an upload.
 pub fn upload_prefix(id: &UploadId) -> Path {
     Path::from(id.as_str())
 }
@@ -365,15 +377,16 @@ pub fn file_key(generation: &str) -> Path {
 /// Why a streamed chunk was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ChunkWriteError {
-    /// More bytes than the chunk's length arrived (reading stopped there).
-    #[error("chunk {index} must be exactly {expected} bytes; more arrived")]
-    TooLong { index: u64, expected: u64 },
+    /// More bytes than the chunk's length (or the most a request may send)
+    /// arrived (reading stopped there). `what`: "chunk 3", "bytes 0-99".
+    #[error("{what}: {expected} bytes at most; more arrived")]
+    TooLong { what: String, expected: u64 },
     /// The body ended early.
-    #[error("chunk {index} must be exactly {expected} bytes; got {got}")]
-    TooShort { index: u64, expected: u64, got: u64 },
-    /// The declared per-chunk SHA-1 does not match the bytes.
-    #[error("chunk {index} does not match its Upload-Checksum (got sha1 {actual})")]
-    ChecksumMismatch { index: u64, actual: String },
+    #[error("{what}: exactly {expected} bytes; got {got}")]
+    TooShort { what: String, expected: u64, got: u64 },
+    /// The declared SHA-1 does not match the bytes.
+    #[error("{what}: the bytes do not match their Upload-Checksum (got sha1 {actual})")]
+    ChecksumMismatch { what: String, actual: String },
     /// The client sent nothing for this many seconds.
     #[error("no bytes of the chunk arrived for {0} s")]
     Idle(u64),
@@ -688,46 +701,53 @@ pub(crate) async fn copy_into(file: Arc<std::fs::File>, at: u64, mut stream: Byt
     Ok(got)
 }
 
-/// Writes chunk `index`, staged in `store` under `key`, into `file` at its
-/// offset; it must hold exactly the chunk's length.
-pub(crate) async fn copy_chunk_into<S: ByteStore + ?Sized>(
+/// Writes the segment `staged` (staged in `store`) into `file` at its
+/// offset; it must hold exactly the segment's length.
+pub(crate) async fn copy_segment_into<S: ByteStore + ?Sized>(
     store: &S,
-    key: &str,
-    plan: &ChunkPlan,
-    index: u64,
+    staged: &Staged,
     file: Arc<std::fs::File>,
 ) -> Result<()> {
+    let Staged { segment, key } = staged;
+    let what = || format!("bytes {}-{} ({key})", segment.start, segment.end().saturating_sub(1));
     let stream = store
-        .read_chunk(&Path::from(key), plan, index)
+        .read_segment(&Path::from(key.as_str()), *segment)
         .await?
-        .ok_or_else(|| Error::internal("assembling a file", format!("chunk {index} ({key}) is gone")))?;
-    let got = copy_into(file, plan.offset(index), stream).await?;
-    if got != plan.chunk_len(index) {
-        return Err(Error::internal(
-            "assembling a file",
-            format!("chunk {index} holds {got} bytes, {} expected", plan.chunk_len(index)),
-        ));
+        .ok_or_else(|| Error::internal("assembling a file", format!("{} are gone", what())))?;
+    let got = copy_into(file, segment.start, stream).await?;
+    if got != segment.len {
+        return Err(Error::internal("assembling a file", format!("{} hold {got} bytes", what())));
+    }
+    Ok(())
+}
+
+/// Checks that `staged` (in order) covers bytes `0..size` exactly.
+pub(crate) fn check_covers(staged: &[Staged], size: u64) -> Result<()> {
+    let mut at = 0;
+    for s in staged {
+        if s.segment.start != at {
+            return Err(Error::internal("assembling a file", format!("no bytes staged at offset {at}")));
+        }
+        at = s.segment.end();
+    }
+    if at != size {
+        return Err(Error::internal("assembling a file", format!("{at} bytes staged, {size} expected")));
     }
     Ok(())
 }
 
 /// [`ByteStore::staged_file`] by copying: a new sparse file in `scratch`,
-/// each chunk read from `store` and written at its offset, `parallel`
-/// chunks at a time, then synced.
+/// each segment read from `store` and written at its offset, `parallel`
+/// segments at a time, then synced.
 pub(crate) async fn assemble_staged<S: ByteStore + ?Sized>(
     store: &S,
     id: &UploadId,
-    plan: &ChunkPlan,
-    keys: &[String],
+    size: u64,
+    staged: &[Staged],
     scratch: &FsPath,
     parallel: usize,
 ) -> Result<TempFile> {
-    if keys.len() as u64 != plan.chunk_count {
-        return Err(Error::internal(
-            "assembling a file",
-            format!("{} chunks staged, {} expected", keys.len(), plan.chunk_count),
-        ));
-    }
+    check_covers(staged, size)?;
     let tmp = TempFile::in_dir(scratch, id.as_str())?;
     let file = std::fs::File::options()
         .read(true)
@@ -735,12 +755,11 @@ pub(crate) async fn assemble_staged<S: ByteStore + ?Sized>(
         .create_new(true)
         .open(&tmp.path)
         .map_err(|e| io_error("creating the assembled file", e))?;
-    file.set_len(plan.file_size).map_err(|e| io_error("sizing the assembled file", e))?;
+    file.set_len(size).map_err(|e| io_error("sizing the assembled file", e))?;
     let file = Arc::new(file);
-    let keys: Vec<(u64, String)> = keys.iter().cloned().enumerate().map(|(i, k)| (i as u64, k)).collect();
-    let jobs = keys.into_iter().map(|(index, key)| {
+    let jobs = staged.iter().cloned().map(|s| {
         let file = file.clone();
-        async move { copy_chunk_into(store, &key, plan, index, file).await }
+        async move { copy_segment_into(store, &s, file).await }
     });
     futures::stream::iter(jobs).buffer_unordered(parallel.max(1)).try_collect::<()>().await?;
     let synced = file.clone();

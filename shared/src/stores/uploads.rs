@@ -1,5 +1,5 @@
-//! Upload sessions and their chunk state: which chunks arrived and which
-//! staged object holds each. Two implementations: [`sql::SqlUploads`] (the
+//! Upload sessions and their byte state: which segments (byte ranges)
+//! arrived and which staged object holds each. Two implementations: [`sql::SqlUploads`] (the
 //! embedded deployment, a table beside the metadata) and
 //! [`redis::RedisUploads`] (the fleet: hashes with a TTL refreshed on
 //! activity, atomic updates in Lua).
@@ -7,12 +7,10 @@
 pub mod redis;
 pub mod sql;
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 
 use crate::domain::error::Result;
-use crate::domain::{FailureCode, UploadId, UploadSession, UploadState};
+use crate::domain::{FailureCode, Segment, UploadId, UploadSession, UploadState};
 
 /// What `complete` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +19,7 @@ pub enum CompleteOutcome {
     Started,
     /// The upload had already left `uploading`; nothing to do.
     AlreadyIn(UploadState),
-    /// Some chunks have not arrived.
+    /// Some bytes have not arrived, or the size is not known yet.
     Missing,
 }
 
@@ -48,14 +46,15 @@ pub struct PendingProof {
     pub expires_at: i64,
 }
 
-/// How far an upload's running hash has got: every chunk below `next` has
-/// been hashed, in order, into `state` (a saved [`crate::domain::hashing::ContentHasher`]).
-/// Those chunks' bytes never change again.
+/// How far an upload's running hash has got: every byte below `next` has
+/// been hashed, in order, into `state` (a saved
+/// [`crate::domain::hashing::ContentHasher`]); `next` is always the end of a
+/// received segment. Those bytes never change again.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HashProgress {
-    /// The first chunk not hashed yet.
+    /// The first byte not hashed yet.
     pub next: u64,
-    /// The hasher's saved state after chunk `next - 1` (empty when `next` is 0).
+    /// The hasher's saved state after byte `next - 1` (empty when `next` is 0).
     pub state: Vec<u8>,
 }
 
@@ -70,20 +69,42 @@ impl HashProgress {
     }
 }
 
+/// A received segment and the staged object that holds its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staged {
+    /// The bytes it covers.
+    pub segment: Segment,
+    /// Where they are staged (with the segment's offset, on a store that
+    /// keeps an upload in one data file).
+    pub key: String,
+}
+
 /// The lease a process holds while it advances an upload's running hash.
 pub const HASH_LEASE: &str = "hash";
 
-/// The lease a process holds while it writes (or compares) chunk `index`.
-/// Fixed width, so no chunk's lease name is a prefix of another's.
-pub fn chunk_lease(index: u64) -> String {
-    format!("chunk:{index:020}")
+/// The prefix of every segment lease's name.
+pub const SEGMENT_LEASE_PREFIX: &str = "bytes:";
+
+/// The lease a process holds while it writes (or compares, or hashes) the
+/// bytes of `segment`. Two segment leases whose bytes overlap are never
+/// held at once by two holders: one writer per byte.
+/// Fixed width, so no segment's lease name is a prefix of another's.
+pub fn segment_lease(segment: Segment) -> String {
+    format!("{SEGMENT_LEASE_PREFIX}{:016x}-{:016x}", segment.start, segment.end())
+}
+
+/// The segment a lease name from [`segment_lease`] covers.
+pub fn leased_segment(name: &str) -> Option<Segment> {
+    let (start, end) = name.strip_prefix(SEGMENT_LEASE_PREFIX)?.split_once('-')?;
+    let (start, end) = (u64::from_str_radix(start, 16).ok()?, u64::from_str_radix(end, 16).ok()?);
+    (end > start).then_some(Segment { start, len: end - start })
 }
 
 /// Everything pan keeps about uploads in progress, in one store (SQL or
 /// Redis), seen through four roles: a use case asks for the ones it uses.
-pub trait UploadStore: UploadSessions + ChunkMap + HashLeases + Challenges {}
+pub trait UploadStore: UploadSessions + SegmentMap + HashLeases + Challenges {}
 
-impl<T: UploadSessions + ChunkMap + HashLeases + Challenges> UploadStore for T {}
+impl<T: UploadSessions + SegmentMap + HashLeases + Challenges> UploadStore for T {}
 
 /// Upload sessions: their life from `create` to `done` or gone.
 ///
@@ -119,15 +140,15 @@ pub trait UploadSessions: Send + Sync {
     /// A live session by id, whoever owns it (ownership is the caller's check).
     async fn get(&self, id: &UploadId) -> Result<Option<UploadSession>>;
 
-    /// A live session and the indexes of its received chunks, ascending,
-    /// in one round trip where the store allows (status is polled hard).
-    async fn get_with_chunks(&self, id: &UploadId) -> Result<Option<(UploadSession, Vec<u64>)>>;
+    /// A live session and its received segments, in order, in one round
+    /// trip where the store allows (status is polled hard).
+    async fn get_with_segments(&self, id: &UploadId) -> Result<Option<(UploadSession, Vec<Segment>)>>;
 
-    /// Moves the session from `uploading` to `merging` if every chunk is in:
-    /// a compare-and-set, so exactly one caller gets [`CompleteOutcome::Started`].
-    /// A `failed` session whose chunks are all still recorded (its merge hit a
-    /// full disk, say) starts again the same way; one whose chunks were
-    /// forgotten stays `failed`.
+    /// Moves the session from `uploading` to `merging` if its size is known
+    /// and every byte is in: a compare-and-set, so exactly one caller gets
+    /// [`CompleteOutcome::Started`]. A `failed` session whose segments are all
+    /// still recorded (its merge hit a full disk, say) starts again the same
+    /// way; one whose segments were forgotten stays `failed`.
     async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome>;
 
     /// Ends a merge: moves the session from `merging` to `state` (`done` or
@@ -153,7 +174,7 @@ pub trait UploadSessions: Send + Sync {
     /// push, a queue that forgot it). The sweeper enqueues them again.
     async fn stale_merges(&self, before: i64, limit: u64) -> Result<Vec<UploadId>>;
 
-    /// Forgets a session and its chunk map unless it is `merging` (a
+    /// Forgets a session and its segments unless it is `merging` (a
     /// compare-and-set, so an abort or the sweeper never pulls an upload
     /// from under a merge). Returns whether it was deleted.
     async fn delete_unless_merging(&self, id: &UploadId) -> Result<bool>;
@@ -167,39 +188,55 @@ pub trait UploadSessions: Send + Sync {
     async fn health_check(&self) -> Result<()>;
 }
 
-/// Which chunks of an upload arrived, and where each is staged.
+/// Which bytes of an upload arrived, as segments, and where each is staged.
+/// An upload's segments never overlap.
 #[async_trait]
-pub trait ChunkMap: Send + Sync {
-    /// Received chunks: index → staged object key, in index order.
-    async fn chunks(&self, id: &UploadId) -> Result<BTreeMap<u64, String>>;
+pub trait SegmentMap: Send + Sync {
+    /// Received segments, in order of their offsets.
+    async fn segments(&self, id: &UploadId) -> Result<Vec<Staged>>;
 
-    /// The staged object key of chunk `index`, when it has arrived.
-    async fn chunk(&self, id: &UploadId, index: u64) -> Result<Option<String>>;
+    /// The received segment that starts at `start`, when there is one.
+    async fn segment_at(&self, id: &UploadId, start: u64) -> Result<Option<Staged>>;
 
-    /// Records that chunk `index` is staged under `object_key`, atomically and
-    /// only while the session is `uploading`; refreshes the session's TTL.
-    /// Returns the key the index pointed at before (now unreferenced).
-    /// Errors: [`crate::Error::UploadNotFound`], [`crate::Error::NotUploading`].
-    async fn mark_chunk(&self, id: &UploadId, index: u64, object_key: &str, now: i64) -> Result<Option<String>>;
+    /// The received segments that share a byte with `segment`, in order.
+    async fn overlapping(&self, id: &UploadId, segment: Segment) -> Result<Vec<Staged>>;
 
-    /// Forgets the chunk map (after a final failure deleted the chunks).
-    async fn forget_chunks(&self, id: &UploadId) -> Result<()>;
+    /// Records that `segment` is staged under `object_key`, atomically, only
+    /// while the session is `uploading` and, when its size is known, within
+    /// it; adds its length to the bytes received and refreshes the session's
+    /// TTL. A received segment of the same bounds is replaced (its key comes
+    /// back, now unreferenced); one that overlaps otherwise refuses it.
+    /// Errors: [`crate::Error::UploadNotFound`], [`crate::Error::NotUploading`],
+    /// [`crate::Error::RangeOverlap`], [`crate::Error::SizeConflict`] (past the size).
+    async fn mark_segment(&self, id: &UploadId, segment: Segment, object_key: &str, now: i64)
+    -> Result<Option<String>>;
+
+    /// Gives an upload begun without a size its size: only while it is
+    /// `uploading` with none, and not below the end of a received segment.
+    /// The same size again is success. Errors: [`crate::Error::UploadNotFound`],
+    /// [`crate::Error::NotUploading`], [`crate::Error::SizeConflict`].
+    async fn set_size(&self, id: &UploadId, size: u64, now: i64) -> Result<()>;
+
+    /// Forgets the segments (after a final failure deleted their bytes).
+    async fn forget_segments(&self, id: &UploadId) -> Result<()>;
 }
 
-/// Leases (one sender per chunk, one advancer of the running hash) and the
+/// Leases (one writer per byte, one advancer of the running hash) and the
 /// running hash's saved progress.
 #[async_trait]
 pub trait HashLeases: Send + Sync {
     /// Takes (or renews) the lease `name` of upload `id` for `holder`, for
     /// `ttl_ms` milliseconds from `now_ms`: succeeds when the lease is free,
-    /// expired, or `holder`'s already. Leases end with the session.
+    /// expired, or `holder`'s already, and (a [`segment_lease`]) when no
+    /// other holder's unexpired segment lease overlaps its bytes. Leases
+    /// end with the session.
     async fn acquire_lease(&self, id: &UploadId, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool>;
 
     /// Gives the lease back, if `holder` still holds it.
     async fn release_lease(&self, id: &UploadId, name: &str, holder: &str) -> Result<()>;
 
     /// How many unexpired leases on upload `id` have names starting with
-    /// `prefix` (the merge waits until no chunk is being written).
+    /// `prefix` (the merge waits until no byte is being written).
     async fn leases_held(&self, id: &UploadId, prefix: &str, now_ms: i64) -> Result<u64>;
 
     /// The running hash's progress (the default, nothing hashed, when none

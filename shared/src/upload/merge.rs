@@ -30,7 +30,7 @@ use crate::runtime::background::Background;
 use crate::stores::meta::NewUserFile;
 use crate::stores::objects;
 use crate::stores::queue::MergeJob;
-use crate::stores::uploads::UploadSessions;
+use crate::stores::uploads::{Staged, UploadSessions};
 
 impl Uploads {
     /// Runs one merge. Ok(()) also when there is nothing (left) to do.
@@ -58,8 +58,11 @@ impl Uploads {
         // clean-up can tell a live merge from one whose job was lost.
         let _heartbeat = Heartbeat::start(&self.hash.background, self.sessions.clone(), id.clone());
         let span = tracing::Span::current();
-        span.record("size", session.plan.file_size);
-        span.record("chunks", session.plan.chunk_count);
+        // `complete` starts a merge only once the size is known.
+        let Some(size) = session.size else {
+            return self.fail(&session, FailureCode::ChunksMissing, "the upload's size is not known", None).await;
+        };
+        span.record("size", size);
 
         // Sends that began before `complete` finish first (one may replace a
         // chunk: the chunk map is read after them). Then two things at once:
@@ -69,44 +72,38 @@ impl Uploads {
         // unreferenced bytes, which the audit reports and the scrub removes).
         let waited = std::time::Instant::now();
         self.hash.wait_for_writers(&id).await?;
-        let chunks = self.sessions.chunks(&id).await?;
-        let missing: Vec<u64> = (0..session.plan.chunk_count).filter(|i| !chunks.contains_key(i)).collect();
-        if !missing.is_empty() {
-            let reason = format!(
-                "{} chunk(s) missing at merge time, e.g. {:?}",
-                missing.len(),
-                &missing[..missing.len().min(10)]
-            );
+        let staged = self.sessions.segments(&id).await?;
+        span.record("chunks", staged.len());
+        if let Err(gap) = objects::check_covers(&staged, size) {
+            let reason = format!("bytes missing at merge time: {gap}");
             return self.fail(&session, FailureCode::ChunksMissing, &reason, None).await;
         }
-        let keys: Vec<String> = chunks.into_values().collect();
-        let plan = session.plan;
         let key = objects::file_key(id.as_str());
         let hashing = async {
             let progress = self.hash.settled_progress(&id).await?;
             tracing::debug!(ms = waited.elapsed().as_millis() as u64, hashed = progress.next, "hash settled");
             let started = std::time::Instant::now();
-            let digests = self.hash.finish_hash(&id, &plan, &keys, &progress).await?;
+            let digests = self.hash.finish_hash(&id, &staged, &progress).await?;
             let seconds = started.elapsed().as_secs_f64();
             tracing::info!(seconds, hashed_before = progress.next, "hashed the rest");
             Ok::<_, crate::Error>(digests)
         };
         let storing = async {
-            let stored = self.store(&session, &keys, &key).await;
+            let stored = self.store(&session, size, &staged, &key).await;
             tracing::info!(seconds = waited.elapsed().as_secs_f64(), "stored (not yet verified)");
             stored
         };
         let (digests, stored) = tokio::join!(hashing, storing);
         let seconds = waited.elapsed().as_secs_f64();
-        let rate = if seconds > 0.0 { plan.file_size as f64 / 1e6 / seconds } else { 0.0 };
+        let rate = if seconds > 0.0 { size as f64 / 1e6 / seconds } else { 0.0 };
         span.record("merge_mb_s", rate.round());
         // A copy that can never be committed (other bytes than declared, or a
         // chunk gone) goes, once this attempt has ended the upload (see `fail`).
         let unverified = matches!(stored, Ok(Stored::Done)).then_some(&key);
         let digests = match digests {
             Ok(Ok(digests)) => digests,
-            Ok(Err(k)) => {
-                let reason = format!("chunk {k} is no longer staged");
+            Ok(Err(what)) => {
+                let reason = format!("{what} are no longer staged");
                 return self.fail(&session, FailureCode::ChunksMissing, &reason, unverified).await;
             }
             // A store that is away: the job queue retries later.
@@ -151,7 +148,7 @@ impl Uploads {
             user_id: session.owner,
             filehash: &digests.sha1,
             sha256: &digests.sha256,
-            filesize: plan.file_size as i64,
+            filesize: size as i64,
             filename: &session.filename,
             // A name taken while the upload ran gets a number: the bytes are in.
             folder: session.folder.as_ref().map(|f| f.as_str()),
@@ -178,22 +175,23 @@ impl Uploads {
         }
         self.staging.delete_prefix(&objects::upload_prefix(&id)).await?;
         crate::runtime::metrics::MERGES_DONE.inc();
-        crate::runtime::metrics::MERGE_BYTES.add(plan.file_size);
+        crate::runtime::metrics::MERGE_BYTES.add(size);
         tracing::info!("upload done");
         Ok(())
     }
 
-    /// Stores the upload's staged chunks `keys` as `key` in the file store:
-    /// copied there on the store's side when it can (no byte passes through
-    /// this process), otherwise as the staged file (a local staging store's
-    /// data file, linked; the chunks fetched into one file elsewhere).
-    async fn store(&self, session: &UploadSession, keys: &[String], key: &Path) -> Result<Stored> {
-        let (id, plan, parallel) = (&session.id, &session.plan, self.limits.merge_threads as usize);
-        let composed = objects::compose_staged(&*self.staging, &*self.file_store, plan, keys, key, parallel).await;
+    /// Stores the upload's staged segments (`size` bytes) as `key` in the
+    /// file store: copied there on the store's side when it can (no byte
+    /// passes through this process), otherwise as the staged file (a local
+    /// staging store's data file, linked; the segments fetched into one file
+    /// elsewhere).
+    async fn store(&self, session: &UploadSession, size: u64, staged: &[Staged], key: &Path) -> Result<Stored> {
+        let (id, parallel) = (&session.id, self.limits.merge_threads as usize);
+        let composed = objects::compose_staged(&*self.staging, &*self.file_store, staged, key, parallel).await;
         let (code, reason) = match composed {
             Ok(true) => return Ok(Stored::Done),
             Ok(false) => {
-                match self.staging.staged_file(id, plan, keys, self.file_store.scratch_dir(), parallel).await {
+                match self.staging.staged_file(id, size, staged, self.file_store.scratch_dir(), parallel).await {
                     Ok(mut tmp) => {
                         crate::runtime::crash::point("merge.after_assemble");
                         match self.file_store.put_file(&mut tmp, key).await {
@@ -240,7 +238,7 @@ impl Uploads {
             crate::stores::objects::delete_quietly(&*self.file_store, key).await;
         }
         self.accounts.release(session.id.as_str()).await?;
-        self.sessions.forget_chunks(&session.id).await?;
+        self.sessions.forget_segments(&session.id).await?;
         self.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;
         Ok(())
     }

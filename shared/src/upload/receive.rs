@@ -1,7 +1,8 @@
-//! A chunk's request body, received under the rules every front door
-//! applies: exactly the chunk's length, its checksum when the client gave
-//! one, no idling and no trickling. The byte store only offers where the
-//! bytes land ([`ChunkSink`]); what counts as a good body is decided here.
+//! A segment's request body, received under the rules every front door
+//! applies: the segment's length (exactly, or up to a limit for a body of
+//! unknown length), its checksum when the client gave one, no idling and no
+//! trickling. The byte store only offers where the bytes land
+//! ([`ChunkSink`]); what counts as a good body is decided here.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +12,8 @@ use futures::{Stream, StreamExt};
 use object_store::path::Path;
 use sha1::{Digest, Sha1};
 
-use crate::stores::objects::{ByteStore, ByteStream, ChunkAt, ChunkSink, ChunkWriteError, Gathered};
+use crate::domain::Segment;
+use crate::stores::objects::{ByteStore, ByteStream, ChunkSink, ChunkWriteError, Gathered, SegmentAt};
 
 /// A request body streamed into a chunk.
 pub type ChunkBody<'a> = dyn Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'a;
@@ -77,27 +79,130 @@ trait Pieces {
     fn put(&mut self, piece: Bytes) -> impl Future<Output = Result<(), ChunkWriteError>> + Send;
 }
 
-/// Receives chunk `at` into `store` (`replacing` an earlier send: see
-/// [`ByteStore::open_chunk`]): the key it is staged under once the whole,
-/// good body is durable, and, when `keep` allows, the body's pieces (the
-/// request's own buffers, not copies) for the running hash to hash without
-/// reading them back; on any refusal the sink is aborted.
-pub async fn stage_chunk(
+/// How long a segment's body must be: at least `min` bytes, at most `max`
+/// (equal for a segment whose length is known).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expect {
+    /// The fewest bytes that make a whole segment.
+    pub min: u64,
+    /// The most it may hold.
+    pub max: u64,
+}
+
+impl Expect {
+    /// Exactly `len` bytes.
+    pub fn exactly(len: u64) -> Self {
+        Expect { min: len, max: len }
+    }
+}
+
+/// How errors name the bytes of `segment`: as chunk `index` of the chunk
+/// protocol, or as a byte range.
+pub fn describe(segment: Segment, index: Option<u64>) -> String {
+    match index {
+        Some(i) => format!("chunk {i}"),
+        None => format!("bytes {}-{}", segment.start, segment.end().saturating_sub(1)),
+    }
+}
+
+/// Receives segment `at` into `store` (`replacing` an earlier send: see
+/// [`ByteStore::open_segment`]), its body held to `expect`: the key it is
+/// staged under and the bytes received once the whole, good body is
+/// durable, and, when `keep` allows, the body's pieces (the request's own
+/// buffers, not copies) for the running hash to hash without reading them
+/// back; on any refusal the sink is aborted. (`at.segment.len` is the most
+/// it may hold; `what` names it in errors.)
+#[allow(clippy::too_many_arguments)]
+pub async fn stage_segment(
     store: &dyn ByteStore,
-    at: ChunkAt<'_>,
+    at: SegmentAt<'_>,
+    what: &str,
     replacing: bool,
+    expect: Expect,
     rules: BodyRules,
     keep: Option<&KeepBudget>,
     body: &mut ChunkBody<'_>,
-) -> Result<(Path, Option<KeptPieces>), ChunkWriteError> {
-    let sink = store.open_chunk(at, replacing).await?;
+) -> Result<(Path, u64, Option<KeptPieces>), ChunkWriteError> {
+    let sink = store.open_segment(at, replacing).await?;
     let mut keeping = Keeping { sink, kept: keep.map(KeptPieces::new) };
-    match receive(&mut keeping, at.index, at.plan.chunk_len(at.index), rules, body).await {
-        Ok(_) => Ok((keeping.sink.finish().await?, keeping.kept)),
+    match receive(&mut keeping, what, expect, rules, body).await {
+        Ok(got) => Ok((keeping.sink.finish().await?, got, keeping.kept)),
         Err(e) => {
             keeping.sink.abort().await;
             Err(e)
         }
+    }
+}
+
+/// At most `left` bytes of a body, the rest kept (in `carry`) for the
+/// next segment: a body of unknown length is cut into segments this way.
+pub struct Limited<'a, 'b> {
+    body: &'a mut ChunkBody<'b>,
+    carry: &'a mut Option<Bytes>,
+    left: u64,
+}
+
+impl<'a, 'b> Limited<'a, 'b> {
+    /// The next `left` bytes of `body`, starting with what `carry` holds.
+    pub fn new(body: &'a mut ChunkBody<'b>, carry: &'a mut Option<Bytes>, left: u64) -> Self {
+        Limited { body, carry, left }
+    }
+}
+
+impl Stream for Limited<'_, '_> {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let piece = match self.carry.take() {
+            Some(piece) => piece,
+            None => match std::task::ready!(self.body.poll_next_unpin(cx)) {
+                Some(Ok(piece)) => piece,
+                other => return Poll::Ready(other),
+            },
+        };
+        let mut piece = piece;
+        if piece.len() as u64 > self.left {
+            let rest = piece.split_off(self.left as usize);
+            *self.carry = Some(rest);
+        }
+        self.left -= piece.len() as u64;
+        Poll::Ready(Some(Ok(piece)))
+    }
+}
+
+/// A body whose bytes also feed a SHA-1 of all of it, when there is one
+/// (the checksum of a request whose body spans several segments).
+pub struct Watched<'a, S> {
+    body: &'a mut S,
+    sha1: Option<&'a mut Sha1>,
+}
+
+impl<'a, S> Watched<'a, S> {
+    /// `body`, its bytes fed to `sha1` as they are read.
+    pub fn new(body: &'a mut S, sha1: Option<&'a mut Sha1>) -> Self {
+        Watched { body, sha1 }
+    }
+}
+
+impl<S: Stream<Item = std::io::Result<Bytes>> + Unpin> Stream for Watched<'_, S> {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let next = std::task::ready!(self.body.poll_next_unpin(cx));
+        if let (Some(Ok(piece)), Some(sha1)) = (&next, self.sha1.as_mut()) {
+            sha1.update(piece);
+        }
+        std::task::Poll::Ready(next)
     }
 }
 
@@ -185,13 +290,13 @@ impl Pieces for Keeping {
     }
 }
 
-/// Reads chunk `index`'s body into `sink`: exactly `expected` bytes,
-/// matching the rules' checksum when given, within the idle and rate
-/// limits. Returns the bytes received.
+/// Reads a body (its bytes named `what` in errors) into `sink`: as many
+/// bytes as `expect` allows, matching the rules' checksum when given,
+/// within the idle and rate limits. Returns the bytes received.
 async fn receive<P: Pieces>(
     sink: &mut P,
-    index: u64,
-    expected: u64,
+    what: &str,
+    expect: Expect,
     rules: BodyRules,
     body: &mut ChunkBody<'_>,
 ) -> Result<u64, ChunkWriteError> {
@@ -222,8 +327,8 @@ async fn receive<P: Pieces>(
             Some(Ok(piece)) => {
                 last_byte = tokio::time::Instant::now();
                 got += piece.len() as u64;
-                if got > expected {
-                    return Err(ChunkWriteError::TooLong { index, expected });
+                if got > expect.max {
+                    return Err(ChunkWriteError::TooLong { what: what.to_owned(), expected: expect.max });
                 }
                 if let Some(h) = hasher.as_mut() {
                     h.update(&piece);
@@ -232,13 +337,13 @@ async fn receive<P: Pieces>(
             }
         }
     }
-    if got < expected {
-        return Err(ChunkWriteError::TooShort { index, expected, got });
+    if got < expect.min {
+        return Err(ChunkWriteError::TooShort { what: what.to_owned(), expected: expect.min, got });
     }
     if let (Some(want), Some(h)) = (checksum, hasher) {
         let actual: [u8; 20] = h.finalize().into();
         if actual != want {
-            return Err(ChunkWriteError::ChecksumMismatch { index, actual: hex::encode(actual) });
+            return Err(ChunkWriteError::ChecksumMismatch { what: what.to_owned(), actual: hex::encode(actual) });
         }
     }
     Ok(got)
@@ -258,12 +363,12 @@ impl Pieces for Discard {
 /// it all before reading the answer gets one, and one that trickles is
 /// still cut off.
 pub async fn discard_chunk(
-    index: u64,
+    what: &str,
     expected: u64,
     rules: BodyRules,
     body: &mut ChunkBody<'_>,
 ) -> Result<(), ChunkWriteError> {
-    receive(&mut Discard, index, expected, rules, body).await.map(|_| ())
+    receive(&mut Discard, what, Expect::exactly(expected), rules, body).await.map(|_| ())
 }
 
 /// A comparison with the bytes stored before: `differs` once they do.
@@ -299,18 +404,18 @@ impl Pieces for Compare {
     }
 }
 
-/// Receives a chunk sent again after the running hash passed it: its bytes
-/// may not change, so the body is only compared with `stored` (the chunk's
-/// staged bytes). Ok(true) when they are the same bytes.
-pub async fn compare_chunk(
+/// Receives a segment sent again after the running hash passed it: its
+/// bytes may not change, so the body is only compared with `stored` (the
+/// segment's staged bytes). Ok(true) when they are the same bytes.
+pub async fn compare_segment(
     stored: ByteStream,
-    index: u64,
+    what: &str,
     expected: u64,
     rules: BodyRules,
     body: &mut ChunkBody<'_>,
 ) -> Result<bool, ChunkWriteError> {
     let mut sink = Compare { stored, have: Bytes::new(), differs: false };
-    receive(&mut sink, index, expected, rules, body).await?;
+    receive(&mut sink, what, Expect::exactly(expected), rules, body).await?;
     let Compare { mut stored, have, differs } = sink;
     // The same bytes, and no more of them stored.
     Ok(!differs && have.is_empty() && stored.next().await.is_none())
@@ -332,7 +437,7 @@ mod tests {
         let started = tokio::time::Instant::now();
         let mut body = paced(pieces);
         let rules = BodyRules { checksum: None, min_rate: 16 << 10 };
-        let got = receive(&mut Discard, 0, expected, rules, &mut body).await;
+        let got = receive(&mut Discard, "chunk 0", Expect::exactly(expected), rules, &mut body).await;
         (got, started.elapsed().as_secs())
     }
 

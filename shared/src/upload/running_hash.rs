@@ -1,21 +1,21 @@
-//! The running hash: an upload's SHA-1 and SHA-256 follow its chunks in.
+//! The running hash: an upload's SHA-1 and SHA-256 follow its bytes in.
 //!
-//! Whenever chunk k is received and chunks 0..k-1 are hashed, some process
-//! (the api that received it, any other api process, or the merge) advances
-//! the hash over k and every following chunk already present, and saves the
-//! hasher's state with the chunk state. Two kinds of lease keep this safe
-//! across processes:
+//! Whenever a segment is received that starts where the hashed bytes end,
+//! some process (the api that received it, any other api process, or the
+//! merge) advances the hash over it and every following segment already
+//! present, and saves the hasher's state with the upload. Two kinds of lease
+//! keep this safe across processes:
 //! - the [`HASH_LEASE`]: one advancer per upload; its progress is saved only
 //!   while the lease is held, so a process that lost it (stalled, killed)
 //!   cannot overwrite a newer state;
-//! - a [`chunk_lease`] per index: one writer of a chunk at a time (a second
-//!   send is refused with `CHUNK_BUSY`), and the advancer takes it too while
-//!   it reads the chunk, so it never hashes bytes being replaced.
+//! - a [`segment_lease`] per segment: one writer of any byte at a time (a
+//!   second send is refused with `CHUNK_BUSY`), and the advancer takes it
+//!   too while it reads the segment, so it never hashes bytes being replaced.
 //!
-//! Chunks below the saved `next` never change again: a later send of one
-//! is compared with the stored bytes and refused (`CHUNK_CONFLICT`) when it
-//! differs. A crash loses at most the chunk being hashed; at `complete` the
-//! merge hashes only what is left.
+//! Bytes below the saved `next` never change again: a later send of their
+//! segment is compared with the stored bytes and refused (`CHUNK_CONFLICT`)
+//! when it differs. A crash loses at most the segment being hashed; at
+//! `complete` the merge hashes only what is left.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,13 +28,13 @@ use tokio::sync::Notify;
 
 use crate::domain::error::{Error, Result};
 use crate::domain::hashing::{ContentHasher, Digests};
-use crate::domain::{UploadId, UploadSession};
+use crate::domain::{Segment, UploadId, UploadSession};
 use crate::runtime::background::Background;
 use crate::upload::receive::{KeepBudget, KeptPieces};
 
 use crate::stores::objects::Store;
-use crate::stores::uploads::{ChunkMap, HashLeases};
-use crate::stores::uploads::{HASH_LEASE, HashProgress, chunk_lease};
+use crate::stores::uploads::{HASH_LEASE, HashProgress, SEGMENT_LEASE_PREFIX, Staged, segment_lease};
+use crate::stores::uploads::{HashLeases, SegmentMap};
 
 /// How long a lease lasts unless renewed: a process that dies holding one
 /// blocks its chunk (or the hash) this long at most.
@@ -46,6 +46,9 @@ const LEASE_RENEW: Duration = Duration::from_secs(5);
 /// processes it looks again after `WAIT_FIRST`, doubling up to `WAIT_MAX`.
 const WAIT_FIRST: Duration = Duration::from_millis(20);
 const WAIT_MAX: Duration = Duration::from_millis(200);
+/// How long a send waits for the lease on its bytes before it answers
+/// `CHUNK_BUSY`.
+const SEND_PATIENCE: Duration = Duration::from_secs(1);
 /// How long the merge waits for an advancer that saves no progress before
 /// hashing what is left itself.
 const ADVANCER_WAIT: Duration = Duration::from_secs(3);
@@ -58,40 +61,42 @@ const HASH_BATCH: usize = 1 << 20;
 /// kept (the hash reads them back later), so what is kept is what the hash
 /// needs next.
 pub const KEEP_BUDGET: usize = 32 << 20;
-/// Chunks further than this ahead of the hash are not kept: sent out of
-/// order, they would wait long and hold the room the next ones need.
-pub const KEEP_AHEAD: u64 = 8;
+/// Segments starting further than this many bytes ahead of the hash are not
+/// kept: sent out of order, they would wait long and hold the room the next
+/// ones need.
+pub const KEEP_AHEAD: u64 = 64 << 20;
 /// A kept chunk the hash has not taken in this long (its upload was
 /// aborted, or the hash moved to another process) gives its room back.
 const KEEP_TTL: Duration = Duration::from_secs(60);
 
-/// Chunks received by this process, as the request's buffers, until the
+/// Segments received by this process, as the request's buffers, until the
 /// running hash takes them.
 #[derive(Default)]
 pub(crate) struct Landed {
-    /// (upload, index, the key it was marked under, its pieces, when kept), oldest first.
-    chunks: std::collections::VecDeque<(UploadId, u64, String, KeptPieces, std::time::Instant)>,
+    /// (upload, the segment's start, the key it was marked under, its
+    /// pieces, when kept), oldest first.
+    segments: std::collections::VecDeque<(UploadId, u64, String, KeptPieces, std::time::Instant)>,
 }
 
 impl Landed {
-    /// Keeps chunk `index` of `id`, marked under `key`, replacing an earlier
-    /// send's.
-    fn keep(&mut self, id: &UploadId, index: u64, key: &str, pieces: KeptPieces) {
-        self.take(id, index);
-        self.chunks.push_back((id.clone(), index, key.to_owned(), pieces, std::time::Instant::now()));
+    /// Keeps the segment at `start` of `id`, marked under `key`, replacing
+    /// an earlier send's.
+    fn keep(&mut self, id: &UploadId, start: u64, key: &str, pieces: KeptPieces) {
+        self.take(id, start);
+        self.segments.push_back((id.clone(), start, key.to_owned(), pieces, std::time::Instant::now()));
     }
 
-    /// Lets chunks kept longer than [`KEEP_TTL`] go.
+    /// Lets segments kept longer than [`KEEP_TTL`] go.
     fn expire(&mut self) {
-        while self.chunks.front().is_some_and(|c| c.4.elapsed() > KEEP_TTL) {
-            self.chunks.pop_front();
+        while self.segments.front().is_some_and(|c| c.4.elapsed() > KEEP_TTL) {
+            self.segments.pop_front();
         }
     }
 
-    /// Takes chunk `index` of `id` out, whatever key it was marked under.
-    fn take(&mut self, id: &UploadId, index: u64) -> Option<(String, KeptPieces)> {
-        let at = self.chunks.iter().position(|(i, k, ..)| i == id && *k == index)?;
-        let (_, _, key, pieces, _) = self.chunks.remove(at)?;
+    /// Takes the segment at `start` of `id` out, whatever key it was marked under.
+    fn take(&mut self, id: &UploadId, start: u64) -> Option<(String, KeptPieces)> {
+        let at = self.segments.iter().position(|(i, s, ..)| i == id && *s == start)?;
+        let (_, _, key, pieces, _) = self.segments.remove(at)?;
         Some((key, pieces))
     }
 }
@@ -217,8 +222,8 @@ impl Drop for Lease {
 pub(crate) struct RunningHash {
     /// Leases and the saved progress.
     pub(crate) leases: Arc<dyn HashLeases>,
-    /// Where each received chunk is staged.
-    pub(crate) chunks: Arc<dyn ChunkMap>,
+    /// Where each received segment is staged.
+    pub(crate) segments: Arc<dyn SegmentMap>,
     pub(crate) staging: Store,
     /// Where its background work (advancing, lease renewals) runs.
     pub(crate) background: Background,
@@ -239,13 +244,13 @@ impl RunningHash {
     /// The running hash of uploads on these stores, with its background work in `background`.
     pub(crate) fn new(
         leases: Arc<dyn HashLeases>,
-        chunks: Arc<dyn ChunkMap>,
+        segments: Arc<dyn SegmentMap>,
         staging: Store,
         background: Background,
     ) -> Self {
         RunningHash {
             leases,
-            chunks,
+            segments,
             staging,
             background,
             sends: Default::default(),
@@ -255,11 +260,12 @@ impl RunningHash {
         }
     }
 
-    /// Keeps a chunk's bytes in memory for the hash: call it once the chunk
-    /// is marked under `key`, while its lease is still held, so the hash
-    /// (which takes that lease to read a chunk) finds the bytes the mark names.
-    pub fn landed(&self, id: &UploadId, index: u64, key: &str, pieces: KeptPieces) {
-        self.landed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keep(id, index, key, pieces);
+    /// Keeps a segment's bytes in memory for the hash: call it once the
+    /// segment is marked under `key`, while its lease is still held, so the
+    /// hash (which takes that lease to read a segment) finds the bytes the
+    /// mark names.
+    pub fn landed(&self, id: &UploadId, start: u64, key: &str, pieces: KeptPieces) {
+        self.landed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).keep(id, start, key, pieces);
     }
 
     /// The budget a chunk's send may keep its bytes under, once the chunks
@@ -269,16 +275,41 @@ impl RunningHash {
         &self.keep_budget
     }
 
-    /// Chunk `index` of `id` as kept when it was marked under `key`, if it was.
-    fn take_landed(&self, id: &UploadId, index: u64, key: &str) -> Option<Vec<Bytes>> {
+    /// The segment at `start` of `id` as kept when it was marked under
+    /// `key`, if it was.
+    fn take_landed(&self, id: &UploadId, start: u64, key: &str) -> Option<Vec<Bytes>> {
         let (kept_key, pieces) =
-            self.landed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(id, index)?;
+            self.landed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(id, start)?;
         (kept_key == key).then(|| pieces.into_pieces())
     }
 
     /// Takes the lease `name` of upload `id`; `None` when another holder has it.
     pub async fn lease(&self, id: &UploadId, name: &str) -> Result<Option<Lease>> {
         Lease::take(self, id, name).await
+    }
+
+    /// Takes the segment lease `name` of upload `id` for a send, waiting up
+    /// to [`SEND_PATIENCE`] while another holds it: the holder is most often
+    /// the running hash reading bytes just received, which is quick. `None`
+    /// when it is still held then (another send of the same bytes).
+    pub async fn lease_for_send(&self, id: &UploadId, name: &str) -> Result<Option<Lease>> {
+        let deadline = tokio::time::Instant::now() + SEND_PATIENCE;
+        let mut step = WAIT_FIRST;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(lease) = self.lease(id, name).await? {
+                return Ok(Some(lease));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::select! {
+                _ = pause(changed, &mut step) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
     }
 
     /// Counts a chunk send as in flight until the guard is dropped.
@@ -298,9 +329,10 @@ impl RunningHash {
         });
     }
 
-    /// Advances `session`'s running hash as far as the received chunks allow.
-    /// Returns at once when another process is advancing it (that one picks up
-    /// what arrives meanwhile). Errors leave the saved progress where it was.
+    /// Advances `session`'s running hash as far as the received segments
+    /// allow. Returns at once when another process is advancing it (that one
+    /// picks up what arrives meanwhile). Errors leave the saved progress
+    /// where it was.
     #[tracing::instrument(name = "advance hash", skip_all, fields(upload = %session.id))]
     pub async fn advance(&self, session: &UploadSession) -> Result<()> {
         let id = &session.id;
@@ -309,54 +341,52 @@ impl RunningHash {
             let outcome = self.advance_under(session, &lease).await;
             lease.release().await;
             let stopped_at = outcome?;
-            // A chunk marked while we held the lease found it taken and left
-            // the work to us; a writer still holding the chunk we stopped at
+            // A segment marked while we held the lease found it taken and left
+            // the work to us; a writer still holding the segment we stopped at
             // will call us again once it is through.
             let Some(next) = stopped_at else { return Ok(()) };
-            if self.chunks.chunk(id, next).await?.is_none()
-                || self.leases.leases_held(id, &chunk_lease(next), now_ms()).await? > 0
-            {
+            let Some(staged) = self.segments.segment_at(id, next).await? else { return Ok(()) };
+            if self.leases.leases_held(id, &segment_lease(staged.segment), now_ms()).await? > 0 {
                 return Ok(());
             }
         }
     }
 
-    /// Hashes chunks from the saved progress on while they are present and
-    /// free; returns the index it stopped at (`None` when all are hashed or
-    /// the lease was lost).
+    /// Hashes segments from the saved progress on while they are present
+    /// and free; returns the offset it stopped at (`None` when all is hashed
+    /// or the lease was lost).
     async fn advance_under(&self, session: &UploadSession, lease: &Lease) -> Result<Option<u64>> {
-        let (id, plan) = (&session.id, &session.plan);
+        let id = &session.id;
         let mut progress = self.leases.hash_progress(id).await?;
         let mut hasher = restore(&progress)?;
-        while progress.next < plan.chunk_count {
+        // A size learned since the session was read only lets it go on.
+        while session.size.is_none_or(|size| progress.next < size) {
             if self.background.stopping() {
                 // Shutting down: what is saved stays; the merge hashes the rest.
                 tracing::info!(next = progress.next, "shutting down: the running hash stops here");
                 return Ok(None);
             }
-            let k = progress.next;
-            let Some(key) = self.chunks.chunk(id, k).await? else { return Ok(Some(k)) };
-            let Some(chunk) = self.lease(id, &chunk_lease(k)).await? else { return Ok(Some(k)) };
-            // Under the chunk's lease: the bytes kept when it was marked under
-            // `key` are the staged ones; anything else is read back.
-            let kept = self.take_landed(id, k, &key);
-            let hashed = async {
-                let (stream, batch) = match kept {
-                    Some(pieces) => in_memory(pieces),
-                    None => (
-                        self.staging
-                            .read_chunk(&Path::from(key), plan, k)
-                            .await?
-                            .ok_or_else(|| Error::internal("hashing a chunk", format!("chunk {k} is not staged")))?,
-                        HASH_BATCH,
-                    ),
-                };
-                hash_stream(hasher.clone(), stream, plan.chunk_len(k), batch, &self.sends).await
-            }
-            .await;
-            chunk.release().await;
-            hasher = hashed?;
-            progress = HashProgress { next: k + 1, state: hasher.save() };
+            let at = progress.next;
+            let Some(seen) = self.segments.segment_at(id, at).await? else { return Ok(Some(at)) };
+            let Some(held) = self.lease(id, &segment_lease(seen.segment)).await? else { return Ok(Some(at)) };
+            // Under its lease, as it is now (a send again may have replaced
+            // it): the bytes kept when it was marked under that key are the
+            // staged ones; anything else is read back.
+            let staged = match self.segments.segment_at(id, at).await {
+                Ok(Some(staged)) if staged.segment == seen.segment => staged,
+                other => {
+                    held.release().await;
+                    other?;
+                    return Ok(Some(at));
+                }
+            };
+            let hashed = self.hash_segment(hasher.clone(), id, &staged).await;
+            held.release().await;
+            hasher = match hashed? {
+                Ok(hasher) => hasher,
+                Err(missing) => return Err(Error::internal("hashing a segment", format!("{missing} is not staged"))),
+            };
+            progress = HashProgress { next: staged.segment.end(), state: hasher.save() };
             if !self.leases.save_hash_progress(id, lease.holder(), &progress, now_ms()).await? {
                 tracing::info!("hash lease lost; another process goes on");
                 return Ok(None);
@@ -366,7 +396,27 @@ impl RunningHash {
         Ok(None)
     }
 
-    /// Waits until no chunk of upload `id` is being written: the merge starts
+    /// Feeds the bytes of `staged` to `hasher`: from memory when they were
+    /// kept when it was marked, else read back. `Ok(Err(what))` when they are
+    /// no longer staged.
+    async fn hash_segment(
+        &self,
+        hasher: ContentHasher,
+        id: &UploadId,
+        staged: &Staged,
+    ) -> Result<std::result::Result<ContentHasher, String>> {
+        let Staged { segment, key } = staged;
+        let (stream, batch) = match self.take_landed(id, segment.start, key) {
+            Some(pieces) => in_memory(pieces),
+            None => match self.staging.read_segment(&Path::from(key.as_str()), *segment).await? {
+                Some(stream) => (stream, HASH_BATCH),
+                None => return Ok(Err(describe(*segment))),
+            },
+        };
+        Ok(Ok(hash_stream(hasher, stream, segment.len, batch, &self.sends).await?))
+    }
+
+    /// Waits until no byte of upload `id` is being written: the merge starts
     /// only once every send that began before `complete` is through (a writer
     /// that died stops counting when its lease runs out).
     pub async fn wait_for_writers(&self, id: &UploadId) -> Result<()> {
@@ -376,7 +426,7 @@ impl RunningHash {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if self.leases.leases_held(id, "chunk:", now_ms()).await? == 0 {
+            if self.leases.leases_held(id, SEGMENT_LEASE_PREFIX, now_ms()).await? == 0 {
                 return Ok(());
             }
             pause(changed, &mut step).await;
@@ -408,32 +458,31 @@ impl RunningHash {
         self.leases.hash_progress(id).await
     }
 
-    /// The digests of a fully received upload `id` laid out by `plan`, going on
-    /// from `progress`: only its chunks from `progress.next` on are read, from
-    /// where they are staged (`keys`, one per index, in order). `Ok(Err(k))`
-    /// when chunk `k` is no longer staged.
+    /// The digests of a fully received upload `id` from its segments
+    /// `staged` (in order, covering it), going on from `progress`: only the
+    /// segments from `progress.next` on are read, from where they are
+    /// staged. `Ok(Err(what))` when some bytes are no longer staged.
     pub async fn finish_hash(
         &self,
         id: &UploadId,
-        plan: &crate::domain::ChunkPlan,
-        keys: &[String],
+        staged: &[Staged],
         progress: &HashProgress,
-    ) -> Result<std::result::Result<Digests, u64>> {
+    ) -> Result<std::result::Result<Digests, String>> {
         let mut hasher = restore(progress)?;
-        for (k, key) in keys.iter().enumerate().skip(progress.next as usize) {
-            let k = k as u64;
+        for s in staged.iter().filter(|s| s.segment.end() > progress.next) {
             // No sends are left (the merge waited for them): kept bytes are the marked ones.
-            let (stream, batch) = match self.take_landed(id, k, key) {
-                Some(pieces) => in_memory(pieces),
-                None => match self.staging.read_chunk(&Path::from(key.as_str()), plan, k).await? {
-                    Some(stream) => (stream, HASH_BATCH),
-                    None => return Ok(Err(k)),
-                },
+            hasher = match self.hash_segment(hasher, id, s).await? {
+                Ok(hasher) => hasher,
+                Err(missing) => return Ok(Err(missing)),
             };
-            hasher = hash_stream(hasher, stream, plan.chunk_len(k), batch, &self.sends).await?;
         }
         Ok(Ok(hasher.finish()))
     }
+}
+
+/// How the hash names bytes it cannot find.
+fn describe(segment: Segment) -> String {
+    crate::upload::receive::describe(segment, None)
 }
 
 /// Waits for `changed` (a change in this process) or `step` (one in another

@@ -17,10 +17,11 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 
 use super::{
-    Backing, ByteStore, ByteStream, ChunkAt, ChunkSink, ChunkWriteError, LOCAL_PART_SIZE, ObjectInfo, TempFile,
+    Backing, ByteStore, ByteStream, ChunkSink, ChunkWriteError, LOCAL_PART_SIZE, ObjectInfo, SegmentAt, TempFile,
 };
 use crate::domain::error::{Error, Result, ResultExt};
-use crate::domain::{ChunkPlan, UploadId};
+use crate::domain::{Segment, UploadId};
+use crate::stores::uploads::Staged;
 
 /// The directory inside the store where files are assembled. Listings skip
 /// it: nothing in it is an object.
@@ -162,57 +163,69 @@ impl ByteStore for LocalStore {
         Ok(None)
     }
 
-    /// In place: a chunk's first send goes into the upload's one data file
-    /// (sparse, sized to the file at the first chunk) at the chunk's
-    /// offset, and is synced before this returns. A send replacing an
-    /// earlier one becomes an object of its own (the merge copies it in).
-    #[allow(clippy::too_many_arguments)]
-    async fn open_chunk(&self, at: ChunkAt<'_>, replacing: bool) -> std::result::Result<ChunkSink, ChunkWriteError> {
+    /// In place: a segment's first send goes into the upload's one data
+    /// file (sparse, grown to the segment's end when shorter) at the
+    /// segment's offset, and is synced before this returns. A send
+    /// replacing an earlier one becomes an object of its own (the merge
+    /// copies it in).
+    async fn open_segment(
+        &self,
+        at: SegmentAt<'_>,
+        replacing: bool,
+    ) -> std::result::Result<ChunkSink, ChunkWriteError> {
         if replacing {
-            return self.backing.open_object(super::chunk_key(at.id, at.index)).await;
+            return self.backing.open_object(super::segment_key(at.id, at.segment.start)).await;
         }
         let key = data_key(at.id);
-        let (root, path, size) = (self.dir.clone(), self.path_of(&key), at.plan.file_size);
-        let file = tokio::task::spawn_blocking(move || open_data_file(&root, &path, size))
+        let (root, path, end) = (self.dir.clone(), self.path_of(&key), at.segment.end());
+        let file = tokio::task::spawn_blocking(move || open_data_file(&root, &path, end))
             .await
             .map_err(|e| ChunkWriteError::Io(std::io::Error::other(e)))?
             .map_err(ChunkWriteError::Io)?;
-        // The chunk counts only once its bytes are durable: finishing syncs them.
-        Ok(ChunkSink::in_place(key, Arc::new(file), at.plan.offset(at.index), self.backing.clone()))
+        // The segment counts only once its bytes are durable: finishing syncs them.
+        Ok(ChunkSink::in_place(key, Arc::new(file), at.segment.start, self.backing.clone()))
     }
 
-    /// A range of the data file; a chunk object of its own (staged before
-    /// chunks were written in place) whole.
-    async fn read_chunk(&self, key: &Path, plan: &ChunkPlan, index: u64) -> Result<Option<ByteStream>> {
-        let range = is_data_file(key).then(|| plan.offset(index)..plan.offset(index) + plan.chunk_len(index));
+    /// A range of the data file; a segment object of its own whole.
+    async fn read_segment(&self, key: &Path, segment: Segment) -> Result<Option<ByteStream>> {
+        let range = is_data_file(key).then(|| segment.start..segment.end());
         self.read(key, range).await
     }
 
-    /// The data file itself (it was synced chunk by chunk), linked into
-    /// `scratch` under a second name: no copy, and the staged file stays
-    /// for a retried merge until the upload is done. Chunks staged as
-    /// objects of their own (sent again) are first copied into it. A copy
-    /// of everything only when `scratch` is on another filesystem.
+    /// The data file itself (it was synced segment by segment), linked
+    /// into `scratch` under a second name: no copy, and the staged file
+    /// stays for a retried merge until the upload is done. Segments staged
+    /// as objects of their own (sent again) are first copied into it. A
+    /// copy of everything only when `scratch` is on another filesystem.
     async fn staged_file(
         &self,
         id: &UploadId,
-        plan: &ChunkPlan,
-        keys: &[String],
+        size: u64,
+        staged: &[Staged],
         scratch: &FsPath,
         parallel: usize,
     ) -> Result<TempFile> {
         let data = data_key(id);
         let own = super::upload_prefix(id);
-        if plan.chunk_count > 0 && keys.iter().all(|k| Path::from(k.as_str()).prefix_matches(&own)) {
-            let (root, path, size) = (self.dir.clone(), self.path_of(&data), plan.file_size);
-            let file = tokio::task::spawn_blocking(move || open_data_file(&root, &path, size))
-                .await
-                .context("opening the staged data file")?
-                .map_err(|e| super::io_error("opening the staged data file", e))?;
+        if size > 0 && staged.iter().all(|s| Path::from(s.key.as_str()).prefix_matches(&own)) {
+            super::check_covers(staged, size)?;
+            let (root, path) = (self.dir.clone(), self.path_of(&data));
+            // A body of unknown length may have grown the file past the
+            // size (sparse, never written): cut to the size, and synced below.
+            let (file, mut copied) = tokio::task::spawn_blocking(move || {
+                let file = open_data_file(&root, &path, size)?;
+                let longer = file.metadata()?.len() > size;
+                if longer {
+                    file.set_len(size)?;
+                }
+                Ok::<_, std::io::Error>((file, longer))
+            })
+            .await
+            .context("opening the staged data file")?
+            .map_err(|e| super::io_error("opening the staged data file", e))?;
             let file = Arc::new(file);
-            let mut copied = false;
-            for (index, key) in keys.iter().enumerate().filter(|(_, k)| k.as_str() != data.as_ref()) {
-                super::copy_chunk_into(self, key, plan, index as u64, file.clone()).await?;
+            for s in staged.iter().filter(|s| s.key.as_str() != data.as_ref()) {
+                super::copy_segment_into(self, s, file.clone()).await?;
                 copied = true;
             }
             if copied {
@@ -228,7 +241,7 @@ impl ByteStore for LocalStore {
                 Err(e) => return Err(Error::internal("linking the staged data file", e)),
             }
         }
-        super::assemble_staged(self, id, plan, keys, scratch, parallel).await
+        super::assemble_staged(self, id, size, staged, scratch, parallel).await
     }
 
     async fn copy_from(&self, from: &dyn ByteStore, from_key: &Path, to_key: &Path) -> Result<u64> {
@@ -250,8 +263,8 @@ fn is_data_file(key: &Path) -> bool {
 }
 
 /// Opens (creating it, durably, when missing) the data file at `path` and
-/// makes it `size` bytes long: sparse, so nothing is reserved on disk for
-/// bytes that never arrive.
+/// makes it at least `size` bytes long: sparse, so nothing is reserved on
+/// disk for bytes that never arrive.
 fn open_data_file(root: &FsPath, path: &FsPath, size: u64) -> std::io::Result<File> {
     let parent = path.parent().unwrap_or(root);
     create_dirs_durably(root, parent)?;

@@ -25,9 +25,10 @@ use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
 use super::{
-    Backing, ByteStore, ByteStream, ChunkAt, ChunkSink, ChunkWriteError, CopySource, ObjectInfo, S3_PART_SIZE, TempFile,
+    Backing, ByteStore, ByteStream, ChunkSink, ChunkWriteError, CopySource, ObjectInfo, S3_PART_SIZE, SegmentAt,
+    TempFile,
 };
-use crate::domain::ChunkPlan;
+use crate::domain::Segment;
 use crate::domain::error::{Error, Result, ResultExt};
 
 /// Where a store's objects lie.
@@ -266,11 +267,15 @@ impl ByteStore for S3Store {
 
     /// A new object per send (a nonce in its key), so concurrent or
     /// repeated sends never write the same object.
-    async fn open_chunk(&self, at: ChunkAt<'_>, _replacing: bool) -> std::result::Result<ChunkSink, ChunkWriteError> {
-        self.backing.open_object(super::chunk_key(at.id, at.index)).await
+    async fn open_segment(
+        &self,
+        at: SegmentAt<'_>,
+        _replacing: bool,
+    ) -> std::result::Result<ChunkSink, ChunkWriteError> {
+        self.backing.open_object(super::segment_key(at.id, at.segment.start)).await
     }
 
-    async fn read_chunk(&self, key: &Path, _plan: &ChunkPlan, _index: u64) -> Result<Option<ByteStream>> {
+    async fn read_segment(&self, key: &Path, _segment: Segment) -> Result<Option<ByteStream>> {
         self.backing.read(key, None).await
     }
 
@@ -335,13 +340,14 @@ impl ByteStore for S3Store {
         plain.then(|| CopySource { service, bucket: self.location.bucket.clone(), key })
     }
 
-    /// A multipart upload whose parts are copied from the chunk objects on
-    /// the server's side, `parallel` at a time; aborted on any failure, so
-    /// `key` is untouched unless all of it is there.
-    async fn compose(&self, sources: &[CopySource], plan: &ChunkPlan, key: &Path, parallel: usize) -> Result<bool> {
-        let parts_fit = (1..=MAX_PARTS).contains(&plan.chunk_count)
-            && (plan.chunk_count == 1 || plan.chunk_size >= S3_PART_SIZE as u64)
-            && sources.len() as u64 == plan.chunk_count;
+    /// A multipart upload whose parts are copied from the segment objects
+    /// on the server's side, `parallel` at a time; aborted on any failure,
+    /// so `key` is untouched unless all of it is there. Every part but the
+    /// last must be at least S3's 5 MiB, and there may be 10,000 at most.
+    async fn compose(&self, sources: &[CopySource], lens: &[u64], key: &Path, parallel: usize) -> Result<bool> {
+        let parts_fit = (1..=MAX_PARTS).contains(&(sources.len() as u64))
+            && sources.len() == lens.len()
+            && lens[..lens.len() - 1].iter().all(|&n| n >= S3_PART_SIZE as u64);
         let Some(service) = &self.location.service else { return Ok(false) };
         if !parts_fit || sources.iter().any(|s| &s.service != service) {
             return Ok(false);

@@ -2,7 +2,9 @@
 //!
 //! Keys, under the configured prefix `p`:
 //! - `p:upload:<id>`: hash of the session's fields;
-//! - `p:upload:<id>:chunks`: hash chunk index → staged object key;
+//! - `p:upload:<id>:segments`: sorted set of the received segments, scored
+//!   by their offset, each member `<start>:<len>:<staged object key>`
+//!   (segments never overlap; the session's `received` is their sum);
 //! - `p:resume:<owner>:<sha1>:<sha256>:<size>`: the id of the owner's unfinished upload
 //!   of that content (or `p:resume-fp:<owner>:<size>:<fingerprint>` for an
 //!   upload begun without hashes: the client's fingerprint of its file; once
@@ -13,25 +15,30 @@
 //! - `p:merging`: sorted set of uploads being merged, scored by their last
 //!   heartbeat, so the sweeper finds merges whose job was lost;
 //! - `p:upload:<id>:leases`: hash lease name → `<holder> <expiry ms>` (a
-//!   chunk being written, the running hash being advanced); the running
-//!   hash's progress lives in the session hash (`hash_next`, `hash_state`);
+//!   segment's bytes being written, the running hash being advanced); the
+//!   running hash's progress lives in the session hash (`hashed_to`, in
+//!   bytes, and `hash_state`);
 //! - `p:upload:<id>:challenge`: an open proof-of-possession challenge (its own
 //!   short TTL; taken with GETDEL, so it is single use).
 //!
-//! All three carry the upload TTL, refreshed on every chunk. Chunk marking and
-//! `complete` are Lua scripts, so their check and update are one atomic step.
+//! All three carry the upload TTL, refreshed on every segment. Segment
+//! marking, leases and `complete` are Lua scripts, so their check and update
+//! are one atomic step. Numbers pass into the scripts as strings and are
+//! written back as the strings they came as: Lua's numbers are doubles,
+//! exact to 2^53 in comparisons but printed with 14 digits.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use super::{Challenges, ChunkMap, HashLeases, UploadSessions};
-use super::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof};
+use super::sql::{describe, past_the_size, received_past, size_known};
+use super::{Challenges, HashLeases, SegmentMap, Staged, UploadSessions};
+use super::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, leased_segment};
 use crate::domain::error::{Error, Result};
-use crate::domain::{ChunkPlan, FailureCode, FolderId, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
+use crate::domain::{FailureCode, FolderId, Segment, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
 
 /// Upload sessions as Redis hashes with a TTL.
 pub struct RedisUploads {
@@ -74,24 +81,77 @@ return stale
     )
 });
 
-/// KEYS: session, chunks. ARGV: index, object key, now, ttl.
-/// Returns {"ok", previous key or ""} or {"state", <state>} or {"gone"}.
-static MARK_CHUNK: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS: session, segments. ARGV: start, len, object key, now, ttl, end.
+/// Returns {"ok", previous key or ""}, {"overlap"}, {"past", size},
+/// {"state", <state>} or {"gone"}.
+static MARK_SEGMENT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'gone'} end
 if state ~= 'uploading' then return {'state', state} end
-local previous = redis.call('HGET', KEYS[2], ARGV[1]) or ''
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
+local s, e = tonumber(ARGV[1]), tonumber(ARGV[6])
+local size = redis.call('HGET', KEYS[1], 'filesize')
+if tonumber(size) >= 0 and e > tonumber(size) then return {'past', size} end
+-- What overlaps: the last segment starting at or before s, and any starting inside.
+if #redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '(' .. ARGV[6], 'LIMIT', 0, 1) > 0 then return {'overlap'} end
+local previous = ''
+local before = redis.call('ZREVRANGEBYSCORE', KEYS[2], ARGV[1], '-inf', 'LIMIT', 0, 1)[1]
+if before then
+  local bs, bn, bkey = string.match(before, '^(%d+):(%d+):(.*)$')
+  if tonumber(bs) + tonumber(bn) > s then
+    if bs ~= ARGV[1] or bn ~= ARGV[2] then return {'overlap'} end
+    previous = bkey
+    redis.call('ZREM', KEYS[2], before)
+  end
+end
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1] .. ':' .. ARGV[2] .. ':' .. ARGV[3])
+if previous == '' then redis.call('HINCRBY', KEYS[1], 'received', ARGV[2]) end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
 for _, field in ipairs({'resume_key', 'hash_resume_key'}) do
   local resume = redis.call('HGET', KEYS[1], field)
-  if resume then redis.call('EXPIRE', resume, ARGV[4]) end
+  if resume then redis.call('EXPIRE', resume, ARGV[5]) end
 end
 return {'ok', previous}
+"#,
+    )
+});
+
+/// KEYS: session, segments. Forgets the segments and what they counted
+/// (an existing session's only: HSET would make one).
+static FORGET_SEGMENTS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'received', '0') end
+redis.call('DEL', KEYS[2])
+return 1
+"#,
+    )
+});
+
+/// KEYS: session, segments. ARGV: size, chunk count, now, ttl.
+/// Gives a session without a size its size: {"ok"}, {"known", size},
+/// {"past", start, len} (the last segment ends past it), {"state", <state>}
+/// or {"gone"}.
+static SET_SIZE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'gone'} end
+if state ~= 'uploading' then return {'state', state} end
+local size = redis.call('HGET', KEYS[1], 'filesize')
+if size == ARGV[1] then return {'ok'} end
+if tonumber(size) >= 0 then return {'known', size} end
+local last = redis.call('ZREVRANGE', KEYS[2], 0, 0)[1]
+if last then
+  local ls, ln = string.match(last, '^(%d+):(%d+):')
+  if tonumber(ls) + tonumber(ln) > tonumber(ARGV[1]) then return {'past', ls, ln} end
+end
+redis.call('HSET', KEYS[1], 'filesize', ARGV[1], 'chunkcount', ARGV[2], 'updated_at', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return {'ok'}
 "#,
     )
 });
@@ -119,18 +179,18 @@ return {'declared'}
     )
 });
 
-/// KEYS: session, chunks, merging set. ARGV: now, ttl, upload id.
+/// KEYS: session, segments, merging set. ARGV: now, ttl, upload id.
 /// Returns "started", "missing", "gone" or the state the session is in.
-/// A `failed` upload whose chunks are all still staged starts again (a merge
-/// that failed for want of disk space); one whose chunks were dropped stays failed.
+/// A `failed` upload whose bytes are all still staged starts again (a merge
+/// that failed for want of disk space); one whose segments were dropped stays failed.
 static START_MERGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return 'gone' end
 if state ~= 'uploading' and state ~= 'failed' then return state end
-local want = tonumber(redis.call('HGET', KEYS[1], 'chunkcount'))
-if redis.call('HLEN', KEYS[2]) < want then
+local size = tonumber(redis.call('HGET', KEYS[1], 'filesize'))
+if size < 0 or tonumber(redis.call('HGET', KEYS[1], 'received') or '0') ~= size then
   if state == 'failed' then return state end
   return 'missing'
 end
@@ -148,7 +208,7 @@ return 'started'
     )
 });
 
-/// KEYS: session, chunks, merging set. ARGV: state, reason, entry id, now, ttl, upload id, reason code.
+/// KEYS: session, segments, merging set. ARGV: state, reason, entry id, now, ttl, upload id, reason code.
 /// 1 when the session moved from `merging` to `state`, else 0. Checking and
 /// writing in one script also never resurrects an expired session.
 static FINISH_MERGE: LazyLock<Script> = LazyLock::new(|| {
@@ -164,17 +224,31 @@ return 1
     )
 });
 
-/// KEYS: leases, session. ARGV: name, holder, now ms, ttl ms, session ttl s.
-/// 1 when the lease is now the holder's (it was free, expired or theirs).
+/// KEYS: leases, session. ARGV: name, holder, now ms, ttl ms, session ttl s,
+/// and for a segment lease its bytes' start and end ("" otherwise).
+/// 1 when the lease is now the holder's (it was free, expired or theirs, and
+/// no other holder's live segment lease overlaps its bytes).
 static ACQUIRE_LEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
+local now = tonumber(ARGV[3])
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur then
   local holder, expiry = string.match(cur, '^(%S+) (%d+)$')
-  if holder ~= ARGV[2] and tonumber(expiry) >= tonumber(ARGV[3]) then return 0 end
+  if holder ~= ARGV[2] and tonumber(expiry) >= now then return 0 end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. (tonumber(ARGV[3]) + tonumber(ARGV[4])))
+if ARGV[6] ~= '' then
+  local s, e = tonumber(ARGV[6]), tonumber(ARGV[7])
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 1, #all, 2 do
+    local ls, le = string.match(all[i], '^bytes:(%x+)-(%x+)$')
+    if ls and tonumber(ls, 16) < e and s < tonumber(le, 16) then
+      local holder, expiry = string.match(all[i + 1], '^(%S+) (%d+)$')
+      if holder ~= ARGV[2] and tonumber(expiry) >= now then return 0 end
+    end
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. (now + tonumber(ARGV[4])))
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 1
 "#,
@@ -204,14 +278,14 @@ local holder, expiry = string.match(cur, '^(%S+) (%d+)$')
 if holder ~= ARGV[1] or tonumber(expiry) < tonumber(ARGV[2]) then return 0 end
 local state = redis.call('HGET', KEYS[2], 'state')
 if state ~= 'uploading' and state ~= 'merging' then return 0 end
-redis.call('HSET', KEYS[2], 'hash_next', ARGV[3], 'hash_state', ARGV[4])
+redis.call('HSET', KEYS[2], 'hashed_to', ARGV[3], 'hash_state', ARGV[4])
 return 1
 "#,
     )
 });
 
-/// KEYS: session, chunks, leases. ARGV: upload id.
-/// Deletes the session, its chunk map, its leases and its resume pointer
+/// KEYS: session, segments, leases. ARGV: upload id.
+/// Deletes the session, its segments, its leases and its resume pointer
 /// unless it is merging: 1 when deleted, 0 when merging or gone.
 static DELETE_UNLESS_MERGING: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -238,8 +312,8 @@ impl RedisUploads {
         format!("{}:upload:{}", self.prefix, id)
     }
 
-    fn chunks_key(&self, id: &UploadId) -> String {
-        format!("{}:upload:{}:chunks", self.prefix, id)
+    fn segments_key(&self, id: &UploadId) -> String {
+        format!("{}:upload:{}:segments", self.prefix, id)
     }
 
     fn leases_key(&self, id: &UploadId) -> String {
@@ -277,7 +351,7 @@ impl RedisUploads {
     fn parse(&self, id: &UploadId, h: &HashMap<String, String>) -> Result<UploadSession> {
         let corrupt = |what: &str| Error::internal("reading upload session", format!("corrupt field {what}"));
         let num = |k: &str| -> Result<i64> { h.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| corrupt(k)) };
-        let filesize = num("filesize")? as u64;
+        let filesize = num("filesize")?;
         let chunksize = num("chunksize")? as u64;
         Ok(UploadSession {
             id: id.clone(),
@@ -295,7 +369,9 @@ impl RedisUploads {
                 .map(|v| Sha256Hex::parse(v))
                 .transpose()
                 .map_err(|_| corrupt("sha256"))?,
-            plan: ChunkPlan::with_chunk_size(filesize, chunksize),
+            size: u64::try_from(filesize).ok(),
+            chunk_size: chunksize,
+            received: h.get("received").and_then(|v| v.parse().ok()).unwrap_or(0),
             state: h.get("state").and_then(|s| UploadState::parse(s)).ok_or_else(|| corrupt("state"))?,
             reason: h.get("reason").filter(|r| !r.is_empty()).cloned(),
             reason_code: h.get("reason_code").and_then(|c| FailureCode::parse(c)),
@@ -313,7 +389,7 @@ impl RedisUploads {
                 .transpose()
                 .map_err(|_| corrupt("mtime"))?,
             merge_started_at: h.get("merge_started_at").and_then(|v| v.parse().ok()),
-            hashed: h.get("hash_next").and_then(|v| v.parse().ok()).unwrap_or(0),
+            hashed: h.get("hashed_to").and_then(|v| v.parse().ok()).unwrap_or(0),
             fingerprint: h.get("fingerprint").filter(|f| !f.is_empty()).cloned(),
             server_hashed: h.get("server_hashed").is_some_and(|v| v == "1"),
             created_at: num("created_at")?,
@@ -330,8 +406,8 @@ impl UploadSessions for RedisUploads {
         // One resume pointer: by the hashes when init named them, else by
         // the client's fingerprint, else none.
         let resume = match (&s.filehash, &s.fingerprint) {
-            (Some(h), _) => Some(self.resume_key(s.owner, h.as_str(), sha256, s.plan.file_size)),
-            (None, Some(f)) => Some(self.fingerprint_key(s.owner, s.plan.file_size, f)),
+            (Some(h), _) => Some(self.resume_key(s.owner, h.as_str(), sha256, s.size.unwrap_or_default())),
+            (None, Some(f)) => Some(self.fingerprint_key(s.owner, s.size.unwrap_or_default(), f)),
             (None, None) => None,
         };
         let mut fields: Vec<(&str, String)> = vec![
@@ -340,9 +416,10 @@ impl UploadSessions for RedisUploads {
             ("filehash", s.filehash.as_ref().map(|h| h.to_string()).unwrap_or_default()),
             ("fingerprint", s.fingerprint.clone().unwrap_or_default()),
             ("sha256", s.sha256.as_ref().map(|h| h.to_string()).unwrap_or_default()),
-            ("filesize", s.plan.file_size.to_string()),
-            ("chunksize", s.plan.chunk_size.to_string()),
-            ("chunkcount", s.plan.chunk_count.to_string()),
+            ("filesize", s.size.map_or_else(|| "-1".to_owned(), |n| n.to_string())),
+            ("chunksize", s.chunk_size.to_string()),
+            ("chunkcount", s.plan().map_or(0, |p| p.chunk_count).to_string()),
+            ("received", "0".to_owned()),
             ("state", s.state.to_string()),
             ("folder", s.folder.as_ref().map(|f| f.to_string()).unwrap_or_default()),
             ("server_hashed", if s.server_hashed { "1" } else { "0" }.to_owned()),
@@ -379,7 +456,7 @@ impl UploadSessions for RedisUploads {
 
     async fn declare_hashes(&self, session: &UploadSession, filehash: &str, sha256: &str) -> Result<DeclareOutcome> {
         let id = &session.id;
-        let resume = self.resume_key(session.owner, filehash, sha256, session.plan.file_size);
+        let resume = self.resume_key(session.owner, filehash, sha256, session.size.unwrap_or_default());
         let mut con = self.con.clone();
         let reply: Vec<String> = DECLARE
             .key(self.session_key(id))
@@ -408,23 +485,25 @@ impl UploadSessions for RedisUploads {
         self.parse(id, &h).map(Some)
     }
 
-    async fn get_with_chunks(&self, id: &UploadId) -> Result<Option<(UploadSession, Vec<u64>)>> {
+    async fn get_with_segments(&self, id: &UploadId) -> Result<Option<(UploadSession, Vec<Segment>)>> {
         let mut con = self.con.clone();
-        let (h, indexes): (HashMap<String, String>, Vec<String>) =
-            redis::pipe().hgetall(self.session_key(id)).hkeys(self.chunks_key(id)).query_async(&mut con).await?;
+        let (h, members): (HashMap<String, String>, Vec<String>) = redis::pipe()
+            .hgetall(self.session_key(id))
+            .zrange(self.segments_key(id), 0, -1)
+            .query_async(&mut con)
+            .await?;
         if h.is_empty() {
             return Ok(None);
         }
-        let mut received: Vec<u64> = indexes.iter().filter_map(|i| i.parse().ok()).collect();
-        received.sort_unstable();
-        Ok(Some((self.parse(id, &h)?, received)))
+        let segments = members.iter().map(|m| parse_member(m).map(|s| s.segment)).collect::<Result<_>>()?;
+        Ok(Some((self.parse(id, &h)?, segments)))
     }
 
     async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome> {
         let mut con = self.con.clone();
         let reply: String = START_MERGE
             .key(self.session_key(id))
-            .key(self.chunks_key(id))
+            .key(self.segments_key(id))
             .key(self.merging_key())
             .arg(now)
             .arg(self.ttl)
@@ -452,7 +531,7 @@ impl UploadSessions for RedisUploads {
         let mut con = self.con.clone();
         let moved: i64 = FINISH_MERGE
             .key(self.session_key(id))
-            .key(self.chunks_key(id))
+            .key(self.segments_key(id))
             .key(self.merging_key())
             .arg(state.as_str())
             .arg(failure.map(|f| f.1).unwrap_or(""))
@@ -495,7 +574,7 @@ impl UploadSessions for RedisUploads {
         let mut con = self.con.clone();
         let deleted: i64 = DELETE_UNLESS_MERGING
             .key(self.session_key(id))
-            .key(self.chunks_key(id))
+            .key(self.segments_key(id))
             .key(self.leases_key(id))
             .arg(id.as_str())
             .invoke_async(&mut con)
@@ -516,40 +595,108 @@ impl UploadSessions for RedisUploads {
     }
 }
 
+/// A member of a segments set: `<start>:<len>:<key>`.
+fn parse_member(member: &str) -> Result<Staged> {
+    let corrupt = || Error::internal("reading upload segments", format!("corrupt member {member:?}"));
+    let mut parts = member.splitn(3, ':');
+    let start = parts.next().and_then(|v| v.parse().ok()).ok_or_else(corrupt)?;
+    let len = parts.next().and_then(|v| v.parse().ok()).ok_or_else(corrupt)?;
+    let key = parts.next().ok_or_else(corrupt)?.to_owned();
+    Ok(Staged { segment: Segment { start, len }, key })
+}
+
+/// A script's reply that the session is gone or past uploading.
+fn not_uploading(reply: &[String]) -> Error {
+    match reply.first().map(String::as_str) {
+        Some("state") => Error::NotUploading { state: reply.get(1).cloned().unwrap_or_default() },
+        _ => Error::UploadNotFound,
+    }
+}
+
 #[async_trait]
-impl ChunkMap for RedisUploads {
-    async fn chunks(&self, id: &UploadId) -> Result<BTreeMap<u64, String>> {
+impl SegmentMap for RedisUploads {
+    async fn segments(&self, id: &UploadId) -> Result<Vec<Staged>> {
         let mut con = self.con.clone();
-        let h: HashMap<String, String> = con.hgetall(self.chunks_key(id)).await?;
-        Ok(h.into_iter().filter_map(|(k, v)| Some((k.parse().ok()?, v))).collect())
+        let members: Vec<String> = con.zrange(self.segments_key(id), 0, -1).await?;
+        members.iter().map(|m| parse_member(m)).collect()
     }
 
-    async fn chunk(&self, id: &UploadId, index: u64) -> Result<Option<String>> {
+    async fn segment_at(&self, id: &UploadId, start: u64) -> Result<Option<Staged>> {
         let mut con = self.con.clone();
-        Ok(con.hget(self.chunks_key(id), index).await?)
+        let members: Vec<String> = con.zrangebyscore(self.segments_key(id), start, start).await?;
+        members.first().map(|m| parse_member(m)).transpose()
     }
 
-    async fn mark_chunk(&self, id: &UploadId, index: u64, object_key: &str, now: i64) -> Result<Option<String>> {
+    async fn overlapping(&self, id: &UploadId, segment: Segment) -> Result<Vec<Staged>> {
         let mut con = self.con.clone();
-        let reply: Vec<String> = MARK_CHUNK
+        let key = self.segments_key(id);
+        let (before, inside): (Vec<String>, Vec<String>) = redis::pipe()
+            .zrevrangebyscore_limit(&key, segment.start, "-inf", 0, 1)
+            .zrangebyscore(&key, format!("({}", segment.start), format!("({}", segment.end()))
+            .query_async(&mut con)
+            .await?;
+        let mut found = Vec::new();
+        for m in before.iter().chain(&inside) {
+            let staged = parse_member(m)?;
+            if staged.segment.overlaps(&segment) {
+                found.push(staged);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn mark_segment(
+        &self,
+        id: &UploadId,
+        segment: Segment,
+        object_key: &str,
+        now: i64,
+    ) -> Result<Option<String>> {
+        let mut con = self.con.clone();
+        let reply: Vec<String> = MARK_SEGMENT
             .key(self.session_key(id))
-            .key(self.chunks_key(id))
-            .arg(index)
+            .key(self.segments_key(id))
+            .arg(segment.start.to_string())
+            .arg(segment.len.to_string())
             .arg(object_key)
             .arg(now)
             .arg(self.ttl)
+            .arg(segment.end().to_string())
             .invoke_async(&mut con)
             .await?;
         match reply.first().map(String::as_str) {
             Some("ok") => Ok(reply.get(1).filter(|p| !p.is_empty()).cloned()),
-            Some("state") => Err(Error::NotUploading { state: reply.get(1).cloned().unwrap_or_default() }),
-            _ => Err(Error::UploadNotFound),
+            Some("overlap") => Err(Error::RangeOverlap { what: describe(segment) }),
+            Some("past") => Err(past_the_size(segment, reply.get(1).and_then(|v| v.parse().ok()).unwrap_or(0))),
+            _ => Err(not_uploading(&reply)),
         }
     }
 
-    async fn forget_chunks(&self, id: &UploadId) -> Result<()> {
+    async fn set_size(&self, id: &UploadId, size: u64, now: i64) -> Result<()> {
         let mut con = self.con.clone();
-        let _: () = con.del(self.chunks_key(id)).await?;
+        let session = self.get(id).await?.ok_or(Error::UploadNotFound)?;
+        let reply: Vec<String> = SET_SIZE
+            .key(self.session_key(id))
+            .key(self.segments_key(id))
+            .arg(size.to_string())
+            .arg(size.div_ceil(session.chunk_size.max(1)).to_string())
+            .arg(now)
+            .arg(self.ttl)
+            .invoke_async(&mut con)
+            .await?;
+        let num = |i: usize| reply.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        match reply.first().map(String::as_str) {
+            Some("ok") => Ok(()),
+            Some("known") => Err(size_known(num(1))),
+            Some("past") => Err(received_past(num(1) + num(2), size)),
+            _ => Err(not_uploading(&reply)),
+        }
+    }
+
+    async fn forget_segments(&self, id: &UploadId) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: i64 =
+            FORGET_SEGMENTS.key(self.session_key(id)).key(self.segments_key(id)).invoke_async(&mut con).await?;
         Ok(())
     }
 }
@@ -557,6 +704,7 @@ impl ChunkMap for RedisUploads {
 #[async_trait]
 impl HashLeases for RedisUploads {
     async fn acquire_lease(&self, id: &UploadId, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+        let segment = leased_segment(name);
         let mut con = self.con.clone();
         let taken: i64 = ACQUIRE_LEASE
             .key(self.leases_key(id))
@@ -566,6 +714,8 @@ impl HashLeases for RedisUploads {
             .arg(now_ms)
             .arg(ttl_ms)
             .arg(self.ttl)
+            .arg(segment.map(|s| s.start.to_string()).unwrap_or_default())
+            .arg(segment.map(|s| s.end().to_string()).unwrap_or_default())
             .invoke_async(&mut con)
             .await?;
         Ok(taken == 1)
@@ -588,7 +738,7 @@ impl HashLeases for RedisUploads {
     async fn hash_progress(&self, id: &UploadId) -> Result<HashProgress> {
         let mut con = self.con.clone();
         let (next, state): (Option<u64>, Option<String>) = redis::pipe()
-            .hget(self.session_key(id), "hash_next")
+            .hget(self.session_key(id), "hashed_to")
             .hget(self.session_key(id), "hash_state")
             .query_async(&mut con)
             .await?;

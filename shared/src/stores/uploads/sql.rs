@@ -1,21 +1,20 @@
 //! Upload sessions in SQL (SQLite in the embedded deployment, or MySQL when
-//! no Redis is configured). The `state = 'uploading'` conditions make chunk
-//! marking and `complete` compare-and-set operations.
-
-use std::collections::BTreeMap;
+//! no Redis is configured). The `state = 'uploading'` conditions make
+//! segment marking and `complete` compare-and-set operations. A size not
+//! known yet is stored as -1.
 
 use async_trait::async_trait;
 use sqlx::AnyPool;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Challenges, ChunkMap, HashLeases, UploadSessions};
-use super::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof};
+use super::{Challenges, HashLeases, SegmentMap, Staged, UploadSessions};
+use super::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, leased_segment};
 use crate::domain::error::{Error, Result};
-use crate::domain::{ChunkPlan, FailureCode, FolderId, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
+use crate::domain::{FailureCode, FolderId, Segment, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
 use crate::stores::meta::SqlRepo;
 
-/// Upload sessions in the `upload_sessions` and `upload_chunks` tables.
+/// Upload sessions in the `upload_sessions` and `upload_segments` tables.
 pub struct SqlUploads {
     repo: SqlRepo,
     /// Idle seconds after which an `uploading` session counts as expired.
@@ -23,7 +22,7 @@ pub struct SqlUploads {
 }
 
 const COLUMNS: &str = "id, owner_id, filename, filehash, sha256, filesize, chunksize, chunkcount, state, reason, reason_code, \
-                       entry_id, folder, merge_started_at, hash_next, fingerprint, server_hashed, mtime, created_at, updated_at";
+                       entry_id, folder, merge_started_at, hash_next, received, fingerprint, server_hashed, mtime, created_at, updated_at";
 
 fn session_from(row: &AnyRow) -> Result<UploadSession> {
     let state: String = row.try_get("state")?;
@@ -44,7 +43,9 @@ fn session_from(row: &AnyRow) -> Result<UploadSession> {
             .map(|h| Sha256Hex::parse(&h))
             .transpose()
             .map_err(|_| corrupt("sha256"))?,
-        plan: ChunkPlan::with_chunk_size(filesize as u64, chunksize as u64),
+        size: u64::try_from(filesize).ok(),
+        chunk_size: chunksize as u64,
+        received: row.try_get::<i64, _>("received")? as u64,
         state: UploadState::parse(&state).ok_or_else(|| corrupt("state"))?,
         reason: row.try_get("reason")?,
         reason_code: row.try_get::<Option<String>, _>("reason_code")?.and_then(|c| FailureCode::parse(&c)),
@@ -101,9 +102,9 @@ impl UploadSessions for SqlUploads {
         .bind(s.filename.as_str())
         .bind(s.filehash.as_ref().map(|h| h.as_str().to_owned()))
         .bind(s.sha256.as_ref().map(|h| h.as_str().to_owned()))
-        .bind(s.plan.file_size as i64)
-        .bind(s.plan.chunk_size as i64)
-        .bind(s.plan.chunk_count as i64)
+        .bind(s.size.map_or(-1, |n| n as i64))
+        .bind(s.chunk_size as i64)
+        .bind(s.plan().map_or(0, |p| p.chunk_count as i64))
         .bind(s.state.as_str())
         .bind(s.folder.as_ref().map(|f| f.as_str().to_owned()))
         .bind(s.fingerprint.clone())
@@ -185,26 +186,10 @@ impl UploadSessions for SqlUploads {
         row.as_ref().map(session_from).transpose()
     }
 
-    async fn get_with_chunks(&self, id: &UploadId) -> Result<Option<(UploadSession, Vec<u64>)>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS}, (SELECT GROUP_CONCAT(chkidx) FROM upload_chunks \
-             WHERE upload_chunks.upload_id = upload_sessions.id) AS received \
-             FROM upload_sessions WHERE id = ? AND (state <> 'uploading' OR updated_at >= ?)"
-        )))
-        .bind(id.as_str())
-        .bind(self.live_since())
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let received: Option<String> = row.try_get("received")?;
-        let mut received: Vec<u64> = received
-            .unwrap_or_default()
-            .split(',')
-            .filter(|i| !i.is_empty())
-            .map(|i| i.parse().map_err(|_| Error::internal("reading chunk marks", format!("corrupt index {i:?}"))))
-            .collect::<Result<_>>()?;
-        received.sort_unstable();
-        Ok(Some((session_from(&row)?, received)))
+    async fn get_with_segments(&self, id: &UploadId) -> Result<Option<(UploadSession, Vec<Segment>)>> {
+        let Some(session) = self.get(id).await? else { return Ok(None) };
+        let segments = self.segments(id).await?.into_iter().map(|s| s.segment).collect();
+        Ok(Some((session, segments)))
     }
 
     async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome> {
@@ -212,13 +197,12 @@ impl UploadSessions for SqlUploads {
             "UPDATE upload_sessions SET state = 'merging', reason = NULL, reason_code = NULL, updated_at = ?, \
              merge_started_at = ? \
              WHERE id = ? AND (state = 'failed' OR (state = 'uploading' AND updated_at >= ?)) \
-             AND chunkcount = (SELECT COUNT(*) FROM upload_chunks WHERE upload_id = ?)",
+             AND filesize >= 0 AND received = filesize",
         )
         .bind(now)
         .bind(now)
         .bind(id.as_str())
         .bind(self.live_since())
-        .bind(id.as_str())
         .execute(self.pool())
         .await?;
         if moved.rows_affected() == 1 {
@@ -282,7 +266,7 @@ impl UploadSessions for SqlUploads {
         if gone.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM upload_chunks WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM upload_segments WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM upload_challenges WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM upload_leases WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -307,61 +291,176 @@ impl UploadSessions for SqlUploads {
     }
 }
 
-#[async_trait]
-impl ChunkMap for SqlUploads {
-    async fn chunks(&self, id: &UploadId) -> Result<BTreeMap<u64, String>> {
-        let rows = sqlx::query("SELECT chkidx, object_key FROM upload_chunks WHERE upload_id = ?")
+impl SqlUploads {
+    /// A segment lease: taken (or renewed) in one transaction that holds the
+    /// session's row lock, so no two holders ever hold leases on the same
+    /// bytes, whatever their bounds.
+    async fn acquire_segment_lease(
+        &self,
+        id: &UploadId,
+        segment: crate::domain::Segment,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool> {
+        let mut tx = self.repo.begin_volatile().await?;
+        // A no-op write takes the row lock on MariaDB (SQLite's write lock
+        // is held from the start).
+        sqlx::query("UPDATE upload_sessions SET updated_at = updated_at WHERE id = ?")
             .bind(id.as_str())
-            .fetch_all(self.pool())
+            .execute(&mut *tx)
             .await?;
-        rows.iter().map(|r| Ok((r.try_get::<i64, _>("chkidx")? as u64, r.try_get("object_key")?))).collect()
-    }
-
-    async fn chunk(&self, id: &UploadId, index: u64) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT object_key FROM upload_chunks WHERE upload_id = ? AND chkidx = ?")
+        let others: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM upload_leases WHERE upload_id = ? AND holder <> ? AND expires_at >= ? AND name LIKE 'bytes:%'",
+        )
+        .bind(id.as_str())
+        .bind(holder)
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        if others.iter().filter_map(|n| leased_segment(n)).any(|s| s.overlaps(&segment)) {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM upload_leases WHERE upload_id = ? AND name = ?")
             .bind(id.as_str())
-            .bind(index as i64)
-            .fetch_optional(self.pool())
-            .await?)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO upload_leases (upload_id, name, holder, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(id.as_str())
+            .bind(name)
+            .bind(holder)
+            .bind(now_ms + ttl_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
+}
 
-    async fn mark_chunk(&self, id: &UploadId, index: u64, object_key: &str, now: i64) -> Result<Option<String>> {
-        let mut tx = self.repo.begin().await?;
-        // Touching the session first takes its row lock (the write lock on
-        // SQLite), so `complete` cannot slip between the check and the insert.
+fn staged_from(row: &AnyRow) -> Result<Staged> {
+    let (start, len): (i64, i64) = (row.try_get("start_at")?, row.try_get("len")?);
+    Ok(Staged { segment: Segment { start: start as u64, len: len as u64 }, key: row.try_get("object_key")? })
+}
+
+impl SqlUploads {
+    /// Takes the session's row lock (the write lock on SQLite) inside `tx`
+    /// by touching it, while it is live and `uploading`: what follows in the
+    /// transaction is then one step for every other writer. The session as
+    /// it is comes back; an error says why it cannot be written.
+    async fn lock_uploading(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        id: &UploadId,
+        now: i64,
+    ) -> Result<UploadSession> {
         let touched = sqlx::query(
             "UPDATE upload_sessions SET updated_at = ? WHERE id = ? AND state = 'uploading' AND updated_at >= ?",
         )
         .bind(now)
         .bind(id.as_str())
         .bind(self.live_since())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if touched.rows_affected() == 0 {
-            drop(tx);
-            return Err(match self.state_of(id).await? {
-                UploadState::Uploading => Error::UploadNotFound,
-                state => Error::NotUploading { state: state.to_string() },
+            // Read in the same transaction: nothing waits on a lock it holds.
+            let state: Option<String> = sqlx::query_scalar("SELECT state FROM upload_sessions WHERE id = ?")
+                .bind(id.as_str())
+                .fetch_optional(&mut **tx)
+                .await?;
+            return Err(match state.as_deref().and_then(UploadState::parse) {
+                Some(state) if state != UploadState::Uploading => Error::NotUploading { state: state.to_string() },
+                _ => Error::UploadNotFound,
             });
         }
-        let previous: Option<String> =
-            sqlx::query_scalar("SELECT object_key FROM upload_chunks WHERE upload_id = ? AND chkidx = ?")
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM upload_sessions WHERE id = ?")))
+            .bind(id.as_str())
+            .fetch_one(&mut **tx)
+            .await?;
+        session_from(&row)
+    }
+
+    async fn overlapping_in<'c, E>(executor: E, id: &UploadId, segment: Segment) -> Result<Vec<Staged>>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Any>,
+    {
+        let rows = sqlx::query(
+            "SELECT start_at, len, object_key FROM upload_segments \
+             WHERE upload_id = ? AND start_at < ? AND start_at + len > ? ORDER BY start_at",
+        )
+        .bind(id.as_str())
+        .bind(segment.end() as i64)
+        .bind(segment.start as i64)
+        .fetch_all(executor)
+        .await?;
+        rows.iter().map(staged_from).collect()
+    }
+}
+
+#[async_trait]
+impl SegmentMap for SqlUploads {
+    async fn segments(&self, id: &UploadId) -> Result<Vec<Staged>> {
+        let rows =
+            sqlx::query("SELECT start_at, len, object_key FROM upload_segments WHERE upload_id = ? ORDER BY start_at")
                 .bind(id.as_str())
-                .bind(index as i64)
-                .fetch_optional(&mut *tx)
+                .fetch_all(self.pool())
                 .await?;
+        rows.iter().map(staged_from).collect()
+    }
+
+    async fn segment_at(&self, id: &UploadId, start: u64) -> Result<Option<Staged>> {
+        let row =
+            sqlx::query("SELECT start_at, len, object_key FROM upload_segments WHERE upload_id = ? AND start_at = ?")
+                .bind(id.as_str())
+                .bind(start as i64)
+                .fetch_optional(self.pool())
+                .await?;
+        row.as_ref().map(staged_from).transpose()
+    }
+
+    async fn overlapping(&self, id: &UploadId, segment: Segment) -> Result<Vec<Staged>> {
+        Self::overlapping_in(self.pool(), id, segment).await
+    }
+
+    async fn mark_segment(
+        &self,
+        id: &UploadId,
+        segment: Segment,
+        object_key: &str,
+        now: i64,
+    ) -> Result<Option<String>> {
+        let mut tx = self.repo.begin().await?;
+        // Under the session's lock, `complete` cannot slip between the checks
+        // and the insert.
+        let session = self.lock_uploading(&mut tx, id, now).await?;
+        if let Some(size) = session.size.filter(|&size| segment.end() > size) {
+            return Err(past_the_size(segment, size));
+        }
+        let overlaps = Self::overlapping_in(&mut *tx, id, segment).await?;
+        let previous = match overlaps.as_slice() {
+            [] => None,
+            [same] if same.segment == segment => Some(same.key.clone()),
+            _ => return Err(Error::RangeOverlap { what: describe(segment) }),
+        };
         if previous.is_some() {
-            sqlx::query("UPDATE upload_chunks SET object_key = ? WHERE upload_id = ? AND chkidx = ?")
+            sqlx::query("UPDATE upload_segments SET object_key = ? WHERE upload_id = ? AND start_at = ?")
                 .bind(object_key)
                 .bind(id.as_str())
-                .bind(index as i64)
+                .bind(segment.start as i64)
                 .execute(&mut *tx)
                 .await?;
         } else {
-            sqlx::query("INSERT INTO upload_chunks (upload_id, chkidx, object_key) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO upload_segments (upload_id, start_at, len, object_key) VALUES (?, ?, ?, ?)")
                 .bind(id.as_str())
-                .bind(index as i64)
+                .bind(segment.start as i64)
+                .bind(segment.len as i64)
                 .bind(object_key)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE upload_sessions SET received = received + ? WHERE id = ?")
+                .bind(segment.len as i64)
+                .bind(id.as_str())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -369,15 +468,67 @@ impl ChunkMap for SqlUploads {
         Ok(previous)
     }
 
-    async fn forget_chunks(&self, id: &UploadId) -> Result<()> {
-        sqlx::query("DELETE FROM upload_chunks WHERE upload_id = ?").bind(id.as_str()).execute(self.pool()).await?;
+    async fn set_size(&self, id: &UploadId, size: u64, now: i64) -> Result<()> {
+        let mut tx = self.repo.begin().await?;
+        let session = self.lock_uploading(&mut tx, id, now).await?;
+        match session.size {
+            Some(known) if known == size => return Ok(()),
+            Some(known) => return Err(size_known(known)),
+            None => {}
+        }
+        let end: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(start_at + len) FROM upload_segments WHERE upload_id = ?")
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+        if let Some(end) = end.filter(|&end| end as u64 > size) {
+            return Err(received_past(end as u64, size));
+        }
+        sqlx::query("UPDATE upload_sessions SET filesize = ?, chunkcount = ? WHERE id = ?")
+            .bind(size as i64)
+            .bind(size.div_ceil(session.chunk_size.max(1)) as i64)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
+
+    async fn forget_segments(&self, id: &UploadId) -> Result<()> {
+        let mut tx = self.repo.begin().await?;
+        sqlx::query("DELETE FROM upload_segments WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
+        sqlx::query("UPDATE upload_sessions SET received = 0 WHERE id = ?").bind(id.as_str()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// How an error names a segment's bytes.
+pub(super) fn describe(segment: Segment) -> String {
+    format!("bytes {}-{}", segment.start, segment.end() - 1)
+}
+
+/// A segment that ends past the upload's size.
+pub(super) fn past_the_size(segment: Segment, size: u64) -> Error {
+    Error::SizeConflict { message: format!("{} lie past the upload's size of {size} bytes", describe(segment)) }
+}
+
+/// A size given to an upload whose size is known.
+pub(super) fn size_known(known: u64) -> Error {
+    Error::SizeConflict { message: format!("the upload's size is {known} bytes already") }
+}
+
+/// A size below bytes received already.
+pub(super) fn received_past(end: u64, size: u64) -> Error {
+    Error::SizeConflict { message: format!("bytes up to {end} were received already; the size cannot be {size}") }
 }
 
 #[async_trait]
 impl HashLeases for SqlUploads {
     async fn acquire_lease(&self, id: &UploadId, name: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+        if let Some(segment) = leased_segment(name) {
+            return self.acquire_segment_lease(id, segment, name, holder, now_ms, ttl_ms).await;
+        }
         let taken = sqlx::query(
             "UPDATE upload_leases SET holder = ?, expires_at = ? \
              WHERE upload_id = ? AND name = ? AND (holder = ? OR expires_at < ?)",
