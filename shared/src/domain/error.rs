@@ -98,9 +98,6 @@ pub enum Error {
         "{what} overlap bytes received already in other bounds; send a received range again whole, or only bytes not received yet"
     )]
     RangeOverlap { what: String },
-    /// An append at another offset than the end of the bytes received.
-    #[error("the upload has {expected} bytes; an append must start there")]
-    OffsetMismatch { expected: u64 },
     /// The upload's size is known already (with another value), or bytes
     /// were received past the size given.
     #[error("{message}")]
@@ -190,7 +187,6 @@ impl Error {
             Error::ChunkBusy { .. } => ErrorCode::ChunkBusy,
             Error::ChunkConflict { .. } => ErrorCode::ChunkConflict,
             Error::RangeOverlap { .. } => ErrorCode::RangeOverlap,
-            Error::OffsetMismatch { .. } => ErrorCode::OffsetMismatch,
             Error::SizeConflict { .. } => ErrorCode::SizeConflict,
             Error::ChunksMissing { .. } => ErrorCode::ChunksMissing,
             Error::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
