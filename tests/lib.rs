@@ -468,6 +468,29 @@ impl TestApp {
         into_json(req.send().await.expect("request")).await
     }
 
+    /// [`TestApp::put_bytes`] as a client should: again after `Retry-After`
+    /// while the server answers 503 `CHUNK_BUSY` (a send cut off by a crash
+    /// whose claim on the bytes has not yet run out), for at most 60 s.
+    pub async fn put_bytes_patiently(
+        &self,
+        token: &str,
+        id: &str,
+        offset: u64,
+        bytes: Vec<u8>,
+        streamed: bool,
+    ) -> (StatusCode, Value) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (code, body) = self.put_bytes(token, id, offset, bytes.clone(), streamed, None).await;
+            if code != StatusCode::SERVICE_UNAVAILABLE || body["code"] != "CHUNK_BUSY" || Instant::now() > deadline {
+                return (code, body);
+            }
+            let wait = body["retry_after"].as_u64().expect("CHUNK_BUSY says when to retry");
+            // Waiting as told is how a well-behaved client acts, not a poll.
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+        }
+    }
+
     /// complete.
     /// Sends chunk `i` as a client should: again after `Retry-After` while
     /// the server answers 503 `CHUNK_BUSY` (another send of it, or one cut

@@ -312,7 +312,7 @@ impl Uploader {
         let body = types::InitRequest {
             filename: typed(&format!("file name {filename:?}"), filename)?,
             filesize: Some(typed(&format!("size of {}", path.display()), before.size)?),
-            server_hashed: false,
+            server_hashed: None,
             filehash: known.as_ref().map(|k| typed("SHA-1", k.0.as_str())).transpose()?,
             sha256: known.as_ref().map(|k| typed("SHA-256", k.1.as_str())).transpose()?,
             fingerprint: match known {

@@ -90,6 +90,46 @@ async fn crash_during_a_chunk(point: &str) {
     app.assert_consistent().await;
 }
 
+/// A body of unknown length sent to a server-hashed upload of unknown size,
+/// cut off by a crash at `point`: what counted before the crash is in
+/// status's `ranges` (`kept` bytes), the client sends the rest from there,
+/// gives the size at complete and gets the file whole.
+async fn crash_during_a_streamed_body(point: &str, kept: usize) {
+    let mut app = app_crashing_at(point).await;
+    let token = app.user(&uname("crash")).await;
+    let data = test_bytes(CHUNK * 3 - 7, 43);
+    let body = serde_json::json!({"filename": "s.bin", "server_hashed": true});
+    let (_, init) = app.post_json("/file/mupload/init", Some(&token), &body).await;
+    let id = init["uploadID"].as_str().unwrap().to_owned();
+    // The answer never comes: the process dies first.
+    let pieces: Vec<std::io::Result<bytes::Bytes>> =
+        data.chunks(1000).map(|p| Ok(bytes::Bytes::copy_from_slice(p))).collect();
+    let sent = app
+        .http
+        .put(app.url(&format!("/file/mupload/bytes?uploadID={id}&offset=0")))
+        .bearer_auth(&token)
+        .header("content-type", "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(pieces)))
+        .send()
+        .await;
+    assert!(sent.is_err(), "no answer from a process that died: {sent:?}");
+    crashed_and_restarted(&mut app, point).await;
+    let (_, status) = app.status(&token, &id).await;
+    let ranges = if kept > 0 { serde_json::json!([{"start": 0, "end": kept}]) } else { serde_json::json!([]) };
+    assert_eq!(status["ranges"], ranges, "{status}");
+    if kept < data.len() {
+        let (code, body) = app.put_bytes_patiently(&token, &id, kept as u64, data[kept..].to_vec(), true).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+    }
+    let (code, body) =
+        app.call("POST", &format!("/file/mupload/complete?uploadID={id}&filesize={}", data.len()), Some(&token)).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    let done = app.wait_merged(&token, &id).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_stored(&app, &token, &data).await;
+    app.assert_consistent().await;
+}
+
 async fn crash_during_the_merge(point: &str) {
     let mut app = app_crashing_at(point).await;
     let token = app.user(&uname("crash")).await;
@@ -122,6 +162,20 @@ async fn sigkill_after_a_chunk_is_written_before_its_mark() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_after_a_chunk_is_marked_before_the_answer() {
     crash_during_a_chunk("uppart.after_mark").await;
+}
+
+/// An api killed after a streamed body's bytes were written but before
+/// they were marked: nothing of it counts, and the client sends it all again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_after_streamed_bytes_are_written_before_their_mark() {
+    crash_during_a_streamed_body("uppart.after_write", 0).await;
+}
+
+/// An api killed after a streamed body's bytes were marked but before the
+/// answer: they count, and the client only completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_after_streamed_bytes_are_marked_before_the_answer() {
+    crash_during_a_streamed_body("uppart.after_mark", CHUNK * 3 - 7).await;
 }
 
 /// A process killed after the merge assembled the staged chunks: the merge runs

@@ -99,8 +99,8 @@ async fn every_acknowledged_write_survives_a_power_cut() {
         .spawn()
         .await;
     let token = app.user(&uname("power")).await;
-    // A chunked upload merged, a single upload stored, and an unfinished
-    // upload with two chunks acknowledged.
+    // A chunked upload merged, a single upload stored, an unfinished
+    // upload with two chunks acknowledged, and (below) a streamed one.
     let merged = test_bytes(300_000, 51);
     let done = app.upload(&token, "merged.bin", &merged).await;
     assert_eq!(done["state"], "done", "{done}");
@@ -116,6 +116,13 @@ async fn every_acknowledged_write_survives_a_power_cut() {
         let (code, body) = app.put_chunk(&token, &id, i as u64, partial[i * 65536..(i + 1) * 65536].to_vec()).await;
         assert_eq!(code, StatusCode::OK, "{body}");
     }
+    // A server-hashed upload of unknown size, a streamed body acknowledged.
+    let streamed = test_bytes(100_000, 54);
+    let body = serde_json::json!({"filename": "streamed.bin", "server_hashed": true});
+    let (_, init) = app.post_json("/file/mupload/init", Some(&token), &body).await;
+    let streamed_id = init["uploadID"].as_str().unwrap().to_owned();
+    let (code, body) = app.put_bytes(&token, &streamed_id, 0, streamed[..60_000].to_vec(), true, None).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
     // The negative control: written, never synced.
     std::fs::write(rig.before().join("control.txt"), b"never synced").unwrap();
 
@@ -141,6 +148,19 @@ async fn every_acknowledged_write_survives_a_power_cut() {
     assert_eq!(done["state"], "done", "the unfinished upload finishes on the survived chunks: {done}");
     let (_, bytes) = download(&app, &token, &partial).await;
     assert!(bytes == partial);
+    // The streamed upload's acknowledged bytes are there; the rest follows.
+    let (_, status) = app.status(&token, &streamed_id).await;
+    assert_eq!(status["ranges"], serde_json::json!([{"start": 0, "end": 60_000}]), "{status}");
+    let rest = streamed[60_000..].to_vec();
+    let (code, body) = app.put_bytes_patiently(&token, &streamed_id, 60_000, rest, true).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let path = format!("/file/mupload/complete?uploadID={streamed_id}&filesize={}", streamed.len());
+    let (code, body) = app.call("POST", &path, Some(&token)).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    let done = app.wait_merged(&token, &streamed_id).await;
+    assert_eq!(done["state"], "done", "{done}");
+    let (_, bytes) = download(&app, &token, &streamed).await;
+    assert!(bytes == streamed, "the streamed upload finishes on the survived bytes");
     let (code, out, err) = app.admin(&["audit", "--deep"], "");
     assert_eq!(code, Some(0), "the audit after the cut:\n{out}{err}");
     app.kill_api();

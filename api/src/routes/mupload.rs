@@ -56,8 +56,8 @@ pub struct InitRequest {
     /// by hashes and no instant upload; `complete` needs no declaration.
     /// For a source that cannot hash first (a stream, a pipe): send its
     /// bytes with `PUT /file/mupload/bytes` as they come.
-    #[oai(default)]
-    pub server_hashed: bool,
+    #[oai(nullable)]
+    pub server_hashed: Option<bool>,
     /// SHA-256 of the whole file, 64 hex characters (only with `filehash`).
     /// Optional, but resume and instant upload need it (content is
     /// identified by SHA-256 and size; SHA-1 alone is not collision-safe);
@@ -526,7 +526,7 @@ impl UploadApi {
         };
         let fingerprint = body.fingerprint.as_deref().map(str::to_owned);
         let mtime = body.mtime.map(Mtime::parse).transpose()?;
-        let source = if body.server_hashed {
+        let source = if body.server_hashed.unwrap_or(false) {
             if filehash.is_some() || sha256.is_some() {
                 return Err(ApiError::new(
                     ErrorCode::InvalidRequest,
