@@ -93,6 +93,9 @@ pub enum ApiError {
     /// The share link has expired or used up its downloads.
     #[oai(status = 410)]
     Gone(Json<ErrorBody>),
+    /// The content to be replaced is not the one expected.
+    #[oai(status = 412)]
+    PreconditionFailed(Json<ErrorBody>),
     /// The body is larger than allowed.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
@@ -135,6 +138,7 @@ impl ApiError {
             404 => ApiError::NotFound,
             409 => ApiError::Conflict,
             410 => ApiError::Gone,
+            412 => ApiError::PreconditionFailed,
             413 => ApiError::PayloadTooLarge,
             415 => ApiError::UnsupportedMediaType,
             416 => ApiError::RangeNotSatisfiable,
@@ -338,6 +342,11 @@ macro_rules! operation_errors {
         $crate::operation_errors!(@build [$($meta)*] $name
             [$($acc)* #[doc = "The body or the declared size is larger than allowed."] #[oai(status = $status)] PayloadTooLarge(poem_openapi::payload::Json<$crate::error::ErrorBody>),]
             [$($v)* PayloadTooLarge] $($rest)*);
+    };
+    (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [$($v:ident)*] PreconditionFailed = $status:literal, $($rest:tt)*) => {
+        $crate::operation_errors!(@build [$($meta)*] $name
+            [$($acc)* #[doc = "`CONTENT_CHANGED`: the file to be replaced does not have the content `if_match` names (it changed meanwhile)."] #[oai(status = $status)] PreconditionFailed(poem_openapi::payload::Json<$crate::error::ErrorBody>),]
+            [$($v)* PreconditionFailed] $($rest)*);
     };
     (@build [$($meta:tt)*] $name:ident [$($acc:tt)*] [$($v:ident)*] UnsupportedMediaType = $status:literal, $($rest:tt)*) => {
         $crate::operation_errors!(@build [$($meta)*] $name

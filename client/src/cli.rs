@@ -84,8 +84,11 @@ enum Command {
         /// Files uploaded at once.
         #[arg(long, default_value_t = 2)]
         files: usize,
-        /// When the name is taken in the folder: rename (`name (1).ext`) or refuse.
-        #[arg(long, value_enum, default_value_t = Conflict::Rename)]
+        /// When a file of that name is in the folder: replace its content
+        /// (the default; the old content is kept as a version on the
+        /// server), rename (`name (1).ext`) or refuse. A folder of that
+        /// name is never replaced.
+        #[arg(long, value_enum, default_value_t = Conflict::Replace)]
         on_conflict: Conflict,
     },
     /// Download a file by path or id (resumable; verified by SHA-256).
@@ -131,6 +134,7 @@ enum Command {
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum Conflict {
+    Replace,
     Rename,
     Refuse,
 }
@@ -138,6 +142,7 @@ enum Conflict {
 impl From<Conflict> for types::OnConflict {
     fn from(c: Conflict) -> types::OnConflict {
         match c {
+            Conflict::Replace => types::OnConflict::Replace,
             Conflict::Rename => types::OnConflict::Rename,
             Conflict::Refuse => types::OnConflict::Refuse,
         }
@@ -799,6 +804,7 @@ async fn mv(ctx: &Ctx, src: &str, dst: &str) -> Result<()> {
         to: Some(typed(&format!("folder id {to:?}"), to.as_str())?),
         name: name.map(|n| typed(&format!("name {n:?}"), n.as_str())).transpose()?,
         on_conflict: None,
+        if_match: None,
     };
     let path = if matches!(entry.kind, types::EntryKind::Folder) {
         let moved = s.call(|| s.api().folder_move().body(body.clone()).send()).await?;

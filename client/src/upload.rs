@@ -321,6 +321,7 @@ impl Uploader {
             },
             folder: folder.map(|f| typed(&format!("folder id {f:?}"), f)).transpose()?,
             on_conflict,
+            if_match: None,
             // The entry keeps the local file's modification time.
             mtime: before.mtime_secs(),
         };

@@ -89,6 +89,8 @@ pub struct Profile {
     pub open_uploads: u64,
     /// See `open_uploads`.
     pub bytes_reserved: u64,
+    /// Versions: how many, and the bytes of the contents only they hold.
+    pub versions: (u64, u64),
 }
 
 /// The account use cases.
@@ -267,7 +269,8 @@ impl Accounts {
         let usage = self.repo.usage(user.id).await?;
         let (open_uploads, bytes_reserved) = self.repo.holds(user.id).await?;
         let (quota_bytes, quota_files) = self.policy.quotas(user);
-        Ok(Profile { usage, quota_bytes, quota_files, open_uploads, bytes_reserved })
+        let versions = self.repo.version_usage(user.id).await?;
+        Ok(Profile { usage, quota_bytes, quota_files, open_uploads, bytes_reserved, versions })
     }
 
     /// Reserves room in `user`'s quota for content on its way in: `bytes`

@@ -6,6 +6,7 @@ pub mod error;
 pub mod hashing;
 mod names;
 mod plan;
+pub mod versions;
 
 pub use codes::ErrorCode;
 pub use names::{EntryId, FileName, FolderId, Password, Sha1Hex, Sha256Hex, UploadId, UserName, name_key};
@@ -26,6 +27,49 @@ pub struct User {
     pub quota_bytes: Option<i64>,
     /// The user's own limit on files; `None`: the installation's default.
     pub quota_files: Option<i64>,
+    /// Who acts for the user in this request (the session's device, the
+    /// app password): the author of the versions its changes make.
+    pub author: Author,
+}
+
+/// Who made a change: the kind of credential and its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    /// How they signed in.
+    pub kind: AuthorKind,
+    /// The session's device name (else the username), or the app password's name.
+    pub name: String,
+}
+
+/// How an [`Author`] signed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorKind {
+    /// A session token (the page, the CLI, the API).
+    Session,
+    /// An app password (WebDAV, tus).
+    AppPassword,
+    /// The server itself, for the user (an operator's command).
+    Server,
+}
+
+impl AuthorKind {
+    /// The wire and storage spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthorKind::Session => "session",
+            AuthorKind::AppPassword => "app_password",
+            AuthorKind::Server => "server",
+        }
+    }
+
+    /// The kind a stored spelling names (an unknown one reads as `server`).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "session" => AuthorKind::Session,
+            "app_password" => AuthorKind::AppPassword,
+            _ => AuthorKind::Server,
+        }
+    }
 }
 
 /// Where an upload is in its life.
@@ -85,16 +129,20 @@ pub enum FailureCode {
     AssemblyFailed,
     /// The file could not be stored: the chunks are kept and `complete` retries.
     StoreFailed,
+    /// The file the upload was to replace has other content than its
+    /// `if_match` named: the chunks are kept (abort, or `complete` again).
+    ContentChanged,
 }
 
 impl FailureCode {
     /// Every code, for documentation and parsing.
-    pub const ALL: [FailureCode; 5] = [
+    pub const ALL: [FailureCode; 6] = [
         FailureCode::ChunksMissing,
         FailureCode::Sha1Mismatch,
         FailureCode::Sha256Mismatch,
         FailureCode::AssemblyFailed,
         FailureCode::StoreFailed,
+        FailureCode::ContentChanged,
     ];
 
     /// The wire and storage spelling.
@@ -105,6 +153,7 @@ impl FailureCode {
             FailureCode::Sha256Mismatch => "SHA256_MISMATCH",
             FailureCode::AssemblyFailed => "ASSEMBLY_FAILED",
             FailureCode::StoreFailed => "STORE_FAILED",
+            FailureCode::ContentChanged => "CONTENT_CHANGED",
         }
     }
 
@@ -115,7 +164,7 @@ impl FailureCode {
 
     /// Whether calling `complete` again retries the merge (the chunks are kept).
     pub fn retryable(self) -> bool {
-        matches!(self, FailureCode::AssemblyFailed | FailureCode::StoreFailed)
+        matches!(self, FailureCode::AssemblyFailed | FailureCode::StoreFailed | FailureCode::ContentChanged)
     }
 }
 
@@ -165,6 +214,13 @@ pub struct UploadSession {
     /// The file's modification time the client declared at init (Unix
     /// seconds); the entry gets it (`None`: the time the upload finishes).
     pub mtime: Option<i64>,
+    /// Whether the upload replaces the content of a file of its name (see
+    /// [`NameRule::Replace`]); otherwise a taken name gets a number.
+    pub replace: bool,
+    /// With `replace`: the content it expects to replace.
+    pub if_match: Option<Sha256Hex>,
+    /// Who sends it (the author of the version a replacement makes).
+    pub author: Author,
     /// When its current (or last) merge started (Unix seconds).
     pub merge_started_at: Option<i64>,
     /// How many bytes, from the first, the running hash has passed (always
@@ -320,6 +376,10 @@ pub enum NameRule {
     Rename,
     /// Refuse with `NAME_TAKEN`.
     Refuse,
+    /// Give the file of that name this content, keeping the content it had
+    /// as a version (a folder of that name is still refused: `NAME_TAKEN`).
+    /// For files only: creating or moving a folder takes the other rules.
+    Replace,
 }
 
 /// Where a new file goes: a folder (`None`: the root) and the rule for a
@@ -330,6 +390,9 @@ pub struct Placement {
     pub folder: Option<FolderId>,
     /// What to do when the name is taken there.
     pub rule: NameRule,
+    /// With [`NameRule::Replace`]: the content (SHA-256) the caller expects
+    /// to replace; another there is `CONTENT_CHANGED`.
+    pub if_match: Option<Sha256Hex>,
 }
 
 /// How a folder listing is ordered (folders always come first).

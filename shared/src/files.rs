@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod backup;
 pub mod links;
+pub mod versions;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use crate::accounts::Accounts;
 use crate::domain::error::{Error, ErrorCode, Result, ResultExt};
 use crate::domain::hashing::ContentHasher;
-use crate::domain::{BackupState, EntryId, FileName, Mtime, NameRule, Placement, Sha1Hex, StoredFile, User, UserFile};
+use crate::domain::{
+    BackupState, EntryId, FileName, Mtime, NameRule, Placement, Sha1Hex, Sha256Hex, StoredFile, User, UserFile,
+};
 use crate::runtime::background::Background;
 use crate::stores::meta::MetaRepo;
 use crate::stores::meta::NewUserFile;
@@ -106,6 +109,9 @@ pub struct Files {
     pub(crate) max_single_upload: u64,
     /// Default lifetime of a download URL (`PAN_URL_TTL`), in seconds.
     pub(crate) url_ttl: u64,
+    /// Seconds an unpinned version is kept at most (`PAN_VERSION_MAX_AGE`,
+    /// in days; 0: no age limit).
+    pub(crate) version_max_age: i64,
 }
 
 /// Where a download URL points.
@@ -134,10 +140,12 @@ impl Files {
     /// a [`BackupJob`] (marked `pending` first, so the clean-up job retries it
     /// even if the push is lost).
     pub(crate) async fn commit(&self, entry: &NewUserFile<'_>, key: &Path) -> Result<UserFile> {
-        let (file, stored) = self.repo.commit_merged(entry, key.as_ref()).await?;
+        let (placed, stored) = self.repo.commit_merged(entry, key.as_ref()).await?;
         if stored.storage_key != key.as_ref() {
             let _ = self.files.delete(key).await;
         }
+        self.tree.delete_contents(&placed.orphans).await;
+        let file = placed.entry;
         if self.backup.is_some() && stored.backup_state != BackupState::Done {
             self.repo.set_backup(stored.id, BackupState::Pending, None, crate::now()).await?;
             self.backups.push(BackupJob { file_id: stored.id }).await?;
@@ -163,7 +171,8 @@ impl Files {
     ) -> Result<UserFile> {
         // The folder now; a taken name once the content is known (the same
         // file under the same name is no clash).
-        let folder_only = Placement { folder: place.folder.clone(), rule: crate::domain::NameRule::Rename };
+        let folder_only =
+            Placement { folder: place.folder.clone(), rule: crate::domain::NameRule::Rename, if_match: None };
         self.tree.check_placement(user, filename, &folder_only, None).await?;
         let mut tmp = TempFile::new(&*self.files, "single")?;
         let mut out = tokio::fs::File::create(&tmp.path).await.context("creating a temporary file")?;
@@ -200,15 +209,18 @@ impl Files {
             now: crate::now(),
             mtime: mtime.map(Mtime::secs),
             hold: Some(hold),
+            if_match: place.if_match.as_ref().map(|h| h.as_str()),
+            author: &user.author,
         };
-        if let Some(file) = self.repo.link_existing(&entry).await? {
-            return Ok(file);
+        if let Some(placed) = self.repo.link_existing(&entry).await? {
+            self.tree.delete_contents(&placed.orphans).await;
+            return Ok(placed.entry);
         }
         let key = objects::file_key(&crate::random_hex(16));
         self.files.put_file(&mut tmp, &key).await?;
         crate::runtime::crash::point("upload.after_store");
         match self.commit(&entry, &key).await {
-            Err(e @ Error::NameTaken { .. }) => {
+            Err(e @ (Error::NameTaken { .. } | Error::ContentChanged | Error::AmbiguousPath { .. })) => {
                 // Refused in a transaction that rolled back: our copy is nobody's.
                 delete_quietly(&*self.files, &key).await;
                 Err(e)
@@ -361,9 +373,33 @@ impl Files {
     }
 
     /// Renames the caller's file in place.
-    pub async fn rename(&self, user: &User, file: &FileRef, name: &FileName, rule: NameRule) -> Result<UserFile> {
+    pub async fn rename(
+        &self,
+        user: &User,
+        file: &FileRef,
+        name: &FileName,
+        how: (NameRule, Option<&Sha256Hex>),
+    ) -> Result<UserFile> {
         let (entry, _) = self.owned(user, file).await?;
-        self.tree.move_file(user, &entry.id, None, Some(name), rule).await
+        self.tree.move_file(user, &entry.id, None, Some(name), how).await
+    }
+
+    /// Copies the caller's file (see [`Tree::copy_file`]): room for one
+    /// more file of its size is held while the copy is made.
+    pub async fn copy(
+        &self,
+        user: &User,
+        id: &str,
+        to: Option<&str>,
+        name: Option<&FileName>,
+        how: (NameRule, Option<&Sha256Hex>),
+    ) -> Result<UserFile> {
+        let (entry, _) = self.repo.user_file(user.id, id).await?.ok_or(Error::FileNotFound)?;
+        let hold = crate::random_hex(16);
+        self.accounts.reserve(user, &hold, entry.filesize.max(0) as u64, false).await?;
+        let copied = self.tree.copy_file(user, id, to, name, how).await;
+        self.accounts.release_quietly(&hold).await;
+        copied
     }
 
     /// A URL that downloads `entry` without a token for `ttl` seconds

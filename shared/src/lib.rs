@@ -145,6 +145,7 @@ impl Services {
             background: background.clone(),
             max_single_upload: settings.max_single_upload,
             url_ttl: settings.url_ttl,
+            version_max_age: settings.version_max_age as i64 * 86_400,
         };
         let uploads = Uploads {
             repo: b.repo.clone(),
@@ -246,10 +247,22 @@ impl Services {
         let restarted = self.uploads.restart_stale_merges().await?;
         let backups = self.files.requeue_backups().await?;
         let trash = self.tree.empty_expired(1000).await?;
+        let versions = self.files.expire_versions(now()).await?;
         let scrubbed = if (now() / 3600) % 24 == 3 || self.scrub_always { self.files.scrub().await? } else { 0 };
         self.accounts.drop_expired_tokens().await?;
         self.uploads.forget_old_challenges().await?;
-        tracing::info!(expired, holds, orphans, stale_uploads, restarted, backups, trash, scrubbed, "clean-up done");
+        tracing::info!(
+            expired,
+            holds,
+            orphans,
+            stale_uploads,
+            restarted,
+            backups,
+            trash,
+            versions,
+            scrubbed,
+            "clean-up done"
+        );
         Ok(())
     }
 }

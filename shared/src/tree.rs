@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use crate::domain::error::{Error, ErrorCode, Result};
-use crate::domain::{FileName, Folder, NameRule, Placement, StoredFile, TrashItem, TreeItem, User, UserFile};
+use crate::domain::{
+    FileName, Folder, NameRule, Placement, Sha256Hex, StoredFile, TrashItem, TreeItem, User, UserFile,
+};
 use std::sync::Arc;
 
 use object_store::path::Path;
@@ -170,6 +172,22 @@ impl Tree {
                 return Err(Error::NameTaken { name: name.as_str().to_owned() });
             }
         }
+        if place.rule == crate::domain::NameRule::Replace {
+            // Checked now to fail fast; checked again where the content lands.
+            let there = self.repo.children_named(user.id, folder, name.as_str()).await?;
+            if there.iter().any(|i| matches!(i, TreeItem::Folder(_))) {
+                return Err(Error::NameTaken { name: name.as_str().to_owned() });
+            }
+            if let Some(want) = &place.if_match {
+                let matches = match there.as_slice() {
+                    [TreeItem::File(f)] => f.sha256.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(want.as_str())),
+                    _ => false,
+                };
+                if !matches {
+                    return Err(Error::ContentChanged);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -224,6 +242,9 @@ impl Tree {
 
     /// Makes a folder in `parent` (the empty string: the root).
     pub async fn create_folder(&self, user: &User, parent: &str, name: &FileName, rule: NameRule) -> Result<Folder> {
+        if rule == NameRule::Replace {
+            return Err(replace_is_for_files());
+        }
         self.repo.create_folder(user.id, parent, name.as_str(), rule, &self.bounds, crate::now()).await
     }
 
@@ -246,21 +267,48 @@ impl Tree {
         name: Option<&FileName>,
         rule: NameRule,
     ) -> Result<Folder> {
-        let dest = Destination { to, name: name.map(|n| n.as_str()), rule };
+        if rule == NameRule::Replace {
+            return Err(replace_is_for_files());
+        }
+        let dest = Destination { to, name: name.map(|n| n.as_str()), rule, if_match: None, author: &user.author };
         self.repo.move_folder(user.id, id, &dest, self.bounds.max_depth, crate::now()).await
     }
 
-    /// Moves and/or renames the caller's file entry.
+    /// Moves and/or renames the caller's file entry. With
+    /// [`NameRule::Replace`] onto another file, that file gets this one's
+    /// content (its own kept as a version) and its versions, and this entry
+    /// is gone (`if_match`: the content the replaced file must have).
     pub async fn move_file(
         &self,
         user: &User,
         id: &str,
         to: Option<&str>,
         name: Option<&FileName>,
-        rule: NameRule,
+        (rule, if_match): (NameRule, Option<&Sha256Hex>),
     ) -> Result<UserFile> {
-        let dest = Destination { to, name: name.map(|n| n.as_str()), rule };
-        self.repo.move_file(user.id, id, &dest, crate::now()).await
+        let if_match = if_match.map(|h| h.as_str());
+        let dest = Destination { to, name: name.map(|n| n.as_str()), rule, if_match, author: &user.author };
+        let placed = self.repo.move_file(user.id, id, &dest, crate::now()).await?;
+        self.delete_contents(&placed.orphans).await;
+        Ok(placed.entry)
+    }
+
+    /// Copies the caller's file entry (a new entry for the same content; no
+    /// bytes are copied), by the same rules as a move; the versions stay
+    /// with the original.
+    pub async fn copy_file(
+        &self,
+        user: &User,
+        id: &str,
+        to: Option<&str>,
+        name: Option<&FileName>,
+        (rule, if_match): (NameRule, Option<&Sha256Hex>),
+    ) -> Result<UserFile> {
+        let if_match = if_match.map(|h| h.as_str());
+        let dest = Destination { to, name: name.map(|n| n.as_str()), rule, if_match, author: &user.author };
+        let placed = self.repo.copy_file(user.id, id, &dest, crate::now()).await?;
+        self.delete_contents(&placed.orphans).await;
+        Ok(placed.entry)
     }
 
     /// The caller's folders and files whose names match `query`, a page at a time.
@@ -286,6 +334,9 @@ impl Tree {
 
     /// Brings a trashed item back where it was (or to the root).
     pub async fn restore(&self, user: &User, id: &str, rule: NameRule) -> Result<TreeItem> {
+        if rule == NameRule::Replace {
+            return Err(replace_is_for_files());
+        }
         self.repo.restore(user.id, id, rule, self.bounds.max_depth, crate::now()).await
     }
 
@@ -300,6 +351,14 @@ impl Tree {
             tracing::info!(file_id = orphan.id, "last reference gone: bytes deleted");
         }
     }
+}
+
+/// `on_conflict=replace` where only files can be replaced.
+fn replace_is_for_files() -> Error {
+    Error::invalid(
+        ErrorCode::InvalidRequest,
+        "on_conflict=replace replaces a file's content: it is for uploads and file moves and copies, not folders or the trash",
+    )
 }
 
 #[cfg(test)]

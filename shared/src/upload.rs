@@ -129,7 +129,7 @@ pub enum DeclareResult {
     Instant(UserFile, ChunkPlan),
     /// Go on sending (the received chunks listed); with a challenge when
     /// someone else stored the content, as at init.
-    Continue(UploadSession, Vec<u64>, Option<Challenge>),
+    Continue(Box<UploadSession>, Vec<u64>, Option<Challenge>),
 }
 
 /// What an answer to a challenge led to.
@@ -216,6 +216,16 @@ struct SegmentSend {
 impl SegmentSend {
     fn what(&self) -> String {
         receive::describe(self.room, self.index)
+    }
+}
+
+/// Where a session's file goes, and by which rule: a name taken meanwhile
+/// is numbered (the bytes are in by then), unless the upload replaces.
+pub(crate) fn placement_of(session: &UploadSession) -> Placement {
+    Placement {
+        folder: session.folder.clone(),
+        rule: if session.replace { NameRule::Replace } else { NameRule::Rename },
+        if_match: session.if_match.clone(),
     }
 }
 
@@ -393,6 +403,9 @@ impl Uploads {
             entry_id: None,
             folder: place.folder.clone(),
             mtime,
+            replace: place.rule == NameRule::Replace,
+            if_match: place.if_match.clone(),
+            author: user.author.clone(),
             merge_started_at: None,
             hashed: 0,
             created_at: now,
@@ -473,6 +486,8 @@ impl Uploads {
                 now: crate::now(),
                 mtime,
                 hold,
+                if_match: place.if_match.as_ref().map(|h| h.as_str()),
+                author: &user.author,
             };
             let linked = self.repo.link_existing(&entry).await;
             if let Some(made) = &made
@@ -480,7 +495,9 @@ impl Uploads {
             {
                 self.accounts.release_quietly(made).await;
             }
-            if let Some(file) = linked? {
+            if let Some(placed) = linked? {
+                self.tree.delete_contents(&placed.orphans).await;
+                let file = placed.entry;
                 tracing::info!(entry = %file.id, "instant upload: the caller has this content");
                 crate::runtime::metrics::UPLOADS_INSTANT.inc();
                 return Ok(Known::Own(file));
@@ -513,7 +530,7 @@ impl Uploads {
             DeclareOutcome::Declared | DeclareOutcome::Same => {}
             DeclareOutcome::Different => return Err(Error::HashAlreadyDeclared),
         }
-        let place = Placement { folder: session.folder.clone(), rule: NameRule::Rename };
+        let place = placement_of(&session);
         let size = session.size.unwrap_or_default();
         // A server-hashed upload only gets its declaration checked by the merge.
         let known = if session.server_hashed {
@@ -545,7 +562,7 @@ impl Uploads {
         tracing::info!(upload = %session.id, "hashes declared");
         (session.filehash, session.sha256) = (Some(filehash), Some(sha256));
         let uploaded = self.received_chunks(&session).await?;
-        Ok(DeclareResult::Continue(session, uploaded, challenge))
+        Ok(DeclareResult::Continue(Box::new(session), uploaded, challenge))
     }
 
     /// [`Error::DiskFull`] unless an upload of `size` bytes, whose hold is
@@ -660,12 +677,16 @@ impl Uploads {
                 filesize: stored.filesize,
                 filename: &session.filename,
                 folder: session.folder.as_ref().map(|f| f.as_str()),
-                rule: NameRule::Rename,
+                rule: placement_of(&session).rule,
                 now: crate::now(),
                 mtime: session.mtime,
                 hold: Some(session.id.as_str()),
+                if_match: session.if_match.as_ref().map(|h| h.as_str()),
+                author: &session.author,
             };
-            if let Some(file) = self.repo.link_existing(&entry).await? {
+            if let Some(placed) = self.repo.link_existing(&entry).await? {
+                self.tree.delete_contents(&placed.orphans).await;
+                let file = placed.entry;
                 // The upload is not needed any more; chunks sent meanwhile go with it.
                 if self.sessions.delete_unless_merging(&session.id).await? {
                     self.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;

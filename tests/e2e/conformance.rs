@@ -13,7 +13,7 @@ use pan_tests::*;
 use shared::domain::{ChunkPlan, Segment, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState, UserName};
 use shared::domain::{NameRule, SortKey, TreeItem};
 use shared::stores::meta::{
-    AppPassword, Destination, Hold, Limits, MetaRepo, NewUserFile, Refusal, TreeBounds, UserRepo,
+    AppPassword, Destination, FileRepo, Hold, Limits, MetaRepo, NewUserFile, Refusal, TreeBounds, TreeRepo, UserRepo,
 };
 use shared::stores::objects::s3::Location;
 use shared::stores::objects::{self, ByteStore, ChunkWriteError, LocalStore, S3Store, SegmentAt, TempFile};
@@ -24,6 +24,37 @@ use shared::stores::uploads::{
 use shared::upload::receive::{BodyRules, Expect, KeepBudget, compare_segment, stage_segment};
 
 const TTL: u64 = 3600;
+
+/// Who the suites' changes are by.
+static AUTHOR: std::sync::LazyLock<shared::domain::Author> = std::sync::LazyLock::new(|| shared::domain::Author {
+    kind: shared::domain::AuthorKind::Session,
+    name: "conformance".into(),
+});
+
+/// [`FileRepo::commit_merged`], the entry and the content in effect.
+async fn commit<R: FileRepo + ?Sized>(
+    r: &R,
+    f: &NewUserFile<'_>,
+    key: &str,
+) -> shared::Result<(shared::domain::UserFile, shared::domain::StoredFile)> {
+    r.commit_merged(f, key).await.map(|(placed, stored)| (placed.entry, stored))
+}
+
+/// [`FileRepo::link_existing`], the entry.
+async fn link<R: FileRepo + ?Sized>(r: &R, f: &NewUserFile<'_>) -> shared::Result<Option<shared::domain::UserFile>> {
+    r.link_existing(f).await.map(|placed| placed.map(|p| p.entry))
+}
+
+/// [`TreeRepo::move_file`], the entry.
+async fn move_entry<R: TreeRepo + ?Sized>(
+    r: &R,
+    user: i64,
+    id: &str,
+    dest: &Destination<'_>,
+    now: i64,
+) -> shared::Result<shared::domain::UserFile> {
+    r.move_file(user, id, dest, now).await.map(|placed| placed.entry)
+}
 
 fn session(owner: i64, size: u64, sha256: Option<&str>) -> UploadSession {
     let now = shared::now();
@@ -44,6 +75,9 @@ fn session(owner: i64, size: u64, sha256: Option<&str>) -> UploadSession {
         entry_id: None,
         folder: None,
         mtime: None,
+        replace: false,
+        if_match: None,
+        author: AUTHOR.clone(),
         merge_started_at: None,
         hashed: 0,
         created_at: now,
@@ -285,11 +319,13 @@ async fn repo_suite(r: &dyn MetaRepo) {
         now,
         mtime: None,
         hold: None,
+        if_match: None,
+        author: &AUTHOR,
     };
     let (one, two) = ("a1".repeat(32).leak() as &str, "b2".repeat(32).leak() as &str);
     // Two contents with the same SHA-1 and size are two contents.
-    let (e1, s1) = r.commit_merged(&content(alice.id, one, "one"), "key1").await.unwrap();
-    let (e2, s2) = r.commit_merged(&content(alice.id, two, "two"), "key2").await.unwrap();
+    let (e1, s1) = commit(r, &content(alice.id, one, "one"), "key1").await.unwrap();
+    let (e2, s2) = commit(r, &content(alice.id, two, "two"), "key2").await.unwrap();
     assert_ne!(s1.id, s2.id);
     assert_ne!(e1.id, e2.id);
     let mut both: Vec<String> =
@@ -299,11 +335,11 @@ async fn repo_suite(r: &dyn MetaRepo) {
     want.sort();
     assert_eq!(both, want);
     // The same content again links to the stored copy.
-    let (eb, sb) = r.commit_merged(&content(bob.id, one, "bob's"), "key3").await.unwrap();
+    let (eb, sb) = commit(r, &content(bob.id, one, "bob's"), "key3").await.unwrap();
     assert_eq!((sb.id, sb.storage_key.as_str()), (s1.id, "key1"), "the first copy wins");
-    let again = r.link_existing(&content(bob.id, one, "bob's")).await.unwrap().unwrap();
+    let again = link(r, &content(bob.id, one, "bob's")).await.unwrap().unwrap();
     assert_eq!(again.id, eb.id, "the same name and content in the same folder is the same entry");
-    let copy = r.link_existing(&content(bob.id, one, "copy")).await.unwrap().unwrap();
+    let copy = link(r, &content(bob.id, one, "copy")).await.unwrap().unwrap();
     assert_ne!(copy.id, eb.id, "another name is another entry for the same content");
     assert!(r.user_file(bob.id, &e1.id).await.unwrap().is_none(), "alice's entry is not bob's");
     let usage =
@@ -463,18 +499,20 @@ async fn tree_suite(r: &dyn MetaRepo, user: i64) {
         now,
         mtime: None,
         hold: None,
+        if_match: None,
+        author: &AUTHOR,
     };
     let deep_id: &'static str = deep.id.clone().leak();
-    let (a, _) = r.commit_merged(&file("a.txt", Some(deep_id)), "tree-key").await.unwrap();
+    let (a, _) = commit(r, &file("a.txt", Some(deep_id)), "tree-key").await.unwrap();
     assert_eq!(a.folder, deep.id);
     let contents = r.contents_of(user, &[a.id.clone(), "0".repeat(32)]).await.unwrap();
     assert_eq!(
         contents.iter().map(|(id, c)| (id.as_str(), c.storage_key.as_str())).collect::<Vec<_>>(),
         [(a.id.as_str(), "tree-key")]
     );
-    let b = r.link_existing(&file("a.txt", None)).await.unwrap().unwrap();
+    let b = link(r, &file("a.txt", None)).await.unwrap().unwrap();
     assert_eq!((b.folder.as_str(), b.filename.as_str()), ("", "a.txt"));
-    let c = r.link_existing(&file("docs", None)).await.unwrap().unwrap();
+    let c = link(r, &file("docs", None)).await.unwrap().unwrap();
     assert_eq!(c.filename, "docs (2)", "files and folders share a folder's names");
     // Moves: never into oneself; a taken name is refused or numbered.
     assert!(matches!(
@@ -486,10 +524,10 @@ async fn tree_suite(r: &dyn MetaRepo, user: i64) {
         Err(shared::Error::MoveIntoItself)
     ));
     assert!(matches!(
-        r.move_file(user, &b.id, &dest(Some(&deep.id), None, refuse), now).await,
+        move_entry(r, user, &b.id, &dest(Some(&deep.id), None, refuse), now).await,
         Err(shared::Error::NameTaken { .. })
     ));
-    let moved = r.move_file(user, &b.id, &dest(Some(&deep.id), None, rename), now).await.unwrap();
+    let moved = move_entry(r, user, &b.id, &dest(Some(&deep.id), None, rename), now).await.unwrap();
     assert_eq!((moved.folder.as_str(), moved.filename.as_str()), (deep.id.as_str(), "a (1).txt"));
     let deep = r.move_folder(user, &deep.id, &dest(Some(""), Some("top"), refuse), 64, now).await.unwrap();
     assert_eq!((deep.parent.as_str(), deep.name.as_str()), ("", "top"));
@@ -534,7 +572,7 @@ async fn tree_suite(r: &dyn MetaRepo, user: i64) {
 }
 
 fn dest<'a>(to: Option<&'a str>, name: Option<&'a str>, rule: NameRule) -> Destination<'a> {
-    Destination { to, name, rule }
+    Destination { to, name, rule, if_match: None, author: &AUTHOR }
 }
 
 /// The tree's bounds, checked in the transaction that adds a folder or a
@@ -704,8 +742,10 @@ async fn quota_ledger_suite(a: &dyn MetaRepo, b: &dyn MetaRepo) {
         now: 1,
         mtime: None,
         hold: Some("single"),
+        if_match: None,
+        author: &AUTHOR,
     };
-    b.commit_merged(&entry, "ledger-key").await.unwrap();
+    commit(b, &entry, "ledger-key").await.unwrap();
     assert_eq!(a.holds(user).await.unwrap(), (24, 2401), "the finished upload reserves nothing");
     assert_eq!(
         a.reserve(&hold("late", 50, false), &bytes_only).await.unwrap(),
@@ -807,11 +847,13 @@ async fn share_budget_suite(a: &dyn MetaRepo, b: &dyn MetaRepo) {
         now,
         mtime: None,
         hold: None,
+        if_match: None,
+        author: &AUTHOR,
     };
     let (top_id, sub_id) = (top.id.clone().leak() as &str, sub.id.clone().leak() as &str);
-    a.commit_merged(&put(top_id, "c1".repeat(32).leak(), 10), "k1").await.unwrap();
-    a.commit_merged(&put(sub_id, "c2".repeat(32).leak(), 20), "k2").await.unwrap();
-    let (gone, _) = a.commit_merged(&put(sub_id, "c3".repeat(32).leak(), 400), "k3").await.unwrap();
+    commit(a, &put(top_id, "c1".repeat(32).leak(), 10), "k1").await.unwrap();
+    commit(a, &put(sub_id, "c2".repeat(32).leak(), 20), "k2").await.unwrap();
+    let (gone, _) = commit(a, &put(sub_id, "c3".repeat(32).leak(), 400), "k3").await.unwrap();
     a.trash(user.id, &gone.id, now).await.unwrap();
     assert_eq!(b.folder_bytes(user.id, &top.id).await.unwrap(), 30, "the trash is not counted");
     assert_eq!(b.folder_bytes(user.id, &sub.id).await.unwrap(), 20);

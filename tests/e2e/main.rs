@@ -28,3 +28,4 @@ mod storage;
 mod structure;
 mod uploads;
 mod users;
+mod versions;

@@ -8,7 +8,7 @@ use poem_openapi::types::MaybeUndefined;
 use poem_openapi::types::multipart::Upload;
 use poem_openapi::{ApiResponse, Multipart, Object, OpenApi};
 use shared::ErrorCode;
-use shared::domain::{EntryId, FileName, FolderId, Mtime, NameRule, Placement, Sha1Hex, User, UserFile};
+use shared::domain::{EntryId, FileName, FolderId, Mtime, NameRule, Placement, Sha1Hex, Sha256Hex, User, UserFile};
 use shared::files::{self, ByteRange, DownloadLink, FileRef};
 use shared::tree::PathCache;
 
@@ -109,8 +109,12 @@ pub struct RenameRequest {
     ))]
     pub filename: Text,
     // When another entry in the folder has that name: `refuse` (the
-    // default) or `rename` (to the first free `name (n).ext`).
+    // default), `rename` (to the first free `name (n).ext`) or `replace`.
     pub on_conflict: MaybeUndefined<OnConflict>,
+    /// With `replace`: the SHA-256 the replaced file must have (412
+    /// `CONTENT_CHANGED` otherwise).
+    #[oai(nullable, validator(pattern = r"^[0-9A-Fa-f]{64}$"))]
+    pub if_match: Option<Text>,
 }
 
 /// Delete answers.
@@ -132,8 +136,13 @@ pub struct SingleUpload {
     pub filename: Option<String>,
     /// The folder to put it in (its id); absent: the root.
     pub folder: Option<String>,
-    // When the name is taken there: `rename` (the default) or `refuse`.
+    // When the name is taken there: `rename` (the default), `refuse`, or
+    // `replace` (the file of that name gets this content; its own is kept
+    // as a version).
     pub on_conflict: Option<OnConflict>,
+    /// With `replace`: the SHA-256 the replaced file must have (412
+    /// `CONTENT_CHANGED` otherwise).
+    pub if_match: Option<String>,
     /// The file's modification time, Unix seconds from 0 to 253402300799
     /// (the end of year 9999; else 400 `INVALID_MTIME`); absent: the upload
     /// time.
@@ -313,6 +322,7 @@ crate::operation_errors!(
         Unauthorized = 401,
         NotFound = 404,
         Conflict = 409,
+        PreconditionFailed = 412,
         PayloadTooLarge = 413,
         UnsupportedMediaType = 415,
         TooManyRequests = 429,
@@ -326,10 +336,32 @@ crate::operation_errors!(
         Unauthorized = 401,
         NotFound = 404,
         Conflict = 409,
+        PreconditionFailed = 412,
         PayloadTooLarge = 413,
         UnsupportedMediaType = 415,
     }
 );
+crate::operation_errors!(
+    /// Errors of copy.
+    CopyErrors {
+        BadRequest = 400,
+        Unauthorized = 401,
+        NotFound = 404,
+        Conflict = 409,
+        PreconditionFailed = 412,
+        PayloadTooLarge = 413,
+        UnsupportedMediaType = 415,
+        InsufficientStorage = 507,
+    }
+);
+
+/// Copy answers.
+#[derive(ApiResponse)]
+pub enum CopyResponse {
+    /// The copy (or, with `replace`, the file that got the content).
+    #[oai(status = 201)]
+    Created(Json<FileInfo>),
+}
 
 /// File operations.
 pub struct FileApi;
@@ -365,6 +397,7 @@ impl FileApi {
     /// Honours a single `Range: bytes=…` (206; 416 when it lies outside the
     /// file; several ranges get the whole file) and `If-None-Match` (304).
     #[oai(path = "/download", method = "get", operation_id = "file_download")]
+    #[allow(clippy::too_many_arguments, reason = "each argument is one extractor of the request")]
     async fn download(
         &self,
         state: Data<&AppState>,
@@ -379,13 +412,22 @@ impl FileApi {
         /// `bytes=first-last`, `bytes=first-` or `bytes=-suffix_length`.
         #[oai(name = "Range")]
         range: Header<Option<String>>,
+        /// The `ETag` (or `Last-Modified`) of the client's partial copy: a
+        /// `Range` counts only while it still matches.
+        #[oai(name = "If-Range")]
+        if_range: Header<Option<String>>,
         /// An ETag from an earlier download.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
     ) -> Result<DownloadResponse, DownloadErrors> {
         let file = file_ref(id.0.as_deref(), filehash.0.as_deref())?;
         let (entry, stored) = state.services.files.owned(&auth.0, &file).await?;
-        Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref(), false).await?)
+        let conditions = Conditions {
+            range: range.0.as_deref(),
+            if_range: if_range.0.as_deref(),
+            if_none_match: if_none_match.0.as_deref(),
+        };
+        Ok(serve(&state, &entry, &stored, conditions, false).await?)
     }
 
     /// Get a time-limited URL that downloads the file without a token.
@@ -463,6 +505,10 @@ impl FileApi {
         /// `bytes=first-last`, `bytes=first-` or `bytes=-suffix_length`.
         #[oai(name = "Range")]
         range: Header<Option<String>>,
+        /// The `ETag` (or `Last-Modified`) of the client's partial copy: a
+        /// `Range` counts only while it still matches.
+        #[oai(name = "If-Range")]
+        if_range: Header<Option<String>>,
         /// An ETag from an earlier download.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
@@ -486,7 +532,12 @@ impl FileApi {
                 }
             };
         let inline = inline.0.unwrap_or(false);
-        Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref(), inline).await?)
+        let conditions = Conditions {
+            range: range.0.as_deref(),
+            if_range: if_range.0.as_deref(),
+            if_none_match: if_none_match.0.as_deref(),
+        };
+        Ok(serve(&state, &entry, &stored, conditions, inline).await?)
     }
 
     /// Upload a small file in one multipart request.
@@ -507,6 +558,7 @@ impl FileApi {
         let place = Placement {
             folder: form.folder.as_deref().filter(|f| !f.is_empty()).map(FolderId::parse).transpose()?,
             rule: folders::rule(form.on_conflict, NameRule::Rename),
+            if_match: form.if_match.as_deref().filter(|h| !h.is_empty()).map(Sha256Hex::parse).transpose()?,
         };
         let mtime = form.mtime.map(Mtime::parse).transpose()?;
         let size = form.file.size() as u64;
@@ -526,7 +578,8 @@ impl FileApi {
         let file = file_ref(body.id.as_deref(), body.filehash.as_deref())?;
         let name = FileName::parse(&body.filename)?;
         let rule = folders::json_rule(&body.on_conflict, NameRule::Refuse)?;
-        let f = state.services.files.rename(&auth.0, &file, &name, rule).await?;
+        let if_match = body.if_match.as_deref().map(Sha256Hex::parse).transpose()?;
+        let f = state.services.files.rename(&auth.0, &file, &name, (rule, if_match.as_ref())).await?;
         Ok(Json(file_with_path(&state, &auth.0, f).await?))
     }
 
@@ -544,8 +597,33 @@ impl FileApi {
     ) -> Result<Json<FileInfo>, RenameErrors> {
         let id = EntryId::parse(&body.id)?;
         let (name, rule) = body.name_and_rule()?;
-        let f = state.services.tree.move_file(&auth.0, id.as_str(), body.to.as_deref(), name.as_ref(), rule).await?;
+        let if_match = body.if_match()?;
+        let how = (rule, if_match.as_ref());
+        let f = state.services.tree.move_file(&auth.0, id.as_str(), body.to.as_deref(), name.as_ref(), how).await?;
         Ok(Json(file_with_path(&state, &auth.0, f).await?))
+    }
+
+    /// Copy one of the caller's files.
+    ///
+    /// A new entry for the same content (no bytes are copied; it counts
+    /// against the quota as a file of its own) into `to` (a folder id; the
+    /// empty string: the root; absent: the same folder) as `name` (absent:
+    /// its name). A taken name is refused unless `on_conflict` is `rename`
+    /// or `replace` (the file of that name gets this content; its own is
+    /// kept as a version). The copy's versions start empty.
+    #[oai(path = "/copy", method = "post", operation_id = "file_copy", transform = "json_body_limit")]
+    async fn copy_file(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        body: Json<folders::MoveRequest>,
+    ) -> Result<CopyResponse, CopyErrors> {
+        let id = EntryId::parse(&body.id)?;
+        let (name, rule) = body.name_and_rule()?;
+        let if_match = body.if_match()?;
+        let how = (rule, if_match.as_ref());
+        let f = state.services.files.copy(&auth.0, id.as_str(), body.to.as_deref(), name.as_ref(), how).await?;
+        Ok(CopyResponse::Created(Json(file_with_path(&state, &auth.0, f).await?)))
     }
 
     /// Delete one of the caller's files.
@@ -604,20 +682,39 @@ pub fn not_modified(if_none_match: Option<&str>, etag: &str) -> bool {
     if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
 }
 
+/// What a download request asks of the bytes: a `Range`, which counts only
+/// while `If-Range` (when given) still names the file's `ETag` or
+/// `Last-Modified` (a client resuming a partial copy of content that
+/// changed gets the whole new one, RFC 9110 §13.1.5), and `If-None-Match`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Conditions<'a> {
+    /// `Range`.
+    pub range: Option<&'a str>,
+    /// `If-Range`.
+    pub if_range: Option<&'a str>,
+    /// `If-None-Match`.
+    pub if_none_match: Option<&'a str>,
+}
+
 /// With `inline`, a file a browser can show ([`preview_type`]) is served
 /// as its media type to be shown in place; anything else downloads.
 pub async fn serve(
     state: &AppState,
     entry: &UserFile,
     stored: &shared::domain::StoredFile,
-    range: Option<&str>,
-    if_none_match: Option<&str>,
+    conditions: Conditions<'_>,
     inline: bool,
 ) -> ApiResult<DownloadResponse> {
     let etag = etag_of(stored);
-    if not_modified(if_none_match, &etag) {
+    if not_modified(conditions.if_none_match, &etag) {
         return Ok(DownloadResponse::NotModified(etag));
     }
+    let modified = http_date(entry.mtime);
+    let range = match conditions.if_range.map(str::trim) {
+        // A strong ETag or the exact date still matches; anything else does not.
+        Some(v) if v != etag && v != modified => None,
+        _ => conditions.range,
+    };
     let size = stored.filesize as u64;
     let range: Option<ByteRange> = match files::parse_range(range, size) {
         Ok(range) => range,
@@ -632,7 +729,6 @@ pub async fn serve(
         None => ("application/octet-stream", content_disposition(&entry.filename)),
     };
     let (media_type, nosniff, csp) = (media_type.to_owned(), "nosniff".to_owned(), DOWNLOAD_CSP.to_owned());
-    let modified = http_date(entry.mtime);
     Ok(match range {
         Some(r) => DownloadResponse::Partial(
             Binary(body),

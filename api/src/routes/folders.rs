@@ -7,7 +7,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use shared::ErrorCode;
-use shared::domain::{FileName, Folder, FolderId, NameRule, SortKey, TreeItem, User, UserFile};
+use shared::domain::{FileName, Folder, FolderId, NameRule, Sha256Hex, SortKey, TreeItem, User, UserFile};
 use shared::tree::{ListCursor, PageRequest};
 use shared::tree::{PathCache, Resolved};
 
@@ -27,6 +27,11 @@ pub enum OnConflict {
     Rename,
     /// Refuse with 409 `NAME_TAKEN`.
     Refuse,
+    /// Give the file of that name this content, keeping the content it had
+    /// as a version (see `/file/versions`). Files only: uploads and file
+    /// moves and copies (400 `INVALID_REQUEST` elsewhere); a folder of that
+    /// name is 409 `NAME_TAKEN`, never replaced.
+    Replace,
 }
 
 impl From<OnConflict> for NameRule {
@@ -34,6 +39,7 @@ impl From<OnConflict> for NameRule {
         match c {
             OnConflict::Rename => NameRule::Rename,
             OnConflict::Refuse => NameRule::Refuse,
+            OnConflict::Replace => NameRule::Replace,
         }
     }
 }
@@ -53,7 +59,7 @@ pub fn json_rule(asked: &MaybeUndefined<OnConflict>, default: NameRule) -> share
         MaybeUndefined::Value(v) => Ok(NameRule::from(*v)),
         MaybeUndefined::Null => Err(shared::Error::invalid(
             ErrorCode::InvalidRequest,
-            "`on_conflict` is `rename` or `refuse`, or absent; not null",
+            "`on_conflict` is `rename`, `refuse` or `replace`, or absent; not null",
         )),
     }
 }
@@ -261,8 +267,13 @@ pub struct MoveRequest {
         )
     )]
     pub name: Option<Text>,
-    // When the name is taken there: `refuse` (the default) or `rename`.
+    // When the name is taken there: `refuse` (the default), `rename`, or
+    // for a file `replace`.
     pub on_conflict: MaybeUndefined<OnConflict>,
+    /// With `replace`: the SHA-256 the replaced file must have (412
+    /// `CONTENT_CHANGED` otherwise, and when no file has the name).
+    #[oai(nullable, validator(pattern = r"^[0-9A-Fa-f]{64}$"))]
+    pub if_match: Option<Text>,
 }
 
 impl MoveRequest {
@@ -270,6 +281,11 @@ impl MoveRequest {
     pub fn name_and_rule(&self) -> shared::Result<(Option<FileName>, NameRule)> {
         let name = self.name.as_deref().map(FileName::parse).transpose()?;
         Ok((name, json_rule(&self.on_conflict, NameRule::Refuse)?))
+    }
+
+    /// The content a replacement expects to replace.
+    pub fn if_match(&self) -> shared::Result<Option<Sha256Hex>> {
+        self.if_match.as_deref().map(Sha256Hex::parse).transpose()
     }
 }
 

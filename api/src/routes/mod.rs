@@ -6,6 +6,7 @@ pub mod health;
 pub mod mupload;
 pub mod shares;
 pub mod usr;
+pub mod versions;
 pub mod web;
 
 use poem_openapi::Tags;
@@ -32,6 +33,7 @@ pub type Api = (
     usr::UsrApi,
     mupload::UploadApi,
     files::FileApi,
+    versions::VersionApi,
     folders::FolderApi,
     folders::TrashApi,
     shares::ShareApi,
@@ -45,6 +47,7 @@ pub fn api() -> Api {
         usr::UsrApi,
         mupload::UploadApi,
         files::FileApi,
+        versions::VersionApi,
         folders::FolderApi,
         folders::TrashApi,
         shares::ShareApi,

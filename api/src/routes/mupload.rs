@@ -76,9 +76,16 @@ pub struct InitRequest {
     #[oai(nullable, validator(pattern = r"^([0-9a-f]{32})?$"))]
     pub folder: Option<Text>,
     // When `filename` is taken in that folder: `rename` (the default: the
-    // first free `name (n).ext`) or `refuse` (409 `NAME_TAKEN` now). A name
-    // taken while the upload runs is always renamed when it finishes.
+    // first free `name (n).ext`), `refuse` (409 `NAME_TAKEN` now), or
+    // `replace` (the file of that name gets this content when the upload
+    // finishes, keeping its own as a version). A name taken while the
+    // upload runs is renamed when it finishes, unless it replaces.
     pub on_conflict: MaybeUndefined<OnConflict>,
+    /// With `replace`: the SHA-256 of the content you expect to replace: a
+    /// file with other content (now, or when the upload finishes) is 412
+    /// `CONTENT_CHANGED`, the upload's bytes kept.
+    #[oai(nullable, validator(pattern = r"^[0-9A-Fa-f]{64}$"))]
+    pub if_match: Option<Text>,
     /// The file's modification time, Unix seconds from 0 to 253402300799
     /// (the end of year 9999; else 400 `INVALID_MTIME`): the finished
     /// entry's `mtime`. Absent: the time the upload finishes. An init that
@@ -422,6 +429,7 @@ crate::operation_errors!(
         Unauthorized = 401,
         NotFound = 404,
         Conflict = 409,
+        PreconditionFailed = 412,
         PayloadTooLarge = 413,
         UnsupportedMediaType = 415,
         TooManyRequests = 429,
@@ -523,6 +531,7 @@ impl UploadApi {
         let place = Placement {
             folder: body.folder.as_deref().filter(|f| !f.is_empty()).map(FolderId::parse).transpose()?,
             rule: super::folders::json_rule(&body.on_conflict, NameRule::Rename)?,
+            if_match: body.if_match.as_deref().map(Sha256Hex::parse).transpose()?,
         };
         let fingerprint = body.fingerprint.as_deref().map(str::to_owned);
         let mtime = body.mtime.map(Mtime::parse).transpose()?;

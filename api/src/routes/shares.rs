@@ -460,6 +460,10 @@ impl PublicShareApi {
         /// `bytes=first-last`, `bytes=first-` or `bytes=-suffix_length`.
         #[oai(name = "Range")]
         range: Header<Option<String>>,
+        /// The `ETag` (or `Last-Modified`) of the client's partial copy: a
+        /// `Range` counts only while it still matches.
+        #[oai(name = "If-Range")]
+        if_range: Header<Option<String>>,
         /// An ETag from an earlier download.
         #[oai(name = "If-None-Match")]
         if_none_match: Header<Option<String>>,
@@ -474,7 +478,12 @@ impl PublicShareApi {
             state.services.shares.reserve_download(&o.share, &stored, range.0.as_deref()).await?;
         }
         let inline = inline.0.unwrap_or(false);
-        Ok(serve(&state, &entry, &stored, range.0.as_deref(), if_none_match.0.as_deref(), inline).await?)
+        let conditions = super::files::Conditions {
+            range: range.0.as_deref(),
+            if_range: if_range.0.as_deref(),
+            if_none_match: if_none_match.0.as_deref(),
+        };
+        Ok(serve(&state, &entry, &stored, conditions, inline).await?)
     }
 
     /// Download a shared folder (or a folder in it) as one zip.

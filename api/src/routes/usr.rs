@@ -184,6 +184,11 @@ pub struct UserInfo {
     pub open_uploads: u64,
     /// Bytes your open uploads reserve (their declared sizes).
     pub bytes_reserved: u64,
+    /// Earlier contents of your files kept as versions.
+    pub version_count: u64,
+    /// The bytes versions add to your usage: the contents only versions
+    /// hold (a content one of your files also has counts once, there).
+    pub version_bytes: u64,
 }
 
 /// Signup answers.
@@ -308,8 +313,14 @@ impl UsrApi {
     /// The caller's profile: name, creation time, file count and bytes used.
     #[oai(path = "/info", method = "get", operation_id = "user_info")]
     async fn info(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<UserInfo>, AuthedErrors> {
-        let Profile { usage, quota_bytes, quota_files, open_uploads, bytes_reserved } =
-            state.services.accounts.profile(&auth.0).await?;
+        let Profile {
+            usage,
+            quota_bytes,
+            quota_files,
+            open_uploads,
+            bytes_reserved,
+            versions: (version_count, version_bytes),
+        } = state.services.accounts.profile(&auth.0).await?;
         Ok(Json(UserInfo {
             username: auth.0.username,
             created_at: auth.0.created_at,
@@ -321,6 +332,8 @@ impl UsrApi {
             quota_files,
             open_uploads,
             bytes_reserved,
+            version_count,
+            version_bytes,
         }))
     }
 

@@ -59,6 +59,13 @@ pub enum Error {
     /// not to pick another).
     #[error("{name:?} is taken in that folder")]
     NameTaken { name: String },
+    /// A replacement expected other content than the file has now (its
+    /// `if_match`): someone changed it meanwhile.
+    #[error("the file's content is not the one expected: it changed meanwhile")]
+    ContentChanged,
+    /// No such version of the caller's file.
+    #[error("no such version of this file")]
+    VersionNotFound,
     /// A folder cannot move into itself or below itself.
     #[error("a folder cannot move into itself or one of its subfolders")]
     MoveIntoItself,
@@ -177,6 +184,8 @@ impl Error {
             Error::FolderNotFound => ErrorCode::FolderNotFound,
             Error::TrashItemNotFound => ErrorCode::TrashItemNotFound,
             Error::NameTaken { .. } => ErrorCode::NameTaken,
+            Error::ContentChanged => ErrorCode::ContentChanged,
+            Error::VersionNotFound => ErrorCode::VersionNotFound,
             Error::MoveIntoItself => ErrorCode::MoveIntoItself,
             Error::FolderTooDeep { .. } => ErrorCode::FolderTooDeep,
             Error::AmbiguousPath { .. } => ErrorCode::PathAmbiguous,

@@ -134,6 +134,15 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(0..=36_500))]
     pub trash_days: u64,
 
+    /// Days an unpinned version of a file is kept at most (0: no age
+    /// limit). Younger versions are thinned as they age: of those replaced
+    /// in the same 2 s (first 10 s), 10 s (first minute), minute (first
+    /// hour), hour (first day), day (first 30 days) or week, the newest is
+    /// kept; at most 100 unpinned per file. Pinned versions are kept.
+    #[arg(long, env = "PAN_VERSION_MAX_AGE", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=36_500))]
+    pub version_max_age: u64,
+
     /// Each user's storage quota in bytes (a number, optionally with K, M,
     /// G or T for KiB…TiB, or `unlimited`). Files in the trash count.
     /// Uploads reserve their declared size at init. `api admin set-quota`

@@ -16,6 +16,7 @@ mod shares;
 mod sql;
 pub mod sqlite;
 mod tree;
+mod versions;
 
 use async_trait::async_trait;
 
@@ -24,7 +25,7 @@ pub(crate) use rows::is_unique_violation;
 
 use crate::domain::error::{Error, Result};
 use crate::domain::{
-    BackupState, Folder, NameRule, Share, SortKey, StoredFile, TrashItem, TreeItem, User, UserFile, UserName,
+    Author, BackupState, Folder, NameRule, Share, SortKey, StoredFile, TrashItem, TreeItem, User, UserFile, UserName,
 };
 
 /// Users and signin tokens.
@@ -202,6 +203,22 @@ pub struct NewUserFile<'a> {
     /// The quota hold that reserved room for this content: released in the
     /// transaction that records the entry (the room is used now).
     pub hold: Option<&'a str>,
+    /// With [`NameRule::Replace`]: the content (SHA-256) the file of that
+    /// name must have for it to be replaced ([`crate::Error::ContentChanged`]
+    /// otherwise).
+    pub if_match: Option<&'a str>,
+    /// Who makes the change (the author of the version a replacement keeps).
+    pub author: &'a Author,
+}
+
+/// An entry as a change left it, and the contents nothing references any
+/// more (their rows are gone; their bytes are the caller's to delete).
+#[derive(Debug, Clone)]
+pub struct Placed {
+    /// The entry.
+    pub entry: UserFile,
+    /// Contents left without a reference.
+    pub orphans: Vec<StoredFile>,
 }
 
 /// Stored content and users' entries for it. Content is shared, identified by
@@ -222,13 +239,13 @@ pub trait FileRepo: Send + Sync {
     /// Gives the user an entry for content that is already stored ("instant"
     /// upload), matched by (SHA-256, size), in the folder `f` names.
     /// `None` when no such content is stored (anymore).
-    async fn link_existing(&self, f: &NewUserFile<'_>) -> Result<Option<UserFile>>;
+    async fn link_existing(&self, f: &NewUserFile<'_>) -> Result<Option<Placed>>;
     /// Records merged content stored under `storage_key` and the user's entry
     /// for it, in one transaction. When the same content (SHA-256 and size)
     /// is stored already, its row is referenced instead; the returned
     /// [`StoredFile`] says which key is in effect (the caller deletes its own
     /// copy if it lost).
-    async fn commit_merged(&self, f: &NewUserFile<'_>, storage_key: &str) -> Result<(UserFile, StoredFile)>;
+    async fn commit_merged(&self, f: &NewUserFile<'_>, storage_key: &str) -> Result<(Placed, StoredFile)>;
     /// A page of the user's live entries, newest first, and how many there are.
     async fn list_files(&self, user_id: i64, limit: i64, offset: i64) -> Result<(Vec<UserFile>, i64)>;
     /// The user's entries whose content has this SHA-1 (one, unless the user
@@ -310,7 +327,13 @@ pub trait TreeRepo: Send + Sync {
         now: i64,
     ) -> Result<Folder>;
     /// Renames and/or moves a live file entry, like [`TreeRepo::move_folder`].
-    async fn move_file(&self, user_id: i64, entry_id: &str, dest: &Destination<'_>, now: i64) -> Result<UserFile>;
+    /// With [`NameRule::Replace`] onto a file: that file gets this entry's
+    /// content, keeping its own as a version, and this entry's versions;
+    /// this entry is gone.
+    async fn move_file(&self, user_id: i64, entry_id: &str, dest: &Destination<'_>, now: i64) -> Result<Placed>;
+    /// A new entry for a live file entry's content at `dest` (the same
+    /// rules as a move; its versions stay with the original).
+    async fn copy_file(&self, user_id: i64, entry_id: &str, dest: &Destination<'_>, now: i64) -> Result<Placed>;
     /// Moves a live file or folder (and everything below it) to the trash.
     /// [`crate::Error::FileNotFound`] when `id` names neither.
     async fn trash(&self, user_id: i64, id: &str, now: i64) -> Result<()>;
@@ -476,6 +499,10 @@ pub struct Destination<'a> {
     pub name: Option<&'a str>,
     /// What to do when the name is taken there.
     pub rule: NameRule,
+    /// With [`NameRule::Replace`]: the content the file there must have.
+    pub if_match: Option<&'a str>,
+    /// Who makes the change.
+    pub author: &'a Author,
 }
 
 /// The bounds of a user's tree, checked in the transaction that adds a
@@ -539,6 +566,53 @@ pub trait QuotaRepo: Send + Sync {
     async fn holds_before(&self, before: i64, limit: i64) -> Result<Vec<String>>;
 }
 
+pub use crate::domain::versions::Version;
+
+/// A file's earlier contents. A version holds one reference on its content,
+/// as an entry does; versions follow their entry into the trash and back
+/// and go when it is purged.
+#[async_trait]
+pub trait VersionRepo: Send + Sync {
+    /// The versions of the user's entry (live or trashed), newest first.
+    /// [`crate::Error::FileNotFound`] when the user has no such entry.
+    async fn versions(&self, user_id: i64, entry_id: &str) -> Result<Vec<Version>>;
+    /// One version of the user's live entry.
+    async fn version(&self, user_id: i64, entry_id: &str, version_id: &str) -> Result<Option<Version>>;
+    /// Makes a version the entry's content again; the current content
+    /// becomes a version in turn (by `author`, at `now`).
+    async fn restore_version(
+        &self,
+        user_id: i64,
+        entry_id: &str,
+        version_id: &str,
+        author: &Author,
+        now: i64,
+    ) -> Result<Placed>;
+    /// Deletes a version; returns the content nothing references any more.
+    async fn delete_version(&self, user_id: i64, entry_id: &str, version_id: &str) -> Result<Vec<StoredFile>>;
+    /// Pins or unpins a version, and sets (or clears) its label.
+    async fn pin_version(
+        &self,
+        user_id: i64,
+        entry_id: &str,
+        version_id: &str,
+        pinned: bool,
+        label: Option<&str>,
+    ) -> Result<Version>;
+    /// Ids of entries (any user's) that have versions, in order, after
+    /// `after` (paging; `""` to begin), at most `limit`: what the expiry
+    /// walks.
+    async fn entries_with_versions(&self, after: &str, limit: i64) -> Result<Vec<String>>;
+    /// Every version of an entry, any user's, as the expiry sees them.
+    async fn aged_versions(&self, entry_id: &str) -> Result<Vec<crate::domain::versions::Aged>>;
+    /// Deletes versions by id (any user's); returns the contents nothing
+    /// references any more.
+    async fn expire_versions(&self, version_ids: &[String]) -> Result<Vec<StoredFile>>;
+    /// How many versions the user has and the bytes of the contents only
+    /// they hold (none of the user's entries holds the same content).
+    async fn version_usage(&self, user_id: i64) -> Result<(u64, u64)>;
+}
+
 /// The whole repository, as the rest of pan holds it.
 #[async_trait]
 pub trait MetaRepo:
@@ -554,6 +628,7 @@ pub trait MetaRepo:
     + KeyRepo
     + AuditRepo
     + QuotaRepo
+    + VersionRepo
 {
     /// A cheap round trip, for readiness checks.
     async fn health_check(&self) -> Result<()>;

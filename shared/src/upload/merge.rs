@@ -150,18 +150,34 @@ impl Uploads {
             sha256: &digests.sha256,
             filesize: size as i64,
             filename: &session.filename,
-            // A name taken while the upload ran gets a number: the bytes are in.
+            // A name taken while the upload ran gets a number (the bytes are
+            // in), unless the upload replaces the file of that name.
             folder: session.folder.as_ref().map(|f| f.as_str()),
-            rule: crate::domain::NameRule::Rename,
+            rule: super::placement_of(&session).rule,
             now: crate::now(),
             // The time the client declared at init, else now.
             mtime: session.mtime,
             // The room the upload reserved becomes the entry's.
             hold: Some(id.as_str()),
+            if_match: session.if_match.as_ref().map(|h| h.as_str()),
+            author: &session.author,
         };
         // When the same content (SHA-256 and size) is stored already, that copy
         // wins and ours is dropped: dedup without trusting any client hash.
-        let file = self.files.commit(&entry, &key).await?;
+        let file = match self.files.commit(&entry, &key).await {
+            Ok(file) => file,
+            // The file it was to replace changed (or a folder took its name):
+            // the upload keeps its bytes for the client to decide.
+            Err(
+                e
+                @ (crate::Error::ContentChanged | crate::Error::NameTaken { .. } | crate::Error::AmbiguousPath { .. }),
+            ) => {
+                objects::delete_quietly(&*self.file_store, &key).await;
+                let code = FailureCode::ContentChanged;
+                return self.pause(&session, code, &format!("the file was not replaced: {e}")).await;
+            }
+            Err(e) => return Err(e),
+        };
         crate::runtime::crash::point("merge.after_commit");
         if !self.sessions.finish_merge(&id, UploadState::Done, None, Some(&file.id), crate::now()).await? {
             tracing::info!("another attempt finished this upload first");

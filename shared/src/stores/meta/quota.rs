@@ -37,9 +37,11 @@ async fn standing(tx: &mut Tx, user_id: i64, except: &str) -> sqlx::Result<Stand
     .fetch_one(&mut **tx)
     .await?;
     let n = |row: &sqlx::any::AnyRow, col: &str| row.try_get::<i64, _>(col).map(|v| v.max(0) as u64);
+    // Versions count the contents only they hold (no entry of the user's does).
+    let (_, version_bytes) = super::versions::version_usage_in(tx, user_id).await?;
     Ok(Standing {
         files: n(&stored, "n")?,
-        bytes: n(&stored, "bytes")?,
+        bytes: n(&stored, "bytes")? + version_bytes,
         holds: n(&held, "n")?,
         held: n(&held, "bytes")?,
         open_uploads: n(&held, "uploads")?,

@@ -9,19 +9,23 @@ use super::rows::{
     user_file_from,
 };
 use super::tree;
+use super::versions::{NewContent, replace_content};
 use super::{
-    Account, AccountRepo, AuditRepo, BackupRepo, FileRepo, MetaRepo, NewUserFile, SecretRepo, Totals, Usage, UserRepo,
+    Account, AccountRepo, AuditRepo, BackupRepo, FileRepo, MetaRepo, NewUserFile, Placed, SecretRepo, Totals, Usage,
+    UserRepo,
 };
 use crate::domain::error::{Error, ErrorCode, Result};
-use crate::domain::{BackupState, EntryId, StoredFile, User, UserFile, UserName};
+use crate::domain::{Author, AuthorKind, BackupState, EntryId, NameRule, StoredFile, User, UserFile, UserName};
 
 /// Columns of a user, as [`user_from`] reads them (`u` = users).
 pub(super) const USER: &str = "u.id, u.username, u.created_at, u.quota_bytes, u.quota_files";
 
 pub(super) fn user_from(row: &AnyRow) -> sqlx::Result<User> {
+    let username: String = row.try_get("username")?;
     Ok(User {
         id: row.try_get("id")?,
-        username: row.try_get("username")?,
+        author: Author { kind: AuthorKind::Server, name: username.clone() },
+        username,
         created_at: row.try_get("created_at")?,
         quota_bytes: row.try_get("quota_bytes")?,
         quota_files: row.try_get("quota_files")?,
@@ -57,17 +61,34 @@ impl SqlRepo {
     /// (which holds the user's tree turn): in the folder asked for (the root
     /// when it is gone), under a free name by `f.rule`. An entry already
     /// there with the same name and content is the answer, and the extra
-    /// reference is undone, so each entry holds exactly one reference.
+    /// reference is undone, so each entry holds exactly one reference. With
+    /// [`NameRule::Replace`], the file of that name gets the content (its
+    /// own becomes a version).
     async fn settle_entry(
         tx: &mut Transaction<'static, Any>,
         file_id: i64,
         f: &NewUserFile<'_>,
-    ) -> std::result::Result<UserFile, TxError> {
+    ) -> std::result::Result<Placed, TxError> {
         if let Some(hold) = f.hold {
             // The room it reserved is used from now on: the entry counts.
             sqlx::query("DELETE FROM quota_holds WHERE hold_id = ?").bind(hold).execute(&mut **tx).await?;
         }
         let folder = tree::parent_or_root(tx, f.user_id, f.folder.unwrap_or("")).await?;
+        if f.rule == NameRule::Replace {
+            let target = tree::file_to_replace(tx, f.user_id, &folder, f.filename, f.if_match).await?;
+            if let Some((current, content)) = target {
+                let new = NewContent {
+                    file_id,
+                    filesize: f.filesize,
+                    mtime: f.mtime.unwrap_or(f.now),
+                    author: f.author,
+                    now: f.now,
+                };
+                let orphans = replace_content(tx, f.user_id, &current, &content, &new).await?;
+                let entry = Self::entry_row(tx, &current.id).await?;
+                return Ok(Placed { entry, orphans });
+            }
+        }
         let same = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.user_id = ? \
              AND uf.folder = ? AND uf.filename_key = ? AND uf.file_id = ? AND uf.trashed_by IS NULL"
@@ -93,7 +114,7 @@ impl SqlRepo {
                     .await?;
                 entry.mtime = mtime;
             }
-            return Ok(entry);
+            return Ok(Placed { entry, orphans: Vec::new() });
         }
         let name = tree::free_name(tx, f.user_id, &folder, f.filename, f.rule, "").await?;
         let entry_id = EntryId::generate();
@@ -114,18 +135,24 @@ impl SqlRepo {
         .execute(&mut **tx)
         .await?;
         super::search::index_name(tx, f.user_id, entry_id.as_str(), &name).await?;
+        let entry = Self::entry_row(tx, entry_id.as_str()).await?;
+        Ok(Placed { entry, orphans: Vec::new() })
+    }
+
+    /// Entry `entry_id` as it is inside `tx`.
+    async fn entry_row(tx: &mut Transaction<'static, Any>, entry_id: &str) -> sqlx::Result<UserFile> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.entry_id = ?"
         )))
-        .bind(entry_id.as_str())
+        .bind(entry_id)
         .fetch_one(&mut **tx)
         .await?;
-        Ok(user_file_from(&row)?)
+        user_file_from(&row)
     }
 
     /// One attempt at linking; a unique violation means a concurrent writer
     /// won a race and the caller retries.
-    async fn try_link(&self, f: &NewUserFile<'_>) -> std::result::Result<Option<UserFile>, TxError> {
+    async fn try_link(&self, f: &NewUserFile<'_>) -> std::result::Result<Option<Placed>, TxError> {
         let mut tx = self.begin().await?;
         // The tree's turn first, the content row second, in every
         // transaction that takes both: no two can wait on each other.
@@ -142,7 +169,7 @@ impl SqlRepo {
         &self,
         f: &NewUserFile<'_>,
         storage_key: &str,
-    ) -> std::result::Result<(UserFile, StoredFile), TxError> {
+    ) -> std::result::Result<(Placed, StoredFile), TxError> {
         let mut tx = self.begin().await?;
         lock_user(&mut tx, f.user_id).await?;
         let file_id = match Self::reference_content(&mut tx, f).await? {
@@ -250,14 +277,18 @@ impl UserRepo for SqlRepo {
 
     async fn user_by_token(&self, token_hash: &str, now: i64) -> Result<Option<User>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {USER} FROM tokens t JOIN users u ON u.id = t.user_id \
+            "SELECT {USER}, t.device FROM tokens t JOIN users u ON u.id = t.user_id \
                  WHERE t.token_hash = ? AND t.expires_at > ? AND u.disabled = 0"
         )))
         .bind(token_hash)
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(user_from).transpose()?)
+        let Some(row) = row else { return Ok(None) };
+        let mut user = user_from(&row)?;
+        let device: Option<String> = row.try_get("device")?;
+        user.author = Author { kind: AuthorKind::Session, name: device.unwrap_or_else(|| user.username.clone()) };
+        Ok(Some(user))
     }
 
     async fn delete_token(&self, token_hash: &str) -> Result<()> {
@@ -392,7 +423,7 @@ impl FileRepo for SqlRepo {
         Ok(row.as_ref().map(user_file_from).transpose()?)
     }
 
-    async fn link_existing(&self, f: &NewUserFile<'_>) -> Result<Option<UserFile>> {
+    async fn link_existing(&self, f: &NewUserFile<'_>) -> Result<Option<Placed>> {
         // Most inits are for new content: a plain read answers them without
         // taking the write lock (SQLite) that the linking transaction needs.
         if self.stored_file(f.sha256, f.filesize).await?.is_none() {
@@ -401,7 +432,7 @@ impl FileRepo for SqlRepo {
         retry_on_conflict!(self.try_link(f))
     }
 
-    async fn commit_merged(&self, f: &NewUserFile<'_>, storage_key: &str) -> Result<(UserFile, StoredFile)> {
+    async fn commit_merged(&self, f: &NewUserFile<'_>, storage_key: &str) -> Result<(Placed, StoredFile)> {
         retry_on_conflict!(self.try_commit_merged(f, storage_key))
     }
 
@@ -534,8 +565,10 @@ impl AuditRepo for SqlRepo {
 
     async fn refcount_mismatches(&self) -> Result<Vec<(i64, i64, i64)>> {
         let rows = sqlx::query(
-            "SELECT f.id, f.refcount, (SELECT COUNT(*) FROM user_files uf WHERE uf.file_id = f.id) AS entries \
-             FROM files f WHERE f.refcount <> (SELECT COUNT(*) FROM user_files uf WHERE uf.file_id = f.id)",
+            "SELECT f.id, f.refcount, (SELECT COUNT(*) FROM user_files uf WHERE uf.file_id = f.id) \
+             + (SELECT COUNT(*) FROM file_versions v WHERE v.file_id = f.id) AS entries \
+             FROM files f WHERE f.refcount <> (SELECT COUNT(*) FROM user_files uf WHERE uf.file_id = f.id) \
+             + (SELECT COUNT(*) FROM file_versions v WHERE v.file_id = f.id)",
         )
         .fetch_all(&self.pool)
         .await?;

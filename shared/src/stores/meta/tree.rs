@@ -11,7 +11,8 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::rows::{CONTENT, ENTRY, SqlRepo, TxError, lock_user, stored_file_from, user_file_from};
 use super::search;
-use super::{Destination, ListCursor, PageRequest, ParentId, TreeBounds, TreeRepo};
+use super::versions::{NewContent, drop_versions_of, replace_content};
+use super::{Destination, ListCursor, PageRequest, ParentId, Placed, TreeBounds, TreeRepo};
 use crate::domain::error::{Error, ErrorCode, Result};
 use crate::domain::name_key;
 use crate::domain::{FileName, Folder, FolderId, NameRule, SortKey, StoredFile, TrashItem, TreeItem, UserFile};
@@ -168,7 +169,8 @@ pub(super) async fn free_name(
     if !name_taken(tx, user_id, parent, name, except).await? {
         return Ok(name.to_owned());
     }
-    if rule == NameRule::Refuse {
+    // (Replace comes here only when a folder holds the name: never replaced.)
+    if rule != NameRule::Rename {
         return Err(Error::NameTaken { name: name.to_owned() }.into());
     }
     let base = FileName::parse(name)?;
@@ -182,6 +184,57 @@ pub(super) async fn free_name(
         }
     }
     Err(Error::NameTaken { name: name.to_owned() }.into())
+}
+
+/// The live file called `name` in `parent` that a replacement gives new
+/// content, with its content; `None` when no file (and no folder) has the
+/// name. A folder of that name is [`Error::NameTaken`] (never replaced); a
+/// file whose content is not `if_match` is [`Error::ContentChanged`], as
+/// is no file at all when `if_match` expected one; several files of that
+/// name (made before names were unique) are [`Error::AmbiguousPath`].
+pub(super) async fn file_to_replace(
+    tx: &mut Tx,
+    user_id: i64,
+    parent: &str,
+    name: &str,
+    if_match: Option<&str>,
+) -> Result<Option<(UserFile, StoredFile)>, TxError> {
+    let key = name_key(name);
+    let folders: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM folders WHERE user_id = ? AND parent = ? AND name_key = ? AND trashed_by IS NULL",
+    )
+    .bind(user_id)
+    .bind(parent)
+    .bind(key.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    if folders > 0 {
+        return Err(Error::NameTaken { name: name.to_owned() }.into());
+    }
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id \
+         WHERE uf.user_id = ? AND uf.folder = ? AND uf.filename_key = ? AND uf.trashed_by IS NULL"
+    )))
+    .bind(user_id)
+    .bind(parent)
+    .bind(key.as_str())
+    .fetch_all(&mut **tx)
+    .await?;
+    let found = match rows.as_slice() {
+        [] => None,
+        [row] => Some((user_file_from(row)?, stored_file_from(row)?)),
+        rows => {
+            let ids = rows.iter().map(|r| r.try_get("entry_id")).collect::<sqlx::Result<_>>()?;
+            return Err(Error::AmbiguousPath { path: name.to_owned(), ids }.into());
+        }
+    };
+    if let Some(want) = if_match {
+        let have = found.as_ref().and_then(|(f, _)| f.sha256.as_deref());
+        if !have.is_some_and(|h| h.eq_ignore_ascii_case(want)) {
+            return Err(Error::ContentChanged.into());
+        }
+    }
+    Ok(found)
 }
 
 /// The live names in `parent` (but `except`'s) that look like numbered
@@ -401,6 +454,70 @@ async fn relocate(
         search::index_name(tx, user_id, id, &new_name).await?;
     }
     Ok(())
+}
+
+/// Whether a move or a copy made the replacing content.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replacing {
+    /// The source entry goes; its reference and versions go to the target.
+    Moved,
+    /// The source stays; the target takes a reference of its own.
+    Copied,
+}
+
+/// A move or copy of `entry` with [`NameRule::Replace`] onto another file:
+/// that file gets `entry`'s content (keeping its own as a version), inside
+/// `tx`. `None` when the rule is not Replace or no other file has the
+/// name there (the move or copy then goes on as any other).
+async fn replace_with(
+    tx: &mut Tx,
+    user_id: i64,
+    entry: &UserFile,
+    dest: &Destination<'_>,
+    now: i64,
+    how: Replacing,
+) -> Result<Option<Placed>, TxError> {
+    if dest.rule != NameRule::Replace {
+        return Ok(None);
+    }
+    let to = match dest.to {
+        Some(to) => existing_parent(tx, user_id, to).await?,
+        None => entry.folder.clone(),
+    };
+    let wanted = dest.name.unwrap_or(&entry.filename);
+    let target = file_to_replace(tx, user_id, &to, wanted, dest.if_match).await?;
+    let Some((target, target_content)) = target.filter(|(t, _)| t.id != entry.id) else { return Ok(None) };
+    let file_id: i64 = sqlx::query_scalar("SELECT file_id FROM user_files WHERE entry_id = ?")
+        .bind(entry.id.as_str())
+        .fetch_one(&mut **tx)
+        .await?;
+    match how {
+        // The source's reference becomes the target's; its versions follow.
+        Replacing::Moved => {
+            sqlx::query("UPDATE file_versions SET entry_id = ? WHERE user_id = ? AND entry_id = ?")
+                .bind(target.id.as_str())
+                .bind(user_id)
+                .bind(entry.id.as_str())
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("DELETE FROM name_grams WHERE item = ?").bind(entry.id.as_str()).execute(&mut **tx).await?;
+            sqlx::query("DELETE FROM user_files WHERE user_id = ? AND entry_id = ?")
+                .bind(user_id)
+                .bind(entry.id.as_str())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Replacing::Copied => {
+            sqlx::query("UPDATE files SET refcount = refcount + 1 WHERE id = ?")
+                .bind(file_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    let new = NewContent { file_id, filesize: entry.filesize, mtime: entry.mtime, author: dest.author, now };
+    let orphans = replace_content(tx, user_id, &target, &target_content, &new).await?;
+    let placed = entry_by_id(tx, user_id, &target.id).await?.ok_or(Error::FileNotFound)?;
+    Ok(Some(Placed { entry: placed, orphans }))
 }
 
 /// A trashed item at the top of the trash (`trashed_at` set), by id.
@@ -662,7 +779,7 @@ impl TreeRepo for SqlRepo {
         max_depth: u32,
         now: i64,
     ) -> Result<Folder> {
-        let Destination { to, name, rule } = *dest;
+        let Destination { to, name, rule, .. } = *dest;
         let mut tx = self.begin().await?;
         lock_user(&mut tx, user_id).await?;
         let folder = live_folder(&mut tx, user_id, folder_id).await?.ok_or(Error::FolderNotFound)?;
@@ -673,17 +790,63 @@ impl TreeRepo for SqlRepo {
         Ok(folder)
     }
 
-    async fn move_file(&self, user_id: i64, entry_id: &str, dest: &Destination<'_>, now: i64) -> Result<UserFile> {
-        let Destination { to, name, rule } = *dest;
+    async fn move_file(&self, user_id: i64, entry_id: &str, dest: &Destination<'_>, now: i64) -> Result<Placed> {
         let mut tx = self.begin().await?;
         lock_user(&mut tx, user_id).await?;
         let entry = entry_by_id(&mut tx, user_id, entry_id).await?.ok_or(Error::FileNotFound)?;
+        if let Some(placed) = replace_with(&mut tx, user_id, &entry, dest, now, Replacing::Moved).await? {
+            tx.commit().await?;
+            return Ok(placed);
+        }
         // A file adds no level: the depth bound is for folders.
-        let place = Relocation { to, name, rule, now, max_depth: u32::MAX };
+        let place = Relocation { to: dest.to, name: dest.name, rule: dest.rule, now, max_depth: u32::MAX };
         relocate(&mut tx, user_id, FILES, entry_id, (&entry.folder, &entry.filename), &place).await?;
         let entry = entry_by_id(&mut tx, user_id, entry_id).await?.ok_or(Error::FileNotFound)?;
         tx.commit().await?;
-        Ok(entry)
+        Ok(Placed { entry, orphans: Vec::new() })
+    }
+
+    async fn copy_file(&self, user_id: i64, entry_id: &str, dest: &Destination<'_>, now: i64) -> Result<Placed> {
+        let mut tx = self.begin().await?;
+        lock_user(&mut tx, user_id).await?;
+        let entry = entry_by_id(&mut tx, user_id, entry_id).await?.ok_or(Error::FileNotFound)?;
+        if let Some(placed) = replace_with(&mut tx, user_id, &entry, dest, now, Replacing::Copied).await? {
+            tx.commit().await?;
+            return Ok(placed);
+        }
+        let to = match dest.to {
+            Some(to) => existing_parent(&mut tx, user_id, to).await?,
+            None => entry.folder.clone(),
+        };
+        let wanted = dest.name.unwrap_or(&entry.filename);
+        let name = free_name(&mut tx, user_id, &to, wanted, dest.rule, "").await?;
+        // The copy's own reference on the content, as every entry holds one.
+        let file_id: i64 = sqlx::query_scalar("SELECT file_id FROM user_files WHERE entry_id = ?")
+            .bind(entry_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE files SET refcount = refcount + 1 WHERE id = ?").bind(file_id).execute(&mut *tx).await?;
+        let copy = crate::domain::EntryId::generate();
+        sqlx::query(
+            "INSERT INTO user_files (entry_id, user_id, file_id, folder, filename, filename_key, filesize, created_at, \
+             updated_at, mtime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(copy.as_str())
+        .bind(user_id)
+        .bind(file_id)
+        .bind(to.as_str())
+        .bind(name.as_str())
+        .bind(name_key(&name))
+        .bind(entry.filesize)
+        .bind(now)
+        .bind(now)
+        .bind(entry.mtime)
+        .execute(&mut *tx)
+        .await?;
+        search::index_name(&mut tx, user_id, copy.as_str(), &name).await?;
+        let entry = entry_by_id(&mut tx, user_id, copy.as_str()).await?.ok_or(Error::FileNotFound)?;
+        tx.commit().await?;
+        Ok(Placed { entry, orphans: Vec::new() })
     }
 
     async fn trash(&self, user_id: i64, id: &str, now: i64) -> Result<()> {
@@ -822,6 +985,14 @@ impl TreeRepo for SqlRepo {
         .fetch_all(&mut *tx)
         .await?;
         search::unindex_trashed(&mut tx, user_id, id).await?;
+        // The purged files' versions go with them.
+        let purged: Vec<String> =
+            sqlx::query_scalar("SELECT entry_id FROM user_files WHERE user_id = ? AND trashed_by = ?")
+                .bind(user_id)
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut orphans = drop_versions_of(&mut tx, user_id, &purged).await?;
         let mut touched = Vec::with_capacity(counts.len());
         for row in &counts {
             let (file_id, n): (i64, i64) = (row.try_get("file_id")?, row.try_get("n")?);
@@ -839,7 +1010,6 @@ impl TreeRepo for SqlRepo {
                 .execute(&mut *tx)
                 .await?;
         }
-        let mut orphans = Vec::new();
         for file_id in touched {
             let row =
                 sqlx::query(AssertSqlSafe(format!("SELECT {CONTENT} FROM files f WHERE f.id = ? AND f.refcount <= 0")))

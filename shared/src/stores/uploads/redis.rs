@@ -38,7 +38,9 @@ use super::sql::{describe, past_the_size, received_past, size_known};
 use super::{Challenges, HashLeases, SegmentMap, Staged, UploadSessions};
 use super::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, leased_segment};
 use crate::domain::error::{Error, Result};
-use crate::domain::{FailureCode, FolderId, Segment, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
+use crate::domain::{
+    Author, AuthorKind, FailureCode, FolderId, Segment, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState,
+};
 
 /// Upload sessions as Redis hashes with a TTL.
 pub struct RedisUploads {
@@ -388,6 +390,17 @@ impl RedisUploads {
                 .map(|v| v.parse())
                 .transpose()
                 .map_err(|_| corrupt("mtime"))?,
+            replace: h.get("on_conflict").is_some_and(|v| v == "replace"),
+            if_match: h
+                .get("if_match")
+                .filter(|v| !v.is_empty())
+                .map(|v| Sha256Hex::parse(v))
+                .transpose()
+                .map_err(|_| corrupt("if_match"))?,
+            author: Author {
+                kind: AuthorKind::parse(h.get("author_kind").map(String::as_str).unwrap_or("")),
+                name: h.get("author_name").cloned().unwrap_or_default(),
+            },
             merge_started_at: h.get("merge_started_at").and_then(|v| v.parse().ok()),
             hashed: h.get("hashed_to").and_then(|v| v.parse().ok()).unwrap_or(0),
             fingerprint: h.get("fingerprint").filter(|f| !f.is_empty()).cloned(),
@@ -424,6 +437,10 @@ impl UploadSessions for RedisUploads {
             ("folder", s.folder.as_ref().map(|f| f.to_string()).unwrap_or_default()),
             ("server_hashed", if s.server_hashed { "1" } else { "0" }.to_owned()),
             ("mtime", s.mtime.map(|m| m.to_string()).unwrap_or_default()),
+            ("on_conflict", if s.replace { "replace" } else { "" }.to_owned()),
+            ("if_match", s.if_match.as_ref().map(|h| h.to_string()).unwrap_or_default()),
+            ("author_kind", s.author.kind.as_str().to_owned()),
+            ("author_name", s.author.name.clone()),
             ("created_at", s.created_at.to_string()),
             ("updated_at", s.updated_at.to_string()),
         ];

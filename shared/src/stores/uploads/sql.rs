@@ -11,7 +11,9 @@ use sqlx::any::AnyRow;
 use super::{Challenges, HashLeases, SegmentMap, Staged, UploadSessions};
 use super::{CompleteOutcome, DeclareOutcome, HASH_LEASE, HashProgress, PendingProof, leased_segment};
 use crate::domain::error::{Error, Result};
-use crate::domain::{FailureCode, FolderId, Segment, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState};
+use crate::domain::{
+    Author, AuthorKind, FailureCode, FolderId, Segment, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState,
+};
 use crate::stores::meta::SqlRepo;
 
 /// Upload sessions in the `upload_sessions` and `upload_segments` tables.
@@ -22,7 +24,8 @@ pub struct SqlUploads {
 }
 
 const COLUMNS: &str = "id, owner_id, filename, filehash, sha256, filesize, chunksize, chunkcount, state, reason, reason_code, \
-                       entry_id, folder, merge_started_at, hash_next, received, fingerprint, server_hashed, mtime, created_at, updated_at";
+                       entry_id, folder, merge_started_at, hash_next, received, fingerprint, server_hashed, mtime, \
+                       on_conflict, if_match, author_kind, author_name, created_at, updated_at";
 
 fn session_from(row: &AnyRow) -> Result<UploadSession> {
     let state: String = row.try_get("state")?;
@@ -56,6 +59,16 @@ fn session_from(row: &AnyRow) -> Result<UploadSession> {
             .transpose()
             .map_err(|_| corrupt("folder"))?,
         mtime: row.try_get("mtime")?,
+        replace: row.try_get::<Option<String>, _>("on_conflict")?.as_deref() == Some("replace"),
+        if_match: row
+            .try_get::<Option<String>, _>("if_match")?
+            .map(|h| Sha256Hex::parse(&h))
+            .transpose()
+            .map_err(|_| corrupt("if_match"))?,
+        author: Author {
+            kind: AuthorKind::parse(&row.try_get::<Option<String>, _>("author_kind")?.unwrap_or_default()),
+            name: row.try_get::<Option<String>, _>("author_name")?.unwrap_or_default(),
+        },
         merge_started_at: row.try_get("merge_started_at")?,
         hashed: row.try_get::<i64, _>("hash_next")? as u64,
         fingerprint: row.try_get("fingerprint")?,
@@ -94,8 +107,8 @@ impl UploadSessions for SqlUploads {
     async fn create(&self, s: &UploadSession) -> Result<()> {
         sqlx::query(
             "INSERT INTO upload_sessions (id, owner_id, filename, filehash, sha256, filesize, chunksize, chunkcount, \
-             state, reason, folder, fingerprint, server_hashed, mtime, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)",
+             state, reason, folder, fingerprint, server_hashed, mtime, on_conflict, if_match, author_kind, author_name, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(s.id.as_str())
         .bind(s.owner)
@@ -110,6 +123,10 @@ impl UploadSessions for SqlUploads {
         .bind(s.fingerprint.clone())
         .bind(i64::from(s.server_hashed))
         .bind(s.mtime)
+        .bind(s.replace.then_some("replace"))
+        .bind(s.if_match.as_ref().map(|h| h.as_str().to_owned()))
+        .bind(s.author.kind.as_str())
+        .bind(s.author.name.as_str())
         .bind(s.created_at)
         .bind(s.updated_at)
         .execute(self.pool())
