@@ -199,6 +199,41 @@ async fn sigkill_after_the_merge_committed_before_done() {
     crash_during_the_merge("merge.after_commit").await;
 }
 
+/// A replacing upload killed after its merge committed (the file has the
+/// new content, the old one as a version) but before `done`: the rerun
+/// finishes with the file's content the new one, exactly one version row
+/// and one entry, and a clean audit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_after_a_replacing_merge_committed_before_done() {
+    let point = "merge.after_commit";
+    let mut app = app_crashing_at(point).await;
+    let token = app.user(&uname("crash")).await;
+    let (old, new) = (test_bytes(CHUNK + 5, 44), test_bytes(CHUNK * 2 + 3, 45));
+    // The first content by a single upload (no merge: the crash point waits).
+    let form =
+        reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(old.clone()).file_name("r.bin"));
+    let resp = app.http.post(app.url("/file/upload")).bearer_auth(&token).multipart(form).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let body = serde_json::json!({"filename": "r.bin", "filehash": sha1_hex(&new), "sha256": sha256_hex(&new),
+        "filesize": new.len(), "on_conflict": "replace"});
+    let (code, init) = app.post_json("/file/mupload/init", Some(&token), &body).await;
+    assert_eq!(code, StatusCode::OK, "{init}");
+    let id = init["uploadID"].as_str().unwrap().to_owned();
+    for i in 0..new.len().div_ceil(CHUNK) as u64 {
+        let (code, body) = app.put_chunk(&token, &id, i, chunk(&new, i)).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+    }
+    let (code, _) = app.complete(&token, &id).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    crashed_and_restarted(&mut app, point).await;
+    let done = app.wait_merged(&token, &id).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_stored(&app, &token, &new).await;
+    assert_eq!(app.sql_count("SELECT COUNT(*) FROM user_files").await, 1, "one entry");
+    assert_eq!(app.sql_count("SELECT COUNT(*) FROM file_versions").await, 1, "exactly one version");
+    app.assert_consistent().await;
+}
+
 /// A process killed after `done` but before the staged chunks are deleted: the
 /// client gets its file and the left-over chunks are cleaned up (the audit is
 /// clean).
