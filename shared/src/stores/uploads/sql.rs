@@ -204,9 +204,29 @@ impl UploadSessions for SqlUploads {
     }
 
     async fn get_with_segments(&self, id: &UploadId) -> Result<Option<(UploadSession, Vec<Segment>)>> {
-        let Some(session) = self.get(id).await? else { return Ok(None) };
-        let segments = self.segments(id).await?.into_iter().map(|s| s.segment).collect();
-        Ok(Some((session, segments)))
+        // One round trip: status is polled hard.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS}, (SELECT GROUP_CONCAT(CONCAT(start_at, ':', len) ORDER BY start_at) \
+             FROM upload_segments WHERE upload_segments.upload_id = upload_sessions.id) AS received_segments \
+             FROM upload_sessions WHERE id = ? AND (state <> 'uploading' OR updated_at >= ?)"
+        )))
+        .bind(id.as_str())
+        .bind(self.live_since())
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let listed: Option<String> = row.try_get("received_segments")?;
+        let corrupt = |s: &str| Error::internal("reading upload segments", format!("corrupt segment {s:?}"));
+        let segments = listed
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                let (start, len) = s.split_once(':').ok_or_else(|| corrupt(s))?;
+                Ok(Segment { start: start.parse().map_err(|_| corrupt(s))?, len: len.parse().map_err(|_| corrupt(s))? })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Some((session_from(&row)?, segments)))
     }
 
     async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome> {
