@@ -22,10 +22,19 @@ pub struct BodySlots {
     what: &'static str,
 }
 
-/// One body's right to be received; frees its slots when dropped.
+/// One body's right to be received; frees its slots by
+/// [`BodySlot::release`] (before the answer), or when dropped.
 pub struct BodySlot {
-    _user: UserSlot,
+    user: UserSlot,
     _process: OwnedSemaphorePermit,
+}
+
+impl BodySlot {
+    /// Frees the slots now: call it before answering, so the client's next
+    /// request finds them free.
+    pub async fn release(self) {
+        self.user.release().await;
+    }
 }
 
 impl BodySlots {
@@ -68,7 +77,7 @@ impl BodySlots {
         };
         let process = self.process.clone().try_acquire_owned().map_err(|_| too_many("on this server"))?;
         let user = self.users.take(user).await?.ok_or_else(|| too_many("for you"))?;
-        Ok(BodySlot { _user: user, _process: process })
+        Ok(BodySlot { user, _process: process })
     }
 }
 

@@ -88,7 +88,7 @@ pub fn single_upload_limit(ep: impl Endpoint + 'static) -> impl Endpoint {
             }
             _ => None,
         };
-        let _slot = match user {
+        let slot = match user {
             Some(user) => match state.single_upload_slots.try_take(user.id).await {
                 Ok(slot) => Some(slot),
                 Err(e) => return Ok(ApiError::from(e).into_response()),
@@ -97,7 +97,7 @@ pub fn single_upload_limit(ep: impl Endpoint + 'static) -> impl Endpoint {
         };
         let (max_upload, floor) = (state.settings.max_single_upload, state.settings.min_chunk_rate);
         let limit = max_upload.saturating_add(JSON_BODY_LIMIT as u64);
-        match req.header("content-length").and_then(|v| v.parse::<u64>().ok()) {
+        let answer = match req.header("content-length").and_then(|v| v.parse::<u64>().ok()) {
             None => Ok(ApiError::new(
                 ErrorCode::LengthRequired,
                 "single-request uploads must send Content-Length; use /file/mupload for streams",
@@ -125,7 +125,12 @@ pub fn single_upload_limit(ep: impl Endpoint + 'static) -> impl Endpoint {
                     .into_response()),
                 }
             }
+        };
+        // Freed before the answer goes out: the client's next upload finds it free.
+        if let Some(slot) = slot {
+            slot.release().await;
         }
+        answer
     })
 }
 

@@ -86,6 +86,8 @@ async fn an_app_password_lets_its_owner_in_by_name_until_revoked() {
     let (app, secret) = accounts.create_app_password(&user, "rclone").await.unwrap();
 
     let found = accounts.authenticate_app_password("davuser", &secret).await.unwrap();
+    let author = found.as_ref().map(|u| (u.author.kind, u.author.name.as_str()));
+    assert_eq!(author, Some((shared::domain::AuthorKind::AppPassword, "rclone")), "its changes are the app password's");
     assert_eq!(found.map(|u| u.id), Some(user.id));
     assert_eq!(
         accounts.authenticate_app_password("davuser", &secret.to_uppercase()).await.unwrap().map(|u| u.id),

@@ -648,14 +648,17 @@ impl UploadApi {
         let mut stream = body.0.into_bytes_stream();
         let received = async {
             let checksum = upload_checksum.0.as_deref().map(parse_upload_checksum).transpose()?;
-            let _slot = state.chunk_slots.try_take(auth.0.id).await?;
+            let slot = state.chunk_slots.try_take(auth.0.id).await?;
             let chunk = upload::ChunkRequest {
                 index: chkidx.0,
                 content_length,
                 checksum,
                 min_rate: state.settings.min_chunk_rate,
             };
-            state.services.uploads.put_chunk(&auth.0, &upload_id.0, chunk, &mut stream).await
+            let stored = state.services.uploads.put_chunk(&auth.0, &upload_id.0, chunk, &mut stream).await;
+            // Freed before the answer: the client's next chunk finds it free.
+            slot.release().await;
+            stored
         };
         match received.await {
             Ok(upload::ChunkOutcome::Stored(session) | upload::ChunkOutcome::NotNeeded(session)) => {
@@ -721,14 +724,16 @@ impl UploadApi {
         let mut stream = body.0.into_bytes_stream();
         let received = async {
             let checksum = upload_checksum.0.as_deref().map(parse_upload_checksum).transpose()?;
-            let _slot = state.chunk_slots.try_take(auth.0.id).await?;
+            let slot = state.chunk_slots.try_take(auth.0.id).await?;
             let request = upload::BytesRequest {
                 offset: offset.0,
                 content_length,
                 checksum,
                 min_rate: state.settings.min_chunk_rate,
             };
-            state.services.uploads.put_bytes(&auth.0, &upload_id.0, request, &mut stream).await
+            let stored = state.services.uploads.put_bytes(&auth.0, &upload_id.0, request, &mut stream).await;
+            slot.release().await;
+            stored
         };
         match received.await {
             Ok((session, counted)) => Ok(Json(BytesReceipt {

@@ -200,7 +200,8 @@ impl UserSlots {
     }
 }
 
-/// One held slot of a user; given back when dropped.
+/// One held slot of a user; given back by [`UserSlot::release`], or in
+/// the background when dropped.
 pub struct UserSlot {
     slots: UserSlots,
     key: String,
@@ -208,9 +209,25 @@ pub struct UserSlot {
     renewer: tokio::task::JoinHandle<()>,
 }
 
+impl UserSlot {
+    /// Gives the slot back now, before the caller answers: a client that
+    /// sends its next request as soon as it has the answer finds the slot
+    /// free (a give-back left to a background task could come after it).
+    pub async fn release(mut self) {
+        self.renewer.abort();
+        let (key, holder) = (std::mem::take(&mut self.key), std::mem::take(&mut self.holder));
+        if let Err(e) = self.slots.table.give_slot_back(&key, &holder).await {
+            tracing::warn!(error = %e, slot = %key, "giving a slot back failed; it runs out by itself");
+        }
+    }
+}
+
 impl Drop for UserSlot {
     fn drop(&mut self) {
         self.renewer.abort();
+        if self.key.is_empty() {
+            return; // released already
+        }
         let (table, key, holder) =
             (self.slots.table.clone(), std::mem::take(&mut self.key), std::mem::take(&mut self.holder));
         // Given back in the background (a drop cannot wait), by the tracker

@@ -140,15 +140,19 @@ impl SessionRepo for SqlRepo {
 
     async fn user_by_app_password(&self, name: &str, secret_hash: &str) -> Result<Option<(User, String, Option<i64>)>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {USER}, a.app_id, a.last_used_at FROM app_passwords a JOIN users u ON u.id = a.user_id \
-             WHERE a.secret_hash = ? AND u.username = ? AND u.disabled = 0"
+            "SELECT {USER}, a.app_id, a.name AS app_name, a.last_used_at FROM app_passwords a \
+             JOIN users u ON u.id = a.user_id WHERE a.secret_hash = ? AND u.username = ? AND u.disabled = 0"
         )))
         .bind(secret_hash)
         .bind(name)
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some((user_from(&row)?, row.try_get("app_id")?, row.try_get("last_used_at")?)))
+        let mut user = user_from(&row)?;
+        // What it changes is by this app password, by its name.
+        user.author =
+            crate::domain::Author { kind: crate::domain::AuthorKind::AppPassword, name: row.try_get("app_name")? };
+        Ok(Some((user, row.try_get("app_id")?, row.try_get("last_used_at")?)))
     }
 
     async fn touch_app_password(&self, id: &str, now: i64) -> Result<()> {
