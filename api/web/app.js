@@ -7,6 +7,7 @@
 import { call, qs, session, setSignedOutHandler } from './api.js';
 import { bytes, date, displayName, duration, el, speed } from './format.js';
 import { busy, confirmAsk, currentFolder, folderHref, reload, setupFiles, setupTrash, showFolder, showTrash } from './files.js';
+import { setupHistory } from './history.js';
 import { setupPreview } from './preview.js';
 import { setupPublic, showPublic } from './public.js';
 import { setupShares, showShares } from './share.js';
@@ -185,6 +186,7 @@ setupFiles({
 setupTrash();
 setupShares(confirmAsk);
 setupPreview();
+setupHistory();
 setupPublic();
 
 // The folder view takes files and folders dropped anywhere on it.
@@ -312,7 +314,11 @@ function addItems(items, folder) {
     if (same) continue;
     const dest = dirs.length ? ensure(dirs) : folder;
     if (dirs.length) dest.then(refreshSoon, () => {});
-    const up = new Upload(file, { onChange: scheduleDraw, onStored: storedOne, folder: dest });
+    // A taken name asks (replace or keep both) for files picked or dropped
+    // on their own; a folder tree fills in what is missing, numbering a
+    // file whose name is taken by other content, as before.
+    const onConflict = dirs.length ? 'rename' : null;
+    const up = new Upload(file, { onChange: scheduleDraw, onStored: storedOne, folder: dest, onConflict });
     up.where = where;
     up.view = uploadView(up);
     uploads.unshift(up);
@@ -357,6 +363,8 @@ function uploadView(up) {
       uploads.splice(uploads.indexOf(up), 1);
     },
   }, 'Remove');
+  const replace = el('button', { type: 'button', 'aria-label': `Replace the file ${name}`, onclick: () => up.replace() }, 'Replace');
+  const keepBoth = el('button', { type: 'button', class: 'secondary', 'aria-label': `Keep both files named ${name}`, onclick: () => up.keepBoth() }, 'Keep both');
   const where = el('span', { class: 'where' });
   const li = el(
     'li',
@@ -365,9 +373,9 @@ function uploadView(up) {
     bar,
     status,
     stats,
-    el('div', { class: 'actions' }, pause, resume, cancel, remove),
+    el('div', { class: 'actions' }, replace, keepBoth, pause, resume, cancel, remove),
   );
-  const view = { li, bar, status, stats, pause, resume, cancel, remove, where };
+  const view = { li, bar, status, stats, pause, resume, cancel, remove, where, replace, keepBoth };
   up.view = view;
   draw(up);
   return view;
@@ -377,6 +385,7 @@ const LABELS = {
   preparing: 'Making its folder…',
   hashing: 'Computing the file’s fingerprints (SHA-1, SHA-256)…',
   starting: 'Starting…',
+  conflict: 'Name taken',
   uploading: 'Uploading',
   paused: 'Paused',
   completing: 'All chunks sent; finishing…',
@@ -398,6 +407,11 @@ function draw(up) {
   v.where.textContent = up.folderPath ? ` · into ${displayName(up.folderPath)}` : '';
   let label = LABELS[up.state];
   if (up.message) label = up.state === 'uploading' || up.state === 'instant' ? up.message : `${label}: ${up.message}`;
+  if (up.state === 'conflict') {
+    label += up.canReplace
+      ? ' Replace it (its content is kept in its history) or keep both (this one is numbered)?'
+      : ' Keep both (this one is numbered)?';
+  }
   v.status.textContent = label;
   v.status.className = `status ${['failed', 'error'].includes(up.state) ? 'error' : ''}`;
 
@@ -423,7 +437,9 @@ function draw(up) {
   const dead = s === 'error' && !up.retryable;
   v.resume.hidden = !(s === 'paused' || (s === 'error' && !dead));
   v.resume.textContent = s === 'error' ? 'Retry' : 'Resume';
-  v.cancel.hidden = !['preparing', 'hashing', 'starting', 'uploading', 'paused', 'error'].includes(s) || (dead && !up.uploadID);
+  v.replace.hidden = !(s === 'conflict' && up.canReplace);
+  v.keepBoth.hidden = s !== 'conflict';
+  v.cancel.hidden = !['preparing', 'hashing', 'starting', 'conflict', 'uploading', 'paused', 'error'].includes(s) || (dead && !up.uploadID);
   v.remove.hidden = !(up.finished || dead);
 }
 

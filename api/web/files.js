@@ -7,6 +7,8 @@
 // selection. Deleting sends to the trash. The open folder is in the URL
 // (`/?folder=<id>`), so reload, back and forward work.
 //
+// "History" lists a file's versions (history.js): download, restore, pin, delete.
+//
 // Each file has an icon by type; clicking an image, audio, video, PDF or text
 // file previews it in a dialog from a signed inline URL (nothing is
 // downloaded first; video seeks with Range). "Share" opens the share dialog
@@ -20,6 +22,7 @@
 import { ApiError, call, networkError, qs } from './api.js';
 import { bytes, date, displayName, el } from './format.js';
 import { icon, openPreview, previewable } from './preview.js';
+import { openHistory } from './history.js';
 import { openShare } from './share.js';
 
 export const PAGE_SIZE = 50;
@@ -266,7 +269,10 @@ function entryRow(e) {
   );
   const actions = el('div', { class: 'actions' });
   if (!folder) {
-    actions.append(el('button', { type: 'button', class: 'secondary', 'aria-label': `Download ${label}`, onclick: (ev) => download(e, ev.currentTarget, status) }, 'Download'));
+    actions.append(
+      el('button', { type: 'button', class: 'secondary', 'aria-label': `Download ${label}`, onclick: (ev) => download(e, ev.currentTarget, status) }, 'Download'),
+      el('button', { type: 'button', class: 'secondary', 'aria-label': `History of ${label}`, onclick: () => showHistory(e) }, 'History'),
+    );
   }
   actions.append(
     el('button', { type: 'button', class: 'secondary', 'aria-label': `Share ${label}`, onclick: () => share(e) }, 'Share'),
@@ -290,6 +296,17 @@ function entryRow(e) {
   });
   if (folder) dropTarget(row, { id: e.id, path: joinPath(state.path, e.name) });
   return row;
+}
+
+/** The file's versions in the history dialog; a restore refreshes the listing. */
+function showHistory(e) {
+  openHistory(e, {
+    confirmAsk,
+    changed: () => {
+      reload();
+      hooks.changed();
+    },
+  });
 }
 
 /**

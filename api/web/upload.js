@@ -2,7 +2,9 @@
 // fingerprint, then at the same time the missing chunks (several at a time,
 // with retries) and SHA-1 + SHA-256 in a Web Worker, declared when ready (with
 // the answer to a proof-of-possession challenge; an `instant` answer stops
-// the sending), complete, then status until done or failed. Each upload
+// the sending), complete, then status until done or failed. A name taken in
+// the folder stops a picked or dropped file at init until the user chooses
+// to replace that file (its content becomes a version) or keep both. Each upload
 // goes into a folder; a dropped or picked folder tree is walked here and its
 // folders made (or found) before its files go into the same queue.
 
@@ -180,14 +182,19 @@ function retryDelay(e, attempt) {
 
 /**
  * One file's upload. `state` is one of: preparing (its folder is being
- * made), hashing, starting, uploading, paused, completing, merging, done,
- * instant, failed, error, cancelled. `onChange` is called after every
+ * made), hashing, starting, conflict (the name is taken: waiting for a
+ * choice), uploading, paused, completing, merging, done, instant, failed,
+ * error, cancelled. `onChange` is called after every
  * change; `onStored` once the file is stored. `folder` is where it goes,
  * `{id, path}` (id null: the root), or a promise of it (a folder of a dropped
  * tree, still being made).
+ *
+ * `onConflict` is what to do when the name is taken in the folder: null
+ * asks (init refuses, and the upload waits in state `conflict` until
+ * `replace()` or `keepBoth()`), or `rename` / `replace` as the API takes it.
  */
 export class Upload {
-  constructor(file, { onChange, onStored, folder = { id: null, path: '/' } }) {
+  constructor(file, { onChange, onStored, folder = { id: null, path: '/' }, onConflict = null }) {
     this.file = file;
     this.destination = folder;
     this.folder = null; // the folder's id once known (null: the root)
@@ -211,6 +218,8 @@ export class Upload {
     this.hashJob = null;
     this.stored = null;
     this.retryable = true; // whether Retry makes sense after an error
+    this.onConflict = onConflict;
+    this.canReplace = true; // false once the taken name turned out to be a folder's
   }
 
   get finished() {
@@ -282,6 +291,7 @@ export class Upload {
             fingerprint: this.fingerprint,
             folder: this.folder || undefined,
             mtime: mtimeOf(this.file),
+            on_conflict: this.onConflict || 'refuse',
           },
         }),
         gen,
@@ -304,6 +314,16 @@ export class Upload {
     } catch (e) {
       if (stale() || isAbort(e)) return;
       this.abortInflight();
+      if (e instanceof ApiError && e.code === 'NAME_TAKEN' && this.onConflict !== 'rename') {
+        // Refused at init, nothing sent: the user chooses. A folder of that
+        // name is never replaced (refused again with `replace`).
+        if (this.onConflict === 'replace') this.canReplace = false;
+        this.onConflict = null;
+        this.set('conflict', this.canReplace
+          ? `“${this.file.name}” is already in ${this.folderPath}.`
+          : e.message);
+        return;
+      }
       // Retrying helps after network trouble, a busy server or a state
       // conflict; not when the request itself is refused (too large, say).
       this.retryable = !(e instanceof ApiError) || e.transient || [401, 404, 409].includes(e.status);
@@ -505,6 +525,20 @@ export class Upload {
 
   resume() {
     if (this.state === 'paused' || this.state === 'error') this.start();
+  }
+
+  /** After a taken name: gives the file of that name this content (its own is kept as a version). */
+  replace() {
+    if (this.state !== 'conflict' || !this.canReplace) return;
+    this.onConflict = 'replace';
+    this.start();
+  }
+
+  /** After a taken name: stores this one beside it, numbered (`name (1).ext`). */
+  keepBoth() {
+    if (this.state !== 'conflict') return;
+    this.onConflict = 'rename';
+    this.start();
   }
 
   /** Stops and drops the upload and its chunks on the server. */

@@ -130,6 +130,19 @@ enum Command {
     },
     /// List unfinished uploads (the next pan put of the same file resumes them).
     Status,
+    /// List a file's versions (the contents it had before it was replaced), newest first.
+    Versions {
+        /// /path/to/file or the file's id.
+        target: String,
+    },
+    /// Make a version the file's content again (the content it has now becomes a version).
+    Restore {
+        /// /path/to/file or the file's id.
+        target: String,
+        /// The version's id, as pan versions lists it.
+        #[arg(long, value_name = "ID")]
+        version: String,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -338,6 +351,8 @@ async fn run(ctx: &Ctx) -> Result<()> {
             share(ctx, path, *password_stdin, *expires, *max_downloads).await
         }
         Command::Status => status(ctx).await,
+        Command::Versions { target } => versions(ctx, target).await,
+        Command::Restore { target, version } => restore(ctx, target, version).await,
     }
 }
 
@@ -741,15 +756,7 @@ async fn put(
 
 async fn get(ctx: &Ctx, target: &str, out: Option<&Path>) -> Result<()> {
     let s = ctx.session()?;
-    let id = if is_id(target) {
-        target.to_owned()
-    } else {
-        let e = stat(&s, target).await?;
-        if matches!(e.kind, types::EntryKind::Folder) {
-            return Err(fail(2, format!("{} is a folder: pan get downloads files", remote_path(target))));
-        }
-        e.id
-    };
+    let id = file_id(&s, target, "pan get downloads files").await?;
     let remote = download::probe(&s, &id).await.map_err(|e| match e.status() {
         Some(StatusCode::NOT_FOUND) => fail(4, format!("no such file: {target}")),
         _ => e.into(),
@@ -782,6 +789,104 @@ async fn get(ctx: &Ctx, target: &str, out: Option<&Path>) -> Result<()> {
         ctx.print_json(&Got { id: &id, path: &out, size, digest: &remote.digest });
     }
     ctx.say(format!("{} ({}, verified)", out.display(), human_bytes(size)));
+    Ok(())
+}
+
+/// The id of the file `target` names: an id as it is, else a path (a
+/// folder is bad usage: `why` says what the command takes).
+async fn file_id(s: &Session, target: &str, why: &str) -> Result<String> {
+    if is_id(target) {
+        return Ok(target.to_owned());
+    }
+    let e = stat(s, target).await?;
+    if matches!(e.kind, types::EntryKind::Folder) {
+        return Err(fail(2, format!("{} is a folder: {why}", remote_path(target))));
+    }
+    Ok(e.id)
+}
+
+/// `GET /file/versions`, a not-found file named as the user wrote it.
+async fn list_versions(s: &Session, target: &str, id: &str) -> Result<Vec<types::VersionInfo>> {
+    let typed_id: types::FileVersionsId = typed(&format!("file id {id:?}"), id)?;
+    let list = s.call(|| s.api().file_versions().id(typed_id.clone()).send()).await.map_err(|e| match e.status() {
+        Some(StatusCode::NOT_FOUND) => fail(4, format!("no such file: {target}")),
+        _ => e.into(),
+    })?;
+    Ok(list.versions)
+}
+
+/// A time for people: `2026-12-07 05:30:12 UTC` (the JSON has Unix seconds).
+fn utc(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+async fn versions(ctx: &Ctx, target: &str) -> Result<()> {
+    let s = ctx.session()?;
+    let id = file_id(&s, target, "only files have versions").await?;
+    let versions = list_versions(&s, target, &id).await?;
+    if ctx.cli.json {
+        #[derive(Serialize)]
+        struct Versions<'a> {
+            id: &'a str,
+            versions: &'a [types::VersionInfo],
+        }
+        ctx.print_json(&Versions { id: &id, versions: &versions });
+        return Ok(());
+    }
+    if versions.is_empty() {
+        ctx.say(format!("{}: no versions (its content was never replaced)", remote_path(target)));
+        return Ok(());
+    }
+    let rows: Vec<[String; 6]> = versions
+        .iter()
+        .map(|v| {
+            [
+                v.version.clone(),
+                utc(v.replaced_at),
+                human_bytes(v.size.max(0) as u64),
+                v.author.name.clone(),
+                v.label.clone().unwrap_or_default(),
+                if v.pinned { "pinned".to_owned() } else { String::new() },
+            ]
+        })
+        .collect();
+    let head = ["VERSION", "REPLACED AT", "SIZE", "AUTHOR", "LABEL", "PINNED"].map(str::to_owned);
+    let mut widths = [0usize; 6];
+    for row in std::iter::once(&head).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&head).chain(&rows) {
+        let line = row
+            .iter()
+            .zip(widths)
+            .enumerate()
+            // Sizes line up on the right, the rest on the left.
+            .map(|(i, (cell, w))| if i == 2 { format!("{cell:>w$}") } else { format!("{cell:<w$}") })
+            .collect::<Vec<_>>()
+            .join("  ");
+        ctx.say(line.trim_end());
+    }
+    Ok(())
+}
+
+async fn restore(ctx: &Ctx, target: &str, version: &str) -> Result<()> {
+    let s = ctx.session()?;
+    let id = file_id(&s, target, "only files have versions").await?;
+    let body = types::VersionRequest {
+        id: typed(&format!("file id {id:?}"), id.as_str())?,
+        version: typed(&format!("version {version:?}"), version).map_err(|e| fail(2, e.to_string()))?,
+    };
+    // An unknown version is 404 VERSION_NOT_FOUND: exit 4 with the server's line.
+    let file = s.call(|| s.api().file_version_restore().body(body.clone()).send()).await?;
+    if ctx.cli.json {
+        ctx.print_json(&file);
+    }
+    let path = file.path.clone().unwrap_or_else(|| remote_path(target));
+    ctx.say(format!("restored {path} to version {version} ({})", human_bytes(file.filesize.max(0) as u64)));
     Ok(())
 }
 
@@ -954,5 +1059,7 @@ mod tests {
         Cli::command().debug_assert();
         let c = Cli::try_parse_from(["pan", "put", "-r", "dir", "/dest", "--jobs", "8"]).unwrap();
         assert!(matches!(c.command, Command::Put { recursive: true, jobs: 8, .. }));
+        let c = Cli::try_parse_from(["pan", "restore", "/a.txt", "--version", "0123"]).unwrap();
+        assert!(matches!(c.command, Command::Restore { ref version, .. } if version == "0123"));
     }
 }

@@ -777,6 +777,110 @@ test('a picked folder uploads its tree; a dropped one too, reusing the folders a
   await page.context().close();
 });
 
+test('a taken name offers replace; History lists the old content, downloads, pins, restores and deletes it', async () => {
+  const user = `vera-${Date.now().toString(36)}`;
+  assert.equal((await api(BASE, 'POST', '/usr/signup', { json: { username: user, password: PASSWORD } })).status, 201);
+  const first = randomBytes(300 * 1024);
+  const second = randomBytes(200 * 1024);
+  // Two local files of the same name, in two folders.
+  const put = (dir, data) => {
+    mkdirSync(join(tmp, dir), { recursive: true });
+    writeFileSync(join(tmp, dir, 'report.bin'), data);
+    return join(tmp, dir, 'report.bin');
+  };
+  const firstPath = put('v1', first);
+  const secondPath = put('v2', second);
+  const page = await newPage();
+  await signInThroughForm(page, BASE, user);
+  const token = await tokenOf(page);
+  const inits = [];
+  page.on('request', (r) => r.url().endsWith('/file/mupload/init') && inits.push(r.postDataJSON().on_conflict));
+  await page.goto(`${BASE}/file/upload`);
+  const uploads = page.locator('li.upload[data-name="report.bin"]');
+  await page.locator('#file-input').setInputFiles(firstPath);
+  await uploads.and(page.locator('[data-state="done"]')).waitFor();
+
+  // The same name again: init refuses, and the page asks.
+  await page.locator('#file-input').setInputFiles(secondPath);
+  const asking = uploads.and(page.locator('[data-state="conflict"]'));
+  await asking.waitFor();
+  assert.match(await asking.locator('.status').textContent(), /“report\.bin” is already in \/\. Replace it .* or keep both/);
+  assert.equal(await asking.getByRole('button', { name: 'Keep both files named report.bin' }).isVisible(), true);
+  await page.screenshot({ path: join(ARTIFACTS, 'upload-name-taken.png'), fullPage: true });
+  await asking.getByRole('button', { name: 'Replace the file report.bin' }).click();
+  await until('the replacing upload', async () => (await uploads.and(page.locator('[data-state="done"]')).count()) === 2);
+  assert.deepEqual(inits, ['refuse', 'refuse', 'replace']);
+  const root = await api(BASE, 'GET', '/folder/list?path=/', { token });
+  assert.deepEqual(root.body.entries.map((e) => [e.name, e.size]), [['report.bin', second.length]]);
+  const id = root.body.entries[0].id;
+  const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
+  const versions = async () => (await api(BASE, 'GET', `/file/versions?id=${id}`, { token })).body.versions;
+  assert.deepEqual((await versions()).map((v) => v.sha256), [sha256(first)]);
+
+  // History: the first content, by this user.
+  await page.getByRole('link', { name: 'Files', exact: true }).click();
+  await page.getByRole('button', { name: 'History of report.bin' }).click();
+  const dialog = page.locator('#history');
+  await dialog.waitFor();
+  assert.equal(await page.locator('#history-title').textContent(), 'History of “report.bin”');
+  const rows = dialog.locator('li.version');
+  await rows.first().waitFor();
+  assert.equal(await rows.count(), 1);
+  const row = rows.first();
+  assert.match(await row.textContent(), new RegExp(`Replaced .*300\\.0 KiB · by ${user}`));
+  await page.screenshot({ path: join(ARTIFACTS, 'history.png'), fullPage: true });
+
+  // Its download is the first content, byte for byte (a blob: no token in a URL).
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    row.getByRole('button', { name: /^Download the version replaced / }).click(),
+  ]);
+  assert.equal(download.suggestedFilename(), 'report.bin');
+  assert.match(download.url(), /^blob:/);
+  await download.saveAs(join(tmp, 'version.bin'));
+  assert.ok(readFileSync(join(tmp, 'version.bin')).equals(first), 'the version downloads byte-exact');
+
+  // Pin with a label typed in the row.
+  await row.getByRole('button', { name: /^Pin the version/ }).click();
+  await row.getByLabel('Label (optional)').fill('before the edit');
+  await row.getByRole('button', { name: 'Pin', exact: true }).click();
+  await dialog.locator('li.version[data-pinned="true"]', { hasText: 'before the edit' }).waitFor();
+  assert.deepEqual((await versions()).map((v) => [v.pinned, v.label]), [[true, 'before the edit']]);
+
+  // Restore: the first content is the file's again; the second is now the version.
+  await dialog.locator('li.version').getByRole('button', { name: /^Restore the version/ }).click();
+  await page.locator('#history-note', { hasText: 'Restored' }).waitFor();
+  await dialog.locator('li.version', { hasText: '200.0 KiB' }).waitFor();
+  assert.equal(await rows.count(), 1);
+  assert.deepEqual((await versions()).map((v) => v.sha256), [sha256(second)]);
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  await page.locator('li.file[data-name="report.bin"]', { hasText: '300.0 KiB' }).waitFor();
+  const [restored] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Download report.bin' }).click(),
+  ]);
+  await restored.saveAs(join(tmp, 'restored.bin'));
+  assert.ok(readFileSync(join(tmp, 'restored.bin')).equals(first), 'the restored file downloads byte-exact');
+
+  // Delete the remaining version, after the confirmation.
+  await page.getByRole('button', { name: 'History of report.bin' }).click();
+  await rows.first().getByRole('button', { name: /^Delete the version/ }).click();
+  await page.locator('#confirm-title', { hasText: 'Delete version?' }).waitFor();
+  await page.locator('#confirm-ok').click();
+  await page.locator('#history-none').waitFor();
+  assert.deepEqual(await versions(), []);
+  await dialog.getByRole('button', { name: 'Close' }).click();
+
+  // The name taken again, kept both: the new one is numbered, as before.
+  await page.goto(`${BASE}/file/upload`);
+  await page.locator('#file-input').setInputFiles(secondPath);
+  await asking.getByRole('button', { name: 'Keep both files named report.bin' }).click();
+  await uploads.and(page.locator('[data-state="done"]')).waitFor();
+  const both = await api(BASE, 'GET', '/folder/list?path=/', { token });
+  assert.deepEqual(both.body.entries.map((e) => e.name).sort(), ['report (1).bin', 'report.bin']);
+  await page.context().close();
+});
+
 test('an oversized file shows the API message', async () => {
   const user = `carol-${Date.now().toString(36)}`;
   assert.equal((await api(SMALL, 'POST', '/usr/signup', { json: { username: user, password: PASSWORD } })).status, 201);

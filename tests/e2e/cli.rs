@@ -628,3 +628,71 @@ both!(
         assert_eq!(std::fs::metadata(&by_id).unwrap().modified().unwrap(), whole);
     }
 );
+
+both!(
+    /// `pan versions` lists the content a `pan put` replaced and `pan restore`
+    /// brings it back: a put, a put of other bytes at the same path (the same
+    /// file, the first content now a version by the session's user), the
+    /// table and its JSON, a restore, and a get that gives the first bytes
+    /// back; the content replaced by the restore is a version in turn, and an
+    /// unknown version exits 4.
+    pan_versions_lists_what_put_replaced_and_pan_restore_brings_it_back,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "65536"),
+    |app| {
+        let pan = Pan::new(&app);
+        let name = uname("cliver");
+        pan.login(&app, &name).await;
+        let local = tempfile::tempdir().unwrap();
+        let first = test_bytes(150_000, 901);
+        let second = test_bytes(90_000, 902);
+        let file = write(local.path(), "v.bin", &first);
+        let put = pan.run(&["put", file.to_str().unwrap(), "/docs", "--json"]).await.ok().json();
+        let id = put[0]["file"]["id"].as_str().unwrap().to_owned();
+        let none = pan.run(&["versions", "/docs/v.bin", "--json"]).await.ok().json();
+        assert_eq!(none["versions"], serde_json::json!([]), "{none}");
+
+        // Other bytes at the same path replace the content of the same file.
+        std::fs::write(&file, &second).unwrap();
+        let put = pan.run(&["put", file.to_str().unwrap(), "/docs", "--json"]).await.ok().json();
+        assert_eq!(put[0]["path"], "/docs/v.bin", "{put}");
+        assert_eq!(put[0]["file"]["id"], id.as_str(), "{put}");
+        assert_eq!(put[0]["file"]["sha256"], sha256_hex(&second));
+
+        let listed = pan.run(&["versions", "/docs/v.bin", "--json"]).await.ok().json();
+        assert_eq!(listed["id"], id.as_str());
+        let versions = listed["versions"].as_array().unwrap();
+        assert_eq!(versions.len(), 1, "{listed}");
+        let v = &versions[0];
+        assert_eq!(v["size"], 150_000);
+        assert_eq!(v["sha256"], sha256_hex(&first));
+        assert_eq!(v["author"]["name"], name.as_str());
+        assert_eq!(v["pinned"], false);
+        let version = v["version"].as_str().unwrap().to_owned();
+        // The table: a head, then one row with the id, the size and the author.
+        let table = pan.run(&["versions", &id]).await.ok().stdout;
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 2, "{table}");
+        assert!(lines[0].starts_with("VERSION") && lines[0].contains("REPLACED AT") && lines[0].contains("PINNED"));
+        assert!(lines[1].starts_with(&version) && lines[1].contains("146.48 KiB"), "{table}");
+        assert!(lines[1].contains(" UTC ") && lines[1].contains(&name), "{table}");
+
+        // Restore by path; the first bytes come back.
+        let restored = pan.run(&["restore", "/docs/v.bin", "--version", &version, "--json"]).await.ok().json();
+        assert_eq!(restored["id"], id.as_str());
+        assert_eq!(restored["sha256"], sha256_hex(&first), "{restored}");
+        let back = local.path().join("back.bin");
+        pan.run(&["get", "/docs/v.bin", back.to_str().unwrap()]).await.ok();
+        assert_eq!(std::fs::read(&back).unwrap(), first);
+        let listed = pan.run(&["versions", "/docs/v.bin", "--json"]).await.ok().json();
+        let shas: Vec<&str> =
+            listed["versions"].as_array().unwrap().iter().map(|v| v["sha256"].as_str().unwrap()).collect();
+        assert_eq!(shas, [sha256_hex(&second)], "the replaced content is a version: {listed}");
+
+        // An unknown version, and a folder, are refused with their exit codes.
+        let unknown = pan.run(&["restore", "/docs/v.bin", "--version", &"0".repeat(32)]).await;
+        assert_eq!(unknown.code, 4, "{}", unknown.stderr);
+        assert!(unknown.stderr.contains("VERSION_NOT_FOUND"), "{}", unknown.stderr);
+        let folder = pan.run(&["versions", "/docs"]).await;
+        assert_eq!(folder.code, 2, "{}", folder.stderr);
+    }
+);

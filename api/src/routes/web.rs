@@ -109,6 +109,7 @@ static ASSETS: &[Asset] = &[
     asset!("files.js", JS),
     asset!("preview.js", JS),
     asset!("share.js", JS),
+    asset!("history.js", JS),
     asset!("public.js", JS),
     asset!("upload.js", JS),
     asset!("format.js", JS),
