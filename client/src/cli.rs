@@ -554,7 +554,7 @@ async fn ensure_folder(
             Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => {
                 let body = types::CreateFolderRequest {
                     name: typed(&format!("folder name {name:?}"), name)?,
-                    on_conflict: Some(types::OnConflict::Refuse),
+                    on_conflict: Some(types::FolderOnConflict::Refuse),
                     parent: parent.as_deref().map(|p| typed(&format!("folder id {p:?}"), p)).transpose()?,
                 };
                 match s.call(|| s.api().folder_create().body(body.clone()).send()).await {
@@ -904,20 +904,26 @@ async fn mv(ctx: &Ctx, src: &str, dst: &str) -> Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
-    let body = types::MoveRequest {
-        id: typed(&format!("id {:?}", entry.id), entry.id.as_str())?,
-        to: Some(typed(&format!("folder id {to:?}"), to.as_str())?),
-        name: name.map(|n| typed(&format!("name {n:?}"), n.as_str())).transpose()?,
-        on_conflict: None,
-        if_match: None,
-    };
     let path = if matches!(entry.kind, types::EntryKind::Folder) {
+        let body = types::FolderMoveRequest {
+            id: typed(&format!("id {:?}", entry.id), entry.id.as_str())?,
+            to: Some(typed(&format!("folder id {to:?}"), to.as_str())?),
+            name: name.map(|n| typed(&format!("name {n:?}"), n.as_str())).transpose()?,
+            on_conflict: None,
+        };
         let moved = s.call(|| s.api().folder_move().body(body.clone()).send()).await?;
         if ctx.cli.json {
             ctx.print_json(&moved);
         }
         Some(moved.path)
     } else {
+        let body = types::MoveRequest {
+            id: typed(&format!("id {:?}", entry.id), entry.id.as_str())?,
+            to: Some(typed(&format!("folder id {to:?}"), to.as_str())?),
+            name: name.map(|n| typed(&format!("name {n:?}"), n.as_str())).transpose()?,
+            on_conflict: None,
+            if_match: None,
+        };
         let moved = s.call(|| s.api().file_move().body(body.clone()).send()).await?;
         if ctx.cli.json {
             ctx.print_json(&moved);

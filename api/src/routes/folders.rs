@@ -44,6 +44,38 @@ impl From<OnConflict> for NameRule {
     }
 }
 
+/// What to do when a folder's (or a restored item's) name is taken: a
+/// folder never replaces anything, nor does a restore.
+#[derive(Debug, Enum, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum FolderOnConflict {
+    /// Take the first free `name (n)` instead.
+    Rename,
+    /// Refuse with 409 `NAME_TAKEN`.
+    Refuse,
+}
+
+impl From<FolderOnConflict> for NameRule {
+    fn from(c: FolderOnConflict) -> Self {
+        match c {
+            FolderOnConflict::Rename => NameRule::Rename,
+            FolderOnConflict::Refuse => NameRule::Refuse,
+        }
+    }
+}
+
+/// [`json_rule`] for folders and restores.
+pub fn folder_rule(asked: &MaybeUndefined<FolderOnConflict>, default: NameRule) -> shared::Result<NameRule> {
+    match asked {
+        MaybeUndefined::Undefined => Ok(default),
+        MaybeUndefined::Value(v) => Ok(NameRule::from(*v)),
+        MaybeUndefined::Null => Err(shared::Error::invalid(
+            ErrorCode::InvalidRequest,
+            "`on_conflict` is `rename` or `refuse`, or absent; not null",
+        )),
+    }
+}
+
 /// The rule a request asked for, or the operation's default.
 pub fn rule(asked: Option<OnConflict>, default: NameRule) -> NameRule {
     asked.map(NameRule::from).unwrap_or(default)
@@ -243,11 +275,36 @@ pub struct CreateFolderRequest {
     ))]
     pub name: Text,
     // When the name is taken: `rename` (the default) or `refuse`.
-    pub on_conflict: MaybeUndefined<OnConflict>,
+    pub on_conflict: MaybeUndefined<FolderOnConflict>,
 }
 
-/// A rename and/or a move of a folder or a file. `on_conflict`: `refuse`
-/// (the default) or `rename`.
+/// A rename and/or a move of a folder. `on_conflict`: `refuse` (the
+/// default) or `rename`.
+#[derive(Debug, Object)]
+pub struct FolderMoveRequest {
+    /// The folder's id.
+    #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
+    pub id: Text,
+    /// The folder to move it into; the empty string for the root; absent:
+    /// it stays where it is.
+    #[oai(nullable, validator(pattern = r"^([0-9a-f]{32})?$"))]
+    pub to: Option<Text>,
+    /// Its new name; absent: it keeps its name.
+    #[oai(
+        nullable,
+        validator(
+            min_length = 1,
+            max_length = 255,
+            pattern = r"^[^/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]+$"
+        )
+    )]
+    pub name: Option<Text>,
+    // When the name is taken there: `refuse` (the default) or `rename`.
+    pub on_conflict: MaybeUndefined<FolderOnConflict>,
+}
+
+/// A rename and/or a move (or a copy) of a file. `on_conflict`: `refuse`
+/// (the default), `rename` or `replace`.
 #[derive(Debug, Object)]
 pub struct MoveRequest {
     /// The folder's or file entry's id.
@@ -441,7 +498,7 @@ impl FolderApi {
         let name = FileName::parse(&body.name)?;
         let parent = named_folder(&state, &auth.0, body.parent.as_deref()).await?;
         let parent = parent.map(|d| d.id).unwrap_or_default();
-        let rule = json_rule(&body.on_conflict, NameRule::Rename)?;
+        let rule = folder_rule(&body.on_conflict, NameRule::Rename)?;
         let folder = state.services.tree.create_folder(&auth.0, &parent, &name, rule).await?;
         Ok(CreatedFolder::Created(Json(folder_info(&state, &auth.0, folder).await?)))
     }
@@ -594,10 +651,11 @@ impl FolderApi {
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
-        body: Json<MoveRequest>,
+        body: Json<FolderMoveRequest>,
     ) -> Result<Json<FolderInfo>, FolderErrors> {
         let id = FolderId::parse(&body.id)?;
-        let (name, rule) = body.name_and_rule()?;
+        let name = body.name.as_deref().map(FileName::parse).transpose()?;
+        let rule = folder_rule(&body.on_conflict, NameRule::Refuse)?;
         let folder =
             state.services.tree.move_folder(&auth.0, id.as_str(), body.to.as_deref(), name.as_ref(), rule).await?;
         Ok(Json(folder_info(&state, &auth.0, folder).await?))
@@ -668,7 +726,7 @@ pub struct RestoreRequest {
     #[oai(validator(pattern = r"^[0-9a-f]{32}$"))]
     pub id: Text,
     // When its name is taken where it returns: `rename` (the default) or `refuse`.
-    pub on_conflict: MaybeUndefined<OnConflict>,
+    pub on_conflict: MaybeUndefined<FolderOnConflict>,
 }
 
 /// The trash: list, restore, purge.
@@ -748,7 +806,7 @@ impl TrashApi {
         body: Json<RestoreRequest>,
     ) -> Result<Json<TreeEntry>, FolderErrors> {
         let id = FolderId::parse(&body.id).map_err(|_| shared::Error::TrashItemNotFound)?;
-        let rule = json_rule(&body.on_conflict, NameRule::Rename)?;
+        let rule = folder_rule(&body.on_conflict, NameRule::Rename)?;
         let item = state.services.tree.restore(&auth.0, id.as_str(), rule).await?;
         Ok(Json(with_path(&state, &auth.0, item).await?))
     }
