@@ -123,8 +123,11 @@ pub enum DownloadLink {
     Signed {
         /// The id of the key that signed it.
         kid: String,
-        /// HMAC-SHA256 over (entry, user, expiry), hex.
+        /// HMAC-SHA256 over (entry and content, user, expiry), hex.
         sig: String,
+        /// The content the link is bound to (its row id): the entry's
+        /// content when the link was made.
+        content: i64,
     },
 }
 
@@ -424,39 +427,58 @@ impl Files {
             return Ok((DownloadLink::Presigned(url.to_string()), expires_at));
         }
         let key = self.keys.signing(Purpose::Url).await?;
-        // The link names the entry, not the content: it says nothing about
-        // what the file is, and stops working when the entry is deleted.
-        let sig = links::sign(&key.secret, &entry.id, user.id, expires_at);
-        Ok((DownloadLink::Signed { kid: key.kid, sig }, expires_at))
+        // The link names the entry and the content's row id, not its hash:
+        // it says nothing about what the file is, stops working when the
+        // entry is deleted, and serves the content it was made for (a
+        // version, once the file's content is replaced) or nothing.
+        let sig = links::sign(&key.secret, &bound_subject(&entry.id, stored.id), user.id, expires_at);
+        Ok((DownloadLink::Signed { kid: key.kid, sig, content: stored.id }, expires_at))
     }
 
     /// The entry and content a signed link names, once its signature and
-    /// expiry check out (`subject` is what was signed: the entry id, or the
-    /// SHA-1 of older links; `kid` names the key, none: the key of links
-    /// made before keys had ids).
+    /// expiry check out (`subject` is what was signed: the entry id and the
+    /// `content` it is bound to; the entry id alone or the SHA-1 in links
+    /// made before links were bound; `kid` names the key, none: the key of
+    /// links made before keys had ids). A bound link serves its content:
+    /// the entry's, or one of its versions once it was replaced; else the
+    /// file is not found.
     pub async fn open_signed(
         &self,
         file: &FileRef,
         user_id: i64,
         expires: i64,
-        kid: Option<&str>,
+        (kid, content): (Option<&str>, Option<i64>),
         sig: &str,
     ) -> Result<std::result::Result<(UserFile, StoredFile), links::LinkError>> {
-        let subject = match file {
-            FileRef::Entry(id) => id.as_str(),
-            FileRef::Sha1(hash) => hash.as_str(),
+        let subject = match (file, content) {
+            (FileRef::Entry(id), Some(c)) => bound_subject(id.as_str(), c),
+            (FileRef::Entry(id), None) => id.as_str().to_owned(),
+            (FileRef::Sha1(hash), None) => hash.as_str().to_owned(),
             // Links are signed for one of them, never both or neither.
-            FileRef::Both(..) | FileRef::Nothing => return Ok(Err(links::LinkError::Invalid)),
+            _ => return Ok(Err(links::LinkError::Invalid)),
         };
         let Some(key) = self.keys.verifying(Purpose::Url, kid.unwrap_or(links::LEGACY_KID)).await? else {
             return Ok(Err(links::LinkError::Invalid));
         };
-        if let Err(e) = links::verify(&key, subject, user_id, expires, sig, crate::now()) {
+        if let Err(e) = links::verify(&key, &subject, user_id, expires, sig, crate::now()) {
             return Ok(Err(e));
         }
         let owner = self.repo.user_by_id(user_id).await?.ok_or(Error::FileNotFound)?;
-        Ok(Ok(self.owned(&owner, file).await?))
+        let (entry, stored) = self.owned(&owner, file).await?;
+        match content {
+            Some(c) if c != stored.id => {
+                let versions = self.repo.versions(owner.id, &entry.id).await?;
+                let v = versions.into_iter().find(|v| v.content.id == c).ok_or(Error::FileNotFound)?;
+                Ok(Ok((UserFile { filesize: v.filesize, mtime: v.mtime, ..entry }, v.content)))
+            }
+            _ => Ok(Ok((entry, stored))),
+        }
     }
+}
+
+/// What a bound link signs: the entry and the content's row id.
+fn bound_subject(entry: &str, content: i64) -> String {
+    format!("{entry}#{content}")
 }
 
 #[cfg(test)]

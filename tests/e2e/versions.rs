@@ -250,3 +250,29 @@ both!(
         app.assert_consistent().await;
     }
 );
+
+both!(
+    /// A download URL is bound to the content it was made for, on every
+    /// store: after the file's content is replaced it still serves the old
+    /// content (now a version), byte-exact, and once that version is
+    /// deleted it serves nothing (404), never the new content.
+    a_download_url_serves_the_content_it_was_made_for,
+    |app| {
+        let token = app.user(&uname("url")).await;
+        let (v1, v2) = (test_bytes(3000, 72), test_bytes(3100, 73));
+        let (_, f) = single(&app, &token, "u.bin", &v1, "rename", None).await;
+        let id = f["id"].as_str().unwrap().to_owned();
+        let (code, link) = app.call("POST", &format!("/file/downloadurl?id={id}"), Some(&token)).await;
+        assert_eq!(code, StatusCode::OK, "{link}");
+        let url = link["url"].as_str().unwrap().to_owned();
+        single(&app, &token, "u.bin", &v2, "replace", None).await;
+        let resp = reqwest::get(&url).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(resp.bytes().await.unwrap() == v1, "the URL serves the content it was made for");
+        let version = versions(&app, &token, &id).await[0]["version"].as_str().unwrap().to_owned();
+        let (code, _) = app.call("DELETE", &format!("/file/version/delete?id={id}&version={version}"), Some(&token)).await;
+        assert_eq!(code, StatusCode::NO_CONTENT);
+        let resp = reqwest::get(&url).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "its content is gone: nothing, never the new content");
+    }
+);

@@ -464,13 +464,15 @@ impl FileApi {
         let inline = inline.0.unwrap_or(false);
         let (link, expires_at) =
             state.services.files.download_link(&auth.0, &entry, &stored, expires_in.0, &disposition, inline).await?;
-        let (kid, sig) = match link {
+        let (kid, sig, content) = match link {
             DownloadLink::Presigned(url) => return Ok(Json(DownloadUrl { url, expires_at })),
-            DownloadLink::Signed { kid, sig } => (kid, sig),
+            DownloadLink::Signed { kid, sig, content } => (kid, sig, content),
         };
         let base = &state.public_base;
-        let mut url =
-            format!("{base}/file/signed?id={}&uid={}&expires={expires_at}&kid={kid}&sig={sig}", entry.id, auth.0.id);
+        let mut url = format!(
+            "{base}/file/signed?id={}&content={content}&uid={}&expires={expires_at}&kid={kid}&sig={sig}",
+            entry.id, auth.0.id
+        );
         if inline {
             url.push_str("&inline=true");
         }
@@ -502,6 +504,11 @@ impl FileApi {
         kid: Query<Option<String>>,
         /// HMAC-SHA256 signature, hex.
         sig: Query<String>,
+        /// The content the URL is bound to: once the file's content is
+        /// replaced, the URL serves the content it was made for (now a
+        /// version) until that goes, then 404 (absent in URLs made before
+        /// URLs were bound).
+        content: Query<Option<i64>>,
         /// `bytes=first-last`, `bytes=first-` or `bytes=-suffix_length`.
         #[oai(name = "Range")]
         range: Header<Option<String>>,
@@ -521,16 +528,20 @@ impl FileApi {
         let Ok(file) = file_ref(id.0.as_deref(), filehash.0.as_deref()) else {
             return Err(forbidden(ErrorCode::UrlInvalid, "malformed link"));
         };
-        let (entry, stored) =
-            match state.services.files.open_signed(&file, uid.0, expires.0, kid.0.as_deref(), &sig.0).await? {
-                Ok(found) => found,
-                Err(shared::files::links::LinkError::Expired) => {
-                    return Err(forbidden(ErrorCode::UrlExpired, "this link has expired"));
-                }
-                Err(shared::files::links::LinkError::Invalid) => {
-                    return Err(forbidden(ErrorCode::UrlInvalid, "this link is not valid"));
-                }
-            };
+        let (entry, stored) = match state
+            .services
+            .files
+            .open_signed(&file, uid.0, expires.0, (kid.0.as_deref(), content.0), &sig.0)
+            .await?
+        {
+            Ok(found) => found,
+            Err(shared::files::links::LinkError::Expired) => {
+                return Err(forbidden(ErrorCode::UrlExpired, "this link has expired"));
+            }
+            Err(shared::files::links::LinkError::Invalid) => {
+                return Err(forbidden(ErrorCode::UrlInvalid, "this link is not valid"));
+            }
+        };
         let inline = inline.0.unwrap_or(false);
         let conditions = Conditions {
             range: range.0.as_deref(),
