@@ -357,7 +357,11 @@ impl Files {
         body: impl AsyncRead + Unpin,
     ) -> Result<UserFile> {
         let hold = crate::random_hex(16);
-        self.accounts.reserve(user, &hold, declared_size, false).await?;
+        if place.rule == NameRule::Replace {
+            self.reserve_replacing(user, &hold, declared_size, false).await?;
+        } else {
+            self.accounts.reserve(user, &hold, declared_size, false).await?;
+        }
         let stored = self.ingest(user, filename, place, mtime, body, self.max_single_upload, &hold).await;
         if stored.is_err() {
             self.accounts.release_quietly(&hold).await;
@@ -399,7 +403,12 @@ impl Files {
     ) -> Result<UserFile> {
         let (entry, _) = self.repo.user_file(user.id, id).await?.ok_or(Error::FileNotFound)?;
         let hold = crate::random_hex(16);
-        self.accounts.reserve(user, &hold, entry.filesize.max(0) as u64, false).await?;
+        let size = entry.filesize.max(0) as u64;
+        if how.0 == NameRule::Replace {
+            self.reserve_replacing(user, &hold, size, false).await?;
+        } else {
+            self.accounts.reserve(user, &hold, size, false).await?;
+        }
         let copied = self.tree.copy_file(user, id, to, name, how).await;
         self.accounts.release_quietly(&hold).await;
         copied

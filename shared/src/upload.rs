@@ -378,7 +378,11 @@ impl Uploads {
         // session never came).
         // (A size not known yet is reserved as the bytes arrive.)
         let id = UploadId::generate();
-        self.accounts.reserve(user, id.as_str(), filesize.unwrap_or(0), true).await?;
+        if place.rule == NameRule::Replace {
+            self.files.reserve_replacing(user, id.as_str(), filesize.unwrap_or(0), true).await?;
+        } else {
+            self.accounts.reserve(user, id.as_str(), filesize.unwrap_or(0), true).await?;
+        }
         // The caller's own limits answer first; then whether the disk has room.
         if let Err(e) = self.check_staging_room(filesize.unwrap_or(0)).await {
             self.accounts.release_quietly(id.as_str()).await;

@@ -276,3 +276,32 @@ both!(
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "its content is gone: nothing, never the new content");
     }
 );
+
+both!(
+    /// A replacement that would pass the byte quota first lets the user's
+    /// oldest unpinned versions go, and answers 507 `QUOTA_EXCEEDED` only
+    /// when none is left to let go (pinned ones stay).
+    a_replacement_over_quota_lets_old_versions_go_first,
+    |b: TestAppBuilder| b.env("PAN_QUOTA_BYTES", "10000"),
+    |app| {
+        let token = app.user(&uname("quota")).await;
+        let (v1, v2, v3, v4) = (test_bytes(4000, 74), test_bytes(4000, 75), test_bytes(4000, 76), test_bytes(4000, 77));
+        let (_, f) = single(&app, &token, "q.bin", &v1, "rename", None).await;
+        let id = f["id"].as_str().unwrap().to_owned();
+        let (code, _) = single(&app, &token, "q.bin", &v2, "replace", None).await;
+        assert_eq!(code, StatusCode::CREATED);
+        // 4000 stored + 4000 held by a version + 4000 new > 10000: v1 goes.
+        let (code, body) = single(&app, &token, "q.bin", &v3, "replace", None).await;
+        assert_eq!(code, StatusCode::CREATED, "{body}");
+        let list = versions(&app, &token, &id).await;
+        let shas: Vec<&str> = list.iter().map(|v| v["sha256"].as_str().unwrap()).collect();
+        assert_eq!(shas, [sha256_hex(&v2)], "the oldest version went to make room");
+        let pin = json!({"id": id, "version": list[0]["version"], "pinned": true});
+        let (code, _) = app.post_json("/file/version/pin", Some(&token), &pin).await;
+        assert_eq!(code, StatusCode::OK);
+        let (code, body) = single(&app, &token, "q.bin", &v4, "replace", None).await;
+        assert_eq!((code, &body["code"]), (StatusCode::INSUFFICIENT_STORAGE, &json!("QUOTA_EXCEEDED")), "{body}");
+        assert_eq!(versions(&app, &token, &id).await.len(), 1, "a pinned version stays");
+        assert!(download_current(&app, &token, &id).await == v3);
+    }
+);

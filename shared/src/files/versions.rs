@@ -45,6 +45,27 @@ impl Files {
         self.repo.pin_version(user.id, entry_id, version_id, pinned, label).await
     }
 
+    /// Reserves room for content that replaces a file's (see
+    /// [`crate::accounts::Accounts::reserve`]): past the byte quota, the
+    /// user's unpinned versions go first, oldest first, and only when none
+    /// is left is the answer `QUOTA_EXCEEDED`.
+    pub(crate) async fn reserve_replacing(&self, user: &User, hold: &str, bytes: u64, upload: bool) -> Result<()> {
+        loop {
+            match self.accounts.reserve(user, hold, bytes, upload).await {
+                Err(e @ Error::QuotaExceeded { .. }) => {
+                    let oldest = self.repo.oldest_unpinned_versions(user.id, 1).await?;
+                    if oldest.is_empty() {
+                        return Err(e);
+                    }
+                    tracing::info!(user = user.id, "over quota for a replacement: its oldest unpinned version goes");
+                    let orphans = self.repo.expire_versions(&oldest).await?;
+                    self.tree.delete_contents(&orphans).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// The clean-up's part: thins every file's versions by the rule of
     /// [`crate::domain::versions::expired`] at `now`. Returns how many went.
     pub(crate) async fn expire_versions(&self, now: i64) -> Result<usize> {

@@ -346,6 +346,19 @@ impl VersionRepo for SqlRepo {
         Ok(orphans)
     }
 
+    async fn oldest_unpinned_versions(&self, user_id: i64, limit: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT version_id FROM file_versions WHERE user_id = ? AND pinned = 0 \
+             AND file_id NOT IN (SELECT file_id FROM user_files WHERE user_id = ?) \
+             ORDER BY replaced_at, version_id LIMIT ?",
+        )
+        .bind(user_id)
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn version_usage(&self, user_id: i64) -> Result<(u64, u64)> {
         let mut tx = self.begin_volatile().await?;
         let usage = version_usage_in(&mut tx, user_id).await?;
