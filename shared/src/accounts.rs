@@ -308,7 +308,14 @@ impl Accounts {
         }
     }
 
-    async fn try_reserve(&self, user: &User, hold_id: &str, bytes: u64, upload: bool) -> Result<Option<Refusal>> {
+    /// [`Accounts::reserve`], a refusal told rather than answered.
+    pub(crate) async fn try_reserve(
+        &self,
+        user: &User,
+        hold_id: &str,
+        bytes: u64,
+        upload: bool,
+    ) -> Result<Option<Refusal>> {
         let (quota_bytes, quota_files) = self.policy.quotas(user);
         let limits = Limits {
             bytes: quota_bytes,
@@ -340,7 +347,7 @@ impl Accounts {
 }
 
 /// The error a refused reservation of `bytes` answers.
-fn refused(refusal: Refusal, bytes: u64) -> Error {
+pub(crate) fn refused(refusal: Refusal, bytes: u64) -> Error {
     match refusal {
         Refusal::Uploads { open } => Error::TooMany {
             code: ErrorCode::TooManyUploads,

@@ -193,8 +193,10 @@ pub enum ChunkOutcome {
 /// What [`Uploads::receive_leased`] did.
 enum Received {
     /// The segment counts, with this many bytes (0: an open-ended body had
-    /// none left).
-    Stored(Staged),
+    /// none left). `fresh`: staged by this send (its mark may wait); else
+    /// the same bytes as a segment marked and hashed before, which is left
+    /// as it is (this send's failures never touch it).
+    Stored { staged: Staged, fresh: bool },
     /// The upload left `uploading` for `merging` or `done` before the bytes
     /// were looked at: here it is now.
     Settled(Box<UploadSession>),
@@ -889,15 +891,15 @@ impl Uploads {
             };
             let mut part = receive::Limited::new(&mut body, &mut carry, len);
             match self.receive_leased(&session, send, rules, &lease, &mut part).await {
-                Ok(Received::Stored(staged)) if staged.segment.len == 0 => {
+                Ok(Received::Stored { staged, .. }) if staged.segment.len == 0 => {
                     lease.release().await;
                     break Ok(());
                 }
-                Ok(Received::Stored(staged)) => {
+                Ok(Received::Stored { staged, fresh }) => {
                     at = staged.segment.end();
                     counted += staged.segment.len;
                     let ended = staged.segment.len < len;
-                    if send.defer_mark {
+                    if send.defer_mark && fresh {
                         held.push((lease, staged));
                     } else {
                         lease.release().await;
@@ -919,11 +921,12 @@ impl Uploads {
             }
         };
         let deferred = !held.is_empty();
+        let mut marked_count = 0;
         let outcome = match (outcome, whole) {
             (Ok(()), Some((want, hasher))) => {
                 let actual: [u8; 20] = sha1::Digest::finalize(hasher).into();
                 if actual == want {
-                    self.mark_held(&session, &held).await
+                    self.mark_held(&session, &held, &mut marked_count).await
                 } else {
                     Err(Error::from(objects::ChunkWriteError::ChecksumMismatch {
                         what: "the body".to_owned(),
@@ -934,9 +937,14 @@ impl Uploads {
             (outcome, _) => outcome,
         };
         drop(in_flight);
-        let marked = outcome.is_ok();
-        for (lease, staged) in held {
-            if !marked {
+        // Only what this request staged and did not mark goes: a segment
+        // marked before the failure is recorded, and stays.
+        let marked = match &outcome {
+            Ok(()) => held.len(),
+            Err(_) => marked_count,
+        };
+        for (i, (lease, staged)) in held.into_iter().enumerate() {
+            if i >= marked {
                 objects::delete_unless_shared(&*self.staging, &staged.key, &session.id, staged.segment.start).await;
             }
             lease.release().await;
@@ -950,10 +958,17 @@ impl Uploads {
         Ok((session, counted))
     }
 
-    /// Marks segments staged for one request once its whole body checked out.
-    async fn mark_held(&self, session: &UploadSession, held: &[(running_hash::Lease, Staged)]) -> Result<()> {
+    /// Marks segments staged for one request once its whole body checked
+    /// out, in order; `marked` counts those whose mark committed.
+    async fn mark_held(
+        &self,
+        session: &UploadSession,
+        held: &[(running_hash::Lease, Staged)],
+        marked: &mut usize,
+    ) -> Result<()> {
         for (_, staged) in held {
             self.mark_staged(session, staged).await?;
+            *marked += 1;
         }
         Ok(())
     }
@@ -962,7 +977,7 @@ impl Uploads {
     /// refusal (the upload aborted or expired meanwhile) the new object goes.
     async fn mark_staged(&self, session: &UploadSession, staged: &Staged) -> Result<()> {
         let id = &session.id;
-        match self.sessions.mark_segment(id, staged.segment, &staged.key, crate::now()).await {
+        match self.sessions.mark_segment(id, staged.segment, &staged.key, crate::now(), self.limits.max_chunks).await {
             Ok(previous) => {
                 crate::runtime::crash::point("uppart.after_mark");
                 let start = staged.segment.start;
@@ -1032,8 +1047,8 @@ impl Uploads {
                 return Err(Error::ChunkConflict { what });
             }
             // The same bytes again: nothing to write; the mark keeps the session alive.
-            self.sessions.mark_segment(id, same.segment, &same.key, crate::now()).await?;
-            return Ok(Received::Stored(same.clone()));
+            self.sessions.mark_segment(id, same.segment, &same.key, crate::now(), self.limits.max_chunks).await?;
+            return Ok(Received::Stored { staged: same.clone(), fresh: false });
         }
         // A send again of bytes received before replaces them only once it
         // has fully arrived: the earlier bytes stay whole until then.
@@ -1046,10 +1061,10 @@ impl Uploads {
         let staged = Staged { segment: Segment { start: room.start, len: got }, key: key.to_string() };
         if got == 0 {
             objects::delete_unless_shared(&*self.staging, &staged.key, id, room.start).await;
-            return Ok(Received::Stored(staged));
+            return Ok(Received::Stored { staged, fresh: true });
         }
         if send.defer_mark {
-            return Ok(Received::Stored(staged));
+            return Ok(Received::Stored { staged, fresh: true });
         }
         self.mark_staged(session, &staged).await?;
         // Kept only if no other send could have written the bytes meanwhile
@@ -1057,7 +1072,7 @@ impl Uploads {
         if let Some(pieces) = pieces.filter(|_| !lease.lost()) {
             self.hash.landed(id, room.start, &staged.key, pieces);
         }
-        Ok(Received::Stored(staged))
+        Ok(Received::Stored { staged, fresh: true })
     }
 
     /// The chunk indexes of the chunk protocol `session` has received (none

@@ -188,3 +188,33 @@ both!(
         assert_stored(&app, &token, &done, &data[..10_000]).await;
     }
 );
+
+both!(
+    /// A range sent again after the running hash passed it, in a request
+    /// that then fails (its whole-body checksum is wrong), leaves the bytes
+    /// received before as they were: the upload still completes with them.
+    a_failed_send_again_of_hashed_bytes_leaves_them_whole,
+    |b: TestAppBuilder| b.env("PAN_CHUNK_SIZE", "1024"),
+    |app| {
+        let token = app.user(&uname("again")).await;
+        let data = test_bytes(2000, 35);
+        let id = init_server_hashed(&app, &token, "a.bin", Some(2000)).await;
+        let first = data[..1000].to_vec();
+        let (code, r) = app.put_bytes(&token, &id, 0, first.clone(), false, Some(checksum(&first))).await;
+        assert_eq!(code, StatusCode::OK, "{r}");
+        eventually(30, "the running hash to pass the first range", || async {
+            let (_, status) = app.status(&token, &id).await;
+            (status["hashed_bytes"] == 1000).then_some(())
+        })
+        .await;
+        let (code, body) = app.put_bytes(&token, &id, 0, first, false, Some(checksum(b"not these bytes"))).await;
+        assert_error(code, &body, StatusCode::BAD_REQUEST, "a send again whose checksum fails");
+        assert_eq!(body["code"], "CHUNK_CHECKSUM_MISMATCH");
+        let (code, r) = app.put_bytes(&token, &id, 1000, data[1000..].to_vec(), false, None).await;
+        assert_eq!(code, StatusCode::OK, "{r}");
+        let (code, body) = complete_with(&app, &token, &id, None).await;
+        assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+        let done = app.wait_merged(&token, &id).await;
+        assert_stored(&app, &token, &done, &data).await;
+    }
+);

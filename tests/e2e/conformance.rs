@@ -109,28 +109,34 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     // superseded key comes back; bytes received count once.
     let seg = |start: u64, len: u64| Segment { start, len };
     let staged = |start: u64, len: u64, key: &str| Staged { segment: seg(start, len), key: key.into() };
-    assert_eq!(s.mark_segment(&a.id, seg(0, 1024), "k0", now).await.unwrap(), None);
-    assert_eq!(s.mark_segment(&a.id, seg(0, 1024), "k0b", now).await.unwrap(), Some("k0".into()));
+    assert_eq!(s.mark_segment(&a.id, seg(0, 1024), "k0", now, 10_000).await.unwrap(), None);
+    assert_eq!(s.mark_segment(&a.id, seg(0, 1024), "k0b", now, 10_000).await.unwrap(), Some("k0".into()));
     assert_eq!(s.get(&a.id).await.unwrap().unwrap().received, 1024, "a send again adds nothing");
     assert_eq!(s.start_merge(&a.id, now).await.unwrap(), CompleteOutcome::Missing);
     // Overlaps in other bounds are refused, whichever side they reach from;
     // adjacent segments are fine, and so is a gap (until complete).
     for bad in [seg(0, 10), seg(1000, 100), seg(0, 2048), seg(1023, 1)] {
         assert!(
-            matches!(s.mark_segment(&a.id, bad, "x", now).await, Err(shared::Error::RangeOverlap { .. })),
+            matches!(s.mark_segment(&a.id, bad, "x", now, 10_000).await, Err(shared::Error::RangeOverlap { .. })),
             "{bad:?} overlaps"
         );
     }
-    s.mark_segment(&a.id, seg(2048, 952), "k2", now).await.unwrap();
-    assert!(matches!(s.mark_segment(&a.id, seg(2048, 953), "x", now).await, Err(shared::Error::SizeConflict { .. })));
-    assert!(matches!(s.mark_segment(&a.id, seg(2999, 2), "x", now).await, Err(shared::Error::SizeConflict { .. })));
+    s.mark_segment(&a.id, seg(2048, 952), "k2", now, 10_000).await.unwrap();
+    assert!(matches!(
+        s.mark_segment(&a.id, seg(2048, 953), "x", now, 10_000).await,
+        Err(shared::Error::SizeConflict { .. })
+    ));
+    assert!(matches!(
+        s.mark_segment(&a.id, seg(2999, 2), "x", now, 10_000).await,
+        Err(shared::Error::SizeConflict { .. })
+    ));
     assert_eq!(s.start_merge(&a.id, now).await.unwrap(), CompleteOutcome::Missing, "a gap at 1024..2048");
     assert_eq!(
         s.overlapping(&a.id, seg(1000, 1100)).await.unwrap(),
         vec![staged(0, 1024, "k0b"), staged(2048, 952, "k2")]
     );
     assert!(s.overlapping(&a.id, seg(1024, 1024)).await.unwrap().is_empty(), "the gap overlaps nothing");
-    s.mark_segment(&a.id, seg(1024, 1024), "k1", now).await.unwrap();
+    s.mark_segment(&a.id, seg(1024, 1024), "k1", now, 10_000).await.unwrap();
     let all = s.segments(&a.id).await.unwrap();
     assert_eq!(all, vec![staged(0, 1024, "k0b"), staged(1024, 1024, "k1"), staged(2048, 952, "k2")]);
     assert_eq!(s.segment_at(&a.id, 1024).await.unwrap(), Some(staged(1024, 1024, "k1")));
@@ -173,8 +179,8 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     let u = UploadSession { size: None, server_hashed: true, filehash: None, sha256: None, ..session(owner, 0, None) };
     s.create(&u).await.unwrap();
     assert_eq!(s.get(&u.id).await.unwrap().unwrap().size, None);
-    s.mark_segment(&u.id, seg(0, 5000), "u0", now).await.unwrap();
-    s.mark_segment(&u.id, seg(5000, 1 << 40), "u1", now).await.unwrap();
+    s.mark_segment(&u.id, seg(0, 5000), "u0", now, 10_000).await.unwrap();
+    s.mark_segment(&u.id, seg(5000, 1 << 40), "u1", now, 10_000).await.unwrap();
     assert_eq!(s.start_merge(&u.id, now).await.unwrap(), CompleteOutcome::Missing, "no size yet");
     let past = s.set_size(&u.id, 5000 + (1 << 40) - 1, now).await;
     assert!(matches!(past, Err(shared::Error::SizeConflict { .. })), "{past:?}");
@@ -184,6 +190,16 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     assert_eq!(s.get(&u.id).await.unwrap().unwrap().received, 5000 + (1 << 40), "exact past 2^32");
     assert_eq!(s.start_merge(&u.id, now).await.unwrap(), CompleteOutcome::Started);
     assert!(matches!(s.set_size(&u.id, 1, now).await, Err(shared::Error::NotUploading { .. })));
+    // At most so many segments: a new one past them is refused, a send
+    // again of one received is not.
+    let w = UploadSession { size: None, server_hashed: true, filehash: None, sha256: None, ..session(owner, 0, None) };
+    s.create(&w).await.unwrap();
+    s.mark_segment(&w.id, seg(0, 1), "w0", now, 2).await.unwrap();
+    s.mark_segment(&w.id, seg(1, 1), "w1", now, 2).await.unwrap();
+    let third = s.mark_segment(&w.id, seg(2, 1), "w2", now, 2).await;
+    assert!(matches!(third, Err(shared::Error::TooManySegments { max: 2 })), "{third:?}");
+    assert_eq!(s.mark_segment(&w.id, seg(0, 1), "w0b", now, 2).await.unwrap().as_deref(), Some("w0"));
+    assert_eq!(s.get(&w.id).await.unwrap().unwrap().received, 2);
 
     // The running hash's progress: saved only under the hash lease.
     assert_eq!(s.hash_progress(&a.id).await.unwrap(), HashProgress::default());
@@ -199,7 +215,10 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     // Complete is a compare-and-set; marks after it are refused.
     assert_eq!(s.start_merge(&a.id, now).await.unwrap(), CompleteOutcome::Started);
     assert_eq!(s.start_merge(&a.id, now).await.unwrap(), CompleteOutcome::AlreadyIn(UploadState::Merging));
-    assert!(matches!(s.mark_segment(&a.id, seg(0, 1024), "late", now).await, Err(shared::Error::NotUploading { .. })));
+    assert!(matches!(
+        s.mark_segment(&a.id, seg(0, 1024), "late", now, 10_000).await,
+        Err(shared::Error::NotUploading { .. })
+    ));
     assert!(!s.delete_unless_merging(&a.id).await.unwrap(), "a merging upload is not deleted");
 
     // Heartbeats: a merge without one for long enough is stale.
@@ -232,11 +251,11 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     assert_eq!(s.take_challenge(&b.id, now + 61).await.unwrap(), None, "expired");
 
     // Abort: gone, chunks and all.
-    s.mark_segment(&b.id, seg(0, 10), "kb", now).await.unwrap();
+    s.mark_segment(&b.id, seg(0, 10), "kb", now, 10_000).await.unwrap();
     assert!(s.delete_unless_merging(&b.id).await.unwrap());
     assert!(s.get(&b.id).await.unwrap().is_none());
     assert!(s.segments(&b.id).await.unwrap().is_empty());
-    assert!(matches!(s.mark_segment(&b.id, seg(0, 10), "k", now).await, Err(shared::Error::UploadNotFound)));
+    assert!(matches!(s.mark_segment(&b.id, seg(0, 10), "k", now, 10_000).await, Err(shared::Error::UploadNotFound)));
 
     // An upload begun without hashes: found by its fingerprint and size,
     // and its hashes declared once (the same again is fine, others are not).
@@ -268,7 +287,7 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     let by_hashes = s.find_resumable(owner, &h1, &h256, 500).await.unwrap().map(|f| f.id);
     assert_eq!(by_hashes, Some(c.id.clone()), "declared hashes find the upload");
     assert_eq!(s.find_by_fingerprint(owner, "fp:1/a", 500).await.unwrap().map(|f| f.id), Some(c.id.clone()));
-    s.mark_segment(&c.id, seg(0, 500), "kc", now).await.unwrap();
+    s.mark_segment(&c.id, seg(0, 500), "kc", now, 10_000).await.unwrap();
     assert_eq!(s.start_merge(&c.id, now).await.unwrap(), CompleteOutcome::Started);
     assert!(matches!(s.declare_hashes(&c, &h1, &h256).await, Err(shared::Error::NotUploading { .. })));
     assert!(s.find_by_fingerprint(owner, "fp:1/a", 500).await.unwrap().is_none(), "merging is not resumable");
@@ -294,7 +313,7 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     }
     let found = s.find_resumable(owner, &h1, &h256, 700).await.unwrap().expect("declared twice").id;
     let other = if found == e.id { &f } else { &e };
-    s.mark_segment(&other.id, seg(0, 700), "ko", now).await.unwrap();
+    s.mark_segment(&other.id, seg(0, 700), "ko", now, 10_000).await.unwrap();
     assert_eq!(s.start_merge(&other.id, now).await.unwrap(), CompleteOutcome::Started);
     let still = s.find_resumable(owner, &h1, &h256, 700).await.unwrap().map(|u| u.id);
     assert_eq!(still, Some(found), "the other upload's merge left this one resumable");

@@ -279,8 +279,9 @@ both!(
 
 both!(
     /// A replacement that would pass the byte quota first lets the user's
-    /// oldest unpinned versions go, and answers 507 `QUOTA_EXCEEDED` only
-    /// when none is left to let go (pinned ones stay).
+    /// oldest unpinned versions go, and answers 507 `QUOTA_EXCEEDED` when
+    /// letting them all go would not make room (then none goes) or none is
+    /// left to let go (pinned ones stay).
     a_replacement_over_quota_lets_old_versions_go_first,
     |b: TestAppBuilder| b.env("PAN_QUOTA_BYTES", "10000"),
     |app| {
@@ -296,6 +297,10 @@ both!(
         let list = versions(&app, &token, &id).await;
         let shas: Vec<&str> = list.iter().map(|v| v["sha256"].as_str().unwrap()).collect();
         assert_eq!(shas, [sha256_hex(&v2)], "the oldest version went to make room");
+        // Too big even with every unpinned version gone: none goes.
+        let (code, body) = single(&app, &token, "q.bin", &test_bytes(9000, 78), "replace", None).await;
+        assert_eq!((code, &body["code"]), (StatusCode::INSUFFICIENT_STORAGE, &json!("QUOTA_EXCEEDED")), "{body}");
+        assert_eq!(versions(&app, &token, &id).await.len(), 1, "nothing is let go for a replacement that cannot fit");
         let pin = json!({"id": id, "version": list[0]["version"], "pinned": true});
         let (code, _) = app.post_json("/file/version/pin", Some(&token), &pin).await;
         assert_eq!(code, StatusCode::OK);

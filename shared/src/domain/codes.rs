@@ -95,6 +95,7 @@ error_codes! {
     UploadNotUploading = ("UPLOAD_NOT_UPLOADING", 409, "The upload is past the state this needs (merging, done or failed)."),
     ChunkConflict = ("CHUNK_CONFLICT", 409, "The chunk was received and hashed already with other bytes; hashed chunks never change."),
     RangeOverlap = ("RANGE_OVERLAP", 409, "The bytes overlap bytes received already in other bounds: send a received range again whole, or only bytes not received yet."),
+    TooManySegments = ("TOO_MANY_SEGMENTS", 409, "The upload holds the most byte ranges one upload may (`PAN_MAX_CHUNKS`): send larger ranges, or start again."),
     SizeConflict = ("SIZE_CONFLICT", 409, "The upload's size is known already with another value, or bytes were received past the size given."),
     HashAlreadyDeclared = ("HASH_ALREADY_DECLARED", 409, "The upload's hashes were declared already, with other values: abort it and start again."),
     HashNotDeclared = ("HASH_NOT_DECLARED", 409, "`complete` on an upload begun without hashes: declare them first."),

@@ -105,6 +105,10 @@ pub enum Error {
         "{what} overlap bytes received already in other bounds; send a received range again whole, or only bytes not received yet"
     )]
     RangeOverlap { what: String },
+    /// A new segment would take the upload past the most segments one
+    /// upload may have.
+    #[error("the upload holds {max} segments, the most one may: send larger ranges")]
+    TooManySegments { max: u64 },
     /// The upload's size is known already (with another value), or bytes
     /// were received past the size given.
     #[error("{message}")]
@@ -196,6 +200,7 @@ impl Error {
             Error::ChunkBusy { .. } => ErrorCode::ChunkBusy,
             Error::ChunkConflict { .. } => ErrorCode::ChunkConflict,
             Error::RangeOverlap { .. } => ErrorCode::RangeOverlap,
+            Error::TooManySegments { .. } => ErrorCode::TooManySegments,
             Error::SizeConflict { .. } => ErrorCode::SizeConflict,
             Error::ChunksMissing { .. } => ErrorCode::ChunksMissing,
             Error::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,

@@ -1,11 +1,13 @@
 //! Versions, as their owner sees them: list, download, restore, delete and
 //! pin a file's earlier contents; and the expiry that thins them out.
 
+use crate::accounts::refused;
 use crate::domain::error::{Error, Result};
 use crate::domain::versions::Version;
 use crate::domain::versions::{Keep, MAX_UNPINNED, expired};
 use crate::domain::{User, UserFile};
 use crate::files::Files;
+use crate::stores::meta::Refusal;
 
 impl Files {
     /// The versions of the caller's file (live or in the trash), newest first.
@@ -47,23 +49,33 @@ impl Files {
 
     /// Reserves room for content that replaces a file's (see
     /// [`crate::accounts::Accounts::reserve`]): past the byte quota, the
-    /// user's unpinned versions go first, oldest first, and only when none
-    /// is left is the answer `QUOTA_EXCEEDED`.
+    /// user's unpinned versions go first, oldest first, as many as it takes
+    /// (those whose content nothing else of the user's holds: the ones
+    /// whose going frees room). When even all of them would not make room,
+    /// none goes and the answer is `QUOTA_EXCEEDED`.
     pub(crate) async fn reserve_replacing(&self, user: &User, hold: &str, bytes: u64, upload: bool) -> Result<()> {
-        loop {
-            match self.accounts.reserve(user, hold, bytes, upload).await {
-                Err(e @ Error::QuotaExceeded { .. }) => {
-                    let oldest = self.repo.oldest_unpinned_versions(user.id, 1).await?;
-                    if oldest.is_empty() {
-                        return Err(e);
-                    }
-                    tracing::info!(user = user.id, "over quota for a replacement: its oldest unpinned version goes");
-                    let orphans = self.repo.expire_versions(&oldest).await?;
-                    self.tree.delete_contents(&orphans).await;
-                }
-                other => return other,
+        let Some(refusal) = self.accounts.try_reserve(user, hold, bytes, upload).await? else { return Ok(()) };
+        let Refusal::Bytes { used, held, quota } = refusal else { return Err(refused(refusal, bytes)) };
+        let short = used.saturating_add(held).saturating_add(bytes).saturating_sub(quota);
+        let candidates = self.repo.oldest_unpinned_versions(user.id, 10_000).await?;
+        let mut contents = std::collections::HashMap::new();
+        for (_, file_id, size) in &candidates {
+            contents.insert(*file_id, (*size).max(0) as u64);
+        }
+        if contents.values().sum::<u64>() < short {
+            return Err(refused(refusal, bytes));
+        }
+        for (version, _, _) in candidates {
+            tracing::info!(user = user.id, "over quota for a replacement: its oldest unpinned version goes");
+            let orphans = self.repo.expire_versions(std::slice::from_ref(&version)).await?;
+            self.tree.delete_contents(&orphans).await;
+            match self.accounts.try_reserve(user, hold, bytes, upload).await? {
+                None => return Ok(()),
+                Some(Refusal::Bytes { .. }) => continue,
+                Some(other) => return Err(refused(other, bytes)),
             }
         }
+        Err(refused(refusal, bytes))
     }
 
     /// The clean-up's part: thins every file's versions by the rule of

@@ -611,9 +611,10 @@ pub trait VersionRepo: Send + Sync {
     /// How many versions the user has and the bytes of the contents only
     /// they hold (none of the user's entries holds the same content).
     async fn version_usage(&self, user_id: i64) -> Result<(u64, u64)>;
-    /// The user's oldest unpinned versions whose content none of their
-    /// files holds (what expiring frees), at most `limit`, oldest first.
-    async fn oldest_unpinned_versions(&self, user_id: i64, limit: i64) -> Result<Vec<String>>;
+    /// The user's unpinned versions whose content none of their files and
+    /// none of their pinned versions holds (what expiring them frees), at
+    /// most `limit`, oldest first: (version id, content id, size).
+    async fn oldest_unpinned_versions(&self, user_id: i64, limit: i64) -> Result<Vec<(String, i64, i64)>>;
 }
 
 /// The whole repository, as the rest of pan holds it.

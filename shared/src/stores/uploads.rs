@@ -207,9 +207,16 @@ pub trait SegmentMap: Send + Sync {
     /// TTL. A received segment of the same bounds is replaced (its key comes
     /// back, now unreferenced); one that overlaps otherwise refuses it.
     /// Errors: [`crate::Error::UploadNotFound`], [`crate::Error::NotUploading`],
-    /// [`crate::Error::RangeOverlap`], [`crate::Error::SizeConflict`] (past the size).
-    async fn mark_segment(&self, id: &UploadId, segment: Segment, object_key: &str, now: i64)
-    -> Result<Option<String>>;
+    /// [`crate::Error::RangeOverlap`], [`crate::Error::SizeConflict`] (past the size),
+    /// [`crate::Error::TooManySegments`] (a new segment past `max_segments`).
+    async fn mark_segment(
+        &self,
+        id: &UploadId,
+        segment: Segment,
+        object_key: &str,
+        now: i64,
+        max_segments: u64,
+    ) -> Result<Option<String>>;
 
     /// Gives an upload begun without a size its size: only while it is
     /// `uploading` with none, and not below the end of a received segment.

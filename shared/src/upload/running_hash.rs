@@ -380,14 +380,25 @@ impl RunningHash {
                     return Ok(Some(at));
                 }
             };
-            let hashed = self.hash_segment(hasher.clone(), id, &staged).await;
+            // The segment's lease is held until the progress past it is
+            // saved: a send of the same bytes that got the lease in between
+            // would read the old progress and replace bytes already hashed.
+            let step = async {
+                let hashed = match self.hash_segment(hasher.clone(), id, &staged).await? {
+                    Ok(hasher) => hasher,
+                    Err(missing) => {
+                        return Err(Error::internal("hashing a segment", format!("{missing} is not staged")));
+                    }
+                };
+                let next = HashProgress { next: staged.segment.end(), state: hashed.save() };
+                let saved = self.leases.save_hash_progress(id, lease.holder(), &next, now_ms()).await?;
+                Ok((hashed, next, saved))
+            }
+            .await;
             held.release().await;
-            hasher = match hashed? {
-                Ok(hasher) => hasher,
-                Err(missing) => return Err(Error::internal("hashing a segment", format!("{missing} is not staged"))),
-            };
-            progress = HashProgress { next: staged.segment.end(), state: hasher.save() };
-            if !self.leases.save_hash_progress(id, lease.holder(), &progress, now_ms()).await? {
+            let saved;
+            (hasher, progress, saved) = step?;
+            if !saved {
                 tracing::info!("hash lease lost; another process goes on");
                 return Ok(None);
             }

@@ -17,6 +17,14 @@ pub async fn open(url: &str) -> Result<SqlRepo> {
     let pool = AnyPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(5))
+        // An upload's status lists its segments with GROUP_CONCAT, whose
+        // result MariaDB cuts at 1 MiB by default: room for 100,000 of them.
+        .after_connect(|con, _| {
+            Box::pin(async move {
+                sqlx::Executor::execute(con, "SET SESSION group_concat_max_len = 16777216").await?;
+                Ok(())
+            })
+        })
         .connect(url)
         .await
         .map_err(|e| Error::Unavailable { what: "database", source: Box::new(e) })?;

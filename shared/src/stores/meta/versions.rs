@@ -346,12 +346,14 @@ impl VersionRepo for SqlRepo {
         Ok(orphans)
     }
 
-    async fn oldest_unpinned_versions(&self, user_id: i64, limit: i64) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT version_id FROM file_versions WHERE user_id = ? AND pinned = 0 \
+    async fn oldest_unpinned_versions(&self, user_id: i64, limit: i64) -> Result<Vec<(String, i64, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT version_id, file_id, filesize FROM file_versions WHERE user_id = ? AND pinned = 0 \
              AND file_id NOT IN (SELECT file_id FROM user_files WHERE user_id = ?) \
+             AND file_id NOT IN (SELECT file_id FROM file_versions WHERE user_id = ? AND pinned <> 0) \
              ORDER BY replaced_at, version_id LIMIT ?",
         )
+        .bind(user_id)
         .bind(user_id)
         .bind(user_id)
         .bind(limit)
@@ -360,10 +362,9 @@ impl VersionRepo for SqlRepo {
     }
 
     async fn version_usage(&self, user_id: i64) -> Result<(u64, u64)> {
-        let mut tx = self.begin_volatile().await?;
-        let usage = version_usage_in(&mut tx, user_id).await?;
-        tx.commit().await?;
-        Ok(usage)
+        // A read: a plain connection, no write lock.
+        let mut con = self.pool.acquire().await?;
+        Ok(version_usage_on(&mut con, user_id).await?)
     }
 }
 
@@ -371,9 +372,13 @@ impl VersionRepo for SqlRepo {
 /// their versions hold that none of their entries (live or trashed) holds:
 /// what versions add to the user's usage.
 pub(super) async fn version_usage_in(tx: &mut Tx, user_id: i64) -> sqlx::Result<(u64, u64)> {
+    version_usage_on(tx, user_id).await
+}
+
+async fn version_usage_on(con: &mut sqlx::AnyConnection, user_id: i64) -> sqlx::Result<(u64, u64)> {
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM file_versions WHERE user_id = ?")
         .bind(user_id)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *con)
         .await?;
     let bytes: i64 = sqlx::query_scalar(
         "SELECT CAST(COALESCE(SUM(f.filesize), 0) AS SIGNED) FROM files f WHERE f.id IN \
@@ -382,7 +387,7 @@ pub(super) async fn version_usage_in(tx: &mut Tx, user_id: i64) -> sqlx::Result<
     )
     .bind(user_id)
     .bind(user_id)
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *con)
     .await?;
     Ok((count.max(0) as u64, bytes.max(0) as u64))
 }

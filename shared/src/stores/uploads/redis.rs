@@ -83,9 +83,9 @@ return stale
     )
 });
 
-/// KEYS: session, segments. ARGV: start, len, object key, now, ttl, end.
-/// Returns {"ok", previous key or ""}, {"overlap"}, {"past", size},
-/// {"state", <state>} or {"gone"}.
+/// KEYS: session, segments. ARGV: start, len, object key, now, ttl, end,
+/// most segments. Returns {"ok", previous key or ""}, {"overlap"},
+/// {"past", size}, {"many"}, {"state", <state>} or {"gone"}.
 static MARK_SEGMENT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -107,6 +107,7 @@ if before then
     redis.call('ZREM', KEYS[2], before)
   end
 end
+if previous == '' and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[7]) then return {'many'} end
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1] .. ':' .. ARGV[2] .. ':' .. ARGV[3])
 if previous == '' then redis.call('HINCRBY', KEYS[1], 'received', ARGV[2]) end
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[4])
@@ -668,6 +669,7 @@ impl SegmentMap for RedisUploads {
         segment: Segment,
         object_key: &str,
         now: i64,
+        max_segments: u64,
     ) -> Result<Option<String>> {
         let mut con = self.con.clone();
         let reply: Vec<String> = MARK_SEGMENT
@@ -679,11 +681,13 @@ impl SegmentMap for RedisUploads {
             .arg(now)
             .arg(self.ttl)
             .arg(segment.end().to_string())
+            .arg(max_segments)
             .invoke_async(&mut con)
             .await?;
         match reply.first().map(String::as_str) {
             Some("ok") => Ok(reply.get(1).filter(|p| !p.is_empty()).cloned()),
             Some("overlap") => Err(Error::RangeOverlap { what: describe(segment) }),
+            Some("many") => Err(Error::TooManySegments { max: max_segments }),
             Some("past") => Err(past_the_size(segment, reply.get(1).and_then(|v| v.parse().ok()).unwrap_or(0))),
             _ => Err(not_uploading(&reply)),
         }

@@ -466,6 +466,7 @@ impl SegmentMap for SqlUploads {
         segment: Segment,
         object_key: &str,
         now: i64,
+        max_segments: u64,
     ) -> Result<Option<String>> {
         let mut tx = self.repo.begin().await?;
         // Under the session's lock, `complete` cannot slip between the checks
@@ -480,6 +481,15 @@ impl SegmentMap for SqlUploads {
             [same] if same.segment == segment => Some(same.key.clone()),
             _ => return Err(Error::RangeOverlap { what: describe(segment) }),
         };
+        if previous.is_none() {
+            let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM upload_segments WHERE upload_id = ?")
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            if held as u64 >= max_segments {
+                return Err(Error::TooManySegments { max: max_segments });
+            }
+        }
         if previous.is_some() {
             sqlx::query("UPDATE upload_segments SET object_key = ? WHERE upload_id = ? AND start_at = ?")
                 .bind(object_key)
