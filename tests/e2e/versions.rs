@@ -310,3 +310,31 @@ both!(
         assert!(download_current(&app, &token, &id).await == v3);
     }
 );
+
+both!(
+    /// `If-Range` on a download: a `Range` counts while it names the file's
+    /// `ETag` or its `Last-Modified` exactly (206), and the whole current
+    /// content comes back when it names anything else (200).
+    a_range_counts_only_while_if_range_still_matches,
+    |app| {
+        let token = app.user(&uname("ifr")).await;
+        let data = test_bytes(5000, 79);
+        let (_, f) = single(&app, &token, "r.bin", &data, "rename", None).await;
+        let url = app.url(&format!("/file/download?id={}", f["id"].as_str().unwrap()));
+        let full = app.http.get(&url).bearer_auth(&token).send().await.unwrap();
+        let etag = full.headers()["etag"].to_str().unwrap().to_owned();
+        let modified = full.headers()["last-modified"].to_str().unwrap().to_owned();
+        for validator in [etag.as_str(), modified.as_str()] {
+            let resp = app.http.get(&url).bearer_auth(&token).header("range", "bytes=100-199")
+                .header("if-range", validator).send().await.unwrap();
+            assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT, "If-Range: {validator}");
+            assert!(resp.bytes().await.unwrap() == data[100..200]);
+        }
+        for stale in ["\"0000\"", "Thu, 01 Jan 1970 00:00:00 GMT", "W/\"0000\""] {
+            let resp = app.http.get(&url).bearer_auth(&token).header("range", "bytes=100-199")
+                .header("if-range", stale).send().await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "If-Range: {stale}");
+            assert!(resp.bytes().await.unwrap() == data, "the whole content");
+        }
+    }
+);

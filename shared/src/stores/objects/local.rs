@@ -164,7 +164,7 @@ impl ByteStore for LocalStore {
     }
 
     /// In place: a segment's first send goes into the upload's one data
-    /// file (sparse, grown to the segment's end when shorter) at the
+    /// file (sparse: writes at an offset past its end grow it) at the
     /// segment's offset, and is synced before this returns. A send
     /// replacing an earlier one becomes an object of its own (the merge
     /// copies it in).
@@ -177,8 +177,11 @@ impl ByteStore for LocalStore {
             return self.backing.open_object(super::segment_key(at.id, at.segment.start)).await;
         }
         let key = data_key(at.id);
-        let (root, path, end) = (self.dir.clone(), self.path_of(&key), at.segment.end());
-        let file = tokio::task::spawn_blocking(move || open_data_file(&root, &path, end))
+        // Never sized here: writes past its end grow it, and a size set
+        // from one segment's end could cut off another's bytes, written
+        // meanwhile by a concurrent send further on.
+        let (root, path) = (self.dir.clone(), self.path_of(&key));
+        let file = tokio::task::spawn_blocking(move || open_data_file(&root, &path, 0))
             .await
             .map_err(|e| ChunkWriteError::Io(std::io::Error::other(e)))?
             .map_err(ChunkWriteError::Io)?;
@@ -263,17 +266,24 @@ fn is_data_file(key: &Path) -> bool {
 }
 
 /// Opens (creating it, durably, when missing) the data file at `path` and
-/// makes it at least `size` bytes long: sparse, so nothing is reserved on
-/// disk for bytes that never arrive.
+/// makes it at least `size` bytes long (0: as it is): sparse, so nothing is
+/// reserved on disk for bytes that never arrive.
 fn open_data_file(root: &FsPath, path: &FsPath, size: u64) -> std::io::Result<File> {
     let parent = path.parent().unwrap_or(root);
     create_dirs_durably(root, parent)?;
+    let existed = path.exists();
     let file = File::options().read(true).write(true).create(true).truncate(false).open(path)?;
-    if file.metadata()?.len() < size {
-        file.set_len(size)?;
-        // The new file's entry and size survive a power cut before any chunk counts.
+    if !existed {
+        // The new file's entry survives a power cut before any segment counts
+        // (each segment's fdatasync then carries the size its bytes need).
         file.sync_all()?;
         File::open(parent)?.sync_all()?;
+    }
+    if file.metadata()?.len() < size {
+        // Only where nothing writes meanwhile (the merge): growing it to a
+        // size never cuts bytes off.
+        file.set_len(size)?;
+        file.sync_all()?;
     }
     Ok(file)
 }
