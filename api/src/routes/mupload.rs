@@ -711,6 +711,7 @@ impl UploadApi {
         #[oai(name = "uploadID")]
         upload_id: Query<String>,
         /// Where in the file the body's first byte goes.
+        #[oai(validator(minimum(value = "0"), maximum(value = "9223372036854775807")))]
         offset: Query<u64>,
         /// `sha1 <base64 of the body's SHA-1>`; when present, a body that
         /// does not match is refused with `CHUNK_CHECKSUM_MISMATCH` and
@@ -785,6 +786,7 @@ impl UploadApi {
         upload_id: Query<String>,
         /// The file's size, for an upload begun without one (for any other,
         /// it must be the size given at init).
+        #[oai(validator(minimum(value = "0"), maximum(value = "9223372036854775807")))]
         filesize: Query<Option<u64>>,
     ) -> Result<CompleteResponse, CompleteErrors> {
         let now = state.services.uploads.complete(&auth.0, &upload_id.0, filesize.0).await?;
