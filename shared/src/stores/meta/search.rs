@@ -43,6 +43,12 @@ pub(super) async fn index_name(tx: &mut Tx, user_id: i64, item: &str, name: &str
     Ok(())
 }
 
+/// Drops `item`'s index rows (an entry that is gone).
+pub(super) async fn unindex(tx: &mut Tx, item: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM name_grams WHERE item = ?").bind(item).execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// Drops the index rows of everything trash item `by` holds (before a purge).
 pub(super) async fn unindex_trashed(tx: &mut Tx, user_id: i64, by: &str) -> sqlx::Result<()> {
     for (table, id) in [("folders", "folder_id"), ("user_files", "entry_id")] {

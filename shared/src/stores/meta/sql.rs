@@ -15,7 +15,7 @@ use super::{
     UserRepo,
 };
 use crate::domain::error::{Error, ErrorCode, Result};
-use crate::domain::{Author, AuthorKind, BackupState, EntryId, NameRule, StoredFile, User, UserFile, UserName};
+use crate::domain::{Author, AuthorKind, BackupState, NameRule, StoredFile, User, UserFile, UserName};
 
 /// Columns of a user, as [`user_from`] reads them (`u` = users).
 pub(super) const USER: &str = "u.id, u.username, u.created_at, u.quota_bytes, u.quota_files";
@@ -117,25 +117,15 @@ impl SqlRepo {
             return Ok(Placed { entry, orphans: Vec::new() });
         }
         let name = tree::free_name(tx, f.user_id, &folder, f.filename, f.rule, "").await?;
-        let entry_id = EntryId::generate();
-        sqlx::query(
-            "INSERT INTO user_files (entry_id, user_id, file_id, folder, filename, filename_key, filesize, created_at, \
-             updated_at, mtime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(entry_id.as_str())
-        .bind(f.user_id)
-        .bind(file_id)
-        .bind(folder.as_str())
-        .bind(name.as_str())
-        .bind(crate::domain::name_key(&name))
-        .bind(f.filesize)
-        .bind(f.now)
-        .bind(f.now)
-        .bind(f.mtime.unwrap_or(f.now))
-        .execute(&mut **tx)
-        .await?;
-        super::search::index_name(tx, f.user_id, entry_id.as_str(), &name).await?;
-        let entry = Self::entry_row(tx, entry_id.as_str()).await?;
+        let new = tree::NewEntry {
+            user_id: f.user_id,
+            file_id,
+            folder: &folder,
+            name: &name,
+            filesize: f.filesize,
+            mtime: f.mtime.unwrap_or(f.now),
+        };
+        let entry = tree::insert_entry(tx, &new, f.now).await?;
         Ok(Placed { entry, orphans: Vec::new() })
     }
 

@@ -11,7 +11,7 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::rows::{CONTENT, ENTRY, SqlRepo, TxError, lock_user, stored_file_from, user_file_from};
 use super::search;
-use super::versions::{NewContent, drop_versions_of, replace_content};
+use super::versions::{NewContent, drop_versions_of, entry_with_content, replace_content};
 use super::{Destination, ListCursor, PageRequest, ParentId, Placed, TreeBounds, TreeRepo};
 use crate::domain::error::{Error, ErrorCode, Result};
 use crate::domain::name_key;
@@ -472,7 +472,7 @@ enum Replacing {
 async fn replace_with(
     tx: &mut Tx,
     user_id: i64,
-    entry: &UserFile,
+    (entry, file_id): (&UserFile, i64),
     dest: &Destination<'_>,
     now: i64,
     how: Replacing,
@@ -487,10 +487,6 @@ async fn replace_with(
     let wanted = dest.name.unwrap_or(&entry.filename);
     let target = file_to_replace(tx, user_id, &to, wanted, dest.if_match).await?;
     let Some((target, target_content)) = target.filter(|(t, _)| t.id != entry.id) else { return Ok(None) };
-    let file_id: i64 = sqlx::query_scalar("SELECT file_id FROM user_files WHERE entry_id = ?")
-        .bind(entry.id.as_str())
-        .fetch_one(&mut **tx)
-        .await?;
     match how {
         // The source's reference becomes the target's; its versions follow.
         Replacing::Moved => {
@@ -500,7 +496,7 @@ async fn replace_with(
                 .bind(entry.id.as_str())
                 .execute(&mut **tx)
                 .await?;
-            sqlx::query("DELETE FROM name_grams WHERE item = ?").bind(entry.id.as_str()).execute(&mut **tx).await?;
+            search::unindex(tx, &entry.id).await?;
             sqlx::query("DELETE FROM user_files WHERE user_id = ? AND entry_id = ?")
                 .bind(user_id)
                 .bind(entry.id.as_str())
@@ -544,6 +540,48 @@ async fn trash_top(tx: &mut Tx, user_id: i64, id: &str) -> Result<TreeItem, TxEr
         Some(row) => Ok(TreeItem::File(user_file_from(&row)?)),
         None => Err(Error::TrashItemNotFound.into()),
     }
+}
+
+/// A new entry, as [`insert_entry`] records it.
+pub(super) struct NewEntry<'a> {
+    pub user_id: i64,
+    /// The content it holds a reference on (taken by the caller).
+    pub file_id: i64,
+    pub folder: &'a str,
+    /// A free name there.
+    pub name: &'a str,
+    pub filesize: i64,
+    pub mtime: i64,
+}
+
+/// Records a new entry, named in the search index, inside `tx`; the entry
+/// as recorded.
+pub(super) async fn insert_entry(tx: &mut Tx, e: &NewEntry<'_>, now: i64) -> sqlx::Result<UserFile> {
+    let entry_id = crate::domain::EntryId::generate();
+    sqlx::query(
+        "INSERT INTO user_files (entry_id, user_id, file_id, folder, filename, filename_key, filesize, created_at, \
+         updated_at, mtime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(entry_id.as_str())
+    .bind(e.user_id)
+    .bind(e.file_id)
+    .bind(e.folder)
+    .bind(e.name)
+    .bind(name_key(e.name))
+    .bind(e.filesize)
+    .bind(now)
+    .bind(now)
+    .bind(e.mtime)
+    .execute(&mut **tx)
+    .await?;
+    search::index_name(tx, e.user_id, entry_id.as_str(), e.name).await?;
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {ENTRY} FROM user_files uf JOIN files f ON f.id = uf.file_id WHERE uf.entry_id = ?"
+    )))
+    .bind(entry_id.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    user_file_from(&row)
 }
 
 async fn entry_by_id(tx: &mut Tx, user_id: i64, entry_id: &str) -> sqlx::Result<Option<UserFile>> {
@@ -793,8 +831,9 @@ impl TreeRepo for SqlRepo {
     async fn move_file(&self, user_id: i64, entry_id: &str, dest: &Destination<'_>, now: i64) -> Result<Placed> {
         let mut tx = self.begin().await?;
         lock_user(&mut tx, user_id).await?;
-        let entry = entry_by_id(&mut tx, user_id, entry_id).await?.ok_or(Error::FileNotFound)?;
-        if let Some(placed) = replace_with(&mut tx, user_id, &entry, dest, now, Replacing::Moved).await? {
+        let (entry, content) =
+            entry_with_content(&mut tx, user_id, entry_id, false).await?.ok_or(Error::FileNotFound)?;
+        if let Some(placed) = replace_with(&mut tx, user_id, (&entry, content.id), dest, now, Replacing::Moved).await? {
             tx.commit().await?;
             return Ok(placed);
         }
@@ -809,8 +848,10 @@ impl TreeRepo for SqlRepo {
     async fn copy_file(&self, user_id: i64, entry_id: &str, dest: &Destination<'_>, now: i64) -> Result<Placed> {
         let mut tx = self.begin().await?;
         lock_user(&mut tx, user_id).await?;
-        let entry = entry_by_id(&mut tx, user_id, entry_id).await?.ok_or(Error::FileNotFound)?;
-        if let Some(placed) = replace_with(&mut tx, user_id, &entry, dest, now, Replacing::Copied).await? {
+        let (entry, content) =
+            entry_with_content(&mut tx, user_id, entry_id, false).await?.ok_or(Error::FileNotFound)?;
+        let file_id = content.id;
+        if let Some(placed) = replace_with(&mut tx, user_id, (&entry, file_id), dest, now, Replacing::Copied).await? {
             tx.commit().await?;
             return Ok(placed);
         }
@@ -821,30 +862,10 @@ impl TreeRepo for SqlRepo {
         let wanted = dest.name.unwrap_or(&entry.filename);
         let name = free_name(&mut tx, user_id, &to, wanted, dest.rule, "").await?;
         // The copy's own reference on the content, as every entry holds one.
-        let file_id: i64 = sqlx::query_scalar("SELECT file_id FROM user_files WHERE entry_id = ?")
-            .bind(entry_id)
-            .fetch_one(&mut *tx)
-            .await?;
         sqlx::query("UPDATE files SET refcount = refcount + 1 WHERE id = ?").bind(file_id).execute(&mut *tx).await?;
-        let copy = crate::domain::EntryId::generate();
-        sqlx::query(
-            "INSERT INTO user_files (entry_id, user_id, file_id, folder, filename, filename_key, filesize, created_at, \
-             updated_at, mtime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(copy.as_str())
-        .bind(user_id)
-        .bind(file_id)
-        .bind(to.as_str())
-        .bind(name.as_str())
-        .bind(name_key(&name))
-        .bind(entry.filesize)
-        .bind(now)
-        .bind(now)
-        .bind(entry.mtime)
-        .execute(&mut *tx)
-        .await?;
-        search::index_name(&mut tx, user_id, copy.as_str(), &name).await?;
-        let entry = entry_by_id(&mut tx, user_id, copy.as_str()).await?.ok_or(Error::FileNotFound)?;
+        let placed =
+            NewEntry { user_id, file_id, folder: &to, name: &name, filesize: entry.filesize, mtime: entry.mtime };
+        let entry = insert_entry(&mut tx, &placed, now).await?;
         tx.commit().await?;
         Ok(Placed { entry, orphans: Vec::new() })
     }

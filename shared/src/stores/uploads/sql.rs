@@ -481,7 +481,10 @@ impl SegmentMap for SqlUploads {
             [same] if same.segment == segment => Some(same.key.clone()),
             _ => return Err(Error::RangeOverlap { what: describe(segment) }),
         };
-        if previous.is_none() {
+        // A chunk of the upload's plan never passes the cap (a plan has at
+        // most that many): only other ranges pay for the count.
+        let a_chunk = session.plan().is_some_and(|p| p.index_of(segment).is_some());
+        if previous.is_none() && !a_chunk {
             let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM upload_segments WHERE upload_id = ?")
                 .bind(id.as_str())
                 .fetch_one(&mut *tx)
