@@ -10,6 +10,8 @@ use shared::domain::{Password, UserName};
 use shared::runtime::config::{Limit, Settings};
 
 use shared::accounts::operator::Operator;
+use shared::files::metadata::MetadataBackups;
+use shared::files::restore::Restore;
 
 /// Operator commands.
 #[derive(Debug, Clone, Subcommand)]
@@ -83,6 +85,24 @@ pub enum AdminCommand {
     /// what they signed until it can have expired (7 days for URLs, 1 hour
     /// for share tokens), then they are dropped.
     RotateKeys,
+    /// Back up the metadata database now: one consistent copy of every
+    /// table that outlives an upload, written to `PAN_BACKUP_URL` under
+    /// `metadata/` (also taken every `PAN_METADATA_BACKUP_SECS` by the
+    /// clean-up). Runs beside a live installation.
+    Backup,
+    /// List the metadata backups in the backup store, oldest first.
+    Backups,
+    /// Bring a new installation back from the backup store: the metadata
+    /// from a metadata backup, then every file's bytes from its backup
+    /// copy. Only into an empty database (no users, no files); start no api
+    /// on it until this ends. Exit 0 when every file is back, 1 with a list
+    /// of those whose backup copy is missing.
+    Restore {
+        /// The backup to restore (its key or file name, as `backups`
+        /// lists it); the newest when not given.
+        #[arg(long)]
+        from: Option<String>,
+    },
 }
 
 /// A quota argument: `default` (None), `unlimited` (-1, stored), or a number.
@@ -110,6 +130,9 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
     match command {
         AdminCommand::Audit { deep, grace } => audit(settings, deep, grace).await,
         AdminCommand::RotateKeys => rotate_keys(settings).await,
+        AdminCommand::Backup => back_up(settings).await,
+        AdminCommand::Backups => list_backups(settings).await,
+        AdminCommand::Restore { from } => restore(settings, from.as_deref()).await,
         account => accounts(settings, account).await,
     }
 }
@@ -135,6 +158,56 @@ async fn rotate_keys(settings: &Settings) -> Result<(), String> {
     }
     println!("every api process signs with the new keys within 10 seconds");
     Ok(())
+}
+
+/// Takes a metadata backup and says where it went.
+async fn back_up(settings: &Settings) -> Result<(), String> {
+    let backups = MetadataBackups::open(settings).await.map_err(|e| e.to_string())?;
+    let taken = backups.take().await.map_err(|e| e.to_string())?;
+    println!(
+        "backed up {} tables, {} rows (schema {}) to {} ({} bytes)",
+        taken.summary.tables, taken.summary.rows, taken.summary.schema, taken.backup.key, taken.backup.bytes
+    );
+    if taken.pruned > 0 {
+        println!("{} older backup(s) deleted (PAN_METADATA_BACKUPS_KEPT)", taken.pruned);
+    }
+    Ok(())
+}
+
+/// Lists the metadata backups, oldest first.
+async fn list_backups(settings: &Settings) -> Result<(), String> {
+    let backups = MetadataBackups::open(settings).await.map_err(|e| e.to_string())?;
+    println!("{:<40} {:>14} {:>14}", "backup", "bytes", "stored at");
+    for b in backups.list().await.map_err(|e| e.to_string())? {
+        println!("{:<40} {:>14} {:>14}", b.key, b.bytes, b.stored_at);
+    }
+    Ok(())
+}
+
+/// Restores a new installation and reports what came back.
+async fn restore(settings: &Settings, from: Option<&str>) -> Result<(), String> {
+    let restore = Restore::open(settings).await.map_err(|e| e.to_string())?;
+    let report = restore.run(from).await.map_err(|e| e.to_string())?;
+    println!(
+        "restored {} tables, {} rows from {} (taken on {} at {}, schema {})",
+        report.loaded.tables,
+        report.loaded.rows,
+        report.backup.key,
+        report.header.dialect,
+        report.header.taken_at,
+        report.header.schema
+    );
+    println!(
+        "files: {} contents, {} copied from the backup store ({} bytes), {} already in place",
+        report.contents, report.copied, report.bytes, report.present
+    );
+    if report.missing.is_empty() {
+        return Ok(());
+    }
+    for why in report.missing.iter().take(20) {
+        println!("missing: {why}");
+    }
+    Err(format!("{} file(s) have no backup copy to restore; `api admin audit` lists them", report.missing.len()))
 }
 
 /// The account commands: they need only the SQL database.
@@ -219,6 +292,9 @@ async fn accounts(settings: &Settings, command: AdminCommand) -> Result<(), Stri
         }
         AdminCommand::Audit { deep, grace } => audit(settings, deep, grace).await?,
         AdminCommand::RotateKeys => rotate_keys(settings).await?,
+        AdminCommand::Backup => back_up(settings).await?,
+        AdminCommand::Backups => list_backups(settings).await?,
+        AdminCommand::Restore { from } => restore(settings, from.as_deref()).await?,
     }
     Ok(())
 }

@@ -5,6 +5,8 @@
 pub mod audit;
 pub mod backup;
 pub mod links;
+pub mod metadata;
+pub mod restore;
 pub mod versions;
 
 use std::collections::HashSet;
@@ -112,6 +114,8 @@ pub struct Files {
     /// Seconds an unpinned version is kept at most (`PAN_VERSION_MAX_AGE`,
     /// in days; 0: no age limit).
     pub(crate) version_max_age: i64,
+    /// The metadata's own backups.
+    pub(crate) metadata: metadata::MetadataBackups,
 }
 
 /// Where a download URL points.

@@ -146,6 +146,7 @@ impl Services {
             max_single_upload: settings.max_single_upload,
             url_ttl: settings.url_ttl,
             version_max_age: settings.version_max_age as i64 * 86_400,
+            metadata: files::metadata::MetadataBackups::new(b.repo.clone(), b.backup.clone(), settings),
         };
         let uploads = Uploads {
             repo: b.repo.clone(),
@@ -248,6 +249,12 @@ impl Services {
         let backups = self.files.requeue_backups().await?;
         let trash = self.tree.empty_expired(1000).await?;
         let versions = self.files.expire_versions(now()).await?;
+        // A failed metadata backup is due again once its claim lapses; the
+        // steps after it still run.
+        let metadata = self.files.metadata.take_if_due().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the scheduled metadata backup failed");
+            false
+        });
         let scrubbed = if (now() / 3600) % 24 == 3 || self.scrub_always { self.files.scrub().await? } else { 0 };
         self.accounts.drop_expired_tokens().await?;
         self.uploads.forget_old_challenges().await?;
@@ -261,6 +268,7 @@ impl Services {
             trash,
             versions,
             scrubbed,
+            metadata,
             "clean-up done"
         );
         Ok(())

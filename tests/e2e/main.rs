@@ -21,6 +21,7 @@ mod migrations;
 mod mtime;
 mod openapi;
 mod power;
+mod restore;
 mod rust_client;
 mod server_hashed;
 mod shares;

@@ -82,7 +82,11 @@ impl Files {
         let repo = &self.repo;
         let mut removed = scrub_store(&*self.files, |key| async move { repo.is_referenced(&key).await }).await?;
         if let Some(backup) = &self.backup {
-            removed += scrub_store(&**backup, |key| async move { repo.is_backup_referenced(&key).await }).await?;
+            // Metadata backups are no file's: they are kept by their own count.
+            let referenced = |key: String| async move {
+                Ok(super::metadata::is_metadata_key(&key) || repo.is_backup_referenced(&key).await?)
+            };
+            removed += scrub_store(&**backup, referenced).await?;
         }
         Ok(removed)
     }

@@ -45,6 +45,20 @@ pub struct Settings {
     #[arg(long, env = "PAN_BACKUP_URL")]
     pub backup_url: Option<String>,
 
+    /// Seconds between backups of the metadata database to
+    /// `PAN_BACKUP_URL` (`metadata/` beside the files), taken by the clean-up
+    /// job when one is due: one consistent copy of every table that outlives
+    /// an upload (users, entries, contents, shares, versions, keys), which
+    /// `api admin restore` brings back. 0: only by `api admin backup`.
+    #[arg(long, env = "PAN_METADATA_BACKUP_SECS", default_value_t = 86_400)]
+    pub metadata_backup_secs: u64,
+
+    /// How many metadata backups the backup store keeps (the oldest go when
+    /// a new one is taken); at least 1.
+    #[arg(long, env = "PAN_METADATA_BACKUPS_KEPT", default_value_t = 14,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub metadata_backups_kept: u64,
+
     /// When the clean-up job runs, as a cron expression with seconds
     /// (`sec min hour day month weekday`): it expires idle uploads and their
     /// chunks, drops chunks no upload owns, and retries failed backups.

@@ -6,6 +6,7 @@
 //! [`sqlite`] and [`mysql`], chosen once by [`open`] from the URL scheme.
 //! Every statement is parameterised.
 
+mod archive;
 mod keys;
 pub mod mysql;
 mod quota;
@@ -20,6 +21,7 @@ mod versions;
 
 use async_trait::async_trait;
 
+pub(crate) use archive::read_header;
 pub use rows::SqlRepo;
 pub(crate) use rows::is_unique_violation;
 
@@ -617,6 +619,54 @@ pub trait VersionRepo: Send + Sync {
     async fn oldest_unpinned_versions(&self, user_id: i64, limit: i64) -> Result<Vec<(String, i64, i64)>>;
 }
 
+/// What a metadata backup holds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ArchiveSummary {
+    /// The schema its rows fit: the newest migration applied.
+    pub schema: i64,
+    /// Tables.
+    pub tables: u64,
+    /// Rows in all.
+    pub rows: u64,
+}
+
+/// The first line of a metadata backup.
+#[derive(Debug, Clone)]
+pub struct ArchiveHeader {
+    /// The schema its rows fit.
+    pub schema: i64,
+    /// The system it was taken from (`sqlite`, `mysql`).
+    pub dialect: String,
+    /// When it was taken (Unix seconds).
+    pub taken_at: i64,
+}
+
+/// The metadata as one portable copy, and the schedule of tasks one process
+/// of the fleet runs at a time.
+#[async_trait]
+pub trait MetaArchive: Send + Sync {
+    /// Writes every table that outlives an upload, read in one consistent
+    /// snapshot, to `out` (the format: `archive.rs`).
+    async fn dump(&self, out: &mut (dyn tokio::io::AsyncWrite + Unpin + Send)) -> Result<ArchiveSummary>;
+    /// The newest migration applied; `None` for a database never migrated.
+    async fn schema_version(&self) -> Result<Option<i64>>;
+    /// The newest migration this build knows.
+    fn newest_schema(&self) -> i64;
+    /// Applies migrations up to `version` (all when `None`).
+    async fn migrate_to(&self, version: Option<i64>) -> Result<()>;
+    /// Whether any user or content is stored (a restore goes only into a
+    /// database without).
+    async fn holds_data(&self) -> Result<bool>;
+    /// Loads a backup's tables (the lines after its header) in one
+    /// transaction: all of it or nothing.
+    async fn load(&self, input: &mut (dyn tokio::io::AsyncBufRead + Unpin + Send)) -> Result<ArchiveSummary>;
+    /// Claims `task` if it is due at `now`, holding it until `until`; true
+    /// for the one caller that moved it.
+    async fn claim_task(&self, task: &str, now: i64, until: i64) -> Result<bool>;
+    /// Sets when `task` is next due.
+    async fn set_task_due(&self, task: &str, due: i64) -> Result<()>;
+}
+
 /// The whole repository, as the rest of pan holds it.
 #[async_trait]
 pub trait MetaRepo:
@@ -633,6 +683,7 @@ pub trait MetaRepo:
     + AuditRepo
     + QuotaRepo
     + VersionRepo
+    + MetaArchive
 {
     /// A cheap round trip, for readiness checks.
     async fn health_check(&self) -> Result<()>;
@@ -643,10 +694,19 @@ pub trait MetaRepo:
 /// Opens the repository named by `url` and applies its migrations.
 /// `sqlite://…` and `mysql://…` (also `mariadb://…`) are understood.
 pub async fn open(url: &str) -> Result<SqlRepo> {
+    let repo = connect(url).await?;
+    repo.migrate_to(None).await?;
+    indexed(repo).await
+}
+
+/// Connects to the database `url` names without touching its schema: a
+/// restore migrates it only as far as the backup's schema before loading
+/// it (see [`SqlRepo::migrate_to`]).
+pub async fn connect(url: &str) -> Result<SqlRepo> {
     let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
     match scheme {
-        "sqlite" => indexed(sqlite::open(url).await?).await,
-        "mysql" | "mariadb" => indexed(mysql::open(&url.replacen("mariadb:", "mysql:", 1)).await?).await,
+        "sqlite" => sqlite::connect(url).await,
+        "mysql" | "mariadb" => mysql::connect(&url.replacen("mariadb:", "mysql:", 1)).await,
         _ => Err(Error::BadSetting {
             message: format!("DATABASE_URL: unsupported scheme {scheme:?}; use sqlite:// or mysql://"),
         }),

@@ -9,10 +9,11 @@ use sqlx::migrate::Migrator;
 use super::rows::{Dialect, SqlRepo};
 use crate::domain::error::{Error, Result};
 
-static MIGRATIONS: Migrator = sqlx::migrate!("../migrations/mysql");
+pub(super) static MIGRATIONS: Migrator = sqlx::migrate!("../migrations/mysql");
 
-/// Connects to the MySQL database at `url` and migrates it.
-pub async fn open(url: &str) -> Result<SqlRepo> {
+/// Connects to the MySQL database at `url`, leaving its schema as it is
+/// (see [`super::open`], which migrates it).
+pub async fn connect(url: &str) -> Result<SqlRepo> {
     sqlx::any::install_default_drivers();
     let pool = AnyPoolOptions::new()
         .max_connections(16)
@@ -28,6 +29,5 @@ pub async fn open(url: &str) -> Result<SqlRepo> {
         .connect(url)
         .await
         .map_err(|e| Error::Unavailable { what: "database", source: Box::new(e) })?;
-    MIGRATIONS.run(&pool).await.map_err(|e| Error::internal("applying MySQL migrations", e))?;
     Ok(SqlRepo::new(pool.clone(), pool, Dialect::MySql))
 }

@@ -13,10 +13,11 @@ use sqlx::migrate::Migrator;
 use super::rows::{Dialect, SqlRepo};
 use crate::domain::error::{Error, Result};
 
-static MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+pub(super) static MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 
-/// Opens (creating if needed) the SQLite database at `url` and migrates it.
-pub async fn open(url: &str) -> Result<SqlRepo> {
+/// Opens (creating if needed) the SQLite database at `url`, leaving its
+/// schema as it is (see [`super::open`], which migrates it).
+pub async fn connect(url: &str) -> Result<SqlRepo> {
     sqlx::any::install_default_drivers();
     if let Some(path) = url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p))
         && let Some(dir) = std::path::Path::new(path).parent()
@@ -42,7 +43,6 @@ pub async fn open(url: &str) -> Result<SqlRepo> {
         .connect(&url)
         .await
         .map_err(|e| Error::Unavailable { what: "database", source: Box::new(e) })?;
-    MIGRATIONS.run(&pool).await.map_err(|e| Error::internal("applying SQLite migrations", e))?;
     // Leases and hash progress change several times per chunk; losing the
     // last of them to a power cut only repeats some work, so their commits
     // skip the fsync (still atomic: NORMAL in WAL mode loses, never tears).

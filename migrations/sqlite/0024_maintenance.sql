@@ -1,0 +1,9 @@
+-- Work one process of the fleet does at a time on a schedule (the metadata
+-- backup): a process claims a task by moving its due time forward in one
+-- UPDATE; whoever changed the row runs it.
+CREATE TABLE maintenance (
+    task   TEXT    NOT NULL PRIMARY KEY,
+    due_at INTEGER NOT NULL
+);
+
+INSERT INTO maintenance (task, due_at) VALUES ('metadata_backup', 0);
