@@ -84,6 +84,12 @@ pub struct ApiConfig {
     #[arg(long, env = "PAN_SHARE_PASSWORD_RATE", default_value_t = 10)]
     pub share_password_rate: u32,
 
+    /// Wrong app passwords (WebDAV, tus) per minute for one username from
+    /// one client address, and ten times as many per address; right ones
+    /// never count. Past it, 429 with Retry-After. 0: no limit.
+    #[arg(long, env = "PAN_APP_PASSWORD_RATE", default_value_t = 10)]
+    pub app_password_rate: u32,
+
     /// Days a new share link works when its maker gives no expiry; 0: such
     /// links never expire.
     #[arg(long, env = "PAN_SHARE_DAYS", default_value_t = 30,
@@ -162,6 +168,7 @@ impl ApiConfig {
             signin_user: self.signin_user_rate,
             signup: self.signup_rate,
             share_password: self.share_password_rate,
+            app_password: self.app_password_rate,
         }
     }
 

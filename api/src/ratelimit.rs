@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 pub use shared::accounts::limits::bucket;
-use shared::accounts::limits::{RateLimiter, ShareAttempt};
+use shared::accounts::limits::{CountedAttempt, RateLimiter};
 
 /// The addresses whose `X-Forwarded-For` is believed (`PAN_TRUSTED_PROXIES`).
 #[derive(Debug, Clone, Default)]
@@ -109,7 +109,7 @@ impl RateLimits {
 
     /// Counts a password attempt on share link `link` by `req`'s client as
     /// wrong until forgiven.
-    pub async fn share_password(&self, req: &poem::Request, link: &str) -> shared::Result<ShareAttempt> {
+    pub async fn share_password(&self, req: &poem::Request, link: &str) -> shared::Result<CountedAttempt> {
         self.limiter.share_password(self.client_ip(req), link).await
     }
 }

@@ -44,6 +44,9 @@ pub struct RateSettings {
     /// Wrong share-link passwords per link and client address
     /// (`PAN_SHARE_PASSWORD_RATE`); per link, ten times as many.
     pub share_password: u32,
+    /// Wrong app passwords per client address, and per username and client
+    /// address (`PAN_APP_PASSWORD_RATE`); per address, ten times as many.
+    pub app_password: u32,
 }
 
 /// The rate limits of a deployment.
@@ -108,7 +111,7 @@ impl RateLimiter {
     /// until the caller [forgives](ShareAttempt::forgive) it (the password
     /// was right); `TooMany` past the limit per (link, address) or per link,
     /// and then nothing is counted.
-    pub async fn share_password(&self, client: IpAddr, link: &str) -> Result<ShareAttempt> {
+    pub async fn share_password(&self, client: IpAddr, link: &str) -> Result<CountedAttempt> {
         let per_address = self.settings.share_password;
         let per_link = per_address.saturating_mul(PER_LINK_FACTOR);
         let link_key = format!("share:{}", name_key(link));
@@ -124,25 +127,49 @@ impl RateLimiter {
             }
             return Err(e);
         }
-        Ok(ShareAttempt { limiter: self.clone(), address_key, link_key })
+        let cells = vec![(address_key, per_address), (link_key, per_link)];
+        Ok(CountedAttempt { limiter: self.clone(), cells })
+    }
+
+    /// Counts an app-password attempt by `client` as `username` as wrong
+    /// until the caller [forgives](CountedAttempt::forgive) it (the password
+    /// was right): WebDAV and tus clients send theirs on every request, so
+    /// only the wrong ones are held against them. `TooMany` past the limit
+    /// per (username, address) or per address, and then nothing is counted.
+    pub async fn app_password(&self, client: IpAddr, username: &str) -> Result<CountedAttempt> {
+        let per_name = self.settings.app_password;
+        let per_address = per_name.saturating_mul(PER_LINK_FACTOR);
+        let ip = bucket(client);
+        let name_key = format!("app-user:{ip}:{}", name_key(username));
+        let address_key = format!("app:{ip}");
+        self.take(&name_key, per_name, "too many wrong app passwords for this username from your address").await?;
+        if let Err(e) = self.take(&address_key, per_address, "too many wrong app passwords from your address").await {
+            if per_name > 0
+                && let Err(back) = self.buckets.give_back(&name_key, per_name).await
+            {
+                tracing::warn!(error = %back, "giving back an app-password cell failed");
+            }
+            return Err(e);
+        }
+        Ok(CountedAttempt { limiter: self.clone(), cells: vec![(name_key, per_name), (address_key, per_address)] })
     }
 }
 
-/// A share-link password attempt, counted as wrong until forgiven.
-pub struct ShareAttempt {
+/// A password attempt (a share link's, an app password), counted as wrong
+/// until forgiven.
+pub struct CountedAttempt {
     limiter: RateLimiter,
-    address_key: String,
-    link_key: String,
+    /// The buckets it took a cell from, with their limits (0: none taken).
+    cells: Vec<(String, u32)>,
 }
 
-impl ShareAttempt {
-    /// The password was right: the attempt is not held against the address
-    /// or the link.
+impl CountedAttempt {
+    /// The password was right: the attempt is not held against anyone.
     pub async fn forgive(self) -> Result<()> {
-        let per_address = self.limiter.settings.share_password;
-        if per_address > 0 {
-            self.limiter.buckets.give_back(&self.address_key, per_address).await?;
-            self.limiter.buckets.give_back(&self.link_key, per_address.saturating_mul(PER_LINK_FACTOR)).await?;
+        for (key, per_minute) in &self.cells {
+            if *per_minute > 0 {
+                self.limiter.buckets.give_back(key, *per_minute).await?;
+            }
         }
         Ok(())
     }
@@ -287,6 +314,31 @@ mod tests {
         // The address's own budget (5) is spent: 3 above plus bob's plus one.
         assert!(limits.signin(a, "carol").await.is_ok());
         assert!(limits.signin(a, "dave").await.is_err());
+    }
+
+    /// Only wrong app passwords count, per (username, address) and ten
+    /// times that per address; one username locked out from an address
+    /// leaves others and other addresses alone.
+    #[tokio::test]
+    async fn app_passwords_count_only_wrong_ones_per_name_and_address_and_ten_times_that_per_address() {
+        let (limits, _) = limiter(RateSettings { app_password: 2, ..Default::default() });
+        let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        // A WebDAV client sends its right password on every request.
+        for _ in 0..100 {
+            limits.app_password(a, "alice").await.unwrap().forgive().await.unwrap();
+        }
+        drop(limits.app_password(a, "alice").await.unwrap());
+        drop(limits.app_password(a, "alice").await.unwrap());
+        let Err(Error::TooMany { code, .. }) = limits.app_password(a, "alice").await else {
+            panic!("a third wrong app password for alice from a must be limited")
+        };
+        assert_eq!(code, ErrorCode::RateLimited);
+        assert!(limits.app_password(b, "alice").await.is_ok(), "another address is not locked out");
+        // The address's budget is 20 wrong ones across names: 2 spent above.
+        for i in 0..18 {
+            drop(limits.app_password(a, &format!("user{}", i / 2)).await.unwrap());
+        }
+        assert!(limits.app_password(a, "zed").await.is_err(), "the address's budget is spent");
     }
 
     /// Only wrong share passwords count, per (link, address) and ten times
