@@ -1151,16 +1151,29 @@ fn free_port() -> u16 {
 impl GarageServer {
     /// Starts a fresh single-node Garage and creates the bucket and key.
     pub async fn start() -> GarageServer {
-        let dir = tempfile::tempdir().expect("garage dir");
-        let (s3, rpc, admin) = (free_port(), free_port(), free_port());
-        let config = format!(
-            r#"metadata_dir = "{d}/meta"
+        Self::start_cluster(1).await.pop().expect("one node")
+    }
+
+    /// Starts `n` Garage nodes on loopback as one cluster with replication
+    /// factor `n` (each node its own zone), and creates the bucket and key;
+    /// every node serves the same bucket. A write needs a quorum of the
+    /// nodes, so with 3 one may be down.
+    pub async fn start_cluster(n: usize) -> Vec<GarageServer> {
+        let rpc_secret = hex::encode(rand::random::<[u8; 32]>());
+        let key_id = format!("GK{}", hex::encode(rand::random::<[u8; 12]>()));
+        let key_secret = hex::encode(rand::random::<[u8; 32]>());
+        let mut nodes = Vec::new();
+        for _ in 0..n {
+            let dir = tempfile::tempdir().expect("garage dir");
+            let (s3, rpc, admin) = (free_port(), free_port(), free_port());
+            let config = format!(
+                r#"metadata_dir = "{d}/meta"
 data_dir = "{d}/data"
 db_engine = "sqlite"
-replication_factor = 1
+replication_factor = {n}
 rpc_bind_addr = "127.0.0.1:{rpc}"
 rpc_public_addr = "127.0.0.1:{rpc}"
-rpc_secret = "{secret}"
+rpc_secret = "{rpc_secret}"
 
 [s3_api]
 s3_region = "garage"
@@ -1170,35 +1183,40 @@ root_domain = ".s3.garage.localhost"
 [admin]
 api_bind_addr = "127.0.0.1:{admin}"
 "#,
-            d = dir.path().display(),
-            secret = hex::encode(rand::random::<[u8; 32]>()),
-        );
-        std::fs::write(dir.path().join("garage.toml"), config).unwrap();
-        let mut g = GarageServer {
-            dir,
-            child: None,
-            endpoint: format!("http://127.0.0.1:{s3}"),
-            bucket: "pan-test".into(),
-            key_id: format!("GK{}", hex::encode(rand::random::<[u8; 12]>())),
-            secret: hex::encode(rand::random::<[u8; 32]>()),
-        };
-        g.start_process().await;
-        let status = g.cli(&["status"]).await;
-        let node = status
-            .lines()
-            .find_map(|l| {
-                let first = l.split_whitespace().next()?;
-                (first.len() == 16 && first.bytes().all(|b| b.is_ascii_hexdigit())).then(|| first.to_owned())
-            })
-            .unwrap_or_else(|| panic!("no node id in garage status:\n{status}"));
-        g.cli(&["layout", "assign", "-z", "dc1", "-c", "1GB", &node]).await;
-        g.cli(&["layout", "apply", "--version", "1"]).await;
-        let (key_id, secret) = (g.key_id.clone(), g.secret.clone());
-        g.cli(&["key", "import", "--yes", "-n", "pan-test", &key_id, &secret]).await;
-        g.cli(&["bucket", "create", "pan-test"]).await;
-        g.cli(&["bucket", "allow", "--read", "--write", "--owner", "pan-test", "--key", "pan-test"]).await;
-        g.wait_until_serving().await;
-        g
+                d = dir.path().display(),
+            );
+            std::fs::write(dir.path().join("garage.toml"), config).unwrap();
+            let mut g = GarageServer {
+                dir,
+                child: None,
+                endpoint: format!("http://127.0.0.1:{s3}"),
+                bucket: "pan-test".into(),
+                key_id: key_id.clone(),
+                secret: key_secret.clone(),
+            };
+            g.start_process().await;
+            nodes.push(g);
+        }
+        let mut ids = Vec::new();
+        for g in &nodes {
+            ids.push(g.cli(&["node", "id", "-q"]).await.trim().to_owned());
+        }
+        let first = &nodes[0];
+        for id in &ids[1..] {
+            first.cli(&["node", "connect", id]).await;
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let node = id.split('@').next().expect("a node id");
+            first.cli(&["layout", "assign", "-z", &format!("dc{}", i + 1), "-c", "1GB", node]).await;
+        }
+        first.cli(&["layout", "apply", "--version", "1"]).await;
+        first.cli(&["key", "import", "--yes", "-n", "pan-test", &key_id, &key_secret]).await;
+        first.cli(&["bucket", "create", "pan-test"]).await;
+        first.cli(&["bucket", "allow", "--read", "--write", "--owner", "pan-test", "--key", "pan-test"]).await;
+        for g in &nodes {
+            g.wait_until_serving().await;
+        }
+        nodes
     }
 
     /// Runs `garage <args>` until it succeeds (the daemon may still be

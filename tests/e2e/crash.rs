@@ -307,6 +307,8 @@ async fn sigkill_after_a_backup_copy_before_its_record() {
     let mut app = TestApp::builder(Deployment::Embedded)
         .s3(&g)
         .env("PAN_BACKUP_URL", "s3://pan-test/backup")
+        // Only the file's copy: no metadata backup in the count.
+        .env("PAN_METADATA_BACKUP_SECS", "0")
         .env("PAN_CHUNK_SIZE", &CHUNK.to_string())
         .env("PAN_CRASH_AT", point)
         .env("PAN_SWEEP_SCHEDULE", "* * * * * *")

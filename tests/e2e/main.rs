@@ -5,6 +5,7 @@ mod accounts;
 mod bad_input;
 mod bytes;
 mod cli;
+mod cluster;
 mod config;
 mod conformance;
 mod crash;

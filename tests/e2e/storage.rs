@@ -5,7 +5,13 @@ use pan_tests::*;
 
 async fn backup_body(d: Deployment) {
     let g = GarageServer::start().await;
-    let app = TestApp::builder(d).s3(&g).env("PAN_BACKUP_URL", "s3://pan-test/backup").spawn().await;
+    // Only the files' copies: no metadata backup in the count.
+    let app = TestApp::builder(d)
+        .s3(&g)
+        .env("PAN_BACKUP_URL", "s3://pan-test/backup")
+        .env("PAN_METADATA_BACKUP_SECS", "0")
+        .spawn()
+        .await;
     let token = app.user(&uname("bk")).await;
     let data = test_bytes(300_000, 50);
     let done = app.upload(&token, "b.bin", &data).await;
@@ -208,6 +214,7 @@ async fn outage_body(d: Deployment) {
     let app = TestApp::builder(d)
         .s3(&g)
         .env("PAN_BACKUP_URL", "s3://pan-test/backup")
+        .env("PAN_METADATA_BACKUP_SECS", "0")
         .env("PAN_SWEEP_SCHEDULE", "*/2 * * * * *")
         .spawn()
         .await;
@@ -236,7 +243,8 @@ on_both!(
 
 both!(
     /// The scrub deletes stored and backup files that no row references once
-    /// they are old enough, and never a referenced or a young one.
+    /// they are old enough, and never a referenced or a young one, nor a
+    /// metadata backup.
     the_scrub_deletes_old_unreferenced_stored_and_backup_files_only,
     |b: TestAppBuilder| b
         .env("PAN_SWEEP_SCHEDULE", "* * * * * *")
@@ -252,6 +260,13 @@ both!(
             (app.sql_count("SELECT COUNT(*) FROM files WHERE backup_state = 'done'").await == 1).then_some(())
         })
         .await;
+        // The metadata's own backup, two days old: no file row names it,
+        // and the scrub leaves it alone all the same.
+        let metadata = eventually(20, "a metadata backup", || async {
+            std::fs::read_dir(backup.join("metadata")).ok()?.flatten().next().map(|e| e.path())
+        })
+        .await;
+        assert!(std::process::Command::new("touch").args(["-d", "2 days ago"]).arg(&metadata).status().unwrap().success());
         std::fs::create_dir_all(backup.join("ef/01")).unwrap();
         let stray = backup.join("ef/01/deleted-during-backup");
         std::fs::write(&stray, b"z").unwrap();
@@ -269,7 +284,9 @@ both!(
         eventually(20, "the old orphan to be scrubbed", || async { (!old.exists()).then_some(()) }).await;
         assert!(fresh.exists(), "a file younger than a day is left alone");
         eventually(20, "the old backup orphan to be scrubbed", || async { (!stray.exists()).then_some(()) }).await;
-        assert_eq!(files_under(&backup).len(), 1, "the kept file's backup stays");
+        let kept: Vec<String> = files_under(&backup).into_keys().collect();
+        assert_eq!(kept.iter().filter(|k| !k.starts_with("metadata/")).count(), 1, "the kept file's backup stays: {kept:?}");
+        assert!(metadata.exists(), "the metadata backup is not the scrub's: {kept:?}");
         let (code, _, bytes) = app.download(&token, &sha1_hex(&data), None).await;
         assert_eq!(code, StatusCode::OK);
         assert_eq!(bytes, data, "referenced files are kept");
