@@ -182,3 +182,51 @@ async fn a_fleet_database_of_the_previous_release_migrates_clean() {
     let repo = shared::stores::meta::open(&url).await.unwrap();
     check_current(&repo).await;
 }
+
+/// A fleet's api processes start together: three on a fresh database at
+/// once all come up, and the schema is migrated once, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_processes_started_together_on_a_fresh_database_all_come_up() {
+    let db = format!("pan_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+    create_mysql_db(&db).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut children: Vec<std::process::Child> = (0..3)
+        .map(|i| {
+            std::process::Command::new(binary("api"))
+                .arg("--no-worker")
+                .env("DATABASE_URL", format!("{}/{db}", mysql_url()))
+                .env("REDIS_URL", redis_url())
+                .env("PAN_REDIS_PREFIX", format!("{db}_{i}"))
+                .env("PAN_DATA_DIR", data.path().join(i.to_string()))
+                .env("PAN_LISTEN", "127.0.0.1:0")
+                .env("PAN_LOG", "warn")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn api")
+        })
+        .collect();
+    for child in &mut children {
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let banner = std::io::BufRead::lines(stdout).map_while(Result::ok).find(|l| l.starts_with("pan is listening"));
+        if banner.is_none() {
+            let _ = child.kill();
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+            panic!("an api did not start: {err}");
+        }
+    }
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    use sqlx::Connection;
+    let mut con = sqlx::MySqlConnection::connect(&format!("{}/{db}", mysql_url())).await.unwrap();
+    let (applied, failed): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), CAST(COALESCE(SUM(success = 0), 0) AS SIGNED) FROM _sqlx_migrations")
+            .fetch_one(&mut con)
+            .await
+            .unwrap();
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations/mysql")).unwrap().count();
+    assert_eq!((applied, failed), (files as i64, 0), "every migration applied once, none half");
+}

@@ -366,12 +366,42 @@ impl MetaArchive for SqlRepo {
     }
 
     async fn migrate_to(&self, version: Option<i64>) -> Result<()> {
+        // Every process of a fleet migrates at start-up, and a fleet's
+        // processes start together. sqlx's own lock on MySQL is a
+        // GET_LOCK(…, -1) whose answer it never reads, and MariaDB grants
+        // nothing with a negative timeout: three processes on a fresh
+        // database left it half-migrated. This lock is waited for, checked,
+        // and released with its connection if the process dies.
+        let held = match self.dialect {
+            Dialect::Sqlite => None,
+            Dialect::MySql => {
+                let mut conn = self.pool.acquire().await.map_err(sql_err("taking a connection to migrate"))?;
+                let got: Option<i64> =
+                    sqlx::query_scalar("SELECT GET_LOCK(CONCAT('pan-migrations-', DATABASE()), 600)")
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(sql_err("waiting for the migration lock"))?;
+                if got != Some(1) {
+                    return Err(Error::internal(
+                        "applying migrations",
+                        "another process held the migration lock for 10 minutes",
+                    ));
+                }
+                Some(conn)
+            }
+        };
         let migrator = self.migrator();
-        match version {
+        let migrated = match version {
             None => migrator.run(&self.pool).await,
             Some(v) => migrator.run_to(v, &self.pool).await,
         }
-        .map_err(|e| Error::internal("applying migrations", e))
+        .map_err(|e| Error::internal("applying migrations", e));
+        if let Some(conn) = held {
+            end(conn, "DO RELEASE_LOCK(CONCAT('pan-migrations-', DATABASE()))")
+                .await
+                .map_err(sql_err("releasing the migration lock"))?;
+        }
+        migrated
     }
 
     async fn holds_data(&self) -> Result<bool> {
