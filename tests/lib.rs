@@ -57,24 +57,44 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 /// A running pan installation for one test.
+///
+/// It derefs to the [`Client`] of its (first) api process, so `app.base`,
+/// `app.http` and every request helper (`app.upload(…)`) speak to that
+/// process; [`TestApp::through`] gives the same helpers on another address
+/// (a load balancer in front of the app).
 pub struct TestApp {
-    /// `http://127.0.0.1:<port>`.
-    pub base: String,
+    /// Speaks to the api: `base` is `http://127.0.0.1:<port>`.
+    client: Client,
     /// Which deployment this is.
     pub deployment: Deployment,
     /// The data directory (SQLite, staging, files).
     pub data: tempfile::TempDir,
-    /// HTTP client.
-    pub http: reqwest::Client,
     env: Vec<(String, String)>,
     api: Option<Child>,
     /// More api processes on the same backends (fleet): see [`TestApp::spawn_another_api`].
-    more_apis: Vec<Child>,
+    more_apis: Vec<ExtraApi>,
     workers: Vec<Child>,
     mysql_db: Option<String>,
     /// The Redis key prefix, for the fleet.
     pub redis_prefix: Option<String>,
     listen: String,
+}
+
+/// One more api process of a fleet ([`TestApp::spawn_another_api`]): its
+/// address stays the same when it is started again.
+struct ExtraApi {
+    /// `127.0.0.1:<port>`.
+    listen: String,
+    /// `None` while it is stopped.
+    child: Option<Child>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
 }
 
 /// Marks a setting whose `{data}` stands for the data directory.
@@ -132,11 +152,15 @@ impl TestAppBuilder {
             Some(v) => (k, v.replace("{data}", &data_dir)),
             None => (k, v),
         }));
-        let mut app = TestApp {
+        let client = Client {
             base: String::new(),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client"),
+            log: data.path().join("api.log"),
+        };
+        let mut app = TestApp {
+            client,
             deployment: self.deployment,
             data,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("http client"),
             env,
             api: None,
             more_apis: Vec::new(),
@@ -237,35 +261,87 @@ impl TestApp {
         cmd
     }
 
-    async fn start_api(&mut self) {
+    /// Starts an api process listening on `listen` and waits until it says it
+    /// listens; returns it and the address it listens on.
+    async fn launch_api(&self, listen: &str) -> (Child, String) {
         let mut cmd = self.command("api");
-        cmd.env("PAN_LISTEN", &self.listen).stdout(Stdio::piped());
+        cmd.env("PAN_LISTEN", listen).stdout(Stdio::piped());
         if self.deployment == Deployment::Fleet {
             cmd.arg("--no-worker");
         }
         let mut child = cmd.spawn().expect("spawn api");
-        let log = self.data.path().join("api.log");
-        let addr = wait_for_banner(&mut child, &log).await;
+        let addr = wait_for_banner(&mut child, &self.data.path().join("api.log")).await;
+        (child, addr)
+    }
+
+    async fn start_api(&mut self) {
+        let (child, addr) = self.launch_api(&self.listen).await;
         // Keep the port across restarts, like a real service.
         self.listen = addr.clone();
-        self.base = format!("http://{addr}");
+        self.client.base = format!("http://{addr}");
         self.api = Some(child);
     }
 
     /// Starts one more api process on the same backends, as a fleet behind a
-    /// load balancer runs them (fleet only); returns its base URL.
+    /// load balancer runs them (fleet only); returns its base URL, which
+    /// names it to [`TestApp::kill_api_at`], [`TestApp::terminate_api_at`]
+    /// and [`TestApp::start_api_at`].
     pub async fn spawn_another_api(&mut self) -> String {
         assert_eq!(self.deployment, Deployment::Fleet, "only a fleet shares its backends between processes");
-        let mut child = self
-            .command("api")
-            .env("PAN_LISTEN", "127.0.0.1:0")
-            .arg("--no-worker")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn api");
-        let addr = wait_for_banner(&mut child, &self.data.path().join("api.log")).await;
-        self.more_apis.push(child);
+        let (child, addr) = self.launch_api("127.0.0.1:0").await;
+        self.more_apis.push(ExtraApi { listen: addr.clone(), child: Some(child) });
         format!("http://{addr}")
+    }
+
+    /// The index in `more_apis` of the api process serving `base`, or `None`
+    /// for the first one (`self.base`).
+    fn api_at(&self, base: &str) -> Option<usize> {
+        if base == self.base {
+            return None;
+        }
+        let i = self.more_apis.iter().position(|a| format!("http://{}", a.listen) == base);
+        Some(i.unwrap_or_else(|| panic!("no api process of this app serves {base}")))
+    }
+
+    /// Kills the api process serving `base` with SIGKILL (a crash).
+    pub fn kill_api_at(&mut self, base: &str) {
+        match self.api_at(base) {
+            None => self.kill_api(),
+            Some(i) => {
+                if let Some(mut c) = self.more_apis[i].child.take() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+            }
+        }
+    }
+
+    /// Sends SIGTERM to the api process serving `base` and waits (at most
+    /// `secs`) for it to exit; returns its exit code (`None` when a signal
+    /// ended it).
+    pub async fn terminate_api_at(&mut self, base: &str, secs: u64) -> Option<i32> {
+        let Some(i) = self.api_at(base) else { return self.terminate_api(secs).await };
+        let log = self.data.path().join("api.log");
+        let mut child = self.more_apis[i].child.take().unwrap_or_else(|| panic!("the api at {base} is not running"));
+        sigterm(&child);
+        exit_of(&mut child, secs, &format!("the api at {base} to exit after SIGTERM"), &log).await.code()
+    }
+
+    /// Starts the api process serving `base` again after it stopped, on the
+    /// same port (as a service manager restarts it).
+    pub async fn start_api_at(&mut self, base: &str) {
+        let Some(i) = self.api_at(base) else { return self.start_api_again().await };
+        assert!(self.more_apis[i].child.is_none(), "the api at {base} is still running");
+        let listen = self.more_apis[i].listen.clone();
+        let (child, addr) = self.launch_api(&listen).await;
+        assert_eq!(addr, listen, "the api came back on another address");
+        self.more_apis[i].child = Some(child);
+    }
+
+    /// The same request helpers as the app's own (see [`Client`]), sent to
+    /// `base` instead: a load balancer in front of the app's api processes.
+    pub fn through(&self, base: &str) -> Client {
+        Client { base: base.trim_end_matches('/').to_owned(), ..self.client.clone() }
     }
 
     /// Starts one more `worker` process (fleet only); returns its index.
@@ -373,6 +449,33 @@ impl TestApp {
         let out = child.wait_with_output().expect("api admin");
         let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
         (out.status.code(), text(out.stdout), text(out.stderr))
+    }
+}
+
+/// Speaks HTTP to a pan installation at one address: an api process, or a
+/// load balancer in front of several ([`TestApp::through`]). The request
+/// helpers live here; a [`TestApp`] derefs to the client of its api.
+#[derive(Clone)]
+pub struct Client {
+    /// `http://<host>:<port>`, no trailing slash.
+    pub base: String,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    /// The api's log, quoted by failure messages.
+    log: PathBuf,
+}
+
+impl Client {
+    /// The same client sending through `http` (e.g. one bound to a local address).
+    pub fn with_http(self, http: reqwest::Client) -> Client {
+        Client { http, ..self }
+    }
+
+    /// The last `n` lines of the api's log, for failure messages.
+    pub fn api_log_tail(&self, n: usize) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
     /// A URL on this app.
@@ -605,7 +708,9 @@ impl TestApp {
         let (code, headers) = (resp.status(), resp.headers().clone());
         (code, headers, resp.bytes().await.expect("body").to_vec())
     }
+}
 
+impl TestApp {
     /// Every file under the staging directory, with its bytes.
     pub fn staging(&self) -> BTreeMap<String, Vec<u8>> {
         files_under(&self.data.path().join("staging"))
@@ -775,19 +880,18 @@ impl TestApp {
 
     /// One figure of the api's `/metrics` (the app must set `PAN_METRICS_TOKEN`).
     pub async fn metric(&self, name: &str) -> u64 {
+        self.metric_at(&self.base, name).await
+    }
+
+    /// One figure of `/metrics` of the api process serving `base` (each
+    /// process counts its own work).
+    pub async fn metric_at(&self, base: &str, name: &str) -> u64 {
         let token = self.env.iter().find(|(k, _)| k == "PAN_METRICS_TOKEN").map(|(_, v)| v.clone());
         let token = token.expect("this app sets PAN_METRICS_TOKEN");
-        let resp = self.http.get(self.url("/metrics")).bearer_auth(token).send().await.unwrap();
+        let resp = self.http.get(format!("{base}/metrics")).bearer_auth(token).send().await.unwrap();
         let text = resp.text().await.unwrap();
         let line = text.lines().find(|l| l.strip_prefix(name).is_some_and(|v| v.starts_with(' '))).expect(name);
         line.rsplit(' ').next().unwrap().parse().unwrap()
-    }
-
-    /// The last `n` lines of the api's log, for failure messages.
-    pub fn api_log_tail(&self, n: usize) -> String {
-        let log = std::fs::read_to_string(self.data.path().join("api.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
     /// Runs one statement on this app's database (for tests that set up
@@ -811,7 +915,7 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.kill_api();
-        for w in self.more_apis.iter_mut().chain(&mut self.workers) {
+        for w in self.more_apis.iter_mut().filter_map(|a| a.child.as_mut()).chain(&mut self.workers) {
             let _ = w.kill();
             let _ = w.wait();
         }
@@ -1383,5 +1487,219 @@ impl Drop for CuttableProxy {
     fn drop(&mut self) {
         self.cut();
         self.accept.abort();
+    }
+}
+
+/// nginx in front of api processes, run from the site file pan ships
+/// (`deploy/nginx/pan.conf`): the test's main config includes that file
+/// with only its upstream's `server` addresses and its `listen` address
+/// changed (see [`site_file`]), so what is tested is what is shipped. The
+/// access log says which api process answered each request
+/// ([`Nginx::access_log`]). Stopped, with its worker, on drop.
+pub struct Nginx {
+    dir: tempfile::TempDir,
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+}
+
+/// One line of the test nginx's access log: a request and the api
+/// processes nginx sent it to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxied {
+    /// What nginx answered the client.
+    pub status: u16,
+    /// Each api process nginx tried (`127.0.0.1:<port>`), in order: more
+    /// than one when it passed the request on; none when it reached none.
+    pub upstreams: Vec<String>,
+    /// What each of them answered (`502` for a connection that failed).
+    pub upstream_statuses: Vec<String>,
+    /// `POST`, `GET`, …
+    pub method: String,
+    /// The path and query.
+    pub uri: String,
+    /// The `X-Forwarded-For` nginx sent on: the client's own, if it sent
+    /// one, then the address the request came from.
+    pub forwarded_for: String,
+    /// The request's `X-Test-Id` header (`-` without one): lets a test find
+    /// the line of one request.
+    pub test_id: String,
+}
+
+impl Proxied {
+    /// The api process that gave nginx its answer (the last one tried).
+    pub fn answered_by(&self) -> Option<&str> {
+        self.upstreams.last().map(String::as_str)
+    }
+}
+
+/// The nginx binary; a test that needs it fails (never skips) without it.
+fn nginx_bin() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("nginx")).find(|c| c.exists()))
+        .unwrap_or_default();
+    let bin = on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/nginx"));
+    assert!(
+        bin.exists(),
+        "nginx is not installed ({}); scripts/test installs it (scripts/deps services)",
+        bin.display()
+    );
+    bin
+}
+
+/// The shipped site file `deploy/nginx/pan.conf` with its upstream's
+/// `server` lines replaced by one per address of `upstreams` (keeping the
+/// parameters of the first, `max_fails=…`), and its one `listen` line by
+/// `listen <listen>;`. Fails when the file no longer has that shape.
+pub fn site_file(upstreams: &[&str], listen: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx/pan.conf");
+    let shipped = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (mut out, mut in_upstream, mut servers, mut listens) = (Vec::new(), false, 0, 0);
+    for line in shipped.lines() {
+        let code = line.split('#').next().unwrap_or("").trim();
+        if code.starts_with("upstream ") {
+            in_upstream = true;
+        } else if in_upstream && code == "}" {
+            in_upstream = false;
+        }
+        if in_upstream && code.starts_with("server ") {
+            servers += 1;
+            if servers == 1 {
+                let params: Vec<&str> = code.trim_end_matches(';').split_whitespace().skip(2).collect();
+                for addr in upstreams {
+                    out.push(format!("    server {addr} {};", params.join(" ")));
+                }
+            }
+        } else if !in_upstream && code.starts_with("listen ") {
+            listens += 1;
+            out.push(format!("    listen {listen};"));
+        } else {
+            out.push(line.to_owned());
+        }
+    }
+    assert!(
+        servers > 0 && listens == 1,
+        "{}: expected an upstream with server lines and one listen line",
+        path.display()
+    );
+    out.join("\n") + "\n"
+}
+
+impl Nginx {
+    /// Starts nginx in front of the api processes at `upstreams` (base URLs,
+    /// `http://127.0.0.1:<port>`) and waits until it passes a request on.
+    pub async fn start(upstreams: &[String]) -> Nginx {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().expect("nginx dir");
+        let d = dir.path().display();
+        let port = free_port();
+        let addrs: Vec<&str> =
+            upstreams.iter().map(|u| u.trim_start_matches("http://").trim_end_matches('/')).collect();
+        std::fs::write(dir.path().join("pan.conf"), site_file(&addrs, &format!("127.0.0.1:{port}"))).unwrap();
+        // The tests run as root (as bench/compare.py's nginx does): the
+        // worker keeps root to reach the temp directories below.
+        let main = format!(
+            r#"user root;
+daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 1024; }}
+http {{
+    log_format pan_test '$status|$upstream_addr|$upstream_status|$request_method|$request_uri|$proxy_add_x_forwarded_for|$http_x_test_id';
+    access_log {d}/access.log pan_test;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    include {d}/pan.conf;
+}}
+"#
+        );
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(&conf, main).unwrap();
+        let child = Command::new(nginx_bin())
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf)
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own process group: dropping it kills the master and its worker.
+            .process_group(0)
+            .spawn()
+            .expect("start nginx");
+        let mut nginx = Nginx { dir, child, base: format!("http://127.0.0.1:{port}") };
+        let (http, url) = (reqwest::Client::new(), format!("{}/healthz", nginx.base));
+        let error_log = nginx.dir.path().join("error.log");
+        let child = &mut nginx.child;
+        eventually(20, "nginx to pass /healthz on to an api process", || {
+            if let Some(status) = child.try_wait().expect("wait for nginx") {
+                let log = std::fs::read_to_string(&error_log).unwrap_or_default();
+                panic!("nginx exited ({status}); its error log:\n{log}");
+            }
+            let answer = http.get(&url).send();
+            async move { answer.await.ok().filter(|r| r.status() == StatusCode::OK).map(|_| ()) }
+        })
+        .await;
+        nginx
+    }
+
+    /// Every request nginx has logged so far, oldest first.
+    pub fn access_log(&self) -> Vec<Proxied> {
+        let text = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+        let list = |s: &str| -> Vec<String> {
+            s.split([',', ':'])
+                .map(str::trim)
+                .filter(|p| !p.is_empty() && *p != "-")
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        text.lines()
+            .map(|line| {
+                let f: Vec<&str> = line.splitn(7, '|').collect();
+                assert_eq!(f.len(), 7, "an access log line of another shape: {line}");
+                // `$upstream_addr` separates tries by ", " (and groups by " : "):
+                // the addresses themselves hold one ':' each, so split and pair again.
+                let parts = list(f[1]);
+                let upstreams = parts.chunks(2).map(|p| p.join(":")).collect();
+                Proxied {
+                    status: f[0].parse().unwrap_or_else(|_| panic!("status in {line}")),
+                    upstreams,
+                    upstream_statuses: list(f[2]),
+                    method: f[3].to_owned(),
+                    uri: f[4].to_owned(),
+                    forwarded_for: f[5].to_owned(),
+                    test_id: f[6].to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    /// The logged line of the request whose `X-Test-Id` was `id` (nginx
+    /// writes it once the answer is sent: waits at most 10 s for it).
+    pub async fn request(&self, id: &str) -> Proxied {
+        eventually(10, &format!("nginx to log request {id}"), || {
+            let found = self.access_log().into_iter().find(|p| p.test_id == id);
+            async move { found }
+        })
+        .await
+    }
+
+    /// nginx's error log (what it said about the api processes).
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group of the nginx this test started.
+        unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL) };
+        let _ = self.child.wait();
     }
 }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod bad_input;
+mod balancer;
 mod bytes;
 mod cli;
 mod cluster;
