@@ -807,7 +807,7 @@ impl TestApp {
                 let mut con = client.get_multiplexed_async_connection().await.expect("redis");
                 let _: () = redis::pipe()
                     .hset_multiple(
-                        format!("{prefix}:upload:{id}"),
+                        format!("{prefix}:upload:{{{id}}}"),
                         &[("state", "merging"), ("updated_at", &then.to_string())],
                     )
                     .zadd(format!("{prefix}:merging"), id, then)
@@ -1211,6 +1211,94 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A private Redis Cluster of three masters on loopback (no replicas), for
+/// one test; stopped on drop.
+pub struct RedisCluster {
+    _dir: tempfile::TempDir,
+    /// The masters' ports.
+    pub ports: Vec<u16>,
+    children: Vec<Child>,
+}
+
+impl RedisCluster {
+    /// Starts three `redis-server --cluster-enabled yes`, joins them with
+    /// `redis-cli --cluster create` and waits until every node says the
+    /// cluster is ok.
+    pub async fn start() -> RedisCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut children = Vec::new();
+        for port in &ports {
+            let node = dir.path().join(port.to_string());
+            std::fs::create_dir_all(&node).unwrap();
+            let child = Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+                .args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+                .arg("--dir")
+                .arg(&node)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server (scripts/test installs it)");
+            children.push(child);
+        }
+        for port in &ports {
+            let url = format!("redis://127.0.0.1:{port}");
+            eventually(20, &format!("cluster node {url} to answer"), || async {
+                let client = redis::Client::open(url.as_str()).ok()?;
+                let mut con = client.get_multiplexed_async_connection().await.ok()?;
+                redis::cmd("PING").query_async::<String>(&mut con).await.ok()
+            })
+            .await;
+        }
+        let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli (scripts/test installs it)");
+        assert!(out.status.success(), "redis-cli --cluster create: {}", String::from_utf8_lossy(&out.stdout));
+        for port in &ports {
+            let url = format!("redis://127.0.0.1:{port}");
+            eventually(30, &format!("cluster node {url} to say cluster_state:ok"), || async {
+                let client = redis::Client::open(url.as_str()).ok()?;
+                let mut con = client.get_multiplexed_async_connection().await.ok()?;
+                let info: String = redis::cmd("CLUSTER").arg("INFO").query_async(&mut con).await.ok()?;
+                info.contains("cluster_state:ok").then_some(())
+            })
+            .await;
+        }
+        RedisCluster { _dir: dir, ports, children }
+    }
+
+    /// `redis-cluster://127.0.0.1:<port>,…`: pan's URL for it.
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        format!("redis-cluster://{}", nodes.join(","))
+    }
+
+    /// How many keys each master holds.
+    pub async fn keys_per_master(&self) -> Vec<u64> {
+        let mut counts = Vec::new();
+        for port in &self.ports {
+            let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+            let mut con = client.get_multiplexed_async_connection().await.unwrap();
+            counts.push(redis::cmd("DBSIZE").query_async::<u64>(&mut con).await.unwrap());
+        }
+        counts
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for c in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
         }

@@ -1,6 +1,7 @@
 //! The roles pan's use cases call, each a trait beside its implementations,
 //! one per real system, chosen once at start-up ([`open`]).
 
+pub mod connection;
 pub mod limits;
 pub mod meta;
 pub mod objects;

@@ -85,3 +85,59 @@ async fn the_fleet_keeps_working_with_one_of_three_storage_nodes_down() {
     }
     app.assert_consistent().await;
 }
+
+/// Upload state and the shared limits on a Redis Cluster of three masters
+/// (the job queue on a plain Redis, `PAN_QUEUE_URL`): two api processes
+/// take one upload's chunks in turns, an init again finds it (resume), it
+/// completes and downloads byte-exact, and the audit is clean. Without
+/// `PAN_QUEUE_URL` a cluster is a bad setting (exit 2, naming it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_keeps_upload_state_on_a_redis_cluster() {
+    let cluster = RedisCluster::start().await;
+    let mut app = TestApp::builder(Deployment::Fleet)
+        .env("REDIS_URL", &cluster.url())
+        .env("PAN_QUEUE_URL", &redis_url())
+        .env("PAN_CHUNK_SIZE", "65536")
+        .spawn()
+        .await;
+    let other = app.spawn_another_api().await;
+    let token = app.user(&uname("rc")).await;
+    let data = test_bytes(300_000, 94);
+    let (code, init) = app.init(&token, "c.bin", &data).await;
+    assert_eq!(code, StatusCode::OK, "{init}");
+    let id = init["uploadID"].as_str().unwrap().to_owned();
+    let size = init["chunksize"].as_u64().unwrap() as usize;
+    for (i, part) in data.chunks(size).enumerate().take(2) {
+        let url = if i % 2 == 0 { app.url("") } else { other.clone() };
+        let resp = app
+            .http
+            .post(format!("{url}/file/mupload/uppart?uploadID={id}&chkidx={i}"))
+            .bearer_auth(&token)
+            .header("content-type", "application/octet-stream")
+            .body(part.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "chunk {i} on {url}");
+    }
+    let (code, again) = app.init(&token, "c.bin", &data).await;
+    assert_eq!(code, StatusCode::OK, "{again}");
+    assert_eq!((again["uploadID"].as_str(), &again["uploaded"]), (Some(id.as_str()), &serde_json::json!([0, 1])));
+    for (i, part) in data.chunks(size).enumerate().skip(2) {
+        let (code, body) = app.put_chunk(&token, &id, i as u64, part.to_vec()).await;
+        assert_eq!(code, StatusCode::OK, "chunk {i}: {body}");
+    }
+    let (code, body) = app.complete(&token, &id).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(app.wait_merged(&token, &id).await["state"], "done");
+    let (code, _, bytes) = app.download(&token, &sha1_hex(&data), None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(bytes == data, "byte-exact");
+    assert!(cluster.keys_per_master().await.iter().sum::<u64>() > 0, "the upload state lived on the cluster");
+    app.assert_consistent().await;
+
+    app.set_env("PAN_QUEUE_URL", None);
+    let (code, out) = app.run_api_once(&[], &[]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("PAN_QUEUE_URL"), "{out}");
+}

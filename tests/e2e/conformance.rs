@@ -672,10 +672,48 @@ async fn upload_store_on_mariadb() {
 /// (`upload_store_suite`).
 #[tokio::test]
 async fn upload_store_on_redis() {
-    let client = redis::Client::open(redis_url()).unwrap();
-    let con = client.get_connection_manager().await.expect("Redis is unreachable; scripts/test starts it");
+    let con =
+        shared::stores::connection::connect(&redis_url()).await.expect("Redis is unreachable; scripts/test starts it");
     let prefix = format!("pan_test_{}", hex::encode(rand::random::<[u8; 6]>()));
     upload_store_suite(&shared::stores::uploads::redis::RedisUploads::new(con, &prefix, TTL), 1).await;
+}
+
+/// The Redis upload-session store on a Redis Cluster of three masters does
+/// what every upload-session store must: every script touches the keys of
+/// one upload, which share a slot; many uploads spread over the masters.
+#[tokio::test]
+async fn upload_store_on_a_redis_cluster() {
+    let cluster = RedisCluster::start().await;
+    let con = shared::stores::connection::connect(&cluster.url()).await.expect("the cluster");
+    let store = shared::stores::uploads::redis::RedisUploads::new(con, "pan", TTL);
+    upload_store_suite(&store, 1).await;
+    let per_master = cluster.keys_per_master().await;
+    assert!(per_master.iter().filter(|n| **n > 0).count() >= 2, "keys spread over the masters: {per_master:?}");
+}
+
+/// Upload keys of the release before hash tags (`p:upload:<id>`) are renamed
+/// at start-up, so an upload in flight across the upgrade goes on.
+#[tokio::test]
+async fn redis_upload_keys_of_the_previous_release_are_renamed() {
+    use shared::stores::uploads::{SegmentMap, UploadSessions};
+    let seg = |start, len| Segment { start, len };
+    let con =
+        shared::stores::connection::connect(&redis_url()).await.expect("Redis is unreachable; scripts/test starts it");
+    let prefix = format!("pan_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+    let store = shared::stores::uploads::redis::RedisUploads::new(con.clone(), &prefix, TTL);
+    let s = session(1, 3000, None);
+    store.create(&s).await.unwrap();
+    store.mark_segment(&s.id, seg(0, 1024), "k0", shared::now(), 100).await.unwrap();
+    let mut raw = con.clone();
+    for suffix in ["", ":segments"] {
+        let tagged = format!("{prefix}:upload:{{{}}}{suffix}", s.id);
+        let old = format!("{prefix}:upload:{}{suffix}", s.id);
+        let _: () = redis::cmd("RENAME").arg(&tagged).arg(&old).query_async(&mut raw).await.unwrap();
+    }
+    assert!(store.get(&s.id).await.unwrap().is_none(), "under its old name the store does not see it");
+    assert_eq!(store.tag_old_keys().await.unwrap(), 2);
+    let (back, segments) = store.get_with_segments(&s.id).await.unwrap().expect("the upload is back");
+    assert_eq!((back.received, segments), (1024, vec![seg(0, 1024)]));
 }
 
 /// The metadata repository on SQLite does what every metadata repository must
@@ -1371,8 +1409,8 @@ async fn rate_buckets_in_memory() {
 /// stores on one Redis share their buckets (as two api processes do).
 #[tokio::test]
 async fn rate_buckets_on_redis() {
-    let client = redis::Client::open(redis_url()).unwrap();
-    let con = client.get_connection_manager().await.expect("Redis is unreachable; scripts/test starts it");
+    let con =
+        shared::stores::connection::connect(&redis_url()).await.expect("Redis is unreachable; scripts/test starts it");
     let prefix = format!("pan_test_{}", hex::encode(rand::random::<[u8; 6]>()));
     let one = shared::stores::limits::redis::RedisBuckets::new(con.clone(), &prefix);
     rate_buckets_suite(&one).await;
@@ -1416,6 +1454,17 @@ async fn slot_table_suite(t: &dyn shared::stores::limits::SlotTable) {
     assert!(!t.take_slot(&short, "third", 2, ttl).await.unwrap(), "the renewed slot is still held");
 }
 
+/// The Redis rate buckets and slot table on a Redis Cluster do what every
+/// rate-bucket store and slot table must (each bucket and each user's slots
+/// are one key).
+#[tokio::test]
+async fn rate_buckets_and_slots_on_a_redis_cluster() {
+    let cluster = RedisCluster::start().await;
+    let con = shared::stores::connection::connect(&cluster.url()).await.expect("the cluster");
+    rate_buckets_suite(&shared::stores::limits::redis::RedisBuckets::new(con.clone(), "pan")).await;
+    slot_table_suite(&shared::stores::limits::redis::RedisSlots::new(con, "pan")).await;
+}
+
 /// The in-process slot table does what every slot table must.
 #[tokio::test]
 async fn slot_table_in_memory() {
@@ -1425,8 +1474,8 @@ async fn slot_table_in_memory() {
 /// The Redis slot table does what every slot table must.
 #[tokio::test]
 async fn slot_table_on_redis() {
-    let client = redis::Client::open(redis_url()).unwrap();
-    let con = client.get_connection_manager().await.expect("Redis is unreachable; scripts/test starts it");
+    let con =
+        shared::stores::connection::connect(&redis_url()).await.expect("Redis is unreachable; scripts/test starts it");
     let prefix = format!("pan_test_{}", hex::encode(rand::random::<[u8; 6]>()));
     slot_table_suite(&shared::stores::limits::redis::RedisSlots::new(con, &prefix)).await;
 }

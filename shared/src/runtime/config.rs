@@ -19,11 +19,20 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 
-    /// Redis for upload chunk state and the job queue (`redis://host:port/db`).
+    /// Redis for upload chunk state, the shared limits and the job queue
+    /// (`redis://host:port/db`), or a Redis Cluster
+    /// (`redis-cluster://host:port,host:port,…`; then `PAN_QUEUE_URL`).
     /// Unset: chunk state in the SQL database and the queue in
     /// `<data dir>/jobs.db`.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// Redis for the job queue when it must differ from `REDIS_URL`:
+    /// required when `REDIS_URL` names a Redis Cluster
+    /// (`redis-cluster://host:port,host:port,…`), whose upload state and
+    /// shared limits it holds, while the queue needs a plain Redis.
+    #[arg(long, env = "PAN_QUEUE_URL")]
+    pub queue_url: Option<String>,
 
     /// Prefix of every Redis key and job queue pan uses, so that several pan
     /// installations (or test runs) can share one Redis.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::runtime::config::Settings;
+use crate::stores::connection::RedisCon;
 use crate::stores::limits::redis::{RedisBuckets, RedisSlots};
 use crate::stores::limits::{MemoryBuckets, MemorySlots, RateBuckets, SlotTable};
 use crate::stores::meta::{self as db, MetaRepo};
@@ -60,9 +61,9 @@ pub(crate) struct DataStores {
     /// Per-user slots for bodies being received: in Redis when there is one
     /// (every api process counts against the same), else in this process.
     pub(crate) slots: Arc<dyn SlotTable>,
-    /// The Redis connection, when Redis holds the upload state (the queue
-    /// shares it).
-    redis: Option<ConnectionManager>,
+    /// The connection to Redis when it holds the upload state: the job
+    /// queue shares it when it lives on the same server.
+    redis: Option<crate::stores::connection::RedisCon>,
 }
 
 /// Every backend a pan process uses, cheap to clone.
@@ -94,10 +95,19 @@ impl DataStores {
         type Shared = (Arc<dyn UploadStore>, Arc<dyn RateBuckets>, Arc<dyn SlotTable>);
         let ((uploads, limits, slots), redis): (Shared, _) = match &settings.redis_url {
             Some(url) => {
-                let con = connect_redis(url).await?;
+                let con = crate::stores::connection::connect(url)
+                    .await
+                    .map_err(|message| OpenError { setting: "REDIS_URL", message })?;
                 let prefix = &settings.redis_prefix;
+                let uploads = RedisUploads::new(con.clone(), prefix, settings.upload_ttl);
+                if !crate::stores::connection::is_cluster_url(url) {
+                    let renamed = uploads.tag_old_keys().await.map_err(fail("REDIS_URL"))?;
+                    if renamed > 0 {
+                        tracing::info!(renamed, "upload keys of an earlier release renamed");
+                    }
+                }
                 let shared: Shared = (
-                    Arc::new(RedisUploads::new(con.clone(), prefix, settings.upload_ttl)),
+                    Arc::new(uploads),
                     Arc::new(RedisBuckets::new(con.clone(), prefix)),
                     Arc::new(RedisSlots::new(con.clone(), prefix)),
                 );
@@ -120,8 +130,15 @@ impl Backends {
     /// Opens everything the settings name.
     pub(crate) async fn open(settings: &Settings) -> Result<Self, OpenError> {
         let data = DataStores::open(settings).await?;
-        let jobs = match &data.redis {
-            Some(con) => JobQueues::redis(con.clone(), &settings.redis_prefix),
+        let queue = match (queue_url(settings)?, &data.redis) {
+            // The same server as the upload state: one connection, which
+            // reconnects once for both after Redis restarts.
+            (Some(("REDIS_URL", _)), Some(RedisCon::Single(con))) => Some(con.clone()),
+            (Some((setting, url)), _) => Some(connect_redis(setting, url).await?),
+            (None, _) => None,
+        };
+        let jobs = match queue {
+            Some(con) => JobQueues::redis(con, &settings.redis_prefix),
             None => JobQueues::sqlite(&settings.jobs_db_path()).await.map_err(fail("PAN_DATA_DIR"))?,
         };
         Ok(Backends { data, jobs })
@@ -162,8 +179,24 @@ fn remove_old_files(dir: &std::path::Path, age: Duration) {
     }
 }
 
-async fn connect_redis(url: &str) -> Result<ConnectionManager, OpenError> {
-    let bad = |message: String| OpenError { setting: "REDIS_URL", message };
+/// Where the job queue lives when upload state is on Redis: `PAN_QUEUE_URL`,
+/// else `REDIS_URL` itself — unless that is a cluster: apalis-redis builds
+/// its keys at run time across slots and connects without cluster support,
+/// so a cluster needs a plain Redis beside it for the queue.
+fn queue_url(settings: &Settings) -> Result<Option<(&'static str, &str)>, OpenError> {
+    match (&settings.queue_url, &settings.redis_url) {
+        (Some(queue), _) => Ok(Some(("PAN_QUEUE_URL", queue.as_str()))),
+        (None, Some(redis)) if crate::stores::connection::is_cluster_url(redis) => Err(OpenError {
+            setting: "PAN_QUEUE_URL",
+            message: "REDIS_URL names a Redis Cluster; the job queue needs a plain Redis: set PAN_QUEUE_URL".into(),
+        }),
+        (None, Some(redis)) => Ok(Some(("REDIS_URL", redis.as_str()))),
+        (None, None) => Ok(None),
+    }
+}
+
+async fn connect_redis(setting: &'static str, url: &str) -> Result<ConnectionManager, OpenError> {
+    let bad = |message: String| OpenError { setting, message };
     let client = redis::Client::open(url).map_err(|e| bad(format!("invalid URL: {e}")))?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))

@@ -6,9 +6,9 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use crate::stores::connection::RedisCon;
 use async_trait::async_trait;
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 use super::{RateBuckets, WINDOW, interval};
 use crate::domain::error::Result;
@@ -52,13 +52,13 @@ static GIVE_BACK: LazyLock<Script> = LazyLock::new(|| {
 
 /// Rate buckets every process on one Redis shares.
 pub struct RedisBuckets {
-    con: ConnectionManager,
+    con: RedisCon,
     prefix: String,
 }
 
 impl RedisBuckets {
     /// Buckets under `prefix` on `con`.
-    pub fn new(con: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(con: RedisCon, prefix: &str) -> Self {
         RedisBuckets { con, prefix: format!("{prefix}rate:") }
     }
 }
@@ -122,13 +122,13 @@ static RENEW_SLOT: LazyLock<Script> = LazyLock::new(|| {
 /// `<prefix>slots:<key>`, of holders scored by when their slot runs out (on
 /// the Redis server's clock); the set expires with its last slot.
 pub struct RedisSlots {
-    con: ConnectionManager,
+    con: RedisCon,
     prefix: String,
 }
 
 impl RedisSlots {
     /// Slots under `prefix` on `con`.
-    pub fn new(con: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(con: RedisCon, prefix: &str) -> Self {
         RedisSlots { con, prefix: format!("{prefix}slots:") }
     }
 }

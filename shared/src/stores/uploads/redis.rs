@@ -1,27 +1,31 @@
 //! Upload sessions in Redis (the fleet deployment).
 //!
-//! Keys, under the configured prefix `p`:
-//! - `p:upload:<id>`: hash of the session's fields;
-//! - `p:upload:<id>:segments`: sorted set of the received segments, scored
+//! Keys, under the configured prefix `p`; every key of one upload carries
+//! the upload's id as its hash tag (`{<id>}`), so on a Redis Cluster they
+//! share a slot and every script below touches one slot:
+//! - `p:upload:{<id>}`: hash of the session's fields;
+//! - `p:upload:{<id>}:segments`: sorted set of the received segments, scored
 //!   by their offset, each member `<start>:<len>:<staged object key>`
 //!   (segments never overlap; the session's `received` is their sum);
 //! - `p:resume:<owner>:<sha1>:<sha256>:<size>`: the id of the owner's unfinished upload
 //!   of that content (or `p:resume-fp:<owner>:<size>:<fingerprint>` for an
 //!   upload begun without hashes: the client's fingerprint of its file; once
 //!   it declares its hashes, the first pointer leads to it as well);
-//! - `p:open:<owner>`: sorted set of the owner's uploads (score: declared
-//!   size), without a TTL, pruned of finished and expired ones whenever it
-//!   is read;
+//!   Resume pointers are hints, written and refreshed beside the scripts
+//!   (they live in other slots): a lookup checks the session they name;
 //! - `p:merging`: sorted set of uploads being merged, scored by their last
-//!   heartbeat, so the sweeper finds merges whose job was lost;
-//! - `p:upload:<id>:leases`: hash lease name → `<holder> <expiry ms>` (a
+//!   heartbeat, so the sweeper finds merges whose job was lost. An id is
+//!   added before its session turns `merging` and removed after it stops,
+//!   so a crash between the two leaves an extra member the sweep drops,
+//!   never a merge it cannot find;
+//! - `p:upload:{<id>}:leases`: hash lease name → `<holder> <expiry ms>` (a
 //!   segment's bytes being written, the running hash being advanced); the
 //!   running hash's progress lives in the session hash (`hashed_to`, in
 //!   bytes, and `hash_state`);
-//! - `p:upload:<id>:challenge`: an open proof-of-possession challenge (its own
+//! - `p:upload:{<id>}:challenge`: an open proof-of-possession challenge (its own
 //!   short TTL; taken with GETDEL, so it is single use).
 //!
-//! All three carry the upload TTL, refreshed on every segment. Segment
+//! All carry the upload TTL, refreshed on every segment. Segment
 //! marking, leases and `complete` are Lua scripts, so their check and update
 //! are one atomic step. Numbers pass into the scripts as strings and are
 //! written back as the strings they came as: Lua's numbers are doubles,
@@ -30,8 +34,8 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use crate::stores::connection::RedisCon;
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use super::sql::{describe, past_the_size, received_past, size_known};
@@ -44,12 +48,12 @@ use crate::domain::{
 
 /// Upload sessions as Redis hashes with a TTL.
 pub struct RedisUploads {
-    con: ConnectionManager,
+    con: RedisCon,
     prefix: String,
     ttl: i64,
 }
 
-/// KEYS: session, merging set. ARGV: now, ttl, upload id.
+/// KEYS: session. ARGV: now, ttl.
 /// A merge's heartbeat: 1 when the session is still merging (and now fresh).
 static TOUCH_MERGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -57,34 +61,14 @@ static TOUCH_MERGE: LazyLock<Script> = LazyLock::new(|| {
 if redis.call('HGET', KEYS[1], 'state') ~= 'merging' then return 0 end
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
 return 1
 "#,
     )
 });
 
-/// KEYS: merging set. ARGV: session key prefix, heartbeat cutoff, limit.
-/// Ids of sessions still merging whose heartbeat is older than the cutoff;
-/// members whose session is gone or no longer merging are dropped.
-static STALE_MERGES: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
-local stale = {}
-for _, id in ipairs(ids) do
-  if redis.call('HGET', ARGV[1] .. id, 'state') == 'merging' then
-    table.insert(stale, id)
-  else
-    redis.call('ZREM', KEYS[1], id)
-  end
-end
-return stale
-"#,
-    )
-});
-
 /// KEYS: session, segments. ARGV: start, len, object key, now, ttl, end,
-/// most segments. Returns {"ok", previous key or ""}, {"overlap"},
+/// most segments. Returns {"ok", previous key or "", resume pointers…}
+/// (the caller refreshes their TTL: they are in other slots), {"overlap"},
 /// {"past", size}, {"many"}, {"state", <state>} or {"gone"}.
 static MARK_SEGMENT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -113,11 +97,12 @@ if previous == '' then redis.call('HINCRBY', KEYS[1], 'received', ARGV[2]) end
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
+local reply = {'ok', previous}
 for _, field in ipairs({'resume_key', 'hash_resume_key'}) do
   local resume = redis.call('HGET', KEYS[1], field)
-  if resume then redis.call('EXPIRE', resume, ARGV[5]) end
+  if resume then table.insert(reply, resume) end
 end
-return {'ok', previous}
+return reply
 "#,
     )
 });
@@ -159,11 +144,11 @@ return {'ok'}
     )
 });
 
-/// KEYS: session, resume pointer by the hashes. ARGV: filehash, sha256,
-/// upload id, ttl.
+/// KEYS: session. ARGV: filehash, sha256, the hashes' resume pointer.
 /// Records the hashes of an upload begun without them, while it is
-/// uploading and none are declared, and points the hashes' resume pointer
-/// at it: {"declared"}, {"same"}, {"different"}, {"state", <state>} or {"gone"}.
+/// uploading and none are declared (the caller then points the hashes'
+/// resume pointer at it): {"declared"}, {"same"}, {"different"},
+/// {"state", <state>} or {"gone"}.
 static DECLARE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -175,51 +160,51 @@ if h and h ~= '' then
   if h == ARGV[1] and redis.call('HGET', KEYS[1], 'sha256') == ARGV[2] then return {'same'} end
   return {'different'}
 end
-redis.call('HSET', KEYS[1], 'filehash', ARGV[1], 'sha256', ARGV[2], 'hash_resume_key', KEYS[2])
-redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+redis.call('HSET', KEYS[1], 'filehash', ARGV[1], 'sha256', ARGV[2], 'hash_resume_key', ARGV[3])
 return {'declared'}
 "#,
     )
 });
 
-/// KEYS: session, segments, merging set. ARGV: now, ttl, upload id.
-/// Returns "started", "missing", "gone" or the state the session is in.
+/// KEYS: session, segments. ARGV: now, ttl.
+/// Returns {"started", resume pointers…} (the caller drops those that
+/// still name the upload), {"missing"}, {"gone"} or {the state the session
+/// is in}.
 /// A `failed` upload whose bytes are all still staged starts again (a merge
 /// that failed for want of disk space); one whose segments were dropped stays failed.
 static START_MERGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return 'gone' end
-if state ~= 'uploading' and state ~= 'failed' then return state end
+if not state then return {'gone'} end
+if state ~= 'uploading' and state ~= 'failed' then return {state} end
 local size = tonumber(redis.call('HGET', KEYS[1], 'filesize'))
 if size < 0 or tonumber(redis.call('HGET', KEYS[1], 'received') or '0') ~= size then
-  if state == 'failed' then return state end
-  return 'missing'
+  if state == 'failed' then return {state} end
+  return {'missing'}
 end
 redis.call('HSET', KEYS[1], 'state', 'merging', 'reason', '', 'reason_code', '', 'updated_at', ARGV[1], 'merge_started_at', ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[1], ARGV[3])
 -- A merge may start long after the last chunk: give it a full TTL.
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
+local reply = {'started'}
 for _, field in ipairs({'resume_key', 'hash_resume_key'}) do
   local resume = redis.call('HGET', KEYS[1], field)
-  if resume and redis.call('GET', resume) == ARGV[3] then redis.call('DEL', resume) end
+  if resume then table.insert(reply, resume) end
 end
-return 'started'
+return reply
 "#,
     )
 });
 
-/// KEYS: session, segments, merging set. ARGV: state, reason, entry id, now, ttl, upload id, reason code.
+/// KEYS: session, segments. ARGV: state, reason, entry id, now, ttl, reason code.
 /// 1 when the session moved from `merging` to `state`, else 0. Checking and
 /// writing in one script also never resurrects an expired session.
 static FINISH_MERGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 if redis.call('HGET', KEYS[1], 'state') ~= 'merging' then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2], 'entry_id', ARGV[3], 'updated_at', ARGV[4], 'reason_code', ARGV[7])
-redis.call('ZREM', KEYS[3], ARGV[6])
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2], 'entry_id', ARGV[3], 'updated_at', ARGV[4], 'reason_code', ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 return 1
@@ -287,19 +272,31 @@ return 1
     )
 });
 
-/// KEYS: session, segments, leases. ARGV: upload id.
-/// Deletes the session, its segments, its leases and its resume pointer
-/// unless it is merging: 1 when deleted, 0 when merging or gone.
+/// KEYS: session, segments, leases, challenge.
+/// Deletes the session, its segments, its leases and its challenge unless
+/// it is merging: {"deleted", resume pointers…} (the caller drops those
+/// that still name the upload), else {} (merging or gone).
 static DELETE_UNLESS_MERGING: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local state = redis.call('HGET', KEYS[1], 'state')
-if not state or state == 'merging' then return 0 end
+if not state or state == 'merging' then return {} end
+local reply = {'deleted'}
 for _, field in ipairs({'resume_key', 'hash_resume_key'}) do
   local resume = redis.call('HGET', KEYS[1], field)
-  if resume and redis.call('GET', resume) == ARGV[1] then redis.call('DEL', resume) end
+  if resume then table.insert(reply, resume) end
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+return reply
+"#,
+    )
+});
+
+/// KEYS: a resume pointer. ARGV: upload id. Deletes it if it names the upload.
+static DROP_POINTER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 "#,
     )
@@ -307,20 +304,48 @@ return 1
 
 impl RedisUploads {
     /// Sessions under `prefix`, expiring after `ttl` idle seconds.
-    pub fn new(con: ConnectionManager, prefix: &str, ttl: u64) -> Self {
+    pub fn new(con: RedisCon, prefix: &str, ttl: u64) -> Self {
         RedisUploads { con, prefix: prefix.to_owned(), ttl: ttl as i64 }
     }
 
+    /// Gives the keys of uploads made before keys carried their hash tag
+    /// (`p:upload:<id>…`) their tagged names, so uploads in flight across
+    /// the upgrade go on; on one server only (a cluster never held them).
+    /// How many keys were renamed.
+    pub async fn tag_old_keys(&self) -> Result<usize> {
+        let mut con = self.con.clone();
+        let pattern = format!("{}:upload:*", self.prefix);
+        let old: Vec<String> = {
+            let mut keys = Vec::new();
+            let mut iter: redis::AsyncIter<String> = con.scan_match(&pattern).await?;
+            while let Some(key) = futures::StreamExt::next(&mut iter).await {
+                keys.push(key?);
+            }
+            keys
+        };
+        let mut renamed = 0;
+        for key in old.iter().filter(|k| !k.contains('{')) {
+            let rest = &key[self.prefix.len() + ":upload:".len()..];
+            let (id, suffix) = rest.split_once(':').map_or((rest, ""), |(id, s)| (id, s));
+            let Ok(id) = UploadId::parse(id) else { continue };
+            let new =
+                if suffix.is_empty() { self.session_key(&id) } else { format!("{}:{suffix}", self.session_key(&id)) };
+            let moved: bool = con.rename_nx(key, &new).await?;
+            renamed += usize::from(moved);
+        }
+        Ok(renamed)
+    }
+
     fn session_key(&self, id: &UploadId) -> String {
-        format!("{}:upload:{}", self.prefix, id)
+        format!("{}:upload:{{{}}}", self.prefix, id)
     }
 
     fn segments_key(&self, id: &UploadId) -> String {
-        format!("{}:upload:{}:segments", self.prefix, id)
+        format!("{}:upload:{{{}}}:segments", self.prefix, id)
     }
 
     fn leases_key(&self, id: &UploadId) -> String {
-        format!("{}:upload:{}:leases", self.prefix, id)
+        format!("{}:upload:{{{}}}:leases", self.prefix, id)
     }
 
     fn merging_key(&self) -> String {
@@ -328,7 +353,17 @@ impl RedisUploads {
     }
 
     fn challenge_key(&self, id: &UploadId) -> String {
-        format!("{}:upload:{}:challenge", self.prefix, id)
+        format!("{}:upload:{{{}}}:challenge", self.prefix, id)
+    }
+
+    /// Drops the resume pointers among `keys` that still name upload `id`
+    /// (each is in a slot of its own).
+    async fn drop_pointers(&self, id: &UploadId, keys: &[String]) -> Result<()> {
+        let mut con = self.con.clone();
+        for key in keys {
+            let _: i64 = DROP_POINTER.key(key).arg(id.as_str()).invoke_async(&mut con).await?;
+        }
+        Ok(())
     }
 
     fn resume_key(&self, owner: i64, filehash: &str, sha256: &str, filesize: u64) -> String {
@@ -449,12 +484,19 @@ impl UploadSessions for RedisUploads {
             fields.push(("resume_key", resume.clone()));
         }
         let mut con = self.con.clone();
-        let mut pipe = redis::pipe();
-        pipe.atomic().hset_multiple(&key, &fields).ignore().expire(&key, self.ttl).ignore();
+        redis::pipe()
+            .atomic()
+            .hset_multiple(&key, &fields)
+            .ignore()
+            .expire(&key, self.ttl)
+            .ignore()
+            .query_async::<()>(&mut con)
+            .await?;
+        // The pointer after the session it names (another slot): a crash
+        // between leaves an upload that init by hashes does not find.
         if let Some(resume) = &resume {
-            pipe.set_ex(resume, s.id.as_str(), self.ttl as u64).ignore();
+            let _: () = con.set_ex(resume, s.id.as_str(), self.ttl as u64).await?;
         }
-        pipe.query_async::<()>(&mut con).await?;
         Ok(())
     }
 
@@ -476,17 +518,13 @@ impl UploadSessions for RedisUploads {
         let id = &session.id;
         let resume = self.resume_key(session.owner, filehash, sha256, session.size.unwrap_or_default());
         let mut con = self.con.clone();
-        let reply: Vec<String> = DECLARE
-            .key(self.session_key(id))
-            .key(resume)
-            .arg(filehash)
-            .arg(sha256)
-            .arg(id.as_str())
-            .arg(self.ttl)
-            .invoke_async(&mut con)
-            .await?;
+        let reply: Vec<String> =
+            DECLARE.key(self.session_key(id)).arg(filehash).arg(sha256).arg(&resume).invoke_async(&mut con).await?;
         match reply.first().map(String::as_str) {
-            Some("declared") => Ok(DeclareOutcome::Declared),
+            Some("declared") => {
+                let _: () = con.set_ex(&resume, id.as_str(), self.ttl as u64).await?;
+                Ok(DeclareOutcome::Declared)
+            }
             Some("same") => Ok(DeclareOutcome::Same),
             Some("different") => Ok(DeclareOutcome::Different),
             Some("state") => Err(Error::NotUploading { state: reply.get(1).cloned().unwrap_or_default() }),
@@ -519,23 +557,31 @@ impl UploadSessions for RedisUploads {
 
     async fn start_merge(&self, id: &UploadId, now: i64) -> Result<CompleteOutcome> {
         let mut con = self.con.clone();
-        let reply: String = START_MERGE
+        // In the merging set before the session says merging (see the
+        // module's notes): the sweep drops the member if it never does.
+        let _: () = con.zadd(self.merging_key(), id.as_str(), now).await?;
+        let reply: Vec<String> = START_MERGE
             .key(self.session_key(id))
             .key(self.segments_key(id))
-            .key(self.merging_key())
             .arg(now)
             .arg(self.ttl)
-            .arg(id.as_str())
             .invoke_async(&mut con)
             .await?;
-        match reply.as_str() {
-            "started" => Ok(CompleteOutcome::Started),
+        let outcome = match reply.first().map(String::as_str).unwrap_or("") {
+            "started" => {
+                self.drop_pointers(id, &reply[1..]).await?;
+                return Ok(CompleteOutcome::Started);
+            }
             "missing" => Ok(CompleteOutcome::Missing),
             "gone" => Err(Error::UploadNotFound),
             other => UploadState::parse(other)
                 .map(CompleteOutcome::AlreadyIn)
                 .ok_or_else(|| Error::internal("completing upload", format!("unexpected state {other:?}"))),
+        };
+        if !matches!(outcome, Ok(CompleteOutcome::AlreadyIn(UploadState::Merging))) {
+            let _: () = con.zrem(self.merging_key(), id.as_str()).await?;
         }
+        outcome
     }
 
     async fn finish_merge(
@@ -550,54 +596,65 @@ impl UploadSessions for RedisUploads {
         let moved: i64 = FINISH_MERGE
             .key(self.session_key(id))
             .key(self.segments_key(id))
-            .key(self.merging_key())
             .arg(state.as_str())
             .arg(failure.map(|f| f.1).unwrap_or(""))
             .arg(entry_id.unwrap_or(""))
             .arg(now)
             .arg(self.ttl)
-            .arg(id.as_str())
             .arg(failure.map(|f| f.0.as_str()).unwrap_or(""))
             .invoke_async(&mut con)
             .await?;
+        if moved == 1 {
+            let _: () = con.zrem(self.merging_key(), id.as_str()).await?;
+        }
         Ok(moved == 1)
     }
 
     async fn touch_merge(&self, id: &UploadId, now: i64) -> Result<bool> {
         let mut con = self.con.clone();
-        let touched: i64 = TOUCH_MERGE
-            .key(self.session_key(id))
-            .key(self.merging_key())
-            .arg(now)
-            .arg(self.ttl)
-            .arg(id.as_str())
-            .invoke_async(&mut con)
-            .await?;
+        let touched: i64 = TOUCH_MERGE.key(self.session_key(id)).arg(now).arg(self.ttl).invoke_async(&mut con).await?;
+        if touched == 1 {
+            let _: () = con.zadd(self.merging_key(), id.as_str(), now).await?;
+        }
         Ok(touched == 1)
     }
 
     async fn stale_merges(&self, before: i64, limit: u64) -> Result<Vec<UploadId>> {
         let mut con = self.con.clone();
-        let ids: Vec<String> = STALE_MERGES
-            .key(self.merging_key())
-            .arg(format!("{}:upload:", self.prefix))
-            .arg(before)
-            .arg(limit)
-            .invoke_async(&mut con)
-            .await?;
-        Ok(ids.iter().filter_map(|s| UploadId::parse(s).ok()).collect())
+        let ids: Vec<String> =
+            con.zrangebyscore_limit(self.merging_key(), "-inf", format!("({before}"), 0, limit as isize).await?;
+        let mut stale = Vec::new();
+        // Each session is in a slot of its own: read one by one. A member
+        // whose session is gone or no longer merging is dropped.
+        for raw in ids {
+            let Ok(id) = UploadId::parse(&raw) else {
+                let _: () = con.zrem(self.merging_key(), &raw).await?;
+                continue;
+            };
+            let state: Option<String> = con.hget(self.session_key(&id), "state").await?;
+            if state.as_deref() == Some("merging") {
+                stale.push(id);
+            } else {
+                let _: () = con.zrem(self.merging_key(), &raw).await?;
+            }
+        }
+        Ok(stale)
     }
 
     async fn delete_unless_merging(&self, id: &UploadId) -> Result<bool> {
         let mut con = self.con.clone();
-        let deleted: i64 = DELETE_UNLESS_MERGING
+        let reply: Vec<String> = DELETE_UNLESS_MERGING
             .key(self.session_key(id))
             .key(self.segments_key(id))
             .key(self.leases_key(id))
-            .arg(id.as_str())
+            .key(self.challenge_key(id))
             .invoke_async(&mut con)
             .await?;
-        Ok(deleted == 1)
+        if reply.first().map(String::as_str) != Some("deleted") {
+            return Ok(false);
+        }
+        self.drop_pointers(id, &reply[1..]).await?;
+        Ok(true)
     }
 
     async fn idle_since(&self, _cutoff: i64, _limit: u64) -> Result<Vec<UploadId>> {
@@ -685,7 +742,13 @@ impl SegmentMap for RedisUploads {
             .invoke_async(&mut con)
             .await?;
         match reply.first().map(String::as_str) {
-            Some("ok") => Ok(reply.get(1).filter(|p| !p.is_empty()).cloned()),
+            Some("ok") => {
+                // The upload's resume pointers live as long as it does.
+                for pointer in &reply[2..] {
+                    let _: () = con.expire(pointer, self.ttl).await?;
+                }
+                Ok(reply.get(1).filter(|p| !p.is_empty()).cloned())
+            }
             Some("overlap") => Err(Error::RangeOverlap { what: describe(segment) }),
             Some("many") => Err(Error::TooManySegments { max: max_segments }),
             Some("past") => Err(past_the_size(segment, reply.get(1).and_then(|v| v.parse().ok()).unwrap_or(0))),
