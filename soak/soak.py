@@ -249,7 +249,9 @@ api_bind_addr = "127.0.0.1:{admin}"
 
     def start_nginx(self):
         site = open(os.path.join(ROOT, "deploy/nginx/pan.conf")).read()
-        servers = "".join(f"    server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;\n" for p in self.api_ports)
+        first = re.search(r"^\s*server\s+\S+([^;]*);", site, flags=re.M)
+        params = first.group(1) if first else ""
+        servers = "".join(f"    server 127.0.0.1:{p}{params};\n" for p in self.api_ports)
         # The shipped site with this run's addresses: the upstream's servers
         # and the listening port; nothing else is changed.
         site = re.sub(r"(upstream\s+\S+\s*\{)(.*?)(\})",

@@ -61,8 +61,12 @@ fn too_large() -> Response {
     .into_response()
 }
 
-/// Single-request uploads one api process takes at once.
-pub const SINGLE_UPLOADS_AT_ONCE: usize = 4;
+/// Single-request uploads one api process takes at once. Each spools its
+/// file to a temporary file (its text fields, at most [`JSON_BODY_LIMIT`],
+/// are in memory): this bounds the process's open files and scratch disk
+/// (16 × 64 MiB), not much memory. 4 made a fleet under 200 users answer
+/// mostly 429 (the soak).
+pub const SINGLE_UPLOADS_AT_ONCE: usize = 16;
 /// Single-request uploads one user may send at once (of the process's
 /// [`SINGLE_UPLOADS_AT_ONCE`]), so one account cannot take them all.
 pub const SINGLE_UPLOADS_PER_USER: u32 = 1;
@@ -83,7 +87,7 @@ pub fn single_upload_limit(ep: impl Endpoint + 'static) -> impl Endpoint {
             Some(t) if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 match state.services.accounts.authenticate(t).await {
                     Ok(user) => user,
-                    Err(e) => return Ok(ApiError::from(e).into_response()),
+                    Err(e) => return Ok(refuse(req, ApiError::from(e).into_response()).await),
                 }
             }
             _ => None,
@@ -91,26 +95,34 @@ pub fn single_upload_limit(ep: impl Endpoint + 'static) -> impl Endpoint {
         let slot = match user {
             Some(user) => match state.single_upload_slots.try_take(user.id).await {
                 Ok(slot) => Some(slot),
-                Err(e) => return Ok(ApiError::from(e).into_response()),
+                Err(e) => return Ok(refuse(req, ApiError::from(e).into_response()).await),
             },
             None => None,
         };
         let (max_upload, floor) = (state.settings.max_single_upload, state.settings.min_chunk_rate);
         let limit = max_upload.saturating_add(JSON_BODY_LIMIT as u64);
         let answer = match req.header("content-length").and_then(|v| v.parse::<u64>().ok()) {
-            None => Ok(ApiError::new(
-                ErrorCode::LengthRequired,
-                "single-request uploads must send Content-Length; use /file/mupload for streams",
+            None => Ok(refuse(
+                req,
+                ApiError::new(
+                    ErrorCode::LengthRequired,
+                    "single-request uploads must send Content-Length; use /file/mupload for streams",
+                )
+                .into_response(),
             )
-            .into_response()),
-            Some(n) if n > limit => Ok(ApiError::PayloadTooLarge(Json(ErrorBody::new(
-                ErrorCode::FileTooLarge,
-                format!(
-                    "single-request uploads are limited to {} bytes; use /file/mupload",
-                    limit - JSON_BODY_LIMIT as u64
-                ),
-            )))
-            .into_response()),
+            .await),
+            Some(n) if n > limit => Ok(refuse(
+                req,
+                ApiError::PayloadTooLarge(Json(ErrorBody::new(
+                    ErrorCode::FileTooLarge,
+                    format!(
+                        "single-request uploads are limited to {} bytes; use /file/mupload",
+                        limit - JSON_BODY_LIMIT as u64
+                    ),
+                )))
+                .into_response(),
+            )
+            .await),
             Some(n) => {
                 // The whole request (spooling the body included) has a deadline
                 // that a client at the chunk rate floor would meet: a slow body
@@ -132,6 +144,18 @@ pub fn single_upload_limit(ep: impl Endpoint + 'static) -> impl Endpoint {
         }
         answer
     })
+}
+
+/// An answer given before the body was read: what is left of the body is
+/// read first (bounded), so a client that sends it all before reading —
+/// and a reverse proxy streaming it to us — gets this answer rather than
+/// a broken pipe (which nginx turns into a 502 and counts against this
+/// process).
+async fn refuse(mut req: Request, answer: Response) -> Response {
+    let mut body = req.take_body().into_bytes_stream();
+    crate::routes::mupload::drain(&mut body, crate::routes::mupload::DRAIN_LIMIT, crate::routes::mupload::DRAIN_TIME)
+        .await;
+    answer
 }
 
 /// `transform` for raw-body operations: a body sent without `Content-Type`

@@ -691,10 +691,9 @@ async fn a_rolling_restart_behind_nginx_fails_no_request_the_client_does_not_ret
         let (code, body) = answered.unwrap_or_else(|cut| panic!("the held chunk on {victim} was cut: {cut}"));
         assert_eq!(code, StatusCode::OK, "the chunk in flight on {victim} as it stopped: {body}");
         app.start_api_at(victim).await;
-        // nginx sends it the client's chunks again once its failure mark
-        // (fail_timeout) is over: the new process's own count says so. Only
-        // then is the next one stopped, as the README's restart does: else
-        // nginx could hold every process marked at once ("no live upstreams").
+        // nginx sends it the client's chunks again: the new process's own
+        // count says so. Only then is the next one stopped, as the README's
+        // restart waits for the restarted one to be ready.
         eventually(30, &format!("nginx to pass chunks to {victim} again"), || async {
             mix.assert_going(&nginx);
             (app.metric_at(victim, "pan_chunks_received_total").await > 0).then_some(())

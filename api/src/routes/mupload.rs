@@ -491,9 +491,9 @@ crate::operation_errors!(
 );
 
 /// Most bytes of a refused chunk read and dropped so its client sees the error.
-const DRAIN_LIMIT: u64 = 128 << 20;
+pub(crate) const DRAIN_LIMIT: u64 = 128 << 20;
 /// Longest time spent reading a refused chunk's body.
-const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(15);
+pub(crate) const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The upload protocol.
 pub struct UploadApi;

@@ -269,7 +269,20 @@ impl From<sqlx::Error> for Error {
 impl From<redis::RedisError> for Error {
     #[track_caller]
     fn from(e: redis::RedisError) -> Self {
-        if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
+        use redis::{ErrorKind, ServerErrorKind};
+        // Away, or coming back: a server still loading its append-only file
+        // (LOADING), a cluster between masters (TRYAGAIN, CLUSTERDOWN,
+        // MASTERDOWN, a node not reached). The client may retry.
+        let coming_back = matches!(
+            e.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::ClusterDown
+                    | ServerErrorKind::MasterDown
+            ) | ErrorKind::ClusterConnectionNotFound
+        );
+        if coming_back || e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
             Error::Unavailable { what: "redis", source: Box::new(e) }
         } else {
             Error::internal(format!("redis command at {}", std::panic::Location::caller()), e)
@@ -308,5 +321,19 @@ mod tests {
         let Err(Error::Internal { context, .. }) = failing_query() else { panic!("not internal") };
         assert_eq!(context, format!("database query at {}:{line}:9", file!()));
         assert_eq!(failing_query().unwrap_err().code(), super::ErrorCode::Internal);
+    }
+
+    /// A Redis still loading its append-only file after a restart, or a
+    /// cluster between masters, is away for a moment (503 with Retry-After),
+    /// not a bug; a script error is.
+    #[test]
+    fn redis_coming_back_is_unavailable_and_a_script_error_is_internal() {
+        use redis::{ErrorKind, RedisError, ServerErrorKind};
+        for kind in [ServerErrorKind::BusyLoading, ServerErrorKind::TryAgain, ServerErrorKind::ClusterDown] {
+            let e: Error = RedisError::from((ErrorKind::Server(kind), "away")).into();
+            assert!(e.is_unavailable(), "{kind:?}: {e}");
+        }
+        let e: Error = RedisError::from((ErrorKind::Server(ServerErrorKind::ResponseError), "bad script")).into();
+        assert_eq!(e.code(), super::ErrorCode::Internal);
     }
 }
