@@ -426,7 +426,7 @@ def report(args, fleet, faults, rec, secs, checked, lost, audit_ok, audit_out):
         f" did not expect, wrong bytes):"
         f" {len(rec['unexpected'])}",
         f"- files checked afterwards: {checked}, lost or different: {len(lost)}",
-        f"- uploads users gave up (unfinished) outside any fault: {len(before_first)}",
+        f"- uploads users gave up (unfinished) before the first fault: {len(before_first)}",
         f"- audit (`api admin audit --deep`): {'clean' if audit_ok else 'NOT clean'}",
         "",
         "| status | count |", "|---|---|",

@@ -95,13 +95,19 @@ pub enum AdminCommand {
     /// Bring a new installation back from the backup store: the metadata
     /// from a metadata backup, then every file's bytes from its backup
     /// copy. Only into an empty database (no users, no files); start no api
-    /// on it until this ends. Exit 0 when every file is back, 1 with a list
-    /// of those whose backup copy is missing.
+    /// on it until this ends (none will while it is unfinished). Exit 0
+    /// when every file is back, 1 with a list of those that are not: run it
+    /// again to go on (it never loads twice), or with --accept-missing to
+    /// finish without them.
     Restore {
         /// The backup to restore (its key or file name, as `backups`
         /// lists it); the newest when not given.
         #[arg(long)]
         from: Option<String>,
+        /// Finish even when some files could not be brought back (their
+        /// entries stay; `api admin audit` lists them).
+        #[arg(long)]
+        accept_missing: bool,
     },
 }
 
@@ -132,7 +138,7 @@ pub async fn run(settings: &Settings, command: AdminCommand) -> Result<(), Strin
         AdminCommand::RotateKeys => rotate_keys(settings).await,
         AdminCommand::Backup => back_up(settings).await,
         AdminCommand::Backups => list_backups(settings).await,
-        AdminCommand::Restore { from } => restore(settings, from.as_deref()).await,
+        AdminCommand::Restore { from, accept_missing } => restore(settings, from.as_deref(), accept_missing).await,
         account => accounts(settings, account).await,
     }
 }
@@ -185,29 +191,34 @@ async fn list_backups(settings: &Settings) -> Result<(), String> {
 }
 
 /// Restores a new installation and reports what came back.
-async fn restore(settings: &Settings, from: Option<&str>) -> Result<(), String> {
+async fn restore(settings: &Settings, from: Option<&str>, accept_missing: bool) -> Result<(), String> {
     let restore = Restore::open(settings).await.map_err(|e| e.to_string())?;
-    let report = restore.run(from).await.map_err(|e| e.to_string())?;
-    println!(
-        "restored {} tables, {} rows from {} (taken on {} at {}, schema {})",
-        report.loaded.tables,
-        report.loaded.rows,
-        report.backup.key,
-        report.header.dialect,
-        report.header.taken_at,
-        report.header.schema
-    );
+    let report = restore.run(from, accept_missing).await.map_err(|e| e.to_string())?;
+    match &report.loaded {
+        Some(l) => println!(
+            "restored {} tables, {} rows from {} (taken on {} at {}, schema {})",
+            l.summary.tables, l.summary.rows, l.backup.key, l.header.dialect, l.header.taken_at, l.header.schema
+        ),
+        None => println!("the metadata was restored by an earlier run; going on with the files"),
+    }
     println!(
         "files: {} contents, {} copied from the backup store ({} bytes), {} already in place",
         report.contents, report.copied, report.bytes, report.present
     );
-    if report.missing.is_empty() {
-        return Ok(());
-    }
     for why in report.missing.iter().take(20) {
         println!("missing: {why}");
     }
-    Err(format!("{} file(s) have no backup copy to restore; `api admin audit` lists them", report.missing.len()))
+    match (report.finished, report.missing.len()) {
+        (true, 0) => Ok(()),
+        (true, n) => {
+            println!("finished without {n} file(s) (--accept-missing); `api admin audit` lists them");
+            Ok(())
+        }
+        (false, n) => Err(format!(
+            "{n} file(s) not brought back; the restore is unfinished (no api starts): run it again, \
+             or with --accept-missing to finish without them"
+        )),
+    }
 }
 
 /// The account commands: they need only the SQL database.
@@ -294,7 +305,7 @@ async fn accounts(settings: &Settings, command: AdminCommand) -> Result<(), Stri
         AdminCommand::RotateKeys => rotate_keys(settings).await?,
         AdminCommand::Backup => back_up(settings).await?,
         AdminCommand::Backups => list_backups(settings).await?,
-        AdminCommand::Restore { from } => restore(settings, from.as_deref()).await?,
+        AdminCommand::Restore { from, accept_missing } => restore(settings, from.as_deref(), accept_missing).await?,
     }
     Ok(())
 }

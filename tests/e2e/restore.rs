@@ -91,7 +91,8 @@ async fn fill(app: &TestApp, alice: &str, bob: &str) -> (String, String, String)
 /// Backs `from` up, restores a new installation of `to` from the same
 /// backup store, and checks it is the same installation.
 async fn drill(from: TestAppBuilder, to: TestAppBuilder) {
-    let old = from.spawn().await;
+    // The backup taken here is the only one: no scheduled one beside it.
+    let old = from.env("PAN_METADATA_BACKUP_SECS", "0").spawn().await;
     let (alice, bob) = (uname("alice"), uname("bob"));
     let (token, folder, versioned) = fill(&old, &alice, &bob).await;
     let before = what_they_see(&old, &token, &folder, &versioned).await;
@@ -179,7 +180,8 @@ both!(
     /// (its end line missing) is refused with nothing loaded; without a
     /// backup store it says which setting is missing.
     a_restore_refuses_a_database_in_use_and_a_cut_off_backup,
-    |b: TestAppBuilder| b.env_in_data("PAN_BACKUP_URL", "file://{data}/backup"),
+    // Only the backup taken here: no scheduled one beside it.
+    |b: TestAppBuilder| b.env_in_data("PAN_BACKUP_URL", "file://{data}/backup").env("PAN_METADATA_BACKUP_SECS", "0"),
     |app| {
         let token = app.user(&uname("occupant")).await;
         put(&app, &token, None, "a.txt", b"hello", "rename").await;
@@ -243,5 +245,61 @@ both!(
             (n.len() == 2 && !n.contains(&first)).then_some(())
         })
         .await;
+    }
+);
+
+both!(
+    /// A restore that cannot bring every file back stays unfinished: it
+    /// says which, no api or worker starts on the database (exit 2, saying
+    /// why), and running it again once the copy is back loads nothing twice,
+    /// brings the rest back and lets the api start.
+    an_unfinished_restore_keeps_the_installation_down_until_run_again,
+    |b: TestAppBuilder| b.env_in_data("PAN_BACKUP_URL", "file://{data}/backup").env("PAN_METADATA_BACKUP_SECS", "0"),
+    |app| {
+        let token = app.user(&uname("half")).await;
+        let (one, two) = (test_bytes(20_000, 81), test_bytes(30_000, 82));
+        put(&app, &token, None, "one.bin", &one, "rename").await;
+        let second = put(&app, &token, None, "two.bin", &two, "rename").await;
+        eventually(30, "both files backed up", || async {
+            (app.sql_count("SELECT COUNT(*) FROM files WHERE backup_state = 'done'").await == 2).then_some(())
+        })
+        .await;
+        let (code, out, err) = app.admin(&["backup"], "");
+        assert_eq!(code, Some(0), "{out}{err}");
+        // One file's backup copy goes away for a while.
+        let backup = app.data.path().join("backup");
+        let copy = files_under(&backup)
+            .into_iter()
+            .find(|(k, v)| !k.starts_with("metadata/") && *v == two)
+            .map(|(k, _)| backup.join(k))
+            .expect("the second file's backup copy");
+        let aside = app.data.path().join("aside");
+        std::fs::rename(&copy, &aside).unwrap();
+
+        let url = format!("file://{}", backup.display());
+        let mut new = TestApp::builder(app.deployment).env("PAN_BACKUP_URL", &url).spawn().await;
+        new.terminate_api(30).await;
+        let (code, out, err) = new.admin(&["restore"], "");
+        assert_eq!(code, Some(1), "{out}{err}");
+        assert!(out.contains("missing: content") && err.contains("unfinished"), "{out}{err}");
+        let (code, why) = new.run_api_once(&[], &[("PAN_LISTEN", "127.0.0.1:0")]);
+        assert_eq!(code, Some(2), "{why}");
+        assert!(why.contains("restore into this database is unfinished"), "{why}");
+
+        std::fs::rename(&aside, &copy).unwrap();
+        let (code, out, err) = new.admin(&["restore"], "");
+        assert_eq!(code, Some(0), "{out}{err}");
+        assert!(out.contains("restored by an earlier run") && out.contains("1 copied"), "{out}");
+        new.start_api_again().await;
+        let resp = new
+            .http
+            .get(new.url(&format!("/file/download?id={}", second["id"].as_str().unwrap())))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(resp.bytes().await.unwrap() == two, "the file brought back by the second run");
+        new.assert_consistent().await;
     }
 );

@@ -58,15 +58,26 @@ pub enum RestoreError {
     Failed(#[from] Error),
 }
 
-/// What a restore did.
+/// What a restore loaded.
 #[derive(Debug, Clone)]
-pub struct RestoreReport {
+pub struct Loaded {
     /// The metadata backup it read.
     pub backup: MetadataBackup,
     /// That backup's first line.
     pub header: ArchiveHeader,
     /// What it loaded.
-    pub loaded: ArchiveSummary,
+    pub summary: ArchiveSummary,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone)]
+pub struct RestoreReport {
+    /// The metadata it loaded; `None` when this run finished an earlier
+    /// one's copy of the bytes.
+    pub loaded: Option<Loaded>,
+    /// Whether the restore is finished (every content back, or the missing
+    /// ones accepted): an api may start.
+    pub finished: bool,
     /// Contents the database records.
     pub contents: u64,
     /// Copied from the backup store now.
@@ -75,9 +86,12 @@ pub struct RestoreReport {
     pub present: u64,
     /// Bytes copied.
     pub bytes: u64,
-    /// Contents without a backup copy of their size: (content id, key, why).
+    /// Contents not brought back, and why.
     pub missing: Vec<String>,
 }
+
+/// Tries per content before it counts as missing (a store away for a moment).
+const COPY_TRIES: u32 = 3;
 
 /// How one content came back.
 enum Brought {
@@ -115,8 +129,43 @@ impl Restore {
     }
 
     /// Restores from the backup whose key is (or ends with) `from`, else the
-    /// newest.
-    pub async fn run(&self, from: Option<&str>) -> Result<RestoreReport, RestoreError> {
+    /// newest; or, when an earlier run loaded the metadata and stopped
+    /// before every file was back, goes on with the files. With
+    /// `accept_missing`, contents whose backup copy is missing do not keep
+    /// the restore unfinished (their rows stay; the audit lists them).
+    pub async fn run(&self, from: Option<&str>, accept_missing: bool) -> Result<RestoreReport, RestoreError> {
+        let loaded = if self.repo.restore_pending().await? { None } else { Some(self.load(from).await?) };
+        let contents = self.repo.all_files().await?;
+        let mut report = RestoreReport {
+            loaded,
+            finished: false,
+            contents: contents.len() as u64,
+            copied: 0,
+            present: 0,
+            bytes: 0,
+            missing: Vec::new(),
+        };
+        let mut brought = futures::stream::iter(contents).map(|f| self.bring_back(f)).buffer_unordered(PARALLEL_COPIES);
+        while let Some(result) = brought.next().await {
+            match result {
+                Brought::Present => report.present += 1,
+                Brought::Copied(n) => {
+                    report.copied += 1;
+                    report.bytes += n;
+                }
+                Brought::Missing(why) => report.missing.push(why),
+            }
+        }
+        report.missing.sort();
+        if report.missing.is_empty() || accept_missing {
+            self.repo.finish_restore().await?;
+            report.finished = true;
+        }
+        Ok(report)
+    }
+
+    /// Loads the metadata from a backup into the empty database.
+    async fn load(&self, from: Option<&str>) -> Result<Loaded, RestoreError> {
         let all = self.backups().await?;
         let backup = match from {
             Some(name) => all
@@ -159,39 +208,34 @@ impl Restore {
             return Err(RestoreError::AheadOfBackup { database, backup: header.schema });
         }
         self.repo.migrate_to(Some(header.schema)).await?;
-        let mut loaded = self.repo.load(&mut reader).await?;
-        loaded.schema = header.schema;
+        let mut summary = self.repo.load(header.schema, &mut reader).await?;
+        summary.schema = header.schema;
         self.repo.migrate_to(None).await?;
-        tracing::info!(key = backup.key, tables = loaded.tables, rows = loaded.rows, "metadata restored");
+        tracing::info!(key = backup.key, tables = summary.tables, rows = summary.rows, "metadata restored");
+        Ok(Loaded { backup, header, summary })
+    }
 
-        let contents = self.repo.all_files().await?;
-        let mut report = RestoreReport {
-            backup,
-            header,
-            loaded,
-            contents: contents.len() as u64,
-            copied: 0,
-            present: 0,
-            bytes: 0,
-            missing: Vec::new(),
-        };
-        let mut brought = futures::stream::iter(contents).map(|f| self.bring_back(f)).buffer_unordered(PARALLEL_COPIES);
-        while let Some(result) = brought.next().await {
-            match result? {
-                Brought::Present => report.present += 1,
-                Brought::Copied(n) => {
-                    report.copied += 1;
-                    report.bytes += n;
+    /// Puts one content's bytes back, tried a few times; a failure that
+    /// stays is reported as missing (a later run tries it again).
+    async fn bring_back(&self, f: StoredFile) -> Brought {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.try_bring_back(&f).await {
+                Ok(brought) => return brought,
+                Err(e) if tries >= COPY_TRIES => {
+                    return Brought::Missing(format!("content {} ({}): {e}", f.id, f.storage_key));
                 }
-                Brought::Missing(why) => report.missing.push(why),
+                Err(e) => {
+                    tracing::warn!(content = f.id, error = %e, "copying a file back failed; trying again");
+                    tokio::time::sleep(std::time::Duration::from_secs(u64::from(tries))).await;
+                }
             }
         }
-        report.missing.sort();
-        Ok(report)
     }
 
     /// Puts one content's bytes back into the file store from its backup copy.
-    async fn bring_back(&self, f: StoredFile) -> Result<Brought, Error> {
+    async fn try_bring_back(&self, f: &StoredFile) -> Result<Brought, Error> {
         let key = Path::from(f.storage_key.as_str());
         let size = f.filesize as u64;
         if self.files.head(&key).await?.is_some_and(|o| o.size == size) {

@@ -658,8 +658,19 @@ pub trait MetaArchive: Send + Sync {
     /// database without).
     async fn holds_data(&self) -> Result<bool>;
     /// Loads a backup's tables (the lines after its header) in one
-    /// transaction: all of it or nothing.
-    async fn load(&self, input: &mut (dyn tokio::io::AsyncBufRead + Unpin + Send)) -> Result<ArchiveSummary>;
+    /// transaction, into a database at `schema` (checked inside it): all of
+    /// it or nothing. Its references are checked before the commit, which
+    /// also marks the restore unfinished until [`MetaArchive::finish_restore`].
+    async fn load(
+        &self,
+        schema: i64,
+        input: &mut (dyn tokio::io::AsyncBufRead + Unpin + Send),
+    ) -> Result<ArchiveSummary>;
+    /// Whether a restore loaded the metadata and has not finished bringing
+    /// the bytes back (no api or worker may start meanwhile).
+    async fn restore_pending(&self) -> Result<bool>;
+    /// Marks the restore finished.
+    async fn finish_restore(&self) -> Result<()>;
     /// Claims `task` if it is due at `now`, holding it until `until`; true
     /// for the one caller that moved it.
     async fn claim_task(&self, task: &str, now: i64, until: i64) -> Result<bool>;

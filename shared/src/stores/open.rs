@@ -101,9 +101,10 @@ impl DataStores {
                 let prefix = &settings.redis_prefix;
                 let uploads = RedisUploads::new(con.clone(), prefix, settings.upload_ttl);
                 if !crate::stores::connection::is_cluster_url(url) {
-                    let renamed = uploads.tag_old_keys().await.map_err(fail("REDIS_URL"))?;
-                    if renamed > 0 {
-                        tracing::info!(renamed, "upload keys of an earlier release renamed");
+                    match uploads.tag_old_keys().await {
+                        Ok(0) => {}
+                        Ok(renamed) => tracing::info!(renamed, "upload keys of an earlier release renamed"),
+                        Err(e) => tracing::warn!(error = %e, "renaming upload keys of an earlier release failed"),
                     }
                 }
                 let shared: Shared = (
@@ -130,6 +131,13 @@ impl Backends {
     /// Opens everything the settings name.
     pub(crate) async fn open(settings: &Settings) -> Result<Self, OpenError> {
         let data = DataStores::open(settings).await?;
+        if data.repo.restore_pending().await.map_err(fail("DATABASE_URL"))? {
+            return Err(OpenError {
+                setting: "DATABASE_URL",
+                message: "a restore into this database is unfinished: run `api admin restore` again to finish it"
+                    .into(),
+            });
+        }
         let queue = match (queue_url(settings)?, &data.redis) {
             // The same server as the upload state: one connection, which
             // reconnects once for both after Redis restarts.

@@ -45,6 +45,9 @@ const VERSION: u64 = 1;
 const TRANSIENT: &[&str] =
     &["upload_sessions", "upload_chunks", "upload_segments", "upload_leases", "upload_challenges", "quota_holds"];
 
+/// The `maintenance` row a restore leaves until its bytes are back.
+const RESTORE_PENDING: &str = "restore_pending";
+
 /// Rows per INSERT when loading (and at most this many bound values).
 const ROWS_PER_INSERT: usize = 200;
 const VALUES_PER_INSERT: usize = 10_000;
@@ -163,8 +166,20 @@ impl SqlRepo {
     async fn load_on(
         conn: &mut PoolConnection<Any>,
         dialect: Dialect,
+        schema: i64,
         input: &mut (dyn AsyncBufRead + Unpin + Send),
     ) -> Result<ArchiveSummary> {
+        // Rows of one schema go into tables of that schema only: a process
+        // that migrated the database meanwhile stops the load.
+        let applied = Self::applied_on(conn, dialect).await.map_err(sql_err("reading the schema version"))?;
+        if applied != Some(schema) {
+            return Err(Error::internal(
+                "restoring",
+                format!(
+                    "the database is at schema {applied:?}, not the backup's {schema}: was an api started meanwhile?"
+                ),
+            ));
+        }
         let catalogue = Self::catalogue(conn, dialect).await.map_err(sql_err("reading the catalogue"))?;
         let mut summary = ArchiveSummary::default();
         let mut lines = input.lines();
@@ -184,6 +199,17 @@ impl SqlRepo {
                 if tables != Some(summary.tables) || rows != Some(summary.rows) {
                     return Err(bad_archive("its end line counts other tables or rows than it holds"));
                 }
+                Self::check_references(conn, dialect).await?;
+                sqlx::query("DELETE FROM maintenance WHERE task = ?")
+                    .bind(RESTORE_PENDING)
+                    .execute(&mut **conn)
+                    .await
+                    .map_err(sql_err("marking the restore unfinished"))?;
+                sqlx::query("INSERT INTO maintenance (task, due_at) VALUES (?, 0)")
+                    .bind(RESTORE_PENDING)
+                    .execute(&mut **conn)
+                    .await
+                    .map_err(sql_err("marking the restore unfinished"))?;
                 return Ok(summary);
             }
             let table = head["table"].as_str().ok_or_else(|| bad_archive("expected a table's first line"))?.to_owned();
@@ -237,6 +263,51 @@ impl SqlRepo {
             summary.tables += 1;
             summary.rows += count;
         }
+    }
+}
+
+impl SqlRepo {
+    /// Checks every foreign key of the loaded rows (checks were off while
+    /// they went in, table by table): a backup whose rows point at nothing
+    /// is refused.
+    async fn check_references(conn: &mut PoolConnection<Any>, dialect: Dialect) -> Result<()> {
+        let dangling: i64 = match dialect {
+            Dialect::Sqlite => sqlx::query("PRAGMA foreign_key_check")
+                .fetch_all(&mut **conn)
+                .await
+                .map_err(sql_err("checking the restored references"))?
+                .len() as i64,
+            Dialect::MySql => {
+                let keys: Vec<(String, String, String, String)> = sqlx::query_as(
+                    "SELECT table_name, column_name, referenced_table_name, referenced_column_name \
+                     FROM information_schema.key_column_usage \
+                     WHERE table_schema = DATABASE() AND referenced_table_name IS NOT NULL",
+                )
+                .fetch_all(&mut **conn)
+                .await
+                .map_err(sql_err("reading the foreign keys"))?;
+                let mut n = 0i64;
+                for (table, column, parent, key) in keys {
+                    let sql = format!(
+                        "SELECT COUNT(*) FROM {t} c LEFT JOIN {p} r ON r.{k} = c.{c} WHERE c.{c} IS NOT NULL AND r.{k} IS NULL",
+                        t = quote(&table),
+                        p = quote(&parent),
+                        k = quote(&key),
+                        c = quote(&column)
+                    );
+                    let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .fetch_one(&mut **conn)
+                        .await
+                        .map_err(sql_err("checking the restored references"))?;
+                    n += count;
+                }
+                n
+            }
+        };
+        if dangling > 0 {
+            return Err(bad_archive(format!("{dangling} of its rows point at rows it does not hold")));
+        }
+        Ok(())
     }
 }
 
@@ -377,7 +448,7 @@ impl MetaArchive for SqlRepo {
             Dialect::MySql => {
                 let mut conn = self.pool.acquire().await.map_err(sql_err("taking a connection to migrate"))?;
                 let got: Option<i64> =
-                    sqlx::query_scalar("SELECT GET_LOCK(CONCAT('pan-migrations-', DATABASE()), 600)")
+                    sqlx::query_scalar("SELECT GET_LOCK(CONCAT('pan-migrations-', MD5(DATABASE())), 600)")
                         .fetch_one(&mut *conn)
                         .await
                         .map_err(sql_err("waiting for the migration lock"))?;
@@ -397,7 +468,7 @@ impl MetaArchive for SqlRepo {
         }
         .map_err(|e| Error::internal("applying migrations", e));
         if let Some(conn) = held {
-            end(conn, "DO RELEASE_LOCK(CONCAT('pan-migrations-', DATABASE()))")
+            end(conn, "DO RELEASE_LOCK(CONCAT('pan-migrations-', MD5(DATABASE())))")
                 .await
                 .map_err(sql_err("releasing the migration lock"))?;
         }
@@ -415,7 +486,7 @@ impl MetaArchive for SqlRepo {
         Ok(n > 0)
     }
 
-    async fn load(&self, input: &mut (dyn AsyncBufRead + Unpin + Send)) -> Result<ArchiveSummary> {
+    async fn load(&self, schema: i64, input: &mut (dyn AsyncBufRead + Unpin + Send)) -> Result<ArchiveSummary> {
         let mut conn = self.pool.acquire().await.map_err(sql_err("taking a connection for the restore"))?;
         // Rows arrive table by table in name order, not in the order their
         // references need: checks are off on this connection, which is
@@ -430,13 +501,40 @@ impl MetaArchive for SqlRepo {
                 return Err(Error::internal("starting the restore's transaction", e));
             }
         }
-        let loaded = Self::load_on(&mut conn, self.dialect, input).await;
+        let loaded = Self::load_on(&mut conn, self.dialect, schema, input).await;
         let finish = if loaded.is_ok() { "COMMIT" } else { "ROLLBACK" };
         let ended = sqlx::Executor::execute(&mut *conn, finish).await;
         let _ = conn.close().await;
         let summary = loaded?;
         ended.map_err(sql_err("committing the restore"))?;
         Ok(summary)
+    }
+
+    async fn restore_pending(&self) -> Result<bool> {
+        let mut conn = self.pool.acquire().await.map_err(sql_err("taking a connection"))?;
+        if !Self::tables(&mut conn, self.dialect)
+            .await
+            .map_err(sql_err("listing tables"))?
+            .iter()
+            .any(|t| t == "maintenance")
+        {
+            return Ok(false);
+        }
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM maintenance WHERE task = ?")
+            .bind(RESTORE_PENDING)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(sql_err("reading whether a restore is unfinished"))?;
+        Ok(n > 0)
+    }
+
+    async fn finish_restore(&self) -> Result<()> {
+        sqlx::query("DELETE FROM maintenance WHERE task = ?")
+            .bind(RESTORE_PENDING)
+            .execute(&self.pool)
+            .await
+            .map_err(sql_err("marking the restore finished"))?;
+        Ok(())
     }
 
     async fn claim_task(&self, task: &str, now: i64, until: i64) -> Result<bool> {

@@ -15,9 +15,10 @@
 //!   (they live in other slots): a lookup checks the session they name;
 //! - `p:merging`: sorted set of uploads being merged, scored by their last
 //!   heartbeat, so the sweeper finds merges whose job was lost. An id is
-//!   added before its session turns `merging` and removed after it stops,
-//!   so a crash between the two leaves an extra member the sweep drops,
-//!   never a merge it cannot find;
+//!   added (`ZADD GT`) before its session turns `merging` and removed after
+//!   it stops; a member whose session is not merging is dropped by the
+//!   sweep only. A crash between leaves an extra member, never a merge the
+//!   sweep cannot find;
 //! - `p:upload:{<id>}:leases`: hash lease name → `<holder> <expiry ms>` (a
 //!   segment's bytes being written, the running hash being advanced); the
 //!   running hash's progress lives in the session hash (`hashed_to`, in
@@ -292,6 +293,17 @@ return reply
     )
 });
 
+/// KEYS: an old key, its new name. Renames it if it still exists and the
+/// new name is free: 1 when renamed.
+static RENAME_IF_THERE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('RENAMENX', KEYS[1], KEYS[2])
+"#,
+    )
+});
+
 /// KEYS: a resume pointer. ARGV: upload id. Deletes it if it names the upload.
 static DROP_POINTER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -330,8 +342,10 @@ impl RedisUploads {
             let Ok(id) = UploadId::parse(id) else { continue };
             let new =
                 if suffix.is_empty() { self.session_key(&id) } else { format!("{}:{suffix}", self.session_key(&id)) };
-            let moved: bool = con.rename_nx(key, &new).await?;
-            renamed += usize::from(moved);
+            // A key may run out or be renamed by another process starting
+            // beside this one between the scan and here: skipped then.
+            let moved: i64 = RENAME_IF_THERE.key(key).key(&new).invoke_async(&mut con).await?;
+            renamed += usize::from(moved == 1);
         }
         Ok(renamed)
     }
@@ -357,12 +371,29 @@ impl RedisUploads {
     }
 
     /// Drops the resume pointers among `keys` that still name upload `id`
-    /// (each is in a slot of its own).
-    async fn drop_pointers(&self, id: &UploadId, keys: &[String]) -> Result<()> {
+    /// (each is in a slot of its own). Best effort: the change they follow
+    /// is made, and a pointer left behind is a hint its lookup checks.
+    async fn drop_pointers(&self, id: &UploadId, keys: &[String]) {
         let mut con = self.con.clone();
         for key in keys {
-            let _: i64 = DROP_POINTER.key(key).arg(id.as_str()).invoke_async(&mut con).await?;
+            let dropped: redis::RedisResult<i64> = DROP_POINTER.key(key).arg(id.as_str()).invoke_async(&mut con).await;
+            if let Err(e) = dropped {
+                tracing::warn!(upload = %id, error = %e, "a resume pointer was left behind");
+            }
         }
+    }
+
+    /// Puts `id` in the set of merges in flight with the score `now`, never
+    /// lowering the score a running merge's heartbeat gave it.
+    async fn note_merging(&self, id: &UploadId, now: i64) -> Result<()> {
+        let mut con = self.con.clone();
+        let _: () = redis::cmd("ZADD")
+            .arg(self.merging_key())
+            .arg("GT")
+            .arg(now)
+            .arg(id.as_str())
+            .query_async(&mut con)
+            .await?;
         Ok(())
     }
 
@@ -559,7 +590,7 @@ impl UploadSessions for RedisUploads {
         let mut con = self.con.clone();
         // In the merging set before the session says merging (see the
         // module's notes): the sweep drops the member if it never does.
-        let _: () = con.zadd(self.merging_key(), id.as_str(), now).await?;
+        self.note_merging(id, now).await?;
         let reply: Vec<String> = START_MERGE
             .key(self.session_key(id))
             .key(self.segments_key(id))
@@ -567,21 +598,20 @@ impl UploadSessions for RedisUploads {
             .arg(self.ttl)
             .invoke_async(&mut con)
             .await?;
-        let outcome = match reply.first().map(String::as_str).unwrap_or("") {
+        // A member whose session did not turn merging stays until the sweep
+        // of stale merges drops it: removing it here could remove another
+        // caller's, whose merge did start.
+        match reply.first().map(String::as_str).unwrap_or("") {
             "started" => {
-                self.drop_pointers(id, &reply[1..]).await?;
-                return Ok(CompleteOutcome::Started);
+                self.drop_pointers(id, &reply[1..]).await;
+                Ok(CompleteOutcome::Started)
             }
             "missing" => Ok(CompleteOutcome::Missing),
             "gone" => Err(Error::UploadNotFound),
             other => UploadState::parse(other)
                 .map(CompleteOutcome::AlreadyIn)
                 .ok_or_else(|| Error::internal("completing upload", format!("unexpected state {other:?}"))),
-        };
-        if !matches!(outcome, Ok(CompleteOutcome::AlreadyIn(UploadState::Merging))) {
-            let _: () = con.zrem(self.merging_key(), id.as_str()).await?;
         }
-        outcome
     }
 
     async fn finish_merge(
@@ -605,7 +635,11 @@ impl UploadSessions for RedisUploads {
             .invoke_async(&mut con)
             .await?;
         if moved == 1 {
-            let _: () = con.zrem(self.merging_key(), id.as_str()).await?;
+            // Best effort: a member left behind is dropped by the sweep.
+            let removed: redis::RedisResult<()> = con.zrem(self.merging_key(), id.as_str()).await;
+            if let Err(e) = removed {
+                tracing::warn!(upload = %id, error = %e, "a finished merge stays in the merging set until the sweep");
+            }
         }
         Ok(moved == 1)
     }
@@ -614,7 +648,7 @@ impl UploadSessions for RedisUploads {
         let mut con = self.con.clone();
         let touched: i64 = TOUCH_MERGE.key(self.session_key(id)).arg(now).arg(self.ttl).invoke_async(&mut con).await?;
         if touched == 1 {
-            let _: () = con.zadd(self.merging_key(), id.as_str(), now).await?;
+            self.note_merging(id, now).await?;
         }
         Ok(touched == 1)
     }
@@ -653,7 +687,7 @@ impl UploadSessions for RedisUploads {
         if reply.first().map(String::as_str) != Some("deleted") {
             return Ok(false);
         }
-        self.drop_pointers(id, &reply[1..]).await?;
+        self.drop_pointers(id, &reply[1..]).await;
         Ok(true)
     }
 
@@ -744,8 +778,13 @@ impl SegmentMap for RedisUploads {
         match reply.first().map(String::as_str) {
             Some("ok") => {
                 // The upload's resume pointers live as long as it does.
+                // Best effort: the segment is marked; a pointer that runs
+                // out only costs a client its resume by hashes.
                 for pointer in &reply[2..] {
-                    let _: () = con.expire(pointer, self.ttl).await?;
+                    let refreshed: redis::RedisResult<()> = con.expire(pointer, self.ttl).await;
+                    if let Err(e) = refreshed {
+                        tracing::warn!(upload = %id, error = %e, "a resume pointer's lifetime was not refreshed");
+                    }
                 }
                 Ok(reply.get(1).filter(|p| !p.is_empty()).cloned())
             }
