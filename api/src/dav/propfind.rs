@@ -1,0 +1,265 @@
+//! PROPFIND at Depth 0 and 1, streamed: the answer starts once the resource
+//! and the first page of its children are read, and each further page is
+//! read and written in turn, so a 10,000-entry folder never sits in memory.
+//! A page that cannot be read after the first byte breaks the connection
+//! (the stream ends in an error): a 207 never ends with members missing,
+//! which a sync client would take for deletions. Depth infinity (and a
+//! request without Depth, which means infinity) is refused with 403 and
+//! `<d:propfind-finite-depth/>` (RFC 4918 §9.1), whatever other headers say.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use poem::http::StatusCode;
+use poem::{Body, Request, Response};
+use shared::Services;
+use shared::domain::{SortKey, TreeItem, User};
+use shared::tree::{ListCursor, PageRequest};
+
+use super::xml::{self, DAV, OC, PropFind, PropName};
+use super::{Dav, DavError, DavResult, Node, Target};
+
+/// Children read (and written) per page.
+const PAGE: i64 = 500;
+/// How long an XML request body may take to arrive.
+const BODY_TIME: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Reads a small XML request body: at most [`xml::MAX_BODY`] bytes within 20 s.
+pub async fn read_body(body: Body) -> DavResult<Bytes> {
+    match tokio::time::timeout(BODY_TIME, body.into_bytes_limit(xml::MAX_BODY)).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => {
+            Err(DavError::new(StatusCode::PAYLOAD_TOO_LARGE, "an XML body is at most 1 MiB"))
+        }
+        Ok(Err(e)) => Err(DavError::bad(format!("reading the body: {e}"))),
+        Err(_) => Err(DavError::bad("the body did not arrive within 20 s")),
+    }
+}
+
+/// Which properties every resource has, and which `allprop` lists.
+fn all_props() -> Vec<PropName> {
+    ["resourcetype", "getlastmodified", "getetag", "getcontentlength", "getcontenttype"]
+        .iter()
+        .map(|n| PropName::new(DAV, n))
+        .collect()
+}
+
+/// Every property name pan knows (what `propname` lists, where defined).
+fn known_props() -> Vec<PropName> {
+    let mut out = all_props();
+    out.extend(["displayname", "quota-used-bytes", "quota-available-bytes"].iter().map(|n| PropName::new(DAV, n)));
+    out.extend(["fileid", "checksums", "size"].iter().map(|n| PropName::new(OC, n)));
+    out
+}
+
+/// The user's usage and what is left (`-3`, as Nextcloud says it: no limit).
+#[derive(Debug, Clone, Copy)]
+struct Quota {
+    used: i64,
+    available: i64,
+}
+
+/// How the properties of each resource of one PROPFIND are written.
+struct Render {
+    asked: PropFind,
+    quota: Option<Quota>,
+    /// The caller's signup time: the root's modification time.
+    root_time: i64,
+}
+
+impl Render {
+    /// The value of `prop` on `node` as XML content, `None` where the
+    /// resource has no such property.
+    fn value(&self, node: &Node, prop: &PropName) -> Option<String> {
+        let collection = !matches!(node, Node::File(_));
+        if prop.ns == DAV {
+            return match (prop.name.as_str(), node) {
+                ("resourcetype", _) => Some(if collection { "<d:collection/>".into() } else { String::new() }),
+                ("getlastmodified", Node::File(f)) => Some(http_date(f.mtime)),
+                ("getlastmodified", Node::Folder(d)) => Some(http_date(d.updated_at)),
+                ("getlastmodified", Node::Root) => Some(http_date(self.root_time)),
+                ("getetag", Node::File(f)) => {
+                    Some(xml::escape(&format!("\"{}\"", f.sha256.as_deref().unwrap_or(&f.filehash))))
+                }
+                ("getetag", Node::Folder(d)) => Some(xml::escape(&format!("\"{}-{}\"", d.id, d.updated_at))),
+                ("getcontentlength", Node::File(f)) => Some(f.filesize.to_string()),
+                ("getcontenttype", Node::File(f)) => Some(xml::escape(
+                    crate::routes::files::preview_type(&f.filename).unwrap_or("application/octet-stream"),
+                )),
+                ("displayname", Node::File(f)) => Some(xml::escape(&f.filename)),
+                ("displayname", Node::Folder(d)) => Some(xml::escape(&d.name)),
+                ("quota-used-bytes", _) if collection => self.quota.map(|q| q.used.to_string()),
+                ("quota-available-bytes", _) if collection => self.quota.map(|q| q.available.to_string()),
+                _ => None,
+            };
+        }
+        if prop.ns == OC {
+            return match (prop.name.as_str(), node) {
+                ("fileid", Node::File(f)) => Some(f.id.clone()),
+                ("fileid", Node::Folder(d)) => Some(d.id.clone()),
+                ("checksums", Node::File(f)) => Some(format!("<oc:checksum>SHA1:{}</oc:checksum>", f.filehash)),
+                ("size", Node::File(f)) => Some(f.filesize.to_string()),
+                _ => None,
+            };
+        }
+        None
+    }
+
+    /// One `<d:response>` for `node` at `href`.
+    fn response(&self, href: &str, node: &Node) -> String {
+        let (mut found, mut missing) = (Vec::new(), Vec::new());
+        match &self.asked {
+            PropFind::All => {
+                for p in all_props() {
+                    if let Some(v) = self.value(node, &p) {
+                        found.push(p.with(&v));
+                    }
+                }
+            }
+            PropFind::Names => {
+                for p in known_props() {
+                    if self.value(node, &p).is_some() {
+                        found.push(p.empty());
+                    }
+                }
+            }
+            PropFind::Props(props) => {
+                for p in props {
+                    match self.value(node, p) {
+                        Some(v) if v.is_empty() => found.push(p.empty()),
+                        Some(v) => found.push(p.with(&v)),
+                        None => missing.push(p.empty()),
+                    }
+                }
+            }
+        }
+        xml::response(href, &found, &missing)
+    }
+
+    fn wants_quota(&self) -> bool {
+        match &self.asked {
+            PropFind::Props(props) => {
+                props.iter().any(|p| p.is(DAV, "quota-used-bytes") || p.is(DAV, "quota-available-bytes"))
+            }
+            PropFind::Names => false,
+            PropFind::All => false,
+        }
+    }
+}
+
+/// Unix seconds as an HTTP date (RFC 9110 IMF-fixdate).
+pub fn http_date(secs: i64) -> String {
+    let t = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// `PROPFIND`.
+pub async fn propfind(dav: &Dav, req: &Request, target: &Target, body: Body) -> DavResult {
+    let depth = match req.header("depth").map(str::trim) {
+        Some("0") => 0,
+        Some("1") => 1,
+        Some(d) if !d.eq_ignore_ascii_case("infinity") => return Err(DavError::bad("Depth is 0, 1 or infinity")),
+        _ => {
+            let mut e = DavError::forbidden("PROPFIND of Depth infinity is not supported: ask for Depth 0 or 1");
+            e.condition = Some("propfind-finite-depth");
+            return Err(e);
+        }
+    };
+    let asked = xml::parse_propfind(&read_body(body).await?).map_err(|e| DavError::bad(e.0))?;
+    let node = dav.resolve(target).await?.ok_or_else(DavError::not_found)?;
+    let mut render = Render { asked, quota: None, root_time: dav.user.created_at };
+    if render.wants_quota() {
+        let profile = dav.state.services.accounts.profile(&dav.user).await?;
+        let used = profile.usage.bytes + profile.usage.trash_bytes + profile.versions.1 as i64;
+        let available = profile.quota_bytes.map_or(-3, |q| (q as i64 - used).max(0));
+        render.quota = Some(Quota { used, available });
+    }
+    let collection = !matches!(node, Node::File(_));
+    let mut first = String::from(xml::MULTISTATUS_OPEN);
+    first.push_str(&render.response(&dav.href(&target.names, collection), &node));
+    let folder = match node.folder_id() {
+        Some(id) if depth == 1 => id.to_owned(),
+        _ => {
+            first.push_str(xml::MULTISTATUS_CLOSE);
+            return Ok(multistatus(Body::from_string(first)));
+        }
+    };
+    // The first page before the first byte: a backend that is away now is
+    // a 503, not a broken answer.
+    let lister = Arc::new(Lister {
+        services: dav.state.services.clone(),
+        user: dav.user.clone(),
+        folder,
+        parent_href: dav.href(&target.names, true),
+        render,
+    });
+    let (page, next) = lister.page(None).await?;
+    first.push_str(&page);
+    let Some(cursor) = next else {
+        first.push_str(xml::MULTISTATUS_CLOSE);
+        return Ok(multistatus(Body::from_string(first)));
+    };
+    let rest = futures::stream::unfold(Some(cursor), move |cursor| {
+        let lister = lister.clone();
+        async move {
+            let cursor = cursor?;
+            match lister.page(Some(cursor)).await {
+                Ok((page, Some(next))) => Some((Ok(Bytes::from(page)), Some(next))),
+                Ok((mut page, None)) => {
+                    page.push_str(xml::MULTISTATUS_CLOSE);
+                    Some((Ok(Bytes::from(page)), None))
+                }
+                Err(e) => {
+                    // Breaking the connection: the client sees a truncated
+                    // answer, never a complete one with members missing.
+                    tracing::warn!(status = %e.status, message = %e.message, "a PROPFIND listing failed mid-answer");
+                    Some((Err(std::io::Error::other(e.message)), None))
+                }
+            }
+        }
+    });
+    let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(first)) }).chain(rest);
+    Ok(multistatus(Body::from_bytes_stream(stream)))
+}
+
+/// A 207 with `body`.
+fn multistatus(body: Body) -> Response {
+    Response::builder().status(StatusCode::MULTI_STATUS).content_type("application/xml; charset=utf-8").body(body)
+}
+
+/// The pages of one folder's listing, each read and written on demand.
+struct Lister {
+    services: Arc<Services>,
+    user: User,
+    folder: String,
+    /// The folder's href, ending with `/`.
+    parent_href: String,
+    render: Render,
+}
+
+impl Lister {
+    /// The responses of the page after `after`, and where the next begins.
+    async fn page(&self, after: Option<ListCursor>) -> DavResult<(String, Option<ListCursor>)> {
+        let page = PageRequest { sort: SortKey::Name, desc: false, limit: PAGE, after };
+        let (items, next) = self.services.tree.list_children(&self.user, &self.folder, &page).await?;
+        let mut out = String::new();
+        for item in items {
+            let (node, collection) = match item {
+                TreeItem::Folder(d) => (Node::Folder(d), true),
+                TreeItem::File(f) => (Node::File(f), false),
+            };
+            let name = match &node {
+                Node::Folder(d) => d.name.as_str(),
+                Node::File(f) => f.filename.as_str(),
+                Node::Root => "",
+            };
+            let mut href = format!("{}{}", self.parent_href, super::encode_segment(name));
+            if collection {
+                href.push('/');
+            }
+            out.push_str(&self.render.response(&href, &node));
+        }
+        Ok((out, next))
+    }
+}
