@@ -216,6 +216,9 @@ impl Target {
     /// path of the files tree. A segment whose decoding holds `/` or NUL,
     /// or is not UTF-8, is 400: a name never becomes two.
     pub fn parse(path: &str) -> DavResult<Option<Target>> {
+        if path.contains('#') {
+            return Err(DavError::bad("a path holds no fragment ('#' is %23 in a name)"));
+        }
         let (user, rest) = if let Some(rest) = path.strip_prefix(FILES) {
             let (user, rest) = rest.split_once('/').unwrap_or((rest, ""));
             (Some(decode(user)?), rest)

@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod conformance;
 mod crash;
+mod dav;
 mod declare;
 mod durability;
 mod faults;

@@ -1,0 +1,327 @@
+//! WebDAV (`/remote.php/dav/files/<username>/`): HTTP Basic with app
+//! passwords, PROPFIND at finite depths, PUT as a server-hashed upload that
+//! replaces a file keeping a version, DELETE into the trash as one item,
+//! COPY and MOVE with `Overwrite`, and litmus, a real client, on top.
+
+use pan_tests::*;
+use reqwest::Method;
+use serde_json::json;
+
+/// A user with an app password: (token, username, app password).
+async fn dav_user(app: &TestApp, prefix: &str) -> (String, String, String) {
+    let name = uname(prefix);
+    let token = app.user(&name).await;
+    let (code, made) = app.post_json("/usr/apppassword/create", Some(&token), &json!({"name": "webdav"})).await;
+    assert_eq!(code, StatusCode::CREATED, "{made}");
+    (token, name.clone(), made["password"].as_str().expect("password").to_owned())
+}
+
+/// A WebDAV client for one user.
+struct Dav<'a> {
+    app: &'a TestApp,
+    user: String,
+    password: String,
+}
+
+impl Dav<'_> {
+    fn url(&self, path: &str) -> String {
+        self.app.url(&format!("/remote.php/dav/files/{}{path}", self.user))
+    }
+
+    fn req(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
+        self.app
+            .http
+            .request(Method::from_bytes(method.as_bytes()).unwrap(), self.url(path))
+            .basic_auth(&self.user, Some(&self.password))
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let resp = req.send().await.expect("request");
+        let (code, headers) = (resp.status(), resp.headers().clone());
+        (code, headers, resp.text().await.expect("body"))
+    }
+
+    async fn put(&self, path: &str, data: &[u8]) -> (StatusCode, reqwest::header::HeaderMap) {
+        let (code, headers, body) = self.send(self.req("PUT", path).body(data.to_vec())).await;
+        assert!(code.is_success(), "PUT {path}: {code} {body}");
+        (code, headers)
+    }
+
+    async fn mkcol(&self, path: &str) {
+        let (code, _, body) = self.send(self.req("MKCOL", path)).await;
+        assert_eq!(code, StatusCode::CREATED, "MKCOL {path}: {body}");
+    }
+
+    async fn get(&self, path: &str) -> Vec<u8> {
+        let resp = self.req("GET", path).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "GET {path}");
+        resp.bytes().await.unwrap().to_vec()
+    }
+
+    async fn propfind(&self, path: &str, depth: &str, body: &str) -> (StatusCode, String) {
+        let (code, _, text) = self.send(self.req("PROPFIND", path).header("Depth", depth).body(body.to_owned())).await;
+        (code, text)
+    }
+}
+
+/// The `<d:response>` blocks of a multistatus, by href.
+fn responses(xml: &str) -> Vec<(String, String)> {
+    xml.split("<d:response>")
+        .skip(1)
+        .map(|r| {
+            let href = r.split("<d:href>").nth(1).and_then(|h| h.split("</d:href>").next()).unwrap_or("");
+            (href.to_owned(), r.to_owned())
+        })
+        .collect()
+}
+
+both!(
+    /// Only the path's own user gets in, and only with an app password:
+    /// none, a wrong one or the account password is 401 with the Basic
+    /// challenge; another user's path, in the URL or in `Destination`, is
+    /// 403; `%2F` and `%00` inside a segment are 400; OPTIONS needs nothing.
+    webdav_lets_in_only_the_paths_user_with_an_app_password,
+    |app| {
+        let (_, alice, secret) = dav_user(&app, "davauth").await;
+        let (_, bob, bob_secret) = dav_user(&app, "davother").await;
+        let dav = Dav { app: &app, user: alice.clone(), password: secret.clone() };
+        let url = dav.url("/");
+        let none = app.http.request(Method::from_bytes(b"PROPFIND").unwrap(), &url).header("Depth", "0");
+        let resp = none.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(resp.headers()["www-authenticate"], "Basic realm=\"pan\", charset=\"UTF-8\"");
+        assert!(resp.text().await.unwrap().contains("Sabre\\DAV\\Exception\\NotAuthenticated"));
+        for password in ["correct horse", &"0".repeat(64), &bob_secret] {
+            let wrong = Dav { app: &app, user: alice.clone(), password: password.to_owned() };
+            assert_eq!(wrong.propfind("/", "0", "").await.0, StatusCode::UNAUTHORIZED, "{password}");
+        }
+        assert_eq!(dav.propfind("/", "0", "").await.0, StatusCode::MULTI_STATUS);
+        let webdav = app.http.request(Method::from_bytes(b"PROPFIND").unwrap(), app.url("/remote.php/webdav/"));
+        let resp = webdav.basic_auth(&alice, Some(&secret)).header("Depth", "0").send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::MULTI_STATUS, "the alias");
+
+        // Bob's tree, with Alice's credentials.
+        let theirs = Dav { app: &app, user: bob.clone(), password: secret.clone() };
+        let foreign = app.http.request(Method::from_bytes(b"PROPFIND").unwrap(), theirs.url("/"));
+        let resp = foreign.basic_auth(&alice, Some(&secret)).header("Depth", "0").send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        dav.put("/mine.txt", b"mine").await;
+        let to_bob = dav.req("COPY", "/mine.txt").header("Destination", theirs.url("/stolen.txt"));
+        assert_eq!(dav.send(to_bob).await.0, StatusCode::FORBIDDEN);
+        let bob_dav = Dav { app: &app, user: bob.clone(), password: bob_secret.clone() };
+        assert_eq!(bob_dav.propfind("/stolen.txt", "0", "").await.0, StatusCode::NOT_FOUND);
+
+        for bad in ["/a%2Fb", "/a%00b"] {
+            let (code, _, body) = dav.send(dav.req("PUT", bad).body("x")).await;
+            assert_eq!(code, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        }
+        let options = app.http.request(Method::OPTIONS, &url).send().await.unwrap();
+        assert_eq!(options.status(), StatusCode::OK);
+        assert!(options.headers()["dav"].to_str().unwrap().starts_with('1'));
+    }
+);
+
+both!(
+    /// PROPFIND lists a folder at Depth 1 with the properties rclone reads
+    /// (`oc:checksums` as `SHA1:<hex>`, `getetag` the content's SHA-256,
+    /// sizes, quota) and refuses Depth infinity, or no Depth, with 403 and
+    /// `propfind-finite-depth`, whatever other headers say; 404 for nothing.
+    propfind_lists_at_depth_one_and_refuses_infinity,
+    |app| {
+        let (_, user, password) = dav_user(&app, "davlist").await;
+        let dav = Dav { app: &app, user: user.clone(), password };
+        dav.mkcol("/docs").await;
+        dav.mkcol("/docs/inner").await;
+        let data = test_bytes(5000, 3);
+        dav.put("/docs/a%20b.bin", &data).await;
+        dav.put("/docs/caf%C3%A9.txt", b"").await;
+
+        let ask = r#"<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop>
+            <d:getetag/><d:getcontentlength/><d:resourcetype/><oc:checksums/><oc:fileid/>
+            <d:quota-used-bytes/><d:quota-available-bytes/><x:nope xmlns:x="urn:x"/></d:prop></d:propfind>"#;
+        let (code, xml) = dav.propfind("/docs/", "1", ask).await;
+        assert_eq!(code, StatusCode::MULTI_STATUS, "{xml}");
+        let found = responses(&xml);
+        let hrefs: Vec<&str> = found.iter().map(|(h, _)| h.as_str()).collect();
+        let base = format!("/remote.php/dav/files/{user}/docs/");
+        assert_eq!(
+            hrefs,
+            [base.clone(), format!("{base}inner/"), format!("{base}a%20b.bin"), format!("{base}caf%C3%A9.txt")]
+        );
+        let file = &found[2].1;
+        assert!(file.contains(&format!("<oc:checksum>SHA1:{}</oc:checksum>", sha1_hex(&data))), "{file}");
+        assert!(file.contains(&format!("<d:getetag>&quot;{}&quot;</d:getetag>", sha256_hex(&data))), "{file}");
+        assert!(file.contains("<d:getcontentlength>5000</d:getcontentlength>"), "{file}");
+        assert!(file.contains("<x:nope xmlns:x=\"urn:x\"/></d:prop><d:status>HTTP/1.1 404 Not Found"), "{file}");
+        assert!(found[0].1.contains("<d:collection/>") && found[0].1.contains("<d:quota-used-bytes>5000<"));
+        assert!(found[0].1.contains("<d:quota-available-bytes>"), "{}", found[0].1);
+
+        let (code, xml) = dav.propfind("/docs/a%20b.bin", "0", "").await;
+        assert_eq!((code, responses(&xml).len()), (StatusCode::MULTI_STATUS, 1), "{xml}");
+        for depth in ["infinity", "Infinity"] {
+            let (code, body) = dav.propfind("/docs/", depth, "").await;
+            assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+            assert!(body.contains("<d:propfind-finite-depth/>"), "{body}");
+        }
+        let (code, _, body) = dav.send(dav.req("PROPFIND", "/docs/").header("X-Litmus", "props: 1")).await;
+        assert_eq!(code, StatusCode::FORBIDDEN, "no Depth is infinity: {body}");
+        assert_eq!(dav.propfind("/nothing/", "1", "").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(dav.propfind("/docs/", "1", "<not xml").await.0, StatusCode::BAD_REQUEST);
+    }
+);
+
+both!(
+    /// A PUT makes a file (201) and a PUT onto it replaces its content
+    /// (204): the same id, the old content kept as a version, the bytes
+    /// served back with Range; a body without a length is streamed in;
+    /// `X-OC-Mtime` sets the modification time (answered `accepted`); an
+    /// `OC-Checksum` that does not match is 400 and changes nothing.
+    put_makes_and_replaces_files_keeping_a_version,
+    |app| {
+        let (token, user, password) = dav_user(&app, "davput").await;
+        let dav = Dav { app: &app, user, password };
+        let first = test_bytes(300_000, 7);
+        let (code, headers) = dav.put("/f.bin", &first).await;
+        assert_eq!(code, StatusCode::CREATED);
+        let id = headers["oc-fileid"].to_str().unwrap().to_owned();
+        assert_eq!(headers["etag"].to_str().unwrap(), format!("\"{}\"", sha256_hex(&first)));
+        assert_eq!(dav.get("/f.bin").await, first);
+
+        let second = test_bytes(200_000, 8);
+        let stream = futures::stream::iter(second.chunks(7000).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>());
+        let req = dav.req("PUT", "/f.bin").header("X-OC-Mtime", "1600000000.75").body(reqwest::Body::wrap_stream(stream));
+        let (code, headers, body) = dav.send(req).await;
+        assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+        assert_eq!(headers["oc-fileid"].to_str().unwrap(), id, "the same file");
+        assert_eq!(headers["x-oc-mtime"], "accepted");
+        assert_eq!(dav.get("/f.bin").await, second);
+        let (code, versions) = app.call("GET", &format!("/file/versions?id={id}"), Some(&token)).await;
+        assert_eq!(code, StatusCode::OK, "{versions}");
+        let versions = versions["versions"].as_array().unwrap();
+        assert_eq!(versions.len(), 1, "{versions:?}");
+        assert_eq!(versions[0]["sha256"], json!(sha256_hex(&first)));
+        let (_, stat) = app.call("GET", "/folder/stat?path=/f.bin", Some(&token)).await;
+        assert_eq!(stat["mtime"], json!(1_600_000_000), "{stat}");
+
+        let range = dav.req("GET", "/f.bin").header("Range", "bytes=10-19");
+        let resp = range.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(resp.bytes().await.unwrap().to_vec(), second[10..20]);
+
+        let wrong = format!("SHA1:{}", sha1_hex(b"something else"));
+        let req = dav.req("PUT", "/f.bin").header("OC-Checksum", wrong).body(test_bytes(1000, 9));
+        let (code, _, body) = dav.send(req).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(dav.get("/f.bin").await, second, "nothing changed");
+        let right = format!("SHA1:{}", sha1_hex(&first));
+        let req = dav.req("PUT", "/g.bin").header("OC-Checksum", right).body(first.clone());
+        assert_eq!(dav.send(req).await.0, StatusCode::CREATED);
+        let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
+        assert_eq!(info["open_uploads"], json!(0), "no upload left behind: {info}");
+        assert_eq!(dav.send(dav.req("PUT", "/")).await.0, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(dav.send(dav.req("PUT", "/no/such/f").body("x")).await.0, StatusCode::CONFLICT);
+    }
+);
+
+both!(
+    /// DELETE of a folder puts it into the trash as one item, with
+    /// everything in it; the root cannot be deleted or moved.
+    delete_of_a_folder_is_one_trash_item,
+    |app| {
+        let (token, user, password) = dav_user(&app, "davdel").await;
+        let dav = Dav { app: &app, user, password };
+        dav.mkcol("/tree").await;
+        dav.mkcol("/tree/sub").await;
+        dav.put("/tree/a.txt", b"a").await;
+        dav.put("/tree/sub/b.txt", b"b").await;
+        let (code, _, _) = dav.send(dav.req("DELETE", "/tree/")).await;
+        assert_eq!(code, StatusCode::NO_CONTENT);
+        let (_, trash) = app.call("GET", "/trash/list", Some(&token)).await;
+        let entries = trash["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 1, "{trash}");
+        assert_eq!(dav.propfind("/tree/", "0", "").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(dav.send(dav.req("DELETE", "/tree/")).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(dav.send(dav.req("DELETE", "/")).await.0, StatusCode::FORBIDDEN);
+        let to = dav.url("/elsewhere");
+        assert_eq!(dav.send(dav.req("MOVE", "/").header("Destination", to)).await.0, StatusCode::FORBIDDEN);
+    }
+);
+
+both!(
+    /// MOVE of a temporary file over the original (how editors save)
+    /// replaces the original's content in place: it keeps its id and the
+    /// old content becomes a version; `Overwrite: F` is 412; COPY makes a
+    /// new entry of the same content, a folder's copy holds copies of its
+    /// files; a folder never moves into itself.
+    move_over_a_file_replaces_it_in_place,
+    |app| {
+        let (token, user, password) = dav_user(&app, "davmove").await;
+        let dav = Dav { app: &app, user, password };
+        let (_, headers) = dav.put("/doc.txt", b"version one").await;
+        let id = headers["oc-fileid"].to_str().unwrap().to_owned();
+        dav.put("/.doc.txt.tmp", b"version two").await;
+        let no = dav.req("MOVE", "/.doc.txt.tmp").header("Destination", dav.url("/doc.txt")).header("Overwrite", "F");
+        assert_eq!(dav.send(no).await.0, StatusCode::PRECONDITION_FAILED);
+        let (code, headers, body) =
+            dav.send(dav.req("MOVE", "/.doc.txt.tmp").header("Destination", dav.url("/doc.txt"))).await;
+        assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+        assert_eq!(headers["oc-fileid"].to_str().unwrap(), id);
+        assert_eq!(dav.get("/doc.txt").await, b"version two");
+        assert_eq!(dav.propfind("/.doc.txt.tmp", "0", "").await.0, StatusCode::NOT_FOUND);
+        let (_, versions) = app.call("GET", &format!("/file/versions?id={id}"), Some(&token)).await;
+        assert_eq!(versions["versions"].as_array().map(Vec::len), Some(1), "{versions}");
+
+        let (code, headers, _) = dav.send(dav.req("COPY", "/doc.txt").header("Destination", dav.url("/copy.txt"))).await;
+        assert_eq!(code, StatusCode::CREATED);
+        assert_ne!(headers["oc-fileid"].to_str().unwrap(), id, "a new entry");
+        assert_eq!(dav.get("/copy.txt").await, b"version two");
+
+        dav.mkcol("/d").await;
+        dav.mkcol("/d/e").await;
+        dav.put("/d/e/f.txt", b"deep").await;
+        let copied = dav.req("COPY", "/d/").header("Destination", dav.url("/d2/"));
+        assert_eq!(dav.send(copied).await.0, StatusCode::CREATED);
+        assert_eq!(dav.get("/d2/e/f.txt").await, b"deep");
+        let into = dav.req("MOVE", "/d/").header("Destination", dav.url("/d/e/d/"));
+        assert_eq!(dav.send(into).await.0, StatusCode::CONFLICT);
+        let moved = dav.req("MOVE", "/d/").header("Destination", dav.url("/d3/"));
+        assert_eq!(dav.send(moved).await.0, StatusCode::CREATED);
+        assert_eq!(dav.get("/d3/e/f.txt").await, b"deep");
+        let (_, stat) = app.call("GET", "/folder/stat?path=/d3/e/f.txt", Some(&token)).await;
+        assert!(stat["id"].is_string(), "{stat}");
+    }
+);
+
+/// Runs litmus's `groups` against `app` as a fresh user; the test fails
+/// with litmus's output when a group fails, or when litmus is missing.
+async fn litmus(app: &TestApp, groups: &str) {
+    let litmus = ["/usr/bin/litmus", "/usr/local/bin/litmus"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("litmus is missing: scripts/deps dav installs it (scripts/test does)");
+    let (_, user, password) = dav_user(app, "litmus").await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = app.url(&format!("/remote.php/dav/files/{user}/"));
+    let out = tokio::process::Command::new(litmus)
+        .args([url.as_str(), user.as_str(), password.as_str()])
+        .env("TESTS", groups)
+        .current_dir(dir.path())
+        .output()
+        .await
+        .expect("run litmus");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "litmus {groups} failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for group in groups.split_whitespace() {
+        assert!(text.contains(&format!("<- summary for `{group}'")), "litmus ran no {group}:\n{text}");
+    }
+    assert!(!text.contains("FAIL"), "{text}");
+}
+
+both!(
+    /// litmus, the WebDAV conformance suite, passes its basic, copymove and
+    /// http groups.
+    litmus_passes_basic_copymove_and_http,
+    |app| {
+        litmus(&app, "basic copymove http").await;
+    }
+);
