@@ -16,9 +16,11 @@
 //!
 //! - [`xml`]: request bodies read, answers written.
 //! - [`propfind`]: PROPFIND, streamed.
+//! - [`proppatch`]: PROPPATCH (dead properties, modification times).
 //! - [`write`]: PUT, MKCOL, DELETE, COPY, MOVE.
 
 pub mod propfind;
+pub mod proppatch;
 pub mod write;
 pub mod xml;
 
@@ -40,7 +42,7 @@ const FILES: &str = "/remote.php/dav/files/";
 const WEBDAV: &str = "/remote.php/webdav";
 
 /// What `OPTIONS` lists.
-const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND";
+const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH";
 
 /// The WebDAV endpoint, to nest at [`MOUNT`].
 pub fn endpoint() -> impl Endpoint {
@@ -368,6 +370,7 @@ async fn handle(mut req: Request) -> Response {
     let answer = match method.as_str() {
         "GET" | "HEAD" => get(&dav, &req, &target).await,
         "PROPFIND" => propfind::propfind(&dav, &req, &target, body).await,
+        "PROPPATCH" => proppatch::proppatch(&dav, &target, body).await,
         "PUT" => write::put(&dav, &req, &target, body).await,
         "MKCOL" => write::mkcol(&dav, &target, body).await,
         "DELETE" => write::delete(&dav, &req, &target).await,

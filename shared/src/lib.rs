@@ -248,6 +248,7 @@ impl Services {
         let restarted = self.uploads.restart_stale_merges().await?;
         let backups = self.files.requeue_backups().await?;
         let trash = self.tree.empty_expired(1000).await?;
+        let props = self.tree.drop_orphan_props().await?;
         let versions = self.files.expire_versions(now()).await?;
         // A failed metadata backup is due again once its claim lapses; the
         // steps after it still run.
@@ -266,6 +267,7 @@ impl Services {
             restarted,
             backups,
             trash,
+            props,
             versions,
             scrubbed,
             metadata,

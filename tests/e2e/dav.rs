@@ -318,10 +318,67 @@ async fn litmus(app: &TestApp, groups: &str) {
 }
 
 both!(
-    /// litmus, the WebDAV conformance suite, passes its basic, copymove and
-    /// http groups.
-    litmus_passes_basic_copymove_and_http,
+    /// litmus, the WebDAV conformance suite, passes its basic, copymove,
+    /// props and http groups.
+    litmus_passes_basic_copymove_props_and_http,
     |app| {
-        litmus(&app, "basic copymove http").await;
+        litmus(&app, "basic copymove props http").await;
+    }
+);
+
+/// A PROPPATCH body setting `sets` (raw XML elements) in the DAV: and oc: namespaces.
+fn propertyupdate(sets: &str) -> String {
+    format!(
+        r#"<?xml version="1.0"?><d:propertyupdate xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns" xmlns:z="urn:z"><d:set><d:prop>{sets}</d:prop></d:set></d:propertyupdate>"#
+    )
+}
+
+both!(
+    /// PROPPATCH of `{DAV:}lastmodified` (how rclone sets times) sets a
+    /// file's modification time; `oc:checksums` is accepted only when it
+    /// equals the stored SHA-1 and is never stored; other `DAV:` properties
+    /// are protected (403, the rest 424, nothing changed); dead properties
+    /// are kept per entry, follow a MOVE, and stop at 100 per entry.
+    proppatch_sets_times_and_dead_properties_within_limits,
+    |app| {
+        let (token, user, password) = dav_user(&app, "davprops").await;
+        let dav = Dav { app: &app, user, password };
+        let data = b"some content";
+        dav.put("/p.txt", data).await;
+        let patch = |body: String| dav.send(dav.req("PROPPATCH", "/p.txt").body(body));
+        let (code, _, xml) = patch(propertyupdate("<d:lastmodified>1500000000</d:lastmodified><z:color>red</z:color>")).await;
+        assert_eq!(code, StatusCode::MULTI_STATUS, "{xml}");
+        assert!(xml.contains("HTTP/1.1 200 OK") && !xml.contains("424"), "{xml}");
+        let (_, stat) = app.call("GET", "/folder/stat?path=/p.txt", Some(&token)).await;
+        assert_eq!(stat["mtime"], json!(1_500_000_000), "{stat}");
+
+        let sums = format!("<oc:checksums><oc:checksum>SHA1:{}</oc:checksum></oc:checksums>", sha1_hex(data));
+        let (_, _, xml) = patch(propertyupdate(&sums)).await;
+        assert!(xml.contains("200 OK"), "the stored checksum: {xml}");
+        let wrong = format!("<oc:checksums><oc:checksum>SHA1:{}</oc:checksum></oc:checksums><z:size>big</z:size>", sha1_hex(b"x"));
+        let (_, _, xml) = patch(propertyupdate(&wrong)).await;
+        assert!(xml.contains("409 Conflict") && xml.contains("424 Failed Dependency"), "{xml}");
+        let (_, _, xml) = patch(propertyupdate("<d:getetag>\"x\"</d:getetag>")).await;
+        assert!(xml.contains("403 Forbidden"), "{xml}");
+
+        dav.mkcol("/moved").await;
+        let moved = dav.req("MOVE", "/p.txt").header("Destination", dav.url("/moved/p.txt"));
+        assert_eq!(dav.send(moved).await.0, StatusCode::CREATED);
+        let ask = r#"<d:propfind xmlns:d="DAV:"><d:prop><z:color xmlns:z="urn:z"/><z:size xmlns:z="urn:z"/></d:prop></d:propfind>"#;
+        let (_, xml) = dav.propfind("/moved/p.txt", "0", ask).await;
+        assert!(xml.contains("<x:color xmlns:x=\"urn:z\">red</x:color>"), "{xml}");
+        assert!(xml.contains("<x:size xmlns:x=\"urn:z\"/></d:prop><d:status>HTTP/1.1 404"), "never set: {xml}");
+        let (_, xml) = dav.propfind("/moved/p.txt", "0", "").await;
+        assert!(xml.contains("red</x:color>") && !xml.contains("checksums"), "allprop: {xml}");
+
+        let many: String = (0..101).map(|i| format!("<z:p{i}>v</z:p{i}>")).collect();
+        let (code, _, xml) = dav.send(dav.req("PROPPATCH", "/moved/").body(propertyupdate(&many))).await;
+        assert_eq!(code, StatusCode::MULTI_STATUS);
+        assert!(xml.contains("507") && !xml.contains("200 OK"), "{xml}");
+        let big = format!("<z:big>{}</z:big>", "v".repeat(70_000));
+        let (_, _, xml) = dav.send(dav.req("PROPPATCH", "/moved/").body(propertyupdate(&big))).await;
+        assert!(xml.contains("507"), "64 KiB per entry");
+        let (_, xml) = dav.propfind("/moved/", "0", "").await;
+        assert!(!xml.contains("p100") && !xml.contains("z:big"), "nothing was stored: {xml}");
     }
 );

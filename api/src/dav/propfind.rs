@@ -15,7 +15,7 @@ use poem::http::StatusCode;
 use poem::{Body, Request, Response};
 use shared::Services;
 use shared::domain::{SortKey, TreeItem, User};
-use shared::tree::{ListCursor, PageRequest};
+use shared::tree::{DeadProp, ListCursor, PageRequest};
 
 use super::xml::{self, DAV, OC, PropFind, PropName};
 use super::{Dav, DavError, DavResult, Node, Target};
@@ -106,9 +106,10 @@ impl Render {
         None
     }
 
-    /// One `<d:response>` for `node` at `href`.
-    fn response(&self, href: &str, node: &Node) -> String {
+    /// One `<d:response>` for `node` at `href`, with its dead properties.
+    fn response(&self, href: &str, node: &Node, dead: &[DeadProp]) -> String {
         let (mut found, mut missing) = (Vec::new(), Vec::new());
+        let dead_value = |p: &PropName| dead.iter().find(|d| d.ns == p.ns && d.name == p.name).map(|d| d.value.clone());
         match &self.asked {
             PropFind::All => {
                 for p in all_props() {
@@ -116,6 +117,7 @@ impl Render {
                         found.push(p.with(&v));
                     }
                 }
+                found.extend(dead.iter().map(|d| PropName::new(&d.ns, &d.name).with(&d.value)));
             }
             PropFind::Names => {
                 for p in known_props() {
@@ -123,10 +125,11 @@ impl Render {
                         found.push(p.empty());
                     }
                 }
+                found.extend(dead.iter().map(|d| PropName::new(&d.ns, &d.name).empty()));
             }
             PropFind::Props(props) => {
                 for p in props {
-                    match self.value(node, p) {
+                    match self.value(node, p).or_else(|| dead_value(p)) {
                         Some(v) if v.is_empty() => found.push(p.empty()),
                         Some(v) => found.push(p.with(&v)),
                         None => missing.push(p.empty()),
@@ -135,6 +138,17 @@ impl Render {
             }
         }
         xml::response(href, &found, &missing)
+    }
+
+    /// Whether the answer shows dead properties (so they must be read).
+    fn wants_dead(&self) -> bool {
+        match &self.asked {
+            PropFind::All | PropFind::Names => true,
+            PropFind::Props(props) => {
+                let known = known_props();
+                props.iter().any(|p| !known.contains(p))
+            }
+        }
     }
 
     fn wants_quota(&self) -> bool {
@@ -177,7 +191,12 @@ pub async fn propfind(dav: &Dav, req: &Request, target: &Target, body: Body) -> 
     }
     let collection = !matches!(node, Node::File(_));
     let mut first = String::from(xml::MULTISTATUS_OPEN);
-    first.push_str(&render.response(&dav.href(&target.names, collection), &node));
+    let dead = if render.wants_dead() {
+        dav.state.services.tree.dead_props(&dav.user, &[entry_id(&node).to_owned()]).await?
+    } else {
+        Vec::new()
+    };
+    first.push_str(&render.response(&dav.href(&target.names, collection), &node, &dead));
     let folder = match node.folder_id() {
         Some(id) if depth == 1 => id.to_owned(),
         _ => {
@@ -223,8 +242,17 @@ pub async fn propfind(dav: &Dav, req: &Request, target: &Target, body: Body) -> 
     Ok(multistatus(Body::from_bytes_stream(stream)))
 }
 
+/// The id dead properties are kept under: the entry's, `""` for the root.
+pub fn entry_id(node: &Node) -> &str {
+    match node {
+        Node::Root => "",
+        Node::Folder(d) => &d.id,
+        Node::File(f) => &f.id,
+    }
+}
+
 /// A 207 with `body`.
-fn multistatus(body: Body) -> Response {
+pub fn multistatus(body: Body) -> Response {
     Response::builder().status(StatusCode::MULTI_STATUS).content_type("application/xml; charset=utf-8").body(body)
 }
 
@@ -243,12 +271,21 @@ impl Lister {
     async fn page(&self, after: Option<ListCursor>) -> DavResult<(String, Option<ListCursor>)> {
         let page = PageRequest { sort: SortKey::Name, desc: false, limit: PAGE, after };
         let (items, next) = self.services.tree.list_children(&self.user, &self.folder, &page).await?;
-        let mut out = String::new();
-        for item in items {
-            let (node, collection) = match item {
+        let nodes: Vec<(Node, bool)> = items
+            .into_iter()
+            .map(|item| match item {
                 TreeItem::Folder(d) => (Node::Folder(d), true),
                 TreeItem::File(f) => (Node::File(f), false),
-            };
+            })
+            .collect();
+        let dead = if self.render.wants_dead() && !nodes.is_empty() {
+            let ids: Vec<String> = nodes.iter().map(|(n, _)| entry_id(n).to_owned()).collect();
+            self.services.tree.dead_props(&self.user, &ids).await?
+        } else {
+            Vec::new()
+        };
+        let mut out = String::new();
+        for (node, collection) in nodes {
             let name = match &node {
                 Node::Folder(d) => d.name.as_str(),
                 Node::File(f) => f.filename.as_str(),
@@ -258,7 +295,9 @@ impl Lister {
             if collection {
                 href.push('/');
             }
-            out.push_str(&self.render.response(&href, &node));
+            let id = entry_id(&node);
+            let own: Vec<DeadProp> = dead.iter().filter(|d| d.entry_id == id).cloned().collect();
+            out.push_str(&self.render.response(&href, &node, &own));
         }
         Ok((out, next))
     }

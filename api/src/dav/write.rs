@@ -287,6 +287,7 @@ pub async fn copy_or_move(dav: &Dav, req: &Request, target: &Target, is_move: bo
     if dest.user.as_deref().is_some_and(|u| u != dav.user.username) {
         return Err(DavError::forbidden("Destination is another user's path"));
     }
+    oc_mtime(req)?;
     let overwrite = match req.header("overwrite").map(str::trim) {
         None | Some("T" | "t") => true,
         Some("F" | "f") => false,
@@ -358,8 +359,13 @@ pub async fn copy_or_move(dav: &Dav, req: &Request, target: &Target, is_move: bo
         Err(Error::MoveIntoItself) => return Err(DavError::conflict("a collection cannot go into itself")),
         Err(e) => return Err(e.into()),
     };
+    let mtime = oc_mtime(req)?;
     let mut resp = empty(if replaced { StatusCode::NO_CONTENT } else { StatusCode::CREATED });
     if let Some(f) = &file {
+        if let Some(t) = mtime {
+            dav.state.services.tree.set_mtime(user, &f.id, t).await?;
+            resp.headers_mut().insert("X-OC-Mtime", HeaderValue::from_static("accepted"));
+        }
         file_headers(&mut resp, f);
     }
     Ok(resp)

@@ -102,11 +102,130 @@ pub fn parse_propfind(body: &[u8]) -> Result<PropFind, BadXml> {
     Err(BadXml("a propfind holds allprop, propname or prop".into()))
 }
 
+/// One step of a PROPPATCH, in the body's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatchStep {
+    /// Set the property to this value (XML content, namespaces declared
+    /// where they are used, so it reads the same anywhere).
+    Set(PropName, String),
+    /// Remove the property.
+    Remove(PropName),
+}
+
+/// Parses a PROPPATCH body (RFC 4918 §14.19).
+pub fn parse_proppatch(body: &[u8]) -> Result<Vec<PatchStep>, BadXml> {
+    let text = std::str::from_utf8(body).map_err(|_| BadXml("the body is not UTF-8".into()))?;
+    let doc = parse(text)?;
+    let root = doc.root_element();
+    if !is(root, DAV, "propertyupdate") {
+        return Err(BadXml("the body's root is not DAV:propertyupdate".into()));
+    }
+    let mut steps = Vec::new();
+    for action in root.children().filter(roxmltree::Node::is_element) {
+        let set = is(action, DAV, "set");
+        if !set && !is(action, DAV, "remove") {
+            continue;
+        }
+        for prop in action.children().filter(|n| is(*n, DAV, "prop")) {
+            for p in prop.children().filter(roxmltree::Node::is_element) {
+                steps.push(if set {
+                    PatchStep::Set(prop_name(p), inner_xml(p))
+                } else {
+                    PatchStep::Remove(prop_name(p))
+                });
+            }
+        }
+    }
+    if steps.is_empty() {
+        return Err(BadXml("a propertyupdate sets or removes at least one property".into()));
+    }
+    Ok(steps)
+}
+
+/// An element's content as XML that stands alone: text escaped, each
+/// element declaring its own namespace (prefixes of the request are gone).
+pub fn inner_xml(node: roxmltree::Node) -> String {
+    let mut out = String::new();
+    for child in node.children() {
+        write_node(child, &mut out);
+    }
+    out
+}
+
+fn write_node(node: roxmltree::Node, out: &mut String) {
+    if node.is_text() {
+        out.push_str(&escape(node.text().unwrap_or("")));
+        return;
+    }
+    if !node.is_element() {
+        return;
+    }
+    let name = node.tag_name().name();
+    out.push('<');
+    out.push_str(name);
+    out.push_str(&format!(" xmlns=\"{}\"", escape(node.tag_name().namespace().unwrap_or(""))));
+    for (i, attr) in node.attributes().enumerate() {
+        match attr.namespace() {
+            Some(ns) => out.push_str(&format!(
+                " xmlns:a{i}=\"{}\" a{i}:{}=\"{}\"",
+                escape(ns),
+                attr.name(),
+                escape(attr.value())
+            )),
+            None => out.push_str(&format!(" {}=\"{}\"", attr.name(), escape(attr.value()))),
+        }
+    }
+    out.push('>');
+    for child in node.children() {
+        write_node(child, out);
+    }
+    out.push_str(&format!("</{name}>"));
+}
+
+/// The text of an element (its value as a client typed it).
+pub fn text_of(value: &str) -> String {
+    value.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
+}
+
+/// A `<d:response>` of a PROPPATCH: each property with its status.
+pub fn patch_response(href: &str, results: &[(PropName, u16)]) -> String {
+    let mut out = format!("<d:response><d:href>{}</d:href>", escape(href));
+    let mut statuses: Vec<u16> = results.iter().map(|(_, s)| *s).collect();
+    statuses.sort_unstable();
+    statuses.dedup();
+    for status in statuses {
+        out.push_str("<d:propstat><d:prop>");
+        for (p, _) in results.iter().filter(|(_, s)| *s == status) {
+            out.push_str(&p.empty());
+        }
+        let reason = match status {
+            200 => "OK",
+            403 => "Forbidden",
+            409 => "Conflict",
+            424 => "Failed Dependency",
+            507 => "Insufficient Storage",
+            _ => "Error",
+        };
+        out.push_str(&format!("</d:prop><d:status>HTTP/1.1 {status} {reason}</d:status></d:propstat>"));
+    }
+    out.push_str("</d:response>");
+    out
+}
+
 /// Parses a document with roxmltree's own limits (nesting, entities:
 /// it expands no external entities).
 pub fn parse(text: &str) -> Result<roxmltree::Document<'_>, BadXml> {
     let options = roxmltree::ParsingOptions { allow_dtd: false, ..Default::default() };
-    roxmltree::Document::parse_with_options(text, options).map_err(|e| BadXml(format!("the body is not XML: {e}")))
+    let doc = roxmltree::Document::parse_with_options(text, options)
+        .map_err(|e| BadXml(format!("the body is not XML: {e}")))?;
+    // A prefix bound to the empty name is not well-formed in Namespaces in
+    // XML 1.0 (§3, only the default namespace may be undeclared).
+    for node in doc.descendants().filter(roxmltree::Node::is_element) {
+        if node.namespaces().any(|ns| ns.name().is_some() && ns.uri().is_empty()) {
+            return Err(BadXml("a namespace prefix is bound to the empty name".into()));
+        }
+    }
+    Ok(doc)
 }
 
 /// Whether `node` is the element `{ns}name`.
@@ -200,9 +319,12 @@ mod tests {
                 PropName::new("", "foo")
             ])
         );
-        for bad in
-            [&b"<propfind"[..], b"<x xmlns=\"DAV:\"/>", b"<!DOCTYPE x [<!ENTITY a \"b\">]><propfind xmlns=\"DAV:\"/>"]
-        {
+        for bad in [
+            &b"<propfind"[..],
+            b"<x xmlns=\"DAV:\"/>",
+            b"<!DOCTYPE x [<!ENTITY a \"b\">]><propfind xmlns=\"DAV:\"/>",
+            b"<D:propfind xmlns:D=\"DAV:\"><D:prop><bar:foo xmlns:bar=\"\"/></D:prop></D:propfind>",
+        ] {
             assert!(parse_propfind(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }
