@@ -15,10 +15,12 @@
 //! Outside the OpenAPI document: OpenAPI cannot describe PROPFIND.
 //!
 //! - [`xml`]: request bodies read, answers written.
+//! - [`locks`]: LOCK, UNLOCK, and the `If` header writes are checked against.
 //! - [`propfind`]: PROPFIND, streamed.
 //! - [`proppatch`]: PROPPATCH (dead properties, modification times).
 //! - [`write`]: PUT, MKCOL, DELETE, COPY, MOVE.
 
+pub mod locks;
 pub mod propfind;
 pub mod proppatch;
 pub mod write;
@@ -42,7 +44,7 @@ const FILES: &str = "/remote.php/dav/files/";
 const WEBDAV: &str = "/remote.php/webdav";
 
 /// What `OPTIONS` lists.
-const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH";
+const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK";
 
 /// The WebDAV endpoint, to nest at [`MOUNT`].
 pub fn endpoint() -> impl Endpoint {
@@ -370,9 +372,11 @@ async fn handle(mut req: Request) -> Response {
     let answer = match method.as_str() {
         "GET" | "HEAD" => get(&dav, &req, &target).await,
         "PROPFIND" => propfind::propfind(&dav, &req, &target, body).await,
-        "PROPPATCH" => proppatch::proppatch(&dav, &target, body).await,
+        "PROPPATCH" => proppatch::proppatch(&dav, &req, &target, body).await,
+        "LOCK" => locks::lock(&dav, &req, &target, body).await,
+        "UNLOCK" => locks::unlock(&dav, &req, &target).await,
         "PUT" => write::put(&dav, &req, &target, body).await,
-        "MKCOL" => write::mkcol(&dav, &target, body).await,
+        "MKCOL" => write::mkcol(&dav, &req, &target, body).await,
         "DELETE" => write::delete(&dav, &req, &target).await,
         "COPY" => write::copy_or_move(&dav, &req, &target, false).await,
         "MOVE" => write::copy_or_move(&dav, &req, &target, true).await,
@@ -386,7 +390,7 @@ async fn handle(mut req: Request) -> Response {
 fn options() -> Response {
     Response::builder()
         .status(StatusCode::OK)
-        .header("DAV", "1, 3")
+        .header("DAV", "1, 2, 3")
         .header("MS-Author-Via", "DAV")
         .header(header::ALLOW, ALLOW)
         .header("Accept-Ranges", "bytes")

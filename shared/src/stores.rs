@@ -2,6 +2,7 @@
 //! one per real system, chosen once at start-up ([`open`]).
 
 pub mod limits;
+pub mod locks;
 pub mod meta;
 pub mod objects;
 pub mod open;

@@ -1,6 +1,8 @@
 //! The tree use cases: paths, destinations of new files, deleting into the
 //! trash, purging, and emptying the trash after its retention.
 
+pub mod locks;
+
 use std::collections::HashMap;
 
 use crate::domain::error::{Error, ErrorCode, Result};

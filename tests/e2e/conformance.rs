@@ -12,6 +12,7 @@ use object_store::path::Path;
 use pan_tests::*;
 use shared::domain::{ChunkPlan, Segment, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState, UserName};
 use shared::domain::{NameRule, SortKey, TreeItem};
+use shared::stores::locks::{Acquired, DavLock, LockStore};
 use shared::stores::meta::{
     AppPassword, Destination, FileRepo, Hold, Limits, MetaRepo, NewUserFile, Refusal, TreeBounds, TreeRepo, UserRepo,
 };
@@ -1429,4 +1430,79 @@ async fn slot_table_on_redis() {
     let con = client.get_connection_manager().await.expect("Redis is unreachable; scripts/test starts it");
     let prefix = format!("pan_test_{}", hex::encode(rand::random::<[u8; 6]>()));
     slot_table_suite(&shared::stores::limits::redis::RedisSlots::new(con, &prefix)).await;
+}
+
+/// A WebDAV lock for the lock suite.
+fn dav_lock(user_id: i64, token: &str, path: &str, infinite: bool, exclusive: bool, expires_at: i64) -> DavLock {
+    DavLock {
+        token: token.into(),
+        user_id,
+        path: path.into(),
+        infinite,
+        exclusive,
+        owner: "<href xmlns=\"DAV:\">me</href>".into(),
+        expires_at,
+    }
+}
+
+/// What every WebDAV lock store must do: a conflicting lock of the same
+/// user is refused (exclusive against anything overlapping, depth infinity
+/// covering what is below), shared locks stack, other users never see or
+/// meet each other's locks, refresh moves a live lock's expiry only,
+/// release frees it, expired locks count for nothing, and the cap holds.
+async fn lock_store_suite(s: &dyn LockStore) {
+    let now = shared::now();
+    let (a, b) = (7001, 7002);
+    let take = |l: DavLock| async move { s.acquire(&l, now, 3).await.unwrap() };
+    assert_eq!(take(dav_lock(a, "t1", "/docs", true, true, now + 60)).await, Acquired::Taken);
+    assert_eq!(take(dav_lock(a, "t2", "/docs/x.txt", false, false, now + 60)).await, Acquired::Conflict, "below");
+    assert_eq!(take(dav_lock(a, "t2", "/", true, false, now + 60)).await, Acquired::Conflict, "above, infinite");
+    assert_eq!(take(dav_lock(a, "t2", "/docsx", false, true, now + 60)).await, Acquired::Taken, "a sibling");
+    assert_eq!(take(dav_lock(b, "t3", "/docs", true, true, now + 60)).await, Acquired::Taken, "another user");
+    let listed = s.list(a, now).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    let t1 = listed.iter().find(|l| l.token == "t1").expect("t1 listed");
+    assert_eq!(*t1, dav_lock(a, "t1", "/docs", true, true, now + 60), "kept as taken");
+    assert!(s.list(b, now).await.unwrap().iter().all(|l| l.user_id == b && l.token == "t3"));
+
+    // Shared locks stack; an exclusive one then conflicts.
+    assert_eq!(take(dav_lock(b, "s1", "/shared", false, false, now + 60)).await, Acquired::Taken);
+    assert_eq!(take(dav_lock(b, "s2", "/shared", false, false, now + 60)).await, Acquired::Taken);
+    assert_eq!(take(dav_lock(b, "s3", "/shared", false, true, now + 60)).await, Acquired::Conflict);
+    assert_eq!(take(dav_lock(b, "s4", "/other", false, false, now + 60)).await, Acquired::TooMany, "3 at most");
+
+    // Refresh, release, expiry.
+    let refreshed = s.refresh(a, "t1", now + 600, now).await.unwrap().expect("a live lock");
+    assert_eq!(refreshed.expires_at, now + 600);
+    assert!(s.refresh(b, "t1", now + 600, now).await.unwrap().is_none(), "another user's token");
+    assert!(s.release(a, "t1").await.unwrap());
+    assert!(!s.release(a, "t1").await.unwrap());
+    assert_eq!(take(dav_lock(a, "t4", "/docs/x.txt", false, true, now + 60)).await, Acquired::Taken);
+    assert_eq!(take(dav_lock(a, "old", "/gone", false, true, now - 1)).await, Acquired::Taken);
+    assert!(s.list(a, now).await.unwrap().iter().all(|l| l.token != "old"), "expired");
+    assert!(s.refresh(a, "old", now + 60, now).await.unwrap().is_none(), "an expired lock stays gone");
+    assert_eq!(take(dav_lock(a, "t5", "/gone", false, true, now + 60)).await, Acquired::Taken, "no conflict");
+}
+
+/// WebDAV locks on SQLite do what every lock store must (`lock_store_suite`).
+#[tokio::test]
+async fn lock_store_on_sqlite() {
+    let (_dir, repo) = sqlite_repo().await;
+    lock_store_suite(&repo).await;
+}
+
+/// WebDAV locks on MariaDB do what every lock store must (`lock_store_suite`).
+#[tokio::test]
+async fn lock_store_on_mariadb() {
+    let (_db, repo) = mariadb_repo().await;
+    lock_store_suite(&repo).await;
+}
+
+/// WebDAV locks in Redis do what every lock store must (`lock_store_suite`).
+#[tokio::test]
+async fn lock_store_on_redis() {
+    let client = redis::Client::open(redis_url()).unwrap();
+    let con = client.get_connection_manager().await.expect("Redis is unreachable; scripts/test starts it");
+    let prefix = format!("pan_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+    lock_store_suite(&shared::stores::locks::redis::RedisLocks::new(con, &prefix)).await;
 }

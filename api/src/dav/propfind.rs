@@ -39,10 +39,18 @@ pub async fn read_body(body: Body) -> DavResult<Bytes> {
 
 /// Which properties every resource has, and which `allprop` lists.
 fn all_props() -> Vec<PropName> {
-    ["resourcetype", "getlastmodified", "getetag", "getcontentlength", "getcontenttype"]
-        .iter()
-        .map(|n| PropName::new(DAV, n))
-        .collect()
+    [
+        "resourcetype",
+        "getlastmodified",
+        "getetag",
+        "getcontentlength",
+        "getcontenttype",
+        "supportedlock",
+        "lockdiscovery",
+    ]
+    .iter()
+    .map(|n| PropName::new(DAV, n))
+    .collect()
 }
 
 /// Every property name pan knows (what `propname` lists, where defined).
@@ -63,6 +71,10 @@ struct Quota {
 /// How the properties of each resource of one PROPFIND are written.
 struct Render {
     asked: PropFind,
+    /// The caller's locks, when the answer shows them.
+    locks: Option<Vec<shared::tree::locks::DavLock>>,
+    /// The href of the caller's root (lock roots are written from it).
+    base: String,
     quota: Option<Quota>,
     /// The caller's signup time: the root's modification time.
     root_time: i64,
@@ -71,10 +83,14 @@ struct Render {
 impl Render {
     /// The value of `prop` on `node` as XML content, `None` where the
     /// resource has no such property.
-    fn value(&self, node: &Node, prop: &PropName) -> Option<String> {
+    fn value(&self, node: &Node, path: &str, prop: &PropName) -> Option<String> {
         let collection = !matches!(node, Node::File(_));
         if prop.ns == DAV {
             return match (prop.name.as_str(), node) {
+                ("supportedlock", _) => Some(super::locks::SUPPORTED.to_owned()),
+                ("lockdiscovery", _) => self.locks.as_ref().map(|locks| {
+                    locks.iter().filter(|l| l.covers(path)).map(|l| super::locks::activelock(&self.base, l)).collect()
+                }),
                 ("resourcetype", _) => Some(if collection { "<d:collection/>".into() } else { String::new() }),
                 ("getlastmodified", Node::File(f)) => Some(http_date(f.mtime)),
                 ("getlastmodified", Node::Folder(d)) => Some(http_date(d.updated_at)),
@@ -107,13 +123,13 @@ impl Render {
     }
 
     /// One `<d:response>` for `node` at `href`, with its dead properties.
-    fn response(&self, href: &str, node: &Node, dead: &[DeadProp]) -> String {
+    fn response(&self, href: &str, path: &str, node: &Node, dead: &[DeadProp]) -> String {
         let (mut found, mut missing) = (Vec::new(), Vec::new());
         let dead_value = |p: &PropName| dead.iter().find(|d| d.ns == p.ns && d.name == p.name).map(|d| d.value.clone());
         match &self.asked {
             PropFind::All => {
                 for p in all_props() {
-                    if let Some(v) = self.value(node, &p) {
+                    if let Some(v) = self.value(node, path, &p) {
                         found.push(p.with(&v));
                     }
                 }
@@ -121,7 +137,7 @@ impl Render {
             }
             PropFind::Names => {
                 for p in known_props() {
-                    if self.value(node, &p).is_some() {
+                    if self.value(node, path, &p).is_some() {
                         found.push(p.empty());
                     }
                 }
@@ -129,7 +145,7 @@ impl Render {
             }
             PropFind::Props(props) => {
                 for p in props {
-                    match self.value(node, p).or_else(|| dead_value(p)) {
+                    match self.value(node, path, p).or_else(|| dead_value(p)) {
                         Some(v) if v.is_empty() => found.push(p.empty()),
                         Some(v) => found.push(p.with(&v)),
                         None => missing.push(p.empty()),
@@ -138,6 +154,15 @@ impl Render {
             }
         }
         xml::response(href, &found, &missing)
+    }
+
+    /// Whether the answer shows locks (so they must be read).
+    fn wants_locks(&self) -> bool {
+        match &self.asked {
+            PropFind::All => true,
+            PropFind::Names => false,
+            PropFind::Props(props) => props.iter().any(|p| p.is(DAV, "lockdiscovery")),
+        }
     }
 
     /// Whether the answer shows dead properties (so they must be read).
@@ -182,7 +207,10 @@ pub async fn propfind(dav: &Dav, req: &Request, target: &Target, body: Body) -> 
     };
     let asked = xml::parse_propfind(&read_body(body).await?).map_err(|e| DavError::bad(e.0))?;
     let node = dav.resolve(target).await?.ok_or_else(DavError::not_found)?;
-    let mut render = Render { asked, quota: None, root_time: dav.user.created_at };
+    let mut render = Render { asked, locks: None, base: dav.base.clone(), quota: None, root_time: dav.user.created_at };
+    if render.wants_locks() {
+        render.locks = Some(dav.state.services.locks.list(&dav.user).await?);
+    }
     if render.wants_quota() {
         let profile = dav.state.services.accounts.profile(&dav.user).await?;
         let used = profile.usage.bytes + profile.usage.trash_bytes + profile.versions.1 as i64;
@@ -196,7 +224,8 @@ pub async fn propfind(dav: &Dav, req: &Request, target: &Target, body: Body) -> 
     } else {
         Vec::new()
     };
-    first.push_str(&render.response(&dav.href(&target.names, collection), &node, &dead));
+    let path = target.tree_path();
+    first.push_str(&render.response(&dav.href(&target.names, collection), &path, &node, &dead));
     let folder = match node.folder_id() {
         Some(id) if depth == 1 => id.to_owned(),
         _ => {
@@ -211,6 +240,7 @@ pub async fn propfind(dav: &Dav, req: &Request, target: &Target, body: Body) -> 
         user: dav.user.clone(),
         folder,
         parent_href: dav.href(&target.names, true),
+        parent_path: path.clone(),
         render,
     });
     let (page, next) = lister.page(None).await?;
@@ -263,6 +293,8 @@ struct Lister {
     folder: String,
     /// The folder's href, ending with `/`.
     parent_href: String,
+    /// The folder's path in the tree.
+    parent_path: String,
     render: Render,
 }
 
@@ -297,7 +329,8 @@ impl Lister {
             }
             let id = entry_id(&node);
             let own: Vec<DeadProp> = dead.iter().filter(|d| d.entry_id == id).cloned().collect();
-            out.push_str(&self.render.response(&href, &node, &own));
+            let path = format!("{}/{name}", self.parent_path.trim_end_matches('/'));
+            out.push_str(&self.render.response(&href, &path, &node, &own));
         }
         Ok((out, next))
     }

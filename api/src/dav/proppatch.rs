@@ -47,9 +47,10 @@ fn without_tags(xml: &str) -> String {
 }
 
 /// `PROPPATCH`.
-pub async fn proppatch(dav: &Dav, target: &Target, body: Body) -> DavResult {
+pub async fn proppatch(dav: &Dav, req: &poem::Request, target: &Target, body: Body) -> DavResult {
     let steps = xml::parse_proppatch(&read_body(body).await?).map_err(|e| DavError::bad(e.0))?;
     let node = dav.resolve(target).await?.ok_or_else(DavError::not_found)?;
+    super::locks::check_write(dav, req, target, false).await?;
     let mut results: Vec<(PropName, u16)> = Vec::new();
     let mut ops = Vec::new();
     let mut mtime = None;

@@ -104,6 +104,7 @@ where
         return Err(unread(DavError::bad("a PUT with Content-Range is not supported (RFC 9110 §9.3.4)")));
     }
     let folder = dav.parent_folder(parent).await.map_err(unread)?;
+    super::locks::check_write(dav, req, target, false).await.map_err(unread)?;
     let replaced = match dav.resolve(target).await.map_err(unread)? {
         Some(Node::File(_)) => true,
         Some(_) => return Err(unread(DavError::not_allowed("a collection is here; PUT writes files"))),
@@ -219,7 +220,7 @@ async fn wait_merged(dav: &Dav, id: &str) -> DavResult<UserFile> {
 
 /// `MKCOL`: a new folder. 405 when something is there already, 409 when
 /// the parent is missing, 415 with a body (RFC 4918 §9.3).
-pub async fn mkcol(dav: &Dav, target: &Target, body: Body) -> DavResult {
+pub async fn mkcol(dav: &Dav, req: &Request, target: &Target, body: Body) -> DavResult {
     let body = super::propfind::read_body(body).await?;
     if !body.is_empty() {
         return Err(DavError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "MKCOL takes no body"));
@@ -231,6 +232,7 @@ pub async fn mkcol(dav: &Dav, target: &Target, body: Body) -> DavResult {
         return Err(DavError::not_allowed("something is at this path already"));
     }
     let folder = dav.parent_folder(parent).await?;
+    super::locks::check_write(dav, req, target, false).await?;
     let name = FileName::parse(name)?;
     match dav.state.services.tree.create_folder(&dav.user, &folder, &name, NameRule::Refuse).await {
         Ok(_) => Ok(empty(StatusCode::CREATED)),
@@ -257,8 +259,12 @@ pub async fn delete(dav: &Dav, req: &Request, target: &Target) -> DavResult {
         Some(Node::Root) => return Err(DavError::forbidden("the root cannot be deleted")),
         None => return Err(DavError::not_found()),
     };
+    super::locks::check_write(dav, req, target, true).await?;
     match dav.state.services.tree.delete(&dav.user, &id, false).await {
-        Ok(()) => Ok(empty(StatusCode::NO_CONTENT)),
+        Ok(()) => {
+            dav.state.services.locks.drop_under(&dav.user, &target.tree_path()).await?;
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
         Err(Error::FileNotFound | Error::FolderNotFound) => Err(DavError::not_found()),
         Err(e) => Err(e.into()),
     }
@@ -318,6 +324,10 @@ pub async fn copy_or_move(dav: &Dav, req: &Request, target: &Target, is_move: bo
     }
     let to = dav.parent_folder(dest_parent).await?;
     let name = FileName::parse(dest_name)?;
+    if is_move {
+        super::locks::check_write(dav, req, target, true).await?;
+    }
+    super::locks::check_write(dav, req, &dest, true).await?;
     let existing = dav.resolve(&dest).await?;
     if existing.is_some() && !overwrite {
         return Err(DavError::new(StatusCode::PRECONDITION_FAILED, "the destination exists and Overwrite is F"));
@@ -359,6 +369,9 @@ pub async fn copy_or_move(dav: &Dav, req: &Request, target: &Target, is_move: bo
         Err(Error::MoveIntoItself) => return Err(DavError::conflict("a collection cannot go into itself")),
         Err(e) => return Err(e.into()),
     };
+    if is_move {
+        dav.state.services.locks.drop_under(user, &target.tree_path()).await?;
+    }
     let mtime = oc_mtime(req)?;
     let mut resp = empty(if replaced { StatusCode::NO_CONTENT } else { StatusCode::CREATED });
     if let Some(f) = &file {

@@ -8,6 +8,7 @@
 
 mod archive;
 mod keys;
+mod locks;
 pub mod mysql;
 mod props;
 mod quota;

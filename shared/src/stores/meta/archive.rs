@@ -42,8 +42,15 @@ const VERSION: u64 = 1;
 /// Tables whose rows live only as long as an upload or a request: they
 /// point at staged bytes that no backup holds, or hold room for them. Not
 /// archived; a restored installation starts with no upload in flight.
-const TRANSIENT: &[&str] =
-    &["upload_sessions", "upload_chunks", "upload_segments", "upload_leases", "upload_challenges", "quota_holds"];
+const TRANSIENT: &[&str] = &[
+    "upload_sessions",
+    "upload_chunks",
+    "upload_segments",
+    "upload_leases",
+    "upload_challenges",
+    "quota_holds",
+    "dav_locks",
+];
 
 /// Rows per INSERT when loading (and at most this many bound values).
 const ROWS_PER_INSERT: usize = 200;
