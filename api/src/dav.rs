@@ -15,11 +15,13 @@
 //! Outside the OpenAPI document: OpenAPI cannot describe PROPFIND.
 //!
 //! - [`xml`]: request bodies read, answers written.
+//! - [`chunked`]: rclone's chunked upload under `/remote.php/dav/uploads/<username>/`.
 //! - [`locks`]: LOCK, UNLOCK, and the `If` header writes are checked against.
 //! - [`propfind`]: PROPFIND, streamed.
 //! - [`proppatch`]: PROPPATCH (dead properties, modification times).
 //! - [`write`]: PUT, MKCOL, DELETE, COPY, MOVE.
 
+pub mod chunked;
 pub mod locks;
 pub mod propfind;
 pub mod proppatch;
@@ -350,6 +352,11 @@ async fn handle(mut req: Request) -> Response {
     if req.method() == Method::OPTIONS {
         return options();
     }
+    match chunked::UploadPath::parse(&path) {
+        Ok(Some(at)) => return uploads(state, req, at).await,
+        Ok(None) => {}
+        Err(e) => return e.into_response(),
+    }
     let target = match Target::parse(&path) {
         Ok(Some(t)) => t,
         Ok(None) => return DavError::not_found().into_response(),
@@ -373,6 +380,7 @@ async fn handle(mut req: Request) -> Response {
         "GET" | "HEAD" => get(&dav, &req, &target).await,
         "PROPFIND" => propfind::propfind(&dav, &req, &target, body).await,
         "PROPPATCH" => proppatch::proppatch(&dav, &req, &target, body).await,
+        "PATCH" => recalculate(&dav, &req, &target).await,
         "LOCK" => locks::lock(&dav, &req, &target, body).await,
         "UNLOCK" => locks::unlock(&dav, &req, &target).await,
         "PUT" => write::put(&dav, &req, &target, body).await,
@@ -383,6 +391,20 @@ async fn handle(mut req: Request) -> Response {
         _ => Err(DavError::not_allowed(format!("{method} is not supported here"))),
     };
     answer.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A request under `/remote.php/dav/uploads/<username>/`, by that user only.
+async fn uploads(state: AppState, mut req: Request, at: chunked::UploadPath) -> Response {
+    let user = match authenticate(&state, &req).await {
+        Ok(u) => u,
+        Err(e) => return e.into_response(),
+    };
+    if at.user != user.username {
+        return DavError::forbidden("this path is another user's").into_response();
+    }
+    let dav = Dav { state, base: format!("{FILES}{}", encode_segment(&user.username)), user };
+    let body = req.take_body();
+    chunked::handle(&dav, &req, &at, body).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `OPTIONS`: what the tree speaks (no credentials needed: it tells nothing
@@ -426,6 +448,26 @@ async fn authenticate(state: &AppState, req: &Request) -> DavResult<User> {
         }
         None => Err(unauthorized("wrong username or app password (app passwords are made at /usr/apppassword/create)")),
     }
+}
+
+/// `PATCH` with `X-Recalculate-Hash: sha1` (what rclone sends after
+/// setting a time, as Nextcloud wants): 200 with `OC-Checksum:
+/// SHA1:<hex>`. pan hashed every byte as it arrived, so nothing is
+/// recalculated; no other PATCH is supported.
+async fn recalculate(dav: &Dav, req: &Request, target: &Target) -> DavResult {
+    if !req.header("x-recalculate-hash").is_some_and(|v| v.trim().eq_ignore_ascii_case("sha1")) {
+        return Err(DavError::not_allowed("PATCH only recalculates a hash (X-Recalculate-Hash: sha1)"));
+    }
+    let file = match dav.resolve(target).await? {
+        Some(Node::File(f)) => f,
+        Some(_) => return Err(DavError::bad("a collection has no hash")),
+        None => return Err(DavError::not_found()),
+    };
+    let mut resp = Response::builder().status(StatusCode::OK).header(header::CONTENT_LENGTH, "0").finish();
+    if let Ok(v) = HeaderValue::from_str(&format!("SHA1:{}", file.filehash.to_ascii_lowercase())) {
+        resp.headers_mut().insert("OC-Checksum", v);
+    }
+    Ok(resp)
 }
 
 /// `GET` and `HEAD` of a file: the download's answer (Range, If-Range,

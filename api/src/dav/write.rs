@@ -26,7 +26,7 @@ const EMPTY_SHA1: &str = "da39a3ee5e6b4b0d3255bfef95601890afd80709";
 const MERGE_WAIT: Duration = Duration::from_secs(600);
 
 /// `X-OC-Mtime`: Unix seconds, whole or fractional (the fraction dropped).
-fn oc_mtime(req: &Request) -> DavResult<Option<Mtime>> {
+pub(super) fn oc_mtime(req: &Request) -> DavResult<Option<Mtime>> {
     let Some(v) = req.header("x-oc-mtime") else { return Ok(None) };
     let secs: f64 = v.trim().parse().map_err(|_| DavError::bad("X-OC-Mtime is Unix seconds"))?;
     if !secs.is_finite() {
@@ -37,7 +37,7 @@ fn oc_mtime(req: &Request) -> DavResult<Option<Mtime>> {
 
 /// The SHA-1 of `OC-Checksum` (`SHA1:<hex>`, among others separated by
 /// spaces); `None` when it names no SHA-1. A malformed SHA-1 is 400.
-fn oc_checksum(req: &Request) -> DavResult<Option<[u8; 20]>> {
+pub(super) fn oc_checksum(req: &Request) -> DavResult<Option<[u8; 20]>> {
     let Some(v) = req.header("oc-checksum") else { return Ok(None) };
     for token in v.split_whitespace() {
         if let Some((algo, hex)) = token.split_once(':')
@@ -52,7 +52,7 @@ fn oc_checksum(req: &Request) -> DavResult<Option<[u8; 20]>> {
 }
 
 /// The headers every answer about a file carries.
-fn file_headers(resp: &mut Response, f: &UserFile) {
+pub(super) fn file_headers(resp: &mut Response, f: &UserFile) {
     let etag = format!("\"{}\"", f.sha256.as_deref().unwrap_or(&f.filehash));
     for (name, value) in [("ETag", etag.as_str()), ("OC-ETag", etag.as_str()), ("OC-FileId", f.id.as_str())] {
         if let Ok(v) = HeaderValue::from_str(value) {
@@ -271,7 +271,7 @@ pub async fn delete(dav: &Dav, req: &Request, target: &Target) -> DavResult {
 }
 
 /// The path of a `Destination` header: an absolute URL's path, or a path.
-fn destination_path(value: &str) -> DavResult<String> {
+pub(super) fn destination_path(value: &str) -> DavResult<String> {
     let value = value.trim();
     if value.starts_with('/') {
         return Ok(value.split(['?', '#']).next().unwrap_or("").to_owned());
