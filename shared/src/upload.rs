@@ -351,14 +351,15 @@ impl Uploads {
 
     /// Names where an uploading upload's file goes, once the client says so
     /// (WebDAV's chunked upload, at its final MOVE): checked like a
-    /// placement at init.
+    /// placement at init. With `filehash`, the merge checks the content
+    /// against it (a mismatch fails the upload, nothing is stored).
     pub async fn retarget(
         &self,
         user: &User,
         id: &str,
-        filename: &FileName,
-        place: &Placement,
+        (filename, place): (&FileName, &Placement),
         mtime: Option<Mtime>,
+        filehash: Option<&Sha1Hex>,
     ) -> Result<()> {
         let session = self.owned_session(user, id).await?;
         self.tree.check_placement(user, filename, place, None).await?;
@@ -367,6 +368,7 @@ impl Uploads {
             folder: place.folder.as_ref().map(|f| f.as_str()),
             mtime: mtime.map(Mtime::secs),
             replace: place.rule == NameRule::Replace,
+            filehash: filehash.map(|h| h.as_str()),
         };
         self.sessions.set_destination(&session.id, &dest, crate::now()).await
     }

@@ -189,7 +189,27 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     s.set_size(&u.id, 5000 + (1 << 40), now).await.unwrap();
     assert!(matches!(s.set_size(&u.id, 6000, now).await, Err(shared::Error::SizeConflict { .. })));
     assert_eq!(s.get(&u.id).await.unwrap().unwrap().received, 5000 + (1 << 40), "exact past 2^32");
+    // Its place, named late (WebDAV's chunked upload), and the SHA-1 the merge will check.
+    let folder = "ab".repeat(16);
+    let sha1 = "12".repeat(20);
+    let dest = shared::stores::uploads::Destination {
+        filename: "late.bin",
+        folder: Some(&folder),
+        mtime: Some(1_234),
+        replace: true,
+        filehash: Some(&sha1),
+    };
+    s.set_destination(&u.id, &dest, now).await.unwrap();
+    let named = s.get(&u.id).await.unwrap().unwrap();
+    assert_eq!(named.filename, "late.bin");
+    assert_eq!(named.folder.as_ref().map(|f| f.to_string()), Some(folder.clone()));
+    assert_eq!((named.mtime, named.replace), (Some(1_234), true));
+    assert_eq!(named.filehash.as_ref().map(|h| h.to_string()), Some(sha1.clone()));
+    let gone = s.set_destination(&UploadId::generate(), &dest, now).await;
+    assert!(matches!(gone, Err(shared::Error::UploadNotFound)), "{gone:?}");
     assert_eq!(s.start_merge(&u.id, now).await.unwrap(), CompleteOutcome::Started);
+    let late = s.set_destination(&u.id, &dest, now).await;
+    assert!(matches!(late, Err(shared::Error::NotUploading { .. })), "{late:?}");
     assert!(matches!(s.set_size(&u.id, 1, now).await, Err(shared::Error::NotUploading { .. })));
     // At most so many segments: a new one past them is refused, a send
     // again of one received is not.

@@ -579,5 +579,22 @@ both!(
         assert_eq!(bob_move.send().await.unwrap().status(), StatusCode::CREATED);
         let bob_dav = Dav { app: &app, user: bob.clone(), password: bob_pw.clone() };
         assert_eq!(bob_dav.get("/b.txt").await, b"bob");
+
+        // An OC-Checksum the bytes do not have: 400, nothing stored, and
+        // the directory keeps its error (a retry reads it, never a 404).
+        let dir2 = app.url(&format!("/remote.php/dav/uploads/{alice}/other"));
+        assert_eq!(send("MKCOL", dir2.clone(), &alice, &alice_pw).send().await.unwrap().status(), StatusCode::CREATED);
+        let put = send("PUT", format!("{dir2}/{:015}-{:015}", 0, 4), &alice, &alice_pw).body(b"wrong".to_vec());
+        assert_eq!(put.send().await.unwrap().status(), StatusCode::CREATED);
+        for _ in 0..2 {
+            let bad = send("MOVE", format!("{dir2}/.file"), &alice, &alice_pw)
+                .header("Destination", app.url(&format!("/remote.php/dav/files/{alice}/bad.txt")))
+                .header("OC-Checksum", format!("SHA1:{}", sha1_hex(b"right")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        }
+        assert_eq!(dav.propfind("/bad.txt", "0", "").await.0, StatusCode::NOT_FOUND);
     }
 );

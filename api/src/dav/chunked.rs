@@ -8,8 +8,9 @@
 //! derived from (user, directory) ([`shared::upload::Uploads::keyed_id`]),
 //! so two users may pick the same name, every api process finds it, it
 //! counts against `PAN_MAX_OPEN_UPLOADS` and its bytes against the quota
-//! as they arrive. The MOVE names the file's place, completes the upload
-//! and waits for its merge: 201/204 once the file is committed; past 30 s
+//! as they arrive. The MOVE names the file's place and the SHA-1 of
+//! `OC-Checksum` (the merge checks it: a mismatch is 400 and stores
+//! nothing), completes the upload and waits for its merge: 201/204 once the file is committed; past 30 s
 //! 423 with Retry-After, and a later MOVE of the same directory answers the
 //! outcome. A failed upload keeps its directory (and its error) until it
 //! expires, so a retry never reads 404.
@@ -19,7 +20,7 @@ use std::time::Duration;
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Body, Request, Response};
 use shared::Error;
-use shared::domain::{FileName, FolderId, NameRule, Placement, UploadState};
+use shared::domain::{FileName, FolderId, NameRule, Placement, Sha1Hex, UploadState};
 use shared::upload::{self, NewUpload, Source, Uploads};
 
 use super::{Dav, DavError, DavResult, Node};
@@ -183,7 +184,8 @@ async fn finish(dav: &Dav, req: &Request, id: &str) -> DavResult {
                 return Err(DavError::bad(format!("OC-Total-Length says {total} bytes, {} arrived", session.received)));
             }
         }
-        uploads.retarget(&dav.user, id, &name, &place, mtime).await?;
+        let filehash = super::write::oc_checksum(req)?.map(|h| Sha1Hex::parse(&hex::encode(h))).transpose()?;
+        uploads.retarget(&dav.user, id, (&name, &place), mtime, filehash.as_ref()).await?;
         match uploads.complete(&dav.user, id, Some(session.received)).await {
             Ok(_) => {}
             Err(e @ Error::ChunksMissing { .. }) => {
@@ -203,11 +205,6 @@ async fn finish(dav: &Dav, req: &Request, id: &str) -> DavResult {
                 super::write::file_headers(&mut resp, &file);
                 if req.header("x-oc-mtime").is_some() {
                     resp.headers_mut().insert("X-OC-Mtime", HeaderValue::from_static("accepted"));
-                }
-                if let Some(want) = super::write::oc_checksum(req)?
-                    && !file.filehash.eq_ignore_ascii_case(&hex::encode(want))
-                {
-                    tracing::warn!(upload = %id, "a chunked upload's OC-Checksum does not match the stored file");
                 }
                 return Ok(resp);
             }

@@ -228,7 +228,7 @@ pub trait SegmentMap: Send + Sync {
     async fn forget_segments(&self, id: &UploadId) -> Result<()>;
 
     /// Sets where an upload's file goes (name, folder, modification time,
-    /// whether it replaces a file there), only while it is `uploading`
+    /// whether it replaces a file there) and the SHA-1 it must have, only while it is `uploading`
     /// (WebDAV's chunked upload names its file at the end). Errors:
     /// [`crate::Error::UploadNotFound`], [`crate::Error::NotUploading`].
     async fn set_destination(&self, id: &UploadId, dest: &Destination<'_>, now: i64) -> Result<()>;
@@ -245,6 +245,8 @@ pub struct Destination<'a> {
     pub mtime: Option<i64>,
     /// Whether it replaces the file of that name there.
     pub replace: bool,
+    /// The SHA-1 the client says the content has (checked by the merge).
+    pub filehash: Option<&'a str>,
 }
 
 /// Leases (one writer per byte, one advancer of the running hash) and the

@@ -159,7 +159,7 @@ return {'ok'}
     )
 });
 
-/// KEYS: session. ARGV: filename, folder, mtime, on_conflict, now, ttl.
+/// KEYS: session. ARGV: filename, folder, mtime, on_conflict, now, ttl, filehash.
 /// Sets where an uploading session's file goes: {"ok"}, {"state", <state>}
 /// or {"gone"}.
 static SET_DESTINATION: LazyLock<Script> = LazyLock::new(|| {
@@ -169,7 +169,7 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'gone'} end
 if state ~= 'uploading' then return {'state', state} end
 redis.call('HSET', KEYS[1], 'filename', ARGV[1], 'folder', ARGV[2], 'mtime', ARGV[3], 'on_conflict', ARGV[4],
-  'updated_at', ARGV[5])
+  'updated_at', ARGV[5], 'filehash', ARGV[7])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 return {'ok'}
 "#,
@@ -741,6 +741,7 @@ impl SegmentMap for RedisUploads {
             .arg(if dest.replace { "replace" } else { "" })
             .arg(now)
             .arg(self.ttl)
+            .arg(dest.filehash.unwrap_or(""))
             .invoke_async(&mut con)
             .await?;
         match reply.first().map(String::as_str) {
