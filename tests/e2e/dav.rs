@@ -598,3 +598,40 @@ both!(
         assert_eq!(dav.propfind("/bad.txt", "0", "").await.0, StatusCode::NOT_FOUND);
     }
 );
+
+/// While the database is cut, WebDAV answers 503 with `Retry-After` and
+/// SabreDAV's XML (a PROPFIND before its first byte, a PUT), never a 500
+/// or a 207 with members missing; once it is back the listing is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webdav_answers_503_while_the_database_is_away() {
+    let url = url::Url::parse(&mysql_url()).expect("the MariaDB URL");
+    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(3306));
+    let proxy = CuttableProxy::start(target.parse().expect("a loopback address")).await;
+    let db = format!("pan_test_davcut_{}", hex::encode(rand::random::<[u8; 4]>()));
+    create_mysql_db(&db).await;
+    let mut proxied = url.clone();
+    proxied.set_port(Some(proxy.addr.port())).unwrap();
+    proxied.set_path(&db);
+    let app = TestApp::builder(Deployment::Fleet).env("DATABASE_URL", proxied.as_str()).spawn().await;
+    let (_, user, password) = dav_user(&app, "davcut").await;
+    let dav = Dav { app: &app, user, password };
+    dav.mkcol("/d").await;
+    for i in 0..3 {
+        dav.put(&format!("/d/f{i}.txt"), b"x").await;
+    }
+    proxy.cut();
+    let (code, headers, body) = dav.send(dav.req("PROPFIND", "/d/").header("Depth", "1")).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
+    assert!(body.contains("Sabre\\DAV\\Exception\\ServiceUnavailable"), "{body}");
+    let (code, _, body) = dav.send(dav.req("PUT", "/d/new.txt").body("new")).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    proxy.restore();
+    let xml = eventually(30, "the database back", || async {
+        let (code, xml) = dav.propfind("/d/", "1", "").await;
+        (code == StatusCode::MULTI_STATUS).then_some(xml)
+    })
+    .await;
+    assert_eq!(responses(&xml).len(), 4, "the folder and its three files: {xml}");
+    assert!(xml.trim_end().ends_with("</d:multistatus>"));
+}
