@@ -635,3 +635,44 @@ async fn webdav_answers_503_while_the_database_is_away() {
     assert_eq!(responses(&xml).len(), 4, "the folder and its three files: {xml}");
     assert!(xml.trim_end().ends_with("</d:multistatus>"));
 }
+
+both!(
+    /// An rclone transfer killed mid-way (its chunked upload open on the
+    /// server) and run again finishes the file, verified, with no upload
+    /// left open.
+    rclone_run_again_after_a_kill_finishes_the_file,
+    |app| {
+        let (token, user, password) = dav_user(&app, "rckill").await;
+        let src = tempfile::tempdir().unwrap();
+        let data = test_bytes(6 * 1024 * 1024, 17);
+        std::fs::write(src.path().join("slow.bin"), &data).unwrap();
+        let local = src.path().to_str().unwrap().to_owned();
+        let obscured = std::process::Command::new(rclone_bin()).args(["obscure", &password]).output().unwrap();
+        let config = tempfile::tempdir().unwrap();
+        let mut child = tokio::process::Command::new(rclone_bin())
+            .args(["copy", &local, "pan:dst", "--webdav-nextcloud-chunk-size", "1M", "--bwlimit", "1M"])
+            .env("RCLONE_CONFIG", config.path().join("rclone.conf"))
+            .env("RCLONE_CONFIG_PAN_TYPE", "webdav")
+            .env("RCLONE_CONFIG_PAN_URL", app.url(&format!("/remote.php/dav/files/{user}")))
+            .env("RCLONE_CONFIG_PAN_VENDOR", "nextcloud")
+            .env("RCLONE_CONFIG_PAN_USER", &user)
+            .env("RCLONE_CONFIG_PAN_PASS", String::from_utf8(obscured.stdout).unwrap().trim())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("rclone");
+        eventually(30, "rclone's chunked upload open on the server", || async {
+            let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
+            (info["open_uploads"] == json!(1)).then_some(())
+        })
+        .await;
+        child.kill().await.unwrap();
+        let dav = Dav { app: &app, user: user.clone(), password: password.clone() };
+        assert_eq!(dav.propfind("/dst/slow.bin", "0", "").await.0, StatusCode::NOT_FOUND, "nothing half-made");
+        rclone(&app, &user, &password, &["copy", &local, "pan:dst"]).await;
+        rclone(&app, &user, &password, &["check", "--checksum", &local, "pan:dst"]).await;
+        assert_eq!(dav.get("/dst/slow.bin").await, data);
+        let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
+        assert_eq!(info["open_uploads"], json!(0), "the killed run's upload was dropped: {info}");
+    }
+);
