@@ -647,7 +647,7 @@ both!(
         let data = test_bytes(6 * 1024 * 1024, 17);
         std::fs::write(src.path().join("slow.bin"), &data).unwrap();
         let local = src.path().to_str().unwrap().to_owned();
-        let obscured = std::process::Command::new(rclone_bin()).args(["obscure", &password]).output().unwrap();
+        let obscured = tokio::process::Command::new(rclone_bin()).args(["obscure", &password]).output().await.unwrap();
         let config = tempfile::tempdir().unwrap();
         let mut child = tokio::process::Command::new(rclone_bin())
             .args(["copy", &local, "pan:dst", "--webdav-nextcloud-chunk-size", "1M", "--bwlimit", "1M"])
@@ -674,5 +674,74 @@ both!(
         assert_eq!(dav.get("/dst/slow.bin").await, data);
         let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
         assert_eq!(info["open_uploads"], json!(0), "the killed run's upload was dropped: {info}");
+    }
+);
+
+/// A Debian tool the WebDAV tests drive; fails saying how to install it.
+fn debian_tool(name: &str) -> std::path::PathBuf {
+    let path = std::path::PathBuf::from(format!("/usr/bin/{name}"));
+    assert!(path.exists(), "{name} is missing: scripts/deps dav installs it (scripts/test does)");
+    path
+}
+
+both!(
+    /// Older clients work too: cadaver (which locks before it writes) and
+    /// Debian's rclone 1.60 put, get, move and delete files.
+    cadaver_and_debians_rclone_put_get_move_and_delete,
+    |app| {
+        let (_, user, password) = dav_user(&app, "oldies").await;
+        let home = tempfile::tempdir().unwrap();
+        let netrc = home.path().join(".netrc");
+        std::fs::write(&netrc, format!("machine 127.0.0.1\nlogin {user}\npassword {password}\n")).unwrap();
+        std::fs::write(home.path().join("c.txt"), b"cadaver data").unwrap();
+        let script = "mkcol cad\nput c.txt cad/c.txt\nget cad/c.txt back.txt\nmove cad/c.txt cad/d.txt\n\
+                      put c.txt cad/gone.txt\ndelete cad/gone.txt\nquit\n";
+        let mut child = tokio::process::Command::new(debian_tool("cadaver"))
+            .arg(app.url(&format!("/remote.php/dav/files/{user}/")))
+            .env("HOME", home.path())
+            .current_dir(home.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("cadaver");
+        use tokio::io::AsyncWriteExt;
+        child.stdin.take().unwrap().write_all(script.as_bytes()).await.unwrap();
+        let out = child.wait_with_output().await.unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.matches("succeeded").count(), 6, "cadaver:\n{text}{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(std::fs::read(home.path().join("back.txt")).unwrap(), b"cadaver data");
+        let dav = Dav { app: &app, user: user.clone(), password: password.clone() };
+        assert_eq!(dav.get("/cad/d.txt").await, b"cadaver data");
+        assert_eq!(dav.propfind("/cad/gone.txt", "0", "").await.0, StatusCode::NOT_FOUND);
+
+        let rclone = debian_tool("rclone");
+        let obscured = tokio::process::Command::new(&rclone).args(["obscure", &password]).output().await.unwrap();
+        let obscured = String::from_utf8(obscured.stdout).unwrap();
+        let run = |args: &[&str]| {
+            let mut command = tokio::process::Command::new(&rclone);
+            command
+                .args(args)
+                .env("RCLONE_CONFIG", home.path().join("rclone.conf"))
+                .env("RCLONE_CONFIG_OLD_TYPE", "webdav")
+                .env("RCLONE_CONFIG_OLD_URL", app.url(&format!("/remote.php/dav/files/{user}")))
+                .env("RCLONE_CONFIG_OLD_VENDOR", "nextcloud")
+                .env("RCLONE_CONFIG_OLD_USER", &user)
+                .env("RCLONE_CONFIG_OLD_PASS", obscured.trim());
+            async move { command.output().await.unwrap() }
+        };
+        let local = home.path().join("c.txt");
+        for args in [
+            vec!["copyto", local.to_str().unwrap(), "old:r/c.txt"],
+            vec!["moveto", "old:r/c.txt", "old:r/e.txt"],
+            vec!["copyto", "old:r/e.txt", home.path().join("e.txt").to_str().unwrap()],
+            vec!["deletefile", "old:r/e.txt"],
+        ] {
+            let out = run(&args).await;
+            assert!(out.status.success(), "rclone 1.60 {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert_eq!(std::fs::read(home.path().join("e.txt")).unwrap(), b"cadaver data");
+        assert_eq!(dav.propfind("/r/e.txt", "0", "").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(dav.propfind("/r/", "0", "").await.0, StatusCode::MULTI_STATUS);
     }
 );
