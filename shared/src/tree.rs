@@ -262,6 +262,9 @@ impl Tree {
         parent: &str,
         page: &PageRequest,
     ) -> Result<(Vec<TreeItem>, Option<ListCursor>)> {
+        if crate::runtime::crash::fault("tree.list_children") {
+            return Err(Error::Unavailable { what: "database", source: "a fault armed by PAN_FAULT_AT".into() });
+        }
         self.repo.list_children(user.id, parent, page).await
     }
 

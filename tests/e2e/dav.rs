@@ -745,3 +745,32 @@ both!(
         assert_eq!(dav.propfind("/r/", "0", "").await.0, StatusCode::MULTI_STATUS);
     }
 );
+
+both!(
+    /// A PROPFIND whose listing fails after its answer began (the database
+    /// fails on the second page of 500) breaks the connection: the client
+    /// never reads a complete 207 with members missing, which a sync client
+    /// would take for deletions.
+    a_propfind_failing_mid_listing_breaks_the_connection,
+    |b: TestAppBuilder| b.env("PAN_FAULT_AT", "tree.list_children=1*off->return"),
+    |app| {
+        let (_, user, password) = dav_user(&app, "davfail").await;
+        let dav = Dav { app: &app, user, password };
+        dav.mkcol("/many").await;
+        for i in 0..510 {
+            dav.mkcol(&format!("/many/d{i:04}")).await;
+        }
+        // The connection breaks: before the client has read the head (it
+        // was still in the server's buffer) or in the body; never a whole answer.
+        match dav.req("PROPFIND", "/many/").header("Depth", "1").send().await {
+            Err(e) => assert!(e.is_request() || e.is_body(), "{e:?}"),
+            Ok(resp) => {
+                assert_eq!(resp.status(), StatusCode::MULTI_STATUS, "the first page was read before the answer began");
+                let body = resp.text().await;
+                assert!(body.is_err(), "a complete answer with members missing: {:?}", body.map(|b| b.len()));
+            }
+        }
+        // The process goes on serving (only that connection's task ended).
+        assert_eq!(dav.propfind("/many/", "0", "").await.0, StatusCode::MULTI_STATUS);
+    }
+);

@@ -2,7 +2,7 @@
 //! and the first page of its children are read, and each further page is
 //! read and written in turn, so a 10,000-entry folder never sits in memory.
 //! A page that cannot be read after the first byte breaks the connection
-//! (the stream ends in an error): a 207 never ends with members missing,
+//! (its task unwinds, dropping the socket mid-body): a 207 never ends with members missing,
 //! which a sync client would take for deletions. Depth infinity (and a
 //! request without Depth, which means infinity) is refused with 403 and
 //! `<d:propfind-finite-depth/>` (RFC 4918 §9.1), whatever other headers say.
@@ -260,10 +260,15 @@ pub async fn propfind(dav: &Dav, req: &Request, target: &Target, body: Body) -> 
                     Some((Ok(Bytes::from(page)), None))
                 }
                 Err(e) => {
-                    // Breaking the connection: the client sees a truncated
-                    // answer, never a complete one with members missing.
-                    tracing::warn!(status = %e.status, message = %e.message, "a PROPFIND listing failed mid-answer");
-                    Some((Err(std::io::Error::other(e.message)), None))
+                    // The connection must break: the client then sees a cut
+                    // answer, never a complete 207 with members missing. An
+                    // error from the body does not do it (hyper ends the
+                    // chunked body cleanly after one), so the connection's
+                    // task unwinds (without the panic hook: this is no bug),
+                    // which drops the socket mid-body; tokio contains it to
+                    // this connection.
+                    tracing::warn!(status = %e.status, message = %e.message, "a PROPFIND listing failed mid-answer: closing the connection");
+                    std::panic::resume_unwind(Box::new("a PROPFIND listing failed mid-answer"))
                 }
             }
         }
