@@ -218,6 +218,9 @@ both!(
         assert_eq!(dav.send(req).await.0, StatusCode::CREATED);
         let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
         assert_eq!(info["open_uploads"], json!(0), "no upload left behind: {info}");
+        let (code, headers, _) = dav.send(dav.req("PATCH", "/g.bin").header("X-Recalculate-Hash", "sha1")).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(headers["oc-checksum"].to_str().unwrap(), format!("SHA1:{}", sha1_hex(&first)));
         assert_eq!(dav.send(dav.req("PUT", "/")).await.0, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(dav.send(dav.req("PUT", "/no/such/f").body("x")).await.0, StatusCode::CONFLICT);
     }
@@ -271,8 +274,12 @@ both!(
         let (_, versions) = app.call("GET", &format!("/file/versions?id={id}"), Some(&token)).await;
         assert_eq!(versions["versions"].as_array().map(Vec::len), Some(1), "{versions}");
 
-        let (code, headers, _) = dav.send(dav.req("COPY", "/doc.txt").header("Destination", dav.url("/copy.txt"))).await;
+        let copy = dav.req("COPY", "/doc.txt").header("Destination", dav.url("/copy.txt")).header("X-OC-Mtime", "1400000000");
+        let (code, headers, _) = dav.send(copy).await;
         assert_eq!(code, StatusCode::CREATED);
+        assert_eq!(headers["x-oc-mtime"], "accepted");
+        let (_, stat) = app.call("GET", "/folder/stat?path=/copy.txt", Some(&token)).await;
+        assert_eq!(stat["mtime"], json!(1_400_000_000), "X-OC-Mtime on COPY: {stat}");
         assert_ne!(headers["oc-fileid"].to_str().unwrap(), id, "a new entry");
         assert_eq!(dav.get("/copy.txt").await, b"version two");
 
