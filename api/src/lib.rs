@@ -8,6 +8,8 @@
 //!   `folders`, `shares`, `health`),
 //!   and `web`: the web page (assets embedded in the binary) served at `/`,
 //!   `/static/…` and, for browsers, at GET `/usr/signup`, `/usr/signin`, `/file/upload`.
+//! - [`dav`]: WebDAV in the Nextcloud dialect at `/remote.php/dav/files/<username>/`
+//!   (and `/remote.php/webdav/`), outside the OpenAPI document.
 //! - [`admin`]: `api admin …`, the operator's account commands and the audit.
 //! - [`state`]: what every handler can reach.
 //! - [`access_log`]: one log line per request, without query strings.
@@ -28,6 +30,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod connections;
+pub mod dav;
 pub mod error;
 pub mod head_timeout;
 pub mod inflight;
@@ -82,6 +85,7 @@ pub fn endpoint(state: AppState) -> impl Endpoint {
         .nest("/", routes::web::with_web_app(api))
         .nest("/docs", docs)
         .at("/openapi.json", spec)
+        .nest(dav::MOUNT, dav::endpoint())
         .data(state);
     let routes = access_log::access_log(routes::mark_head(routes)).catch_all_error(error::json_errors);
     error::retry_after_header(error::allow_header(routes))

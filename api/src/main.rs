@@ -30,6 +30,8 @@ async fn main() -> ExitCode {
     shared::runtime::process::init_tracing();
     let summary = config.settings.redacted_summary();
     let defaults = config.settings.defaults_in_force();
+    let plain_basic =
+        config.exposed() && !config.settings.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
     let app = match api::build(config).await {
         Ok(app) => app,
         Err(e) => {
@@ -40,6 +42,15 @@ async fn main() -> ExitCode {
     let addr = app.local_addr();
     tracing::info!(settings = %summary, defaults = %defaults, "started");
     println!("pan accounts: {defaults}");
+    if plain_basic {
+        // WebDAV clients send the username and an app password on every request.
+        tracing::warn!(
+            "WebDAV's HTTP Basic would travel over plain HTTP beyond loopback: set an https PAN_PUBLIC_URL behind a TLS proxy"
+        );
+        eprintln!(
+            "pan: warning: WebDAV (/remote.php/dav) sends app passwords with HTTP Basic; beyond loopback serve it over HTTPS (an https PAN_PUBLIC_URL behind a TLS proxy)"
+        );
+    }
     println!("pan is listening on http://{addr}/ — Swagger UI: http://{addr}/docs");
     match app.serve(shared::runtime::process::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -418,6 +418,61 @@ impl Files {
         copied
     }
 
+    /// Copies the caller's folder `id` into folder `to` (`""`: the root)
+    /// as `name`: a new folder, and (unless `shallow`) a copy of everything
+    /// in it, each file as [`Files::copy`] makes one (no bytes copied, room
+    /// held in the quota). A folder never goes into itself or one of its
+    /// subfolders ([`Error::MoveIntoItself`]); a name taken at the top is
+    /// [`Error::NameTaken`]. Not one transaction: a failure part-way leaves
+    /// what was copied so far.
+    pub async fn copy_folder(
+        &self,
+        user: &User,
+        id: &str,
+        to: &str,
+        name: &FileName,
+        shallow: bool,
+    ) -> Result<crate::domain::Folder> {
+        use crate::domain::{SortKey, TreeItem};
+        use crate::tree::PageRequest;
+        if self.tree.folder(user, id).await?.is_none() {
+            return Err(Error::FolderNotFound);
+        }
+        // Up from the destination: the source must not be on the way.
+        let mut up = to.to_owned();
+        while !up.is_empty() {
+            if up == id {
+                return Err(Error::MoveIntoItself);
+            }
+            up = self.tree.folder(user, &up).await?.ok_or(Error::FolderNotFound)?.parent;
+        }
+        let top = self.tree.create_folder(user, to, name, NameRule::Refuse).await?;
+        let mut pending = if shallow { Vec::new() } else { vec![(id.to_owned(), top.id.clone())] };
+        while let Some((from, into)) = pending.pop() {
+            let mut page = PageRequest { sort: SortKey::Name, desc: false, limit: 500, after: None };
+            loop {
+                let (items, next) = self.tree.list_children(user, &from, &page).await?;
+                for item in items {
+                    match item {
+                        TreeItem::Folder(d) => {
+                            let child = FileName::parse(&d.name)?;
+                            let made = self.tree.create_folder(user, &into, &child, NameRule::Refuse).await?;
+                            pending.push((d.id, made.id));
+                        }
+                        TreeItem::File(f) => {
+                            self.copy(user, &f.id, Some(&into), None, (NameRule::Refuse, None)).await?;
+                        }
+                    }
+                }
+                match next {
+                    Some(cursor) => page.after = Some(cursor),
+                    None => break,
+                }
+            }
+        }
+        Ok(top)
+    }
+
     /// A URL that downloads `entry` without a token for `ttl` seconds
     /// (`None`: `PAN_URL_TTL`), and when it stops working: presigned by the
     /// file store when it can (and `inline` is not asked for: previews stay

@@ -26,7 +26,7 @@
 //!   `objects` (byte stores on a directory or S3; chunks land through a
 //!   sink), `queue` (apalis on SQLite or Redis), `open`.
 //! - [`accounts`]: signup, signin, tokens, profiles, the quota ledger; `password`, `operator`.
-//! - [`tree`]: paths, folders, moves, the trash.
+//! - [`tree`]: paths, folders, moves, the trash; `locks` (WebDAV's).
 //! - [`files`]: commit, single upload, download, repair; `links`, `backup`, `audit`.
 //! - [`upload`]: init (from a client's or the server's hashes), declare,
 //!   prove, chunks, status, complete, abort; `receive` (a chunk body's
@@ -98,6 +98,8 @@ pub struct Services {
     pub accounts: Accounts,
     /// Folders, moves, the trash.
     pub tree: Tree,
+    /// WebDAV locks.
+    pub locks: tree::locks::Locks,
     /// Stored files: single upload, download, rename, delete, backup.
     pub files: Files,
     /// Chunked uploads and their merge.
@@ -179,9 +181,11 @@ impl Services {
             default_days: share_rules.default_days,
             zip_max_entries: share_rules.zip_max_entries,
         };
+        let locks = tree::locks::Locks { store: b.locks.clone() };
         Ok(Services {
             accounts,
             tree,
+            locks,
             files,
             uploads,
             shares,
@@ -248,6 +252,7 @@ impl Services {
         let restarted = self.uploads.restart_stale_merges().await?;
         let backups = self.files.requeue_backups().await?;
         let trash = self.tree.empty_expired(1000).await?;
+        let props = self.tree.drop_orphan_props().await?;
         let versions = self.files.expire_versions(now()).await?;
         // A failed metadata backup is due again once its claim lapses; the
         // steps after it still run.
@@ -266,6 +271,7 @@ impl Services {
             restarted,
             backups,
             trash,
+            props,
             versions,
             scrubbed,
             metadata,

@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod limits;
+pub mod locks;
 pub mod meta;
 pub mod objects;
 pub mod open;

@@ -1,6 +1,8 @@
 //! The tree use cases: paths, destinations of new files, deleting into the
 //! trash, purging, and emptying the trash after its retention.
 
+pub mod locks;
+
 use std::collections::HashMap;
 
 use crate::domain::error::{Error, ErrorCode, Result};
@@ -11,9 +13,14 @@ use std::sync::Arc;
 
 use object_store::path::Path;
 
+pub use crate::stores::meta::{DeadProp, ListCursor, PageRequest, PropOp};
 use crate::stores::meta::{Destination, MetaRepo, TreeBounds};
-pub use crate::stores::meta::{ListCursor, PageRequest};
 use crate::stores::objects::Store;
+
+/// The most dead properties (WebDAV) one entry holds.
+pub const MAX_DEAD_PROPS: usize = 100;
+/// The most bytes of dead properties (namespaces, names and values) one entry holds.
+pub const MAX_DEAD_PROP_BYTES: usize = 64 << 10;
 
 /// The most components a path may have.
 pub const MAX_PATH_DEPTH: usize = 256;
@@ -255,6 +262,9 @@ impl Tree {
         parent: &str,
         page: &PageRequest,
     ) -> Result<(Vec<TreeItem>, Option<ListCursor>)> {
+        if crate::runtime::crash::fault("tree.list_children") {
+            return Err(Error::Unavailable { what: "database", source: "a fault armed by PAN_FAULT_AT".into() });
+        }
         self.repo.list_children(user.id, parent, page).await
     }
 
@@ -338,6 +348,27 @@ impl Tree {
             return Err(replace_is_for_files());
         }
         self.repo.restore(user.id, id, rule, self.bounds.max_depth, crate::now()).await
+    }
+
+    /// The WebDAV dead properties of the caller's entries `ids` (`""`: the root).
+    pub async fn dead_props(&self, user: &User, ids: &[String]) -> Result<Vec<DeadProp>> {
+        self.repo.dead_props(user.id, ids).await
+    }
+
+    /// Applies a PROPPATCH's steps to an entry's dead properties, all or
+    /// nothing, within [`MAX_DEAD_PROPS`] and [`MAX_DEAD_PROP_BYTES`].
+    pub async fn patch_props(&self, user: &User, entry_id: &str, ops: &[PropOp]) -> Result<()> {
+        self.repo.patch_dead_props(user.id, entry_id, ops, (MAX_DEAD_PROPS, MAX_DEAD_PROP_BYTES)).await
+    }
+
+    /// Sets the modification time of the caller's live file `id`.
+    pub async fn set_mtime(&self, user: &User, id: &str, mtime: crate::domain::Mtime) -> Result<()> {
+        if self.repo.set_file_mtime(user.id, id, mtime.secs()).await? { Ok(()) } else { Err(Error::FileNotFound) }
+    }
+
+    /// Deletes the dead properties of entries purged for good.
+    pub(crate) async fn drop_orphan_props(&self) -> Result<u64> {
+        self.repo.drop_orphan_props().await
     }
 
     /// Deletes the bytes (and backup copies) of contents whose rows are gone

@@ -317,8 +317,70 @@ impl Uploads {
     /// The file goes where `place` says. With [`NameRule::Refuse`] a taken
     /// name is refused here; a name taken while the upload runs gets the
     /// `name (n).ext` rule when it finishes (the bytes are in by then).
-    #[tracing::instrument(name = "init upload", skip(self, user, new, place), fields(user = user.id))]
     pub async fn init(&self, user: &User, new: NewUpload, place: &Placement) -> Result<InitOutcome> {
+        self.init_as(user, new, place, None).await
+    }
+
+    /// The upload id [`Uploads::init_keyed`] gives the caller's upload
+    /// named `key`: derived from the user and the key, so every api process
+    /// finds the same upload by the client's own name for it (ownership is
+    /// still checked: knowing an id grants nothing).
+    pub fn keyed_id(user: &User, key: &str) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("pan keyed upload\0{}\0{key}", user.id).as_bytes());
+        hex::encode(&digest[..16])
+    }
+
+    /// Starts a server-hashed upload of unknown size whose id is the
+    /// caller's `key` ([`Uploads::keyed_id`]): WebDAV's chunked uploads,
+    /// whose client names its upload directory. [`Error::NameTaken`] when
+    /// the caller has an upload of that key already.
+    pub async fn init_keyed(&self, user: &User, new: NewUpload, place: &Placement, key: &str) -> Result<UploadSession> {
+        if !matches!(new.source, Source::Server) {
+            return Err(Error::internal("a keyed upload", "only server-hashed uploads are keyed"));
+        }
+        let id = UploadId::parse(&Self::keyed_id(user, key))?;
+        if self.sessions.get(&id).await?.is_some() {
+            return Err(Error::NameTaken { name: key.to_owned() });
+        }
+        match self.init_as(user, new, place, Some(id)).await? {
+            InitOutcome::New(session, _) => Ok(session),
+            other => Err(Error::internal("a keyed upload", format!("init answered {other:?}"))),
+        }
+    }
+
+    /// Names where an uploading upload's file goes, once the client says so
+    /// (WebDAV's chunked upload, at its final MOVE): checked like a
+    /// placement at init. With `filehash`, the merge checks the content
+    /// against it (a mismatch fails the upload, nothing is stored).
+    pub async fn retarget(
+        &self,
+        user: &User,
+        id: &str,
+        (filename, place): (&FileName, &Placement),
+        mtime: Option<Mtime>,
+        filehash: Option<&Sha1Hex>,
+    ) -> Result<()> {
+        let session = self.owned_session(user, id).await?;
+        self.tree.check_placement(user, filename, place, None).await?;
+        let dest = crate::stores::uploads::Destination {
+            filename: filename.as_str(),
+            folder: place.folder.as_ref().map(|f| f.as_str()),
+            mtime: mtime.map(Mtime::secs),
+            replace: place.rule == NameRule::Replace,
+            filehash: filehash.map(|h| h.as_str()),
+        };
+        self.sessions.set_destination(&session.id, &dest, crate::now()).await
+    }
+
+    #[tracing::instrument(name = "init upload", skip(self, user, new, place), fields(user = user.id))]
+    async fn init_as(
+        &self,
+        user: &User,
+        new: NewUpload,
+        place: &Placement,
+        id: Option<UploadId>,
+    ) -> Result<InitOutcome> {
         let NewUpload { filename, filesize, mtime, source } = new;
         let mtime = mtime.map(Mtime::secs);
         let server_hashed = matches!(source, Source::Server);
@@ -379,7 +441,7 @@ impl Uploads {
         // before the session exists (the clean-up releases a hold whose
         // session never came).
         // (A size not known yet is reserved as the bytes arrive.)
-        let id = UploadId::generate();
+        let id = id.unwrap_or_else(UploadId::generate);
         if place.rule == NameRule::Replace {
             self.files.reserve_replacing(user, id.as_str(), filesize.unwrap_or(0), true).await?;
         } else {

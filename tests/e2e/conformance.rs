@@ -12,6 +12,7 @@ use object_store::path::Path;
 use pan_tests::*;
 use shared::domain::{ChunkPlan, Segment, Sha1Hex, Sha256Hex, UploadId, UploadSession, UploadState, UserName};
 use shared::domain::{NameRule, SortKey, TreeItem};
+use shared::stores::locks::{Acquired, DavLock, LockStore};
 use shared::stores::meta::{
     AppPassword, Destination, FileRepo, Hold, Limits, MetaRepo, NewUserFile, Refusal, TreeBounds, TreeRepo, UserRepo,
 };
@@ -188,7 +189,27 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     s.set_size(&u.id, 5000 + (1 << 40), now).await.unwrap();
     assert!(matches!(s.set_size(&u.id, 6000, now).await, Err(shared::Error::SizeConflict { .. })));
     assert_eq!(s.get(&u.id).await.unwrap().unwrap().received, 5000 + (1 << 40), "exact past 2^32");
+    // Its place, named late (WebDAV's chunked upload), and the SHA-1 the merge will check.
+    let folder = "ab".repeat(16);
+    let sha1 = "12".repeat(20);
+    let dest = shared::stores::uploads::Destination {
+        filename: "late.bin",
+        folder: Some(&folder),
+        mtime: Some(1_234),
+        replace: true,
+        filehash: Some(&sha1),
+    };
+    s.set_destination(&u.id, &dest, now).await.unwrap();
+    let named = s.get(&u.id).await.unwrap().unwrap();
+    assert_eq!(named.filename, "late.bin");
+    assert_eq!(named.folder.as_ref().map(|f| f.to_string()), Some(folder.clone()));
+    assert_eq!((named.mtime, named.replace), (Some(1_234), true));
+    assert_eq!(named.filehash.as_ref().map(|h| h.to_string()), Some(sha1.clone()));
+    let gone = s.set_destination(&UploadId::generate(), &dest, now).await;
+    assert!(matches!(gone, Err(shared::Error::UploadNotFound)), "{gone:?}");
     assert_eq!(s.start_merge(&u.id, now).await.unwrap(), CompleteOutcome::Started);
+    let late = s.set_destination(&u.id, &dest, now).await;
+    assert!(matches!(late, Err(shared::Error::NotUploading { .. })), "{late:?}");
     assert!(matches!(s.set_size(&u.id, 1, now).await, Err(shared::Error::NotUploading { .. })));
     // At most so many segments: a new one past them is refused, a send
     // again of one received is not.
@@ -1478,4 +1499,88 @@ async fn slot_table_on_redis() {
         shared::stores::connection::connect(&redis_url()).await.expect("Redis is unreachable; scripts/test starts it");
     let prefix = format!("pan_test_{}", hex::encode(rand::random::<[u8; 6]>()));
     slot_table_suite(&shared::stores::limits::redis::RedisSlots::new(con, &prefix)).await;
+}
+
+/// A WebDAV lock for the lock suite.
+fn dav_lock(user_id: i64, token: &str, path: &str, infinite: bool, exclusive: bool, expires_at: i64) -> DavLock {
+    DavLock {
+        token: token.into(),
+        user_id,
+        path: path.into(),
+        infinite,
+        exclusive,
+        owner: "<href xmlns=\"DAV:\">me</href>".into(),
+        expires_at,
+    }
+}
+
+/// What every WebDAV lock store must do: a conflicting lock of the same
+/// user is refused (exclusive against anything overlapping, depth infinity
+/// covering what is below), shared locks stack, other users never see or
+/// meet each other's locks, refresh moves a live lock's expiry only,
+/// release frees it, expired locks count for nothing, and the cap holds.
+async fn lock_store_suite(s: &dyn LockStore) {
+    let now = shared::now();
+    let (a, b) = (7001, 7002);
+    let take = |l: DavLock| async move { s.acquire(&l, now, 3).await.unwrap() };
+    assert_eq!(take(dav_lock(a, "t1", "/docs", true, true, now + 60)).await, Acquired::Taken);
+    assert_eq!(take(dav_lock(a, "t2", "/docs/x.txt", false, false, now + 60)).await, Acquired::Conflict, "below");
+    assert_eq!(take(dav_lock(a, "t2", "/", true, false, now + 60)).await, Acquired::Conflict, "above, infinite");
+    assert_eq!(take(dav_lock(a, "t2", "/docsx", false, true, now + 60)).await, Acquired::Taken, "a sibling");
+    assert_eq!(take(dav_lock(b, "t3", "/docs", true, true, now + 60)).await, Acquired::Taken, "another user");
+    let listed = s.list(a, now).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    let t1 = listed.iter().find(|l| l.token == "t1").expect("t1 listed");
+    assert_eq!(*t1, dav_lock(a, "t1", "/docs", true, true, now + 60), "kept as taken");
+    assert!(s.list(b, now).await.unwrap().iter().all(|l| l.user_id == b && l.token == "t3"));
+
+    // Shared locks stack; an exclusive one then conflicts.
+    assert_eq!(take(dav_lock(b, "s1", "/shared", false, false, now + 60)).await, Acquired::Taken);
+    assert_eq!(take(dav_lock(b, "s2", "/shared", false, false, now + 60)).await, Acquired::Taken);
+    assert_eq!(take(dav_lock(b, "s3", "/shared", false, true, now + 60)).await, Acquired::Conflict);
+    assert_eq!(take(dav_lock(b, "s4", "/other", false, false, now + 60)).await, Acquired::TooMany, "3 at most");
+
+    // Refresh, release, expiry.
+    let refreshed = s.refresh(a, "t1", now + 600, now).await.unwrap().expect("a live lock");
+    assert_eq!(refreshed.expires_at, now + 600);
+    assert!(s.refresh(b, "t1", now + 600, now).await.unwrap().is_none(), "another user's token");
+    assert!(s.release(a, "t1").await.unwrap());
+    assert!(!s.release(a, "t1").await.unwrap());
+    assert_eq!(take(dav_lock(a, "t4", "/docs/x.txt", false, true, now + 60)).await, Acquired::Taken);
+    assert_eq!(take(dav_lock(a, "old", "/gone", false, true, now - 1)).await, Acquired::Taken);
+    assert!(s.list(a, now).await.unwrap().iter().all(|l| l.token != "old"), "expired");
+    assert!(s.refresh(a, "old", now + 60, now).await.unwrap().is_none(), "an expired lock stays gone");
+    assert_eq!(take(dav_lock(a, "t5", "/gone", false, true, now + 60)).await, Acquired::Taken, "no conflict");
+}
+
+/// WebDAV locks on SQLite do what every lock store must (`lock_store_suite`).
+#[tokio::test]
+async fn lock_store_on_sqlite() {
+    let (_dir, repo) = sqlite_repo().await;
+    lock_store_suite(&repo).await;
+}
+
+/// WebDAV locks on MariaDB do what every lock store must (`lock_store_suite`).
+#[tokio::test]
+async fn lock_store_on_mariadb() {
+    let (_db, repo) = mariadb_repo().await;
+    lock_store_suite(&repo).await;
+}
+
+/// WebDAV locks in Redis do what every lock store must (`lock_store_suite`).
+#[tokio::test]
+async fn lock_store_on_redis() {
+    let con =
+        shared::stores::connection::connect(&redis_url()).await.expect("Redis is unreachable; scripts/test starts it");
+    let prefix = format!("pan_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+    lock_store_suite(&shared::stores::locks::redis::RedisLocks::new(con, &prefix)).await;
+}
+
+/// WebDAV locks on a Redis Cluster do what every lock store must (a user's
+/// locks are one key).
+#[tokio::test]
+async fn lock_store_on_a_redis_cluster() {
+    let cluster = RedisCluster::start().await;
+    let con = shared::stores::connection::connect(&cluster.url()).await.expect("the cluster");
+    lock_store_suite(&shared::stores::locks::redis::RedisLocks::new(con, "pan")).await;
 }

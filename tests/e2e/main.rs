@@ -10,6 +10,7 @@ mod cluster;
 mod config;
 mod conformance;
 mod crash;
+mod dav;
 mod declare;
 mod durability;
 mod faults;

@@ -15,8 +15,19 @@
 //! - `purge.after_rows`: a purge's rows are gone, the bytes not yet;
 //! - `backup.after_copy`: the backup copy exists, not yet recorded.
 
-/// Arms the points named in `PAN_CRASH_AT` (a no-op without the feature).
+/// Arms the points named in `PAN_CRASH_AT`, and the faults of
+/// `PAN_FAULT_AT` (a no-op without the feature).
 pub fn arm() {
+    #[cfg(feature = "crash-points")]
+    if let Ok(faults) = std::env::var("PAN_FAULT_AT") {
+        eprintln!("faults armed: {faults}");
+        for fault in faults.split(';').map(str::trim).filter(|f| !f.is_empty()) {
+            let (name, actions) = fault.split_once('=').unwrap_or((fault, "return"));
+            if let Err(e) = fail::cfg(name, actions) {
+                eprintln!("PAN_FAULT_AT: {name}: {e}");
+            }
+        }
+    }
     #[cfg(not(feature = "crash-points"))]
     if std::env::var_os("PAN_CRASH_AT").is_some() {
         eprintln!("PAN_CRASH_AT is set, but this build has no crash points (only test builds have them)");
@@ -43,4 +54,16 @@ pub fn arm() {
 pub fn point(_name: &'static str) {
     #[cfg(feature = "crash-points")]
     fail::fail_point!(_name);
+}
+
+/// Whether the named fault fires here: only in builds with the feature,
+/// when `PAN_FAULT_AT=<name>=<actions>` arms it with `fail`'s actions (e.g.
+/// `tree.list_children=1*off->return`: every call but the first fails).
+/// The faults: `tree.list_children` (a folder listing's page: the
+/// database fails).
+#[inline(always)]
+pub fn fault(_name: &'static str) -> bool {
+    #[cfg(feature = "crash-points")]
+    fail::fail_point!(_name, |_| true);
+    false
 }

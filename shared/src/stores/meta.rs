@@ -8,7 +8,9 @@
 
 mod archive;
 mod keys;
+mod locks;
 pub mod mysql;
+mod props;
 mod quota;
 mod rows;
 mod search;
@@ -678,6 +680,61 @@ pub trait MetaArchive: Send + Sync {
     async fn set_task_due(&self, task: &str, due: i64) -> Result<()>;
 }
 
+/// One WebDAV dead property of an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadProp {
+    /// The entry's id (`""`: the user's root).
+    pub entry_id: String,
+    /// The property's namespace (empty: none).
+    pub ns: String,
+    /// Its local name.
+    pub name: String,
+    /// Its value, as XML content.
+    pub value: String,
+}
+
+/// One step of a PROPPATCH, applied in order.
+#[derive(Debug, Clone)]
+pub enum PropOp {
+    /// Sets a property's value (XML content).
+    Set {
+        /// Its namespace.
+        ns: String,
+        /// Its local name.
+        name: String,
+        /// The value.
+        value: String,
+    },
+    /// Removes a property (nothing when absent).
+    Remove {
+        /// Its namespace.
+        ns: String,
+        /// Its local name.
+        name: String,
+    },
+}
+
+/// WebDAV's properties of entries.
+#[async_trait]
+pub trait PropRepo: Send + Sync {
+    /// The dead properties of the user's entries `entry_ids`.
+    async fn dead_props(&self, user_id: i64, entry_ids: &[String]) -> Result<Vec<DeadProp>>;
+    /// Applies `ops` to an entry's dead properties in one transaction, all
+    /// or nothing: refused when the entry would hold more than
+    /// `limits.0` of them or more than `limits.1` bytes.
+    async fn patch_dead_props(
+        &self,
+        user_id: i64,
+        entry_id: &str,
+        ops: &[PropOp],
+        limits: (usize, usize),
+    ) -> Result<()>;
+    /// Sets a live file's modification time; false when there is no such file.
+    async fn set_file_mtime(&self, user_id: i64, entry_id: &str, mtime: i64) -> Result<bool>;
+    /// Deletes the properties of entries that are gone for good.
+    async fn drop_orphan_props(&self) -> Result<u64>;
+}
+
 /// The whole repository, as the rest of pan holds it.
 #[async_trait]
 pub trait MetaRepo:
@@ -694,6 +751,7 @@ pub trait MetaRepo:
     + AuditRepo
     + QuotaRepo
     + VersionRepo
+    + PropRepo
     + MetaArchive
 {
     /// A cheap round trip, for readiness checks.

@@ -10,6 +10,8 @@ use crate::runtime::config::Settings;
 use crate::stores::connection::RedisCon;
 use crate::stores::limits::redis::{RedisBuckets, RedisSlots};
 use crate::stores::limits::{MemoryBuckets, MemorySlots, RateBuckets, SlotTable};
+use crate::stores::locks::LockStore;
+use crate::stores::locks::redis::RedisLocks;
 use crate::stores::meta::{self as db, MetaRepo};
 use crate::stores::objects::{self, Store};
 use crate::stores::queue::JobQueues;
@@ -61,6 +63,9 @@ pub(crate) struct DataStores {
     /// Per-user slots for bodies being received: in Redis when there is one
     /// (every api process counts against the same), else in this process.
     pub(crate) slots: Arc<dyn SlotTable>,
+    /// WebDAV locks: in Redis when there is one (every api process sees
+    /// the same), else in the SQL database.
+    pub(crate) locks: Arc<dyn LockStore>,
     /// The connection to Redis when it holds the upload state: the job
     /// queue shares it when it lives on the same server.
     redis: Option<crate::stores::connection::RedisCon>,
@@ -92,8 +97,8 @@ impl DataStores {
             Some(url) => Some(objects::open(url, "PAN_BACKUP_URL", &scratch).map_err(fail("PAN_BACKUP_URL"))?),
             None => None,
         };
-        type Shared = (Arc<dyn UploadStore>, Arc<dyn RateBuckets>, Arc<dyn SlotTable>);
-        let ((uploads, limits, slots), redis): (Shared, _) = match &settings.redis_url {
+        type Shared = (Arc<dyn UploadStore>, Arc<dyn RateBuckets>, Arc<dyn SlotTable>, Arc<dyn LockStore>);
+        let ((uploads, limits, slots, locks), redis): (Shared, _) = match &settings.redis_url {
             Some(url) => {
                 let con = crate::stores::connection::connect(url)
                     .await
@@ -111,6 +116,7 @@ impl DataStores {
                     Arc::new(uploads),
                     Arc::new(RedisBuckets::new(con.clone(), prefix)),
                     Arc::new(RedisSlots::new(con.clone(), prefix)),
+                    Arc::new(RedisLocks::new(con.clone(), prefix)),
                 );
                 (shared, Some(con))
             }
@@ -119,11 +125,12 @@ impl DataStores {
                     Arc::new(SqlUploads::new(repo.clone(), settings.upload_ttl)),
                     Arc::new(MemoryBuckets::default()),
                     Arc::new(MemorySlots::default()),
+                    Arc::new(repo.clone()),
                 );
                 (local, None)
             }
         };
-        Ok(DataStores { repo: Arc::new(repo), uploads, staging, files, backup, scratch, limits, slots, redis })
+        Ok(DataStores { repo: Arc::new(repo), uploads, staging, files, backup, scratch, limits, slots, locks, redis })
     }
 }
 

@@ -226,6 +226,27 @@ pub trait SegmentMap: Send + Sync {
 
     /// Forgets the segments (after a final failure deleted their bytes).
     async fn forget_segments(&self, id: &UploadId) -> Result<()>;
+
+    /// Sets where an upload's file goes (name, folder, modification time,
+    /// whether it replaces a file there) and the SHA-1 it must have, only while it is `uploading`
+    /// (WebDAV's chunked upload names its file at the end). Errors:
+    /// [`crate::Error::UploadNotFound`], [`crate::Error::NotUploading`].
+    async fn set_destination(&self, id: &UploadId, dest: &Destination<'_>, now: i64) -> Result<()>;
+}
+
+/// Where an upload's file goes, as [`SegmentMap::set_destination`] sets it.
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    /// The file's name.
+    pub filename: &'a str,
+    /// Its folder (`None`: the root).
+    pub folder: Option<&'a str>,
+    /// Its modification time (`None`: when the upload finishes).
+    pub mtime: Option<i64>,
+    /// Whether it replaces the file of that name there.
+    pub replace: bool,
+    /// The SHA-1 the client says the content has (checked by the merge).
+    pub filehash: Option<&'a str>,
 }
 
 /// Leases (one writer per byte, one advancer of the running hash) and the

@@ -42,8 +42,15 @@ const VERSION: u64 = 1;
 /// Tables whose rows live only as long as an upload or a request: they
 /// point at staged bytes that no backup holds, or hold room for them. Not
 /// archived; a restored installation starts with no upload in flight.
-const TRANSIENT: &[&str] =
-    &["upload_sessions", "upload_chunks", "upload_segments", "upload_leases", "upload_challenges", "quota_holds"];
+const TRANSIENT: &[&str] = &[
+    "upload_sessions",
+    "upload_chunks",
+    "upload_segments",
+    "upload_leases",
+    "upload_challenges",
+    "quota_holds",
+    "dav_locks",
+];
 
 /// The `maintenance` row a restore leaves until its bytes are back.
 const RESTORE_PENDING: &str = "restore_pending";

@@ -145,6 +145,23 @@ return {'ok'}
     )
 });
 
+/// KEYS: session. ARGV: filename, folder, mtime, on_conflict, now, ttl, filehash.
+/// Sets where an uploading session's file goes: {"ok"}, {"state", <state>}
+/// or {"gone"}.
+static SET_DESTINATION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'gone'} end
+if state ~= 'uploading' then return {'state', state} end
+redis.call('HSET', KEYS[1], 'filename', ARGV[1], 'folder', ARGV[2], 'mtime', ARGV[3], 'on_conflict', ARGV[4],
+  'updated_at', ARGV[5], 'filehash', ARGV[7])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+return {'ok'}
+"#,
+    )
+});
+
 /// KEYS: session. ARGV: filehash, sha256, the hashes' resume pointer.
 /// Records the hashes of an upload begun without them, while it is
 /// uploading and none are declared (the caller then points the hashes'
@@ -812,6 +829,25 @@ impl SegmentMap for RedisUploads {
             Some("ok") => Ok(()),
             Some("known") => Err(size_known(num(1))),
             Some("past") => Err(received_past(num(1) + num(2), size)),
+            _ => Err(not_uploading(&reply)),
+        }
+    }
+
+    async fn set_destination(&self, id: &UploadId, dest: &super::Destination<'_>, now: i64) -> Result<()> {
+        let mut con = self.con.clone();
+        let reply: Vec<String> = SET_DESTINATION
+            .key(self.session_key(id))
+            .arg(dest.filename)
+            .arg(dest.folder.unwrap_or(""))
+            .arg(dest.mtime.map(|m| m.to_string()).unwrap_or_default())
+            .arg(if dest.replace { "replace" } else { "" })
+            .arg(now)
+            .arg(self.ttl)
+            .arg(dest.filehash.unwrap_or(""))
+            .invoke_async(&mut con)
+            .await?;
+        match reply.first().map(String::as_str) {
+            Some("ok") => Ok(()),
             _ => Err(not_uploading(&reply)),
         }
     }

@@ -544,6 +544,24 @@ impl SegmentMap for SqlUploads {
         Ok(())
     }
 
+    async fn set_destination(&self, id: &UploadId, dest: &super::Destination<'_>, now: i64) -> Result<()> {
+        let mut tx = self.repo.begin().await?;
+        self.lock_uploading(&mut tx, id, now).await?;
+        sqlx::query(
+            "UPDATE upload_sessions SET filename = ?, folder = ?, mtime = ?, on_conflict = ?, filehash = ? WHERE id = ?",
+        )
+        .bind(dest.filename)
+        .bind(dest.folder)
+        .bind(dest.mtime)
+        .bind(dest.replace.then_some("replace"))
+        .bind(dest.filehash)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn forget_segments(&self, id: &UploadId) -> Result<()> {
         let mut tx = self.repo.begin().await?;
         sqlx::query("DELETE FROM upload_segments WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
