@@ -112,6 +112,12 @@ impl RateLimits {
     pub async fn share_password(&self, req: &poem::Request, link: &str) -> shared::Result<CountedAttempt> {
         self.limiter.share_password(self.client_ip(req), link).await
     }
+
+    /// Counts an app-password attempt by `req`'s client as `username` as
+    /// wrong until forgiven (tus and WebDAV send one on every request).
+    pub async fn app_password(&self, req: &poem::Request, username: &str) -> shared::Result<CountedAttempt> {
+        self.limiter.app_password(self.client_ip(req), username).await
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ mod server_hashed;
 mod shares;
 mod storage;
 mod structure;
+mod tus;
 mod uploads;
 mod users;
 mod versions;

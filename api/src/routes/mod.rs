@@ -5,6 +5,7 @@ pub mod folders;
 pub mod health;
 pub mod mupload;
 pub mod shares;
+pub mod tus;
 pub mod usr;
 pub mod versions;
 pub mod web;

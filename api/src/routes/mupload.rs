@@ -491,9 +491,9 @@ crate::operation_errors!(
 );
 
 /// Most bytes of a refused chunk read and dropped so its client sees the error.
-const DRAIN_LIMIT: u64 = 128 << 20;
+pub(crate) const DRAIN_LIMIT: u64 = 128 << 20;
 /// Longest time spent reading a refused chunk's body.
-const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(15);
+pub(crate) const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The upload protocol.
 pub struct UploadApi;
@@ -729,7 +729,7 @@ impl UploadApi {
             let request = upload::BytesRequest {
                 offset: offset.0,
                 content_length,
-                checksum,
+                checksum: checksum.map(upload::BodyChecksum::Sha1),
                 min_rate: state.settings.min_chunk_rate,
             };
             let stored = state.services.uploads.put_bytes(&auth.0, &upload_id.0, request, &mut stream).await;

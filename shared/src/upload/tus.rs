@@ -1,0 +1,240 @@
+//! The tus 1.0 use cases on the upload engine: a tus upload is a
+//! server-hashed upload (the running hash is the identity) whose bytes only
+//! ever arrive at its offset, the end of the bytes received from 0 on. Its
+//! last byte hands it to the merge like any other upload, and the request
+//! that sent it waits for the file's entry. Names, quota, dedup and
+//! versions are the upload engine's own: nothing here decides them.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+
+use super::{BodyChecksum, BytesRequest, InitOutcome, NewUpload, Source, Uploads};
+use crate::domain::error::{Error, ErrorCode, Result};
+use crate::domain::{
+    FailureCode, FileName, Mtime, NameRule, Placement, UploadId, UploadSession, UploadState, User, covered_ranges,
+};
+
+/// How long the request that sent an upload's last byte waits for its
+/// merge to commit the file, before answering without the entry (a `HEAD`
+/// gives it once the merge is done).
+pub const FINISH_WAIT: Duration = Duration::from_secs(120);
+
+/// A tus creation, as the front door parsed it.
+#[derive(Debug, Clone)]
+pub struct TusCreate {
+    /// `Upload-Length`; `None` with `Upload-Defer-Length: 1`.
+    pub length: Option<u64>,
+    /// The name to list the file under (`filename` or `name`).
+    pub filename: FileName,
+    /// `folder`: a path from the root, made as needed.
+    pub folder: Option<String>,
+    /// `on_conflict`: a taken name is numbered (the default), refused now,
+    /// or replaced when the upload finishes.
+    pub rule: NameRule,
+    /// `mtime`: the file's modification time.
+    pub mtime: Option<Mtime>,
+}
+
+/// A tus `PATCH`, as the front door parsed it.
+#[derive(Debug, Clone, Copy)]
+pub struct TusPatch {
+    /// `Upload-Offset`: must be the upload's offset.
+    pub offset: u64,
+    /// The body's `Content-Length`, when it has one (else it runs to its
+    /// end, at most to the upload's size or, unknown, the largest file).
+    pub content_length: Option<u64>,
+    /// `Upload-Checksum` of the body: none of it counts unless all matches.
+    pub checksum: Option<BodyChecksum>,
+    /// `Upload-Length`, for an upload created with its length deferred.
+    pub length: Option<u64>,
+    /// Slowest acceptable rate, as for any body of bytes.
+    pub min_rate: u64,
+}
+
+/// Where a tus upload is.
+#[derive(Debug, Clone)]
+pub struct TusUpload {
+    /// The session underneath.
+    pub session: UploadSession,
+    /// The upload's offset: the bytes received from 0 on, without a gap.
+    pub offset: u64,
+    /// The file's entry, once the upload is done.
+    pub file_id: Option<String>,
+    /// When an idle upload expires (Unix seconds).
+    pub expires_at: i64,
+}
+
+impl TusUpload {
+    /// Whether every byte is in (and the file, once done, committed).
+    pub fn finished(&self) -> bool {
+        self.session.state != UploadState::Uploading
+    }
+}
+
+impl Uploads {
+    /// Creates a tus upload: its folder made as needed, its name checked
+    /// now when `refuse`, its size (when given) reserved in the quota, as
+    /// any upload's init does. An empty file is finished at once.
+    #[tracing::instrument(name = "tus create", skip(self, user, create), fields(user = user.id))]
+    pub async fn tus_create(&self, user: &User, create: TusCreate) -> Result<TusUpload> {
+        let folder = match create.folder.as_deref().map(str::trim).filter(|p| !p.is_empty() && *p != "/") {
+            Some(path) => {
+                let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
+                self.tree.ensure_folder_path(user, &path).await?
+            }
+            None => None,
+        };
+        let place = Placement { folder, rule: create.rule, if_match: None };
+        let new = NewUpload {
+            filename: create.filename,
+            filesize: create.length,
+            mtime: create.mtime,
+            source: Source::Server,
+        };
+        let session = match self.init(user, new, &place).await? {
+            InitOutcome::New(session, _) => session,
+            // A server-hashed upload has no hashes or fingerprint to resume by.
+            InitOutcome::Resume(session, _) => session,
+            InitOutcome::Instant(..) => return Err(Error::internal("creating a tus upload", "an instant answer")),
+        };
+        if session.size == Some(0) {
+            return self.tus_finish(user, session.id.as_str()).await;
+        }
+        Ok(self.tus_upload(session, 0))
+    }
+
+    /// A tus upload of the caller's ([`Error::UploadNotFound`] for anyone
+    /// else's), with its offset.
+    pub async fn tus_state(&self, user: &User, id: &str) -> Result<TusUpload> {
+        let (session, segments) = match self.sessions.get_with_segments(&UploadId::parse(id)?).await? {
+            Some((s, segments)) if s.owner == user.id => (s, segments),
+            _ => return Err(Error::UploadNotFound),
+        };
+        let offset = match session.state {
+            UploadState::Uploading => covered_ranges(segments).first().filter(|r| r.start == 0).map_or(0, |r| r.end),
+            _ => session.size.unwrap_or(session.received),
+        };
+        Ok(self.tus_upload(session, offset))
+    }
+
+    fn tus_upload(&self, session: UploadSession, offset: u64) -> TusUpload {
+        let file_id = match session.state {
+            UploadState::Done => session.entry_id.clone(),
+            _ => None,
+        };
+        let expires_at = session.updated_at + self.limits.upload_ttl as i64;
+        TusUpload { session, offset, file_id, expires_at }
+    }
+
+    /// Receives a tus `PATCH`: the body's bytes at the upload's offset
+    /// ([`ErrorCode::OffsetMismatch`] at any other), durable in segments of
+    /// at most [`super::SEGMENT_MAX`] (a body cut off keeps what arrived
+    /// before its last segment, unless it carries a checksum: then nothing
+    /// counts unless all of it matches). An upload of unknown size has its
+    /// quota checked against the offset plus the `Content-Length` before a
+    /// byte is read. The request that completes the upload hands it to the
+    /// merge and waits (at most [`FINISH_WAIT`]) for the file's entry.
+    #[tracing::instrument(name = "tus patch", skip(self, user, body), fields(user = user.id, offset = patch.offset))]
+    pub async fn tus_patch<S>(&self, user: &User, id: &str, patch: TusPatch, body: &mut S) -> Result<TusUpload>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
+    {
+        let mut now = self.tus_state(user, id).await?;
+        if let Some(length) = patch.length {
+            match now.session.size {
+                Some(size) if size != length => {
+                    return Err(Error::SizeConflict { message: format!("the upload's length is {size} bytes") });
+                }
+                Some(_) => {}
+                None => now.session = self.set_size(user, id, length).await?,
+            }
+        }
+        match now.session.state {
+            UploadState::Uploading => {}
+            // Every byte is in: a resent last request (empty, at the end) is
+            // answered like the one that finished it.
+            UploadState::Merging | UploadState::Done
+                if patch.offset == now.offset && patch.content_length.unwrap_or(0) == 0 =>
+            {
+                return self.tus_finish(user, id).await;
+            }
+            // A merge that failed and kept the bytes is tried again.
+            UploadState::Failed
+                if patch.offset == now.offset
+                    && patch.content_length.unwrap_or(0) == 0
+                    && now.session.reason_code.is_some_and(FailureCode::retryable) =>
+            {
+                return self.tus_finish(user, id).await;
+            }
+            UploadState::Merging | UploadState::Done => return Err(offset_mismatch(now.offset)),
+            UploadState::Failed => return Err(Error::NotUploading { state: now.session.state.to_string() }),
+        }
+        if patch.offset != now.offset {
+            return Err(offset_mismatch(now.offset));
+        }
+        if now.session.size.is_none()
+            && let Some(len) = patch.content_length
+        {
+            let end = patch.offset.saturating_add(len);
+            if end > self.limits.max_file_size {
+                return Err(Error::TooLarge {
+                    code: ErrorCode::FileTooLarge,
+                    message: format!("the file would pass the limit of {} bytes", self.limits.max_file_size),
+                });
+            }
+            // The quota, for every byte this request says it brings, first.
+            self.accounts.reserve_growth(user, id, end.max(now.session.received), end).await?;
+        }
+        let request = BytesRequest {
+            offset: patch.offset,
+            content_length: patch.content_length,
+            checksum: patch.checksum,
+            min_rate: patch.min_rate,
+        };
+        let (session, _) = self.put_bytes(user, id, request, body).await?;
+        let now = self.tus_state(user, id).await?;
+        match session.size {
+            Some(size) if now.offset == size => self.tus_finish(user, id).await,
+            _ => Ok(now),
+        }
+    }
+
+    /// Completes an upload whose every byte is in and waits (at most
+    /// [`FINISH_WAIT`]) for the merge to commit its file; a merge that
+    /// failed is reported as the error it failed with.
+    async fn tus_finish(&self, user: &User, id: &str) -> Result<TusUpload> {
+        self.complete(user, id, None).await?;
+        let deadline = tokio::time::Instant::now() + FINISH_WAIT;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let now = self.tus_state(user, id).await?;
+            match now.session.state {
+                UploadState::Done => return Ok(now),
+                UploadState::Failed => {
+                    let reason = now.session.reason.clone().unwrap_or_default();
+                    return Err(match now.session.reason_code {
+                        Some(FailureCode::ContentChanged) => Error::ContentChanged,
+                        _ => Error::internal("finishing a tus upload", reason),
+                    });
+                }
+                _ if tokio::time::Instant::now() >= deadline => return Ok(now),
+                _ => {}
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// Ends a tus upload (`DELETE`): an unfinished one is aborted (its bytes
+    /// and quota hold go); a finished one is forgotten, its file stays.
+    #[tracing::instrument(name = "tus terminate", skip(self, user), fields(user = user.id))]
+    pub async fn tus_terminate(&self, user: &User, id: &str) -> Result<()> {
+        self.abort(user, id).await
+    }
+}
+
+fn offset_mismatch(offset: u64) -> Error {
+    Error::invalid(ErrorCode::OffsetMismatch, format!("the upload's offset is {offset}: HEAD it and send from there"))
+}
