@@ -28,6 +28,7 @@ mod shares;
 mod storage;
 mod structure;
 mod tus;
+mod tus_clients;
 mod uploads;
 mod users;
 mod versions;
