@@ -399,3 +399,57 @@ both!(
         assert_eq!(code, StatusCode::OK);
     }
 );
+
+both!(
+    /// A client that reconnects is not stranded: while an older PATCH
+    /// stalls mid-body (its connection half dead), a newer one, on another
+    /// api process of the fleet, makes it stop at its next durable boundary
+    /// with its bytes kept and gets the upload within 2 s (409
+    /// `OFFSET_MISMATCH` naming the kept bytes, then a PATCH from there
+    /// finishes it); the older request is answered, not left hanging.
+    tus_a_newer_patch_takes_over_from_a_stalled_one,
+    |b: TestAppBuilder| b.env("PAN_METRICS_TOKEN", "scrape-me"),
+    |app| {
+        let token = app.user(&uname("tus")).await;
+        let data = test_bytes(400_000, 5);
+        let at = create(&app, &token, Some(data.len() as u64), &[("filename", "re.bin")]).await;
+        // The older PATCH: 100 000 bytes, then nothing.
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+        tx.unbounded_send(Ok(data[..100_000].to_vec())).unwrap();
+        let older = app
+            .http
+            .patch(app.url(&at))
+            .bearer_auth(&token)
+            .header("tus-resumable", "1.0.0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", "0")
+            .header("content-length", data.len().to_string())
+            .body(reqwest::Body::wrap_stream(rx))
+            .send();
+        let older = tokio::spawn(older);
+        eventually(10, "the older PATCH in flight", || async {
+            (app.metric("pan_chunks_in_flight").await == 1).then_some(())
+        })
+        .await;
+        let other = if app.deployment == Deployment::Fleet { Some(app.spawn_another_api().await) } else { None };
+        let newer_at = match &other {
+            Some(base) => format!("{base}{at}"),
+            None => at.clone(),
+        };
+        let started = std::time::Instant::now();
+        let (code, _, body) = patch(&app, &token, &newer_at, 0, &data, &[]).await;
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_secs(2), "the newer PATCH waited {took:?}");
+        assert_error(code, &body, StatusCode::CONFLICT, "the older PATCH kept its bytes");
+        assert_eq!(body["code"], "OFFSET_MISMATCH");
+        assert_eq!(offset_of(&app, &token, &newer_at).await, 100_000);
+        let (code, h, _) = patch(&app, &token, &newer_at, 100_000, &data[100_000..], &[]).await;
+        assert_eq!(code, StatusCode::NO_CONTENT);
+        let file = header(&h, "pan-file-id").to_owned();
+        assert_eq!(content(&app, &token, &file).await, data);
+        // The older request was answered (its client gone or not).
+        let answered = tokio::time::timeout(std::time::Duration::from_secs(10), older).await;
+        assert!(answered.is_ok(), "the older PATCH was answered");
+        drop(tx);
+    }
+);

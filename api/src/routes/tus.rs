@@ -111,6 +111,8 @@ fn from_error(e: shared::Error) -> Box<Response> {
         ErrorCode::ChunkChecksumMismatch => {
             tus_error(ErrorCode::ChecksumMismatch, format!("{e}: none of the body was kept"))
         }
+        // 423 is tus's own status: answered as it is.
+        ErrorCode::UploadLocked => tus_error(ErrorCode::UploadLocked, e.to_string()),
         _ => Box::new(ApiError::from(e).into_response()),
     }
 }

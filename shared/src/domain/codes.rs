@@ -117,6 +117,7 @@ error_codes! {
     ZipTooManyEntries = ("ZIP_TOO_MANY_ENTRIES", 413, "The folder holds more entries than one zip may (`PAN_ZIP_MAX_ENTRIES`)."),
     UnsupportedMediaType = ("UNSUPPORTED_MEDIA_TYPE", 415, "The body's media type is not one this operation takes."),
     RangeNotSatisfiable = ("RANGE_NOT_SATISFIABLE", 416, "The byte range lies outside the file (`Content-Range: bytes */size`)."),
+    UploadLocked = ("UPLOAD_LOCKED", 423, "Another tus `PATCH` is sending to this upload and did not let go within 10 s; retry (a newer `PATCH` makes an older one stop at its next durable boundary)."),
     TooManyRequests = ("TOO_MANY_REQUESTS", 429, "A limit was reached; `Retry-After` says when to try again."),
     RateLimited = ("RATE_LIMITED", 429, "Too many signins or signups from this address (or for this name); see `Retry-After`."),
     TooManyUploads = ("TOO_MANY_UPLOADS", 429, "Too many unfinished uploads open; complete or abort one."),

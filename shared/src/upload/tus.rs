@@ -10,11 +10,24 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::Stream;
 
-use super::{BodyChecksum, BytesRequest, InitOutcome, NewUpload, Source, Uploads};
+use super::{BodyChecksum, BytesRequest, InitOutcome, NewUpload, Source, Uploads, running_hash};
 use crate::domain::error::{Error, ErrorCode, Result};
 use crate::domain::{
     FailureCode, FileName, Mtime, NameRule, Placement, UploadId, UploadSession, UploadState, User, covered_ranges,
 };
+
+/// The lease a tus `PATCH` holds while it sends: one sender per upload.
+const TURN_LEASE: &str = "tus-turn";
+/// The lease a newer `PATCH` holds while it waits for the turn: the sender
+/// sees it and stops at its next durable boundary.
+const STOP_LEASE: &str = "tus-stop";
+/// How often a sender looks for a newer `PATCH` (in any api process).
+const STOP_POLL: Duration = Duration::from_millis(250);
+/// How often a newer `PATCH` looks whether the sender let go.
+const TURN_POLL: Duration = Duration::from_millis(50);
+/// How long a newer `PATCH` waits for the sender to let go before it is
+/// answered `UPLOAD_LOCKED` (423).
+pub const LET_GO_WITHIN: Duration = Duration::from_secs(10);
 
 /// How long the request that sent an upload's last byte waits for its
 /// merge to commit the file, before answering without the entry (a `HEAD`
@@ -171,34 +184,111 @@ impl Uploads {
             UploadState::Merging | UploadState::Done => return Err(offset_mismatch(now.offset)),
             UploadState::Failed => return Err(Error::NotUploading { state: now.session.state.to_string() }),
         }
-        if patch.offset != now.offset {
-            return Err(offset_mismatch(now.offset));
-        }
-        if now.session.size.is_none()
-            && let Some(len) = patch.content_length
-        {
-            let end = patch.offset.saturating_add(len);
-            if end > self.limits.max_file_size {
-                return Err(Error::TooLarge {
-                    code: ErrorCode::FileTooLarge,
-                    message: format!("the file would pass the limit of {} bytes", self.limits.max_file_size),
-                });
-            }
-            // The quota, for every byte this request says it brings, first.
-            self.accounts.reserve_growth(user, id, end.max(now.session.received), end).await?;
-        }
-        let request = BytesRequest {
-            offset: patch.offset,
-            content_length: patch.content_length,
-            checksum: patch.checksum,
-            min_rate: patch.min_rate,
-        };
-        let (session, _) = self.put_bytes(user, id, request, body).await?;
+        // One sender at a time; a sender that is there already (a client's
+        // earlier connection, maybe half dead) is asked to let go.
+        let turn = self.tus_turn(&now.session.id).await?;
+        let sent = self.tus_send(user, id, patch, body).await;
+        turn.release().await;
+        sent?;
         let now = self.tus_state(user, id).await?;
-        match session.size {
+        match now.session.size {
             Some(size) if now.offset == size => self.tus_finish(user, id).await,
             _ => Ok(now),
         }
+    }
+
+    /// Sends a `PATCH`'s body once the turn is held: checked against the
+    /// offset (read again: the sender before may have moved it), the size
+    /// and the quota, then received as a body that runs to its end, so that
+    /// a newer `PATCH` (seen through [`STOP_LEASE`]) can end it early: what
+    /// arrived until then is staged, durable and counted like any segment.
+    async fn tus_send<S>(&self, user: &User, id: &str, patch: TusPatch, body: &mut S) -> Result<()>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin,
+    {
+        let now = self.tus_state(user, id).await?;
+        if now.session.state != UploadState::Uploading || patch.offset != now.offset {
+            return Err(offset_mismatch(now.offset));
+        }
+        if let Some(len) = patch.content_length {
+            let end = patch.offset.saturating_add(len);
+            match now.session.size {
+                Some(size) if end > size => {
+                    return Err(Error::SizeConflict {
+                        message: format!("the bytes would end at {end}, past the upload's length of {size}"),
+                    });
+                }
+                Some(_) => {}
+                None if end > self.limits.max_file_size => {
+                    return Err(Error::TooLarge {
+                        code: ErrorCode::FileTooLarge,
+                        message: format!("the file would pass the limit of {} bytes", self.limits.max_file_size),
+                    });
+                }
+                // The quota, for every byte this request says it brings, first.
+                None => {
+                    self.accounts.reserve_growth(user, id, end.max(now.session.received), end).await?;
+                }
+            }
+        }
+        let leases = self.hash.leases.clone();
+        let upload = now.session.id.clone();
+        let newer = Box::pin(async move {
+            loop {
+                tokio::time::sleep(STOP_POLL).await;
+                match leases.leases_held(&upload, STOP_LEASE, running_hash::now_ms()).await {
+                    Ok(0) => {}
+                    Ok(_) => {
+                        tracing::info!(upload = %upload, "a newer PATCH is waiting: this one stops here");
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "looking for a newer PATCH failed"),
+                }
+            }
+        });
+        let mut body = futures::StreamExt::take_until(&mut *body, newer);
+        // Without a length: the body may end early (see above); hyper holds
+        // it to its Content-Length, checked above.
+        let request = BytesRequest {
+            offset: patch.offset,
+            content_length: None,
+            checksum: patch.checksum,
+            min_rate: patch.min_rate,
+        };
+        self.put_bytes(user, id, request, &mut body).await?;
+        Ok(())
+    }
+
+    /// Takes the upload's turn to send: at once when nobody holds it; else
+    /// asks the holder to let go (the stop lease, unless another waiter
+    /// asks already) and waits up to [`LET_GO_WITHIN`].
+    async fn tus_turn(&self, id: &UploadId) -> Result<running_hash::Lease> {
+        if let Some(turn) = self.hash.lease(id, TURN_LEASE).await? {
+            return Ok(turn);
+        }
+        let ask = self.hash.lease(id, STOP_LEASE).await?;
+        let deadline = tokio::time::Instant::now() + LET_GO_WITHIN;
+        let turn = loop {
+            tokio::time::sleep(TURN_POLL).await;
+            match self.hash.lease(id, TURN_LEASE).await {
+                Ok(Some(turn)) => break Ok(turn),
+                Ok(None) if tokio::time::Instant::now() < deadline => {}
+                Ok(None) => {
+                    break Err(Error::invalid(
+                        ErrorCode::UploadLocked,
+                        format!(
+                            "another request is sending to this upload and did not let go within {} s; retry",
+                            LET_GO_WITHIN.as_secs()
+                        ),
+                    ));
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        if let Some(ask) = ask {
+            ask.release().await;
+        }
+        turn
     }
 
     /// Completes an upload whose every byte is in and waits (at most
