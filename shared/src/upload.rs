@@ -109,6 +109,9 @@ pub enum Source {
     /// Instant upload is never offered, and `complete` needs no
     /// declaration.
     Server,
+    /// A tus partial upload (concatenation): server-hashed bytes that never
+    /// become a file by themselves; a final upload takes them, in order.
+    TusPartial,
 }
 
 /// Whether content (its hashes and size) is stored already, for whom.
@@ -349,10 +352,12 @@ impl Uploads {
     pub async fn init(&self, user: &User, new: NewUpload, place: &Placement) -> Result<InitOutcome> {
         let NewUpload { filename, filesize, mtime, source } = new;
         let mtime = mtime.map(Mtime::secs);
-        let server_hashed = matches!(source, Source::Server);
+        let server_hashed = matches!(source, Source::Server | Source::TusPartial);
         let (filehash, sha256, fingerprint) = match source {
             Source::Client { filehash, sha256, fingerprint } => (filehash, sha256, fingerprint),
             Source::Server => (None, None, None),
+            // Marked by a fingerprint no client can send (it holds a space).
+            Source::TusPartial => (None, None, Some(tus::PARTIAL_MARK.to_owned())),
         };
         if filesize.is_none() && !server_hashed {
             return Err(Error::invalid(
@@ -396,6 +401,7 @@ impl Uploads {
             self.tree.check_placement(user, &filename, place, None).await?;
         }
         if filehash.is_none()
+            && !server_hashed
             && let Some(fingerprint) = &fingerprint
             && let Some(filesize) = filesize
             && let Some(session) = self.sessions.find_by_fingerprint(user.id, fingerprint, filesize).await?

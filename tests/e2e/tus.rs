@@ -123,7 +123,7 @@ both!(
         assert_eq!(header(&h, "tus-version"), "1.0.0");
         assert_eq!(
             header(&h, "tus-extension"),
-            "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration"
+            "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration,concatenation"
         );
         assert_eq!(header(&h, "tus-checksum-algorithm"), "sha1,sha256");
         assert_eq!(header(&h, "tus-max-size"), "1000000");
@@ -451,5 +451,88 @@ both!(
         let answered = tokio::time::timeout(std::time::Duration::from_secs(10), older).await;
         assert!(answered.is_ok(), "the older PATCH was answered");
         drop(tx);
+    }
+);
+
+both!(
+    /// Concatenation: partial uploads are uploads of their own (never
+    /// files); a final names them (relative or under this server's URL)
+    /// and its file is their bytes in the listed order, placed by its
+    /// metadata; the partials are gone afterwards (naming one again is
+    /// 404). A final naming another user's partial, an unfinished one, or
+    /// a URL of another server is refused and makes nothing.
+    tus_concatenation_joins_partials_in_order,
+    |app| {
+        let token = app.user(&uname("tus")).await;
+        let data = test_bytes(250_000, 8);
+        let cuts = [0usize, 70_000, 150_000, 250_000];
+        let mut parts = Vec::new();
+        for w in cuts.windows(2) {
+            let len = (w[1] - w[0]).to_string();
+            let (code, h, body) = tus(
+                &app,
+                "POST",
+                "/tus/",
+                Auth::Bearer(&token),
+                &[("upload-length", &len), ("upload-concat", "partial")],
+                None,
+            )
+            .await;
+            assert_eq!(code, StatusCode::CREATED, "{body}");
+            parts.push(header(&h, "location").to_owned());
+        }
+        // Sent in another order than listed; the last one not yet.
+        patch(&app, &token, &parts[1], 0, &data[70_000..150_000], &[]).await;
+        let (code, h, _) = patch(&app, &token, &parts[0], 0, &data[..70_000], &[]).await;
+        assert_eq!(code, StatusCode::NO_CONTENT);
+        assert!(h.get("pan-file-id").is_none(), "a partial is no file");
+        let (_, h, _) = tus(&app, "HEAD", &parts[0], Auth::Bearer(&token), &[], None).await;
+        assert_eq!(header(&h, "upload-concat"), "partial");
+        assert_eq!(app.call("GET", "/file/query", Some(&token)).await.1["total"], 0);
+
+        let meta = format!("filename {},folder {}", b64(b"joined.bin"), b64(b"/parts"));
+        let final_of = |list: String| {
+            let meta = meta.clone();
+            let token = token.clone();
+            let app = &app;
+            async move {
+                let concat = format!("final;{list}");
+                tus(app, "POST", "/tus/", Auth::Bearer(&token), &[("upload-concat", &concat), ("upload-metadata", &meta)], None)
+                    .await
+            }
+        };
+        let all = format!("{} {} {}", parts[0], app.url(&parts[1]), parts[2]);
+        let (code, _, body) = final_of(all.clone()).await;
+        assert_error(code, &body, StatusCode::BAD_REQUEST, "an unfinished partial");
+        patch(&app, &token, &parts[2], 0, &data[150_000..], &[]).await;
+        let (code, _, body) = final_of(format!("{} http://elsewhere.example/tus/{}", parts[0], &parts[1][5..])).await;
+        assert_error(code, &body, StatusCode::NOT_FOUND, "a URL of another server");
+        let other = app.user(&uname("tus_other")).await;
+        let (code, h, _) = tus(&app, "POST", "/tus/", Auth::Bearer(&other), &[("upload-length", "5"), ("upload-concat", "partial")], None).await;
+        assert_eq!(code, StatusCode::CREATED);
+        let theirs = header(&h, "location").to_owned();
+        patch(&app, &other, &theirs, 0, b"12345", &[]).await;
+        let (code, _, body) = final_of(format!("{} {theirs}", parts[0])).await;
+        assert_error(code, &body, StatusCode::NOT_FOUND, "another user's partial");
+        assert_eq!(app.call("GET", "/file/query", Some(&token)).await.1["total"], 0, "nothing made");
+        let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
+        assert_eq!(info["open_uploads"], 3, "only the partials: {info}");
+
+        let (code, h, body) = final_of(all.clone()).await;
+        assert_eq!(code, StatusCode::CREATED, "{body}");
+        let file = header(&h, "pan-file-id").to_owned();
+        assert_eq!(header(&h, "upload-offset"), "250000");
+        assert_eq!(content(&app, &token, &file).await, data);
+        let (_, stat) = app.call("GET", "/folder/stat?path=/parts/joined.bin", Some(&token)).await;
+        assert_eq!(stat["id"], file.as_str(), "{stat}");
+        assert_eq!(stat["sha256"], sha256_hex(&data).as_str());
+        for part in &parts {
+            let (code, _, _) = tus(&app, "HEAD", part, Auth::Bearer(&token), &[], None).await;
+            assert_eq!(code, StatusCode::NOT_FOUND, "the partials are gone");
+        }
+        let (code, _, body) = final_of(all).await;
+        assert_error(code, &body, StatusCode::NOT_FOUND, "a partial used again");
+        let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
+        assert_eq!((info["open_uploads"].as_u64(), info["bytes_reserved"].as_u64()), (Some(0), Some(0)), "{info}");
     }
 );

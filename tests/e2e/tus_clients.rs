@@ -93,6 +93,34 @@ both!(
     }
 );
 
+both!(
+    /// tus-js-client with `parallelUploads: 4` (the concatenation
+    /// extension: four partial uploads at once, then a final naming them)
+    /// uploads 3 MiB; the file is the bytes in order, and no partial is
+    /// left behind.
+    tus_js_client_parallel_uploads_concatenate,
+    |app| {
+        let token = app.user(&uname("tusjs")).await;
+        let data = test_bytes(3 << 20, 43);
+        let path = app.data.path().join("par.bin");
+        std::fs::write(&path, &data).unwrap();
+        let args = [&app.base, &format!("Bearer {token}"), &path.display().to_string(), "par.bin", "/tus clients", "4"]
+            .map(|s| s.to_string());
+        let installed = workspace().join("tests/tus/node_modules/tus-js-client");
+        assert!(installed.exists(), "{} is missing: run scripts/deps tus (scripts/test does)", installed.display());
+        let node = which("node").expect("node on PATH (the machine image has it)");
+        let report = run_client(node, "js_upload.mjs", &args).await;
+        let id = report["fileId"].as_str().unwrap_or_else(|| panic!("no Pan-File-Id seen: {report}"));
+        let (code, stat) = app.call("GET", "/folder/stat?path=/tus clients/par.bin", Some(&token)).await;
+        assert_eq!(code, StatusCode::OK, "{stat}");
+        assert_eq!(stat["id"], id, "{stat}");
+        let resp = app.http.get(app.url(&format!("/file/download?id={id}"))).bearer_auth(&token).send().await.unwrap();
+        assert!(resp.bytes().await.unwrap() == data, "the stored bytes are the ones sent, in order");
+        let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
+        assert_eq!((info["open_uploads"].as_u64(), info["bytes_reserved"].as_u64()), (Some(0), Some(0)), "{info}");
+    }
+);
+
 /// The program `name` on PATH.
 fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|d| PathBuf::from(d).join(name)).find(|p| p.exists())

@@ -1,12 +1,14 @@
 // Uploads a file to pan's /tus/ with tus-js-client, as a browser or Node
 // app would: the first run stops half-way (as if the page closed), a
 // second run resumes from the server's offset (HEAD) and finishes.
-// Usage: node js_upload.mjs BASE_URL AUTHORIZATION FILE NAME FOLDER
+// With a sixth argument N, one run with parallelUploads: N instead (the
+// concatenation extension: N partial uploads and a final one).
+// Usage: node js_upload.mjs BASE_URL AUTHORIZATION FILE NAME FOLDER [N]
 // Prints {"url", "fileId", "resumedFrom"} as JSON.
 import { readFileSync } from 'node:fs';
 import * as tus from 'tus-js-client';
 
-const [base, authorization, path, name, folder] = process.argv.slice(2);
+const [base, authorization, path, name, folder, parallel] = process.argv.slice(2);
 const data = readFileSync(path);
 let fileId = null;
 const common = {
@@ -21,6 +23,22 @@ const common = {
     if (id) fileId = id;
   },
 };
+
+if (parallel) {
+  const started = Date.now();
+  const url = await new Promise((resolve, reject) => {
+    const upload = new tus.Upload(data, {
+      ...common,
+      chunkSize: Infinity,
+      parallelUploads: Number(parallel),
+      onSuccess: () => resolve(upload.url),
+      onError: reject,
+    });
+    upload.start();
+  });
+  console.log(JSON.stringify({ url, fileId, seconds: (Date.now() - started) / 1000 }));
+  process.exit(0);
+}
 
 // First run: stop once half the file is in.
 const url = await new Promise((resolve, reject) => {

@@ -1,7 +1,7 @@
 //! tus 1.0 at `/tus/`: Uppy, tus-js-client, tuspy and every other tus
 //! client upload to pan unchanged. Core protocol plus creation,
 //! creation-with-upload, creation-defer-length, termination, checksum
-//! (sha1, sha256) and expiration. A thin adapter like every route: it parses
+//! (sha1, sha256), expiration and concatenation. A thin adapter like every route: it parses
 //! the tus headers, authenticates (a bearer token, or `Basic` with the
 //! username and an app password), calls the upload use cases
 //! (`shared::upload::tus`) and writes the tus headers back. Errors carry
@@ -25,7 +25,8 @@ use crate::state::AppState;
 /// The one protocol version served.
 pub const TUS_VERSION: &str = "1.0.0";
 /// The extensions served, as `OPTIONS` lists them.
-pub const TUS_EXTENSIONS: &str = "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration";
+pub const TUS_EXTENSIONS: &str =
+    "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration,concatenation";
 /// The checksum algorithms `Upload-Checksum` may name.
 pub const TUS_CHECKSUMS: &str = "sha1,sha256";
 /// The media type of a `PATCH` body.
@@ -241,7 +242,7 @@ fn text<'a>(meta: &'a HashMap<String, Vec<u8>>, keys: &[&str]) -> TusResult<Opti
 }
 
 /// What the creation's metadata asks for.
-fn creation(meta: &HashMap<String, Vec<u8>>, length: Option<u64>) -> TusResult<TusCreate> {
+fn creation(meta: &HashMap<String, Vec<u8>>, length: Option<u64>, partial: bool) -> TusResult<TusCreate> {
     let err = |e: shared::Error| from_error(e);
     let filename = FileName::parse(text(meta, &["filename", "name"])?.unwrap_or(DEFAULT_NAME)).map_err(err)?;
     let folder = text(meta, &["folder"])?.map(str::to_owned);
@@ -261,14 +262,30 @@ fn creation(meta: &HashMap<String, Vec<u8>>, length: Option<u64>) -> TusResult<T
             Some(Mtime::parse(secs).map_err(err)?)
         }
     };
-    Ok(TusCreate { length, filename, folder, rule, mtime })
+    Ok(TusCreate { length, filename, folder, rule, mtime, partial })
 }
 
 /// `POST /tus/`: a new upload (with its first bytes, when the body has some).
 async fn create(req: &mut Request, state: &AppState, user: &User) -> TusResult<Response> {
-    if req.header("upload-concat").is_some() {
-        return Err(bad("concatenation is not served here (Tus-Extension lists what is)"));
+    let concat = req.header("upload-concat").map(str::trim).map(str::to_owned);
+    let meta = parse_metadata(req.header("upload-metadata"))?;
+    if let Some(list) = concat.as_deref().and_then(|c| c.strip_prefix("final;")) {
+        // A final upload: the partials' bytes, in the order listed.
+        let partials = list.split_whitespace().map(|url| partial_id(state, url)).collect::<TusResult<Vec<_>>>()?;
+        let create = creation(&meta, None, false)?;
+        let upload = state.services.uploads.tus_concat(user, create, &partials).await.map_err(from_error)?;
+        let mut resp = Response::builder().status(StatusCode::CREATED).finish();
+        if let Ok(v) = HeaderValue::from_str(&location(state, &upload)) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        upload_headers(&mut resp, &upload);
+        return Ok(resp);
     }
+    let partial = match concat.as_deref() {
+        None => false,
+        Some("partial") => true,
+        Some(_) => return Err(bad("Upload-Concat is `partial` or `final;<upload URLs>`")),
+    };
     let length = number_header(req, "upload-length")?;
     let deferred = match req.header("upload-defer-length").map(str::trim) {
         None => false,
@@ -278,8 +295,7 @@ async fn create(req: &mut Request, state: &AppState, user: &User) -> TusResult<R
     if length.is_some() == deferred {
         return Err(bad("send Upload-Length, or Upload-Defer-Length: 1 (one of them)"));
     }
-    let meta = parse_metadata(req.header("upload-metadata"))?;
-    let create = creation(&meta, length)?;
+    let create = creation(&meta, length, partial)?;
     let content_length = number_header(req, "content-length")?;
     let with_body =
         req.content_type().is_some_and(|t| t.eq_ignore_ascii_case(OFFSET_OCTET_STREAM)) && content_length != Some(0);
@@ -306,6 +322,20 @@ async fn create(req: &mut Request, state: &AppState, user: &User) -> TusResult<R
     Ok(resp)
 }
 
+/// The upload id a final upload's `Upload-Concat` names: `/tus/<id>`, or
+/// that under this server's own URL; any other URL is no upload here (404).
+fn partial_id(state: &AppState, url: &str) -> TusResult<String> {
+    let path = match url.strip_prefix(&*state.public_base) {
+        Some(path) => path,
+        None if url.starts_with('/') => url,
+        None => return Err(from_error(shared::Error::UploadNotFound)),
+    };
+    match path.strip_prefix("/tus/") {
+        Some(id) if !id.is_empty() && !id.contains('/') => Ok(id.to_owned()),
+        _ => Err(from_error(shared::Error::UploadNotFound)),
+    }
+}
+
 /// `HEAD /tus/<id>`: how far the upload is.
 async fn head(state: &AppState, user: &User, id: &str) -> TusResult<Response> {
     use base64::Engine;
@@ -317,6 +347,9 @@ async fn head(state: &AppState, user: &User, id: &str) -> TusResult<Response> {
         Some(size) => headers.insert("upload-length", HeaderValue::from(size)),
         None => headers.insert("upload-defer-length", HeaderValue::from_static("1")),
     };
+    if upload.partial {
+        headers.insert("upload-concat", HeaderValue::from_static("partial"));
+    }
     // The metadata pan keeps: the name, and the modification time when given.
     let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v);
     let mut meta = format!("filename {}", b64(upload.session.filename.as_bytes()));

@@ -16,6 +16,10 @@ use crate::domain::{
     FailureCode, FileName, Mtime, NameRule, Placement, UploadId, UploadSession, UploadState, User, covered_ranges,
 };
 
+/// The fingerprint that marks a session as a tus partial upload (no client
+/// can send it: fingerprints are printable ASCII without spaces).
+pub const PARTIAL_MARK: &str = "tus partial";
+
 /// The lease a tus `PATCH` holds while it sends: one sender per upload.
 const TURN_LEASE: &str = "tus-turn";
 /// The lease a newer `PATCH` holds while it waits for the turn: the sender
@@ -48,6 +52,9 @@ pub struct TusCreate {
     pub rule: NameRule,
     /// `mtime`: the file's modification time.
     pub mtime: Option<Mtime>,
+    /// `Upload-Concat: partial`: bytes for a final upload to take, never a
+    /// file by themselves.
+    pub partial: bool,
 }
 
 /// A tus `PATCH`, as the front door parsed it.
@@ -77,6 +84,8 @@ pub struct TusUpload {
     pub file_id: Option<String>,
     /// When an idle upload expires (Unix seconds).
     pub expires_at: i64,
+    /// Whether it is a partial upload (concatenation).
+    pub partial: bool,
 }
 
 impl TusUpload {
@@ -100,19 +109,15 @@ impl Uploads {
             None => None,
         };
         let place = Placement { folder, rule: create.rule, if_match: None };
-        let new = NewUpload {
-            filename: create.filename,
-            filesize: create.length,
-            mtime: create.mtime,
-            source: Source::Server,
-        };
+        let source = if create.partial { Source::TusPartial } else { Source::Server };
+        let new = NewUpload { filename: create.filename, filesize: create.length, mtime: create.mtime, source };
         let session = match self.init(user, new, &place).await? {
             InitOutcome::New(session, _) => session,
             // A server-hashed upload has no hashes or fingerprint to resume by.
             InitOutcome::Resume(session, _) => session,
             InitOutcome::Instant(..) => return Err(Error::internal("creating a tus upload", "an instant answer")),
         };
-        if session.size == Some(0) {
+        if session.size == Some(0) && !create.partial {
             return self.tus_finish(user, session.id.as_str()).await;
         }
         Ok(self.tus_upload(session, 0))
@@ -138,7 +143,8 @@ impl Uploads {
             _ => None,
         };
         let expires_at = session.updated_at + self.limits.upload_ttl as i64;
-        TusUpload { session, offset, file_id, expires_at }
+        let partial = session.fingerprint.as_deref() == Some(PARTIAL_MARK);
+        TusUpload { session, offset, file_id, expires_at, partial }
     }
 
     /// Receives a tus `PATCH`: the body's bytes at the upload's offset
@@ -192,7 +198,8 @@ impl Uploads {
         sent?;
         let now = self.tus_state(user, id).await?;
         match now.session.size {
-            Some(size) if now.offset == size => self.tus_finish(user, id).await,
+            // A partial's bytes wait for a final upload.
+            Some(size) if now.offset == size && !now.partial => self.tus_finish(user, id).await,
             _ => Ok(now),
         }
     }
@@ -289,6 +296,97 @@ impl Uploads {
             ask.release().await;
         }
         turn
+    }
+
+    /// Creates a final upload (`Upload-Concat: final;…`): the bytes of the
+    /// caller's finished partial uploads `partials`, in that order, copied
+    /// into a new upload placed by `create`, which is then completed like
+    /// any other (names, quota, dedup, versions). Nothing is made unless
+    /// every partial is the caller's, a partial, and whole
+    /// ([`Error::UploadNotFound`] for any other upload). The partials are
+    /// deleted once the file is committed (naming one again is 404); if the
+    /// copy fails, the final goes and the partials stay.
+    #[tracing::instrument(name = "tus concat", skip(self, user, create), fields(user = user.id))]
+    pub async fn tus_concat(&self, user: &User, create: TusCreate, partials: &[String]) -> Result<TusUpload> {
+        if partials.is_empty() {
+            return Err(Error::invalid(ErrorCode::InvalidRequest, "a final upload names at least one partial upload"));
+        }
+        let mut parts = Vec::with_capacity(partials.len());
+        for id in partials {
+            let part = self.tus_state(user, id).await?;
+            if !part.partial || parts.iter().any(|p: &TusUpload| p.session.id == part.session.id) {
+                return Err(Error::UploadNotFound);
+            }
+            match part.session.size {
+                Some(size) if part.session.state == UploadState::Uploading && part.offset == size => parts.push(part),
+                _ => {
+                    return Err(Error::invalid(
+                        ErrorCode::InvalidRequest,
+                        format!("partial upload {id} is not finished: send its last bytes first"),
+                    ));
+                }
+            }
+        }
+        let total = parts.iter().map(|p| p.offset).fold(0u64, u64::saturating_add);
+        let create = TusCreate { length: Some(total), partial: false, ..create };
+        let made = self.tus_create(user, create).await?;
+        if made.finished() {
+            self.drop_partials(user, &parts).await;
+            return Ok(made);
+        }
+        let id = made.session.id.as_str().to_owned();
+        let copied = self.copy_partials(user, &id, &parts).await;
+        if let Err(e) = copied {
+            if let Err(abort) = self.abort(user, &id).await {
+                tracing::warn!(error = %abort, "dropping a failed final upload failed; it expires");
+            }
+            return Err(e);
+        }
+        let done = self.tus_finish(user, &id).await?;
+        if done.file_id.is_some() {
+            self.drop_partials(user, &parts).await;
+        }
+        Ok(done)
+    }
+
+    /// Copies each partial's staged segments into the final upload `id`,
+    /// one after the other at its offset, through the byte engine (so the
+    /// final's running hash follows them in order).
+    async fn copy_partials(&self, user: &User, id: &str, parts: &[TusUpload]) -> Result<()> {
+        use futures::StreamExt;
+        let mut at = 0u64;
+        let mut bytes = 0u64;
+        for part in parts {
+            for staged in self.sessions.segments(&part.session.id).await? {
+                let key = object_store::path::Path::from(staged.key.as_str());
+                let stream = self
+                    .staging
+                    .read_segment(&key, staged.segment)
+                    .await?
+                    .ok_or_else(|| Error::internal("concatenating uploads", "a partial's bytes are not staged"))?;
+                let mut stream = stream.map(|piece| piece.map_err(|e| std::io::Error::other(e.to_string())));
+                let request = BytesRequest {
+                    offset: at + staged.segment.start,
+                    content_length: Some(staged.segment.len),
+                    checksum: None,
+                    min_rate: 0,
+                };
+                self.put_bytes(user, id, request, &mut stream).await?;
+                bytes += staged.segment.len;
+            }
+            at += part.offset;
+        }
+        tracing::info!(upload = id, partials = parts.len(), bytes, "partial uploads copied into the final upload");
+        Ok(())
+    }
+
+    /// Deletes partial uploads a final upload took.
+    async fn drop_partials(&self, user: &User, parts: &[TusUpload]) {
+        for part in parts {
+            if let Err(e) = self.abort(user, part.session.id.as_str()).await {
+                tracing::warn!(error = %e, upload = %part.session.id, "dropping a partial upload failed; it expires");
+            }
+        }
     }
 
     /// Completes an upload whose every byte is in and waits (at most
