@@ -127,6 +127,10 @@ both!(
         );
         assert_eq!(header(&h, "tus-checksum-algorithm"), "sha1,sha256");
         assert_eq!(header(&h, "tus-max-size"), "1000000");
+        // CORS, for Uppy on a page of another origin.
+        assert_eq!(header(&h, "access-control-allow-origin"), "*");
+        assert!(header(&h, "access-control-expose-headers").contains("Upload-Offset"));
+        assert!(header(&h, "access-control-allow-headers").contains("Upload-Link"));
 
         let token = app.user(&uname("tus")).await;
         let (code, h, body) = tus(&app, "POST", "/tus/", Auth::Bearer(&token), &[("tus-resumable", "0.2.2"), ("upload-length", "5")], None).await;
@@ -408,14 +412,15 @@ both!(
     /// `OFFSET_MISMATCH` naming the kept bytes, then a PATCH from there
     /// finishes it); the older request is answered, not left hanging.
     tus_a_newer_patch_takes_over_from_a_stalled_one,
-    |b: TestAppBuilder| b.env("PAN_METRICS_TOKEN", "scrape-me"),
     |app| {
         let token = app.user(&uname("tus")).await;
-        let data = test_bytes(400_000, 5);
+        // Past one whole segment (64 MiB), so the older PATCH is seen at work.
+        const SEGMENT: usize = 64 << 20;
+        let data = test_bytes(SEGMENT + 300_000, 5);
         let at = create(&app, &token, Some(data.len() as u64), &[("filename", "re.bin")]).await;
-        // The older PATCH: 100 000 bytes, then nothing.
+        // The older PATCH: a segment and 100 000 bytes, then nothing.
         let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
-        tx.unbounded_send(Ok(data[..100_000].to_vec())).unwrap();
+        tx.unbounded_send(Ok(data[..SEGMENT + 100_000].to_vec())).unwrap();
         let older = app
             .http
             .patch(app.url(&at))
@@ -427,8 +432,8 @@ both!(
             .body(reqwest::Body::wrap_stream(rx))
             .send();
         let older = tokio::spawn(older);
-        eventually(10, "the older PATCH in flight", || async {
-            (app.metric("pan_chunks_in_flight").await == 1).then_some(())
+        eventually(60, "the older PATCH's first segment durable", || async {
+            (offset_of(&app, &token, &at).await == SEGMENT as u64).then_some(())
         })
         .await;
         let other = if app.deployment == Deployment::Fleet { Some(app.spawn_another_api().await) } else { None };
@@ -437,16 +442,17 @@ both!(
             None => at.clone(),
         };
         let started = std::time::Instant::now();
-        let (code, _, body) = patch(&app, &token, &newer_at, 0, &data, &[]).await;
+        let (code, _, body) = patch(&app, &token, &newer_at, SEGMENT as u64, &data[SEGMENT..], &[]).await;
         let took = started.elapsed();
         assert!(took < std::time::Duration::from_secs(2), "the newer PATCH waited {took:?}");
         assert_error(code, &body, StatusCode::CONFLICT, "the older PATCH kept its bytes");
         assert_eq!(body["code"], "OFFSET_MISMATCH");
-        assert_eq!(offset_of(&app, &token, &newer_at).await, 100_000);
-        let (code, h, _) = patch(&app, &token, &newer_at, 100_000, &data[100_000..], &[]).await;
+        let kept = SEGMENT + 100_000;
+        assert_eq!(offset_of(&app, &token, &newer_at).await, kept as u64);
+        let (code, h, _) = patch(&app, &token, &newer_at, kept as u64, &data[kept..], &[]).await;
         assert_eq!(code, StatusCode::NO_CONTENT);
         let file = header(&h, "pan-file-id").to_owned();
-        assert_eq!(content(&app, &token, &file).await, data);
+        assert!(content(&app, &token, &file).await == data, "the file is every byte, in order");
         // The older request was answered (its client gone or not).
         let answered = tokio::time::timeout(std::time::Duration::from_secs(10), older).await;
         assert!(answered.is_ok(), "the older PATCH was answered");
@@ -534,5 +540,82 @@ both!(
         assert_error(code, &body, StatusCode::NOT_FOUND, "a partial used again");
         let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
         assert_eq!((info["open_uploads"].as_u64(), info["bytes_reserved"].as_u64()), (Some(0), Some(0)), "{info}");
+    }
+);
+
+/// A tus request through an upload link (no account), with its password.
+async fn via_link(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    link: &str,
+    password: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> (StatusCode, HeaderMap, Value) {
+    let mut all = vec![("upload-link", link)];
+    if let Some(p) = password {
+        all.push(("upload-link-password", p));
+    }
+    all.extend_from_slice(headers);
+    tus(app, method, path, Auth::None, &all, body).await
+}
+
+both!(
+    /// An upload link (a file drop): a stranger without an account uploads
+    /// through tus into the owner's folder (their own `folder` and
+    /// `replace` ignored), needs the link's password, sees no file id, and
+    /// is held to the link's byte limit (410 `SHARE_EXHAUSTED`); the bytes
+    /// count against the owner's quota; a revoked link is 404.
+    tus_through_an_upload_link_lands_in_the_owners_folder,
+    |app| {
+        let token = app.user(&uname("owner")).await;
+        let (code, folder) = app.post_json("/folder/create", Some(&token), &json!({"name": "drop"})).await;
+        assert_eq!(code, StatusCode::CREATED, "{folder}");
+        let body = json!({"folder": folder["id"], "password": "open sesame", "max_bytes": 15_000});
+        let (code, made) = app.post_json("/uplink/create", Some(&token), &body).await;
+        assert_eq!(code, StatusCode::CREATED, "{made}");
+        let link = made["link"].as_str().unwrap().to_owned();
+        assert!(made["url"].as_str().unwrap().ends_with(&format!("/u/{link}")), "{made}");
+
+        let meta = format!("filename {},folder {},on_conflict {}", b64(b"hello.txt"), b64(b"/elsewhere"), b64(b"replace"));
+        let create = [("upload-length", "10000"), ("upload-metadata", meta.as_str())];
+        let (code, _, body) = via_link(&app, "POST", "/tus/", &link, None, &create, None).await;
+        assert_error(code, &body, StatusCode::UNAUTHORIZED, "no password");
+        assert_eq!(body["code"], "SHARE_PASSWORD_REQUIRED");
+        let (code, _, body) = via_link(&app, "POST", "/tus/", &link, Some("wrong one"), &create, None).await;
+        assert_error(code, &body, StatusCode::FORBIDDEN, "wrong password");
+        assert_eq!(body["code"], "SHARE_PASSWORD_WRONG");
+        let (code, h, body) = via_link(&app, "POST", "/tus/", &link, Some("open sesame"), &create, None).await;
+        assert_eq!(code, StatusCode::CREATED, "{body}");
+        let at = header(&h, "location").to_owned();
+        let data = test_bytes(10_000, 77);
+        let patch_headers = [("content-type", "application/offset+octet-stream"), ("upload-offset", "0")];
+        let (code, h, body) =
+            via_link(&app, "PATCH", &at, &link, Some("open sesame"), &patch_headers, Some(data.clone())).await;
+        assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+        assert_eq!(header(&h, "upload-offset"), "10000");
+        assert!(h.get("pan-file-id").is_none(), "a stranger sees no file id");
+
+        let (code, stat) = app.call("GET", "/folder/stat?path=/drop/hello.txt", Some(&token)).await;
+        assert_eq!(code, StatusCode::OK, "{stat}");
+        assert_eq!(content(&app, &token, stat["id"].as_str().unwrap()).await, data);
+        let (code, _) = app.call("GET", "/folder/stat?path=/elsewhere", Some(&token)).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "the stranger's folder is not made");
+        let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
+        assert_eq!(info["bytes_used"], 10_000, "{info}");
+
+        let more = [("upload-length", "6000"), ("upload-metadata", meta.as_str())];
+        let (code, _, body) = via_link(&app, "POST", "/tus/", &link, Some("open sesame"), &more, None).await;
+        assert_error(code, &body, StatusCode::GONE, "past the link's byte limit");
+        assert_eq!(body["code"], "SHARE_EXHAUSTED");
+        let (_, list) = app.call("GET", "/uplink/list", Some(&token)).await;
+        assert_eq!(list["links"][0]["bytes_used"], 10_000, "{list}");
+
+        let (code, _) = app.call("DELETE", &format!("/uplink/revoke?link={link}"), Some(&token)).await;
+        assert_eq!(code, StatusCode::NO_CONTENT);
+        let (code, _, body) = via_link(&app, "POST", "/tus/", &link, Some("open sesame"), &create, None).await;
+        assert_error(code, &body, StatusCode::NOT_FOUND, "a revoked link");
+        assert_eq!(body["code"], "SHARE_NOT_FOUND");
     }
 );

@@ -14,7 +14,7 @@ use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
 use poem_openapi::payload::Json;
 use shared::ErrorCode;
-use shared::domain::{FileName, Mtime, NameRule, User};
+use shared::domain::{FileName, FolderId, Mtime, NameRule, UploadLink, User};
 use shared::upload::BodyChecksum;
 use shared::upload::tus::{TusCreate, TusPatch, TusUpload};
 
@@ -41,6 +41,13 @@ pub fn endpoint() -> impl Endpoint {
     poem::endpoint::make(|req: Request| async move { with_tus_headers(handle(req).await) })
 }
 
+/// Who sends: an account, or a stranger through one of its upload links
+/// (then the account is the link's owner, whose quota counts).
+struct Caller {
+    user: User,
+    link: Option<UploadLink>,
+}
+
 /// A failed tus request: the answer to give.
 type TusResult<T> = Result<T, Box<Response>>;
 
@@ -65,27 +72,44 @@ async fn handle(mut req: Request) -> Response {
         resp.headers_mut().insert("tus-version", HeaderValue::from_static(TUS_VERSION));
         return *resp;
     }
-    let user = match authenticate(&req, &state).await {
-        Ok(user) => user,
+    let caller = match authenticate(&req, &state).await {
+        Ok(caller) => caller,
         Err(resp) => return *resp,
     };
     let answer = match (path.as_str(), &method) {
-        ("", &Method::POST) => create(&mut req, &state, &user).await,
+        ("", &Method::POST) => create(&mut req, &state, &caller).await,
         ("", _) => Err(not_allowed("POST, OPTIONS")),
-        (id, &Method::HEAD) => head(&state, &user, id).await,
-        (id, &Method::PATCH) => patch(&mut req, &state, &user, id).await,
-        (id, &Method::DELETE) => terminate(&state, &user, id).await,
+        (id, &Method::HEAD) => head(&state, &caller, id).await,
+        (id, &Method::PATCH) => patch(&mut req, &state, &caller, id).await,
+        (id, &Method::DELETE) => terminate(&state, &caller.user, id).await,
         (_, _) => Err(not_allowed("HEAD, PATCH, DELETE, OPTIONS")),
     };
     answer.unwrap_or_else(|resp| *resp)
 }
 
-/// `Tus-Resumable` on every answer, and `Cache-Control: no-store` (an
-/// offset must never come from a cache).
+/// Request headers a page on another origin may send (CORS).
+const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, Tus-Resumable, Upload-Length, Upload-Defer-Length, \
+     Upload-Metadata, Upload-Offset, Upload-Checksum, Upload-Concat, Upload-Link, Upload-Link-Password, \
+     X-HTTP-Method-Override, X-Requested-With";
+/// Answer headers a page on another origin may read (CORS).
+const CORS_EXPOSE_HEADERS: &str = "Location, Upload-Offset, Upload-Length, Upload-Defer-Length, Upload-Expires, \
+     Upload-Metadata, Upload-Concat, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, \
+     Pan-File-Id";
+
+/// `Tus-Resumable` on every answer, `Cache-Control: no-store` (an offset
+/// must never come from a cache), and CORS for pages on any origin (Uppy
+/// on a site of your own): credentials are headers, never cookies, so a
+/// page can only use those it was given.
 fn with_tus_headers(mut resp: Response) -> Response {
     let headers = resp.headers_mut();
     headers.insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers
+        .insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, HEAD, PATCH, DELETE, OPTIONS"));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(CORS_ALLOW_HEADERS));
+    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(CORS_EXPOSE_HEADERS));
+    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     resp
 }
 
@@ -128,10 +152,31 @@ fn bad(message: impl Into<String>) -> Box<Response> {
     tus_error(ErrorCode::InvalidRequest, message)
 }
 
-/// The caller: `Authorization: Bearer <token>` (from signin), or `Basic`
-/// with the username and one of its app passwords (wrong ones are rate
-/// limited per username and address).
-async fn authenticate(req: &Request, state: &AppState) -> TusResult<User> {
+/// The caller: an upload link (`Upload-Link`, with `Upload-Link-Password`
+/// when it has one; wrong passwords are rate limited like share links'), or
+/// `Authorization: Bearer <token>` (from signin), or `Basic` with the
+/// username and one of its app passwords (wrong ones are rate limited per
+/// username and address).
+async fn authenticate(req: &Request, state: &AppState) -> TusResult<Caller> {
+    if let Some(link) = req.header("upload-link").map(str::trim) {
+        let password = req.header("upload-link-password").map(str::to_owned);
+        let attempt = match password {
+            Some(_) => Some(state.rate_limits.share_password(req, link).await.map_err(from_error)?),
+            None => None,
+        };
+        let (user, link) = state.services.shares.open_upload_link(link, password).await.map_err(from_error)?;
+        if let Some(attempt) = attempt
+            && let Err(e) = attempt.forgive().await
+        {
+            tracing::warn!(error = %e, "forgiving a right link password failed");
+        }
+        return Ok(Caller { user, link: Some(link) });
+    }
+    authenticate_account(req, state).await.map(|user| Caller { user, link: None })
+}
+
+/// An account's credentials: a bearer token or `Basic` with an app password.
+async fn authenticate_account(req: &Request, state: &AppState) -> TusResult<User> {
     let unauthorized = |message: &str| {
         let mut resp = ApiError::unauthorized(message).into_response();
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"pan\""));
@@ -179,8 +224,9 @@ fn location(state: &AppState, upload: &TusUpload) -> String {
     format!("{base}/tus/{}", upload.session.id)
 }
 
-/// The headers every answer about an upload carries.
-fn upload_headers(resp: &mut Response, upload: &TusUpload) {
+/// The headers every answer about an upload carries (to a stranger using
+/// an upload link, no file id: they see nothing of the owner's).
+fn upload_headers(resp: &mut Response, upload: &TusUpload, caller: &Caller) {
     let headers = resp.headers_mut();
     headers.insert("upload-offset", HeaderValue::from(upload.offset));
     if !upload.finished()
@@ -188,7 +234,9 @@ fn upload_headers(resp: &mut Response, upload: &TusUpload) {
     {
         headers.insert("upload-expires", v);
     }
-    if let Some(id) = upload.file_id.as_deref().and_then(|id| HeaderValue::from_str(id).ok()) {
+    if let Some(id) =
+        upload.file_id.as_deref().filter(|_| caller.link.is_none()).and_then(|id| HeaderValue::from_str(id).ok())
+    {
         headers.insert("pan-file-id", id);
     }
 }
@@ -262,13 +310,17 @@ fn creation(meta: &HashMap<String, Vec<u8>>, length: Option<u64>, partial: bool)
             Some(Mtime::parse(secs).map_err(err)?)
         }
     };
-    Ok(TusCreate { length, filename, folder, rule, mtime, partial })
+    Ok(TusCreate { length, filename, folder, within: None, rule, mtime, partial })
 }
 
 /// `POST /tus/`: a new upload (with its first bytes, when the body has some).
-async fn create(req: &mut Request, state: &AppState, user: &User) -> TusResult<Response> {
+async fn create(req: &mut Request, state: &AppState, caller: &Caller) -> TusResult<Response> {
+    let user = &caller.user;
     let concat = req.header("upload-concat").map(str::trim).map(str::to_owned);
     let meta = parse_metadata(req.header("upload-metadata"))?;
+    if caller.link.is_some() && concat.is_some() {
+        return Err(bad("an upload link takes whole uploads, not concatenation"));
+    }
     if let Some(list) = concat.as_deref().and_then(|c| c.strip_prefix("final;")) {
         // A final upload: the partials' bytes, in the order listed.
         let partials = list.split_whitespace().map(|url| partial_id(state, url)).collect::<TusResult<Vec<_>>>()?;
@@ -278,7 +330,7 @@ async fn create(req: &mut Request, state: &AppState, user: &User) -> TusResult<R
         if let Ok(v) = HeaderValue::from_str(&location(state, &upload)) {
             resp.headers_mut().insert(header::LOCATION, v);
         }
-        upload_headers(&mut resp, &upload);
+        upload_headers(&mut resp, &upload, caller);
         return Ok(resp);
     }
     let partial = match concat.as_deref() {
@@ -295,7 +347,22 @@ async fn create(req: &mut Request, state: &AppState, user: &User) -> TusResult<R
     if length.is_some() == deferred {
         return Err(bad("send Upload-Length, or Upload-Defer-Length: 1 (one of them)"));
     }
-    let create = creation(&meta, length, partial)?;
+    let mut create = creation(&meta, length, partial)?;
+    if let Some(link) = &caller.link {
+        // The link's folder, never replacing anything, within its byte limit.
+        let Some(length) = length else {
+            return Err(bad("an upload link needs Upload-Length (no deferred length)"));
+        };
+        let folder = Some(&link.folder).filter(|f| !f.is_empty());
+        create.within = folder.map(|f| FolderId::parse(f)).transpose().map_err(from_error)?;
+        if create.within.is_none() {
+            create.folder = None;
+        }
+        if create.rule == NameRule::Replace {
+            create.rule = NameRule::Rename;
+        }
+        state.services.shares.reserve_upload_link(link, length).await.map_err(from_error)?;
+    }
     let content_length = number_header(req, "content-length")?;
     let with_body =
         req.content_type().is_some_and(|t| t.eq_ignore_ascii_case(OFFSET_OCTET_STREAM)) && content_length != Some(0);
@@ -318,7 +385,7 @@ async fn create(req: &mut Request, state: &AppState, user: &User) -> TusResult<R
     if let Ok(v) = HeaderValue::from_str(&location(state, &upload)) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
-    upload_headers(&mut resp, &upload);
+    upload_headers(&mut resp, &upload, caller);
     Ok(resp)
 }
 
@@ -337,11 +404,12 @@ fn partial_id(state: &AppState, url: &str) -> TusResult<String> {
 }
 
 /// `HEAD /tus/<id>`: how far the upload is.
-async fn head(state: &AppState, user: &User, id: &str) -> TusResult<Response> {
+async fn head(state: &AppState, caller: &Caller, id: &str) -> TusResult<Response> {
     use base64::Engine;
+    let user = &caller.user;
     let upload = state.services.uploads.tus_state(user, id).await.map_err(from_error)?;
     let mut resp = Response::builder().status(StatusCode::OK).finish();
-    upload_headers(&mut resp, &upload);
+    upload_headers(&mut resp, &upload, caller);
     let headers = resp.headers_mut();
     match upload.session.size {
         Some(size) => headers.insert("upload-length", HeaderValue::from(size)),
@@ -391,7 +459,8 @@ fn parse_checksum(header: &str) -> TusResult<BodyChecksum> {
 }
 
 /// `PATCH /tus/<id>`: bytes at the upload's offset.
-async fn patch(req: &mut Request, state: &AppState, user: &User, id: &str) -> TusResult<Response> {
+async fn patch(req: &mut Request, state: &AppState, caller: &Caller, id: &str) -> TusResult<Response> {
+    let user = &caller.user;
     if !req.content_type().is_some_and(|t| t.eq_ignore_ascii_case(OFFSET_OCTET_STREAM)) {
         return Err(tus_error(
             ErrorCode::UnsupportedMediaType,
@@ -403,7 +472,7 @@ async fn patch(req: &mut Request, state: &AppState, user: &User, id: &str) -> Tu
     let patch = patch_request(req, state, offset, content_length)?;
     let upload = receive(req, state, user, id, patch).await?;
     let mut resp = Response::builder().status(StatusCode::NO_CONTENT).finish();
-    upload_headers(&mut resp, &upload);
+    upload_headers(&mut resp, &upload, caller);
     Ok(resp)
 }
 

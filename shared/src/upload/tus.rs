@@ -13,7 +13,8 @@ use futures::Stream;
 use super::{BodyChecksum, BytesRequest, InitOutcome, NewUpload, Source, Uploads, running_hash};
 use crate::domain::error::{Error, ErrorCode, Result};
 use crate::domain::{
-    FailureCode, FileName, Mtime, NameRule, Placement, UploadId, UploadSession, UploadState, User, covered_ranges,
+    FailureCode, FileName, FolderId, Mtime, NameRule, Placement, UploadId, UploadSession, UploadState, User,
+    covered_ranges,
 };
 
 /// The fingerprint that marks a session as a tus partial upload (no client
@@ -47,6 +48,9 @@ pub struct TusCreate {
     pub filename: FileName,
     /// `folder`: a path from the root, made as needed.
     pub folder: Option<String>,
+    /// The folder itself, when the caller may not choose (an upload link's):
+    /// `folder` is then ignored.
+    pub within: Option<FolderId>,
     /// `on_conflict`: a taken name is numbered (the default), refused now,
     /// or replaced when the upload finishes.
     pub rule: NameRule,
@@ -102,6 +106,7 @@ impl Uploads {
     #[tracing::instrument(name = "tus create", skip(self, user, create), fields(user = user.id))]
     pub async fn tus_create(&self, user: &User, create: TusCreate) -> Result<TusUpload> {
         let folder = match create.folder.as_deref().map(str::trim).filter(|p| !p.is_empty() && *p != "/") {
+            _ if create.within.is_some() => create.within.clone(),
             Some(path) => {
                 let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
                 self.tree.ensure_folder_path(user, &path).await?
