@@ -5,7 +5,7 @@
 //! Layout:
 //! - [`config`]: the api's settings (flags and environment).
 //! - [`routes`]: one module per resource (`usr`, `mupload`, `files`,
-//!   `folders`, `shares`, `health`), and `tus`: the tus 1.0 front door at `/tus/`,
+//!   `folders`, `shares`, `health`), and `tus`: the tus 1.0 front door at `/tus/`, and `uplinks`: upload links (a file drop),
 //!   and `web`: the web page (assets embedded in the binary) served at `/`,
 //!   `/static/…` and, for browsers, at GET `/usr/signup`, `/usr/signin`, `/file/upload`.
 //! - [`admin`]: `api admin …`, the operator's account commands and the audit.
