@@ -619,3 +619,91 @@ both!(
         assert_eq!(body["code"], "SHARE_NOT_FOUND");
     }
 );
+
+/// A tus upload in two PATCHes and a concatenation, on S3 staging and
+/// file stores (Garage).
+async fn on_s3_body(d: Deployment) {
+    let g = GarageServer::start().await;
+    let app = TestApp::builder(d).s3(&g).spawn().await;
+    let token = app.user(&uname("tus_s3")).await;
+    let data = test_bytes(700_000, 12);
+    let at = create(&app, &token, Some(data.len() as u64), &[("filename", "s3.bin")]).await;
+    let (code, _, _) = patch(&app, &token, &at, 0, &data[..300_000], &[]).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    assert_eq!(offset_of(&app, &token, &at).await, 300_000);
+    let (code, h, _) = patch(&app, &token, &at, 300_000, &data[300_000..], &[]).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    let file = header(&h, "pan-file-id").to_owned();
+    assert!(content(&app, &token, &file).await == data);
+
+    let mut parts = Vec::new();
+    for piece in [&data[..250_000], &data[250_000..]] {
+        let len = piece.len().to_string();
+        let (code, h, _) = tus(
+            &app,
+            "POST",
+            "/tus/",
+            Auth::Bearer(&token),
+            &[("upload-length", &len), ("upload-concat", "partial")],
+            None,
+        )
+        .await;
+        assert_eq!(code, StatusCode::CREATED);
+        let part = header(&h, "location").to_owned();
+        patch(&app, &token, &part, 0, piece, &[]).await;
+        parts.push(part);
+    }
+    let meta = format!("filename {}", b64(b"joined.bin"));
+    let concat = format!("final;{} {}", parts[0], parts[1]);
+    let (code, h, body) = tus(
+        &app,
+        "POST",
+        "/tus/",
+        Auth::Bearer(&token),
+        &[("upload-concat", &concat), ("upload-metadata", &meta)],
+        None,
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let joined = header(&h, "pan-file-id").to_owned();
+    assert!(content(&app, &token, &joined).await == data);
+}
+
+on_both!(
+    /// tus on S3 stores (Garage): bytes in two PATCHes and a concatenation
+    /// of two partials land whole.
+    tus_on_s3_stores,
+    on_s3_body
+);
+
+both!(
+    /// A PATCH without a Content-Length (a stream) on an upload of unknown
+    /// length stops at the quota's end: 507 `QUOTA_EXCEEDED`, the bytes up
+    /// to it kept (the offset says so), nothing past it.
+    tus_a_streamed_patch_stops_at_the_quota,
+    |app| {
+        let name = uname("tus");
+        let token = app.user(&name).await;
+        let (status, _, err) = app.admin(&["set-quota", &name, "--bytes", "100K", "--files", "unlimited"], "");
+        assert_eq!(status, Some(0), "{err}");
+        let at = create(&app, &token, None, &[("filename", "stream.bin")]).await;
+        let data = test_bytes(150_000, 4);
+        let pieces: Vec<Result<Vec<u8>, std::io::Error>> = data.chunks(10_000).map(|c| Ok(c.to_vec())).collect();
+        let resp = app
+            .http
+            .patch(app.url(&at))
+            .bearer_auth(&token)
+            .header("tus-resumable", "1.0.0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", "0")
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(pieces)))
+            .send()
+            .await
+            .unwrap();
+        let code = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_error(code, &body, StatusCode::INSUFFICIENT_STORAGE, "a stream past the quota");
+        assert_eq!(body["code"], "QUOTA_EXCEEDED");
+        assert_eq!(offset_of(&app, &token, &at).await, 100 << 10, "the bytes up to the quota are kept");
+    }
+);
