@@ -340,6 +340,7 @@ impl Uploads {
             return Ok(made);
         }
         let id = made.session.id.as_str().to_owned();
+        self.continue_first_hash(&made.session.id, &parts[0]).await?;
         let copied = self.copy_partials(user, &id, &parts).await;
         if let Err(e) = copied {
             if let Err(abort) = self.abort(user, &id).await {
@@ -352,6 +353,27 @@ impl Uploads {
             self.drop_partials(user, &parts).await;
         }
         Ok(done)
+    }
+
+    /// Starts the final upload's running hash where its first partial's
+    /// ended, when that covers the whole partial: those bytes (the final's
+    /// first ones) are not hashed again; the rest are, in order, as they are
+    /// copied in. Skipped (the final hashes from 0) when the partial's hash
+    /// is not through.
+    async fn continue_first_hash(&self, id: &UploadId, first: &TusUpload) -> Result<()> {
+        let progress = self.hash.settled_progress(&first.session.id).await?;
+        if progress.next == 0 || progress.next != first.offset {
+            return Ok(());
+        }
+        let Some(lease) = self.hash.lease(id, crate::stores::uploads::HASH_LEASE).await? else { return Ok(()) };
+        let saved = self.hash.leases.save_hash_progress(id, lease.holder(), &progress, running_hash::now_ms()).await;
+        lease.release().await;
+        tracing::info!(
+            saved = saved?,
+            bytes = progress.next,
+            "the final upload's hash goes on from its first partial's"
+        );
+        Ok(())
     }
 
     /// Copies each partial's staged segments into the final upload `id`,
