@@ -5,7 +5,7 @@
 //! Layout:
 //! - [`config`]: the api's settings (flags and environment).
 //! - [`routes`]: one module per resource (`usr`, `mupload`, `files`,
-//!   `folders`, `shares`, `health`),
+//!   `folders`, `shares`, `health`), and `tus`: the tus 1.0 front door at `/tus/`, and `uplinks`: upload links (a file drop),
 //!   and `web`: the web page (assets embedded in the binary) served at `/`,
 //!   `/static/…` and, for browsers, at GET `/usr/signup`, `/usr/signin`, `/file/upload`.
 //! - [`dav`]: WebDAV in the Nextcloud dialect at `/remote.php/dav/files/<username>/`
@@ -86,6 +86,8 @@ pub fn endpoint(state: AppState) -> impl Endpoint {
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .nest(dav::MOUNT, dav::endpoint())
+        // tus has a protocol of its own, outside the spec (see the README).
+        .nest("/tus", routes::tus::endpoint())
         .data(state);
     let routes = access_log::access_log(routes::mark_head(routes)).catch_all_error(error::json_errors);
     error::retry_after_header(error::allow_header(routes))

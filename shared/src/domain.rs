@@ -466,6 +466,28 @@ pub struct Share {
     pub created_at: i64,
 }
 
+/// An upload link (a file drop): anyone holding it may upload into the
+/// owner's folder, counted against the owner's quota, and sees nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadLink {
+    /// The link's opaque id (22 URL-safe characters, 128 random bits).
+    pub link: String,
+    /// The owner's user id.
+    pub owner: i64,
+    /// The folder uploads land in (`""`: the root).
+    pub folder: String,
+    /// The Argon2id hash of its password, when it has one.
+    pub password_hash: Option<String>,
+    /// When it stops working (Unix seconds); `None`: never.
+    pub expires_at: Option<i64>,
+    /// The most bytes it takes in all; `None`: no limit but the quota.
+    pub max_bytes: Option<i64>,
+    /// Bytes taken so far (reserved as each upload begins).
+    pub bytes_used: i64,
+    /// When it was made (Unix seconds).
+    pub created_at: i64,
+}
+
 impl Share {
     /// What one download is, in bytes: the size, at least 1 (so that a link
     /// to nothing, or to empty files, still counts its downloads).

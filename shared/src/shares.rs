@@ -16,7 +16,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::domain::error::{Error, ErrorCode, Result};
-use crate::domain::{Share, ShareTarget, StoredFile, TreeItem, User, UserFile};
+use crate::domain::{Share, ShareTarget, StoredFile, TreeItem, UploadLink, User, UserFile};
 use std::sync::Arc;
 
 use crate::accounts::HashingPool;
@@ -60,6 +60,20 @@ pub struct NewShare {
     pub expires_in: Option<i64>,
     /// How many downloads it allows, if limited.
     pub max_downloads: Option<i64>,
+}
+
+/// What a new upload link allows.
+#[derive(Debug, Clone)]
+pub struct NewUploadLink {
+    /// The id of the caller's live folder uploads land in (`None`: the root).
+    pub folder: Option<String>,
+    /// Its password, if any (only its Argon2id hash is kept).
+    pub password: Option<String>,
+    /// Seconds until it stops working: 0 never; absent: the installation's
+    /// default (`PAN_SHARE_DAYS`).
+    pub expires_in: Option<i64>,
+    /// The most bytes it takes in all, if limited.
+    pub max_bytes: Option<i64>,
 }
 
 /// An open link: the link, its owner, and what it shares (live).
@@ -426,6 +440,80 @@ impl Shares {
                 None => None,
             },
         })
+    }
+
+    /// Makes an upload link (a file drop) into the caller's live folder.
+    pub async fn create_upload_link(&self, user: &User, n: NewUploadLink) -> Result<UploadLink> {
+        let folder = n.folder.unwrap_or_default();
+        if !folder.is_empty() && self.repo.folder(user.id, &folder).await?.is_none() {
+            return Err(Error::FolderNotFound);
+        }
+        let password_hash = match n.password {
+            Some(p) => Some(self.hashing.hash(p).await?),
+            None => None,
+        };
+        let now = crate::now();
+        let expires_at = match n.expires_in {
+            Some(0) => None,
+            Some(secs) => Some(now + secs),
+            None if self.default_days == 0 => None,
+            None => Some(now + self.default_days as i64 * 86_400),
+        };
+        let link = UploadLink {
+            link: new_link(),
+            owner: user.id,
+            folder,
+            password_hash,
+            expires_at,
+            max_bytes: n.max_bytes,
+            bytes_used: 0,
+            created_at: now,
+        };
+        self.repo.create_upload_link(&link).await?;
+        Ok(link)
+    }
+
+    /// The caller's upload links, newest first.
+    pub async fn upload_links(&self, user: &User) -> Result<Vec<UploadLink>> {
+        self.repo.upload_links_of(user.id).await
+    }
+
+    /// Revokes one of the caller's upload links.
+    pub async fn revoke_upload_link(&self, user: &User, link: &str) -> Result<()> {
+        self.repo.revoke_upload_link(user.id, parse_link(link)?, crate::now()).await
+    }
+
+    /// The upload link `link` as a stranger may use it, with its owner: not
+    /// revoked ([`Error::ShareNotFound`]), not expired (`SHARE_EXPIRED`),
+    /// its password given when it has one (`SHARE_PASSWORD_REQUIRED`,
+    /// `SHARE_PASSWORD_WRONG`).
+    pub async fn open_upload_link(&self, link: &str, password: Option<String>) -> Result<(User, UploadLink)> {
+        let found = self.repo.upload_link(parse_link(link)?).await?.ok_or(Error::ShareNotFound)?;
+        if found.expires_at.is_some_and(|t| crate::now() >= t) {
+            return Err(Error::ShareGone { code: ErrorCode::ShareExpired, message: "this link has expired".into() });
+        }
+        if let Some(hash) = &found.password_hash {
+            let Some(password) = password else { return Err(Error::SharePasswordRequired) };
+            if !self.hashing.verify(password, hash.clone()).await? {
+                return Err(Error::SharePasswordWrong);
+            }
+        }
+        let owner = self.repo.user_by_id(found.owner).await?.ok_or(Error::ShareNotFound)?;
+        Ok((owner, found))
+    }
+
+    /// Counts an upload of `bytes` against the link's byte limit before it
+    /// begins; `SHARE_EXHAUSTED` when the rest cannot take it.
+    pub async fn reserve_upload_link(&self, link: &UploadLink, bytes: u64) -> Result<()> {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        if self.repo.reserve_upload_link_bytes(&link.link, bytes).await? {
+            Ok(())
+        } else {
+            Err(Error::ShareGone {
+                code: ErrorCode::ShareExhausted,
+                message: "this upload link cannot take that many more bytes".into(),
+            })
+        }
     }
 
     /// An access token for the link: at once for a link without a password;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use crate::domain::error::{Error, ErrorCode, Result};
 use crate::domain::{
-    FileName, Folder, NameRule, Placement, Sha256Hex, StoredFile, TrashItem, TreeItem, User, UserFile,
+    FileName, Folder, FolderId, NameRule, Placement, Sha256Hex, StoredFile, TrashItem, TreeItem, User, UserFile,
 };
 use std::sync::Arc;
 
@@ -253,6 +253,39 @@ impl Tree {
             return Err(replace_is_for_files());
         }
         self.repo.create_folder(user.id, parent, name.as_str(), rule, &self.bounds, crate::now()).await
+    }
+
+    /// The caller's folder at `path`, made (with every folder above it)
+    /// where missing, like `mkdir -p` and `pan put`; `None` for the root. A
+    /// file where a folder should be is [`Error::NameTaken`]; a folder made
+    /// meanwhile by another request is taken as it is.
+    pub async fn ensure_folder_path(&self, user: &User, path: &str) -> Result<Option<FolderId>> {
+        let mut parent = String::new();
+        for name in split_path(path)? {
+            let existing = |items: Vec<TreeItem>| {
+                let mut file = false;
+                for item in items {
+                    match item {
+                        TreeItem::Folder(d) => return Ok(Some(d.id)),
+                        TreeItem::File(_) => file = true,
+                    }
+                }
+                if file { Err(Error::NameTaken { name: name.as_str().to_owned() }) } else { Ok(None) }
+            };
+            let here = self.repo.children_named(user.id, &parent, name.as_str()).await?;
+            parent = match existing(here)? {
+                Some(id) => id,
+                None => match self.create_folder(user, &parent, &name, NameRule::Refuse).await {
+                    Ok(d) => d.id,
+                    Err(Error::NameTaken { .. }) => {
+                        existing(self.repo.children_named(user.id, &parent, name.as_str()).await?)?
+                            .ok_or_else(|| Error::NameTaken { name: name.as_str().to_owned() })?
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+        }
+        if parent.is_empty() { Ok(None) } else { FolderId::parse(&parent).map(Some) }
     }
 
     /// One page of a folder's children.

@@ -6,6 +6,7 @@ pub mod cleanup;
 pub mod merge;
 pub mod receive;
 pub mod running_hash;
+pub mod tus;
 
 use std::sync::Arc;
 
@@ -108,6 +109,9 @@ pub enum Source {
     /// Instant upload is never offered, and `complete` needs no
     /// declaration.
     Server,
+    /// A tus partial upload (concatenation): server-hashed bytes that never
+    /// become a file by themselves; a final upload takes them, in order.
+    TusPartial,
 }
 
 /// Whether content (its hashes and size) is stored already, for whom.
@@ -167,11 +171,38 @@ pub struct BytesRequest {
     /// The body's declared length, when the request has one; without one
     /// the body runs to its end (past every received byte only).
     pub content_length: Option<u64>,
-    /// The SHA-1 of the whole body (`Upload-Checksum`), when given: no byte
-    /// of the body counts unless all of it matches.
-    pub checksum: Option<[u8; 20]>,
+    /// The digest of the whole body (`Upload-Checksum`), when given: no
+    /// byte of the body counts unless all of it matches.
+    pub checksum: Option<BodyChecksum>,
     /// Slowest acceptable rate, as for a chunk.
     pub min_rate: u64,
+}
+
+/// A whole body's expected digest (`Upload-Checksum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyChecksum {
+    /// `sha1 <base64>`.
+    Sha1([u8; 20]),
+    /// `sha256 <base64>` (the tus front door takes it too).
+    Sha256([u8; 32]),
+}
+
+impl BodyChecksum {
+    /// The digest's bytes.
+    fn bytes(&self) -> &[u8] {
+        match self {
+            BodyChecksum::Sha1(b) => b,
+            BodyChecksum::Sha256(b) => b,
+        }
+    }
+
+    /// A fresh digest of the same algorithm.
+    fn digest(&self) -> receive::BodyDigest {
+        match self {
+            BodyChecksum::Sha1(_) => receive::BodyDigest::Sha1(<sha1::Sha1 as sha1::Digest>::new()),
+            BodyChecksum::Sha256(_) => receive::BodyDigest::Sha256(<sha2::Sha256 as sha2::Digest>::new()),
+        }
+    }
 }
 
 /// The most bytes one segment holds: a long body becomes durable (and
@@ -383,10 +414,12 @@ impl Uploads {
     ) -> Result<InitOutcome> {
         let NewUpload { filename, filesize, mtime, source } = new;
         let mtime = mtime.map(Mtime::secs);
-        let server_hashed = matches!(source, Source::Server);
+        let server_hashed = matches!(source, Source::Server | Source::TusPartial);
         let (filehash, sha256, fingerprint) = match source {
             Source::Client { filehash, sha256, fingerprint } => (filehash, sha256, fingerprint),
             Source::Server => (None, None, None),
+            // Marked by a fingerprint no client can send (it holds a space).
+            Source::TusPartial => (None, None, Some(tus::PARTIAL_MARK.to_owned())),
         };
         if filesize.is_none() && !server_hashed {
             return Err(Error::invalid(
@@ -430,6 +463,7 @@ impl Uploads {
             self.tree.check_placement(user, &filename, place, None).await?;
         }
         if filehash.is_none()
+            && !server_hashed
             && let Some(fingerprint) = &fingerprint
             && let Some(filesize) = filesize
             && let Some(session) = self.sessions.find_by_fingerprint(user.id, fingerprint, filesize).await?
@@ -885,7 +919,7 @@ impl Uploads {
             return Err(past(end.max(offset)));
         }
         let rules = receive::BodyRules { checksum: None, min_rate };
-        let mut whole = checksum.map(|want| (want, <sha1::Sha1 as sha1::Digest>::new()));
+        let mut whole = checksum.map(|want| (want, want.digest()));
         let defer_mark = whole.is_some();
         let mut body = receive::Watched::new(body, whole.as_mut().map(|(_, h)| h));
         let mut carry: Option<Bytes> = None;
@@ -985,9 +1019,9 @@ impl Uploads {
         let deferred = !held.is_empty();
         let mut marked_count = 0;
         let outcome = match (outcome, whole) {
-            (Ok(()), Some((want, hasher))) => {
-                let actual: [u8; 20] = sha1::Digest::finalize(hasher).into();
-                if actual == want {
+            (Ok(()), Some((want, digest))) => {
+                let actual = digest.finalize();
+                if actual == want.bytes() {
                     self.mark_held(&session, &held, &mut marked_count).await
                 } else {
                     Err(Error::from(objects::ChunkWriteError::ChecksumMismatch {
@@ -1163,6 +1197,41 @@ impl Uploads {
         Ok((session, received, file))
     }
 
+    /// Gives an upload begun without a size its size, before its last byte
+    /// (the tus front door learns it from a later request): its quota is
+    /// then held exactly. For an upload whose size is known, `size` must be
+    /// it ([`Error::SizeConflict`] otherwise).
+    #[tracing::instrument(name = "give upload size", skip(self, user), fields(user = user.id))]
+    pub async fn set_size(&self, user: &User, id: &str, size: u64) -> Result<UploadSession> {
+        let mut session = self.owned_session(user, id).await?;
+        self.give_size(user, &mut session, size).await?;
+        Ok(session)
+    }
+
+    /// See [`Uploads::set_size`]; nothing changes once the upload left `uploading`.
+    async fn give_size(&self, user: &User, session: &mut UploadSession, size: u64) -> Result<()> {
+        match session.size {
+            Some(known) if known != size => {
+                Err(Error::SizeConflict { message: format!("the upload's size is {known} bytes") })
+            }
+            Some(_) => Ok(()),
+            None if session.state == UploadState::Uploading => {
+                if size > self.limits.max_file_size {
+                    return Err(Error::TooLarge {
+                        code: ErrorCode::FileTooLarge,
+                        message: format!("filesize {size} is above the limit of {} bytes", self.limits.max_file_size),
+                    });
+                }
+                // Its quota, exactly, before it can start.
+                self.accounts.reserve(user, session.id.as_str(), size, true).await?;
+                self.sessions.set_size(&session.id, size, crate::now()).await?;
+                session.size = Some(size);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Hands a fully received upload to the merge workers (exactly once),
     /// giving it its size first when it had none (`size`; for an upload
     /// whose size is known, `size` must be it). Returns the state the
@@ -1171,28 +1240,7 @@ impl Uploads {
     pub async fn complete(&self, user: &User, id: &str, size: Option<u64>) -> Result<UploadState> {
         let mut session = self.owned_session(user, id).await?;
         if let Some(size) = size {
-            match session.size {
-                Some(known) if known != size => {
-                    return Err(Error::SizeConflict { message: format!("the upload's size is {known} bytes") });
-                }
-                Some(_) => {}
-                None if session.state == UploadState::Uploading => {
-                    if size > self.limits.max_file_size {
-                        return Err(Error::TooLarge {
-                            code: ErrorCode::FileTooLarge,
-                            message: format!(
-                                "filesize {size} is above the limit of {} bytes",
-                                self.limits.max_file_size
-                            ),
-                        });
-                    }
-                    // Its quota, exactly, before it can start.
-                    self.accounts.reserve(user, session.id.as_str(), size, true).await?;
-                    self.sessions.set_size(&session.id, size, crate::now()).await?;
-                    session.size = Some(size);
-                }
-                None => {}
-            }
+            self.give_size(user, &mut session, size).await?;
         }
         // Hashes only ever get declared, never withdrawn: checked here, they
         // are there for the merge. Without them there is nothing to verify the

@@ -30,6 +30,8 @@ mod server_hashed;
 mod shares;
 mod storage;
 mod structure;
+mod tus;
+mod tus_clients;
 mod uploads;
 mod users;
 mod versions;

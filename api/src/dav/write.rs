@@ -145,7 +145,7 @@ where
                 let request = upload::BytesRequest {
                     offset: 0,
                     content_length,
-                    checksum,
+                    checksum: checksum.map(upload::BodyChecksum::Sha1),
                     min_rate: dav.state.settings.min_chunk_rate,
                 };
                 let sent = services.uploads.put_bytes(&dav.user, &id, request, stream).await;

@@ -768,7 +768,7 @@ pub async fn serve(
 
 /// Unix seconds as an HTTP date (RFC 9110 IMF-fixdate), e.g.
 /// `Sun, 06 Nov 1994 08:49:37 GMT`.
-fn http_date(secs: i64) -> String {
+pub(crate) fn http_date(secs: i64) -> String {
     let t = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
     t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }

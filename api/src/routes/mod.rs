@@ -5,6 +5,8 @@ pub mod folders;
 pub mod health;
 pub mod mupload;
 pub mod shares;
+pub mod tus;
+pub mod uplinks;
 pub mod usr;
 pub mod versions;
 pub mod web;
@@ -38,6 +40,7 @@ pub type Api = (
     folders::TrashApi,
     shares::ShareApi,
     shares::PublicShareApi,
+    uplinks::UploadLinkApi,
     health::HealthApi,
 );
 
@@ -52,6 +55,7 @@ pub fn api() -> Api {
         folders::TrashApi,
         shares::ShareApi,
         shares::PublicShareApi,
+        uplinks::UploadLinkApi,
         health::HealthApi,
     )
 }

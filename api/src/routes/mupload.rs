@@ -729,7 +729,7 @@ impl UploadApi {
             let request = upload::BytesRequest {
                 offset: offset.0,
                 content_length,
-                checksum,
+                checksum: checksum.map(upload::BodyChecksum::Sha1),
                 min_rate: state.settings.min_chunk_rate,
             };
             let stored = state.services.uploads.put_bytes(&auth.0, &upload_id.0, request, &mut stream).await;

@@ -79,6 +79,10 @@ pub const VIEWS: &[&str] = &["/usr/signup", "/usr/signin", "/file/upload"];
 /// browser), which reads the link from `location.pathname`.
 pub const SHARE_PREFIX: &str = "/s/";
 
+/// Upload links open at `/u/<link>`: the page that uploads with one (to a
+/// browser), which reads the link from `location.pathname`.
+pub const DROP_PREFIX: &str = "/u/";
+
 /// Where the assets are served.
 pub const STATIC_PREFIX: &str = "/static/";
 
@@ -115,6 +119,10 @@ static ASSETS: &[Asset] = &[
     asset!("format.js", JS),
     asset!("hash-worker.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
+    asset!("drop.html", "text/html; charset=utf-8"),
+    asset!("drop.js", JS),
+    asset!("vendor/tus-js-client/tus.min.js", JS),
+    asset!("vendor/tus-js-client/LICENSE", "text/plain; charset=utf-8"),
     asset!("vendor/hash-wasm/sha1.umd.min.js", JS),
     asset!("vendor/hash-wasm/sha256.umd.min.js", JS),
     asset!("vendor/hash-wasm/LICENSE", "text/plain; charset=utf-8"),
@@ -165,6 +173,9 @@ fn web_asset_for(req: &Request) -> Option<usize> {
     let page = VIEWS.contains(&path) || path.strip_prefix(SHARE_PREFIX).is_some_and(|link| !link.is_empty());
     if path == "/" || (page && wants_html(req)) {
         return find("index.html");
+    }
+    if path.strip_prefix(DROP_PREFIX).is_some_and(|link| !link.is_empty()) && wants_html(req) {
+        return find("drop.html");
     }
     path.strip_prefix(STATIC_PREFIX).and_then(find)
 }

@@ -29,7 +29,8 @@ pub(crate) use rows::is_unique_violation;
 
 use crate::domain::error::{Error, Result};
 use crate::domain::{
-    Author, BackupState, Folder, NameRule, Share, SortKey, StoredFile, TrashItem, TreeItem, User, UserFile, UserName,
+    Author, BackupState, Folder, NameRule, Share, SortKey, StoredFile, TrashItem, TreeItem, UploadLink, User, UserFile,
+    UserName,
 };
 
 /// Users and signin tokens.
@@ -392,6 +393,19 @@ pub trait ShareRepo: Send + Sync {
     /// Gives a link made before downloads were counted in bytes its size and
     /// `bytes_sent`; a link that has a size already is left as it is.
     async fn set_share_size(&self, link: &str, size: i64, bytes_sent: i64) -> Result<()>;
+    /// Records a new upload link.
+    async fn create_upload_link(&self, link: &UploadLink) -> Result<()>;
+    /// The upload link with this id, unless revoked.
+    async fn upload_link(&self, link: &str) -> Result<Option<UploadLink>>;
+    /// The user's upload links that are not revoked, newest first.
+    async fn upload_links_of(&self, user_id: i64) -> Result<Vec<UploadLink>>;
+    /// Revokes the user's upload link; [`crate::Error::ShareNotFound`] when
+    /// they have none by that id.
+    async fn revoke_upload_link(&self, user_id: i64, link: &str, now: i64) -> Result<()>;
+    /// Counts `bytes` more against the upload link (not revoked), atomically
+    /// and only if `bytes_used + bytes` stays within its `max_bytes`; false
+    /// (nothing counted) when it would not.
+    async fn reserve_upload_link_bytes(&self, link: &str, bytes: i64) -> Result<bool>;
 }
 
 /// Backup bookkeeping for stored files, by content row id.

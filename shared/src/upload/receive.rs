@@ -177,17 +177,44 @@ impl Stream for Limited<'_, '_> {
     }
 }
 
-/// A body whose bytes also feed a SHA-1 of all of it, when there is one
+/// A digest of a whole request body, by the algorithm its checksum names
+/// (`Upload-Checksum: sha1 …` or, on tus, `sha256 …`).
+pub enum BodyDigest {
+    /// SHA-1.
+    Sha1(Sha1),
+    /// SHA-256.
+    Sha256(sha2::Sha256),
+}
+
+impl BodyDigest {
+    /// Feeds `piece`.
+    pub fn update(&mut self, piece: &[u8]) {
+        match self {
+            BodyDigest::Sha1(h) => h.update(piece),
+            BodyDigest::Sha256(h) => h.update(piece),
+        }
+    }
+
+    /// The digest's bytes.
+    pub fn finalize(self) -> Vec<u8> {
+        match self {
+            BodyDigest::Sha1(h) => h.finalize().to_vec(),
+            BodyDigest::Sha256(h) => h.finalize().to_vec(),
+        }
+    }
+}
+
+/// A body whose bytes also feed a digest of all of it, when there is one
 /// (the checksum of a request whose body spans several segments).
 pub struct Watched<'a, S> {
     body: &'a mut S,
-    sha1: Option<&'a mut Sha1>,
+    digest: Option<&'a mut BodyDigest>,
 }
 
 impl<'a, S> Watched<'a, S> {
-    /// `body`, its bytes fed to `sha1` as they are read.
-    pub fn new(body: &'a mut S, sha1: Option<&'a mut Sha1>) -> Self {
-        Watched { body, sha1 }
+    /// `body`, its bytes fed to `digest` as they are read.
+    pub fn new(body: &'a mut S, digest: Option<&'a mut BodyDigest>) -> Self {
+        Watched { body, digest }
     }
 }
 
@@ -199,8 +226,8 @@ impl<S: Stream<Item = std::io::Result<Bytes>> + Unpin> Stream for Watched<'_, S>
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
         let next = std::task::ready!(self.body.poll_next_unpin(cx));
-        if let (Some(Ok(piece)), Some(sha1)) = (&next, self.sha1.as_mut()) {
-            sha1.update(piece);
+        if let (Some(Ok(piece)), Some(digest)) = (&next, self.digest.as_mut()) {
+            digest.update(piece);
         }
         std::task::Poll::Ready(next)
     }
