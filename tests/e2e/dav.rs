@@ -781,3 +781,51 @@ both!(
         assert_eq!(dav.propfind("/many/", "0", "").await.0, StatusCode::MULTI_STATUS);
     }
 );
+
+/// Wrong app passwords are limited by the fleet, not per process: with
+/// `PAN_APP_PASSWORD_RATE=3`, the right app password sent again and again
+/// on two api processes counts for nothing, then three wrong tries for the
+/// name, spread over both, get 401 and the fourth gets 429 with
+/// Retry-After.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_app_passwords_are_limited_across_the_api_processes() {
+    let mut app = TestApp::builder(Deployment::Fleet).env("PAN_APP_PASSWORD_RATE", "3").spawn().await;
+    let (_, user, password) = dav_user(&app, "davrate").await;
+    let second = app.spawn_another_api().await;
+    let bases = [app.base.clone(), second];
+    // The right one, many times, on both processes: never counted.
+    for i in 0..8 {
+        let url = format!("{}/remote.php/dav/files/{user}/", bases[i % 2]);
+        let resp = app
+            .http
+            .request(Method::from_bytes(b"PROPFIND").unwrap(), &url)
+            .header("Depth", "0")
+            .basic_auth(&user, Some(&password))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::MULTI_STATUS, "the right app password, try {i}");
+    }
+    let wrong = "0".repeat(64);
+    let mut codes = Vec::new();
+    for i in 0..4 {
+        let url = format!("{}/remote.php/dav/files/{user}/", bases[i % 2]);
+        let resp = app
+            .http
+            .request(Method::from_bytes(b"PROPFIND").unwrap(), &url)
+            .header("Depth", "0")
+            .basic_auth(&user, Some(&wrong))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(resp.headers().contains_key("retry-after"), "429 says when");
+        }
+        codes.push(resp.status());
+    }
+    assert_eq!(
+        codes,
+        [StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS],
+        "three wrong tries in all, whichever process took them"
+    );
+}

@@ -15,7 +15,7 @@
 //!   (they live in other slots): a lookup checks the session they name;
 //! - `p:merging`: sorted set of uploads being merged, scored by their last
 //!   heartbeat, so the sweeper finds merges whose job was lost. An id is
-//!   added (`ZADD GT`) before its session turns `merging` and removed after
+//!   added before its session turns `merging` and removed after
 //!   it stops; a member whose session is not merging is dropped by the
 //!   sweep only. A crash between leaves an extra member, never a merge the
 //!   sweep cannot find;
@@ -400,17 +400,11 @@ impl RedisUploads {
         }
     }
 
-    /// Puts `id` in the set of merges in flight with the score `now`, never
-    /// lowering the score a running merge's heartbeat gave it.
+    /// Puts `id` in the set of merges in flight with the score `now` (its
+    /// heartbeat's time).
     async fn note_merging(&self, id: &UploadId, now: i64) -> Result<()> {
         let mut con = self.con.clone();
-        let _: () = redis::cmd("ZADD")
-            .arg(self.merging_key())
-            .arg("GT")
-            .arg(now)
-            .arg(id.as_str())
-            .query_async(&mut con)
-            .await?;
+        let _: () = con.zadd(self.merging_key(), id.as_str(), now).await?;
         Ok(())
     }
 
