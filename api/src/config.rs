@@ -90,6 +90,14 @@ pub struct ApiConfig {
     #[arg(long, env = "PAN_APP_PASSWORD_RATE", default_value_t = 10)]
     pub app_password_rate: u32,
 
+    /// Web origins whose pages may use `/tus/` (Uppy on a site of yours),
+    /// comma-separated, exactly as a browser sends them
+    /// (`https://uploads.example.com`); their requests get CORS headers
+    /// naming that origin, never `*` and never credentials. Unset: no page
+    /// of another origin may (pan's own `/u/<link>` page is same-origin).
+    #[arg(long, env = "PAN_TUS_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub tus_cors_origins: Vec<String>,
+
     /// Days a new share link works when its maker gives no expiry; 0: such
     /// links never expire.
     #[arg(long, env = "PAN_SHARE_DAYS", default_value_t = 30,
@@ -176,4 +184,15 @@ impl ApiConfig {
     pub fn runs_workers(&self) -> bool {
         !self.no_worker && self.embedded_workers.unwrap_or(self.settings.redis_url.is_none())
     }
+}
+
+/// A web origin as browsers send it: `scheme://host[:port]`, nothing after.
+fn parse_origin(raw: &str) -> Result<String, String> {
+    let origin = raw.trim();
+    let url = url::Url::parse(origin).map_err(|e| format!("{origin:?} is not an origin: {e}"))?;
+    let exact = url.origin().ascii_serialization();
+    if !matches!(url.scheme(), "http" | "https") || exact != origin {
+        return Err(format!("{origin:?} is not an origin; write it as {exact:?} (scheme, host and port only)"));
+    }
+    Ok(exact)
 }

@@ -136,6 +136,7 @@ pub async fn build(config: ApiConfig) -> Result<App, OpenError> {
         settings: Arc::new(config.settings),
         public_base: public_base.into(),
         metrics_token: config.metrics_token.map(Into::into),
+        tus_cors_origins: config.tus_cors_origins.into(),
         chunk_slots,
         single_upload_slots,
         rate_limits,

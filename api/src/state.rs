@@ -20,6 +20,8 @@ pub struct AppState {
     pub public_base: Arc<str>,
     /// The bearer token `/metrics` takes (`PAN_METRICS_TOKEN`); none: closed.
     pub metrics_token: Option<Arc<str>>,
+    /// Origins whose pages may use `/tus/` (`PAN_TUS_CORS_ORIGINS`).
+    pub tus_cors_origins: Arc<[String]>,
     /// Chunk bodies being received, capped per process and per user.
     pub chunk_slots: Arc<crate::inflight::BodySlots>,
     /// Single-request uploads received at once, per process and per user.

@@ -112,11 +112,13 @@ async fn content(app: &TestApp, token: &str, id: &str) -> Vec<u8> {
 
 both!(
     /// OPTIONS tells what is served (version, extensions, checksums, the
-    /// largest file) without credentials; any other request without
+    /// largest file) without credentials; CORS answers name an origin of
+    /// `PAN_TUS_CORS_ORIGINS` exactly, never `*`, never credentials, and
+    /// nothing for another origin; any other request without
     /// `Tus-Resumable: 1.0.0` is 412 and without credentials 401, both
     /// with pan's JSON error; `/tus/` is not in the spec.
     tus_options_version_and_credentials,
-    |b: TestAppBuilder| b.env("PAN_MAX_FILE_SIZE", "1000000"),
+    |b: TestAppBuilder| b.env("PAN_MAX_FILE_SIZE", "1000000").env("PAN_TUS_CORS_ORIGINS", "https://uppy.example,http://127.0.0.1:9"),
     |app| {
         let (code, h, _) = tus(&app, "OPTIONS", "/tus/", Auth::None, &[("tus-resumable", "")], None).await;
         assert_eq!(code, StatusCode::NO_CONTENT);
@@ -127,10 +129,22 @@ both!(
         );
         assert_eq!(header(&h, "tus-checksum-algorithm"), "sha1,sha256");
         assert_eq!(header(&h, "tus-max-size"), "1000000");
-        // CORS, for Uppy on a page of another origin.
-        assert_eq!(header(&h, "access-control-allow-origin"), "*");
+        assert!(h.get("access-control-allow-origin").is_none(), "no Origin, no CORS");
+        // CORS, for Uppy on a page of an origin the operator named: a
+        // preflight without credentials, answered for that origin only.
+        let preflight = [("origin", "https://uppy.example"), ("access-control-request-method", "PATCH")];
+        let (code, h, _) = tus(&app, "OPTIONS", "/tus/", Auth::None, &preflight, None).await;
+        assert_eq!(code, StatusCode::NO_CONTENT);
+        assert_eq!(header(&h, "access-control-allow-origin"), "https://uppy.example");
+        assert!(h.get("access-control-allow-credentials").is_none(), "never credentials");
+        assert!(header(&h, "vary").contains("Origin"));
+        assert!(header(&h, "access-control-allow-methods").contains("PATCH"));
         assert!(header(&h, "access-control-expose-headers").contains("Upload-Offset"));
         assert!(header(&h, "access-control-allow-headers").contains("Upload-Link"));
+        let other = [("origin", "https://evil.example"), ("access-control-request-method", "PATCH")];
+        let (code, h, _) = tus(&app, "OPTIONS", "/tus/", Auth::None, &other, None).await;
+        assert_eq!(code, StatusCode::NO_CONTENT);
+        assert!(h.get("access-control-allow-origin").is_none(), "an origin not named gets no CORS");
 
         let token = app.user(&uname("tus")).await;
         let (code, h, body) = tus(&app, "POST", "/tus/", Auth::Bearer(&token), &[("tus-resumable", "0.2.2"), ("upload-length", "5")], None).await;

@@ -38,7 +38,13 @@ const DEFAULT_NAME: &str = "upload";
 
 /// The tus endpoint, to nest at `/tus`.
 pub fn endpoint() -> impl Endpoint {
-    poem::endpoint::make(|req: Request| async move { with_tus_headers(handle(req).await) })
+    poem::endpoint::make(|req: Request| async move {
+        // The origin may use these answers only if the operator named it.
+        let origin = req.header(header::ORIGIN).map(str::to_owned);
+        let allowed =
+            req.data::<AppState>().and_then(|state| origin.filter(|o| state.tus_cors_origins.iter().any(|a| a == o)));
+        with_tus_headers(handle(req).await, allowed)
+    })
 }
 
 /// Who sends: an account, or a stranger through one of its upload links
@@ -97,14 +103,17 @@ const CORS_EXPOSE_HEADERS: &str = "Location, Upload-Offset, Upload-Length, Uploa
      Pan-File-Id";
 
 /// `Tus-Resumable` on every answer, `Cache-Control: no-store` (an offset
-/// must never come from a cache), and CORS for pages on any origin (Uppy
-/// on a site of your own): credentials are headers, never cookies, so a
-/// page can only use those it was given.
-fn with_tus_headers(mut resp: Response) -> Response {
+/// must never come from a cache), and CORS for a page of an origin the
+/// operator named (`PAN_TUS_CORS_ORIGINS`: Uppy on a site of theirs): that
+/// origin, never `*`, never credentials (they are headers, never cookies,
+/// so a page can only use those it was given).
+fn with_tus_headers(mut resp: Response, origin: Option<String>) -> Response {
     let headers = resp.headers_mut();
     headers.insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    let Some(origin) = origin.and_then(|o| HeaderValue::from_str(&o).ok()) else { return resp };
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     headers
         .insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, HEAD, PATCH, DELETE, OPTIONS"));
     headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(CORS_ALLOW_HEADERS));
