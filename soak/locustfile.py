@@ -100,6 +100,16 @@ class PanUser(HttpUser):
                         if failed:
                             RECORD["retried_ok"] += 1
                         return r
+                    if r.status_code == 0:
+                        # locust's answer for a connection that failed (it
+                        # catches the error): a cut connection, retried.
+                        r.failure("cut")
+                        note(route, "cut", ms)
+                        RECORD["errors"].append((time.time(), route, "cut", None))
+                        failed = True
+                        time.sleep(min(0.25 * 2 ** attempt, 4) + random.random() * 0.2)
+                        attempt += 1
+                        continue
                     retryable = r.status_code in (502, 504) or r.status_code in retry_also
                     if r.status_code == 429 and time.monotonic() < shed_until:
                         # A limit of pan's (bodies in flight): wait as told.
