@@ -113,6 +113,14 @@ class Fleet:
     def __init__(self, work, bin_dir, apis, workers):
         self.work, self.bin_dir = work, bin_dir
         self.procs = []
+        try:
+            self.start(apis, workers)
+        except BaseException:
+            # A part that did not come up: stop the ones that did.
+            self.stop()
+            raise
+
+    def start(self, apis, workers):
         self.start_mariadb()
         self.start_redis()
         self.start_garage()
