@@ -380,6 +380,12 @@ pub enum NameRule {
     /// as a version (a folder of that name is still refused: `NAME_TAKEN`).
     /// For files only: creating or moving a folder takes the other rules.
     Replace,
+    /// Put whatever holds the name (a file, or a folder with everything in
+    /// it) into the trash and take the name, in the same transaction as the
+    /// move or copy: WebDAV's `Overwrite: T` where a file does not simply
+    /// get new content (a folder over anything, a file over a folder).
+    /// Offered by moves and file copies only; elsewhere it refuses.
+    Supersede,
 }
 
 /// Where a new file goes: a folder (`None`: the root) and the rule for a

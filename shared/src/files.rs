@@ -423,18 +423,20 @@ impl Files {
     /// in it, each file as [`Files::copy`] makes one (no bytes copied, room
     /// held in the quota). A folder never goes into itself or one of its
     /// subfolders ([`Error::MoveIntoItself`]); a name taken at the top is
-    /// [`Error::NameTaken`]. Not one transaction: a failure part-way leaves
-    /// what was copied so far.
+    /// [`Error::NameTaken`], unless `rule` is [`NameRule::Supersede`]: then
+    /// the copy is built under a hidden temporary name beside it and takes
+    /// the name in one transaction that puts what held it into the trash,
+    /// so the destination is never missing nor half-copied. The copying is
+    /// not one transaction: a failure part-way leaves what was copied so far
+    /// (under the temporary name, in the trash).
     pub async fn copy_folder(
         &self,
         user: &User,
         id: &str,
         to: &str,
         name: &FileName,
-        shallow: bool,
+        (shallow, rule): (bool, NameRule),
     ) -> Result<crate::domain::Folder> {
-        use crate::domain::{SortKey, TreeItem};
-        use crate::tree::PageRequest;
         if self.tree.folder(user, id).await?.is_none() {
             return Err(Error::FolderNotFound);
         }
@@ -446,8 +448,30 @@ impl Files {
             }
             up = self.tree.folder(user, &up).await?.ok_or(Error::FolderNotFound)?.parent;
         }
-        let top = self.tree.create_folder(user, to, name, NameRule::Refuse).await?;
-        let mut pending = if shallow { Vec::new() } else { vec![(id.to_owned(), top.id.clone())] };
+        if rule != NameRule::Supersede {
+            let top = self.tree.create_folder(user, to, name, NameRule::Refuse).await?;
+            self.copy_children(user, id, &top.id, shallow).await?;
+            return Ok(top);
+        }
+        let building = FileName::parse(&format!(".pan-copy-{}", crate::domain::FolderId::generate().as_str()))?;
+        let top = self.tree.create_folder(user, to, &building, NameRule::Refuse).await?;
+        let copied = match self.copy_children(user, id, &top.id, shallow).await {
+            Ok(()) => self.tree.move_folder(user, &top.id, None, Some(name), NameRule::Supersede).await,
+            Err(e) => Err(e),
+        };
+        if copied.is_err() {
+            // The half-built copy goes to the trash, out of the way.
+            let _ = self.tree.delete(user, &top.id, false).await;
+        }
+        copied
+    }
+
+    /// Copies what folder `id` holds into folder `into` (nothing when
+    /// `shallow`), for [`Files::copy_folder`].
+    async fn copy_children(&self, user: &User, id: &str, into: &str, shallow: bool) -> Result<()> {
+        use crate::domain::{SortKey, TreeItem};
+        use crate::tree::PageRequest;
+        let mut pending = if shallow { Vec::new() } else { vec![(id.to_owned(), into.to_owned())] };
         while let Some((from, into)) = pending.pop() {
             let mut page = PageRequest { sort: SortKey::Name, desc: false, limit: 500, after: None };
             loop {
@@ -470,7 +494,7 @@ impl Files {
                 }
             }
         }
-        Ok(top)
+        Ok(())
     }
 
     /// A URL that downloads `entry` without a token for `ttl` seconds

@@ -299,6 +299,68 @@ both!(
     }
 );
 
+both!(
+    /// MOVE and COPY with `Overwrite: T` onto a folder, or of a folder onto
+    /// a file, replace what is there in one transaction: when the
+    /// transaction fails after what was there went to the trash (an armed
+    /// fault), nothing changed and the trash is empty; once it succeeds the
+    /// old destination is one trash item with everything in it, and a
+    /// folder's copy, built aside, leaves no temporary folder behind.
+    overwriting_a_folder_is_one_transaction,
+    |b: TestAppBuilder| b.env("PAN_FAULT_AT", "tree.supersede=1*return->off"),
+    |app| {
+        let (token, user, password) = dav_user(&app, "davswap").await;
+        let dav = Dav { app: &app, user, password };
+        dav.mkcol("/src").await;
+        dav.put("/src/a.txt", b"new").await;
+        dav.mkcol("/dst").await;
+        dav.put("/dst/b.txt", b"old").await;
+        let trash_len = || async {
+            let (_, trash) = app.call("GET", "/trash/list", Some(&token)).await;
+            trash["entries"].as_array().map(Vec::len).unwrap()
+        };
+
+        let moved = || dav.req("MOVE", "/src/").header("Destination", dav.url("/dst/"));
+        let (code, _, body) = dav.send(moved()).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "the armed fault: {body}");
+        assert_eq!(dav.get("/dst/b.txt").await, b"old", "the destination is as it was");
+        assert_eq!(dav.get("/src/a.txt").await, b"new", "the source is where it was");
+        assert_eq!(trash_len().await, 0, "nothing went to the trash");
+
+        let (code, _, body) = dav.send(moved()).await;
+        assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+        assert_eq!(dav.get("/dst/a.txt").await, b"new");
+        assert_eq!(dav.propfind("/dst/b.txt", "0", "").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(dav.propfind("/src/", "0", "").await.0, StatusCode::NOT_FOUND);
+        let (_, trash) = app.call("GET", "/trash/list", Some(&token)).await;
+        let entries = trash["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), 1, "the old folder, as one item: {trash}");
+
+        // A folder's copy over a file and over a folder.
+        dav.put("/file.txt", b"a file").await;
+        let copy = dav.req("COPY", "/dst/").header("Destination", dav.url("/file.txt"));
+        assert_eq!(dav.send(copy).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(dav.get("/file.txt/a.txt").await, b"new");
+        dav.mkcol("/other").await;
+        dav.put("/other/c.txt", b"c").await;
+        let copy = dav.req("COPY", "/dst/").header("Destination", dav.url("/other/"));
+        assert_eq!(dav.send(copy).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(dav.get("/other/a.txt").await, b"new");
+        assert_eq!(dav.propfind("/other/c.txt", "0", "").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(trash_len().await, 3, "the folder, the file and the folder it replaced");
+        let (code, listing) = dav.propfind("/", "1", "").await;
+        assert_eq!(code, StatusCode::MULTI_STATUS);
+        assert!(!listing.contains(".pan-copy-"), "a temporary folder was left: {listing}");
+
+        // A file moved over a folder.
+        dav.put("/loose.txt", b"loose").await;
+        let over = dav.req("MOVE", "/loose.txt").header("Destination", dav.url("/other"));
+        assert_eq!(dav.send(over).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(dav.get("/other").await, b"loose");
+        assert_eq!(trash_len().await, 4);
+    }
+);
+
 /// Runs litmus's `groups` against `app` as a fresh user; the test fails
 /// with litmus's output when a group fails, or when litmus is missing.
 async fn litmus(app: &TestApp, groups: &str) {

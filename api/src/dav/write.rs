@@ -285,7 +285,9 @@ pub(super) fn destination_path(value: &str) -> DavResult<String> {
 /// only with `Overwrite: T` (the default; 412 with `F`): a file onto a
 /// file in one transaction (the file keeps its id, shares and history, the
 /// old content a version), anything else by putting what is there into the
-/// trash first. 201 when nothing was there, 204 when something was.
+/// trash in the same transaction that puts the source in its place (a
+/// folder's copy is built aside first). 201 when nothing was there, 204
+/// when something was.
 pub async fn copy_or_move(dav: &Dav, req: &Request, target: &Target, is_move: bool) -> DavResult {
     let destination = req.header("destination").ok_or_else(|| DavError::bad("Destination is required"))?;
     let dest = super::Target::parse(&destination_path(destination)?)?
@@ -341,15 +343,9 @@ pub async fn copy_or_move(dav: &Dav, req: &Request, target: &Target, is_move: bo
             return Err(DavError::forbidden("the source and the destination are the same"));
         }
         (Node::File(_), Some(Node::File(_))) => NameRule::Replace,
-        (_, Some(Node::Folder(d))) => {
-            tree.delete(user, &d.id, false).await?;
-            NameRule::Refuse
-        }
-        (_, Some(Node::File(f))) => {
-            tree.delete(user, &f.id, false).await?;
-            NameRule::Refuse
-        }
         (_, Some(Node::Root)) => return Err(DavError::forbidden("the root cannot be replaced")),
+        // What is there goes to the trash in the move's own transaction.
+        (_, Some(_)) => NameRule::Supersede,
         (_, None) => NameRule::Refuse,
     };
     let moved = match (&source, is_move) {
@@ -357,7 +353,7 @@ pub async fn copy_or_move(dav: &Dav, req: &Request, target: &Target, is_move: bo
         (Node::File(f), false) => files.copy(user, &f.id, to, Some(&name), (rule, None)).await.map(Some),
         (Node::Folder(d), true) => tree.move_folder(user, &d.id, to, Some(&name), rule).await.map(|_| None),
         (Node::Folder(d), false) => {
-            files.copy_folder(user, &d.id, to.unwrap_or(""), &name, shallow).await.map(|_| None)
+            files.copy_folder(user, &d.id, to.unwrap_or(""), &name, (shallow, rule)).await.map(|_| None)
         }
         (Node::Root, _) => return Err(DavError::forbidden("the root cannot be copied or moved")),
     };

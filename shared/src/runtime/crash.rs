@@ -60,7 +60,8 @@ pub fn point(_name: &'static str) {
 /// when `PAN_FAULT_AT=<name>=<actions>` arms it with `fail`'s actions (e.g.
 /// `tree.list_children=1*off->return`: every call but the first fails).
 /// The faults: `tree.list_children` (a folder listing's page: the
-/// database fails).
+/// database fails); `tree.supersede` (an overwriting move or copy fails
+/// after it put what was there into the trash, inside its transaction).
 #[inline(always)]
 pub fn fault(_name: &'static str) -> bool {
     #[cfg(feature = "crash-points")]

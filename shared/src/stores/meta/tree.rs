@@ -155,6 +155,69 @@ async fn name_taken(tx: &mut Tx, user_id: i64, parent: &str, name: &str, except:
     Ok(files > 0)
 }
 
+/// Moves a live file or folder (and everything below it) to the trash in
+/// the caller's transaction (the user's row locked).
+async fn trash_in(tx: &mut Tx, user_id: i64, id: &str, now: i64) -> Result<(), TxError> {
+    if live_folder(tx, user_id, id).await?.is_some() {
+        let ids = subtree(tx, user_id, id).await?;
+        hide_below(tx, user_id, &ids, id).await?;
+        sqlx::query("UPDATE folders SET trashed_at = ? WHERE user_id = ? AND folder_id = ?")
+            .bind(now)
+            .bind(user_id)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        return Ok(());
+    }
+    let hidden = sqlx::query(
+        "UPDATE user_files SET trashed_at = ?, trashed_by = entry_id \
+         WHERE user_id = ? AND entry_id = ? AND trashed_by IS NULL",
+    )
+    .bind(now)
+    .bind(user_id)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    if hidden.rows_affected() == 0 {
+        return Err(Error::FileNotFound.into());
+    }
+    Ok(())
+}
+
+/// With [`NameRule::Supersede`]: puts the live folders and files called
+/// `name` in `parent` (but `except`) into the trash, in the caller's
+/// transaction, so the name is free for what takes it in the same one.
+async fn supersede(tx: &mut Tx, user_id: i64, parent: &str, name: &str, except: &str, now: i64) -> Result<(), TxError> {
+    let key = name_key(name);
+    let folders: Vec<String> = sqlx::query_scalar(
+        "SELECT folder_id FROM folders WHERE user_id = ? AND parent = ? AND name_key = ? AND trashed_by IS NULL \
+         AND folder_id <> ?",
+    )
+    .bind(user_id)
+    .bind(parent)
+    .bind(key.as_str())
+    .bind(except)
+    .fetch_all(&mut **tx)
+    .await?;
+    let files: Vec<String> = sqlx::query_scalar(
+        "SELECT entry_id FROM user_files WHERE user_id = ? AND folder = ? AND filename_key = ? \
+         AND trashed_by IS NULL AND entry_id <> ?",
+    )
+    .bind(user_id)
+    .bind(parent)
+    .bind(key.as_str())
+    .bind(except)
+    .fetch_all(&mut **tx)
+    .await?;
+    for id in folders.iter().chain(&files) {
+        trash_in(tx, user_id, id, now).await?;
+    }
+    if crate::runtime::crash::fault("tree.supersede") {
+        return Err(Error::Unavailable { what: "database", source: "a fault armed by PAN_FAULT_AT".into() }.into());
+    }
+    Ok(())
+}
+
 /// The name an entry gets in `parent`: `name` when free, else refused or
 /// the first free `name (n).ext`, as `rule` says. `except` is the entry
 /// itself (a rename to its own name is no clash).
@@ -435,6 +498,9 @@ async fn relocate(
     let wanted = place.name.unwrap_or(name);
     if to == parent && wanted == name {
         return Ok(());
+    }
+    if place.rule == NameRule::Supersede {
+        supersede(tx, user_id, &to, wanted, id, place.now).await?;
     }
     let new_name = free_name(tx, user_id, &to, wanted, place.rule, id).await?;
     let Items { table, id: id_col, parent: parent_col, name: name_col, key: key_col } = items;
@@ -860,6 +926,9 @@ impl TreeRepo for SqlRepo {
             None => entry.folder.clone(),
         };
         let wanted = dest.name.unwrap_or(&entry.filename);
+        if dest.rule == NameRule::Supersede {
+            supersede(&mut tx, user_id, &to, wanted, "", now).await?;
+        }
         let name = free_name(&mut tx, user_id, &to, wanted, dest.rule, "").await?;
         // The copy's own reference on the content, as every entry holds one.
         sqlx::query("UPDATE files SET refcount = refcount + 1 WHERE id = ?").bind(file_id).execute(&mut *tx).await?;
@@ -873,29 +942,7 @@ impl TreeRepo for SqlRepo {
     async fn trash(&self, user_id: i64, id: &str, now: i64) -> Result<()> {
         let mut tx = self.begin().await?;
         lock_user(&mut tx, user_id).await?;
-        if live_folder(&mut tx, user_id, id).await?.is_some() {
-            let ids = subtree(&mut tx, user_id, id).await?;
-            hide_below(&mut tx, user_id, &ids, id).await?;
-            sqlx::query("UPDATE folders SET trashed_at = ? WHERE user_id = ? AND folder_id = ?")
-                .bind(now)
-                .bind(user_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        } else {
-            let hidden = sqlx::query(
-                "UPDATE user_files SET trashed_at = ?, trashed_by = entry_id \
-                 WHERE user_id = ? AND entry_id = ? AND trashed_by IS NULL",
-            )
-            .bind(now)
-            .bind(user_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            if hidden.rows_affected() == 0 {
-                return Err(Error::FileNotFound);
-            }
-        }
+        trash_in(&mut tx, user_id, id, now).await?;
         tx.commit().await?;
         Ok(())
     }
