@@ -471,7 +471,8 @@ async fn recalculate(dav: &Dav, req: &Request, target: &Target) -> DavResult {
 }
 
 /// `GET` and `HEAD` of a file: the download's answer (Range, If-Range,
-/// ETag, `attachment`, `nosniff`, the download CSP).
+/// ETag, `attachment`, `nosniff`, the download CSP), typed as PROPFIND's
+/// `getcontenttype` says.
 async fn get(dav: &Dav, req: &Request, target: &Target) -> DavResult {
     let entry = match dav.resolve(target).await? {
         Some(Node::File(f)) => f,
@@ -492,6 +493,12 @@ async fn get(dav: &Dav, req: &Request, target: &Target) -> DavResult {
     };
     if let Ok(v) = HeaderValue::from_str(&entry.id) {
         resp.headers_mut().insert("OC-FileId", v);
+    }
+    // The type PROPFIND's getcontenttype names, where it is one that cannot
+    // run script (never HTML or SVG: those stay octet-stream attachments).
+    let plain = resp.headers().get(header::CONTENT_TYPE).is_some_and(|t| t == "application/octet-stream");
+    if plain && let Some(kind) = crate::routes::files::preview_type(&entry.filename) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
     }
     Ok(resp)
 }

@@ -175,7 +175,8 @@ both!(
     /// (204): the same id, the old content kept as a version, the bytes
     /// served back with Range; a body without a length is streamed in;
     /// `X-OC-Mtime` sets the modification time (answered `accepted`); an
-    /// `OC-Checksum` that does not match is 400 and changes nothing.
+    /// `OC-Checksum` that does not match is 400 and changes nothing; GET
+    /// types a text file as text and HTML as an opaque attachment.
     put_makes_and_replaces_files_keeping_a_version,
     |app| {
         let (token, user, password) = dav_user(&app, "davput").await;
@@ -207,6 +208,16 @@ both!(
         let resp = range.send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
         assert_eq!(resp.bytes().await.unwrap().to_vec(), second[10..20]);
+
+        // GET names the type PROPFIND does, except a type that runs script.
+        dav.put("/notes.txt", b"plain words").await;
+        dav.put("/page.html", b"<script>alert(1)</script>").await;
+        for (path, kind) in [("/notes.txt", "text/plain; charset=utf-8"), ("/page.html", "application/octet-stream"), ("/f.bin", "application/octet-stream")] {
+            let (code, headers, _) = dav.send(dav.req("GET", path)).await;
+            assert_eq!(code, StatusCode::OK);
+            assert_eq!(headers["content-type"], kind, "{path}");
+            assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        }
 
         let wrong = format!("SHA1:{}", sha1_hex(b"something else"));
         let req = dav.req("PUT", "/f.bin").header("OC-Checksum", wrong).body(test_bytes(1000, 9));
