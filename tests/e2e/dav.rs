@@ -679,6 +679,39 @@ both!(
     }
 );
 
+/// rclone's final MOVE when the file takes longer than 30 s to be stored
+/// (here: no worker is running yet): 423 with `Retry-After`, the file not
+/// there yet; once a worker runs, the same MOVE again answers 201 with
+/// the file whole, as rclone's retry expects (never a 404, which rclone
+/// would read as success).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_move_still_storing_after_30_s_is_423_then_its_outcome() {
+    let mut app = TestApp::builder(Deployment::Fleet).workers(0).spawn().await;
+    let (_, user, password) = dav_user(&app, "chunk423").await;
+    let dir = app.url(&format!("/remote.php/dav/uploads/{user}/rclone-chunked-upload-slow"));
+    let http = app.http.clone();
+    let send = |m: &str, url: String| {
+        http.request(Method::from_bytes(m.as_bytes()).unwrap(), url).basic_auth(user.clone(), Some(password.clone()))
+    };
+    assert_eq!(send("MKCOL", dir.clone()).send().await.unwrap().status(), StatusCode::CREATED);
+    let data = test_bytes(4000, 23);
+    let put = send("PUT", format!("{dir}/{:015}-{:015}", 0, 3999)).body(data.clone());
+    assert_eq!(put.send().await.unwrap().status(), StatusCode::CREATED);
+    let dest = app.url(&format!("/remote.php/dav/files/{user}/slow.bin"));
+    let started = std::time::Instant::now();
+    let first = send("MOVE", format!("{dir}/.file")).header("Destination", &dest).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::LOCKED);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(30), "answered after {:?}", started.elapsed());
+    assert!(first.headers().contains_key("retry-after"), "{:?}", first.headers());
+    let dav = Dav { app: &app, user: user.clone(), password: password.clone() };
+    assert_eq!(dav.propfind("/slow.bin", "0", "").await.0, StatusCode::NOT_FOUND, "not stored yet");
+    app.spawn_worker();
+    let again = send("MOVE", format!("{dir}/.file")).header("Destination", &dest).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED, "the retry answers the outcome");
+    let dav = Dav { app: &app, user: user.clone(), password: password.clone() };
+    assert_eq!(dav.get("/slow.bin").await, data);
+}
+
 /// While the database is cut, WebDAV answers 503 with `Retry-After` and
 /// SabreDAV's XML (a PROPFIND before its first byte, a PUT), never a 500
 /// or a 207 with members missing; once it is back the listing is whole.
