@@ -240,9 +240,12 @@ impl Target {
         Ok(Some(Target { user, names }))
     }
 
-    /// The path as the tree names it: `/a/b`.
+    /// The path as the tree tells names apart (each name in NFC, as the
+    /// tree compares them): `/a/b`. Locks are kept and checked by it, so a
+    /// name sent decomposed (as macOS does) meets the lock taken composed.
     pub fn tree_path(&self) -> String {
-        format!("/{}", self.names.join("/"))
+        let names: Vec<String> = self.names.iter().map(|n| shared::domain::name_key(n)).collect();
+        format!("/{}", names.join("/"))
     }
 
     /// The parent's names and the last name (`None` for the root).
@@ -512,6 +515,8 @@ mod tests {
         let t = Target::parse("/remote.php/dav/files/alice/a%20b/c%C3%A9.txt").unwrap().unwrap();
         assert_eq!(t.user.as_deref(), Some("alice"));
         assert_eq!(t.names, ["a b", "cé.txt"]);
+        let decomposed = Target::parse("/remote.php/dav/files/alice/a%20b/ce%CC%81.txt").unwrap().unwrap();
+        assert_eq!(decomposed.tree_path(), t.tree_path(), "one path for locks, composed or not");
         let t = Target::parse("/remote.php/webdav/").unwrap().unwrap();
         assert_eq!((t.user, t.names.len()), (None, 0));
         assert_eq!(Target::parse("/remote.php/dav/files/alice").unwrap().unwrap().names.len(), 0);
