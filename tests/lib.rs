@@ -293,6 +293,17 @@ impl TestApp {
         format!("http://{addr}")
     }
 
+    /// Like [`TestApp::spawn_another_api`], with settings of its own for
+    /// this process only (such as `PAN_CRASH_AT`); started again, it goes
+    /// without them.
+    pub async fn spawn_another_api_with(&mut self, env: &[(&str, &str)]) -> String {
+        let kept = self.env.len();
+        self.env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let base = self.spawn_another_api().await;
+        self.env.truncate(kept);
+        base
+    }
+
     /// The index in `more_apis` of the api process serving `base`, or `None`
     /// for the first one (`self.base`).
     fn api_at(&self, base: &str) -> Option<usize> {

@@ -474,6 +474,47 @@ both!(
     }
 );
 
+/// A sender that cannot let go (its api process killed while it held the
+/// upload's turn) keeps a newer PATCH out no longer than its lease: the
+/// newer one, on another process, is answered 423 `UPLOAD_LOCKED` after
+/// waiting 10 s (tus-js-client retries a 423), nothing is lost, and a
+/// retry once the dead holder's lease has run out finishes the upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tus_a_patch_is_423_when_the_sender_does_not_let_go_within_10_s() {
+    let mut app = TestApp::builder(Deployment::Fleet).spawn().await;
+    let token = app.user(&uname("tus423")).await;
+    let data = test_bytes(300_000, 9);
+    let at = create(&app, &token, Some(data.len() as u64), &[("filename", "held.bin")]).await;
+    assert_eq!(patch(&app, &token, &at, 0, &data[..100_000], &[]).await.0, StatusCode::NO_CONTENT);
+    let doomed = app.spawn_another_api_with(&[("PAN_CRASH_AT", "tus.after_turn")]).await;
+    let cut = app
+        .http
+        .patch(format!("{doomed}{at}"))
+        .bearer_auth(&token)
+        .header("tus-resumable", "1.0.0")
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-offset", "100000")
+        .body(data[100_000..200_000].to_vec())
+        .send()
+        .await;
+    assert!(cut.is_err(), "the process died holding the turn: {cut:?}");
+
+    let started = std::time::Instant::now();
+    let (code, _, body) = patch(&app, &token, &at, 100_000, &data[100_000..], &[]).await;
+    let waited = started.elapsed();
+    assert_error(code, &body, StatusCode::LOCKED, "the dead sender's turn");
+    assert_eq!(body["code"], "UPLOAD_LOCKED");
+    assert!(waited >= std::time::Duration::from_secs(10), "answered after {waited:?}");
+    assert_eq!(offset_of(&app, &token, &at).await, 100_000, "nothing lost, nothing half-written");
+
+    let file = eventually(30, "the dead holder's lease runs out", || async {
+        let (code, h, _) = patch(&app, &token, &at, 100_000, &data[100_000..], &[]).await;
+        (code == StatusCode::NO_CONTENT).then(|| header(&h, "pan-file-id").to_owned())
+    })
+    .await;
+    assert!(content(&app, &token, &file).await == data, "the file is every byte, in order");
+}
+
 both!(
     /// Concatenation: partial uploads are uploads of their own (never
     /// files); a final names them (relative or under this server's URL)

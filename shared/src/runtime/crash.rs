@@ -14,6 +14,7 @@
 //! - `upload.after_store`: a single upload's file stored, no rows yet;
 //! - `purge.after_rows`: a purge's rows are gone, the bytes not yet;
 //! - `backup.after_copy`: the backup copy exists, not yet recorded.
+//! - `tus.after_turn`: a tus `PATCH` holds its upload's turn to send.
 
 /// Arms the points named in `PAN_CRASH_AT`, and the faults of
 /// `PAN_FAULT_AT` (a no-op without the feature).

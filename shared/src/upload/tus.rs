@@ -198,6 +198,7 @@ impl Uploads {
         // One sender at a time; a sender that is there already (a client's
         // earlier connection, maybe half dead) is asked to let go.
         let turn = self.tus_turn(&now.session.id).await?;
+        crate::runtime::crash::point("tus.after_turn");
         let sent = self.tus_send(user, id, patch, body).await;
         turn.release().await;
         sent?;
