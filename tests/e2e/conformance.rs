@@ -1187,6 +1187,33 @@ async fn byte_store_suite(s: &dyn ByteStore, presigns: bool) {
         None => assert!(!presigns, "this store should sign URLs"),
     }
 
+    // Staged bytes of two uploads copied into a third (tus's concatenation)
+    // on the store's side: the third's file is theirs in order, theirs stay.
+    let joined_data = test_bytes(40_000, 93);
+    let first = stage_at(s, &joined_data[..25_000], &[10_000]).await;
+    let second = stage_at(s, &joined_data[25_000..], &[]).await;
+    let joined = UploadId::generate();
+    let mut copies = Vec::new();
+    for (base, staged) in [(0u64, &first), (25_000, &second)] {
+        for from in staged {
+            let segment = Segment { start: base + from.segment.start, len: from.segment.len };
+            let at = SegmentAt { id: &joined, segment };
+            let key = s.copy_segment(&Path::from(from.key.as_str()), from.segment, at).await.unwrap();
+            copies.push(Staged { segment, key: key.expect("a copy on the store's side").to_string() });
+        }
+    }
+    let whole = s.staged_file(&joined, 40_000, &copies, s.scratch_dir(), 2).await.unwrap();
+    assert!(std::fs::read(&whole.path).unwrap() == joined_data, "the copies make the file, in order");
+    drop(whole);
+    let source = s.read_segment(&Path::from(second[0].key.as_str()), second[0].segment).await.unwrap().unwrap();
+    let source: Vec<Bytes> = source.try_collect().await.unwrap();
+    let source = source.concat();
+    assert!(source == joined_data[25_000..], "the source stays as it was");
+    for key in [&first[0].key, &second[0].key, &copies[0].key] {
+        let prefix = key.split('/').next().unwrap();
+        assert!(s.delete_prefix(&Path::from(prefix)).await.unwrap() > 0);
+    }
+
     // Deleting: twice is fine; a prefix goes whole, and nothing else does.
     s.delete(&Path::from("ab/cd/file")).await.unwrap();
     s.delete(&Path::from("ab/cd/file")).await.unwrap();

@@ -133,6 +133,16 @@ pub trait ByteStore: Send + Sync {
     /// [`ChunkSink`]; `None` when gone.
     async fn read_segment(&self, key: &Path, segment: Segment) -> Result<Option<ByteStream>>;
 
+    /// Stages segment `at` of an upload as a copy of `from`, bytes staged
+    /// here for another upload (its segment `from_segment`, of the same
+    /// length), without them passing through pan: a server-side copy of
+    /// the object, or a kernel copy into the upload's data file. Durable
+    /// once it returns; the key it is staged under. `Ok(None)` when this
+    /// store cannot: the caller sends the bytes through pan.
+    async fn copy_segment(&self, _from: &Path, _from_segment: Segment, _at: SegmentAt<'_>) -> Result<Option<Path>> {
+        Ok(None)
+    }
+
     /// The whole file of upload `id` (`size` bytes), from its staged
     /// segments (in order, covering it), as a synced temporary file in
     /// `scratch` (the destination store's [`ByteStore::scratch_dir`]): a

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::Stream;
 
-use super::{BodyChecksum, BytesRequest, InitOutcome, NewUpload, Source, Uploads, running_hash};
+use super::{BodyChecksum, BytesRequest, InitOutcome, NewUpload, Source, Staged, Uploads, objects, running_hash};
 use crate::domain::error::{Error, ErrorCode, Result};
 use crate::domain::{
     FailureCode, FileName, FolderId, Mtime, NameRule, Placement, UploadId, UploadSession, UploadState, User,
@@ -378,15 +378,26 @@ impl Uploads {
     }
 
     /// Copies each partial's staged segments into the final upload `id`,
-    /// one after the other at its offset, through the byte engine (so the
-    /// final's running hash follows them in order).
+    /// one after the other at its offset: where the staging store can, on
+    /// its side (a `CopyObject` per segment on S3, `copy_file_range` into
+    /// the data file locally), marked as received at once; else through
+    /// the byte engine. Either way the final's running hash then reads
+    /// them in order (its first partial's bytes not again: see
+    /// [`Uploads::continue_first_hash`]).
     async fn copy_partials(&self, user: &User, id: &str, parts: &[TusUpload]) -> Result<()> {
         use futures::StreamExt;
-        let mut at = 0u64;
-        let mut bytes = 0u64;
+        let session = self.sessions.get(&UploadId::parse(id)?).await?.ok_or(Error::UploadNotFound)?;
+        let (mut at, mut by_store, mut through_pan) = (0u64, 0u64, 0u64);
         for part in parts {
             for staged in self.sessions.segments(&part.session.id).await? {
                 let key = object_store::path::Path::from(staged.key.as_str());
+                let segment = crate::domain::Segment { start: at + staged.segment.start, len: staged.segment.len };
+                let target = objects::SegmentAt { id: &session.id, segment };
+                if let Some(copied) = self.staging.copy_segment(&key, staged.segment, target).await? {
+                    self.mark_staged(&session, &Staged { segment, key: copied.to_string() }).await?;
+                    by_store += segment.len;
+                    continue;
+                }
                 let stream = self
                     .staging
                     .read_segment(&key, staged.segment)
@@ -394,17 +405,26 @@ impl Uploads {
                     .ok_or_else(|| Error::internal("concatenating uploads", "a partial's bytes are not staged"))?;
                 let mut stream = stream.map(|piece| piece.map_err(|e| std::io::Error::other(e.to_string())));
                 let request = BytesRequest {
-                    offset: at + staged.segment.start,
-                    content_length: Some(staged.segment.len),
+                    offset: segment.start,
+                    content_length: Some(segment.len),
                     checksum: None,
                     min_rate: 0,
                 };
                 self.put_bytes(user, id, request, &mut stream).await?;
-                bytes += staged.segment.len;
+                through_pan += segment.len;
             }
             at += part.offset;
         }
-        tracing::info!(upload = id, partials = parts.len(), bytes, "partial uploads copied into the final upload");
+        if by_store > 0 {
+            self.hash.advance_in_background(session.clone());
+        }
+        tracing::info!(
+            upload = id,
+            partials = parts.len(),
+            by_store,
+            through_pan,
+            "partial uploads copied into the final upload"
+        );
         Ok(())
     }
 

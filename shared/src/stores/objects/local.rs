@@ -195,6 +195,36 @@ impl ByteStore for LocalStore {
         self.read(key, range).await
     }
 
+    /// Into the upload's data file at the segment's offset, from the other
+    /// upload's data file (or a segment object of its own) by
+    /// `copy_file_range`: the kernel copies (or shares the blocks, on a
+    /// file system that can), nothing passes through pan; then synced.
+    async fn copy_segment(&self, from: &Path, from_segment: Segment, at: SegmentAt<'_>) -> Result<Option<Path>> {
+        let key = data_key(at.id);
+        let (root, to_path, from_path) = (self.dir.clone(), self.path_of(&key), self.path_of(from));
+        let from_start = if is_data_file(from) { from_segment.start } else { 0 };
+        let (to_start, len) = (at.segment.start, at.segment.len.min(from_segment.len));
+        tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut source = File::open(&from_path)?;
+            source.seek(SeekFrom::Start(from_start))?;
+            let mut dest = open_data_file(&root, &to_path, 0)?;
+            dest.seek(SeekFrom::Start(to_start))?;
+            // std copies file to file with copy_file_range(2).
+            let copied = std::io::copy(&mut source.take(len), &mut dest)?;
+            dest.sync_data()?;
+            Ok(copied)
+        })
+        .await
+        .context("copying staged bytes")?
+        .and_then(|copied| match copied == len {
+            true => Ok(()),
+            false => Err(std::io::Error::other(format!("{copied} of {len} staged bytes were there to copy"))),
+        })
+        .context("copying staged bytes")?;
+        Ok(Some(key))
+    }
+
     /// The data file itself (it was synced segment by segment), linked
     /// into `scratch` under a second name: no copy, and the staged file
     /// stays for a retried merge until the upload is done. Segments staged

@@ -279,6 +279,14 @@ impl ByteStore for S3Store {
         self.backing.read(key, None).await
     }
 
+    /// A segment is an object of its own: the service copies it (one
+    /// `CopyObject`, no bytes through pan).
+    async fn copy_segment(&self, from: &Path, _from_segment: Segment, at: SegmentAt<'_>) -> Result<Option<Path>> {
+        let key = super::segment_key(at.id, at.segment.start);
+        self.backing.store.copy(from, &key).await?;
+        Ok(Some(key))
+    }
+
     async fn copy_from(&self, from: &dyn ByteStore, from_key: &Path, to_key: &Path) -> Result<u64> {
         self.backing.copy_from(from, from_key, to_key).await
     }
