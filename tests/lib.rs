@@ -1688,13 +1688,23 @@ impl Nginx {
     /// Starts nginx in front of the api processes at `upstreams` (base URLs,
     /// `http://127.0.0.1:<port>`) and waits until it passes a request on.
     pub async fn start(upstreams: &[String]) -> Nginx {
+        Nginx::start_with_body_limit(upstreams, "0").await
+    }
+
+    /// Like [`Nginx::start`], refusing request bodies over `max_body`
+    /// (nginx's `client_max_body_size`, such as `20m`; `0`: no limit, as
+    /// the shipped site file has it) with 413, as many proxies do.
+    pub async fn start_with_body_limit(upstreams: &[String], max_body: &str) -> Nginx {
         use std::os::unix::process::CommandExt;
         let dir = tempfile::tempdir().expect("nginx dir");
         let d = dir.path().display();
         let port = free_port();
         let addrs: Vec<&str> =
             upstreams.iter().map(|u| u.trim_start_matches("http://").trim_end_matches('/')).collect();
-        std::fs::write(dir.path().join("pan.conf"), site_file(&addrs, &format!("127.0.0.1:{port}"))).unwrap();
+        let site = site_file(&addrs, &format!("127.0.0.1:{port}"));
+        assert!(site.contains("client_max_body_size 0;"), "the site file sets client_max_body_size 0");
+        let site = site.replace("client_max_body_size 0;", &format!("client_max_body_size {max_body};"));
+        std::fs::write(dir.path().join("pan.conf"), site).unwrap();
         // The tests run as root (as bench/compare.py's nginx does): the
         // worker keeps root to reach the temp directories below.
         let main = format!(

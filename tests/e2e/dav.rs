@@ -522,18 +522,27 @@ fn rclone_bin() -> std::path::PathBuf {
     bin
 }
 
-/// Runs rclone with a `pan:` remote (`vendor=nextcloud`) for `user`.
+/// Runs rclone with a `pan:` remote (`vendor=nextcloud`, 1 MiB chunks)
+/// for `user`.
 async fn rclone(app: &TestApp, user: &str, password: &str, args: &[&str]) -> String {
+    let mut args = args.to_vec();
+    args.extend(["--webdav-nextcloud-chunk-size", "1M"]);
+    rclone_at(&app.base, user, password, &args).await
+}
+
+/// Runs rclone with a `pan:` remote (`vendor=nextcloud`, rclone's own
+/// settings otherwise) for `user` on the server at `base`.
+async fn rclone_at(base: &str, user: &str, password: &str, args: &[&str]) -> String {
     let bin = rclone_bin();
     let obscured = tokio::process::Command::new(&bin).args(["obscure", password]).output().await.expect("rclone");
     let obscured = String::from_utf8(obscured.stdout).unwrap();
     let config = tempfile::tempdir().unwrap();
     let out = tokio::process::Command::new(&bin)
         .args(args)
-        .args(["--webdav-nextcloud-chunk-size", "1M", "--retries", "1"])
+        .args(["--retries", "1"])
         .env("RCLONE_CONFIG", config.path().join("rclone.conf"))
         .env("RCLONE_CONFIG_PAN_TYPE", "webdav")
-        .env("RCLONE_CONFIG_PAN_URL", app.url(&format!("/remote.php/dav/files/{user}")))
+        .env("RCLONE_CONFIG_PAN_URL", format!("{base}/remote.php/dav/files/{user}"))
         .env("RCLONE_CONFIG_PAN_VENDOR", "nextcloud")
         .env("RCLONE_CONFIG_PAN_USER", user)
         .env("RCLONE_CONFIG_PAN_PASS", obscured.trim())
@@ -544,6 +553,38 @@ async fn rclone(app: &TestApp, user: &str, password: &str, args: &[&str]) -> Str
     assert!(out.status.success(), "rclone {args:?} failed:\n{text}");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+both!(
+    /// Behind a proxy that refuses bodies over 20 MiB (nginx's
+    /// `client_max_body_size 20m`, a common default), rclone with its own
+    /// settings (`vendor=nextcloud`, 10 MiB chunks) stores a 25 MiB file as
+    /// chunks, byte-exact and `check --checksum` clean, where a single PUT
+    /// of it gets the proxy's 413.
+    rclone_chunks_a_file_through_a_proxy_that_refuses_bodies_over_20_mib,
+    |app| {
+        let (_, user, password) = dav_user(&app, "rclproxy").await;
+        let nginx = Nginx::start_with_body_limit(std::slice::from_ref(&app.base), "20m").await;
+        let src = tempfile::tempdir().unwrap();
+        let big = test_bytes(25 << 20, 31);
+        std::fs::write(src.path().join("big.bin"), &big).unwrap();
+        let put = app
+            .http
+            .put(format!("{}/remote.php/dav/files/{user}/single.bin", nginx.base))
+            .basic_auth(&user, Some(&password))
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), StatusCode::PAYLOAD_TOO_LARGE, "the proxy refuses a single PUT");
+        let local = src.path().to_str().unwrap();
+        rclone_at(&nginx.base, &user, &password, &["copy", local, "pan:through"]).await;
+        rclone_at(&nginx.base, &user, &password, &["check", "--checksum", local, "pan:through"]).await;
+        let dav = Dav { app: &app, user: user.clone(), password: password.clone() };
+        assert!(dav.get("/through/big.bin").await == big, "the file is every byte");
+        let chunks = nginx.access_log().iter().filter(|r| r.method == "PUT" && r.uri.contains("/remote.php/dav/uploads/")).count();
+        assert_eq!(chunks, 3, "sent as three chunks of at most 10 MiB");
+    }
+);
 
 /// Sets a local file's modification time.
 fn set_mtime(path: &std::path::Path, secs: i64) {
