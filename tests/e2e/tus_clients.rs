@@ -1,10 +1,11 @@
 //! Real tus clients against a live api, unchanged: tus-js-client (what
 //! Uppy's Tus plugin runs) under Node and tuspy under Python, installed
-//! and pinned by `scripts/deps tus` (tests/tus). Each uploads a file in
-//! 256 KiB PATCHes, stops half-way, resumes from the server's offset in a
-//! new upload object, and finishes; the file must be the bytes sent.
+//! and pinned by `scripts/deps tus` (tests/tus). They stop half-way and
+//! resume (a new upload object, or a new process after a SIGKILL), and
+//! every file must be the bytes sent.
 
-use std::path::PathBuf;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::Engine;
@@ -118,6 +119,81 @@ both!(
         assert!(resp.bytes().await.unwrap() == data, "the stored bytes are the ones sent, in order");
         let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
         assert_eq!((info["open_uploads"].as_u64(), info["bytes_reserved"].as_u64()), (Some(0), Some(0)), "{info}");
+    }
+);
+
+/// Node, after checking that tests/tus has `packages` installed: a missing
+/// one fails the test, saying how to install it.
+fn node_with(packages: &[&str]) -> PathBuf {
+    for package in packages {
+        let installed = workspace().join("tests/tus/node_modules").join(package);
+        assert!(installed.exists(), "{} is missing: run scripts/deps tus (scripts/test does)", installed.display());
+    }
+    which("node").expect("node on PATH (the machine image has it)")
+}
+
+/// js_killed.mjs's arguments: `mode`, where to upload what, the file its
+/// `FileUrlStorage` keeps, and `arg`.
+fn killed_args(app: &TestApp, token: &str, file: &Path, store: &Path, mode: &str, arg: &str) -> Vec<String> {
+    let (file, store) = (file.display().to_string(), store.display().to_string());
+    let name = file.rsplit('/').next().unwrap_or_default().to_owned();
+    [mode, &app.base, &format!("Bearer {token}"), &file, &name, "/tus clients", &store, arg].map(str::to_owned).to_vec()
+}
+
+/// Runs js_killed.mjs until the process dies of the SIGKILL it sends
+/// itself; returns the line it printed first.
+async fn run_until_killed(node: PathBuf, args: Vec<String>) -> Value {
+    let script = workspace().join("tests/tus/js_killed.mjs");
+    let out = tokio::task::spawn_blocking(move || Command::new(node).arg(script).args(args).output())
+        .await
+        .expect("client thread")
+        .expect("run the tus client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGKILL),
+        "the client was to die of SIGKILL ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().next().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// `Upload-Offset` of the tus upload at `url`, as `HEAD` gives it.
+async fn tus_offset(app: &TestApp, token: &str, url: &str) -> u64 {
+    let resp = app.http.head(url).bearer_auth(token).header("Tus-Resumable", "1.0.0").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "HEAD {url}");
+    resp.headers()["upload-offset"].to_str().unwrap().parse().unwrap()
+}
+
+both!(
+    /// tus-js-client in Node as an app that outlives its process: 3 MiB in
+    /// 256 KiB PATCHes, its upload URL kept on disk by `FileUrlStorage`;
+    /// the process SIGKILLs itself once 1.5 MB are accepted (the 6th of 12
+    /// PATCHes answered), and a new process finds the upload with
+    /// `findPreviousUploads()` and goes on with
+    /// `resumeFromPreviousUpload()`: its HEAD and its first PATCH are at
+    /// the 6 chunks the server holds (nothing sent twice, nothing lost),
+    /// and the file is the bytes sent.
+    tus_js_client_killed_mid_upload_resumes_from_its_url_storage,
+    |app| {
+        let token = app.user(&uname("tusjs")).await;
+        let data = test_bytes(3 << 20, 44);
+        let path = app.data.path().join("killed.bin");
+        std::fs::write(&path, &data).unwrap();
+        let store = app.data.path().join("tus-urls.json");
+        let node = node_with(&["tus-js-client"]);
+        let first = run_until_killed(node.clone(), killed_args(&app, &token, &path, &store, "kill-after", "1500000")).await;
+        let killed_at = 6 * 256 * 1024;
+        assert_eq!(first["killedAt"].as_u64(), Some(killed_at), "{first}");
+        let url = first["url"].as_str().unwrap_or_else(|| panic!("no upload URL: {first}"));
+        assert_eq!(tus_offset(&app, &token, url).await, killed_at, "the server holds every PATCH it answered");
+
+        let second = run_client(node, "js_killed.mjs", &killed_args(&app, &token, &path, &store, "resume", "256k")).await;
+        assert_eq!((second["url"].as_str(), second["previous"].as_u64()), (Some(url), Some(1)), "{second}");
+        let at = (second["resumedFrom"].as_u64(), second["firstPatchAt"].as_u64());
+        assert_eq!(at, (Some(killed_at), Some(killed_at)), "resumed where the server was: {second}");
+        check(&app, &token, &second, "killed.bin", &data, "resumedFrom").await;
     }
 );
 
