@@ -1,16 +1,19 @@
 //! Real tus clients against a live api, unchanged: tus-js-client (what
 //! Uppy's Tus plugin runs) under Node and tuspy under Python, installed
 //! and pinned by `scripts/deps tus` (tests/tus). They stop half-way and
-//! resume (a new upload object, or a new process after a SIGKILL), and
+//! resume (a new upload object, or a new process after a SIGKILL, or a PATCH cut off mid-body), and
 //! every file must be the bytes sent.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use base64::Engine;
 use pan_tests::*;
 use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout};
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
@@ -159,6 +162,34 @@ async fn run_until_killed(node: PathBuf, args: Vec<String>) -> Value {
     serde_json::from_str(stdout.lines().next().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
+/// Starts a Node script of tests/tus with piped stdin and stdout (its
+/// stderr goes to the test's); killed if the test ends first.
+fn start_script(node: &Path, script: &str, args: &[String]) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = tokio::process::Command::new(node)
+        .arg(workspace().join("tests/tus").join(script))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start node {script}: {e}"));
+    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    (child, lines)
+}
+
+/// The next line a script prints, as JSON, within `secs`.
+async fn next_json(lines: &mut Lines<BufReader<ChildStdout>>, secs: u64, what: &str) -> Value {
+    let line = tokio::time::timeout(Duration::from_secs(secs), lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("no {what} within {secs} s"))
+        .expect("read the script's output")
+        .unwrap_or_else(|| panic!("the script ended before printing {what} (its stderr is above)"));
+    let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert!(value.get("error").is_none(), "the script failed: {value}");
+    value
+}
+
 /// `Upload-Offset` of the tus upload at `url`, as `HEAD` gives it.
 async fn tus_offset(app: &TestApp, token: &str, url: &str) -> u64 {
     let resp = app.http.head(url).bearer_auth(token).header("Tus-Resumable", "1.0.0").send().await.unwrap();
@@ -194,6 +225,50 @@ both!(
         let at = (second["resumedFrom"].as_u64(), second["firstPatchAt"].as_u64());
         assert_eq!(at, (Some(killed_at), Some(killed_at)), "resumed where the server was: {second}");
         check(&app, &token, &second, "killed.bin", &data, "resumedFrom").await;
+    }
+);
+
+both!(
+    /// tus-js-client with its default `chunkSize` (one PATCH for the whole
+    /// 3 MiB file, as Uppy sends by default) over a network that stalls
+    /// after the PATCH's first 1,234,567 bytes, SIGKILLed there. While the
+    /// body is open nothing counts (HEAD says 0: bytes count once durable,
+    /// and the segment has not ended); once the connection is gone the
+    /// server keeps exactly the bytes that arrived, as tus asks (pan used to
+    /// drop a cut segment, up to 64 MiB, so such a client began again from
+    /// 0). A new process finds the upload through `findPreviousUploads()`
+    /// and sends the rest in one PATCH from there; the file is the bytes
+    /// sent.
+    tus_js_client_whole_file_patch_cut_off_resumes_from_the_bytes_that_arrived,
+    |app| {
+        let token = app.user(&uname("tusjs")).await;
+        let data = test_bytes(3 << 20, 46);
+        let path = app.data.path().join("cut.bin");
+        std::fs::write(&path, &data).unwrap();
+        let store = app.data.path().join("tus-urls.json");
+        let node = node_with(&["tus-js-client"]);
+        let held_at = 1_234_567;
+        let hold = killed_args(&app, &token, &path, &store, "hold", &held_at.to_string());
+        let (mut child, mut lines) = start_script(&node, "js_killed.mjs", &hold);
+        let held = next_json(&mut lines, 60, "the line saying the PATCH stalled").await;
+        assert_eq!(held["heldAt"].as_u64(), Some(held_at), "{held}");
+        let url = held["url"].as_str().unwrap_or_else(|| panic!("no upload URL: {held}")).to_owned();
+        assert_eq!(tus_offset(&app, &token, &url).await, 0, "nothing counts while the segment's body flows");
+        child.start_kill().expect("SIGKILL the client");
+        let status = child.wait().await.expect("wait for the client");
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+        let (a, t, u) = (&app, token.as_str(), url.as_str());
+        let kept = eventually(30, "the server to keep the cut PATCH's bytes", move || async move {
+            Some(tus_offset(a, t, u).await).filter(|&offset| offset > 0)
+        })
+        .await;
+        assert_eq!(kept, held_at, "every byte that left the killed process is kept");
+
+        let second = run_client(node, "js_killed.mjs", &killed_args(&app, &token, &path, &store, "resume", "whole")).await;
+        assert_eq!((second["url"].as_str(), second["previous"].as_u64()), (Some(url.as_str()), Some(1)), "{second}");
+        let at = (second["resumedFrom"].as_u64(), second["firstPatchAt"].as_u64());
+        assert_eq!(at, (Some(held_at), Some(held_at)), "resumed from the bytes that arrived: {second}");
+        check(&app, &token, &second, "cut.bin", &data, "resumedFrom").await;
     }
 );
 
