@@ -1,8 +1,10 @@
 //! Real tus clients against a live api, unchanged: tus-js-client (what
-//! Uppy's Tus plugin runs) under Node and tuspy under Python, installed
-//! and pinned by `scripts/deps tus` (tests/tus). They stop half-way and
-//! resume (a new upload object, or a new process after a SIGKILL, or a PATCH cut off mid-body), and
-//! every file must be the bytes sent.
+//! Uppy's Tus plugin runs) under Node, tuspy under Python, and Uppy itself
+//! (@uppy/core + @uppy/tus) on a page of another origin in Debian's
+//! headless Chromium, all installed and pinned by `scripts/deps tus`
+//! (tests/tus). They stop half-way and resume (a new upload object, a new
+//! process after a SIGKILL, a PATCH cut off mid-body), and every file must
+//! be the bytes sent.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -12,7 +14,7 @@ use std::time::Duration;
 use base64::Engine;
 use pan_tests::*;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
 
 fn workspace() -> PathBuf {
@@ -271,6 +273,82 @@ both!(
         check(&app, &token, &second, "cut.bin", &data, "resumedFrom").await;
     }
 );
+
+on_both!(
+    /// Uppy (@uppy/core 6.3.1 and @uppy/tus 6.0.0, bundled with esbuild)
+    /// on a page of another origin, in Debian's headless Chromium: a
+    /// visitor picks a 3 MiB file and Uppy uploads it through an upload
+    /// link (`Upload-Link`, no account credentials) in 1 MiB PATCHes. pan,
+    /// started with `PAN_TUS_CORS_ORIGINS` naming that origin, answers the
+    /// POST (201) and the four PATCHes (204) with
+    /// `Access-Control-Allow-Origin: <that origin>`, and the file lands in
+    /// the link's folder byte for byte. The same page served from an
+    /// origin not named is stopped by the browser at the preflight: no
+    /// request gets through, Uppy reports the upload failed, and nothing
+    /// is made.
+    uppy_on_another_origin_uploads_through_an_upload_link,
+    uppy_through_an_upload_link
+);
+
+async fn uppy_through_an_upload_link(deployment: Deployment) {
+    let node = node_with(&["@uppy/core", "@uppy/tus", "esbuild", "playwright-core"]);
+    let chromium = Path::new("/usr/bin/chromium");
+    assert!(chromium.exists(), "{} is missing: run scripts/deps tus (scripts/test does)", chromium.display());
+    let (mut child, mut lines) = start_script(&node, "uppy_upload.mjs", &[]);
+    let origins = next_json(&mut lines, 60, "the page's origins").await;
+    let allowed = origins["allowed"].as_str().unwrap_or_else(|| panic!("no origin: {origins}")).to_owned();
+    let refused = origins["refused"].as_str().unwrap_or_else(|| panic!("no origin: {origins}")).to_owned();
+    let app = TestApp::builder(deployment).env("PAN_TUS_CORS_ORIGINS", &allowed).spawn().await;
+
+    let token = app.user(&uname("owner")).await;
+    let (code, folder) = app.post_json("/folder/create", Some(&token), &json!({"name": "Drop"})).await;
+    assert_eq!(code, StatusCode::CREATED, "{folder}");
+    let (code, made) = app.post_json("/uplink/create", Some(&token), &json!({"folder": folder["id"]})).await;
+    assert_eq!(code, StatusCode::CREATED, "{made}");
+    let data = test_bytes((3 << 20) + 17, 45);
+    let path = app.data.path().join("from uppy.bin");
+    std::fs::write(&path, &data).unwrap();
+    let ask = json!({"pan": app.base, "link": made["link"], "file": path.display().to_string()});
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(format!("{ask}\n").as_bytes()).await.expect("tell the script");
+    drop(stdin);
+    let report = next_json(&mut lines, 150, "Uppy's report").await;
+    let status = child.wait().await.expect("wait for the script");
+    assert!(status.success(), "uppy_upload.mjs: {status}");
+
+    // The named origin: every answer names it, and the file is in the link's folder.
+    let ok = &report["allowed"];
+    assert_eq!(ok["uploaded"]["failed"], json!([]), "{ok}");
+    assert_eq!(ok["uploaded"]["successful"].as_array().map(Vec::len), Some(1), "{ok}");
+    assert_eq!(ok["uploaded"]["successful"][0]["name"], "from uppy.bin", "{ok}");
+    let seen: Vec<Value> = ok["requests"].as_array().cloned().unwrap_or_default();
+    let mut want = vec![json!({"method": "POST", "status": 201, "allowOrigin": allowed})];
+    want.extend((0..4).map(|_| json!({"method": "PATCH", "status": 204, "allowOrigin": allowed})));
+    assert_eq!(seen, want, "{ok}");
+    let (code, stat) = app.call("GET", "/folder/stat?path=/Drop/from uppy.bin", Some(&token)).await;
+    assert_eq!(code, StatusCode::OK, "{stat}");
+    let id = stat["id"].as_str().unwrap();
+    let resp = app.http.get(app.url(&format!("/file/download?id={id}"))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.bytes().await.unwrap() == data, "the stored bytes are the ones picked");
+
+    // Another origin: the browser stops it at the preflight, and nothing is made.
+    let no = &report["refused"];
+    assert_eq!(no["uploaded"]["successful"], json!([]), "{no}");
+    assert_eq!(no["uploaded"]["failed"][0]["name"], "from uppy.bin", "{no}");
+    assert_eq!(no["requests"], json!([]), "no request got past the preflight: {no}");
+    assert!(no["failed"].as_array().is_some_and(|f| !f.is_empty() && f.iter().all(|r| r["method"] == "POST")), "{no}");
+    let blocked = format!("from origin '{refused}' has been blocked by CORS policy");
+    let said =
+        no["console"].as_array().is_some_and(|c| c.iter().any(|m| m.as_str().is_some_and(|m| m.contains(&blocked))));
+    assert!(said, "the browser names the CORS refusal: {no}");
+    let (code, listing) = app.call("GET", "/folder/list?path=/Drop", Some(&token)).await;
+    assert_eq!(code, StatusCode::OK, "{listing}");
+    let names: Vec<&str> = listing["entries"].as_array().unwrap().iter().filter_map(|e| e["name"].as_str()).collect();
+    assert_eq!(names, ["from uppy.bin"], "{listing}");
+    let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
+    assert_eq!(info["open_uploads"].as_u64(), Some(0), "{info}");
+}
 
 /// The program `name` on PATH.
 fn which(name: &str) -> Option<PathBuf> {
