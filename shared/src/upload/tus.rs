@@ -154,9 +154,9 @@ impl Uploads {
 
     /// Receives a tus `PATCH`: the body's bytes at the upload's offset
     /// ([`ErrorCode::OffsetMismatch`] at any other), durable in segments of
-    /// at most [`super::SEGMENT_MAX`] (a body cut off keeps what arrived
-    /// before its last segment, unless it carries a checksum: then nothing
-    /// counts unless all of it matches). An upload of unknown size has its
+    /// at most [`super::SEGMENT_MAX`]; a body cut off (the client gone, or
+    /// stopped for a newer `PATCH`) keeps every byte that arrived, unless it
+    /// carries a checksum: then nothing counts unless all of it matches. An upload of unknown size has its
     /// quota checked against the offset plus the `Content-Length` before a
     /// byte is read. The request that completes the upload hands it to the
     /// merge and waits (at most [`FINISH_WAIT`]) for the file's entry.
@@ -259,7 +259,23 @@ impl Uploads {
                 }
             }
         });
-        let mut body = futures::StreamExt::take_until(&mut *body, newer);
+        // A body cut off (the client gone: its connection closed mid-body)
+        // ends where it was cut, and what arrived is kept like a body that
+        // ended there: tus asks a server to keep as much of the data as it
+        // can, and a client that sends a whole file in one PATCH (the
+        // default of tus-js-client and Uppy) then resumes from those bytes
+        // rather than from the start of the segment. (With an
+        // `Upload-Checksum`, a cut body cannot match: none of it counts.)
+        let cut = futures::StreamExt::scan(&mut *body, (), |_, piece| {
+            futures::future::ready(match piece {
+                Ok(bytes) => Some(Ok(bytes)),
+                Err(e) => {
+                    tracing::info!(error = %e, "the PATCH body was cut off: keeping what arrived");
+                    None
+                }
+            })
+        });
+        let mut body = futures::StreamExt::take_until(cut, newer);
         // Without a length: the body may end early (see above); hyper holds
         // it to its Content-Length, checked above.
         let request = BytesRequest {
