@@ -180,6 +180,7 @@ impl Services {
             keys: keys.clone(),
             default_days: share_rules.default_days,
             zip_max_entries: share_rules.zip_max_entries,
+            verified: Default::default(),
         };
         let locks = tree::locks::Locks { store: b.locks.clone() };
         Ok(Services {

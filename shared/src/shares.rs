@@ -118,6 +118,54 @@ pub struct Shares {
     pub(crate) default_days: u64,
     /// Most entries in one zip of a shared folder (`PAN_ZIP_MAX_ENTRIES`).
     pub(crate) zip_max_entries: usize,
+    /// Upload-link passwords this process found right lately: see
+    /// [`VerifiedPasswords`].
+    pub(crate) verified: Arc<VerifiedPasswords>,
+}
+
+/// Upload-link passwords found right, for [`UPLOAD_PASSWORD_TTL`]: a tus
+/// client sends the password with every request of an upload, and Argon2
+/// on each (tens of milliseconds of a core) would let a page's PATCHes, or
+/// a stranger's, cost far more than their bytes. Kept by a SHA-256 of the
+/// link, its stored hash and the password, so a revoked link (looked up
+/// first, always) or another password never matches; in memory, at most
+/// [`UPLOAD_PASSWORDS_KEPT`] of them.
+#[derive(Default)]
+pub struct VerifiedPasswords {
+    until: std::sync::Mutex<std::collections::HashMap<[u8; 32], i64>>,
+}
+
+/// How long a right upload-link password is taken on trust (seconds).
+const UPLOAD_PASSWORD_TTL: i64 = 600;
+/// The most right upload-link passwords one process keeps.
+const UPLOAD_PASSWORDS_KEPT: usize = 10_000;
+
+impl VerifiedPasswords {
+    fn key(link: &str, hash: &str, password: &str) -> [u8; 32] {
+        use sha2::Digest;
+        let mut d = Sha256::new();
+        for part in [link, hash, password] {
+            d.update((part.len() as u64).to_le_bytes());
+            d.update(part.as_bytes());
+        }
+        d.finalize().into()
+    }
+
+    fn holds(&self, key: &[u8; 32], now: i64) -> bool {
+        let until = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        until.get(key).is_some_and(|&t| now < t)
+    }
+
+    fn remember(&self, key: [u8; 32], now: i64) {
+        let mut until = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        if until.len() >= UPLOAD_PASSWORDS_KEPT {
+            until.retain(|_, t| now < *t);
+            if until.len() >= UPLOAD_PASSWORDS_KEPT {
+                until.clear();
+            }
+        }
+        until.insert(key, now + UPLOAD_PASSWORD_TTL);
+    }
 }
 
 impl Shares {
@@ -486,7 +534,8 @@ impl Shares {
     /// The upload link `link` as a stranger may use it, with its owner: not
     /// revoked ([`Error::ShareNotFound`]), not expired (`SHARE_EXPIRED`),
     /// its password given when it has one (`SHARE_PASSWORD_REQUIRED`,
-    /// `SHARE_PASSWORD_WRONG`).
+    /// `SHARE_PASSWORD_WRONG`; a right one is hashed once per process and
+    /// ten minutes, see [`VerifiedPasswords`]).
     pub async fn open_upload_link(&self, link: &str, password: Option<String>) -> Result<(User, UploadLink)> {
         let found = self.repo.upload_link(parse_link(link)?).await?.ok_or(Error::ShareNotFound)?;
         if found.expires_at.is_some_and(|t| crate::now() >= t) {
@@ -494,8 +543,12 @@ impl Shares {
         }
         if let Some(hash) = &found.password_hash {
             let Some(password) = password else { return Err(Error::SharePasswordRequired) };
-            if !self.hashing.verify(password, hash.clone()).await? {
-                return Err(Error::SharePasswordWrong);
+            let (key, now) = (VerifiedPasswords::key(link, hash, &password), crate::now());
+            if !self.verified.holds(&key, now) {
+                if !self.hashing.verify(password, hash.clone()).await? {
+                    return Err(Error::SharePasswordWrong);
+                }
+                self.verified.remember(key, now);
             }
         }
         let owner = self.repo.user_by_id(found.owner).await?.ok_or(Error::ShareNotFound)?;
@@ -573,5 +626,27 @@ mod tests {
         for bad in ["", "short", "../../etc/passwd/aaaaaa", &"a".repeat(23), "aaaaaaaaaaaaaaaaaaaaa="] {
             assert!(matches!(parse_link(bad), Err(Error::ShareNotFound)), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_right_upload_link_password_is_trusted_for_ten_minutes_and_only_itself() {
+        let v = VerifiedPasswords::default();
+        let key = VerifiedPasswords::key("link", "$argon2id$stored", "right");
+        assert!(!v.holds(&key, 1000));
+        v.remember(key, 1000);
+        assert!(v.holds(&key, 1000 + UPLOAD_PASSWORD_TTL - 1));
+        assert!(!v.holds(&key, 1000 + UPLOAD_PASSWORD_TTL), "no longer than the TTL");
+        for other in [
+            VerifiedPasswords::key("link", "$argon2id$stored", "wrong"),
+            VerifiedPasswords::key("link", "$argon2id$other", "right"),
+            VerifiedPasswords::key("linkx", "$argon2id$stored", "right"),
+            VerifiedPasswords::key("lin", "k$argon2id$stored", "right"),
+        ] {
+            assert!(!v.holds(&other, 1000), "another link, hash or password is not trusted");
+        }
+        for i in 0..UPLOAD_PASSWORDS_KEPT as u32 + 5 {
+            v.remember(VerifiedPasswords::key("l", "h", &i.to_string()), 2000);
+        }
+        assert!(v.until.lock().unwrap().len() <= UPLOAD_PASSWORDS_KEPT, "bounded");
     }
 }
