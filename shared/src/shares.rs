@@ -569,6 +569,14 @@ impl Shares {
         }
     }
 
+    /// Gives an upload's `bytes` back to the link's byte limit: the upload
+    /// was refused after [`Shares::reserve_upload_link`], or aborted
+    /// unfinished. (One left to expire keeps them.)
+    pub async fn release_upload_link(&self, link: &UploadLink, bytes: u64) -> Result<()> {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.repo.release_upload_link_bytes(&link.link, bytes).await
+    }
+
     /// An access token for the link: at once for a link without a password;
     /// for one with, only for its password ([`Error::SharePasswordWrong`]).
     pub async fn unlock(&self, share: &Share, password: String) -> Result<(String, i64)> {

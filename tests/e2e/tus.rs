@@ -620,7 +620,8 @@ both!(
     /// An upload link (a file drop): a stranger without an account uploads
     /// through tus into the owner's folder (their own `folder` and
     /// `replace` ignored), needs the link's password, sees no file id, and
-    /// is held to the link's byte limit (410 `SHARE_EXHAUSTED`); the bytes
+    /// is held to the link's byte limit (410 `SHARE_EXHAUSTED`; an upload
+    /// refused at creation or aborted gives its bytes back); the bytes
     /// count against the owner's quota; a revoked link is 404.
     tus_through_an_upload_link_lands_in_the_owners_folder,
     |app| {
@@ -666,6 +667,23 @@ both!(
         assert_eq!(body["code"], "SHARE_EXHAUSTED");
         let (_, list) = app.call("GET", "/uplink/list", Some(&token)).await;
         assert_eq!(list["links"][0]["bytes_used"], 10_000, "{list}");
+
+        // An upload refused at creation, or aborted unfinished, gives its
+        // bytes back to the link.
+        let refuse = format!("filename {},on_conflict {}", b64(b"hello.txt"), b64(b"refuse"));
+        let taken = [("upload-length", "4000"), ("upload-metadata", refuse.as_str())];
+        let (code, _, body) = via_link(&app, "POST", "/tus/", &link, Some("open sesame"), &taken, None).await;
+        assert_error(code, &body, StatusCode::CONFLICT, "the name is taken and the upload refuses to rename");
+        let fits = [("upload-length", "5000"), ("upload-metadata", meta.as_str())];
+        let (code, h, body) = via_link(&app, "POST", "/tus/", &link, Some("open sesame"), &fits, None).await;
+        assert_eq!(code, StatusCode::CREATED, "the refused upload's 4000 bytes came back: {body}");
+        let aborted = header(&h, "location").to_owned();
+        let (_, list) = app.call("GET", "/uplink/list", Some(&token)).await;
+        assert_eq!(list["links"][0]["bytes_used"], 15_000, "{list}");
+        let (code, _, body) = via_link(&app, "DELETE", &aborted, &link, Some("open sesame"), &[], None).await;
+        assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+        let (_, list) = app.call("GET", "/uplink/list", Some(&token)).await;
+        assert_eq!(list["links"][0]["bytes_used"], 10_000, "the aborted upload's bytes came back: {list}");
 
         let (code, _) = app.call("DELETE", &format!("/uplink/revoke?link={link}"), Some(&token)).await;
         assert_eq!(code, StatusCode::NO_CONTENT);

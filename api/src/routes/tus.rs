@@ -87,7 +87,7 @@ async fn handle(mut req: Request) -> Response {
         ("", _) => Err(not_allowed("POST, OPTIONS")),
         (id, &Method::HEAD) => head(&state, &caller, id).await,
         (id, &Method::PATCH) => patch(&mut req, &state, &caller, id).await,
-        (id, &Method::DELETE) => terminate(&state, &caller.user, id).await,
+        (id, &Method::DELETE) => terminate(&state, &caller, id).await,
         (_, _) => Err(not_allowed("HEAD, PATCH, DELETE, OPTIONS")),
     };
     answer.unwrap_or_else(|resp| *resp)
@@ -375,7 +375,13 @@ async fn create(req: &mut Request, state: &AppState, caller: &Caller) -> TusResu
     let content_length = number_header(req, "content-length")?;
     let with_body =
         req.content_type().is_some_and(|t| t.eq_ignore_ascii_case(OFFSET_OCTET_STREAM)) && content_length != Some(0);
-    let mut upload = state.services.uploads.tus_create(user, create).await.map_err(from_error)?;
+    let mut upload = match state.services.uploads.tus_create(user, create).await {
+        Ok(upload) => upload,
+        Err(e) => {
+            give_back(state, caller, length).await;
+            return Err(from_error(e));
+        }
+    };
     if with_body && !upload.finished() {
         // creation-with-upload: the body is the first PATCH. The upload
         // exists whatever becomes of it: the answer says how far it got.
@@ -507,9 +513,28 @@ async fn receive(req: &mut Request, state: &AppState, user: &User, id: &str, pat
     }
 }
 
-/// `DELETE /tus/<id>`: an unfinished upload is aborted; a finished one is
+/// `DELETE /tus/<id>`: an unfinished upload is aborted (through an upload
+/// link, its bytes go back to the link's limit); a finished one is
 /// forgotten (its file stays).
-async fn terminate(state: &AppState, user: &User, id: &str) -> TusResult<Response> {
-    state.services.uploads.tus_terminate(user, id).await.map_err(from_error)?;
+async fn terminate(state: &AppState, caller: &Caller, id: &str) -> TusResult<Response> {
+    let unfinished = match &caller.link {
+        Some(_) => {
+            let now = state.services.uploads.tus_state(&caller.user, id).await.map_err(from_error)?;
+            (!now.finished()).then_some(now.session.size).flatten()
+        }
+        None => None,
+    };
+    state.services.uploads.tus_terminate(&caller.user, id).await.map_err(from_error)?;
+    give_back(state, caller, unfinished).await;
     Ok(Response::builder().status(StatusCode::NO_CONTENT).finish())
+}
+
+/// Gives `bytes` back to the caller's upload link, if it came through one
+/// (a failure is logged: the link keeps them counted).
+async fn give_back(state: &AppState, caller: &Caller, bytes: Option<u64>) {
+    if let (Some(link), Some(bytes)) = (&caller.link, bytes)
+        && let Err(e) = state.services.shares.release_upload_link(link, bytes).await
+    {
+        tracing::warn!(error = %e, "giving bytes back to an upload link failed");
+    }
 }

@@ -406,6 +406,9 @@ pub trait ShareRepo: Send + Sync {
     /// and only if `bytes_used + bytes` stays within its `max_bytes`; false
     /// (nothing counted) when it would not.
     async fn reserve_upload_link_bytes(&self, link: &str, bytes: i64) -> Result<bool>;
+    /// Gives `bytes` back to the upload link (an upload through it that
+    /// was refused or aborted), never below 0.
+    async fn release_upload_link_bytes(&self, link: &str, bytes: i64) -> Result<()>;
 }
 
 /// Backup bookkeeping for stored files, by content row id.

@@ -208,4 +208,17 @@ impl ShareRepo for SqlRepo {
         .await?;
         Ok(reserved.rows_affected() == 1)
     }
+
+    async fn release_upload_link_bytes(&self, link: &str, bytes: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE upload_links SET bytes_used = CASE WHEN bytes_used > ? THEN bytes_used - ? ELSE 0 END \
+             WHERE link_id = ?",
+        )
+        .bind(bytes)
+        .bind(bytes)
+        .bind(link)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
 }
