@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use shared::ErrorCode;
-use shared::accounts::limits::{UserSlot, UserSlots};
+use shared::accounts::limits::{SlotOwner, UserSlot, UserSlots};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The slots of one kind of body, shared by every request of this process.
@@ -69,14 +69,14 @@ impl BodySlots {
 
     /// A slot for one more of `user`'s bodies, or a 429 at once (never a
     /// wait: a stalled client must not queue others behind it).
-    pub async fn try_take(self: &Arc<Self>, user: i64) -> shared::Result<BodySlot> {
+    pub async fn try_take(self: &Arc<Self>, owner: SlotOwner<'_>) -> shared::Result<BodySlot> {
         let too_many = |whose: &str| shared::Error::TooMany {
             code: self.code,
             message: format!("too many {} are being received at once {whose}; retry shortly", self.what),
             retry_after: 1,
         };
         let process = self.process.clone().try_acquire_owned().map_err(|_| too_many("on this server"))?;
-        let user = self.users.take(user).await?.ok_or_else(|| too_many("for you"))?;
+        let user = self.users.take(owner).await?.ok_or_else(|| too_many("for you"))?;
         Ok(BodySlot { user, _process: process })
     }
 }
@@ -90,15 +90,17 @@ mod tests {
     #[tokio::test]
     async fn slots_cap_each_user_and_the_process() {
         let slots = BodySlots::chunks(3, UserSlots::local("chunks", 2));
-        let a1 = slots.try_take(1).await.unwrap();
-        let _a2 = slots.try_take(1).await.unwrap();
-        let Err(shared::Error::TooMany { code, .. }) = slots.try_take(1).await else { panic!("user 1 is at 2") };
+        let a1 = slots.try_take(SlotOwner::User(1)).await.unwrap();
+        let _a2 = slots.try_take(SlotOwner::User(1)).await.unwrap();
+        let Err(shared::Error::TooMany { code, .. }) = slots.try_take(SlotOwner::User(1)).await else {
+            panic!("user 1 is at 2")
+        };
         assert_eq!(code, ErrorCode::TooManyChunks);
-        let _b1 = slots.try_take(2).await.unwrap();
-        assert!(slots.try_take(3).await.is_err(), "the process is at 3");
+        let _b1 = slots.try_take(SlotOwner::User(2)).await.unwrap();
+        assert!(slots.try_take(SlotOwner::User(3)).await.is_err(), "the process is at 3");
         assert_eq!(slots.in_flight(), 3);
         drop(a1);
         assert_eq!(slots.in_flight(), 2);
-        assert!(slots.try_take(3).await.is_ok(), "a dropped slot frees the process's cap");
+        assert!(slots.try_take(SlotOwner::User(3)).await.is_ok(), "a dropped slot frees the process's cap");
     }
 }

@@ -8,6 +8,7 @@ use poem_openapi::payload::Json;
 use shared::ErrorCode;
 
 use crate::error::{ApiError, ErrorBody};
+use shared::accounts::limits::SlotOwner;
 
 /// Largest JSON request body (64 KiB): generous for every JSON operation.
 pub const JSON_BODY_LIMIT: usize = 64 * 1024;
@@ -93,7 +94,7 @@ pub fn single_upload_limit(ep: impl Endpoint + 'static) -> impl Endpoint {
             _ => None,
         };
         let slot = match user {
-            Some(user) => match state.single_upload_slots.try_take(user.id).await {
+            Some(user) => match state.single_upload_slots.try_take(SlotOwner::User(user.id)).await {
                 Ok(slot) => Some(slot),
                 Err(e) => return Ok(refuse(req, ApiError::from(e).into_response()).await),
             },

@@ -693,6 +693,66 @@ both!(
     }
 );
 
+both!(
+    /// Strangers sending through an upload link hold slots of the link's
+    /// own (`PAN_USER_CHUNKS` of them), never the owner's: with one each, a
+    /// PATCH held open through the link leaves the owner's own chunk free
+    /// to go, and a second body through the link gets 429 `TOO_MANY_CHUNKS`.
+    tus_upload_link_bodies_take_the_links_slots_not_the_owners,
+    |b: TestAppBuilder| b.env("PAN_USER_CHUNKS", "1"),
+    |app| {
+        let token = app.user(&uname("slots")).await;
+        let (code, made) = app.post_json("/uplink/create", Some(&token), &json!({})).await;
+        assert_eq!(code, StatusCode::CREATED, "{made}");
+        let link = made["link"].as_str().unwrap().to_owned();
+        let data = test_bytes(200_000, 41);
+        let create = |name: &'static str| {
+            let meta = format!("filename {}", b64(name.as_bytes()));
+            [("upload-length".to_owned(), data.len().to_string()), ("upload-metadata".to_owned(), meta)]
+        };
+        let first = create("first.bin");
+        let first: Vec<(&str, &str)> = first.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (code, h, body) = via_link(&app, "POST", "/tus/", &link, None, &first, None).await;
+        assert_eq!(code, StatusCode::CREATED, "{body}");
+        let held_at = header(&h, "location").to_owned();
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+        tx.unbounded_send(Ok(data[..1000].to_vec())).unwrap();
+        let held = app
+            .http
+            .patch(app.url(&held_at))
+            .header("upload-link", &link)
+            .header("tus-resumable", "1.0.0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", "0")
+            .header("content-length", data.len().to_string())
+            .body(reqwest::Body::wrap_stream(rx))
+            .send();
+        let held = tokio::spawn(held);
+        let staged = app.data.path().join("staging").join(held_at.trim_start_matches("/tus/"));
+        eventually(10, "the held PATCH's body to be received", || async {
+            std::fs::read_dir(&staged).is_ok_and(|mut d| d.next().is_some()).then_some(())
+        })
+        .await;
+
+        let (_, init) = app.init(&token, "own.bin", &data).await;
+        let id = init["uploadID"].as_str().unwrap().to_owned();
+        let (code, body) = app.put_chunk(&token, &id, 0, data.clone()).await;
+        assert_eq!(code, StatusCode::OK, "the owner's own slot is free: {body}");
+
+        let second = create("second.bin");
+        let second: Vec<(&str, &str)> = second.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (code, h, body) = via_link(&app, "POST", "/tus/", &link, None, &second, None).await;
+        assert_eq!(code, StatusCode::CREATED, "{body}");
+        let at = header(&h, "location").to_owned();
+        let patch_headers = [("content-type", "application/offset+octet-stream"), ("upload-offset", "0")];
+        let (code, _, body) = via_link(&app, "PATCH", &at, &link, None, &patch_headers, Some(data.clone())).await;
+        assert_error(code, &body, StatusCode::TOO_MANY_REQUESTS, "the link's one slot is held");
+        assert_eq!(body["code"], "TOO_MANY_CHUNKS");
+        drop(tx);
+        let _ = held.await;
+    }
+);
+
 /// A tus upload in two PATCHes and a concatenation, on S3 staging and
 /// file stores (Garage).
 async fn on_s3_body(d: Deployment) {

@@ -24,6 +24,7 @@ use shared::domain::{FileName, FolderId, NameRule, Placement, Sha1Hex, UploadSta
 use shared::upload::{self, NewUpload, Source, Uploads};
 
 use super::{Dav, DavError, DavResult, Node};
+use shared::accounts::limits::SlotOwner;
 
 /// Where chunk directories are.
 pub const UPLOADS: &str = "/remote.php/dav/uploads/";
@@ -127,7 +128,7 @@ async fn put_chunk(dav: &Dav, req: &Request, id: &str, member: &str, body: Body)
         if end - start + 1 != len {
             return Err(DavError::bad("a chunk's Content-Length is end - start + 1"));
         }
-        let slot = dav.state.chunk_slots.try_take(dav.user.id).await?;
+        let slot = dav.state.chunk_slots.try_take(SlotOwner::User(dav.user.id)).await?;
         let request = upload::BytesRequest {
             offset: start,
             content_length: Some(len),

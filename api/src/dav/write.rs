@@ -15,6 +15,7 @@ use shared::upload::{self, InitOutcome, NewUpload, Source};
 use shared::{Error, ErrorCode};
 
 use super::{Dav, DavError, DavResult, Node, Target};
+use shared::accounts::limits::SlotOwner;
 
 /// Most bytes of a refused PUT body read and dropped so its client sees the error.
 const DRAIN_LIMIT: u64 = 128 << 20;
@@ -139,7 +140,7 @@ where
         }
         Ok(0)
     } else {
-        match dav.state.chunk_slots.try_take(dav.user.id).await {
+        match dav.state.chunk_slots.try_take(SlotOwner::User(dav.user.id)).await {
             Err(e) => Err((e, false)),
             Ok(slot) => {
                 let request = upload::BytesRequest {

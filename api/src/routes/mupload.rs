@@ -26,6 +26,7 @@ use crate::error::ApiError;
 use crate::limits::{default_octet_stream, json_body_limit};
 use crate::state::AppState;
 use crate::text::Text;
+use shared::accounts::limits::SlotOwner;
 
 /// What the client wants to upload, and where. `on_conflict`, when
 /// `filename` is taken in that folder: `rename` (the default: the first free
@@ -648,7 +649,7 @@ impl UploadApi {
         let mut stream = body.0.into_bytes_stream();
         let received = async {
             let checksum = upload_checksum.0.as_deref().map(parse_upload_checksum).transpose()?;
-            let slot = state.chunk_slots.try_take(auth.0.id).await?;
+            let slot = state.chunk_slots.try_take(SlotOwner::User(auth.0.id)).await?;
             let chunk = upload::ChunkRequest {
                 index: chkidx.0,
                 content_length,
@@ -725,7 +726,7 @@ impl UploadApi {
         let mut stream = body.0.into_bytes_stream();
         let received = async {
             let checksum = upload_checksum.0.as_deref().map(parse_upload_checksum).transpose()?;
-            let slot = state.chunk_slots.try_take(auth.0.id).await?;
+            let slot = state.chunk_slots.try_take(SlotOwner::User(auth.0.id)).await?;
             let request = upload::BytesRequest {
                 offset: offset.0,
                 content_length,

@@ -21,6 +21,7 @@ use shared::upload::tus::{TusCreate, TusPatch, TusUpload};
 use super::mupload::{DRAIN_LIMIT, DRAIN_TIME, drain};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
+use shared::accounts::limits::SlotOwner;
 
 /// The one protocol version served.
 pub const TUS_VERSION: &str = "1.0.0";
@@ -386,7 +387,7 @@ async fn create(req: &mut Request, state: &AppState, caller: &Caller) -> TusResu
         // creation-with-upload: the body is the first PATCH. The upload
         // exists whatever becomes of it: the answer says how far it got.
         let patch = patch_request(req, state, 0, content_length)?;
-        match receive(req, state, user, upload.session.id.as_str(), patch).await {
+        match receive(req, state, caller, upload.session.id.as_str(), patch).await {
             Ok(now) => upload = now,
             Err(resp) => {
                 tracing::info!(status = %resp.status(), "tus creation's body was not taken whole");
@@ -475,7 +476,6 @@ fn parse_checksum(header: &str) -> TusResult<BodyChecksum> {
 
 /// `PATCH /tus/<id>`: bytes at the upload's offset.
 async fn patch(req: &mut Request, state: &AppState, caller: &Caller, id: &str) -> TusResult<Response> {
-    let user = &caller.user;
     if !req.content_type().is_some_and(|t| t.eq_ignore_ascii_case(OFFSET_OCTET_STREAM)) {
         return Err(tus_error(
             ErrorCode::UnsupportedMediaType,
@@ -485,7 +485,7 @@ async fn patch(req: &mut Request, state: &AppState, caller: &Caller, id: &str) -
     let offset = number_header(req, "upload-offset")?.ok_or_else(|| bad("a PATCH needs Upload-Offset"))?;
     let content_length = number_header(req, "content-length")?;
     let patch = patch_request(req, state, offset, content_length)?;
-    let upload = receive(req, state, user, id, patch).await?;
+    let upload = receive(req, state, caller, id, patch).await?;
     let mut resp = Response::builder().status(StatusCode::NO_CONTENT).finish();
     upload_headers(&mut resp, &upload, caller);
     Ok(resp)
@@ -494,10 +494,20 @@ async fn patch(req: &mut Request, state: &AppState, caller: &Caller, id: &str) -
 /// Streams the request's body into the upload, within the caller's and
 /// this process's body slots (freed before the answer); a refused body is
 /// drained so the client reads the answer rather than a broken pipe.
-async fn receive(req: &mut Request, state: &AppState, user: &User, id: &str, patch: TusPatch) -> TusResult<TusUpload> {
-    let mut stream = req.take_body().into_bytes_stream();
+async fn receive(
+    req: &mut Request,
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    patch: TusPatch,
+) -> TusResult<TusUpload> {
+    let (user, mut stream) = (&caller.user, req.take_body().into_bytes_stream());
+    let owner = match &caller.link {
+        Some(link) => SlotOwner::UploadLink(&link.link),
+        None => SlotOwner::User(user.id),
+    };
     let received = async {
-        let slot = state.chunk_slots.try_take(user.id).await?;
+        let slot = state.chunk_slots.try_take(owner).await?;
         let stored = state.services.uploads.tus_patch(user, id, patch, &mut stream).await;
         slot.release().await;
         stored

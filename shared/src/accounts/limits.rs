@@ -193,6 +193,16 @@ pub struct UserSlots {
     per_user: u32,
 }
 
+/// Whose bodies a slot counts.
+#[derive(Debug, Clone, Copy)]
+pub enum SlotOwner<'a> {
+    /// A user's own (by id).
+    User(i64),
+    /// The strangers' sending through one upload link: slots of the link's
+    /// own, so they can never take the owner's.
+    UploadLink(&'a str),
+}
+
 impl UserSlots {
     pub(crate) fn new(table: Arc<dyn SlotTable>, background: Background, kind: &'static str, per_user: u32) -> Self {
         UserSlots { table, background, kind, per_user: per_user.max(1) }
@@ -204,10 +214,13 @@ impl UserSlots {
         Self::new(Arc::new(crate::stores::limits::MemorySlots::default()), Background::default(), kind, per_user)
     }
 
-    /// One of `user`'s slots, or `None` when they hold all of theirs. Held
-    /// (and renewed in the background) until the [`UserSlot`] is dropped.
-    pub async fn take(&self, user: i64) -> Result<Option<UserSlot>> {
-        let key = format!("{}:{user}", self.kind);
+    /// One of `owner`'s slots, or `None` when they hold all of theirs.
+    /// Held (and renewed in the background) until the [`UserSlot`] is dropped.
+    pub async fn take(&self, owner: SlotOwner<'_>) -> Result<Option<UserSlot>> {
+        let key = match owner {
+            SlotOwner::User(user) => format!("{}:{user}", self.kind),
+            SlotOwner::UploadLink(link) => format!("{}:link:{link}", self.kind),
+        };
         let holder = crate::random_hex(12);
         if !self.table.take_slot(&key, &holder, self.per_user, SLOT_TTL).await? {
             return Ok(None);
@@ -379,15 +392,15 @@ mod tests {
         let table = Arc::new(crate::stores::limits::MemorySlots::default());
         let background = Background::default();
         let slots = UserSlots::new(table.clone(), background.clone(), "chunks", 2);
-        let a1 = slots.take(1).await.unwrap().expect("first");
-        let _a2 = slots.take(1).await.unwrap().expect("second");
-        assert!(slots.take(1).await.unwrap().is_none(), "user 1 is at 2");
-        let b1 = slots.take(2).await.unwrap().expect("user 2 has their own");
+        let a1 = slots.take(SlotOwner::User(1)).await.unwrap().expect("first");
+        let _a2 = slots.take(SlotOwner::User(1)).await.unwrap().expect("second");
+        assert!(slots.take(SlotOwner::User(1)).await.unwrap().is_none(), "user 1 is at 2");
+        let b1 = slots.take(SlotOwner::User(2)).await.unwrap().expect("user 2 has their own");
         drop(a1);
         // The give-back runs on the tracker: let it run.
         let mut a3 = None;
         for _ in 0..100 {
-            a3 = slots.take(1).await.unwrap();
+            a3 = slots.take(SlotOwner::User(1)).await.unwrap();
             if a3.is_some() {
                 break;
             }
