@@ -51,6 +51,34 @@ async fn tus(
     (code, headers, value)
 }
 
+/// A PATCH at offset 0 of `path` with `headers`, announcing `len` bytes
+/// and sending only `first` until the returned sender is dropped: a
+/// stalled client. Returns that sender and the request in flight.
+fn stalled_patch(
+    app: &TestApp,
+    path: &str,
+    headers: &[(&str, &str)],
+    len: usize,
+    first: Vec<u8>,
+) -> (
+    futures::channel::mpsc::UnboundedSender<Result<Vec<u8>, std::io::Error>>,
+    tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+) {
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+    tx.unbounded_send(Ok(first)).unwrap();
+    let mut req = app
+        .http
+        .patch(app.url(path))
+        .header("tus-resumable", "1.0.0")
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-offset", "0")
+        .header("content-length", len.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    (tx, tokio::spawn(req.body(reqwest::Body::wrap_stream(rx)).send()))
+}
+
 fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
     h.get(name).and_then(|v| v.to_str().ok()).unwrap_or_else(|| panic!("no {name} header in {h:?}"))
 }
@@ -433,19 +461,9 @@ both!(
         let data = test_bytes(SEGMENT + 300_000, 5);
         let at = create(&app, &token, Some(data.len() as u64), &[("filename", "re.bin")]).await;
         // The older PATCH: a segment and 100 000 bytes, then nothing.
-        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
-        tx.unbounded_send(Ok(data[..SEGMENT + 100_000].to_vec())).unwrap();
-        let older = app
-            .http
-            .patch(app.url(&at))
-            .bearer_auth(&token)
-            .header("tus-resumable", "1.0.0")
-            .header("content-type", "application/offset+octet-stream")
-            .header("upload-offset", "0")
-            .header("content-length", data.len().to_string())
-            .body(reqwest::Body::wrap_stream(rx))
-            .send();
-        let older = tokio::spawn(older);
+        let bearer = format!("Bearer {token}");
+        let auth = [("authorization", bearer.as_str())];
+        let (tx, older) = stalled_patch(&app, &at, &auth, data.len(), data[..SEGMENT + 100_000].to_vec());
         eventually(60, "the older PATCH's first segment durable", || async {
             (offset_of(&app, &token, &at).await == SEGMENT as u64).then_some(())
         })
@@ -715,19 +733,7 @@ both!(
         let (code, h, body) = via_link(&app, "POST", "/tus/", &link, None, &first, None).await;
         assert_eq!(code, StatusCode::CREATED, "{body}");
         let held_at = header(&h, "location").to_owned();
-        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
-        tx.unbounded_send(Ok(data[..1000].to_vec())).unwrap();
-        let held = app
-            .http
-            .patch(app.url(&held_at))
-            .header("upload-link", &link)
-            .header("tus-resumable", "1.0.0")
-            .header("content-type", "application/offset+octet-stream")
-            .header("upload-offset", "0")
-            .header("content-length", data.len().to_string())
-            .body(reqwest::Body::wrap_stream(rx))
-            .send();
-        let held = tokio::spawn(held);
+        let (tx, held) = stalled_patch(&app, &held_at, &[("upload-link", &link)], data.len(), data[..1000].to_vec());
         let staged = app.data.path().join("staging").join(held_at.trim_start_matches("/tus/"));
         eventually(10, "the held PATCH's body to be received", || async {
             std::fs::read_dir(&staged).is_ok_and(|mut d| d.next().is_some()).then_some(())

@@ -127,32 +127,41 @@ async fn check_depth(tx: &mut Tx, user_id: i64, parent: &str, levels: u32, max_d
 /// Whether a live folder or file other than `except` is called `name` in
 /// `parent` (compared in NFC: see [`name_key`]).
 async fn name_taken(tx: &mut Tx, user_id: i64, parent: &str, name: &str, except: &str) -> sqlx::Result<bool> {
-    let name = name_key(name);
-    let name = name.as_str();
-    let folders: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM folders WHERE user_id = ? AND parent = ? AND name_key = ? AND trashed_by IS NULL \
+    let (folders, files) = holders(tx, user_id, parent, name, except).await?;
+    Ok(!folders.is_empty() || !files.is_empty())
+}
+
+/// The ids of the live folders and files called `name` in `parent` but
+/// `except`: what holds the name.
+async fn holders(
+    tx: &mut Tx,
+    user_id: i64,
+    parent: &str,
+    name: &str,
+    except: &str,
+) -> sqlx::Result<(Vec<String>, Vec<String>)> {
+    let key = name_key(name);
+    let folders: Vec<String> = sqlx::query_scalar(
+        "SELECT folder_id FROM folders WHERE user_id = ? AND parent = ? AND name_key = ? AND trashed_by IS NULL \
          AND folder_id <> ?",
     )
     .bind(user_id)
     .bind(parent)
-    .bind(name)
+    .bind(key.as_str())
     .bind(except)
-    .fetch_one(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    if folders > 0 {
-        return Ok(true);
-    }
-    let files: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM user_files WHERE user_id = ? AND folder = ? AND filename_key = ? AND trashed_by IS NULL \
-         AND entry_id <> ?",
+    let files: Vec<String> = sqlx::query_scalar(
+        "SELECT entry_id FROM user_files WHERE user_id = ? AND folder = ? AND filename_key = ? \
+         AND trashed_by IS NULL AND entry_id <> ?",
     )
     .bind(user_id)
     .bind(parent)
-    .bind(name)
+    .bind(key.as_str())
     .bind(except)
-    .fetch_one(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(files > 0)
+    Ok((folders, files))
 }
 
 /// Moves a live file or folder (and everything below it) to the trash in
@@ -188,27 +197,7 @@ async fn trash_in(tx: &mut Tx, user_id: i64, id: &str, now: i64) -> Result<(), T
 /// `name` in `parent` (but `except`) into the trash, in the caller's
 /// transaction, so the name is free for what takes it in the same one.
 async fn supersede(tx: &mut Tx, user_id: i64, parent: &str, name: &str, except: &str, now: i64) -> Result<(), TxError> {
-    let key = name_key(name);
-    let folders: Vec<String> = sqlx::query_scalar(
-        "SELECT folder_id FROM folders WHERE user_id = ? AND parent = ? AND name_key = ? AND trashed_by IS NULL \
-         AND folder_id <> ?",
-    )
-    .bind(user_id)
-    .bind(parent)
-    .bind(key.as_str())
-    .bind(except)
-    .fetch_all(&mut **tx)
-    .await?;
-    let files: Vec<String> = sqlx::query_scalar(
-        "SELECT entry_id FROM user_files WHERE user_id = ? AND folder = ? AND filename_key = ? \
-         AND trashed_by IS NULL AND entry_id <> ?",
-    )
-    .bind(user_id)
-    .bind(parent)
-    .bind(key.as_str())
-    .bind(except)
-    .fetch_all(&mut **tx)
-    .await?;
+    let (folders, files) = holders(tx, user_id, parent, name, except).await?;
     for id in folders.iter().chain(&files) {
         trash_in(tx, user_id, id, now).await?;
     }
