@@ -51,6 +51,11 @@ async fn tus(
     (code, headers, value)
 }
 
+/// Feeds a request body piece by piece; dropping it ends the body.
+type BodySender = futures::channel::mpsc::UnboundedSender<Result<Vec<u8>, std::io::Error>>;
+/// A request sent in the background.
+type InFlight = tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>;
+
 /// A PATCH at offset 0 of `path` with `headers`, announcing `len` bytes
 /// and sending only `first` until the returned sender is dropped: a
 /// stalled client. Returns that sender and the request in flight.
@@ -60,10 +65,7 @@ fn stalled_patch(
     headers: &[(&str, &str)],
     len: usize,
     first: Vec<u8>,
-) -> (
-    futures::channel::mpsc::UnboundedSender<Result<Vec<u8>, std::io::Error>>,
-    tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
-) {
+) -> (BodySender, InFlight) {
     let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
     tx.unbounded_send(Ok(first)).unwrap();
     let mut req = app
