@@ -244,8 +244,12 @@ impl Target {
     /// tree compares them): `/a/b`. Locks are kept and checked by it, so a
     /// name sent decomposed (as macOS does) meets the lock taken composed.
     pub fn tree_path(&self) -> String {
-        let names: Vec<String> = self.names.iter().map(|n| shared::domain::name_key(n)).collect();
-        format!("/{}", names.join("/"))
+        format!("/{}", self.keys().join("/"))
+    }
+
+    /// The names as the tree tells them apart (NFC): for comparing paths.
+    pub fn keys(&self) -> Vec<String> {
+        self.names.iter().map(|n| shared::domain::name_key(n)).collect()
     }
 
     /// The parent's names and the last name (`None` for the root).

@@ -427,8 +427,8 @@ impl Files {
     /// the copy is built under a hidden temporary name beside it and takes
     /// the name in one transaction that puts what held it into the trash,
     /// so the destination is never missing nor half-copied. The copying is
-    /// not one transaction: a failure part-way leaves what was copied so far
-    /// (under the temporary name, in the trash).
+    /// not one transaction: a failure part-way deletes what was copied so
+    /// far (a crash leaves it, under its temporary name).
     pub async fn copy_folder(
         &self,
         user: &User,
@@ -460,8 +460,8 @@ impl Files {
             Err(e) => Err(e),
         };
         if copied.is_err() {
-            // The half-built copy goes to the trash, out of the way.
-            let _ = self.tree.delete(user, &top.id, false).await;
+            // The half-built copy goes for good (in the trash it would hold quota).
+            let _ = self.tree.delete(user, &top.id, true).await;
         }
         copied
     }

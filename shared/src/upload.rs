@@ -653,7 +653,7 @@ impl Uploads {
         let challenge = match known {
             Known::Own(file) => {
                 // Nothing more to receive: chunks sent meanwhile go with the upload.
-                if self.sessions.delete_unless_merging(&session.id).await? {
+                if self.sessions.delete_unless_merging(&session.id).await?.is_some() {
                     self.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;
                 }
                 return Ok(DeclareResult::Instant(file, chunk_plan(&session)?));
@@ -790,7 +790,7 @@ impl Uploads {
                 self.tree.delete_contents(&placed.orphans).await;
                 let file = placed.entry;
                 // The upload is not needed any more; chunks sent meanwhile go with it.
-                if self.sessions.delete_unless_merging(&session.id).await? {
+                if self.sessions.delete_unless_merging(&session.id).await?.is_some() {
                     self.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;
                 }
                 tracing::info!(entry = %file.id, "possession proved: instant upload");
@@ -1292,18 +1292,19 @@ impl Uploads {
     }
 
     /// Drops an upload and its staged chunks. An upload being merged cannot be
-    /// aborted; a finished one only loses its session record.
+    /// aborted; a finished one only loses its session record. Returns the
+    /// state it was dropped in (`done`: its file stays).
     #[tracing::instrument(name = "abort upload", skip(self, user), fields(user = user.id))]
-    pub async fn abort(&self, user: &User, id: &str) -> Result<()> {
+    pub async fn abort(&self, user: &User, id: &str) -> Result<UploadState> {
         let session = self.owned_session(user, id).await?;
-        if !self.sessions.delete_unless_merging(&session.id).await? {
+        let Some(dropped) = self.sessions.delete_unless_merging(&session.id).await? else {
             return match self.sessions.get(&session.id).await? {
                 Some(s) => Err(Error::NotUploading { state: s.state.to_string() }),
                 None => Err(Error::UploadNotFound),
             };
-        }
+        };
         self.accounts.release(session.id.as_str()).await?;
         self.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;
-        Ok(())
+        Ok(dropped)
     }
 }

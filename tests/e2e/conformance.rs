@@ -240,7 +240,7 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
         s.mark_segment(&a.id, seg(0, 1024), "late", now, 10_000).await,
         Err(shared::Error::NotUploading { .. })
     ));
-    assert!(!s.delete_unless_merging(&a.id).await.unwrap(), "a merging upload is not deleted");
+    assert_eq!(s.delete_unless_merging(&a.id).await.unwrap(), None, "a merging upload is not deleted");
 
     // Heartbeats: a merge without one for long enough is stale.
     assert!(s.touch_merge(&a.id, now - 1000).await.unwrap());
@@ -259,6 +259,8 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     assert!(
         s.find_resumable(owner, a.filehash.as_ref().unwrap().as_str(), &"cd".repeat(32), 3000).await.unwrap().is_none()
     );
+    assert_eq!(s.delete_unless_merging(&a.id).await.unwrap(), Some(UploadState::Done), "a finished one says so");
+    assert_eq!(s.delete_unless_merging(&a.id).await.unwrap(), None, "and is gone");
 
     // Challenges: single use, and void once expired.
     let b = session(owner, 10, None);
@@ -273,7 +275,7 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
 
     // Abort: gone, chunks and all.
     s.mark_segment(&b.id, seg(0, 10), "kb", now, 10_000).await.unwrap();
-    assert!(s.delete_unless_merging(&b.id).await.unwrap());
+    assert_eq!(s.delete_unless_merging(&b.id).await.unwrap(), Some(UploadState::Uploading), "deleted as it was");
     assert!(s.get(&b.id).await.unwrap().is_none());
     assert!(s.segments(&b.id).await.unwrap().is_empty());
     assert!(matches!(s.mark_segment(&b.id, seg(0, 10), "k", now, 10_000).await, Err(shared::Error::UploadNotFound)));
@@ -318,7 +320,7 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
         UploadSession { filehash: None, sha256: None, fingerprint: Some("fp:1/d".into()), ..session(owner, 600, None) };
     s.create(&d).await.unwrap();
     assert_eq!(s.declare_hashes(&d, &h1, &h256).await.unwrap(), DeclareOutcome::Declared);
-    assert!(s.delete_unless_merging(&d.id).await.unwrap());
+    assert_eq!(s.delete_unless_merging(&d.id).await.unwrap(), Some(UploadState::Uploading));
     assert!(s.find_resumable(owner, &h1, &h256, 600).await.unwrap().is_none(), "aborted: not by its hashes");
     assert!(s.find_by_fingerprint(owner, "fp:1/d", 600).await.unwrap().is_none(), "aborted: not by fingerprint");
     // Two of the owner's uploads of the same content (one file sent to two

@@ -90,7 +90,7 @@ pub async fn handle(dav: &Dav, req: &Request, at: &UploadPath, body: Body) -> Da
             }
         }
         ("DELETE", None) => match uploads.abort(&dav.user, &id).await {
-            Ok(()) => Ok(empty(StatusCode::NO_CONTENT)),
+            Ok(_) => Ok(empty(StatusCode::NO_CONTENT)),
             Err(Error::UploadNotFound) => Err(DavError::not_found()),
             Err(Error::NotUploading { .. }) => Err(locked("the upload is being stored; retry later")),
             Err(e) => Err(e.into()),

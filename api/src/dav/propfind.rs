@@ -334,7 +334,7 @@ impl Lister {
             }
             let id = entry_id(&node);
             let own: Vec<DeadProp> = dead.iter().filter(|d| d.entry_id == id).cloned().collect();
-            let path = format!("{}/{name}", self.parent_path.trim_end_matches('/'));
+            let path = format!("{}/{}", self.parent_path.trim_end_matches('/'), shared::domain::name_key(name));
             out.push_str(&self.render.response(&href, &path, &node, &own));
         }
         Ok((out, next))

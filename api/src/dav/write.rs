@@ -315,14 +315,15 @@ pub async fn copy_or_move(dav: &Dav, req: &Request, target: &Target, is_move: bo
         Some("0") if !is_move => true,
         Some(_) => return Err(DavError::bad("Depth is infinity (or 0 for a COPY)")),
     };
-    if dest.names == target.names {
+    let (source_keys, dest_keys) = (target.keys(), dest.keys());
+    if dest_keys == source_keys {
         return Err(DavError::forbidden("the source and the destination are the same"));
     }
     let is_folder = matches!(source, Node::Folder(_));
-    if is_folder && dest.names.starts_with(&target.names) {
+    if is_folder && dest_keys.starts_with(&source_keys) {
         return Err(DavError::conflict("a collection cannot go into itself"));
     }
-    if target.names.starts_with(&dest.names) {
+    if source_keys.starts_with(&dest_keys) {
         return Err(DavError::conflict("the destination holds the source"));
     }
     let to = dav.parent_folder(dest_parent).await?;

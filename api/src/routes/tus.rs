@@ -524,18 +524,11 @@ async fn receive(
 }
 
 /// `DELETE /tus/<id>`: an unfinished upload is aborted (through an upload
-/// link, its bytes go back to the link's limit); a finished one is
-/// forgotten (its file stays).
+/// link, its bytes go back to the link's limit, as do a failed one's); a
+/// finished one is forgotten (its file stays).
 async fn terminate(state: &AppState, caller: &Caller, id: &str) -> TusResult<Response> {
-    let unfinished = match &caller.link {
-        Some(_) => {
-            let now = state.services.uploads.tus_state(&caller.user, id).await.map_err(from_error)?;
-            (!now.finished()).then_some(now.session.size).flatten()
-        }
-        None => None,
-    };
-    state.services.uploads.tus_terminate(&caller.user, id).await.map_err(from_error)?;
-    give_back(state, caller, unfinished).await;
+    let without_file = state.services.uploads.tus_terminate(&caller.user, id).await.map_err(from_error)?;
+    give_back(state, caller, without_file).await;
     Ok(Response::builder().status(StatusCode::NO_CONTENT).finish())
 }
 

@@ -176,8 +176,9 @@ pub trait UploadSessions: Send + Sync {
 
     /// Forgets a session and its segments unless it is `merging` (a
     /// compare-and-set, so an abort or the sweeper never pulls an upload
-    /// from under a merge). Returns whether it was deleted.
-    async fn delete_unless_merging(&self, id: &UploadId) -> Result<bool>;
+    /// from under a merge). Returns the state it had when deleted (`None`:
+    /// not deleted, being merged or gone).
+    async fn delete_unless_merging(&self, id: &UploadId) -> Result<Option<UploadState>>;
 
     /// Ids of `uploading`, `failed` or `done` sessions idle since before
     /// `cutoff`, for the sweeper: abandoned uploads and finished records

@@ -65,9 +65,16 @@ impl Locks {
         self.store.release(user.id, token).await
     }
 
-    /// The caller's live locks.
+    /// The caller's live locks, their paths with each name in NFC (as
+    /// WebDAV compares them; a lock stored before that keeps its bytes).
     pub async fn list(&self, user: &User) -> Result<Vec<DavLock>> {
-        self.store.list(user.id, crate::now()).await
+        let mut locks = self.store.list(user.id, crate::now()).await?;
+        for l in &mut locks {
+            if !l.path.is_ascii() {
+                l.path = l.path.split('/').map(crate::domain::name_key).collect::<Vec<_>>().join("/");
+            }
+        }
+        Ok(locks)
     }
 
     /// Drops the caller's locks on `path` and under it (it was deleted or

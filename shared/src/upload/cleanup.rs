@@ -13,7 +13,7 @@ impl Uploads {
         let idle = self.sessions.idle_since(crate::now() - self.limits.upload_ttl as i64, 1000).await?;
         for id in &idle {
             // A `complete` may have restarted it since it was listed.
-            if self.sessions.delete_unless_merging(id).await? {
+            if self.sessions.delete_unless_merging(id).await?.is_some() {
                 self.accounts.release(id.as_str()).await?;
                 self.staging.delete_prefix(&objects::upload_prefix(id)).await?;
             }

@@ -481,9 +481,15 @@ impl Uploads {
 
     /// Ends a tus upload (`DELETE`): an unfinished one is aborted (its bytes
     /// and quota hold go); a finished one is forgotten, its file stays.
+    /// Returns the upload's size when it ended without a file (unfinished,
+    /// or its merge failed), known at that moment and not before.
     #[tracing::instrument(name = "tus terminate", skip(self, user), fields(user = user.id))]
-    pub async fn tus_terminate(&self, user: &User, id: &str) -> Result<()> {
-        self.abort(user, id).await
+    pub async fn tus_terminate(&self, user: &User, id: &str) -> Result<Option<u64>> {
+        let size = self.tus_state(user, id).await?.session.size;
+        Ok(match self.abort(user, id).await? {
+            UploadState::Uploading | UploadState::Failed => size,
+            UploadState::Merging | UploadState::Done => None,
+        })
     }
 }
 

@@ -299,7 +299,7 @@ static DELETE_UNLESS_MERGING: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state or state == 'merging' then return {} end
-local reply = {'deleted'}
+local reply = {'deleted', state}
 for _, field in ipairs({'resume_key', 'hash_resume_key'}) do
   local resume = redis.call('HGET', KEYS[1], field)
   if resume then table.insert(reply, resume) end
@@ -686,7 +686,7 @@ impl UploadSessions for RedisUploads {
         Ok(stale)
     }
 
-    async fn delete_unless_merging(&self, id: &UploadId) -> Result<bool> {
+    async fn delete_unless_merging(&self, id: &UploadId) -> Result<Option<UploadState>> {
         let mut con = self.con.clone();
         let reply: Vec<String> = DELETE_UNLESS_MERGING
             .key(self.session_key(id))
@@ -695,11 +695,12 @@ impl UploadSessions for RedisUploads {
             .key(self.challenge_key(id))
             .invoke_async(&mut con)
             .await?;
-        if reply.first().map(String::as_str) != Some("deleted") {
-            return Ok(false);
+        let [deleted, state, pointers @ ..] = reply.as_slice() else { return Ok(None) };
+        if deleted != "deleted" {
+            return Ok(None);
         }
-        self.drop_pointers(id, &reply[1..]).await;
-        Ok(true)
+        self.drop_pointers(id, pointers).await;
+        Ok(UploadState::parse(state))
     }
 
     async fn idle_since(&self, _cutoff: i64, _limit: u64) -> Result<Vec<UploadId>> {

@@ -294,20 +294,27 @@ impl UploadSessions for SqlUploads {
         Ok(ids.iter().filter_map(|s| UploadId::parse(s).ok()).collect())
     }
 
-    async fn delete_unless_merging(&self, id: &UploadId) -> Result<bool> {
+    async fn delete_unless_merging(&self, id: &UploadId) -> Result<Option<UploadState>> {
         let mut tx = self.repo.begin().await?;
-        let gone = sqlx::query("DELETE FROM upload_sessions WHERE id = ? AND state <> 'merging'")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        if gone.rows_affected() == 0 {
-            return Ok(false);
+        // One state at a time: the statement that deletes says which it was.
+        let mut deleted = None;
+        for state in [UploadState::Uploading, UploadState::Failed, UploadState::Done] {
+            let gone = sqlx::query("DELETE FROM upload_sessions WHERE id = ? AND state = ?")
+                .bind(id.as_str())
+                .bind(state.as_str())
+                .execute(&mut *tx)
+                .await?;
+            if gone.rows_affected() > 0 {
+                deleted = Some(state);
+                break;
+            }
         }
+        let Some(deleted) = deleted else { return Ok(None) };
         sqlx::query("DELETE FROM upload_segments WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM upload_challenges WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM upload_leases WHERE upload_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(deleted))
     }
 
     async fn idle_since(&self, cutoff: i64, limit: u64) -> Result<Vec<UploadId>> {
