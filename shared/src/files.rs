@@ -163,7 +163,8 @@ impl Files {
     /// A single-request upload: streams `body` to a temporary file while hashing
     /// it (SHA-1 and SHA-256), then takes the same dedup path as a merge: the
     /// server holds every byte, so linking to stored content needs no proof.
-    /// At most `limit` bytes.
+    /// At most `limit` bytes; with `expect_sha1`, only bytes of that SHA-1
+    /// (else `CHUNK_CHECKSUM_MISMATCH` and nothing changes).
     #[allow(clippy::too_many_arguments)]
     #[tracing::instrument(name = "single upload", skip(self, user, body), fields(user = user.id))]
     async fn ingest(
@@ -173,7 +174,7 @@ impl Files {
         place: &Placement,
         mtime: Option<Mtime>,
         mut body: impl AsyncRead + Unpin,
-        limit: u64,
+        (limit, expect_sha1): (u64, Option<&Sha1Hex>),
         hold: &str,
     ) -> Result<UserFile> {
         // The folder now; a taken name once the content is known (the same
@@ -204,6 +205,9 @@ impl Files {
         out.sync_data().await.context("syncing a temporary file")?;
         drop(out);
         let digests = hasher.finish();
+        if expect_sha1.is_some_and(|want| !want.as_str().eq_ignore_ascii_case(&digests.sha1)) {
+            return Err(Error::invalid(ErrorCode::ChunkChecksumMismatch, "the body's SHA-1 is not the one given"));
+        }
         self.tree.check_placement(user, filename, place, Some((&digests.sha256, size as i64))).await?;
         let entry = NewUserFile {
             user_id: user.id,
@@ -350,14 +354,15 @@ impl Files {
     /// within the caller's quota: `declared_size` (the spooled part's size)
     /// is reserved before any byte moves, and the reservation becomes the
     /// entry (or is released on failure); the body is counted as it arrives.
-    /// The entry's modification time is `mtime`, else the upload time.
+    /// The entry's modification time is `mtime`, else the upload time; with
+    /// `expect_sha1`, the body must have that SHA-1 (else nothing changes).
     pub async fn upload_single(
         &self,
         user: &User,
         filename: &FileName,
         place: &Placement,
         mtime: Option<Mtime>,
-        declared_size: u64,
+        (declared_size, expect_sha1): (u64, Option<&Sha1Hex>),
         body: impl AsyncRead + Unpin,
     ) -> Result<UserFile> {
         let hold = crate::random_hex(16);
@@ -366,7 +371,8 @@ impl Files {
         } else {
             self.accounts.reserve(user, &hold, declared_size, false).await?;
         }
-        let stored = self.ingest(user, filename, place, mtime, body, self.max_single_upload, &hold).await;
+        let limit = (self.max_single_upload, expect_sha1);
+        let stored = self.ingest(user, filename, place, mtime, body, limit, &hold).await;
         if stored.is_err() {
             self.accounts.release_quietly(&hold).await;
         }

@@ -227,6 +227,19 @@ both!(
         let right = format!("SHA1:{}", sha1_hex(&first));
         let req = dav.req("PUT", "/g.bin").header("OC-Checksum", right).body(first.clone());
         assert_eq!(dav.send(req).await.0, StatusCode::CREATED);
+        // Past 4 MiB a PUT of known length goes through an upload session
+        // (smaller ones are committed in one step): the same rules hold.
+        let large = test_bytes((4 << 20) + 1, 10);
+        let wrong = format!("SHA1:{}", sha1_hex(&first));
+        let req = dav.req("PUT", "/g.bin").header("OC-Checksum", wrong).body(large.clone());
+        assert_eq!(dav.send(req).await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(dav.get("/g.bin").await, first, "nothing changed");
+        let right = format!("SHA1:{}", sha1_hex(&large));
+        let req = dav.req("PUT", "/g.bin").header("OC-Checksum", right).body(large.clone());
+        assert_eq!(dav.send(req).await.0, StatusCode::NO_CONTENT);
+        assert!(dav.get("/g.bin").await == large);
+        let req = dav.req("PUT", "/g.bin").body(first.clone());
+        assert_eq!(dav.send(req).await.0, StatusCode::NO_CONTENT);
         let (_, info) = app.call("GET", "/usr/info", Some(&token)).await;
         assert_eq!(info["open_uploads"], json!(0), "no upload left behind: {info}");
         let (code, headers, _) = dav.send(dav.req("PATCH", "/g.bin").header("X-Recalculate-Hash", "sha1")).await;

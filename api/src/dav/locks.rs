@@ -251,7 +251,7 @@ pub async fn lock(dav: &Dav, req: &Request, target: &Target, body: Body) -> DavR
             if_match: None,
         };
         let name = FileName::parse(name)?;
-        dav.state.services.files.upload_single(&dav.user, &name, &place, None, 0, tokio::io::empty()).await?;
+        dav.state.services.files.upload_single(&dav.user, &name, &place, None, (0, None), tokio::io::empty()).await?;
         Ok(())
     };
     if let Err(e) = made.await {

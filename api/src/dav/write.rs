@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::Stream;
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Body, Request, Response};
-use shared::domain::{FileName, FolderId, Mtime, NameRule, Placement, UploadState, UserFile};
+use shared::domain::{FileName, FolderId, Mtime, NameRule, Placement, Sha1Hex, UploadState, UserFile};
 use shared::upload::{self, InitOutcome, NewUpload, Source};
 use shared::{Error, ErrorCode};
 
@@ -25,6 +25,11 @@ const DRAIN_TIME: Duration = Duration::from_secs(15);
 const EMPTY_SHA1: &str = "da39a3ee5e6b4b0d3255bfef95601890afd80709";
 /// Longest a PUT waits for its upload's merge before answering 503.
 const MERGE_WAIT: Duration = Duration::from_secs(600);
+/// A PUT of at most this many bytes (with a Content-Length) is spooled and
+/// committed in one step, as `/file/upload` does, rather than through an
+/// upload session and a merge: most of a small file's time was the
+/// session's bookkeeping (rclone's 10,000 small files went 3× faster).
+const SMALL_PUT: u64 = 4 << 20;
 
 /// `X-OC-Mtime`: Unix seconds, whole or fractional (the fraction dropped).
 pub(super) fn oc_mtime(req: &Request) -> DavResult<Option<Mtime>> {
@@ -117,6 +122,16 @@ where
         if_match: None,
     };
     let services = &dav.state.services;
+    if let Some(size) = content_length.filter(|&n| n <= SMALL_PUT.min(services.files.max_single_upload())) {
+        let expect = checksum.map(|h| Sha1Hex::parse(&hex::encode(h))).transpose().map_err(|e| unread(e.into()))?;
+        let file = put_small(dav, (&filename, &place, mtime), (size, expect.as_ref()), stream).await?;
+        let mut resp = empty(if replaced { StatusCode::NO_CONTENT } else { StatusCode::CREATED });
+        file_headers(&mut resp, &file);
+        if mtime.is_some() {
+            resp.headers_mut().insert("X-OC-Mtime", HeaderValue::from_static("accepted"));
+        }
+        return Ok(resp);
+    }
     let new = NewUpload { filename, filesize: content_length, mtime, source: Source::Server };
     let session = match services.uploads.init(&dav.user, new, &place).await.map_err(|e| unread(e.into()))? {
         InitOutcome::New(session, _) => session,
@@ -177,6 +192,40 @@ where
         resp.headers_mut().insert("X-OC-Mtime", HeaderValue::from_static("accepted"));
     }
     Ok(resp)
+}
+
+/// A small PUT's body spooled, hashed (checked against `expect` when
+/// given) and committed in one step, within one of the caller's body slots
+/// and a deadline a client at the rate floor would meet.
+async fn put_small<S>(
+    dav: &Dav,
+    (filename, place, mtime): (&FileName, &Placement, Option<Mtime>),
+    (size, expect): (u64, Option<&Sha1Hex>),
+    stream: &mut S,
+) -> Result<UserFile, (DavError, bool)>
+where
+    S: Stream<Item = std::io::Result<bytes::Bytes>> + Send + Unpin,
+{
+    let slot = dav.state.chunk_slots.try_take(SlotOwner::User(dav.user.id)).await.map_err(|e| (e.into(), false))?;
+    let deadline = Duration::from_secs(60 + size / dav.state.settings.min_chunk_rate.max(1));
+    let body = tokio_util::io::StreamReader::new(stream);
+    let files = &dav.state.services.files;
+    let stored =
+        tokio::time::timeout(deadline, files.upload_single(&dav.user, filename, place, mtime, (size, expect), body))
+            .await;
+    slot.release().await;
+    match stored {
+        Ok(Ok(file)) => Ok(file),
+        // Whatever of the body is left is drained by the caller.
+        Ok(Err(e)) => Err((e.into(), false)),
+        Err(_) => Err((
+            DavError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the body did not arrive within {} s", deadline.as_secs()),
+            ),
+            true,
+        )),
+    }
 }
 
 /// Waits for upload `id`'s merge: its file once done. A failed merge drops

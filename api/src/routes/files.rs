@@ -574,7 +574,7 @@ impl FileApi {
         let mtime = form.mtime.map(Mtime::parse).transpose()?;
         let size = form.file.size() as u64;
         let body = form.file.into_async_read();
-        let file = state.services.files.upload_single(&auth.0, &name, &place, mtime, size, body).await?;
+        let file = state.services.files.upload_single(&auth.0, &name, &place, mtime, (size, None), body).await?;
         Ok(UploadResponse::Created(Json(file_with_path(&state, &auth.0, file).await?)))
     }
 
