@@ -445,15 +445,12 @@ async fn authenticate(state: &AppState, req: &Request) -> DavResult<User> {
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or_else(|| unauthorized("malformed Basic credentials"))?;
     let (username, password) = decoded.split_once(':').ok_or_else(|| unauthorized("malformed Basic credentials"))?;
-    let attempt = state.rate_limits.app_password(req, username).await?;
     match state.services.accounts.authenticate_app_password(username, password).await? {
-        Some(user) => {
-            if let Err(e) = attempt.forgive().await {
-                tracing::warn!(error = %e, "forgiving a right app password failed");
-            }
-            Ok(user)
+        Some(user) => Ok(user),
+        None => {
+            state.rate_limits.wrong_app_password(req, username).await?;
+            Err(unauthorized("wrong username or app password (app passwords are made at /usr/apppassword/create)"))
         }
-        None => Err(unauthorized("wrong username or app password (app passwords are made at /usr/apppassword/create)")),
     }
 }
 

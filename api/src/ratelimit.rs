@@ -113,10 +113,10 @@ impl RateLimits {
         self.limiter.share_password(self.client_ip(req), link).await
     }
 
-    /// Counts an app-password attempt by `req`'s client as `username` as
-    /// wrong until forgiven (WebDAV and tus send one on every request).
-    pub async fn app_password(&self, req: &poem::Request, username: &str) -> shared::Result<CountedAttempt> {
-        self.limiter.app_password(self.client_ip(req), username).await
+    /// Counts a wrong app password sent by `req`'s client as `username`
+    /// (`TooMany` past the limit); right ones are never counted.
+    pub async fn wrong_app_password(&self, req: &poem::Request, username: &str) -> shared::Result<()> {
+        self.limiter.wrong_app_password(self.client_ip(req), username).await
     }
 }
 

@@ -968,6 +968,29 @@ both!(
     }
 );
 
+both!(
+    /// Right app passwords are never counted against the limit, however
+    /// many arrive at once: with `PAN_APP_PASSWORD_RATE=3`, 32 PROPFINDs
+    /// sent together with the right one all get 207 (a burst of a sync
+    /// client's requests once got 429), and wrong ones are still limited.
+    a_burst_of_right_app_passwords_is_never_limited,
+    |b: TestAppBuilder| b.env("PAN_APP_PASSWORD_RATE", "3"),
+    |app| {
+        let (_, user, password) = dav_user(&app, "davburst").await;
+        let dav = Dav { app: &app, user: user.clone(), password: password.clone() };
+        let answers = futures::future::join_all((0..32).map(|_| dav.send(dav.req("PROPFIND", "/").header("Depth", "0")))).await;
+        for (code, _, body) in &answers {
+            assert_eq!(*code, StatusCode::MULTI_STATUS, "{body}");
+        }
+        let wrong = Dav { app: &app, user: user.clone(), password: "not it".into() };
+        for _ in 0..3 {
+            assert_eq!(wrong.send(wrong.req("PROPFIND", "/").header("Depth", "0")).await.0, StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(wrong.send(wrong.req("PROPFIND", "/").header("Depth", "0")).await.0, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(dav.propfind("/", "0", "").await.0, StatusCode::MULTI_STATUS, "the right one still gets in");
+    }
+);
+
 /// Wrong app passwords are limited by the fleet, not per process: with
 /// `PAN_APP_PASSWORD_RATE=3`, the right app password sent again and again
 /// on two api processes counts for nothing, then three wrong tries for the

@@ -213,15 +213,12 @@ async fn authenticate_account(req: &Request, state: &AppState) -> TusResult<User
         let Some((username, password)) = pair else {
             return Err(unauthorized("malformed Basic credentials"));
         };
-        let attempt = state.rate_limits.app_password(req, username).await.map_err(from_error)?;
         return match state.services.accounts.authenticate_app_password(username, password).await {
-            Ok(Some(user)) => {
-                if let Err(e) = attempt.forgive().await {
-                    tracing::warn!(error = %e, "forgiving a right app password failed");
-                }
-                Ok(user)
+            Ok(Some(user)) => Ok(user),
+            Ok(None) => {
+                state.rate_limits.wrong_app_password(req, username).await.map_err(from_error)?;
+                Err(unauthorized("wrong username or app password"))
             }
-            Ok(None) => Err(unauthorized("wrong username or app password")),
             Err(e) => Err(from_error(e)),
         };
     }
