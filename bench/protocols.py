@@ -22,7 +22,12 @@ RUNS times, interleaved (each step after `sync`, untimed):
                   file over one connection (curl -T; nginx spools the body
                   to a temporary file and renames it, without fsync);
                   `pan put` (the CLI: hashes first, then 8 MiB chunks over
-                  4 connections) beside them for information
+                  4 connections) beside them for information; also the
+                  file as one tus PATCH sent by curl (the baseline's own
+                  client: pan's side alone), and the serial baseline of
+                  bench/compare.py's end-to-end figure (nginx's PUT, then
+                  `openssl dgst -sha1`, then `-sha256`), since a tus upload
+                  is hashed by the server before it answers
   WebDAV (26)     `rclone copy` (1.75.2, the wheel of scripts/deps dav) of
                   SIZE to pan's `/remote.php/dav/files/<user>/` with
                   vendor=nextcloud (Basic with an app password; rclone sends
@@ -305,13 +310,19 @@ class Protocols:
         name = f"tus-{self.next_tag()}.bin"
         cpu0 = C.cpu_seconds(self.pan.pids())
         t0 = now()
-        r = subprocess.run(["node", os.path.join(ROOT, "bench/tus_upload.mjs"), self.pan.base,
-                            f"Bearer {self.pan.token}", self.big, chunk, name],
-                           capture_output=True, text=True, env=dict(os.environ, TUS_MODULES=TUS_MODULES))
+        err = os.path.join(self.work, "node.err")
+        p = C.spawn(["node", os.path.join(ROOT, "bench/tus_upload.mjs"), self.pan.base, f"Bearer {self.pan.token}",
+                     self.big, chunk, name], stdout=subprocess.PIPE, stderr=open(err, "w"), text=True,
+                    env=dict(os.environ, TUS_MODULES=TUS_MODULES))
+        stdout = p.stdout.read()
+        _, status, ru = os.wait4(p.pid, 0)  # its CPU (the client's), as it is reaped
+        p.returncode = os.waitstatus_to_exitcode(status)
         wall = now() - t0
         cpu = C.cpu_seconds(self.pan.pids()) - cpu0
-        if r.returncode:
-            raise BenchError(f"tus-js-client ({label}): {r.stderr.strip()[-500:]}")
+        if p.returncode:
+            raise BenchError(f"tus-js-client ({label}): {open(err).read().strip()[-500:]}")
+        self.rec(f"tus_{label}_client_cpu_s", ru.ru_utime + ru.ru_stime)
+        r = subprocess.CompletedProcess(p.args, 0, stdout, "")
         out = json.loads(r.stdout.strip().splitlines()[-1])
         self.rec(f"tus_{label}_s", out["seconds"])
         self.rec(f"tus_{label}_wall_s", wall)
@@ -321,6 +332,29 @@ class Protocols:
             f"({C.gbps(self.a.size, out['seconds']):.2f} GB/s), requests {out['requests']}")
         self.pan_delete(out["fileId"], name)
 
+    def curl_tus(self):
+        """The same file as one tus PATCH sent by curl, the nginx PUT's client
+        (create untimed): pan's side of tus without tus-js-client's cost."""
+        self.freshen_big()
+        name = f"curl-{self.next_tag()}.bin"
+        h = self.pan.http
+        h.c.request("POST", "/tus/", headers={
+            "Authorization": f"Bearer {self.pan.token}", "Tus-Resumable": "1.0.0", "Upload-Length": str(self.a.size),
+            "Upload-Metadata": "filename " + base64.b64encode(name.encode()).decode()})
+        r = h.c.getresponse()
+        r.read()
+        if r.status != 201:
+            raise BenchError(f"POST /tus/: HTTP {r.status}")
+        C.sync()
+        cpu0 = C.cpu_seconds(self.pan.pids())
+        t, _, _ = C.curl_ingest([("PATCH", self.pan.base + r.getheader("Location"), self.big, [
+            f"Authorization: Bearer {self.pan.token}", "Tus-Resumable: 1.0.0", "Upload-Offset: 0",
+            "Content-Type: application/offset+octet-stream"])], 1, (204,))
+        self.rec("curl_tus_s", t)
+        self.rec("curl_tus_cpu_s", C.cpu_seconds(self.pan.pids()) - cpu0)
+        log(f"curl tus PATCH: {t:.2f} s ({C.gbps(self.a.size, t):.2f} GB/s)")
+        self.pan_delete(name=name)
+
     def nginx_put(self):
         C.sync()
         cpu0 = C.cpu_seconds(self.nginx.pids())
@@ -329,6 +363,12 @@ class Protocols:
         self.rec("nginx_put_cpu_s", C.cpu_seconds(self.nginx.pids()) - cpu0)
         log(f"nginx PUT: {t:.2f} s ({C.gbps(self.a.size, t):.2f} GB/s)")
         self.nginx.clear_dav()
+        # The serial baseline of bench/compare.py's end-to-end figure: what
+        # pan does besides landing the bytes (a tus upload is server-hashed).
+        for alg in ("sha1", "sha256"):
+            t, cpu = C.timed_cpu(["openssl", "dgst", f"-{alg}", self.big])
+            self.rec(f"openssl_{alg}_s", t)
+            self.rec(f"openssl_{alg}_cpu_s", cpu)
 
     def pan_put(self):
         self.freshen_big()
@@ -570,6 +610,7 @@ class Protocols:
                 self.nginx_put()
                 self.tus("Infinity", "one_patch")
                 self.tus(str(a.tus_chunk * MIB), "chunked")
+                self.curl_tus()
                 if not a.no_cli:
                     self.pan_put()
                 self.pan.check_alive()
@@ -639,6 +680,15 @@ def table(res, a):
         "nginx dav PUT of the file, one connection", ng, g, ratio(one, ng), "≥ 0.9")
     row(f"tus-js-client, chunkSize {a.tus_chunk} MiB, until committed", chunked, g, "nginx dav PUT", ng, g,
         ratio(chunked, ng), "≥ 0.9")
+    serial = [p + s1 + s2 for p, s1, s2 in zip(r.get("nginx_put_s", []), r.get("openssl_sha1_s", []),
+                                                r.get("openssl_sha256_s", []))]
+    sr = [C.gbps(size, v) for v in serial]
+    row("tus-js-client, one PATCH, against the serial baseline", one, g,
+        "nginx PUT, then `openssl dgst -sha1`, then `-sha256`", sr, g, ratio(one, sr), "— (bench/compare.py's end to end: ≥ 1.0)")
+    cu = thr("curl_tus_s")
+    row("tus, one PATCH sent by curl (the baseline's client), until committed", cu, g, "nginx dav PUT", ng, g,
+        ratio(cu, ng), "— (pan's side alone)")
+    row("tus by curl, against the serial baseline", cu, g, "nginx PUT → SHA-1 → SHA-256", sr, g, ratio(cu, sr), "—")
     if r.get("pan_put_s"):
         put = thr("pan_put_s")
         row("`pan put` (hashes, then 8 MiB chunks over 4 connections)", put, g, "nginx dav PUT", ng, g,
@@ -648,6 +698,11 @@ def table(res, a):
     cs = lambda x: f"{x:.2f} cpu-s"
     row("server CPU per GiB, tus one PATCH", cpu("tus_one_patch_cpu_s"), cs, "nginx PUT", cpu("nginx_put_cpu_s"), cs,
         ratio(cpu("tus_one_patch_cpu_s"), cpu("nginx_put_cpu_s")), "— (pan also hashes SHA-1 and SHA-256)")
+    both = [n + a1 + a2 for n, a1, a2 in zip(cpu("nginx_put_cpu_s"), cpu("openssl_sha1_cpu_s"), cpu("openssl_sha256_cpu_s"))]
+    row("… against nginx + openssl SHA-1 + SHA-256", cpu("tus_one_patch_cpu_s"), cs, "the serial baseline's CPU", both,
+        cs, ratio(cpu("tus_one_patch_cpu_s"), both), "—")
+    row("client CPU per GiB: tus-js-client (Node), one PATCH", cpu("tus_one_patch_client_cpu_s"), cs, "—", None, cs,
+        None, "—")
 
     t = res["wrk"].get("tus")
     if t:
