@@ -7,6 +7,7 @@ Run it through bench/run (which installs the tools and builds pan):
     bench/run                 # 1 GiB, 3 runs, sweep 64 MiB..4 GiB, embedded and fleet
     bench/run --quick         # 256 MiB, 1 run, sweep 64 and 256 MiB, short wrk runs
     bench/run --help          # every option
+    bench/run --protocols     # instead: tus and WebDAV with real clients (bench/protocols.py)
 
 For each deployment (embedded: one `api` on SQLite and local directories;
 fleet: `api --no-worker` plus `worker` processes on MariaDB, Redis and a
