@@ -1982,13 +1982,21 @@ def main():
             f"took {res['seconds'] / 60:.1f} min" + (f"; plot: {os.path.relpath(a.svg, ROOT)}" if plotted else "")]
     notes = ([f"- skipped: {s}" for s in res["skipped"]] + [f"- ERROR: {e}" for e in res["errors"]]
              + [f"- waited for Garage to free deleted blocks before: {w}" for w in res.get("waited_for_garage_gc", [])])
-    text = "\n".join(head) + "\n" + md + ("\n\n" + "\n".join(notes) if notes else "") + "\n"
-    with open(os.path.join(a.out_dir, name + ".json"), "w") as f:
+    return write_results(a.out_dir, name, res, "\n".join(head) + "\n" + md, notes)
+
+
+def write_results(out_dir, name, res, text, notes):
+    """Writes res as <name>.json and the report (text, then the notes) as
+    <name>.md under out_dir, and prints the report; the exit status: 1 when
+    the run had errors."""
+    text = text + ("\n\n" + "\n".join(notes) if notes else "") + "\n"
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, name + ".json"), "w") as f:
         json.dump(res, f, indent=1, default=str)
-    with open(os.path.join(a.out_dir, name + ".md"), "w") as f:
+    with open(os.path.join(out_dir, name + ".md"), "w") as f:
         f.write(text)
     print(text)
-    log(f"results: {os.path.relpath(os.path.join(a.out_dir, name + '.json'), ROOT)} and .md")
+    log(f"results: {os.path.relpath(os.path.join(out_dir, name + '.json'), ROOT)} and .md")
     return 1 if res["errors"] else 0
 
 

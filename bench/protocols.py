@@ -892,14 +892,7 @@ def main():
             f"load at start {' '.join(f'{x:.2f}' for x in res['machine']['load_at_start'])}",
             f"took {res['seconds'] / 60:.1f} min"]
     notes = [f"- skipped: {s}" for s in res["skipped"]] + [f"- ERROR: {e}" for e in res["errors"]]
-    text = "\n".join(head) + "\n" + md + ("\n\n" + "\n".join(notes) if notes else "") + "\n"
-    with open(os.path.join(a.out_dir, name + ".json"), "w") as f:
-        json.dump(res, f, indent=1, default=str)
-    with open(os.path.join(a.out_dir, name + ".md"), "w") as f:
-        f.write(text)
-    print(text)
-    log(f"results: {os.path.relpath(os.path.join(a.out_dir, name + '.json'), ROOT)} and .md")
-    return 1 if res["errors"] else 0
+    return C.write_results(a.out_dir, name, res, "\n".join(head) + "\n" + md, notes)
 
 
 if __name__ == "__main__":

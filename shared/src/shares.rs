@@ -169,6 +169,17 @@ impl VerifiedPasswords {
 }
 
 impl Shares {
+    /// When a link made `now` stops working: `expires_in` seconds on (0:
+    /// never), else `PAN_SHARE_DAYS` (0: never).
+    fn expiry(&self, expires_in: Option<i64>, now: i64) -> Option<i64> {
+        match expires_in {
+            Some(0) => None,
+            Some(secs) => Some(now + secs),
+            None if self.default_days == 0 => None,
+            None => Some(now + self.default_days as i64 * 86_400),
+        }
+    }
+
     /// Makes a link to the caller's live file or folder `n.target`.
     pub async fn create(&self, user: &User, n: NewShare) -> Result<Share> {
         let target = if self.repo.folder(user.id, &n.target).await?.is_some() {
@@ -184,12 +195,7 @@ impl Shares {
         };
         let size = self.size_of(user.id, &target).await?.ok_or(Error::FileNotFound)?;
         let now = crate::now();
-        let expires_at = match n.expires_in {
-            Some(0) => None,
-            Some(secs) => Some(now + secs),
-            None if self.default_days == 0 => None,
-            None => Some(now + self.default_days as i64 * 86_400),
-        };
+        let expires_at = self.expiry(n.expires_in, now);
         let share = Share {
             link: new_link(),
             owner: user.id,
@@ -501,12 +507,7 @@ impl Shares {
             None => None,
         };
         let now = crate::now();
-        let expires_at = match n.expires_in {
-            Some(0) => None,
-            Some(secs) => Some(now + secs),
-            None if self.default_days == 0 => None,
-            None => Some(now + self.default_days as i64 * 86_400),
-        };
+        let expires_at = self.expiry(n.expires_in, now);
         let link = UploadLink {
             link: new_link(),
             owner: user.id,
