@@ -221,6 +221,10 @@ pub struct UploadSession {
     pub if_match: Option<Sha256Hex>,
     /// Who sends it (the author of the version a replacement makes).
     pub author: Author,
+    /// The upload link it came through (`None`: its owner's own): only
+    /// that link's holders may touch it, and its bytes go back to that
+    /// link when it ends without a file.
+    pub via_link: Option<String>,
     /// When its current (or last) merge started (Unix seconds).
     pub merge_started_at: Option<i64>,
     /// How many bytes, from the first, the running hash has passed (always

@@ -88,6 +88,8 @@ pub struct NewUpload {
     pub mtime: Option<Mtime>,
     /// Who vouches for the content's identity.
     pub source: Source,
+    /// The upload link it comes through (`None`: the owner's own upload).
+    pub via_link: Option<String>,
 }
 
 /// Who vouches for an upload's content.
@@ -142,7 +144,7 @@ pub enum ProveOutcome {
     /// The proof matched: the caller has the file, the upload is gone.
     Instant(UserFile, ChunkPlan),
     /// No match (wrong, late, repeated, or no challenge): go on uploading.
-    Continue(UploadSession, Vec<u64>),
+    Continue(Box<UploadSession>, Vec<u64>),
 }
 
 /// Compares two byte strings in time independent of where they differ.
@@ -412,7 +414,7 @@ impl Uploads {
         place: &Placement,
         id: Option<UploadId>,
     ) -> Result<InitOutcome> {
-        let NewUpload { filename, filesize, mtime, source } = new;
+        let NewUpload { filename, filesize, mtime, source, via_link } = new;
         let mtime = mtime.map(Mtime::secs);
         let server_hashed = matches!(source, Source::Server | Source::TusPartial);
         let (filehash, sha256, fingerprint) = match source {
@@ -508,6 +510,7 @@ impl Uploads {
             replace: place.rule == NameRule::Replace,
             if_match: place.if_match.clone(),
             author: user.author.clone(),
+            via_link,
             merge_started_at: None,
             hashed: 0,
             created_at: now,
@@ -799,7 +802,7 @@ impl Uploads {
             }
         }
         let uploaded = self.received_chunks(&session).await?;
-        Ok(ProveOutcome::Continue(session, uploaded))
+        Ok(ProveOutcome::Continue(Box::new(session), uploaded))
     }
 
     /// The caller's session with this id; anyone else's is [`Error::UploadNotFound`].
@@ -1304,7 +1307,23 @@ impl Uploads {
             };
         };
         self.accounts.release(session.id.as_str()).await?;
+        self.give_back_to_link(&session, dropped).await;
         self.staging.delete_prefix(&objects::upload_prefix(&session.id)).await?;
         Ok(dropped)
+    }
+
+    /// An upload made through an upload link that ended without a file
+    /// (`dropped`: the state its session was deleted in) gives its bytes
+    /// back to the link's limit; a failure is logged (the link keeps them
+    /// counted).
+    pub(crate) async fn give_back_to_link(&self, session: &UploadSession, dropped: UploadState) {
+        let (Some(link), Some(size)) = (&session.via_link, session.size) else { return };
+        if !matches!(dropped, UploadState::Uploading | UploadState::Failed) {
+            return;
+        }
+        let bytes = i64::try_from(size).unwrap_or(i64::MAX);
+        if let Err(e) = self.repo.release_upload_link_bytes(link, bytes).await {
+            tracing::warn!(error = %e, upload = %session.id, "giving bytes back to an upload link failed");
+        }
     }
 }

@@ -79,6 +79,7 @@ fn session(owner: i64, size: u64, sha256: Option<&str>) -> UploadSession {
         replace: false,
         if_match: None,
         author: AUTHOR.clone(),
+        via_link: None,
         merge_started_at: None,
         hashed: 0,
         created_at: now,
@@ -94,6 +95,11 @@ async fn upload_store_suite(s: &dyn UploadStore, owner: i64) {
     let got = s.get(&a.id).await.unwrap().expect("created session");
     assert_eq!((got.owner, got.state, got.plan()), (owner, UploadState::Uploading, a.plan()));
     assert_eq!(got.sha256, a.sha256);
+    assert_eq!(got.via_link, None, "an owner's own upload");
+    let linked = UploadSession { via_link: Some("L".repeat(22)), ..session(owner, 10, None) };
+    s.create(&linked).await.unwrap();
+    assert_eq!(s.get(&linked.id).await.unwrap().unwrap().via_link, linked.via_link, "the link it came through");
+    assert_eq!(s.delete_unless_merging(&linked.id).await.unwrap(), Some(UploadState::Uploading));
     assert!(s.get(&UploadId::generate()).await.unwrap().is_none());
     let resumable = s
         .find_resumable(owner, a.filehash.as_ref().unwrap().as_str(), &"cd".repeat(32), 3000)

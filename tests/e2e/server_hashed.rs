@@ -25,6 +25,7 @@ async fn init_server_hashed(services: &Services, user: &shared::domain::User, da
         filesize: Some(data.len() as u64),
         mtime: None,
         source: Source::Server,
+        via_link: None,
     };
     services.uploads.init(user, new, &Placement::default()).await.unwrap()
 }

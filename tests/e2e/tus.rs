@@ -705,6 +705,25 @@ both!(
         let (_, list) = app.call("GET", "/uplink/list", Some(&token)).await;
         assert_eq!(list["links"][0]["bytes_used"], 10_000, "the aborted upload's bytes came back: {list}");
 
+        // A link's holder touches only uploads made through that link: not
+        // the owner's own, nor another link's (404, as for an unknown id).
+        let own = crate::tus::create(&app, &token, Some(100), &[("filename", "own.bin")]).await;
+        let body = json!({"folder": folder["id"]});
+        let (_, other) = app.post_json("/uplink/create", Some(&token), &body).await;
+        let other = other["link"].as_str().unwrap().to_owned();
+        let (code, h, body) = via_link(&app, "POST", "/tus/", &other, None, &fits, None).await;
+        assert_eq!(code, StatusCode::CREATED, "{body}");
+        let others = header(&h, "location").to_owned();
+        for (at, holder, password) in [(&own, &link, Some("open sesame")), (&others, &link, Some("open sesame")), (&own, &other, None)] {
+            for method in ["HEAD", "DELETE"] {
+                let (code, _, _) = via_link(&app, method, at, holder, password, &[], None).await;
+                assert_eq!(code, StatusCode::NOT_FOUND, "{method} {at} through another link");
+            }
+        }
+        assert_eq!(offset_of(&app, &token, &own).await, 0, "the owner's upload is there still");
+        let (code, _, _) = via_link(&app, "HEAD", &others, &other, None, &[], None).await;
+        assert_eq!(code, StatusCode::OK, "its own link's holder sees it");
+
         let (code, _) = app.call("DELETE", &format!("/uplink/revoke?link={link}"), Some(&token)).await;
         assert_eq!(code, StatusCode::NO_CONTENT);
         let (code, _, body) = via_link(&app, "POST", "/tus/", &link, Some("open sesame"), &create, None).await;

@@ -82,6 +82,7 @@ pub async fn handle(dav: &Dav, req: &Request, at: &UploadPath, body: Body) -> Da
                 filesize: None,
                 mtime: None,
                 source: Source::Server,
+                via_link: None,
             };
             match uploads.init_keyed(&dav.user, new, &Placement::default(), &at.dir).await {
                 Ok(_) => Ok(empty(StatusCode::CREATED)),

@@ -132,7 +132,7 @@ where
         }
         return Ok(resp);
     }
-    let new = NewUpload { filename, filesize: content_length, mtime, source: Source::Server };
+    let new = NewUpload { filename, filesize: content_length, mtime, source: Source::Server, via_link: None };
     let session = match services.uploads.init(&dav.user, new, &place).await.map_err(|e| unread(e.into()))? {
         InitOutcome::New(session, _) => session,
         other => {

@@ -548,7 +548,7 @@ impl UploadApi {
         } else {
             upload::Source::Client { filehash, sha256, fingerprint }
         };
-        let new = upload::NewUpload { filename, filesize, mtime, source };
+        let new = upload::NewUpload { filename, filesize, mtime, source, via_link: None };
         let outcome = state.services.uploads.init(&auth.0, new, &place).await?;
         Ok(Json(match outcome {
             InitOutcome::New(s, challenge) => upload_answer(InitStatus::New, &s, Vec::new(), challenge),

@@ -83,6 +83,11 @@ async fn handle(mut req: Request) -> Response {
         Ok(caller) => caller,
         Err(resp) => return *resp,
     };
+    if !path.is_empty()
+        && let Err(resp) = came_through_the_link(&state, &caller, &path).await
+    {
+        return *resp;
+    }
     let answer = match (path.as_str(), &method) {
         ("", &Method::POST) => create(&mut req, &state, &caller).await,
         ("", _) => Err(not_allowed("POST, OPTIONS")),
@@ -92,6 +97,18 @@ async fn handle(mut req: Request) -> Response {
         (_, _) => Err(not_allowed("HEAD, PATCH, DELETE, OPTIONS")),
     };
     answer.unwrap_or_else(|resp| *resp)
+}
+
+/// An upload link's holder may touch only the uploads made through that
+/// link (404 for any other, as for an unknown id): the link acts as its
+/// owner, whose other uploads are not the holder's.
+async fn came_through_the_link(state: &AppState, caller: &Caller, id: &str) -> TusResult<()> {
+    let Some(link) = &caller.link else { return Ok(()) };
+    let upload = state.services.uploads.tus_state(&caller.user, id).await.map_err(from_error)?;
+    if upload.session.via_link.as_deref() != Some(link.link.as_str()) {
+        return Err(from_error(shared::Error::UploadNotFound));
+    }
+    Ok(())
 }
 
 /// Request headers a page on another origin may send (CORS).
@@ -317,7 +334,7 @@ fn creation(meta: &HashMap<String, Vec<u8>>, length: Option<u64>, partial: bool)
             Some(Mtime::parse(secs).map_err(err)?)
         }
     };
-    Ok(TusCreate { length, filename, folder, within: None, rule, mtime, partial })
+    Ok(TusCreate { length, filename, folder, within: None, rule, mtime, partial, via_link: None })
 }
 
 /// `POST /tus/`: a new upload (with its first bytes, when the body has some).
@@ -368,6 +385,7 @@ async fn create(req: &mut Request, state: &AppState, caller: &Caller) -> TusResu
         if create.rule == NameRule::Replace {
             create.rule = NameRule::Rename;
         }
+        create.via_link = Some(link.link.clone());
         state.services.shares.reserve_upload_link(link, length).await.map_err(from_error)?;
     }
     let content_length = number_header(req, "content-length")?;
@@ -520,17 +538,17 @@ async fn receive(
     }
 }
 
-/// `DELETE /tus/<id>`: an unfinished upload is aborted (through an upload
-/// link, its bytes go back to the link's limit, as do a failed one's); a
-/// finished one is forgotten (its file stays).
+/// `DELETE /tus/<id>`: an unfinished upload is aborted (one made through
+/// an upload link gives its bytes back to it); a finished one is forgotten
+/// (its file stays).
 async fn terminate(state: &AppState, caller: &Caller, id: &str) -> TusResult<Response> {
-    let without_file = state.services.uploads.tus_terminate(&caller.user, id).await.map_err(from_error)?;
-    give_back(state, caller, without_file).await;
+    state.services.uploads.tus_terminate(&caller.user, id).await.map_err(from_error)?;
     Ok(Response::builder().status(StatusCode::NO_CONTENT).finish())
 }
 
-/// Gives `bytes` back to the caller's upload link, if it came through one
-/// (a failure is logged: the link keeps them counted).
+/// Gives `bytes` back to the caller's upload link, if it came through one,
+/// for an upload refused before its session was made (a failure is
+/// logged: the link keeps them counted).
 async fn give_back(state: &AppState, caller: &Caller, bytes: Option<u64>) {
     if let (Some(link), Some(bytes)) = (&caller.link, bytes)
         && let Err(e) = state.services.shares.release_upload_link(link, bytes).await

@@ -12,9 +12,11 @@ impl Uploads {
     pub(crate) async fn expire_idle(&self) -> Result<usize> {
         let idle = self.sessions.idle_since(crate::now() - self.limits.upload_ttl as i64, 1000).await?;
         for id in &idle {
+            let Some(session) = self.sessions.get(id).await? else { continue };
             // A `complete` may have restarted it since it was listed.
-            if self.sessions.delete_unless_merging(id).await?.is_some() {
+            if let Some(dropped) = self.sessions.delete_unless_merging(id).await? {
                 self.accounts.release(id.as_str()).await?;
+                self.give_back_to_link(&session, dropped).await;
                 self.staging.delete_prefix(&objects::upload_prefix(id)).await?;
             }
         }

@@ -59,6 +59,8 @@ pub struct TusCreate {
     /// `Upload-Concat: partial`: bytes for a final upload to take, never a
     /// file by themselves.
     pub partial: bool,
+    /// The upload link it comes through (`None`: the owner's own).
+    pub via_link: Option<String>,
 }
 
 /// A tus `PATCH`, as the front door parsed it.
@@ -115,7 +117,13 @@ impl Uploads {
         };
         let place = Placement { folder, rule: create.rule, if_match: None };
         let source = if create.partial { Source::TusPartial } else { Source::Server };
-        let new = NewUpload { filename: create.filename, filesize: create.length, mtime: create.mtime, source };
+        let new = NewUpload {
+            filename: create.filename,
+            filesize: create.length,
+            mtime: create.mtime,
+            source,
+            via_link: create.via_link,
+        };
         let session = match self.init(user, new, &place).await? {
             InitOutcome::New(session, _) => session,
             // A server-hashed upload has no hashes or fingerprint to resume by.
@@ -480,16 +488,11 @@ impl Uploads {
     }
 
     /// Ends a tus upload (`DELETE`): an unfinished one is aborted (its bytes
-    /// and quota hold go); a finished one is forgotten, its file stays.
-    /// Returns the upload's size when it ended without a file (unfinished,
-    /// or its merge failed), known at that moment and not before.
+    /// and quota hold go, and an upload link's bytes back to it); a
+    /// finished one is forgotten, its file stays.
     #[tracing::instrument(name = "tus terminate", skip(self, user), fields(user = user.id))]
-    pub async fn tus_terminate(&self, user: &User, id: &str) -> Result<Option<u64>> {
-        let size = self.tus_state(user, id).await?.session.size;
-        Ok(match self.abort(user, id).await? {
-            UploadState::Uploading | UploadState::Failed => size,
-            UploadState::Merging | UploadState::Done => None,
-        })
+    pub async fn tus_terminate(&self, user: &User, id: &str) -> Result<()> {
+        self.abort(user, id).await.map(|_| ())
     }
 }
 

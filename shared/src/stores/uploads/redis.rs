@@ -479,6 +479,7 @@ impl RedisUploads {
                 kind: AuthorKind::parse(h.get("author_kind").map(String::as_str).unwrap_or("")),
                 name: h.get("author_name").cloned().unwrap_or_default(),
             },
+            via_link: h.get("via_link").filter(|v| !v.is_empty()).cloned(),
             merge_started_at: h.get("merge_started_at").and_then(|v| v.parse().ok()),
             hashed: h.get("hashed_to").and_then(|v| v.parse().ok()).unwrap_or(0),
             fingerprint: h.get("fingerprint").filter(|f| !f.is_empty()).cloned(),
@@ -519,6 +520,7 @@ impl UploadSessions for RedisUploads {
             ("if_match", s.if_match.as_ref().map(|h| h.to_string()).unwrap_or_default()),
             ("author_kind", s.author.kind.as_str().to_owned()),
             ("author_name", s.author.name.clone()),
+            ("via_link", s.via_link.clone().unwrap_or_default()),
             ("created_at", s.created_at.to_string()),
             ("updated_at", s.updated_at.to_string()),
         ];

@@ -25,7 +25,7 @@ pub struct SqlUploads {
 
 const COLUMNS: &str = "id, owner_id, filename, filehash, sha256, filesize, chunksize, chunkcount, state, reason, reason_code, \
                        entry_id, folder, merge_started_at, hash_next, received, fingerprint, server_hashed, mtime, \
-                       on_conflict, if_match, author_kind, author_name, created_at, updated_at";
+                       on_conflict, if_match, author_kind, author_name, via_link, created_at, updated_at";
 
 fn session_from(row: &AnyRow) -> Result<UploadSession> {
     let state: String = row.try_get("state")?;
@@ -59,6 +59,7 @@ fn session_from(row: &AnyRow) -> Result<UploadSession> {
             .transpose()
             .map_err(|_| corrupt("folder"))?,
         mtime: row.try_get("mtime")?,
+        via_link: row.try_get("via_link")?,
         replace: row.try_get::<Option<String>, _>("on_conflict")?.as_deref() == Some("replace"),
         if_match: row
             .try_get::<Option<String>, _>("if_match")?
@@ -108,7 +109,7 @@ impl UploadSessions for SqlUploads {
         sqlx::query(
             "INSERT INTO upload_sessions (id, owner_id, filename, filehash, sha256, filesize, chunksize, chunkcount, \
              state, reason, folder, fingerprint, server_hashed, mtime, on_conflict, if_match, author_kind, author_name, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             via_link, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(s.id.as_str())
         .bind(s.owner)
@@ -127,6 +128,7 @@ impl UploadSessions for SqlUploads {
         .bind(s.if_match.as_ref().map(|h| h.as_str().to_owned()))
         .bind(s.author.kind.as_str())
         .bind(s.author.name.as_str())
+        .bind(s.via_link.clone())
         .bind(s.created_at)
         .bind(s.updated_at)
         .execute(self.pool())
