@@ -98,6 +98,19 @@ CLK = os.sysconf("SC_CLK_TCK")
 GARAGE_BLOCK_GC_S = 600  # garage_block::manager::BLOCK_GC_DELAY
 
 
+# Per-user and per-address limits raised for a benchmark's one user and
+# its many connections (pan's defaults guard against strangers).
+BENCH_LIMITS = {
+    "PAN_MAX_CONNECTIONS": "8192",
+    "PAN_MAX_CONNECTIONS_PER_ADDRESS": "8192",
+    "PAN_USER_CHUNKS": "1024",
+    "PAN_MAX_OPEN_UPLOADS": "10000",
+    "PAN_SIGNIN_RATE": "0",
+    "PAN_SIGNIN_USER_RATE": "0",
+    "PAN_SIGNUP_RATE": "0",
+}
+
+
 def log(*a):
     print("[bench]", *a, file=sys.stderr, flush=True)
 
@@ -1442,15 +1455,7 @@ class Bench:
         self.results["errors"].append(msg)
 
     def start_pan(self, dep):
-        limits = {
-            "PAN_MAX_CONNECTIONS": "8192",
-            "PAN_MAX_CONNECTIONS_PER_ADDRESS": "8192",
-            "PAN_USER_CHUNKS": "1024",
-            "PAN_MAX_OPEN_UPLOADS": "10000",
-            "PAN_SIGNIN_RATE": "0",
-            "PAN_SIGNIN_USER_RATE": "0",
-            "PAN_SIGNUP_RATE": "0",
-        }
+        limits = dict(BENCH_LIMITS)
         data = os.path.join(self.work, f"pan-{dep}")
         if dep == "embedded":
             self.pan_env = limits

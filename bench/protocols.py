@@ -286,16 +286,7 @@ class Protocols:
     # -- pan
 
     def start_pan(self):
-        limits = {
-            "PAN_MAX_CONNECTIONS": "8192",
-            "PAN_MAX_CONNECTIONS_PER_ADDRESS": "8192",
-            "PAN_USER_CHUNKS": "1024",
-            "PAN_MAX_OPEN_UPLOADS": "10000",
-            "PAN_SIGNIN_RATE": "0",
-            "PAN_SIGNIN_USER_RATE": "0",
-            "PAN_SIGNUP_RATE": "0",
-        }
-        pan = C.Pan("embedded", self.a.bin_dir, limits, os.path.join(self.work, "pan"))
+        pan = C.Pan("embedded", self.a.bin_dir, dict(C.BENCH_LIMITS), os.path.join(self.work, "pan"))
         made = pan.http.call("POST", "/usr/apppassword/create", {"name": "bench"})
         self.user, self.app_password = "bench", made["password"]
         self.basic = "Basic " + base64.b64encode(f"{self.user}:{self.app_password}".encode()).decode()

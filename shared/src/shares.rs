@@ -169,15 +169,26 @@ impl VerifiedPasswords {
 }
 
 impl Shares {
-    /// When a link made `now` stops working: `expires_in` seconds on (0:
-    /// never), else `PAN_SHARE_DAYS` (0: never).
-    fn expiry(&self, expires_in: Option<i64>, now: i64) -> Option<i64> {
-        match expires_in {
+    /// What a new link (a share or an upload link) is made with: its
+    /// password's Argon2 hash, now, and when it stops working (`expires_in`
+    /// seconds on, 0: never; else `PAN_SHARE_DAYS`, 0: never).
+    async fn link_terms(
+        &self,
+        password: Option<String>,
+        expires_in: Option<i64>,
+    ) -> Result<(Option<String>, i64, Option<i64>)> {
+        let password_hash = match password {
+            Some(p) => Some(self.hashing.hash(p).await?),
+            None => None,
+        };
+        let now = crate::now();
+        let expires_at = match expires_in {
             Some(0) => None,
             Some(secs) => Some(now + secs),
             None if self.default_days == 0 => None,
             None => Some(now + self.default_days as i64 * 86_400),
-        }
+        };
+        Ok((password_hash, now, expires_at))
     }
 
     /// Makes a link to the caller's live file or folder `n.target`.
@@ -189,13 +200,8 @@ impl Shares {
         } else {
             return Err(Error::FileNotFound);
         };
-        let password_hash = match n.password {
-            Some(p) => Some(self.hashing.hash(p).await?),
-            None => None,
-        };
+        let (password_hash, now, expires_at) = self.link_terms(n.password, n.expires_in).await?;
         let size = self.size_of(user.id, &target).await?.ok_or(Error::FileNotFound)?;
-        let now = crate::now();
-        let expires_at = self.expiry(n.expires_in, now);
         let share = Share {
             link: new_link(),
             owner: user.id,
@@ -502,12 +508,7 @@ impl Shares {
         if !folder.is_empty() && self.repo.folder(user.id, &folder).await?.is_none() {
             return Err(Error::FolderNotFound);
         }
-        let password_hash = match n.password {
-            Some(p) => Some(self.hashing.hash(p).await?),
-            None => None,
-        };
-        let now = crate::now();
-        let expires_at = self.expiry(n.expires_in, now);
+        let (password_hash, now, expires_at) = self.link_terms(n.password, n.expires_in).await?;
         let link = UploadLink {
             link: new_link(),
             owner: user.id,

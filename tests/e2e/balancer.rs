@@ -187,13 +187,7 @@ async fn an_uploads_chunks_and_resends_spread_over_the_api_processes_make_one_fi
         assert_eq!(counted, answered[addr(b)], "chunks received by {b}");
     }
 
-    let (code, body) = lb.complete(&token, &id).await;
-    assert_eq!((code, body["state"].as_str()), (StatusCode::ACCEPTED, Some("merging")), "{body}");
-    let done = lb.wait_merged(&token, &id).await;
-    assert_eq!(done["state"], "done", "{done}");
-    let (code, _, got) = lb.download(&token, &sha1_hex(&data), None).await;
-    assert_eq!(code, StatusCode::OK);
-    assert!(got == data, "the download through nginx differs from the upload");
+    completes_through(&lb, &token, &id, &data).await;
     app.assert_consistent().await;
 }
 
@@ -287,13 +281,7 @@ async fn an_api_process_killed_mid_upload_costs_the_client_one_resend() {
         failed[0].1
     );
 
-    let (code, body) = lb.complete(&token, &id).await;
-    assert_eq!((code, body["state"].as_str()), (StatusCode::ACCEPTED, Some("merging")), "{body}");
-    let done = lb.wait_merged(&token, &id).await;
-    assert_eq!(done["state"], "done", "{done}");
-    let (code, _, got) = lb.download(&token, &sha1_hex(&data), None).await;
-    assert_eq!(code, StatusCode::OK);
-    assert!(got == data, "the download through nginx differs from the upload");
+    completes_through(&lb, &token, &id, &data).await;
     app.assert_consistent().await;
 }
 
@@ -736,4 +724,16 @@ async fn a_rolling_restart_behind_nginx_fails_no_request_the_client_does_not_ret
     let (code, list) = lb.call("GET", "/file/query?limit=1000", Some(&token)).await;
     assert_eq!((code, list["total"].as_u64()), (StatusCode::OK, Some(files.len() as u64)), "{list}");
     app.assert_consistent().await;
+}
+
+/// Completes upload `id` through the load balancer `lb`, waits for its
+/// merge and checks the file downloaded through it is `data`.
+async fn completes_through(lb: &Client, token: &str, id: &str, data: &[u8]) {
+    let (code, body) = lb.complete(token, id).await;
+    assert_eq!((code, body["state"].as_str()), (StatusCode::ACCEPTED, Some("merging")), "{body}");
+    let done = lb.wait_merged(token, id).await;
+    assert_eq!(done["state"], "done", "{done}");
+    let (code, _, got) = lb.download(token, &sha1_hex(data), None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(got == data, "the download through nginx differs from the upload");
 }

@@ -85,6 +85,15 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
     h.get(name).and_then(|v| v.to_str().ok()).unwrap_or_else(|| panic!("no {name} header in {h:?}"))
 }
 
+/// A new user whose quota is 100 KiB; their token.
+async fn user_with_100k_quota(app: &TestApp) -> String {
+    let name = uname("tus");
+    let token = app.user(&name).await;
+    let (status, _, err) = app.admin(&["set-quota", &name, "--bytes", "100K", "--files", "unlimited"], "");
+    assert_eq!(status, Some(0), "{err}");
+    token
+}
+
 /// Creates an upload of `len` bytes (None: deferred) with `meta` pairs;
 /// returns its path `/tus/<id>`.
 async fn create(app: &TestApp, token: &str, len: Option<u64>, meta: &[(&str, &str)]) -> String {
@@ -302,10 +311,7 @@ both!(
     /// a creation whose length does not fit is 507 at once.
     tus_deferred_length_and_the_quota,
     |app| {
-        let name = uname("tus");
-        let token = app.user(&name).await;
-        let (status, _, err) = app.admin(&["set-quota", &name, "--bytes", "100K", "--files", "unlimited"], "");
-        assert_eq!(status, Some(0), "{err}");
+        let token = user_with_100k_quota(&app).await;
         let (code, _, body) = create_raw(&app, &token, Some(200_000), &[("filename", "big.bin")]).await;
         assert_error(code, &body, StatusCode::INSUFFICIENT_STORAGE, "length past the quota");
         assert_eq!(body["code"], "QUOTA_EXCEEDED");
@@ -842,10 +848,7 @@ both!(
     /// to it kept (the offset says so), nothing past it.
     tus_a_streamed_patch_stops_at_the_quota,
     |app| {
-        let name = uname("tus");
-        let token = app.user(&name).await;
-        let (status, _, err) = app.admin(&["set-quota", &name, "--bytes", "100K", "--files", "unlimited"], "");
-        assert_eq!(status, Some(0), "{err}");
+        let token = user_with_100k_quota(&app).await;
         let at = create(&app, &token, None, &[("filename", "stream.bin")]).await;
         let data = test_bytes(150_000, 4);
         let pieces: Vec<Result<Vec<u8>, std::io::Error>> = data.chunks(10_000).map(|c| Ok(c.to_vec())).collect();

@@ -366,7 +366,7 @@ impl Uploads {
         }
         let id = made.session.id.as_str().to_owned();
         self.continue_first_hash(&made.session.id, &parts[0]).await?;
-        let copied = self.copy_partials(user, &id, &parts).await;
+        let copied = self.copy_partials(user, &made.session, &parts).await;
         if let Err(e) = copied {
             if let Err(abort) = self.abort(user, &id).await {
                 tracing::warn!(error = %abort, "dropping a failed final upload failed; it expires");
@@ -408,9 +408,9 @@ impl Uploads {
     /// the byte engine. Either way the final's running hash then reads
     /// them in order (its first partial's bytes not again: see
     /// [`Uploads::continue_first_hash`]).
-    async fn copy_partials(&self, user: &User, id: &str, parts: &[TusUpload]) -> Result<()> {
+    async fn copy_partials(&self, user: &User, session: &UploadSession, parts: &[TusUpload]) -> Result<()> {
         use futures::StreamExt;
-        let session = self.sessions.get(&UploadId::parse(id)?).await?.ok_or(Error::UploadNotFound)?;
+        let id = session.id.as_str();
         let (mut at, mut by_store, mut through_pan) = (0u64, 0u64, 0u64);
         for part in parts {
             for staged in self.sessions.segments(&part.session.id).await? {
@@ -418,7 +418,7 @@ impl Uploads {
                 let segment = crate::domain::Segment { start: at + staged.segment.start, len: staged.segment.len };
                 let target = objects::SegmentAt { id: &session.id, segment };
                 if let Some(copied) = self.staging.copy_segment(&key, staged.segment, target).await? {
-                    self.mark_staged(&session, &Staged { segment, key: copied.to_string() }).await?;
+                    self.mark_staged(session, &Staged { segment, key: copied.to_string() }).await?;
                     by_store += segment.len;
                     continue;
                 }
